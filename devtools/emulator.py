@@ -1,0 +1,89 @@
+"""An embedded AWS emulator (moto's server) on a loopback port, for the demo, tests and benchmarks.
+
+moto checks S3's ``If-Match`` / ``If-None-Match`` preconditions and then writes in two separate steps;
+real S3 does both atomically. Under concurrent writers that gap would lose updates that S3 never
+loses, so :func:`make_conditional_writes_atomic` serialises moto's object writes and deletes — the
+emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_LOCK = threading.RLock()
+_patched = False
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def make_conditional_writes_atomic() -> None:
+    global _patched
+    if _patched:
+        return
+    from moto.s3.responses import S3Response
+
+    for name in ("put_object", "delete_object", "_key_response_put"):
+        original = getattr(S3Response, name)
+
+        @functools.wraps(original)
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _LOCK:
+                return __original(self, *args, **kwargs)
+
+        setattr(S3Response, name, locked)
+    _patched = True
+
+
+class LocalAws:
+    """moto's ThreadedMotoServer bound to 127.0.0.1 on a free port."""
+
+    def __init__(self, port: int = 0) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        make_conditional_writes_atomic()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> LocalAws:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (a worker) that must talk to this emulator."""
+        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+
+
+@contextmanager
+def local_aws() -> Iterator[LocalAws]:
+    """Start the emulator and point this process's boto3 at it for the duration of the block."""
+    server = LocalAws().start()
+    saved = {k: os.environ.get(k) for k in [*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
+    os.environ.update(server.env())
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

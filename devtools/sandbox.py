@@ -1,0 +1,203 @@
+"""Creates, in an emulator (or any account you point it at), the AWS layout one platform needs.
+
+The same layout the stacks deploy, built with plain boto3 calls so the local pipeline can run
+without CloudFormation: the bucket (versioned), per customer a queue with a DLQ and redrive policy,
+the bucket's notification for ``customers/{code}/``, and in each customer's account an SES identity,
+a contact list with topics and some contacts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from runtime import naming
+from runtime.naming import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
+
+DEFAULT_TOPIC = "change-notifications"
+PLATFORM_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str
+    topics: dict[str, str] = field(default_factory=dict)  # topic -> OPT_IN / OPT_OUT
+    unsubscribe_all: bool = False
+
+
+@dataclass(frozen=True)
+class CustomerSpec:
+    code: str
+    account: str
+    contacts: tuple[Contact, ...]
+    from_address: str = ""
+    external_id: str = ""
+
+    @property
+    def sender(self) -> str:
+        return self.from_address or f"changes@{self.code}.example.com"
+
+    @property
+    def sender_role_arn(self) -> str:
+        return naming.role_arn(self.account, naming.sender_role_name(self.code))
+
+    @property
+    def contact_role_arn(self) -> str:
+        return naming.role_arn(self.account, naming.contact_reader_role_name(self.code))
+
+    @property
+    def ext_id(self) -> str:
+        return self.external_id or f"ttp-{self.code}-external-id"
+
+
+@dataclass
+class CustomerResources:
+    spec: CustomerSpec
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+
+
+@dataclass
+class Sandbox:
+    bucket: str
+    region: str
+    customers: dict[str, CustomerResources]
+
+    def worker_env(self, code: str, **overrides: str) -> dict[str, str]:
+        """The TTP_* environment of one customer's worker (what the stacks set on the task)."""
+        resources = self.customers[code]
+        env = {
+            "TTP_CUSTOMER_CODE": code,
+            "TTP_BUCKET_NAME": self.bucket,
+            "TTP_QUEUE_URL": resources.queue_url,
+            "TTP_SENDER_ROLE_ARN": resources.spec.sender_role_arn,
+            "TTP_SENDER_EXTERNAL_ID": resources.spec.ext_id,
+            "TTP_FROM_ADDRESS": resources.spec.sender,
+            "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
+        }
+        env.update(overrides)
+        return env
+
+
+def customer_session(spec: CustomerSpec, region: str) -> boto3.session.Session:
+    """A session in the customer's account (the emulator lets us assume any role)."""
+    creds = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=spec.sender_role_arn, RoleSessionName="sandbox-setup", ExternalId=spec.ext_id
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def create_sandbox(
+    customers: list[CustomerSpec],
+    *,
+    bucket: str = "ttp-metadata-local",
+    region: str = "us-east-1",
+    max_receive_count: int = 3,
+    visibility_timeout: int = 30,
+    notifications: bool = True,
+) -> Sandbox:
+    s3 = boto3.client("s3", region_name=region)
+    sqs = boto3.client("sqs", region_name=region)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    created: dict[str, CustomerResources] = {}
+    queue_configs: list[dict[str, Any]] = []
+    for spec in customers:
+        dlq_url = sqs.create_queue(QueueName=naming.dead_letter_queue_name(spec.code))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName=naming.queue_name(spec.code),
+            Attributes={
+                "VisibilityTimeout": str(visibility_timeout),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[spec.code] = CustomerResources(spec, queue_url, queue_arn, dlq_url)
+        queue_configs.append(
+            {
+                "Id": f"customer-{spec.code}",
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "prefix", "Value": f"customers/{spec.code}/"},
+                            {"Name": "suffix", "Value": ".json"},
+                        ]
+                    }
+                },
+            }
+        )
+        _create_customer_ses(spec, region)
+    if notifications:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
+        )
+        # S3 sends an s3:TestEvent to each queue when the configuration is saved; the worker acks it.
+    return Sandbox(bucket, region, created)
+
+
+def _create_customer_ses(spec: CustomerSpec, region: str) -> None:
+    ses = customer_session(spec, region).client("sesv2")
+    ses.create_email_identity(EmailIdentity=spec.sender)
+    ses.create_contact_list(
+        ContactListName=DEFAULT_CONTACT_LIST_NAME,
+        Topics=[
+            {"TopicName": DEFAULT_TOPIC, "DisplayName": "Change notifications", "DefaultSubscriptionStatus": "OPT_IN"},
+            {"TopicName": CALENDAR_TOPIC, "DisplayName": "Calendar invites", "DefaultSubscriptionStatus": "OPT_OUT"},
+        ],
+    )
+    for contact in spec.contacts:
+        ses.create_contact(
+            ContactListName=DEFAULT_CONTACT_LIST_NAME,
+            EmailAddress=contact.email,
+            TopicPreferences=[{"TopicName": t, "SubscriptionStatus": s} for t, s in contact.topics.items()],
+            UnsubscribeAll=contact.unsubscribe_all,
+        )
+
+
+def sent_emails(account: str, region: str = "us-east-1") -> list[dict[str, Any]]:
+    """Emails the emulator's SES accepted in one account (read from moto's in-process backend)."""
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[account][region]
+    return [
+        {"to": list(m.destinations.get("ToAddresses", [])), "subject": m.subject, "body": m.body, "source": m.source}
+        for m in backend.sent_messages
+    ]
+
+
+def sample_customers() -> list[CustomerSpec]:
+    return [
+        CustomerSpec(
+            "hts",
+            "333333333333",
+            (
+                Contact("ops@hts.example.com"),
+                Contact("Lead@HTS.example.com", {CALENDAR_TOPIC: "OPT_IN"}),
+                Contact("lead@hts.example.com"),  # the same person twice, other case
+                Contact("optout@hts.example.com", {DEFAULT_TOPIC: "OPT_OUT"}),
+                Contact("gone@hts.example.com", unsubscribe_all=True),
+            ),
+        ),
+        CustomerSpec(
+            "htsnonprod",
+            "444444444444",
+            (Contact("dev@htsnonprod.example.com", {CALENDAR_TOPIC: "OPT_IN"}), Contact("qa@htsnonprod.example.com")),
+        ),
+        CustomerSpec(
+            "customer-a",
+            "555555555555",
+            (Contact("it@customer-a.example.com"), Contact("lead@hts.example.com", {CALENDAR_TOPIC: "OPT_IN"})),
+        ),
+    ]

@@ -1,0 +1,121 @@
+"""``python -m runtime …`` (also the ``ttp`` console script): the worker and the operator commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runtime import keys
+from runtime.settings import BucketSettings, SettingsT, ConfigurationError, SenderSettings, WorkerSettings, load
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Transient Trigger Pipeline runtime and operations.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(model: type[SettingsT]) -> SettingsT:
+    try:
+        return load(model)
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        raise AssertionError from None  # unreachable
+
+
+@app.command()
+def worker() -> None:
+    """Long-poll this customer's queue and process triggers until SIGTERM."""
+    from runtime.log import logger
+    from runtime.wiring import build_worker
+
+    settings = _settings(WorkerSettings)
+    logger.append_keys(customer_code=settings.customer_code)
+    built = build_worker(settings)
+    built.install_signal_handlers()
+    built.run()
+
+
+@app.command()
+def process(
+    customer: Annotated[str, typer.Option("--customer", help="Customer code whose trigger to process.")],
+    change_id: Annotated[str, typer.Option("--change-id", help="Change id (archive/{id}.json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Process one trigger by hand, through the same state machine as the worker."""
+    from runtime.wiring import build_processor
+
+    try:
+        ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))
+    except keys.InvalidKeyError as exc:
+        _fail(str(exc))
+        return
+    settings = _settings(SenderSettings)
+    if settings.customer_code != ref.customer_code:
+        _fail(f"--customer {customer} but TTP_CUSTOMER_CODE is {settings.customer_code}: use that customer's settings")
+    result = build_processor(settings).process(ref, owner=f"manual:{uuid.uuid4().hex[:12]}")
+    payload = {
+        "customer": customer,
+        "change_id": change_id,
+        "outcome": result.outcome.label,
+        "reason": result.reason,
+        "revision": result.revision,
+        "emails_sent": result.emails_sent,
+        "trigger_delete": result.trigger_delete.value if result.trigger_delete else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            typer.echo(f"{key:>15}: {value}")
+    if result.fate.value != "ack":
+        raise typer.Exit(1)
+
+
+@app.command()
+def submit(
+    document: Annotated[Path, typer.Argument(help="Change document (JSON file, '-' for stdin).", allow_dash=True)],
+    customers: Annotated[str | None, typer.Option("--customers", help="Comma-separated codes (default: the document's).")] = None,
+    user: Annotated[str, typer.Option("--user", help="Who submits (recorded in the archive).")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Archive-first upload of a change document, then one trigger per customer."""
+    from runtime import aws
+    from runtime.archive_store import ArchiveStore
+    from runtime.metrics import MetricsFactory
+    from runtime.submit import InvalidSubmission, submit_change
+    from runtime.triggers import TriggerStore
+
+    settings = _settings(BucketSettings)
+    raw = sys.stdin.read() if str(document) == "-" else document.read_text() if document.exists() else None
+    if raw is None:
+        _fail(f"{document} does not exist")
+        return
+    targets = [c.strip() for c in customers.split(",") if c.strip()] if customers else None
+    s3 = aws.client("s3")
+    try:
+        result = submit_change(
+            ArchiveStore(s3, settings.bucket_name),
+            TriggerStore(s3, settings.bucket_name),
+            raw,
+            user_id=user,
+            customers=targets,
+            metrics=MetricsFactory(settings.metrics_namespace),
+        )
+    except InvalidSubmission as exc:
+        _fail(f"{exc} (nothing was written)")
+        return
+    if as_json:
+        typer.echo(json.dumps(result.__dict__))
+    else:
+        typer.echo(f"submitted {result.change_id} revision {result.revision} to {', '.join(result.customers)}")
+
+
+def main() -> None:
+    app()

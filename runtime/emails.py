@@ -1,0 +1,313 @@
+"""Email to a customer's subscribers through the customer's own SES (DESIGN.md §4).
+
+* :class:`CustomerSes` assumes the customer's sender role (role ARN + ExternalId) with botocore's
+  refreshing assume-role credentials and hands out SES v2 clients in that account.
+* :func:`topic_subscribers` reads the contact list and keeps contacts opted in to a topic, applying
+  the filter on the client too (not every SES implementation honours ``TopicFilter``).
+* :func:`render_email` builds subject, text and HTML from the change document; the HTML is escaped
+  and the subject cannot carry a header break.
+* :class:`EmailSender` sends one ``SendEmail`` per recipient with ``ListManagementOptions`` (personal
+  unsubscribe links), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
+  retried by botocore's standard mode first, then by a bounded backoff here.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runtime.aws import client_config, error_code
+from runtime.models import ArchiveDocument
+
+THROTTLING_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
+RECIPIENT_REJECTED_CODES = {"MessageRejected", "BadRequestException"}
+
+
+class EmailError(RuntimeError):
+    """Sending failed; the message returns to the queue (trigger and lease stay)."""
+
+
+class EmailConfigurationError(EmailError):
+    """The customer's SES setup is wrong (missing list or topic): retrying will not help soon."""
+
+
+class SendInterrupted(EmailError):
+    """The worker is shutting down; what was sent is checkpointed, the rest is retried later."""
+
+
+class CustomerSes:
+    """SES v2 clients in a customer account, through an assumed role whose credentials refresh."""
+
+    def __init__(
+        self,
+        role_arn: str,
+        external_id: str,
+        session_name: str,
+        region: str | None = None,
+        base_session: boto3.session.Session | None = None,
+    ) -> None:
+        base = base_session or boto3.session.Session()
+        self.region = region or base.region_name
+        self.role_arn = role_arn
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=base._session.create_client,
+            source_credentials=base.get_credentials(),
+            role_arn=role_arn,
+            extra_args={"ExternalId": external_id, "RoleSessionName": session_name[:64]},
+        )
+        core = botocore.session.Session()
+        core._credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+        self._session = boto3.session.Session(botocore_session=core, region_name=self.region)
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str = "sesv2") -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(service, config=client_config(20))
+            return self._clients[service]
+
+
+def _opted_in(contact: dict[str, Any], topic: str, default_status: str) -> bool:
+    if contact.get("UnsubscribeAll"):
+        return False
+    for preference in contact.get("TopicPreferences", []):
+        if preference.get("TopicName") == topic:
+            return preference.get("SubscriptionStatus") == "OPT_IN"
+    for preference in contact.get("TopicDefaultPreferences", []):
+        if preference.get("TopicName") == topic:
+            return preference.get("SubscriptionStatus") == "OPT_IN"
+    return default_status == "OPT_IN"
+
+
+def topic_subscribers(ses: Any, contact_list: str, topic: str) -> list[str]:
+    """Addresses opted in to ``topic``, de-duplicated case-insensitively, in list order."""
+    try:
+        described = ses.get_contact_list(ContactListName=contact_list)
+    except ClientError as exc:
+        if error_code(exc) == "NotFoundException":
+            raise EmailConfigurationError(f"SES contact list {contact_list!r} does not exist") from None
+        raise EmailError(f"cannot read contact list {contact_list!r}: {exc}") from exc
+    topics = {t["TopicName"]: t.get("DefaultSubscriptionStatus", "OPT_OUT") for t in described.get("Topics", [])}
+    if topic not in topics:
+        raise EmailConfigurationError(f"topic {topic!r} is not defined on contact list {contact_list!r}")
+    request: dict[str, Any] = {
+        "ContactListName": contact_list,
+        "Filter": {
+            "FilteredStatus": "OPT_IN",
+            "TopicFilter": {"TopicName": topic, "UseDefaultIfPreferenceUnavailable": True},
+        },
+        "PageSize": 1000,
+    }
+    seen: set[str] = set()
+    addresses: list[str] = []
+    while True:
+        page = ses.list_contacts(**request)
+        for contact in page.get("Contacts", []):
+            address = contact.get("EmailAddress", "")
+            if address and _opted_in(contact, topic, topics[topic]) and address.lower() not in seen:
+                seen.add(address.lower())
+                addresses.append(address)
+        token = page.get("NextToken")
+        if not token:
+            return addresses
+        request["NextToken"] = token
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def _one_line(value: str) -> str:
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+
+
+def render_email(document: ArchiveDocument, customer_code: str) -> RenderedEmail:
+    status = "CANCELLED" if document.status == "cancelled" else "Change notification"
+    subject = _one_line(f"[{status}] {document.title} ({document.change_id})")[:250]
+    window = ""
+    if document.implementation_start:
+        end = f" to {document.implementation_end.isoformat()}" if document.implementation_end else ""
+        window = f"{document.implementation_start.isoformat()}{end}"
+    rows = [
+        ("Change", document.change_id),
+        ("Revision", str(document.revision)),
+        ("Status", document.status),
+        ("Customer", customer_code),
+    ]
+    if window:
+        rows.append(("Implementation window", window))
+    text_lines = [document.title, "", *(f"{k}: {v}" for k, v in rows)]
+    if document.summary:
+        text_lines += ["", document.summary]
+    if document.description:
+        text_lines += ["", document.description]
+    esc = html.escape
+    table = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    paragraphs = "".join(
+        f"<p>{esc(part).replace(chr(10), '<br>')}</p>" for part in (document.summary, document.description) if part
+    )
+    body_html = (
+        "<!DOCTYPE html><html><body>"
+        f"<h2>{esc(document.title)}</h2><table>{table}</table>{paragraphs}"
+        "</body></html>"
+    )
+    return RenderedEmail(subject, "\n".join(text_lines) + "\n", body_html)
+
+
+# ---- sending -----------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Token bucket shared by every thread of a process: at most ``rate`` acquisitions per second."""
+
+    def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(burst, 1.0)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            sleep(wait)
+
+
+@dataclass
+class SendReport:
+    sent: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    skipped_already_sent: int = 0
+
+
+class EmailSender:
+    def __init__(
+        self,
+        ses: Any,
+        from_address: str,
+        contact_list: str,
+        limiter: RateLimiter,
+        *,
+        throttle_retries: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._ses = ses
+        self.from_address = from_address
+        self.contact_list = contact_list
+        self._limiter = limiter
+        self._throttle_retries = throttle_retries
+        self._sleep = sleep
+
+    def send_all(
+        self,
+        recipients: Iterable[str],
+        message: RenderedEmail,
+        topic: str,
+        *,
+        already_sent: set[str],
+        on_sent: Callable[[str], None],
+        cancelled: threading.Event | None = None,
+    ) -> SendReport:
+        report = SendReport()
+        for address in recipients:
+            if address.lower() in already_sent:
+                report.skipped_already_sent += 1
+                continue
+            if cancelled is not None and cancelled.is_set():
+                raise SendInterrupted(f"shutdown after {len(report.sent)} emails")
+            outcome = self._send_one(address, message, topic)
+            if outcome is None:
+                report.sent.append(address)
+                on_sent(address)
+            else:
+                report.rejected[address] = outcome
+                on_sent(address)  # a rejected address is final too: do not retry it on redelivery
+        return report
+
+    def _send_one(self, address: str, message: RenderedEmail, topic: str) -> str | None:
+        """Send to one recipient; None when SES accepted it, a reason when SES rejected the address."""
+        for attempt in range(self._throttle_retries + 1):
+            self._limiter.acquire(self._sleep)
+            try:
+                self._ses.send_email(
+                    FromEmailAddress=self.from_address,
+                    Destination={"ToAddresses": [address]},
+                    Content={
+                        "Simple": {
+                            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                            "Body": {
+                                "Text": {"Data": message.text, "Charset": "UTF-8"},
+                                "Html": {"Data": message.html, "Charset": "UTF-8"},
+                            },
+                        }
+                    },
+                    ListManagementOptions={"ContactListName": self.contact_list, "TopicName": topic},
+                )
+                return None
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in THROTTLING_CODES:
+                    if attempt < self._throttle_retries:
+                        self._sleep(random.uniform(0, min(20.0, 0.5 * 2**attempt)))
+                        continue
+                    raise EmailError(f"SES kept throttling SendEmail ({code}); giving up for now") from exc
+                if code in RECIPIENT_REJECTED_CODES:
+                    return f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+                raise EmailError(f"SES SendEmail failed for a recipient: {code or exc}") from exc
+            except BotoCoreError as exc:
+                raise EmailError(f"SES SendEmail failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+
+class SesMailer:
+    """The processor's :class:`~runtime.processor.Mailer` over a customer's SES."""
+
+    def __init__(self, ses: Callable[[], Any], from_address: str, contact_list: str, limiter: RateLimiter) -> None:
+        self._ses = ses
+        self.from_address = from_address
+        self.contact_list = contact_list
+        self._limiter = limiter
+
+    def subscribers(self, topic: str) -> list[str]:
+        return topic_subscribers(self._ses(), self.contact_list, topic)
+
+    def send(
+        self,
+        recipients: list[str],
+        message: RenderedEmail,
+        topic: str,
+        *,
+        already_sent: set[str],
+        on_sent: Callable[[str], None],
+        cancelled: threading.Event | None,
+    ) -> list[str]:
+        sender = EmailSender(self._ses(), self.from_address, self.contact_list, self._limiter)
+        report = sender.send_all(
+            recipients, message, topic, already_sent=already_sent, on_sent=on_sent, cancelled=cancelled
+        )
+        return report.sent

@@ -1,0 +1,112 @@
+"""Object key layout of the metadata bucket, and strict parsing of keys that arrive in events.
+
+The bucket has three prefixes: ``archive/{change_id}.json`` (the single source of truth),
+``customers/{customer_code}/{change_id}.json`` (transient triggers) and ``drafts/{change_id}.json``.
+Keys arriving in S3 event notifications are URL-encoded (``/`` too); every key is decoded with
+``unquote_plus`` before it is validated. Customer codes and change ids are restricted to characters
+that URL-encoding leaves alone, so a valid key reads the same whether or not an envelope encoded it,
+and no traversal (``..``, ``/``, ``%2F``) can survive validation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+ARCHIVE_PREFIX = "archive/"
+CUSTOMERS_PREFIX = "customers/"
+DRAFTS_PREFIX = "drafts/"
+SUFFIX = ".json"
+
+# Lower-case, used verbatim in queue, service and IAM role names (role names are capped at 64).
+CUSTOMER_CODE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
+CHANGE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_CUSTOMER_CODE_RE = re.compile(rf"^{CUSTOMER_CODE_PATTERN}$")
+_CHANGE_ID_RE = re.compile(rf"^{CHANGE_ID_PATTERN}$")
+MAX_KEY_LENGTH = 1024
+
+
+class InvalidKeyError(ValueError):
+    """A key, customer code or change id that the pipeline refuses to act on."""
+
+
+def validate_customer_code(code: str) -> str:
+    if not isinstance(code, str) or not _CUSTOMER_CODE_RE.fullmatch(code):
+        raise InvalidKeyError(
+            f"invalid customer code {code!r}: use 1-32 lower-case letters, digits or '-', "
+            "starting and ending with a letter or digit (e.g. 'hts', 'customer-a')"
+        )
+    return code
+
+
+def validate_change_id(change_id: str) -> str:
+    if not isinstance(change_id, str) or not _CHANGE_ID_RE.fullmatch(change_id) or ".." in change_id or change_id.endswith("."):
+        raise InvalidKeyError(
+            f"invalid change id {change_id!r}: use 1-128 letters, digits, '-', '_' or single '.', "
+            "starting with a letter or digit (e.g. 'CHG-2026-0001')"
+        )
+    return change_id
+
+
+def archive_key(change_id: str) -> str:
+    return f"{ARCHIVE_PREFIX}{validate_change_id(change_id)}{SUFFIX}"
+
+
+def draft_key(change_id: str) -> str:
+    return f"{DRAFTS_PREFIX}{validate_change_id(change_id)}{SUFFIX}"
+
+
+def trigger_prefix(customer_code: str) -> str:
+    return f"{CUSTOMERS_PREFIX}{validate_customer_code(customer_code)}/"
+
+
+def trigger_key(customer_code: str, change_id: str) -> str:
+    return f"{trigger_prefix(customer_code)}{validate_change_id(change_id)}{SUFFIX}"
+
+
+@dataclass(frozen=True)
+class TriggerRef:
+    """A validated trigger location: which customer, which change."""
+
+    customer_code: str
+    change_id: str
+
+    @property
+    def key(self) -> str:
+        return trigger_key(self.customer_code, self.change_id)
+
+    @property
+    def archive_key(self) -> str:
+        return archive_key(self.change_id)
+
+
+def decode_event_key(raw_key: str) -> str:
+    """Decode a key as S3 event notifications encode it (``+`` for space, ``%2F`` for ``/``)."""
+    return unquote_plus(raw_key)
+
+
+def parse_trigger_key(key: str, *, encoded: bool = True) -> TriggerRef:
+    """Parse ``customers/{code}/{change_id}.json``; anything else raises :class:`InvalidKeyError`."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError("empty object key")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"object key longer than {MAX_KEY_LENGTH} characters")
+    decoded = decode_event_key(key) if encoded else key
+    if not decoded.startswith(CUSTOMERS_PREFIX):
+        raise InvalidKeyError(f"key {decoded!r} is not under {CUSTOMERS_PREFIX!r}")
+    rest = decoded[len(CUSTOMERS_PREFIX) :]
+    parts = rest.split("/")
+    if len(parts) != 2:
+        raise InvalidKeyError(f"key {decoded!r} is not of the form customers/{{customer}}/{{change_id}}.json")
+    code, filename = parts
+    if not filename.endswith(SUFFIX):
+        raise InvalidKeyError(f"key {decoded!r} does not end in {SUFFIX}")
+    return TriggerRef(validate_customer_code(code), validate_change_id(filename[: -len(SUFFIX)]))
+
+
+def parse_archive_key(key: str) -> str:
+    """Return the change id of ``archive/{change_id}.json``."""
+    if not key.startswith(ARCHIVE_PREFIX) or not key.endswith(SUFFIX):
+        raise InvalidKeyError(f"key {key!r} is not of the form archive/{{change_id}}.json")
+    return validate_change_id(key[len(ARCHIVE_PREFIX) : -len(SUFFIX)])

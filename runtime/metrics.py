@@ -1,0 +1,78 @@
+"""CloudWatch metrics as Embedded Metric Format log lines (Powertools ``EphemeralMetrics``).
+
+No API call per metric: CloudWatch Logs extracts the metrics from the JSON lines the process prints.
+Names are the runbook's (its ``get-metric-statistics`` commands keep working); every metric has a
+``CustomerCode`` dimension so alarms can be per customer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import IO
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+
+TRIGGER_CREATION_RATE = "TriggerCreationRate"
+TRIGGER_DELETION_RATE = "TriggerDeletionRate"
+TRIGGER_AGE = "TriggerAge"
+ARCHIVE_UPDATE_SUCCESS = "ArchiveUpdateSuccess"
+ARCHIVE_UPDATE_FAILURE = "ArchiveUpdateFailure"
+PROCESSING_DURATION = "ProcessingDuration"
+PROCESSING_SUCCESS = "ProcessingSuccess"
+PROCESSING_FAILURE = "ProcessingFailure"
+EMAILS_SENT = "EmailsSent"
+TRIGGER_DELETE_FAILURE = "TriggerDeleteFailure"
+DUPLICATE_EVENTS = "DuplicateEvents"
+ORPHANED_TRIGGERS = "OrphanedTriggers"
+OLDEST_TRIGGER_AGE = "OldestTriggerAge"
+
+_SECONDS = {TRIGGER_AGE, PROCESSING_DURATION, OLDEST_TRIGGER_AGE}
+_write_lock = threading.Lock()
+
+
+class MetricBatch:
+    """Metrics of one unit of work (one message, one sweep of one customer), written as one EMF line."""
+
+    def __init__(self, namespace: str, customer_code: str, stream: IO[str] | None = None) -> None:
+        # No ``service``: Powertools would add it as a second dimension and the alarms, which
+        # select on CustomerCode alone, would never see the metric.
+        self._metrics = EphemeralMetrics(namespace=namespace)
+        self._metrics.add_dimension(name="CustomerCode", value=customer_code)
+        self._stream = stream
+        self._empty = True
+
+    def add(self, name: str, value: float = 1.0) -> None:
+        unit = MetricUnit.Seconds if name in _SECONDS else MetricUnit.Count
+        self._metrics.add_metric(name=name, unit=unit, value=value)
+        self._empty = False
+
+    def flush(self) -> None:
+        if self._empty:
+            return
+        line = json.dumps(self._metrics.serialize_metric_set(), separators=(",", ":"))
+        self._metrics.clear_metrics()
+        self._empty = True
+        stream = self._stream or sys.stdout
+        with _write_lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+    def __enter__(self) -> MetricBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+class MetricsFactory:
+    """Hands out batches for a namespace; tests pass a stream to read the EMF lines back."""
+
+    def __init__(self, namespace: str, stream: IO[str] | None = None) -> None:
+        self.namespace = namespace
+        self.stream = stream
+
+    def batch(self, customer_code: str) -> MetricBatch:
+        return MetricBatch(self.namespace, customer_code, self.stream)

@@ -1,0 +1,316 @@
+"""pydantic models of every document the runtime reads or writes.
+
+* :class:`ArchiveDocument` — ``archive/{change_id}.json``, the single source of truth. Canonical field
+  names are snake_case (as the Go types); camelCase spellings (the runbook's jq) are accepted on read.
+  Unknown fields are kept and written back unchanged: the submitter may know fields the processor
+  does not, and a rewrite must never drop them.
+* :class:`ModificationEntry` — one line of the archive's audit trail.
+* Queue message envelopes: S3 event notifications (and ``s3:TestEvent``) and EventBridge
+  "Object Created" events, reduced to :class:`ObjectCreated` records.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from runtime.keys import InvalidKeyError, validate_change_id, validate_customer_code
+
+SUBMITTED = "submitted"
+PROCESSED = "processed"
+MEETING_SCHEDULED = "meeting_scheduled"
+MEETING_UPDATED = "meeting_updated"
+MEETING_CANCELLED = "meeting_cancelled"
+RESTORED = "restored"
+REDRIVEN = "redriven"
+
+MAX_TITLE_LENGTH = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Document(BaseModel):
+    """Snake_case canonical, camelCase accepted, unknown fields preserved."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        validate_assignment=True,
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=False, exclude_none=True)
+
+
+class MeetingMetadata(_Document):
+    meeting_id: str
+    join_url: str | None = None
+    ical_uid: str | None = None
+    organizer: str | None = None
+    subject: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    attendees: list[str] = Field(default_factory=list)
+    revision: int | None = None
+    cancelled: bool = False
+
+
+class ModificationEntry(_Document):
+    timestamp: datetime = Field(default_factory=utcnow)
+    user_id: str = Field(min_length=1)
+    modification_type: str = Field(min_length=1)
+    customer_code: str | None = None
+    revision: int | None = None
+    meeting_metadata: MeetingMetadata | None = None
+
+
+class ProcessingLease(_Document):
+    """A customer's claim on a change (DESIGN.md §2 step 5): who is processing it, until when.
+
+    ``owner`` is the SQS message id (or ``manual:…`` for the CLI), so a redelivery of the *same*
+    message after a crash reclaims its own lease at once, while a duplicate event (another message)
+    sees a live lease held by someone else and backs off. ``emails_sent`` checkpoints progress so a
+    retry does not mail the same recipients again.
+    """
+
+    owner: str
+    revision: int
+    expires_at: datetime
+    emails_sent: list[str] = Field(default_factory=list)
+
+    def is_live(self, now: datetime) -> bool:
+        return self.expires_at > now
+
+
+class MeetingRequest(_Document):
+    """A change that asks for a meeting (DESIGN.md §5)."""
+
+    start_time: datetime
+    end_time: datetime
+    subject: str | None = Field(None, max_length=255)
+    teams: bool = True
+    location: str | None = None
+
+    @field_validator("end_time")
+    @classmethod
+    def _ends_after_start(cls, end: datetime, info: Any) -> datetime:
+        start = info.data.get("start_time")
+        if start is not None and end <= start:
+            raise ValueError("meeting end_time must be after start_time")
+        return end
+
+
+class ArchiveDocument(_Document):
+    change_id: str
+    title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
+    summary: str = ""
+    description: str = ""
+    customers: list[str] = Field(min_length=1)
+    topic: str = Field("change-notifications", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    status: Literal["submitted", "approved", "cancelled", "completed"] = "submitted"
+    revision: int = Field(0, ge=0)
+    implementation_start: datetime | None = None
+    implementation_end: datetime | None = None
+    meeting: MeetingRequest | None = None
+    meeting_metadata: MeetingMetadata | None = None
+    modifications: list[ModificationEntry] = Field(default_factory=list)
+    leases: dict[str, ProcessingLease] = Field(
+        default_factory=dict, validation_alias=AliasChoices("leases", "processingLeases", "processing_leases")
+    )
+    meeting_lease: ProcessingLease | None = None
+
+    @field_validator("change_id")
+    @classmethod
+    def _valid_change_id(cls, change_id: str) -> str:
+        try:
+            return validate_change_id(change_id)
+        except InvalidKeyError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("customers")
+    @classmethod
+    def _valid_customers(cls, customers: list[str]) -> list[str]:
+        for code in customers:
+            try:
+                validate_customer_code(code)
+            except InvalidKeyError as exc:
+                raise ValueError(str(exc)) from None
+        if len(set(customers)) != len(customers):
+            raise ValueError("customers contains duplicates")
+        return customers
+
+    @field_validator("title")
+    @classmethod
+    def _single_line_title(cls, title: str) -> str:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
+            raise ValueError("title must be a single line without control characters (it becomes an email subject)")
+        return title
+
+    def processed_entry(self, customer_code: str, revision: int | None = None) -> ModificationEntry | None:
+        wanted = self.revision if revision is None else revision
+        for entry in self.modifications:
+            if (
+                entry.modification_type == PROCESSED
+                and entry.customer_code == customer_code
+                and entry.revision == wanted
+            ):
+                return entry
+        return None
+
+    def is_processed(self, customer_code: str, revision: int | None = None) -> bool:
+        return self.processed_entry(customer_code, revision) is not None
+
+    @classmethod
+    def from_json_bytes(cls, body: bytes) -> ArchiveDocument:
+        return cls.model_validate_json(body)
+
+    def to_json_bytes(self) -> bytes:
+        return json.dumps(self.to_json_dict(), indent=2, sort_keys=False).encode()
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the field: ``customers.1: invalid customer code …``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "document"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+# ---- queue message envelopes -------------------------------------------------------------------
+
+
+class ObjectCreated(BaseModel):
+    """One object-created notification, whichever envelope carried it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    key_is_url_encoded: bool
+    event_name: str
+    etag: str | None = None
+    sequencer: str | None = None
+
+
+class _S3Object(BaseModel):
+    key: str
+    e_tag: str | None = Field(None, alias="eTag")
+    sequencer: str | None = None
+    size: int | None = None
+
+
+class _S3Bucket(BaseModel):
+    name: str
+
+
+class _S3Entity(BaseModel):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class S3EventRecord(BaseModel):
+    event_source: str = Field(alias="eventSource")
+    event_name: str = Field(alias="eventName")
+    s3: _S3Entity
+
+
+class S3EventNotification(BaseModel):
+    records: list[S3EventRecord] = Field(alias="Records", min_length=1)
+
+
+class S3TestEvent(BaseModel):
+    """S3 sends this once when a notification configuration is saved; it carries no object."""
+
+    service: Literal["Amazon S3"] = Field(alias="Service")
+    event: Literal["s3:TestEvent"] = Field(alias="Event")
+    bucket: str | None = Field(None, alias="Bucket")
+
+
+class _EventBridgeObject(BaseModel):
+    key: str
+    etag: str | None = None
+    sequencer: str | None = None
+
+
+class _EventBridgeDetail(BaseModel):
+    bucket: _S3Bucket
+    object: _EventBridgeObject
+
+
+class EventBridgeObjectCreated(BaseModel):
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    detail: _EventBridgeDetail
+
+
+class UnparseableMessage(ValueError):
+    """A queue message that is none of the envelopes this pipeline accepts (a poison message)."""
+
+
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def parse_message_body(body: str) -> list[ObjectCreated]:
+    """Return the object-created records of a queue message; ``[]`` for an ``s3:TestEvent``.
+
+    S3 notification keys are URL-encoded; EventBridge keys are not. Both are recorded so the key
+    parser decodes exactly once.
+    """
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+        raise UnparseableMessage("message body larger than 256 KiB")
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UnparseableMessage(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise UnparseableMessage("body is JSON but not an object")
+    if payload.get("Event") == "s3:TestEvent":
+        try:
+            S3TestEvent.model_validate(payload)
+        except ValidationError as exc:
+            raise UnparseableMessage(f"malformed s3:TestEvent: {describe_validation_error(exc)}") from None
+        return []
+    if "Records" in payload:
+        try:
+            notification = S3EventNotification.model_validate(payload)
+        except ValidationError as exc:
+            raise UnparseableMessage(f"malformed S3 event notification: {describe_validation_error(exc)}") from None
+        records = []
+        for record in notification.records:
+            if record.event_source != "aws:s3" or not record.event_name.startswith("ObjectCreated:"):
+                raise UnparseableMessage(f"unexpected S3 event {record.event_source}/{record.event_name}")
+            records.append(
+                ObjectCreated(
+                    bucket=record.s3.bucket.name,
+                    key=record.s3.object.key,
+                    key_is_url_encoded=True,
+                    event_name=record.event_name,
+                    etag=record.s3.object.e_tag,
+                    sequencer=record.s3.object.sequencer,
+                )
+            )
+        return records
+    if payload.get("source") == "aws.s3":
+        try:
+            event = EventBridgeObjectCreated.model_validate(payload)
+        except ValidationError as exc:
+            raise UnparseableMessage(f"malformed EventBridge S3 event: {describe_validation_error(exc)}") from None
+        return [
+            ObjectCreated(
+                bucket=event.detail.bucket.name,
+                key=event.detail.object.key,
+                key_is_url_encoded=False,
+                event_name="Object Created",
+                etag=event.detail.object.etag,
+                sequencer=event.detail.object.sequencer,
+            )
+        ]
+    raise UnparseableMessage("body is neither an S3 event notification nor an EventBridge S3 event")

@@ -1,0 +1,386 @@
+"""Processing one trigger: the state machine of DESIGN.md §2.
+
+The rule that fixes the seeds: a trigger is deleted only after the archive records the customer's
+result, and a message is acknowledged only when the trigger is gone or the work is recorded.
+
+    2 HEAD trigger ─ 404 ─────────────────────────────────► ack (duplicate)
+    3 GET archive ── missing/invalid ─────────────────────► DLQ (trigger kept)
+    4 already processed for this revision ──┐
+    5 claim lease (CAS) ── live lease of another message ─► ack (duplicate; the holder's message is in flight)
+    6 emails (+ meeting), progress checkpointed in the lease ── failure ─► retry (trigger + lease stay)
+    7 record `processed` (CAS, re-applied on 412) ◄────────┘
+    8 DELETE trigger IfMatch its ETag ── 412 ─► a newer trigger replaced it: leave it
+    9 ack
+
+:func:`Processor.process` is used by the worker and by the manual ``process`` command alike, so both
+leave the same archive record and share the same idempotency.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from runtime import keys
+from runtime.archive_store import ArchiveConflict, ArchiveError, ArchiveStore, VersionedArchive
+from runtime.emails import EmailConfigurationError, EmailError, RenderedEmail, SendInterrupted, render_email
+from runtime.log import logger
+from runtime.metrics import (
+    DUPLICATE_EVENTS,
+    EMAILS_SENT,
+    PROCESSING_DURATION,
+    PROCESSING_FAILURE,
+    PROCESSING_SUCCESS,
+    TRIGGER_AGE,
+    TRIGGER_DELETE_FAILURE,
+    TRIGGER_DELETION_RATE,
+    MetricBatch,
+    MetricsFactory,
+)
+from runtime.models import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
+from runtime.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+
+
+class Fate(enum.Enum):
+    """What happens to the queue message."""
+
+    ACK = "ack"  # delete the message
+    RETRY = "retry"  # return it to the queue after a backoff
+    DEAD_LETTER = "dead_letter"  # let the redrive policy move it to the DLQ
+
+
+class Outcome(enum.Enum):
+    PROCESSED = ("processed", Fate.ACK)
+    ALREADY_RECORDED = ("already_recorded", Fate.ACK)
+    TRIGGER_GONE = ("trigger_gone", Fate.ACK)
+    LEASE_HELD = ("lease_held", Fate.ACK)
+    TEST_EVENT = ("test_event", Fate.ACK)
+    RETRY = ("retry", Fate.RETRY)
+    PERMANENT_ERROR = ("permanent_error", Fate.DEAD_LETTER)
+    POISON = ("poison", Fate.DEAD_LETTER)
+
+    def __init__(self, label: str, fate: Fate) -> None:
+        self.label = label
+        self.fate = fate
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    reason: str = ""
+    change_id: str | None = None
+    revision: int | None = None
+    emails_sent: int = 0
+    recipients: list[str] = field(default_factory=list)
+    trigger_delete: DeleteOutcome | None = None
+
+    @property
+    def fate(self) -> Fate:
+        return self.outcome.fate
+
+
+class Mailer(Protocol):
+    """What the processor needs from email: the recipients of a topic, and a way to send."""
+
+    def subscribers(self, topic: str) -> list[str]: ...
+
+    def send(
+        self,
+        recipients: list[str],
+        message: RenderedEmail,
+        topic: str,
+        *,
+        already_sent: set[str],
+        on_sent: Callable[[str], None],
+        cancelled: threading.Event | None,
+    ) -> list[str]: ...
+
+
+class MeetingCoordinator(Protocol):
+    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.meetings."""
+
+    def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
+
+
+class _LeaseHeld(Exception):
+    pass
+
+
+class LeaseLost(RuntimeError):
+    """Another owner took over our lease (a newer revision, or ours expired); stop side effects."""
+
+
+class _Checkpointer:
+    """Records sent recipients in the lease every few emails or seconds, and extends the lease.
+
+    The only window in which an email can be sent twice is between SES accepting it and the next
+    checkpoint (or the final record): at most ``every_emails`` emails or ``every_seconds`` of sending.
+    """
+
+    def __init__(
+        self, processor: Processor, change_id: str, owner: str, every_emails: int = 10, every_seconds: float = 2.0
+    ) -> None:
+        self._processor = processor
+        self._change_id = change_id
+        self._owner = owner
+        self._every_emails = every_emails
+        self._every_seconds = every_seconds
+        self._pending: list[str] = []
+        self._last = time.monotonic()
+        self.version: VersionedArchive | None = None
+
+    def on_sent(self, address: str) -> None:
+        self._pending.append(address.lower())
+        if len(self._pending) >= self._every_emails or time.monotonic() - self._last >= self._every_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, owner, processor = list(self._pending), self._owner, self._processor
+        code = processor.customer_code
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            lease = doc.leases.get(code)
+            if lease is None or lease.owner != owner:
+                raise LeaseLost(f"lease of {code} on {doc.change_id} now belongs to {lease.owner if lease else 'nobody'}")
+            known = set(lease.emails_sent)
+            lease.emails_sent = lease.emails_sent + [a for a in pending if a not in known]
+            lease.expires_at = processor.clock() + timedelta(seconds=processor.lease_seconds)
+            doc.leases = {**doc.leases, code: lease}
+            return doc
+
+        self.version = processor.archive.update(self._change_id, mutate)
+        self._pending.clear()
+        self._last = time.monotonic()
+
+
+class Processor:
+    def __init__(
+        self,
+        customer_code: str,
+        archive: ArchiveStore,
+        triggers: TriggerStore,
+        mailer: Mailer,
+        metrics: MetricsFactory,
+        *,
+        lease_seconds: int,
+        meetings: MeetingCoordinator | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        record_deadline_seconds: float | None = None,
+        checkpoint_every_emails: int = 10,
+    ) -> None:
+        self.customer_code = keys.validate_customer_code(customer_code)
+        self.archive = archive
+        self.triggers = triggers
+        self.mailer = mailer
+        self.metrics = metrics
+        self.lease_seconds = lease_seconds
+        self.meetings = meetings
+        self.clock = clock
+        self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
+        self.checkpoint_every_emails = checkpoint_every_emails
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
+        """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures."""
+        if ref.customer_code != self.customer_code:
+            return Result(Outcome.POISON, f"trigger of customer {ref.customer_code!r} on {self.customer_code!r}'s processor")
+        started = time.monotonic()
+        with self.metrics.batch(self.customer_code) as batch:
+            result = self._process(ref, owner, cancelled, batch)
+            if result.outcome in (Outcome.PROCESSED, Outcome.ALREADY_RECORDED):
+                batch.add(PROCESSING_SUCCESS)
+                batch.add(PROCESSING_DURATION, time.monotonic() - started)
+            elif result.outcome in (Outcome.TRIGGER_GONE, Outcome.LEASE_HELD):
+                batch.add(DUPLICATE_EVENTS)
+            elif result.outcome in (Outcome.RETRY, Outcome.PERMANENT_ERROR):
+                batch.add(PROCESSING_FAILURE)
+            if result.emails_sent:
+                batch.add(EMAILS_SENT, result.emails_sent)
+        return result
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def _process(
+        self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None, batch: MetricBatch
+    ) -> Result:
+        change_id = ref.change_id
+        # 2. the trigger must still exist; its ETag guards the final delete
+        trigger = self.triggers.head(ref)
+        if trigger is None:
+            return Result(Outcome.TRIGGER_GONE, "trigger already deleted: processed before", change_id)
+
+        # 3. the archive is the only source of truth
+        try:
+            version = self.archive.load(change_id)
+        except ArchiveError as exc:
+            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id)
+        document = version.document
+        if self.customer_code not in document.customers:
+            return Result(
+                Outcome.PERMANENT_ERROR,
+                f"change {change_id} does not list customer {self.customer_code!r} in its customers",
+                change_id,
+                document.revision,
+            )
+        revision = document.revision
+
+        # 4. already recorded for this revision: only the clean-up is missing
+        if document.is_processed(self.customer_code, revision):
+            result = Result(Outcome.ALREADY_RECORDED, "archive already records this revision", change_id, revision)
+            return self._delete_trigger(trigger, result, batch)
+
+        # 5. claim
+        try:
+            version = self._claim(change_id, owner, version, batch)
+        except _LeaseHeld as exc:
+            return Result(Outcome.LEASE_HELD, str(exc), change_id, revision)
+        except ArchiveError as exc:
+            return Result(Outcome.PERMANENT_ERROR if exc.permanent else Outcome.RETRY, str(exc), change_id, revision)
+        if version.document.is_processed(self.customer_code, revision):
+            result = Result(Outcome.ALREADY_RECORDED, "recorded by another processor meanwhile", change_id, revision)
+            return self._delete_trigger(trigger, result, batch)
+        revision = version.document.revision
+
+        # 6. side effects
+        checkpoint = _Checkpointer(self, change_id, owner, every_emails=self.checkpoint_every_emails)
+        lease = version.document.leases[self.customer_code]
+        try:
+            if self.meetings is not None:
+                version = self.meetings.reconcile(version, owner)
+            recipients = self.mailer.subscribers(version.document.topic)
+            message = render_email(version.document, self.customer_code)
+            sent = self.mailer.send(
+                recipients,
+                message,
+                version.document.topic,
+                already_sent=set(lease.emails_sent),
+                on_sent=checkpoint.on_sent,
+                cancelled=cancelled,
+            )
+            checkpoint.flush()
+        except EmailConfigurationError as exc:
+            self._release_lease(change_id, owner, checkpoint)
+            return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
+        except (SendInterrupted, EmailError, LeaseLost, ArchiveError) as exc:
+            self._save_progress(checkpoint)
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
+        except Exception as exc:  # a meeting or unexpected failure: keep trigger and lease, retry later
+            self._save_progress(checkpoint)
+            logger.exception("side effects failed")
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
+
+        # 7. record the result; a lost record means a resend, so insist
+        try:
+            self._record(change_id, owner, revision, len(recipients), len(sent), batch)
+        except ArchiveError as exc:
+            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
+        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
+        # 8. delete the trigger we read, not a newer one
+        return self._delete_trigger(trigger, result, batch)
+
+    def _claim(self, change_id: str, owner: str, version: VersionedArchive, batch: MetricBatch) -> VersionedArchive:
+        code, now = self.customer_code, self.clock()
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            if doc.is_processed(code, doc.revision):
+                return None
+            lease = doc.leases.get(code)
+            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= doc.revision:
+                raise _LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
+            resumed = lease.emails_sent if lease is not None and lease.revision == doc.revision else []
+            doc.leases = {
+                **doc.leases,
+                code: ProcessingLease(
+                    owner=owner,
+                    revision=doc.revision,
+                    expires_at=now + timedelta(seconds=self.lease_seconds),
+                    emails_sent=resumed,
+                ),
+            }
+            return doc
+
+        return self.archive.update(change_id, mutate, current=version, metrics=batch)
+
+    def _record(
+        self, change_id: str, owner: str, revision: int, recipients: int, sent: int, batch: MetricBatch
+    ) -> VersionedArchive:
+        code = self.customer_code
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            if doc.is_processed(code, revision):
+                return None
+            leases = dict(doc.leases)
+            lease = leases.get(code)
+            emails_total = len(lease.emails_sent) if lease is not None and lease.owner == owner else sent
+            if lease is not None and lease.owner == owner:
+                del leases[code]
+            doc.leases = leases
+            doc.modifications = [
+                *doc.modifications,
+                ModificationEntry(
+                    user_id=f"processor:{code}",
+                    modification_type=PROCESSED,
+                    customer_code=code,
+                    revision=revision,
+                    recipients=recipients,  # type: ignore[call-arg]
+                    emails_sent=emails_total,  # type: ignore[call-arg]
+                ),
+            ]
+            return doc
+
+        deadline = time.monotonic() + self.record_deadline_seconds
+        while True:
+            try:
+                return self.archive.update(change_id, mutate, metrics=batch)
+            except ArchiveConflict:
+                if time.monotonic() >= deadline:
+                    raise
+                logger.warning("archive still contended while recording; retrying")
+
+    def _release_lease(self, change_id: str, owner: str, checkpoint: _Checkpointer) -> None:
+        code = self.customer_code
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            lease = doc.leases.get(code)
+            if lease is None or lease.owner != owner:
+                return None
+            lease.expires_at = self.clock()
+            doc.leases = {**doc.leases, code: lease}
+            return doc
+
+        self._save_progress(checkpoint)
+        try:
+            self.archive.update(change_id, mutate)
+        except Exception:  # the lease expires on its own
+            logger.warning("could not release lease; it will expire")
+
+    def _save_progress(self, checkpoint: _Checkpointer) -> None:
+        try:
+            checkpoint.flush()
+        except Exception as exc:
+            logger.warning("could not checkpoint sent emails", extra={"error": str(exc)})
+
+    def _delete_trigger(self, trigger: TriggerInfo, result: Result, batch: MetricBatch) -> Result:
+        outcome, detail = self.triggers.delete_if_unchanged(trigger)
+        result.trigger_delete = outcome
+        if outcome is DeleteOutcome.DELETED:
+            batch.add(TRIGGER_DELETION_RATE)
+            batch.add(TRIGGER_AGE, max(0.0, (self.clock() - trigger.last_modified).total_seconds()))
+        elif outcome is DeleteOutcome.FAILED:
+            batch.add(TRIGGER_DELETE_FAILURE)
+            logger.warning("trigger delete failed; the sweeper will remove it", extra={"error": detail})
+        elif outcome is DeleteOutcome.REPLACED:
+            logger.info("trigger was replaced by a newer submission; leaving it for its own event")
+        return result

@@ -1,0 +1,128 @@
+"""Configuration of the processor and the ops commands, from ``TTP_*`` environment variables.
+
+One pydantic-settings model per kind of process. The worker validates everything at start and
+stops with a message naming each bad variable, instead of failing on the first message. The
+stacks set exactly these variables (a test compares the task definition with these fields).
+AWS endpoints, region and credentials are *not* settings: boto3 reads ``AWS_REGION``,
+``AWS_ENDPOINT_URL`` and friends itself, so the same worker runs against a local emulator unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.keys import validate_customer_code
+from runtime.naming import DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
+
+CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
+
+
+class ConfigurationError(RuntimeError):
+    """Raised with a message naming every bad environment variable and how to fix it."""
+
+
+class BucketSettings(BaseSettings):
+    """What every command needs: the metadata bucket."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    bucket_name: str = Field(min_length=3, max_length=63, description="The metadata bucket (archive/, customers/, drafts/).")
+    metrics_namespace: str = Field(DEFAULT_METRICS_NAMESPACE, min_length=1, description="CloudWatch namespace of the EMF metrics.")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+
+
+class SenderSettings(BucketSettings):
+    """What processing a trigger needs: the bucket plus the customer's SES sender identity."""
+
+    customer_code: CustomerCode = Field(description="The customer this processor serves (its queue, its triggers).")
+    sender_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", description="Role in the customer account used to send through SES.")
+    sender_external_id: SecretStr = Field(min_length=2, max_length=1224, description="ExternalId required by the sender role's trust policy.")
+    ses_region: str | None = Field(None, description="Region of the customer's SES (default: AWS_REGION).")
+    from_address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", description="Verified SES sender address.")
+    contact_list_name: str = Field(DEFAULT_CONTACT_LIST_NAME, min_length=1, description="SES contact list in the customer account.")
+    send_rate_per_second: float = Field(10.0, gt=0, le=500, description="Max SendEmail calls per second (keep under the SES account's rate).")
+    visibility_timeout_seconds: int = Field(300, ge=30, le=43200, description="The queue's visibility timeout; also the lease length.")
+
+
+class WorkerSettings(SenderSettings):
+    """The long-running queue worker (``python -m runtime worker``)."""
+
+    queue_url: str = Field(pattern=r"^https?://\S+$", description="URL of this customer's SQS queue.")
+    max_concurrency: int = Field(4, ge=1, le=64, description="Messages processed at once.")
+    receive_wait_seconds: int = Field(20, ge=0, le=20, description="SQS long-poll wait.")
+    retry_base_seconds: float = Field(30.0, ge=0, le=900, description="First backoff of a failed message (doubles per receive).")
+    drain_seconds: float = Field(90.0, ge=0, le=115, description="On SIGTERM, how long in-flight work may finish (below the ECS stop timeout).")
+
+    @model_validator(mode="after")
+    def _drain_fits_visibility(self) -> WorkerSettings:
+        if self.drain_seconds >= self.visibility_timeout_seconds:
+            raise ValueError("TTP_DRAIN_SECONDS must be smaller than TTP_VISIBILITY_TIMEOUT_SECONDS")
+        return self
+
+
+class MeetingSettings(BaseSettings):
+    """Microsoft Graph access for meetings. All optional: without a tenant, meetings are disabled.
+
+    ``TTP_GRAPH_CLIENT_SECRET`` is injected by ECS from Secrets Manager, never set in plain text.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    graph_tenant_id: str | None = Field(None, description="Entra ID tenant of the meeting organizer.")
+    graph_client_id: str | None = Field(None, description="App registration (client id) with Calendars.ReadWrite.")
+    graph_client_secret: SecretStr | None = Field(None, description="Client secret (ECS secret from Secrets Manager).")
+    meeting_organizer: str | None = Field(None, description="Mailbox (UPN) that organizes the meetings.")
+    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", pattern=r"^https?://\S+$", description="Graph endpoint.")
+    graph_authority_host: str = Field("https://login.microsoftonline.com", pattern=r"^https?://\S+$", description="Token authority host.")
+    calendar_contact_roles: dict[CustomerCode, str] = Field(
+        default_factory=dict, description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers)."
+    )
+    contact_reader_external_id: SecretStr | None = Field(None, description="ExternalId of the contact-reader roles.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.graph_tenant_id is not None
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> MeetingSettings:
+        required = ("graph_client_id", "graph_client_secret", "meeting_organizer")
+        if self.graph_tenant_id is not None:
+            missing = [env_var(name) for name in required if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"TTP_GRAPH_TENANT_ID is set, so {', '.join(missing)} must be set too")
+        return self
+
+
+class OpsSettings(BucketSettings):
+    """The sweeper and the ops commands: every customer's queue, the ECS cluster."""
+
+    customer_queues: dict[CustomerCode, str] = Field(description="JSON object: customer code -> SQS queue URL.")
+    cluster_name: str = Field("change-processor-cluster", min_length=1, description="ECS cluster running the processors.")
+    stuck_after_seconds: int = Field(900, ge=60, description="A trigger older than this is stuck (the 15-minute critical threshold).")
+    max_redrive_attempts: int = Field(3, ge=0, le=20, description="How often the sweeper re-sends a stuck trigger's event.")
+
+
+def env_var(field_name: str) -> str:
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load(model: type[SettingsT], **overrides: object) -> SettingsT:
+    """Build ``model`` from the environment, turning validation errors into one readable message."""
+    try:
+        return model(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = env_var(field) if field else "configuration"
+            detail = "is required but not set" if error["type"] == "missing" else error["msg"]
+            described = model.model_fields.get(field)
+            hint = f" ({described.description})" if described is not None and described.description else ""
+            problems.append(f"  {name}: {detail}{hint}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None

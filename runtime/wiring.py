@@ -1,0 +1,63 @@
+"""Builds the processor and the worker from settings: the only place that creates AWS clients."""
+
+from __future__ import annotations
+
+import boto3
+
+from runtime import aws
+from runtime.archive_store import ArchiveStore
+from runtime.emails import CustomerSes, RateLimiter, SesMailer
+from runtime.metrics import MetricsFactory
+from runtime.processor import Processor
+from runtime.settings import MeetingSettings, SenderSettings, WorkerSettings, load
+from runtime.triggers import TriggerStore
+from runtime.worker import Worker
+
+
+def build_processor(settings: SenderSettings, session: boto3.session.Session | None = None, pool: int = 10) -> Processor:
+    session = session or boto3.session.Session()
+    s3 = aws.client("s3", session=session, pool=pool)
+    customer_ses = CustomerSes(
+        settings.sender_role_arn,
+        settings.sender_external_id.get_secret_value(),
+        f"ttp-{settings.customer_code}",
+        region=settings.ses_region,
+        base_session=session,
+    )
+    mailer = SesMailer(
+        customer_ses.client,
+        settings.from_address,
+        settings.contact_list_name,
+        RateLimiter(settings.send_rate_per_second),
+    )
+    meetings = None
+    meeting_settings = load(MeetingSettings)
+    if meeting_settings.enabled:
+        from runtime.meetings import build_meeting_coordinator
+
+        meetings = build_meeting_coordinator(meeting_settings, settings, session)
+    return Processor(
+        settings.customer_code,
+        ArchiveStore(s3, settings.bucket_name),
+        TriggerStore(s3, settings.bucket_name),
+        mailer,
+        MetricsFactory(settings.metrics_namespace),
+        lease_seconds=settings.visibility_timeout_seconds,
+        meetings=meetings,
+    )
+
+
+def build_worker(settings: WorkerSettings, session: boto3.session.Session | None = None) -> Worker:
+    session = session or boto3.session.Session()
+    pool = max(10, settings.max_concurrency * 3)
+    return Worker(
+        aws.client("sqs", session=session, pool=pool),
+        settings.queue_url,
+        settings.bucket_name,
+        build_processor(settings, session, pool),
+        max_concurrency=settings.max_concurrency,
+        visibility_timeout=settings.visibility_timeout_seconds,
+        receive_wait_seconds=settings.receive_wait_seconds,
+        retry_base_seconds=settings.retry_base_seconds,
+        drain_seconds=settings.drain_seconds,
+    )

@@ -1,0 +1,279 @@
+"""The queue worker: long-polls one customer's queue and runs the processor on each message.
+
+* Bounded concurrency (a thread pool of ``max_concurrency``), one long-poll receive at a time.
+* A heartbeat thread extends the visibility of every in-flight message, so slow work is never
+  handed to a second consumer.
+* Message fate follows the processor's result: ack → delete; retry → visible again after a backoff
+  that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
+  to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
+* SIGTERM: stop receiving, let in-flight work finish for ``drain_seconds``, then interrupt sending
+  (progress is checkpointed) and return what is left to the queue.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime import keys
+from runtime.log import log_context, logger
+from runtime.models import UnparseableMessage, parse_message_body
+from runtime.processor import Fate, Outcome, Processor, Result
+
+
+@dataclass
+class _InFlight:
+    message_id: str
+    receipt_handle: str
+    received_at: float = field(default_factory=time.monotonic)
+
+
+def decide(
+    body: str, bucket: str, processor: Processor, owner: str, cancelled: threading.Event | None = None
+) -> list[Result]:
+    """Steps 0-1 (parse, route) for one message body, then the processor for each record."""
+    try:
+        records = parse_message_body(body)
+    except UnparseableMessage as exc:
+        return [Result(Outcome.POISON, str(exc))]
+    if not records:
+        return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
+    results = []
+    for record in records:
+        if record.bucket != bucket:
+            results.append(Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {bucket!r}"))
+            continue
+        try:
+            ref = keys.parse_trigger_key(record.key, encoded=record.key_is_url_encoded)
+        except keys.InvalidKeyError as exc:
+            results.append(Result(Outcome.POISON, f"unsafe or misrouted key: {exc}"))
+            continue
+        if ref.customer_code != processor.customer_code:
+            results.append(
+                Result(Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}")
+            )
+            continue
+        with log_context(change_id=ref.change_id):
+            results.append(processor.process(ref, owner, cancelled))
+    return results
+
+
+def overall_fate(results: list[Result]) -> Fate:
+    fates = {r.fate for r in results}
+    if Fate.RETRY in fates:
+        return Fate.RETRY
+    if Fate.DEAD_LETTER in fates:
+        return Fate.DEAD_LETTER
+    return Fate.ACK
+
+
+class Worker:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        bucket: str,
+        processor: Processor,
+        *,
+        max_concurrency: int = 4,
+        visibility_timeout: int = 300,
+        receive_wait_seconds: int = 20,
+        retry_base_seconds: float = 30.0,
+        drain_seconds: float = 90.0,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self.bucket = bucket
+        self.processor = processor
+        self.max_concurrency = max_concurrency
+        self.visibility_timeout = visibility_timeout
+        self.receive_wait_seconds = receive_wait_seconds
+        self.retry_base_seconds = retry_base_seconds
+        self.drain_seconds = drain_seconds
+        self.heartbeat_seconds = heartbeat_seconds or max(1.0, visibility_timeout / 3)
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.stopping = threading.Event()
+        self.cancelled = threading.Event()
+        self._in_flight: dict[str, _InFlight] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(max_concurrency)
+        self.handled = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Receive and process until SIGTERM (or ``until()`` is true), then drain."""
+        logger.info("worker started", extra={"queue_url": self.queue_url, "instance": self.instance_id})
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
+        futures: set[Future[None]] = set()
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="process") as pool:
+            while not self.stopping.is_set() and not (until and until()):
+                free = self._acquire_slots()
+                if free == 0:
+                    continue
+                try:
+                    messages = self._receive(free)
+                except Exception as exc:
+                    logger.warning("receive failed; backing off", extra={"error": str(exc)})
+                    self._release_slots(free)
+                    self.stopping.wait(2.0)
+                    continue
+                self._release_slots(free - len(messages))
+                for message in messages:
+                    if self.stopping.is_set():
+                        self._return_to_queue(message["ReceiptHandle"], 0)
+                        self._slots.release()
+                        continue
+                    futures.add(pool.submit(self._handle, message))
+                futures = {f for f in futures if not f.done()}
+            self._drain(futures)
+        self.stopping.set()
+        heartbeat.join(timeout=5)
+        logger.info("worker stopped", extra={"handled": self.handled})
+
+    def _acquire_slots(self) -> int:
+        if not self._slots.acquire(timeout=1.0):
+            return 0
+        free = 1
+        while free < min(10, self.max_concurrency) and self._slots.acquire(blocking=False):
+            free += 1
+        return free
+
+    def _release_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _drain(self, futures: set[Future[None]]) -> None:
+        pending = {f for f in futures if not f.done()}
+        if not pending:
+            return
+        logger.info("draining in-flight messages", extra={"in_flight": len(pending), "drain_seconds": self.drain_seconds})
+        deadline = time.monotonic() + self.drain_seconds
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pending = {f for f in pending if not f.done()}
+        if pending:
+            logger.warning("drain time is up; interrupting in-flight work", extra={"in_flight": len(pending)})
+            self.cancelled.set()
+            grace = time.monotonic() + 10
+            while pending and time.monotonic() < grace:
+                time.sleep(0.05)
+                pending = {f for f in pending if not f.done()}
+        with self._lock:
+            leftovers = list(self._in_flight.values())
+        for item in leftovers:
+            self._return_to_queue(item.receipt_handle, 0)
+
+    # ---- SQS ----------------------------------------------------------------------------------
+
+    def _receive(self, count: int) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=self.receive_wait_seconds,
+            VisibilityTimeout=self.visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return list(response.get("Messages", []))
+
+    def _return_to_queue(self, receipt_handle: str, delay: int) -> None:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+            )
+        except Exception as exc:
+            logger.warning("could not change message visibility", extra={"error": str(exc)})
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.heartbeat_seconds) or self._in_flight:
+            with self._lock:
+                items = list(self._in_flight.values())
+            for start in range(0, len(items), 10):
+                chunk = items[start : start + 10]
+                try:
+                    self._sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
+                            for i, it in enumerate(chunk)
+                        ],
+                    )
+                except Exception as exc:
+                    logger.warning("visibility heartbeat failed", extra={"error": str(exc)})
+            if self.stopping.is_set() and not self._in_flight:
+                return
+            if self.stopping.is_set():
+                time.sleep(min(1.0, self.heartbeat_seconds))
+
+    # ---- one message --------------------------------------------------------------------------
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        message_id = message["MessageId"]
+        receipt = message["ReceiptHandle"]
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        with self._lock:
+            self._in_flight[message_id] = _InFlight(message_id, receipt)
+        try:
+            with log_context(message_id=message_id, receive_count=receives):
+                try:
+                    results = decide(message.get("Body", ""), self.bucket, self.processor, f"sqs:{message_id}", self.cancelled)
+                except Exception as exc:  # defensive: a bug must not lose the message
+                    logger.exception("processing raised")
+                    results = [Result(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")]
+                fate = overall_fate(results)
+                for result in results:
+                    self._log_result(result, fate)
+                self._settle(receipt, fate, receives)
+        finally:
+            with self._lock:
+                self._in_flight.pop(message_id, None)
+            self.handled += 1
+            self._slots.release()
+
+    def _settle(self, receipt: str, fate: Fate, receives: int) -> None:
+        if fate is Fate.ACK:
+            try:
+                self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+            except Exception as exc:  # the message comes back; the trigger is gone, so it is a cheap duplicate
+                logger.warning("could not delete message", extra={"error": str(exc)})
+        elif fate is Fate.DEAD_LETTER:
+            self._return_to_queue(receipt, 0)
+        else:
+            delay = 0 if self.cancelled.is_set() else self.retry_base_seconds * 2 ** max(0, receives - 1)
+            self._return_to_queue(receipt, int(min(delay, self.visibility_timeout, 43200)))
+
+    @staticmethod
+    def _log_result(result: Result, fate: Fate) -> None:
+        fields = {
+            "outcome": result.outcome.label,
+            "fate": fate.value,
+            "reason": result.reason,
+            "revision": result.revision,
+            "emails_sent": result.emails_sent,
+            "trigger_delete": result.trigger_delete.value if result.trigger_delete else None,
+        }
+        with log_context(change_id=result.change_id):
+            if result.outcome is Outcome.POISON:
+                logger.error("poison message: refused, it will reach the DLQ", extra={**fields, "security": True})
+            elif result.outcome is Outcome.PERMANENT_ERROR:
+                logger.error("permanent error: trigger kept, message to the DLQ", extra=fields)
+            elif result.outcome is Outcome.RETRY:
+                logger.warning("transient failure: message returns to the queue", extra=fields)
+            else:
+                logger.info("message handled", extra=fields)
