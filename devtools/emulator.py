@@ -3,7 +3,8 @@
 moto checks S3's ``If-Match`` / ``If-None-Match`` preconditions and then writes in two separate steps;
 real S3 does both atomically. Under concurrent writers that gap would lose updates that S3 never
 loses, so :func:`make_conditional_writes_atomic` serialises moto's object writes and deletes — the
-emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on.
+emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on. Reads are
+serialised too: moto closes an overwritten object's buffer, which a concurrent GET may still be reading.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def make_conditional_writes_atomic() -> None:
         return
     from moto.s3.responses import S3Response
 
-    for name in ("put_object", "delete_object", "_key_response_put"):
+    for name in ("key_response", "put_object", "delete_object", "_key_response_put"):
         original = getattr(S3Response, name)
 
         @functools.wraps(original)

@@ -118,7 +118,9 @@ def create_sandbox(
             QueueName=naming.queue_name(spec.code),
             Attributes={
                 "VisibilityTimeout": str(visibility_timeout),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+                ),
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from runtime import keys
-from runtime.settings import BucketSettings, SettingsT, ConfigurationError, SenderSettings, WorkerSettings, load
+from runtime.settings import BucketSettings, ConfigurationError, SenderSettings, SettingsT, WorkerSettings, load
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Transient Trigger Pipeline runtime and operations.")
 
@@ -81,7 +81,9 @@ def process(
 @app.command()
 def submit(
     document: Annotated[Path, typer.Argument(help="Change document (JSON file, '-' for stdin).", allow_dash=True)],
-    customers: Annotated[str | None, typer.Option("--customers", help="Comma-separated codes (default: the document's).")] = None,
+    customers: Annotated[
+        str | None, typer.Option("--customers", help="Comma-separated codes (default: the document's).")
+    ] = None,
     user: Annotated[str, typer.Option("--user", help="Who submits (recorded in the archive).")] = "cli",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -119,3 +121,6 @@ def submit(
 
 def main() -> None:
     app()
+
+
+from runtime import ops_cli  # noqa: E402,F401  (registers the ops commands)

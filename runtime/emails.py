@@ -66,7 +66,9 @@ class CustomerSes:
             extra_args={"ExternalId": external_id, "RoleSessionName": session_name[:64]},
         )
         core = botocore.session.Session()
-        core._credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+        core._credentials = DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
         self._session = boto3.session.Session(botocore_session=core, region_name=self.region)
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
@@ -159,14 +161,12 @@ def render_email(document: ArchiveDocument, customer_code: str) -> RenderedEmail
     if document.description:
         text_lines += ["", document.description]
     esc = html.escape
-    table = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    table = "".join(f'<tr><th align="left">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
     paragraphs = "".join(
         f"<p>{esc(part).replace(chr(10), '<br>')}</p>" for part in (document.summary, document.description) if part
     )
     body_html = (
-        "<!DOCTYPE html><html><body>"
-        f"<h2>{esc(document.title)}</h2><table>{table}</table>{paragraphs}"
-        "</body></html>"
+        f"<!DOCTYPE html><html><body><h2>{esc(document.title)}</h2><table>{table}</table>{paragraphs}</body></html>"
     )
     return RenderedEmail(subject, "\n".join(text_lines) + "\n", body_html)
 
@@ -191,8 +191,8 @@ class RateLimiter:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._tokens >= 1 - 1e-9:  # float rounding must not strand a waiter
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 wait = (1 - self._tokens) / self.rate
             sleep(wait)

@@ -41,7 +41,12 @@ def validate_customer_code(code: str) -> str:
 
 
 def validate_change_id(change_id: str) -> str:
-    if not isinstance(change_id, str) or not _CHANGE_ID_RE.fullmatch(change_id) or ".." in change_id or change_id.endswith("."):
+    if (
+        not isinstance(change_id, str)
+        or not _CHANGE_ID_RE.fullmatch(change_id)
+        or ".." in change_id
+        or change_id.endswith(".")
+    ):
         raise InvalidKeyError(
             f"invalid change id {change_id!r}: use 1-128 letters, digits, '-', '_' or single '.', "
             "starting with a letter or digit (e.g. 'CHG-2026-0001')"

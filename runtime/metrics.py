@@ -14,7 +14,6 @@ from typing import IO
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-
 TRIGGER_CREATION_RATE = "TriggerCreationRate"
 TRIGGER_DELETION_RATE = "TriggerDeletionRate"
 TRIGGER_AGE = "TriggerAge"

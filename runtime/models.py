@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from runtime.keys import InvalidKeyError, validate_change_id, validate_customer_code
@@ -29,6 +29,16 @@ RESTORED = "restored"
 REDRIVEN = "redriven"
 
 MAX_TITLE_LENGTH = 200
+
+
+def _customer_code(value: str) -> str:
+    try:
+        return validate_customer_code(value)
+    except InvalidKeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+CustomerCodeField = Annotated[str, AfterValidator(_customer_code)]
 
 
 def utcnow() -> datetime:
@@ -112,7 +122,7 @@ class ArchiveDocument(_Document):
     title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
     summary: str = ""
     description: str = ""
-    customers: list[str] = Field(min_length=1)
+    customers: list[CustomerCodeField] = Field(min_length=1)
     topic: str = Field("change-notifications", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     status: Literal["submitted", "approved", "cancelled", "completed"] = "submitted"
     revision: int = Field(0, ge=0)
@@ -137,11 +147,6 @@ class ArchiveDocument(_Document):
     @field_validator("customers")
     @classmethod
     def _valid_customers(cls, customers: list[str]) -> list[str]:
-        for code in customers:
-            try:
-                validate_customer_code(code)
-            except InvalidKeyError as exc:
-                raise ValueError(str(exc)) from None
         if len(set(customers)) != len(customers):
             raise ValueError("customers contains duplicates")
         return customers

@@ -149,7 +149,9 @@ class _Checkpointer:
             assert doc is not None
             lease = doc.leases.get(code)
             if lease is None or lease.owner != owner:
-                raise LeaseLost(f"lease of {code} on {doc.change_id} now belongs to {lease.owner if lease else 'nobody'}")
+                raise LeaseLost(
+                    f"lease of {code} on {doc.change_id} now belongs to {lease.owner if lease else 'nobody'}"
+                )
             known = set(lease.emails_sent)
             lease.emails_sent = lease.emails_sent + [a for a in pending if a not in known]
             lease.expires_at = processor.clock() + timedelta(seconds=processor.lease_seconds)
@@ -192,7 +194,9 @@ class Processor:
     def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
         """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures."""
         if ref.customer_code != self.customer_code:
-            return Result(Outcome.POISON, f"trigger of customer {ref.customer_code!r} on {self.customer_code!r}'s processor")
+            return Result(
+                Outcome.POISON, f"trigger of customer {ref.customer_code!r} on {self.customer_code!r}'s processor"
+            )
         started = time.monotonic()
         with self.metrics.batch(self.customer_code) as batch:
             result = self._process(ref, owner, cancelled, batch)

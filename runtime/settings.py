@@ -9,6 +9,7 @@ AWS endpoints, region and credentials are *not* settings: boto3 reads ``AWS_REGI
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
@@ -29,8 +30,12 @@ class BucketSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    bucket_name: str = Field(min_length=3, max_length=63, description="The metadata bucket (archive/, customers/, drafts/).")
-    metrics_namespace: str = Field(DEFAULT_METRICS_NAMESPACE, min_length=1, description="CloudWatch namespace of the EMF metrics.")
+    bucket_name: str = Field(
+        min_length=3, max_length=63, description="The metadata bucket (archive/, customers/, drafts/)."
+    )
+    metrics_namespace: str = Field(
+        DEFAULT_METRICS_NAMESPACE, min_length=1, description="CloudWatch namespace of the EMF metrics."
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
 
 
@@ -38,13 +43,24 @@ class SenderSettings(BucketSettings):
     """What processing a trigger needs: the bucket plus the customer's SES sender identity."""
 
     customer_code: CustomerCode = Field(description="The customer this processor serves (its queue, its triggers).")
-    sender_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", description="Role in the customer account used to send through SES.")
-    sender_external_id: SecretStr = Field(min_length=2, max_length=1224, description="ExternalId required by the sender role's trust policy.")
+    sender_role_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        description="Role in the customer account used to send through SES.",
+    )
+    sender_external_id: SecretStr = Field(
+        min_length=2, max_length=1224, description="ExternalId required by the sender role's trust policy."
+    )
     ses_region: str | None = Field(None, description="Region of the customer's SES (default: AWS_REGION).")
     from_address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", description="Verified SES sender address.")
-    contact_list_name: str = Field(DEFAULT_CONTACT_LIST_NAME, min_length=1, description="SES contact list in the customer account.")
-    send_rate_per_second: float = Field(10.0, gt=0, le=500, description="Max SendEmail calls per second (keep under the SES account's rate).")
-    visibility_timeout_seconds: int = Field(300, ge=30, le=43200, description="The queue's visibility timeout; also the lease length.")
+    contact_list_name: str = Field(
+        DEFAULT_CONTACT_LIST_NAME, min_length=1, description="SES contact list in the customer account."
+    )
+    send_rate_per_second: float = Field(
+        10.0, gt=0, le=500, description="Max SendEmail calls per second (keep under the SES account's rate)."
+    )
+    visibility_timeout_seconds: int = Field(
+        300, ge=30, le=43200, description="The queue's visibility timeout; also the lease length."
+    )
 
 
 class WorkerSettings(SenderSettings):
@@ -53,8 +69,12 @@ class WorkerSettings(SenderSettings):
     queue_url: str = Field(pattern=r"^https?://\S+$", description="URL of this customer's SQS queue.")
     max_concurrency: int = Field(4, ge=1, le=64, description="Messages processed at once.")
     receive_wait_seconds: int = Field(20, ge=0, le=20, description="SQS long-poll wait.")
-    retry_base_seconds: float = Field(30.0, ge=0, le=900, description="First backoff of a failed message (doubles per receive).")
-    drain_seconds: float = Field(90.0, ge=0, le=115, description="On SIGTERM, how long in-flight work may finish (below the ECS stop timeout).")
+    retry_base_seconds: float = Field(
+        30.0, ge=0, le=900, description="First backoff of a failed message (doubles per receive)."
+    )
+    drain_seconds: float = Field(
+        90.0, ge=0, le=115, description="On SIGTERM, how long in-flight work may finish (below the ECS stop timeout)."
+    )
 
     @model_validator(mode="after")
     def _drain_fits_visibility(self) -> WorkerSettings:
@@ -75,10 +95,15 @@ class MeetingSettings(BaseSettings):
     graph_client_id: str | None = Field(None, description="App registration (client id) with Calendars.ReadWrite.")
     graph_client_secret: SecretStr | None = Field(None, description="Client secret (ECS secret from Secrets Manager).")
     meeting_organizer: str | None = Field(None, description="Mailbox (UPN) that organizes the meetings.")
-    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", pattern=r"^https?://\S+$", description="Graph endpoint.")
-    graph_authority_host: str = Field("https://login.microsoftonline.com", pattern=r"^https?://\S+$", description="Token authority host.")
+    graph_base_url: str = Field(
+        "https://graph.microsoft.com/v1.0", pattern=r"^https?://\S+$", description="Graph endpoint."
+    )
+    graph_authority_host: str = Field(
+        "https://login.microsoftonline.com", pattern=r"^https?://\S+$", description="Token authority host."
+    )
     calendar_contact_roles: dict[CustomerCode, str] = Field(
-        default_factory=dict, description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers)."
+        default_factory=dict,
+        description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers).",
     )
     contact_reader_external_id: SecretStr | None = Field(None, description="ExternalId of the contact-reader roles.")
 
@@ -93,6 +118,12 @@ class MeetingSettings(BaseSettings):
             missing = [env_var(name) for name in required if getattr(self, name) is None]
             if missing:
                 raise ValueError(f"TTP_GRAPH_TENANT_ID is set, so {', '.join(missing)} must be set too")
+        role_arn = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
+        bad = [code for code, arn in self.calendar_contact_roles.items() if not role_arn.fullmatch(arn)]
+        if bad:
+            raise ValueError(f"TTP_CALENDAR_CONTACT_ROLES: the value of {', '.join(bad)} is not an IAM role ARN")
+        if self.calendar_contact_roles and self.contact_reader_external_id is None:
+            raise ValueError("TTP_CALENDAR_CONTACT_ROLES is set, so TTP_CONTACT_READER_EXTERNAL_ID must be set too")
         return self
 
 
@@ -100,9 +131,15 @@ class OpsSettings(BucketSettings):
     """The sweeper and the ops commands: every customer's queue, the ECS cluster."""
 
     customer_queues: dict[CustomerCode, str] = Field(description="JSON object: customer code -> SQS queue URL.")
-    cluster_name: str = Field("change-processor-cluster", min_length=1, description="ECS cluster running the processors.")
-    stuck_after_seconds: int = Field(900, ge=60, description="A trigger older than this is stuck (the 15-minute critical threshold).")
-    max_redrive_attempts: int = Field(3, ge=0, le=20, description="How often the sweeper re-sends a stuck trigger's event.")
+    cluster_name: str = Field(
+        "change-processor-cluster", min_length=1, description="ECS cluster running the processors."
+    )
+    stuck_after_seconds: int = Field(
+        900, ge=60, description="A trigger older than this is stuck (the 15-minute critical threshold)."
+    )
+    max_redrive_attempts: int = Field(
+        3, ge=0, le=20, description="How often the sweeper re-sends a stuck trigger's event."
+    )
 
 
 def env_var(field_name: str) -> str:

@@ -14,7 +14,9 @@ from runtime.triggers import TriggerStore
 from runtime.worker import Worker
 
 
-def build_processor(settings: SenderSettings, session: boto3.session.Session | None = None, pool: int = 10) -> Processor:
+def build_processor(
+    settings: SenderSettings, session: boto3.session.Session | None = None, pool: int = 10
+) -> Processor:
     session = session or boto3.session.Session()
     s3 = aws.client("s3", session=session, pool=pool)
     customer_ses = CustomerSes(

@@ -56,7 +56,9 @@ def decide(
             continue
         if ref.customer_code != processor.customer_code:
             results.append(
-                Result(Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}")
+                Result(
+                    Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}"
+                )
             )
             continue
         with log_context(change_id=ref.change_id):
@@ -163,7 +165,9 @@ class Worker:
         pending = {f for f in futures if not f.done()}
         if not pending:
             return
-        logger.info("draining in-flight messages", extra={"in_flight": len(pending), "drain_seconds": self.drain_seconds})
+        logger.info(
+            "draining in-flight messages", extra={"in_flight": len(pending), "drain_seconds": self.drain_seconds}
+        )
         deadline = time.monotonic() + self.drain_seconds
         while pending and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -210,7 +214,11 @@ class Worker:
                     self._sqs.change_message_visibility_batch(
                         QueueUrl=self.queue_url,
                         Entries=[
-                            {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
+                            {
+                                "Id": str(i),
+                                "ReceiptHandle": it.receipt_handle,
+                                "VisibilityTimeout": self.visibility_timeout,
+                            }
                             for i, it in enumerate(chunk)
                         ],
                     )
@@ -232,7 +240,9 @@ class Worker:
         try:
             with log_context(message_id=message_id, receive_count=receives):
                 try:
-                    results = decide(message.get("Body", ""), self.bucket, self.processor, f"sqs:{message_id}", self.cancelled)
+                    results = decide(
+                        message.get("Body", ""), self.bucket, self.processor, f"sqs:{message_id}", self.cancelled
+                    )
                 except Exception as exc:  # defensive: a bug must not lose the message
                     logger.exception("processing raised")
                     results = [Result(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")]

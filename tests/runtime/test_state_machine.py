@@ -133,7 +133,9 @@ def test_misrouted_or_unsafe_key_is_poison_and_touches_nothing(platform: Platfor
 
 def test_event_from_another_bucket_is_poison(platform: Platform) -> None:
     platform.submit()
-    [result] = decide(s3_event("customers/hts/CHG-1.json", "evil-bucket"), platform.bucket, platform.processor("hts"), "m")
+    [result] = decide(
+        s3_event("customers/hts/CHG-1.json", "evil-bucket"), platform.bucket, platform.processor("hts"), "m"
+    )
     assert result.outcome is Outcome.POISON and "evil-bucket" in result.reason
 
 
@@ -234,8 +236,13 @@ def test_archive_conflicts_are_reapplied_and_lose_nothing(platform: Platform) ->
     def concurrent_writer(**_kwargs: object) -> None:
         doc = platform.archive()
         doc.setdefault("modifications", []).append(
-            {"timestamp": utcnow().isoformat(), "user_id": "other", "modification_type": "processed",
-             "customer_code": "htsnonprod", "revision": 1}
+            {
+                "timestamp": utcnow().isoformat(),
+                "user_id": "other",
+                "modification_type": "processed",
+                "customer_code": "htsnonprod",
+                "revision": 1,
+            }
         )
         platform.s3.put_object(Bucket=platform.bucket, Key="archive/CHG-1.json", Body=json.dumps(doc).encode())
 

@@ -1,0 +1,729 @@
+"""A local fake of Microsoft Graph (calendar events) and of the Entra ID token endpoint, for tests and the demo.
+
+It implements exactly the endpoints the runtime uses, with Graph's documented semantics where they
+are documented (and says so where they are not):
+
+* ``GET /{tenant}/v2.0/.well-known/openid-configuration`` and ``GET /common/discovery/instance`` —
+  what msal asks for before it requests a token.
+* ``POST /{tenant}/oauth2/v2.0/token`` — client credentials only; wrong client id / secret are refused
+  with the identity platform's ``invalid_client`` error. Every request is counted.
+* ``POST /v1.0/users/{organizer}/events`` — 201 with the event. A POST whose ``transactionId`` matches an
+  event already in the mailbox creates nothing and answers 201 with that event: what Graph does for
+  a retried create (observed behaviour; Graph's reference only says the property exists "to avoid
+  redundant POST operations"). ``duplicate_transaction="conflict"`` answers 409 instead, to prove the
+  client copes with either. (Error codes for cases Graph does not document are the fake's own.)
+* ``GET /v1.0/users/{organizer}/events?$filter=singleValueExtendedProperties/Any(ep: ep/id eq '…' and
+  ep/value eq '…')`` — the documented filter on a string extended property; the value comparison is
+  case-insensitive, as documented. Extended properties are not returned in event bodies (documented).
+  Cancelled events are in Deleted Items, so they are not listed.
+* ``GET`` / ``PATCH /v1.0/users/{organizer}/events/{id}`` and ``POST …/{id}/cancel`` (202, no body; the
+  event moves to Deleted Items; cancelling it again answers 404 — a modelling choice).
+* Errors in Graph's shape ``{"error": {"code", "message", "innerError"}}``; 401
+  ``InvalidAuthenticationToken`` for unknown or revoked tokens.
+
+msal only accepts ``https`` authorities, so the server speaks TLS with a throw-away self-signed
+certificate for 127.0.0.1 (its path is :attr:`FakeGraph.ca_path`; point ``REQUESTS_CA_BUNDLE`` at it).
+It binds 127.0.0.1 only, on a free port, and never anything else.
+
+Fault injection: :meth:`FakeGraph.fail_next` (e.g. ``fail_next(429, retry_after=1, times=2)``), with
+``after_success=True`` to perform the operation and then answer with the error (a lost response).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import ipaddress
+import json
+import re
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LOOPBACK = "127.0.0.1"
+GRAPH_PREFIX = "/v1.0"
+MAX_ATTENDEES = 500
+
+_DEFAULT_CODES = {
+    400: "ErrorInvalidRequest",
+    401: "InvalidAuthenticationToken",
+    403: "ErrorAccessDenied",
+    404: "ErrorItemNotFound",
+    409: "ErrorDuplicateTransactionId",
+    429: "TooManyRequests",
+    500: "generalException",
+    502: "badGateway",
+    503: "serviceNotAvailable",
+    504: "gatewayTimeout",
+}
+_DEFAULT_MESSAGES = {
+    401: "Access token has expired or is not yet valid.",
+    403: "Access is denied. Check credentials and try again.",
+    404: "The specified object was not found in the store.",
+    429: "Please retry again later.",
+    503: "The service is temporarily unavailable. Please retry later.",
+}
+
+_FILTER = re.compile(
+    r"^singleValueExtendedProperties/any\(\s*(?P<var>\w+)\s*:\s*(?P=var)/id eq '(?P<id>(?:[^']|'')*)'"
+    r" and (?P=var)/value eq '(?P<value>(?:[^']|'')*)'\s*\)$",
+    re.IGNORECASE,
+)
+_PROPERTY_ID = re.compile(r"^(?P<type>\w+) \{(?P<guid>[0-9a-fA-F-]{36})\} Name (?P<name>.+)$")
+
+
+@dataclass
+class _Fault:
+    status: int
+    retry_after: str | None
+    code: str
+    message: str
+    endpoint: str  # "graph" or "token"
+    method: str | None
+    path_contains: str | None
+    after_success: bool
+
+    def matches(self, endpoint: str, method: str, path: str) -> bool:
+        return (
+            self.endpoint == endpoint
+            and (self.method is None or self.method.upper() == method)
+            and (self.path_contains is None or self.path_contains in path)
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _graph_datetime(value: Any) -> dict[str, str] | None:
+    """Normalise ``{"dateTime", "timeZone"}`` the way Graph echoes it (seven fractional digits)."""
+    if not isinstance(value, dict) or "dateTime" not in value:
+        return None
+    raw = str(value["dateTime"])
+    try:
+        parsed = dt.datetime.fromisoformat(raw[:26].rstrip("Z"))
+    except ValueError:
+        return None
+    return {"dateTime": parsed.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": str(value.get("timeZone", "UTC"))}
+
+
+def _make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate valid for 127.0.0.1 and localhost, for one day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ttp-fake-graph")])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fake-graph.pem", directory / "fake-graph.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, fake: FakeGraph, context: ssl.SSLContext) -> None:
+        self.fake = fake
+        self.context = context
+        super().__init__((LOOPBACK, 0), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake happens in the request's own thread, so a stalled client cannot block accept().
+        try:
+            wrapped = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(wrapped, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # keep test output quiet
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            status, headers, body = self.server.fake._handle(method, self.path, dict(self.headers.items()), raw)
+        except Exception as exc:  # a bug in the fake must show up as a 500, not a hung client
+            status, headers, body = 500, {}, {"error": {"code": "generalException", "message": f"fake: {exc}"}}
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class FakeGraph:
+    """Fake Graph + token server on ``https://127.0.0.1:<free port>``; thread-safe; ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str = "fake-tenant",
+        client_id: str = "fake-client-id",
+        client_secret: str | None = None,
+        organizer: str = "change-meetings@contoso.example",
+        token_lifetime: int = 3599,
+        duplicate_transaction: str = "return_existing",
+        latency: float = 0.0,
+    ) -> None:
+        if duplicate_transaction not in {"return_existing", "conflict"}:
+            raise ValueError("duplicate_transaction must be 'return_existing' or 'conflict'")
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
+        self.organizer = organizer
+        self.token_lifetime = token_lifetime
+        self.duplicate_transaction = duplicate_transaction
+        self.latency = latency
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tmp: Path | None = None
+        self.ca_path = ""
+        self.port = 0
+        self.reset()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> FakeGraph:
+        if self._server is not None:
+            return self
+        self._tmp = Path(tempfile.mkdtemp(prefix="ttp-fake-graph-"))
+        cert, key = _make_certificate(self._tmp)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._server = _Server(self, context)
+        host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
+        if not ipaddress.ip_address(host).is_loopback:  # belt and braces: never listen beyond loopback
+            self._server.server_close()
+            raise RuntimeError(f"fake Graph bound to {host}, not loopback")
+        self.port = int(port)
+        self.ca_path = str(cert)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-graph", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> FakeGraph:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.url}{GRAPH_PREFIX}"
+
+    @property
+    def authority_host(self) -> str:
+        return self.url
+
+    # ---- test controls and accessors ----------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events: dict[str, dict[str, Any]] = {}
+            self._tokens: dict[str, float] = {}
+            self._faults: list[_Fault] = []
+            self.token_requests = 0
+            self.discovery_requests = 0
+            self.create_requests = 0
+            self.patch_requests = 0
+            self.cancel_requests = 0
+            self.list_requests = 0
+            self.requests: list[tuple[str, str, int]] = []
+
+    def fail_next(
+        self,
+        status: int = 429,
+        *,
+        retry_after: float | str | None = None,
+        times: int = 1,
+        code: str | None = None,
+        message: str | None = None,
+        endpoint: str = "graph",
+        method: str | None = None,
+        path_contains: str | None = None,
+        after_success: bool = False,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (Graph's error body, Retry-After)."""
+        if endpoint not in {"graph", "token"}:
+            raise ValueError("endpoint must be 'graph' or 'token'")
+        fault = _Fault(
+            status=status,
+            retry_after=None if retry_after is None else str(retry_after),
+            code=code or _DEFAULT_CODES.get(status, "ErrorInternalServerError"),
+            message=message or _DEFAULT_MESSAGES.get(status, f"Injected failure {status}."),
+            endpoint=endpoint,
+            method=method,
+            path_contains=path_contains,
+            after_success=after_success,
+        )
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far (as if they had expired): Graph answers 401."""
+        with self._lock:
+            self._tokens.clear()
+
+    def events(self, include_cancelled: bool = True) -> list[dict[str, Any]]:
+        """Every event in the organizer's mailbox, oldest first (copies; internal fields start with '_')."""
+        with self._lock:
+            return [
+                copy.deepcopy(e) for e in self._events.values() if include_cancelled or not e["_cancelled"]
+            ]
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._events[event_id])
+
+    @property
+    def events_created(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+    def env(
+        self,
+        *,
+        calendar_contact_roles: dict[str, str] | None = None,
+        contact_reader_external_id: str | None = None,
+    ) -> dict[str, str]:
+        """The environment a worker needs to use this server (see :func:`worker_env`)."""
+        return worker_env(
+            self,
+            calendar_contact_roles=calendar_contact_roles,
+            contact_reader_external_id=contact_reader_external_id,
+        )
+
+    # ---- request handling ---------------------------------------------------------------------
+
+    def _handle(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        if self.latency:
+            time.sleep(self.latency)
+        parts = urlsplit(target)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        endpoint = "graph" if parts.path.startswith(GRAPH_PREFIX + "/") else "token"
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(endpoint, method, parts.path)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+        if fault is not None and not fault.after_success:
+            return self._log(method, parts.path, self._fault_response(fault, headers))
+        if endpoint == "graph":
+            response = self._graph(method, segments[1:], query, headers, raw)
+        else:
+            response = self._identity(method, segments, raw)
+        if fault is not None:  # the operation happened; the client sees an error (a lost response)
+            response = self._fault_response(fault, headers)
+        return self._log(method, parts.path, response)
+
+    def _log(
+        self, method: str, path: str, response: tuple[int, dict[str, str], dict[str, Any] | None]
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._lock:
+            self.requests.append((method, path, response[0]))
+        return response
+
+    def _fault_response(
+        self, fault: _Fault, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        if fault.endpoint == "token":
+            body = {"error": fault.code, "error_description": fault.message}
+            return fault.status, extra, body
+        return self._graph_error(fault.status, fault.code, fault.message, headers, extra)
+
+    @staticmethod
+    def _graph_error(
+        status: int, code: str, message: str, headers: dict[str, str], extra: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        request_id = str(uuid.uuid4())
+        client_request_id = headers.get("client-request-id", "")
+        inner = {"date": _now().strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id}
+        if client_request_id:
+            inner["client-request-id"] = client_request_id
+        out = {"request-id": request_id, **(extra or {})}
+        if client_request_id:
+            out["client-request-id"] = client_request_id
+        return status, out, {"error": {"code": code, "message": message, "innerError": inner}}
+
+    # ---- identity platform --------------------------------------------------------------------
+
+    def _identity(
+        self, method: str, segments: list[str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        if method == "GET" and segments == ["common", "discovery", "instance"]:
+            with self._lock:
+                self.discovery_requests += 1
+            return 200, {}, {
+                "tenant_discovery_endpoint": f"{self.url}/{self.tenant_id}/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [],
+            }
+        if method == "GET" and len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            with self._lock:
+                self.discovery_requests += 1
+            if segments[0] != self.tenant_id:
+                return 400, {}, {
+                    "error": "invalid_tenant",
+                    "error_description": f"AADSTS90002: Tenant '{segments[0]}' not found.",
+                }
+            base = f"{self.url}/{self.tenant_id}"
+            return 200, {}, {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            }
+        if method == "POST" and segments == [self.tenant_id, "oauth2", "v2.0", "token"]:
+            return self._token(raw)
+        return 404, {}, {"error": "not_found", "error_description": "fake identity platform: unknown endpoint"}
+
+    def _token(self, raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        with self._lock:
+            self.token_requests += 1
+        if form.get("grant_type") != "client_credentials":
+            return 400, {}, {"error": "unsupported_grant_type", "error_description": "fake: client_credentials only"}
+        if form.get("client_id") != self.client_id:
+            unknown = form.get("client_id")
+            description = f"AADSTS700016: Application with identifier '{unknown}' was not found."
+            return 400, {}, {"error": "unauthorized_client", "error_description": description}
+        if form.get("client_secret") != self.client_secret:
+            description = "AADSTS7000215: Invalid client secret provided."
+            return 401, {}, {"error": "invalid_client", "error_description": description}
+        scopes = form.get("scope", "").split()
+        if not scopes or not any(s.endswith("/.default") for s in scopes):
+            description = "AADSTS1002012: the scope must end in /.default"
+            return 400, {}, {"error": "invalid_scope", "error_description": description}
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = time.monotonic() + self.token_lifetime
+        return 200, {}, {
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": token,
+        }
+
+    # ---- Graph --------------------------------------------------------------------------------
+
+    def _graph(
+        self, method: str, segments: list[str], query: dict[str, str], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with self._lock:
+            expiry = self._tokens.get(token)
+        if expiry is None or expiry < time.monotonic():
+            return self._graph_error(401, "InvalidAuthenticationToken", _DEFAULT_MESSAGES[401], headers)
+        if len(segments) < 3 or segments[0] != "users" or segments[2] != "events":
+            resource = segments[0] if segments else ""
+            return self._graph_error(400, "BadRequest", f"Resource not found for the segment '{resource}'.", headers)
+        if segments[1].casefold() != self.organizer.casefold():
+            message = f"The requested user '{segments[1]}' is invalid."
+            return self._graph_error(404, "ErrorInvalidUser", message, headers)
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return self._graph_error(400, "BadRequest", "Unable to read JSON request payload.", headers)
+        rest = segments[3:]
+        if not rest and method == "POST":
+            return self._create(body, headers)
+        if not rest and method == "GET":
+            return self._list(query, headers)
+        if len(rest) == 1 and method == "GET":
+            return self._get(rest[0], headers)
+        if len(rest) == 1 and method == "PATCH":
+            return self._patch(rest[0], body, headers)
+        if len(rest) == 2 and rest[1] == "cancel" and method == "POST":
+            return self._cancel(rest[0], headers)
+        return self._graph_error(405, "ErrorInvalidRequest", f"fake Graph does not implement {method} here", headers)
+
+    def _public(self, event: dict[str, Any]) -> dict[str, Any]:
+        shown = {k: copy.deepcopy(v) for k, v in event.items() if not k.startswith("_")}
+        shown.pop("singleValueExtendedProperties", None)  # only returned with $expand (documented)
+        if not shown.get("transactionId"):
+            shown.pop("transactionId", None)  # only returned when an app set it (documented)
+        shown["@odata.etag"] = f'W/"{event["changeKey"]}"'
+        return shown
+
+    def _validate(
+        self, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]] | None:
+        attendees = body.get("attendees")
+        if attendees is not None:
+            if not isinstance(attendees, list):
+                return self._graph_error(400, "ErrorInvalidRequest", "attendees must be a collection.", headers)
+            if len(attendees) > MAX_ATTENDEES:
+                return self._graph_error(
+                    400,
+                    "ErrorInvalidRequest",
+                    f"An event can have at most {MAX_ATTENDEES} attendees; this one has {len(attendees)}.",
+                    headers,
+                )
+        for name in ("start", "end"):
+            if name in body and _graph_datetime(body[name]) is None:
+                message = f"'{name}' is not a valid dateTimeTimeZone."
+                return self._graph_error(400, "ErrorInvalidRequest", message, headers)
+        return None
+
+    def _apply(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        for key in ("subject", "body", "location", "isOnlineMeeting", "onlineMeetingProvider", "allowNewTimeProposals"):
+            if key in body:
+                event[key] = copy.deepcopy(body[key])
+        for name in ("start", "end"):
+            if name in body:
+                event[name] = _graph_datetime(body[name])
+        if "attendees" in body:
+            event["attendees"] = [
+                {
+                    "type": a.get("type", "required"),
+                    "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                    "emailAddress": copy.deepcopy(a.get("emailAddress", {})),
+                }
+                for a in body["attendees"]
+            ]
+        if "singleValueExtendedProperties" in body:
+            merged = {p["id"]: p for p in event.get("singleValueExtendedProperties", [])}
+            given = [p for p in body["singleValueExtendedProperties"] if isinstance(p, dict) and "id" in p]
+            merged.update({p["id"]: p for p in given})
+            event["singleValueExtendedProperties"] = list(merged.values())
+        if event.get("isOnlineMeeting") and not event.get("onlineMeeting"):
+            thread = secrets.token_hex(16)
+            event["onlineMeeting"] = {
+                "joinUrl": f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0",
+            }
+        now = _now()
+        event["lastModifiedDateTime"] = _iso(now)
+        event["changeKey"] = base64.b64encode(secrets.token_bytes(12)).decode()
+
+    def _create(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        invalid = self._validate(body, headers)
+        if invalid is not None:
+            return invalid
+        if "start" not in body or "end" not in body:
+            return self._graph_error(400, "ErrorInvalidRequest", "An event needs a start and an end.", headers)
+        transaction = body.get("transactionId")
+        with self._lock:
+            self.create_requests += 1
+            if transaction:
+                existing = next((e for e in self._events.values() if e.get("transactionId") == transaction), None)
+                if existing is not None:
+                    if self.duplicate_transaction == "conflict":
+                        return self._graph_error(
+                            409,
+                            "ErrorDuplicateTransactionId",
+                            "An event with the same transactionId already exists.",
+                            headers,
+                        )
+                    return 201, {}, self._public(existing)
+            now = _now()
+            event_id = "AAMkAD" + base64.urlsafe_b64encode(secrets.token_bytes(30)).decode() + "="
+            event: dict[str, Any] = {
+                "id": event_id,
+                "createdDateTime": _iso(now),
+                "iCalUId": "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper(),
+                "subject": "",
+                "isCancelled": False,
+                "isOrganizer": True,
+                "type": "singleInstance",
+                "organizer": {"emailAddress": {"name": self.organizer.split("@")[0], "address": self.organizer}},
+                "attendees": [],
+                "isOnlineMeeting": False,
+                "onlineMeetingProvider": "unknown",
+                "onlineMeeting": None,
+                "transactionId": transaction,
+                "_cancelled": False,
+                "_created_seq": len(self._events),
+            }
+            self._apply(event, body)
+            self._events[event_id] = event
+            return 201, {}, self._public(event)
+
+    def _list(self, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            self.list_requests += 1
+        wanted = None
+        expression = query.get("$filter")
+        if expression is not None:
+            match = _FILTER.match(expression.strip())
+            prop = _PROPERTY_ID.match(match.group("id").replace("''", "'")) if match else None
+            if match is None or prop is None:
+                return self._graph_error(
+                    400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.", headers
+                )
+            wanted = (prop, match.group("value").replace("''", "'"))
+        try:
+            top = int(query.get("$top", "10"))
+        except ValueError:
+            return self._graph_error(400, "BadRequest", "Invalid $top value.", headers)
+        with self._lock:
+            found = []
+            for event in sorted(self._events.values(), key=lambda e: e["_created_seq"]):
+                if event["_cancelled"]:
+                    continue  # in Deleted Items, not in the calendar
+                if wanted is not None and not self._has_property(event, *wanted):
+                    continue
+                found.append(self._public(event))
+        context = f"{self.graph_base_url}/$metadata#users('{self.organizer}')/events"
+        return 200, {}, {"@odata.context": context, "value": found[:top]}
+
+    @staticmethod
+    def _has_property(event: dict[str, Any], prop: re.Match[str], value: str) -> bool:
+        for candidate in event.get("singleValueExtendedProperties", []):
+            parsed = _PROPERTY_ID.match(str(candidate.get("id", "")))
+            if (
+                parsed is not None
+                and parsed.group("type").casefold() == prop.group("type").casefold()
+                and parsed.group("guid").casefold() == prop.group("guid").casefold()
+                and parsed.group("name") == prop.group("name")  # the Name part is case-sensitive (documented)
+                and str(candidate.get("value", "")).casefold() == value.casefold()  # the value is not
+            ):
+                return True
+        return False
+
+    def _get(self, event_id: str, headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            event = self._events.get(event_id)
+            if event is None:
+                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
+            return 200, {}, self._public(event)
+
+    def _patch(
+        self, event_id: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        invalid = self._validate(body, headers)
+        if invalid is not None:
+            return invalid
+        with self._lock:
+            self.patch_requests += 1
+            event = self._events.get(event_id)
+            if event is None:
+                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
+            if "transactionId" in body and body["transactionId"] != event.get("transactionId"):
+                return self._graph_error(
+                    400, "ErrorInvalidRequest", "transactionId cannot be changed after the event is created.", headers
+                )
+            self._apply(event, body)
+            return 200, {}, self._public(event)
+
+    def _cancel(self, event_id: str, headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._lock:
+            self.cancel_requests += 1
+            event = self._events.get(event_id)
+            if event is None or event["_cancelled"]:
+                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
+            event["_cancelled"] = True
+            event["isCancelled"] = True
+            event["lastModifiedDateTime"] = _iso(_now())
+            return 202, {}, None
+
+
+def worker_env(
+    server: FakeGraph,
+    *,
+    calendar_contact_roles: dict[str, str] | None = None,
+    contact_reader_external_id: str | None = None,
+) -> dict[str, str]:
+    """The ``TTP_*`` variables (plus ``REQUESTS_CA_BUNDLE``) a worker needs to use a started fake.
+
+    ``REQUESTS_CA_BUNDLE`` makes requests (and so msal) trust the fake's self-signed certificate; it
+    replaces the default trust store of that process, which is fine for a local worker whose AWS
+    endpoint is an emulator (boto3 does not read it).
+    """
+    if not server.port:
+        raise RuntimeError("start the fake Graph server first")
+    env = {
+        "TTP_GRAPH_TENANT_ID": server.tenant_id,
+        "TTP_GRAPH_CLIENT_ID": server.client_id,
+        "TTP_GRAPH_CLIENT_SECRET": server.client_secret,
+        "TTP_MEETING_ORGANIZER": server.organizer,
+        "TTP_GRAPH_BASE_URL": server.graph_base_url,
+        "TTP_GRAPH_AUTHORITY_HOST": server.authority_host,
+        "REQUESTS_CA_BUNDLE": server.ca_path,
+    }
+    if calendar_contact_roles:
+        env["TTP_CALENDAR_CONTACT_ROLES"] = json.dumps(calendar_contact_roles, sort_keys=True)
+    if contact_reader_external_id:
+        env["TTP_CONTACT_READER_EXTERNAL_ID"] = contact_reader_external_id
+    return env

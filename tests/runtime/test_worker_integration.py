@@ -1,0 +1,178 @@
+"""The worker as a real subprocess against the emulator over HTTP, with real S3→SQS notifications."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devtools import sandbox as sb
+from devtools.emulator import LocalAws
+from runtime.archive_store import ArchiveStore
+from runtime.submit import submit_change
+from runtime.triggers import TriggerStore
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalAws]:
+    aws = LocalAws().start()
+    yield aws
+    aws.stop()
+
+
+@pytest.fixture
+def env(server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST")).read()
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    return server.env()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class WorkerProcess:
+    def __init__(self, box: sb.Sandbox, code: str, aws_env: dict[str, str], log: Path, **settings: str) -> None:
+        env = {**os.environ, **aws_env, "PYTHONPATH": str(ROOT)}
+        defaults = {
+            "TTP_RECEIVE_WAIT_SECONDS": "1",
+            "TTP_VISIBILITY_TIMEOUT_SECONDS": "30",
+            "TTP_RETRY_BASE_SECONDS": "0",
+            "TTP_DRAIN_SECONDS": "5",
+        }
+        env.update(box.worker_env(code, **{**defaults, **settings}))
+        self.log = log
+        self._out = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "worker"], env=env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self._out.close()
+        return code
+
+    def lines(self) -> list[dict]:
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
+def submit(box: sb.Sandbox, change_id: str, customers: list[str], **fields: object) -> None:
+    s3 = boto3.client("s3")
+    doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": customers, **fields}
+    submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), doc, user_id="it")
+
+
+def triggers_left(box: sb.Sandbox) -> int:
+    return int(boto3.client("s3").list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0))
+
+
+def archive(box: sb.Sandbox, change_id: str) -> dict:
+    return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+
+
+def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
+    box = sb.create_sandbox(sb.sample_customers()[:2])
+    workers = [WorkerProcess(box, code, env, tmp_path / f"{code}.log") for code in box.customers]
+    try:
+        for n in range(3):
+            submit(box, f"CHG-{n}", ["hts", "htsnonprod"])
+        wait_for(lambda: triggers_left(box) == 0, 60, "all triggers processed")
+    finally:
+        exit_codes = [w.stop() for w in workers]
+    assert exit_codes == [0, 0]
+    for n in range(3):
+        processed = [m for m in archive(box, f"CHG-{n}")["modifications"] if m["modification_type"] == "processed"]
+        assert sorted(m["customer_code"] for m in processed) == ["hts", "htsnonprod"]
+    assert len(sb.sent_emails("333333333333")) == 3 * 2
+    assert len(sb.sent_emails("444444444444")) == 3 * 2
+    sqs = boto3.client("sqs")
+    for resources in box.customers.values():
+        attrs = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])["Attributes"]
+        assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    handled = [line for line in workers[0].lines() if line.get("message") == "message handled"]
+    assert handled and all(line["customer_code"] == "hts" and line.get("message_id") for line in handled)
+    assert {line.get("change_id") for line in handled if line["outcome"] == "processed"} == {"CHG-0", "CHG-1", "CHG-2"}
+
+
+def test_sigterm_during_sending_loses_nothing_and_resends_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    contacts = tuple(sb.Contact(f"person{i:02d}@big.example.com") for i in range(24))
+    box = sb.create_sandbox([sb.CustomerSpec("big", "666666666666", contacts)])
+    submit(box, "CHG-SLOW", ["big"])
+    worker = WorkerProcess(box, "big", env, tmp_path / "first.log", TTP_SEND_RATE_PER_SECOND="6", TTP_DRAIN_SECONDS="1")
+    wait_for(lambda: len(sb.sent_emails("666666666666")) >= 4, 60, "sending to start")
+    assert worker.stop() == 0
+    sent_before = len(sb.sent_emails("666666666666"))
+    assert 4 <= sent_before < 24
+    doc = archive(box, "CHG-SLOW")
+    assert triggers_left(box) == 1  # nothing recorded, so the trigger stays
+    assert not [m for m in doc["modifications"] if m["modification_type"] == "processed"]
+    assert len(doc["leases"]["big"]["emails_sent"]) == sent_before  # progress checkpointed on interrupt
+    lines = worker.lines()
+    assert any(line.get("message") == "drain time is up; interrupting in-flight work" for line in lines)
+    assert any(line.get("outcome") == "retry" for line in lines)
+
+    second = WorkerProcess(box, "big", env, tmp_path / "second.log", TTP_SEND_RATE_PER_SECOND="50")
+    try:
+        wait_for(lambda: triggers_left(box) == 0, 60, "the returned message to be processed")
+    finally:
+        assert second.stop() == 0
+    recipients = sorted(m["to"][0] for m in sb.sent_emails("666666666666"))
+    assert recipients == sorted(c.email for c in contacts)  # everyone exactly once
+
+
+def test_poison_message_reaches_the_dlq(env: dict[str, str], tmp_path: Path) -> None:
+    box = sb.create_sandbox(sb.sample_customers()[:1], max_receive_count=2)
+    resources = box.customers["hts"]
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody="this is not an S3 event")
+    traversal = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": box.bucket}, "object": {"key": "customers/hts/..%2Fx.json"}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps(traversal))
+    worker = WorkerProcess(box, "hts", env, tmp_path / "w.log")
+
+    def dlq_depth() -> int:
+        attrs = sqs.get_queue_attributes(QueueUrl=resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    try:
+        wait_for(lambda: dlq_depth() == 2, 60, "both poison messages in the DLQ")
+    finally:
+        assert worker.stop() == 0
+    bodies = sorted(
+        m["Body"] for m in sqs.receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    )
+    assert "this is not an S3 event" in bodies
+    poison_lines = [line for line in worker.lines() if line.get("outcome") == "poison"]
+    assert poison_lines and all(line["level"] == "ERROR" and line["security"] for line in poison_lines)
