@@ -1,0 +1,176 @@
+"""Dead-letter queues: look without consuming, and move messages back to their source queue.
+
+SQS's ``StartMessageMoveTask`` is not available everywhere (the local emulator lacks it) and moves
+everything; ``redrive`` here is bounded and reports each message: receive from the DLQ, send the same
+body to the customer's queue, and only after that send succeeded delete it from the DLQ. A crash
+between send and delete leaves a copy in both queues, which the processor's idempotency absorbs
+(the second delivery finds the trigger gone or the result recorded); nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from runtime import aws
+from runtime.ops import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    OpsError,
+    PeekedMessage,
+    describe_body,
+    dlq_url_for,
+    peek_messages,
+    release_messages,
+)
+
+
+@dataclass
+class DlqListing:
+    customer: str
+    queue_url: str
+    dlq_url: str
+    approximate_visible: int
+    approximate_in_flight: int
+    messages: list[PeekedMessage]
+
+
+@dataclass
+class MovedMessage:
+    message_id: str
+    new_message_id: str | None
+    triggers: list[str]
+    outcome: str  # moved | send_failed | moved_but_not_deleted
+    detail: str = ""
+
+
+@dataclass
+class RedriveReport:
+    customer: str
+    dlq_url: str
+    queue_url: str
+    requested: int
+    messages: list[MovedMessage] = field(default_factory=list)
+    remaining: int | None = None
+
+    @property
+    def moved(self) -> int:
+        return sum(1 for m in self.messages if m.outcome != "send_failed")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for m in self.messages if m.outcome != "moved")
+
+
+def resolve_dlq(sqs: Any, customer: str, queue_url: str) -> str:
+    try:
+        url, _ = dlq_url_for(sqs, queue_url)
+    except ClientError as exc:
+        raise OpsError(
+            f"cannot read the redrive policy of {queue_url} ({aws.error_code(exc)}): check TTP_CUSTOMER_QUEUES "
+            "and sqs:GetQueueAttributes permission"
+        ) from None
+    if url is None:
+        raise OpsError(f"queue of {customer} ({queue_url}) has no redrive policy, so it has no DLQ", EXIT_FAILED)
+    return url
+
+
+def _depth(sqs: Any, url: str) -> tuple[int, int]:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    ).get("Attributes", {})
+    return int(attrs.get("ApproximateNumberOfMessages", 0)), int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+
+
+def list_dlq(sqs: Any, customer: str, queue_url: str, *, limit: int = 100) -> DlqListing:
+    dlq = resolve_dlq(sqs, customer, queue_url)
+    visible, in_flight = _depth(sqs, dlq)
+    messages = peek_messages(sqs, dlq, limit=limit, expected=visible)
+    return DlqListing(customer, queue_url, dlq, visible, in_flight, messages)
+
+
+def _copyable_attributes(message: dict[str, Any]) -> dict[str, Any]:
+    copied = {}
+    for name, value in message.get("MessageAttributes", {}).items():
+        entry = {"DataType": value["DataType"]}
+        for part in ("StringValue", "BinaryValue"):
+            if part in value:
+                entry[part] = value[part]
+        copied[name] = entry
+    return copied
+
+
+def redrive_dlq(
+    sqs: Any,
+    customer: str,
+    queue_url: str,
+    *,
+    limit: int = 100,
+    hide_seconds: int = 60,
+    on_message: Callable[[MovedMessage], None] | None = None,
+) -> RedriveReport:
+    """Move up to ``limit`` messages from the customer's DLQ back to its queue (see module doc)."""
+    if limit < 1:
+        raise OpsError("--max must be at least 1", EXIT_USAGE)
+    dlq = resolve_dlq(sqs, customer, queue_url)
+    report = RedriveReport(customer, dlq, queue_url, limit)
+    visible, _ = _depth(sqs, dlq)
+    target = min(limit, visible)
+    empty_polls = 0
+    seen: set[str] = set()
+    while len(report.messages) < target and empty_polls < 2:
+        response = sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=max(1, min(10, target - len(report.messages))),
+            VisibilityTimeout=hide_seconds,
+            WaitTimeSeconds=empty_polls,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        batch = response.get("Messages", [])
+        if not batch:
+            empty_polls += 1
+            continue
+        unsent: list[str] = []
+        for message in batch:
+            if message["MessageId"] in seen:  # a message we failed to send and released: not again
+                unsent.append(message["ReceiptHandle"])
+                continue
+            seen.add(message["MessageId"])
+            triggers, _problem = describe_body(message["Body"])
+            item = _move_one(sqs, dlq, queue_url, message, triggers)
+            if item.outcome == "send_failed":
+                unsent.append(message["ReceiptHandle"])
+            report.messages.append(item)
+            if on_message:
+                on_message(item)
+        release_messages(sqs, dlq, unsent)
+        if unsent and len(unsent) == len(batch):
+            break  # nothing new movable in this batch
+    report.remaining = _depth(sqs, dlq)[0]
+    return report
+
+
+def _move_one(sqs: Any, dlq: str, queue_url: str, message: dict[str, Any], triggers: list[str]) -> MovedMessage:
+    params: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": message["Body"]}
+    attributes = _copyable_attributes(message)
+    if attributes:
+        params["MessageAttributes"] = attributes
+    try:
+        sent = sqs.send_message(**params)
+    except ClientError as exc:
+        return MovedMessage(message["MessageId"], None, triggers, "send_failed", f"{aws.error_code(exc)}: {exc}")
+    try:
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+    except ClientError as exc:
+        return MovedMessage(
+            message["MessageId"],
+            sent["MessageId"],
+            triggers,
+            "moved_but_not_deleted",
+            f"sent, but the DLQ copy could not be deleted ({aws.error_code(exc)}); a duplicate is harmless",
+        )
+    return MovedMessage(message["MessageId"], sent["MessageId"], triggers, "moved")

@@ -1,0 +1,353 @@
+"""The sweeper: one pass over ``customers/`` (a scheduled ECS task runs ``python -m runtime sweep``).
+
+A trigger that was never processed is invisible to the processor; the sweeper sees it. Per customer
+of ``TTP_CUSTOMER_QUEUES`` — every one, even without triggers, so the alarms see 0 rather than
+missing data — it:
+
+1. emits ``OrphanedTriggers`` (triggers older than ``TTP_STUCK_AFTER_SECONDS`` still there after this
+   pass) and ``OldestTriggerAge`` (seconds, 0 when none) as EMF lines with a ``CustomerCode`` dimension;
+2. deletes triggers whose result the archive already records for its current revision (the
+   processor's delete failed), ``IfMatch`` the listed ETag, so a newer trigger is never deleted —
+   only past a short grace period, not to race the processor's own step 8;
+3. re-drives triggers stuck past the threshold by sending an S3-event-shaped message (the same shape
+   as S3's notification, key URL-encoded) to the customer's queue: at most
+   ``TTP_MAX_REDRIVE_ATTEMPTS`` times, one threshold apart. Each attempt is recorded *before* the send
+   as object tags on the trigger version (``ttp-redrive-attempts``, ``ttp-last-redrive``) — tags fire
+   no ``ObjectCreated`` event and need no archive write — and logged. When the attempts are exhausted it
+   logs an error and leaves the trigger: the trigger-age alarms fire.
+
+It re-drives only what processing can fix: not when the archive is missing or invalid or does not list
+the customer (the processor would dead-letter it; ``stuck`` explains it), nor while a live lease shows
+processing under way. It never writes ``archive/`` — it only reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+from urllib.parse import quote_plus
+
+from botocore.exceptions import ClientError
+
+from runtime import aws
+from runtime.archive_store import ArchiveError, ArchiveStore
+from runtime.keys import TriggerRef
+from runtime.log import SERVICE
+from runtime.metrics import OLDEST_TRIGGER_AGE, ORPHANED_TRIGGERS, TRIGGER_DELETION_RATE, MetricsFactory
+from runtime.ops import (
+    LAST_REDRIVE_TAG,
+    REDRIVE_ATTEMPTS_TAG,
+    ArchiveCache,
+    age_seconds,
+    iter_cleanup,
+    now,
+    triggers_by_customer,
+)
+from runtime.settings import OpsSettings
+from runtime.triggers import TriggerInfo
+
+CLEANUP_GRACE_SECONDS = 120
+MAX_REDRIVES_PER_PASS = 500
+REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
+
+Log = Callable[[str, str, dict[str, Any]], None]
+
+
+def json_log(stream: IO[str] | None = None) -> Log:
+    """Structured JSON log lines (the processor's shape) on ``stream`` — stderr by default, so that
+    ``sweep --json`` keeps stdout for its report. ECS sends both streams to CloudWatch Logs."""
+
+    def log(level: str, message: str, extra: dict[str, Any]) -> None:
+        line = {
+            "level": "ERROR" if level == "exception" else level.upper(),
+            "timestamp": now().isoformat(),
+            "service": SERVICE,
+            "component": "sweeper",
+            "message": message,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+        out = stream or sys.stderr
+        out.write(json.dumps(line, default=str) + "\n")
+        out.flush()
+
+    return log
+
+
+def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at: datetime, attempt: int) -> str:
+    """An ``ObjectCreated:Put`` notification as S3 sends it (key URL-encoded), marked as a re-drive."""
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
+    if etag:
+        obj["eTag"] = etag.strip('"')
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": region,
+                    "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+                    "eventName": "ObjectCreated:Put",
+                    "userIdentity": {"principalId": "ttp-sweeper"},
+                    "requestParameters": {"sourceIPAddress": "ttp-sweeper"},
+                    "responseElements": {"x-amz-request-id": f"ttp-sweeper-redrive-{attempt}"},
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "configurationId": REDRIVE_CONFIGURATION_ID,
+                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                        "object": obj,
+                    },
+                }
+            ]
+        }
+    )
+
+
+@dataclass
+class SweepAction:
+    customer: str
+    change_id: str
+    key: str
+    age_seconds: float
+    action: str  # deleted | redriven | exhausted | waiting | in_progress | not_redrivable | error | replaced
+    detail: str = ""
+    attempt: int | None = None
+
+
+@dataclass
+class CustomerSweep:
+    customer: str
+    triggers: int = 0
+    orphaned: int = 0
+    oldest_age_seconds: float = 0.0
+    deleted: int = 0
+    redriven: int = 0
+    exhausted: int = 0
+    errors: int = 0
+
+
+@dataclass
+class SweepReport:
+    started_at: datetime
+    threshold_seconds: int
+    max_redrive_attempts: int
+    customers: list[CustomerSweep] = field(default_factory=list)
+    actions: list[SweepAction] = field(default_factory=list)
+    unconfigured_triggers: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(c.errors for c in self.customers)
+
+
+class Sweeper:
+    def __init__(
+        self,
+        s3: Any,
+        sqs: Any,
+        settings: OpsSettings,
+        metrics: MetricsFactory,
+        *,
+        region: str = "us-east-1",
+        clock: Callable[[], datetime] = now,
+        log: Log | None = None,
+        cleanup_grace_seconds: int = CLEANUP_GRACE_SECONDS,
+        max_redrives_per_pass: int = MAX_REDRIVES_PER_PASS,
+    ) -> None:
+        self.s3 = s3
+        self.sqs = sqs
+        self.settings = settings
+        self.bucket = settings.bucket_name
+        self.metrics = metrics
+        self.region = region
+        self.clock = clock
+        self.log = log or json_log()
+        self.grace = cleanup_grace_seconds
+        self.max_redrives_per_pass = max_redrives_per_pass
+
+    def run(self) -> SweepReport:
+        at = self.clock()
+        report = SweepReport(at, self.settings.stuck_after_seconds, self.settings.max_redrive_attempts)
+        try:
+            grouped = triggers_by_customer(self.s3, self.bucket)
+        except ClientError as exc:
+            # no metrics: the alarms treat missing data as breaching, which is what this is
+            report.errors.append(f"cannot list s3://{self.bucket}/customers/: {exc}")
+            self.log("error", "sweeper cannot list triggers", {"error": str(exc)})
+            return report
+        archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
+        for code in sorted(self.settings.customer_queues):
+            summary = CustomerSweep(code)
+            try:
+                self._sweep_customer(code, grouped.get(code, []), archives, at, summary, report)
+            except Exception as exc:  # one customer's failure must not stop the others' metrics
+                summary.errors += 1
+                report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
+                self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
+            with self.metrics.batch(code) as batch:
+                batch.add(ORPHANED_TRIGGERS, summary.orphaned)
+                batch.add(OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
+                if summary.deleted:
+                    batch.add(TRIGGER_DELETION_RATE, summary.deleted)
+            report.customers.append(summary)
+        for code, items in sorted(grouped.items()):
+            if code not in self.settings.customer_queues:
+                report.unconfigured_triggers[code] = len(items)
+                self.log(
+                    "warning",
+                    "triggers of a customer that is not configured (no queue to re-drive to)",
+                    {"customer_code": code, "triggers": len(items)},
+                )
+        return report
+
+    def _sweep_customer(
+        self,
+        code: str,
+        infos: list[TriggerInfo],
+        archives: ArchiveCache,
+        at: datetime,
+        summary: CustomerSweep,
+        report: SweepReport,
+    ) -> None:
+        summary.triggers = len(infos)
+        threshold = self.settings.stuck_after_seconds
+        ripe = [i for i in infos if age_seconds(i.last_modified, at) >= self.grace]
+        remaining = {i.ref.key: i for i in infos}
+        for item in iter_cleanup(self.s3, self.bucket, ripe, dry_run=False, reference=at, archives=archives):
+            if item.action in ("deleted", "already_gone", "replaced"):
+                # replaced: a newer trigger is there now (younger than this pass saw); its own event follows
+                remaining.pop(item.key, None)
+                if item.action == "deleted":
+                    summary.deleted += 1
+                    report.actions.append(
+                        SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
+                    )
+                    self.log(
+                        "info",
+                        "deleted a trigger whose result the archive records",
+                        {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
+                    )
+            elif item.action == "failed":
+                summary.errors += 1
+                report.actions.append(
+                    SweepAction(code, item.change_id, item.key, item.age_seconds, "error", item.reason)
+                )
+                self.log(
+                    "error",
+                    "could not delete a recorded trigger",
+                    {"customer_code": code, "change_id": item.change_id, "error": item.reason},
+                )
+        for info in sorted(remaining.values(), key=lambda i: i.last_modified):
+            age = age_seconds(info.last_modified, at)
+            summary.oldest_age_seconds = max(summary.oldest_age_seconds, age)
+            if age < threshold:
+                continue
+            summary.orphaned += 1
+            action = self._redrive(info, age, archives, at, report)
+            report.actions.append(action)
+            if action.action == "redriven":
+                summary.redriven += 1
+            elif action.action == "exhausted":
+                summary.exhausted += 1
+            elif action.action == "error":
+                summary.errors += 1
+
+    def _redrive(
+        self, info: TriggerInfo, age: float, archives: ArchiveCache, at: datetime, report: SweepReport
+    ) -> SweepAction:
+        ref: TriggerRef = info.ref
+        code, change_id = ref.customer_code, ref.change_id
+        context = {"customer_code": code, "change_id": change_id, "trigger_age": round(age)}
+
+        def act(action: str, detail: str, level: str, attempt: int | None = None) -> SweepAction:
+            self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})
+            return SweepAction(code, change_id, ref.key, age, action, detail, attempt)
+
+        loaded = archives.get(change_id)
+        if loaded is None or isinstance(loaded, ArchiveError):
+            why = "archive missing" if loaded is None else f"archive invalid: {loaded}"
+            return act("not_redrivable", f"{why}; processing cannot succeed — run `stuck` for options", "error")
+        doc = loaded.document
+        if code not in doc.customers:
+            return act("not_redrivable", "the archive does not list this customer — run `stuck`", "error")
+        lease = doc.leases.get(code)
+        if lease is not None and lease.is_live(at):
+            return act("in_progress", f"lease of {lease.owner} live until {lease.expires_at.isoformat()}", "info")
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=ref.key)
+            if head["ETag"] != info.etag:
+                return act("replaced", "a newer trigger replaced it; its own event follows", "info")
+            version_id = head.get("VersionId")
+            target = {"VersionId": version_id} if version_id and version_id != "null" else {}
+            tags = {
+                t["Key"]: t["Value"]
+                for t in self.s3.get_object_tagging(Bucket=self.bucket, Key=ref.key, **target).get("TagSet", [])
+            }
+        except ClientError as exc:
+            if aws.http_status(exc) == 404:
+                return act("replaced", "deleted meanwhile", "info")
+            return act("error", f"cannot read the trigger: {exc}", "error")
+        try:
+            attempts = int(tags.get(REDRIVE_ATTEMPTS_TAG, "0"))
+        except ValueError:
+            attempts = 0
+        limit = self.settings.max_redrive_attempts
+        if attempts >= limit:
+            return act(
+                "exhausted",
+                f"re-driven {attempts} time(s) (TTP_MAX_REDRIVE_ATTEMPTS={limit}) without success; leaving it — "
+                f"`stuck` diagnoses it, `process --customer {code} --change-id {change_id}` processes it by hand",
+                "error",
+                attempts,
+            )
+        last = tags.get(LAST_REDRIVE_TAG)
+        if last:
+            try:
+                since = age_seconds(datetime.fromisoformat(last), at)
+            except ValueError:
+                since = float("inf")
+            if since < self.settings.stuck_after_seconds:
+                return act(
+                    "waiting", f"re-driven {round(since)}s ago (attempt {attempts}); giving it time", "info", attempts
+                )
+        if sum(1 for a in report.actions if a.action == "redriven") >= self.max_redrives_per_pass:
+            return act("waiting", f"more than {self.max_redrives_per_pass} re-drives this pass; next pass", "warning")
+        attempt = attempts + 1
+        tags[REDRIVE_ATTEMPTS_TAG] = str(attempt)
+        tags[LAST_REDRIVE_TAG] = at.isoformat()
+        try:
+            # record first, then send: a failed send wastes an attempt but the bound always holds
+            self.s3.put_object_tagging(
+                Bucket=self.bucket,
+                Key=ref.key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]},
+                **target,
+            )
+        except ClientError as exc:
+            return act("error", f"cannot record the re-drive attempt (not sent): {exc}", "error", attempt)
+        body = s3_event_message(self.bucket, ref.key, etag=info.etag, region=self.region, at=at, attempt=attempt)
+        try:
+            self.sqs.send_message(QueueUrl=self.settings.customer_queues[code], MessageBody=body)
+        except ClientError as exc:
+            return act("error", f"attempt {attempt} recorded but the send failed: {exc}", "error", attempt)
+        return act("redriven", f"re-sent its event (attempt {attempt} of {limit})", "warning", attempt)
+
+
+def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, log: Log | None = None) -> SweepReport:
+    """One pass with clients from the environment (what ``python -m runtime sweep`` runs)."""
+    import boto3
+
+    session = boto3.session.Session()
+    sweeper = Sweeper(
+        aws.client("s3", session=session),
+        aws.client("sqs", session=session),
+        settings,
+        MetricsFactory(settings.metrics_namespace, metrics_stream),
+        region=session.region_name or "us-east-1",
+        log=log,
+    )
+    return sweeper.run()

@@ -1,0 +1,164 @@
+"""restore CHANGE_ID --before TIME: bucket versioning, compare-and-swap, nothing recorded later is silently lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from runtime.models import utcnow
+from runtime.ops import OpsError
+from runtime.ops_restore import list_versions, restore
+from tests.runtime.conftest import Faulty, Platform, client_error
+from tests.runtime.test_ops_support import (
+    as_json,
+    backdate,
+    clients,
+    light_platform,
+    ops_env,
+    put_raw,
+    record_processed,
+    run,
+)
+
+KEY = "archive/CHG-1.json"
+HOUR = 3600
+
+
+@pytest.fixture
+def light(aws_credentials: None) -> Iterator[Platform]:
+    with mock_aws():
+        yield light_platform()
+
+
+def types(doc: dict[str, Any]) -> list[str]:
+    return [f"{m['modification_type']}:{m.get('customer_code') or ''}" for m in doc["modifications"]]
+
+
+def etag(platform: Platform) -> str:
+    return platform.s3.head_object(Bucket=platform.bucket, Key=KEY)["ETag"]
+
+
+def test_restores_a_corrupted_archive(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts", "htsnonprod"])
+    record_processed(platform, "CHG-1", "hts")
+    good = list_versions(platform.s3, platform.bucket, "CHG-1")[0]
+    backdate(platform, KEY, HOUR)
+    put_raw(platform, KEY, b'{"change_id": "CHG-1", "title": ')  # someone broke it just now
+
+    result = run(monkeypatch, ops_env(platform), "restore", "CHG-1", "--before", "30m", "--user", "alice", "--json")
+    plan = as_json(result)
+    assert result.exit_code == 0, result.stderr
+    assert plan["written"] is True and plan["current_state"] == "invalid"
+    assert plan["source"]["version_id"] == good.version_id
+    doc = platform.archive()
+    assert doc["title"] == "Change CHG-1" and doc["revision"] == 1
+    assert types(doc) == ["submitted:", "processed:hts", "restored:"]
+    entry = doc["modifications"][-1]
+    assert entry["user_id"] == "alice" and entry["restored_version_id"] == good.version_id
+    assert entry["replaced_state"] == "invalid" and entry["dropped"] == []
+    assert len(list_versions(platform.s3, platform.bucket, "CHG-1")) == 4  # nothing deleted: it can be undone
+
+    verified = as_json(run(monkeypatch, ops_env(platform), "verify", "CHG-1", "--json"))
+    assert {c["customer"]: c["state"] for c in verified["customers"]} == {"hts": "processed", "htsnonprod": "pending"}
+
+
+def test_restores_a_deleted_archive_with_if_none_match(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+    platform.s3.delete_object(Bucket=platform.bucket, Key=KEY)
+    s3 = Faulty(platform.s3)
+    conditions: list[dict[str, Any]] = []
+    s3.fail("put_object", lambda **kw: conditions.append({k: kw.get(k) for k in ("IfMatch", "IfNoneMatch")}))
+
+    plan = restore(clients(platform, s3=s3), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert plan.written and plan.current_state == "deleted"
+    assert conditions == [{"IfMatch": None, "IfNoneMatch": "*"}]
+    assert types(platform.archive()) == ["submitted:", "restored:"]
+
+
+def test_carries_processing_entries_forward(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts", "htsnonprod"])
+    backdate(platform, KEY, HOUR)
+    record_processed(platform, "CHG-1", "hts")  # recorded after the version we go back to
+    record_processed(platform, "CHG-1", "htsnonprod")
+    before = etag(platform)
+    s3 = Faulty(platform.s3)
+    conditions: list[Any] = []
+    s3.fail("put_object", lambda **kw: conditions.append(kw.get("IfMatch")))
+
+    plan = restore(clients(platform, s3=s3), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert plan.written and plan.dropped == []
+    assert [e["customer_code"] for e in plan.carried_forward] == ["hts", "htsnonprod"]
+    assert conditions == [before]  # compare-and-swap against the version we read
+    assert types(platform.archive()) == ["submitted:", "processed:hts", "processed:htsnonprod", "restored:"]
+
+
+def test_refuses_to_lose_later_entries_unless_forced(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+    platform.submit("CHG-1", ["hts"], title="A wrong edit")  # revision 2
+    record_processed(platform, "CHG-1", "hts")  # hts was notified of revision 2
+    before = etag(platform)
+
+    refused = run(monkeypatch, ops_env(platform), "restore", "CHG-1", "--before", "30m", "--json")
+    plan = as_json(refused)
+    assert refused.exit_code == 1 and plan["written"] is False and "--force" in plan["refused"]
+    assert [(e["modification_type"], e["revision"]) for e in plan["dropped"]] == [("submitted", 2)]
+    assert etag(platform) == before  # nothing written
+
+    dry = as_json(
+        run(monkeypatch, ops_env(platform), "restore", "CHG-1", "--before", "30m", "--force", "--dry-run", "--json")
+    )
+    assert dry["written"] is False and etag(platform) == before
+
+    forced = run(monkeypatch, ops_env(platform), "restore", "CHG-1", "--before", "30m", "--force")
+    assert forced.exit_code == 0, forced.stdout
+    doc = platform.archive()
+    assert doc["title"] == "Change CHG-1"  # the content of revision 1 ...
+    assert doc["revision"] == 2  # ... but the revision never goes back: hts's record of revision 2 stays valid
+    assert types(doc) == ["submitted:", "processed:hts", "restored:"]
+    assert [(d["modification_type"], d["revision"]) for d in doc["modifications"][-1]["dropped"]] == [("submitted", 2)]
+
+
+def test_errors_say_what_to_do(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = light
+    env = ops_env(platform)
+    none = run(monkeypatch, env, "restore", "CHG-1", "--before", "1h")
+    assert none.exit_code == 3 and "has no versions" in none.stderr
+
+    put_raw(platform, KEY, b"garbage")
+    backdate(platform, KEY, HOUR)
+    put_raw(platform, KEY, '{"change_id": "CHG-1", "title": "T", "customers": ["hts"]}')
+    too_early = run(monkeypatch, env, "restore", "CHG-1", "--before", "2h")
+    assert too_early.exit_code == 3 and "choose a later --before" in too_early.stderr
+    invalid = run(monkeypatch, env, "restore", "CHG-1", "--before", "30m")
+    assert invalid.exit_code == 3 and "is not a valid change document" in invalid.stderr
+    current = run(monkeypatch, env, "restore", "CHG-1", "--before", "2099-01-01")
+    assert current.exit_code == 1 and "already the current one" in current.stderr
+    assert run(monkeypatch, env, "restore", "CHG-1").exit_code == 2
+    bad_time = run(monkeypatch, env, "restore", "CHG-1", "--before", "last week")
+    assert bad_time.exit_code == 2 and "ISO 8601" in bad_time.stderr
+
+    listed = run(monkeypatch, env, "restore", "CHG-1", "--list", "--json")
+    versions = as_json(listed)
+    assert listed.exit_code == 0
+    assert [(v["is_latest"], v["valid"]) for v in versions] == [(True, True), (False, False)]
+
+
+def test_a_concurrent_write_aborts_the_restore(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+    put_raw(platform, KEY, b"{}")
+    s3 = Faulty(platform.s3).fail("put_object", client_error("PreconditionFailed", 412))
+    with pytest.raises(OpsError, match="changed while restoring"):
+        restore(clients(platform, s3=s3), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert platform.s3.get_object(Bucket=platform.bucket, Key=KEY)["Body"].read() == b"{}"

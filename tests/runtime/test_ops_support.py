@@ -1,0 +1,168 @@
+"""Helpers shared by the ops and sweeper tests (no tests here).
+
+Time: the emulator stamps objects with the wall clock, so "a trigger 20 minutes old" is made by
+moving its ``LastModified`` back in moto's in-process backend (what waiting would do).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from devtools import sandbox as sb
+from devtools.sandbox import PLATFORM_ACCOUNT
+from runtime import naming
+from runtime.archive_store import ArchiveStore
+from runtime.cli import app
+from runtime.models import PROCESSED, ArchiveDocument, ModificationEntry
+from runtime.ops import OpsClients
+from tests.runtime.conftest import Platform
+
+ALL = ("customer-a", "hts", "htsnonprod")
+
+
+def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1") -> Platform:
+    """The sandbox's bucket and queues (with DLQs and redrive) without the customers' SES: enough for
+    everything but sending email, and much faster to build. Call inside ``mock_aws()``."""
+    import boto3
+
+    s3, sqs = boto3.client("s3", region_name=region), boto3.client("sqs", region_name=region)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    created = {}
+    for spec in sb.sample_customers():
+        dlq_url = sqs.create_queue(QueueName=naming.dead_letter_queue_name(spec.code))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName=naming.queue_name(spec.code),
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[spec.code] = sb.CustomerResources(spec, queue_url, arn, dlq_url)
+    return Platform(sb.Sandbox(bucket, region, created))
+
+
+def record_processed(platform: Platform, change_id: str, code: str) -> None:
+    """What the processor's step 7 records (used where sending real email adds nothing to a test)."""
+
+    def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert doc is not None
+        entry = ModificationEntry(
+            user_id=f"processor:{code}", modification_type=PROCESSED, customer_code=code, revision=doc.revision
+        )
+        doc.modifications = [*doc.modifications, entry]
+        doc.leases = {k: v for k, v in doc.leases.items() if k != code}
+        return doc
+
+    ArchiveStore(platform.s3, platform.bucket).update(change_id, mutate)
+
+
+def backdate(platform: Platform, key: str, seconds: float) -> None:
+    """Make every version (and delete marker) of ``key`` ``seconds`` older."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[PLATFORM_ACCOUNT]["aws"].buckets[platform.bucket]
+    versions = bucket.keys.getlist(key)
+    assert versions, f"no object {key} to backdate"
+    for version in versions:
+        version.last_modified = version.last_modified - timedelta(seconds=seconds)
+
+
+def queues(platform: Platform) -> dict[str, str]:
+    return {code: res.queue_url for code, res in platform.box.customers.items()}
+
+
+def ops_env(platform: Platform, **extra: str) -> dict[str, str]:
+    env = {
+        "TTP_BUCKET_NAME": platform.bucket,
+        "TTP_CUSTOMER_QUEUES": json.dumps(queues(platform)),
+        "TTP_STUCK_AFTER_SECONDS": "900",
+        "TTP_MAX_REDRIVE_ATTEMPTS": "3",
+    }
+    env.update(extra)
+    return env
+
+
+def run(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str], *args: str) -> Result:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def as_json(result: Result) -> Any:
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"stdout is not one JSON document:\n{result.stdout}\nstderr:\n{result.stderr}") from None
+
+
+def clients(platform: Platform, **overrides: Any) -> OpsClients:
+    return OpsClients(s3=overrides.pop("s3", platform.s3), sqs=overrides.pop("sqs", platform.sqs), **overrides)
+
+
+def ecs_services(platform: Platform, running: Mapping[str, int], desired: int = 1) -> Any:
+    """The cluster with one service per customer: ``running[code]`` tasks of ``desired`` running.
+
+    moto reports 0 running for a new service and ``desiredCount`` running after ``update_service``.
+    """
+    import boto3
+
+    ecs = boto3.client("ecs", region_name=platform.box.region)
+    ecs.create_cluster(clusterName=naming.CLUSTER_NAME)
+    ecs.register_task_definition(family="processor", containerDefinitions=[{"name": "p", "image": "x", "memory": 512}])
+    for code in platform.box.customers:
+        ecs.create_service(
+            cluster=naming.CLUSTER_NAME,
+            serviceName=naming.service_name(code),
+            taskDefinition="processor",
+            desiredCount=desired,
+        )
+        if running.get(code):
+            ecs.update_service(
+                cluster=naming.CLUSTER_NAME, service=naming.service_name(code), desiredCount=running[code]
+            )
+            if running[code] != desired:  # desired back up, running stays
+                ecs.update_service(cluster=naming.CLUSTER_NAME, service=naming.service_name(code), desiredCount=desired)
+    return ecs
+
+
+def s3_event(bucket: str, key: str) -> str:
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+                }
+            ]
+        }
+    )
+
+
+def depth(platform: Platform, url: str) -> tuple[int, int]:
+    attrs = platform.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def drain(platform: Platform, url: str) -> list[dict[str, Any]]:
+    """Receive (and delete) every message of a queue."""
+    out: list[dict[str, Any]] = []
+    while True:
+        batch = platform.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not batch:
+            return out
+        for message in batch:
+            platform.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        out += batch
+
+
+def put_raw(platform: Platform, key: str, body: bytes | str) -> None:
+    platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=body if isinstance(body, bytes) else body.encode())
