@@ -1,0 +1,247 @@
+"""The main job: synthesize the sample platform, then run its pipeline end to end on a local AWS emulator.
+
+    make demo            # or: python -m devtools.demo [--skip-synth] [--changes N]
+
+1. Synthesizes the CDK app into ``cdk.out`` and prints each stack, its account and resource count.
+2. Starts moto's server on a loopback port (and a fake Microsoft Graph when meetings are available),
+   creates the bucket layout, per-customer queues with DLQs and S3 notifications, SES identities and
+   contact lists in each customer's account.
+3. Starts one worker per customer as a real subprocess (``python -m runtime worker``), submits sample
+   changes archive-first, waits until every trigger is gone, and prints what happened: the archive's
+   modifications, the emails each customer sent, timings.
+4. Runs the ops commands ``health`` and ``verify`` on the result, stops the workers with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.table import Table
+
+from devtools import sandbox as sb
+from devtools.emulator import local_aws
+from runtime.archive_store import ArchiveStore
+from runtime.submit import submit_change
+from runtime.triggers import TriggerStore
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console(highlight=False, width=120)
+
+
+def synthesize(outdir: Path) -> None:
+    """Run the CDK app (python app.py, as ``cdk synth`` would) and summarise the cloud assembly."""
+    env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        console.print(f"[red]synth failed[/red]\n{result.stderr[-3000:]}")
+        raise SystemExit(1)
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    table = Table(title=f"Sample platform synthesized into {outdir.name}/ in {time.monotonic() - started:.1f}s")
+    for column in ("stack", "account", "region", "resources", "depends on"):
+        table.add_column(column)
+    for name, artifact in sorted(manifest["artifacts"].items()):
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        template = json.loads((outdir / artifact["properties"]["templateFile"]).read_text())
+        environment = artifact.get("environment", "aws://unknown/unknown").removeprefix("aws://").split("/")
+        deps = [d for d in artifact.get("dependencies", []) if not d.endswith(".assets")]
+        table.add_row(name, environment[0], environment[1], str(len(template.get("Resources", {}))), ", ".join(deps))
+    console.print(table)
+
+
+class Worker:
+    def __init__(self, code: str, env: dict[str, str], logdir: Path) -> None:
+        self.code = code
+        self.log_path = logdir / f"worker-{code}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "worker"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self._log.close()
+
+    def handled(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and entry.get("message") == "message handled":
+                lines.append(entry)
+        return lines
+
+
+def sample_changes(count: int) -> list[dict[str, Any]]:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    changes: list[dict[str, Any]] = [
+        {
+            "change_id": "CHG-2026-0001",
+            "title": "Patch the shared VPC endpoints",
+            "summary": "Rolling replacement of interface endpoints; no downtime expected.",
+            "customers": ["hts", "htsnonprod", "customer-a"],
+            "implementation_start": start.isoformat(),
+            "implementation_end": (start + timedelta(hours=2)).isoformat(),
+            "ticket": "CCOE-1234",  # a field the processor does not know: kept on every rewrite
+        },
+        {
+            "change_id": "CHG-2026-0002",
+            "title": "Rotate <KMS> keys & re-encrypt buckets",
+            "customers": ["hts", "customer-a"],
+            "description": "HTML in a title is escaped: <b>not bold</b>.",
+            "meeting": {
+                "start_time": (start + timedelta(days=1)).isoformat(),
+                "end_time": (start + timedelta(days=1, hours=1)).isoformat(),
+                "subject": "CAB: KMS rotation",
+            },
+        },
+    ]
+    for n in range(3, count + 1):
+        changes.append({"change_id": f"CHG-2026-{n:04d}", "title": f"Routine change {n}", "customers": ["htsnonprod"]})
+    return changes[:count] if count >= 2 else changes[:1]
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.skip_synth:
+        synthesize(ROOT / "cdk.out")
+    logdir = Path(tempfile.mkdtemp(prefix="ttp-demo-"))
+    with local_aws() as aws:
+        console.print(f"local AWS emulator on {aws.endpoint}; worker logs in {logdir}")
+        customers = sb.sample_customers()
+        box = sb.create_sandbox(customers, visibility_timeout=30)
+        extra_env: dict[str, str] = {}
+        graph = _start_fake_graph(box)
+        if graph is not None:
+            extra_env.update(graph[1])
+        workers = []
+        for code in box.customers:
+            env = {
+                **os.environ,
+                **aws.env(),
+                **box.worker_env(code, TTP_RECEIVE_WAIT_SECONDS="1", TTP_DRAIN_SECONDS="10"),
+                **extra_env,
+                "PYTHONPATH": str(ROOT),
+            }
+            workers.append(Worker(code, env, logdir))
+        changes = sample_changes(args.changes)
+        if graph is None:
+            for change in changes:
+                change.pop("meeting", None)
+        s3 = boto3.client("s3")
+        archive, triggers = ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket)
+        submitted_at = time.monotonic()
+        for change in changes:
+            submit_change(archive, triggers, change, user_id="demo@ccoe.example.com")
+        console.print(f"submitted {len(changes)} changes (archive first, then one trigger per customer)")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0) == 0:
+                break
+            time.sleep(0.2)
+        else:
+            console.print("[red]triggers still present after 120 s[/red]")
+        elapsed = time.monotonic() - submitted_at
+        report(box, changes, workers, elapsed)
+        ops_env = {
+            **os.environ,
+            **aws.env(),
+            "PYTHONPATH": str(ROOT),
+            "TTP_BUCKET_NAME": box.bucket,
+            "TTP_CUSTOMER_QUEUES": json.dumps({c: r.queue_url for c, r in box.customers.items()}),
+        }
+        for command in (["health", "--skip-ecs", "--no-cloudwatch"], ["verify", changes[0]["change_id"]]):
+            console.rule(f"python -m runtime {' '.join(command)}")
+            subprocess.run([sys.executable, "-m", "runtime", *command], cwd=ROOT, env=ops_env)
+        exit_codes = {w.code: w.stop() for w in workers}
+        console.print(f"workers stopped with SIGTERM, exit codes: {exit_codes}")
+        if graph is not None:
+            graph[0].stop()
+        ok = all(code == 0 for code in exit_codes.values()) and elapsed < 120
+        return 0 if ok else 1
+
+
+def _start_fake_graph(box: sb.Sandbox) -> tuple[Any, dict[str, str]] | None:
+    try:
+        from devtools import fake_graph
+    except ImportError:
+        return None
+    start = getattr(fake_graph, "start_for_demo", None)
+    return start(box) if start else None
+
+
+def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker], elapsed: float) -> None:
+    s3 = boto3.client("s3")
+    console.rule("what happened")
+    for change in changes:
+        doc = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change['change_id']}.json")["Body"].read())
+        table = Table(title=f"archive/{doc['change_id']}.json — revision {doc['revision']}: {doc['title']}")
+        for column in ("time", "type", "customer", "revision", "by", "detail"):
+            table.add_column(column)
+        for entry in doc["modifications"]:
+            detail = ""
+            if entry["modification_type"] == "processed":
+                detail = f"{entry.get('emails_sent', 0)} emails"
+            elif entry.get("meeting_metadata"):
+                detail = entry["meeting_metadata"].get("join_url") or entry["meeting_metadata"].get("meeting_id", "")
+            table.add_row(
+                entry["timestamp"][11:23],
+                entry["modification_type"],
+                entry.get("customer_code") or "",
+                str(entry.get("revision", "")),
+                entry["user_id"],
+                detail,
+            )
+        console.print(table)
+        leftovers = [k for k in doc if k not in {"modifications"} and k.startswith("ticket")]
+        if leftovers:
+            console.print(f"  unknown fields kept on every rewrite: {', '.join(f'{k}={doc[k]}' for k in leftovers)}")
+    emails = Table(title="emails sent (each customer's own SES, assumed role)")
+    for column in ("customer", "account", "recipient", "subject"):
+        emails.add_column(column)
+    for code, resources in box.customers.items():
+        for message in sb.sent_emails(resources.spec.account, box.region):
+            emails.add_row(code, resources.spec.account, ", ".join(message["to"]), message["subject"])
+    console.print(emails)
+    timings = Table(title="timings")
+    timings.add_column("what")
+    timings.add_column("value")
+    handled = [h for w in workers for h in w.handled()]
+    processed = [h for h in handled if h.get("outcome") == "processed"]
+    timings.add_row("submit → last trigger deleted", f"{elapsed:.2f} s")
+    timings.add_row("triggers processed", str(len(processed)))
+    timings.add_row("other messages handled (test events, duplicates)", str(len(handled) - len(processed)))
+    timings.add_row("triggers left under customers/", str(s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/")
+                                                            .get("KeyCount", 0)))
+    console.print(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-synth", action="store_true", help="Do not synthesize the CDK app first.")
+    parser.add_argument("--changes", type=int, default=4, help="How many sample changes to submit (>= 1).")
+    args = parser.parse_args()
+    if args.changes < 1:
+        parser.error("--changes must be at least 1")
+    raise SystemExit(run(args))
+
+
+if __name__ == "__main__":
+    main()
