@@ -123,16 +123,25 @@ class _Checkpointer:
     """
 
     def __init__(
-        self, processor: Processor, change_id: str, owner: str, every_emails: int = 10, every_seconds: float = 2.0
+        self,
+        processor: Processor,
+        version: VersionedArchive,
+        owner: str,
+        every_emails: int = 10,
+        every_seconds: float = 2.0,
     ) -> None:
         self._processor = processor
-        self._change_id = change_id
+        self.version = version  # the last version we wrote: saves a GET when it is still current
+        self._change_id = version.document.change_id
         self._owner = owner
         self._every_emails = every_emails
         self._every_seconds = every_seconds
         self._pending: list[str] = []
         self._last = time.monotonic()
-        self.version: VersionedArchive | None = None
+
+    @property
+    def pending(self) -> list[str]:
+        return list(self._pending)
 
     def on_sent(self, address: str) -> None:
         self._pending.append(address.lower())
@@ -158,7 +167,7 @@ class _Checkpointer:
             doc.leases = {**doc.leases, code: lease}
             return doc
 
-        self.version = processor.archive.update(self._change_id, mutate)
+        self.version = processor.archive.update(self._change_id, mutate, current=self.version)
         self._pending.clear()
         self._last = time.monotonic()
 
@@ -255,11 +264,11 @@ class Processor:
         revision = version.document.revision
 
         # 6. side effects
-        checkpoint = _Checkpointer(self, change_id, owner, every_emails=self.checkpoint_every_emails)
         lease = version.document.leases[self.customer_code]
+        checkpoint = _Checkpointer(self, version, owner, every_emails=self.checkpoint_every_emails)
         try:
             if self.meetings is not None:
-                version = self.meetings.reconcile(version, owner)
+                version = checkpoint.version = self.meetings.reconcile(version, owner)
             recipients = self.mailer.subscribers(version.document.topic)
             message = render_email(version.document, self.customer_code)
             sent = self.mailer.send(
@@ -270,7 +279,6 @@ class Processor:
                 on_sent=checkpoint.on_sent,
                 cancelled=cancelled,
             )
-            checkpoint.flush()
         except EmailConfigurationError as exc:
             self._release_lease(change_id, owner, checkpoint)
             return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
@@ -282,10 +290,11 @@ class Processor:
             logger.exception("side effects failed")
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
 
-        # 7. record the result; a lost record means a resend, so insist
+        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
         try:
-            self._record(change_id, owner, revision, len(recipients), len(sent), batch)
+            self._record(checkpoint, owner, revision, len(recipients), batch)
         except ArchiveError as exc:
+            self._save_progress(checkpoint)
             return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
         result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
         # 8. delete the trigger we read, not a newer one
@@ -316,9 +325,9 @@ class Processor:
         return self.archive.update(change_id, mutate, current=version, metrics=batch)
 
     def _record(
-        self, change_id: str, owner: str, revision: int, recipients: int, sent: int, batch: MetricBatch
+        self, checkpoint: _Checkpointer, owner: str, revision: int, recipients: int, batch: MetricBatch
     ) -> VersionedArchive:
-        code = self.customer_code
+        code, change_id, unflushed = self.customer_code, checkpoint.version.document.change_id, checkpoint.pending
 
         def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
             assert doc is not None
@@ -326,8 +335,9 @@ class Processor:
                 return None
             leases = dict(doc.leases)
             lease = leases.get(code)
-            emails_total = len(lease.emails_sent) if lease is not None and lease.owner == owner else sent
+            done = set(unflushed)
             if lease is not None and lease.owner == owner:
+                done.update(lease.emails_sent)
                 del leases[code]
             doc.leases = leases
             doc.modifications = [
@@ -338,19 +348,21 @@ class Processor:
                     customer_code=code,
                     revision=revision,
                     recipients=recipients,  # type: ignore[call-arg]
-                    emails_sent=emails_total,  # type: ignore[call-arg]
+                    emails_sent=len(done),  # type: ignore[call-arg]
                 ),
             ]
             return doc
 
         deadline = time.monotonic() + self.record_deadline_seconds
+        current: VersionedArchive | None = checkpoint.version
         while True:
             try:
-                return self.archive.update(change_id, mutate, metrics=batch)
+                return self.archive.update(change_id, mutate, current=current, metrics=batch)
             except ArchiveConflict:
                 if time.monotonic() >= deadline:
                     raise
                 logger.warning("archive still contended while recording; retrying")
+                current = None
 
     def _release_lease(self, change_id: str, owner: str, checkpoint: _Checkpointer) -> None:
         code = self.customer_code
