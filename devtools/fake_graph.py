@@ -47,8 +47,11 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from devtools.sandbox import Sandbox
 
 LOOPBACK = "127.0.0.1"
 GRAPH_PREFIX = "/v1.0"
@@ -210,7 +213,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeGraph:
-    """Fake Graph + token server on ``https://127.0.0.1:<free port>``; thread-safe; ``start()`` / ``stop()``."""
+    """Fake Graph + token server on ``https://127.0.0.1:<free port>``; thread-safe; ``start()`` / ``stop()``.
+
+    ``organizer`` is the only mailbox it knows (others get ``ErrorInvalidUser``); ``latency`` adds
+    seconds to every request (to widen race windows); counters (``token_requests``,
+    ``create_requests``, ``list_requests``, ``patch_requests``, ``cancel_requests``) and ``requests``
+    (method, path, status) let tests assert what a client really did.
+    """
 
     def __init__(
         self,
@@ -727,3 +736,19 @@ def worker_env(
     if contact_reader_external_id:
         env["TTP_CONTACT_READER_EXTERNAL_ID"] = contact_reader_external_id
     return env
+
+
+DEMO_CONTACT_READER_EXTERNAL_ID = "ttp-demo-contact-reader"
+
+
+def start_for_demo(box: Sandbox) -> tuple[FakeGraph, dict[str, str]]:
+    """What ``devtools/demo.py`` calls: a started fake and the worker environment that uses it.
+
+    Every sandbox customer's contact-reader role is listed (the emulator lets any role be assumed),
+    so meeting attendees come from each customer's ``aws-calendar`` subscribers as in production.
+    The caller stops the server.
+    """
+    server = FakeGraph().start()
+    roles = {code: resources.spec.contact_role_arn for code, resources in box.customers.items()}
+    env = worker_env(server, calendar_contact_roles=roles, contact_reader_external_id=DEMO_CONTACT_READER_EXTERNAL_ID)
+    return server, env

@@ -1,0 +1,669 @@
+"""The change's one meeting across all its customers (DESIGN.md §5), kept in step with the archive.
+
+Every customer's processor calls :meth:`MeetingCoordinator.reconcile` before sending its emails. The
+archive decides what has to happen (:func:`plan`):
+
+* the change asks for a meeting and none is recorded → **create** it;
+* a newer revision than the one the meeting was last reconciled with → **sync**: PATCH the event when
+  its time, subject, location or attendees changed (``meeting_updated``), else only note the revision;
+* the change is cancelled and its meeting is not → **cancel** it (``meeting_cancelled``).
+
+Exactly-once creation rests on three layers, each covering the next one's gap:
+
+1. A **meeting lease** in the archive (``meeting_lease``, claimed by compare-and-swap like the
+   processing lease). Only its holder talks to Graph; another processor that finds a live lease held
+   by someone else polls the archive briefly for the result and otherwise raises
+   :class:`MeetingBusy` — the message is retried later and the trigger stays.
+2. **Find before create**: every event is tagged with a single-value extended property whose value is
+   the change's transaction id. Before a POST, the holder lists the organizer's events filtered on that
+   property (the filter form Graph documents for string extended properties). A holder that crashed
+   between Graph's answer and the archive write left an event there; the retry adopts it.
+3. Graph's own ``transactionId`` (derived deterministically from the change id) on the POST: if two
+   POSTs still happen (a lease that expired while its holder was mid-request), Graph does not create
+   a second event for the same transaction id. Graph does not document filtering on ``transactionId``,
+   which is why layer 2 uses an extended property.
+
+Attendees are the union, de-duplicated case-insensitively, of every customer's ``aws-calendar``
+subscribers, read through each customer's read-only contact role; past Graph's limit of 500 attendees
+per event they are capped round-robin across customers, and what was dropped is logged and recorded in
+the meeting metadata (``attendees_dropped``).
+"""
+
+from __future__ import annotations
+
+import enum
+import html
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from runtime import aws
+from runtime.archive_store import ArchiveStore, VersionedArchive
+from runtime.emails import CustomerSes, EmailConfigurationError, EmailError, topic_subscribers
+from runtime.graph import GraphCalendar, GraphClient, GraphError, MsalTokenProvider, graph_scope
+from runtime.log import logger
+from runtime.models import (
+    MEETING_CANCELLED,
+    MEETING_SCHEDULED,
+    MEETING_UPDATED,
+    ArchiveDocument,
+    MeetingMetadata,
+    ModificationEntry,
+    ProcessingLease,
+    utcnow,
+)
+from runtime.naming import CALENDAR_TOPIC
+from runtime.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
+
+MAX_ATTENDEES = 500
+"""Graph: "The maximum number of attendees included in an event ... is 500" (event resource)."""
+
+TRANSACTION_NAMESPACE = uuid.UUID("4217f0d7-c3c5-4af1-a85c-154b1b143a60")
+"""Namespace of the uuid5 transaction ids: the same change id always gives the same transaction id."""
+
+TAG_PROPERTY_ID = "String {0cc04442-9010-431e-8b9f-58dc6027500b} Name TtpMeetingTransactionId"
+"""The single-value extended property every event we create carries (value: its transaction id)."""
+
+
+class MeetingError(RuntimeError):
+    """The meeting could not be reconciled now; the processor retries the message later."""
+
+
+class MeetingBusy(MeetingError):
+    """Another processor holds the meeting lease and has not recorded its result yet."""
+
+
+class MeetingConfigurationError(MeetingError):
+    """Settings do not allow reading a customer's calendar subscribers (names the variable to fix)."""
+
+
+class Action(enum.Enum):
+    NONE = "none"
+    CREATE = "create"
+    SYNC = "sync"
+    CANCEL = "cancel"
+
+
+def transaction_id(change_id: str, generation: int = 0) -> str:
+    """The Graph ``transactionId`` of a change's meeting: a uuid5 of the change id.
+
+    ``generation`` counts meetings re-created after a cancellation (a cancelled change submitted
+    again), so a new meeting does not collide with the cancelled one's transaction id. A uuid is
+    lowercase hex, which also makes the case-insensitive extended-property filter exact.
+    """
+    key = change_id if generation == 0 else f"{change_id}#{generation}"
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
+
+
+def _extra(meta: MeetingMetadata | None, name: str, default: Any = None) -> Any:
+    if meta is None:
+        return default
+    return (meta.model_extra or {}).get(name, default)
+
+
+def plan(doc: ArchiveDocument) -> Action:
+    """What the archive says must happen to the meeting; a pure function of the document."""
+    meta = doc.meeting_metadata
+    if doc.status == "cancelled":
+        if meta is not None:
+            return Action.NONE if meta.cancelled else Action.CANCEL
+        # No meeting recorded. A lease left behind means a processor was creating one and did not
+        # record the outcome (it crashed or failed): an event may exist, so look for it and cancel it.
+        return Action.CANCEL if doc.meeting is not None and doc.meeting_lease is not None else Action.NONE
+    if doc.meeting is None:
+        return Action.NONE  # never asked for, or dropped from the request: leave any meeting alone
+    if meta is None or meta.cancelled:
+        return Action.CREATE
+    if (meta.revision or 0) < doc.revision:
+        return Action.SYNC
+    return Action.NONE
+
+
+# ---- attendees ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttendeeSelection:
+    attendees: list[str]
+    dropped: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+def merge_attendees(
+    per_customer: Iterable[tuple[str, Iterable[str]]],
+    *,
+    organizer: str | None = None,
+    limit: int = MAX_ATTENDEES,
+) -> AttendeeSelection:
+    """Union of the customers' subscribers, de-duplicated case-insensitively (first spelling wins).
+
+    The organizer is left out (Graph adds the organizer itself). Over ``limit``, attendees are taken
+    round-robin across customers so one large customer cannot crowd out the others; the rest are
+    returned as ``dropped`` for the caller to report.
+    """
+    seen: set[str] = set()
+    if organizer:
+        seen.add(organizer.strip().casefold())
+    queues: list[list[str]] = []
+    for _code, addresses in per_customer:
+        unique: list[str] = []
+        for address in addresses:
+            cleaned = address.strip()
+            key = cleaned.casefold()
+            if cleaned and key not in seen:
+                seen.add(key)
+                unique.append(cleaned)
+        queues.append(unique)
+    total = sum(len(q) for q in queues)
+    ordered: list[str] = []
+    index = 0
+    while any(index < len(q) for q in queues):
+        ordered.extend(q[index] for q in queues if index < len(q))
+        index += 1
+    return AttendeeSelection(ordered[:limit], ordered[limit:], total)
+
+
+class ContactDirectory:
+    """Each customer's ``aws-calendar`` subscribers, read through its read-only contact role."""
+
+    def __init__(
+        self,
+        roles: Mapping[str, str],
+        external_id: str | None,
+        contact_list: str,
+        *,
+        region: str | None = None,
+        base_session: boto3.session.Session | None = None,
+        topic: str = CALENDAR_TOPIC,
+        ses_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.roles = dict(roles)
+        self.external_id = external_id
+        self.contact_list = contact_list
+        self.topic = topic
+        self._region = region
+        self._base_session = base_session
+        self._ses_factory = ses_factory
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _ses(self, code: str) -> Any:
+        if self._ses_factory is not None:
+            return self._ses_factory(code)
+        with self._lock:
+            if code not in self._clients:
+                role = self.roles.get(code)
+                if role is None:
+                    raise MeetingConfigurationError(
+                        f"no contact-reader role for customer {code!r}: add it to {env_var('calendar_contact_roles')}"
+                    )
+                if not self.external_id:
+                    raise MeetingConfigurationError(f"{env_var('contact_reader_external_id')} is not set")
+                customer = CustomerSes(
+                    role, self.external_id, f"ttp-calendar-{code}", region=self._region, base_session=self._base_session
+                )
+                self._clients[code] = customer.client("sesv2")
+            return self._clients[code]
+
+    def subscribers(self, code: str) -> list[str]:
+        ses = self._ses(code)
+        try:
+            return topic_subscribers(ses, self.contact_list, self.topic)
+        except EmailConfigurationError as exc:
+            # The customer has no such list or topic: nobody there asked for invites. Not an error.
+            logger.warning("no calendar subscribers for customer", extra={"customer": code, "reason": str(exc)})
+            return []
+        except EmailError as exc:
+            raise MeetingError(f"cannot read calendar subscribers of {code}: {exc}") from exc
+
+
+# ---- the coordinator ---------------------------------------------------------------------------
+
+
+class _LeaseHeld(Exception):
+    def __init__(self, lease: ProcessingLease) -> None:
+        super().__init__(f"{lease.owner} holds the meeting lease until {lease.expires_at.isoformat()}")
+        self.lease = lease
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _graph_time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": _as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def _parse_graph_time(value: Any) -> datetime | None:
+    """Graph's ``{"dateTime": "2026-05-01T10:00:00.0000000", "timeZone": "UTC"}`` (UTC without Prefer)."""
+    if not isinstance(value, dict) or str(value.get("timeZone", "")).upper() not in {"UTC", "ETC/UTC"}:
+        return None
+    try:
+        return datetime.strptime(str(value.get("dateTime", ""))[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _event_attendees(event: Mapping[str, Any]) -> list[str]:
+    found = []
+    for attendee in event.get("attendees") or []:
+        address = ((attendee or {}).get("emailAddress") or {}).get("address")
+        if address:
+            found.append(str(address))
+    return found
+
+
+def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
+    return {x.casefold() for x in a} == {x.casefold() for x in b}
+
+
+@dataclass(frozen=True)
+class _Desired:
+    subject: str
+    start: datetime
+    end: datetime
+    location: str | None
+    teams: bool
+    attendees: AttendeeSelection
+
+
+class MeetingCoordinator:
+    """Implements the processor's ``MeetingCoordinator`` protocol for one customer's processor."""
+
+    def __init__(
+        self,
+        customer_code: str,
+        archive: ArchiveStore,
+        calendar: GraphCalendar,
+        directory: ContactDirectory,
+        *,
+        organizer: str,
+        lease_seconds: int = 300,
+        wait_seconds: float = 15.0,
+        poll_seconds: float = 0.5,
+        max_attendees: int = MAX_ATTENDEES,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.customer_code = customer_code
+        self.archive = archive
+        self.calendar = calendar
+        self.directory = directory
+        self.organizer = organizer
+        self.lease_seconds = lease_seconds
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
+        self.max_attendees = max_attendees
+        self.clock = clock
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    # ---- protocol -----------------------------------------------------------------------------
+
+    def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive:
+        """Bring the meeting in line with the archive; return the archive version to continue with.
+
+        Raises (and the processor retries the message, keeping trigger and lease) when Graph or the
+        contact lists fail, or when another processor holds the meeting lease for longer than
+        ``wait_seconds``.
+        """
+        change_id = version.document.change_id
+        deadline = self._monotonic() + self.wait_seconds
+        current = version
+        while True:
+            action = plan(current.document)
+            if action is Action.NONE:
+                return current
+            try:
+                claimed = self._claim(change_id, owner, current)
+            except _LeaseHeld as held:
+                if self._monotonic() >= deadline:
+                    raise MeetingBusy(f"meeting of {change_id}: {held}; retry later") from None
+                self._sleep(self.poll_seconds)
+                current = self.archive.load(change_id)
+                continue
+            action = plan(claimed.document)
+            lease = claimed.document.meeting_lease
+            if action is Action.NONE or lease is None or lease.owner != owner:
+                return claimed  # someone recorded the result between our read and our claim
+            try:
+                return self._perform(action, claimed, owner)
+            except Exception:
+                self._expire_lease(change_id, owner)
+                raise
+
+    # ---- lease ----------------------------------------------------------------------------------
+
+    def _claim(self, change_id: str, owner: str, current: VersionedArchive) -> VersionedArchive:
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            if plan(doc) is Action.NONE:
+                return None
+            now = self.clock()
+            lease = doc.meeting_lease
+            if lease is not None and lease.owner != owner and lease.is_live(now):
+                raise _LeaseHeld(lease)
+            doc.meeting_lease = ProcessingLease(
+                owner=owner, revision=doc.revision, expires_at=now + timedelta(seconds=self.lease_seconds)
+            )
+            return doc
+
+        return self.archive.update(change_id, mutate, current=current)
+
+    def _expire_lease(self, change_id: str, owner: str) -> None:
+        """After a failure, let others proceed at once, but keep the lease as a trace (see :func:`plan`)."""
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            lease = doc.meeting_lease
+            if lease is None or lease.owner != owner:
+                return None
+            lease.expires_at = self.clock()
+            doc.meeting_lease = lease
+            return doc
+
+        try:
+            self.archive.update(change_id, mutate)
+        except Exception as exc:  # it expires on its own
+            logger.warning("could not release the meeting lease; it will expire", extra={"error": str(exc)})
+
+    def _record(
+        self,
+        change_id: str,
+        owner: str,
+        meta: MeetingMetadata | None,
+        modification_type: str | None,
+        current: VersionedArchive,
+        **details: Any,
+    ) -> VersionedArchive:
+        """Write the outcome (metadata + modification) and clear our lease, by compare-and-swap."""
+        code = self.customer_code
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None
+            lease = doc.meeting_lease
+            ours = lease is not None and lease.owner == owner
+            recorded = doc.meeting_metadata
+            if (
+                not ours
+                and meta is not None
+                and recorded is not None
+                and recorded.meeting_id == meta.meeting_id
+                and (recorded.revision or 0) >= (meta.revision or 0)
+            ):
+                # Our lease expired and another processor took over. It adopted the same event (same
+                # transaction id) and recorded it already: do not write a duplicate entry.
+                return None
+            if meta is not None:
+                doc.meeting_metadata = meta
+            if ours:
+                doc.meeting_lease = None
+            if modification_type is not None:
+                doc.modifications = [
+                    *doc.modifications,
+                    ModificationEntry(
+                        user_id=f"processor:{code}",
+                        modification_type=modification_type,
+                        customer_code=code,
+                        revision=meta.revision if meta is not None else doc.revision,
+                        meeting_metadata=meta,
+                        **details,
+                    ),
+                ]
+            return doc
+
+        return self.archive.update(change_id, mutate, current=current)
+
+    # ---- actions --------------------------------------------------------------------------------
+
+    def _perform(self, action: Action, version: VersionedArchive, owner: str) -> VersionedArchive:
+        if action is Action.CANCEL:
+            return self._cancel(version, owner)
+        desired = self._desired(version.document)
+        if action is Action.CREATE:
+            return self._create(version, owner, desired)
+        return self._sync(version, owner, desired)
+
+    def _desired(self, doc: ArchiveDocument) -> _Desired:
+        request = doc.meeting
+        assert request is not None
+        selection = self.attendees(doc)
+        return _Desired(
+            subject=request.subject or doc.title,
+            start=_as_utc(request.start_time),
+            end=_as_utc(request.end_time),
+            location=request.location,
+            teams=request.teams,
+            attendees=selection,
+        )
+
+    def attendees(self, doc: ArchiveDocument) -> AttendeeSelection:
+        """Every customer's calendar subscribers, merged and capped (the cap is logged)."""
+        per_customer = [(code, self.directory.subscribers(code)) for code in doc.customers]
+        selection = merge_attendees(per_customer, organizer=self.organizer, limit=self.max_attendees)
+        if selection.dropped:
+            logger.warning(
+                "meeting attendees capped at Graph's limit",
+                extra={
+                    "change_id": doc.change_id,
+                    "limit": self.max_attendees,
+                    "total": selection.total,
+                    "dropped": selection.dropped,
+                },
+            )
+        return selection
+
+    def _event_payload(self, doc: ArchiveDocument, desired: _Desired, tx: str) -> dict[str, Any]:
+        esc = html.escape
+        rows = [("Change", doc.change_id), ("Title", doc.title), ("Revision", str(doc.revision))]
+        if doc.implementation_start:
+            end = f" to {doc.implementation_end.isoformat()}" if doc.implementation_end else ""
+            rows.append(("Implementation window", f"{doc.implementation_start.isoformat()}{end}"))
+        table = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+        summary = f"<p>{esc(doc.summary)}</p>" if doc.summary else ""
+        payload: dict[str, Any] = {
+            "subject": desired.subject,
+            "body": {"contentType": "HTML", "content": f"<table>{table}</table>{summary}"},
+            "start": _graph_time(desired.start),
+            "end": _graph_time(desired.end),
+            "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees],
+            "allowNewTimeProposals": False,
+            "transactionId": tx,
+            "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": tx}],
+        }
+        if desired.location:
+            payload["location"] = {"displayName": desired.location}
+        if desired.teams:
+            payload["isOnlineMeeting"] = True
+            payload["onlineMeetingProvider"] = "teamsForBusiness"
+        return payload
+
+    def _metadata(
+        self, doc: ArchiveDocument, event: Mapping[str, Any], desired: _Desired, tx: str, generation: int
+    ) -> MeetingMetadata:
+        join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or event.get("onlineMeetingUrl")
+        organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address") or self.organizer
+        return MeetingMetadata(
+            meeting_id=str(event["id"]),
+            join_url=join_url,
+            ical_uid=event.get("iCalUId"),
+            organizer=organizer,
+            subject=desired.subject,
+            start_time=desired.start,
+            end_time=desired.end,
+            attendees=desired.attendees.attendees,
+            revision=doc.revision,
+            cancelled=False,
+            transaction_id=tx,  # type: ignore[call-arg]
+            generation=generation,  # type: ignore[call-arg]
+            location=desired.location,  # type: ignore[call-arg]
+            teams=desired.teams,  # type: ignore[call-arg]
+            attendees_total=desired.attendees.total,  # type: ignore[call-arg]
+            attendees_dropped=desired.attendees.dropped,  # type: ignore[call-arg]
+        )
+
+    def _find(self, tx: str) -> dict[str, Any] | None:
+        found = self.calendar.find_by_extended_property(TAG_PROPERTY_ID, tx)
+        if len(found) > 1:
+            logger.error("several events carry one transaction id", extra={"transaction_id": tx, "count": len(found)})
+        return found[0] if found else None
+
+    def _create(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
+        doc = version.document
+        previous = doc.meeting_metadata
+        generation = int(_extra(previous, "generation", 0)) + 1 if previous is not None and previous.cancelled else 0
+        tx = transaction_id(doc.change_id, generation)
+        event = self._find(tx)
+        if event is not None:
+            # A previous holder created it but never recorded it (crash between Graph and the archive).
+            logger.info("adopting the meeting a previous attempt created", extra={"event_id": event.get("id")})
+            changes = self._event_changes(event, desired)
+            if changes:
+                event = {**event, **self.calendar.update(str(event["id"]), changes)}
+        else:
+            try:
+                event = self.calendar.create(self._event_payload(doc, desired, tx))
+            except GraphError as exc:
+                if exc.status != 409:
+                    raise
+                # Graph refused a duplicate transaction id: the event exists; adopt it.
+                event = self._find(tx)
+                if event is None:
+                    raise
+        if desired.teams and not ((event.get("onlineMeeting") or {}).get("joinUrl")):
+            event = {**event, **self.calendar.get(str(event["id"]))}  # Teams details can lag the POST answer
+        meta = self._metadata(doc, event, desired, tx, generation)
+        logger.info("meeting scheduled", extra={"change_id": doc.change_id, "event_id": meta.meeting_id})
+        return self._record(doc.change_id, owner, meta, MEETING_SCHEDULED, version)
+
+    def _event_changes(self, event: Mapping[str, Any], desired: _Desired) -> dict[str, Any]:
+        """The PATCH body that makes an existing event (as Graph returned it) match ``desired``."""
+        changes: dict[str, Any] = {}
+        if event.get("subject") != desired.subject:
+            changes["subject"] = desired.subject
+        if _parse_graph_time(event.get("start")) != desired.start or _parse_graph_time(event.get("end")) != desired.end:
+            changes["start"] = _graph_time(desired.start)
+            changes["end"] = _graph_time(desired.end)
+        if not _same_addresses(_event_attendees(event), desired.attendees.attendees):
+            changes["attendees"] = [
+                {"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees
+            ]
+        return changes
+
+    def _sync(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
+        doc = version.document
+        meta = doc.meeting_metadata
+        assert meta is not None
+        changes: dict[str, Any] = {}
+        if meta.subject != desired.subject:
+            changes["subject"] = desired.subject
+        if meta.start_time is None or meta.end_time is None or (
+            (_as_utc(meta.start_time), _as_utc(meta.end_time)) != (desired.start, desired.end)
+        ):
+            changes["start"] = _graph_time(desired.start)
+            changes["end"] = _graph_time(desired.end)
+        if _extra(meta, "location") != desired.location and desired.location is not None:
+            changes["location"] = {"displayName": desired.location}
+        if desired.teams and not _extra(meta, "teams", False):
+            changes["isOnlineMeeting"] = True
+            changes["onlineMeetingProvider"] = "teamsForBusiness"
+        if not _same_addresses(meta.attendees, desired.attendees.attendees):
+            # Sent alone, an attendees change notifies only the attendees that changed (Graph docs).
+            changes["attendees"] = [
+                {"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees
+            ]
+        join_url = meta.join_url
+        if changes:
+            event = self.calendar.update(meta.meeting_id, changes)
+            join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or join_url
+        updated = MeetingMetadata.model_validate(
+            {
+                **meta.model_dump(),
+                "subject": desired.subject,
+                "start_time": desired.start,
+                "end_time": desired.end,
+                "attendees": desired.attendees.attendees,
+                "revision": doc.revision,
+                "join_url": join_url,
+                "location": desired.location,
+                "teams": desired.teams or bool(_extra(meta, "teams", False)),
+                "attendees_total": desired.attendees.total,
+                "attendees_dropped": desired.attendees.dropped,
+            }
+        )
+        if not changes:
+            # Nothing visible changed: only remember that this revision was checked (no Graph call).
+            return self._record(doc.change_id, owner, updated, None, version)
+        logger.info("meeting updated", extra={"change_id": doc.change_id, "changed": sorted(changes)})
+        return self._record(doc.change_id, owner, updated, MEETING_UPDATED, version, changed=sorted(changes))
+
+    def _cancel(self, version: VersionedArchive, owner: str) -> VersionedArchive:
+        doc = version.document
+        meta = doc.meeting_metadata
+        if meta is None:
+            event = self._find(transaction_id(doc.change_id, 0))
+            if event is None:
+                return self._record(doc.change_id, owner, None, None, version)  # nothing was created
+            meta = MeetingMetadata(
+                meeting_id=str(event["id"]),
+                ical_uid=event.get("iCalUId"),
+                organizer=self.organizer,
+                subject=event.get("subject"),
+                attendees=_event_attendees(event),
+                transaction_id=transaction_id(doc.change_id, 0),  # type: ignore[call-arg]
+            )
+        comment = f"Change {doc.change_id} ({doc.title}) was cancelled."
+        existed = self.calendar.cancel(meta.meeting_id, comment)
+        cancelled = meta.model_copy(update={"cancelled": True, "revision": doc.revision})
+        logger.info("meeting cancelled", extra={"change_id": doc.change_id, "event_id": meta.meeting_id})
+        return self._record(doc.change_id, owner, cancelled, MEETING_CANCELLED, version, event_existed=existed)
+
+
+# ---- wiring ------------------------------------------------------------------------------------
+
+
+def build_meeting_coordinator(
+    meeting_settings: MeetingSettings,
+    sender_settings: SenderSettings,
+    session: boto3.session.Session | None = None,
+) -> MeetingCoordinator:
+    """The coordinator of one customer's worker, from validated settings (see runtime.wiring)."""
+    s = meeting_settings
+    if not (s.graph_tenant_id and s.graph_client_id and s.graph_client_secret and s.meeting_organizer):
+        raise ConfigurationError(
+            f"meetings need {env_var('graph_tenant_id')}, {env_var('graph_client_id')}, "
+            f"{env_var('graph_client_secret')} and {env_var('meeting_organizer')}"
+        )
+    session = session or boto3.session.Session()
+    tokens = MsalTokenProvider.shared(
+        tenant_id=s.graph_tenant_id,
+        client_id=s.graph_client_id,
+        client_secret=s.graph_client_secret.get_secret_value(),
+        authority_host=s.graph_authority_host,
+        scope=graph_scope(s.graph_base_url),
+    )
+    calendar = GraphCalendar(GraphClient(s.graph_base_url, tokens), s.meeting_organizer)
+    if not s.calendar_contact_roles:
+        logger.warning(f"{env_var('calendar_contact_roles')} is empty: meetings will have no attendees")
+    directory = ContactDirectory(
+        s.calendar_contact_roles,
+        s.contact_reader_external_id.get_secret_value() if s.contact_reader_external_id else None,
+        sender_settings.contact_list_name,
+        region=sender_settings.ses_region,
+        base_session=session,
+    )
+    return MeetingCoordinator(
+        sender_settings.customer_code,
+        ArchiveStore(aws.client("s3", session=session), sender_settings.bucket_name),
+        calendar,
+        directory,
+        organizer=s.meeting_organizer,
+        lease_seconds=sender_settings.visibility_timeout_seconds,
+    )
