@@ -1,0 +1,38 @@
+"""The README is a contract: its first commands are the ones CI runs, and it documents every setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runtime.settings import MeetingSettings, OpsSettings, WorkerSettings, env_var
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_first_two_commands_are_demo_and_test_and_ci_runs_the_test_command() -> None:
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo: setup$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
+
+
+@pytest.mark.parametrize("model", [WorkerSettings, MeetingSettings, OpsSettings])
+def test_every_setting_is_documented(model: type) -> None:
+    missing = [env_var(name) for name in model.model_fields if f"`{env_var(name)}`" not in README]
+    assert missing == []
+
+
+def test_requirements_are_pinned() -> None:
+    for path in [ROOT / "requirements.txt", ROOT / "requirements-dev.txt", ROOT / "runtime" / "requirements.txt"]:
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "-r")):
+                assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][0-9A-Za-z.]*", line), f"{path.name}: {line}"
