@@ -1,26 +1,36 @@
-"""Processing benchmark against the local emulator (moto server on loopback). Prints its figures.
+"""Processing benchmarks against the local emulator. Prints its figures (see benchmarks/README.md).
 
-1. AWS API calls per processed trigger, by operation, counted with botocore's ``before-call`` event
-   on every client the processor creates (S3, SQS, STS, the customer's SES), next to the minimum the
-   state machine needs.
-2. Triggers per second for one worker process (a real subprocess, ``python -m runtime worker``):
-   N triggers are written first, then the worker drains them; the clock runs from the worker's
-   "worker started" log line to the last trigger deleted.
+The emulator (moto's server, conditional writes made atomic) runs in its own process so it does not
+share a GIL with the load. Sections:
 
-    python benchmarks/processing_bench.py [--triggers 200] [--recipients 2] [--concurrency 4]
+1. api-calls   AWS API calls per processed trigger, by operation (botocore ``before-call`` events on
+               every client the processor creates), against the minimum the state machine needs.
+2. throughput  triggers/s for one worker, and for one worker per customer, against a floor measured in
+               the same run: a bare loop issuing the same API calls, with the same concurrency, no logic.
+3. latency     trigger written -> trigger deleted, p50 / p99, with triggers arriving below capacity
+               (from the worker's own ``TriggerAge`` metric, measured at the delete).
+4. memory      the worker's peak RSS (VmHWM) after the runs above, against the task's 512 MiB.
+5. send-rate   emails/s achieved for one change with many recipients against TTP_SEND_RATE_PER_SECOND.
+
+    python benchmarks/processing_bench.py [--triggers 150] [--sections api-calls,throughput,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -30,21 +40,110 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools import sandbox as sb  # noqa: E402
-from devtools.emulator import local_aws  # noqa: E402
+from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402
 from runtime.archive_store import ArchiveStore  # noqa: E402
 from runtime.keys import TriggerRef  # noqa: E402
+from runtime.metrics import MetricsFactory  # noqa: E402
 from runtime.settings import SenderSettings, load  # noqa: E402
 from runtime.submit import submit_change  # noqa: E402
 from runtime.triggers import TriggerStore  # noqa: E402
 
-# The state machine's minimum for one trigger with R recipients, no meeting, no contention:
-# HEAD trigger, GET archive, PUT archive (claim), SES GetContactList + ListContacts, R x SendEmail,
-# PUT archive (record), DELETE trigger, SQS DeleteMessage (+ ReceiveMessage, amortised over a batch).
-MINIMUM_FIXED = 8
+CONCURRENCY = 4
+TASK_MEMORY_MIB = 512
 
 
-def count_calls() -> collections.Counter[str]:
-    """Count every API call made by any botocore client in this process."""
+@contextmanager
+def emulator():  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.emulator"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    endpoint = proc.stdout.readline().strip()
+    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        yield endpoint
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def reset(endpoint: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+
+
+def spec(code: str, account: str, recipients: int) -> sb.CustomerSpec:
+    return sb.CustomerSpec(code, account, tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients)))
+
+
+def submit_many(box: sb.Sandbox, codes: list[str], count: int, prefix: str) -> None:
+    s3 = boto3.client("s3")
+    archive, triggers = ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket)
+    for n in range(count):
+        doc = {"change_id": f"{prefix}-{n}", "title": "bench", "customers": codes}
+        submit_change(archive, triggers, doc, user_id="bench")
+
+
+def triggers_left(box: sb.Sandbox) -> int:
+    return int(boto3.client("s3").list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0))
+
+
+class WorkerProcess:
+    def __init__(self, box: sb.Sandbox, code: str, endpoint: str, **settings: str) -> None:
+        self.log = Path(tempfile.mkstemp(prefix=f"bench-{code}-", suffix=".log")[1])
+        env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT)}
+        defaults = {
+            "TTP_RECEIVE_WAIT_SECONDS": "1",
+            "TTP_MAX_CONCURRENCY": str(CONCURRENCY),
+            "TTP_SEND_RATE_PER_SECOND": "500",
+            "TTP_LOG_LEVEL": "WARNING",
+        }
+        env.update(box.worker_env(code, **{**defaults, **settings}))
+        self._out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "worker"], cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self._out.close()
+
+    def metric(self, name: str) -> list[float]:
+        values: list[float] = []
+        for line in self.log.read_text().splitlines():
+            try:
+                blob = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(blob, dict) and "_aws" in blob:
+                values.extend(blob.get(name, []))
+        return values
+
+
+def wait_until_drained(box: sb.Sandbox, limit: float = 600) -> float:
+    started = time.monotonic()
+    while triggers_left(box) > 0:
+        if time.monotonic() - started > limit:
+            raise SystemExit(f"not drained in {limit} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+# ---- 1 ----------------------------------------------------------------------------------------
+
+
+def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
+    reset(endpoint)
     counts: collections.Counter[str] = collections.Counter()
     original = botocore.session.Session.create_client
 
@@ -55,99 +154,208 @@ def count_calls() -> collections.Counter[str]:
         )
         return client
 
+    box = sb.create_sandbox([spec("bench", "777777777777", recipients)], notifications=False)
+    submit_many(box, ["bench"], triggers, "A")
+    saved = dict(os.environ)
+    os.environ.update(box.worker_env("bench"))
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-    return counts
-
-
-def customer(recipients: int) -> sb.CustomerSpec:
-    return sb.CustomerSpec(
-        "bench", "777777777777", tuple(sb.Contact(f"r{i}@bench.example.com") for i in range(recipients))
-    )
-
-
-def api_calls_per_trigger(triggers: int, recipients: int) -> None:
-    counts = count_calls()
-    with local_aws():
-        box = sb.create_sandbox([customer(recipients)], notifications=False)
-        s3 = boto3.client("s3")
-        for n in range(triggers):
-            submit_change(
-                ArchiveStore(s3, box.bucket),
-                TriggerStore(s3, box.bucket),
-                {"change_id": f"B-{n}", "title": "bench", "customers": ["bench"]},
-                user_id="bench",
-            )
-        os.environ.update(box.worker_env("bench"))
+    try:
         from runtime.wiring import build_processor
 
         processor = build_processor(load(SenderSettings))
-        counts.clear()
+        processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
         for n in range(triggers):
-            assert processor.process(TriggerRef("bench", f"B-{n}"), f"bench:{n}").outcome.label == "processed"
-        total = sum(counts.values())
-        print(f"\n== AWS API calls per processed trigger ({triggers} triggers, {recipients} recipients each) ==")
-        for name, value in sorted(counts.items()):
-            print(f"  {name:<28} {value / triggers:6.2f}")
-        print(f"  {'total':<28} {total / triggers:6.2f}   (processor only; the worker adds SQS Receive/Delete)")
-        minimum = MINIMUM_FIXED - 1 + recipients  # minus the SQS delete, counted by the worker
-        print(
-            f"  minimum the state machine needs: {minimum} (HEAD, GET, PUT claim, 2 SES list calls, "
-            f"{recipients} SendEmail, PUT record, DELETE)"
-        )
+            assert processor.process(TriggerRef("bench", f"A-{n}"), f"bench:{n}").outcome.label == "processed"
+    finally:
+        botocore.session.Session.create_client = original  # type: ignore[method-assign]
+        os.environ.clear()
+        os.environ.update(saved)
+    total = sum(counts.values())
+    minimum = 7 + recipients
+    print(f"\n== 1. AWS API calls per processed trigger ({triggers} triggers, {recipients} recipients) ==")
+    for name, value in sorted(counts.items()):
+        print(f"  {name:<28} {value / triggers:6.2f}")
+    print(f"  {'total (processor)':<28} {total / triggers:6.2f}")
+    print(f"  minimum the state machine needs: {minimum} = HEAD trigger, GET archive, PUT claim, GetContactList,")
+    print(f"    ListContacts, {recipients} x SendEmail, PUT record, DELETE trigger; the worker adds DeleteMessage and")
+    print("    1/batch ReceiveMessage (not counted here)")
 
 
-def worker_throughput(triggers: int, recipients: int, concurrency: int) -> None:
-    with local_aws() as aws:
-        box = sb.create_sandbox([customer(recipients)], visibility_timeout=60)
-        s3 = boto3.client("s3")
-        for n in range(triggers):
-            submit_change(
-                ArchiveStore(s3, box.bucket),
-                TriggerStore(s3, box.bucket),
-                {"change_id": f"T-{n}", "title": "bench", "customers": ["bench"]},
-                user_id="bench",
+# ---- 2 ----------------------------------------------------------------------------------------
+
+
+def floor_child(bucket: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
+    """The same calls as the state machine, with no logic: the emulator's ceiling for this workload."""
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
+        "Credentials"
+    ]
+    ses = boto3.client(
+        "sesv2",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    queue_url = sqs.get_queue_url(QueueName=f"customer-{code}-changes")["QueueUrl"]
+
+    def one(n: int) -> None:
+        trigger, archive = f"customers/{code}/F-{n}.json", f"archive/F-{n}.json"
+        s3.head_object(Bucket=bucket, Key=trigger)
+        body = s3.get_object(Bucket=bucket, Key=archive)["Body"].read()
+        s3.put_object(Bucket=bucket, Key=archive, Body=body)
+        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+        contacts = ses.list_contacts(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)["Contacts"]
+        for contact in contacts:
+            ses.send_email(
+                FromEmailAddress=sender,
+                Destination={"ToAddresses": [contact["EmailAddress"]]},
+                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
             )
-        log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
-        env = {
-            **os.environ,
-            **aws.env(),
-            "PYTHONPATH": str(ROOT),
-            "TTP_LOG_LEVEL": "WARNING",
-            **box.worker_env(
-                "bench",
-                TTP_RECEIVE_WAIT_SECONDS="1",
-                TTP_MAX_CONCURRENCY=str(concurrency),
-                TTP_SEND_RATE_PER_SECOND="500",
+        s3.put_object(Bucket=bucket, Key=archive, Body=body)
+        s3.delete_object(Bucket=bucket, Key=trigger)
+
+    started = time.monotonic()
+    done = 0
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        while done < count:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            batch = [m for m in messages.get("Messages", []) if "Records" in m["Body"]]
+            list(pool.map(one, range(done, done + len(batch))))
+            for m in messages.get("Messages", []):
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+            done += len(batch)
+    print(json.dumps({"elapsed": time.monotonic() - started}))
+
+
+def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
+    print(f"\n== 2. throughput: {triggers} triggers per customer, {recipients} recipients, {CONCURRENCY} threads ==")
+    reset(endpoint)
+    box = sb.create_sandbox([spec("floor", "777777777777", recipients)], visibility_timeout=60)
+    submit_many(box, ["floor"], triggers, "F")
+    resources = box.customers["floor"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--floor-child",
+            json.dumps(
+                [
+                    box.bucket,
+                    triggers,
+                    "floor",
+                    resources.spec.sender,
+                    resources.spec.sender_role_arn,
+                    resources.spec.ext_id,
+                ]
             ),
-        }
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "runtime", "worker"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-            )
-            started = time.monotonic()
-            while s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0) > 0:
-                if time.monotonic() - started > 600:
-                    raise SystemExit("worker did not drain in 10 minutes")
-                time.sleep(0.05)
-            elapsed = time.monotonic() - started
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-        print(f"\n== one worker (max_concurrency={concurrency}) against the emulator ==")
-        print(
-            f"  {triggers} triggers drained in {elapsed:.2f} s (incl. ~1 s interpreter start) "
-            f"-> {triggers / elapsed:.1f} triggers/s, {triggers * recipients / elapsed:.1f} emails/s"
-        )
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    floor = json.loads(out.stdout.strip().splitlines()[-1])["elapsed"]
+    print(f"  floor (bare loop, same calls):  {triggers / floor:7.1f} triggers/s")
+
+    reset(endpoint)
+    box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
+    submit_many(box, ["one"], triggers, "T")
+    worker = WorkerProcess(box, "one", endpoint)
+    elapsed = wait_until_drained(box)
+    print(
+        f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
+        f"({100 * floor / elapsed:.0f} % of the floor; includes ~1 s interpreter start)"
+    )
+    last_worker = worker
+
+    reset(endpoint)
+    codes = ["c1", "c2", "c3"]
+    box = sb.create_sandbox(
+        [spec(c, f"77777777777{i}", recipients) for i, c in enumerate(codes)], visibility_timeout=60
+    )
+    submit_many(box, codes, triggers, "M")
+    workers = [WorkerProcess(box, c, endpoint) for c in codes]
+    elapsed = wait_until_drained(box)
+    print(
+        f"  one worker per customer (x3):   {3 * triggers / elapsed:7.1f} triggers/s in total "
+        f"(the emulator is one process on a 2-core machine)"
+    )
+    for w in workers:
+        w.stop()
+    return last_worker
+
+
+# ---- 3 ----------------------------------------------------------------------------------------
+
+
+def latency(endpoint: str, triggers: int, recipients: int, rate: float) -> None:
+    reset(endpoint)
+    box = sb.create_sandbox([spec("lat", "777777777777", recipients)], visibility_timeout=60)
+    worker = WorkerProcess(box, "lat", endpoint)
+    time.sleep(2)  # the interpreter starts
+    s3 = boto3.client("s3")
+    archive, trigger_store = ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket)
+    for n in range(triggers):
+        started = time.monotonic()
+        submit_change(archive, trigger_store, {"change_id": f"L-{n}", "title": "t", "customers": ["lat"]}, user_id="b")
+        time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+    wait_until_drained(box)
+    worker.stop()
+    ages = sorted(worker.metric("TriggerAge"))
+    p50, p99 = statistics.median(ages), ages[min(len(ages) - 1, int(len(ages) * 0.99))]
+    print(f"\n== 3. end-to-end latency, trigger written -> trigger deleted ({len(ages)} triggers at {rate}/s) ==")
+    print(f"  p50 {p50 * 1000:.0f} ms   p99 {p99 * 1000:.0f} ms   max {ages[-1] * 1000:.0f} ms")
+
+
+# ---- 5 ----------------------------------------------------------------------------------------
+
+
+def send_rate(endpoint: str, recipients: int, limit: float) -> None:
+    reset(endpoint)
+    box = sb.create_sandbox([spec("rate", "777777777777", recipients)], visibility_timeout=300)
+    worker = WorkerProcess(box, "rate", endpoint, TTP_SEND_RATE_PER_SECOND=str(limit))
+    submit_many(box, ["rate"], 1, "R")
+    wait_until_drained(box)
+    worker.stop()
+    sent, duration = sum(worker.metric("EmailsSent")), sum(worker.metric("ProcessingDuration"))
+    throttled = sum(1 for line in worker.log.read_text().splitlines() if "TooManyRequests" in line)
+    print(f"\n== 5. email send rate, one change to {recipients} recipients, limit {limit}/s ==")
+    print(
+        f"  {sent:.0f} emails in {duration:.2f} s (whole trigger) -> {sent / duration:.1f}/s = "
+        f"{100 * sent / duration / limit:.0f} % of the limit; throttling responses: {throttled}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--triggers", type=int, default=200)
+    parser.add_argument("--triggers", type=int, default=150)
     parser.add_argument("--recipients", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--sections", default="api-calls,throughput,latency,memory,send-rate")
+    parser.add_argument("--floor-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    api_calls_per_trigger(min(args.triggers, 50), args.recipients)
-    worker_throughput(args.triggers, args.recipients, args.concurrency)
-    print(json.dumps({"note": "figures from the local emulator: relative, not AWS latencies"}))
+    if args.floor_child:
+        floor_child(*json.loads(args.floor_child))
+        return
+    sections = set(args.sections.split(","))
+    with emulator() as endpoint:
+        print(f"emulator {endpoint} (separate process); machine: {os.cpu_count()} cores")
+        if "api-calls" in sections:
+            api_calls(endpoint, min(args.triggers, 50), args.recipients)
+        worker = None
+        if "throughput" in sections or "memory" in sections:
+            worker = throughput(endpoint, args.triggers, args.recipients)
+        if "memory" in sections and worker is not None:
+            peak = worker.peak_rss_mib()
+            worker.stop()
+            print(f"\n== 4. worker peak memory (VmHWM after {args.triggers} triggers) ==")
+            print(f"  {peak:.0f} MiB of the {TASK_MEMORY_MIB} MiB task ({100 * peak / TASK_MEMORY_MIB:.0f} %)")
+        elif worker is not None:
+            worker.stop()
+        if "latency" in sections:
+            latency(endpoint, min(args.triggers, 100), args.recipients, rate=5.0)
+        if "send-rate" in sections:
+            send_rate(endpoint, 150, 25.0)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,28 @@ def local_aws() -> Iterator[LocalAws]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+def main() -> None:
+    """``python -m devtools.emulator [--port N]``: serve the emulator in its own process until killed.
+
+    Benchmarks use this so the emulator does not share an interpreter (and its GIL) with the load.
+    """
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free port)")
+    args = parser.parse_args()
+    server = LocalAws(args.port).start()
+    print(server.endpoint, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
