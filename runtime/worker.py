@@ -103,6 +103,8 @@ class Worker:
         self.instance_id = uuid.uuid4().hex[:12]
         self.stopping = threading.Event()
         self.cancelled = threading.Event()
+        self._finished = threading.Event()
+        self._stop_requested_at: float | None = None
         self._in_flight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max_concurrency)
@@ -113,10 +115,16 @@ class Worker:
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: object) -> None:
             logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
-            self.stopping.set()
+            self.request_stop()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+
+    def request_stop(self) -> None:
+        """Stop receiving; the drain budget counts from now, not from when the current long poll ends."""
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+        self.stopping.set()
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Receive and process until SIGTERM (or ``until()`` is true), then drain."""
@@ -146,6 +154,7 @@ class Worker:
                 futures = {f for f in futures if not f.done()}
             self._drain(futures)
         self.stopping.set()
+        self._finished.set()
         heartbeat.join(timeout=5)
         logger.info("worker stopped", extra={"handled": self.handled})
 
@@ -168,7 +177,7 @@ class Worker:
         logger.info(
             "draining in-flight messages", extra={"in_flight": len(pending), "drain_seconds": self.drain_seconds}
         )
-        deadline = time.monotonic() + self.drain_seconds
+        deadline = (self._stop_requested_at or time.monotonic()) + self.drain_seconds
         while pending and time.monotonic() < deadline:
             time.sleep(0.05)
             pending = {f for f in pending if not f.done()}
@@ -205,29 +214,20 @@ class Worker:
             logger.warning("could not change message visibility", extra={"error": str(exc)})
 
     def _heartbeat_loop(self) -> None:
-        while not self.stopping.wait(self.heartbeat_seconds) or self._in_flight:
+        """Extend the visibility of every in-flight message until the worker has fully stopped."""
+        while not self._finished.wait(self.heartbeat_seconds):
             with self._lock:
                 items = list(self._in_flight.values())
             for start in range(0, len(items), 10):
                 chunk = items[start : start + 10]
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
+                    for i, it in enumerate(chunk)
+                ]
                 try:
-                    self._sqs.change_message_visibility_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {
-                                "Id": str(i),
-                                "ReceiptHandle": it.receipt_handle,
-                                "VisibilityTimeout": self.visibility_timeout,
-                            }
-                            for i, it in enumerate(chunk)
-                        ],
-                    )
+                    self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
                 except Exception as exc:
                     logger.warning("visibility heartbeat failed", extra={"error": str(exc)})
-            if self.stopping.is_set() and not self._in_flight:
-                return
-            if self.stopping.is_set():
-                time.sleep(min(1.0, self.heartbeat_seconds))
 
     # ---- one message --------------------------------------------------------------------------
 
@@ -253,7 +253,8 @@ class Worker:
         finally:
             with self._lock:
                 self._in_flight.pop(message_id, None)
-            self.handled += 1
+            with self._lock:
+                self.handled += 1
             self._slots.release()
 
     def _settle(self, receipt: str, fate: Fate, receives: int) -> None:
