@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""CDK entry point: ``npx cdk synth`` / ``npx cdk deploy`` (configuration: the ``ttp`` key of cdk.json)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from stacks.app_builder import build_app, default_context
+from stacks.config import ConfigError
+
+
+def main() -> None:
+    try:
+        pipeline = build_app(default_context(), outdir=os.environ.get("CDK_OUTDIR"))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    pipeline.app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""One customer's CloudWatch dashboard (body from :mod:`runtime.dashboard`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from cdk_constructs import names
+from runtime import keys, naming
+from runtime.dashboard import customer_dashboard_body
+
+
+@dataclass(frozen=True)
+class CustomerDashboardProps:
+    customer_code: str
+    namespace: str = naming.DEFAULT_METRICS_NAMESPACE
+    cluster_name: str = naming.CLUSTER_NAME
+    alarm_arns: tuple[str, ...] = ()
+
+
+class CustomerDashboard(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: CustomerDashboardProps) -> None:
+        super().__init__(scope, construct_id)
+        code = keys.validate_customer_code(props.customer_code)
+        self.body = customer_dashboard_body(
+            customer_code=code,
+            region=Stack.of(self).region,
+            namespace=props.namespace,
+            cluster_name=props.cluster_name,
+            alarm_arns=list(props.alarm_arns),
+        )
+        self.dashboard = cloudwatch.CfnDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=names.customer_dashboard_name(code),
+            dashboard_body=json.dumps(self.body, separators=(",", ":")),
+        )

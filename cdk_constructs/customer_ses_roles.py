@@ -1,0 +1,112 @@
+"""Roles in a customer's account that the platform's processors assume (SES sender, contact reader).
+
+Trust is by account principal (the governance account) narrowed with ``aws:PrincipalArn`` and
+``sts:ExternalId``: the role can be created before, and independently of, the processor role, and
+only the named principals with the agreed ExternalId can assume it.
+
+* Sender role ``ttp-ses-sender-{code}``: trusts only ``ttp-processor-{code}``; may send from the
+  customer's sender identity (``ses:FromAddress`` pinned) with its contact list for unsubscribe links,
+  and read that contact list. Nothing else.
+* Contact-reader role ``ttp-contact-reader-{code}`` (optional, for meetings): trusts every processor
+  of the platform (``ttp-processor-*``: a meeting's attendees come from all its customers); may only
+  read the contact list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from cdk_constructs import names
+from runtime import keys, naming
+
+
+@dataclass(frozen=True)
+class CustomerSesRolesProps:
+    customer_code: str
+    governance_account: str
+    sender_address: str
+    external_id: str
+    contact_list_name: str = naming.DEFAULT_CONTACT_LIST_NAME
+    ses_region: str | None = None
+    configuration_set: str | None = None
+    contact_reader_external_id: str | None = None
+    """Create the contact-reader role (meetings) when set."""
+
+
+class CustomerSesRoles(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: CustomerSesRolesProps) -> None:
+        super().__init__(scope, construct_id)
+        code = keys.validate_customer_code(props.customer_code)
+        self.props = props
+        stack = Stack.of(self)
+        partition = stack.partition
+        region = props.ses_region or stack.region
+        ses_arn = f"arn:{partition}:ses:{region}:{stack.account}"
+        domain = props.sender_address.rsplit("@", 1)[1]
+        contact_list_arn = f"{ses_arn}:contact-list/{props.contact_list_name}"
+        gov = props.governance_account
+
+        self.sender_role = iam.Role(
+            self,
+            "SenderRole",
+            role_name=naming.sender_role_name(code),
+            description=f"Assumed by the platform's processor of customer {code} to send change e-mails",
+            max_session_duration=Duration.hours(1),
+            assumed_by=iam.AccountPrincipal(gov).with_conditions(
+                {
+                    "StringEquals": {"sts:ExternalId": props.external_id},
+                    "ArnEquals": {
+                        "aws:PrincipalArn": naming.role_arn(gov, naming.processor_role_name(code), partition)
+                    },
+                }
+            ),
+        )
+        send_resources = [
+            f"{ses_arn}:identity/{props.sender_address}",
+            f"{ses_arn}:identity/{domain}",
+            contact_list_arn,
+        ]
+        if props.configuration_set:
+            send_resources.append(f"{ses_arn}:configuration-set/{props.configuration_set}")
+        self.sender_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="SendFromOwnIdentity",
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=send_resources,
+                conditions={"StringEquals": {"ses:FromAddress": props.sender_address}},
+            )
+        )
+        self.sender_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadContactList",
+                actions=["ses:GetContactList", "ses:ListContacts"],
+                resources=[contact_list_arn],
+            )
+        )
+
+        self.contact_reader_role: iam.Role | None = None
+        if props.contact_reader_external_id is not None:
+            self.contact_reader_role = iam.Role(
+                self,
+                "ContactReaderRole",
+                role_name=naming.contact_reader_role_name(code),
+                description=f"Read-only access to the contact list of customer {code} (meeting attendees)",
+                max_session_duration=Duration.hours(1),
+                assumed_by=iam.AccountPrincipal(gov).with_conditions(
+                    {
+                        "StringEquals": {"sts:ExternalId": props.contact_reader_external_id},
+                        "ArnLike": {"aws:PrincipalArn": names.processor_role_arn_pattern(gov, partition)},
+                    }
+                ),
+            )
+            self.contact_reader_role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadContactList",
+                    actions=["ses:GetContactList", "ses:ListContacts"],
+                    resources=[contact_list_arn],
+                )
+            )

@@ -1,0 +1,328 @@
+"""The metadata bucket (management account): archive/, customers/, drafts/.
+
+* Versioned (archive recovery), all public access blocked, SSL enforced, ACLs disabled, server
+  access logs to a separate bucket.
+* Encryption: SSE-S3 (``S3_MANAGED``), SSE-C blocked. The readers and writers are roles in *other*
+  accounts (processors, sweeper, submitters); SSE-KMS would add a cross-account key policy that must
+  list them, a KMS request on every GET/PUT/HEAD, and one more thing that can lock the processors out
+  of the archive, while protecting against nothing the bucket policy does not already cover.
+* Lifecycle never touches ``archive/`` objects: it aborts incomplete multipart uploads, expires
+  *noncurrent* versions of ``drafts/`` and ``customers/`` (deleted triggers) and their expired delete
+  markers. Archive versions (current and noncurrent) are kept.
+* Routing of ``customers/{code}/*.json`` object-created events to each customer's queue, by S3 event
+  notifications (one queue configuration per customer, the default) or by EventBridge (one rule per
+  customer on the default bus). Queues live in the governance account and are referenced by their
+  deterministic ARN (``runtime.naming``).
+* The bucket policy does not grow with customers: processors are matched by ``aws:PrincipalArn``
+  (``ttp-processor-*`` in the governance account) and may touch only
+  ``customers/${aws:PrincipalTag/customer_code}/*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk_constructs import names
+from cdk_constructs.nag import acknowledge, acknowledge_wildcard_resources
+from runtime import keys, naming
+
+RoutingMode = Literal["s3", "eventbridge"]
+# The sweeper records re-drive attempts as tags on trigger versions (see runtime/sweeper.py).
+SWEEPER_TRIGGER_TAGGING = (
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+)
+
+
+@dataclass(frozen=True)
+class RoutedCustomer:
+    """A customer whose triggers the bucket routes to ``customer-{code}-changes`` in ``queue_account``."""
+
+    code: str
+    queue_account: str
+
+
+@dataclass(frozen=True)
+class MetadataBucketProps:
+    governance_account: str
+    customers: Sequence[RoutedCustomer] = ()
+    routing: RoutingMode = "s3"
+    bucket_name: str | None = None
+    noncurrent_version_expiration_days: int = 30
+    access_log_retention_days: int = 365
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+
+
+class MetadataBucket(Construct):
+    """The bucket, its access-log bucket, its policy and the routing of trigger events."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: MetadataBucketProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        stack = Stack.of(self)
+        self._partition = stack.partition
+        for customer in props.customers:
+            keys.validate_customer_code(customer.code)
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write to SSE-KMS buckets
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(props.access_log_retention_days)),
+                s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+            removal_policy=props.removal_policy,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the server-access-log bucket of the metadata bucket; logging it to itself would loop.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            bucket_name=props.bucket_name,
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            blocked_encryption_types=[s3.BlockedEncryptionType.SSE_C],
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)
+                ),
+                s3.LifecycleRule(
+                    id="drafts-noncurrent-versions",
+                    prefix=keys.DRAFTS_PREFIX,
+                    noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiration_days),
+                    expired_object_delete_marker=True,
+                ),
+                s3.LifecycleRule(
+                    id="triggers-noncurrent-versions",
+                    prefix=keys.CUSTOMERS_PREFIX,
+                    noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiration_days),
+                    expired_object_delete_marker=True,
+                ),
+            ],
+            removal_policy=props.removal_policy,
+        )
+        self._log_to(self.access_logs, "metadata-bucket/")
+        self._add_policies()
+        if props.routing == "s3":
+            self._route_with_notifications()
+        else:
+            self._route_with_eventbridge()
+
+    def _log_to(self, target: s3.Bucket, prefix: str) -> None:
+        """Server access logs through a bucket policy, whatever the app's feature flags (no ACLs)."""
+        cfn = self.bucket.node.default_child
+        assert isinstance(cfn, s3.CfnBucket)
+        cfn.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+            destination_bucket_name=target.bucket_name, log_file_prefix=prefix
+        )
+        target.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="S3ServerAccessLogs",
+                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[target.arn_for_objects(f"{prefix}*")],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": self.bucket.bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+                },
+            )
+        )
+
+    # -- access ---------------------------------------------------------------------------------
+
+    def _objects(self, prefix: str) -> str:
+        return f"{self.bucket.bucket_arn}/{prefix}*"
+
+    def _add_policies(self) -> None:
+        gov = self.props.governance_account
+        processors = {"ArnLike": {"aws:PrincipalArn": names.processor_role_arn_pattern(gov, self._partition)}}
+        sweeper = {"ArnEquals": {"aws:PrincipalArn": naming.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition)}}
+        own_triggers = self._objects(f"{keys.CUSTOMERS_PREFIX}${{aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}}}/")
+        gov_root = iam.AccountPrincipal(gov)
+        statements = [
+            iam.PolicyStatement(
+                sid="ProcessorsReadWriteArchive",
+                principals=[gov_root],
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[self._objects(keys.ARCHIVE_PREFIX)],
+                conditions=processors,
+            ),
+            iam.PolicyStatement(
+                sid="ProcessorsReadDeleteOwnTriggers",
+                principals=[gov_root],
+                actions=["s3:GetObject", "s3:DeleteObject"],
+                resources=[own_triggers],
+                conditions={
+                    **processors,
+                    # A processor without the tag must not match "customers//*".
+                    "Null": {f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}": "false"},
+                },
+            ),
+            iam.PolicyStatement(
+                # s3:ListBucket turns HEAD/GET of a missing key into 404 instead of 403 (the worker's
+                # "trigger already gone" signal). Key names are change ids, all readable in archive/ anyway.
+                sid="ProcessorsAndSweeperList",
+                principals=[gov_root],
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:PrincipalArn": [
+                            names.processor_role_arn_pattern(gov, self._partition),
+                            naming.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition),
+                        ]
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                sid="SweeperReadArchiveAndTriggers",
+                principals=[gov_root],
+                actions=["s3:GetObject"],
+                resources=[self._objects(keys.ARCHIVE_PREFIX), self._objects(keys.CUSTOMERS_PREFIX)],
+                conditions=sweeper,
+            ),
+            iam.PolicyStatement(
+                sid="SweeperDeleteAndTagTriggers",
+                principals=[gov_root],
+                actions=["s3:DeleteObject", *SWEEPER_TRIGGER_TAGGING],
+                resources=[self._objects(keys.CUSTOMERS_PREFIX)],
+                conditions=sweeper,
+            ),
+        ]
+        for statement in statements:
+            self.bucket.add_to_resource_policy(statement)
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    def _route_with_notifications(self) -> None:
+        cfn = self.bucket.node.default_child
+        assert isinstance(cfn, s3.CfnBucket)
+        region = Stack.of(self).region
+        cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            queue_configurations=[
+                s3.CfnBucket.QueueConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    queue=names.queue_arn(region, customer.queue_account, customer.code, self._partition),
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[
+                                s3.CfnBucket.FilterRuleProperty(
+                                    name="prefix", value=keys.trigger_prefix(customer.code)
+                                ),
+                                s3.CfnBucket.FilterRuleProperty(name="suffix", value=keys.SUFFIX),
+                            ]
+                        )
+                    ),
+                )
+                for customer in self.props.customers
+            ]
+        )
+
+    def _route_with_eventbridge(self) -> None:
+        stack = Stack.of(self)
+        cfn = self.bucket.node.default_child
+        assert isinstance(cfn, s3.CfnBucket)
+        cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
+        own_account = stack.account
+        cross_account = [c for c in self.props.customers if c.queue_account != own_account]
+        self.router_role: iam.Role | None = None
+        if cross_account:
+            # EventBridge delivers to a queue in another account only through an execution role of
+            # the bus account; the queue policy (CustomerQueue) admits exactly this role.
+            queue_accounts = sorted({c.queue_account for c in cross_account})
+            self.router_role = iam.Role(
+                self,
+                "RouterRole",
+                role_name=names.EVENTBRIDGE_ROUTER_ROLE_NAME,
+                description="EventBridge execution role: delivers trigger events to the customer queues.",
+                assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                    {
+                        "StringEquals": {"aws:SourceAccount": own_account},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:{self._partition}:events:{stack.region}:{own_account}:rule/"
+                            f"{names.EVENT_RULE_PREFIX}*"
+                        },
+                    }
+                ),
+            )
+            self.router_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"],
+                    resources=[
+                        f"arn:{self._partition}:sqs:{stack.region}:{account}:{names.QUEUE_NAME_PATTERN}"
+                        for account in queue_accounts
+                    ],
+                )
+            )
+            self.router_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[
+                        f"arn:{self._partition}:kms:{stack.region}:{account}:key/*" for account in queue_accounts
+                    ],
+                    conditions={"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}},
+                )
+            )
+            acknowledge_wildcard_resources(
+                self.router_role,
+                [f"arn:{self._partition}:sqs:{stack.region}:{a}:{names.QUEUE_NAME_PATTERN}" for a in queue_accounts],
+                "The router sends only to the platform's customer queues (deterministic names "
+                "customer-<code>-changes); onboarding a customer must not rewrite this role.",
+            )
+            acknowledge_wildcard_resources(
+                self.router_role,
+                [f"arn:{self._partition}:kms:{stack.region}:{a}:key/*" for a in queue_accounts],
+                "Queue keys have generated ids; use is limited to SQS (kms:ViaService) in the queue account.",
+            )
+        self.rules: list[events.CfnRule] = []
+        for customer in self.props.customers:
+            target = events.CfnRule.TargetProperty(
+                id="customer-queue",
+                arn=names.queue_arn(stack.region, customer.queue_account, customer.code, self._partition),
+                role_arn=self.router_role.role_arn
+                if customer.queue_account != own_account and self.router_role
+                else None,
+            )
+            rule = events.CfnRule(
+                self,
+                f"Route-{customer.code}",
+                name=names.event_rule_name(customer.code),
+                description=f"Trigger objects of customer {customer.code} to its queue",
+                event_bus_name="default",
+                state="ENABLED",
+                event_pattern={
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [self.bucket.bucket_name]},
+                        "object": {"key": [{"wildcard": f"{keys.trigger_prefix(customer.code)}*{keys.SUFFIX}"}]},
+                    },
+                },
+                targets=[target],
+            )
+            self.rules.append(rule)

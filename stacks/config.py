@@ -1,0 +1,342 @@
+"""The platform configuration: the ``ttp`` key of ``cdk.json`` context, validated with pydantic v2.
+
+Every error names the field (``ttp.customers[2].external_id``) and says how to fix it. Context keys
+that override the file for one synth (benchmarks, experiments):
+
+* ``ttp:sample-customers=N`` replaces the customer list with N generated sample customers;
+* ``ttp:routing=s3|eventbridge`` overrides ``routing``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cdk_constructs.names import default_bucket_name
+from runtime import naming
+from runtime.keys import validate_customer_code
+
+CONTEXT_KEY = "ttp"
+SAMPLE_CUSTOMERS_KEY = "ttp:sample-customers"
+ROUTING_KEY = "ttp:routing"
+
+# Amazon S3 quota "event notification configurations per bucket" (not adjustable). One per customer.
+S3_MAX_NOTIFICATION_CONFIGURATIONS = 100
+# Default quota "rules per event bus" (adjustable through Service Quotas).
+EVENTBRIDGE_RULES_PER_BUS = 300
+# Fargate CPU units -> allowed memory (MiB).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+ACCOUNT_PATTERN = r"^\d{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
+EXTERNAL_ID_PATTERN = r"^[\w+=,.@:/-]+$"
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
+VPC_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
+PATTERN_HINTS = {
+    ACCOUNT_PATTERN: "must be a 12-digit AWS account id, e.g. '222222222222'",
+    REGION_PATTERN: "must be an AWS region name, e.g. 'us-east-1'",
+    EMAIL_PATTERN: "must be an e-mail address, e.g. 'changes@example.com'",
+    EXTERNAL_ID_PATTERN: "may contain only letters, digits and _+=,.@:/- (an sts:ExternalId)",
+    BUCKET_PATTERN: "must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')",
+    SUBNET_PATTERN: "must be a subnet id, e.g. 'subnet-0123456789abcdef0'",
+    VPC_PATTERN: "must be a VPC id, e.g. 'vpc-0123456789abcdef0'",
+}
+
+AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
+Region = Annotated[str, Field(pattern=REGION_PATTERN)]
+CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
+EmailAddress = Annotated[str, Field(pattern=EMAIL_PATTERN)]
+# sts:ExternalId: 2-1224 characters of [\w+=,.@:/-] (AWS's own constraint).
+ExternalId = Annotated[str, Field(min_length=2, max_length=1224, pattern=EXTERNAL_ID_PATTERN)]
+
+
+class ConfigError(ValueError):
+    """The ``ttp`` configuration is invalid; the message names every bad field and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Accounts(_Model):
+    management: AccountId = Field(description="Account of the metadata bucket (StorageStack).")
+    governance: AccountId = Field(description="Account of queues, processors, alarms and dashboards.")
+    region: Region = Field(description="Region of every stack (EventBridge and S3 routing stay in one region).")
+
+
+class Customer(_Model):
+    code: CustomerCode = Field(description="Customer code: queue, service and role names derive from it.")
+    account: AccountId = Field(description="The customer's AWS account (SES, contact list, sender role).")
+    sender_address: EmailAddress = Field(description="Verified SES identity used as From address.")
+    external_id: ExternalId = Field(description="ExternalId the sender role requires (agree it with the customer).")
+    contact_list_name: str = Field(naming.DEFAULT_CONTACT_LIST_NAME, min_length=1, max_length=64)
+    send_rate_per_second: float = Field(10.0, gt=0, le=500, description="Max SendEmail calls/s (below the SES rate).")
+    min_tasks: int = Field(1, ge=0, le=50, description="Minimum running processor tasks (0 needs scale_to_zero).")
+    max_tasks: int = Field(2, ge=1, le=50, description="Maximum processor tasks under queue backlog.")
+    scale_to_zero: bool = Field(False, description="Run no task while the queue is empty (min_tasks must be 0).")
+    ses_region: Region | None = Field(None, description="Region of the customer's SES (default: accounts.region).")
+    configuration_set: str | None = Field(
+        None, min_length=1, max_length=64, description="SES configuration set, if any."
+    )
+    cpu: int = Field(256, description="Fargate CPU units of the processor task.")
+    memory_mib: int = Field(512, description="Fargate memory (MiB) of the processor task.")
+    max_concurrency: int = Field(4, ge=1, le=64, description="Messages one task processes at once.")
+
+    @model_validator(mode="after")
+    def _capacity(self) -> Customer:
+        if self.scale_to_zero and self.min_tasks != 0:
+            raise ValueError(f"scale_to_zero is true, so min_tasks must be 0 (got {self.min_tasks}); set min_tasks: 0")
+        if not self.scale_to_zero and self.min_tasks == 0:
+            raise ValueError("min_tasks is 0 but scale_to_zero is false; set scale_to_zero: true or min_tasks >= 1")
+        if self.max_tasks < max(self.min_tasks, 1):
+            raise ValueError(f"max_tasks ({self.max_tasks}) must be >= min_tasks ({self.min_tasks}) and >= 1")
+        allowed = FARGATE_SIZES.get(self.cpu)
+        if allowed is None:
+            raise ValueError(f"cpu {self.cpu} is not a Fargate size; use one of {sorted(FARGATE_SIZES)}")
+        if self.memory_mib not in allowed:
+            raise ValueError(
+                f"memory_mib {self.memory_mib} is not valid with cpu {self.cpu}; use one of {list(allowed)}"
+            )
+        return self
+
+
+class Meetings(_Model):
+    tenant_id: str = Field(min_length=1, description="Entra ID tenant of the meeting organizer.")
+    client_id: str = Field(min_length=1, description="App registration (client id) with Calendars.ReadWrite.")
+    organizer: EmailAddress = Field(description="Mailbox (UPN) that organizes the meetings.")
+    client_secret: str = Field(
+        min_length=1,
+        description="Secrets Manager secret in the governance account: its name, or its complete ARN "
+        "(with the 6-character suffix).",
+    )
+    contact_reader_external_id: ExternalId = Field(description="ExternalId of every customer's contact-reader role.")
+    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", pattern=r"^https://\S+$")
+    graph_authority_host: str = Field("https://login.microsoftonline.com", pattern=r"^https://\S+$")
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_reference(cls, value: str) -> str:
+        if value.startswith("arn:") and not re.fullmatch(
+            r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}", value
+        ):
+            raise ValueError("a secret ARN must be the complete ARN, ending in '-' and the 6-character suffix")
+        if not value.startswith("arn:") and not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,512}", value):
+            raise ValueError("a secret name may contain only letters, digits and /_+=.@-")
+        return value
+
+
+class VpcImport(_Model):
+    vpc_id: str = Field(pattern=VPC_PATTERN)
+    availability_zones: list[str] = Field(min_length=2)
+    private_subnet_ids: list[Annotated[str, Field(pattern=SUBNET_PATTERN)]] = Field(
+        min_length=2, description="Private subnets with a route to the internet (NAT) or VPC endpoints."
+    )
+
+    @model_validator(mode="after")
+    def _same_length(self) -> VpcImport:
+        if len(self.availability_zones) != len(self.private_subnet_ids):
+            raise ValueError(
+                "give one private subnet id per availability zone (the two lists must have the same length)"
+            )
+        return self
+
+
+class PlatformConfig(_Model):
+    accounts: Accounts
+    customers: list[Customer] = Field(default_factory=list)
+    routing: Literal["s3", "eventbridge"] = Field("s3", description="How trigger events reach the queues.")
+    bucket_name: str | None = Field(
+        None, pattern=BUCKET_PATTERN, description="Default: ttp-metadata-<account>-<region>."
+    )
+    metrics_namespace: str = Field(naming.DEFAULT_METRICS_NAMESPACE, min_length=1, max_length=255)
+    meetings: Meetings | None = None
+    vpc: VpcImport | None = Field(None, description="Bring your own VPC (else the platform creates one).")
+    alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)
+    customer_dashboards: bool = Field(True, description="One CloudWatch dashboard per customer ($3/month each).")
+    sweeper_interval_minutes: int = Field(5, ge=1, le=60)
+    log_retention_days: int = Field(90)
+    visibility_timeout_seconds: int = Field(300, ge=60, le=43200)
+    max_receive_count: int = Field(5, ge=1, le=1000)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)} days")
+        return value
+
+    @model_validator(mode="after")
+    def _platform(self) -> PlatformConfig:
+        codes = [c.code for c in self.customers]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"customer codes must be unique; duplicated: {duplicates}")
+        if self.routing == "s3" and len(self.customers) > S3_MAX_NOTIFICATION_CONFIGURATIONS:
+            raise ValueError(
+                f"routing 's3' needs one bucket notification configuration per customer and S3 allows "
+                f"{S3_MAX_NOTIFICATION_CONFIGURATIONS} per bucket; with {len(self.customers)} customers set "
+                "routing: 'eventbridge'"
+            )
+        if self.routing == "eventbridge" and len(self.customers) > EVENTBRIDGE_RULES_PER_BUS:
+            raise ValueError(
+                f"routing 'eventbridge' needs one rule per customer on the default bus (default quota "
+                f"{EVENTBRIDGE_RULES_PER_BUS}); raise the quota and split the customers, or keep <= "
+                f"{EVENTBRIDGE_RULES_PER_BUS} customers"
+            )
+        # The worker's drain (90 s) must stay below the visibility timeout (the lease length).
+        if self.visibility_timeout_seconds <= 90:
+            raise ValueError("visibility_timeout_seconds must be greater than the worker's 90 s drain")
+        return self
+
+    @property
+    def metadata_bucket_name(self) -> str:
+        return self.bucket_name or default_bucket_name(self.accounts.management, self.accounts.region)
+
+    @property
+    def single_account(self) -> bool:
+        accounts = {self.accounts.management, self.accounts.governance, *(c.account for c in self.customers)}
+        return len(accounts) == 1
+
+    def customer(self, code: str) -> Customer:
+        for candidate in self.customers:
+            if candidate.code == code:
+                return candidate
+        raise KeyError(code)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = CONTEXT_KEY
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"function-after", "function-before", "function-wrap"} or "[" in str(part):
+            continue
+        else:
+            path += f".{part}"
+    return path
+
+
+def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """The field's description (the fix hint), following the location through nested models."""
+    current: Any = model
+    field = None
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = getattr(current, "model_fields", {})
+        field = fields.get(part)
+        if field is None:
+            return ""
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        nested = [a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = nested[0] if nested else None
+    return field.description if field is not None and field.description else ""
+
+
+def parse_config(raw: Any) -> PlatformConfig:
+    """Validate the raw ``ttp`` mapping; raise :class:`ConfigError` naming every bad field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"cdk.json context key {CONTEXT_KEY!r} is missing or not an object; "
+            "copy the sample from docs/infrastructure.md"
+        )
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = _location(tuple(error["loc"]))
+            if error["type"] == "missing":
+                detail = "is required but missing"
+            elif error["type"] == "extra_forbidden":
+                detail = "is not a known setting (check the spelling)"
+            elif error["type"] == "string_pattern_mismatch":
+                pattern = str(error.get("ctx", {}).get("pattern", ""))
+                detail = f"{error['input']!r} " + PATTERN_HINTS.get(pattern, f"does not match {pattern}")
+            else:
+                detail = str(error["msg"]).removeprefix("Value error, ")
+            hint = _describe(PlatformConfig, tuple(error["loc"]))
+            lines.append(f"  {where}: {detail}" + (f" ({hint})" if hint else ""))
+        raise ConfigError("invalid cdk.json context 'ttp':\n" + "\n".join(lines)) from None
+
+
+def sample_customers(count: int, accounts: tuple[str, ...] = ("333333333333", "444444444444")) -> list[dict[str, Any]]:
+    """``count`` generated customers (c0001 …) for benchmarks and scale tests."""
+    return [
+        {
+            "code": f"c{i:04d}",
+            "account": accounts[i % len(accounts)],
+            "sender_address": f"changes@c{i:04d}.example.com",
+            "external_id": f"ttp-c{i:04d}-external",
+        }
+        for i in range(1, count + 1)
+    ]
+
+
+def config_from_context(context: dict[str, Any]) -> PlatformConfig:
+    """The config of an app: the ``ttp`` context value plus the ``ttp:*`` overrides."""
+    raw = context.get(CONTEXT_KEY)
+    if isinstance(raw, str):  # -c ttp='{"...": ...}' on the command line arrives as a string
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"context {CONTEXT_KEY!r} is not valid JSON: {exc}") from None
+    if isinstance(raw, dict):
+        raw = dict(raw)
+        count = context.get(SAMPLE_CUSTOMERS_KEY)
+        if count is not None:
+            try:
+                number = int(count)
+            except (TypeError, ValueError):
+                raise ConfigError(f"context {SAMPLE_CUSTOMERS_KEY!r} must be an integer, got {count!r}") from None
+            raw["customers"] = sample_customers(number)
+        routing = context.get(ROUTING_KEY)
+        if routing is not None:
+            raw["routing"] = routing
+    return parse_config(raw)
+
+
+def load_cdk_json(path: Path | str) -> dict[str, Any]:
+    """The ``context`` object of a cdk.json file."""
+    data = json.loads(Path(path).read_text())
+    context = data.get("context", {})
+    if not isinstance(context, dict):
+        raise ConfigError(f"{path}: 'context' must be an object")
+    return context

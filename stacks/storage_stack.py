@@ -1,0 +1,26 @@
+"""StorageStack (management account): the metadata bucket and the routing of trigger events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, RoutedCustomer
+from stacks.config import PlatformConfig
+
+
+class StorageStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.metadata = MetadataBucket(
+            self,
+            "Metadata",
+            MetadataBucketProps(
+                governance_account=config.accounts.governance,
+                customers=tuple(RoutedCustomer(c.code, config.accounts.governance) for c in config.customers),
+                routing=config.routing,
+                bucket_name=config.metadata_bucket_name,
+            ),
+        )

@@ -1,0 +1,167 @@
+"""The ``ttp`` configuration: the sample parses; bad input gets an error naming the field and the fix."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.app_builder import REPO_ROOT, default_context
+from stacks.config import (
+    S3_MAX_NOTIFICATION_CONFIGURATIONS,
+    ConfigError,
+    config_from_context,
+    parse_config,
+    sample_customers,
+)
+
+
+def raw() -> dict[str, Any]:
+    return copy.deepcopy(default_context()["ttp"])
+
+
+def error_of(config: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(config)
+    return str(info.value)
+
+
+def test_sample_config_is_valid_and_multi_account() -> None:
+    config = parse_config(raw())
+    assert [c.code for c in config.customers] == ["hts", "htsnonprod"]
+    assert config.routing == "s3"
+    assert not config.single_account
+    assert config.metadata_bucket_name == "ttp-metadata-111111111111-us-east-1"
+    assert config.customer("htsnonprod").scale_to_zero is True
+
+
+def test_single_account_mode_is_detected() -> None:
+    data = raw()
+    data["accounts"]["governance"] = data["accounts"]["management"]
+    for customer in data["customers"]:
+        customer["account"] = data["accounts"]["management"]
+    assert parse_config(data).single_account
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["customers"][0].update(code="Bad_Code"), ["ttp.customers[0].code", "invalid customer code"]),
+        (lambda d: d["customers"][1].pop("external_id"), ["ttp.customers[1].external_id: is required", "ExternalId"]),
+        (lambda d: d["customers"][0].update(external_id="x"), ["ttp.customers[0].external_id", "at least 2"]),
+        (lambda d: d["accounts"].update(governance="2222"), ["ttp.accounts.governance", "12-digit"]),
+        (lambda d: d["accounts"].update(region="useast1"), ["ttp.accounts.region"]),
+        (lambda d: d["customers"][0].update(sender_address="nobody"), ["ttp.customers[0].sender_address"]),
+        (lambda d: d["customers"][0].update(min_tasks=0), ["ttp.customers[0]", "set scale_to_zero: true"]),
+        (lambda d: d["customers"][1].update(min_tasks=1), ["ttp.customers[1]", "min_tasks must be 0"]),
+        (lambda d: d["customers"][0].update(max_tasks=0), ["ttp.customers[0].max_tasks"]),
+        (lambda d: d["customers"][0].update(memory_mib=4096), ["memory_mib 4096 is not valid with cpu 256"]),
+        (lambda d: d["customers"][0].update(cpu=300), ["cpu 300 is not a Fargate size"]),
+        (lambda d: d["customers"].append(copy.deepcopy(d["customers"][0])), ["unique", "hts"]),
+        (lambda d: d.update(routing="sns"), ["ttp.routing"]),
+        (lambda d: d.update(colour="blue"), ["ttp.colour: is not a known setting"]),
+        (lambda d: d.update(log_retention_days=42), ["ttp.log_retention_days", "CloudWatch Logs accepts only"]),
+        (lambda d: d.update(visibility_timeout_seconds=60), ["greater than the worker's 90 s drain"]),
+        (
+            lambda d: d.update(meetings={"tenant_id": "t", "client_id": "c", "organizer": "o@example.com"}),
+            ["ttp.meetings.client_secret: is required", "ttp.meetings.contact_reader_external_id: is required"],
+        ),
+        (
+            lambda d: d.update(
+                meetings={
+                    "tenant_id": "t",
+                    "client_id": "c",
+                    "organizer": "o@example.com",
+                    "client_secret": "arn:aws:secretsmanager:us-east-1:222222222222:secret:graph",
+                    "contact_reader_external_id": "abc",
+                }
+            ),
+            ["ttp.meetings.client_secret", "6-character suffix"],
+        ),
+        (
+            lambda d: d.update(
+                vpc={
+                    "vpc_id": "vpc-0123456789abcdef0",
+                    "availability_zones": ["a", "b"],
+                    "private_subnet_ids": ["subnet-0123456789abcdef0"],
+                }
+            ),
+            ["ttp.vpc.private_subnet_ids"],
+        ),
+    ],
+)
+def test_bad_config_names_the_field(mutate: Any, expected: list[str]) -> None:
+    data = raw()
+    mutate(data)
+    message = error_of(data)
+    for fragment in expected:
+        assert fragment in message, message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = raw()
+    data["customers"][0]["code"] = "UPPER"
+    data["customers"][1]["account"] = "12"
+    message = error_of(data)
+    assert "ttp.customers[0].code" in message
+    assert "ttp.customers[1].account" in message
+
+
+def test_missing_config_says_where_to_start() -> None:
+    assert "copy the sample" in error_of(None)
+
+
+def test_s3_routing_is_refused_past_the_bucket_notification_limit() -> None:
+    data = raw()
+    data["customers"] = sample_customers(S3_MAX_NOTIFICATION_CONFIGURATIONS + 1)
+    message = error_of(data)
+    assert "routing: 'eventbridge'" in message and str(S3_MAX_NOTIFICATION_CONFIGURATIONS) in message
+    data["routing"] = "eventbridge"
+    assert len(parse_config(data).customers) == S3_MAX_NOTIFICATION_CONFIGURATIONS + 1
+    data["customers"] = sample_customers(S3_MAX_NOTIFICATION_CONFIGURATIONS)
+    data["routing"] = "s3"
+    assert len(parse_config(data).customers) == S3_MAX_NOTIFICATION_CONFIGURATIONS
+
+
+def test_eventbridge_routing_is_refused_past_the_rule_quota() -> None:
+    data = raw()
+    data["routing"] = "eventbridge"
+    data["customers"] = sample_customers(301)
+    assert "rule per customer" in error_of(data)
+
+
+def test_context_overrides_generate_sample_customers() -> None:
+    context = {"ttp": raw(), "ttp:sample-customers": "12", "ttp:routing": "eventbridge"}
+    config = config_from_context(context)
+    assert len(config.customers) == 12 and config.routing == "eventbridge"
+    assert config.customers[0].code == "c0001"
+    with pytest.raises(ConfigError, match="must be an integer"):
+        config_from_context({"ttp": raw(), "ttp:sample-customers": "many"})
+
+
+def test_context_value_may_be_a_json_string() -> None:
+    assert config_from_context({"ttp": json.dumps(raw())}).customers[0].code == "hts"
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_from_context({"ttp": "{not json"})
+
+
+def test_app_exits_with_the_message_on_bad_config(tmp_path: Path) -> None:
+    bad = raw()
+    bad["customers"][0]["external_id"] = "x"
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"ttp": bad}),
+        "CDK_OUTDIR": str(tmp_path),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "ttp.customers[0].external_id" in result.stderr

@@ -1,0 +1,94 @@
+"""The dashboards reproduce the runbook and stay inside CloudWatch limits at 200 customers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cdk_constructs.dashboard_body import (
+    MAX_BODY_BYTES,
+    MAX_SEARCHES_PER_WIDGET,
+    MAX_WIDGETS,
+    SEARCH_BUDGET,
+    customer_dashboard_body,
+    overview_dashboard_body,
+    searches_in_widget,
+)
+
+CUSTOMERS_AT_SCALE = 200
+
+
+@pytest.fixture(scope="module")
+def overview() -> dict:
+    return overview_dashboard_body(region="us-east-1")
+
+
+def _expressions(widget: dict) -> list[str]:
+    return [item["expression"] for row in widget["properties"]["metrics"] for item in row if isinstance(item, dict)]
+
+
+def test_runbook_widgets_come_first(overview: dict) -> None:
+    metric_widgets = [w for w in overview["widgets"] if w["type"] == "metric"]
+    creation, age, archive = metric_widgets[:3]
+    assert creation["properties"]["title"] == "Trigger Creation vs Deletion"
+    assert creation["properties"]["stat"] == "Sum" and creation["properties"]["period"] == 300
+    assert [e.split("MetricName=")[1].split('"')[1] for e in _expressions(creation)] == [
+        "TriggerCreationRate",
+        "TriggerDeletionRate",
+    ]
+    assert age["properties"]["title"] == "Trigger Age (seconds)"
+    assert [e[:4] for e in _expressions(age)] == ["AVG(", "MAX("]
+    assert "'Average'" in _expressions(age)[0] and "'Maximum'" in _expressions(age)[1]
+    assert archive["properties"]["title"] == "Archive Update Success/Failure"
+    assert all("SUM(SEARCH('{CustomMetrics,CustomerCode}" in e for e in _expressions(archive))
+
+
+def test_key_metrics_groups(overview: dict) -> None:
+    headers = [w["properties"]["markdown"] for w in overview["widgets"] if w["type"] == "text"]
+    assert headers[1:] == ["## Trigger metrics", "## Processing metrics", "## Queue metrics", "## System health"]
+    text = json.dumps(overview)
+    for metric in (
+        "OrphanedTriggers",
+        "ProcessingDuration",
+        "EmailsSent",
+        "ApproximateAgeOfOldestMessage",
+        "RunningTaskCount",
+        "CPUUtilization",
+        "MemoryUtilization",
+        "ProcessingFailure",
+    ):
+        assert metric in text, metric
+
+
+def test_overview_stays_within_limits_at_200_customers(overview: dict) -> None:
+    assert len(overview["widgets"]) <= MAX_WIDGETS
+    assert len(json.dumps(overview).encode()) < MAX_BODY_BYTES
+    for widget in overview["widgets"]:
+        searches = searches_in_widget(widget)
+        assert searches <= MAX_SEARCHES_PER_WIDGET
+        assert searches * CUSTOMERS_AT_SCALE <= SEARCH_BUDGET, widget["properties"].get("title")
+    # Nothing in the overview names a customer: it is the same body for any number of customers.
+    assert 'CustomerCode",' not in json.dumps(overview)
+
+
+def test_widgets_do_not_overlap(overview: dict) -> None:
+    cells: set[tuple[int, int]] = set()
+    for widget in overview["widgets"]:
+        mine = {
+            (x, y)
+            for x in range(widget["x"], widget["x"] + widget["width"])
+            for y in range(widget["y"], widget["y"] + widget["height"])
+        }
+        assert not cells & mine, widget
+        assert widget["x"] + widget["width"] <= 24
+        cells |= mine
+
+
+def test_customer_dashboard_is_scoped_to_its_customer() -> None:
+    body = customer_dashboard_body(customer_code="hts", region="us-east-1", alarm_arns=["arn:b", "arn:a"])
+    text = json.dumps(body)
+    assert "SEARCH(" not in text
+    assert '"CustomerCode", "hts"' in text and "customer-hts-changes-dlq" in text
+    assert "customer-hts-processor" in text
+    assert body["widgets"][-1]["properties"]["alarms"] == ["arn:a", "arn:b"]

@@ -1,0 +1,128 @@
+"""Onboarding one more customer changes exactly what it should, across all stacks.
+
+S3 routing: one new CustomerStack and CustomerAccountStack, one more bucket notification, one more
+queue in the sweeper's TTP_CUSTOMER_QUEUES; every other template is byte-for-byte unchanged.
+EventBridge routing with meetings: one more rule instead of a notification, and (inherent in the
+runtime's contract) every processor's TTP_CALENDAR_CONTACT_ROLES gains the new contact-reader role.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from runtime import naming
+from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
+from tests.infra.helpers import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize
+
+NEW = {
+    "code": "newco",
+    "account": "555555555555",
+    "sender_address": "changes@newco.example.com",
+    "external_id": "ttp-newco-41d2",
+}
+
+
+def _with_new_customer(context: dict[str, Any]) -> dict[str, Any]:
+    context = copy.deepcopy(context)
+    context["ttp"]["customers"].append(dict(NEW))
+    return context
+
+
+@pytest.fixture(scope="module")
+def onboarded(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(tmp_path_factory.mktemp("onboarded"), _with_new_customer(sample_context()))
+
+
+@pytest.fixture(scope="module")
+def eventbridge_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
+    before = sample_context(routing="eventbridge", meetings=MEETINGS)
+    return (
+        synthesize(tmp_path_factory.mktemp("eb-before"), before, nag=False),
+        synthesize(tmp_path_factory.mktemp("eb-after"), _with_new_customer(before), nag=False),
+    )
+
+
+def _sweeper_queues(synth: Synth) -> dict[str, str]:
+    task = synth.only(PLATFORM_STACK, "AWS::ECS::TaskDefinition")
+    return dict(json.loads(env_of(task)["TTP_CUSTOMER_QUEUES"]))
+
+
+def _without_sweeper_queues(template: dict[str, Any]) -> dict[str, Any]:
+    template = copy.deepcopy(template)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::ECS::TaskDefinition":
+            for item in resource["Properties"]["ContainerDefinitions"][0]["Environment"]:
+                if item["Name"] == "TTP_CUSTOMER_QUEUES":
+                    item["Value"] = "<queues>"
+    return template
+
+
+def _assert_common_changes(before: Synth, after: Synth) -> None:
+    new_stacks = set(after.templates) - set(before.templates)
+    assert new_stacks == {customer_stack_name("newco"), customer_account_stack_name("newco")}
+    assert set(before.templates) <= set(after.templates)
+    assert _sweeper_queues(after) == {**_sweeper_queues(before), "newco": naming.queue_url(REGION, GOV, "newco")}
+    assert _without_sweeper_queues(after.templates[PLATFORM_STACK]) == _without_sweeper_queues(
+        before.templates[PLATFORM_STACK]
+    )
+    assert after.pipeline.customer_accounts["newco"].account == NEW["account"]
+
+
+def test_s3_onboarding_changes_exactly_one_notification(sample: Synth, onboarded: Synth) -> None:
+    _assert_common_changes(sample, onboarded)
+    for code in ("hts", "htsnonprod"):
+        for stack in (customer_stack_name(code), customer_account_stack_name(code)):
+            assert onboarded.templates[stack] == sample.templates[stack], stack
+
+    old, new = sample.templates[STORAGE_STACK], copy.deepcopy(onboarded.templates[STORAGE_STACK])
+    bucket_id = next(
+        lid for lid, r in new["Resources"].items() if r["Properties"].get("BucketName", "").startswith("ttp-metadata-")
+    )
+    configurations = new["Resources"][bucket_id]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    added = [
+        c
+        for c in configurations
+        if c not in old["Resources"][bucket_id]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    ]
+    assert added == [
+        {
+            "Event": "s3:ObjectCreated:*",
+            "Filter": {
+                "S3Key": {
+                    "Rules": [{"Name": "prefix", "Value": "customers/newco/"}, {"Name": "suffix", "Value": ".json"}]
+                }
+            },
+            "Queue": f"arn:aws:sqs:{REGION}:{GOV}:customer-newco-changes",
+        }
+    ]
+    configurations.remove(added[0])
+    assert new == old  # nothing else in the storage stack changed (bucket policy included)
+
+
+def test_eventbridge_onboarding_adds_one_rule(eventbridge_pair: tuple[Synth, Synth]) -> None:
+    before, after = eventbridge_pair
+    _assert_common_changes(before, after)
+    old, new = before.templates[STORAGE_STACK], copy.deepcopy(after.templates[STORAGE_STACK])
+    added = set(new["Resources"]) - set(old["Resources"])
+    assert len(added) == 1
+    (rule_id,) = added
+    assert new["Resources"][rule_id]["Properties"]["Name"] == "ttp-route-newco"
+    del new["Resources"][rule_id]
+    assert new == old
+
+    # With meetings, each processor lists every contact-reader role: only that variable changes.
+    for code in ("hts", "htsnonprod"):
+        assert after.templates[customer_account_stack_name(code)] == before.templates[customer_account_stack_name(code)]
+        old_customer = before.templates[customer_stack_name(code)]
+        new_customer = copy.deepcopy(after.templates[customer_stack_name(code)])
+        task = next(r for r in new_customer["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")
+        environment = task["Properties"]["ContainerDefinitions"][0]["Environment"]
+        roles = next(item for item in environment if item["Name"] == "TTP_CALENDAR_CONTACT_ROLES")
+        mapping = json.loads(roles["Value"])
+        assert mapping.pop("newco") == f"arn:aws:iam::{NEW['account']}:role/ttp-contact-reader-newco"
+        roles["Value"] = json.dumps(mapping, sort_keys=True, separators=(",", ":"))
+        assert new_customer == old_customer, code
