@@ -90,14 +90,14 @@ class Worker:
         return lines
 
 
-def sample_changes(count: int) -> list[dict[str, Any]]:
+def sample_changes(codes: list[str], count: int) -> list[dict[str, Any]]:
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
     changes: list[dict[str, Any]] = [
         {
             "change_id": "CHG-2026-0001",
             "title": "Patch the shared VPC endpoints",
             "summary": "Rolling replacement of interface endpoints; no downtime expected.",
-            "customers": ["hts", "htsnonprod", "customer-a"],
+            "customers": codes,
             "implementation_start": start.isoformat(),
             "implementation_end": (start + timedelta(hours=2)).isoformat(),
             "ticket": "CCOE-1234",  # a field the processor does not know: kept on every rewrite
@@ -105,7 +105,7 @@ def sample_changes(count: int) -> list[dict[str, Any]]:
         {
             "change_id": "CHG-2026-0002",
             "title": "Rotate <KMS> keys & re-encrypt buckets",
-            "customers": ["hts", "customer-a"],
+            "customers": codes[:2],
             "description": "HTML in a title is escaped: <b>not bold</b>.",
             "meeting": {
                 "start_time": (start + timedelta(days=1)).isoformat(),
@@ -115,8 +115,15 @@ def sample_changes(count: int) -> list[dict[str, Any]]:
         },
     ]
     for n in range(3, count + 1):
-        changes.append({"change_id": f"CHG-2026-{n:04d}", "title": f"Routine change {n}", "customers": ["htsnonprod"]})
-    return changes[:count] if count >= 2 else changes[:1]
+        changes.append({"change_id": f"CHG-2026-{n:04d}", "title": f"Routine change {n}", "customers": codes[-1:]})
+    return changes[:count]
+
+
+def load_platform_config() -> Any:
+    """The sample platform of ``cdk.json``: the demo runs the pipeline of the app it synthesized."""
+    from stacks.config import config_from_context, load_cdk_json
+
+    return config_from_context(load_cdk_json(ROOT / "cdk.json"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
     logdir = Path(tempfile.mkdtemp(prefix="ttp-demo-"))
     with local_aws() as aws:
         console.print(f"local AWS emulator on {aws.endpoint}; worker logs in {logdir}")
-        customers = sb.sample_customers()
-        box = sb.create_sandbox(customers, visibility_timeout=30)
+        config = load_platform_config()
+        customers = sb.specs_from_config(config.customers)
+        box = sb.create_sandbox(customers, bucket=config.bucket_name or "ttp-metadata-local", visibility_timeout=30)
+        rates = {c.code: str(c.send_rate_per_second) for c in config.customers}
         extra_env: dict[str, str] = {}
         graph = _start_fake_graph(box)
         if graph is not None:
@@ -136,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
             env = {
                 **os.environ,
                 **aws.env(),
-                **box.worker_env(code, TTP_RECEIVE_WAIT_SECONDS="1", TTP_DRAIN_SECONDS="10"),
+                **box.worker_env(
+                    code, TTP_RECEIVE_WAIT_SECONDS="1", TTP_DRAIN_SECONDS="10", TTP_SEND_RATE_PER_SECOND=rates[code]
+                ),
                 **extra_env,
                 "PYTHONPATH": str(ROOT),
             }
             workers.append(Worker(code, env, logdir))
-        changes = sample_changes(args.changes)
+        changes = sample_changes(list(box.customers), args.changes)
         if graph is None:
             for change in changes:
                 change.pop("meeting", None)
@@ -228,8 +239,10 @@ def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker]
     timings.add_row("submit → last trigger deleted", f"{elapsed:.2f} s")
     timings.add_row("triggers processed", str(len(processed)))
     timings.add_row("other messages handled (test events, duplicates)", str(len(handled) - len(processed)))
-    timings.add_row("triggers left under customers/", str(s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/")
-                                                            .get("KeyCount", 0)))
+    timings.add_row(
+        "triggers left under customers/",
+        str(s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0)),
+    )
     console.print(timings)
 
 

@@ -351,9 +351,7 @@ class FakeGraph:
     def events(self, include_cancelled: bool = True) -> list[dict[str, Any]]:
         """Every event in the organizer's mailbox, oldest first (copies; internal fields start with '_')."""
         with self._lock:
-            return [
-                copy.deepcopy(e) for e in self._events.values() if include_cancelled or not e["_cancelled"]
-            ]
+            return [copy.deepcopy(e) for e in self._events.values() if include_cancelled or not e["_cancelled"]]
 
     def event(self, event_id: str) -> dict[str, Any]:
         with self._lock:
@@ -440,29 +438,41 @@ class FakeGraph:
         if method == "GET" and segments == ["common", "discovery", "instance"]:
             with self._lock:
                 self.discovery_requests += 1
-            return 200, {}, {
-                "tenant_discovery_endpoint": f"{self.url}/{self.tenant_id}/v2.0/.well-known/openid-configuration",
-                "api-version": "1.1",
-                "metadata": [],
-            }
+            return (
+                200,
+                {},
+                {
+                    "tenant_discovery_endpoint": f"{self.url}/{self.tenant_id}/v2.0/.well-known/openid-configuration",
+                    "api-version": "1.1",
+                    "metadata": [],
+                },
+            )
         if method == "GET" and len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             with self._lock:
                 self.discovery_requests += 1
             if segments[0] != self.tenant_id:
-                return 400, {}, {
-                    "error": "invalid_tenant",
-                    "error_description": f"AADSTS90002: Tenant '{segments[0]}' not found.",
-                }
+                return (
+                    400,
+                    {},
+                    {
+                        "error": "invalid_tenant",
+                        "error_description": f"AADSTS90002: Tenant '{segments[0]}' not found.",
+                    },
+                )
             base = f"{self.url}/{self.tenant_id}"
-            return 200, {}, {
-                "issuer": f"{base}/v2.0",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
-                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            }
+            return (
+                200,
+                {},
+                {
+                    "issuer": f"{base}/v2.0",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                    "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                },
+            )
         if method == "POST" and segments == [self.tenant_id, "oauth2", "v2.0", "token"]:
             return self._token(raw)
         return 404, {}, {"error": "not_found", "error_description": "fake identity platform: unknown endpoint"}
@@ -487,12 +497,16 @@ class FakeGraph:
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_lifetime
-        return 200, {}, {
-            "token_type": "Bearer",
-            "expires_in": self.token_lifetime,
-            "ext_expires_in": self.token_lifetime,
-            "access_token": token,
-        }
+        return (
+            200,
+            {},
+            {
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "ext_expires_in": self.token_lifetime,
+                "access_token": token,
+            },
+        )
 
     # ---- Graph --------------------------------------------------------------------------------
 

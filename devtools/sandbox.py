@@ -203,3 +203,28 @@ def sample_customers() -> list[CustomerSpec]:
             (Contact("it@customer-a.example.com"), Contact("lead@hts.example.com", {CALENDAR_TOPIC: "OPT_IN"})),
         ),
     ]
+
+
+def specs_from_config(customers: list[Any]) -> list[CustomerSpec]:
+    """Local stand-ins for the customers of the CDK config (``stacks.config.Customer``): same codes,
+    accounts, sender addresses and ExternalIds, with a few sample contacts each (the first customer's
+    list also has a duplicate in another case, an opt-out and an unsubscribe-all, to show the filter)."""
+    specs = []
+    for index, customer in enumerate(customers):
+        domain = customer.sender_address.split("@", 1)[1]
+        contacts = [
+            Contact(f"ops@{domain}"),
+            Contact(f"Lead@{domain.upper()}", {CALENDAR_TOPIC: "OPT_IN"}),
+        ]
+        if index == 0:
+            contacts += [
+                Contact(f"lead@{domain}"),
+                Contact(f"optout@{domain}", {DEFAULT_TOPIC: "OPT_OUT"}),
+                Contact(f"gone@{domain}", unsubscribe_all=True),
+            ]
+        specs.append(
+            CustomerSpec(
+                customer.code, customer.account, tuple(contacts), customer.sender_address, customer.external_id
+            )
+        )
+    return specs
