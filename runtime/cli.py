@@ -37,7 +37,11 @@ def worker() -> None:
 
     settings = _settings(WorkerSettings)
     logger.append_keys(customer_code=settings.customer_code)
-    built = build_worker(settings)
+    try:
+        built = build_worker(settings)
+    except ConfigurationError as exc:  # the meeting settings are validated while building
+        _fail(str(exc))
+        return
     built.install_signal_handlers()
     built.run()
 
@@ -59,7 +63,12 @@ def process(
     settings = _settings(SenderSettings)
     if settings.customer_code != ref.customer_code:
         _fail(f"--customer {customer} but TTP_CUSTOMER_CODE is {settings.customer_code}: use that customer's settings")
-    result = build_processor(settings).process(ref, owner=f"manual:{uuid.uuid4().hex[:12]}")
+    try:
+        processor = build_processor(settings)
+    except ConfigurationError as exc:  # the meeting settings are validated while building
+        _fail(str(exc))
+        return
+    result = processor.process(ref, owner=f"manual:{uuid.uuid4().hex[:12]}")
     payload = {
         "customer": customer,
         "change_id": change_id,

@@ -15,7 +15,9 @@ from aws_lambda_powertools import Logger
 
 SERVICE = "transient-trigger-pipeline"
 
-logger = Logger(service=SERVICE, level=os.environ.get("TTP_LOG_LEVEL", "INFO"), utc=True)
+# An invalid TTP_LOG_LEVEL must not stop the import: the settings model reports it by name.
+_LEVEL = os.environ.get("TTP_LOG_LEVEL", "INFO")
+logger = Logger(service=SERVICE, level=_LEVEL if _LEVEL in {"DEBUG", "INFO", "WARNING", "ERROR"} else "INFO", utc=True)
 
 
 @contextmanager

@@ -466,7 +466,7 @@ class MeetingCoordinator:
         if doc.implementation_start:
             end = f" to {doc.implementation_end.isoformat()}" if doc.implementation_end else ""
             rows.append(("Implementation window", f"{doc.implementation_start.isoformat()}{end}"))
-        table = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+        table = "".join(f'<tr><th align="left">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
         summary = f"<p>{esc(doc.summary)}</p>" if doc.summary else ""
         payload: dict[str, Any] = {
             "subject": desired.subject,
@@ -564,8 +564,10 @@ class MeetingCoordinator:
         changes: dict[str, Any] = {}
         if meta.subject != desired.subject:
             changes["subject"] = desired.subject
-        if meta.start_time is None or meta.end_time is None or (
-            (_as_utc(meta.start_time), _as_utc(meta.end_time)) != (desired.start, desired.end)
+        if (
+            meta.start_time is None
+            or meta.end_time is None
+            or ((_as_utc(meta.start_time), _as_utc(meta.end_time)) != (desired.start, desired.end))
         ):
             changes["start"] = _graph_time(desired.start)
             changes["end"] = _graph_time(desired.end)

@@ -15,7 +15,19 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from runtime.keys import InvalidKeyError, validate_change_id, validate_customer_code
@@ -54,6 +66,29 @@ class _Document(BaseModel):
         extra="allow",
         validate_assignment=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling_per_field(cls, data: Any) -> Any:
+        """Refuse a field given under two spellings (``change_id`` and ``changeId``): pydantic would take
+        one and keep the other as an unknown field, which the next rewrite writes back over the first."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                spellings = {name, info.alias or name}
+                if isinstance(info.validation_alias, AliasChoices):
+                    spellings.update(c for c in info.validation_alias.choices if isinstance(c, str))
+                given = sorted(s for s in spellings if s in data)
+                if len(given) > 1:
+                    raise ValueError(f"{name} is given more than once ({', '.join(given)}); use one spelling")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _keep_unknown_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """``exclude_none`` drops unset optional fields of ours, never an unknown field someone set to null."""
+        data = handler(self)
+        if info.exclude_none and isinstance(data, dict) and self.model_extra:
+            data.update({key: None for key, value in self.model_extra.items() if value is None})
+        return data
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=False, exclude_none=True)
@@ -273,7 +308,7 @@ def parse_message_body(body: str) -> list[ObjectCreated]:
         raise UnparseableMessage("message body larger than 256 KiB")
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number too long for int()
         raise UnparseableMessage(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise UnparseableMessage("body is JSON but not an object")

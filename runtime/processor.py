@@ -293,7 +293,7 @@ class Processor:
         # 7. record the result (it carries the unflushed progress too); a lost record means a resend
         try:
             self._record(checkpoint, owner, revision, len(recipients), batch)
-        except ArchiveError as exc:
+        except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
             self._save_progress(checkpoint)
             return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
         result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)

@@ -13,7 +13,7 @@ import re
 from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from runtime.keys import validate_customer_code
 from runtime.naming import DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
@@ -153,6 +153,13 @@ def load(model: type[SettingsT], **overrides: object) -> SettingsT:
     """Build ``model`` from the environment, turning validation errors into one readable message."""
     try:
         return model(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a JSON-valued variable (an object) that is not JSON: it names the field only
+        found = re.search(r'field "([^"]+)"', str(exc))
+        field = found.group(1) if found else ""
+        described = model.model_fields.get(field)
+        hint = f" ({described.description})" if described is not None and described.description else ""
+        name = env_var(field) if field else "configuration"
+        raise ConfigurationError(f"invalid configuration:\n  {name}: is not valid JSON{hint}") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

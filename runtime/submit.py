@@ -40,7 +40,7 @@ class Submission:
 def validate_change(raw: dict[str, Any] | str | bytes) -> ArchiveDocument:
     try:
         payload = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number too long for int()
         raise InvalidSubmission(f"change document is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidSubmission("change document must be a JSON object")

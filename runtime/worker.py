@@ -145,6 +145,8 @@ class Worker:
                     self.stopping.wait(2.0)
                     continue
                 self._release_slots(free - len(messages))
+                if not messages and self.receive_wait_seconds == 0:
+                    self.stopping.wait(0.2)  # short polling on an empty queue must not spin
                 for message in messages:
                     if self.stopping.is_set():
                         self._return_to_queue(message["ReceiptHandle"], 0)
@@ -225,9 +227,19 @@ class Worker:
                     for i, it in enumerate(chunk)
                 ]
                 try:
-                    self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                    response = self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
                 except Exception as exc:
                     logger.warning("visibility heartbeat failed", extra={"error": str(exc)})
+                    continue
+                for failed in response.get("Failed", []):
+                    item = chunk[int(failed["Id"])]
+                    logger.warning(
+                        "visibility heartbeat refused; the message may be delivered again",
+                        extra={
+                            "message_id": item.message_id,
+                            "error": f"{failed.get('Code')}: {failed.get('Message')}",
+                        },
+                    )
 
     # ---- one message --------------------------------------------------------------------------
 

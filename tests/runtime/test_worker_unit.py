@@ -75,7 +75,7 @@ def test_heartbeat_keeps_slow_work_invisible_and_concurrency_is_bounded(platform
     for n in range(5):
         platform.sqs.send_message(QueueUrl=url, MessageBody=event(f"customers/hts/CHG-{n}.json"))
     processor = ScriptedProcessor(Outcome.PROCESSED, seconds=3.0)  # longer than the 2 s visibility timeout
-    w = worker(platform, processor)
+    w = worker(platform, processor, receive_wait_seconds=1)  # a long poll, as in production
     thread = threading.Thread(target=w.run, kwargs={"until": lambda: processor.calls >= 5 and processor.active == 0})
     thread.start()
     thread.join(60)
