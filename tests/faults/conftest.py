@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
 from runtime.archive_store import ArchiveStore
+from runtime.naming import CALENDAR_TOPIC
 from runtime.submit import submit_change
 from runtime.triggers import TriggerStore
 
@@ -294,3 +295,12 @@ def say(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
             print(f"\n  {text}", flush=True)
 
     return emit
+
+
+def chaos_customer(code: str, account: str) -> sb.CustomerSpec:
+    """A customer with three change-notification subscribers and one aws-calendar subscriber."""
+    contacts = (
+        *(sb.Contact(f"ops{i}@{code}.example.com") for i in range(3)),
+        sb.Contact(f"lead@{code}.example.com", {CALENDAR_TOPIC: "OPT_IN"}),
+    )
+    return sb.CustomerSpec(code, account, contacts)

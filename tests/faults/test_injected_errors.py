@@ -42,7 +42,6 @@ from runtime.graph import GraphCalendar, GraphClient, MsalTokenProvider, Timeout
 from runtime.meetings import ContactDirectory, MeetingCoordinator
 from runtime.metrics import MetricsFactory
 from runtime.models import utcnow
-from runtime.naming import CALENDAR_TOPIC
 from runtime.processor import Processor
 from runtime.settings import OpsSettings
 from runtime.sweeper import SweepAction, Sweeper, s3_event_message
@@ -51,6 +50,7 @@ from runtime.worker import Worker
 from tests.faults.conftest import (
     RandomFaults,
     Rule,
+    chaos_customer,
     client_error,
     duplicates,
     email_counts,
@@ -69,18 +69,10 @@ MEETINGS = 3
 WORKERS_PER_CUSTOMER = 2
 
 
-def _customer(code: str, account: str) -> sb.CustomerSpec:
-    contacts = (
-        *(sb.Contact(f"ops{i}@{code}.example.com") for i in range(3)),
-        sb.Contact(f"lead@{code}.example.com", {CALENDAR_TOPIC: "OPT_IN"}),
-    )
-    return sb.CustomerSpec(code, account, contacts)
-
-
 CUSTOMERS = [
-    _customer("delta", "740000000004"),
-    _customer("echo", "750000000005"),
-    _customer("foxtrot", "760000000006"),
+    chaos_customer("delta", "740000000004"),
+    chaos_customer("echo", "750000000005"),
+    chaos_customer("foxtrot", "760000000006"),
 ]
 CODES = [c.code for c in CUSTOMERS]
 

@@ -40,13 +40,13 @@ from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.fake_graph import FakeGraph
 from runtime.metrics import MetricsFactory
-from runtime.naming import CALENDAR_TOPIC
 from runtime.settings import OpsSettings
 from runtime.sweeper import Sweeper, SweepReport
 from tests.faults.conftest import (
     CHECKPOINT_EVERY_EMAILS,
     WorkerProcess,
     archive,
+    chaos_customer,
     duplicates,
     email_counts,
     modifications,
@@ -67,18 +67,10 @@ CONVERGE_SECONDS = 150.0
 MAX_CONCURRENCY = 4
 
 
-def _customer(code: str, account: str) -> sb.CustomerSpec:
-    contacts = (
-        *(sb.Contact(f"ops{i}@{code}.example.com") for i in range(3)),
-        sb.Contact(f"lead@{code}.example.com", {CALENDAR_TOPIC: "OPT_IN"}),
-    )
-    return sb.CustomerSpec(code, account, contacts)
-
-
 CUSTOMERS = [
-    _customer("alpha", "710000000001"),
-    _customer("bravo", "720000000002"),
-    _customer("charlie", "730000000003"),
+    chaos_customer("alpha", "710000000001"),
+    chaos_customer("bravo", "720000000002"),
+    chaos_customer("charlie", "730000000003"),
 ]
 CODES = [c.code for c in CUSTOMERS]
 RECIPIENTS = {c.code: {contact.email.lower() for contact in c.contacts} for c in CUSTOMERS}
