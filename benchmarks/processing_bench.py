@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402
-from runtime.archive_store import ArchiveStore  # noqa: E402
-from runtime.keys import TriggerRef  # noqa: E402
-from runtime.metrics import MetricsFactory  # noqa: E402
-from runtime.settings import SenderSettings, load  # noqa: E402
-from runtime.submit import submit_change  # noqa: E402
-from runtime.triggers import TriggerStore  # noqa: E402
+from runtime.archive.store import ArchiveStore  # noqa: E402
+from runtime.archive.submit import submit_change  # noqa: E402
+from runtime.archive.triggers import TriggerStore  # noqa: E402
+from runtime.contract.keys import TriggerRef  # noqa: E402
+from runtime.contract.settings import SenderSettings, load  # noqa: E402
+from runtime.telemetry.metrics import MetricsFactory  # noqa: E402
 
 CONCURRENCY = 4
 TASK_MEMORY_MIB = 512
@@ -160,7 +160,7 @@ def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
     os.environ.update(box.worker_env("bench"))
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
     try:
-        from runtime.wiring import build_processor
+        from runtime.pipeline.composition import build_processor
 
         processor = build_processor(load(SenderSettings))
         processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report

@@ -1,6 +1,7 @@
 """Reusable CDK constructs of the Transient Trigger Pipeline, one per module.
 
-Import them from their modules (``from cdk_constructs.customer_queue import CustomerQueue``). This
-package file imports nothing, so the pure-Python helpers (``names``, ``dashboard_body``,
-``settings_env``) load without aws_cdk.
+Import them from their modules (``from cdk_constructs.customer_queue import CustomerQueue``). Each
+construct is usable alone in another CDK app: it takes its props (a frozen dataclass) and interfaces
+(``IQueue``, ``ICluster``, ...), never this project's stacks. Non-construct helpers live in
+``cdk_support``; the names and settings they share with the runtime come from ``runtime.contract``.
 """

@@ -17,8 +17,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from cdk_constructs import names
-from cdk_constructs.names import SEVERITIES, Severity
+from runtime.contract import names
+from runtime.contract.names import SEVERITIES, Severity
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,9 @@
 """One customer's alarms: every threshold of DESIGN.md §6, each routed to its severity's SNS topic.
 
-| severity | trigger age | archive update failure | queue depth | ECS |
-|---|---|---|---|---|
-| critical | > 15 min | > 5 % | > 50 | all tasks down (while work is waiting) |
-| warning | > 10 min | > 2 % | > 20 | CPU > 80 % |
-| info | trigger delete failure > 10 % | processing duration > 5 min | > 10 | memory > 70 % |
-
-plus any message in the DLQ (critical). Trigger age is the larger of the processor's ``TriggerAge``
-(age when processed) and the sweeper's ``OldestTriggerAge`` (age of triggers nobody processed yet).
+The numbers (and so the alarm descriptions, built from them) come from
+:class:`runtime.contract.thresholds.AlarmThresholds`, plus any message in the DLQ (critical). Trigger
+age is the larger of the processor's ``TriggerAge`` (age when processed) and the sweeper's
+``OldestTriggerAge`` (age of triggers nobody processed yet).
 Ratios are metric math over the runtime's counters and read 0 when there was no traffic.
 Alarm names are deterministic (``ttp-{code}-{alarm}``), so dashboards and the ops CLI can find them.
 """
@@ -23,37 +19,23 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_constructs.names import Severity
-from runtime import keys, naming
+from runtime.contract import keys, names
+from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
+from runtime.contract.names import Severity
+from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
-FIVE_MINUTES = Duration.minutes(5)
+PERIOD_SECONDS = 300
+FIVE_MINUTES = Duration.seconds(PERIOD_SECONDS)
 ONE_MINUTE = Duration.minutes(1)
-
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    trigger_age_critical_seconds: float = 900
-    trigger_age_warning_seconds: float = 600
-    archive_failure_critical_percent: float = 5
-    archive_failure_warning_percent: float = 2
-    queue_depth_critical: float = 50
-    queue_depth_warning: float = 20
-    queue_depth_info: float = 10
-    cpu_warning_percent: float = 80
-    memory_info_percent: float = 70
-    trigger_delete_failure_info_percent: float = 10
-    processing_duration_info_seconds: float = 300
-    dlq_messages_critical: float = 0
-    tasks_down_minutes: int = 5
 
 
 @dataclass(frozen=True)
 class CustomerAlarmsProps:
     customer_code: str
     topics: Mapping[Severity, sns.ITopic] = field(default_factory=dict)
-    namespace: str = naming.DEFAULT_METRICS_NAMESPACE
-    cluster_name: str = naming.CLUSTER_NAME
-    thresholds: AlarmThresholds = AlarmThresholds()
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    cluster_name: str = names.CLUSTER_NAME
+    thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
     ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
 
 
@@ -70,7 +52,7 @@ class CustomerAlarms(Construct):
         self.severity: dict[str, Severity] = {}
         t = props.thresholds
         ns = props.namespace
-        cc = {"CustomerCode": code}
+        cc = {CUSTOMER_DIMENSION: code}
 
         def custom(metric: str, statistic: str, period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -88,7 +70,7 @@ class CustomerAlarms(Construct):
                 period=period,
             )
 
-        service = {"ClusterName": props.cluster_name, "ServiceName": naming.service_name(code)}
+        service = {"ClusterName": props.cluster_name, "ServiceName": names.service_name(code)}
 
         def ecs_metric(namespace: str, metric: str, statistic: str, period: Duration) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -97,34 +79,44 @@ class CustomerAlarms(Construct):
 
         trigger_age = cloudwatch.MathExpression(
             expression="MAX([FILL(age, 0), FILL(oldest, 0)])",
-            using_metrics={"age": custom("TriggerAge", "Maximum"), "oldest": custom("OldestTriggerAge", "Maximum")},
+            using_metrics={
+                "age": custom(MetricName.TRIGGER_AGE, "Maximum"),
+                "oldest": custom(MetricName.OLDEST_TRIGGER_AGE, "Maximum"),
+            },
             label="trigger age (s): max of TriggerAge and OldestTriggerAge",
             period=FIVE_MINUTES,
         )
         archive_failure = _percentage(
-            "fail", "ok", custom("ArchiveUpdateFailure", "Sum"), custom("ArchiveUpdateSuccess", "Sum")
+            "fail",
+            "ok",
+            custom(MetricName.ARCHIVE_UPDATE_FAILURE, "Sum"),
+            custom(MetricName.ARCHIVE_UPDATE_SUCCESS, "Sum"),
         )
         delete_failure = _percentage(
-            "fail", "ok", custom("TriggerDeleteFailure", "Sum"), custom("TriggerDeletionRate", "Sum")
+            "fail",
+            "ok",
+            custom(MetricName.TRIGGER_DELETE_FAILURE, "Sum"),
+            custom(MetricName.TRIGGER_DELETION_RATE, "Sum"),
         )
-        depth = sqs("ApproximateNumberOfMessagesVisible", naming.queue_name(code))
+        depth = sqs("ApproximateNumberOfMessagesVisible", names.queue_name(code))
         tasks_down = cloudwatch.MathExpression(
             expression="IF(FILL(running, 0) == 0 AND FILL(waiting, 0) > 0, 1, 0)",
             using_metrics={
                 "running": ecs_metric("ECS/ContainerInsights", "RunningTaskCount", "Maximum", ONE_MINUTE),
-                "waiting": sqs("ApproximateNumberOfMessagesVisible", naming.queue_name(code), "Minimum", ONE_MINUTE),
+                "waiting": sqs("ApproximateNumberOfMessagesVisible", names.queue_name(code), "Minimum", ONE_MINUTE),
             },
             label="1 = no task running while messages wait",
             period=ONE_MINUTE,
         )
         not_breaching = cloudwatch.TreatMissingData.NOT_BREACHING
+        sustained = _duration(t.sustained_periods * PERIOD_SECONDS)
 
         self._alarm(
             "trigger-age-critical",
             "critical",
             trigger_age,
             t.trigger_age_critical_seconds,
-            "A trigger is older than 15 minutes (stuck or never processed)",
+            f"A trigger is older than {_duration(t.trigger_age_critical_seconds)} (stuck or never processed)",
             not_breaching,
         )
         self._alarm(
@@ -132,7 +124,7 @@ class CustomerAlarms(Construct):
             "warning",
             trigger_age,
             t.trigger_age_warning_seconds,
-            "A trigger is older than 10 minutes",
+            f"A trigger is older than {_duration(t.trigger_age_warning_seconds)}",
             not_breaching,
         )
         self._alarm(
@@ -140,7 +132,7 @@ class CustomerAlarms(Construct):
             "critical",
             archive_failure,
             t.archive_failure_critical_percent,
-            "More than 5% of archive updates failed",
+            f"More than {_number(t.archive_failure_critical_percent)}% of archive updates failed",
             not_breaching,
         )
         self._alarm(
@@ -148,7 +140,7 @@ class CustomerAlarms(Construct):
             "warning",
             archive_failure,
             t.archive_failure_warning_percent,
-            "More than 2% of archive updates failed",
+            f"More than {_number(t.archive_failure_warning_percent)}% of archive updates failed",
             not_breaching,
         )
         self._alarm(
@@ -156,7 +148,7 @@ class CustomerAlarms(Construct):
             "critical",
             depth,
             t.queue_depth_critical,
-            "More than 50 messages wait in the queue",
+            f"More than {_number(t.queue_depth_critical)} messages wait in the queue",
             not_breaching,
         )
         self._alarm(
@@ -164,7 +156,7 @@ class CustomerAlarms(Construct):
             "warning",
             depth,
             t.queue_depth_warning,
-            "More than 20 messages wait in the queue",
+            f"More than {_number(t.queue_depth_warning)} messages wait in the queue",
             not_breaching,
         )
         self._alarm(
@@ -172,7 +164,7 @@ class CustomerAlarms(Construct):
             "info",
             depth,
             t.queue_depth_info,
-            "More than 10 messages wait in the queue",
+            f"More than {_number(t.queue_depth_info)} messages wait in the queue",
             not_breaching,
         )
         self._alarm(
@@ -180,7 +172,7 @@ class CustomerAlarms(Construct):
             "critical",
             tasks_down,
             1,
-            "No processor task has been running for 5 minutes while messages wait",
+            f"No processor task has been running for {_duration(t.tasks_down_minutes * 60)} while messages wait",
             not_breaching,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=t.tasks_down_minutes,
@@ -190,39 +182,40 @@ class CustomerAlarms(Construct):
             "warning",
             ecs_metric("AWS/ECS", "CPUUtilization", "Average", FIVE_MINUTES),
             t.cpu_warning_percent,
-            "Processor CPU above 80% for 15 minutes",
+            f"Processor CPU above {_number(t.cpu_warning_percent)}% for {sustained}",
             not_breaching,
-            evaluation_periods=3,
+            evaluation_periods=t.sustained_periods,
         )
         self._alarm(
             "memory-info",
             "info",
             ecs_metric("AWS/ECS", "MemoryUtilization", "Average", FIVE_MINUTES),
             t.memory_info_percent,
-            "Processor memory above 70% for 15 minutes",
+            f"Processor memory above {_number(t.memory_info_percent)}% for {sustained}",
             not_breaching,
-            evaluation_periods=3,
+            evaluation_periods=t.sustained_periods,
         )
         self._alarm(
             "trigger-delete-failure-info",
             "info",
             delete_failure,
             t.trigger_delete_failure_info_percent,
-            "More than 10% of trigger deletions failed (the sweeper cleans them up)",
+            f"More than {_number(t.trigger_delete_failure_info_percent)}% of trigger deletions failed"
+            " (the sweeper cleans them up)",
             not_breaching,
         )
         self._alarm(
             "processing-duration-info",
             "info",
-            custom("ProcessingDuration", "Maximum"),
+            custom(MetricName.PROCESSING_DURATION, "Maximum"),
             t.processing_duration_info_seconds,
-            "Processing one trigger took longer than 5 minutes",
+            f"Processing one trigger took longer than {_duration(t.processing_duration_info_seconds)}",
             not_breaching,
         )
         self._alarm(
             "dlq-messages-critical",
             "critical",
-            sqs("ApproximateNumberOfMessagesVisible", naming.dead_letter_queue_name(code)),
+            sqs("ApproximateNumberOfMessagesVisible", names.dead_letter_queue_name(code)),
             t.dlq_messages_critical,
             "Messages in the dead-letter queue (poison or permanently failing triggers)",
             not_breaching,
@@ -267,6 +260,21 @@ class CustomerAlarms(Construct):
         stack = Stack.of(self)
         prefix = f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:"
         return [prefix + alarm_name(self.props.customer_code, n) for n in self.alarms]
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _duration(seconds: float) -> str:
+    """``900`` → ``15 minutes``; alarm descriptions state the very numbers the alarms use."""
+    if seconds % 3600 == 0 and seconds >= 3600:
+        hours = int(seconds // 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    if seconds % 60 == 0 and seconds >= 60:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{_number(seconds)} seconds"
 
 
 def _percentage(

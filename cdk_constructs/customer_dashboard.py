@@ -1,4 +1,4 @@
-"""One customer's CloudWatch dashboard (body from :mod:`runtime.dashboard`)."""
+"""One customer's CloudWatch dashboard (body from :mod:`runtime.contract.dashboards`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from cdk_constructs import names
-from runtime import keys, naming
-from runtime.dashboard import customer_dashboard_body
+from runtime.contract import keys, names
+from runtime.contract.dashboards import customer_dashboard_body
 
 
 @dataclass(frozen=True)
 class CustomerDashboardProps:
     customer_code: str
-    namespace: str = naming.DEFAULT_METRICS_NAMESPACE
-    cluster_name: str = naming.CLUSTER_NAME
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    cluster_name: str = names.CLUSTER_NAME
     alarm_arns: tuple[str, ...] = ()
 
 

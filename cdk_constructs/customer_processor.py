@@ -1,6 +1,6 @@
 """One customer's queue processor: a Fargate service running ``python -m runtime worker``.
 
-* Task role ``ttp-processor-{code}`` (``runtime.naming``), tagged ``customer_code={code}`` (the bucket
+* Task role ``ttp-processor-{code}`` (``runtime.contract.names``), tagged ``customer_code={code}`` (the bucket
   policy matches the tag). It may: consume only this customer's queue (and decrypt with its key);
   read/write ``archive/*`` and read/delete ``customers/{code}/*``; list the bucket (404 instead of 403
   for missing keys); assume only this customer's sender role (and, with meetings, the contact-reader
@@ -31,12 +31,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from cdk_constructs import names
 from cdk_constructs.customer_queue import CustomerQueue
-from cdk_constructs.nag import acknowledge, acknowledge_wildcard_resources
-from cdk_constructs.settings_env import settings_environment
-from runtime import keys, naming
-from runtime.settings import MeetingSettings, WorkerSettings
+from cdk_support.environment import settings_environment
+from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from runtime.contract import keys, names
+from runtime.contract.settings import MeetingSettings, WorkerSettings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
 WORKER_COMMAND = ("python", "-m", "runtime", "worker")
@@ -77,10 +76,10 @@ class CustomerProcessorProps:
     sender_address: str
     sender_external_id: str
     image: ecs.ContainerImage | None = None
-    contact_list_name: str = naming.DEFAULT_CONTACT_LIST_NAME
+    contact_list_name: str = names.DEFAULT_CONTACT_LIST_NAME
     send_rate_per_second: float = 10.0
     ses_region: str | None = None
-    metrics_namespace: str = naming.DEFAULT_METRICS_NAMESPACE
+    metrics_namespace: str = names.DEFAULT_METRICS_NAMESPACE
     log_level: str = "INFO"
     max_concurrency: int = 4
     drain_seconds: float = _DEFAULT_DRAIN
@@ -110,7 +109,7 @@ class CustomerProcessor(Construct):
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=naming.log_group_name(code),
+            log_group_name=names.log_group_name(code),
             retention=props.log_retention,
             removal_policy=props.log_removal_policy,
         )
@@ -118,7 +117,7 @@ class CustomerProcessor(Construct):
         self.task_role = iam.Role(
             self,
             "TaskRole",
-            role_name=naming.processor_role_name(code),
+            role_name=names.processor_role_name(code),
             description=f"Queue processor of customer {code}",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com").with_conditions(
                 {
@@ -133,7 +132,7 @@ class CustomerProcessor(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
-            family=naming.service_name(code),
+            family=names.service_name(code),
             cpu=props.cpu,
             memory_limit_mib=props.memory_limit_mib,
             task_role=self.task_role,
@@ -144,7 +143,7 @@ class CustomerProcessor(Construct):
         )
         self.task_definition.add_volume(name="tmp")
 
-        sender_role_arn = naming.role_arn(props.customer_account, naming.sender_role_name(code), partition)
+        sender_role_arn = names.role_arn(props.customer_account, names.sender_role_name(code), partition)
         environment = settings_environment(
             WorkerSettings,
             {
@@ -159,7 +158,7 @@ class CustomerProcessor(Construct):
                 "contact_list_name": props.contact_list_name,
                 "send_rate_per_second": props.send_rate_per_second,
                 "visibility_timeout_seconds": props.queue.props.visibility_timeout_seconds,
-                "queue_url": naming.queue_url(stack.region, stack.account, code),
+                "queue_url": names.queue_url(stack.region, stack.account, code),
                 "max_concurrency": props.max_concurrency,
                 "drain_seconds": props.drain_seconds,
             },
@@ -210,7 +209,7 @@ class CustomerProcessor(Construct):
         self.service = ecs.FargateService(
             self,
             "Service",
-            service_name=naming.service_name(code),
+            service_name=names.service_name(code),
             cluster=props.cluster,
             task_definition=self.task_definition,
             assign_public_ip=False,
@@ -263,7 +262,7 @@ class CustomerProcessor(Construct):
             iam.PolicyStatement(
                 sid="AssumeOwnSenderRole",
                 actions=["sts:AssumeRole"],
-                resources=[naming.role_arn(props.customer_account, naming.sender_role_name(code), partition)],
+                resources=[names.role_arn(props.customer_account, names.sender_role_name(code), partition)],
             ),
         ]
         if props.meetings is not None:

@@ -1,6 +1,6 @@
 """One customer's queue and dead-letter queue (governance account).
 
-* Names from ``runtime.naming`` (the bucket in the management account targets them by ARN).
+* Names from ``runtime.contract.names`` (the bucket in the management account targets them by ARN).
 * A customer-managed KMS key with rotation: S3 and EventBridge cannot use the AWS-managed SQS key.
   Its policy lets only the event source use it (``aws:SourceAccount`` + ``aws:SourceArn``, or the
   EventBridge router role by ``aws:PrincipalArn`` for a bus in another account).
@@ -19,8 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_constructs import names
-from runtime import keys, naming
+from runtime.contract import keys, names
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class CustomerQueue(Construct):
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
-            queue_name=naming.dead_letter_queue_name(code),
+            queue_name=names.dead_letter_queue_name(code),
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=self.key,
             data_key_reuse=Duration.minutes(5),
@@ -73,7 +72,7 @@ class CustomerQueue(Construct):
         self.queue = sqs.Queue(
             self,
             "Queue",
-            queue_name=naming.queue_name(code),
+            queue_name=names.queue_name(code),
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=self.key,
             data_key_reuse=Duration.minutes(5),
@@ -106,7 +105,7 @@ class CustomerQueue(Construct):
             principal = iam.AccountPrincipal(source_account)
             conditions = {
                 "ArnEquals": {
-                    "aws:PrincipalArn": naming.role_arn(source_account, names.EVENTBRIDGE_ROUTER_ROLE_NAME, partition)
+                    "aws:PrincipalArn": names.role_arn(source_account, names.EVENTBRIDGE_ROUTER_ROLE_NAME, partition)
                 }
             }
         self.queue.add_to_resource_policy(

@@ -20,8 +20,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_constructs import names
-from runtime import keys, naming
+from runtime.contract import keys, names
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class CustomerSesRolesProps:
     governance_account: str
     sender_address: str
     external_id: str
-    contact_list_name: str = naming.DEFAULT_CONTACT_LIST_NAME
+    contact_list_name: str = names.DEFAULT_CONTACT_LIST_NAME
     ses_region: str | None = None
     configuration_set: str | None = None
     contact_reader_external_id: str | None = None
@@ -53,15 +52,13 @@ class CustomerSesRoles(Construct):
         self.sender_role = iam.Role(
             self,
             "SenderRole",
-            role_name=naming.sender_role_name(code),
+            role_name=names.sender_role_name(code),
             description=f"Assumed by the platform's processor of customer {code} to send change e-mails",
             max_session_duration=Duration.hours(1),
             assumed_by=iam.AccountPrincipal(gov).with_conditions(
                 {
                     "StringEquals": {"sts:ExternalId": props.external_id},
-                    "ArnEquals": {
-                        "aws:PrincipalArn": naming.role_arn(gov, naming.processor_role_name(code), partition)
-                    },
+                    "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.processor_role_name(code), partition)},
                 }
             ),
         )
@@ -93,7 +90,7 @@ class CustomerSesRoles(Construct):
             self.contact_reader_role = iam.Role(
                 self,
                 "ContactReaderRole",
-                role_name=naming.contact_reader_role_name(code),
+                role_name=names.contact_reader_role_name(code),
                 description=f"Read-only access to the contact list of customer {code} (meeting attendees)",
                 max_session_duration=Duration.hours(1),
                 assumed_by=iam.AccountPrincipal(gov).with_conditions(

@@ -12,7 +12,7 @@
 * Routing of ``customers/{code}/*.json`` object-created events to each customer's queue, by S3 event
   notifications (one queue configuration per customer, the default) or by EventBridge (one rule per
   customer on the default bus). Queues live in the governance account and are referenced by their
-  deterministic ARN (``runtime.naming``).
+  deterministic ARN (``runtime.contract.names``).
 * The bucket policy does not grow with customers: processors are matched by ``aws:PrincipalArn``
   (``ttp-processor-*`` in the governance account) and may touch only
   ``customers/${aws:PrincipalTag/customer_code}/*``.
@@ -30,9 +30,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_constructs import names
-from cdk_constructs.nag import acknowledge, acknowledge_wildcard_resources
-from runtime import keys, naming
+from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
 # The sweeper records re-drive attempts as tags on trigger versions (see runtime/sweeper.py).
@@ -159,7 +158,7 @@ class MetadataBucket(Construct):
     def _add_policies(self) -> None:
         gov = self.props.governance_account
         processors = {"ArnLike": {"aws:PrincipalArn": names.processor_role_arn_pattern(gov, self._partition)}}
-        sweeper = {"ArnEquals": {"aws:PrincipalArn": naming.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition)}}
+        sweeper = {"ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition)}}
         own_triggers = self._objects(f"{keys.CUSTOMERS_PREFIX}${{aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}}}/")
         gov_root = iam.AccountPrincipal(gov)
         statements = [
@@ -192,7 +191,7 @@ class MetadataBucket(Construct):
                     "ArnLike": {
                         "aws:PrincipalArn": [
                             names.processor_role_arn_pattern(gov, self._partition),
-                            naming.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition),
+                            names.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition),
                         ]
                     }
                 },

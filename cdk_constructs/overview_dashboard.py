@@ -13,16 +13,15 @@ from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from cdk_constructs import names
-from runtime import naming
-from runtime.dashboard import overview_dashboard_body
+from runtime.contract import names
+from runtime.contract.dashboards import overview_dashboard_body
 
 
 @dataclass(frozen=True)
 class OverviewDashboardProps:
     dashboard_name: str = names.OVERVIEW_DASHBOARD_NAME
-    namespace: str = naming.DEFAULT_METRICS_NAMESPACE
-    cluster_name: str = naming.CLUSTER_NAME
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    cluster_name: str = names.CLUSTER_NAME
 
 
 class OverviewDashboard(Construct):

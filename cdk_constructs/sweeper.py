@@ -25,11 +25,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk_constructs import names
-from cdk_constructs.nag import acknowledge, acknowledge_wildcard_resources
-from cdk_constructs.settings_env import settings_environment
-from runtime import keys, naming
-from runtime.settings import OpsSettings
+from cdk_support.environment import settings_environment
+from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from runtime.contract import keys, names
+from runtime.contract.settings import OpsSettings
 
 SWEEP_COMMAND = ("python", "-m", "runtime", "sweep")
 # Re-drive attempts are recorded as tags on the trigger's version (no ObjectCreated event, no archive write).
@@ -50,7 +49,7 @@ class SweeperProps:
     image: ecs.ContainerImage
     subnets: ec2.SubnetSelection | None = None
     interval_minutes: int = 5
-    metrics_namespace: str = naming.DEFAULT_METRICS_NAMESPACE
+    metrics_namespace: str = names.DEFAULT_METRICS_NAMESPACE
     log_level: str = "INFO"
     cpu: int = 256
     memory_limit_mib: int = 512

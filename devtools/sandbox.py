@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 
-from runtime import naming
-from runtime.naming import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
+from runtime.contract import names
+from runtime.contract.names import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
 
 DEFAULT_TOPIC = "change-notifications"
 PLATFORM_ACCOUNT = "123456789012"
@@ -42,11 +42,11 @@ class CustomerSpec:
 
     @property
     def sender_role_arn(self) -> str:
-        return naming.role_arn(self.account, naming.sender_role_name(self.code))
+        return names.role_arn(self.account, names.sender_role_name(self.code))
 
     @property
     def contact_role_arn(self) -> str:
-        return naming.role_arn(self.account, naming.contact_reader_role_name(self.code))
+        return names.role_arn(self.account, names.contact_reader_role_name(self.code))
 
     @property
     def ext_id(self) -> str:
@@ -112,10 +112,10 @@ def create_sandbox(
     created: dict[str, CustomerResources] = {}
     queue_configs: list[dict[str, Any]] = []
     for spec in customers:
-        dlq_url = sqs.create_queue(QueueName=naming.dead_letter_queue_name(spec.code))["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue_name(spec.code))["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queue_url = sqs.create_queue(
-            QueueName=naming.queue_name(spec.code),
+            QueueName=names.queue_name(spec.code),
             Attributes={
                 "VisibilityTimeout": str(visibility_timeout),
                 "RedrivePolicy": json.dumps(

@@ -1,1 +1,13 @@
-"""Transient Trigger Pipeline runtime: the per-customer queue processor and the ops CLI."""
+"""Transient Trigger Pipeline runtime: the per-customer queue processor, the sweeper and the ops CLI.
+
+Subpackages, each importing only those listed before it (``tests/test_layout.py`` enforces this):
+
+* ``contract``  — pure definitions shared with the CDK side (keys, names, settings, metric names,
+  thresholds, dashboard bodies);
+* ``telemetry`` — logs and EMF metrics; ``aws`` — boto3 clients with one retry policy;
+* ``archive``   — change documents, the compare-and-swap store, triggers, submission;
+* ``notify``    — SES email and Graph meetings;
+* ``pipeline``  — message envelopes, the state machine, the worker, the composition root;
+* ``ops``       — one module per runbook procedure, and the sweeper;
+* ``cli``       — the typer app (``python -m runtime``, ``ttp``).
+"""

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cdk_constructs.names import default_bucket_name
-from runtime import naming
-from runtime.keys import validate_customer_code
+from runtime.contract import names
+from runtime.contract.keys import validate_customer_code
+from runtime.contract.names import default_bucket_name
 
 CONTEXT_KEY = "ttp"
 SAMPLE_CUSTOMERS_KEY = "ttp:sample-customers"
@@ -105,7 +105,7 @@ class Customer(_Model):
     account: AccountId = Field(description="The customer's AWS account (SES, contact list, sender role).")
     sender_address: EmailAddress = Field(description="Verified SES identity used as From address.")
     external_id: ExternalId = Field(description="ExternalId the sender role requires (agree it with the customer).")
-    contact_list_name: str = Field(naming.DEFAULT_CONTACT_LIST_NAME, min_length=1, max_length=64)
+    contact_list_name: str = Field(names.DEFAULT_CONTACT_LIST_NAME, min_length=1, max_length=64)
     send_rate_per_second: float = Field(10.0, gt=0, le=500, description="Max SendEmail calls/s (below the SES rate).")
     min_tasks: int = Field(1, ge=0, le=50, description="Minimum running processor tasks (0 needs scale_to_zero).")
     max_tasks: int = Field(2, ge=1, le=50, description="Maximum processor tasks under queue backlog.")
@@ -184,7 +184,7 @@ class PlatformConfig(_Model):
     bucket_name: str | None = Field(
         None, pattern=BUCKET_PATTERN, description="Default: ttp-metadata-<account>-<region>."
     )
-    metrics_namespace: str = Field(naming.DEFAULT_METRICS_NAMESPACE, min_length=1, max_length=255)
+    metrics_namespace: str = Field(names.DEFAULT_METRICS_NAMESPACE, min_length=1, max_length=255)
     meetings: Meetings | None = None
     vpc: VpcImport | None = Field(None, description="Bring your own VPC (else the platform creates one).")
     alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)

@@ -13,13 +13,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_constructs import names
 from cdk_constructs.customer_alarms import CustomerAlarms, CustomerAlarmsProps
 from cdk_constructs.customer_dashboard import CustomerDashboard, CustomerDashboardProps
 from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps, ProcessorMeetings
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
-from cdk_constructs.names import SEVERITIES, Severity
-from runtime import naming
+from runtime.contract import names
+from runtime.contract.names import SEVERITIES, Severity
 from stacks.config import Customer, PlatformConfig
 from stacks.platform_stack import PlatformStack, retention
 
@@ -65,7 +64,7 @@ class CustomerStack(Stack):
                 client_secret=secret,
                 contact_reader_external_id=m.contact_reader_external_id,
                 calendar_contact_roles={
-                    c.code: naming.role_arn(c.account, naming.contact_reader_role_name(c.code), self.partition)
+                    c.code: names.role_arn(c.account, names.contact_reader_role_name(c.code), self.partition)
                     for c in config.customers
                 },
                 graph_base_url=m.graph_base_url,

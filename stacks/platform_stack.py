@@ -19,7 +19,7 @@ from cdk_constructs.customer_processor import runtime_image
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
-from runtime import naming
+from runtime.contract import names
 from stacks.config import PlatformConfig
 
 
@@ -75,7 +75,7 @@ class PlatformStack(Stack):
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
-            cluster_name=naming.CLUSTER_NAME,
+            cluster_name=names.CLUSTER_NAME,
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
@@ -83,7 +83,7 @@ class PlatformStack(Stack):
         self.overview = OverviewDashboard(
             self,
             "Overview",
-            OverviewDashboardProps(namespace=config.metrics_namespace, cluster_name=naming.CLUSTER_NAME),
+            OverviewDashboardProps(namespace=config.metrics_namespace, cluster_name=names.CLUSTER_NAME),
         )
         self.sweeper = Sweeper(
             self,
@@ -91,7 +91,7 @@ class PlatformStack(Stack):
             SweeperProps(
                 cluster=self.cluster,
                 bucket_name=config.metadata_bucket_name,
-                customer_queues={c.code: naming.queue_url(region, account, c.code) for c in config.customers},
+                customer_queues={c.code: names.queue_url(region, account, c.code) for c in config.customers},
                 image=runtime_image(),
                 subnets=self.network.task_subnets,
                 interval_minutes=config.sweeper_interval_minutes,

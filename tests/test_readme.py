@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.settings import MeetingSettings, OpsSettings, WorkerSettings, env_var
+from runtime.contract.settings import MeetingSettings, OpsSettings, WorkerSettings, env_var
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -31,10 +31,10 @@ from botocore.exceptions import ClientError
 
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
-from runtime.archive_store import ArchiveStore
-from runtime.naming import CALENDAR_TOPIC
-from runtime.submit import submit_change
-from runtime.triggers import TriggerStore
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
+from runtime.contract.names import CALENDAR_TOPIC
 
 make_conditional_writes_atomic()  # S3's compare-and-swap is atomic; moto's in-process backend is not without this
 

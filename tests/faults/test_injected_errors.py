@@ -36,17 +36,17 @@ from moto import mock_aws
 
 from devtools import sandbox as sb
 from devtools.fake_graph import FakeGraph
-from runtime.archive_store import ArchiveStore
-from runtime.emails import RateLimiter, SesMailer
-from runtime.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
-from runtime.meetings import ContactDirectory, MeetingCoordinator
-from runtime.metrics import MetricsFactory
-from runtime.models import utcnow
-from runtime.processor import Processor
-from runtime.settings import OpsSettings
-from runtime.sweeper import SweepAction, Sweeper, s3_event_message
-from runtime.triggers import TriggerStore
-from runtime.worker import Worker
+from runtime.archive.documents import utcnow
+from runtime.archive.store import ArchiveStore
+from runtime.archive.triggers import TriggerStore
+from runtime.contract.settings import OpsSettings
+from runtime.notify.email import RateLimiter, SesMailer
+from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
+from runtime.notify.meetings import ContactDirectory, MeetingCoordinator
+from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
+from runtime.pipeline.state_machine import Processor
+from runtime.pipeline.worker import Worker
+from runtime.telemetry.metrics import MetricsFactory
 from tests.faults.conftest import (
     RandomFaults,
     Rule,

@@ -39,9 +39,9 @@ import pytest
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.fake_graph import FakeGraph
-from runtime.metrics import MetricsFactory
-from runtime.settings import OpsSettings
-from runtime.sweeper import Sweeper, SweepReport
+from runtime.contract.settings import OpsSettings
+from runtime.ops.sweep import Sweeper, SweepReport
+from runtime.telemetry.metrics import MetricsFactory
 from tests.faults.conftest import (
     CHECKPOINT_EVERY_EMAILS,
     WorkerProcess,

@@ -25,7 +25,7 @@ import pytest
 
 from devtools import sandbox as sb
 from devtools.emulator import LocalAws, local_aws
-from runtime.naming import CALENDAR_TOPIC
+from runtime.contract.names import CALENDAR_TOPIC
 from tests.faults.conftest import (
     WorkerProcess,
     archive,

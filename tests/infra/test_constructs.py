@@ -23,8 +23,8 @@ from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRolesProps
 from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, RoutedCustomer
 from cdk_constructs.overview_dashboard import OverviewDashboard
-from cdk_constructs.settings_env import EnvironmentContractError, render, settings_environment
-from runtime.settings import WorkerSettings
+from cdk_support.environment import EnvironmentContractError, render, settings_environment
+from runtime.contract.settings import WorkerSettings
 from stacks.app_builder import REPO_ROOT
 
 ENV = Environment(account="123456789012", region="eu-west-1")
@@ -226,7 +226,7 @@ def test_worker_settings_required_fields_all_known() -> None:
 
 def test_pure_modules_import_without_aws_cdk() -> None:
     code = (
-        "import sys; import cdk_constructs.names, cdk_constructs.dashboard_body, cdk_constructs.settings_env, "
+        "import sys; import runtime.contract.names, runtime.contract.dashboards, cdk_support.environment, "
         "stacks.config; assert 'aws_cdk' not in sys.modules, sorted(m for m in sys.modules if 'cdk' in m)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=Path(REPO_ROOT), check=True, timeout=60)

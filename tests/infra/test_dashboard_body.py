@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cdk_constructs.dashboard_body import (
+from runtime.contract.dashboards import (
     MAX_BODY_BYTES,
     MAX_SEARCHES_PER_WIDGET,
     MAX_WIDGETS,

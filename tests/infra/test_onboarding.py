@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from runtime import naming
+from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from tests.infra.helpers import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize
 
@@ -65,7 +65,7 @@ def _assert_common_changes(before: Synth, after: Synth) -> None:
     new_stacks = set(after.templates) - set(before.templates)
     assert new_stacks == {customer_stack_name("newco"), customer_account_stack_name("newco")}
     assert set(before.templates) <= set(after.templates)
-    assert _sweeper_queues(after) == {**_sweeper_queues(before), "newco": naming.queue_url(REGION, GOV, "newco")}
+    assert _sweeper_queues(after) == {**_sweeper_queues(before), "newco": names.queue_url(REGION, GOV, "newco")}
     assert _without_sweeper_queues(after.templates[PLATFORM_STACK]) == _without_sweeper_queues(
         before.templates[PLATFORM_STACK]
     )

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from cdk_constructs import names
 from cdk_constructs.customer_processor import MAX_FARGATE_STOP_TIMEOUT
-from cdk_constructs.dashboard_body import overview_dashboard_body
-from runtime import naming
-from runtime.settings import OpsSettings, WorkerSettings, env_var
+from runtime.contract import names
+from runtime.contract.dashboards import overview_dashboard_body
+from runtime.contract.settings import OpsSettings, WorkerSettings, env_var
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from tests.infra.helpers import (
     GOV,
@@ -184,11 +183,11 @@ def test_queue_and_dlq_names_encryption_redrive(sample: Synth, code: str) -> Non
         q["Properties"]["QueueName"]: (lid, q["Properties"])
         for lid, q in sample.resources(stack, "AWS::SQS::Queue").items()
     }
-    assert set(queues) == {naming.queue_name(code), naming.dead_letter_queue_name(code)}
+    assert set(queues) == {names.queue_name(code), names.dead_letter_queue_name(code)}
     key_id, key = next(iter(sample.resources(stack, "AWS::KMS::Key").items()))
     assert key["Properties"]["EnableKeyRotation"] is True
-    dlq_id, dlq = queues[naming.dead_letter_queue_name(code)]
-    _, queue = queues[naming.queue_name(code)]
+    dlq_id, dlq = queues[names.dead_letter_queue_name(code)]
+    _, queue = queues[names.queue_name(code)]
     for props in (queue, dlq):
         assert props["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert queue["VisibilityTimeout"] == 300
@@ -196,7 +195,7 @@ def test_queue_and_dlq_names_encryption_redrive(sample: Synth, code: str) -> Non
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5}
     assert dlq["RedriveAllowPolicy"] == {
         "redrivePermission": "byQueue",
-        "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{GOV}:{naming.queue_name(code)}"],
+        "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{GOV}:{names.queue_name(code)}"],
     }
     alias = sample.only(stack, "AWS::KMS::Alias")
     assert alias["Properties"]["AliasName"] == names.queue_key_alias(code)
@@ -257,7 +256,7 @@ def test_worker_environment_is_exactly_the_runtime_settings(
     queue = next(
         q["Properties"]
         for q in sample.resources(customer_stack_name(code), "AWS::SQS::Queue").values()
-        if q["Properties"]["QueueName"] == naming.queue_name(code)
+        if q["Properties"]["QueueName"] == names.queue_name(code)
     )
     assert int(env["TTP_VISIBILITY_TIMEOUT_SECONDS"]) == queue["VisibilityTimeout"]
     # The runtime accepts what the stack sets.
@@ -277,9 +276,9 @@ def test_container_command_stop_timeout_and_hardening(sample: Synth, code: str) 
     assert container["MountPoints"] == [{"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert (task["Cpu"], task["Memory"]) == ("256", "512")
-    assert task["Family"] == naming.service_name(code)
+    assert task["Family"] == names.service_name(code)
     log_group = sample.only(customer_stack_name(code), "AWS::Logs::LogGroup")["Properties"]
-    assert log_group == {"LogGroupName": naming.log_group_name(code), "RetentionInDays": 90, **_tags(log_group)}
+    assert log_group == {"LogGroupName": names.log_group_name(code), "RetentionInDays": 90, **_tags(log_group)}
 
 
 def _tags(props: dict[str, Any]) -> dict[str, Any]:
@@ -289,7 +288,7 @@ def _tags(props: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("code", CODES)
 def test_service_is_private_with_circuit_breaker(sample: Synth, code: str) -> None:
     service = sample.only(customer_stack_name(code), "AWS::ECS::Service")["Properties"]
-    assert service["ServiceName"] == naming.service_name(code)
+    assert service["ServiceName"] == names.service_name(code)
     assert service["LaunchType"] == "FARGATE"
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
@@ -312,7 +311,7 @@ def test_service_is_private_with_circuit_breaker(sample: Synth, code: str) -> No
 @pytest.mark.parametrize("code", CODES)
 def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str) -> None:
     stack = customer_stack_name(code)
-    role_id, role = role_named(sample, stack, naming.processor_role_name(code))
+    role_id, role = role_named(sample, stack, names.processor_role_name(code))
     assert {"Key": names.CUSTOMER_TAG_KEY, "Value": code} in role["Properties"]["Tags"]
     trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust == [
@@ -329,7 +328,7 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
     queue_id = next(
         lid
         for lid, q in sample.resources(stack, "AWS::SQS::Queue").items()
-        if q["Properties"]["QueueName"] == naming.queue_name(code)
+        if q["Properties"]["QueueName"] == names.queue_name(code)
     )
     key_id = next(iter(sample.resources(stack, "AWS::KMS::Key")))
     granted: dict[str, list[Any]] = {}
@@ -358,7 +357,7 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
 def test_a_processor_cannot_touch_another_customers_triggers_queue_or_roles(sample: Synth) -> None:
     for code in CODES:
         stack = customer_stack_name(code)
-        role_id, _ = role_named(sample, stack, naming.processor_role_name(code))
+        role_id, _ = role_named(sample, stack, names.processor_role_name(code))
         text = _text(policies_of_role(sample, stack, role_id))
         for other in CODES:
             if other == code:
@@ -489,11 +488,11 @@ def test_every_design_threshold_is_an_alarm_on_the_right_metric(sample: Synth, c
             if metric["Namespace"] == "CustomMetrics":
                 assert dims == {"CustomerCode": code}, name
             elif metric["Namespace"] == "AWS/SQS":
-                queue = naming.dead_letter_queue_name(code) if name.startswith("dlq") else naming.queue_name(code)
+                queue = names.dead_letter_queue_name(code) if name.startswith("dlq") else names.queue_name(code)
                 assert dims == {"QueueName": queue}, name
             else:
                 assert metric["Namespace"] in {"AWS/ECS", "ECS/ContainerInsights"}, name
-                assert dims == {"ClusterName": naming.CLUSTER_NAME, "ServiceName": naming.service_name(code)}, name
+                assert dims == {"ClusterName": names.CLUSTER_NAME, "ServiceName": names.service_name(code)}, name
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -538,7 +537,7 @@ def test_sender_role_trusts_only_its_processor_with_external_id(sample: Synth, c
     customer = sample.config.customer(code)
     roles = sample.resources(stack, "AWS::IAM::Role")
     assert len(roles) == 1  # no contact-reader role without meetings
-    role_id, role = role_named(sample, stack, naming.sender_role_name(code))
+    role_id, role = role_named(sample, stack, names.sender_role_name(code))
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Action": "sts:AssumeRole",
@@ -578,7 +577,7 @@ def test_cluster_network_and_topics(sample: Synth) -> None:
     template = sample.template(PLATFORM_STACK)
     template.has_resource_properties(
         "AWS::ECS::Cluster",
-        {"ClusterName": naming.CLUSTER_NAME, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+        {"ClusterName": names.CLUSTER_NAME, "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
     )
     template.resource_count_is("AWS::EC2::NatGateway", 1)
     template.resource_count_is("AWS::EC2::FlowLog", 1)
@@ -623,10 +622,10 @@ def test_sweeper_task_schedule_and_environment(sample: Synth, monkeypatch: pytes
         OpsSettings,
         {k: v for k, v in env.items() if isinstance(v, str)},
         monkeypatch,
-        TTP_CLUSTER_NAME=naming.CLUSTER_NAME,
+        TTP_CLUSTER_NAME=names.CLUSTER_NAME,
     )
     assert sorted(ops.customer_queues) == sorted(CODES)
-    assert json.loads(env["TTP_CUSTOMER_QUEUES"]) == {code: naming.queue_url(REGION, GOV, code) for code in CODES}
+    assert json.loads(env["TTP_CUSTOMER_QUEUES"]) == {code: names.queue_url(REGION, GOV, code) for code in CODES}
     assert env["TTP_BUCKET_NAME"] == BUCKET
     assert env["TTP_CLUSTER_NAME"] == {"Ref": next(iter(sample.resources(PLATFORM_STACK, "AWS::ECS::Cluster")))}
     rule = sample.only(PLATFORM_STACK, "AWS::Events::Rule")["Properties"]

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from cdk_constructs import names
-from runtime import naming
-from runtime.settings import MeetingSettings, WorkerSettings, env_var
+from runtime.contract import names
+from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from tests.infra.helpers import (
     GOV,
@@ -229,7 +228,7 @@ def test_meeting_settings_and_secret(
         assert settings_from(WorkerSettings, env, monkeypatch).customer_code == code
 
         # Only the execution role can read the secret (ECS injects it at task start).
-        task_role_id, _ = role_named(synth, stack, naming.processor_role_name(code))
+        task_role_id, _ = role_named(synth, stack, names.processor_role_name(code))
         execution_role_id = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
         secret_actions = {
             role: [
@@ -273,7 +272,7 @@ def test_secret_reference_by_complete_arn(single_byo: Synth) -> None:
 @pytest.mark.parametrize("code", CODES)
 def test_contact_reader_role_trusts_every_processor_with_external_id(multi: Synth, code: str) -> None:
     stack = customer_account_stack_name(code)
-    role_id, role = role_named(multi, stack, naming.contact_reader_role_name(code))
+    role_id, role = role_named(multi, stack, names.contact_reader_role_name(code))
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Action": "sts:AssumeRole",

@@ -17,10 +17,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.archive_store import ArchiveStore
-from runtime.models import ArchiveDocument
-from runtime.submit import InvalidSubmission, submit_change
-from runtime.triggers import TriggerStore
+from runtime.archive.documents import ArchiveDocument
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import InvalidSubmission, submit_change
+from runtime.archive.triggers import TriggerStore
 from tests.properties.conftest import bounded
 from tests.runtime.conftest import Faulty, Platform
 

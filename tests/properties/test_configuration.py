@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.settings import ConfigurationError, MeetingSettings, OpsSettings, WorkerSettings, env_var, load
+from runtime.contract.settings import ConfigurationError, MeetingSettings, OpsSettings, WorkerSettings, env_var, load
 from tests.properties.conftest import bounded
 
 ROOT = Path(__file__).resolve().parents[2]

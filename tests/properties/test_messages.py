@@ -19,11 +19,11 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from runtime import keys
-from runtime.archive_store import ArchiveStore
-from runtime.models import ArchiveDocument, ProcessingLease
-from runtime.processor import Outcome, Processor
-from runtime.worker import Worker, decide, overall_fate
+from runtime.archive.documents import ArchiveDocument, ProcessingLease
+from runtime.archive.store import ArchiveStore
+from runtime.contract import keys
+from runtime.pipeline.state_machine import Outcome, Processor
+from runtime.pipeline.worker import Worker, decide, overall_fate
 from tests.properties.conftest import bounded
 from tests.runtime.conftest import Faulty, Platform
 

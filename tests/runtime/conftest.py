@@ -15,12 +15,12 @@ from moto import mock_aws
 
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
-from runtime.archive_store import ArchiveStore
-from runtime.emails import RateLimiter, SesMailer
-from runtime.metrics import MetricsFactory
-from runtime.processor import Processor
-from runtime.submit import submit_change
-from runtime.triggers import TriggerStore
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
+from runtime.notify.email import RateLimiter, SesMailer
+from runtime.pipeline.state_machine import Processor
+from runtime.telemetry.metrics import MetricsFactory
 
 make_conditional_writes_atomic()
 

@@ -10,13 +10,13 @@ import pytest
 from moto import mock_aws
 
 from devtools.emulator import make_conditional_writes_atomic
-from runtime.archive_store import ArchiveStore
-from runtime.keys import TriggerRef
-from runtime.metrics import MetricsFactory
-from runtime.models import ArchiveDocument, ModificationEntry
-from runtime.processor import Outcome, Processor
-from runtime.submit import submit_change
-from runtime.triggers import TriggerStore
+from runtime.archive.documents import ArchiveDocument, ModificationEntry
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
+from runtime.contract.keys import TriggerRef
+from runtime.pipeline.state_machine import Outcome, Processor
+from runtime.telemetry.metrics import MetricsFactory
 
 make_conditional_writes_atomic()
 CUSTOMERS = [f"c{i:02d}" for i in range(24)]

@@ -1,4 +1,4 @@
-"""runtime.graph against the local fake Graph: tokens, retries, error reporting; and the fake's own semantics."""
+"""runtime.notify.graph against the local fake Graph: tokens, retries, error reporting; and the fake's own semantics."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from devtools.fake_graph import FakeGraph, worker_env
-from runtime import graph as graph_module
-from runtime.graph import (
+from runtime.notify import graph as graph_module
+from runtime.notify.graph import (
     GraphAuthError,
     GraphCalendar,
     GraphClient,

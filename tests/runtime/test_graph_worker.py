@@ -21,9 +21,9 @@ import pytest
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.fake_graph import FakeGraph
-from runtime.archive_store import ArchiveStore
-from runtime.submit import submit_change
-from runtime.triggers import TriggerStore
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,21 +15,21 @@ from moto import mock_aws
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS
 from devtools.fake_graph import FakeGraph
-from runtime import meetings as meetings_module
-from runtime.archive_store import ArchiveStore
-from runtime.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
-from runtime.keys import TriggerRef
-from runtime.meetings import (
+from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
+from runtime.archive.store import ArchiveStore
+from runtime.contract.keys import TriggerRef
+from runtime.contract.names import CALENDAR_TOPIC
+from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, load
+from runtime.notify import meetings as meetings_module
+from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
+from runtime.notify.meetings import (
     MAX_ATTENDEES,
     ContactDirectory,
     MeetingCoordinator,
     merge_attendees,
     transaction_id,
 )
-from runtime.models import ArchiveDocument, ProcessingLease, utcnow
-from runtime.naming import CALENDAR_TOPIC
-from runtime.processor import Outcome, Processor
-from runtime.settings import ConfigurationError, MeetingSettings, SenderSettings, load
+from runtime.pipeline.state_machine import Outcome, Processor
 from tests.runtime.conftest import Faulty, Platform
 
 MEETING = {
@@ -632,7 +632,7 @@ def test_contact_roles_need_role_arns_and_the_external_id(clean_env: pytest.Monk
 def test_worker_wiring_builds_the_coordinator_from_the_fake_servers_env(
     platform: Platform, fake: FakeGraph, clean_env: pytest.MonkeyPatch, change_id: str
 ) -> None:
-    from runtime.wiring import build_processor
+    from runtime.pipeline.composition import build_processor
 
     roles = {code: c.spec.contact_role_arn for code, c in platform.box.customers.items()}
     for name, value in fake.env(calendar_contact_roles=roles, contact_reader_external_id=EXTERNAL_ID).items():

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from moto import mock_aws
 
-from runtime import ops
-from runtime.archive_store import ArchiveStore
-from runtime.keys import TriggerRef
-from runtime.models import ArchiveDocument, ProcessingLease, utcnow
-from runtime.processor import Outcome
-from runtime.submit import submit_change
-from runtime.triggers import TriggerInfo, TriggerStore
+from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerInfo, TriggerStore
+from runtime.contract.keys import TriggerRef
+from runtime.ops import core as ops
+from runtime.pipeline.state_machine import Outcome
 from tests.runtime.conftest import Faulty, Platform, client_error
 from tests.runtime.test_ops_support import (
     as_json,

@@ -9,8 +9,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from runtime import dashboard, naming
 from runtime.cli import app
+from runtime.contract import dashboards, names
 from tests.runtime.conftest import Platform
 from tests.runtime.test_ops_support import (
     as_json,
@@ -39,18 +39,10 @@ def test_dashboard_json_prints_the_deployed_overview(monkeypatch: pytest.MonkeyP
     result = CliRunner().invoke(app, ["dashboard-json"])
     assert result.exit_code == 0
     body = json.loads(result.stdout)
-    assert body == dashboard.overview_dashboard_body(region="eu-west-1")
+    assert body == dashboards.overview_dashboard_body(region="eu-west-1")
     titles = [w["properties"].get("title") for w in body["widgets"] if w["type"] == "metric"]
     assert titles[:3] == ["Trigger Creation vs Deletion", "Trigger Age (seconds)", "Archive Update Success/Failure"]
     assert "{CustomMetrics,CustomerCode}" in json.dumps(body)
-
-
-def test_dashboard_json_matches_the_cdk_side() -> None:
-    cdk_side = pytest.importorskip("cdk_constructs.dashboard_body")
-    assert dashboard.overview_dashboard_body(region="us-east-1") == cdk_side.overview_dashboard_body(region="us-east-1")
-    assert dashboard.customer_dashboard_body(customer_code="hts", region="us-east-1") == (
-        cdk_side.customer_dashboard_body(customer_code="hts", region="us-east-1")
-    )
 
 
 def test_dashboard_json_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +53,7 @@ def test_dashboard_json_options(monkeypatch: pytest.MonkeyPatch) -> None:
             app, ["dashboard-json", "--region", "us-east-2", "--customer", "hts", "--namespace", "Ops"]
         ).stdout
     )
-    assert one == dashboard.customer_dashboard_body(customer_code="hts", region="us-east-2", namespace="Ops")
+    assert one == dashboards.customer_dashboard_body(customer_code="hts", region="us-east-2", namespace="Ops")
     every = json.loads(runner.invoke(app, ["dashboard-json", "--region", "us-east-2", "--all", "--json"]).stdout)
     assert sorted(every) == ["TransientTriggerMonitoring", "ttp-customer-acme", "ttp-customer-hts"]
     listed = json.loads(
@@ -82,23 +74,23 @@ def test_dashboard_json_options(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_restart_forces_a_new_deployment(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     ecs = ecs_services(light, {"hts": 1})
-    before = ecs.describe_services(cluster=naming.CLUSTER_NAME, services=[naming.service_name("hts")])
+    before = ecs.describe_services(cluster=names.CLUSTER_NAME, services=[names.service_name("hts")])
     unconfirmed = run(monkeypatch, ops_env(light), "restart", "--customer", "hts")
     assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.stderr
     result = run(monkeypatch, ops_env(light), "restart", "--customer", "hts", "--yes", "--json")
     assert result.exit_code == 0
     assert as_json(result)["service"] == "customer-hts-processor"
-    after = ecs.describe_services(cluster=naming.CLUSTER_NAME, services=[naming.service_name("hts")])
+    after = ecs.describe_services(cluster=names.CLUSTER_NAME, services=[names.service_name("hts")])
     assert after["services"][0]["deployments"][0]["id"] != before["services"][0]["deployments"][0]["id"]
 
 
 def test_logs_filters_by_change_and_errors(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    from runtime.models import utcnow
+    from runtime.archive.documents import utcnow
 
     logs = boto3.client("logs", region_name="us-east-1")
-    group = naming.log_group_name("hts")
+    group = names.log_group_name("hts")
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
     now = int(utcnow().timestamp() * 1000)

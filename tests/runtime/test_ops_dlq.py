@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from runtime.ops_dlq import redrive_dlq
-from runtime.processor import Outcome
-from runtime.worker import decide
+from runtime.ops.dlq import redrive_dlq
+from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline.worker import decide
 from tests.runtime.conftest import Faulty, Platform, client_error
 from tests.runtime.test_ops_support import as_json, depth, drain, light_platform, ops_env, run, s3_event
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from runtime.models import utcnow
-from runtime.ops import OpsError
-from runtime.ops_restore import list_versions, restore
+from runtime.archive.documents import utcnow
+from runtime.ops.core import OpsError
+from runtime.ops.restore import list_versions, restore
 from tests.runtime.conftest import Faulty, Platform, client_error
 from tests.runtime.test_ops_support import (
     as_json,

@@ -16,11 +16,11 @@ from typer.testing import CliRunner, Result
 
 from devtools import sandbox as sb
 from devtools.sandbox import PLATFORM_ACCOUNT
-from runtime import naming
-from runtime.archive_store import ArchiveStore
+from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry
+from runtime.archive.store import ArchiveStore
 from runtime.cli import app
-from runtime.models import PROCESSED, ArchiveDocument, ModificationEntry
-from runtime.ops import OpsClients
+from runtime.contract import names
+from runtime.ops.core import OpsClients
 from tests.runtime.conftest import Platform
 
 ALL = ("customer-a", "hts", "htsnonprod")
@@ -36,10 +36,10 @@ def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1"
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     created = {}
     for spec in sb.sample_customers():
-        dlq_url = sqs.create_queue(QueueName=naming.dead_letter_queue_name(spec.code))["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue_name(spec.code))["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queue_url = sqs.create_queue(
-            QueueName=naming.queue_name(spec.code),
+            QueueName=names.queue_name(spec.code),
             Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
         )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -113,21 +113,19 @@ def ecs_services(platform: Platform, running: Mapping[str, int], desired: int = 
     import boto3
 
     ecs = boto3.client("ecs", region_name=platform.box.region)
-    ecs.create_cluster(clusterName=naming.CLUSTER_NAME)
+    ecs.create_cluster(clusterName=names.CLUSTER_NAME)
     ecs.register_task_definition(family="processor", containerDefinitions=[{"name": "p", "image": "x", "memory": 512}])
     for code in platform.box.customers:
         ecs.create_service(
-            cluster=naming.CLUSTER_NAME,
-            serviceName=naming.service_name(code),
+            cluster=names.CLUSTER_NAME,
+            serviceName=names.service_name(code),
             taskDefinition="processor",
             desiredCount=desired,
         )
         if running.get(code):
-            ecs.update_service(
-                cluster=naming.CLUSTER_NAME, service=naming.service_name(code), desiredCount=running[code]
-            )
+            ecs.update_service(cluster=names.CLUSTER_NAME, service=names.service_name(code), desiredCount=running[code])
             if running[code] != desired:  # desired back up, running stays
-                ecs.update_service(cluster=naming.CLUSTER_NAME, service=naming.service_name(code), desiredCount=desired)
+                ecs.update_service(cluster=names.CLUSTER_NAME, service=names.service_name(code), desiredCount=desired)
     return ecs
 
 

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from runtime import ops
-from runtime.archive_store import ArchiveStore
-from runtime.keys import TriggerRef, parse_trigger_key
-from runtime.metrics import MetricsFactory
-from runtime.models import ArchiveDocument, ProcessingLease, parse_message_body, utcnow
-from runtime.processor import Outcome
-from runtime.settings import OpsSettings
-from runtime.sweeper import Sweeper, SweepReport
-from runtime.triggers import TriggerStore
-from runtime.worker import decide
+from runtime.archive.documents import ArchiveDocument, ProcessingLease, parse_message_body, utcnow
+from runtime.archive.store import ArchiveStore
+from runtime.archive.triggers import TriggerStore
+from runtime.contract.keys import TriggerRef, parse_trigger_key
+from runtime.contract.settings import OpsSettings
+from runtime.ops import core as ops
+from runtime.ops.sweep import Sweeper, SweepReport
+from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline.worker import decide
+from runtime.telemetry.metrics import MetricsFactory
 from tests.runtime.conftest import Faulty, Platform, client_error
 from tests.runtime.test_ops_support import (
     as_json,

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from runtime import keys
-from runtime.emails import RateLimiter, render_email, topic_subscribers
-from runtime.models import ArchiveDocument, UnparseableMessage, parse_message_body
-from runtime.settings import ConfigurationError, OpsSettings, WorkerSettings, load
+from runtime.archive.documents import ArchiveDocument, UnparseableMessage, parse_message_body
+from runtime.contract import keys
+from runtime.contract.settings import ConfigurationError, OpsSettings, WorkerSettings, load
+from runtime.notify.email import RateLimiter, render_email, topic_subscribers
 
 # ---- keys ---------------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ def test_unknown_fields_are_preserved_on_rewrite() -> None:
 def test_invalid_documents_name_the_field(patch: dict, field: str) -> None:
     from pydantic import ValidationError
 
-    from runtime.models import describe_validation_error
+    from runtime.archive.documents import describe_validation_error
 
     raw = {"change_id": "CHG-1", "title": "t", "customers": ["hts"], **patch}
     with pytest.raises(ValidationError) as caught:

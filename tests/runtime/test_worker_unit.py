@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from runtime.processor import Outcome, Result
-from runtime.worker import Worker
+from runtime.pipeline.state_machine import Outcome, Result
+from runtime.pipeline.worker import Worker
 from tests.runtime.conftest import Platform
 
 

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from runtime.keys import InvalidKeyError, validate_change_id, validate_customer_code
+from runtime.contract.keys import InvalidKeyError, validate_change_id, validate_customer_code
 
 SUBMITTED = "submitted"
 PROCESSED = "processed"

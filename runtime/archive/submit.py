@@ -15,11 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runtime import keys
-from runtime.archive_store import ArchiveStore, VersionedArchive
-from runtime.metrics import TRIGGER_CREATION_RATE, MetricsFactory
-from runtime.models import SUBMITTED, ArchiveDocument, ModificationEntry, describe_validation_error
-from runtime.triggers import TriggerStore
+from runtime.archive.documents import SUBMITTED, ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.archive.store import ArchiveStore, VersionedArchive
+from runtime.archive.triggers import TriggerStore
+from runtime.contract import keys
+from runtime.contract.metric_names import MetricName
+from runtime.telemetry.metrics import MetricsFactory
 
 # Fields the pipeline owns: a submission never overwrites what processors recorded.
 _RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "revision")
@@ -93,5 +94,5 @@ def submit_change(
         triggers.put(keys.TriggerRef(code, document.change_id), version.document.revision)
         if metrics:
             with metrics.batch(code) as batch:
-                batch.add(TRIGGER_CREATION_RATE)
+                batch.add(MetricName.TRIGGER_CREATION_RATE)
     return Submission(document.change_id, version.document.revision, targets, version.etag)

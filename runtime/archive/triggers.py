@@ -15,8 +15,8 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from runtime import keys
 from runtime.aws import error_code, http_status
+from runtime.contract import keys
 
 
 @dataclass(frozen=True)

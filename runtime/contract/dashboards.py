@@ -3,7 +3,7 @@
 This module lives in ``runtime/`` because the runtime image (and so the ops CLI) contains only this
 package: ``python -m runtime dashboard-json`` prints these bodies (the runbook's ``put-dashboard``
 input) and the CDK constructs put the same bodies into ``AWS::CloudWatch::Dashboard``, so what ops
-sees is what is deployed. (Moved from ``cdk_constructs/dashboard_body.py``, same signatures.)
+sees is what is deployed.
 
 The overview never lists customers: every graph uses ``SEARCH`` (and metric math over it), so its
 widget count and body size are the same for 2 or 200 customers. CloudWatch limits that matter:
@@ -17,16 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime import keys, naming
+from runtime.contract import names
+from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 
-OVERVIEW_DASHBOARD_NAME = "TransientTriggerMonitoring"
-CUSTOMER_DASHBOARD_PREFIX = "ttp-customer-"
-
-
-def customer_dashboard_name(customer_code: str) -> str:
-    """The per-customer dashboard's name (as ``cdk_constructs.names`` names it)."""
-    return f"{CUSTOMER_DASHBOARD_PREFIX}{keys.validate_customer_code(customer_code)}"
-
+OVERVIEW_DASHBOARD_NAME = names.OVERVIEW_DASHBOARD_NAME
+customer_dashboard_name = names.customer_dashboard_name
 
 PERIOD = 300
 # Time series one graph may hold; each overview widget has <= 2 searches of one series per customer.
@@ -39,7 +34,7 @@ Widget = dict[str, Any]
 
 
 def _search(namespace: str, metric: str, stat: str, period: int = PERIOD, extra: str = "") -> str:
-    query = f'{{{namespace},CustomerCode}} MetricName="{metric}"{extra}'
+    query = f'{{{namespace},{CUSTOMER_DIMENSION}}} MetricName="{metric}"{extra}'
     return f"SEARCH('{query}', '{stat}', {period})"
 
 
@@ -102,8 +97,16 @@ def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
         _graph(
             "Trigger Creation vs Deletion",
             [
-                _expr(f"SUM({_search(ns, 'TriggerCreationRate', 'Sum')})", "TriggerCreationRate", "creation"),
-                _expr(f"SUM({_search(ns, 'TriggerDeletionRate', 'Sum')})", "TriggerDeletionRate", "deletion"),
+                _expr(
+                    f"SUM({_search(ns, MetricName.TRIGGER_CREATION_RATE, 'Sum')})",
+                    MetricName.TRIGGER_CREATION_RATE,
+                    "creation",
+                ),
+                _expr(
+                    f"SUM({_search(ns, MetricName.TRIGGER_DELETION_RATE, 'Sum')})",
+                    MetricName.TRIGGER_DELETION_RATE,
+                    "deletion",
+                ),
             ],
             region=region,
             x=0,
@@ -114,8 +117,8 @@ def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
         _graph(
             "Trigger Age (seconds)",
             [
-                _expr(f"AVG({_search(ns, 'TriggerAge', 'Average')})", "TriggerAge Average", "age_avg"),
-                _expr(f"MAX({_search(ns, 'TriggerAge', 'Maximum')})", "TriggerAge Maximum", "age_max"),
+                _expr(f"AVG({_search(ns, MetricName.TRIGGER_AGE, 'Average')})", "TriggerAge Average", "age_avg"),
+                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})", "TriggerAge Maximum", "age_max"),
             ],
             region=region,
             x=8,
@@ -126,8 +129,16 @@ def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
         _graph(
             "Archive Update Success/Failure",
             [
-                _expr(f"SUM({_search(ns, 'ArchiveUpdateSuccess', 'Sum')})", "ArchiveUpdateSuccess", "archive_ok"),
-                _expr(f"SUM({_search(ns, 'ArchiveUpdateFailure', 'Sum')})", "ArchiveUpdateFailure", "archive_failed"),
+                _expr(
+                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, 'Sum')})",
+                    MetricName.ARCHIVE_UPDATE_SUCCESS,
+                    "archive_ok",
+                ),
+                _expr(
+                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})",
+                    MetricName.ARCHIVE_UPDATE_FAILURE,
+                    "archive_failed",
+                ),
             ],
             region=region,
             x=16,
@@ -141,8 +152,8 @@ def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
 def overview_dashboard_body(
     *,
     region: str,
-    namespace: str = naming.DEFAULT_METRICS_NAMESPACE,
-    cluster_name: str = naming.CLUSTER_NAME,
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE,
+    cluster_name: str = names.CLUSTER_NAME,
 ) -> dict[str, Any]:
     """The platform overview: the runbook's three widgets, then the Key Metrics groups."""
     ns = namespace
@@ -164,8 +175,8 @@ def overview_dashboard_body(
         _graph(
             "Trigger creation / deletion rate",
             [
-                _expr(f"SUM({_search(ns, 'TriggerCreationRate', 'Sum')})", "created", "t_created"),
-                _expr(f"SUM({_search(ns, 'TriggerDeletionRate', 'Sum')})", "deleted", "t_deleted"),
+                _expr(f"SUM({_search(ns, MetricName.TRIGGER_CREATION_RATE, 'Sum')})", "created", "t_created"),
+                _expr(f"SUM({_search(ns, MetricName.TRIGGER_DELETION_RATE, 'Sum')})", "deleted", "t_deleted"),
             ],
             region=region,
             x=0,
@@ -174,8 +185,8 @@ def overview_dashboard_body(
         _graph(
             "Trigger age distribution (seconds)",
             [
-                _expr(f"MAX({_search(ns, 'TriggerAge', 'p90')})", "p90 (worst customer)", "age_p90"),
-                _expr(f"MAX({_search(ns, 'TriggerAge', 'Maximum')})", "maximum", "age_p100"),
+                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'p90')})", "p90 (worst customer)", "age_p90"),
+                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})", "maximum", "age_p100"),
             ],
             region=region,
             x=6,
@@ -185,8 +196,10 @@ def overview_dashboard_body(
         _graph(
             "Orphaned triggers / oldest trigger (sweeper)",
             [
-                _expr(f"SUM({_search(ns, 'OrphanedTriggers', 'Maximum')})", "orphaned triggers", "orphans"),
-                _expr(f"MAX({_search(ns, 'OldestTriggerAge', 'Maximum')})", "oldest trigger age (s)", "oldest"),
+                _expr(f"SUM({_search(ns, MetricName.ORPHANED_TRIGGERS, 'Maximum')})", "orphaned triggers", "orphans"),
+                _expr(
+                    f"MAX({_search(ns, MetricName.OLDEST_TRIGGER_AGE, 'Maximum')})", "oldest trigger age (s)", "oldest"
+                ),
             ],
             region=region,
             x=12,
@@ -195,8 +208,12 @@ def overview_dashboard_body(
         _graph(
             "Trigger delete failures / duplicate events",
             [
-                _expr(f"SUM({_search(ns, 'TriggerDeleteFailure', 'Sum')})", "trigger delete failures", "del_fail"),
-                _expr(f"SUM({_search(ns, 'DuplicateEvents', 'Sum')})", "duplicate events", "dups"),
+                _expr(
+                    f"SUM({_search(ns, MetricName.TRIGGER_DELETE_FAILURE, 'Sum')})",
+                    "trigger delete failures",
+                    "del_fail",
+                ),
+                _expr(f"SUM({_search(ns, MetricName.DUPLICATE_EVENTS, 'Sum')})", "duplicate events", "dups"),
             ],
             region=region,
             x=18,
@@ -210,8 +227,8 @@ def overview_dashboard_body(
         _graph(
             "Processing duration (seconds)",
             [
-                _expr(f"AVG({_search(ns, 'ProcessingDuration', 'Average')})", "average", "dur_avg"),
-                _expr(f"MAX({_search(ns, 'ProcessingDuration', 'Maximum')})", "maximum", "dur_max"),
+                _expr(f"AVG({_search(ns, MetricName.PROCESSING_DURATION, 'Average')})", "average", "dur_avg"),
+                _expr(f"MAX({_search(ns, MetricName.PROCESSING_DURATION, 'Maximum')})", "maximum", "dur_max"),
             ],
             region=region,
             x=0,
@@ -221,8 +238,8 @@ def overview_dashboard_body(
         _graph(
             "Processing success rate (%)",
             [
-                _expr(f"SUM({_search(ns, 'ProcessingSuccess', 'Sum')})", "success", "p_ok", visible=False),
-                _expr(f"SUM({_search(ns, 'ProcessingFailure', 'Sum')})", "failure", "p_fail", visible=False),
+                _expr(f"SUM({_search(ns, MetricName.PROCESSING_SUCCESS, 'Sum')})", "success", "p_ok", visible=False),
+                _expr(f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", "failure", "p_fail", visible=False),
                 _expr("100 * p_ok / (p_ok + p_fail)", "processing success %", "p_rate"),
             ],
             region=region,
@@ -233,8 +250,12 @@ def overview_dashboard_body(
         _graph(
             "Archive update success rate (%)",
             [
-                _expr(f"SUM({_search(ns, 'ArchiveUpdateSuccess', 'Sum')})", "success", "a_ok", visible=False),
-                _expr(f"SUM({_search(ns, 'ArchiveUpdateFailure', 'Sum')})", "failure", "a_fail", visible=False),
+                _expr(
+                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, 'Sum')})", "success", "a_ok", visible=False
+                ),
+                _expr(
+                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})", "failure", "a_fail", visible=False
+                ),
                 _expr("100 * a_ok / (a_ok + a_fail)", "archive update success %", "a_rate"),
             ],
             region=region,
@@ -245,8 +266,8 @@ def overview_dashboard_body(
         _graph(
             "Email delivery rate",
             [
-                _expr(f"SUM({_search(ns, 'EmailsSent', 'Sum')})", "emails sent", "emails"),
-                _expr(f"SUM({_search(ns, 'ProcessingFailure', 'Sum')})", "processing failures", "p_fail2"),
+                _expr(f"SUM({_search(ns, MetricName.EMAILS_SENT, 'Sum')})", "emails sent", "emails"),
+                _expr(f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", "processing failures", "p_fail2"),
             ],
             region=region,
             x=18,
@@ -381,8 +402,14 @@ def overview_dashboard_body(
         _graph(
             "Errors by type",
             [
-                _expr(f"SUM({_search(ns, 'ProcessingFailure', 'Sum')})", "ProcessingFailure", "e_proc"),
-                _expr(f"SUM({_search(ns, 'ArchiveUpdateFailure', 'Sum')})", "ArchiveUpdateFailure", "e_archive"),
+                _expr(
+                    f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", MetricName.PROCESSING_FAILURE, "e_proc"
+                ),
+                _expr(
+                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})",
+                    MetricName.ARCHIVE_UPDATE_FAILURE,
+                    "e_archive",
+                ),
             ],
             region=region,
             x=18,
@@ -405,22 +432,22 @@ def customer_dashboard_body(
     *,
     customer_code: str,
     region: str,
-    namespace: str = naming.DEFAULT_METRICS_NAMESPACE,
-    cluster_name: str = naming.CLUSTER_NAME,
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE,
+    cluster_name: str = names.CLUSTER_NAME,
     alarm_arns: list[str] | None = None,
 ) -> dict[str, Any]:
     """One customer's dashboard: its custom metrics, its queue and DLQ, its ECS service, its alarms."""
     code = customer_code
-    cc = {"CustomerCode": code}
-    queue = {"QueueName": naming.queue_name(code)}
-    dlq = {"QueueName": naming.dead_letter_queue_name(code)}
-    svc = {"ClusterName": cluster_name, "ServiceName": naming.service_name(code)}
+    cc = {CUSTOMER_DIMENSION: code}
+    queue = {"QueueName": names.queue_name(code)}
+    dlq = {"QueueName": names.dead_letter_queue_name(code)}
+    svc = {"ClusterName": cluster_name, "ServiceName": names.service_name(code)}
     ns = namespace
     widgets: list[Widget] = [_text(f"# Customer `{code}` — transient trigger pipeline", y=0)]
     widgets += [
         _graph(
             "Trigger Creation vs Deletion",
-            [_metric(ns, "TriggerCreationRate", cc), _metric(ns, "TriggerDeletionRate", cc)],
+            [_metric(ns, MetricName.TRIGGER_CREATION_RATE, cc), _metric(ns, MetricName.TRIGGER_DELETION_RATE, cc)],
             region=region,
             x=0,
             y=1,
@@ -430,9 +457,9 @@ def customer_dashboard_body(
         _graph(
             "Trigger Age (seconds)",
             [
-                _metric(ns, "TriggerAge", cc, stat="Average"),
-                _metric(ns, "TriggerAge", cc, stat="Maximum"),
-                _metric(ns, "OldestTriggerAge", cc, stat="Maximum", label="OldestTriggerAge (sweeper)"),
+                _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Average"),
+                _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Maximum"),
+                _metric(ns, MetricName.OLDEST_TRIGGER_AGE, cc, stat="Maximum", label="OldestTriggerAge (sweeper)"),
             ],
             region=region,
             x=8,
@@ -442,7 +469,7 @@ def customer_dashboard_body(
         ),
         _graph(
             "Archive Update Success/Failure",
-            [_metric(ns, "ArchiveUpdateSuccess", cc), _metric(ns, "ArchiveUpdateFailure", cc)],
+            [_metric(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, cc), _metric(ns, MetricName.ARCHIVE_UPDATE_FAILURE, cc)],
             region=region,
             x=16,
             y=1,
@@ -452,10 +479,10 @@ def customer_dashboard_body(
         _graph(
             "Processing",
             [
-                _metric(ns, "ProcessingSuccess", cc, stat="Sum"),
-                _metric(ns, "ProcessingFailure", cc, stat="Sum"),
-                _metric(ns, "EmailsSent", cc, stat="Sum"),
-                _metric(ns, "DuplicateEvents", cc, stat="Sum"),
+                _metric(ns, MetricName.PROCESSING_SUCCESS, cc, stat="Sum"),
+                _metric(ns, MetricName.PROCESSING_FAILURE, cc, stat="Sum"),
+                _metric(ns, MetricName.EMAILS_SENT, cc, stat="Sum"),
+                _metric(ns, MetricName.DUPLICATE_EVENTS, cc, stat="Sum"),
             ],
             region=region,
             x=0,
@@ -465,8 +492,8 @@ def customer_dashboard_body(
         _graph(
             "Processing duration (seconds)",
             [
-                _metric(ns, "ProcessingDuration", cc, stat="Average"),
-                _metric(ns, "ProcessingDuration", cc, stat="Maximum"),
+                _metric(ns, MetricName.PROCESSING_DURATION, cc, stat="Average"),
+                _metric(ns, MetricName.PROCESSING_DURATION, cc, stat="Maximum"),
             ],
             region=region,
             x=8,
@@ -477,8 +504,8 @@ def customer_dashboard_body(
         _graph(
             "Trigger hygiene",
             [
-                _metric(ns, "TriggerDeleteFailure", cc, stat="Sum"),
-                _metric(ns, "OrphanedTriggers", cc, stat="Maximum"),
+                _metric(ns, MetricName.TRIGGER_DELETE_FAILURE, cc, stat="Sum"),
+                _metric(ns, MetricName.ORPHANED_TRIGGERS, cc, stat="Maximum"),
             ],
             region=region,
             x=16,

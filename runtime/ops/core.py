@@ -1,4 +1,4 @@
-"""Operations: the runbook's procedures as functions (the CLI in ``runtime.ops_cli`` renders them).
+"""Operations: the runbook's procedures as functions (the CLI in ``runtime.cli.ops_commands`` renders them).
 
 Every function here takes AWS clients (an :class:`OpsClients`) and returns a plain dataclass report,
 so the commands, the sweeper and the tests share one implementation:
@@ -27,9 +27,8 @@ from typing import Any, TypeVar
 import boto3
 from botocore.exceptions import ClientError
 
-from runtime import aws, keys, naming
-from runtime.archive_store import ArchiveError, ArchiveInvalid, ArchiveStore, VersionedArchive
-from runtime.models import (
+from runtime import aws
+from runtime.archive.documents import (
     MEETING_CANCELLED,
     MEETING_SCHEDULED,
     MEETING_UPDATED,
@@ -38,18 +37,16 @@ from runtime.models import (
     parse_message_body,
     utcnow,
 )
-from runtime.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+from runtime.archive.store import ArchiveError, ArchiveInvalid, ArchiveStore, VersionedArchive
+from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+from runtime.contract import keys, names
+from runtime.contract.thresholds import DEFAULT_THRESHOLDS, STUCK_AFTER_SECONDS
 
 # Exit codes shared by every ops command.
 EXIT_OK = 0
 EXIT_ATTENTION = 1  # the command worked and found something that needs attention
 EXIT_USAGE = 2  # bad arguments or configuration (typer uses 2 for usage errors too)
 EXIT_FAILED = 3  # the operation could not be done (AWS error, missing object, refused)
-
-# Alarm thresholds of DESIGN.md §6.
-QUEUE_DEPTH_CRITICAL = 50
-QUEUE_DEPTH_WARNING = 20
-QUEUE_DEPTH_INFO = 10
 
 REDRIVE_ATTEMPTS_TAG = "ttp-redrive-attempts"
 LAST_REDRIVE_TAG = "ttp-last-redrive"
@@ -503,8 +500,8 @@ def health(
     bucket: str,
     customer_queues: dict[str, str],
     *,
-    cluster: str | None = naming.CLUSTER_NAME,
-    threshold: timedelta = timedelta(minutes=15),
+    cluster: str | None = names.CLUSTER_NAME,
+    threshold: timedelta = timedelta(seconds=STUCK_AFTER_SECONDS),
     reference: datetime | None = None,
     use_cloudwatch: bool = True,
     track: Tracker = no_track,
@@ -513,7 +510,10 @@ def health(
     at = reference or now()
     findings: list[Finding] = []
     threshold_s = threshold.total_seconds()
-    warn_s = threshold_s * 2 / 3  # 10 of 15 minutes: the warning alarm
+    # the warning alarm's share of the critical one (10 of 15 minutes), applied to this threshold
+    warn_s = (
+        threshold_s * DEFAULT_THRESHOLDS.trigger_age_warning_seconds / DEFAULT_THRESHOLDS.trigger_age_critical_seconds
+    )
 
     identity = None
     try:
@@ -546,7 +546,7 @@ def health(
                 findings.append(Finding("critical", "ecs", f"ECS cluster {cluster} is {cluster_status}"))
             else:
                 services = _describe_services(
-                    clients.ecs, cluster, [naming.service_name(code) for code in sorted(customer_queues)]
+                    clients.ecs, cluster, [names.service_name(code) for code in sorted(customer_queues)]
                 )
         except ClientError as exc:
             cluster_status = f"error: {aws.error_code(exc)}"
@@ -558,18 +558,14 @@ def health(
     for code in track(sorted(customer_queues), len(customer_queues), "checking customers"):
         url = customer_queues[code]
         item = CustomerHealth(
-            code, url, queue_stats(clients.sqs, url), ages.get(code), ecs_service=naming.service_name(code)
+            code, url, queue_stats(clients.sqs, url), ages.get(code), ecs_service=names.service_name(code)
         )
         q = item.queue
         if q.error:
             findings.append(Finding("critical", "queue", f"cannot read queue {url}: {q.error}", code))
         else:
             depth = q.visible or 0
-            for limit, severity in (
-                (QUEUE_DEPTH_CRITICAL, "critical"),
-                (QUEUE_DEPTH_WARNING, "warning"),
-                (QUEUE_DEPTH_INFO, "info"),
-            ):
+            for limit, severity in DEFAULT_THRESHOLDS.queue_depth_levels():
                 if depth > limit:
                     findings.append(Finding(severity, "queue", f"{depth} messages waiting (> {limit})", code))
                     break

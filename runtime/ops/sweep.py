@@ -34,11 +34,12 @@ from urllib.parse import quote_plus
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.archive_store import ArchiveError, ArchiveStore
-from runtime.keys import TriggerRef
-from runtime.log import SERVICE
-from runtime.metrics import OLDEST_TRIGGER_AGE, ORPHANED_TRIGGERS, TRIGGER_DELETION_RATE, MetricsFactory
-from runtime.ops import (
+from runtime.archive.store import ArchiveError, ArchiveStore
+from runtime.archive.triggers import TriggerInfo
+from runtime.contract.keys import TriggerRef
+from runtime.contract.metric_names import MetricName
+from runtime.contract.settings import OpsSettings
+from runtime.ops.core import (
     LAST_REDRIVE_TAG,
     REDRIVE_ATTEMPTS_TAG,
     ArchiveCache,
@@ -47,8 +48,8 @@ from runtime.ops import (
     now,
     triggers_by_customer,
 )
-from runtime.settings import OpsSettings
-from runtime.triggers import TriggerInfo
+from runtime.telemetry.log import SERVICE
+from runtime.telemetry.metrics import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
@@ -189,10 +190,10 @@ class Sweeper:
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
                 self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
             with self.metrics.batch(code) as batch:
-                batch.add(ORPHANED_TRIGGERS, summary.orphaned)
-                batch.add(OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
+                batch.add(MetricName.ORPHANED_TRIGGERS, summary.orphaned)
+                batch.add(MetricName.OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
                 if summary.deleted:
-                    batch.add(TRIGGER_DELETION_RATE, summary.deleted)
+                    batch.add(MetricName.TRIGGER_DELETION_RATE, summary.deleted)
             report.customers.append(summary)
         for code, items in sorted(grouped.items()):
             if code not in self.settings.customer_queues:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from runtime import keys
+from runtime.archive.documents import ArchiveDocument, describe_validation_error
 from runtime.aws import error_code, http_status
-from runtime.metrics import ARCHIVE_UPDATE_FAILURE, ARCHIVE_UPDATE_SUCCESS, MetricBatch
-from runtime.models import ArchiveDocument, describe_validation_error
+from runtime.contract import keys
+from runtime.contract.metric_names import MetricName
+from runtime.telemetry.metrics import MetricBatch
 
 Mutation = Callable[[ArchiveDocument | None], ArchiveDocument | None]
 """Given the current document (None if it does not exist), return the new one, or None for no write."""
@@ -142,11 +143,11 @@ class ArchiveStore:
                     self._sleep(self._jitter() * min(self._max_delay, self._base_delay * 2**attempt))
                     continue
                 if metrics:
-                    metrics.add(ARCHIVE_UPDATE_FAILURE)
+                    metrics.add(MetricName.ARCHIVE_UPDATE_FAILURE)
                 raise
             if metrics:
-                metrics.add(ARCHIVE_UPDATE_SUCCESS)
+                metrics.add(MetricName.ARCHIVE_UPDATE_SUCCESS)
             return VersionedArchive(updated, response["ETag"])
         if metrics:
-            metrics.add(ARCHIVE_UPDATE_FAILURE)
+            metrics.add(MetricName.ARCHIVE_UPDATE_FAILURE)
         raise ArchiveConflict(f"{key}: lost compare-and-swap {self.max_attempts} times in a row")

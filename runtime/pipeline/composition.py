@@ -5,13 +5,13 @@ from __future__ import annotations
 import boto3
 
 from runtime import aws
-from runtime.archive_store import ArchiveStore
-from runtime.emails import CustomerSes, RateLimiter, SesMailer
-from runtime.metrics import MetricsFactory
-from runtime.processor import Processor
-from runtime.settings import MeetingSettings, SenderSettings, WorkerSettings, load
-from runtime.triggers import TriggerStore
-from runtime.worker import Worker
+from runtime.archive.store import ArchiveStore
+from runtime.archive.triggers import TriggerStore
+from runtime.contract.settings import MeetingSettings, SenderSettings, WorkerSettings, load
+from runtime.notify.email import CustomerSes, RateLimiter, SesMailer
+from runtime.pipeline.state_machine import Processor
+from runtime.pipeline.worker import Worker
+from runtime.telemetry.metrics import MetricsFactory
 
 
 def build_processor(
@@ -35,7 +35,7 @@ def build_processor(
     meetings = None
     meeting_settings = load(MeetingSettings)
     if meeting_settings.enabled:
-        from runtime.meetings import build_meeting_coordinator
+        from runtime.notify.meetings import build_meeting_coordinator
 
         meetings = build_meeting_coordinator(meeting_settings, settings, session)
     return Processor(

@@ -1,4 +1,4 @@
-"""Container environments derived from ``runtime.settings`` (the runtime's contract), no aws_cdk import.
+"""Container environments derived from ``runtime.contract.settings`` (the runtime's contract), no aws_cdk import.
 
 The stacks set exactly the fields of the runtime's pydantic-settings models, as ``TTP_<FIELD>``.
 Values the infrastructure knows are passed in; every other field gets the model's default, so a
@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
-from runtime.settings import env_var
+from runtime.contract.settings import env_var
 
 
 class EnvironmentContractError(ValueError):
-    """The infrastructure and ``runtime.settings`` disagree about a setting."""
+    """The infrastructure and ``runtime.contract.settings`` disagree about a setting."""
 
 
 def render(value: Any) -> str:

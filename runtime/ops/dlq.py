@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.ops import (
+from runtime.ops.core import (
     EXIT_FAILED,
     EXIT_USAGE,
     OpsError,

@@ -1,7 +1,8 @@
 """CloudWatch metrics as Embedded Metric Format log lines (Powertools ``EphemeralMetrics``).
 
 No API call per metric: CloudWatch Logs extracts the metrics from the JSON lines the process prints.
-Names are the runbook's (its ``get-metric-statistics`` commands keep working); every metric has a
+Names are the runbook's (its ``get-metric-statistics`` commands keep working), from
+:class:`runtime.contract.metric_names.MetricName`; every metric has a
 ``CustomerCode`` dimension so alarms can be per customer.
 """
 
@@ -14,21 +15,8 @@ from typing import IO
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-TRIGGER_CREATION_RATE = "TriggerCreationRate"
-TRIGGER_DELETION_RATE = "TriggerDeletionRate"
-TRIGGER_AGE = "TriggerAge"
-ARCHIVE_UPDATE_SUCCESS = "ArchiveUpdateSuccess"
-ARCHIVE_UPDATE_FAILURE = "ArchiveUpdateFailure"
-PROCESSING_DURATION = "ProcessingDuration"
-PROCESSING_SUCCESS = "ProcessingSuccess"
-PROCESSING_FAILURE = "ProcessingFailure"
-EMAILS_SENT = "EmailsSent"
-TRIGGER_DELETE_FAILURE = "TriggerDeleteFailure"
-DUPLICATE_EVENTS = "DuplicateEvents"
-ORPHANED_TRIGGERS = "OrphanedTriggers"
-OLDEST_TRIGGER_AGE = "OldestTriggerAge"
+from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 
-_SECONDS = {TRIGGER_AGE, PROCESSING_DURATION, OLDEST_TRIGGER_AGE}
 _write_lock = threading.Lock()
 
 
@@ -39,13 +27,13 @@ class MetricBatch:
         # No ``service``: Powertools would add it as a second dimension and the alarms, which
         # select on CustomerCode alone, would never see the metric.
         self._metrics = EphemeralMetrics(namespace=namespace)
-        self._metrics.add_dimension(name="CustomerCode", value=customer_code)
+        self._metrics.add_dimension(name=CUSTOMER_DIMENSION, value=customer_code)
         self._stream = stream
         self._empty = True
 
-    def add(self, name: str, value: float = 1.0) -> None:
-        unit = MetricUnit.Seconds if name in _SECONDS else MetricUnit.Count
-        self._metrics.add_metric(name=name, unit=unit, value=value)
+    def add(self, name: MetricName, value: float = 1.0) -> None:
+        unit = MetricUnit.Seconds if name.in_seconds else MetricUnit.Count
+        self._metrics.add_metric(name=name.value, unit=unit, value=value)
         self._empty = False
 
     def flush(self) -> None:

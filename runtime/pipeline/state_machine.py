@@ -26,24 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime import keys
-from runtime.archive_store import ArchiveConflict, ArchiveError, ArchiveStore, VersionedArchive
-from runtime.emails import EmailConfigurationError, EmailError, RenderedEmail, SendInterrupted, render_email
-from runtime.log import logger
-from runtime.metrics import (
-    DUPLICATE_EVENTS,
-    EMAILS_SENT,
-    PROCESSING_DURATION,
-    PROCESSING_FAILURE,
-    PROCESSING_SUCCESS,
-    TRIGGER_AGE,
-    TRIGGER_DELETE_FAILURE,
-    TRIGGER_DELETION_RATE,
-    MetricBatch,
-    MetricsFactory,
-)
-from runtime.models import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
-from runtime.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
+from runtime.archive.store import ArchiveConflict, ArchiveError, ArchiveStore, VersionedArchive
+from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+from runtime.contract import keys
+from runtime.contract.metric_names import MetricName
+from runtime.notify.email import EmailConfigurationError, EmailError, RenderedEmail, SendInterrupted, render_email
+from runtime.telemetry.log import logger
+from runtime.telemetry.metrics import MetricBatch, MetricsFactory
 
 
 class Fate(enum.Enum):
@@ -210,14 +200,14 @@ class Processor:
         with self.metrics.batch(self.customer_code) as batch:
             result = self._process(ref, owner, cancelled, batch)
             if result.outcome in (Outcome.PROCESSED, Outcome.ALREADY_RECORDED):
-                batch.add(PROCESSING_SUCCESS)
-                batch.add(PROCESSING_DURATION, time.monotonic() - started)
+                batch.add(MetricName.PROCESSING_SUCCESS)
+                batch.add(MetricName.PROCESSING_DURATION, time.monotonic() - started)
             elif result.outcome in (Outcome.TRIGGER_GONE, Outcome.LEASE_HELD):
-                batch.add(DUPLICATE_EVENTS)
+                batch.add(MetricName.DUPLICATE_EVENTS)
             elif result.outcome in (Outcome.RETRY, Outcome.PERMANENT_ERROR):
-                batch.add(PROCESSING_FAILURE)
+                batch.add(MetricName.PROCESSING_FAILURE)
             if result.emails_sent:
-                batch.add(EMAILS_SENT, result.emails_sent)
+                batch.add(MetricName.EMAILS_SENT, result.emails_sent)
         return result
 
     # ---- steps --------------------------------------------------------------------------------
@@ -392,10 +382,10 @@ class Processor:
         outcome, detail = self.triggers.delete_if_unchanged(trigger)
         result.trigger_delete = outcome
         if outcome is DeleteOutcome.DELETED:
-            batch.add(TRIGGER_DELETION_RATE)
-            batch.add(TRIGGER_AGE, max(0.0, (self.clock() - trigger.last_modified).total_seconds()))
+            batch.add(MetricName.TRIGGER_DELETION_RATE)
+            batch.add(MetricName.TRIGGER_AGE, max(0.0, (self.clock() - trigger.last_modified).total_seconds()))
         elif outcome is DeleteOutcome.FAILED:
-            batch.add(TRIGGER_DELETE_FAILURE)
+            batch.add(MetricName.TRIGGER_DELETE_FAILURE)
             logger.warning("trigger delete failed; the sweeper will remove it", extra={"error": detail})
         elif outcome is DeleteOutcome.REPLACED:
             logger.info("trigger was replaced by a newer submission; leaving it for its own event")

@@ -26,8 +26,8 @@ import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from runtime.archive.documents import ArchiveDocument
 from runtime.aws import client_config, error_code
-from runtime.models import ArchiveDocument
 
 THROTTLING_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
 RECIPIENT_REJECTED_CODES = {"MessageRejected", "BadRequestException"}

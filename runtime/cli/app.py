@@ -10,8 +10,15 @@ from typing import Annotated
 
 import typer
 
-from runtime import keys
-from runtime.settings import BucketSettings, ConfigurationError, SenderSettings, SettingsT, WorkerSettings, load
+from runtime.contract import keys
+from runtime.contract.settings import (
+    BucketSettings,
+    ConfigurationError,
+    SenderSettings,
+    SettingsT,
+    WorkerSettings,
+    load,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Transient Trigger Pipeline runtime and operations.")
 
@@ -32,8 +39,8 @@ def _settings(model: type[SettingsT]) -> SettingsT:
 @app.command()
 def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM."""
-    from runtime.log import logger
-    from runtime.wiring import build_worker
+    from runtime.pipeline.composition import build_worker
+    from runtime.telemetry.log import logger
 
     settings = _settings(WorkerSettings)
     logger.append_keys(customer_code=settings.customer_code)
@@ -53,7 +60,7 @@ def process(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Process one trigger by hand, through the same state machine as the worker."""
-    from runtime.wiring import build_processor
+    from runtime.pipeline.composition import build_processor
 
     try:
         ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))
@@ -98,10 +105,10 @@ def submit(
 ) -> None:
     """Archive-first upload of a change document, then one trigger per customer."""
     from runtime import aws
-    from runtime.archive_store import ArchiveStore
-    from runtime.metrics import MetricsFactory
-    from runtime.submit import InvalidSubmission, submit_change
-    from runtime.triggers import TriggerStore
+    from runtime.archive.store import ArchiveStore
+    from runtime.archive.submit import InvalidSubmission, submit_change
+    from runtime.archive.triggers import TriggerStore
+    from runtime.telemetry.metrics import MetricsFactory
 
     settings = _settings(BucketSettings)
     raw = sys.stdin.read() if str(document) == "-" else document.read_text() if document.exists() else None
@@ -130,6 +137,3 @@ def submit(
 
 def main() -> None:
     app()
-
-
-from runtime import ops_cli  # noqa: E402,F401  (registers the ops commands)

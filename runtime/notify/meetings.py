@@ -44,11 +44,7 @@ from typing import Any
 import boto3
 
 from runtime import aws
-from runtime.archive_store import ArchiveStore, VersionedArchive
-from runtime.emails import CustomerSes, EmailConfigurationError, EmailError, topic_subscribers
-from runtime.graph import GraphCalendar, GraphClient, GraphError, MsalTokenProvider, graph_scope
-from runtime.log import logger
-from runtime.models import (
+from runtime.archive.documents import (
     MEETING_CANCELLED,
     MEETING_SCHEDULED,
     MEETING_UPDATED,
@@ -58,8 +54,12 @@ from runtime.models import (
     ProcessingLease,
     utcnow,
 )
-from runtime.naming import CALENDAR_TOPIC
-from runtime.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
+from runtime.archive.store import ArchiveStore, VersionedArchive
+from runtime.contract.names import CALENDAR_TOPIC
+from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
+from runtime.notify.email import CustomerSes, EmailConfigurationError, EmailError, topic_subscribers
+from runtime.notify.graph import GraphCalendar, GraphClient, GraphError, MsalTokenProvider, graph_scope
+from runtime.telemetry.log import logger
 
 MAX_ATTENDEES = 500
 """Graph: "The maximum number of attendees included in an event ... is 500" (event resource)."""

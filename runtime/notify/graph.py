@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 import msal
 import requests
 
-from runtime.log import logger
+from runtime.telemetry.log import logger
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every identity-platform and Graph request
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

@@ -24,10 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
 from rich.table import Table
 
-from runtime import aws, keys, naming, ops
-from runtime.cli import app
-from runtime.ops import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsClients, OpsError, human_duration
-from runtime.settings import BucketSettings, ConfigurationError, OpsSettings, SettingsT, load
+from runtime import aws
+from runtime.cli.app import app
+from runtime.contract import keys, names
+from runtime.contract.settings import BucketSettings, ConfigurationError, OpsSettings, SettingsT, load
+from runtime.ops import core as ops
+from runtime.ops.core import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsClients, OpsError, human_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -414,7 +416,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Show the DLQ's messages without consuming them. Exit 1 when the DLQ is not empty."""
-    from runtime.ops_dlq import list_dlq
+    from runtime.ops.dlq import list_dlq
 
     settings = _settings(OpsSettings)
     code = _customer(settings, customer)
@@ -453,7 +455,7 @@ def dlq_redrive(
     as_json: JsonOption = False,
 ) -> None:
     """Move up to --max messages from the DLQ back to the customer's queue (send, then delete). Exit 1 on failures."""
-    from runtime.ops_dlq import redrive_dlq
+    from runtime.ops.dlq import redrive_dlq
 
     settings = _settings(OpsSettings)
     code = _customer(settings, customer)
@@ -517,8 +519,8 @@ def restore(
     sent and meetings created); other later entries would be lost, so the restore is refused unless
     --force. Exit 0 restored (or dry run), 1 refused / nothing to restore, 3 failed.
     """
-    from runtime.ops_restore import restore as do_restore
-    from runtime.ops_restore import versions_with_validity
+    from runtime.ops.restore import restore as do_restore
+    from runtime.ops.restore import versions_with_validity
 
     try:
         keys.validate_change_id(change_id)
@@ -618,13 +620,13 @@ def dashboard_json(
     as_json: JsonOption = False,
 ) -> None:
     """Print the dashboard body the platform stack deploys (`aws cloudwatch put-dashboard --dashboard-body`)."""
-    from runtime import dashboard
+    from runtime.contract import dashboards
 
-    ns = namespace or os.environ.get("TTP_METRICS_NAMESPACE") or naming.DEFAULT_METRICS_NAMESPACE
+    ns = namespace or os.environ.get("TTP_METRICS_NAMESPACE") or names.DEFAULT_METRICS_NAMESPACE
     where = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not where:
         _fail("--region is required (or set AWS_REGION)", EXIT_USAGE)
-    cluster = cluster_name or os.environ.get("TTP_CLUSTER_NAME") or naming.CLUSTER_NAME
+    cluster = cluster_name or os.environ.get("TTP_CLUSTER_NAME") or names.CLUSTER_NAME
     codes = _dashboard_customers(customers) if all_dashboards else []
     try:
         if customer:
@@ -635,24 +637,24 @@ def dashboard_json(
         _fail(f"--customer(s): {exc}", EXIT_USAGE)
     if all_dashboards:
         payload: Any = {
-            dashboard.OVERVIEW_DASHBOARD_NAME: dashboard.overview_dashboard_body(
+            dashboards.OVERVIEW_DASHBOARD_NAME: dashboards.overview_dashboard_body(
                 region=where, namespace=ns, cluster_name=cluster
             )
         }
         for code in codes:
-            payload[dashboard.customer_dashboard_name(code)] = dashboard.customer_dashboard_body(
+            payload[dashboards.customer_dashboard_name(code)] = dashboards.customer_dashboard_body(
                 customer_code=code, region=where, namespace=ns, cluster_name=cluster
             )
     elif customer:
-        payload = dashboard.customer_dashboard_body(
+        payload = dashboards.customer_dashboard_body(
             customer_code=customer, region=where, namespace=ns, cluster_name=cluster
         )
     else:
-        payload = dashboard.overview_dashboard_body(region=where, namespace=ns, cluster_name=cluster)
+        payload = dashboards.overview_dashboard_body(region=where, namespace=ns, cluster_name=cluster)
     bodies = payload.values() if all_dashboards else [payload]
     for body in bodies:
         size = len(json.dumps(body, separators=(",", ":")))
-        if size > dashboard.MAX_BODY_BYTES or len(body["widgets"]) > dashboard.MAX_WIDGETS:
+        if size > dashboards.MAX_BODY_BYTES or len(body["widgets"]) > dashboards.MAX_WIDGETS:
             _fail(f"dashboard body too large for CloudWatch ({size} bytes, {len(body['widgets'])} widgets)")
     typer.echo(json.dumps(payload, indent=None if as_json else 2))
 
@@ -684,7 +686,7 @@ def sweep(as_json: JsonOption = False) -> None:
     report. Exit 0 when the pass completed, 1 when some AWS call failed (the pass went on), 3 when the
     triggers could not be listed at all.
     """
-    from runtime.sweeper import run_sweep
+    from runtime.ops.sweep import run_sweep
 
     settings = _settings(OpsSettings)
     report = run_sweep(settings, metrics_stream=sys.stderr)
@@ -729,7 +731,7 @@ def restart(
     """Force a new deployment of the customer's ECS service (runbook Task 3, option 1)."""
     settings = _settings(OpsSettings)
     code = _customer(settings, customer)
-    service = naming.service_name(code)
+    service = names.service_name(code)
     if not yes:
         if as_json or not sys.stdin.isatty():
             _fail("pass --yes to restart without a prompt", EXIT_USAGE)
@@ -771,7 +773,7 @@ def logs(
         _fail(str(exc), EXIT_USAGE)
     window = _duration(since, "--since")
     start = int((ops.now() - window).timestamp() * 1000)
-    group = naming.log_group_name(customer)
+    group = names.log_group_name(customer)
     term = change_id or ("ERROR" if errors else "")
     params: dict[str, Any] = {"logGroupName": group, "startTime": start}
     if term:

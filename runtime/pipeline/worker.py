@@ -21,10 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import keys
-from runtime.log import log_context, logger
-from runtime.models import UnparseableMessage, parse_message_body
-from runtime.processor import Fate, Outcome, Processor, Result
+from runtime.archive.documents import UnparseableMessage, parse_message_body
+from runtime.contract import keys
+from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result
+from runtime.telemetry.log import log_context, logger
 
 
 @dataclass

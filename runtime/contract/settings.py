@@ -15,8 +15,9 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from runtime.keys import validate_customer_code
-from runtime.naming import DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
+from runtime.contract.keys import validate_customer_code
+from runtime.contract.names import CLUSTER_NAME, DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
+from runtime.contract.thresholds import STUCK_AFTER_SECONDS
 
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
 
@@ -131,11 +132,9 @@ class OpsSettings(BucketSettings):
     """The sweeper and the ops commands: every customer's queue, the ECS cluster."""
 
     customer_queues: dict[CustomerCode, str] = Field(description="JSON object: customer code -> SQS queue URL.")
-    cluster_name: str = Field(
-        "change-processor-cluster", min_length=1, description="ECS cluster running the processors."
-    )
+    cluster_name: str = Field(CLUSTER_NAME, min_length=1, description="ECS cluster running the processors.")
     stuck_after_seconds: int = Field(
-        900, ge=60, description="A trigger older than this is stuck (the 15-minute critical threshold)."
+        STUCK_AFTER_SECONDS, ge=60, description="A trigger older than this is stuck (the critical trigger-age alarm)."
     )
     max_redrive_attempts: int = Field(
         3, ge=0, le=20, description="How often the sweeper re-sends a stuck trigger's event."

@@ -27,9 +27,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from runtime import aws, keys
-from runtime.models import RESTORED, ArchiveDocument, ModificationEntry, describe_validation_error
-from runtime.ops import EXIT_ATTENTION, EXIT_FAILED, SIDE_EFFECT_ENTRIES, OpsClients, OpsError, now
+from runtime import aws
+from runtime.archive.documents import RESTORED, ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.contract import keys
+from runtime.ops.core import EXIT_ATTENTION, EXIT_FAILED, SIDE_EFFECT_ENTRIES, OpsClients, OpsError, now
 
 MAX_SCANNED_VERSIONS = 50
 

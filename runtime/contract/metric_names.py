@@ -1,0 +1,35 @@
+"""Every custom metric the pipeline emits, by its CloudWatch name (the runbook's names).
+
+One enum for the emitters (``runtime.telemetry.metrics``), the alarms (``cdk_constructs``) and both
+dashboards (``runtime.contract.dashboards``): renaming a metric here renames it everywhere at once.
+"""
+
+from __future__ import annotations
+
+import enum
+
+CUSTOMER_DIMENSION = "CustomerCode"
+
+
+class MetricName(enum.StrEnum):
+    TRIGGER_CREATION_RATE = "TriggerCreationRate"
+    TRIGGER_DELETION_RATE = "TriggerDeletionRate"
+    TRIGGER_AGE = "TriggerAge"
+    ARCHIVE_UPDATE_SUCCESS = "ArchiveUpdateSuccess"
+    ARCHIVE_UPDATE_FAILURE = "ArchiveUpdateFailure"
+    PROCESSING_DURATION = "ProcessingDuration"
+    PROCESSING_SUCCESS = "ProcessingSuccess"
+    PROCESSING_FAILURE = "ProcessingFailure"
+    EMAILS_SENT = "EmailsSent"
+    TRIGGER_DELETE_FAILURE = "TriggerDeleteFailure"
+    DUPLICATE_EVENTS = "DuplicateEvents"
+    ORPHANED_TRIGGERS = "OrphanedTriggers"
+    OLDEST_TRIGGER_AGE = "OldestTriggerAge"
+
+    @property
+    def in_seconds(self) -> bool:
+        """Durations are published in seconds; every other metric is a count."""
+        return self in _SECONDS
+
+
+_SECONDS = frozenset({MetricName.TRIGGER_AGE, MetricName.PROCESSING_DURATION, MetricName.OLDEST_TRIGGER_AGE})

@@ -1,0 +1,114 @@
+"""Every deterministic physical name of the platform, in one place.
+
+Cross-account references cannot use CloudFormation exports, so every name another account must
+know (queues, task roles, each customer's sender and contact-reader roles, alarm topics, event rules,
+dashboards, log groups) is derived here, from the customer code where it has one, and imported by the
+CDK constructs and the runtime alike. Pure functions only: importing this module needs neither
+boto3 nor aws_cdk.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from runtime.contract.keys import validate_customer_code
+
+CLUSTER_NAME = "change-processor-cluster"
+DEFAULT_METRICS_NAMESPACE = "CustomMetrics"
+DEFAULT_CONTACT_LIST_NAME = "change-notifications"
+CALENDAR_TOPIC = "aws-calendar"
+ENV_PREFIX = "TTP_"
+
+
+Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+
+PROCESSOR_ROLE_PREFIX = "ttp-processor-"
+SENDER_ROLE_PREFIX = "ttp-ses-sender-"
+CONTACT_READER_ROLE_PREFIX = "ttp-contact-reader-"
+SWEEPER_ROLE_NAME = "ttp-sweeper"
+EVENTBRIDGE_ROUTER_ROLE_NAME = "ttp-eventbridge-router"
+EVENT_RULE_PREFIX = "ttp-route-"
+OVERVIEW_DASHBOARD_NAME = "TransientTriggerMonitoring"
+CUSTOMER_DASHBOARD_PREFIX = "ttp-customer-"
+CUSTOMER_TAG_KEY = "customer_code"
+QUEUE_NAME_PATTERN = "customer-*-changes"
+LOG_GROUP_PREFIX = "/ecs/change-processor/"
+SWEEPER_LOG_GROUP_NAME = f"{LOG_GROUP_PREFIX}sweeper"
+
+
+def queue_name(customer_code: str) -> str:
+    return f"customer-{validate_customer_code(customer_code)}-changes"
+
+
+def dead_letter_queue_name(customer_code: str) -> str:
+    return f"{queue_name(customer_code)}-dlq"
+
+
+def service_name(customer_code: str) -> str:
+    return f"customer-{validate_customer_code(customer_code)}-processor"
+
+
+def processor_role_name(customer_code: str) -> str:
+    """The Fargate task role; customer accounts trust it by ARN (``aws:PrincipalArn``)."""
+    return f"{PROCESSOR_ROLE_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def sender_role_name(customer_code: str) -> str:
+    """Role in the customer's account that the processor assumes to send through SES."""
+    return f"{SENDER_ROLE_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def contact_reader_role_name(customer_code: str) -> str:
+    """Read-only role in the customer's account for listing ``aws-calendar`` subscribers."""
+    return f"{CONTACT_READER_ROLE_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def log_group_name(customer_code: str) -> str:
+    return f"{LOG_GROUP_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def role_arn(account: str, role_name: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def queue_url(region: str, account: str, customer_code: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{account}/{queue_name(customer_code)}"
+
+
+def processor_role_arn_pattern(governance_account: str, partition: str = "aws") -> str:
+    """Matches every customer's processor task role (``ttp-processor-*``) in the governance account."""
+    return role_arn(governance_account, f"{PROCESSOR_ROLE_PREFIX}*", partition)
+
+
+def alarm_topic_name(severity: Severity) -> str:
+    return f"ttp-alarms-{severity}"
+
+
+def alarm_topic_arn(region: str, account: str, severity: Severity, partition: str = "aws") -> str:
+    return f"arn:{partition}:sns:{region}:{account}:{alarm_topic_name(severity)}"
+
+
+def event_rule_name(customer_code: str) -> str:
+    return f"{EVENT_RULE_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def event_rule_arn(region: str, account: str, customer_code: str, partition: str = "aws") -> str:
+    """A rule on the default event bus (its ARN carries no bus name)."""
+    return f"arn:{partition}:events:{region}:{account}:rule/{event_rule_name(customer_code)}"
+
+
+def queue_arn(region: str, account: str, customer_code: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:sqs:{region}:{account}:{queue_name(customer_code)}"
+
+
+def queue_key_alias(customer_code: str) -> str:
+    return f"alias/ttp/{queue_name(customer_code)}"
+
+
+def customer_dashboard_name(customer_code: str) -> str:
+    return f"{CUSTOMER_DASHBOARD_PREFIX}{validate_customer_code(customer_code)}"
+
+
+def default_bucket_name(management_account: str, region: str) -> str:
+    return f"ttp-metadata-{management_account}-{region}"

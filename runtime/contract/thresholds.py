@@ -1,0 +1,63 @@
+"""The alarm thresholds of DESIGN.md §6 ("Alert Thresholds" of the architecture diagrams), defined once.
+
+| severity | trigger age | archive update failure | queue depth | ECS |
+|---|---|---|---|---|
+| critical | > 15 min | > 5 % | > 50 | all tasks down (while work is waiting) |
+| warning | > 10 min | > 2 % | > 20 | CPU > 80 % |
+| info | trigger delete failure > 10 % | processing duration > 5 min | > 10 | memory > 70 % |
+
+The alarms (and their descriptions), ``health``, ``stuck`` and the sweeper all read these numbers;
+nothing else writes them down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """Every alarm threshold; a platform may pass its own to ``CustomerAlarmsProps``."""
+
+    trigger_age_critical_seconds: float = 900
+    """A trigger older than this is stuck (critical). Default: 15 minutes."""
+    trigger_age_warning_seconds: float = 600
+    """A trigger older than this is late (warning). Default: 10 minutes."""
+    archive_failure_critical_percent: float = 5
+    """Share of failed archive updates that is critical. Default: 5 %."""
+    archive_failure_warning_percent: float = 2
+    """Share of failed archive updates that is a warning. Default: 2 %."""
+    queue_depth_critical: float = 50
+    """Messages waiting in a customer's queue: critical above this. Default: 50."""
+    queue_depth_warning: float = 20
+    """Messages waiting: warning above this. Default: 20."""
+    queue_depth_info: float = 10
+    """Messages waiting: info above this. Default: 10."""
+    cpu_warning_percent: float = 80
+    """Processor CPU, averaged over ``sustained_periods`` 5-minute periods. Default: 80 %."""
+    memory_info_percent: float = 70
+    """Processor memory, averaged over ``sustained_periods`` 5-minute periods. Default: 70 %."""
+    trigger_delete_failure_info_percent: float = 10
+    """Share of failed trigger deletions (the sweeper cleans them up). Default: 10 %."""
+    processing_duration_info_seconds: float = 300
+    """Processing one trigger took longer than this. Default: 5 minutes."""
+    dlq_messages_critical: float = 0
+    """Messages in a dead-letter queue above this are critical. Default: 0 (any message)."""
+    tasks_down_minutes: int = 5
+    """Minutes with no processor task running while messages wait. Default: 5."""
+    sustained_periods: int = 3
+    """5-minute periods a CPU or memory level must last before it alarms. Default: 3 (15 minutes)."""
+
+    def queue_depth_levels(self) -> tuple[tuple[float, str], ...]:
+        """(threshold, severity), most severe first: how ``health`` grades a queue's depth."""
+        return (
+            (self.queue_depth_critical, "critical"),
+            (self.queue_depth_warning, "warning"),
+            (self.queue_depth_info, "info"),
+        )
+
+
+DEFAULT_THRESHOLDS = AlarmThresholds()
+
+STUCK_AFTER_SECONDS = int(DEFAULT_THRESHOLDS.trigger_age_critical_seconds)
+"""Default age at which ``stuck``, ``health`` and the sweeper call a trigger stuck (the critical alarm)."""

@@ -1,0 +1,4 @@
+"""Structured logs (Powertools Logger) and EMF metrics (Powertools metrics).
+
+Imports: ``runtime.contract`` only.
+"""
