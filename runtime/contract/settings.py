@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from runtime.contract.keys import validate_customer_code
 from runtime.contract.names import CLUSTER_NAME, DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
+from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import STUCK_AFTER_SECONDS
 
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
@@ -60,7 +61,10 @@ class SenderSettings(BucketSettings):
         10.0, gt=0, le=500, description="Max SendEmail calls per second (keep under the SES account's rate)."
     )
     visibility_timeout_seconds: int = Field(
-        300, ge=30, le=43200, description="The queue's visibility timeout; also the lease length."
+        300,
+        ge=30,
+        le=MAX_VISIBILITY_TIMEOUT_SECONDS,
+        description="The queue's visibility timeout; also the lease length.",
     )
 
 

@@ -47,7 +47,7 @@ from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
 from runtime.pipeline.state_machine import Processor
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory
-from tests.faults.conftest import (
+from tests.support.fault_injection import (
     RandomFaults,
     Rule,
     chaos_customer,

@@ -42,7 +42,7 @@ from devtools.fake_graph import FakeGraph
 from runtime.contract.settings import OpsSettings
 from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.telemetry.metrics import MetricsFactory
-from tests.faults.conftest import (
+from tests.support.fault_injection import (
     CHECKPOINT_EVERY_EMAILS,
     WorkerProcess,
     archive,

@@ -26,7 +26,7 @@ import pytest
 from devtools import sandbox as sb
 from devtools.emulator import LocalAws, local_aws
 from runtime.contract.names import CALENDAR_TOPIC
-from tests.faults.conftest import (
+from tests.support.fault_injection import (
     WorkerProcess,
     archive,
     email_counts,

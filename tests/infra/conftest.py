@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.helpers import Synth, synthesize
+from tests.support.synth import Synth, synthesize
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stacks.app_builder import REPO_ROOT
-from tests.infra.helpers import Synth, normalise
+from tests.support.synth import Synth, normalise
 
 PINNED = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
 

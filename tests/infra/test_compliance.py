@@ -8,18 +8,12 @@ from typing import Any
 
 import pytest
 from aws_cdk import aws_sqs as sqs
-from cfnlint.api import ManualArgs, lint_file
 
 from stacks.app_builder import build_app
 from stacks.config import parse_config
-from tests.infra.helpers import Synth, sample_context
+from tests.support.synth import Synth, lint_errors, sample_context
 
 MIN_REASON = 40
-
-
-def lint_errors(template: Path) -> list[str]:
-    matches = lint_file(template, ManualArgs(regions=["us-east-1"]))
-    return [f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches if m.rule.id.startswith("E")]
 
 
 def acknowledgements(synth: Synth) -> list[tuple[str, str, str]]:

@@ -16,7 +16,7 @@ import pytest
 
 from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.infra.helpers import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize
+from tests.support.synth import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize
 
 NEW = {
     "code": "newco",

@@ -13,7 +13,7 @@ from runtime.contract import names
 from runtime.contract.dashboards import overview_dashboard_body
 from runtime.contract.settings import OpsSettings, WorkerSettings, env_var
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.infra.helpers import (
+from tests.support.synth import (
     GOV,
     MGMT,
     REGION,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_stack_name
-from tests.infra.helpers import MEETINGS, Synth, env_of, sample_context, synthesize
+from tests.support.synth import MEETINGS, Synth, env_of, sample_context, synthesize
 
 CUSTOMERS = 200
 MAX_RESOURCES = 500

@@ -10,7 +10,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.infra.helpers import Synth, normalise
+from tests.support.synth import Synth, normalise
 
 STACKS = [
     STORAGE_STACK,

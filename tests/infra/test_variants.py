@@ -10,7 +10,7 @@ import pytest
 from runtime.contract import names
 from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.infra.helpers import (
+from tests.support.synth import (
     GOV,
     MEETINGS,
     MGMT,
@@ -18,6 +18,7 @@ from tests.infra.helpers import (
     Synth,
     as_list,
     env_of,
+    lint_errors,
     policies_of_role,
     role_named,
     sample_context,
@@ -26,7 +27,6 @@ from tests.infra.helpers import (
     statements,
     synthesize,
 )
-from tests.infra.test_compliance import lint_errors
 
 CODES = ("hts", "htsnonprod")
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ttp/graph-AbCdEf"

@@ -9,25 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
-from tests.runtime.conftest import Platform
+from tests.support.aws_platform import Platform
 
 make_conditional_writes_atomic()
-
-
-def bounded(max_examples: int) -> settings:
-    """Per-test settings (not a global profile, which would change other tests' hypothesis runs): a bounded
-    number of examples and no per-example deadline — moto calls vary in time on a busy 2-core CI machine."""
-    return settings(
-        max_examples=max_examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-        print_blob=True,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from runtime.archive.documents import ArchiveDocument
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import InvalidSubmission, submit_change
 from runtime.archive.triggers import TriggerStore
-from tests.properties.conftest import bounded
-from tests.runtime.conftest import Faulty, Platform
+from tests.support.aws_platform import Faulty, Platform
+from tests.support.properties import bounded
 
 WRITES = {"put_object", "delete_object", "copy_object", "put_object_tagging", "delete_objects"}
 

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runtime.contract.settings import ConfigurationError, MeetingSettings, OpsSettings, WorkerSettings, env_var, load
-from tests.properties.conftest import bounded
+from tests.support.properties import bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,8 +24,8 @@ from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
 from runtime.pipeline.state_machine import Outcome, Processor
 from runtime.pipeline.worker import Worker, decide, overall_fate
-from tests.properties.conftest import bounded
-from tests.runtime.conftest import Faulty, Platform
+from tests.support.aws_platform import Faulty, Platform
+from tests.support.properties import bounded
 
 CUSTOMER = "hts"
 EXISTING = ["CHG-P1", "CHG-P2", "CHG-P3"]  # submitted for hts: real triggers and archives

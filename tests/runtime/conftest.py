@@ -1,131 +1,16 @@
-"""Fixtures for runtime tests: an in-process moto account with the sandbox layout, and fault proxies."""
+"""Fixtures of the runtime tests: an in-process moto account with the sandbox layout."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devtools import sandbox as sb
-from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
-from runtime.archive.store import ArchiveStore
-from runtime.archive.submit import submit_change
-from runtime.archive.triggers import TriggerStore
-from runtime.notify.email import RateLimiter, SesMailer
-from runtime.pipeline.state_machine import Processor
-from runtime.telemetry.metrics import MetricsFactory
-
-make_conditional_writes_atomic()
-
-
-def client_error(code: str, status: int, message: str = "injected") -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Injected"
-    )
-
-
-class Faulty:
-    """Wraps a boto3 client; ``fail(name, exc, times)`` makes the next calls of ``name`` raise."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-        self._faults: dict[str, list[BaseException | Callable[..., Any]]] = {}
-        self.calls: dict[str, int] = {}
-
-    def fail(self, name: str, exc: BaseException | Callable[..., Any], times: int = 1) -> Faulty:
-        self._faults.setdefault(name, []).extend([exc] * times)
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            queue = self._faults.get(name)
-            if queue:
-                fault = queue.pop(0)
-                if isinstance(fault, BaseException):
-                    raise fault
-                fault(*args, **kwargs)
-            return attr(*args, **kwargs)
-
-        return call
-
-
-class Platform:
-    """One emulated platform: bucket, queues, customers' SES, and helpers to build processors."""
-
-    def __init__(self, box: sb.Sandbox) -> None:
-        self.box = box
-        self.bucket = box.bucket
-        self.s3 = boto3.client("s3", region_name=box.region)
-        self.sqs = boto3.client("sqs", region_name=box.region)
-        self.metrics_stream = io.StringIO()
-
-    def ses(self, code: str) -> Any:
-        return sb.customer_session(self.box.customers[code].spec, self.box.region).client("sesv2")
-
-    def processor(
-        self,
-        code: str,
-        *,
-        s3: Any = None,
-        ses: Any = None,
-        lease_seconds: int = 60,
-        rate: float = 1000.0,
-        **kwargs: Any,
-    ) -> Processor:
-        s3 = s3 or self.s3
-        ses_client = ses or self.ses(code)
-        spec = self.box.customers[code].spec
-        mailer = SesMailer(lambda: ses_client, spec.sender, sb.DEFAULT_CONTACT_LIST_NAME, RateLimiter(rate, burst=rate))
-        return Processor(
-            code,
-            ArchiveStore(s3, self.bucket, sleep=lambda _s: None),
-            TriggerStore(s3, self.bucket),
-            mailer,
-            MetricsFactory("CustomMetrics", self.metrics_stream),
-            lease_seconds=lease_seconds,
-            **kwargs,
-        )
-
-    def submit(self, change_id: str = "CHG-1", customers: list[str] | None = None, **fields: Any) -> None:
-        doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": customers or ["hts", "htsnonprod"]}
-        doc.update(fields)
-        s3 = self.s3
-        submit_change(ArchiveStore(s3, self.bucket), TriggerStore(s3, self.bucket), doc, user_id="tester")
-
-    def archive(self, change_id: str = "CHG-1") -> dict[str, Any]:
-        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=f"archive/{change_id}.json")["Body"].read())
-
-    def trigger_exists(self, code: str, change_id: str = "CHG-1") -> bool:
-        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"customers/{code}/{change_id}.json")
-        return listed.get("KeyCount", 0) > 0
-
-    def emails(self, code: str) -> list[dict[str, Any]]:
-        return sb.sent_emails(self.box.customers[code].spec.account, self.box.region)
-
-    def metrics(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.metrics_stream.getvalue().splitlines() if line]
-
-    def metric_total(self, name: str, code: str | None = None) -> float:
-        total = 0.0
-        for blob in self.metrics():
-            if code is None or blob.get("CustomerCode") == code:
-                total += sum(blob.get(name, []))
-        return total
-
-    def processed_entries(self, change_id: str = "CHG-1") -> list[dict[str, Any]]:
-        return [m for m in self.archive(change_id)["modifications"] if m["modification_type"] == "processed"]
+from devtools.emulator import FAKE_CREDENTIALS
+from tests.support.aws_platform import Platform
 
 
 @pytest.fixture

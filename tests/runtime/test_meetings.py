@@ -30,7 +30,7 @@ from runtime.notify.meetings import (
     transaction_id,
 )
 from runtime.pipeline.state_machine import Outcome, Processor
-from tests.runtime.conftest import Faulty, Platform
+from tests.support.aws_platform import Faulty, Platform
 
 MEETING = {
     "start_time": "2026-12-01T10:00:00Z",

@@ -15,8 +15,8 @@ from runtime.archive.triggers import TriggerInfo, TriggerStore
 from runtime.contract.keys import TriggerRef
 from runtime.ops import core as ops
 from runtime.pipeline.state_machine import Outcome
-from tests.runtime.conftest import Faulty, Platform, client_error
-from tests.runtime.test_ops_support import (
+from tests.support.aws_platform import Faulty, Platform, client_error
+from tests.support.ops_platform import (
     as_json,
     backdate,
     clients,

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from runtime.cli import app
 from runtime.contract import dashboards, names
-from tests.runtime.conftest import Platform
-from tests.runtime.test_ops_support import (
+from tests.support.aws_platform import Platform
+from tests.support.ops_platform import (
     as_json,
     backdate,
     ecs_services,

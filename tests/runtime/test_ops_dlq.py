@@ -11,8 +11,8 @@ from moto import mock_aws
 from runtime.ops.dlq import redrive_dlq
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import decide
-from tests.runtime.conftest import Faulty, Platform, client_error
-from tests.runtime.test_ops_support import as_json, depth, drain, light_platform, ops_env, run, s3_event
+from tests.support.aws_platform import Faulty, Platform, client_error
+from tests.support.ops_platform import as_json, depth, drain, light_platform, ops_env, run, s3_event
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from moto import mock_aws
 from runtime.archive.documents import utcnow
 from runtime.ops.core import OpsError
 from runtime.ops.restore import list_versions, restore
-from tests.runtime.conftest import Faulty, Platform, client_error
-from tests.runtime.test_ops_support import (
+from tests.support.aws_platform import Faulty, Platform, client_error
+from tests.support.ops_platform import (
     as_json,
     backdate,
     clients,

@@ -13,7 +13,7 @@ from runtime.archive.triggers import DeleteOutcome
 from runtime.contract.keys import TriggerRef
 from runtime.pipeline.state_machine import Fate, Outcome
 from runtime.pipeline.worker import decide, overall_fate
-from tests.runtime.conftest import Faulty, Platform, client_error
+from tests.support.aws_platform import Faulty, Platform, client_error
 
 HTS = TriggerRef("hts", "CHG-1")
 HTS_RECIPIENTS = {"ops@hts.example.com", "lead@hts.example.com"}

@@ -20,8 +20,8 @@ from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import decide
 from runtime.telemetry.metrics import MetricsFactory
-from tests.runtime.conftest import Faulty, Platform, client_error
-from tests.runtime.test_ops_support import (
+from tests.support.aws_platform import Faulty, Platform, client_error
+from tests.support.ops_platform import (
     as_json,
     backdate,
     depth,

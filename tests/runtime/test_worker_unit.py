@@ -10,7 +10,7 @@ import pytest
 
 from runtime.pipeline.state_machine import Outcome, Result
 from runtime.pipeline.worker import Worker
-from tests.runtime.conftest import Platform
+from tests.support.aws_platform import Platform
 
 
 class ScriptedProcessor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from cfnlint.api import ManualArgs, lint_file
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import copy
@@ -138,3 +140,8 @@ HASH = re.compile(r"[0-9a-f]{64}")
 def normalise(template: dict[str, Any]) -> Any:
     """Asset hashes (image tags, S3 keys of assets) depend on file contents outside the template."""
     return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+
+
+def lint_errors(template: Path) -> list[str]:
+    matches = lint_file(template, ManualArgs(regions=["us-east-1"]))
+    return [f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches if m.rule.id.startswith("E")]

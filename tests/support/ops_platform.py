@@ -21,7 +21,7 @@ from runtime.archive.store import ArchiveStore
 from runtime.cli import app
 from runtime.contract import names
 from runtime.ops.core import OpsClients
-from tests.runtime.conftest import Platform
+from tests.support.aws_platform import Platform
 
 ALL = ("customer-a", "hts", "htsnonprod")
 
