@@ -1,0 +1,122 @@
+"""The layout's import rules (runtime/__init__.py): each part imports only the parts below it.
+
+Read from the source with ``ast`` (imports inside functions count too), so a forbidden import fails
+here before it can become a cycle or pull ``aws_cdk`` into the runtime image.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Layers of ``runtime``, lowest first: a module may import its own layer and the ones before it.
+RUNTIME_LAYERS: list[set[str]] = [
+    {"runtime.contract"},
+    {"runtime.telemetry", "runtime.aws"},
+    {"runtime.archive"},
+    {"runtime.notify"},
+    {"runtime.pipeline"},
+    {"runtime.ops"},
+    {"runtime.cli"},
+]
+THIRD_PARTY_OF_CONTRACT = {"pydantic", "pydantic_settings", "pydantic_core"}
+
+
+def _part(module: str) -> str:
+    """``runtime.archive.store`` → ``runtime.archive``; ``runtime.aws`` → ``runtime.aws``."""
+    return ".".join(module.split(".")[:2])
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def modules_under(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def _rank(part: str) -> int | None:
+    for rank, layer in enumerate(RUNTIME_LAYERS):
+        if part in layer:
+            return rank
+    return None
+
+
+def layer_violations(own: str, imported: set[str]) -> list[str]:
+    """What module ``own`` must not import of ``imported``, each with the reason."""
+    own_rank = _rank(_part(own))
+    if own_rank is None:  # runtime/__init__.py and __main__.py sit above every layer
+        return []
+    problems = []
+    for name in sorted(imported):
+        if name.split(".")[0] in {"aws_cdk", "constructs", "cdk_nag", "cdk_constructs", "cdk_support", "stacks"}:
+            problems.append(f"{own} imports {name}: the runtime never imports the CDK side")
+        elif name.startswith("runtime."):
+            rank = _rank(_part(name))
+            if rank is None:
+                problems.append(f"{own} imports {name}, which is in no layer of runtime/__init__.py")
+            elif rank > own_rank:
+                problems.append(f"{own} imports {name}: {_part(own)} may not import {_part(name)} (a higher layer)")
+    return problems
+
+
+@pytest.mark.parametrize("path", modules_under("runtime"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_runtime_imports_only_lower_layers(path: Path) -> None:
+    own = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    assert layer_violations(own, imports_of(path)) == []
+
+
+def test_the_rules_catch_forbidden_imports() -> None:
+    """The checker itself: ops importing the CLI, or any runtime module importing aws_cdk, is reported."""
+    assert layer_violations("runtime.ops.health", {"runtime.cli.app", "runtime.pipeline.worker"}) == [
+        "runtime.ops.health imports runtime.cli.app: runtime.ops may not import runtime.cli (a higher layer)"
+    ]
+    assert len(layer_violations("runtime.contract.names", {"runtime.archive.store", "aws_cdk.aws_sqs"})) == 2
+    assert layer_violations("runtime.cli.app", {"runtime.ops.health", "runtime.contract.keys"}) == []
+
+
+@pytest.mark.parametrize("path", modules_under("runtime/contract"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_contract_is_pure(path: Path) -> None:
+    """The contract is what the CDK side imports: the standard library and pydantic only, no I/O clients."""
+    import sys
+
+    for name in imports_of(path):
+        top = name.split(".")[0]
+        if top == "runtime":
+            assert name.startswith("runtime.contract"), f"{path.name} imports {name}"
+        elif top not in sys.stdlib_module_names and top != "__future__":
+            assert top in THIRD_PARTY_OF_CONTRACT, f"{path.name} imports {name}: the contract must stay pure"
+
+
+@pytest.mark.parametrize(
+    "path", modules_under("cdk_constructs", "cdk_support", "stacks"), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_cdk_side_imports_only_the_contract(path: Path) -> None:
+    for name in imports_of(path):
+        if name == "runtime" or name.startswith("runtime."):
+            assert name.startswith("runtime.contract"), f"{path.relative_to(ROOT)} imports {name}"
+
+
+@pytest.mark.parametrize("path", modules_under("cdk_constructs", "cdk_support"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_constructs_never_import_stacks(path: Path) -> None:
+    """Every construct is usable alone in another CDK app: none depends on this project's stacks."""
+    assert not any(n.split(".")[0] == "stacks" for n in imports_of(path)), path.relative_to(ROOT)
