@@ -39,15 +39,10 @@ from runtime.archive.triggers import TriggerInfo
 from runtime.contract.keys import TriggerRef
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
-from runtime.ops.core import (
-    LAST_REDRIVE_TAG,
-    REDRIVE_ATTEMPTS_TAG,
-    ArchiveCache,
-    age_seconds,
-    iter_cleanup,
-    now,
-    triggers_by_customer,
-)
+from runtime.ops.archive_view import ArchiveCache
+from runtime.ops.cleanup import iter_cleanup
+from runtime.ops.durations import age_seconds, now
+from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
 from runtime.telemetry.log import SERVICE
 from runtime.telemetry.metrics import MetricsFactory
 
@@ -143,6 +138,16 @@ class SweepReport:
     @property
     def ok(self) -> bool:
         return not self.errors and not any(c.errors for c in self.customers)
+
+    @property
+    def failed(self) -> bool:
+        """The pass could not start: the triggers could not be listed at all."""
+        return bool(self.errors) and not self.customers
+
+    @property
+    def needs_attention(self) -> bool:
+        """The pass completed, but some AWS call failed on the way."""
+        return not self.ok
 
 
 class Sweeper:
