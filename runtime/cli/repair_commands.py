@@ -112,7 +112,7 @@ def restore(
         if as_json:
             render.emit(versions)
         else:
-            table = Table(title=f"Versions of archive/{change_id}.json (newest first)")
+            table = Table(title=f"Versions of {keys.archive_key(change_id)} (newest first)")
             for column in ("version id", "last modified", "latest", "kind", "size", "valid"):
                 table.add_column(column)
             for v in versions:

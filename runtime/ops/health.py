@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from runtime import aws
 from runtime.archive.triggers import TriggerInfo
-from runtime.contract import names
+from runtime.contract import keys, names
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, STUCK_AFTER_SECONDS
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, human_duration, now
@@ -161,7 +161,7 @@ def health(
             Finding(
                 "critical",
                 "bucket",
-                f"cannot list s3://{bucket}/customers/ ({aws.error_code(exc)}): check "
+                f"cannot list s3://{bucket}/{keys.CUSTOMERS_PREFIX} ({aws.error_code(exc)}): check "
                 "TTP_BUCKET_NAME and s3:ListBucket permission",
             )
         )
@@ -239,7 +239,7 @@ def health(
             Finding(
                 "warning",
                 "triggers",
-                f"{count} trigger(s) under customers/{code}/ but {code} is not in "
+                f"{count} trigger(s) under {keys.trigger_prefix(code)} but {code} is not in "
                 "TTP_CUSTOMER_QUEUES (no queue will ever process them)",
                 code,
             )

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from runtime.archive.documents import PROCESSED
 from runtime.archive.store import ArchiveError, ArchiveStore
 from runtime.archive.triggers import TriggerInfo, TriggerStore
+from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache, archive_has_history
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, now
@@ -41,7 +42,7 @@ def resolution(diagnosis: str, code: str, change_id: str) -> str:
     return {
         "gone": "none",
         "archive_missing": f"restore it (`restore {change_id} --before TIME`) or, if the change was withdrawn, "
-        f"delete the trigger customers/{code}/{change_id}.json",
+        f"delete the trigger {keys.trigger_key(code, change_id)}",
         "archive_invalid": f"restore a valid version (`restore {change_id} --list`, then `--before TIME`), "
         f"then `dlq redrive --customer {code}`",
         "not_listed": "resubmit the change with this customer in `customers`, or delete the trigger",

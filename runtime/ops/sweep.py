@@ -36,7 +36,8 @@ from botocore.exceptions import ClientError
 from runtime import aws
 from runtime.archive.store import ArchiveError, ArchiveStore
 from runtime.archive.triggers import TriggerInfo
-from runtime.contract.keys import TriggerRef
+from runtime.contract import names
+from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
 from runtime.ops.archive_view import ArchiveCache
@@ -49,6 +50,8 @@ from runtime.telemetry.metrics import MetricsFactory
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
 REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
+SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
+"""Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
 
 Log = Callable[[str, str, dict[str, Any]], None]
 
@@ -87,9 +90,9 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
                     "awsRegion": region,
                     "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
                     "eventName": "ObjectCreated:Put",
-                    "userIdentity": {"principalId": "ttp-sweeper"},
-                    "requestParameters": {"sourceIPAddress": "ttp-sweeper"},
-                    "responseElements": {"x-amz-request-id": f"ttp-sweeper-redrive-{attempt}"},
+                    "userIdentity": {"principalId": SWEEPER_PRINCIPAL},
+                    "requestParameters": {"sourceIPAddress": SWEEPER_PRINCIPAL},
+                    "responseElements": {"x-amz-request-id": f"{REDRIVE_CONFIGURATION_ID}-{attempt}"},
                     "s3": {
                         "s3SchemaVersion": "1.0",
                         "configurationId": REDRIVE_CONFIGURATION_ID,
@@ -182,7 +185,7 @@ class Sweeper:
             grouped = triggers_by_customer(self.s3, self.bucket)
         except ClientError as exc:
             # no metrics: the alarms treat missing data as breaching, which is what this is
-            report.errors.append(f"cannot list s3://{self.bucket}/customers/: {exc}")
+            report.errors.append(f"cannot list s3://{self.bucket}/{CUSTOMERS_PREFIX}: {exc}")
             self.log("error", "sweeper cannot list triggers", {"error": str(exc)})
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
