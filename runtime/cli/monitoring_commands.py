@@ -19,7 +19,7 @@ from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract import keys, names
 from runtime.contract.settings import ConfigurationError, load
 from runtime.ops.clients import OpsClients
-from runtime.ops.dashboards import DashboardSettings, dashboard_payload
+from runtime.ops.dashboards import AllDashboardsSettings, DashboardSettings, dashboard_payload
 from runtime.ops.errors import OpsError
 from runtime.ops.logs import read_logs
 
@@ -59,14 +59,16 @@ def dashboard_json(
         overrides["metrics_namespace"] = namespace
     if cluster_name:
         overrides["cluster_name"] = cluster_name
-    if not reads_queues:  # TTP_CUSTOMER_QUEUES matters only to --all without --customers
-        overrides["customer_queues"] = {}
+    model = AllDashboardsSettings if reads_queues else DashboardSettings
     try:
-        settings = load(DashboardSettings, **overrides)
+        settings = load(model, **overrides)
     except ConfigurationError as exc:
         hint = "\n--all needs --customers a,b or TTP_CUSTOMER_QUEUES" if reads_queues else ""
         fail(f"{exc}{hint}", EXIT_USAGE)
-    codes = (sorted(settings.customer_queues) if listed is None else listed) if all_dashboards else []
+    if isinstance(settings, AllDashboardsSettings):
+        codes = sorted(settings.customer_queues)
+    else:
+        codes = (listed or []) if all_dashboards else []
     try:
         if customer:
             keys.validate_customer_code(customer)

@@ -8,20 +8,28 @@ only picks which ones and refuses a body CloudWatch would reject.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from runtime.contract import dashboards
-from runtime.contract.settings import OpsSettings
+from runtime.contract.settings import BucketSettings, CustomerCode, OpsSettings
 from runtime.ops.errors import OpsError
 
 
-class DashboardSettings(OpsSettings):
-    """The ops settings ``dashboard-json`` reads: the namespace, the cluster and (for ``--all``) the
-    customers. It neither reads nor writes the bucket, so ``TTP_BUCKET_NAME`` is not required."""
+class DashboardSettings(BucketSettings):
+    """What ``dashboard-json`` reads of the ops settings: the namespace and the cluster (the fields of
+    ``OpsSettings``, reused). It neither reads nor writes the bucket: ``TTP_BUCKET_NAME`` is not required."""
 
     bucket_name: str = Field("", description="Not used by dashboard-json.")
+    cluster_name: Annotated[str, OpsSettings.model_fields["cluster_name"]]
+
+
+class AllDashboardsSettings(DashboardSettings):
+    """``dashboard-json --all`` without ``--customers`` also reads the customers (``TTP_CUSTOMER_QUEUES``);
+    only then, so that variable cannot stop the other forms."""
+
+    customer_queues: Annotated[dict[CustomerCode, str], OpsSettings.model_fields["customer_queues"]]
 
 
 def dashboard_payload(
