@@ -144,44 +144,9 @@ def health(
     warn_s = (
         threshold_s * DEFAULT_THRESHOLDS.trigger_age_warning_seconds / DEFAULT_THRESHOLDS.trigger_age_critical_seconds
     )
-
-    identity = None
-    try:
-        identity = clients.sts.get_caller_identity().get("Arn")
-    except Exception as exc:
-        findings.append(
-            Finding("critical", "credentials", f"cannot identify the caller ({exc}): check AWS credentials")
-        )
-
-    grouped: dict[str, list[TriggerInfo]] = {}
-    try:
-        grouped = triggers_by_customer(clients.s3, bucket)
-    except ClientError as exc:
-        findings.append(
-            Finding(
-                "critical",
-                "bucket",
-                f"cannot list s3://{bucket}/{keys.CUSTOMERS_PREFIX} ({aws.error_code(exc)}): check "
-                "TTP_BUCKET_NAME and s3:ListBucket permission",
-            )
-        )
-
-    cluster_status = None
-    services: dict[str, dict[str, Any] | None] = {}
-    if cluster is not None:
-        try:
-            described = clients.ecs.describe_clusters(clusters=[cluster]).get("clusters", [])
-            cluster_status = described[0]["status"] if described else "MISSING"
-            if cluster_status != "ACTIVE":
-                findings.append(Finding("critical", "ecs", f"ECS cluster {cluster} is {cluster_status}"))
-            else:
-                services = _describe_services(
-                    clients.ecs, cluster, [names.service_name(code) for code in sorted(customer_queues)]
-                )
-        except ClientError as exc:
-            cluster_status = f"error: {aws.error_code(exc)}"
-            findings.append(Finding("critical", "ecs", f"cannot describe ECS cluster {cluster}: {exc}"))
-
+    identity = _caller_identity(clients, findings)
+    grouped = _triggers(clients, bucket, findings)
+    cluster_status, services = _cluster(clients, cluster, sorted(customer_queues), findings)
     ages = _oldest_message_ages(clients.cloudwatch, customer_queues, at) if use_cloudwatch else {}
 
     customers: list[CustomerHealth] = []
@@ -190,45 +155,8 @@ def health(
         item = CustomerHealth(
             code, url, queue_stats(clients.sqs, url), ages.get(code), ecs_service=names.service_name(code)
         )
-        q = item.queue
-        if q.error:
-            findings.append(Finding("critical", "queue", f"cannot read queue {url}: {q.error}", code))
-        else:
-            depth = q.visible or 0
-            for limit, severity in DEFAULT_THRESHOLDS.queue_depth_levels():
-                if depth > limit:
-                    findings.append(Finding(severity, "queue", f"{depth} messages waiting (> {limit})", code))
-                    break
-            if q.dlq_url is None:
-                findings.append(
-                    Finding("warning", "dlq", "queue has no redrive policy (no DLQ): poison messages loop", code)
-                )
-            elif q.dlq_depth:
-                findings.append(
-                    Finding(
-                        "critical",
-                        "dlq",
-                        f"{q.dlq_depth} message(s) in the DLQ: `stuck` / `dlq list --customer {code}`",
-                        code,
-                    )
-                )
-        triggers = grouped.get(code, [])
-        item.triggers = len(triggers)
-        trigger_ages = [age_seconds(t.last_modified, at) for t in triggers]
-        item.oldest_trigger_age_seconds = max(trigger_ages, default=0.0)
-        item.triggers_over_threshold = sum(1 for a in trigger_ages if a > threshold_s)
-        if item.triggers_over_threshold:
-            findings.append(
-                Finding(
-                    "critical",
-                    "triggers",
-                    f"{item.triggers_over_threshold} trigger(s) older than {human_duration(threshold_s)} "
-                    f"(oldest {human_duration(item.oldest_trigger_age_seconds)}): run `stuck`",
-                    code,
-                )
-            )
-        elif any(a > warn_s for a in trigger_ages):
-            findings.append(Finding("warning", "triggers", f"trigger(s) older than {human_duration(warn_s)}", code))
+        _queue_findings(item, findings)
+        _trigger_findings(item, grouped.get(code, []), at, threshold_s, warn_s, findings)
         if cluster is not None and cluster_status == "ACTIVE":
             _ecs_findings(item, services.get(item.ecs_service), cluster, findings)
         customers.append(item)
@@ -245,6 +173,100 @@ def health(
             )
         )
     return HealthReport(at, bucket, threshold_s, identity, cluster, cluster_status, customers, findings, unconfigured)
+
+
+def _caller_identity(clients: OpsClients, findings: list[Finding]) -> str | None:
+    try:
+        arn: str | None = clients.sts.get_caller_identity().get("Arn")
+    except Exception as exc:
+        findings.append(
+            Finding("critical", "credentials", f"cannot identify the caller ({exc}): check AWS credentials")
+        )
+        return None
+    return arn
+
+
+def _triggers(clients: OpsClients, bucket: str, findings: list[Finding]) -> dict[str, list[TriggerInfo]]:
+    try:
+        return triggers_by_customer(clients.s3, bucket)
+    except ClientError as exc:
+        findings.append(
+            Finding(
+                "critical",
+                "bucket",
+                f"cannot list s3://{bucket}/{keys.CUSTOMERS_PREFIX} ({aws.error_code(exc)}): check "
+                "TTP_BUCKET_NAME and s3:ListBucket permission",
+            )
+        )
+        return {}
+
+
+def _cluster(
+    clients: OpsClients, cluster: str | None, codes: list[str], findings: list[Finding]
+) -> tuple[str | None, dict[str, dict[str, Any] | None]]:
+    """The cluster's status and, when it is active, each customer's service (None: not checked)."""
+    if cluster is None:
+        return None, {}
+    try:
+        described = clients.ecs.describe_clusters(clusters=[cluster]).get("clusters", [])
+        status: str = described[0]["status"] if described else "MISSING"
+        if status != "ACTIVE":
+            findings.append(Finding("critical", "ecs", f"ECS cluster {cluster} is {status}"))
+            return status, {}
+        return status, _describe_services(clients.ecs, cluster, [names.service_name(code) for code in codes])
+    except ClientError as exc:
+        findings.append(Finding("critical", "ecs", f"cannot describe ECS cluster {cluster}: {exc}"))
+        return f"error: {aws.error_code(exc)}", {}
+
+
+def _queue_findings(item: CustomerHealth, findings: list[Finding]) -> None:
+    code, q = item.customer, item.queue
+    if q.error:
+        findings.append(Finding("critical", "queue", f"cannot read queue {item.queue_url}: {q.error}", code))
+        return
+    depth = q.visible or 0
+    for limit, severity in DEFAULT_THRESHOLDS.queue_depth_levels():
+        if depth > limit:
+            findings.append(Finding(severity, "queue", f"{depth} messages waiting (> {limit})", code))
+            break
+    if q.dlq_url is None:
+        findings.append(Finding("warning", "dlq", "queue has no redrive policy (no DLQ): poison messages loop", code))
+    elif q.dlq_depth:
+        findings.append(
+            Finding(
+                "critical",
+                "dlq",
+                f"{q.dlq_depth} message(s) in the DLQ: `stuck` / `dlq list --customer {code}`",
+                code,
+            )
+        )
+
+
+def _trigger_findings(
+    item: CustomerHealth,
+    triggers: list[TriggerInfo],
+    at: datetime,
+    threshold_s: float,
+    warn_s: float,
+    findings: list[Finding],
+) -> None:
+    code = item.customer
+    item.triggers = len(triggers)
+    trigger_ages = [age_seconds(t.last_modified, at) for t in triggers]
+    item.oldest_trigger_age_seconds = max(trigger_ages, default=0.0)
+    item.triggers_over_threshold = sum(1 for a in trigger_ages if a > threshold_s)
+    if item.triggers_over_threshold:
+        findings.append(
+            Finding(
+                "critical",
+                "triggers",
+                f"{item.triggers_over_threshold} trigger(s) older than {human_duration(threshold_s)} "
+                f"(oldest {human_duration(item.oldest_trigger_age_seconds)}): run `stuck`",
+                code,
+            )
+        )
+    elif any(a > warn_s for a in trigger_ages):
+        findings.append(Finding("warning", "triggers", f"trigger(s) older than {human_duration(warn_s)}", code))
 
 
 def _ecs_findings(item: CustomerHealth, service: dict[str, Any] | None, cluster: str, findings: list[Finding]) -> None:
