@@ -16,16 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.ops.core import (
-    EXIT_FAILED,
-    EXIT_USAGE,
-    OpsError,
-    PeekedMessage,
-    describe_body,
-    dlq_url_for,
-    peek_messages,
-    release_messages,
-)
+from runtime.contract.sqs_limits import MAX_BATCH_SIZE
+from runtime.ops.errors import OpsError, OpsUsageError
+from runtime.ops.queues import PeekedMessage, describe_body, dlq_url_for, peek_messages, release_messages
 
 
 @dataclass
@@ -36,6 +29,10 @@ class DlqListing:
     approximate_visible: int
     approximate_in_flight: int
     messages: list[PeekedMessage]
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.approximate_visible or self.messages)
 
 
 @dataclass
@@ -64,6 +61,10 @@ class RedriveReport:
     def failed(self) -> int:
         return sum(1 for m in self.messages if m.outcome != "moved")
 
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.failed)
+
 
 def resolve_dlq(sqs: Any, customer: str, queue_url: str) -> str:
     try:
@@ -74,7 +75,7 @@ def resolve_dlq(sqs: Any, customer: str, queue_url: str) -> str:
             "and sqs:GetQueueAttributes permission"
         ) from None
     if url is None:
-        raise OpsError(f"queue of {customer} ({queue_url}) has no redrive policy, so it has no DLQ", EXIT_FAILED)
+        raise OpsError(f"queue of {customer} ({queue_url}) has no redrive policy, so it has no DLQ")
     return url
 
 
@@ -114,7 +115,7 @@ def redrive_dlq(
 ) -> RedriveReport:
     """Move up to ``limit`` messages from the customer's DLQ back to its queue (see module doc)."""
     if limit < 1:
-        raise OpsError("--max must be at least 1", EXIT_USAGE)
+        raise OpsUsageError("--max must be at least 1")
     dlq = resolve_dlq(sqs, customer, queue_url)
     report = RedriveReport(customer, dlq, queue_url, limit)
     visible, _ = _depth(sqs, dlq)
@@ -124,7 +125,7 @@ def redrive_dlq(
     while len(report.messages) < target and empty_polls < 2:
         response = sqs.receive_message(
             QueueUrl=dlq,
-            MaxNumberOfMessages=max(1, min(10, target - len(report.messages))),
+            MaxNumberOfMessages=max(1, min(MAX_BATCH_SIZE, target - len(report.messages))),
             VisibilityTimeout=hide_seconds,
             WaitTimeSeconds=empty_polls,
             AttributeNames=["All"],

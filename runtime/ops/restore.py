@@ -22,17 +22,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime import aws
-from runtime.archive.documents import RESTORED, ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.archive.documents import (
+    MEETING_CANCELLED,
+    MEETING_SCHEDULED,
+    MEETING_UPDATED,
+    PROCESSED,
+    RESTORED,
+    ArchiveDocument,
+    ModificationEntry,
+    describe_validation_error,
+)
 from runtime.contract import keys
-from runtime.ops.core import EXIT_ATTENTION, EXIT_FAILED, SIDE_EFFECT_ENTRIES, OpsClients, OpsError, now
+from runtime.ops.clients import OpsClients
+from runtime.ops.durations import now
+from runtime.ops.errors import NothingToDo, OpsError
 
 MAX_SCANNED_VERSIONS = 50
+
+SIDE_EFFECT_ENTRIES = frozenset({PROCESSED, MEETING_SCHEDULED, MEETING_UPDATED, MEETING_CANCELLED})
+"""Entries that record something done in the world (emails sent, a meeting): always carried forward."""
 
 
 @dataclass
@@ -64,6 +78,23 @@ class RestorePlan:
     refused: str | None = None
     new_etag: str | None = None
     new_version_id: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        """Refused: nothing was written (``refused`` says why)."""
+        return self.refused is not None
+
+
+class RestoredDetails(TypedDict):
+    """What a ``restored`` modification records besides the common fields. ``ModificationEntry`` keeps
+    fields it does not declare, so these are written (and read back by ``verify``) as they are."""
+
+    restored_version_id: str
+    restored_version_time: str
+    replaced_version_id: str | None
+    replaced_state: str
+    carried_forward: int
+    dropped: list[dict[str, Any]]
 
 
 def list_versions(s3: Any, bucket: str, change_id: str) -> list[ArchiveVersion]:
@@ -151,10 +182,9 @@ def restore(
     source = older[0]
     current = versions[0]
     if current.version_id == source.version_id:
-        raise OpsError(
+        raise NothingToDo(
             f"the newest version before {before.isoformat()} is already the current one ({source.version_id}): "
-            "nothing to restore; pick an earlier --before (`--list` shows the versions)",
-            EXIT_ATTENTION,
+            "nothing to restore; pick an earlier --before (`--list` shows the versions)"
         )
     source_doc = _read(s3, bucket, change_id, source)
     if source_doc is None:
@@ -219,20 +249,25 @@ def restore(
             "(listed under dropped); re-run with --force to restore anyway (they are then listed in the restored entry)"
         )
         return plan
+    details = RestoredDetails(
+        restored_version_id=source.version_id,
+        restored_version_time=source.last_modified.isoformat(),
+        replaced_version_id=plan.current_version_id,
+        replaced_state=current_state,
+        carried_forward=len(carried),
+        dropped=plan.dropped,
+    )
     restored.modifications = [
         *source_doc.modifications,
         *carried,
-        ModificationEntry(
-            timestamp=now(),
-            user_id=user,
-            modification_type=RESTORED,
-            revision=restored.revision,
-            restored_version_id=source.version_id,  # type: ignore[call-arg]
-            restored_version_time=source.last_modified.isoformat(),  # type: ignore[call-arg]
-            replaced_version_id=plan.current_version_id,  # type: ignore[call-arg]
-            replaced_state=current_state,  # type: ignore[call-arg]
-            carried_forward=len(carried),  # type: ignore[call-arg]
-            dropped=plan.dropped,  # type: ignore[call-arg]
+        ModificationEntry.model_validate(
+            {
+                "timestamp": now(),
+                "user_id": user,
+                "modification_type": RESTORED,
+                "revision": restored.revision,
+                **details,
+            }
         ),
     ]
     if dry_run:
@@ -247,7 +282,7 @@ def restore(
             "ConditionalRequestConflict",
         ):
             raise OpsError(
-                f"{key} changed while restoring (another writer): nothing was written; run restore again", EXIT_FAILED
+                f"{key} changed while restoring (another writer): nothing was written; run restore again"
             ) from None
         raise
     plan.written = True

@@ -36,24 +36,22 @@ from botocore.exceptions import ClientError
 from runtime import aws
 from runtime.archive.store import ArchiveError, ArchiveStore
 from runtime.archive.triggers import TriggerInfo
-from runtime.contract.keys import TriggerRef
+from runtime.contract import names
+from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
-from runtime.ops.core import (
-    LAST_REDRIVE_TAG,
-    REDRIVE_ATTEMPTS_TAG,
-    ArchiveCache,
-    age_seconds,
-    iter_cleanup,
-    now,
-    triggers_by_customer,
-)
+from runtime.ops.archive_view import ArchiveCache
+from runtime.ops.cleanup import iter_cleanup
+from runtime.ops.durations import age_seconds, now
+from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
 from runtime.telemetry.log import SERVICE
 from runtime.telemetry.metrics import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
 REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
+SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
+"""Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
 
 Log = Callable[[str, str, dict[str, Any]], None]
 
@@ -92,9 +90,9 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
                     "awsRegion": region,
                     "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
                     "eventName": "ObjectCreated:Put",
-                    "userIdentity": {"principalId": "ttp-sweeper"},
-                    "requestParameters": {"sourceIPAddress": "ttp-sweeper"},
-                    "responseElements": {"x-amz-request-id": f"ttp-sweeper-redrive-{attempt}"},
+                    "userIdentity": {"principalId": SWEEPER_PRINCIPAL},
+                    "requestParameters": {"sourceIPAddress": SWEEPER_PRINCIPAL},
+                    "responseElements": {"x-amz-request-id": f"{REDRIVE_CONFIGURATION_ID}-{attempt}"},
                     "s3": {
                         "s3SchemaVersion": "1.0",
                         "configurationId": REDRIVE_CONFIGURATION_ID,
@@ -144,6 +142,16 @@ class SweepReport:
     def ok(self) -> bool:
         return not self.errors and not any(c.errors for c in self.customers)
 
+    @property
+    def failed(self) -> bool:
+        """The pass could not start: the triggers could not be listed at all."""
+        return bool(self.errors) and not self.customers
+
+    @property
+    def needs_attention(self) -> bool:
+        """The pass completed, but some AWS call failed on the way."""
+        return not self.ok
+
 
 class Sweeper:
     def __init__(
@@ -177,7 +185,7 @@ class Sweeper:
             grouped = triggers_by_customer(self.s3, self.bucket)
         except ClientError as exc:
             # no metrics: the alarms treat missing data as breaching, which is what this is
-            report.errors.append(f"cannot list s3://{self.bucket}/customers/: {exc}")
+            report.errors.append(f"cannot list s3://{self.bucket}/{CUSTOMERS_PREFIX}: {exc}")
             self.log("error", "sweeper cannot list triggers", {"error": str(exc)})
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))

@@ -7,21 +7,24 @@ moving its ``LastModified`` back in moto's in-process backend (what waiting woul
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from moto import mock_aws
 from typer.testing import CliRunner, Result
 
 from devtools import sandbox as sb
 from devtools.sandbox import PLATFORM_ACCOUNT
-from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry
+from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.cli import app
 from runtime.contract import names
-from runtime.ops.core import OpsClients
-from tests.support.aws_platform import Platform
+from runtime.contract.keys import TriggerRef
+from runtime.ops.clients import OpsClients
+from runtime.pipeline.state_machine import Outcome
+from tests.support.aws_platform import Faulty, Platform, client_error
 
 ALL = ("customer-a", "hts", "htsnonprod")
 
@@ -47,6 +50,13 @@ def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1"
     return Platform(sb.Sandbox(bucket, region, created))
 
 
+@pytest.fixture
+def light(aws_credentials: None) -> Iterator[Platform]:
+    """The light platform inside ``mock_aws()`` (``aws_credentials`` is in ``tests/runtime/conftest.py``)."""
+    with mock_aws():
+        yield light_platform()
+
+
 def record_processed(platform: Platform, change_id: str, code: str) -> None:
     """What the processor's step 7 records (used where sending real email adds nothing to a test)."""
 
@@ -57,6 +67,23 @@ def record_processed(platform: Platform, change_id: str, code: str) -> None:
         )
         doc.modifications = [*doc.modifications, entry]
         doc.leases = {k: v for k, v in doc.leases.items() if k != code}
+        return doc
+
+    ArchiveStore(platform.s3, platform.bucket).update(change_id, mutate)
+
+
+def leave_trigger_after_processing(platform: Platform, code: str, change_id: str) -> None:
+    """Process for real, but the trigger delete fails: the archive records it, the trigger stays."""
+    faulty = Faulty(platform.s3).fail("delete_object", client_error("InternalError", 500))
+    result = platform.processor(code, s3=faulty).process(TriggerRef(code, change_id), "sqs:m")
+    assert result.outcome is Outcome.PROCESSED and platform.trigger_exists(code, change_id)
+
+
+def set_lease(platform: Platform, change_id: str, code: str, expires_in: timedelta) -> None:
+    def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert doc is not None
+        lease = ProcessingLease(owner="sqs:other", revision=doc.revision, expires_at=utcnow() + expires_in)
+        doc.leases = {**doc.leases, code: lease}
         return doc
 
     ArchiveStore(platform.s3, platform.bucket).update(change_id, mutate)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 
 from runtime.ops.dlq import redrive_dlq
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import decide
 from tests.support.aws_platform import Faulty, Platform, client_error
-from tests.support.ops_platform import as_json, depth, drain, light_platform, ops_env, run, s3_event
-
-
-@pytest.fixture
-def light(aws_credentials: None) -> Iterator[Platform]:
-    with mock_aws():
-        yield light_platform()
+from tests.support.ops_platform import as_json, depth, drain, ops_env, run, s3_event
 
 
 def fill_dlq(platform: Platform, code: str, bodies: list[str]) -> None:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from runtime.archive.documents import ArchiveDocument, ProcessingLease, parse_message_body, utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
-from runtime.ops import core as ops
 from runtime.ops.sweep import Sweeper, SweepReport
+from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import decide
 from runtime.telemetry.metrics import MetricsFactory
@@ -26,7 +24,6 @@ from tests.support.ops_platform import (
     backdate,
     depth,
     drain,
-    light_platform,
     ops_env,
     queues,
     record_processed,
@@ -34,12 +31,6 @@ from tests.support.ops_platform import (
 )
 
 MIN = 60
-
-
-@pytest.fixture
-def light(aws_credentials: None) -> Iterator[Platform]:
-    with mock_aws():
-        yield light_platform()
 
 
 class Logs:
@@ -166,7 +157,7 @@ def test_redrives_a_stuck_trigger_a_bounded_number_of_times(light: Platform) -> 
     assert parse_trigger_key(record.key).key == key
     event = json.loads(message["Body"])["Records"][0]
     assert event["eventSource"] == "aws:s3" and event["s3"]["configurationId"] == "ttp-sweeper-redrive"
-    assert tags(platform, key) == {ops.REDRIVE_ATTEMPTS_TAG: "1", ops.LAST_REDRIVE_TAG: t0.isoformat()}
+    assert tags(platform, key) == {REDRIVE_ATTEMPTS_TAG: "1", LAST_REDRIVE_TAG: t0.isoformat()}
 
     soon = sweep(platform, at=t0 + timedelta(minutes=5), s3=s3, logs=logs)
     assert [a.action for a in soon.actions] == ["waiting"]  # one threshold between attempts
@@ -183,7 +174,7 @@ def test_redrives_a_stuck_trigger_a_bounded_number_of_times(light: Platform) -> 
     assert [(a.action, a.attempt) for a in exhausted.actions] == [("exhausted", 3)]
     assert exhausted.customers[1].customer == "hts" and exhausted.customers[1].exhausted == 1
     assert drain(platform, queue) == []
-    assert tags(platform, key)[ops.REDRIVE_ATTEMPTS_TAG] == "3"
+    assert tags(platform, key)[REDRIVE_ATTEMPTS_TAG] == "3"
     assert logs.levels("redriven") == ["warning"] * 3 and logs.levels("exhausted") == ["error"]
     assert platform.trigger_exists("hts", "CHG-1")  # left for the alarms and the operator
     assert platform.metric_total("OrphanedTriggers", "hts") == 5  # 1 in each of the 5 passes
@@ -236,7 +227,7 @@ def test_a_failed_send_consumes_the_attempt_and_other_customers_go_on(light: Pla
     report = sweep(platform, sqs=sqs)
     assert not report.ok
     assert {(a.customer, a.action) for a in report.actions} == {("hts", "error"), ("htsnonprod", "redriven")}
-    assert tags(platform, "customers/hts/CHG-1.json")[ops.REDRIVE_ATTEMPTS_TAG] == "1"  # recorded before sending
+    assert tags(platform, "customers/hts/CHG-1.json")[REDRIVE_ATTEMPTS_TAG] == "1"  # recorded before sending
     assert set(metrics_by_customer(platform)) == {"hts", "htsnonprod", "customer-a"}
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from runtime.archive.documents import utcnow
-from runtime.ops.core import OpsError
+from runtime.ops.errors import OpsError
 from runtime.ops.restore import list_versions, restore
 from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import (
     as_json,
     backdate,
     clients,
-    light_platform,
     ops_env,
     put_raw,
     record_processed,
@@ -26,12 +23,6 @@ from tests.support.ops_platform import (
 
 KEY = "archive/CHG-1.json"
 HOUR = 3600
-
-
-@pytest.fixture
-def light(aws_credentials: None) -> Iterator[Platform]:
-    with mock_aws():
-        yield light_platform()
 
 
 def types(doc: dict[str, Any]) -> list[str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from runtime.cli import app
@@ -16,19 +14,11 @@ from tests.support.ops_platform import (
     as_json,
     backdate,
     ecs_services,
-    light_platform,
     ops_env,
     record_processed,
     run,
     s3_event,
 )
-
-
-@pytest.fixture
-def light(aws_credentials: None) -> Iterator[Platform]:
-    with mock_aws():
-        yield light_platform()
-
 
 # ---- dashboard-json --------------------------------------------------------------------------------
 

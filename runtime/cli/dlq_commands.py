@@ -1,0 +1,86 @@
+"""``dlq list`` and ``dlq redrive``: look at a customer's dead-letter queue without consuming it, and
+move messages back once the cause is fixed (bounded, send-then-delete; see ``runtime.ops.dlq``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from runtime.cli import options, render
+from runtime.cli.errors import aws_errors
+from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_OK
+from runtime.cli.options import CustomerOption, JsonOption
+from runtime.contract.settings import OpsSettings
+from runtime.ops.clients import OpsClients
+from runtime.ops.dlq import list_dlq, redrive_dlq
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Inspect a customer's dead-letter queue and move messages back.")
+
+
+@aws_errors
+def dlq_list(
+    customer: CustomerOption,
+    limit: Annotated[int, typer.Option("--max", min=1, max=1000, help="Messages to show at most.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the DLQ's messages without consuming them. Exit 1 when the DLQ is not empty."""
+    settings = options.settings(OpsSettings)
+    code = options.configured_customer(settings, customer)
+    listing = list_dlq(OpsClients().sqs, code, settings.customer_queues[code], limit=limit)
+    if as_json:
+        render.emit(listing)
+    else:
+        console = render.console()
+        console.print(
+            f"{listing.dlq_url}: ~{listing.approximate_visible} visible, ~{listing.approximate_in_flight} in flight"
+        )
+        table = Table(title=f"DLQ of {code}")
+        for column in ("message id", "sent", "receives", "triggers", "problem"):
+            table.add_column(column)
+        for m in listing.messages:
+            table.add_row(
+                m.message_id,
+                f"{m.sent_at:%Y-%m-%d %H:%M:%S}Z" if m.sent_at else "?",
+                str(m.receive_count or "?"),
+                "\n".join(m.triggers) or "-",
+                m.parse_error or "",
+            )
+        console.print(table)
+        if listing.messages:
+            console.print(
+                f"fix the cause (`stuck`, `logs --customer {code} --errors`), then `dlq redrive --customer {code}`"
+            )
+    raise typer.Exit(EXIT_ATTENTION if listing.needs_attention else EXIT_OK)
+
+
+@aws_errors
+def dlq_redrive(
+    customer: CustomerOption,
+    limit: Annotated[int, typer.Option("--max", min=1, max=10000, help="Messages to move at most.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Move up to --max messages from the DLQ back to the customer's queue (send, then delete). Exit 1 on failures."""
+    settings = options.settings(OpsSettings)
+    code = options.configured_customer(settings, customer)
+    with render.progress_bar(f"moving {code}'s DLQ messages", total=limit) as advance:
+        report = redrive_dlq(
+            OpsClients().sqs,
+            code,
+            settings.customer_queues[code],
+            limit=limit,
+            on_message=(lambda _m: advance()) if advance else None,
+        )
+    if as_json:
+        render.emit({"moved": report.moved, "failed": report.failed, **render.to_jsonable(report)})
+    else:
+        console = render.console()
+        table = Table(title=f"Re-drive {code}: DLQ → {report.queue_url}")
+        for column in ("message id", "new message id", "triggers", "outcome", "detail"):
+            table.add_column(column)
+        for m in report.messages:
+            table.add_row(m.message_id, m.new_message_id or "-", "\n".join(m.triggers) or "-", m.outcome, m.detail)
+        console.print(table)
+        console.print(f"{report.moved} moved, {report.failed} with problems, ~{report.remaining} left in the DLQ")
+    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)

@@ -1,0 +1,238 @@
+"""The read-only diagnosis commands of the runbook: ``health`` (is the platform well?), ``verify`` (has
+this change reached everyone?) and ``stuck`` (why is this trigger still there, and what to do).
+
+Each parses its options, calls the procedure in ``runtime.ops``, renders the report (a table, or one
+JSON document with ``--json``) and maps it to an exit code (``runtime.cli.exit_codes``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from runtime.cli import options, render
+from runtime.cli.errors import aws_errors, fail
+from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from runtime.cli.options import JsonOption
+from runtime.contract import keys
+from runtime.contract.settings import BucketSettings, OpsSettings
+from runtime.ops.clients import OpsClients
+from runtime.ops.durations import human_duration
+from runtime.ops.health import health as check_health
+from runtime.ops.stuck import stuck as find_stuck
+from runtime.ops.verify import verify as verify_change
+
+
+@aws_errors
+def health(
+    customer: Annotated[list[str] | None, typer.Option("--customer", "-c", help="Only these customers.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Trigger age threshold (default TTP_STUCK_AFTER_SECONDS).")
+    ] = None,
+    skip_ecs: Annotated[bool, typer.Option("--skip-ecs", help="Do not check ECS (local or non-ECS setups).")] = False,
+    no_cloudwatch: Annotated[
+        bool, typer.Option("--no-cloudwatch", help="Do not read the queues' oldest-message age from CloudWatch.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Per customer: queue depth, DLQ depth, trigger ages, ECS running vs desired. Exit 1 when unhealthy."""
+    override = options.duration(older_than, "--older-than") if older_than else None
+    settings = options.settings(OpsSettings)
+    queues = dict(settings.customer_queues)
+    if customer:
+        queues = {code: queues[options.configured_customer(settings, code)] for code in customer}
+    threshold = override if override is not None else timedelta(seconds=settings.stuck_after_seconds)
+    report = check_health(
+        OpsClients(),
+        settings.bucket_name,
+        queues,
+        cluster=None if skip_ecs else settings.cluster_name,
+        threshold=threshold,
+        use_cloudwatch=not no_cloudwatch,
+        track=render.tracker(),
+    )
+    if as_json:
+        render.emit({"healthy": report.healthy, **render.to_jsonable(report)})
+    else:
+        console = render.console()
+        console.print(
+            f"bucket s3://{report.bucket}  caller {report.identity or '?'}  cluster "
+            f"{report.cluster or '(skipped)'} {report.cluster_status or ''}  trigger threshold "
+            f"{human_duration(report.threshold_seconds)}"
+        )
+        table = Table(title="Customers")
+        for column in (
+            "customer",
+            "visible",
+            "in flight",
+            "oldest msg",
+            "DLQ",
+            "triggers",
+            "> threshold",
+            "oldest trigger",
+            "ECS running/desired",
+        ):
+            table.add_column(column, justify="left" if column == "customer" else "right")
+        for item in report.customers:
+            q = item.queue
+            ecs = (
+                "-"
+                if item.ecs_status is None
+                else (f"{item.ecs_running}/{item.ecs_desired}" if item.ecs_running is not None else item.ecs_status)
+            )
+            table.add_row(
+                item.customer,
+                str(q.visible) if q.visible is not None else "?",
+                str(q.in_flight) if q.in_flight is not None else "?",
+                render.age(item.oldest_message_age_seconds),
+                "-" if q.dlq_url is None else str(q.dlq_depth),
+                str(item.triggers),
+                str(item.triggers_over_threshold),
+                render.age(item.oldest_trigger_age_seconds) if item.triggers else "-",
+                ecs,
+            )
+        console.print(table)
+        for finding in report.findings:
+            where = f"{finding.customer}: " if finding.customer else ""
+            console.print(
+                f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}{finding.message}"
+            )
+        critical = sum(1 for f in report.findings if f.severity == "critical")
+        console.print("[bold green]HEALTHY[/]" if report.healthy else f"[bold red]UNHEALTHY[/] ({critical} critical)")
+    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+
+
+@aws_errors
+def verify(
+    change_id: Annotated[str, typer.Argument(help="Change id (archive/{id}.json).")],
+    as_json: JsonOption = False,
+) -> None:
+    """A change's archive state, who processed which revision, leases, triggers left, the meeting.
+
+    Exit 0 when every customer processed the current revision and no trigger is left, 1 while
+    something is pending, 3 when the archive is missing or invalid.
+    """
+    try:
+        keys.validate_change_id(change_id)
+    except keys.InvalidKeyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    settings = options.settings(BucketSettings)
+    report = verify_change(OpsClients(), settings.bucket_name, change_id)
+    code = EXIT_FAILED if report.failed else (EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+    if as_json:
+        render.emit({"complete": report.complete, "pending": report.pending, **render.to_jsonable(report)})
+        raise typer.Exit(code)
+    console = render.console()
+    if report.error:
+        console.print(f"[bold red]{report.error}[/]")
+    else:
+        console.print(
+            f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "
+            f"ETag {report.etag}"
+        )
+        table = Table(title="Customers")
+        for column in ("customer", "state", "processed revisions", "processed at", "emails", "lease", "trigger"):
+            table.add_column(column)
+        for c in report.customers:
+            lease = "-"
+            if c.lease:
+                lease = (
+                    f"{c.lease.owner} rev {c.lease.revision} {'live' if c.lease.live else 'expired'} "
+                    f"{c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z, {c.lease.emails_sent} sent"
+                )
+            trigger = f"present, {human_duration(c.trigger.age_seconds)} old" if c.trigger else "-"
+            if c.trigger and c.trigger.redrive_attempts:
+                trigger += f", re-driven {c.trigger.redrive_attempts}x"
+            style = {"processed": "green", "pending": "yellow", "processing": "cyan"}.get(c.state, "red")
+            table.add_row(
+                c.customer,
+                f"[{style}]{c.state}[/]",
+                ", ".join(map(str, c.processed_revisions)) or "-",
+                f"{c.processed_at:%Y-%m-%d %H:%M:%S}Z" if c.processed_at else "-",
+                "-" if c.emails_sent is None else str(c.emails_sent),
+                lease,
+                trigger,
+            )
+        console.print(table)
+        mods = Table(title="Modifications")
+        for column in ("timestamp", "type", "user", "customer", "revision"):
+            mods.add_column(column)
+        for m in report.modifications:
+            mods.add_row(
+                str(m.get("timestamp", "")),
+                str(m.get("modification_type", "")),
+                str(m.get("user_id", "")),
+                str(m.get("customer_code") or "-"),
+                str(m.get("revision", "-")),
+            )
+        console.print(mods)
+        if report.meeting:
+            console.print(f"meeting requested: {json.dumps(report.meeting)}")
+        if report.meeting_metadata:
+            console.print(f"meeting: {json.dumps(report.meeting_metadata)}")
+        if report.meeting_lease:
+            console.print(
+                f"meeting lease: {report.meeting_lease.owner} ({'live' if report.meeting_lease.live else 'expired'})"
+            )
+    for t in report.other_triggers:
+        console.print(
+            f"[yellow]trigger {t.key}[/] ({human_duration(t.age_seconds)} old) for a customer the archive does not list"
+        )
+    if not report.error:
+        console.print(
+            "[bold green]COMPLETE[/]"
+            if report.complete
+            else f"[bold yellow]PENDING[/]: {', '.join(report.pending) or 'triggers left'}"
+        )
+    raise typer.Exit(code)
+
+
+@aws_errors
+def stuck(
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Age threshold, e.g. 90s, 15m, 2h (default TTP_STUCK_AFTER_SECONDS)."),
+    ] = None,
+    customer: Annotated[str | None, typer.Option("--customer", "-c", help="Only this customer.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Triggers older than a threshold, each with a diagnosis and what to do. Exit 1 when there are any."""
+    override = options.duration(older_than, "--older-than") if older_than else None
+    settings = options.settings(OpsSettings)
+    threshold = override if override is not None else timedelta(seconds=settings.stuck_after_seconds)
+    if customer:
+        options.configured_customer(settings, customer)
+    report = find_stuck(
+        OpsClients(),
+        settings.bucket_name,
+        dict(settings.customer_queues),
+        older_than=threshold,
+        customer=customer,
+        max_redrive_attempts=settings.max_redrive_attempts,
+        track=render.tracker(),
+    )
+    if as_json:
+        render.emit(report)
+    else:
+        console = render.console()
+        if not report.triggers:
+            console.print(f"[green]no trigger older than {human_duration(report.threshold_seconds)}[/]")
+        table = Table(title=f"Triggers older than {human_duration(report.threshold_seconds)}", show_lines=True)
+        for column in ("customer", "change", "age", "diagnosis", "what to do"):
+            table.add_column(column)
+        for t in report.triggers:
+            detail = t.explanation + "".join(f"\n• {d}" for d in t.details)
+            table.add_row(
+                t.customer,
+                t.change_id,
+                human_duration(t.age_seconds),
+                f"[bold]{t.diagnosis}[/]\n{detail}",
+                t.resolution,
+            )
+        if report.triggers:
+            console.print(table)
+    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)

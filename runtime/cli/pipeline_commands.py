@@ -1,0 +1,125 @@
+"""The pipeline's own commands: run the worker, process one trigger by hand, submit a change. They share
+the code paths of the deployed processor (``runtime.pipeline.composition``) rather than copies of them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runtime.cli.errors import fail
+from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_USAGE
+from runtime.contract import keys
+from runtime.contract.settings import (
+    BucketSettings,
+    ConfigurationError,
+    SenderSettings,
+    SettingsT,
+    WorkerSettings,
+    load,
+)
+
+
+def _settings(model: type[SettingsT]) -> SettingsT:
+    try:
+        return load(model)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def worker() -> None:
+    """Long-poll this customer's queue and process triggers until SIGTERM."""
+    from runtime.pipeline.composition import build_worker
+    from runtime.telemetry.log import logger
+
+    settings = _settings(WorkerSettings)
+    logger.append_keys(customer_code=settings.customer_code)
+    try:
+        built = build_worker(settings)
+    except ConfigurationError as exc:  # the meeting settings are validated while building
+        fail(str(exc), EXIT_USAGE)
+    built.install_signal_handlers()
+    built.run()
+
+
+def process(
+    customer: Annotated[str, typer.Option("--customer", help="Customer code whose trigger to process.")],
+    change_id: Annotated[str, typer.Option("--change-id", help="Change id (archive/{id}.json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Process one trigger by hand, through the same state machine as the worker."""
+    from runtime.pipeline.composition import build_processor
+
+    try:
+        ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))
+    except keys.InvalidKeyError as exc:
+        fail(str(exc), EXIT_USAGE)
+    settings = _settings(SenderSettings)
+    if settings.customer_code != ref.customer_code:
+        fail(
+            f"--customer {customer} but TTP_CUSTOMER_CODE is {settings.customer_code}: use that customer's settings",
+            EXIT_USAGE,
+        )
+    try:
+        processor = build_processor(settings)
+    except ConfigurationError as exc:  # the meeting settings are validated while building
+        fail(str(exc), EXIT_USAGE)
+    result = processor.process(ref, owner=f"manual:{uuid.uuid4().hex[:12]}")
+    payload = {
+        "customer": customer,
+        "change_id": change_id,
+        "outcome": result.outcome.label,
+        "reason": result.reason,
+        "revision": result.revision,
+        "emails_sent": result.emails_sent,
+        "trigger_delete": result.trigger_delete.value if result.trigger_delete else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            typer.echo(f"{key:>15}: {value}")
+    if result.fate.value != "ack":
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def submit(
+    document: Annotated[Path, typer.Argument(help="Change document (JSON file, '-' for stdin).", allow_dash=True)],
+    customers: Annotated[
+        str | None, typer.Option("--customers", help="Comma-separated codes (default: the document's).")
+    ] = None,
+    user: Annotated[str, typer.Option("--user", help="Who submits (recorded in the archive).")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Archive-first upload of a change document, then one trigger per customer."""
+    from runtime import aws
+    from runtime.archive.store import ArchiveStore
+    from runtime.archive.submit import InvalidSubmission, submit_change
+    from runtime.archive.triggers import TriggerStore
+    from runtime.telemetry.metrics import MetricsFactory
+
+    settings = _settings(BucketSettings)
+    raw = sys.stdin.read() if str(document) == "-" else document.read_text() if document.exists() else None
+    if raw is None:
+        fail(f"{document} does not exist", EXIT_USAGE)
+    targets = [c.strip() for c in customers.split(",") if c.strip()] if customers else None
+    s3 = aws.client("s3")
+    try:
+        result = submit_change(
+            ArchiveStore(s3, settings.bucket_name),
+            TriggerStore(s3, settings.bucket_name),
+            raw,
+            user_id=user,
+            customers=targets,
+            metrics=MetricsFactory(settings.metrics_namespace),
+        )
+    except InvalidSubmission as exc:
+        fail(f"{exc} (nothing was written)", EXIT_USAGE)
+    if as_json:
+        typer.echo(json.dumps(result.__dict__))
+    else:
+        typer.echo(f"submitted {result.change_id} revision {result.revision} to {', '.join(result.customers)}")

@@ -1,0 +1,222 @@
+"""``stuck``: for every trigger older than a threshold, why it is still there and what to do — one
+diagnosis per runbook case (archive missing, in the DLQ, lease live or expired, queued, re-drives
+exhausted, never delivered).
+
+Read-only. DLQs are peeked, never consumed, and the customer's own queue is never received from
+(that would count towards its ``maxReceiveCount``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from runtime.archive.documents import PROCESSED
+from runtime.archive.store import ArchiveError, ArchiveStore
+from runtime.archive.triggers import TriggerInfo, TriggerStore
+from runtime.contract import keys
+from runtime.ops.archive_view import ArchiveCache, archive_has_history
+from runtime.ops.clients import OpsClients
+from runtime.ops.durations import age_seconds, now
+from runtime.ops.progress import Tracker, no_track
+from runtime.ops.queues import PeekedMessage, QueueStats, peek_messages, queue_stats
+from runtime.ops.triggers_view import REDRIVE_ATTEMPTS_TAG, redrive_attempts, triggers_by_customer
+
+DIAGNOSES = {
+    "gone": "the trigger was deleted meanwhile: nothing to do",
+    "archive_missing": "the archive does not exist: the processor dead-letters this trigger",
+    "archive_invalid": "the archive is not a valid change document: the processor dead-letters this trigger",
+    "not_listed": "the archive does not list this customer: the processor dead-letters this trigger",
+    "already_processed": "the archive records this revision as processed; only the trigger delete failed",
+    "in_dlq": "its message is in the dead-letter queue",
+    "lease_live": "a processor holds a live lease: processing is under way",
+    "lease_expired": "processing started but stopped (lease expired): the processor crashed or gave up",
+    "queued": "messages are still waiting in the customer's queue: the processors are behind or down",
+    "redrive_exhausted": "the sweeper re-sent its event the maximum number of times without success",
+    "not_delivered": "no message anywhere: the event was never delivered or was lost",
+}
+
+
+def resolution(diagnosis: str, code: str, change_id: str) -> str:
+    process = f"`process --customer {code} --change-id {change_id}` (with that customer's processor settings)"
+    return {
+        "gone": "none",
+        "archive_missing": f"restore it (`restore {change_id} --before TIME`) or, if the change was withdrawn, "
+        f"delete the trigger {keys.trigger_key(code, change_id)}",
+        "archive_invalid": f"restore a valid version (`restore {change_id} --list`, then `--before TIME`), "
+        f"then `dlq redrive --customer {code}`",
+        "not_listed": "resubmit the change with this customer in `customers`, or delete the trigger",
+        "already_processed": f"`cleanup --customer {code}` (the sweeper also does it)",
+        "in_dlq": f"fix the cause (`logs --customer {code} --change-id {change_id}`), then "
+        f"`dlq redrive --customer {code}`",
+        "lease_live": "wait for the lease to expire or the processing to finish; then `verify`",
+        "lease_expired": f"check `logs --customer {code} --errors`; the message retries; or {process}",
+        "queued": f"`health` (ECS running vs desired); `restart --customer {code}` if tasks are down",
+        "redrive_exhausted": f"{process}; or `restart --customer {code}` and clear the tag "
+        f"{REDRIVE_ATTEMPTS_TAG} to let the sweeper retry",
+        "not_delivered": f"the sweeper re-drives it (`sweep`), or {process}",
+    }[diagnosis]
+
+
+@dataclass
+class StuckTrigger:
+    customer: str
+    change_id: str
+    key: str
+    age_seconds: float
+    diagnosis: str
+    explanation: str
+    resolution: str
+    details: list[str] = field(default_factory=list)
+    redrive_attempts: int = 0
+
+
+@dataclass
+class StuckReport:
+    checked_at: datetime
+    threshold_seconds: float
+    triggers: list[StuckTrigger]
+
+    @property
+    def remaining(self) -> list[StuckTrigger]:
+        """The stuck triggers still there (a trigger deleted meanwhile is ``gone``)."""
+        return [t for t in self.triggers if t.diagnosis != "gone"]
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.remaining)
+
+
+def stuck(
+    clients: OpsClients,
+    bucket: str,
+    customer_queues: dict[str, str],
+    *,
+    older_than: timedelta,
+    customer: str | None = None,
+    max_redrive_attempts: int | None = None,
+    reference: datetime | None = None,
+    peek_limit: int = 100,
+    track: Tracker = no_track,
+) -> StuckReport:
+    at = reference or now()
+    limit_s = older_than.total_seconds()
+    candidates = [
+        info
+        for infos in triggers_by_customer(clients.s3, bucket, customer).values()
+        for info in infos
+        if age_seconds(info.last_modified, at) > limit_s
+    ]
+    store = TriggerStore(clients.s3, bucket)
+    archives = ArchiveCache(ArchiveStore(clients.s3, bucket))
+    queues: dict[str, QueueStats] = {}
+    dlq_messages: dict[str, list[PeekedMessage]] = {}
+    found: list[StuckTrigger] = []
+    for info in track(sorted(candidates, key=lambda i: i.last_modified), len(candidates), "diagnosing"):
+        code, change_id = info.ref.customer_code, info.ref.change_id
+        details: list[str] = []
+        attempts, last = redrive_attempts(clients.s3, bucket, info.ref.key)
+        if attempts:
+            details.append(f"sweeper re-drove it {attempts} time(s), last at {last.isoformat() if last else '?'}")
+        diagnosis = _diagnose(
+            clients,
+            bucket,
+            info,
+            store,
+            archives,
+            customer_queues,
+            queues,
+            dlq_messages,
+            at,
+            details,
+            attempts,
+            max_redrive_attempts,
+            peek_limit,
+        )
+        found.append(
+            StuckTrigger(
+                code,
+                change_id,
+                info.ref.key,
+                age_seconds(info.last_modified, at),
+                diagnosis,
+                DIAGNOSES[diagnosis],
+                resolution(diagnosis, code, change_id),
+                details,
+                attempts,
+            )
+        )
+    return StuckReport(at, limit_s, found)
+
+
+def _diagnose(
+    clients: OpsClients,
+    bucket: str,
+    info: TriggerInfo,
+    store: TriggerStore,
+    archives: ArchiveCache,
+    customer_queues: dict[str, str],
+    queues: dict[str, QueueStats],
+    dlq_messages: dict[str, list[PeekedMessage]],
+    at: datetime,
+    details: list[str],
+    attempts: int,
+    max_attempts: int | None,
+    peek_limit: int,
+) -> str:
+    code, change_id = info.ref.customer_code, info.ref.change_id
+    if store.head(info.ref) is None:
+        return "gone"
+    loaded = archives.get(change_id)
+    if loaded is None:
+        if archive_has_history(clients.s3, bucket, change_id):
+            details.append("bucket versioning holds earlier versions of the archive (it was deleted)")
+        return "archive_missing"
+    if isinstance(loaded, ArchiveError):
+        details.append(str(loaded))
+        return "archive_invalid"
+    doc = loaded.document
+    if code not in doc.customers:
+        details.append(f"archive customers: {', '.join(doc.customers)}")
+        return "not_listed"
+    if doc.is_processed(code, doc.revision):
+        return "already_processed"
+    done = [m.revision for m in doc.modifications if m.modification_type == PROCESSED and m.customer_code == code]
+    if done:
+        details.append(
+            f"processed earlier revision(s) {sorted(r for r in done if r is not None)}, current is {doc.revision}"
+        )
+    url = customer_queues.get(code)
+    if url is None:
+        details.append(f"{code} is not in TTP_CUSTOMER_QUEUES: no queue to check")
+    else:
+        if code not in queues:
+            queues[code] = queue_stats(clients.sqs, url)
+        q = queues[code]
+        if q.dlq_url and q.dlq_visible:
+            if code not in dlq_messages:
+                dlq_messages[code] = peek_messages(clients.sqs, q.dlq_url, limit=peek_limit, expected=q.dlq_visible)
+            hits = [m for m in dlq_messages[code] if m.mentions(info.ref.key)]
+            if hits:
+                details.append(
+                    f"{len(hits)} DLQ message(s) for this trigger, first sent {hits[0].sent_at}, "
+                    f"received {hits[0].receive_count} time(s)"
+                )
+                return "in_dlq"
+    lease = doc.leases.get(code)
+    if lease is not None:
+        details.append(
+            f"lease of {lease.owner} for revision {lease.revision} until {lease.expires_at.isoformat()}, "
+            f"{len(lease.emails_sent)} email(s) checkpointed"
+        )
+        if lease.is_live(at):
+            return "lease_live"
+    if max_attempts is not None and attempts >= max_attempts:
+        return "redrive_exhausted"
+    if lease is not None:
+        return "lease_expired"
+    if url is not None and queues[code].error is None and (queues[code].waiting or queues[code].in_flight):
+        q = queues[code]
+        details.append(f"queue: {q.visible} visible, {q.in_flight} in flight, {q.delayed} delayed")
+        return "queued"
+    return "not_delivered"
