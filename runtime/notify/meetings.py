@@ -57,8 +57,16 @@ from runtime.archive.documents import (
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.contract.names import CALENDAR_TOPIC
 from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
-from runtime.notify.email import CustomerSes, EmailConfigurationError, EmailError, topic_subscribers
-from runtime.notify.graph import GraphCalendar, GraphClient, GraphError, MsalTokenProvider, graph_scope
+from runtime.notify.errors import (
+    EmailConfigurationError,
+    EmailError,
+    GraphError,
+    MeetingBusy,
+    MeetingConfigurationError,
+    MeetingError,
+)
+from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, graph_scope
+from runtime.notify.ses import CustomerSes, topic_subscribers
 from runtime.telemetry.log import logger
 
 MAX_ATTENDEES = 500
@@ -69,18 +77,6 @@ TRANSACTION_NAMESPACE = uuid.UUID("4217f0d7-c3c5-4af1-a85c-154b1b143a60")
 
 TAG_PROPERTY_ID = "String {0cc04442-9010-431e-8b9f-58dc6027500b} Name TtpMeetingTransactionId"
 """The single-value extended property every event we create carries (value: its transaction id)."""
-
-
-class MeetingError(RuntimeError):
-    """The meeting could not be reconciled now; the processor retries the message later."""
-
-
-class MeetingBusy(MeetingError):
-    """Another processor holds the meeting lease and has not recorded its result yet."""
-
-
-class MeetingConfigurationError(MeetingError):
-    """Settings do not allow reading a customer's calendar subscribers (names the variable to fix)."""
 
 
 class Action(enum.Enum):
@@ -99,12 +95,6 @@ def transaction_id(change_id: str, generation: int = 0) -> str:
     """
     key = change_id if generation == 0 else f"{change_id}#{generation}"
     return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
-
-
-def _extra(meta: MeetingMetadata | None, name: str, default: Any = None) -> Any:
-    if meta is None:
-        return default
-    return (meta.model_extra or {}).get(name, default)
 
 
 def plan(doc: ArchiveDocument) -> Action:
@@ -501,12 +491,12 @@ class MeetingCoordinator:
             attendees=desired.attendees.attendees,
             revision=doc.revision,
             cancelled=False,
-            transaction_id=tx,  # type: ignore[call-arg]
-            generation=generation,  # type: ignore[call-arg]
-            location=desired.location,  # type: ignore[call-arg]
-            teams=desired.teams,  # type: ignore[call-arg]
-            attendees_total=desired.attendees.total,  # type: ignore[call-arg]
-            attendees_dropped=desired.attendees.dropped,  # type: ignore[call-arg]
+            transaction_id=tx,
+            generation=generation,
+            location=desired.location,
+            teams=desired.teams,
+            attendees_total=desired.attendees.total,
+            attendees_dropped=desired.attendees.dropped,
         )
 
     def _find(self, tx: str) -> dict[str, Any] | None:
@@ -518,7 +508,7 @@ class MeetingCoordinator:
     def _create(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
         doc = version.document
         previous = doc.meeting_metadata
-        generation = int(_extra(previous, "generation", 0)) + 1 if previous is not None and previous.cancelled else 0
+        generation = (previous.generation or 0) + 1 if previous is not None and previous.cancelled else 0
         tx = transaction_id(doc.change_id, generation)
         event = self._find(tx)
         if event is not None:
@@ -571,9 +561,9 @@ class MeetingCoordinator:
         ):
             changes["start"] = _graph_time(desired.start)
             changes["end"] = _graph_time(desired.end)
-        if _extra(meta, "location") != desired.location and desired.location is not None:
+        if meta.location != desired.location and desired.location is not None:
             changes["location"] = {"displayName": desired.location}
-        if desired.teams and not _extra(meta, "teams", False):
+        if desired.teams and not meta.teams:
             changes["isOnlineMeeting"] = True
             changes["onlineMeetingProvider"] = "teamsForBusiness"
         if not _same_addresses(meta.attendees, desired.attendees.attendees):
@@ -587,7 +577,7 @@ class MeetingCoordinator:
             join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or join_url
         updated = MeetingMetadata.model_validate(
             {
-                **meta.model_dump(),
+                **meta.model_dump(exclude_unset=True),  # unset fields stay unset (and unwritten)
                 "subject": desired.subject,
                 "start_time": desired.start,
                 "end_time": desired.end,
@@ -595,7 +585,7 @@ class MeetingCoordinator:
                 "revision": doc.revision,
                 "join_url": join_url,
                 "location": desired.location,
-                "teams": desired.teams or bool(_extra(meta, "teams", False)),
+                "teams": desired.teams or bool(meta.teams),
                 "attendees_total": desired.attendees.total,
                 "attendees_dropped": desired.attendees.dropped,
             }
@@ -619,7 +609,7 @@ class MeetingCoordinator:
                 organizer=self.organizer,
                 subject=event.get("subject"),
                 attendees=_event_attendees(event),
-                transaction_id=transaction_id(doc.change_id, 0),  # type: ignore[call-arg]
+                transaction_id=transaction_id(doc.change_id, 0),
             )
         comment = f"Change {doc.change_id} ({doc.title}) was cancelled."
         existed = self.calendar.cancel(meta.meeting_id, comment)

@@ -27,11 +27,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
-from runtime.archive.store import ArchiveConflict, ArchiveError, ArchiveStore, VersionedArchive
+from runtime.archive.errors import ArchiveConflict, ArchiveError
+from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
+from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
-from runtime.notify.email import EmailConfigurationError, EmailError, RenderedEmail, SendInterrupted, render_email
+from runtime.notify.rendering import RenderedEmail, render_email
+from runtime.pipeline.errors import LeaseHeld, LeaseLost
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricBatch, MetricsFactory
 
@@ -97,12 +100,19 @@ class MeetingCoordinator(Protocol):
     def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
 
 
-class _LeaseHeld(Exception):
-    pass
+def failure_outcome(exc: PipelineError) -> Outcome:
+    """The one classification of our own failures: retryable ones retry, the others dead-letter."""
+    return Outcome.RETRY if exc.retryable else Outcome.PERMANENT_ERROR
 
 
-class LeaseLost(RuntimeError):
-    """Another owner took over our lease (a newer revision, or ours expired); stop side effects."""
+def overall_fate(results: list[Result]) -> Fate:
+    """The message's fate from its records' results: any retry retries it, else any dead letter wins."""
+    fates = {r.fate for r in results}
+    if Fate.RETRY in fates:
+        return Fate.RETRY
+    if Fate.DEAD_LETTER in fates:
+        return Fate.DEAD_LETTER
+    return Fate.ACK
 
 
 class _Checkpointer:
@@ -224,8 +234,8 @@ class Processor:
         # 3. the archive is the only source of truth
         try:
             version = self.archive.load(change_id)
-        except ArchiveError as exc:
-            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id)
+        except ArchiveError as exc:  # missing or invalid: not retryable
+            return Result(failure_outcome(exc), str(exc), change_id)
         document = version.document
         if self.customer_code not in document.customers:
             return Result(
@@ -244,21 +254,25 @@ class Processor:
         # 5. claim
         try:
             version = self._claim(change_id, owner, version, batch)
-        except _LeaseHeld as exc:
+        except LeaseHeld as exc:
             return Result(Outcome.LEASE_HELD, str(exc), change_id, revision)
         except ArchiveError as exc:
-            return Result(Outcome.PERMANENT_ERROR if exc.permanent else Outcome.RETRY, str(exc), change_id, revision)
+            return Result(failure_outcome(exc), str(exc), change_id, revision)
         if version.document.is_processed(self.customer_code, revision):
             result = Result(Outcome.ALREADY_RECORDED, "recorded by another processor meanwhile", change_id, revision)
             return self._delete_trigger(trigger, result, batch)
         revision = version.document.revision
 
-        # 6. side effects
+        # 6. side effects: the meeting first (any failure of it is retried, see MeetingCoordinator.reconcile),
+        # then the emails, whose failures are classified by ``retryable``.
         lease = version.document.leases[self.customer_code]
         checkpoint = _Checkpointer(self, version, owner, every_emails=self.checkpoint_every_emails)
         try:
             if self.meetings is not None:
                 version = checkpoint.version = self.meetings.reconcile(version, owner)
+        except Exception as exc:
+            return self._retry_later(exc, checkpoint, change_id, revision, traceback=not isinstance(exc, ArchiveError))
+        try:
             recipients = self.mailer.subscribers(version.document.topic)
             message = render_email(version.document, self.customer_code)
             sent = self.mailer.send(
@@ -269,16 +283,15 @@ class Processor:
                 on_sent=checkpoint.on_sent,
                 cancelled=cancelled,
             )
-        except EmailConfigurationError as exc:
-            self._release_lease(change_id, owner, checkpoint)
-            return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
-        except (SendInterrupted, EmailError, LeaseLost, ArchiveError) as exc:
-            self._save_progress(checkpoint)
-            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
-        except Exception as exc:  # a meeting or unexpected failure: keep trigger and lease, retry later
-            self._save_progress(checkpoint)
-            logger.exception("side effects failed")
-            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
+        except ArchiveError as exc:  # a progress checkpoint could not be written: always retried
+            return self._retry_later(exc, checkpoint, change_id, revision)
+        except PipelineError as exc:
+            if failure_outcome(exc) is Outcome.PERMANENT_ERROR:  # the customer's SES setup
+                self._release_lease(change_id, owner, checkpoint)
+                return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
+            return self._retry_later(exc, checkpoint, change_id, revision)
+        except Exception as exc:  # unexpected: keep trigger and lease, retry later
+            return self._retry_later(exc, checkpoint, change_id, revision, traceback=True)
 
         # 7. record the result (it carries the unflushed progress too); a lost record means a resend
         try:
@@ -299,7 +312,7 @@ class Processor:
                 return None
             lease = doc.leases.get(code)
             if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= doc.revision:
-                raise _LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
+                raise LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
             resumed = lease.emails_sent if lease is not None and lease.revision == doc.revision else []
             doc.leases = {
                 **doc.leases,
@@ -337,8 +350,8 @@ class Processor:
                     modification_type=PROCESSED,
                     customer_code=code,
                     revision=revision,
-                    recipients=recipients,  # type: ignore[call-arg]
-                    emails_sent=len(done),  # type: ignore[call-arg]
+                    recipients=recipients,
+                    emails_sent=len(done),
                 ),
             ]
             return doc
@@ -371,6 +384,17 @@ class Processor:
             self.archive.update(change_id, mutate)
         except Exception:  # the lease expires on its own
             logger.warning("could not release lease; it will expire")
+
+    def _retry_later(
+        self, exc: Exception, checkpoint: _Checkpointer, change_id: str, revision: int, *, traceback: bool = False
+    ) -> Result:
+        """A side effect failed: save the progress, keep trigger and lease, return the message to the queue.
+
+        Called inside the ``except`` block, so ``traceback`` logs the exception being handled."""
+        self._save_progress(checkpoint)
+        if traceback:
+            logger.exception("side effects failed")
+        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
 
     def _save_progress(self, checkpoint: _Checkpointer) -> None:
         try:

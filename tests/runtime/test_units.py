@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from runtime.archive.documents import ArchiveDocument, UnparseableMessage, parse_message_body
+from runtime.archive.documents import ArchiveDocument
 from runtime.contract import keys
 from runtime.contract.settings import ConfigurationError, OpsSettings, WorkerSettings, load
-from runtime.notify.email import RateLimiter, render_email, topic_subscribers
+from runtime.notify.rendering import render_email
+from runtime.notify.ses import RateLimiter, topic_subscribers
+from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
 
 # ---- keys ---------------------------------------------------------------------------------------
 
