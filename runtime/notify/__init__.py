@@ -1,4 +1,7 @@
 """Telling people: SES email (rendering, recipients, sending) and meetings through Microsoft Graph.
 
+``rendering`` (the email's subject, text and HTML), ``ses`` (recipients, rate, sending), ``graph``
+(tokens and calendar calls), ``meetings`` (the change's one meeting), ``errors``.
+
 Imports: ``runtime.contract``, ``runtime.telemetry``, ``runtime.aws``, ``runtime.archive``.
 """

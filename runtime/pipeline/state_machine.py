@@ -13,7 +13,8 @@ result, and a message is acknowledged only when the trigger is gone or the work 
     9 ack
 
 :func:`Processor.process` is used by the worker and by the manual ``process`` command alike, so both
-leave the same archive record and share the same idempotency.
+leave the same archive record and share the same idempotency. Our own failures are classified by
+their ``retryable`` attribute (:func:`failure_outcome`); steps 0-1 are in :mod:`runtime.pipeline.routing`.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class Mailer(Protocol):
 
 
 class MeetingCoordinator(Protocol):
-    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.meetings."""
+    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.notify.meetings.
+
+    Any exception it raises returns the message to the queue (trigger and lease stay)."""
 
     def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
 
