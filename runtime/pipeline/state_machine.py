@@ -266,10 +266,31 @@ class Processor:
             return self._delete_trigger(trigger, result, batch)
         revision = version.document.revision
 
-        # 6. side effects: the meeting first (any failure of it is retried, see MeetingCoordinator.reconcile),
-        # then the emails, whose failures are classified by ``retryable``.
-        lease = version.document.leases[self.customer_code]
+        # 6. side effects
         checkpoint = _Checkpointer(self, version, owner, every_emails=self.checkpoint_every_emails)
+        outcome = self._side_effects(version, owner, checkpoint, cancelled)
+        if isinstance(outcome, Result):
+            return outcome
+        recipients, sent = outcome
+
+        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
+        try:
+            self._record(checkpoint, owner, revision, recipients, batch)
+        except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
+            self._save_progress(checkpoint)
+            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
+        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
+        # 8. delete the trigger we read, not a newer one
+        return self._delete_trigger(trigger, result, batch)
+
+    def _side_effects(
+        self, version: VersionedArchive, owner: str, checkpoint: _Checkpointer, cancelled: threading.Event | None
+    ) -> Result | tuple[int, list[str]]:
+        """Step 6: the meeting first (any failure of it is retried, see :class:`MeetingCoordinator`), then
+        the emails, whose failures are classified by ``retryable``. Returns (recipients, sent), or the
+        result that ends processing."""
+        change_id, revision = version.document.change_id, version.document.revision
+        lease = version.document.leases[self.customer_code]
         try:
             if self.meetings is not None:
                 version = checkpoint.version = self.meetings.reconcile(version, owner)
@@ -295,16 +316,7 @@ class Processor:
             return self._retry_later(exc, checkpoint, change_id, revision)
         except Exception as exc:  # unexpected: keep trigger and lease, retry later
             return self._retry_later(exc, checkpoint, change_id, revision, traceback=True)
-
-        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
-        try:
-            self._record(checkpoint, owner, revision, len(recipients), batch)
-        except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
-            self._save_progress(checkpoint)
-            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
-        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
-        # 8. delete the trigger we read, not a newer one
-        return self._delete_trigger(trigger, result, batch)
+        return len(recipients), sent
 
     def _claim(self, change_id: str, owner: str, version: VersionedArchive, batch: MetricBatch) -> VersionedArchive:
         code, now = self.customer_code, self.clock()

@@ -31,17 +31,20 @@ __all__ = ["Worker", "decide", "overall_fate"]  # decide: runtime.pipeline.routi
 
 
 def _setting_default(name: str) -> Any:
+    """The default of a :class:`WorkerSettings` field: one source for the worker's own defaults."""
     return WorkerSettings.model_fields[name].default
 
 
-DEFAULT_MAX_CONCURRENCY: int = _setting_default("max_concurrency")
-DEFAULT_VISIBILITY_TIMEOUT: int = _setting_default("visibility_timeout_seconds")
-DEFAULT_RECEIVE_WAIT_SECONDS: int = _setting_default("receive_wait_seconds")
-DEFAULT_RETRY_BASE_SECONDS: float = _setting_default("retry_base_seconds")
-DEFAULT_DRAIN_SECONDS: float = _setting_default("drain_seconds")
+DEFAULT_MAX_CONCURRENCY = int(_setting_default("max_concurrency"))
+DEFAULT_VISIBILITY_TIMEOUT = int(_setting_default("visibility_timeout_seconds"))
+DEFAULT_RECEIVE_WAIT_SECONDS = int(_setting_default("receive_wait_seconds"))
+DEFAULT_RETRY_BASE_SECONDS = float(_setting_default("retry_base_seconds"))
+DEFAULT_DRAIN_SECONDS = float(_setting_default("drain_seconds"))
 
 
 class Worker:
+    """The receive loop of one customer's queue: bounded concurrency, message fate, drain on stop."""
+
     def __init__(
         self,
         sqs: Any,
