@@ -5,15 +5,18 @@
   Unknown fields are kept and written back unchanged: the submitter may know fields the processor
   does not, and a rewrite must never drop them.
 * :class:`ModificationEntry` — one line of the archive's audit trail.
-* Queue message envelopes: S3 event notifications (and ``s3:TestEvent``) and EventBridge
-  "Object Created" events, reduced to :class:`ObjectCreated` records.
+* :class:`MeetingMetadata`, :class:`ProcessingLease`, :class:`MeetingRequest` — parts of the archive.
+
+Every field the runtime writes is declared. Fields declared after others first wrote them as unknown
+fields (``_NULL_WHEN_SET``) are written as ``null`` when set to None, exactly as they were then.
+(The queue message envelopes are in :mod:`runtime.pipeline.envelopes`.)
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -60,6 +63,9 @@ def utcnow() -> datetime:
 class _Document(BaseModel):
     """Snake_case canonical, camelCase accepted, unknown fields preserved."""
 
+    _NULL_WHEN_SET: ClassVar[tuple[str, ...]] = ()
+    """Declared fields written as ``null`` when explicitly set to None (as unknown fields are)."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -84,10 +90,16 @@ class _Document(BaseModel):
 
     @model_serializer(mode="wrap")
     def _keep_unknown_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        """``exclude_none`` drops unset optional fields of ours, never an unknown field someone set to null."""
+        """``exclude_none`` drops unset optional fields of ours, never an unknown field someone set to null
+        (nor a field of ``_NULL_WHEN_SET`` set to null: those were unknown fields before being declared)."""
         data = handler(self)
-        if info.exclude_none and isinstance(data, dict) and self.model_extra:
-            data.update({key: None for key, value in self.model_extra.items() if value is None})
+        if info.exclude_none and isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self._NULL_WHEN_SET:
+                if name in self.model_fields_set and getattr(self, name) is None:
+                    data[(fields[name].alias or name) if info.by_alias else name] = None
+            if self.model_extra:
+                data.update({key: None for key, value in self.model_extra.items() if value is None})
         return data
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -105,15 +117,54 @@ class MeetingMetadata(_Document):
     attendees: list[str] = Field(default_factory=list)
     revision: int | None = None
     cancelled: bool = False
+    transaction_id: str | None = None
+    generation: int | None = None
+    location: str | None = None
+    teams: bool | None = None
+    attendees_total: int | None = None
+    attendees_dropped: list[str] | None = None
+
+    _NULL_WHEN_SET = ("transaction_id", "generation", "location", "teams", "attendees_total", "attendees_dropped")
 
 
 class ModificationEntry(_Document):
+    """One line of the audit trail; the counts and details after ``meeting_metadata`` apply to some types."""
+
     timestamp: datetime = Field(default_factory=utcnow)
     user_id: str = Field(min_length=1)
     modification_type: str = Field(min_length=1)
     customer_code: str | None = None
     revision: int | None = None
     meeting_metadata: MeetingMetadata | None = None
+    # submitted
+    customers: list[str] | None = None
+    # processed
+    recipients: int | None = None
+    emails_sent: int | None = None
+    # meeting_updated / meeting_cancelled
+    changed: list[str] | None = None
+    event_existed: bool | None = None
+    # restored (runtime.ops.restore)
+    restored_version_id: str | None = None
+    restored_version_time: str | None = None
+    replaced_version_id: str | None = None
+    replaced_state: str | None = None
+    carried_forward: int | None = None
+    dropped: list[dict[str, Any]] | None = None
+
+    _NULL_WHEN_SET = (
+        "customers",
+        "recipients",
+        "emails_sent",
+        "changed",
+        "event_existed",
+        "restored_version_id",
+        "restored_version_time",
+        "replaced_version_id",
+        "replaced_state",
+        "carried_forward",
+        "dropped",
+    )
 
 
 class ProcessingLease(_Document):
@@ -224,133 +275,17 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-# ---- queue message envelopes -------------------------------------------------------------------
+_MOVED_TO_PIPELINE_ENVELOPES = frozenset({"UnparseableMessage", "parse_message_body", "MAX_MESSAGE_BYTES"})
 
 
-class ObjectCreated(BaseModel):
-    """One object-created notification, whichever envelope carried it."""
+def __getattr__(name: str) -> Any:
+    """Transitional: the queue message envelopes moved to :mod:`runtime.pipeline.envelopes`.
 
-    model_config = ConfigDict(frozen=True)
-
-    bucket: str
-    key: str
-    key_is_url_encoded: bool
-    event_name: str
-    etag: str | None = None
-    sequencer: str | None = None
-
-
-class _S3Object(BaseModel):
-    key: str
-    e_tag: str | None = Field(None, alias="eTag")
-    sequencer: str | None = None
-    size: int | None = None
-
-
-class _S3Bucket(BaseModel):
-    name: str
-
-
-class _S3Entity(BaseModel):
-    bucket: _S3Bucket
-    object: _S3Object
-
-
-class S3EventRecord(BaseModel):
-    event_source: str = Field(alias="eventSource")
-    event_name: str = Field(alias="eventName")
-    s3: _S3Entity
-
-
-class S3EventNotification(BaseModel):
-    records: list[S3EventRecord] = Field(alias="Records", min_length=1)
-
-
-class S3TestEvent(BaseModel):
-    """S3 sends this once when a notification configuration is saved; it carries no object."""
-
-    service: Literal["Amazon S3"] = Field(alias="Service")
-    event: Literal["s3:TestEvent"] = Field(alias="Event")
-    bucket: str | None = Field(None, alias="Bucket")
-
-
-class _EventBridgeObject(BaseModel):
-    key: str
-    etag: str | None = None
-    sequencer: str | None = None
-
-
-class _EventBridgeDetail(BaseModel):
-    bucket: _S3Bucket
-    object: _EventBridgeObject
-
-
-class EventBridgeObjectCreated(BaseModel):
-    source: Literal["aws.s3"]
-    detail_type: Literal["Object Created"] = Field(alias="detail-type")
-    detail: _EventBridgeDetail
-
-
-class UnparseableMessage(ValueError):
-    """A queue message that is none of the envelopes this pipeline accepts (a poison message)."""
-
-
-MAX_MESSAGE_BYTES = 256 * 1024
-
-
-def parse_message_body(body: str) -> list[ObjectCreated]:
-    """Return the object-created records of a queue message; ``[]`` for an ``s3:TestEvent``.
-
-    S3 notification keys are URL-encoded; EventBridge keys are not. Both are recorded so the key
-    parser decodes exactly once.
+    ``runtime.ops.core`` and ``tests/runtime/test_sweeper.py`` (owned elsewhere) still import them from
+    here; remove this once they import ``runtime.pipeline.envelopes``.
     """
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
-        raise UnparseableMessage("message body larger than 256 KiB")
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number too long for int()
-        raise UnparseableMessage(f"body is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise UnparseableMessage("body is JSON but not an object")
-    if payload.get("Event") == "s3:TestEvent":
-        try:
-            S3TestEvent.model_validate(payload)
-        except ValidationError as exc:
-            raise UnparseableMessage(f"malformed s3:TestEvent: {describe_validation_error(exc)}") from None
-        return []
-    if "Records" in payload:
-        try:
-            notification = S3EventNotification.model_validate(payload)
-        except ValidationError as exc:
-            raise UnparseableMessage(f"malformed S3 event notification: {describe_validation_error(exc)}") from None
-        records = []
-        for record in notification.records:
-            if record.event_source != "aws:s3" or not record.event_name.startswith("ObjectCreated:"):
-                raise UnparseableMessage(f"unexpected S3 event {record.event_source}/{record.event_name}")
-            records.append(
-                ObjectCreated(
-                    bucket=record.s3.bucket.name,
-                    key=record.s3.object.key,
-                    key_is_url_encoded=True,
-                    event_name=record.event_name,
-                    etag=record.s3.object.e_tag,
-                    sequencer=record.s3.object.sequencer,
-                )
-            )
-        return records
-    if payload.get("source") == "aws.s3":
-        try:
-            event = EventBridgeObjectCreated.model_validate(payload)
-        except ValidationError as exc:
-            raise UnparseableMessage(f"malformed EventBridge S3 event: {describe_validation_error(exc)}") from None
-        return [
-            ObjectCreated(
-                bucket=event.detail.bucket.name,
-                key=event.detail.object.key,
-                key_is_url_encoded=False,
-                event_name="Object Created",
-                etag=event.detail.object.etag,
-                sequencer=event.detail.object.sequencer,
-            )
-        ]
-    raise UnparseableMessage("body is neither an S3 event notification nor an EventBridge S3 event")
+    if name in _MOVED_TO_PIPELINE_ENVELOPES:
+        from runtime.pipeline import envelopes
+
+        return getattr(envelopes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

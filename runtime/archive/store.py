@@ -19,33 +19,26 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.documents import ArchiveDocument, describe_validation_error
+from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.telemetry.metrics import MetricBatch
 
+__all__ = [
+    "ArchiveConflict",
+    "ArchiveError",
+    "ArchiveInvalid",
+    "ArchiveMissing",
+    "ArchiveStore",
+    "Mutation",
+    "VersionedArchive",
+]
+
 Mutation = Callable[[ArchiveDocument | None], ArchiveDocument | None]
 """Given the current document (None if it does not exist), return the new one, or None for no write."""
 
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-
-
-class ArchiveError(RuntimeError):
-    """Base of archive problems; ``permanent`` ones will not heal by retrying."""
-
-    permanent = False
-
-
-class ArchiveMissing(ArchiveError):
-    permanent = True
-
-
-class ArchiveInvalid(ArchiveError):
-    permanent = True
-
-
-class ArchiveConflict(ArchiveError):
-    """Compare-and-swap lost too many times in a row; the caller may try again later."""
 
 
 @dataclass(frozen=True)

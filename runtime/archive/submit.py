@@ -16,18 +16,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from runtime.archive.documents import SUBMITTED, ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.archive.errors import InvalidSubmission
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.telemetry.metrics import MetricsFactory
 
+__all__ = ["InvalidSubmission", "Submission", "submit_change", "validate_change"]
+
 # Fields the pipeline owns: a submission never overwrites what processors recorded.
 _RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "revision")
-
-
-class InvalidSubmission(ValueError):
-    """The change document or customer list is invalid; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def submit_change(
         updated = ArchiveDocument.model_validate(merged)
         updated.modifications = [
             *(current.modifications if current else []),
-            ModificationEntry(user_id=user_id, modification_type=SUBMITTED, revision=revision, customers=targets),  # type: ignore[call-arg]
+            ModificationEntry(user_id=user_id, modification_type=SUBMITTED, revision=revision, customers=targets),
         ]
         return updated
 

@@ -32,43 +32,11 @@ from urllib.parse import quote, urlsplit
 import msal
 import requests
 
+from runtime.notify.errors import GraphAuthError, GraphError, GraphThrottled
 from runtime.telemetry.log import logger
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every identity-platform and Graph request
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class GraphError(RuntimeError):
-    """A Graph request failed; ``code`` and ``graph_message`` are Graph's own error fields."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str = "",
-        graph_message: str = "",
-        request_id: str = "",
-        retryable: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.graph_message = graph_message
-        self.request_id = request_id
-        self.retryable = retryable
-
-
-class GraphAuthError(GraphError):
-    """No usable token: the token request failed, or Graph rejected a freshly acquired token."""
-
-
-class GraphThrottled(GraphError):
-    """Graph kept answering 429/503 (or asked for a longer wait than we block for); retry later."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, retryable=True, **kwargs)
-        self.retry_after = retry_after
 
 
 def graph_scope(base_url: str) -> str:
@@ -382,7 +350,7 @@ class GraphClient:
             return payload if isinstance(payload, dict) else {"value": payload}
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.max_retry_after, self.backoff_base * 2 ** (attempt - 1))
+        return min(self.max_retry_after, self.backoff_base * 2.0 ** (attempt - 1))
 
 
 # ---- the organizer's calendar ------------------------------------------------------------------

@@ -24,20 +24,19 @@ Exactly-once creation rests on three layers, each covering the next one's gap:
    which is why layer 2 uses an extended property.
 
 Attendees are the union, de-duplicated case-insensitively, of every customer's ``aws-calendar``
-subscribers, read through each customer's read-only contact role; past Graph's limit of 500 attendees
-per event they are capped round-robin across customers, and what was dropped is logged and recorded in
-the meeting metadata (``attendees_dropped``).
+subscribers, read through each customer's read-only contact role (:mod:`runtime.notify.attendees`);
+past Graph's limit of 500 attendees per event they are capped round-robin across customers, and what
+was dropped is logged and recorded in the meeting metadata (``attendees_dropped``).
 """
 
 from __future__ import annotations
 
 import enum
 import html
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,32 +54,17 @@ from runtime.archive.documents import (
     utcnow,
 )
 from runtime.archive.store import ArchiveStore, VersionedArchive
-from runtime.contract.names import CALENDAR_TOPIC
 from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
-from runtime.notify.email import CustomerSes, EmailConfigurationError, EmailError, topic_subscribers
-from runtime.notify.graph import GraphCalendar, GraphClient, GraphError, MsalTokenProvider, graph_scope
+from runtime.notify.attendees import MAX_ATTENDEES, AttendeeSelection, ContactDirectory, merge_attendees
+from runtime.notify.errors import GraphError, MeetingBusy
+from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, graph_scope
 from runtime.telemetry.log import logger
-
-MAX_ATTENDEES = 500
-"""Graph: "The maximum number of attendees included in an event ... is 500" (event resource)."""
 
 TRANSACTION_NAMESPACE = uuid.UUID("4217f0d7-c3c5-4af1-a85c-154b1b143a60")
 """Namespace of the uuid5 transaction ids: the same change id always gives the same transaction id."""
 
 TAG_PROPERTY_ID = "String {0cc04442-9010-431e-8b9f-58dc6027500b} Name TtpMeetingTransactionId"
 """The single-value extended property every event we create carries (value: its transaction id)."""
-
-
-class MeetingError(RuntimeError):
-    """The meeting could not be reconciled now; the processor retries the message later."""
-
-
-class MeetingBusy(MeetingError):
-    """Another processor holds the meeting lease and has not recorded its result yet."""
-
-
-class MeetingConfigurationError(MeetingError):
-    """Settings do not allow reading a customer's calendar subscribers (names the variable to fix)."""
 
 
 class Action(enum.Enum):
@@ -101,12 +85,6 @@ def transaction_id(change_id: str, generation: int = 0) -> str:
     return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
 
 
-def _extra(meta: MeetingMetadata | None, name: str, default: Any = None) -> Any:
-    if meta is None:
-        return default
-    return (meta.model_extra or {}).get(name, default)
-
-
 def plan(doc: ArchiveDocument) -> Action:
     """What the archive says must happen to the meeting; a pure function of the document."""
     meta = doc.meeting_metadata
@@ -123,104 +101,6 @@ def plan(doc: ArchiveDocument) -> Action:
     if (meta.revision or 0) < doc.revision:
         return Action.SYNC
     return Action.NONE
-
-
-# ---- attendees ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttendeeSelection:
-    attendees: list[str]
-    dropped: list[str] = field(default_factory=list)
-    total: int = 0
-
-
-def merge_attendees(
-    per_customer: Iterable[tuple[str, Iterable[str]]],
-    *,
-    organizer: str | None = None,
-    limit: int = MAX_ATTENDEES,
-) -> AttendeeSelection:
-    """Union of the customers' subscribers, de-duplicated case-insensitively (first spelling wins).
-
-    The organizer is left out (Graph adds the organizer itself). Over ``limit``, attendees are taken
-    round-robin across customers so one large customer cannot crowd out the others; the rest are
-    returned as ``dropped`` for the caller to report.
-    """
-    seen: set[str] = set()
-    if organizer:
-        seen.add(organizer.strip().casefold())
-    queues: list[list[str]] = []
-    for _code, addresses in per_customer:
-        unique: list[str] = []
-        for address in addresses:
-            cleaned = address.strip()
-            key = cleaned.casefold()
-            if cleaned and key not in seen:
-                seen.add(key)
-                unique.append(cleaned)
-        queues.append(unique)
-    total = sum(len(q) for q in queues)
-    ordered: list[str] = []
-    index = 0
-    while any(index < len(q) for q in queues):
-        ordered.extend(q[index] for q in queues if index < len(q))
-        index += 1
-    return AttendeeSelection(ordered[:limit], ordered[limit:], total)
-
-
-class ContactDirectory:
-    """Each customer's ``aws-calendar`` subscribers, read through its read-only contact role."""
-
-    def __init__(
-        self,
-        roles: Mapping[str, str],
-        external_id: str | None,
-        contact_list: str,
-        *,
-        region: str | None = None,
-        base_session: boto3.session.Session | None = None,
-        topic: str = CALENDAR_TOPIC,
-        ses_factory: Callable[[str], Any] | None = None,
-    ) -> None:
-        self.roles = dict(roles)
-        self.external_id = external_id
-        self.contact_list = contact_list
-        self.topic = topic
-        self._region = region
-        self._base_session = base_session
-        self._ses_factory = ses_factory
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def _ses(self, code: str) -> Any:
-        if self._ses_factory is not None:
-            return self._ses_factory(code)
-        with self._lock:
-            if code not in self._clients:
-                role = self.roles.get(code)
-                if role is None:
-                    raise MeetingConfigurationError(
-                        f"no contact-reader role for customer {code!r}: add it to {env_var('calendar_contact_roles')}"
-                    )
-                if not self.external_id:
-                    raise MeetingConfigurationError(f"{env_var('contact_reader_external_id')} is not set")
-                customer = CustomerSes(
-                    role, self.external_id, f"ttp-calendar-{code}", region=self._region, base_session=self._base_session
-                )
-                self._clients[code] = customer.client("sesv2")
-            return self._clients[code]
-
-    def subscribers(self, code: str) -> list[str]:
-        ses = self._ses(code)
-        try:
-            return topic_subscribers(ses, self.contact_list, self.topic)
-        except EmailConfigurationError as exc:
-            # The customer has no such list or topic: nobody there asked for invites. Not an error.
-            logger.warning("no calendar subscribers for customer", extra={"customer": code, "reason": str(exc)})
-            return []
-        except EmailError as exc:
-            raise MeetingError(f"cannot read calendar subscribers of {code}: {exc}") from exc
 
 
 # ---- the coordinator ---------------------------------------------------------------------------
@@ -501,12 +381,12 @@ class MeetingCoordinator:
             attendees=desired.attendees.attendees,
             revision=doc.revision,
             cancelled=False,
-            transaction_id=tx,  # type: ignore[call-arg]
-            generation=generation,  # type: ignore[call-arg]
-            location=desired.location,  # type: ignore[call-arg]
-            teams=desired.teams,  # type: ignore[call-arg]
-            attendees_total=desired.attendees.total,  # type: ignore[call-arg]
-            attendees_dropped=desired.attendees.dropped,  # type: ignore[call-arg]
+            transaction_id=tx,
+            generation=generation,
+            location=desired.location,
+            teams=desired.teams,
+            attendees_total=desired.attendees.total,
+            attendees_dropped=desired.attendees.dropped,
         )
 
     def _find(self, tx: str) -> dict[str, Any] | None:
@@ -518,7 +398,7 @@ class MeetingCoordinator:
     def _create(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
         doc = version.document
         previous = doc.meeting_metadata
-        generation = int(_extra(previous, "generation", 0)) + 1 if previous is not None and previous.cancelled else 0
+        generation = (previous.generation or 0) + 1 if previous is not None and previous.cancelled else 0
         tx = transaction_id(doc.change_id, generation)
         event = self._find(tx)
         if event is not None:
@@ -571,9 +451,9 @@ class MeetingCoordinator:
         ):
             changes["start"] = _graph_time(desired.start)
             changes["end"] = _graph_time(desired.end)
-        if _extra(meta, "location") != desired.location and desired.location is not None:
+        if meta.location != desired.location and desired.location is not None:
             changes["location"] = {"displayName": desired.location}
-        if desired.teams and not _extra(meta, "teams", False):
+        if desired.teams and not meta.teams:
             changes["isOnlineMeeting"] = True
             changes["onlineMeetingProvider"] = "teamsForBusiness"
         if not _same_addresses(meta.attendees, desired.attendees.attendees):
@@ -587,7 +467,7 @@ class MeetingCoordinator:
             join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or join_url
         updated = MeetingMetadata.model_validate(
             {
-                **meta.model_dump(),
+                **meta.model_dump(exclude_unset=True),  # unset fields stay unset (and unwritten)
                 "subject": desired.subject,
                 "start_time": desired.start,
                 "end_time": desired.end,
@@ -595,7 +475,7 @@ class MeetingCoordinator:
                 "revision": doc.revision,
                 "join_url": join_url,
                 "location": desired.location,
-                "teams": desired.teams or bool(_extra(meta, "teams", False)),
+                "teams": desired.teams or bool(meta.teams),
                 "attendees_total": desired.attendees.total,
                 "attendees_dropped": desired.attendees.dropped,
             }
@@ -619,7 +499,7 @@ class MeetingCoordinator:
                 organizer=self.organizer,
                 subject=event.get("subject"),
                 attendees=_event_attendees(event),
-                transaction_id=transaction_id(doc.change_id, 0),  # type: ignore[call-arg]
+                transaction_id=transaction_id(doc.change_id, 0),
             )
         comment = f"Change {doc.change_id} ({doc.title}) was cancelled."
         existed = self.calendar.cancel(meta.meeting_id, comment)

@@ -8,7 +8,7 @@ from runtime import aws
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.settings import MeetingSettings, SenderSettings, WorkerSettings, load
-from runtime.notify.email import CustomerSes, RateLimiter, SesMailer
+from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
 from runtime.pipeline.state_machine import Processor
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory

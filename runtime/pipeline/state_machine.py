@@ -13,7 +13,8 @@ result, and a message is acknowledged only when the trigger is gone or the work 
     9 ack
 
 :func:`Processor.process` is used by the worker and by the manual ``process`` command alike, so both
-leave the same archive record and share the same idempotency.
+leave the same archive record and share the same idempotency. Our own failures are classified by
+their ``retryable`` attribute (:func:`failure_outcome`); steps 0-1 are in :mod:`runtime.pipeline.routing`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
-from runtime.archive.store import ArchiveConflict, ArchiveError, ArchiveStore, VersionedArchive
+from runtime.archive.errors import ArchiveConflict, ArchiveError
+from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
+from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
-from runtime.notify.email import EmailConfigurationError, EmailError, RenderedEmail, SendInterrupted, render_email
+from runtime.notify.rendering import RenderedEmail, render_email
+from runtime.pipeline.errors import LeaseHeld, LeaseLost
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricBatch, MetricsFactory
 
@@ -92,17 +96,26 @@ class Mailer(Protocol):
 
 
 class MeetingCoordinator(Protocol):
-    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.meetings."""
+    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.notify.meetings.
+
+    Any exception it raises returns the message to the queue (trigger and lease stay)."""
 
     def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
 
 
-class _LeaseHeld(Exception):
-    pass
+def failure_outcome(exc: PipelineError) -> Outcome:
+    """The one classification of our own failures: retryable ones retry, the others dead-letter."""
+    return Outcome.RETRY if exc.retryable else Outcome.PERMANENT_ERROR
 
 
-class LeaseLost(RuntimeError):
-    """Another owner took over our lease (a newer revision, or ours expired); stop side effects."""
+def overall_fate(results: list[Result]) -> Fate:
+    """The message's fate from its records' results: any retry retries it, else any dead letter wins."""
+    fates = {r.fate for r in results}
+    if Fate.RETRY in fates:
+        return Fate.RETRY
+    if Fate.DEAD_LETTER in fates:
+        return Fate.DEAD_LETTER
+    return Fate.ACK
 
 
 class _Checkpointer:
@@ -224,8 +237,8 @@ class Processor:
         # 3. the archive is the only source of truth
         try:
             version = self.archive.load(change_id)
-        except ArchiveError as exc:
-            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id)
+        except ArchiveError as exc:  # missing or invalid: not retryable
+            return Result(failure_outcome(exc), str(exc), change_id)
         document = version.document
         if self.customer_code not in document.customers:
             return Result(
@@ -244,21 +257,46 @@ class Processor:
         # 5. claim
         try:
             version = self._claim(change_id, owner, version, batch)
-        except _LeaseHeld as exc:
+        except LeaseHeld as exc:
             return Result(Outcome.LEASE_HELD, str(exc), change_id, revision)
         except ArchiveError as exc:
-            return Result(Outcome.PERMANENT_ERROR if exc.permanent else Outcome.RETRY, str(exc), change_id, revision)
+            return Result(failure_outcome(exc), str(exc), change_id, revision)
         if version.document.is_processed(self.customer_code, revision):
             result = Result(Outcome.ALREADY_RECORDED, "recorded by another processor meanwhile", change_id, revision)
             return self._delete_trigger(trigger, result, batch)
         revision = version.document.revision
 
         # 6. side effects
-        lease = version.document.leases[self.customer_code]
         checkpoint = _Checkpointer(self, version, owner, every_emails=self.checkpoint_every_emails)
+        outcome = self._side_effects(version, owner, checkpoint, cancelled)
+        if isinstance(outcome, Result):
+            return outcome
+        recipients, sent = outcome
+
+        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
+        try:
+            self._record(checkpoint, owner, revision, recipients, batch)
+        except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
+            self._save_progress(checkpoint)
+            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
+        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
+        # 8. delete the trigger we read, not a newer one
+        return self._delete_trigger(trigger, result, batch)
+
+    def _side_effects(
+        self, version: VersionedArchive, owner: str, checkpoint: _Checkpointer, cancelled: threading.Event | None
+    ) -> Result | tuple[int, list[str]]:
+        """Step 6: the meeting first (any failure of it is retried, see :class:`MeetingCoordinator`), then
+        the emails, whose failures are classified by ``retryable``. Returns (recipients, sent), or the
+        result that ends processing."""
+        change_id, revision = version.document.change_id, version.document.revision
+        lease = version.document.leases[self.customer_code]
         try:
             if self.meetings is not None:
                 version = checkpoint.version = self.meetings.reconcile(version, owner)
+        except Exception as exc:
+            return self._retry_later(exc, checkpoint, change_id, revision, traceback=not isinstance(exc, ArchiveError))
+        try:
             recipients = self.mailer.subscribers(version.document.topic)
             message = render_email(version.document, self.customer_code)
             sent = self.mailer.send(
@@ -269,26 +307,16 @@ class Processor:
                 on_sent=checkpoint.on_sent,
                 cancelled=cancelled,
             )
-        except EmailConfigurationError as exc:
-            self._release_lease(change_id, owner, checkpoint)
-            return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
-        except (SendInterrupted, EmailError, LeaseLost, ArchiveError) as exc:
-            self._save_progress(checkpoint)
-            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
-        except Exception as exc:  # a meeting or unexpected failure: keep trigger and lease, retry later
-            self._save_progress(checkpoint)
-            logger.exception("side effects failed")
-            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
-
-        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
-        try:
-            self._record(checkpoint, owner, revision, len(recipients), batch)
-        except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
-            self._save_progress(checkpoint)
-            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
-        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
-        # 8. delete the trigger we read, not a newer one
-        return self._delete_trigger(trigger, result, batch)
+        except ArchiveError as exc:  # a progress checkpoint could not be written: always retried
+            return self._retry_later(exc, checkpoint, change_id, revision)
+        except PipelineError as exc:
+            if failure_outcome(exc) is Outcome.PERMANENT_ERROR:  # the customer's SES setup
+                self._release_lease(change_id, owner, checkpoint)
+                return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
+            return self._retry_later(exc, checkpoint, change_id, revision)
+        except Exception as exc:  # unexpected: keep trigger and lease, retry later
+            return self._retry_later(exc, checkpoint, change_id, revision, traceback=True)
+        return len(recipients), sent
 
     def _claim(self, change_id: str, owner: str, version: VersionedArchive, batch: MetricBatch) -> VersionedArchive:
         code, now = self.customer_code, self.clock()
@@ -299,7 +327,7 @@ class Processor:
                 return None
             lease = doc.leases.get(code)
             if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= doc.revision:
-                raise _LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
+                raise LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
             resumed = lease.emails_sent if lease is not None and lease.revision == doc.revision else []
             doc.leases = {
                 **doc.leases,
@@ -337,8 +365,8 @@ class Processor:
                     modification_type=PROCESSED,
                     customer_code=code,
                     revision=revision,
-                    recipients=recipients,  # type: ignore[call-arg]
-                    emails_sent=len(done),  # type: ignore[call-arg]
+                    recipients=recipients,
+                    emails_sent=len(done),
                 ),
             ]
             return doc
@@ -371,6 +399,17 @@ class Processor:
             self.archive.update(change_id, mutate)
         except Exception:  # the lease expires on its own
             logger.warning("could not release lease; it will expire")
+
+    def _retry_later(
+        self, exc: Exception, checkpoint: _Checkpointer, change_id: str, revision: int, *, traceback: bool = False
+    ) -> Result:
+        """A side effect failed: save the progress, keep trigger and lease, return the message to the queue.
+
+        Called inside the ``except`` block, so ``traceback`` logs the exception being handled."""
+        self._save_progress(checkpoint)
+        if traceback:
+            logger.exception("side effects failed")
+        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
 
     def _save_progress(self, checkpoint: _Checkpointer) -> None:
         try:

@@ -2,7 +2,7 @@
 
 * Bounded concurrency (a thread pool of ``max_concurrency``), one long-poll receive at a time.
 * A heartbeat thread extends the visibility of every in-flight message, so slow work is never
-  handed to a second consumer.
+  handed to a second consumer (:mod:`runtime.pipeline.in_flight`).
 * Message fate follows the processor's result: ack → delete; retry → visible again after a backoff
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
@@ -18,64 +18,33 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.archive.documents import UnparseableMessage, parse_message_body
-from runtime.contract import keys
-from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result
+from runtime.contract.settings import WorkerSettings
+from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
+from runtime.pipeline.in_flight import InFlight
+from runtime.pipeline.routing import decide
+from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result, overall_fate
 from runtime.telemetry.log import log_context, logger
 
-
-@dataclass
-class _InFlight:
-    message_id: str
-    receipt_handle: str
-    received_at: float = field(default_factory=time.monotonic)
+__all__ = ["Worker", "decide", "overall_fate"]  # decide: runtime.pipeline.routing; overall_fate: state_machine
 
 
-def decide(
-    body: str, bucket: str, processor: Processor, owner: str, cancelled: threading.Event | None = None
-) -> list[Result]:
-    """Steps 0-1 (parse, route) for one message body, then the processor for each record."""
-    try:
-        records = parse_message_body(body)
-    except UnparseableMessage as exc:
-        return [Result(Outcome.POISON, str(exc))]
-    if not records:
-        return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
-    results = []
-    for record in records:
-        if record.bucket != bucket:
-            results.append(Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {bucket!r}"))
-            continue
-        try:
-            ref = keys.parse_trigger_key(record.key, encoded=record.key_is_url_encoded)
-        except keys.InvalidKeyError as exc:
-            results.append(Result(Outcome.POISON, f"unsafe or misrouted key: {exc}"))
-            continue
-        if ref.customer_code != processor.customer_code:
-            results.append(
-                Result(
-                    Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}"
-                )
-            )
-            continue
-        with log_context(change_id=ref.change_id):
-            results.append(processor.process(ref, owner, cancelled))
-    return results
+def _setting_default(name: str) -> Any:
+    """The default of a :class:`WorkerSettings` field: one source for the worker's own defaults."""
+    return WorkerSettings.model_fields[name].default
 
 
-def overall_fate(results: list[Result]) -> Fate:
-    fates = {r.fate for r in results}
-    if Fate.RETRY in fates:
-        return Fate.RETRY
-    if Fate.DEAD_LETTER in fates:
-        return Fate.DEAD_LETTER
-    return Fate.ACK
+DEFAULT_MAX_CONCURRENCY = int(_setting_default("max_concurrency"))
+DEFAULT_VISIBILITY_TIMEOUT = int(_setting_default("visibility_timeout_seconds"))
+DEFAULT_RECEIVE_WAIT_SECONDS = int(_setting_default("receive_wait_seconds"))
+DEFAULT_RETRY_BASE_SECONDS = float(_setting_default("retry_base_seconds"))
+DEFAULT_DRAIN_SECONDS = float(_setting_default("drain_seconds"))
 
 
 class Worker:
+    """The receive loop of one customer's queue: bounded concurrency, message fate, drain on stop."""
+
     def __init__(
         self,
         sqs: Any,
@@ -83,11 +52,11 @@ class Worker:
         bucket: str,
         processor: Processor,
         *,
-        max_concurrency: int = 4,
-        visibility_timeout: int = 300,
-        receive_wait_seconds: int = 20,
-        retry_base_seconds: float = 30.0,
-        drain_seconds: float = 90.0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+        receive_wait_seconds: int = DEFAULT_RECEIVE_WAIT_SECONDS,
+        retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         heartbeat_seconds: float | None = None,
     ) -> None:
         self._sqs = sqs
@@ -105,7 +74,9 @@ class Worker:
         self.cancelled = threading.Event()
         self._finished = threading.Event()
         self._stop_requested_at: float | None = None
-        self._in_flight: dict[str, _InFlight] = {}
+        self.in_flight = InFlight(
+            sqs, queue_url, visibility_timeout=visibility_timeout, heartbeat_seconds=self.heartbeat_seconds
+        )
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max_concurrency)
         self.handled = 0
@@ -129,7 +100,9 @@ class Worker:
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Receive and process until SIGTERM (or ``until()`` is true), then drain."""
         logger.info("worker started", extra={"queue_url": self.queue_url, "instance": self.instance_id})
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat = threading.Thread(
+            target=self.in_flight.heartbeat_loop, args=(self._finished,), name="heartbeat", daemon=True
+        )
         heartbeat.start()
         futures: set[Future[None]] = set()
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="process") as pool:
@@ -149,7 +122,7 @@ class Worker:
                     self.stopping.wait(0.2)  # short polling on an empty queue must not spin
                 for message in messages:
                     if self.stopping.is_set():
-                        self._return_to_queue(message["ReceiptHandle"], 0)
+                        self.in_flight.return_to_queue(message["ReceiptHandle"], 0)
                         self._slots.release()
                         continue
                     futures.add(pool.submit(self._handle, message))
@@ -164,7 +137,7 @@ class Worker:
         if not self._slots.acquire(timeout=1.0):
             return 0
         free = 1
-        while free < min(10, self.max_concurrency) and self._slots.acquire(blocking=False):
+        while free < min(MAX_BATCH_SIZE, self.max_concurrency) and self._slots.acquire(blocking=False):
             free += 1
         return free
 
@@ -190,10 +163,7 @@ class Worker:
             while pending and time.monotonic() < grace:
                 time.sleep(0.05)
                 pending = {f for f in pending if not f.done()}
-        with self._lock:
-            leftovers = list(self._in_flight.values())
-        for item in leftovers:
-            self._return_to_queue(item.receipt_handle, 0)
+        self.in_flight.return_all()
 
     # ---- SQS ----------------------------------------------------------------------------------
 
@@ -207,48 +177,13 @@ class Worker:
         )
         return list(response.get("Messages", []))
 
-    def _return_to_queue(self, receipt_handle: str, delay: int) -> None:
-        try:
-            self._sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-            )
-        except Exception as exc:
-            logger.warning("could not change message visibility", extra={"error": str(exc)})
-
-    def _heartbeat_loop(self) -> None:
-        """Extend the visibility of every in-flight message until the worker has fully stopped."""
-        while not self._finished.wait(self.heartbeat_seconds):
-            with self._lock:
-                items = list(self._in_flight.values())
-            for start in range(0, len(items), 10):
-                chunk = items[start : start + 10]
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
-                    for i, it in enumerate(chunk)
-                ]
-                try:
-                    response = self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
-                except Exception as exc:
-                    logger.warning("visibility heartbeat failed", extra={"error": str(exc)})
-                    continue
-                for failed in response.get("Failed", []):
-                    item = chunk[int(failed["Id"])]
-                    logger.warning(
-                        "visibility heartbeat refused; the message may be delivered again",
-                        extra={
-                            "message_id": item.message_id,
-                            "error": f"{failed.get('Code')}: {failed.get('Message')}",
-                        },
-                    )
-
     # ---- one message --------------------------------------------------------------------------
 
     def _handle(self, message: dict[str, Any]) -> None:
         message_id = message["MessageId"]
         receipt = message["ReceiptHandle"]
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        with self._lock:
-            self._in_flight[message_id] = _InFlight(message_id, receipt)
+        self.in_flight.add(message_id, receipt)
         try:
             with log_context(message_id=message_id, receive_count=receives):
                 try:
@@ -263,8 +198,7 @@ class Worker:
                     self._log_result(result, fate)
                 self._settle(receipt, fate, receives)
         finally:
-            with self._lock:
-                self._in_flight.pop(message_id, None)
+            self.in_flight.remove(message_id)
             with self._lock:
                 self.handled += 1
             self._slots.release()
@@ -276,10 +210,12 @@ class Worker:
             except Exception as exc:  # the message comes back; the trigger is gone, so it is a cheap duplicate
                 logger.warning("could not delete message", extra={"error": str(exc)})
         elif fate is Fate.DEAD_LETTER:
-            self._return_to_queue(receipt, 0)
+            self.in_flight.return_to_queue(receipt, 0)
         else:
             delay = 0 if self.cancelled.is_set() else self.retry_base_seconds * 2 ** max(0, receives - 1)
-            self._return_to_queue(receipt, int(min(delay, self.visibility_timeout, 43200)))
+            self.in_flight.return_to_queue(
+                receipt, int(min(delay, self.visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
+            )
 
     @staticmethod
     def _log_result(result: Result, fate: Fate) -> None:

@@ -40,9 +40,10 @@ from runtime.archive.documents import utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.settings import OpsSettings
-from runtime.notify.email import RateLimiter, SesMailer
+from runtime.notify.attendees import ContactDirectory
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
-from runtime.notify.meetings import ContactDirectory, MeetingCoordinator
+from runtime.notify.meetings import MeetingCoordinator
+from runtime.notify.ses import RateLimiter, SesMailer
 from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
 from runtime.pipeline.state_machine import Processor
 from runtime.pipeline.worker import Worker

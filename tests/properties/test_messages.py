@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from runtime.archive.documents import ArchiveDocument, ProcessingLease
 from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
-from runtime.pipeline.state_machine import Outcome, Processor
-from runtime.pipeline.worker import Worker, decide, overall_fate
+from runtime.pipeline.routing import decide
+from runtime.pipeline.state_machine import Outcome, Processor, overall_fate
+from runtime.pipeline.worker import Worker
 from tests.support.aws_platform import Faulty, Platform
 from tests.support.properties import bounded
 
@@ -288,4 +289,4 @@ def test_worker_settles_every_message_exactly_once(subject: tuple[Platform, Proc
     [(call, kwargs)] = sqs.calls
     if call == "change_message_visibility":  # dead-lettered: visible at once, the redrive policy moves it to the DLQ
         assert kwargs["VisibilityTimeout"] == 0, f"bad input was retried instead of dead-lettered: {body[:200]!r}"
-    assert worker.handled == 1 and not worker._in_flight
+    assert worker.handled == 1 and not worker.in_flight

@@ -15,7 +15,7 @@ from devtools.emulator import make_conditional_writes_atomic
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
-from runtime.notify.email import RateLimiter, SesMailer
+from runtime.notify.ses import RateLimiter, SesMailer
 from runtime.pipeline.state_machine import Processor
 from runtime.telemetry.metrics import MetricsFactory
 

@@ -11,8 +11,8 @@ import pytest
 from runtime.archive.documents import utcnow
 from runtime.archive.triggers import DeleteOutcome
 from runtime.contract.keys import TriggerRef
-from runtime.pipeline.state_machine import Fate, Outcome
-from runtime.pipeline.worker import decide, overall_fate
+from runtime.pipeline.routing import decide
+from runtime.pipeline.state_machine import Fate, Outcome, overall_fate
 from tests.support.aws_platform import Faulty, Platform, client_error
 
 HTS = TriggerRef("hts", "CHG-1")
@@ -256,7 +256,7 @@ def test_archive_conflicts_are_reapplied_and_lose_nothing(platform: Platform) ->
 
 
 def test_ses_throttling_is_retried_then_succeeds(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runtime.notify.email as emails_module
+    import runtime.notify.ses as emails_module
 
     monkeypatch.setattr(emails_module.time, "sleep", lambda _s: None)
     platform.submit()
@@ -268,7 +268,7 @@ def test_ses_throttling_is_retried_then_succeeds(platform: Platform, monkeypatch
 
 
 def test_ses_throttling_that_persists_returns_the_message(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runtime.notify.email as emails_module
+    import runtime.notify.ses as emails_module
 
     monkeypatch.setattr(emails_module.time, "sleep", lambda _s: None)
     monkeypatch.setattr(emails_module.random, "uniform", lambda _a, _b: 0.0)

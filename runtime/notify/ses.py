@@ -1,11 +1,10 @@
-"""Email to a customer's subscribers through the customer's own SES (DESIGN.md §4).
+"""Sending email to a customer's subscribers through the customer's own SES (DESIGN.md §4).
 
 * :class:`CustomerSes` assumes the customer's sender role (role ARN + ExternalId) with botocore's
   refreshing assume-role credentials and hands out SES v2 clients in that account.
 * :func:`topic_subscribers` reads the contact list and keeps contacts opted in to a topic, applying
   the filter on the client too (not every SES implementation honours ``TopicFilter``).
-* :func:`render_email` builds subject, text and HTML from the change document; the HTML is escaped
-  and the subject cannot carry a header break.
+* Rendering (subject, text, HTML) is :mod:`runtime.notify.rendering`.
 * :class:`EmailSender` sends one ``SendEmail`` per recipient with ``ListManagementOptions`` (personal
   unsubscribe links), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
   retried by botocore's standard mode first, then by a bounded backoff here.
@@ -13,7 +12,6 @@
 
 from __future__ import annotations
 
-import html
 import random
 import threading
 import time
@@ -26,23 +24,12 @@ import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.archive.documents import ArchiveDocument
 from runtime.aws import client_config, error_code
+from runtime.notify.errors import EmailConfigurationError, EmailError, SendInterrupted
+from runtime.notify.rendering import RenderedEmail
 
 THROTTLING_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
 RECIPIENT_REJECTED_CODES = {"MessageRejected", "BadRequestException"}
-
-
-class EmailError(RuntimeError):
-    """Sending failed; the message returns to the queue (trigger and lease stay)."""
-
-
-class EmailConfigurationError(EmailError):
-    """The customer's SES setup is wrong (missing list or topic): retrying will not help soon."""
-
-
-class SendInterrupted(EmailError):
-    """The worker is shutting down; what was sent is checkpointed, the rest is retried later."""
 
 
 class CustomerSes:
@@ -83,12 +70,11 @@ class CustomerSes:
 def _opted_in(contact: dict[str, Any], topic: str, default_status: str) -> bool:
     if contact.get("UnsubscribeAll"):
         return False
-    for preference in contact.get("TopicPreferences", []):
-        if preference.get("TopicName") == topic:
-            return preference.get("SubscriptionStatus") == "OPT_IN"
-    for preference in contact.get("TopicDefaultPreferences", []):
-        if preference.get("TopicName") == topic:
-            return preference.get("SubscriptionStatus") == "OPT_IN"
+    for preferences in ("TopicPreferences", "TopicDefaultPreferences"):
+        for preference in contact.get(preferences, []):
+            if preference.get("TopicName") == topic:
+                status: object = preference.get("SubscriptionStatus")
+                return status == "OPT_IN"
     return default_status == "OPT_IN"
 
 
@@ -124,51 +110,6 @@ def topic_subscribers(ses: Any, contact_list: str, topic: str) -> list[str]:
         if not token:
             return addresses
         request["NextToken"] = token
-
-
-# ---- rendering ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
-
-
-def _one_line(value: str) -> str:
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
-
-
-def render_email(document: ArchiveDocument, customer_code: str) -> RenderedEmail:
-    status = "CANCELLED" if document.status == "cancelled" else "Change notification"
-    subject = _one_line(f"[{status}] {document.title} ({document.change_id})")[:250]
-    window = ""
-    if document.implementation_start:
-        end = f" to {document.implementation_end.isoformat()}" if document.implementation_end else ""
-        window = f"{document.implementation_start.isoformat()}{end}"
-    rows = [
-        ("Change", document.change_id),
-        ("Revision", str(document.revision)),
-        ("Status", document.status),
-        ("Customer", customer_code),
-    ]
-    if window:
-        rows.append(("Implementation window", window))
-    text_lines = [document.title, "", *(f"{k}: {v}" for k, v in rows)]
-    if document.summary:
-        text_lines += ["", document.summary]
-    if document.description:
-        text_lines += ["", document.description]
-    esc = html.escape
-    table = "".join(f'<tr><th align="left">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
-    paragraphs = "".join(
-        f"<p>{esc(part).replace(chr(10), '<br>')}</p>" for part in (document.summary, document.description) if part
-    )
-    body_html = (
-        f"<!DOCTYPE html><html><body><h2>{esc(document.title)}</h2><table>{table}</table>{paragraphs}</body></html>"
-    )
-    return RenderedEmail(subject, "\n".join(text_lines) + "\n", body_html)
 
 
 # ---- sending -----------------------------------------------------------------------------------
@@ -285,7 +226,7 @@ class EmailSender:
 
 
 class SesMailer:
-    """The processor's :class:`~runtime.processor.Mailer` over a customer's SES."""
+    """The processor's :class:`~runtime.pipeline.state_machine.Mailer` over a customer's SES."""
 
     def __init__(self, ses: Callable[[], Any], from_address: str, contact_list: str, limiter: RateLimiter) -> None:
         self._ses = ses

@@ -13,12 +13,10 @@ import requests
 
 from devtools.fake_graph import FakeGraph, worker_env
 from runtime.notify import graph as graph_module
+from runtime.notify.errors import GraphAuthError, GraphError, GraphThrottled
 from runtime.notify.graph import (
-    GraphAuthError,
     GraphCalendar,
     GraphClient,
-    GraphError,
-    GraphThrottled,
     MsalTokenProvider,
     TimeoutSession,
     graph_scope,

@@ -21,14 +21,9 @@ from runtime.contract.keys import TriggerRef
 from runtime.contract.names import CALENDAR_TOPIC
 from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, load
 from runtime.notify import meetings as meetings_module
+from runtime.notify.attendees import MAX_ATTENDEES, ContactDirectory, merge_attendees
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
-from runtime.notify.meetings import (
-    MAX_ATTENDEES,
-    ContactDirectory,
-    MeetingCoordinator,
-    merge_attendees,
-    transaction_id,
-)
+from runtime.notify.meetings import MeetingCoordinator, transaction_id
 from runtime.pipeline.state_machine import Outcome, Processor
 from tests.support.aws_platform import Faulty, Platform
 

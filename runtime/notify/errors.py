@@ -1,0 +1,83 @@
+"""The exceptions of ``runtime.notify``: email (SES), Microsoft Graph and meetings.
+
+All derive from :class:`~runtime.contract.errors.PipelineError`; ``retryable`` says whether the message
+may succeed later. The only non-retryable email failure is a wrong SES setup of the customer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.contract.errors import PipelineError
+
+# ---- email -------------------------------------------------------------------------------------
+
+
+class EmailError(PipelineError):
+    """Sending failed; the message returns to the queue (trigger and lease stay)."""
+
+
+class EmailConfigurationError(EmailError):
+    """The customer's SES setup is wrong (missing list or topic): retrying will not help soon."""
+
+    retryable = False
+
+
+class SendInterrupted(EmailError):
+    """The worker is shutting down; what was sent is checkpointed, the rest is retried later."""
+
+
+# ---- Microsoft Graph ---------------------------------------------------------------------------
+
+
+class GraphError(PipelineError):
+    """A Graph request failed; ``code`` and ``graph_message`` are Graph's own error fields.
+
+    ``retryable`` is decided per response: throttling, 5xx and network failures are, other 4xx not.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        graph_message: str = "",
+        request_id: str = "",
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.graph_message = graph_message
+        self.request_id = request_id
+        self.retryable = retryable
+
+
+class GraphAuthError(GraphError):
+    """No usable token: the token request failed, or Graph rejected a freshly acquired token."""
+
+
+class GraphThrottled(GraphError):
+    """Graph kept answering 429/503 (or asked for a longer wait than we block for); retry later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, retryable=True, **kwargs)
+        self.retry_after = retry_after
+
+
+# ---- meetings ----------------------------------------------------------------------------------
+
+
+class MeetingError(PipelineError):
+    """The meeting could not be reconciled now; the processor retries the message later."""
+
+
+class MeetingBusy(MeetingError):
+    """Another processor holds the meeting lease and has not recorded its result yet."""
+
+
+class MeetingConfigurationError(MeetingError):
+    """Settings do not allow reading a customer's calendar subscribers (names the variable to fix)."""

@@ -1,0 +1,17 @@
+"""The exceptions of ``runtime.pipeline``: refused queue messages and lost processing leases."""
+
+from __future__ import annotations
+
+from runtime.contract.errors import PipelineError
+
+
+class UnparseableMessage(ValueError):
+    """A queue message that is none of the envelopes this pipeline accepts (a poison message)."""
+
+
+class LeaseLost(PipelineError):
+    """Another owner took over our lease (a newer revision, or ours expired); stop side effects."""
+
+
+class LeaseHeld(Exception):
+    """Another message holds a live lease on the change (step 5): this delivery is a duplicate."""

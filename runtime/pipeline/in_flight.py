@@ -1,0 +1,94 @@
+"""The messages a worker is working on: the in-flight registry, the visibility heartbeat, and the
+return of a message to the queue.
+
+The heartbeat extends the visibility of every in-flight message (in batches of SQS's maximum), so
+slow work is never handed to a second consumer; a refused extension is logged, since that message may
+be delivered again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.contract.sqs_limits import MAX_BATCH_SIZE
+from runtime.telemetry.log import logger
+
+
+@dataclass
+class InFlightMessage:
+    message_id: str
+    receipt_handle: str
+    received_at: float = field(default_factory=time.monotonic)
+
+
+class InFlight:
+    """Thread-safe registry of in-flight messages of one queue, and their visibility."""
+
+    def __init__(self, sqs: Any, queue_url: str, *, visibility_timeout: int, heartbeat_seconds: float) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self.visibility_timeout = visibility_timeout
+        self.heartbeat_seconds = heartbeat_seconds
+        self._messages: dict[str, InFlightMessage] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._messages)
+
+    def add(self, message_id: str, receipt_handle: str) -> None:
+        with self._lock:
+            self._messages[message_id] = InFlightMessage(message_id, receipt_handle)
+
+    def remove(self, message_id: str) -> None:
+        with self._lock:
+            self._messages.pop(message_id, None)
+
+    def snapshot(self) -> list[InFlightMessage]:
+        with self._lock:
+            return list(self._messages.values())
+
+    def return_to_queue(self, receipt_handle: str, delay: int) -> None:
+        """Make the message visible again after ``delay`` seconds (0: at once)."""
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+            )
+        except Exception as exc:
+            logger.warning("could not change message visibility", extra={"error": str(exc)})
+
+    def return_all(self) -> None:
+        """Return every message still in flight to the queue at once (end of a drain)."""
+        for item in self.snapshot():
+            self.return_to_queue(item.receipt_handle, 0)
+
+    def heartbeat_loop(self, finished: threading.Event) -> None:
+        """Extend the visibility of every in-flight message until ``finished`` is set."""
+        while not finished.wait(self.heartbeat_seconds):
+            self.extend_visibility()
+
+    def extend_visibility(self) -> None:
+        items = self.snapshot()
+        for start in range(0, len(items), MAX_BATCH_SIZE):
+            chunk = items[start : start + MAX_BATCH_SIZE]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
+                for i, it in enumerate(chunk)
+            ]
+            try:
+                response = self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:
+                logger.warning("visibility heartbeat failed", extra={"error": str(exc)})
+                continue
+            for failed in response.get("Failed", []):
+                item = chunk[int(failed["Id"])]
+                logger.warning(
+                    "visibility heartbeat refused; the message may be delivered again",
+                    extra={
+                        "message_id": item.message_id,
+                        "error": f"{failed.get('Code')}: {failed.get('Message')}",
+                    },
+                )

@@ -1,0 +1,47 @@
+"""Steps 0-1 of DESIGN.md §2 for one queue message: parse the envelope, route each record to the
+processor (or refuse it as poison). The records' results combine into the message's fate with
+:func:`~runtime.pipeline.state_machine.overall_fate`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from runtime.contract import keys
+from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
+from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result, overall_fate
+from runtime.telemetry.log import log_context
+
+__all__ = ["Fate", "decide", "overall_fate"]
+
+
+def decide(
+    body: str, bucket: str, processor: Processor, owner: str, cancelled: threading.Event | None = None
+) -> list[Result]:
+    """Steps 0-1 (parse, route) for one message body, then the processor for each record."""
+    try:
+        records = parse_message_body(body)
+    except UnparseableMessage as exc:
+        return [Result(Outcome.POISON, str(exc))]
+    if not records:
+        return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
+    results = []
+    for record in records:
+        if record.bucket != bucket:
+            results.append(Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {bucket!r}"))
+            continue
+        try:
+            ref = keys.parse_trigger_key(record.key, encoded=record.key_is_url_encoded)
+        except keys.InvalidKeyError as exc:
+            results.append(Result(Outcome.POISON, f"unsafe or misrouted key: {exc}"))
+            continue
+        if ref.customer_code != processor.customer_code:
+            results.append(
+                Result(
+                    Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}"
+                )
+            )
+            continue
+        with log_context(change_id=ref.change_id):
+            results.append(processor.process(ref, owner, cancelled))
+    return results

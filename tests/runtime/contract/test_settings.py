@@ -1,0 +1,63 @@
+"""Settings from TTP_* variables: loading, errors that name the variable, JSON maps."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.contract.settings import ConfigurationError, OpsSettings, WorkerSettings, load
+
+# ---- settings -----------------------------------------------------------------------------------
+
+GOOD = {
+    "TTP_CUSTOMER_CODE": "hts",
+    "TTP_BUCKET_NAME": "bucket-1",
+    "TTP_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/customer-hts-changes",
+    "TTP_SENDER_ROLE_ARN": "arn:aws:iam::333333333333:role/ttp-ses-sender-hts",
+    "TTP_SENDER_EXTERNAL_ID": "ext-123",
+    "TTP_FROM_ADDRESS": "changes@hts.example.com",
+}
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("TTP_"):
+            monkeypatch.delenv(name)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_worker_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch, GOOD)
+    settings = load(WorkerSettings)
+    assert settings.customer_code == "hts" and settings.visibility_timeout_seconds == 300
+    assert "ext-123" not in repr(settings)  # the ExternalId is not printed
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"TTP_QUEUE_URL": None}, "TTP_QUEUE_URL: is required but not set"),
+        ({"TTP_CUSTOMER_CODE": "HTS"}, "TTP_CUSTOMER_CODE"),
+        ({"TTP_SENDER_ROLE_ARN": "role/x"}, "TTP_SENDER_ROLE_ARN"),
+        ({"TTP_MAX_CONCURRENCY": "lots"}, "TTP_MAX_CONCURRENCY"),
+        ({"TTP_SEND_RATE_PER_SECOND": "0"}, "TTP_SEND_RATE_PER_SECOND"),
+        ({"TTP_DRAIN_SECONDS": "100", "TTP_VISIBILITY_TIMEOUT_SECONDS": "60"}, "TTP_DRAIN_SECONDS must be smaller"),
+    ],
+)
+def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, change: dict, message: str) -> None:
+    values = {**GOOD, **{k: v for k, v in change.items() if v is not None}}
+    for k, v in change.items():
+        if v is None:
+            values.pop(k)
+    _env(monkeypatch, values)
+    with pytest.raises(ConfigurationError) as caught:
+        load(WorkerSettings)
+    assert message in str(caught.value)
+
+
+def test_ops_settings_parse_json_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch, {"TTP_BUCKET_NAME": "bucket-1", "TTP_CUSTOMER_QUEUES": '{"hts": "https://q/1"}'})
+    assert load(OpsSettings).customer_queues == {"hts": "https://q/1"}
+    _env(monkeypatch, {"TTP_BUCKET_NAME": "bucket-1", "TTP_CUSTOMER_QUEUES": '{"HTS": "https://q/1"}'})
+    with pytest.raises(ConfigurationError, match="TTP_CUSTOMER_QUEUES"):
+        load(OpsSettings)
