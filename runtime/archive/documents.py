@@ -273,19 +273,3 @@ def describe_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "document"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
-
-
-_MOVED_TO_PIPELINE_ENVELOPES = frozenset({"UnparseableMessage", "parse_message_body", "MAX_MESSAGE_BYTES"})
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional: the queue message envelopes moved to :mod:`runtime.pipeline.envelopes`.
-
-    ``runtime.ops.core`` and ``tests/runtime/test_sweeper.py`` (owned elsewhere) still import them from
-    here; remove this once they import ``runtime.pipeline.envelopes``.
-    """
-    if name in _MOVED_TO_PIPELINE_ENVELOPES:
-        from runtime.pipeline import envelopes
-
-        return getattr(envelopes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

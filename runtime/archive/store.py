@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -58,7 +59,7 @@ def _is_missing(exc: ClientError) -> bool:
 class ArchiveStore:
     def __init__(
         self,
-        s3: object,
+        s3: Any,
         bucket: str,
         *,
         max_attempts: int = 25,
@@ -78,7 +79,7 @@ class ArchiveStore:
     def load_optional(self, change_id: str) -> VersionedArchive | None:
         key = keys.archive_key(change_id)
         try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=key)  # type: ignore[attr-defined]
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
@@ -124,7 +125,7 @@ class ArchiveStore:
                 return version
             condition = {"IfMatch": version.etag} if version else {"IfNoneMatch": "*"}
             try:
-                response = self._s3.put_object(  # type: ignore[attr-defined]
+                response = self._s3.put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=updated.to_json_bytes(),

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -34,13 +35,13 @@ class DeleteOutcome(enum.Enum):
 
 
 class TriggerStore:
-    def __init__(self, s3: object, bucket: str) -> None:
+    def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
         self.bucket = bucket
 
     def head(self, ref: keys.TriggerRef) -> TriggerInfo | None:
         try:
-            response = self._s3.head_object(Bucket=self.bucket, Key=ref.key)  # type: ignore[attr-defined]
+            response = self._s3.head_object(Bucket=self.bucket, Key=ref.key)
         except ClientError as exc:
             if http_status(exc) == 404 or error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -49,7 +50,7 @@ class TriggerStore:
 
     def put(self, ref: keys.TriggerRef, revision: int) -> str:
         body = json.dumps({"change_id": ref.change_id, "customer_code": ref.customer_code, "revision": revision})
-        response = self._s3.put_object(  # type: ignore[attr-defined]
+        response = self._s3.put_object(
             Bucket=self.bucket, Key=ref.key, Body=body.encode(), ContentType="application/json"
         )
         return str(response["ETag"])
@@ -57,7 +58,7 @@ class TriggerStore:
     def delete_if_unchanged(self, info: TriggerInfo) -> tuple[DeleteOutcome, str]:
         """Delete the trigger only if it is still the one we read (same ETag)."""
         try:
-            self._s3.delete_object(Bucket=self.bucket, Key=info.ref.key, IfMatch=info.etag)  # type: ignore[attr-defined]
+            self._s3.delete_object(Bucket=self.bucket, Key=info.ref.key, IfMatch=info.etag)
         except ClientError as exc:
             status, code = http_status(exc), error_code(exc)
             if status == 412 or code == "PreconditionFailed":
@@ -70,7 +71,7 @@ class TriggerStore:
     def list(self, customer_code: str | None = None) -> Iterator[TriggerInfo]:
         """Every trigger (of one customer, or of all); keys that are not valid triggers are skipped."""
         prefix = keys.trigger_prefix(customer_code) if customer_code else keys.CUSTOMERS_PREFIX
-        paginator = self._s3.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 try:

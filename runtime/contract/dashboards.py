@@ -117,8 +117,16 @@ def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
         _graph(
             "Trigger Age (seconds)",
             [
-                _expr(f"AVG({_search(ns, MetricName.TRIGGER_AGE, 'Average')})", f"{MetricName.TRIGGER_AGE} Average", "age_avg"),
-                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})", f"{MetricName.TRIGGER_AGE} Maximum", "age_max"),
+                _expr(
+                    f"AVG({_search(ns, MetricName.TRIGGER_AGE, 'Average')})",
+                    f"{MetricName.TRIGGER_AGE} Average",
+                    "age_avg",
+                ),
+                _expr(
+                    f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})",
+                    f"{MetricName.TRIGGER_AGE} Maximum",
+                    "age_max",
+                ),
             ],
             region=region,
             x=8,
@@ -459,7 +467,13 @@ def customer_dashboard_body(
             [
                 _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Average"),
                 _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Maximum"),
-                _metric(ns, MetricName.OLDEST_TRIGGER_AGE, cc, stat="Maximum", label=f"{MetricName.OLDEST_TRIGGER_AGE} (sweeper)"),
+                _metric(
+                    ns,
+                    MetricName.OLDEST_TRIGGER_AGE,
+                    cc,
+                    stat="Maximum",
+                    label=f"{MetricName.OLDEST_TRIGGER_AGE} (sweeper)",
+                ),
             ],
             region=region,
             x=8,

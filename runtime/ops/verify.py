@@ -152,7 +152,7 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
             state = "pending"
         else:
             state = "not_triggered"
-        emails = getattr(entry, "emails_sent", None) if entry is not None else None
+        emails = entry.emails_sent if entry is not None else None
         report.customers.append(
             CustomerProgress(code, state, revisions, entry.timestamp if entry else None, emails, lease, trigger)
         )

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from runtime.archive.documents import ArchiveDocument, ProcessingLease, parse_message_body, utcnow
+from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
 from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
+from runtime.pipeline.envelopes import parse_message_body
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import decide
 from runtime.telemetry.metrics import MetricsFactory
