@@ -9,6 +9,7 @@ from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.settings import MeetingSettings, SenderSettings, WorkerSettings, load
 from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
+from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory
@@ -55,8 +56,7 @@ def build_worker(settings: WorkerSettings, session: boto3.session.Session | None
     return Worker(
         aws.client("sqs", session=session, pool=pool),
         settings.queue_url,
-        settings.bucket_name,
-        build_processor(settings, session, pool),
+        ProcessorHandler(settings.bucket_name, build_processor(settings, session, pool)),
         max_concurrency=settings.max_concurrency,
         visibility_timeout=settings.visibility_timeout_seconds,
         receive_wait_seconds=settings.receive_wait_seconds,

@@ -6,13 +6,18 @@ processor (or refuse it as poison). The records' results combine into the messag
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from runtime.contract import keys
 from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
 from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result, overall_fate
 from runtime.telemetry.log import log_context
 
-__all__ = ["Fate", "decide", "overall_fate"]
+__all__ = ["Fate", "MessageHandler", "ProcessorHandler", "decide", "overall_fate"]
+
+MessageHandler = Callable[[str, str, threading.Event | None], list[Result]]
+"""What a worker runs on each message: ``(body, owner, cancelled) -> results``; the results' fates
+decide the message's (:func:`overall_fate`). The processor and the change coordinator each provide one."""
 
 
 def decide(
@@ -45,3 +50,14 @@ def decide(
         with log_context(change_id=ref.change_id):
             results.append(processor.process(ref, owner, cancelled))
     return results
+
+
+class ProcessorHandler:
+    """The customer processor as a :data:`MessageHandler`: steps 0-1, then the state machine."""
+
+    def __init__(self, bucket: str, processor: Processor) -> None:
+        self.bucket = bucket
+        self.processor = processor
+
+    def __call__(self, body: str, owner: str, cancelled: threading.Event | None = None) -> list[Result]:
+        return decide(body, self.bucket, self.processor, owner, cancelled)

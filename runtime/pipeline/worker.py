@@ -1,4 +1,7 @@
-"""The queue worker: long-polls one customer's queue and runs the processor on each message.
+"""The queue worker: long-polls one queue and runs a message handler on each message.
+
+The handler is the customer processor's (:class:`~runtime.pipeline.routing.ProcessorHandler`) or the
+change coordinator's; the worker owns only the SQS mechanics.
 
 * Bounded concurrency (a thread pool of ``max_concurrency``), one long-poll receive at a time.
 * A heartbeat thread extends the visibility of every in-flight message, so slow work is never
@@ -23,8 +26,8 @@ from typing import Any
 from runtime.contract.settings import WorkerSettings
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.pipeline.in_flight import InFlight
-from runtime.pipeline.routing import decide
-from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result, overall_fate
+from runtime.pipeline.routing import MessageHandler, decide
+from runtime.pipeline.state_machine import Fate, Outcome, Result, overall_fate
 from runtime.telemetry.log import log_context, logger
 
 __all__ = ["Worker", "decide", "overall_fate"]  # decide: runtime.pipeline.routing; overall_fate: state_machine
@@ -49,8 +52,7 @@ class Worker:
         self,
         sqs: Any,
         queue_url: str,
-        bucket: str,
-        processor: Processor,
+        handler: MessageHandler,
         *,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
@@ -61,8 +63,7 @@ class Worker:
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
-        self.bucket = bucket
-        self.processor = processor
+        self.handler = handler
         self.max_concurrency = max_concurrency
         self.visibility_timeout = visibility_timeout
         self.receive_wait_seconds = receive_wait_seconds
@@ -187,9 +188,7 @@ class Worker:
         try:
             with log_context(message_id=message_id, receive_count=receives):
                 try:
-                    results = decide(
-                        message.get("Body", ""), self.bucket, self.processor, f"sqs:{message_id}", self.cancelled
-                    )
+                    results = self.handler(message.get("Body", ""), f"sqs:{message_id}", self.cancelled)
                 except Exception as exc:  # defensive: a bug must not lose the message
                     logger.exception("processing raised")
                     results = [Result(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")]

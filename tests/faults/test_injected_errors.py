@@ -45,6 +45,7 @@ from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, 
 from runtime.notify.meetings import MeetingCoordinator
 from runtime.notify.ses import RateLimiter, SesMailer
 from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
+from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory
@@ -176,8 +177,7 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
             return Worker(
                 boto3.client("sqs", region_name=box.region),
                 box.customers[code].queue_url,
-                box.bucket,
-                processor,
+                ProcessorHandler(box.bucket, processor),
                 max_concurrency=3,
                 visibility_timeout=30,
                 receive_wait_seconds=1,

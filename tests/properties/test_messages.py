@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from runtime.archive.documents import ArchiveDocument, ProcessingLease
 from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
-from runtime.pipeline.routing import decide
+from runtime.pipeline.routing import ProcessorHandler, decide
 from runtime.pipeline.state_machine import Outcome, Processor, overall_fate
 from runtime.pipeline.worker import Worker
 from tests.support.aws_platform import Faulty, Platform
@@ -280,7 +280,11 @@ def test_worker_settles_every_message_exactly_once(subject: tuple[Platform, Proc
     platform, processor, _ = subject
     sqs = RecordingSqs()
     worker = Worker(
-        sqs, "https://queue", platform.bucket, processor, visibility_timeout=60, retry_base_seconds=RETRY_DELAY
+        sqs,
+        "https://queue",
+        ProcessorHandler(platform.bucket, processor),
+        visibility_timeout=60,
+        retry_base_seconds=RETRY_DELAY,
     )
     worker._handle(
         {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": body, "Attributes": {"ApproximateReceiveCount": "1"}}

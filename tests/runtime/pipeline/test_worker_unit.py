@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Outcome, Result
 from runtime.pipeline.worker import Worker
 from tests.support.aws_platform import Platform
@@ -59,7 +60,9 @@ def worker(platform: Platform, processor: ScriptedProcessor, **kwargs: object) -
         "heartbeat_seconds": 0.3,
     }
     options.update(kwargs)
-    return Worker(platform.sqs, platform.box.customers["hts"].queue_url, platform.bucket, processor, **options)  # type: ignore[arg-type]
+    return Worker(
+        platform.sqs, platform.box.customers["hts"].queue_url, ProcessorHandler(platform.bucket, processor), **options
+    )
 
 
 def depth(platform: Platform) -> tuple[int, int]:
