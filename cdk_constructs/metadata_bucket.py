@@ -30,17 +30,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
-# The sweeper records re-drive attempts as tags on trigger versions (see runtime/sweeper.py).
-SWEEPER_TRIGGER_TAGGING = (
-    "s3:GetObjectTagging",
-    "s3:GetObjectVersionTagging",
-    "s3:PutObjectTagging",
-    "s3:PutObjectVersionTagging",
-)
 
 
 @dataclass(frozen=True)
@@ -206,7 +200,7 @@ class MetadataBucket(Construct):
             iam.PolicyStatement(
                 sid="SweeperDeleteAndTagTriggers",
                 principals=[gov_root],
-                actions=["s3:DeleteObject", *SWEEPER_TRIGGER_TAGGING],
+                actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
                 resources=[self._objects(keys.CUSTOMERS_PREFIX)],
                 conditions=sweeper,
             ),

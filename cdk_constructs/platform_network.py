@@ -17,6 +17,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
+
 
 @dataclass(frozen=True)
 class ImportedVpc:
@@ -31,7 +33,7 @@ class PlatformNetworkProps:
     max_azs: int = 2
     nat_gateways: int = 1
     cidr: str = "10.80.0.0/20"
-    flow_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
+    flow_log_retention: logs.RetentionDays | None = None
 
 
 class PlatformNetwork(Construct):
@@ -51,7 +53,10 @@ class PlatformNetwork(Construct):
             self.task_subnets = ec2.SubnetSelection(subnets=self.vpc.private_subnets)
             return
         flow_log_group = logs.LogGroup(
-            self, "FlowLogs", retention=props.flow_log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "FlowLogs",
+            retention=props.flow_log_retention or retention(DEFAULT_LOG_RETENTION_DAYS),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         flow_log_role = iam.Role(self, "FlowLogRole", assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"))
         vpc = ec2.Vpc(

@@ -57,7 +57,7 @@ def standalone() -> dict[str, Template]:
         CustomerProcessorProps(
             customer_code="acme",
             cluster=cluster,
-            queue=queue,
+            queue=queue.queue,
             bucket_name="my-bucket",
             customer_account="333333333333",
             sender_address="ops@acme.example",
@@ -148,7 +148,7 @@ def _processor_props(**overrides: Any) -> tuple[Stack, CustomerProcessorProps]:
     values: dict[str, Any] = {
         "customer_code": "acme",
         "cluster": cluster,
-        "queue": queue,
+        "queue": queue.queue,
         "bucket_name": "b",
         "customer_account": "333333333333",
         "sender_address": "ops@acme.example",
