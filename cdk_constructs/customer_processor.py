@@ -42,6 +42,7 @@ from cdk_constructs.runtime_task import (
     TaskSettings,
     runtime_command,
 )
+from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -106,10 +107,11 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     Default: the default of ``WorkerSettings.drain_seconds``."""
     stop_timeout_seconds: int = MAX_FARGATE_STOP_TIMEOUT
     """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
-    min_capacity: int = 1
-    """Fewest running tasks (0 needs ``scale_to_zero``). Default: 1."""
-    max_capacity: int = 2
-    """Most running tasks under backlog (>= max(1, ``min_capacity``)). Default: 2."""
+    min_capacity: int = defaults.MIN_PROCESSOR_TASKS
+    """Fewest running tasks (0 needs ``scale_to_zero``). Default: ``cdk_support.defaults.MIN_PROCESSOR_TASKS``."""
+    max_capacity: int = defaults.MAX_PROCESSOR_TASKS
+    """Most running tasks under backlog (>= max(1, ``min_capacity``)).
+    Default: ``cdk_support.defaults.MAX_PROCESSOR_TASKS``."""
     scale_to_zero: bool = False
     """Run no task while the queue is empty (needs ``min_capacity=0``). Default: False."""
     burst_backlog: int = 20

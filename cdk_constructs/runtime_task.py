@@ -35,6 +35,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from pydantic import BaseModel
 
+from cdk_support import defaults
 from cdk_support.environment import setting_default, settings_environment
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
@@ -76,10 +77,10 @@ class RuntimeTaskBaseProps:
     Default: the default of ``BucketSettings.metrics_namespace``."""
     log_level: str = str(setting_default(BucketSettings, "log_level"))
     """Log level (``TTP_LOG_LEVEL``). Default: the default of ``BucketSettings.log_level``."""
-    cpu: int = 256
-    """Fargate CPU units of the task. Default: 256 (0.25 vCPU)."""
-    memory_limit_mib: int = 512
-    """Fargate memory of the task (MiB; must fit ``cpu``). Default: 512."""
+    cpu: int = defaults.TASK_CPU
+    """Fargate CPU units of the task. Default: ``cdk_support.defaults.TASK_CPU`` (0.25 vCPU)."""
+    memory_limit_mib: int = defaults.TASK_MEMORY_MIB
+    """Fargate memory of the task (MiB; must fit ``cpu``). Default: ``cdk_support.defaults.TASK_MEMORY_MIB``."""
     log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION
     """Retention of the task's log group. Default: ``DEFAULT_LOG_RETENTION``
     (``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``)."""

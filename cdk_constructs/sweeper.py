@@ -34,6 +34,7 @@ from cdk_constructs.runtime_task import (
     TaskSettings,
     runtime_command,
 )
+from cdk_support import defaults
 from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -51,8 +52,8 @@ class SweeperProps(RuntimeTaskBaseProps):
 
     customer_queues: Mapping[str, str]
     """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``): the customers swept and where re-drives go. Required."""
-    interval_minutes: int = 5
-    """Minutes between two sweeps (EventBridge rate). Default: 5."""
+    interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
+    """Minutes between two sweeps (EventBridge rate). Default: ``cdk_support.defaults.SWEEP_INTERVAL_MINUTES``."""
 
 
 class Sweeper(RuntimeTaskBase):
