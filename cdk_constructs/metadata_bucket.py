@@ -42,18 +42,27 @@ class RoutedCustomer:
     """A customer whose triggers the bucket routes to ``customer-{code}-changes`` in ``queue_account``."""
 
     code: str
+    """The customer (``runtime.contract.keys`` rules). Required."""
     queue_account: str
+    """The account of its queue (the governance account). Required."""
 
 
 @dataclass(frozen=True)
 class MetadataBucketProps:
     governance_account: str
+    """The account of the processors and the sweeper (named in the bucket policy). Required."""
     customers: Sequence[RoutedCustomer] = ()
+    """Customers whose triggers are routed to their queue. Default: none."""
     routing: RoutingMode = "s3"
+    """How trigger events reach the queues: S3 event notifications or EventBridge rules. Default: ``"s3"``."""
     bucket_name: str | None = None
+    """Physical name of the bucket. Default: None (a CloudFormation-generated name)."""
     noncurrent_version_expiration_days: int = 30
+    """Days noncurrent versions of ``drafts/`` and ``customers/`` are kept. Default: 30."""
     access_log_retention_days: int = 365
+    """Days the server access logs are kept. Default: 365."""
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    """What happens to both buckets when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
 
 
 class MetadataBucket(Construct):
