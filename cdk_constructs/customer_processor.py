@@ -46,7 +46,7 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
-from runtime.contract.settings import MeetingSettings, WorkerSettings
+from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
 
 WORKER_COMMAND = tuple(runtime_command("worker"))
 MAX_FARGATE_STOP_TIMEOUT = 120
@@ -149,7 +149,7 @@ class CustomerProcessor(RuntimeTaskBase):
                     exclude=("graph_client_secret",),
                 )
             )
-            secrets["TTP_GRAPH_CLIENT_SECRET"] = ecs.Secret.from_secrets_manager(m.client_secret)
+            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
         super().__init__(
             scope,
             construct_id,
