@@ -93,7 +93,7 @@ class TaskSettings:
     """One runtime settings model and the values the infrastructure sets (the rest: model defaults)."""
 
     model: type[BaseModel]
-    """A model of ``runtime.contract.settings``; every field becomes a ``TTP_*`` variable."""
+    """A model of ``runtime.contract.settings``; every field becomes a ``TTP_*`` variable. Required."""
     values: Mapping[str, Any] = field(default_factory=dict)
     """Field values known to the infrastructure. Default: none (``BucketSettings`` fields come from the props)."""
     exclude: tuple[str, ...] = ()
@@ -105,25 +105,25 @@ class RuntimeTaskSpec:
     """What a variant decides about its task (not props: a user of the variant does not choose these)."""
 
     role_name: str
-    """Physical name of the task role (``runtime.contract.names``)."""
+    """Physical name of the task role (``runtime.contract.names``). Required."""
     role_description: str
-    """Description of the task role."""
+    """Description of the task role. Required."""
     log_group_name: str
-    """Physical name of the log group (``runtime.contract.names``)."""
+    """Physical name of the log group (``runtime.contract.names``). Required."""
     family: str
-    """Task definition family."""
+    """Task definition family. Required."""
     container_name: str
-    """Id and name of the container, and the prefix of its log streams."""
+    """Id and name of the container, and the prefix of its log streams. Required."""
     command: Sequence[str]
-    """The container command (:func:`runtime_command`)."""
+    """The container command (:func:`runtime_command`). Required."""
     settings: Sequence[TaskSettings]
-    """The settings models whose fields make up the container environment."""
+    """The settings models whose fields make up the container environment. Required."""
     environment_reason: str
-    """Why the plain-text ``TTP_*`` variables are fine (cdk-nag ``AwsSolutions-ECS2``)."""
+    """Why the plain-text ``TTP_*`` variables are fine (cdk-nag ``AwsSolutions-ECS2``). Required."""
     security_group_description: str
-    """Description of the security group (no ingress)."""
+    """Description of the security group (no ingress). Required."""
     egress_description: str
-    """Description of its one egress rule (HTTPS to anywhere)."""
+    """Description of its one egress rule (HTTPS to anywhere). Required."""
     secrets: Mapping[str, ecs.Secret] = field(default_factory=dict)
     """Environment variables injected by ECS from Secrets Manager. Default: none."""
     stop_timeout: Duration | None = None
