@@ -41,9 +41,10 @@ from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings
 
 SWEEP_COMMAND = tuple(runtime_command("sweep"))
-# Physical names of the sweeper that only this construct uses (not yet in runtime.contract.names).
-SWEEPER_TASK_FAMILY = "ttp-sweeper"
-SWEEPER_SCHEDULE_RULE_NAME = "ttp-sweeper-schedule"
+# The task family and the schedule are named after the sweeper's role (``runtime.contract.names`` has
+# no constant of their own).
+SWEEPER_TASK_FAMILY = names.SWEEPER_ROLE_NAME
+SWEEPER_SCHEDULE_RULE_NAME = f"{names.SWEEPER_ROLE_NAME}-schedule"
 
 
 @dataclass(frozen=True, kw_only=True)
