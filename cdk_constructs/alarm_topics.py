@@ -24,6 +24,7 @@ from runtime.contract.names import SEVERITIES, Severity
 @dataclass(frozen=True)
 class AlarmTopicsProps:
     emails: Mapping[Severity, Sequence[str]] = field(default_factory=dict)
+    """E-mail addresses subscribed to each severity's topic. Default: none."""
 
 
 class AlarmTopics(Construct):

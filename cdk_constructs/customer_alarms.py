@@ -32,11 +32,17 @@ ONE_MINUTE = Duration.minutes(1)
 @dataclass(frozen=True)
 class CustomerAlarmsProps:
     customer_code: str
+    """The customer (``runtime.contract.keys`` rules); alarm, queue and service names derive from it. Required."""
     topics: Mapping[Severity, sns.ITopic] = field(default_factory=dict)
+    """SNS topic per severity; alarms of a severity without a topic have no actions. Default: none."""
     namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
     cluster_name: str = names.CLUSTER_NAME
+    """ECS cluster of the processor service. Default: ``runtime.contract.names.CLUSTER_NAME``."""
     thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
+    """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
     ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
+    """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
 
 
 def alarm_name(customer_code: str, alarm: str) -> str:

@@ -16,9 +16,13 @@ from runtime.contract.dashboards import customer_dashboard_body
 @dataclass(frozen=True)
 class CustomerDashboardProps:
     customer_code: str
+    """The customer (``runtime.contract.keys`` rules); the dashboard name derives from it. Required."""
     namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
     cluster_name: str = names.CLUSTER_NAME
+    """ECS cluster of the processor service. Default: ``runtime.contract.names.CLUSTER_NAME``."""
     alarm_arns: tuple[str, ...] = ()
+    """Alarms shown in the alarm-status widget (plain ARNs, no tokens). Default: none (no widget)."""
 
 
 class CustomerDashboard(Construct):

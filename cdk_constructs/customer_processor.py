@@ -1,11 +1,14 @@
 """One customer's queue processor: a Fargate service running ``python -m runtime worker``.
 
+A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
+definition, environment, security group) that adds the service and its scaling:
+
 * Task role ``ttp-processor-{code}`` (``runtime.contract.names``), tagged ``customer_code={code}`` (the bucket
   policy matches the tag). It may: consume only this customer's queue (and decrypt with its key);
   read/write ``archive/*`` and read/delete ``customers/{code}/*``; list the bucket (404 instead of 403
   for missing keys); assume only this customer's sender role (and, with meetings, the contact-reader
   roles ``ttp-contact-reader-*``). Nothing else.
-* Container environment: exactly the fields of ``runtime.settings.WorkerSettings`` (plus
+* Container environment: exactly the fields of ``runtime.contract.settings.WorkerSettings`` (plus
   ``MeetingSettings`` with meetings) as ``TTP_*``; ``TTP_GRAPH_CLIENT_SECRET`` is an ECS secret from
   Secrets Manager, read by the *execution* role at task start (the task role cannot read it).
 * Stop timeout 120 s (the Fargate maximum) > ``TTP_DRAIN_SECONDS`` (SIGTERM drain).
@@ -13,43 +16,41 @@
   ``scale_to_zero``), +2 when the backlog passes ``burst_backlog``; -1 after ``scale_in_idle_minutes``
   with nothing visible or in flight.
 * Rolling deployments with the circuit breaker (rollback), private subnets, no public IP, HTTPS-only egress.
+
+Usable alone: the queue is any ``sqs.IQueue`` (with its visibility timeout given in the props), the
+cluster any ``ecs.ICluster``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_constructs.customer_queue import CustomerQueue
-from cdk_support.environment import settings_environment
-from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from cdk_constructs.runtime_task import (
+    RuntimeTaskBase,
+    RuntimeTaskBaseProps,
+    RuntimeTaskSpec,
+    TaskSettings,
+    runtime_command,
+)
+from cdk_support import defaults
+from cdk_support.environment import setting_default
+from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
-from runtime.contract.settings import MeetingSettings, WorkerSettings
+from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
 
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
-WORKER_COMMAND = ("python", "-m", "runtime", "worker")
+WORKER_COMMAND = tuple(runtime_command("worker"))
 MAX_FARGATE_STOP_TIMEOUT = 120
-_DEFAULT_DRAIN = float(WorkerSettings.model_fields["drain_seconds"].default)
-
-
-def runtime_image(directory: Path = RUNTIME_DIR) -> ecs.ContainerImage:
-    """The processor image built from ``runtime/`` (staged at synth; built by ``cdk deploy``)."""
-    if not (directory / "Dockerfile").is_file():
-        raise FileNotFoundError(f"{directory / 'Dockerfile'} is missing: the processor image is built from it")
-    return ecs.ContainerImage.from_asset(
-        str(directory), exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"]
-    )
+"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -57,117 +58,84 @@ class ProcessorMeetings:
     """Microsoft Graph settings for meetings; the client secret stays in Secrets Manager."""
 
     tenant_id: str
+    """Entra ID tenant of the meeting organizer (``TTP_GRAPH_TENANT_ID``). Required."""
     client_id: str
+    """App registration with Calendars.ReadWrite (``TTP_GRAPH_CLIENT_ID``). Required."""
     organizer: str
+    """Mailbox (UPN) that organizes the meetings (``TTP_MEETING_ORGANIZER``). Required."""
     client_secret: secretsmanager.ISecret
+    """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
     contact_reader_external_id: str
+    """ExternalId of every customer's contact-reader role. Required."""
     calendar_contact_roles: Mapping[str, str] = field(default_factory=dict)
-    graph_base_url: str = str(MeetingSettings.model_fields["graph_base_url"].default)
-    graph_authority_host: str = str(MeetingSettings.model_fields["graph_authority_host"].default)
+    """Customer code -> contact-reader role ARN (``TTP_CALENDAR_CONTACT_ROLES``). Default: none."""
+    graph_base_url: str = str(setting_default(MeetingSettings, "graph_base_url"))
+    """Graph endpoint. Default: the default of ``MeetingSettings.graph_base_url``."""
+    graph_authority_host: str = str(setting_default(MeetingSettings, "graph_authority_host"))
+    """Token authority host. Default: the default of ``MeetingSettings.graph_authority_host``."""
 
 
-@dataclass(frozen=True)
-class CustomerProcessorProps:
+@dataclass(frozen=True, kw_only=True)
+class CustomerProcessorProps(RuntimeTaskBaseProps):
+    """Props of :class:`CustomerProcessor` (plus those of :class:`RuntimeTaskBaseProps`)."""
+
     customer_code: str
-    cluster: ecs.ICluster
-    queue: CustomerQueue
-    bucket_name: str
+    """The customer (``runtime.contract.keys`` rules); role, service and log group names derive from it. Required."""
+    queue: sqs.IQueue
+    """The customer's trigger queue: consumed by the tasks, its depth scales the service. Required."""
     customer_account: str
+    """The customer's AWS account, home of its SES sender role. Required."""
     sender_address: str
+    """Verified SES identity used as From address (``TTP_FROM_ADDRESS``). Required."""
     sender_external_id: str
-    image: ecs.ContainerImage | None = None
-    contact_list_name: str = names.DEFAULT_CONTACT_LIST_NAME
-    send_rate_per_second: float = 10.0
+    """ExternalId the sender role requires (``TTP_SENDER_EXTERNAL_ID``). Required."""
+    queue_url: str | None = None
+    """URL the worker polls (``TTP_QUEUE_URL``). Default: ``queue.queue_url``."""
+    visibility_timeout_seconds: int = int(setting_default(WorkerSettings, "visibility_timeout_seconds"))
+    """The queue's visibility timeout: give the one the queue was created with (``IQueue`` does not expose it).
+    Default: the default of ``WorkerSettings.visibility_timeout_seconds``."""
+    contact_list_name: str = str(setting_default(WorkerSettings, "contact_list_name"))
+    """SES contact list in the customer account. Default: the default of ``WorkerSettings.contact_list_name``."""
+    send_rate_per_second: float = float(setting_default(WorkerSettings, "send_rate_per_second"))
+    """Max SendEmail calls per second. Default: the default of ``WorkerSettings.send_rate_per_second``."""
     ses_region: str | None = None
-    metrics_namespace: str = names.DEFAULT_METRICS_NAMESPACE
-    log_level: str = "INFO"
-    max_concurrency: int = 4
-    drain_seconds: float = _DEFAULT_DRAIN
+    """Region of the customer's SES. Default: the stack's region."""
+    max_concurrency: int = int(setting_default(WorkerSettings, "max_concurrency"))
+    """Messages one task processes at once. Default: the default of ``WorkerSettings.max_concurrency``."""
+    drain_seconds: float = float(setting_default(WorkerSettings, "drain_seconds"))
+    """SIGTERM drain, below ``stop_timeout_seconds`` and the visibility timeout.
+    Default: the default of ``WorkerSettings.drain_seconds``."""
     stop_timeout_seconds: int = MAX_FARGATE_STOP_TIMEOUT
-    cpu: int = 256
-    memory_limit_mib: int = 512
-    min_capacity: int = 1
-    max_capacity: int = 2
+    """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
+    min_capacity: int = defaults.MIN_PROCESSOR_TASKS
+    """Fewest running tasks (0 needs ``scale_to_zero``). Default: ``cdk_support.defaults.MIN_PROCESSOR_TASKS``."""
+    max_capacity: int = defaults.MAX_PROCESSOR_TASKS
+    """Most running tasks under backlog (>= max(1, ``min_capacity``)).
+    Default: ``cdk_support.defaults.MAX_PROCESSOR_TASKS``."""
     scale_to_zero: bool = False
+    """Run no task while the queue is empty (needs ``min_capacity=0``). Default: False."""
     burst_backlog: int = 20
+    """Waiting messages from which the service adds two tasks at once instead of one. Default: 20."""
     scale_in_idle_minutes: int = 10
-    log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
-    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    subnets: ec2.SubnetSelection | None = None
+    """Minutes with nothing visible or in flight before one task is removed. Default: 10."""
     meetings: ProcessorMeetings | None = None
+    """Microsoft Graph settings; None disables meetings. Default: None."""
 
 
-class CustomerProcessor(Construct):
+class CustomerProcessor(RuntimeTaskBase):
+    """One customer's queue worker: the runtime task plus a Fargate service scaled on the queue."""
+
     def __init__(self, scope: Construct, construct_id: str, props: CustomerProcessorProps) -> None:
-        super().__init__(scope, construct_id)
         code = keys.validate_customer_code(props.customer_code)
-        self.props = props
-        stack = Stack.of(self)
-        partition = stack.partition
         self._validate(props)
-
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=names.log_group_name(code),
-            retention=props.log_retention,
-            removal_policy=props.log_removal_policy,
-        )
-
-        self.task_role = iam.Role(
-            self,
-            "TaskRole",
-            role_name=names.processor_role_name(code),
-            description=f"Queue processor of customer {code}",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com").with_conditions(
-                {
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{stack.region}:{stack.account}:*"},
-                }
-            ),
-        )
-        Tags.of(self.task_role).add(names.CUSTOMER_TAG_KEY, code)
-        self._grant(props, partition)
-
-        self.task_definition = ecs.FargateTaskDefinition(
-            self,
-            "TaskDefinition",
-            family=names.service_name(code),
-            cpu=props.cpu,
-            memory_limit_mib=props.memory_limit_mib,
-            task_role=self.task_role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        self.task_definition.add_volume(name="tmp")
-
-        sender_role_arn = names.role_arn(props.customer_account, names.sender_role_name(code), partition)
-        environment = settings_environment(
-            WorkerSettings,
-            {
-                "bucket_name": props.bucket_name,
-                "metrics_namespace": props.metrics_namespace,
-                "log_level": props.log_level,
-                "customer_code": code,
-                "sender_role_arn": sender_role_arn,
-                "sender_external_id": props.sender_external_id,
-                "ses_region": props.ses_region or stack.region,
-                "from_address": props.sender_address,
-                "contact_list_name": props.contact_list_name,
-                "send_rate_per_second": props.send_rate_per_second,
-                "visibility_timeout_seconds": props.queue.props.visibility_timeout_seconds,
-                "queue_url": names.queue_url(stack.region, stack.account, code),
-                "max_concurrency": props.max_concurrency,
-                "drain_seconds": props.drain_seconds,
-            },
-        )
+        stack = Stack.of(scope)
+        partition = stack.partition
+        settings = [TaskSettings(WorkerSettings, self._worker_settings(props, stack))]
         secrets: dict[str, ecs.Secret] = {}
         if props.meetings is not None:
             m = props.meetings
-            environment.update(
-                settings_environment(
+            settings.append(
+                TaskSettings(
                     MeetingSettings,
                     {
                         "graph_tenant_id": m.tenant_id,
@@ -178,33 +146,37 @@ class CustomerProcessor(Construct):
                         "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
                         "contact_reader_external_id": m.contact_reader_external_id,
                     },
-                    exclude=["graph_client_secret"],
+                    exclude=("graph_client_secret",),
                 )
             )
-            secrets["TTP_GRAPH_CLIENT_SECRET"] = ecs.Secret.from_secrets_manager(m.client_secret)
-
-        self.container = self.task_definition.add_container(
-            "worker",
-            container_name="worker",
-            image=props.image or runtime_image(),
-            command=list(WORKER_COMMAND),
-            environment=dict(sorted(environment.items())),
-            secrets=secrets or None,
-            essential=True,
-            stop_timeout=Duration.seconds(props.stop_timeout_seconds),
-            readonly_root_filesystem=True,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=self.log_group),
+            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
+        super().__init__(
+            scope,
+            construct_id,
+            props,
+            RuntimeTaskSpec(
+                role_name=names.processor_role_name(code),
+                role_description=f"Queue processor of customer {code}",
+                log_group_name=names.log_group_name(code),
+                family=names.service_name(code),
+                container_name="worker",
+                command=WORKER_COMMAND,
+                settings=settings,
+                secrets=secrets,
+                stop_timeout=Duration.seconds(props.stop_timeout_seconds),
+                runtime_platform=ecs.RuntimePlatform(
+                    cpu_architecture=ecs.CpuArchitecture.X86_64,
+                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
+                ),
+                environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
+                "start (runtime.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from Secrets Manager.",
+                security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",
+                egress_description="HTTPS to AWS APIs and Graph",
+            ),
         )
-        self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
-
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=props.cluster.vpc,
-            description=f"Processor of customer {code}: no ingress, HTTPS egress only",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and Graph")
+        self.props = props
+        Tags.of(self.task_role).add(names.CUSTOMER_TAG_KEY, code)
+        self._grant(props, partition)
 
         self.service = ecs.FargateService(
             self,
@@ -213,7 +185,7 @@ class CustomerProcessor(Construct):
             cluster=props.cluster,
             task_definition=self.task_definition,
             assign_public_ip=False,
-            vpc_subnets=props.subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            vpc_subnets=self.task_subnets,
             security_groups=[self.security_group],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             min_healthy_percent=100,
@@ -225,7 +197,23 @@ class CustomerProcessor(Construct):
         self._autoscale(props)
         self._acknowledge(props)
 
-    # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _worker_settings(props: CustomerProcessorProps, stack: Stack) -> dict[str, object]:
+        """``WorkerSettings`` values (the ``BucketSettings`` fields come from the base)."""
+        code = props.customer_code
+        return {
+            "customer_code": code,
+            "sender_role_arn": names.role_arn(props.customer_account, names.sender_role_name(code), stack.partition),
+            "sender_external_id": props.sender_external_id,
+            "ses_region": props.ses_region or stack.region,
+            "from_address": props.sender_address,
+            "contact_list_name": props.contact_list_name,
+            "send_rate_per_second": props.send_rate_per_second,
+            "visibility_timeout_seconds": props.visibility_timeout_seconds,
+            "queue_url": props.queue_url or props.queue.queue_url,
+            "max_concurrency": props.max_concurrency,
+            "drain_seconds": props.drain_seconds,
+        }
 
     @staticmethod
     def _validate(props: CustomerProcessorProps) -> None:
@@ -234,7 +222,7 @@ class CustomerProcessor(Construct):
             raise ValueError(f"stop_timeout {stop}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s")
         if props.drain_seconds >= stop:
             raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
-        if props.drain_seconds >= props.queue.props.visibility_timeout_seconds:
+        if props.drain_seconds >= props.visibility_timeout_seconds:
             raise ValueError("drain_seconds must be below the queue's visibility timeout")
         if props.scale_to_zero and props.min_capacity != 0:
             raise ValueError("scale_to_zero needs min_capacity=0")
@@ -246,7 +234,7 @@ class CustomerProcessor(Construct):
     def _grant(self, props: CustomerProcessorProps, partition: str) -> None:
         code = props.customer_code
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
-        props.queue.grant_consume(self.task_role)
+        props.queue.grant_consume_messages(self.task_role)
         statements = [
             iam.PolicyStatement(
                 sid="ReadWriteArchive",
@@ -277,7 +265,7 @@ class CustomerProcessor(Construct):
             self.task_role.add_to_policy(statement)
 
     def _autoscale(self, props: CustomerProcessorProps) -> None:
-        queue = props.queue.queue
+        queue = props.queue
         one_minute = Duration.minutes(1)
         visible = queue.metric_approximate_number_of_messages_visible(period=one_minute, statistic="Maximum")
         in_flight = queue.metric_approximate_number_of_messages_not_visible(period=one_minute, statistic="Maximum")
@@ -319,12 +307,6 @@ class CustomerProcessor(Construct):
         )
 
     def _acknowledge(self, props: CustomerProcessorProps) -> None:
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "The TTP_* variables are non-secret configuration the runtime validates at start "
-            "(runtime.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from Secrets Manager.",
-        )
         partition = Stack.of(self).partition
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
         acknowledge_wildcard_resources(
@@ -343,13 +325,6 @@ class CustomerProcessor(Construct):
                 self.task_role,
                 [f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"],
                 "Meetings need every customer's read-only contact-reader role; each role trusts only "
-                "ttp-processor-* of the governance account with the agreed ExternalId, and listing 200 ARNs "
-                "would exceed the IAM inline policy size limit.",
-            )
-        execution_role = self.task_definition.execution_role
-        if execution_role is not None:
-            acknowledge_wildcard_resources(
-                execution_role,
-                ["*"],
-                "ecr:GetAuthorizationToken has no resource-level permissions (CDK execution-role default).",
+                f"{names.PROCESSOR_ROLE_PREFIX}* of the governance account with the agreed ExternalId, and "
+                "listing 200 ARNs would exceed the IAM inline policy size limit.",
             )

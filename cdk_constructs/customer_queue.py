@@ -19,20 +19,31 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_support import defaults
+from cdk_support.environment import setting_default
 from runtime.contract import keys, names
+from runtime.contract.settings import WorkerSettings
 
 
 @dataclass(frozen=True)
 class CustomerQueueProps:
     customer_code: str
+    """The customer (``runtime.contract.keys`` rules); queue, DLQ and key alias names derive from it. Required."""
     source_account: str
-    """The account of the metadata bucket (and of its default event bus)."""
+    """The account of the metadata bucket (and of its default event bus). Required."""
     bucket_name: str
+    """The metadata bucket whose events (S3 notifications or EventBridge rule) may send. Required."""
     routing: Literal["s3", "eventbridge"] = "s3"
-    visibility_timeout_seconds: int = 300
-    max_receive_count: int = 5
+    """How trigger events reach the queue: S3 event notifications or an EventBridge rule. Default: ``"s3"``."""
+    visibility_timeout_seconds: int = int(setting_default(WorkerSettings, "visibility_timeout_seconds"))
+    """Visibility timeout (the worker's lease; give the processor the same value).
+    Default: the default of ``WorkerSettings.visibility_timeout_seconds``."""
+    max_receive_count: int = defaults.MAX_RECEIVE_COUNT
+    """Receives before a message moves to the DLQ. Default: ``cdk_support.defaults.MAX_RECEIVE_COUNT``."""
     retention_days: int = 14
+    """How long an unprocessed message is kept. Default: 14 (the SQS maximum)."""
     dlq_retention_days: int = 14
+    """How long a message is kept in the DLQ. Default: 14 (the SQS maximum)."""
 
 
 class CustomerQueue(Construct):

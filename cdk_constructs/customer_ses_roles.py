@@ -26,14 +26,21 @@ from runtime.contract import keys, names
 @dataclass(frozen=True)
 class CustomerSesRolesProps:
     customer_code: str
+    """The customer (``runtime.contract.keys`` rules); the role names derive from it. Required."""
     governance_account: str
+    """The account of the processors (trusted by ``aws:PrincipalArn``). Required."""
     sender_address: str
+    """The verified SES identity the sender role may send from (``ses:FromAddress``). Required."""
     external_id: str
+    """ExternalId the sender role requires (``sts:ExternalId``). Required."""
     contact_list_name: str = names.DEFAULT_CONTACT_LIST_NAME
+    """SES contact list the roles may read. Default: ``runtime.contract.names.DEFAULT_CONTACT_LIST_NAME``."""
     ses_region: str | None = None
+    """Region of the customer's SES. Default: the stack's region."""
     configuration_set: str | None = None
+    """SES configuration set the sender role may also use. Default: None (no configuration set)."""
     contact_reader_external_id: str | None = None
-    """Create the contact-reader role (meetings) when set."""
+    """ExternalId of the contact-reader role (meetings); the role is created only when set. Default: None."""
 
 
 class CustomerSesRoles(Construct):

@@ -30,17 +30,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
-# The sweeper records re-drive attempts as tags on trigger versions (see runtime/sweeper.py).
-SWEEPER_TRIGGER_TAGGING = (
-    "s3:GetObjectTagging",
-    "s3:GetObjectVersionTagging",
-    "s3:PutObjectTagging",
-    "s3:PutObjectVersionTagging",
-)
 
 
 @dataclass(frozen=True)
@@ -48,18 +42,27 @@ class RoutedCustomer:
     """A customer whose triggers the bucket routes to ``customer-{code}-changes`` in ``queue_account``."""
 
     code: str
+    """The customer (``runtime.contract.keys`` rules). Required."""
     queue_account: str
+    """The account of its queue (the governance account). Required."""
 
 
 @dataclass(frozen=True)
 class MetadataBucketProps:
     governance_account: str
+    """The account of the processors and the sweeper (named in the bucket policy). Required."""
     customers: Sequence[RoutedCustomer] = ()
+    """Customers whose triggers are routed to their queue. Default: none."""
     routing: RoutingMode = "s3"
+    """How trigger events reach the queues: S3 event notifications or EventBridge rules. Default: ``"s3"``."""
     bucket_name: str | None = None
+    """Physical name of the bucket. Default: None (a CloudFormation-generated name)."""
     noncurrent_version_expiration_days: int = 30
+    """Days noncurrent versions of ``drafts/`` and ``customers/`` are kept. Default: 30."""
     access_log_retention_days: int = 365
+    """Days the server access logs are kept. Default: 365."""
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    """What happens to both buckets when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
 
 
 class MetadataBucket(Construct):
@@ -206,7 +209,7 @@ class MetadataBucket(Construct):
             iam.PolicyStatement(
                 sid="SweeperDeleteAndTagTriggers",
                 principals=[gov_root],
-                actions=["s3:DeleteObject", *SWEEPER_TRIGGER_TAGGING],
+                actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
                 resources=[self._objects(keys.CUSTOMERS_PREFIX)],
                 conditions=sweeper,
             ),

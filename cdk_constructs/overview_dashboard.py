@@ -20,8 +20,11 @@ from runtime.contract.dashboards import overview_dashboard_body
 @dataclass(frozen=True)
 class OverviewDashboardProps:
     dashboard_name: str = names.OVERVIEW_DASHBOARD_NAME
+    """Name of the dashboard. Default: ``runtime.contract.names.OVERVIEW_DASHBOARD_NAME``."""
     namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
     cluster_name: str = names.CLUSTER_NAME
+    """ECS cluster of the processors. Default: ``runtime.contract.names.CLUSTER_NAME``."""
 
 
 class OverviewDashboard(Construct):

@@ -17,21 +17,33 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
+
 
 @dataclass(frozen=True)
 class ImportedVpc:
+    """An existing VPC to run the tasks in."""
+
     vpc_id: str
+    """Its id (``vpc-...``). Required."""
     availability_zones: Sequence[str]
+    """Its availability zones, one per private subnet. Required."""
     private_subnet_ids: Sequence[str]
+    """Private subnets with a route to the internet (NAT) or VPC endpoints, one per zone. Required."""
 
 
 @dataclass(frozen=True)
 class PlatformNetworkProps:
     existing_vpc: ImportedVpc | None = None
+    """Bring your own VPC (then nothing else here applies). Default: None (create a VPC)."""
     max_azs: int = 2
+    """Availability zones of the created VPC. Default: 2."""
     nat_gateways: int = 1
+    """NAT gateways of the created VPC (a cost choice, see the module docstring). Default: 1."""
     cidr: str = "10.80.0.0/20"
-    flow_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
+    """Address range of the created VPC. Default: ``10.80.0.0/20``."""
+    flow_log_retention: logs.RetentionDays | None = None
+    """Retention of the flow logs. Default: ``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``."""
 
 
 class PlatformNetwork(Construct):
@@ -51,7 +63,10 @@ class PlatformNetwork(Construct):
             self.task_subnets = ec2.SubnetSelection(subnets=self.vpc.private_subnets)
             return
         flow_log_group = logs.LogGroup(
-            self, "FlowLogs", retention=props.flow_log_retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "FlowLogs",
+            retention=props.flow_log_retention or retention(DEFAULT_LOG_RETENTION_DAYS),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         flow_log_role = iam.Role(self, "FlowLogRole", assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"))
         vpc = ec2.Vpc(

@@ -8,7 +8,11 @@ Role ``ttp-sweeper`` (deterministic: the bucket policy in the management account
 bucket, read ``archive/*`` and ``customers/*``, delete and tag ``customers/*`` (re-drive attempts);
 ``sqs:SendMessage`` to the customer queues (name pattern ``customer-*-changes``, so onboarding does not
 rewrite the policy) and the matching KMS use through SQS only. Environment: exactly
-``runtime.settings.OpsSettings``.
+``runtime.contract.settings.OpsSettings``.
+
+A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
+definition, environment, security group) that adds the role's grants and the schedule; usable alone
+with any ``ecs.ICluster``.
 """
 
 from __future__ import annotations
@@ -16,67 +20,79 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_ec2 as ec2
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk_support.environment import settings_environment
-from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from cdk_constructs.runtime_task import (
+    RuntimeTaskBase,
+    RuntimeTaskBaseProps,
+    RuntimeTaskSpec,
+    TaskSettings,
+    runtime_command,
+)
+from cdk_support import defaults
+from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
+from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings
 
-SWEEP_COMMAND = ("python", "-m", "runtime", "sweep")
-# Re-drive attempts are recorded as tags on the trigger's version (no ObjectCreated event, no archive write).
-SWEEPER_TAGGING_ACTIONS = (
-    "s3:GetObjectTagging",
-    "s3:GetObjectVersionTagging",
-    "s3:PutObjectTagging",
-    "s3:PutObjectVersionTagging",
-)
+SWEEP_COMMAND = tuple(runtime_command("sweep"))
+# The task family and the schedule are named after the sweeper's role (``runtime.contract.names`` has
+# no constant of their own).
+SWEEPER_TASK_FAMILY = names.SWEEPER_ROLE_NAME
+SWEEPER_SCHEDULE_RULE_NAME = f"{names.SWEEPER_ROLE_NAME}-schedule"
 
 
-@dataclass(frozen=True)
-class SweeperProps:
-    cluster: ecs.ICluster
-    bucket_name: str
+@dataclass(frozen=True, kw_only=True)
+class SweeperProps(RuntimeTaskBaseProps):
+    """Props of :class:`Sweeper` (plus those of :class:`RuntimeTaskBaseProps`)."""
+
     customer_queues: Mapping[str, str]
-    """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``)."""
-    image: ecs.ContainerImage
-    subnets: ec2.SubnetSelection | None = None
-    interval_minutes: int = 5
-    metrics_namespace: str = names.DEFAULT_METRICS_NAMESPACE
-    log_level: str = "INFO"
-    cpu: int = 256
-    memory_limit_mib: int = 512
-    log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS
+    """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``): the customers swept and where re-drives go. Required."""
+    interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
+    """Minutes between two sweeps (EventBridge rate). Default: ``cdk_support.defaults.SWEEP_INTERVAL_MINUTES``."""
 
 
-class Sweeper(Construct):
+class Sweeper(RuntimeTaskBase):
+    """The transient-trigger sweeper: the runtime task plus its grants and an EventBridge schedule."""
+
     def __init__(self, scope: Construct, construct_id: str, props: SweeperProps) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        partition, region, account = stack.partition, stack.region, stack.account
         for code in props.customer_queues:
             keys.validate_customer_code(code)
-        bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
-
-        self.task_role = iam.Role(
-            self,
-            "TaskRole",
-            role_name=names.SWEEPER_ROLE_NAME,
-            description="Transient-trigger sweeper: finds orphaned/stuck triggers and re-drives them",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com").with_conditions(
-                {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account}:*"},
-                }
+        super().__init__(
+            scope,
+            construct_id,
+            props,
+            RuntimeTaskSpec(
+                role_name=names.SWEEPER_ROLE_NAME,
+                role_description="Transient-trigger sweeper: finds orphaned/stuck triggers and re-drives them",
+                log_group_name=names.SWEEPER_LOG_GROUP_NAME,
+                family=SWEEPER_TASK_FAMILY,
+                container_name="sweep",
+                command=SWEEP_COMMAND,
+                settings=[
+                    TaskSettings(
+                        OpsSettings,
+                        {
+                            "customer_queues": dict(sorted(props.customer_queues.items())),
+                            "cluster_name": props.cluster.cluster_name,
+                        },
+                    )
+                ],
+                environment_reason="The TTP_* variables are non-secret configuration (runtime.settings.OpsSettings).",
+                security_group_description="Sweeper: no ingress, HTTPS egress only",
+                egress_description="HTTPS to AWS APIs",
+                log_group_first=False,
             ),
         )
+        self.props = props
+        stack = Stack.of(self)
+        partition, region, account = stack.partition, stack.region, stack.account
+        bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
         for statement in (
             iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(
@@ -86,7 +102,7 @@ class Sweeper(Construct):
             ),
             iam.PolicyStatement(
                 sid="DeleteAndTagTriggers",
-                actions=["s3:DeleteObject", *SWEEPER_TAGGING_ACTIONS],
+                actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
                 resources=[f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
             ),
             iam.PolicyStatement(
@@ -103,57 +119,10 @@ class Sweeper(Construct):
         ):
             self.task_role.add_to_policy(statement)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=names.SWEEPER_LOG_GROUP_NAME,
-            retention=props.log_retention,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.task_definition = ecs.FargateTaskDefinition(
-            self,
-            "TaskDefinition",
-            family="ttp-sweeper",
-            cpu=props.cpu,
-            memory_limit_mib=props.memory_limit_mib,
-            task_role=self.task_role,
-        )
-        self.task_definition.add_volume(name="tmp")
-        environment = settings_environment(
-            OpsSettings,
-            {
-                "bucket_name": props.bucket_name,
-                "metrics_namespace": props.metrics_namespace,
-                "log_level": props.log_level,
-                "customer_queues": dict(sorted(props.customer_queues.items())),
-                "cluster_name": props.cluster.cluster_name,
-            },
-        )
-        self.container = self.task_definition.add_container(
-            "sweep",
-            container_name="sweep",
-            image=props.image,
-            command=list(SWEEP_COMMAND),
-            environment=dict(sorted(environment.items())),
-            essential=True,
-            readonly_root_filesystem=True,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="sweep", log_group=self.log_group),
-        )
-        self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
-
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=props.cluster.vpc,
-            description="Sweeper: no ingress, HTTPS egress only",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
-
         self.rule = events.Rule(
             self,
             "Schedule",
-            rule_name="ttp-sweeper-schedule",
+            rule_name=SWEEPER_SCHEDULE_RULE_NAME,
             description="Runs the transient-trigger sweeper",
             schedule=events.Schedule.rate(Duration.minutes(props.interval_minutes)),
             targets=[
@@ -161,18 +130,12 @@ class Sweeper(Construct):
                     cluster=props.cluster,
                     task_definition=self.task_definition,
                     task_count=1,
-                    subnet_selection=props.subnets
-                    or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                    subnet_selection=self.task_subnets,
                     security_groups=[self.security_group],
                     assign_public_ip=False,
                     platform_version=ecs.FargatePlatformVersion.LATEST,
                 )
             ],
-        )
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "The TTP_* variables are non-secret configuration (runtime.settings.OpsSettings).",
         )
         acknowledge_wildcard_resources(
             self.task_role,
@@ -190,13 +153,6 @@ class Sweeper(Construct):
             [f"arn:{partition}:kms:{region}:{account}:key/*"],
             "Queue keys have generated ids; use is limited to SQS in this account (kms:ViaService).",
         )
-        execution_role = self.task_definition.execution_role
-        if execution_role is not None:
-            acknowledge_wildcard_resources(
-                execution_role,
-                ["*"],
-                "ecr:GetAuthorizationToken has no resource-level permissions (CDK execution-role default).",
-            )
         events_role = self.task_definition.node.try_find_child("EventsRole")
         if events_role is not None:
             acknowledge_wildcard_resources(

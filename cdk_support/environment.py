@@ -33,6 +33,14 @@ def render(value: Any) -> str:
     return str(value)
 
 
+def setting_default(model: type[BaseModel], name: str) -> Any:
+    """The default of ``model.<name>``: props of the constructs default to it instead of repeating the number."""
+    field = model.model_fields[name]
+    if field.default is PydanticUndefined:
+        raise EnvironmentContractError(f"{model.__name__}.{name} has no default")
+    return field.default
+
+
 def settings_environment(
     model: type[BaseModel],
     values: Mapping[str, Any],

@@ -16,9 +16,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cdk_support import defaults
+from cdk_support.environment import setting_default
+from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
 from runtime.contract.keys import validate_customer_code
 from runtime.contract.names import default_bucket_name
+from runtime.contract.settings import MeetingSettings, WorkerSettings
+from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 
 CONTEXT_KEY = "ttp"
 SAMPLE_CUSTOMERS_KEY = "ttp:sample-customers"
@@ -36,30 +41,8 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     2048: tuple(range(4096, 16385, 1024)),
     4096: tuple(range(8192, 30721, 1024)),
 }
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
+# The processors run with the worker's default drain (CustomerProcessorProps.drain_seconds).
+WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
 
 ACCOUNT_PATTERN = r"^\d{12}$"
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
@@ -106,17 +89,34 @@ class Customer(_Model):
     sender_address: EmailAddress = Field(description="Verified SES identity used as From address.")
     external_id: ExternalId = Field(description="ExternalId the sender role requires (agree it with the customer).")
     contact_list_name: str = Field(names.DEFAULT_CONTACT_LIST_NAME, min_length=1, max_length=64)
-    send_rate_per_second: float = Field(10.0, gt=0, le=500, description="Max SendEmail calls/s (below the SES rate).")
-    min_tasks: int = Field(1, ge=0, le=50, description="Minimum running processor tasks (0 needs scale_to_zero).")
-    max_tasks: int = Field(2, ge=1, le=50, description="Maximum processor tasks under queue backlog.")
+    send_rate_per_second: float = Field(
+        setting_default(WorkerSettings, "send_rate_per_second"),
+        gt=0,
+        le=500,
+        description="Max SendEmail calls/s (below the SES rate).",
+    )
+    min_tasks: int = Field(
+        defaults.MIN_PROCESSOR_TASKS,
+        ge=0,
+        le=50,
+        description="Minimum running processor tasks (0 needs scale_to_zero).",
+    )
+    max_tasks: int = Field(
+        defaults.MAX_PROCESSOR_TASKS, ge=1, le=50, description="Maximum processor tasks under queue backlog."
+    )
     scale_to_zero: bool = Field(False, description="Run no task while the queue is empty (min_tasks must be 0).")
     ses_region: Region | None = Field(None, description="Region of the customer's SES (default: accounts.region).")
     configuration_set: str | None = Field(
         None, min_length=1, max_length=64, description="SES configuration set, if any."
     )
-    cpu: int = Field(256, description="Fargate CPU units of the processor task.")
-    memory_mib: int = Field(512, description="Fargate memory (MiB) of the processor task.")
-    max_concurrency: int = Field(4, ge=1, le=64, description="Messages one task processes at once.")
+    cpu: int = Field(defaults.TASK_CPU, description="Fargate CPU units of the processor task.")
+    memory_mib: int = Field(defaults.TASK_MEMORY_MIB, description="Fargate memory (MiB) of the processor task.")
+    max_concurrency: int = Field(
+        setting_default(WorkerSettings, "max_concurrency"),
+        ge=1,
+        le=64,
+        description="Messages one task processes at once.",
+    )
 
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
@@ -146,8 +146,10 @@ class Meetings(_Model):
         "(with the 6-character suffix).",
     )
     contact_reader_external_id: ExternalId = Field(description="ExternalId of every customer's contact-reader role.")
-    graph_base_url: str = Field("https://graph.microsoft.com/v1.0", pattern=r"^https://\S+$")
-    graph_authority_host: str = Field("https://login.microsoftonline.com", pattern=r"^https://\S+$")
+    graph_base_url: str = Field(setting_default(MeetingSettings, "graph_base_url"), pattern=r"^https://\S+$")
+    graph_authority_host: str = Field(
+        setting_default(MeetingSettings, "graph_authority_host"), pattern=r"^https://\S+$"
+    )
 
     @field_validator("client_secret")
     @classmethod
@@ -189,16 +191,18 @@ class PlatformConfig(_Model):
     vpc: VpcImport | None = Field(None, description="Bring your own VPC (else the platform creates one).")
     alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)
     customer_dashboards: bool = Field(True, description="One CloudWatch dashboard per customer ($3/month each).")
-    sweeper_interval_minutes: int = Field(5, ge=1, le=60)
-    log_retention_days: int = Field(90)
-    visibility_timeout_seconds: int = Field(300, ge=60, le=43200)
-    max_receive_count: int = Field(5, ge=1, le=1000)
+    sweeper_interval_minutes: int = Field(defaults.SWEEP_INTERVAL_MINUTES, ge=1, le=60)
+    log_retention_days: int = Field(DEFAULT_LOG_RETENTION_DAYS)
+    visibility_timeout_seconds: int = Field(
+        setting_default(WorkerSettings, "visibility_timeout_seconds"), ge=60, le=MAX_VISIBILITY_TIMEOUT_SECONDS
+    )
+    max_receive_count: int = Field(defaults.MAX_RECEIVE_COUNT, ge=1, le=1000)
 
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)} days")
+        if value not in ALLOWED_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {list(ALLOWED_DAYS)} days")
         return value
 
     @model_validator(mode="after")
@@ -219,9 +223,11 @@ class PlatformConfig(_Model):
                 f"{EVENTBRIDGE_RULES_PER_BUS}); raise the quota and split the customers, or keep <= "
                 f"{EVENTBRIDGE_RULES_PER_BUS} customers"
             )
-        # The worker's drain (90 s) must stay below the visibility timeout (the lease length).
-        if self.visibility_timeout_seconds <= 90:
-            raise ValueError("visibility_timeout_seconds must be greater than the worker's 90 s drain")
+        # The worker's drain must stay below the visibility timeout (the lease length).
+        if self.visibility_timeout_seconds <= WORKER_DRAIN_SECONDS:
+            raise ValueError(
+                f"visibility_timeout_seconds must be greater than the worker's {WORKER_DRAIN_SECONDS:g} s drain"
+            )
         return self
 
     @property

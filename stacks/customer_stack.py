@@ -17,10 +17,11 @@ from cdk_constructs.customer_alarms import CustomerAlarms, CustomerAlarmsProps
 from cdk_constructs.customer_dashboard import CustomerDashboard, CustomerDashboardProps
 from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps, ProcessorMeetings
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
+from cdk_support.log_retention import retention
 from runtime.contract import names
 from runtime.contract.names import SEVERITIES, Severity
 from stacks.config import Customer, PlatformConfig
-from stacks.platform_stack import PlatformStack, retention
+from stacks.platform_stack import PlatformStack
 
 
 class CustomerStack(Stack):
@@ -77,7 +78,9 @@ class CustomerStack(Stack):
                 customer_code=code,
                 cluster=platform.cluster,
                 subnets=platform.network.task_subnets,
-                queue=self.queue,
+                queue=self.queue.queue,
+                queue_url=names.queue_url(region, account, code),
+                visibility_timeout_seconds=config.visibility_timeout_seconds,
                 bucket_name=config.metadata_bucket_name,
                 customer_account=customer.account,
                 sender_address=customer.sender_address,

@@ -11,49 +11,16 @@ from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_constructs.alarm_topics import AlarmTopics, AlarmTopicsProps
-from cdk_constructs.customer_processor import runtime_image
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
+from cdk_constructs.runtime_task import runtime_image
 from cdk_constructs.sweeper import Sweeper, SweeperProps
+from cdk_support.log_retention import retention
 from runtime.contract import names
 from stacks.config import PlatformConfig
-
-
-def retention(days: int) -> logs.RetentionDays:
-    for candidate in logs.RetentionDays:
-        if _RETENTION_VALUES.get(candidate.name) == days:
-            return candidate
-    raise ValueError(f"unsupported log retention {days} days")
-
-
-_RETENTION_VALUES = {
-    "ONE_DAY": 1,
-    "THREE_DAYS": 3,
-    "FIVE_DAYS": 5,
-    "ONE_WEEK": 7,
-    "TWO_WEEKS": 14,
-    "ONE_MONTH": 30,
-    "TWO_MONTHS": 60,
-    "THREE_MONTHS": 90,
-    "FOUR_MONTHS": 120,
-    "FIVE_MONTHS": 150,
-    "SIX_MONTHS": 180,
-    "ONE_YEAR": 365,
-    "THIRTEEN_MONTHS": 400,
-    "EIGHTEEN_MONTHS": 545,
-    "TWO_YEARS": 731,
-    "THREE_YEARS": 1096,
-    "FIVE_YEARS": 1827,
-    "SIX_YEARS": 2192,
-    "SEVEN_YEARS": 2557,
-    "EIGHT_YEARS": 2922,
-    "NINE_YEARS": 3288,
-    "TEN_YEARS": 3653,
-}
 
 
 class PlatformStack(Stack):

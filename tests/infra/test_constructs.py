@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_cdk import App, Environment, Stack
@@ -57,7 +56,7 @@ def standalone() -> dict[str, Template]:
         CustomerProcessorProps(
             customer_code="acme",
             cluster=cluster,
-            queue=queue,
+            queue=queue.queue,
             bucket_name="my-bucket",
             customer_account="333333333333",
             sender_address="ops@acme.example",
@@ -139,40 +138,6 @@ def test_ses_roles_in_a_foreign_app(standalone: dict[str, Template]) -> None:
     ]
     assert len(send) == 1 and len(send[0]["Resource"]) == 4
     assert ":configuration-set/acme-tracking" in json.dumps(send[0]["Resource"])
-
-
-def _processor_props(**overrides: Any) -> tuple[Stack, CustomerProcessorProps]:
-    stack = Stack(App(), "S", env=ENV)
-    cluster = ecs.Cluster(stack, "C", vpc=ec2.Vpc(stack, "V", max_azs=2))
-    queue = CustomerQueue(stack, "Q", CustomerQueueProps("acme", source_account="123456789012", bucket_name="b"))
-    values: dict[str, Any] = {
-        "customer_code": "acme",
-        "cluster": cluster,
-        "queue": queue,
-        "bucket_name": "b",
-        "customer_account": "333333333333",
-        "sender_address": "ops@acme.example",
-        "sender_external_id": "acme-external",
-        "image": IMAGE,
-        **overrides,
-    }
-    return stack, CustomerProcessorProps(**values)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"drain_seconds": 120}, "below the stop timeout"),
-        ({"stop_timeout_seconds": 121}, "Fargate maximum"),
-        ({"scale_to_zero": True, "min_capacity": 1}, "scale_to_zero needs min_capacity=0"),
-        ({"min_capacity": 0}, "needs scale_to_zero"),
-        ({"max_capacity": 0}, "max_capacity"),
-    ],
-)
-def test_processor_props_are_validated(overrides: dict[str, Any], message: str) -> None:
-    stack, props = _processor_props(**overrides)
-    with pytest.raises(ValueError, match=message):
-        CustomerProcessor(stack, "P", props)
 
 
 def test_invalid_customer_code_is_refused() -> None:

@@ -1,0 +1,234 @@
+"""The base of every construct that runs the runtime image (``runtime/``) as a Fargate task.
+
+Like ``aws_ecs_patterns`` (a ``...ServiceBase`` and thin ``Fargate...`` variants), the shared part lives
+here and the variants add what makes them differ: :class:`~cdk_constructs.customer_processor.CustomerProcessor`
+adds a scaled ``FargateService`` on a queue, :class:`~cdk_constructs.sweeper.Sweeper` an EventBridge schedule.
+
+What every runtime task has, built by :class:`RuntimeTaskBase` as children of the variant itself
+(so the construct paths, and with them the logical ids, are the variant's ``Logs``, ``TaskRole``,
+``TaskDefinition``, ``SecurityGroup``):
+
+* a log group with a deterministic name (``runtime.contract.names``) and the platform's retention;
+* a task role that only ECS tasks of this account and region may assume (``aws:SourceAccount`` and
+  ``aws:SourceArn`` conditions against the confused deputy);
+* a Fargate task definition with a writable ``/tmp`` volume and a read-only root file system, one
+  essential container running ``python -m runtime <command>`` from the runtime image;
+* the container environment: exactly the fields of the runtime's settings models
+  (``runtime.contract.settings``) as ``TTP_*`` (:func:`cdk_support.environment.settings_environment`),
+  the :class:`~runtime.contract.settings.BucketSettings` fields taken from the props;
+* a security group without ingress and with HTTPS egress only;
+* the cdk-nag acknowledgements every such task needs (non-secret environment, ECR's ``*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from pydantic import BaseModel
+
+from cdk_support import defaults
+from cdk_support.environment import setting_default, settings_environment
+from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
+from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from runtime.contract.settings import BucketSettings
+
+RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
+DEFAULT_LOG_RETENTION = retention(DEFAULT_LOG_RETENTION_DAYS)
+"""The platform's default log retention as the ``aws_logs`` member the constructs take."""
+
+
+def runtime_image(directory: Path = RUNTIME_DIR) -> ecs.ContainerImage:
+    """The runtime image built from ``runtime/`` (staged at synth; built by ``cdk deploy``)."""
+    if not (directory / "Dockerfile").is_file():
+        raise FileNotFoundError(f"{directory / 'Dockerfile'} is missing: the processor image is built from it")
+    return ecs.ContainerImage.from_asset(
+        str(directory), exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"]
+    )
+
+
+def runtime_command(command: str) -> list[str]:
+    """The container command of a runtime entry point: ``python -m runtime <command>``."""
+    return ["python", "-m", "runtime", command]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeTaskBaseProps:
+    """What every task running the runtime image takes (the variants' props extend it)."""
+
+    cluster: ecs.ICluster
+    """The ECS cluster the task runs in (its VPC hosts the security group). Required."""
+    bucket_name: str
+    """The metadata bucket (``TTP_BUCKET_NAME``). Required."""
+    image: ecs.ContainerImage | None = None
+    """The runtime image. Default: built from ``runtime/`` (:func:`runtime_image`)."""
+    subnets: ec2.SubnetSelection | None = None
+    """Subnets of the tasks (no public IP). Default: the cluster VPC's private subnets with egress."""
+    metrics_namespace: str = str(setting_default(BucketSettings, "metrics_namespace"))
+    """CloudWatch namespace of the EMF metrics (``TTP_METRICS_NAMESPACE``).
+    Default: the default of ``BucketSettings.metrics_namespace``."""
+    log_level: str = str(setting_default(BucketSettings, "log_level"))
+    """Log level (``TTP_LOG_LEVEL``). Default: the default of ``BucketSettings.log_level``."""
+    cpu: int = defaults.TASK_CPU
+    """Fargate CPU units of the task. Default: ``cdk_support.defaults.TASK_CPU`` (0.25 vCPU)."""
+    memory_limit_mib: int = defaults.TASK_MEMORY_MIB
+    """Fargate memory of the task (MiB; must fit ``cpu``). Default: ``cdk_support.defaults.TASK_MEMORY_MIB``."""
+    log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION
+    """Retention of the task's log group. Default: ``DEFAULT_LOG_RETENTION``
+    (``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``)."""
+    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    """What happens to the log group when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """One runtime settings model and the values the infrastructure sets (the rest: model defaults)."""
+
+    model: type[BaseModel]
+    """A model of ``runtime.contract.settings``; every field becomes a ``TTP_*`` variable. Required."""
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Field values known to the infrastructure. Default: none (``BucketSettings`` fields come from the props)."""
+    exclude: tuple[str, ...] = ()
+    """Fields set another way (ECS secrets). Default: none."""
+
+
+@dataclass(frozen=True)
+class RuntimeTaskSpec:
+    """What a variant decides about its task (not props: a user of the variant does not choose these)."""
+
+    role_name: str
+    """Physical name of the task role (``runtime.contract.names``). Required."""
+    role_description: str
+    """Description of the task role. Required."""
+    log_group_name: str
+    """Physical name of the log group (``runtime.contract.names``). Required."""
+    family: str
+    """Task definition family. Required."""
+    container_name: str
+    """Id and name of the container, and the prefix of its log streams. Required."""
+    command: Sequence[str]
+    """The container command (:func:`runtime_command`). Required."""
+    settings: Sequence[TaskSettings]
+    """The settings models whose fields make up the container environment. Required."""
+    environment_reason: str
+    """Why the plain-text ``TTP_*`` variables are fine (cdk-nag ``AwsSolutions-ECS2``). Required."""
+    security_group_description: str
+    """Description of the security group (no ingress). Required."""
+    egress_description: str
+    """Description of its one egress rule (HTTPS to anywhere). Required."""
+    secrets: Mapping[str, ecs.Secret] = field(default_factory=dict)
+    """Environment variables injected by ECS from Secrets Manager. Default: none."""
+    stop_timeout: Duration | None = None
+    """Time between SIGTERM and SIGKILL. Default: the ECS default (30 s)."""
+    runtime_platform: ecs.RuntimePlatform | None = None
+    """CPU architecture and OS of the task. Default: none set (Fargate's default, Linux x86-64)."""
+    log_group_first: bool = True
+    """Create the log group before the task role (construct order = resource order in the template).
+    Default: True. The sweeper, older than this base, creates its role first."""
+
+
+class RuntimeTaskBase(Construct):
+    """The shared part of a construct running the runtime image; subclass it (see the module docstring).
+
+    Attributes for the variants: ``log_group``, ``task_role``, ``task_definition``, ``container``,
+    ``security_group`` and ``task_subnets``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        if spec.log_group_first:
+            self.log_group = self._create_log_group(props, spec)
+            self.task_role = self._create_task_role(stack, spec)
+        else:
+            self.task_role = self._create_task_role(stack, spec)
+            self.log_group = self._create_log_group(props, spec)
+
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=spec.family,
+            cpu=props.cpu,
+            memory_limit_mib=props.memory_limit_mib,
+            task_role=self.task_role,
+            runtime_platform=spec.runtime_platform,
+        )
+        self.task_definition.add_volume(name="tmp")
+        self.container = self.task_definition.add_container(
+            spec.container_name,
+            container_name=spec.container_name,
+            image=props.image or runtime_image(),
+            command=list(spec.command),
+            environment=self._environment(props, spec),
+            secrets=dict(spec.secrets) or None,
+            essential=True,
+            stop_timeout=spec.stop_timeout,
+            readonly_root_filesystem=True,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=spec.container_name, log_group=self.log_group),
+        )
+        self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=props.cluster.vpc,
+            description=spec.security_group_description,
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), spec.egress_description)
+        self.task_subnets = props.subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+        acknowledge(self.task_definition, "AwsSolutions-ECS2", spec.environment_reason)
+        execution_role = self.task_definition.execution_role
+        if execution_role is not None:
+            acknowledge_wildcard_resources(
+                execution_role,
+                ["*"],
+                "ecr:GetAuthorizationToken has no resource-level permissions (CDK execution-role default).",
+            )
+
+    def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=spec.log_group_name,
+            retention=props.log_retention,
+            removal_policy=props.log_removal_policy,
+        )
+
+    def _create_task_role(self, stack: Stack, spec: RuntimeTaskSpec) -> iam.Role:
+        return iam.Role(
+            self,
+            "TaskRole",
+            role_name=spec.role_name,
+            description=spec.role_description,
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com").with_conditions(
+                {
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:*"},
+                }
+            ),
+        )
+
+    @staticmethod
+    def _environment(props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> dict[str, str]:
+        bucket = {
+            "bucket_name": props.bucket_name,
+            "metrics_namespace": props.metrics_namespace,
+            "log_level": props.log_level,
+        }
+        environment: dict[str, str] = {}
+        for settings in spec.settings:
+            values = dict(settings.values)
+            if issubclass(settings.model, BucketSettings):
+                values = {**bucket, **values}
+            environment.update(settings_environment(settings.model, values, exclude=settings.exclude))
+        return dict(sorted(environment.items()))

@@ -1,0 +1,26 @@
+"""Defaults that both the ``ttp`` configuration (``stacks.config``) and the construct props use.
+
+Pure (no ``aws_cdk``): ``stacks.config`` validates cdk.json without loading the CDK. Defaults of the
+runtime's own settings (concurrency, drain, send rate, visibility timeout …) are not here: they are
+read from ``runtime.contract.settings`` (:func:`cdk_support.environment.setting_default`).
+"""
+
+from __future__ import annotations
+
+TASK_CPU = 256
+"""Fargate CPU units of a runtime task (0.25 vCPU)."""
+
+TASK_MEMORY_MIB = 512
+"""Fargate memory of a runtime task (MiB), the smallest that fits ``TASK_CPU``."""
+
+MIN_PROCESSOR_TASKS = 1
+"""Processor tasks kept running while the queue is empty (without scale-to-zero)."""
+
+MAX_PROCESSOR_TASKS = 2
+"""Processor tasks under queue backlog."""
+
+SWEEP_INTERVAL_MINUTES = 5
+"""Minutes between two runs of the sweeper."""
+
+MAX_RECEIVE_COUNT = 5
+"""Receives of a message before SQS moves it to the dead-letter queue."""
