@@ -23,12 +23,16 @@ setup: $(VENV)/.installed node_modules/.installed
 demo: setup
 	$(PY) -m devtools.demo
 
+# The suite runs on every core (pytest-xdist); servers bind free loopback ports, so workers never clash.
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest -n auto
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 bench: setup
