@@ -1,7 +1,9 @@
 """Object key layout of the metadata bucket, and strict parsing of keys that arrive in events.
 
-The bucket has three prefixes: ``archive/{change_id}.json`` (the single source of truth),
-``customers/{customer_code}/{change_id}.json`` (transient triggers) and ``drafts/{change_id}.json``.
+The bucket has four prefixes: ``archive/{change_id}.json`` (the single source of truth for the change),
+``customers/{customer_code}/{change_id}.json`` (transient triggers), ``processing/{customer_code}/{change_id}.json``
+(one customer's processing of one change, written only by that customer's processor) and
+``drafts/{change_id}.json``.
 Keys arriving in S3 event notifications are URL-encoded (``/`` too); every key is decoded with
 ``unquote_plus`` before it is validated. Customer codes and change ids are restricted to characters
 that URL-encoding leaves alone, so a valid key reads the same whether or not an envelope encoded it,
@@ -16,6 +18,7 @@ from urllib.parse import unquote_plus
 
 ARCHIVE_PREFIX = "archive/"
 CUSTOMERS_PREFIX = "customers/"
+PROCESSING_PREFIX = "processing/"
 DRAFTS_PREFIX = "drafts/"
 SUFFIX = ".json"
 
@@ -70,6 +73,14 @@ def trigger_key(customer_code: str, change_id: str) -> str:
     return f"{trigger_prefix(customer_code)}{validate_change_id(change_id)}{SUFFIX}"
 
 
+def processing_prefix(customer_code: str) -> str:
+    return f"{PROCESSING_PREFIX}{validate_customer_code(customer_code)}/"
+
+
+def processing_key(customer_code: str, change_id: str) -> str:
+    return f"{processing_prefix(customer_code)}{validate_change_id(change_id)}{SUFFIX}"
+
+
 @dataclass(frozen=True)
 class TriggerRef:
     """A validated trigger location: which customer, which change."""
@@ -85,6 +96,10 @@ class TriggerRef:
     def archive_key(self) -> str:
         return archive_key(self.change_id)
 
+    @property
+    def processing_key(self) -> str:
+        return processing_key(self.customer_code, self.change_id)
+
 
 def decode_event_key(raw_key: str) -> str:
     """Decode a key as S3 event notifications encode it (``+`` for space, ``%2F`` for ``/``)."""
@@ -93,17 +108,26 @@ def decode_event_key(raw_key: str) -> str:
 
 def parse_trigger_key(key: str, *, encoded: bool = True) -> TriggerRef:
     """Parse ``customers/{code}/{change_id}.json``; anything else raises :class:`InvalidKeyError`."""
+    return _parse_customer_key(key, CUSTOMERS_PREFIX, encoded=encoded)
+
+
+def parse_processing_key(key: str, *, encoded: bool = True) -> TriggerRef:
+    """Parse ``processing/{code}/{change_id}.json``; anything else raises :class:`InvalidKeyError`."""
+    return _parse_customer_key(key, PROCESSING_PREFIX, encoded=encoded)
+
+
+def _parse_customer_key(key: str, prefix: str, *, encoded: bool) -> TriggerRef:
     if not isinstance(key, str) or not key:
         raise InvalidKeyError("empty object key")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"object key longer than {MAX_KEY_LENGTH} characters")
     decoded = decode_event_key(key) if encoded else key
-    if not decoded.startswith(CUSTOMERS_PREFIX):
-        raise InvalidKeyError(f"key {decoded!r} is not under {CUSTOMERS_PREFIX!r}")
-    rest = decoded[len(CUSTOMERS_PREFIX) :]
+    if not decoded.startswith(prefix):
+        raise InvalidKeyError(f"key {decoded!r} is not under {prefix!r}")
+    rest = decoded[len(prefix) :]
     parts = rest.split("/")
     if len(parts) != 2:
-        raise InvalidKeyError(f"key {decoded!r} is not of the form customers/{{customer}}/{{change_id}}.json")
+        raise InvalidKeyError(f"key {decoded!r} is not of the form {prefix}{{customer}}/{{change_id}}.json")
     code, filename = parts
     if not filename.endswith(SUFFIX):
         raise InvalidKeyError(f"key {decoded!r} does not end in {SUFFIX}")

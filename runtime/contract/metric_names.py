@@ -25,6 +25,11 @@ class MetricName(enum.StrEnum):
     DUPLICATE_EVENTS = "DuplicateEvents"
     ORPHANED_TRIGGERS = "OrphanedTriggers"
     OLDEST_TRIGGER_AGE = "OldestTriggerAge"
+    EMAILS_REJECTED = "EmailsRejected"
+    RESULTS_FOLDED = "ResultsFolded"
+    FOLD_LAG = "FoldLag"
+    MEETING_RECONCILED = "MeetingReconciled"
+    MEETING_FAILURE = "MeetingFailure"
 
     @property
     def in_seconds(self) -> bool:
@@ -32,4 +37,6 @@ class MetricName(enum.StrEnum):
         return self in _SECONDS
 
 
-_SECONDS = frozenset({MetricName.TRIGGER_AGE, MetricName.PROCESSING_DURATION, MetricName.OLDEST_TRIGGER_AGE})
+_SECONDS = frozenset(
+    {MetricName.TRIGGER_AGE, MetricName.PROCESSING_DURATION, MetricName.OLDEST_TRIGGER_AGE, MetricName.FOLD_LAG}
+)

@@ -36,6 +36,16 @@ QUEUE_NAME_PATTERN = "customer-*-changes"
 LOG_GROUP_PREFIX = "/ecs/change-processor/"
 SWEEPER_LOG_GROUP_NAME = f"{LOG_GROUP_PREFIX}sweeper"
 
+COORDINATOR_NAME = "ttp-change-coordinator"
+"""The change coordinator's queue, ECS service, task family and task role (one per platform)."""
+COORDINATOR_QUEUE_NAME = COORDINATOR_NAME
+COORDINATOR_DLQ_NAME = f"{COORDINATOR_QUEUE_NAME}-dlq"
+COORDINATOR_SERVICE_NAME = COORDINATOR_NAME
+COORDINATOR_ROLE_NAME = COORDINATOR_NAME
+COORDINATOR_LOG_GROUP_NAME = f"{LOG_GROUP_PREFIX}coordinator"
+COORDINATOR_METRICS_DIMENSION_VALUE = "coordinator"
+"""``CustomerCode`` dimension value of the coordinator's own metrics (it works for every customer)."""
+
 
 def queue_name(customer_code: str) -> str:
     return f"customer-{validate_customer_code(customer_code)}-changes"
@@ -112,3 +122,11 @@ def customer_dashboard_name(customer_code: str) -> str:
 
 def default_bucket_name(management_account: str, region: str) -> str:
     return f"ttp-metadata-{management_account}-{region}"
+
+
+def coordinator_queue_url(region: str, account: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{account}/{COORDINATOR_QUEUE_NAME}"
+
+
+def coordinator_queue_arn(region: str, account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:sqs:{region}:{account}:{COORDINATOR_QUEUE_NAME}"

@@ -9,8 +9,9 @@ AWS endpoints, region and credentials are *not* settings: boto3 reads ``AWS_REGI
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -83,6 +84,44 @@ class WorkerSettings(SenderSettings):
 
     @model_validator(mode="after")
     def _drain_fits_visibility(self) -> WorkerSettings:
+        if self.drain_seconds >= self.visibility_timeout_seconds:
+            raise ValueError("TTP_DRAIN_SECONDS must be smaller than TTP_VISIBILITY_TIMEOUT_SECONDS")
+        return self
+
+
+def _same_as_worker(name: str, description: str | None = None) -> Any:
+    """A field defined like :class:`WorkerSettings`' (same default and bounds): one definition of each."""
+    field = copy.deepcopy(WorkerSettings.model_fields[name])
+    if description is not None:
+        field.description = description
+    return field
+
+
+class CoordinatorSettings(BucketSettings):
+    """The change coordinator (``python -m runtime coordinator``): folds results, owns the meetings.
+
+    Its queue receives the ``archive/`` and ``processing/`` object events of the bucket. Graph access
+    comes from :class:`MeetingSettings`; the customers' ``aws-calendar`` subscribers are read with
+    ``contact_list_name`` in ``ses_region``.
+    """
+
+    queue_url: str = _same_as_worker("queue_url", "URL of the coordinator's SQS queue.")
+    max_concurrency: int = _same_as_worker("max_concurrency")
+    receive_wait_seconds: int = _same_as_worker("receive_wait_seconds")
+    retry_base_seconds: float = _same_as_worker("retry_base_seconds")
+    drain_seconds: float = _same_as_worker("drain_seconds")
+    visibility_timeout_seconds: int = _same_as_worker("visibility_timeout_seconds", "The queue's visibility timeout.")
+    fold_linger_seconds: float = Field(
+        0.5,
+        ge=0,
+        le=30,
+        description="How long the coordinator collects results of one change before one archive write folds them.",
+    )
+    contact_list_name: str = _same_as_worker("contact_list_name")
+    ses_region: str | None = _same_as_worker("ses_region", "Region of the customers' SES (default: AWS_REGION).")
+
+    @model_validator(mode="after")
+    def _drain_fits_visibility(self) -> CoordinatorSettings:
         if self.drain_seconds >= self.visibility_timeout_seconds:
             raise ValueError("TTP_DRAIN_SECONDS must be smaller than TTP_VISIBILITY_TIMEOUT_SECONDS")
         return self
