@@ -1,4 +1,4 @@
-"""Each construct works on its own, in another CDK app; props are validated; env follows runtime.settings."""
+"""Each construct works on its own, in another CDK app; props are validated; env follows runtime.contract.settings."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ ends processed, skipped with a reason, or dead-lettered; a poison message never 
 Bodies: arbitrary JSON, arbitrary text (control characters, lone surrogates, Latin-1 bytes), S3 and
 EventBridge envelopes with random mutations, huge and deeply nested bodies, numbers too long for
 Python's int parser. Keys: URL-encoded (once, twice, partially), unicode look-alikes, traversal,
-other customers, oversized. They run through :func:`runtime.worker.decide` against moto in-process,
+other customers, oversized. They run through :func:`runtime.pipeline.routing.decide` against moto in-process,
 and through a worker's whole message handling with a recording SQS stub.
 """
 
