@@ -1,0 +1,255 @@
+"""Fan-out benchmark: one change submitted for N customers, every customer's processor at once.
+
+This is the platform team's normal case (a change for every customer). It measures what the design
+costs per customer as N grows, against the local emulator (moto's server in its own process, with
+atomic conditional writes):
+
+* S3 requests (HTTP requests, retries included) per customer, processors and coordinator together;
+* 412 conflicts (compare-and-swap writes that lost), archive writes, bytes read;
+* wall time from "all processors start" to "every result is in the archive's audit trail".
+
+With one writer per object (DESIGN.md v2) each processor writes only its own processing object and
+the coordinator folds many customers' results per archive write, so requests per customer stay flat
+and wall time grows linearly in N. Processors run as threads of this process (one boto3 session
+each, built before the clock starts); the coordinator, when the runtime has one, runs after them.
+
+    python benchmarks/fanout_bench.py [--customers 10,50,100,200] [--recipients 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devtools import sandbox as sb  # noqa: E402
+from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402
+from runtime.archive.store import ArchiveStore  # noqa: E402
+from runtime.archive.submit import submit_change  # noqa: E402
+from runtime.archive.triggers import TriggerStore  # noqa: E402
+from runtime.contract import keys  # noqa: E402
+from runtime.contract.settings import SenderSettings  # noqa: E402
+from runtime.telemetry.metrics import MetricsFactory  # noqa: E402
+
+CHANGE_ID = "CHG-FANOUT"
+
+
+@dataclass
+class S3Counter:
+    """HTTP requests to S3 (every attempt), 412 answers, archive writes and bytes read, from botocore events."""
+
+    requests: int = 0
+    conflicts: int = 0
+    archive_writes: int = 0
+    bytes_read: int = 0
+    by_operation: collections.Counter[str] = field(default_factory=collections.Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, client: Any) -> Any:
+        events = client.meta.events
+        events.register("before-send.s3", self._on_send)
+        events.register("after-call.s3", self._on_call)
+        return client
+
+    def _on_send(self, request: Any, **_: Any) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def _on_call(self, http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        status = getattr(http_response, "status_code", 0)
+        with self._lock:
+            self.by_operation[model.name] += 1
+            if status == 412:
+                self.conflicts += 1
+            if model.name == "GetObject" and status == 200:
+                self.bytes_read += int(parsed.get("ContentLength") or 0)
+            params = kwargs.get("context", {}).get("ttp_params") or {}
+            if model.name == "PutObject" and str(params.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
+                self.archive_writes += 1
+
+
+def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["ttp_params"] = {"Key": params.get("Key")}
+
+
+@contextmanager
+def emulator() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.emulator"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    endpoint = proc.stdout.readline().strip()
+    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        yield endpoint
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def reset(endpoint: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+
+
+def counted_session(counter: S3Counter) -> boto3.session.Session:
+    session = boto3.session.Session()
+    original = session.client
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        made = original(service, *args, **kwargs)  # type: ignore[call-overload]
+        if service == "s3":
+            made.meta.events.register("before-parameter-build.s3", _remember_params)
+            counter.attach(made)
+        return made
+
+    session.client = client  # type: ignore[method-assign]
+    return session
+
+
+def build_processors(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> dict[str, Any]:
+    from runtime.pipeline.composition import build_processor
+
+    processors = {}
+    for code in codes:
+        env = box.worker_env(code, TTP_SEND_RATE_PER_SECOND="500", TTP_LOG_LEVEL="WARNING")
+        fields = {name[len("TTP_") :].lower(): value for name, value in env.items() if name != "TTP_QUEUE_URL"}
+        settings = SenderSettings(**fields)  # type: ignore[arg-type]
+        processor = build_processor(settings, counted_session(counter), pool=4)
+        processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
+        processors[code] = processor
+    return processors
+
+
+def run_coordinator(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> int:
+    """Fold every customer's result into the archive with the runtime's change coordinator, if it has one.
+
+    Returns how many results were folded (0 when the runtime predates the coordinator: then the
+    processors wrote the archive themselves).
+    """
+    try:
+        from runtime.coordinator import benchmark_hooks  # type: ignore[attr-defined]
+    except ImportError:
+        return 0
+    folded: int = benchmark_hooks.fold_all(box.bucket, CHANGE_ID, codes, counted_session(counter))
+    return folded
+
+
+def processed_in_archive(box: sb.Sandbox) -> int:
+    store = ArchiveStore(boto3.client("s3"), box.bucket)
+    document = store.load(CHANGE_ID).document
+    return sum(1 for code in document.customers if document.is_processed(code, document.revision))
+
+
+def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
+    reset(endpoint)
+    codes = [f"c{n:03d}" for n in range(customers)]
+    specs = [
+        sb.CustomerSpec(
+            code, f"{100000000000 + n}", tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients))
+        )
+        for n, code in enumerate(codes)
+    ]
+    box = sb.create_sandbox(specs, notifications=False)
+    s3 = boto3.client("s3")
+    submit_change(
+        ArchiveStore(s3, box.bucket),
+        TriggerStore(s3, box.bucket),
+        {"change_id": CHANGE_ID, "title": "fan-out", "customers": codes},
+        user_id="bench",
+    )
+    counter = S3Counter()
+    processors = build_processors(box, codes, counter)
+    first_attempt_failures = 0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=customers) as pool:
+        outcomes = list(
+            pool.map(
+                lambda code: processors[code].process(keys.TriggerRef(code, CHANGE_ID), f"bench:{code}").outcome.label,
+                codes,
+            )
+        )
+    retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
+    first_attempt_failures = len(retry)
+    while retry:  # what the queue's redelivery would do: process again until recorded
+        retry = [
+            code
+            for code in retry
+            if processors[code].process(keys.TriggerRef(code, CHANGE_ID), f"bench-retry:{code}").outcome.label
+            not in ("processed", "already_recorded")
+        ]
+    folded = run_coordinator(box, codes, counter)
+    wall = time.perf_counter() - started
+    recorded = processed_in_archive(box)
+    if recorded != customers:
+        raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
+    return {
+        "customers": customers,
+        "requests": counter.requests,
+        "per_customer": counter.requests / customers,
+        "conflicts": counter.conflicts,
+        "archive_writes": counter.archive_writes,
+        "mb_read": counter.bytes_read / 1e6,
+        "wall": wall,
+        "first_attempt_failures": first_attempt_failures,
+        "folded_by_coordinator": folded,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", default="10,50,100,200", help="comma-separated N values")
+    parser.add_argument("--recipients", type=int, default=2, help="contacts per customer")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.customers.split(",")]
+    rows = []
+    with emulator() as endpoint:
+        for n in sizes:
+            rows.append(one_run(endpoint, n, args.recipients))
+            row = rows[-1]
+            print(
+                f"N={n:>4}: {row['requests']:>7.0f} S3 requests ({row['per_customer']:.1f}/customer), "
+                f"{row['conflicts']:.0f} 412s, {row['archive_writes']:.0f} archive writes, "
+                f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s",
+                flush=True,
+            )
+    columns = ["N", "S3 requests", "per customer", "412 conflicts", "archive writes", "MB read", "wall time"]
+    print("\n| " + " | ".join([*columns, "first attempts failed"]) + " |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['customers']:.0f} | {row['requests']:.0f} | {row['per_customer']:.1f} | {row['conflicts']:.0f} | "
+            f"{row['archive_writes']:.0f} | {row['mb_read']:.2f} | {row['wall']:.1f} s | "
+            f"{row['first_attempt_failures']:.0f} |"
+        )
+    if len(rows) > 1:
+        growth = rows[-1]["customers"] / rows[0]["customers"]
+        print(
+            f"\nwall time N={rows[-1]['customers']:.0f} / N={rows[0]['customers']:.0f}: "
+            f"{rows[-1]['wall'] / rows[0]['wall']:.1f}x for {growth:.0f}x customers"
+        )
+
+
+if __name__ == "__main__":
+    main()
