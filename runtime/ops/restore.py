@@ -254,12 +254,15 @@ def restore(
         forced=force,
         dry_run=dry_run,
     )
-    for code in restored.customers:
+    folded = {
+        (m.customer_code, m.revision) for m in [*source_doc.modifications, *carried] if m.modification_type == PROCESSED
+    }
+    for code in restored.customers:  # read only: processing objects are the processors'
         read = read_processing(s3, bucket, code, change_id)
         if read.error is not None:
             plan.findings.append(read.error)
         for revision in read.recorded_revisions():
-            if not restored.is_processed(code, revision):
+            if (code, revision) not in folded:
                 plan.unfolded_results.append({"customer_code": code, "revision": revision, "key": read.key})
     if dropped and not force:
         plan.refused = (

@@ -4,18 +4,22 @@ invalid object reported as a finding naming its key. The objects are written dir
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from runtime.archive import processing as v2
 from runtime.archive.documents import utcnow
 from runtime.ops.cleanup import cleanup
+from runtime.ops.processing_view import ProcessingCache, read_processing
 from runtime.ops.restore import restore
 from runtime.ops.stuck import stuck
 from runtime.ops.verify import verify
 from runtime.telemetry.metrics import MetricsFactory
-from tests.support.aws_platform import Faulty, Platform
+from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import (
     as_json,
     backdate,
@@ -104,9 +108,12 @@ def test_sweeper_deletes_a_trigger_recorded_only_in_the_processing_object(light:
     from runtime.ops.sweep import Sweeper
 
     platform = light
-    for change_id in ("CHG-P", "CHG-LIVE", "CHG-EXP", "CHG-INV"):
+    for change_id in ("CHG-P", "CHG-B", "CHG-LIVE", "CHG-EXP", "CHG-INV"):
         platform.submit(change_id, ["hts"])
     p_key = put_processing(platform, "CHG-P", "hts", results={1: (2, 0, 2)})
+    put_processing(platform, "CHG-B", "hts", results={1: (2, 0, 2)})
+    record_processed(platform, "CHG-B", "hts")  # in both (the archive-only case is in test_sweep.py)
+    backdate(platform, "customers/hts/CHG-B.json", 5 * MIN)
     put_processing(platform, "CHG-LIVE", "hts", lease=(1, timedelta(minutes=10)), progress=(1, 1, 2, []))
     put_processing(platform, "CHG-EXP", "hts", lease=(1, timedelta(minutes=-10)), progress=(1, 1, 2, []))
     put_raw(platform, "processing/hts/CHG-INV.json", b"{not json")
@@ -126,7 +133,8 @@ def test_sweeper_deletes_a_trigger_recorded_only_in_the_processing_object(light:
         log=lambda level, message, extra: logged.append((level, message, extra)),
     ).run()
     actions = {a.change_id: (a.action, a.detail) for a in report.actions}
-    assert set(actions) == {"CHG-P", "CHG-LIVE", "CHG-EXP", "CHG-INV"}
+    assert set(actions) == {"CHG-P", "CHG-B", "CHG-LIVE", "CHG-EXP", "CHG-INV"}
+    assert actions["CHG-B"] == ("deleted", "archive records revision 1 as processed")
     assert actions["CHG-P"] == (
         "deleted",
         "processing/hts/CHG-P.json records revision 1 (not folded into the archive yet)",
@@ -136,7 +144,7 @@ def test_sweeper_deletes_a_trigger_recorded_only_in_the_processing_object(light:
     assert actions["CHG-INV"][0] == "not_redrivable"
     assert "processing/hts/CHG-INV.json is not a valid processing document" in actions["CHG-INV"][1]
     assert not platform.trigger_exists("hts", "CHG-P") and platform.trigger_exists("hts", "CHG-LIVE")
-    assert platform.metric_total("TriggerDeletionRate", "hts") == 1  # metrics unchanged in meaning
+    assert platform.metric_total("TriggerDeletionRate", "hts") == 2  # metrics unchanged in meaning
     assert platform.metric_total("OrphanedTriggers", "hts") == 3
     assert writes == [] and body(platform, p_key)  # nothing written but tags; the object is still there
     assert platform.s3.head_object(Bucket=platform.bucket, Key="archive/CHG-P.json")["ETag"] == archive_before
@@ -268,6 +276,7 @@ def test_restore_never_rewrites_processing_objects_and_lists_unfolded_results(li
     platform.submit("CHG-1", ["hts", "htsnonprod", "customer-a"])
     backdate(platform, "archive/CHG-1.json", 3600)
     record_processed(platform, "CHG-1", "htsnonprod")  # folded after the version we go back to: carried
+    put_processing(platform, "CHG-1", "htsnonprod", results={1: (2, 0, 2)})  # ... and in its processing object
     key = put_processing(platform, "CHG-1", "hts", results={1: (2, 0, 2)}, lease=(1, timedelta(minutes=5)))
     put_raw(platform, "processing/customer-a/CHG-1.json", b"[]")
     put_raw(platform, "archive/CHG-1.json", b"{broken")
@@ -282,3 +291,42 @@ def test_restore_never_rewrites_processing_objects_and_lists_unfolded_results(li
     assert finding.startswith("processing/customer-a/CHG-1.json is not a valid processing document")
     assert writes == ["archive/CHG-1.json"]  # only the archive
     assert body(platform, key) == before and versions(platform, key) == count
+
+
+# ---- reading processing objects ------------------------------------------------------------------------
+
+
+class StubS3:
+    """Answers get_object like S3 (with a ``Date`` header), or raises the given error."""
+
+    def __init__(self, body: bytes = b"", date: str | None = None, error: Exception | None = None) -> None:
+        self.body, self.date, self.error, self.calls = body, date, error, 0
+
+    def get_object(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        headers = {"date": self.date} if self.date else {}
+        return {"Body": io.BytesIO(self.body), "ResponseMetadata": {"HTTPHeaders": headers}}
+
+
+def test_lease_expiry_is_judged_on_the_storage_clock_and_reads_never_raise() -> None:
+    from email.utils import format_datetime
+
+    local = utcnow()
+    storage = local - timedelta(minutes=10)  # this machine runs 10 minutes fast
+    doc = v2.ProcessingDocument(
+        customer_code="hts",
+        change_id="CHG-1",
+        lease=v2.ProcessingLease(owner="o", revision=1, expires_at=storage + timedelta(minutes=5)),
+    )
+    stub = StubS3(json.dumps(doc.to_json_dict()).encode(), format_datetime(storage, usegmt=True))
+    cache = ProcessingCache(stub, "b")
+    read = cache.get("hts", "CHG-1")
+    assert read.storage_now is not None and read.lease_live(local)  # live on S3's clock, expired on ours
+    assert cache.get("hts", "CHG-1") is read and stub.calls == 1  # one GET per customer and change
+
+    assert read_processing(StubS3(error=client_error("NoSuchKey", 404)), "b", "hts", "X").exists is False
+    denied = read_processing(StubS3(error=client_error("AccessDenied", 403)), "b", "hts", "X")
+    assert denied.error == "processing/hts/X.json cannot be read: AccessDenied"
+    assert not denied.lease_live(local) and denied.recorded_revisions() == [] and denied.result_for(1) is None
