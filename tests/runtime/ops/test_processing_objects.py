@@ -87,6 +87,9 @@ def test_cleanup_deletes_only_recorded_triggers_wherever_recorded(
     [finding] = dry["findings"]
     assert finding == "processing/hts/CHG-INV.json is not a valid processing document: changeId: Field required"
 
+    human = run(monkeypatch, ops_env(platform), "cleanup", "--dry-run")
+    assert human.exit_code == 1 and "finding: processing/hts/CHG-INV.json is not a valid" in human.stdout
+
     s3 = Faulty(platform.s3)
     writes = processing_writes(s3)
     report = cleanup(clients(platform, s3=s3), platform.bucket)
@@ -271,7 +274,9 @@ def test_verify_reports_an_invalid_processing_object_and_v1_leases(light: Platfo
 # ---- restore -----------------------------------------------------------------------------------------
 
 
-def test_restore_never_rewrites_processing_objects_and_lists_unfolded_results(light: Platform) -> None:
+def test_restore_never_rewrites_processing_objects_and_lists_unfolded_results(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     platform = light
     platform.submit("CHG-1", ["hts", "htsnonprod", "customer-a"])
     backdate(platform, "archive/CHG-1.json", 3600)
@@ -281,6 +286,10 @@ def test_restore_never_rewrites_processing_objects_and_lists_unfolded_results(li
     put_raw(platform, "processing/customer-a/CHG-1.json", b"[]")
     put_raw(platform, "archive/CHG-1.json", b"{broken")
     before, count = body(platform, key), versions(platform, key)
+    dry = run(monkeypatch, ops_env(platform), "restore", "CHG-1", "--before", "30m", "--dry-run")
+    assert dry.exit_code == 0, dry.stdout
+    assert "recorded in processing/hts/CHG-1.json only: rev 1 (the coordinator folds it" in dry.stdout
+    assert "finding: processing/customer-a/CHG-1.json is not a valid processing document" in dry.stdout
     s3 = Faulty(platform.s3)
     writes = processing_writes(s3)
 
