@@ -38,6 +38,9 @@ class ProcessingRead:
     error: str | None = None
     storage_now: datetime | None = None
     """The storage's clock at the read (the answer's ``Date``), when it said."""
+    invalid: bool = False
+    """The object exists but is not a valid processing document (``error`` says why); False when it
+    could not be read at all (access, throttling): then nothing is known about it."""
 
     @property
     def exists(self) -> bool:
@@ -89,11 +92,14 @@ def read_processing(s3: Any, bucket: str, code: str, change_id: str) -> Processi
     try:
         document = ProcessingDocument.model_validate_json(body)
     except ValidationError as exc:
-        return ProcessingRead(key, error=f"{key} is not a valid processing document: {describe_validation_error(exc)}")
+        return ProcessingRead(
+            key, error=f"{key} is not a valid processing document: {describe_validation_error(exc)}", invalid=True
+        )
     if document.customer_code != code or document.change_id != change_id:
         return ProcessingRead(
             key,
             error=f"{key} holds {document.customer_code}/{document.change_id}, not {code}/{change_id}",
+            invalid=True,
         )
     return ProcessingRead(key, document, storage_now=_storage_date(response))
 

@@ -201,7 +201,8 @@ def _diagnose(
     read = processing.get(code, change_id)
     if read.error is not None:
         details.append(read.error)
-        return "processing_invalid"
+        if read.invalid:
+            return "processing_invalid"
     result = read.result_for(doc.revision)
     if result is not None:
         details.append(

@@ -298,8 +298,10 @@ class Sweeper:
         if code not in doc.customers:
             return act("not_redrivable", "the archive does not list this customer — run `stuck`", "error")
         read = processing.get(code, change_id)
-        if read.error is not None:
+        if read.invalid:
             return act("not_redrivable", f"{read.error}; processing cannot record a result — run `stuck`", "error")
+        if read.error is not None:  # unreadable (access, throttling): unknown, so the lease cannot hold it back
+            self.log("warning", "cannot read a processing object", {**context, "error": read.error})
         v2 = read.lease
         if v2 is not None and read.lease_live(at):
             return act(

@@ -339,3 +339,45 @@ def test_lease_expiry_is_judged_on_the_storage_clock_and_reads_never_raise() -> 
     denied = read_processing(StubS3(error=client_error("AccessDenied", 403)), "b", "hts", "X")
     assert denied.error == "processing/hts/X.json cannot be read: AccessDenied"
     assert not denied.lease_live(local) and denied.recorded_revisions() == [] and denied.result_for(1) is None
+
+
+def deny_processing_reads(s3: Faulty) -> None:
+    def deny(**kw: Any) -> None:
+        if kw["Key"].startswith("processing/"):
+            raise client_error("AccessDenied", 403)
+
+    s3.fail("get_object", deny, times=1000)
+
+
+def test_an_unreadable_processing_object_is_reported_but_blocks_nothing(light: Platform) -> None:
+    from runtime.contract.settings import OpsSettings
+    from runtime.ops.sweep import Sweeper
+
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    put_processing(platform, "CHG-1", "hts", lease=(1, timedelta(minutes=-1)))
+    backdate(platform, "customers/hts/CHG-1.json", 20 * MIN)
+    s3 = Faulty(platform.s3)
+    deny_processing_reads(s3)
+    logged: list[tuple[str, str, dict[str, Any]]] = []
+
+    report = Sweeper(
+        s3,
+        platform.sqs,
+        OpsSettings(bucket_name=platform.bucket, customer_queues=queues(platform)),
+        MetricsFactory("CustomMetrics", platform.metrics_stream),
+        log=lambda level, message, extra: logged.append((level, message, extra)),
+    ).run()
+    assert [(a.change_id, a.action) for a in report.actions] == [("CHG-1", "redriven")]
+    assert ("warning", "cannot read a processing object") in [(lv, m) for lv, m, _ in logged]
+    assert platform.trigger_exists("hts", "CHG-1")
+
+    found = stuck(clients(platform, s3=s3), platform.bucket, {}, older_than=timedelta(minutes=15))
+    [item] = found.triggers
+    assert item.diagnosis == "not_delivered"
+    assert "processing/hts/CHG-1.json cannot be read: AccessDenied" in item.details
+
+    kept = cleanup(clients(platform, s3=s3), platform.bucket, dry_run=True)
+    assert [i.action for i in kept.items] == ["kept"] and kept.findings == [
+        "processing/hts/CHG-1.json cannot be read: AccessDenied"
+    ]
