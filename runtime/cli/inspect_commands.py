@@ -111,10 +111,11 @@ def verify(
     change_id: Annotated[str, typer.Argument(help="Change id (archive/{id}.json).")],
     as_json: JsonOption = False,
 ) -> None:
-    """A change's archive state, who processed which revision, leases, triggers left, the meeting.
+    """Per customer: state, revision, sent/rejected, lease and progress (processing object) beside the archive.
 
-    Exit 0 when every customer processed the current revision and no trigger is left, 1 while
-    something is pending, 3 when the archive is missing or invalid.
+    Exit 0 when every customer's result for the current revision is recorded and folded into the
+    archive and no trigger is left, 1 while something is pending (or not folded yet, or a processing
+    object is invalid), 3 when the archive is missing or invalid.
     """
     try:
         keys.validate_change_id(change_id)
@@ -124,7 +125,14 @@ def verify(
     report = verify_change(OpsClients(), settings.bucket_name, change_id)
     code = EXIT_FAILED if report.failed else (EXIT_ATTENTION if report.needs_attention else EXIT_OK)
     if as_json:
-        render.emit({"complete": report.complete, "pending": report.pending, **render.to_jsonable(report)})
+        render.emit(
+            {
+                "complete": report.complete,
+                "pending": report.pending,
+                "not_folded": report.not_folded,
+                **render.to_jsonable(report),
+            }
+        )
         raise typer.Exit(code)
     console = render.console()
     if report.error:
@@ -134,30 +142,63 @@ def verify(
             f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "
             f"ETag {report.etag}"
         )
-        table = Table(title="Customers")
-        for column in ("customer", "state", "processed revisions", "processed at", "emails", "lease", "trigger"):
-            table.add_column(column)
+        table = Table(title="Customers", show_lines=True)
+        for column in (
+            "customer",
+            "state",
+            "rev",
+            "sent/rejected/of",
+            "lease",
+            "progress",
+            "recorded (processing)",
+            "folded (archive)",
+            "trigger",
+        ):
+            table.add_column(column, no_wrap=column in ("customer", "state", "sent/rejected/of"))
         for c in report.customers:
             lease = "-"
             if c.lease:
                 lease = (
                     f"{c.lease.owner} rev {c.lease.revision} {'live' if c.lease.live else 'expired'} "
-                    f"{c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z, {c.lease.emails_sent} sent"
+                    f"until {c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z"
                 )
+                if c.lease.source == "archive":
+                    lease += f" (v1, in the archive, {c.lease.emails_sent} sent)"
+            progress = "-"
+            if c.progress:
+                progress = f"{c.progress.done} of {c.progress.recipients} (rev {c.progress.revision})"
+                if c.progress.rejected:
+                    progress += f", {c.progress.rejected} rejected"
+            counts = "-"
+            if c.sent is not None or c.recipients is not None:
+                counts = "/".join("?" if n is None else str(n) for n in (c.sent, c.rejected, c.recipients))
+            folded = ", ".join(map(str, c.processed_revisions)) or "-"
+            recorded = ", ".join(map(str, c.recorded_revisions)) or "-"
+            if c.processing_error:
+                recorded = "[red]invalid processing object[/]"
             trigger = f"present, {human_duration(c.trigger.age_seconds)} old" if c.trigger else "-"
             if c.trigger and c.trigger.redrive_attempts:
                 trigger += f", re-driven {c.trigger.redrive_attempts}x"
-            style = {"processed": "green", "pending": "yellow", "processing": "cyan"}.get(c.state, "red")
+            style = {
+                "processed": "green",
+                "recorded_not_folded": "green",
+                "pending": "yellow",
+                "processing": "cyan",
+            }.get(c.state, "red")
             table.add_row(
                 c.customer,
-                f"[{style}]{c.state}[/]",
-                ", ".join(map(str, c.processed_revisions)) or "-",
-                f"{c.processed_at:%Y-%m-%d %H:%M:%S}Z" if c.processed_at else "-",
-                "-" if c.emails_sent is None else str(c.emails_sent),
+                f"[{style}]{c.state_text or c.state}[/]",
+                "-" if c.revision is None else str(c.revision),
+                counts,
                 lease,
+                progress,
+                recorded,
+                folded,
                 trigger,
             )
         console.print(table)
+        for finding in report.findings:
+            console.print(f"[red]finding[/]: {finding}")
         mods = Table(title="Modifications")
         for column in ("timestamp", "type", "user", "customer", "revision"):
             mods.add_column(column)
@@ -183,11 +224,17 @@ def verify(
             f"[yellow]trigger {t.key}[/] ({human_duration(t.age_seconds)} old) for a customer the archive does not list"
         )
     if not report.error:
-        console.print(
-            "[bold green]COMPLETE[/]"
-            if report.complete
-            else f"[bold yellow]PENDING[/]: {', '.join(report.pending) or 'triggers left'}"
-        )
+        if report.complete:
+            console.print("[bold green]COMPLETE[/]")
+        elif report.pending:
+            console.print(f"[bold yellow]PENDING[/]: {', '.join(report.pending)}")
+        elif report.not_folded:
+            console.print(
+                f"[bold yellow]RECORDED, NOT FOLDED YET[/]: {', '.join(report.not_folded)} "
+                "(the change coordinator folds the results into the archive)"
+            )
+        else:
+            console.print(f"[bold yellow]PENDING[/]: {'findings' if report.findings else 'triggers left'}")
     raise typer.Exit(code)
 
 

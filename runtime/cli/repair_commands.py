@@ -37,7 +37,9 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete only triggers whose result the archive already records (IfMatch their ETag). Exit 1 if a delete failed."""
+    """Delete only triggers whose result is recorded (archive or processing object; IfMatch their ETag).
+
+    Exit 1 if a delete failed or a processing object is invalid."""
     settings = options.settings(BucketSettings)
     if customer:
         try:
@@ -53,6 +55,7 @@ def cleanup(
                 "would_delete": report.count("would_delete"),
                 "kept": report.count("kept"),
                 "failed": len(report.failed),
+                "findings": report.findings,
                 "items": report.items,
             }
         )
@@ -71,6 +74,8 @@ def cleanup(
                 item.reason,
             )
         console.print(table)
+        for finding in report.findings:
+            console.print(f"[yellow]finding[/]: {finding} (its trigger is kept)")
         console.print(
             f"{report.count('deleted')} deleted, {report.count('would_delete')} would be deleted, "
             f"{report.count('kept')} kept (not recorded: processing still needed), {len(report.failed)} failed"
@@ -161,6 +166,13 @@ def restore(
                 f"  [yellow]lost[/]: {entry.get('modification_type')} {entry.get('customer_code') or ''} "
                 f"rev {entry.get('revision')} ({entry.get('timestamp')})"
             )
+        for result in plan.unfolded_results:
+            console.print(
+                f"  recorded in {result['key']} only: rev {result['revision']} (the coordinator folds it; "
+                "processing objects are never rewritten)"
+            )
+        for finding in plan.findings:
+            console.print(f"  [yellow]finding[/]: {finding}")
         if plan.refused:
             console.print(f"[bold red]refused[/]: {plan.refused}")
         elif plan.dry_run:

@@ -7,9 +7,10 @@ Imports: everything below (``contract``, ``telemetry``, ``aws``, ``archive``, ``
 * procedures: ``health``, ``verify``, ``stuck``, ``cleanup``, ``dlq``, ``restore``, ``restart``,
   ``logs``, ``dashboards`` and ``sweep`` (the sweeper, also scheduled);
 * what they share: ``clients`` (lazy boto3 clients), ``queues`` (SQS depth and peeking),
-  ``triggers_view`` / ``archive_view`` (the bucket as the procedures read it), ``durations``
+  ``triggers_view`` / ``archive_view`` / ``processing_view`` (the bucket as the procedures read it:
+  triggers, archives, the customers' processing objects, read-only), ``durations``
   (parsing and formatting times), ``progress`` (the progress callback) and ``errors``.
 
 Read-only except ``cleanup``, ``dlq redrive``, ``restore``, ``restart`` and the sweeper; only
-``restore`` writes ``archive/``.
+``restore`` writes ``archive/``; nothing here writes ``processing/`` (the processors' own objects).
 """

@@ -16,6 +16,12 @@ the current one, or the last good one before a corruption):
   in the ``restored`` entry itself, so the audit trail still says what was discarded.
 
 Nothing is deleted: every version stays in the bucket, so a restore can itself be undone.
+
+The customers' processing objects (``processing/{C}/{id}.json``) are never touched: they belong to the
+processors and hold their results, leases and progress whatever the archive says. The plan lists the
+results they record that the restored archive does not (``unfolded_results``): the change coordinator
+folds them into the archive after the restore (it folds what is missing, never twice), so the audit
+trail converges without ops writing them. An invalid processing object is listed under ``findings``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from runtime.contract import keys
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import now
 from runtime.ops.errors import NothingToDo, OpsError
+from runtime.ops.processing_view import read_processing
 
 MAX_SCANNED_VERSIONS = 50
 
@@ -78,6 +85,10 @@ class RestorePlan:
     refused: str | None = None
     new_etag: str | None = None
     new_version_id: str | None = None
+    unfolded_results: list[dict[str, Any]] = field(default_factory=list)
+    """Results the processing objects record and the restored archive does not: the coordinator folds them."""
+    findings: list[str] = field(default_factory=list)
+    """Processing objects that could not be read or validated (each names its key); restore goes on."""
 
     @property
     def needs_attention(self) -> bool:
@@ -243,6 +254,16 @@ def restore(
         forced=force,
         dry_run=dry_run,
     )
+    folded = {
+        (m.customer_code, m.revision) for m in [*source_doc.modifications, *carried] if m.modification_type == PROCESSED
+    }
+    for code in restored.customers:  # read only: processing objects are the processors'
+        read = read_processing(s3, bucket, code, change_id)
+        if read.error is not None:
+            plan.findings.append(read.error)
+        for revision in read.recorded_revisions():
+            if (code, revision) not in folded:
+                plan.unfolded_results.append({"customer_code": code, "revision": revision, "key": read.key})
     if dropped and not force:
         plan.refused = (
             f"{len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} recorded after that version would be lost "

@@ -1,6 +1,9 @@
 """``stuck``: for every trigger older than a threshold, why it is still there and what to do — one
-diagnosis per runbook case (archive missing, in the DLQ, lease live or expired, queued, re-drives
-exhausted, never delivered).
+diagnosis per runbook case (archive missing, result recorded — folded or not yet —, processing object
+invalid, in the DLQ, lease live or expired, queued, re-drives exhausted, never delivered).
+
+The customer's processing object ``processing/{C}/{id}.json`` (one GET per trigger) gives the result,
+the lease (v2) and the progress cursor; a v1 lease inside the archive is still read.
 
 Read-only. DLQs are peeked, never consumed, and the customer's own queue is never received from
 (that would count towards its ``maxReceiveCount``).
@@ -18,6 +21,7 @@ from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache, archive_has_history
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, now
+from runtime.ops.processing_view import ProcessingCache, describe_lease, describe_progress
 from runtime.ops.progress import Tracker, no_track
 from runtime.ops.queues import PeekedMessage, QueueStats, peek_messages, queue_stats
 from runtime.ops.triggers_view import REDRIVE_ATTEMPTS_TAG, redrive_attempts, triggers_by_customer
@@ -28,6 +32,10 @@ DIAGNOSES = {
     "archive_invalid": "the archive is not a valid change document: the processor dead-letters this trigger",
     "not_listed": "the archive does not list this customer: the processor dead-letters this trigger",
     "already_processed": "the archive records this revision as processed; only the trigger delete failed",
+    "recorded_not_folded": "the customer's processing object records this revision, but the change coordinator "
+    "has not folded it into the archive yet; the trigger delete failed too",
+    "processing_invalid": "the customer's processing object is not a valid processing document: the processor "
+    "cannot claim or record this change",
     "in_dlq": "its message is in the dead-letter queue",
     "lease_live": "a processor holds a live lease: processing is under way",
     "lease_expired": "processing started but stopped (lease expired): the processor crashed or gave up",
@@ -47,6 +55,12 @@ def resolution(diagnosis: str, code: str, change_id: str) -> str:
         f"then `dlq redrive --customer {code}`",
         "not_listed": "resubmit the change with this customer in `customers`, or delete the trigger",
         "already_processed": f"`cleanup --customer {code}` (the sweeper also does it)",
+        "recorded_not_folded": f"`cleanup --customer {code}` (the sweeper also does it; the emails went out); if "
+        f"`verify {change_id}` still shows it not folded after a few minutes, check the change coordinator "
+        "(its queue and DLQ, `health`, its logs)",
+        "processing_invalid": f"inspect {keys.processing_key(code, change_id)} (only {code}'s processor writes it): "
+        "bring back its last valid version from bucket versioning (`aws s3api list-object-versions --prefix "
+        f"{keys.processing_key(code, change_id)}`), then `dlq redrive --customer {code}`",
         "in_dlq": f"fix the cause (`logs --customer {code} --change-id {change_id}`), then "
         f"`dlq redrive --customer {code}`",
         "lease_live": "wait for the lease to expire or the processing to finish; then `verify`",
@@ -109,6 +123,7 @@ def stuck(
     ]
     store = TriggerStore(clients.s3, bucket)
     archives = ArchiveCache(ArchiveStore(clients.s3, bucket))
+    processing = ProcessingCache(clients.s3, bucket)
     queues: dict[str, QueueStats] = {}
     dlq_messages: dict[str, list[PeekedMessage]] = {}
     found: list[StuckTrigger] = []
@@ -124,6 +139,7 @@ def stuck(
             info,
             store,
             archives,
+            processing,
             customer_queues,
             queues,
             dlq_messages,
@@ -155,6 +171,7 @@ def _diagnose(
     info: TriggerInfo,
     store: TriggerStore,
     archives: ArchiveCache,
+    processing: ProcessingCache,
     customer_queues: dict[str, str],
     queues: dict[str, QueueStats],
     dlq_messages: dict[str, list[PeekedMessage]],
@@ -181,11 +198,27 @@ def _diagnose(
         return "not_listed"
     if doc.is_processed(code, doc.revision):
         return "already_processed"
-    done = [m.revision for m in doc.modifications if m.modification_type == PROCESSED and m.customer_code == code]
-    if done:
+    read = processing.get(code, change_id)
+    if read.error is not None:
+        details.append(read.error)
+        if read.invalid:
+            return "processing_invalid"
+    result = read.result_for(doc.revision)
+    if result is not None:
         details.append(
-            f"processed earlier revision(s) {sorted(r for r in done if r is not None)}, current is {doc.revision}"
+            f"{read.key}: revision {result.revision} sent to {result.sent} of {result.recipients} recipient(s), "
+            f"{result.rejected} rejected, finished {result.finished_at.isoformat()}; "
+            "no `processed` entry in the archive"
         )
+        return "recorded_not_folded"
+    done = {
+        m.revision
+        for m in doc.modifications
+        if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
+    }
+    done.update(read.recorded_revisions())
+    if done:
+        details.append(f"processed earlier revision(s) {sorted(done)}, current is {doc.revision}")
     url = customer_queues.get(code)
     if url is None:
         details.append(f"{code} is not in TTP_CUSTOMER_QUEUES: no queue to check")
@@ -203,17 +236,24 @@ def _diagnose(
                     f"received {hits[0].receive_count} time(s)"
                 )
                 return "in_dlq"
-    lease = doc.leases.get(code)
+    v2 = read.lease
+    if v2 is not None:
+        details.append(f"{read.key}: {describe_lease(v2, read.lease_live(at))}")
+    if read.progress is not None:
+        details.append(f"{read.key}: {describe_progress(read.progress)}")
+    if v2 is not None and read.lease_live(at):
+        return "lease_live"
+    lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
     if lease is not None:
         details.append(
-            f"lease of {lease.owner} for revision {lease.revision} until {lease.expires_at.isoformat()}, "
-            f"{len(lease.emails_sent)} email(s) checkpointed"
+            f"v1 lease in the archive: lease of {lease.owner} for revision {lease.revision} until "
+            f"{lease.expires_at.isoformat()}, {len(lease.emails_sent)} email(s) checkpointed"
         )
         if lease.is_live(at):
             return "lease_live"
     if max_attempts is not None and attempts >= max_attempts:
         return "redrive_exhausted"
-    if lease is not None:
+    if lease is not None or v2 is not None:
         return "lease_expired"
     if url is not None and queues[code].error is None and (queues[code].waiting or queues[code].in_flight):
         q = queues[code]

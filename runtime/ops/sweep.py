@@ -6,8 +6,9 @@ missing data — it:
 
 1. emits ``OrphanedTriggers`` (triggers older than ``TTP_STUCK_AFTER_SECONDS`` still there after this
    pass) and ``OldestTriggerAge`` (seconds, 0 when none) as EMF lines with a ``CustomerCode`` dimension;
-2. deletes triggers whose result the archive already records for its current revision (the
-   processor's delete failed), ``IfMatch`` the listed ETag, so a newer trigger is never deleted —
+2. deletes triggers whose result is recorded for the archive's current revision — a ``processed``
+   entry in the archive, or the result in the customer's ``processing/{C}/{id}.json`` not folded yet
+   (the processor's delete failed) — ``IfMatch`` the listed ETag, so a newer trigger is never deleted —
    only past a short grace period, not to race the processor's own step 8;
 3. re-drives triggers stuck past the threshold by sending an S3-event-shaped message (the same shape
    as S3's notification, key URL-encoded) to the customer's queue: at most
@@ -17,8 +18,10 @@ missing data — it:
    logs an error and leaves the trigger: the trigger-age alarms fire.
 
 It re-drives only what processing can fix: not when the archive is missing or invalid or does not list
-the customer (the processor would dead-letter it; ``stuck`` explains it), nor while a live lease shows
-processing under way. It never writes ``archive/`` — it only reads it.
+the customer, or the customer's processing object is invalid (the processor would dead-letter it;
+``stuck`` explains it), nor while a live lease shows processing under way — in the processing object,
+or (v1) in the archive. It never writes ``archive/`` nor ``processing/`` — it only reads them, each
+processing object at most once per pass.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from runtime.contract.settings import OpsSettings
 from runtime.ops.archive_view import ArchiveCache
 from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
+from runtime.ops.processing_view import ProcessingCache
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
 from runtime.telemetry.log import SERVICE
 from runtime.telemetry.metrics import MetricsFactory
@@ -189,10 +193,11 @@ class Sweeper:
             self.log("error", "sweeper cannot list triggers", {"error": str(exc)})
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
+        processing = ProcessingCache(self.s3, self.bucket)
         for code in sorted(self.settings.customer_queues):
             summary = CustomerSweep(code)
             try:
-                self._sweep_customer(code, grouped.get(code, []), archives, at, summary, report)
+                self._sweep_customer(code, grouped.get(code, []), archives, processing, at, summary, report)
             except Exception as exc:  # one customer's failure must not stop the others' metrics
                 summary.errors += 1
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
@@ -218,6 +223,7 @@ class Sweeper:
         code: str,
         infos: list[TriggerInfo],
         archives: ArchiveCache,
+        processing: ProcessingCache,
         at: datetime,
         summary: CustomerSweep,
         report: SweepReport,
@@ -226,7 +232,9 @@ class Sweeper:
         threshold = self.settings.stuck_after_seconds
         ripe = [i for i in infos if age_seconds(i.last_modified, at) >= self.grace]
         remaining = {i.ref.key: i for i in infos}
-        for item in iter_cleanup(self.s3, self.bucket, ripe, dry_run=False, reference=at, archives=archives):
+        for item in iter_cleanup(
+            self.s3, self.bucket, ripe, dry_run=False, reference=at, archives=archives, processing=processing
+        ):
             if item.action in ("deleted", "already_gone", "replaced"):
                 # replaced: a newer trigger is there now (younger than this pass saw); its own event follows
                 remaining.pop(item.key, None)
@@ -237,7 +245,7 @@ class Sweeper:
                     )
                     self.log(
                         "info",
-                        "deleted a trigger whose result the archive records",
+                        "deleted a trigger whose result is recorded",
                         {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
                     )
             elif item.action == "failed":
@@ -256,7 +264,7 @@ class Sweeper:
             if age < threshold:
                 continue
             summary.orphaned += 1
-            action = self._redrive(info, age, archives, at, report)
+            action = self._redrive(info, age, archives, processing, at, report)
             report.actions.append(action)
             if action.action == "redriven":
                 summary.redriven += 1
@@ -266,7 +274,13 @@ class Sweeper:
                 summary.errors += 1
 
     def _redrive(
-        self, info: TriggerInfo, age: float, archives: ArchiveCache, at: datetime, report: SweepReport
+        self,
+        info: TriggerInfo,
+        age: float,
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        report: SweepReport,
     ) -> SweepAction:
         ref: TriggerRef = info.ref
         code, change_id = ref.customer_code, ref.change_id
@@ -283,7 +297,17 @@ class Sweeper:
         doc = loaded.document
         if code not in doc.customers:
             return act("not_redrivable", "the archive does not list this customer — run `stuck`", "error")
-        lease = doc.leases.get(code)
+        read = processing.get(code, change_id)
+        if read.invalid:
+            return act("not_redrivable", f"{read.error}; processing cannot record a result — run `stuck`", "error")
+        if read.error is not None:  # unreadable (access, throttling): unknown, so the lease cannot hold it back
+            self.log("warning", "cannot read a processing object", {**context, "error": read.error})
+        v2 = read.lease
+        if v2 is not None and read.lease_live(at):
+            return act(
+                "in_progress", f"lease of {v2.owner} live until {v2.expires_at.isoformat()} ({read.key})", "info"
+            )
+        lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
         if lease is not None and lease.is_live(at):
             return act("in_progress", f"lease of {lease.owner} live until {lease.expires_at.isoformat()}", "info")
         try:

@@ -1,8 +1,18 @@
-"""``verify``: has a change reached everyone? The archive's state next to the triggers still there, per
-customer (processed, processing, pending, not triggered), so an operator can tell "done" from "late"
-from "never sent" for one change id.
+"""``verify``: has a change reached everyone? Per customer, the customer's processing object
+(``processing/{C}/{id}.json``: result per revision, lease, progress) beside the archive's folded
+``processed`` entries and the triggers still there, so an operator can tell "done" from "recorded but
+not in the audit trail yet" from "late" from "never sent" for one change id.
 
-Read-only. A missing or invalid archive is reported (``failed``), not raised.
+States (``CustomerProgress.state``; ``state_text`` says it in words — :data:`STATES`):
+
+* ``processed`` — recorded and folded: the archive has the ``processed`` entry for the current revision;
+* ``recorded_not_folded`` — the processing object records the result, the coordinator has not folded it;
+* ``processing`` — in progress: a live lease on the current revision (processing object, or v1 archive);
+* ``pending`` — waiting: the trigger is there, nobody works on it now;
+* ``not_triggered`` — no trigger, no result.
+
+Read-only: one GET of the archive and one per listed customer. A missing or invalid archive is
+reported (``failed``), not raised; an invalid processing object is a finding naming its key.
 """
 
 from __future__ import annotations
@@ -18,7 +28,16 @@ from runtime.contract import keys
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, now
+from runtime.ops.processing_view import FOLDED, NOT_FOLDED, ProcessingCache, ProcessingRead, recorded
 from runtime.ops.triggers_view import redrive_attempts
+
+STATES = {
+    "processed": "recorded and folded",
+    "recorded_not_folded": "recorded, not folded yet",
+    "processing": "in progress",
+    "pending": "waiting",
+    "not_triggered": "no trigger, no result",
+}
 
 
 @dataclass
@@ -27,7 +46,18 @@ class LeaseView:
     revision: int
     expires_at: datetime
     live: bool
-    emails_sent: int
+    emails_sent: int | None
+    """v1 leases only: the emails checkpointed in the lease (v2 progress is in ``ProgressView``)."""
+    source: str = "archive"  # processing (v2: processing/{C}/{id}.json) | archive (v1, or the meeting lease)
+    message_id: str | None = None
+
+
+@dataclass
+class ProgressView:
+    revision: int
+    recipients: int
+    done: int
+    rejected: int
 
 
 @dataclass
@@ -43,12 +73,29 @@ class TriggerView:
 @dataclass
 class CustomerProgress:
     customer: str
-    state: str  # processed | pending | processing | not_triggered
+    state: str  # processed | recorded_not_folded | processing | pending | not_triggered (STATES)
     processed_revisions: list[int]
+    """Revisions with a ``processed`` entry in the archive (folded, or written by a v1 processor)."""
     processed_at: datetime | None
     emails_sent: int | None
+    """The folded entry's count for the current revision."""
     lease: LeaseView | None
     trigger: TriggerView | None
+    state_text: str = ""
+    revision: int | None = None
+    """The revision the state is about: the archive's current one."""
+    sent: int | None = None
+    rejected: int | None = None
+    recipients: int | None = None
+    """Counts of the current revision: from the processing object's result, else from the folded entry."""
+    recorded_revisions: list[int] = field(default_factory=list)
+    """Revisions whose result the processing object records."""
+    progress: ProgressView | None = None
+    processing_key: str = ""
+    processing_exists: bool = False
+    processing_error: str | None = None
+    folded: dict[str, Any] | None = None
+    """The archive's ``processed`` entry for the current revision, as stored."""
 
 
 @dataclass
@@ -67,10 +114,18 @@ class VerifyReport:
     meeting_metadata: dict[str, Any] | None = None
     meeting_lease: LeaseView | None = None
     other_triggers: list[TriggerView] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    """Processing objects that could not be used (invalid, unreadable), each naming its key."""
 
     @property
     def pending(self) -> list[str]:
-        return [c.customer for c in self.customers if c.state != "processed"]
+        """Customers whose result for the current revision is not recorded anywhere yet."""
+        return [c.customer for c in self.customers if c.state not in ("processed", "recorded_not_folded")]
+
+    @property
+    def not_folded(self) -> list[str]:
+        """Customers whose result is recorded but not in the archive's audit trail yet."""
+        return [c.customer for c in self.customers if c.state == "recorded_not_folded"]
 
     @property
     def complete(self) -> bool:
@@ -78,8 +133,10 @@ class VerifyReport:
             self.exists
             and self.error is None
             and not self.pending
+            and not self.not_folded
             and not any(c.trigger for c in self.customers)
             and not self.other_triggers
+            and not self.findings
         )
 
     @property
@@ -93,9 +150,26 @@ class VerifyReport:
 
 
 def _lease_view(lease: Any, at: datetime) -> LeaseView | None:
+    """A v1 lease (inside the archive), or the archive's meeting lease."""
     if lease is None:
         return None
     return LeaseView(lease.owner, lease.revision, lease.expires_at, lease.is_live(at), len(lease.emails_sent))
+
+
+def _processing_lease_view(read: ProcessingRead, at: datetime) -> LeaseView | None:
+    lease = read.lease
+    if lease is None:
+        return None
+    return LeaseView(
+        lease.owner, lease.revision, lease.expires_at, read.lease_live(at), None, "processing", lease.message_id
+    )
+
+
+def _progress_view(read: ProcessingRead) -> ProgressView | None:
+    progress = read.progress
+    if progress is None:
+        return None
+    return ProgressView(progress.revision, progress.recipients, progress.done, len(progress.rejected))
 
 
 def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datetime | None = None) -> VerifyReport:
@@ -133,6 +207,7 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
     report.meeting = doc.meeting.to_json_dict() if doc.meeting else None
     report.meeting_metadata = doc.meeting_metadata.to_json_dict() if doc.meeting_metadata else None
     report.meeting_lease = _lease_view(doc.meeting_lease, at)
+    processing = ProcessingCache(clients.s3, bucket)
     for code in doc.customers:
         revisions = sorted(
             {
@@ -141,11 +216,18 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
                 if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
             }
         )
-        entry = doc.processed_entry(code)
-        lease = _lease_view(doc.leases.get(code), at)
+        read = processing.get(code, change_id)
+        if read.error is not None:
+            report.findings.append(read.error)
+        state_of = recorded(doc, code, doc.revision, read)
+        entry = state_of.folded
+        # the v2 lease (processing object) wins; a v1 processor's lease inside the archive is still shown
+        lease = _processing_lease_view(read, at) or _lease_view(doc.leases.get(code), at)
         trigger = triggers.pop(code, None)
-        if entry is not None:
+        if state_of.where == FOLDED:
             state = "processed"
+        elif state_of.where == NOT_FOLDED:
+            state = "recorded_not_folded"
         elif lease is not None and lease.live and lease.revision == doc.revision:
             state = "processing"
         elif trigger is not None:
@@ -153,8 +235,30 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
         else:
             state = "not_triggered"
         emails = entry.emails_sent if entry is not None else None
-        report.customers.append(
-            CustomerProgress(code, state, revisions, entry.timestamp if entry else None, emails, lease, trigger)
+        result = state_of.result
+        progress = CustomerProgress(
+            code,
+            state,
+            revisions,
+            entry.timestamp if entry else None,
+            emails,
+            lease,
+            trigger,
+            state_text=STATES[state],
+            revision=doc.revision,
+            recorded_revisions=read.recorded_revisions(),
+            progress=_progress_view(read),
+            processing_key=read.key,
+            processing_exists=read.exists,
+            processing_error=read.error,
+            folded=entry.to_json_dict() if entry is not None else None,
         )
+        if result is not None:
+            progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
+        elif entry is not None:
+            progress.sent, progress.recipients = entry.emails_sent, entry.recipients
+            rejected = getattr(entry, "emails_rejected", None)  # declared by the coordinator's folds, if at all
+            progress.rejected = rejected if isinstance(rejected, int) else None
+        report.customers.append(progress)
     report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)
     return report

@@ -17,11 +17,12 @@ from typer.testing import CliRunner, Result
 
 from devtools import sandbox as sb
 from devtools.sandbox import PLATFORM_ACCOUNT
+from runtime.archive import processing as v2
 from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.cli import app
 from runtime.contract import names
-from runtime.contract.keys import TriggerRef
+from runtime.contract.keys import TriggerRef, processing_key
 from runtime.ops.clients import OpsClients
 from runtime.pipeline.state_machine import Outcome
 from tests.support.aws_platform import Faulty, Platform, client_error
@@ -87,6 +88,46 @@ def set_lease(platform: Platform, change_id: str, code: str, expires_in: timedel
         return doc
 
     ArchiveStore(platform.s3, platform.bucket).update(change_id, mutate)
+
+
+def put_processing(
+    platform: Platform,
+    change_id: str,
+    code: str,
+    *,
+    results: Mapping[int, tuple[int, int, int]] | None = None,
+    lease: tuple[int, timedelta] | None = None,
+    progress: tuple[int, int, int, list[str]] | None = None,
+) -> str:
+    """Write ``processing/{code}/{change_id}.json`` as customer ``code``'s processor would (the model of
+    ``runtime.archive.processing``): ``results`` {revision: (sent, rejected, recipients)}, ``lease``
+    (revision, expires in), ``progress`` (revision, done, recipients, rejected addresses). Returns the key."""
+    doc = v2.ProcessingDocument(
+        customer_code=code,
+        change_id=change_id,
+        lease=None
+        if lease is None
+        else v2.ProcessingLease(
+            owner="sqs:m-2:r-1", message_id="m-2", revision=lease[0], expires_at=utcnow() + lease[1]
+        ),
+        progress=None
+        if progress is None
+        else v2.SendProgress(
+            revision=progress[0],
+            recipients=progress[2],
+            recipients_digest="0" * 64,
+            done=progress[1],
+            done_through=f"r{progress[1]:03d}@example.com",
+            rejected=progress[3],
+        ),
+        results={
+            str(revision): v2.RevisionResult(revision=revision, recipients=n, sent=sent, rejected=rejected)
+            for revision, (sent, rejected, n) in (results or {}).items()
+        },
+    )
+    key = processing_key(code, change_id)
+    put_raw(platform, key, json.dumps(doc.to_json_dict()))
+    return key
 
 
 def backdate(platform: Platform, key: str, seconds: float) -> None:
