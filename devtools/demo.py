@@ -6,10 +6,13 @@
 2. Starts moto's server on a loopback port (and a fake Microsoft Graph when meetings are available),
    creates the bucket layout, per-customer queues with DLQs and S3 notifications, SES identities and
    contact lists in each customer's account.
-3. Starts one worker per customer as a real subprocess (``python -m runtime worker``), submits sample
-   changes archive-first, waits until every trigger is gone, and prints what happened: the archive's
-   modifications, the emails each customer sent, timings.
-4. Runs the ops commands ``health`` and ``verify`` on the result, stops the workers with SIGTERM.
+3. Starts one worker per customer (``python -m runtime worker``) and the change coordinator
+   (``python -m runtime coordinator``, fed by the ``archive/`` and ``processing/`` events; only it gets
+   the Graph settings) as real subprocesses, submits sample changes archive-first, waits until every
+   trigger is gone and every customer's result is folded into the archive, and prints what happened:
+   the archive's modifications, the coordinator's folds (results per archive write) and the meeting,
+   the emails each customer sent, timings.
+4. Runs the ops commands ``health`` and ``verify`` on the result, stops every process with SIGTERM.
 """
 
 from __future__ import annotations
@@ -63,12 +66,14 @@ def synthesize(outdir: Path) -> None:
 
 
 class Worker:
-    def __init__(self, code: str, env: dict[str, str], logdir: Path) -> None:
+    """``python -m runtime worker`` of one customer (or, with ``command="coordinator"``, the coordinator)."""
+
+    def __init__(self, code: str, env: dict[str, str], logdir: Path, command: str = "worker") -> None:
         self.code = code
-        self.log_path = logdir / f"worker-{code}.log"
+        self.log_path = logdir / f"{command}-{code}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "worker"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "runtime", command], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def stop(self) -> int:
@@ -79,13 +84,16 @@ class Worker:
             self._log.close()
 
     def handled(self) -> list[dict[str, Any]]:
+        return self.logged("message handled")
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
         lines = []
         for line in self.log_path.read_text().splitlines():
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(entry, dict) and entry.get("message") == "message handled":
+            if isinstance(entry, dict) and entry.get("message") == message:
                 lines.append(entry)
         return lines
 
@@ -136,10 +144,28 @@ def run(args: argparse.Namespace) -> int:
         customers = sb.specs_from_config(config.customers)
         box = sb.create_sandbox(customers, bucket=config.bucket_name or "ttp-metadata-local", visibility_timeout=30)
         rates = {c.code: str(c.send_rate_per_second) for c in config.customers}
-        extra_env: dict[str, str] = {}
+        graph_env: dict[str, str] = {}
         graph = _start_fake_graph(box)
         if graph is not None:
-            extra_env.update(graph[1])
+            graph_env.update(graph[1])
+        # Only the coordinator holds the Graph secret and the contact-reader roles (DESIGN.md §5).
+        coordinator = Worker(
+            "coordinator",
+            {
+                **os.environ,
+                **aws.env(),
+                **box.coordinator_env(
+                    TTP_RECEIVE_WAIT_SECONDS="1",
+                    TTP_DRAIN_SECONDS="10",
+                    TTP_MAX_CONCURRENCY="16",
+                    TTP_FOLD_LINGER_SECONDS="0.5",
+                ),
+                **graph_env,
+                "PYTHONPATH": str(ROOT),
+            },
+            logdir,
+            command="coordinator",
+        )
         workers = []
         for code in box.customers:
             env = {
@@ -148,7 +174,6 @@ def run(args: argparse.Namespace) -> int:
                 **box.worker_env(
                     code, TTP_RECEIVE_WAIT_SECONDS="1", TTP_DRAIN_SECONDS="10", TTP_SEND_RATE_PER_SECOND=rates[code]
                 ),
-                **extra_env,
                 "PYTHONPATH": str(ROOT),
             }
             workers.append(Worker(code, env, logdir))
@@ -170,7 +195,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             console.print("[red]triggers still present after 120 s[/red]")
         elapsed = time.monotonic() - submitted_at
+        while time.monotonic() < deadline and not _settled(s3, box, changes, meetings=graph is not None):
+            time.sleep(0.2)  # the coordinator folds the results and reconciles the meeting after the emails
+        settled = time.monotonic() - submitted_at
         report(box, changes, workers, elapsed)
+        report_coordinator(box, changes, coordinator, settled)
         ops_env = {
             **os.environ,
             **aws.env(),
@@ -183,10 +212,33 @@ def run(args: argparse.Namespace) -> int:
             subprocess.run([sys.executable, "-m", "runtime", *command], cwd=ROOT, env=ops_env)
         exit_codes = {w.code: w.stop() for w in workers}
         console.print(f"workers stopped with SIGTERM, exit codes: {exit_codes}")
+        coordinator_exit = coordinator.stop()
+        console.print(f"coordinator stopped with SIGTERM, exit code: {coordinator_exit}")
         if graph is not None:
             graph[0].stop()
-        ok = all(code == 0 for code in exit_codes.values()) and elapsed < 120
+        ok = all(code == 0 for code in exit_codes.values()) and coordinator_exit == 0 and elapsed < 120
         return 0 if ok else 1
+
+
+def _archive(s3: Any, box: sb.Sandbox, change_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+    return doc
+
+
+def _settled(s3: Any, box: sb.Sandbox, changes: list[dict[str, Any]], *, meetings: bool) -> bool:
+    """Every listed customer's result is in the archive and every requested meeting is recorded."""
+    for change in changes:
+        doc = _archive(s3, box, change["change_id"])
+        folded = {
+            m.get("customer_code")
+            for m in doc["modifications"]
+            if m["modification_type"] == "processed" and m.get("revision") == doc["revision"]
+        }
+        if not set(doc["customers"]) <= folded:
+            return False
+        if meetings and doc.get("meeting") and not doc.get("meeting_metadata"):
+            return False
+    return True
 
 
 def _start_fake_graph(box: sb.Sandbox) -> tuple[Any, dict[str, str]] | None:
@@ -244,6 +296,44 @@ def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker]
         str(s3.list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0)),
     )
     console.print(timings)
+
+
+def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinator: Worker, settled: float) -> None:
+    """The coordinator's side: results folded per archive write, the meeting, the processing objects."""
+    s3 = boto3.client("s3")
+    folds = Table(title="change coordinator: results folded into the archive (one compare-and-swap write each)")
+    for column in ("time", "change", "results folded", "customers"):
+        folds.add_column(column)
+    fold_lines = coordinator.logged("results folded into the archive")
+    for line in fold_lines:
+        folded = line.get("folded") or []
+        folds.add_row(
+            str(line.get("timestamp", ""))[11:23], str(line.get("change_id")), str(len(folded)), ", ".join(folded)
+        )
+    console.print(folds)
+    results = sum(len(line.get("folded") or []) for line in fold_lines)
+    console.print(f"  {results} results folded in {len(fold_lines)} archive writes")
+    meetings = Table(title="the change's one meeting (reconciled by the coordinator only)")
+    for column in ("change", "event id", "generation", "revision", "attendees", "cancelled"):
+        meetings.add_column(column)
+    for change in changes:
+        meta = _archive(s3, box, change["change_id"]).get("meeting_metadata")
+        if meta:
+            meetings.add_row(
+                change["change_id"],
+                str(meta.get("meeting_id", ""))[:24] + "…",
+                str(meta.get("generation", 0)),
+                str(meta.get("revision", "")),
+                ", ".join(meta.get("attendees") or []),
+                str(meta.get("cancelled", False)),
+            )
+    console.print(meetings)
+    objects = s3.list_objects_v2(Bucket=box.bucket, Prefix="processing/").get("KeyCount", 0)
+    handled = coordinator.handled()
+    console.print(
+        f"  coordinator: {len(handled)} events handled, {objects} processing objects in the bucket, "
+        f"everything folded {settled:.2f} s after the submission"
+    )
 
 
 def main() -> None:

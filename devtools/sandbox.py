@@ -2,8 +2,9 @@
 
 The same layout the stacks deploy, built with plain boto3 calls so the local pipeline can run
 without CloudFormation: the bucket (versioned), per customer a queue with a DLQ and redrive policy,
-the bucket's notification for ``customers/{code}/``, and in each customer's account an SES identity,
-a contact list with topics and some contacts.
+the change coordinator's queue (with its DLQ), the bucket's notifications (``customers/{code}/`` to
+that customer's queue, ``archive/`` and ``processing/`` to the coordinator's), and in each customer's
+account an SES identity, a contact list with topics and some contacts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 
 from runtime.contract import names
+from runtime.contract.keys import ARCHIVE_PREFIX, PROCESSING_PREFIX
 from runtime.contract.names import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
 
 DEFAULT_TOPIC = "change-notifications"
@@ -62,10 +64,30 @@ class CustomerResources:
 
 
 @dataclass
+class CoordinatorResources:
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+
+
+@dataclass
 class Sandbox:
     bucket: str
     region: str
     customers: dict[str, CustomerResources]
+    coordinator: CoordinatorResources | None = None
+
+    def coordinator_env(self, **overrides: str) -> dict[str, str]:
+        """The TTP_* environment of the change coordinator (its queue gets archive/ and processing/ events)."""
+        if self.coordinator is None:
+            raise RuntimeError("this sandbox has no coordinator queue")
+        env = {
+            "TTP_BUCKET_NAME": self.bucket,
+            "TTP_QUEUE_URL": self.coordinator.queue_url,
+            "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
+        }
+        env.update(overrides)
+        return env
 
     def worker_env(self, code: str, **overrides: str) -> dict[str, str]:
         """The TTP_* environment of one customer's worker (what the stacks set on the task)."""
@@ -141,12 +163,47 @@ def create_sandbox(
             }
         )
         _create_customer_ses(spec, region)
+    coordinator = _create_queue(
+        sqs, names.COORDINATOR_QUEUE_NAME, names.COORDINATOR_DLQ_NAME, visibility_timeout, max_receive_count
+    )
+    for prefix in (ARCHIVE_PREFIX, PROCESSING_PREFIX):
+        queue_configs.append(
+            {
+                "Id": f"coordinator-{prefix.rstrip('/')}",
+                "QueueArn": coordinator.queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "prefix", "Value": prefix},
+                            {"Name": "suffix", "Value": ".json"},
+                        ]
+                    }
+                },
+            }
+        )
     if notifications:
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
         )
         # S3 sends an s3:TestEvent to each queue when the configuration is saved; the worker acks it.
-    return Sandbox(bucket, region, created)
+    return Sandbox(bucket, region, created, coordinator)
+
+
+def _create_queue(
+    sqs: Any, name: str, dlq_name: str, visibility_timeout: int, max_receive_count: int
+) -> CoordinatorResources:
+    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return CoordinatorResources(queue_url, queue_arn, dlq_url)
 
 
 def _create_customer_ses(spec: CustomerSpec, region: str) -> None:

@@ -1,4 +1,5 @@
-"""Transient Trigger Pipeline runtime: the per-customer queue processor, the sweeper and the ops CLI.
+"""Transient Trigger Pipeline runtime: the per-customer queue processor, the change coordinator, the
+sweeper and the ops CLI.
 
 Subpackages, each importing only those listed before it (``tests/test_layout.py`` enforces this):
 
@@ -8,6 +9,7 @@ Subpackages, each importing only those listed before it (``tests/test_layout.py`
 * ``archive``   — change documents, the compare-and-swap store, triggers, submission;
 * ``notify``    — SES email and Graph meetings;
 * ``pipeline``  — message envelopes, the state machine, the worker, the composition root;
+* ``coordinator`` — the change coordinator: folds customers' results into the archive, owns meetings;
 * ``ops``       — one module per runbook procedure, and the sweeper;
 * ``cli``       — the typer app (``python -m runtime``, ``ttp``).
 """

@@ -20,6 +20,7 @@ RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.archive"},
     {"runtime.notify"},
     {"runtime.pipeline"},
+    {"runtime.coordinator"},
     {"runtime.ops"},
     {"runtime.cli"},
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.contract.settings import MeetingSettings, OpsSettings, WorkerSettings, env_var
+from runtime.contract.settings import CoordinatorSettings, MeetingSettings, OpsSettings, WorkerSettings, env_var
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -24,7 +24,7 @@ def test_first_two_commands_are_demo_and_test_and_ci_runs_the_test_command() -> 
     assert re.search(r"^demo: setup$", makefile, re.M) and re.search(r"^test: setup$", makefile, re.M)
 
 
-@pytest.mark.parametrize("model", [WorkerSettings, MeetingSettings, OpsSettings])
+@pytest.mark.parametrize("model", [WorkerSettings, MeetingSettings, OpsSettings, CoordinatorSettings])
 def test_every_setting_is_documented(model: type) -> None:
     missing = [env_var(name) for name in model.model_fields if f"`{env_var(name)}`" not in README]
     assert missing == []

@@ -138,12 +138,14 @@ class ModificationEntry(_Document):
     meeting_metadata: MeetingMetadata | None = None
     # submitted
     customers: list[str] | None = None
-    # processed
+    # processed (folded by the change coordinator from processing/{customer}/{id}.json)
     recipients: int | None = None
     emails_sent: int | None = None
-    # meeting_updated / meeting_cancelled
+    rejected: int | None = None
+    # meeting_updated / meeting_cancelled / meeting_scheduled (a re-created event)
     changed: list[str] | None = None
     event_existed: bool | None = None
+    replaced_meeting_id: str | None = None
     # restored (runtime.ops.restore)
     restored_version_id: str | None = None
     restored_version_time: str | None = None

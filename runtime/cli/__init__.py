@@ -15,6 +15,7 @@ from runtime.cli import dlq_commands, inspect_commands, monitoring_commands, pip
 from runtime.cli.app import app, main
 
 app.command()(pipeline_commands.worker)
+app.command()(pipeline_commands.coordinator)
 app.command()(pipeline_commands.process)
 app.command()(pipeline_commands.submit)
 app.command()(inspect_commands.health)

@@ -1,4 +1,5 @@
-"""The pipeline's own commands: run the worker, process one trigger by hand, submit a change. They share
+"""The pipeline's own commands: run the worker or the change coordinator, process one trigger by hand,
+submit a change. They share
 the code paths of the deployed processor (``runtime.pipeline.composition``) rather than copies of them."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from runtime.contract import keys
 from runtime.contract.settings import (
     BucketSettings,
     ConfigurationError,
+    CoordinatorSettings,
     SenderSettings,
     SettingsT,
     WorkerSettings,
@@ -40,6 +42,21 @@ def worker() -> None:
     logger.append_keys(customer_code=settings.customer_code)
     try:
         built = build_worker(settings)
+    except ConfigurationError as exc:  # the meeting settings are validated while building
+        fail(str(exc), EXIT_USAGE)
+    built.install_signal_handlers()
+    built.run()
+
+
+def coordinator() -> None:
+    """Run the change coordinator: fold customers' results into the archive, keep meetings in step."""
+    from runtime.coordinator.composition import build_coordinator
+    from runtime.telemetry.log import logger
+
+    settings = _settings(CoordinatorSettings)
+    logger.append_keys(service="coordinator")
+    try:
+        built = build_coordinator(settings)
     except ConfigurationError as exc:  # the meeting settings are validated while building
         fail(str(exc), EXIT_USAGE)
     built.install_signal_handlers()

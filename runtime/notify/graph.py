@@ -393,14 +393,26 @@ class GraphCalendar:
             raise GraphError("Graph created an event but returned no id")
         return created
 
-    def get(self, event_id: str) -> dict[str, Any]:
-        event = self.client.request("GET", f"{self._events}/{_segment(event_id)}", params={"$select": self.SELECT})
+    def get(self, event_id: str, *, missing_ok: bool = False) -> dict[str, Any]:
+        """``missing_ok``: a 404 is expected by the caller (still raised, logged at info level)."""
+        event = self.client.request(
+            "GET",
+            f"{self._events}/{_segment(event_id)}",
+            params={"$select": self.SELECT},
+            expected_errors=frozenset({404}) if missing_ok else frozenset(),
+        )
         if not event:
             raise GraphError(f"Graph returned nothing for event {event_id}")
         return event
 
-    def update(self, event_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        updated = self.client.request("PATCH", f"{self._events}/{_segment(event_id)}", body=changes)
+    def update(self, event_id: str, changes: Mapping[str, Any], *, missing_ok: bool = False) -> dict[str, Any]:
+        """``missing_ok``: a 404 is expected by the caller (still raised, logged at info level)."""
+        updated = self.client.request(
+            "PATCH",
+            f"{self._events}/{_segment(event_id)}",
+            body=changes,
+            expected_errors=frozenset({404}) if missing_ok else frozenset(),
+        )
         return updated or {}
 
     def cancel(self, event_id: str, comment: str) -> bool:

@@ -1,27 +1,34 @@
 """The change's one meeting across all its customers (DESIGN.md §5), kept in step with the archive.
 
-Every customer's processor calls :meth:`MeetingCoordinator.reconcile` before sending its emails. The
-archive decides what has to happen (:func:`plan`):
+The change coordinator (:mod:`runtime.coordinator`) calls :meth:`MeetingCoordinator.reconcile` when the
+archive changes; customer processors never talk to Graph, so a meeting problem never holds back an
+email. The archive decides what has to happen (:func:`plan`):
 
 * the change asks for a meeting and none is recorded → **create** it;
 * a newer revision than the one the meeting was last reconciled with → **sync**: PATCH the event when
-  its time, subject, location or attendees changed (``meeting_updated``), else only note the revision;
-* the change is cancelled and its meeting is not → **cancel** it (``meeting_cancelled``).
+  its time, subject, location or attendees changed (``meeting_updated``), else check that it still
+  exists; an event deleted in the organizer's calendar (404) is **re-created** as the next generation;
+* the change is cancelled and its meeting is not → **cancel** whatever generation is live
+  (``meeting_cancelled``), also one whose creation crashed before the archive recorded it.
 
 Exactly-once creation rests on three layers, each covering the next one's gap:
 
-1. A **meeting lease** in the archive (``meeting_lease``, claimed by compare-and-swap like the
-   processing lease). Only its holder talks to Graph; another processor that finds a live lease held
-   by someone else polls the archive briefly for the result and otherwise raises
-   :class:`MeetingBusy` — the message is retried later and the trigger stays.
+1. A **meeting lease** in the archive (``meeting_lease``, claimed by compare-and-swap). Only its holder
+   talks to Graph; another coordinator thread or task that finds a live lease held by someone else
+   polls the archive briefly for the result and otherwise raises :class:`MeetingBusy` — the message is
+   retried later.
 2. **Find before create**: every event is tagged with a single-value extended property whose value is
    the change's transaction id. Before a POST, the holder lists the organizer's events filtered on that
    property (the filter form Graph documents for string extended properties). A holder that crashed
-   between Graph's answer and the archive write left an event there; the retry adopts it.
-3. Graph's own ``transactionId`` (derived deterministically from the change id) on the POST: if two
-   POSTs still happen (a lease that expired while its holder was mid-request), Graph does not create
-   a second event for the same transaction id. Graph does not document filtering on ``transactionId``,
-   which is why layer 2 uses an extended property.
+   between Graph's answer and the archive write left an event there; the retry adopts it (or, for a
+   cancelled change, cancels it).
+3. Graph's own ``transactionId`` (derived deterministically from the change id and the generation) on
+   the POST: if two POSTs still happen (a lease that expired while its holder was mid-request), Graph
+   does not create a second event for the same transaction id. Graph does not document filtering on
+   ``transactionId``, which is why layer 2 uses an extended property.
+
+Only the coordinator writes the meeting metadata and the ``meeting_*`` modifications (``user_id``
+``coordinator``), by compare-and-swap of the archive.
 
 Attendees are the union, de-duplicated case-insensitively, of every customer's ``aws-calendar``
 subscribers, read through each customer's read-only contact role (:mod:`runtime.notify.attendees`);
@@ -54,7 +61,13 @@ from runtime.archive.documents import (
     utcnow,
 )
 from runtime.archive.store import ArchiveStore, VersionedArchive
-from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, env_var
+from runtime.contract.settings import (
+    ConfigurationError,
+    CoordinatorSettings,
+    MeetingSettings,
+    SenderSettings,
+    env_var,
+)
 from runtime.notify.attendees import MAX_ATTENDEES, AttendeeSelection, ContactDirectory, merge_attendees
 from runtime.notify.errors import GraphError, MeetingBusy
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, graph_scope
@@ -89,11 +102,11 @@ def plan(doc: ArchiveDocument) -> Action:
     """What the archive says must happen to the meeting; a pure function of the document."""
     meta = doc.meeting_metadata
     if doc.status == "cancelled":
-        if meta is not None:
-            return Action.NONE if meta.cancelled else Action.CANCEL
-        # No meeting recorded. A lease left behind means a processor was creating one and did not
-        # record the outcome (it crashed or failed): an event may exist, so look for it and cancel it.
-        return Action.CANCEL if doc.meeting is not None and doc.meeting_lease is not None else Action.NONE
+        if meta is not None and not meta.cancelled:
+            return Action.CANCEL
+        # No live meeting recorded. A lease left behind means a creation (or re-creation) was under way
+        # and did not record its outcome (it crashed or failed): an event may exist, so look for it.
+        return Action.CANCEL if doc.meeting_lease is not None else Action.NONE
     if doc.meeting is None:
         return Action.NONE  # never asked for, or dropped from the request: leave any meeting alone
     if meta is None or meta.cancelled:
@@ -153,12 +166,15 @@ class _Desired:
     attendees: AttendeeSelection
 
 
+COORDINATOR_USER_ID = "coordinator"
+"""``user_id`` of the ``meeting_*`` modifications: the change coordinator writes them, no customer."""
+
+
 class MeetingCoordinator:
-    """Implements the processor's ``MeetingCoordinator`` protocol for one customer's processor."""
+    """Reconciles a change's meeting with its archive (the change coordinator's meeting half)."""
 
     def __init__(
         self,
-        customer_code: str,
         archive: ArchiveStore,
         calendar: GraphCalendar,
         directory: ContactDirectory,
@@ -171,8 +187,9 @@ class MeetingCoordinator:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        user_id: str = COORDINATOR_USER_ID,
     ) -> None:
-        self.customer_code = customer_code
+        self.user_id = user_id
         self.archive = archive
         self.calendar = calendar
         self.directory = directory
@@ -190,9 +207,10 @@ class MeetingCoordinator:
     def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive:
         """Bring the meeting in line with the archive; return the archive version to continue with.
 
-        Raises (and the processor retries the message, keeping trigger and lease) when Graph or the
-        contact lists fail, or when another processor holds the meeting lease for longer than
-        ``wait_seconds``.
+        Raises (and the coordinator retries the message) when Graph or the contact lists fail, or when
+        another holder keeps the meeting lease for longer than ``wait_seconds``. ``owner`` identifies
+        the caller's attempt (the coordinator passes ``sqs:{message id}``, so a redelivery of the same
+        message reclaims its own lease at once).
         """
         change_id = version.document.change_id
         deadline = self._monotonic() + self.wait_seconds
@@ -264,7 +282,7 @@ class MeetingCoordinator:
         **details: Any,
     ) -> VersionedArchive:
         """Write the outcome (metadata + modification) and clear our lease, by compare-and-swap."""
-        code = self.customer_code
+        user_id = self.user_id
 
         def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
             assert doc is not None
@@ -278,7 +296,7 @@ class MeetingCoordinator:
                 and recorded.meeting_id == meta.meeting_id
                 and (recorded.revision or 0) >= (meta.revision or 0)
             ):
-                # Our lease expired and another processor took over. It adopted the same event (same
+                # Our lease expired and another holder took over. It adopted the same event (same
                 # transaction id) and recorded it already: do not write a duplicate entry.
                 return None
             if meta is not None:
@@ -289,9 +307,8 @@ class MeetingCoordinator:
                 doc.modifications = [
                     *doc.modifications,
                     ModificationEntry(
-                        user_id=f"processor:{code}",
+                        user_id=user_id,
                         modification_type=modification_type,
-                        customer_code=code,
                         revision=meta.revision if meta is not None else doc.revision,
                         meeting_metadata=meta,
                         **details,
@@ -395,10 +412,20 @@ class MeetingCoordinator:
             logger.error("several events carry one transaction id", extra={"transaction_id": tx, "count": len(found)})
         return found[0] if found else None
 
-    def _create(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
+    def _create(
+        self,
+        version: VersionedArchive,
+        owner: str,
+        desired: _Desired,
+        *,
+        generation: int | None = None,
+        replaced: str | None = None,
+    ) -> VersionedArchive:
+        """Find before create; ``generation`` (and ``replaced``, the gone event's id) for a re-creation."""
         doc = version.document
         previous = doc.meeting_metadata
-        generation = (previous.generation or 0) + 1 if previous is not None and previous.cancelled else 0
+        if generation is None:
+            generation = (previous.generation or 0) + 1 if previous is not None and previous.cancelled else 0
         tx = transaction_id(doc.change_id, generation)
         event = self._find(tx)
         if event is not None:
@@ -421,6 +448,8 @@ class MeetingCoordinator:
             event = {**event, **self.calendar.get(str(event["id"]))}  # Teams details can lag the POST answer
         meta = self._metadata(doc, event, desired, tx, generation)
         logger.info("meeting scheduled", extra={"change_id": doc.change_id, "event_id": meta.meeting_id})
+        if replaced is not None:
+            return self._record(doc.change_id, owner, meta, MEETING_SCHEDULED, version, replaced_meeting_id=replaced)
         return self._record(doc.change_id, owner, meta, MEETING_SCHEDULED, version)
 
     def _event_changes(self, event: Mapping[str, Any], desired: _Desired) -> dict[str, Any]:
@@ -462,9 +491,25 @@ class MeetingCoordinator:
                 {"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees
             ]
         join_url = meta.join_url
-        if changes:
-            event = self.calendar.update(meta.meeting_id, changes)
-            join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or join_url
+        try:
+            if changes:
+                event = self.calendar.update(meta.meeting_id, changes, missing_ok=True)
+                join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or join_url
+            else:
+                event = self.calendar.get(meta.meeting_id, missing_ok=True)  # one GET: is it still there?
+                if event.get("isCancelled"):
+                    raise GraphError(f"event {meta.meeting_id} was cancelled in the calendar", status=404)
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+            # Deleted (or cancelled) in the organizer's calendar: re-create it as the next generation.
+            logger.warning(
+                "meeting event is gone from the organizer's calendar; re-creating it",
+                extra={"change_id": doc.change_id, "event_id": meta.meeting_id},
+            )
+            return self._create(
+                version, owner, desired, generation=(meta.generation or 0) + 1, replaced=meta.meeting_id
+            )
         updated = MeetingMetadata.model_validate(
             {
                 **meta.model_dump(exclude_unset=True),  # unset fields stay unset (and unwritten)
@@ -487,22 +532,33 @@ class MeetingCoordinator:
         return self._record(doc.change_id, owner, updated, MEETING_UPDATED, version, changed=sorted(changes))
 
     def _cancel(self, version: VersionedArchive, owner: str) -> VersionedArchive:
+        """Cancel whatever generation is live: the recorded one, else one a crashed creation left behind."""
         doc = version.document
         meta = doc.meeting_metadata
-        if meta is None:
-            event = self._find(transaction_id(doc.change_id, 0))
-            if event is None:
-                return self._record(doc.change_id, owner, None, None, version)  # nothing was created
-            meta = MeetingMetadata(
-                meeting_id=str(event["id"]),
-                ical_uid=event.get("iCalUId"),
-                organizer=self.organizer,
-                subject=event.get("subject"),
-                attendees=_event_attendees(event),
-                transaction_id=transaction_id(doc.change_id, 0),
-            )
         comment = f"Change {doc.change_id} ({doc.title}) was cancelled."
-        existed = self.calendar.cancel(meta.meeting_id, comment)
+        existed = False
+        if meta is not None and not meta.cancelled:
+            existed = self.calendar.cancel(meta.meeting_id, comment)
+        if not existed:
+            # Nothing live is recorded, or the recorded event is gone: a creation (or a re-creation after
+            # a deletion) that crashed before recording may have left the next generation's event.
+            generation = 0 if meta is None else (meta.generation or 0) + 1
+            tx = transaction_id(doc.change_id, generation)
+            orphan = self._find(tx)
+            if orphan is not None:
+                existed = self.calendar.cancel(str(orphan["id"]), comment)
+                meta = MeetingMetadata(
+                    meeting_id=str(orphan["id"]),
+                    ical_uid=orphan.get("iCalUId"),
+                    organizer=self.organizer,
+                    subject=orphan.get("subject"),
+                    attendees=_event_attendees(orphan),
+                    transaction_id=tx,
+                    generation=generation,
+                )
+            elif meta is None or meta.cancelled:
+                return self._record(doc.change_id, owner, None, None, version)  # nothing live; clear the lease
+        assert meta is not None
         cancelled = meta.model_copy(update={"cancelled": True, "revision": doc.revision})
         logger.info("meeting cancelled", extra={"change_id": doc.change_id, "event_id": meta.meeting_id})
         return self._record(doc.change_id, owner, cancelled, MEETING_CANCELLED, version, event_existed=existed)
@@ -513,10 +569,16 @@ class MeetingCoordinator:
 
 def build_meeting_coordinator(
     meeting_settings: MeetingSettings,
-    sender_settings: SenderSettings,
+    settings: CoordinatorSettings | SenderSettings,
     session: boto3.session.Session | None = None,
+    *,
+    wait_seconds: float = 15.0,
 ) -> MeetingCoordinator:
-    """The coordinator of one customer's worker, from validated settings (see runtime.wiring)."""
+    """The meeting half of the change coordinator, from validated settings.
+
+    ``settings`` is the coordinator's (:class:`CoordinatorSettings`); :class:`SenderSettings` is still
+    accepted for the processor's composition root until the processors stop calling Graph (issue 10).
+    """
     s = meeting_settings
     if not (s.graph_tenant_id and s.graph_client_id and s.graph_client_secret and s.meeting_organizer):
         raise ConfigurationError(
@@ -537,15 +599,15 @@ def build_meeting_coordinator(
     directory = ContactDirectory(
         s.calendar_contact_roles,
         s.contact_reader_external_id.get_secret_value() if s.contact_reader_external_id else None,
-        sender_settings.contact_list_name,
-        region=sender_settings.ses_region,
+        settings.contact_list_name,
+        region=settings.ses_region,
         base_session=session,
     )
     return MeetingCoordinator(
-        sender_settings.customer_code,
-        ArchiveStore(aws.client("s3", session=session), sender_settings.bucket_name),
+        ArchiveStore(aws.client("s3", session=session), settings.bucket_name),
         calendar,
         directory,
         organizer=s.meeting_organizer,
-        lease_seconds=sender_settings.visibility_timeout_seconds,
+        lease_seconds=settings.visibility_timeout_seconds,
+        wait_seconds=wait_seconds,
     )

@@ -156,7 +156,6 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
                 max_retry_after=2.0,
             )
             coordinator = MeetingCoordinator(
-                code,
                 ArchiveStore(s3_faults, box.bucket),
                 GraphCalendar(client, fake.organizer),
                 ContactDirectory(roles, "ext", sb.DEFAULT_CONTACT_LIST_NAME, ses_factory=calendar_ses.__getitem__),

@@ -1,4 +1,8 @@
-"""The change's one meeting (DESIGN.md §5) against moto (archive, contact lists) and the local fake Graph."""
+"""The change's one meeting (DESIGN.md §5) against moto (archive, contact lists) and the local fake Graph.
+
+The change coordinator reconciles it on archive events (:class:`CoordinatorHandler`); processors never
+call Graph. ``process`` below is the coordinator handling one ``archive/{id}.json`` event.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,15 @@ from devtools.emulator import FAKE_CREDENTIALS
 from devtools.fake_graph import FakeGraph
 from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
-from runtime.contract.keys import TriggerRef
+from runtime.contract import keys
 from runtime.contract.names import CALENDAR_TOPIC
-from runtime.contract.settings import ConfigurationError, MeetingSettings, SenderSettings, load
+from runtime.contract.settings import ConfigurationError, CoordinatorSettings, MeetingSettings, load
 from runtime.notify import meetings as meetings_module
 from runtime.notify.attendees import MAX_ATTENDEES, ContactDirectory, merge_attendees
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
 from runtime.notify.meetings import MeetingCoordinator, transaction_id
-from runtime.pipeline.state_machine import Outcome, Processor
+from runtime.pipeline.state_machine import Outcome, Result
+from tests.runtime.coordinator.conftest import make_handler, s3_event
 from tests.support.aws_platform import Faulty, Platform
 
 MEETING = {
@@ -93,7 +98,7 @@ def fake(graph_server: FakeGraph) -> FakeGraph:
 
 
 class Meetings:
-    """Builds coordinators and processors wired to the fake Graph; one token provider, as in one process."""
+    """Builds meeting coordinators and coordinator handlers wired to the fake Graph; one token provider."""
 
     def __init__(self, platform: Platform, fake: FakeGraph, clients: dict[str, Any]) -> None:
         self.platform = platform
@@ -119,7 +124,6 @@ class Meetings:
 
     def coordinator(
         self,
-        code: str,
         *,
         s3: Any = None,
         clock: Callable[[], datetime] = utcnow,
@@ -134,7 +138,6 @@ class Meetings:
             sleep=self.sleeps.append,
         )
         return MeetingCoordinator(
-            code,
             ArchiveStore(s3 or self.platform.s3, self.platform.bucket, sleep=lambda _s: None),
             GraphCalendar(client, self.fake.organizer),
             self.directory if roles is None else self.contact_directory(roles),
@@ -146,10 +149,11 @@ class Meetings:
             clock=clock,
         )
 
-    def processor(self, code: str, **kwargs: Any) -> Processor:
-        if code not in self._ses:
-            self._ses[code] = self.platform.ses(code)
-        return self.platform.processor(code, ses=self._ses[code], meetings=self.coordinator(code, **kwargs))
+    def handle(self, change_id: str, owner: str, *, s3: Any = None, **kwargs: Any) -> Result:
+        """The coordinator handling one archive event of ``change_id``."""
+        handler = make_handler(self.platform, s3=s3, meetings=self.coordinator(s3=s3, **kwargs))
+        [result] = handler(s3_event(self.platform.bucket, keys.archive_key(change_id)), owner, None)
+        return result
 
 
 @pytest.fixture(scope="module")
@@ -179,24 +183,25 @@ def meeting_entries(platform: Platform, kind: str, change_id: str) -> list[dict[
     return [m for m in platform.archive(change_id)["modifications"] if m["modification_type"] == kind]
 
 
-def emails_about(platform: Platform, code: str, change_id: str) -> list[dict[str, Any]]:
-    return [m for m in platform.emails(code) if f"({change_id})" in m["subject"]]
+DONE = {Outcome.PROCESSED, Outcome.ALREADY_RECORDED}
 
 
-def process(meetings: Meetings, code: str, change_id: str, owner: str, **kwargs: Any) -> Any:
-    return meetings.processor(code, **kwargs).process(TriggerRef(code, change_id), owner)
+def process(meetings: Meetings, code: str, change_id: str, owner: str, **kwargs: Any) -> Result:
+    """The coordinator handles one archive event (``code`` names the event's origin in the tests only)."""
+    return meetings.handle(change_id, owner, **kwargs)
 
 
 def process_all(meetings: Meetings, codes: list[str], change_id: str, tag: str) -> None:
+    """One archive event per customer (e.g. each fold of a result): the first reconciles, the rest find it done."""
     for code in codes:
         result = process(meetings, code, change_id, f"sqs:{code}-{tag}")
-        assert result.outcome is Outcome.PROCESSED, result
+        assert result.outcome in DONE, result
 
 
 # ---- creation ------------------------------------------------------------------------------------
 
 
-def test_first_processor_schedules_one_teams_meeting_for_the_union_of_subscribers(
+def test_first_archive_event_schedules_one_teams_meeting_for_the_union_of_subscribers(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
     submit(platform, change_id, customers=ALL)
@@ -217,10 +222,11 @@ def test_first_processor_schedules_one_teams_meeting_for_the_union_of_subscriber
     assert {a.lower() for a in meta["attendees"]} == CALENDAR_PEOPLE and meta["attendees_dropped"] == []
     assert "meeting_lease" not in archive
     [scheduled] = meeting_entries(platform, "meeting_scheduled", change_id)
-    assert scheduled["customer_code"] == "hts" and scheduled["meeting_metadata"]["meeting_id"] == event["id"]
+    assert scheduled["user_id"] == "coordinator" and "customer_code" not in scheduled
+    assert scheduled["meeting_metadata"]["meeting_id"] == event["id"]
 
     process_all(meetings, ["htsnonprod", "customer-a"], change_id, "r1")
-    assert fake.create_requests == 1 and fake.list_requests == 1  # the others only read the archive
+    assert fake.create_requests == 1 and fake.list_requests == 1  # later events only read the archive
     assert len(meeting_entries(platform, "meeting_scheduled", change_id)) == 1
     assert fake.token_requests == 1
 
@@ -233,11 +239,11 @@ def test_change_without_meeting_never_calls_graph(
     assert fake.requests == [] and "meeting_metadata" not in platform.archive(change_id)
 
 
-def test_racing_processors_of_two_customers_create_exactly_one_event(
+def test_racing_coordinator_threads_create_exactly_one_event(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
-    processors = {code: meetings.processor(code) for code in ("hts", "htsnonprod")}
-    rounds = 25
+    """Two archive events of one change handled at once (two coordinator threads or tasks)."""
+    rounds = 10
     for i in range(rounds):
         change = f"{change_id}-R{i}"
         submit(platform, change)
@@ -245,20 +251,17 @@ def test_racing_processors_of_two_customers_create_exactly_one_event(
         results: dict[str, Any] = {}
 
         def run(
-            code: str, change: str = change, barrier: threading.Barrier = barrier, results: dict[str, Any] = results
+            owner: str, change: str = change, barrier: threading.Barrier = barrier, results: dict[str, Any] = results
         ) -> None:
             barrier.wait(5)
-            results[code] = processors[code].process(TriggerRef(code, change), f"sqs:{code}-{change}")
+            results[owner] = meetings.handle(change, owner, wait_seconds=10)
 
-        threads = [threading.Thread(target=run, args=(code,)) for code in processors]
+        threads = [threading.Thread(target=run, args=(owner,)) for owner in ("sqs:a", "sqs:b")]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
-        for code, result in results.items():
-            if result.outcome is Outcome.RETRY:  # gave up waiting for the holder: the queue retries it
-                results[code] = processors[code].process(TriggerRef(code, change), f"sqs:{code}-{change}-2")
-        assert {r.outcome for r in results.values()} == {Outcome.PROCESSED}, results
+        assert {r.outcome for r in results.values()} <= DONE, results
         assert len(events_of(fake, change)) == 1
         assert fake.create_requests == i + 1  # only the lease holder ever POSTed
         assert fake.list_requests == i + 1  # ... and only it searched
@@ -277,7 +280,7 @@ def hold_meeting_lease(platform: Platform, change_id: str, owner: str, seconds: 
     ArchiveStore(platform.s3, platform.bucket).update(change_id, hold)
 
 
-def test_live_meeting_lease_of_another_owner_blocks_creation_and_keeps_the_trigger(
+def test_live_meeting_lease_of_another_owner_leaves_the_message_for_retry(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
     submit(platform, change_id)
@@ -285,11 +288,10 @@ def test_live_meeting_lease_of_another_owner_blocks_creation_and_keeps_the_trigg
     result = process(meetings, "hts", change_id, "sqs:m1", wait_seconds=0.1)
     assert result.outcome is Outcome.RETRY and "MeetingBusy" in result.reason
     assert [r for r in fake.requests if r[1].startswith("/v1.0/")] == []
-    assert platform.trigger_exists("hts", change_id) and emails_about(platform, "hts", change_id) == []
     assert platform.archive(change_id)["meeting_lease"]["owner"] == "sqs:other"
 
 
-def test_waiting_processor_continues_once_the_holder_records_the_meeting(
+def test_waiting_handler_continues_once_the_holder_records_the_meeting(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
     submit(platform, change_id)
@@ -302,17 +304,14 @@ def test_waiting_processor_continues_once_the_holder_records_the_meeting(
         release.wait(10)
 
     s3.fail("put_object", pause)
-    holder = meetings.processor("hts", s3=s3)
     outcome: dict[str, Any] = {}
-    thread = threading.Thread(
-        target=lambda: outcome.update(r=holder.process(TriggerRef("hts", change_id), "sqs:holder"))
-    )
+    thread = threading.Thread(target=lambda: outcome.update(r=meetings.handle(change_id, "sqs:holder", s3=s3)))
     thread.start()
     assert gate.wait(10)  # the holder created the event and is about to record it
     threading.Timer(0.2, release.set).start()
     waiter = process(meetings, "htsnonprod", change_id, "sqs:waiter", wait_seconds=10)
     thread.join(10)
-    assert outcome["r"].outcome is Outcome.PROCESSED and waiter.outcome is Outcome.PROCESSED
+    assert outcome["r"].outcome is Outcome.PROCESSED and waiter.outcome in DONE
     assert fake.create_requests == 1 and len(fake.events()) == 1
 
 
@@ -320,12 +319,12 @@ def test_waiting_processor_continues_once_the_holder_records_the_meeting(
 
 
 def crash_after_graph(meetings: Meetings, code: str, change_id: str, owner: str, **kwargs: Any) -> None:
-    """Process until Graph created the event, then die before the archive records it."""
+    """Reconcile until Graph created the event, then die before the archive records it."""
     s3 = Faulty(meetings.platform.s3)
     s3.fail("put_object", lambda **_: None)  # meeting lease claim
     s3.fail("put_object", Crash())  # the write of meeting_metadata
     with pytest.raises(Crash):
-        meetings.processor(code, s3=s3, **kwargs).process(TriggerRef(code, change_id), owner)
+        meetings.handle(change_id, owner, s3=s3, **kwargs)
     assert meetings.fake.events_created == 1
     assert "meeting_metadata" not in meetings.platform.archive(change_id)
 
@@ -344,7 +343,7 @@ def test_redelivered_message_after_a_crash_adopts_the_event_instead_of_creating_
     assert len(meeting_entries(platform, "meeting_scheduled", change_id)) == 1
 
 
-def test_other_processor_waits_out_a_crashed_holders_lease_then_adopts(
+def test_other_message_waits_out_a_crashed_holders_lease_then_adopts(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
     submit(platform, change_id)
@@ -352,7 +351,7 @@ def test_other_processor_waits_out_a_crashed_holders_lease_then_adopts(
     crash_after_graph(meetings, "hts", change_id, "sqs:m1", clock=clock)
 
     first = process(meetings, "htsnonprod", change_id, "sqs:m2", clock=clock, wait_seconds=0.05)
-    assert first.outcome is Outcome.RETRY and platform.trigger_exists("htsnonprod", change_id)
+    assert first.outcome is Outcome.RETRY
     assert fake.list_requests == 1  # only the crashed holder's search so far
 
     clock.advance(61)  # the crashed holder's lease (60 s) expires
@@ -367,7 +366,7 @@ def test_graph_conflict_on_a_duplicate_transaction_adopts_the_existing_event(
     """Had Graph answered a duplicate transactionId with 409 instead of the event, we would still end with one."""
     submit(platform, change_id)
     monkeypatch.setattr(fake, "duplicate_transaction", "conflict")
-    coordinator = meetings.coordinator("hts")
+    coordinator = meetings.coordinator()
     tx = transaction_id(change_id)
     existing = coordinator.calendar.create(
         {
@@ -386,7 +385,9 @@ def test_graph_conflict_on_a_duplicate_transaction_adopts_the_existing_event(
         return None if len(searches) == 1 else original_find(tx)
 
     monkeypatch.setattr(coordinator, "_find", search_misses_once)
-    result = platform.processor("hts", meetings=coordinator).process(TriggerRef("hts", change_id), "sqs:m1")
+    [result] = make_handler(platform, meetings=coordinator)(
+        s3_event(platform.bucket, keys.archive_key(change_id)), "sqs:m1", None
+    )
     assert result.outcome is Outcome.PROCESSED
     assert fake.events_created == 1 and fake.create_requests == 2
     assert platform.archive(change_id)["meeting_metadata"]["meeting_id"] == existing["id"]
@@ -462,8 +463,7 @@ def test_cancelled_change_cancels_the_meeting_once(
     meta = platform.archive(change_id)["meeting_metadata"]
     assert meta["cancelled"] is True and meta["revision"] == 2 and meta["meeting_id"] == event["id"]
     [cancelled] = meeting_entries(platform, "meeting_cancelled", change_id)
-    assert cancelled["customer_code"] == "hts" and cancelled["event_existed"] is True
-    assert any(m["subject"].startswith("[CANCELLED]") for m in emails_about(platform, "htsnonprod", change_id))
+    assert cancelled["user_id"] == "coordinator" and cancelled["event_existed"] is True
 
 
 def test_resubmitting_a_cancelled_change_schedules_a_new_meeting(
@@ -518,19 +518,18 @@ def test_graph_429_on_create_is_waited_out(
     assert fake.events_created == 1 and "meeting_metadata" in platform.archive(change_id)
 
 
-def test_graph_4xx_keeps_trigger_and_lease_trace_and_the_retry_succeeds(
+def test_graph_4xx_keeps_the_lease_trace_and_the_retry_succeeds(
     platform: Platform, fake: FakeGraph, meetings: Meetings, change_id: str
 ) -> None:
     submit(platform, change_id)
     fake.fail_next(403, code="ErrorAccessDenied", message="Access is denied.", method="POST")
     first = process(meetings, "hts", change_id, "sqs:m1")
     assert first.outcome is Outcome.RETRY and "ErrorAccessDenied" in first.reason
-    assert platform.trigger_exists("hts", change_id) and emails_about(platform, "hts", change_id) == []
     archive = platform.archive(change_id)
     assert "meeting_metadata" not in archive and archive["meeting_lease"]["owner"] == "sqs:m1"
-    # the failed holder expired its lease, so another customer's processor need not wait for it
+    # the failed holder expired its lease, so another message need not wait for it
     process_all(meetings, ["htsnonprod"], change_id, "r1")
-    assert process(meetings, "hts", change_id, "sqs:m1").outcome is Outcome.PROCESSED
+    assert process(meetings, "hts", change_id, "sqs:m1").outcome in DONE
     assert fake.events_created == 1
 
 
@@ -624,31 +623,38 @@ def test_contact_roles_need_role_arns_and_the_external_id(clean_env: pytest.Monk
         load(MeetingSettings)
 
 
-def test_worker_wiring_builds_the_coordinator_from_the_fake_servers_env(
+def test_coordinator_wiring_builds_the_meetings_from_the_fake_servers_env(
     platform: Platform, fake: FakeGraph, clean_env: pytest.MonkeyPatch, change_id: str
 ) -> None:
-    from runtime.pipeline.composition import build_processor
+    from runtime.coordinator.composition import build_handler
+    from runtime.notify.meetings import build_meeting_coordinator
 
     roles = {code: c.spec.contact_role_arn for code, c in platform.box.customers.items()}
     for name, value in fake.env(calendar_contact_roles=roles, contact_reader_external_id=EXTERNAL_ID).items():
         clean_env.setenv(name, value)
-    spec = platform.box.customers["hts"].spec
-    settings = load(
-        SenderSettings,
-        bucket_name=platform.bucket,
-        customer_code="hts",
-        sender_role_arn=spec.sender_role_arn,
-        sender_external_id=spec.ext_id,
-        from_address=spec.sender,
-    )
+    settings = load(CoordinatorSettings, bucket_name=platform.bucket, queue_url="https://sqs.example/q")
     session = boto3.session.Session(region_name=platform.box.region)
-    processor = build_processor(settings, session)
-    again = build_processor(settings, session)
-    assert isinstance(processor.meetings, MeetingCoordinator) and isinstance(again.meetings, MeetingCoordinator)
-    assert again.meetings.calendar.client.tokens is processor.meetings.calendar.client.tokens  # one msal app
+    handler = build_handler(settings, session)
+    again = build_meeting_coordinator(load(MeetingSettings), settings, session)
+    assert isinstance(handler.meetings, MeetingCoordinator)
+    assert again.calendar.client.tokens is handler.meetings.calendar.client.tokens  # one msal app
 
     submit(platform, change_id)
-    assert processor.process(TriggerRef("hts", change_id), "sqs:w1").outcome is Outcome.PROCESSED
+    [result] = handler(s3_event(platform.bucket, keys.archive_key(change_id)), "sqs:w1", None)
+    assert result.outcome is Outcome.PROCESSED
     [event] = fake.events()
     assert attendees(event) == CALENDAR_PEOPLE
     assert platform.archive(change_id)["meeting_metadata"]["meeting_id"] == event["id"]
+
+
+def test_coordinator_without_graph_settings_acks_archive_events(
+    platform: Platform, clean_env: pytest.MonkeyPatch, change_id: str
+) -> None:
+    from runtime.coordinator.composition import build_handler
+
+    settings = load(CoordinatorSettings, bucket_name=platform.bucket, queue_url="https://sqs.example/q")
+    handler = build_handler(settings, boto3.session.Session(region_name=platform.box.region))
+    assert handler.meetings is None
+    submit(platform, change_id)
+    [result] = handler(s3_event(platform.bucket, keys.archive_key(change_id)), "sqs:w1", None)
+    assert result.outcome is Outcome.ALREADY_RECORDED and "not configured" in result.reason

@@ -1,0 +1,257 @@
+"""Folding the customers' results into the archive's audit trail, many customers per write.
+
+A customer's processor records its result for revision R in ``processing/{C}/{id}.json`` (and never
+writes the archive). For each such object the coordinator appends, once, the seeds' audit entry::
+
+    {"modification_type": "processed", "customer_code": C, "revision": R, "user_id": "processor:C",
+     "timestamp": <the result's finished_at>, "recipients": n, "emails_sent": s, "rejected": r}
+
+**Batching.** :class:`FoldBatcher` collects the results of one change: the first message of a change
+opens a batch and lingers ``fold_linger_seconds``; every message of that change handled meanwhile (the
+worker handles up to ``max_concurrency`` at once, i.e. a whole receive batch) adds its results and waits.
+Then one compare-and-swap write of the archive folds them all, and each message learns its own outcome:
+N customers finishing together cost about N / ``max_concurrency`` archive writes instead of N.
+
+**Idempotence.** The mutation skips every (C, R) the archive already has a ``processed`` entry for —
+whoever wrote it: an earlier fold, or a v1 processor that recorded it inside the archive itself — so a
+re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
+
+**Never ahead of the archive.** A result for a revision newer than the archive's cannot come from a
+processor (it renders the revision it read, and a revision is never lowered, not even by ``restore``):
+it is refused, logged as a security event and its message dead-lettered; the other results still fold.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, utcnow
+from runtime.archive.processing import ProcessingDocument, RevisionResult
+from runtime.archive.store import ArchiveStore
+from runtime.contract.metric_names import MetricName
+from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
+from runtime.telemetry.log import logger
+from runtime.telemetry.metrics import MetricsFactory
+
+
+def processor_user_id(customer_code: str) -> str:
+    """The ``user_id`` of a folded ``processed`` entry: the customer's processor did the work."""
+    return f"processor:{customer_code}"
+
+
+@dataclass(frozen=True)
+class PendingResult:
+    """One customer's result for one revision, read from its processing object."""
+
+    customer_code: str
+    change_id: str
+    result: RevisionResult
+
+    @property
+    def revision(self) -> int:
+        return self.result.revision
+
+    def entry(self) -> ModificationEntry:
+        r = self.result
+        return ModificationEntry(
+            timestamp=r.finished_at,
+            user_id=processor_user_id(self.customer_code),
+            modification_type=PROCESSED,
+            customer_code=self.customer_code,
+            revision=r.revision,
+            recipients=r.recipients,
+            emails_sent=r.sent,
+            rejected=r.rejected,
+        )
+
+
+def pending_results(doc: ProcessingDocument) -> list[PendingResult]:
+    """Every result a processing object records, oldest revision first."""
+    results = sorted(doc.results.values(), key=lambda r: r.revision)
+    return [PendingResult(doc.customer_code, doc.change_id, r) for r in results]
+
+
+@dataclass
+class FoldOutcome:
+    """What one fold did with each result it was given."""
+
+    folded: list[PendingResult] = field(default_factory=list)
+    """Appended by this fold's write."""
+    already: list[PendingResult] = field(default_factory=list)
+    """Already in the archive (an earlier fold, or a v1 processor's own entry): nothing written."""
+    refused: list[PendingResult] = field(default_factory=list)
+    """For a revision newer than the archive's: never folded."""
+    archive_revision: int = 0
+    writes: int = 0
+
+    def only(self, mine: Iterable[PendingResult]) -> FoldOutcome:
+        wanted = {id(p) for p in mine}  # the batch holds the very objects each caller submitted
+        return FoldOutcome(
+            [p for p in self.folded if id(p) in wanted],
+            [p for p in self.already if id(p) in wanted],
+            [p for p in self.refused if id(p) in wanted],
+            self.archive_revision,
+            self.writes,
+        )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Folder:
+    """One compare-and-swap write of the archive folds every given result not yet recorded."""
+
+    def __init__(
+        self, archive: ArchiveStore, metrics: MetricsFactory, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.archive = archive
+        self.metrics = metrics
+        self.clock = clock
+
+    def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        """Raises the archive store's errors (missing, invalid, lost CAS too often, S3 failures)."""
+        outcome = FoldOutcome()
+
+        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None  # the store raises ArchiveMissing first
+            outcome.folded, outcome.already, outcome.refused = [], [], []
+            outcome.archive_revision = doc.revision
+            seen: set[tuple[str, int]] = set()
+            for item in pending:
+                key = (item.customer_code, item.revision)
+                if key in seen or doc.is_processed(item.customer_code, item.revision):
+                    outcome.already.append(item)
+                elif item.revision > doc.revision:
+                    outcome.refused.append(item)
+                else:
+                    seen.add(key)
+                    outcome.folded.append(item)
+            if not outcome.folded:
+                return None
+            entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
+            doc.modifications = [*doc.modifications, *entries]
+            return doc
+
+        written = self.archive.update(change_id, mutate)
+        if outcome.folded:
+            outcome.writes = 1
+            now = self.clock()
+            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+                batch.add(MetricName.RESULTS_FOLDED, len(outcome.folded))
+                for item in outcome.folded:
+                    batch.add(MetricName.FOLD_LAG, max(0.0, (now - _as_utc(item.result.finished_at)).total_seconds()))
+            logger.info(
+                "results folded into the archive",
+                extra={
+                    "change_id": change_id,
+                    "folded": [f"{p.customer_code}@{p.revision}" for p in outcome.folded],
+                    "etag": written.etag,
+                },
+            )
+        for item in outcome.refused:
+            logger.error(
+                "refused a result for a revision newer than the archive's",
+                extra={
+                    "change_id": change_id,
+                    "customer": item.customer_code,
+                    "revision": item.revision,
+                    "archive_revision": outcome.archive_revision,
+                    "security": True,
+                },
+            )
+        return outcome
+
+
+class FoldFailed(Exception):
+    """The batch this result was in could not be written; the message is retried."""
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.items: list[PendingResult] = []
+        self.done = threading.Event()
+        self.outcome: FoldOutcome | None = None
+        self.error: BaseException | None = None
+
+
+class FoldBatcher:
+    """Collects the results of one change for ``linger_seconds``, then folds them with one write.
+
+    Thread-safe; the first caller of a change is the batch's leader (it lingers, then writes), the
+    others wait for the leader's outcome. Every caller gets the outcome of its own results.
+    """
+
+    def __init__(
+        self,
+        folder: Folder,
+        linger_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        remember: int = 10_000,
+    ) -> None:
+        self.folder = folder
+        self.linger_seconds = linger_seconds
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._open: dict[str, _Batch] = {}
+        self._known: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._remember = remember
+        self.writes = 0
+        self.batches = 0
+
+    def known_folded(self, pending: Iterable[PendingResult]) -> bool:
+        """True when this process has seen every one of these results in the archive already.
+
+        Saves the archive GET for the many processing-object events that carry no new result
+        (lease claims and progress checkpoints re-announce the old results). Bounded, per process.
+        """
+        with self._lock:
+            return all((p.change_id, p.customer_code, p.revision) in self._known for p in pending)
+
+    def _remember_folded(self, items: Iterable[PendingResult]) -> None:
+        with self._lock:
+            for p in items:
+                self._known[(p.change_id, p.customer_code, p.revision)] = None
+                self._known.move_to_end((p.change_id, p.customer_code, p.revision))
+            while len(self._known) > self._remember:
+                self._known.popitem(last=False)
+
+    def submit(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        with self._lock:
+            batch = self._open.get(change_id)
+            leader = batch is None
+            if batch is None:
+                batch = self._open[change_id] = _Batch()
+            batch.items.extend(pending)
+        if leader:
+            try:
+                if self.linger_seconds > 0:
+                    self._sleep(self.linger_seconds)
+                with self._lock:
+                    del self._open[change_id]
+                    items = list(batch.items)
+                batch.outcome = self.folder.fold(change_id, items)
+                with self._lock:
+                    self.batches += 1
+                    self.writes += batch.outcome.writes
+                self._remember_folded([*batch.outcome.folded, *batch.outcome.already])
+            except BaseException as exc:
+                batch.error = exc
+                raise
+            finally:
+                with self._lock:
+                    if self._open.get(change_id) is batch:
+                        del self._open[change_id]
+                batch.done.set()
+        else:
+            batch.done.wait()
+            if batch.error is not None:
+                raise FoldFailed(f"the fold of {change_id} failed: {batch.error}") from batch.error
+        assert batch.outcome is not None
+        return batch.outcome.only(pending)

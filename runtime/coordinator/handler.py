@@ -1,0 +1,188 @@
+"""The coordinator's message handler: each object event goes to the fold or to the meeting.
+
+* ``processing/{C}/{id}.json`` → read that processing object, fold its results not yet in the archive
+  (:class:`~runtime.coordinator.folding.FoldBatcher`). A failed write retries the message.
+* ``archive/{id}.json`` → reconcile the change's meeting (:mod:`runtime.notify.meetings`) when meetings
+  are configured. A Graph or contact-list failure retries only this message and emits
+  ``MeetingFailure``; emails never wait for it (processors do not call Graph).
+* ``s3:TestEvent`` → ack. Anything else — another bucket, another prefix, an unsafe key, a body that is
+  no object event — is poison: dead-lettered with the reason (security log), nothing touched.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from runtime.archive.documents import describe_validation_error
+from runtime.archive.errors import ArchiveError, ArchiveInvalid, ArchiveMissing
+from runtime.archive.processing import ProcessingDocument
+from runtime.archive.store import ArchiveStore, VersionedArchive
+from runtime.aws import error_code, http_status
+from runtime.contract import keys
+from runtime.contract.errors import PipelineError
+from runtime.contract.metric_names import MetricName
+from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
+from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
+from runtime.notify.meetings import Action, plan
+from runtime.pipeline.envelopes import ObjectCreated, UnparseableMessage, parse_message_body
+from runtime.pipeline.state_machine import Outcome, Result
+from runtime.telemetry.log import log_context, logger
+from runtime.telemetry.metrics import MetricsFactory
+
+
+class Meetings(Protocol):
+    """:class:`runtime.notify.meetings.MeetingCoordinator`, as the handler uses it."""
+
+    def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
+
+
+def _missing(exc: ClientError) -> bool:
+    return http_status(exc) == 404 or error_code(exc) in {"NoSuchKey", "404", "NotFound"}
+
+
+class CoordinatorHandler:
+    """A :data:`runtime.pipeline.routing.MessageHandler` for the coordinator's queue."""
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        archive: ArchiveStore,
+        batcher: FoldBatcher,
+        metrics: MetricsFactory,
+        meetings: Meetings | None = None,
+    ) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.archive = archive
+        self.batcher = batcher
+        self.metrics = metrics
+        self.meetings = meetings
+
+    def __call__(self, body: str, owner: str, cancelled: threading.Event | None = None) -> list[Result]:
+        try:
+            records = parse_message_body(body)
+        except UnparseableMessage as exc:
+            return [Result(Outcome.POISON, str(exc))]
+        if not records:
+            return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
+        return [self.handle_record(record, owner) for record in records]
+
+    def handle_record(self, record: ObjectCreated, owner: str) -> Result:
+        if record.bucket != self.bucket:
+            return Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {self.bucket!r}")
+        key = keys.decode_event_key(record.key) if record.key_is_url_encoded else record.key
+        try:
+            if key.startswith(keys.PROCESSING_PREFIX):
+                ref = keys.parse_processing_key(key, encoded=False)
+                with log_context(change_id=ref.change_id, customer_code=ref.customer_code):
+                    return self.fold(ref)
+            if key.startswith(keys.ARCHIVE_PREFIX):
+                change_id = keys.parse_archive_key(key)
+                with log_context(change_id=change_id):
+                    return self.meeting(change_id, owner)
+        except keys.InvalidKeyError as exc:
+            return Result(Outcome.POISON, f"unsafe key: {exc}")
+        return Result(Outcome.POISON, f"key {key!r} is neither under archive/ nor processing/")
+
+    # ---- folding ------------------------------------------------------------------------------
+
+    def _read_processing(self, ref: keys.TriggerRef) -> ProcessingDocument | None:
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=ref.processing_key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return ProcessingDocument.model_validate_json(response["Body"].read())
+
+    def fold(self, ref: keys.TriggerRef) -> Result:
+        change_id = ref.change_id
+        try:
+            doc = self._read_processing(ref)
+        except ValidationError as exc:
+            return Result(
+                Outcome.PERMANENT_ERROR,
+                f"{ref.processing_key} is not a valid processing object: {describe_validation_error(exc)}",
+                change_id=change_id,
+            )
+        except (ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"cannot read {ref.processing_key}: {exc}", change_id=change_id)
+        if doc is None:
+            return Result(Outcome.ALREADY_RECORDED, "processing object gone", change_id=change_id)
+        if (doc.customer_code, doc.change_id) != (ref.customer_code, ref.change_id):
+            return Result(
+                Outcome.POISON,
+                f"{ref.processing_key} names customer {doc.customer_code!r} and change {doc.change_id!r}",
+                change_id=change_id,
+            )
+        pending = pending_results(doc)
+        if not pending or self.batcher.known_folded(pending):
+            return Result(Outcome.ALREADY_RECORDED, "no result to fold", change_id=change_id)
+        try:
+            outcome = self.batcher.submit(change_id, pending)
+        except ArchiveMissing as exc:
+            return Result(Outcome.PERMANENT_ERROR, f"result for a change without archive: {exc}", change_id=change_id)
+        except ArchiveInvalid as exc:
+            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id=change_id)
+        except (FoldFailed, ArchiveError, ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"fold failed: {exc}", change_id=change_id)
+        latest = pending[-1].revision
+        if outcome.refused:
+            revisions = ", ".join(str(p.revision) for p in outcome.refused)
+            return Result(
+                Outcome.PERMANENT_ERROR,
+                f"result for revision {revisions} newer than the archive's {outcome.archive_revision}: refused",
+                change_id=change_id,
+                revision=latest,
+            )
+        if outcome.folded:
+            return Result(
+                Outcome.PROCESSED,
+                f"folded revision {', '.join(str(p.revision) for p in outcome.folded)}",
+                change_id=change_id,
+                revision=latest,
+                emails_sent=sum(p.result.sent for p in outcome.folded),
+            )
+        return Result(Outcome.ALREADY_RECORDED, "already folded", change_id=change_id, revision=latest)
+
+    # ---- meetings -----------------------------------------------------------------------------
+
+    def meeting(self, change_id: str, owner: str) -> Result:
+        if self.meetings is None:
+            return Result(Outcome.ALREADY_RECORDED, "meetings are not configured", change_id=change_id)
+        try:
+            version = self.archive.load_optional(change_id)
+        except ArchiveInvalid as exc:
+            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id=change_id)
+        except (ArchiveError, ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"cannot read the archive: {exc}", change_id=change_id)
+        if version is None:
+            return Result(Outcome.ALREADY_RECORDED, "archive gone", change_id=change_id)
+        action = plan(version.document)
+        if action is Action.NONE:
+            return Result(Outcome.ALREADY_RECORDED, "meeting in step", change_id=change_id)
+        try:
+            reconciled = self.meetings.reconcile(version, owner)
+        except (PipelineError, ArchiveError, ClientError, OSError) as exc:
+            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+                batch.add(MetricName.MEETING_FAILURE)
+            return Result(
+                Outcome.RETRY,
+                f"meeting not reconciled ({action.value}): {type(exc).__name__}: {exc}",
+                change_id=change_id,
+                revision=version.document.revision,
+            )
+        with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+            batch.add(MetricName.MEETING_RECONCILED)
+        logger.info("meeting reconciled", extra={"action": action.value})
+        return Result(
+            Outcome.PROCESSED,
+            f"meeting {action.value}",
+            change_id=change_id,
+            revision=reconciled.document.revision,
+        )

@@ -1,0 +1,73 @@
+"""FoldBatcher without S3: one write per batch, every caller gets its own outcome or the batch's failure."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from runtime.archive.processing import RevisionResult
+from runtime.coordinator.folding import FoldBatcher, FoldOutcome, PendingResult
+
+
+class FakeFolder:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[PendingResult]] = []
+        self.fail = fail
+
+    def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        self.calls.append(list(pending))
+        if self.fail:
+            raise RuntimeError("S3 is down")
+        return FoldOutcome(folded=list(pending), writes=1)
+
+
+def pending(code: str, revision: int = 1) -> PendingResult:
+    return PendingResult(code, "CHG-1", RevisionResult(revision=revision, recipients=1, sent=1))
+
+
+def run_concurrently(batcher: FoldBatcher, codes: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    start = threading.Barrier(len(codes))
+
+    def one(code: str) -> None:
+        start.wait(5)
+        try:
+            out[code] = batcher.submit("CHG-1", [pending(code)])
+        except Exception as exc:
+            out[code] = exc
+
+    threads = [threading.Thread(target=one, args=(code,)) for code in codes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return out
+
+
+def test_callers_within_the_linger_share_one_fold_and_each_sees_its_own_results() -> None:
+    folder = FakeFolder()
+    batcher = FoldBatcher(folder, 0.3)  # type: ignore[arg-type]
+    codes = [f"c{i}" for i in range(6)]
+    out = run_concurrently(batcher, codes)
+    assert len(folder.calls) == 1 and len(folder.calls[0]) == 6 and batcher.writes == 1
+    for code in codes:
+        assert [p.customer_code for p in out[code].folded] == [code]
+
+
+def test_a_failed_fold_fails_every_caller_of_the_batch() -> None:
+    batcher = FoldBatcher(FakeFolder(fail=True), 0.3)  # type: ignore[arg-type]
+    out = run_concurrently(batcher, ["a", "b", "c"])
+    assert sorted(type(e).__name__ for e in out.values()) == ["FoldFailed", "FoldFailed", "RuntimeError"]
+    with pytest.raises(RuntimeError):  # the next batch starts afresh (nothing left open)
+        batcher.submit("CHG-1", [pending("d")])
+
+
+def test_remembered_results_skip_the_archive() -> None:
+    batcher = FoldBatcher(FakeFolder(), 0.0, remember=2)  # type: ignore[arg-type]
+    batcher.submit("CHG-1", [pending("a"), pending("b")])
+    assert batcher.known_folded([pending("a"), pending("b")])
+    assert not batcher.known_folded([pending("a", revision=2)])
+    batcher.submit("CHG-1", [pending("c")])
+    assert not batcher.known_folded([pending("a")])  # bounded: the oldest is forgotten

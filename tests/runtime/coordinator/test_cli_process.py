@@ -1,0 +1,115 @@
+"""``python -m runtime coordinator`` as a real subprocess against the emulator over HTTP, with real S3→SQS
+notifications of ``archive/`` and ``processing/`` objects; it stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devtools import sandbox as sb
+from devtools.emulator import LocalAws
+from runtime.archive.processing import ProcessingDocument, RevisionResult
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
+from runtime.contract import keys
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalAws]:
+    aws = LocalAws().start()
+    yield aws
+    aws.stop()
+
+
+@pytest.fixture
+def env(server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST")).read()
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    return server.env()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def archive(box: sb.Sandbox, change_id: str) -> dict:
+    return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+
+
+def test_coordinator_process_folds_results_and_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+    box = sb.create_sandbox(sb.sample_customers()[:2])
+    s3 = boto3.client("s3")
+    log = tmp_path / "coordinator.log"
+    settings = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_RETRY_BASE_SECONDS": "0", "TTP_DRAIN_SECONDS": "5"}
+    process_env = {**os.environ, **env, **box.coordinator_env(**settings), "PYTHONPATH": str(ROOT)}
+    for name in [n for n in process_env if n.startswith("TTP_GRAPH_")]:
+        process_env.pop(name)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "coordinator"], env=process_env, cwd=ROOT, stdout=out, stderr=out
+        )
+        try:
+            doc = {"change_id": "CHG-CLI", "title": "Coordinator", "customers": ["hts", "htsnonprod"]}
+            submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), doc, user_id="it")
+            for code in ("hts", "htsnonprod"):  # what each customer's v2 processor records after its emails
+                processing = ProcessingDocument(
+                    customer_code=code,
+                    change_id="CHG-CLI",
+                    results={"1": RevisionResult(revision=1, recipients=2, sent=2)},
+                )
+                s3.put_object(
+                    Bucket=box.bucket,
+                    Key=keys.processing_key(code, "CHG-CLI"),
+                    Body=json.dumps(processing.to_json_dict()).encode(),
+                )
+
+            def folded() -> list[str]:
+                mods = archive(box, "CHG-CLI")["modifications"]
+                return sorted(m["customer_code"] for m in mods if m["modification_type"] == "processed")
+
+            wait_for(lambda: folded() == ["hts", "htsnonprod"], 60, "both results folded")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            exit_code = proc.wait(30)
+    assert exit_code == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(line.get("message") == "worker stopped" for line in lines)
+    assert any(line.get("message") == "results folded into the archive" for line in lines)
+    coordinator = box.coordinator
+    assert coordinator is not None
+    attrs = boto3.client("sqs").get_queue_attributes(QueueUrl=coordinator.dlq_url, AttributeNames=["All"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"  # archive events acked (no meetings set up)
+
+
+def test_coordinator_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime", "coordinator"],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "TTP_BUCKET_NAME" in result.stderr + result.stdout and "TTP_QUEUE_URL" in result.stderr + result.stdout

@@ -1,0 +1,184 @@
+"""Folding customers' results into the archive: batched, idempotent, v1-compatible, never ahead."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+
+from runtime.archive.documents import ArchiveDocument, ModificationEntry
+from runtime.archive.store import ArchiveStore
+from runtime.contract import keys
+from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
+from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline.worker import Worker
+from tests.runtime.coordinator.conftest import S3Counter, make_handler, processed, result, s3_event, write_processing
+from tests.support.aws_platform import Platform
+
+MANY = 50
+
+
+def test_results_of_50_customers_fold_in_far_fewer_archive_writes(platform: Platform, change_id: str) -> None:
+    """Through the real worker (one receive batch = up to 10 messages, handled at once): N results → ≪ N writes."""
+    codes = [f"fan{i:02d}" for i in range(MANY)]
+    platform.submit(change_id, customers=codes)
+    sqs = boto3.client("sqs", region_name=platform.box.region)
+    queue_url = sqs.create_queue(QueueName=f"coordinator-{change_id}")["QueueUrl"]
+    for code in codes:
+        write_processing(platform, code, change_id, result(1, sent=2, rejected=1))
+        body = s3_event(platform.bucket, keys.processing_key(code, change_id))
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    counter = S3Counter(platform.s3)
+    handler = make_handler(platform, s3=counter, linger=0.3)
+    worker = Worker(sqs, queue_url, handler, max_concurrency=10, receive_wait_seconds=0, visibility_timeout=30)
+    worker.run(until=lambda: worker.handled >= MANY)
+
+    entries = processed(platform, change_id)
+    assert sorted(e["customer_code"] for e in entries) == codes  # each exactly once
+    assert all(e["revision"] == 1 and e["emails_sent"] == 2 and e["rejected"] == 1 for e in entries)
+    assert all(e["recipients"] == 3 and e["user_id"] == f"processor:{e['customer_code']}" for e in entries)
+    print(f"\n{MANY} customers' results -> {counter.archive_puts} archive writes")  # the report's figure
+    assert counter.archive_puts <= MANY // 5  # 50 results: at most 10 writes (measured: 5)
+    assert handler.batcher.writes == counter.archive_puts
+    assert platform.metric_total("ResultsFolded", COORDINATOR_METRICS_DIMENSION_VALUE) == MANY
+    assert platform.metric_total("ArchiveUpdateSuccess") == 0  # the processors' metric, not the coordinator's
+    lags = [v for blob in platform.metrics() for v in blob.get("FoldLag", [])]
+    assert len(lags) == MANY and all(1.5 <= lag < 60 for lag in lags)
+
+
+def test_concurrent_results_of_one_change_share_one_write(platform: Platform, change_id: str) -> None:
+    codes = [f"bat{i}" for i in range(8)]
+    platform.submit(change_id, customers=codes)
+    counter = S3Counter(platform.s3)
+    handler = make_handler(platform, s3=counter, linger=0.3)
+    outcomes: dict[str, Outcome] = {}
+    for code in codes:
+        write_processing(platform, code, change_id, result(1))
+
+    def fold(code: str) -> None:
+        [res] = handler(s3_event(platform.bucket, keys.processing_key(code, change_id)), f"sqs:{code}", None)
+        outcomes[code] = res.outcome
+
+    threads = [threading.Thread(target=fold, args=(code,)) for code in codes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert set(outcomes.values()) == {Outcome.PROCESSED} and len(outcomes) == len(codes)
+    assert counter.archive_puts == 1
+    assert len(processed(platform, change_id)) == len(codes)
+
+
+def test_refolding_writes_nothing(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["hts"])
+    write_processing(platform, "hts", change_id, result(1))
+    body = s3_event(platform.bucket, keys.processing_key("hts", change_id))
+    [first] = make_handler(platform)(body, "sqs:1", None)
+    assert first.outcome is Outcome.PROCESSED
+    before = platform.archive(change_id)
+
+    counter = S3Counter(platform.s3)  # a fresh handler: no memory of the first fold
+    [again] = make_handler(platform, s3=counter)(body, "sqs:2", None)
+    assert again.outcome is Outcome.ALREADY_RECORDED
+    assert counter.archive_puts == 0 and platform.archive(change_id) == before
+
+    counter = S3Counter(platform.s3)  # the same handler remembers: not even the archive is read again
+    handler = make_handler(platform, s3=counter)
+    handler(body, "sqs:3", None)
+    gets = counter.archive_gets
+    [third] = handler(body, "sqs:4", None)
+    assert third.outcome is Outcome.ALREADY_RECORDED and counter.archive_gets == gets and counter.archive_puts == 0
+
+
+def test_a_second_revisions_result_folds_beside_the_first(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["hts"])
+    handler = make_handler(platform)
+    body = s3_event(platform.bucket, keys.processing_key("hts", change_id))
+    write_processing(platform, "hts", change_id, result(1))
+    handler(body, "sqs:1", None)
+    platform.submit(change_id, customers=["hts"], summary="revision 2")
+    write_processing(platform, "hts", change_id, result(1), result(2, sent=5))
+    [res] = handler(body, "sqs:2", None)
+    assert res.outcome is Outcome.PROCESSED and res.reason == "folded revision 2"
+    assert [(e["revision"], e["emails_sent"]) for e in processed(platform, change_id)] == [(1, 3), (2, 5)]
+
+
+def test_v1_archive_with_its_own_processed_entry_counts_as_folded(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["hts", "htsnonprod"])
+
+    def v1_processor_recorded(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert doc is not None
+        doc.modifications = [
+            *doc.modifications,
+            ModificationEntry(
+                user_id="processor:hts", modification_type="processed", customer_code="hts", revision=1, emails_sent=7
+            ),
+        ]
+        return doc
+
+    ArchiveStore(platform.s3, platform.bucket).update(change_id, v1_processor_recorded)
+    write_processing(platform, "hts", change_id, result(1, sent=3))
+    counter = S3Counter(platform.s3)
+    [res] = make_handler(platform, s3=counter)(
+        s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None
+    )
+    assert res.outcome is Outcome.ALREADY_RECORDED and counter.archive_puts == 0
+    [entry] = processed(platform, change_id)
+    assert entry["emails_sent"] == 7  # the v1 entry stays as it was
+
+
+def test_result_for_a_revision_newer_than_the_archive_is_refused(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["hts"])
+    write_processing(platform, "hts", change_id, result(1), result(5))
+    [res] = make_handler(platform)(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None)
+    assert res.outcome is Outcome.PERMANENT_ERROR and "newer than the archive's 1" in res.reason
+    assert [e["revision"] for e in processed(platform, change_id)] == [1]  # the legitimate one still folds
+
+
+def test_result_without_an_archive_goes_to_the_dlq_and_a_vanished_object_is_acked(
+    platform: Platform, change_id: str
+) -> None:
+    handler = make_handler(platform)
+    write_processing(platform, "hts", change_id, result(1))
+    body = s3_event(platform.bucket, keys.processing_key("hts", change_id))
+    [orphan] = handler(body, "sqs:1", None)
+    assert orphan.outcome is Outcome.PERMANENT_ERROR
+    platform.s3.delete_object(Bucket=platform.bucket, Key=keys.processing_key("hts", change_id))
+    [gone] = handler(body, "sqs:2", None)
+    assert gone.outcome is Outcome.ALREADY_RECORDED
+
+
+def test_processing_object_without_results_needs_no_archive_read(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["hts"])
+    write_processing(platform, "hts", change_id)  # a lease claim or a checkpoint: no result yet
+    counter = S3Counter(platform.s3)
+    [res] = make_handler(platform, s3=counter)(
+        s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None
+    )
+    assert res.outcome is Outcome.ALREADY_RECORDED and counter.archive_gets == 0
+
+
+def test_a_lost_compare_and_swap_is_reapplied_on_the_new_version(platform: Platform, change_id: str) -> None:
+    """A submission landing between the fold's read and write: the fold re-reads and keeps both."""
+    platform.submit(change_id, customers=["hts"])
+    write_processing(platform, "hts", change_id, result(1))
+    raced = False
+
+    class Racing(S3Counter):
+        def put_object(self, **kwargs: object) -> object:
+            nonlocal raced
+            if not raced and str(kwargs.get("Key", "")).startswith("archive/"):
+                raced = True
+                platform.submit(change_id, customers=["hts"], summary="submitted meanwhile")
+            return super().put_object(**kwargs)
+
+    counter = Racing(platform.s3)
+    [res] = make_handler(platform, s3=counter)(
+        s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None
+    )
+    assert res.outcome is Outcome.PROCESSED and counter.archive_puts == 2
+    doc = platform.archive(change_id)
+    assert doc["revision"] == 2 and doc["summary"] == "submitted meanwhile"
+    assert [e["revision"] for e in processed(platform, change_id)] == [1]
+    assert json.dumps(doc).count('"processed"') == 1
