@@ -256,9 +256,7 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
         if result is not None:
             progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
         elif entry is not None:
-            progress.sent, progress.recipients = entry.emails_sent, entry.recipients
-            rejected = getattr(entry, "emails_rejected", None)  # declared by the coordinator's folds, if at all
-            progress.rejected = rejected if isinstance(rejected, int) else None
+            progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
         report.customers.append(progress)
     report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)
     return report
