@@ -38,7 +38,9 @@ from runtime.contract.names import CALENDAR_TOPIC
 make_conditional_writes_atomic()  # S3's compare-and-swap is atomic; moto's in-process backend is not without this
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT_EVERY_EMAILS = 10  # runtime.pipeline.state_machine._Checkpointer's default: the documented window per message
+CHECKPOINT_EVERY_EMAILS = (
+    10  # runtime.pipeline.state_machine._Checkpointer's default: the documented window per message
+)
 _SUBJECT_CHANGE = re.compile(r"\(([A-Za-z0-9][A-Za-z0-9._-]*)\)$")
 
 
