@@ -125,7 +125,7 @@ class CustomerProcessor(RuntimeTaskBase):
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); a processor holds no secret (no Graph access).",
                 security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",
-                # Unchanged text since v1 (processors no longer call Graph): an edit would update every processor's group.
+                # Text unchanged since v1 (processors no longer call Graph): upgrades leave the groups alone.
                 egress_description="HTTPS to AWS APIs and Graph",
             ),
         )
