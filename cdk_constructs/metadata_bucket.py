@@ -1,4 +1,4 @@
-"""The metadata bucket (management account): archive/, customers/, drafts/.
+"""The metadata bucket (management account): archive/, customers/, processing/, drafts/.
 
 * Versioned (archive recovery), all public access blocked, SSL enforced, ACLs disabled, server
   access logs to a separate bucket.
@@ -11,11 +11,16 @@
   markers. Archive versions (current and noncurrent) are kept.
 * Routing of ``customers/{code}/*.json`` object-created events to each customer's queue, by S3 event
   notifications (one queue configuration per customer, the default) or by EventBridge (one rule per
-  customer on the default bus). Queues live in the governance account and are referenced by their
-  deterministic ARN (``runtime.contract.names``).
-* The bucket policy does not grow with customers: processors are matched by ``aws:PrincipalArn``
-  (``ttp-processor-*`` in the governance account) and may touch only
-  ``customers/${aws:PrincipalTag/customer_code}/*``.
+  customer on the default bus); and of ``archive/*.json`` and ``processing/*.json`` events to the
+  change coordinator's queue (two more notifications, or one more rule). Queues live in the
+  governance account and are referenced by their deterministic ARN (``runtime.contract.names``).
+* The bucket policy does not grow with customers (DESIGN §1, one writer per object): processors are
+  matched by ``aws:PrincipalArn`` (``ttp-processor-*`` in the governance account) and may read
+  ``archive/*``, read/write ``processing/${aws:PrincipalTag/customer_code}/*`` and read/delete
+  ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
+  (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
+  coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
+  only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers.
 """
 
 from __future__ import annotations

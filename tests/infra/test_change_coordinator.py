@@ -277,3 +277,11 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
         severity = "critical" if name.endswith("critical") else "warning"
         assert props["AlarmDescription"].startswith(f"[{severity}] change coordinator:")
         assert len(props["AlarmActions"]) == 1
+
+
+def test_config_counts_the_coordinators_routes() -> None:
+    from cdk_constructs.metadata_bucket import COORDINATOR_PREFIXES
+    from stacks.config import COORDINATOR_EVENT_RULES, COORDINATOR_NOTIFICATION_CONFIGURATIONS
+
+    assert len(COORDINATOR_PREFIXES) == COORDINATOR_NOTIFICATION_CONFIGURATIONS
+    assert COORDINATOR_EVENT_RULES == 1
