@@ -70,6 +70,8 @@ def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: 
                 ok = (key not in headers) == (expected == "true")
             elif key == "aws:SecureTransport":
                 ok = expected == "true"  # requests use TLS
+            elif operator == "NumericLessThan" and key == "s3:TlsVersion":
+                ok = float(expected) > 1.3  # requests use TLS 1.3
             else:
                 raise AssertionError(f"unknown condition {operator} {key}")
             if not ok:
