@@ -5,12 +5,12 @@ definition, environment, security group) that adds the service and its scaling:
 
 * Task role ``ttp-processor-{code}`` (``runtime.contract.names``), tagged ``customer_code={code}`` (the bucket
   policy matches the tag). It may: consume only this customer's queue (and decrypt with its key);
-  read/write ``archive/*`` and read/delete ``customers/{code}/*``; list the bucket (404 instead of 403
-  for missing keys); assume only this customer's sender role (and, with meetings, the contact-reader
-  roles ``ttp-contact-reader-*``). Nothing else.
-* Container environment: exactly the fields of ``runtime.contract.settings.WorkerSettings`` (plus
-  ``MeetingSettings`` with meetings) as ``TTP_*``; ``TTP_GRAPH_CLIENT_SECRET`` is an ECS secret from
-  Secrets Manager, read by the *execution* role at task start (the task role cannot read it).
+  read ``archive/*`` (never write it: the change coordinator folds results), read/write
+  ``processing/{code}/*`` (its own processing objects), read/delete ``customers/{code}/*``; list the
+  bucket (404 instead of 403 for missing keys); assume only this customer's sender role. Nothing else:
+  no Graph secret, no contact-reader roles (meetings are the coordinator's, DESIGN §5).
+* Container environment: exactly the fields of ``runtime.contract.settings.WorkerSettings`` as ``TTP_*``
+  (no secret).
 * Stop timeout 120 s (the Fargate maximum) > ``TTP_DRAIN_SECONDS`` (SIGTERM drain).
 * Step scaling on the queue: +1 task as soon as a message waits (also from zero with
   ``scale_to_zero``), +2 when the backlog passes ``burst_backlog``; -1 after ``scale_in_idle_minutes``
@@ -23,15 +23,13 @@ cluster any ``ecs.ICluster``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -46,33 +44,11 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
-from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
+from runtime.contract.settings import WorkerSettings
 
 WORKER_COMMAND = tuple(runtime_command("worker"))
 MAX_FARGATE_STOP_TIMEOUT = 120
 """The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
-
-
-@dataclass(frozen=True)
-class ProcessorMeetings:
-    """Microsoft Graph settings for meetings; the client secret stays in Secrets Manager."""
-
-    tenant_id: str
-    """Entra ID tenant of the meeting organizer (``TTP_GRAPH_TENANT_ID``). Required."""
-    client_id: str
-    """App registration with Calendars.ReadWrite (``TTP_GRAPH_CLIENT_ID``). Required."""
-    organizer: str
-    """Mailbox (UPN) that organizes the meetings (``TTP_MEETING_ORGANIZER``). Required."""
-    client_secret: secretsmanager.ISecret
-    """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
-    contact_reader_external_id: str
-    """ExternalId of every customer's contact-reader role. Required."""
-    calendar_contact_roles: Mapping[str, str] = field(default_factory=dict)
-    """Customer code -> contact-reader role ARN (``TTP_CALENDAR_CONTACT_ROLES``). Default: none."""
-    graph_base_url: str = str(setting_default(MeetingSettings, "graph_base_url"))
-    """Graph endpoint. Default: the default of ``MeetingSettings.graph_base_url``."""
-    graph_authority_host: str = str(setting_default(MeetingSettings, "graph_authority_host"))
-    """Token authority host. Default: the default of ``MeetingSettings.graph_authority_host``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,8 +94,6 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     """Waiting messages from which the service adds two tasks at once instead of one. Default: 20."""
     scale_in_idle_minutes: int = 10
     """Minutes with nothing visible or in flight before one task is removed. Default: 10."""
-    meetings: ProcessorMeetings | None = None
-    """Microsoft Graph settings; None disables meetings. Default: None."""
 
 
 class CustomerProcessor(RuntimeTaskBase):
@@ -131,25 +105,6 @@ class CustomerProcessor(RuntimeTaskBase):
         stack = Stack.of(scope)
         partition = stack.partition
         settings = [TaskSettings(WorkerSettings, self._worker_settings(props, stack))]
-        secrets: dict[str, ecs.Secret] = {}
-        if props.meetings is not None:
-            m = props.meetings
-            settings.append(
-                TaskSettings(
-                    MeetingSettings,
-                    {
-                        "graph_tenant_id": m.tenant_id,
-                        "graph_client_id": m.client_id,
-                        "meeting_organizer": m.organizer,
-                        "graph_base_url": m.graph_base_url,
-                        "graph_authority_host": m.graph_authority_host,
-                        "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
-                        "contact_reader_external_id": m.contact_reader_external_id,
-                    },
-                    exclude=("graph_client_secret",),
-                )
-            )
-            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
         super().__init__(
             scope,
             construct_id,
@@ -162,15 +117,15 @@ class CustomerProcessor(RuntimeTaskBase):
                 container_name="worker",
                 command=WORKER_COMMAND,
                 settings=settings,
-                secrets=secrets,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
                 runtime_platform=ecs.RuntimePlatform(
                     cpu_architecture=ecs.CpuArchitecture.X86_64,
                     operating_system_family=ecs.OperatingSystemFamily.LINUX,
                 ),
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
-                "start (runtime.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from Secrets Manager.",
+                "start (runtime.contract.settings); a processor holds no secret (no Graph access).",
                 security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",
+                # Text unchanged since v1 (processors no longer call Graph): upgrades leave the groups alone.
                 egress_description="HTTPS to AWS APIs and Graph",
             ),
         )
@@ -237,9 +192,14 @@ class CustomerProcessor(RuntimeTaskBase):
         props.queue.grant_consume_messages(self.task_role)
         statements = [
             iam.PolicyStatement(
-                sid="ReadWriteArchive",
-                actions=["s3:GetObject", "s3:PutObject"],
+                sid="ReadArchive",
+                actions=["s3:GetObject"],
                 resources=[f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadWriteOwnProcessing",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[f"{bucket_arn}/{keys.processing_prefix(code)}*"],
             ),
             iam.PolicyStatement(
                 sid="ReadDeleteOwnTriggers",
@@ -253,14 +213,6 @@ class CustomerProcessor(RuntimeTaskBase):
                 resources=[names.role_arn(props.customer_account, names.sender_role_name(code), partition)],
             ),
         ]
-        if props.meetings is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="AssumeContactReaderRoles",
-                    actions=["sts:AssumeRole"],
-                    resources=[f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"],
-                )
-            )
         for statement in statements:
             self.task_role.add_to_policy(statement)
 
@@ -312,19 +264,16 @@ class CustomerProcessor(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"],
-            "DESIGN §7: every processor reads and conditionally rewrites any archive/{changeId}.json "
-            "(a change spans several customers); object names are not known in advance.",
+            "DESIGN §1: every processor reads (never writes) any archive/{changeId}.json (a change spans several "
+            "customers); object names are not known in advance.",
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [f"{bucket_arn}/{keys.processing_prefix(props.customer_code)}*"],
+            "Only this customer's own processing prefix; object names are change ids, unknown in advance.",
         )
         acknowledge_wildcard_resources(
             self.task_role,
             [f"{bucket_arn}/{keys.trigger_prefix(props.customer_code)}*"],
             "Only this customer's own trigger prefix; trigger names are change ids, unknown in advance.",
         )
-        if props.meetings is not None:
-            acknowledge_wildcard_resources(
-                self.task_role,
-                [f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"],
-                "Meetings need every customer's read-only contact-reader role; each role trusts only "
-                f"{names.PROCESSOR_ROLE_PREFIX}* of the governance account with the agreed ExternalId, and "
-                "listing 200 ARNs would exceed the IAM inline policy size limit.",
-            )

@@ -1,4 +1,4 @@
-"""Roles in a customer's account that the platform's processors assume (SES sender, contact reader).
+"""Roles in a customer's account that the platform assumes (SES sender: the processor; contact reader: the coordinator).
 
 Trust is by account principal (the governance account) narrowed with ``aws:PrincipalArn`` and
 ``sts:ExternalId``: the role can be created before, and independently of, the processor role, and
@@ -7,9 +7,9 @@ only the named principals with the agreed ExternalId can assume it.
 * Sender role ``ttp-ses-sender-{code}``: trusts only ``ttp-processor-{code}``; may send from the
   customer's sender identity (``ses:FromAddress`` pinned) with its contact list for unsubscribe links,
   and read that contact list. Nothing else.
-* Contact-reader role ``ttp-contact-reader-{code}`` (optional, for meetings): trusts every processor
-  of the platform (``ttp-processor-*``: a meeting's attendees come from all its customers); may only
-  read the contact list.
+* Contact-reader role ``ttp-contact-reader-{code}`` (optional, for meetings): trusts only the change
+  coordinator ``ttp-change-coordinator`` (it owns the meetings, whose attendees come from all the
+  change's customers; processors have no Graph access, DESIGN §5); may only read the contact list.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class CustomerSesRolesProps:
     customer_code: str
     """The customer (``runtime.contract.keys`` rules); the role names derive from it. Required."""
     governance_account: str
-    """The account of the processors (trusted by ``aws:PrincipalArn``). Required."""
+    """The account of the processors and the coordinator (trusted by ``aws:PrincipalArn``). Required."""
     sender_address: str
     """The verified SES identity the sender role may send from (``ses:FromAddress``). Required."""
     external_id: str
@@ -103,7 +103,7 @@ class CustomerSesRoles(Construct):
                 assumed_by=iam.AccountPrincipal(gov).with_conditions(
                     {
                         "StringEquals": {"sts:ExternalId": props.contact_reader_external_id},
-                        "ArnLike": {"aws:PrincipalArn": names.processor_role_arn_pattern(gov, partition)},
+                        "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.COORDINATOR_ROLE_NAME, partition)},
                     }
                 ),
             )

@@ -1,4 +1,4 @@
-"""The metadata bucket (management account): archive/, customers/, drafts/.
+"""The metadata bucket (management account): archive/, customers/, processing/, drafts/.
 
 * Versioned (archive recovery), all public access blocked, SSL enforced, ACLs disabled, server
   access logs to a separate bucket.
@@ -11,11 +11,16 @@
   markers. Archive versions (current and noncurrent) are kept.
 * Routing of ``customers/{code}/*.json`` object-created events to each customer's queue, by S3 event
   notifications (one queue configuration per customer, the default) or by EventBridge (one rule per
-  customer on the default bus). Queues live in the governance account and are referenced by their
-  deterministic ARN (``runtime.contract.names``).
-* The bucket policy does not grow with customers: processors are matched by ``aws:PrincipalArn``
-  (``ttp-processor-*`` in the governance account) and may touch only
-  ``customers/${aws:PrincipalTag/customer_code}/*``.
+  customer on the default bus); and of ``archive/*.json`` and ``processing/*.json`` events to the
+  change coordinator's queue (two more notifications, or one more rule). Queues live in the
+  governance account and are referenced by their deterministic ARN (``runtime.contract.names``).
+* The bucket policy does not grow with customers (DESIGN §1, one writer per object): processors are
+  matched by ``aws:PrincipalArn`` (``ttp-processor-*`` in the governance account) and may read
+  ``archive/*``, read/write ``processing/${aws:PrincipalTag/customer_code}/*`` and read/delete
+  ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
+  (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
+  coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
+  only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers.
 """
 
 from __future__ import annotations
@@ -30,11 +35,22 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_constructs.event_queue import COORDINATOR_EVENT_RULE_NAME
 from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
+COORDINATOR_PREFIXES = (keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX)
+"""Object-created events under these prefixes go to the change coordinator's queue."""
+PROCESSOR_DENIED_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+)
+"""Object actions a processor is denied outside its own prefixes (and, but reads, on ``archive/``)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,9 @@ class MetadataBucketProps:
     """Customers whose triggers are routed to their queue. Default: none."""
     routing: RoutingMode = "s3"
     """How trigger events reach the queues: S3 event notifications or EventBridge rules. Default: ``"s3"``."""
+    coordinator_account: str | None = None
+    """The account of the change coordinator's queue (``ttp-change-coordinator``): ``archive/`` and
+    ``processing/`` object-created events are routed to it. Default: None (no coordinator routing)."""
     bucket_name: str | None = None
     """Physical name of the bucket. Default: None (a CloudFormation-generated name)."""
     noncurrent_version_expiration_days: int = 30
@@ -162,14 +181,23 @@ class MetadataBucket(Construct):
         gov = self.props.governance_account
         processors = {"ArnLike": {"aws:PrincipalArn": names.processor_role_arn_pattern(gov, self._partition)}}
         sweeper = {"ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.SWEEPER_ROLE_NAME, self._partition)}}
-        own_triggers = self._objects(f"{keys.CUSTOMERS_PREFIX}${{aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}}}/")
+        coordinator = {
+            "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.COORDINATOR_ROLE_NAME, self._partition)}
+        }
+        own_tag = f"${{aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}}}/"
+        own_triggers = self._objects(f"{keys.CUSTOMERS_PREFIX}{own_tag}")
+        own_processing = self._objects(f"{keys.PROCESSING_PREFIX}{own_tag}")
+        # A processor without the tag must not match "customers//*" or "processing//*".
+        tagged = {"Null": {f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}": "false"}}
+        archive = self._objects(keys.ARCHIVE_PREFIX)
         gov_root = iam.AccountPrincipal(gov)
         statements = [
             iam.PolicyStatement(
-                sid="ProcessorsReadWriteArchive",
+                # DESIGN §1: processors read the archive, never write it (the coordinator folds their results).
+                sid="ProcessorsReadArchive",
                 principals=[gov_root],
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[self._objects(keys.ARCHIVE_PREFIX)],
+                actions=["s3:GetObject"],
+                resources=[archive],
                 conditions=processors,
             ),
             iam.PolicyStatement(
@@ -177,11 +205,7 @@ class MetadataBucket(Construct):
                 principals=[gov_root],
                 actions=["s3:GetObject", "s3:DeleteObject"],
                 resources=[own_triggers],
-                conditions={
-                    **processors,
-                    # A processor without the tag must not match "customers//*".
-                    "Null": {f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}": "false"},
-                },
+                conditions={**processors, **tagged},
             ),
             iam.PolicyStatement(
                 # s3:ListBucket turns HEAD/GET of a missing key into 404 instead of 403 (the worker's
@@ -213,6 +237,66 @@ class MetadataBucket(Construct):
                 resources=[self._objects(keys.CUSTOMERS_PREFIX)],
                 conditions=sweeper,
             ),
+            iam.PolicyStatement(
+                sid="ProcessorsReadWriteOwnProcessing",
+                principals=[gov_root],
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[own_processing],
+                conditions={**processors, **tagged},
+            ),
+            iam.PolicyStatement(
+                # Outside archive/ and its own customers/{tag}/ and processing/{tag}/, a processor can do
+                # nothing to any object, whatever its IAM policy says (an untagged one matches none of them).
+                sid="DenyProcessorsOtherCustomersObjects",
+                effect=iam.Effect.DENY,
+                principals=[gov_root],
+                actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
+                not_resources=[archive, own_triggers, own_processing],
+                conditions=processors,
+            ),
+            iam.PolicyStatement(
+                sid="DenyProcessorsWriteArchive",
+                effect=iam.Effect.DENY,
+                principals=[gov_root],
+                actions=[a for a in PROCESSOR_DENIED_OBJECT_ACTIONS if not a.startswith("s3:Get")],
+                resources=[archive],
+                conditions=processors,
+            ),
+            iam.PolicyStatement(
+                sid="CoordinatorList",
+                principals=[gov_root],
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions=coordinator,
+            ),
+            iam.PolicyStatement(
+                sid="CoordinatorReadArchiveAndProcessing",
+                principals=[gov_root],
+                actions=["s3:GetObject"],
+                resources=[archive, self._objects(keys.PROCESSING_PREFIX)],
+                conditions=coordinator,
+            ),
+            # Conditional writes only (If-Match or If-None-Match): the coordinator folds by compare-and-swap.
+            *(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[gov_root],
+                    actions=["s3:PutObject"],
+                    resources=[archive],
+                    conditions={**coordinator, "Null": {header: "false"}},
+                )
+                for sid, header in (
+                    ("CoordinatorWriteArchiveIfMatch", "s3:if-match"),
+                    ("CoordinatorCreateArchiveIfNoneMatch", "s3:if-none-match"),
+                )
+            ),
+            iam.PolicyStatement(
+                sid="CoordinatorCreateTriggers",
+                principals=[gov_root],
+                actions=["s3:PutObject"],
+                resources=[self._objects(keys.CUSTOMERS_PREFIX)],
+                conditions=coordinator,
+            ),
         ]
         for statement in statements:
             self.bucket.add_to_resource_policy(statement)
@@ -241,7 +325,26 @@ class MetadataBucket(Construct):
                 )
                 for customer in self.props.customers
             ]
+            + [
+                s3.CfnBucket.QueueConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    queue=names.coordinator_queue_arn(region, account, self._partition),
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[
+                                s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix),
+                                s3.CfnBucket.FilterRuleProperty(name="suffix", value=keys.SUFFIX),
+                            ]
+                        )
+                    ),
+                )
+                for account in self._coordinator_accounts()
+                for prefix in COORDINATOR_PREFIXES
+            ]
         )
+
+    def _coordinator_accounts(self) -> list[str]:
+        return [] if self.props.coordinator_account is None else [self.props.coordinator_account]
 
     def _route_with_eventbridge(self) -> None:
         stack = Stack.of(self)
@@ -252,10 +355,11 @@ class MetadataBucket(Construct):
         )
         own_account = stack.account
         cross_account = [c for c in self.props.customers if c.queue_account != own_account]
+        coordinator_cross_account = [a for a in self._coordinator_accounts() if a != own_account]
         self.router_role: iam.Role | None = None
-        if cross_account:
+        if cross_account or coordinator_cross_account:
             # EventBridge delivers to a queue in another account only through an execution role of
-            # the bus account; the queue policy (CustomerQueue) admits exactly this role.
+            # the bus account; the queue policy (EventQueue) admits exactly this role.
             queue_accounts = sorted({c.queue_account for c in cross_account})
             self.router_role = iam.Role(
                 self,
@@ -276,17 +380,22 @@ class MetadataBucket(Construct):
                 iam.PolicyStatement(
                     actions=["sqs:SendMessage"],
                     resources=[
-                        f"arn:{self._partition}:sqs:{stack.region}:{account}:{names.QUEUE_NAME_PATTERN}"
-                        for account in queue_accounts
+                        *(
+                            f"arn:{self._partition}:sqs:{stack.region}:{account}:{names.QUEUE_NAME_PATTERN}"
+                            for account in queue_accounts
+                        ),
+                        *(
+                            names.coordinator_queue_arn(stack.region, account, self._partition)
+                            for account in coordinator_cross_account
+                        ),
                     ],
                 )
             )
+            key_accounts = sorted({*queue_accounts, *coordinator_cross_account})
             self.router_role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[
-                        f"arn:{self._partition}:kms:{stack.region}:{account}:key/*" for account in queue_accounts
-                    ],
+                    resources=[f"arn:{self._partition}:kms:{stack.region}:{account}:key/*" for account in key_accounts],
                     conditions={"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}},
                 )
             )
@@ -298,7 +407,7 @@ class MetadataBucket(Construct):
             )
             acknowledge_wildcard_resources(
                 self.router_role,
-                [f"arn:{self._partition}:kms:{stack.region}:{a}:key/*" for a in queue_accounts],
+                [f"arn:{self._partition}:kms:{stack.region}:{a}:key/*" for a in key_accounts],
                 "Queue keys have generated ids; use is limited to SQS (kms:ViaService) in the queue account.",
             )
         self.rules: list[events.CfnRule] = []
@@ -328,3 +437,28 @@ class MetadataBucket(Construct):
                 targets=[target],
             )
             self.rules.append(rule)
+        for account in self._coordinator_accounts():
+            wildcards: list[object] = [{"wildcard": f"{prefix}*{keys.SUFFIX}"} for prefix in COORDINATOR_PREFIXES]
+            self.coordinator_rule = events.CfnRule(
+                self,
+                "RouteCoordinator",
+                name=COORDINATOR_EVENT_RULE_NAME,
+                description="archive/ and processing/ objects to the change coordinator's queue",
+                event_bus_name="default",
+                state="ENABLED",
+                event_pattern={
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [self.bucket.bucket_name]},
+                        "object": {"key": wildcards},
+                    },
+                },
+                targets=[
+                    events.CfnRule.TargetProperty(
+                        id="coordinator-queue",
+                        arn=names.coordinator_queue_arn(stack.region, account, self._partition),
+                        role_arn=self.router_role.role_arn if account != own_account and self.router_role else None,
+                    )
+                ],
+            )

@@ -68,6 +68,8 @@ def build_pipeline(app: App, config: PlatformConfig) -> Pipeline:
         description="Transient Trigger Pipeline: metadata bucket and trigger routing",
     )
     pipeline = Pipeline(app=app, config=config, storage=storage, platform=platform)
+    # The bucket notifications also target the change coordinator's queue (platform stack).
+    storage.add_stack_dependency(platform, "S3 validates the coordinator's queue as a notification destination")
     for customer in config.customers:
         customer_stack = CustomerStack(
             app,

@@ -33,6 +33,18 @@ ROUTING_KEY = "ttp:routing"
 S3_MAX_NOTIFICATION_CONFIGURATIONS = 100
 # Default quota "rules per event bus" (adjustable through Service Quotas).
 EVENTBRIDGE_RULES_PER_BUS = 300
+# The change coordinator's routes: S3 notification configurations (archive/, processing/) and EventBridge rules.
+COORDINATOR_NOTIFICATION_CONFIGURATIONS = 2
+COORDINATOR_EVENT_RULES = 1
+# Customer codes whose derived names would collide with the coordinator's (its CustomerCode metric
+# dimension, its ttp-change-coordinator-* alarms, its ttp-route-ttp-change-coordinator rule).
+RESERVED_CUSTOMER_CODES = frozenset(
+    {
+        names.COORDINATOR_METRICS_DIMENSION_VALUE,
+        names.COORDINATOR_NAME,
+        names.COORDINATOR_NAME.split("-", 1)[1],
+    }
+)
 # Fargate CPU units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -211,17 +223,24 @@ class PlatformConfig(_Model):
         duplicates = sorted({c for c in codes if codes.count(c) > 1})
         if duplicates:
             raise ValueError(f"customer codes must be unique; duplicated: {duplicates}")
-        if self.routing == "s3" and len(self.customers) > S3_MAX_NOTIFICATION_CONFIGURATIONS:
+        reserved = sorted(set(codes) & RESERVED_CUSTOMER_CODES)
+        if reserved:
+            raise ValueError(f"customer codes {reserved} are reserved for the change coordinator; choose another")
+        max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
+        if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
-                f"routing 's3' needs one bucket notification configuration per customer and S3 allows "
+                f"routing 's3' needs one bucket notification configuration per customer (plus "
+                f"{COORDINATOR_NOTIFICATION_CONFIGURATIONS} for the change coordinator) and S3 allows "
                 f"{S3_MAX_NOTIFICATION_CONFIGURATIONS} per bucket; with {len(self.customers)} customers set "
                 "routing: 'eventbridge'"
             )
-        if self.routing == "eventbridge" and len(self.customers) > EVENTBRIDGE_RULES_PER_BUS:
+        max_rules = EVENTBRIDGE_RULES_PER_BUS - COORDINATOR_EVENT_RULES
+        if self.routing == "eventbridge" and len(self.customers) > max_rules:
             raise ValueError(
-                f"routing 'eventbridge' needs one rule per customer on the default bus (default quota "
+                f"routing 'eventbridge' needs one rule per customer on the default bus (plus "
+                f"{COORDINATOR_EVENT_RULES} for the change coordinator; default quota "
                 f"{EVENTBRIDGE_RULES_PER_BUS}); raise the quota and split the customers, or keep <= "
-                f"{EVENTBRIDGE_RULES_PER_BUS} customers"
+                f"{max_rules} customers"
             )
         # The worker's drain must stay below the visibility timeout (the lease length).
         if self.visibility_timeout_seconds <= WORKER_DRAIN_SECONDS:

@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.customer_alarms import CustomerAlarms, CustomerAlarmsProps
 from cdk_constructs.customer_dashboard import CustomerDashboard, CustomerDashboardProps
-from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps, ProcessorMeetings
+from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from cdk_support.log_retention import retention
 from runtime.contract import names
@@ -50,27 +49,6 @@ class CustomerStack(Stack):
                 max_receive_count=config.max_receive_count,
             ),
         )
-        meetings = None
-        if config.meetings is not None:
-            m = config.meetings
-            secret = (
-                secretsmanager.Secret.from_secret_complete_arn(self, "GraphClientSecret", m.client_secret)
-                if m.client_secret.startswith("arn:")
-                else secretsmanager.Secret.from_secret_name_v2(self, "GraphClientSecret", m.client_secret)
-            )
-            meetings = ProcessorMeetings(
-                tenant_id=m.tenant_id,
-                client_id=m.client_id,
-                organizer=m.organizer,
-                client_secret=secret,
-                contact_reader_external_id=m.contact_reader_external_id,
-                calendar_contact_roles={
-                    c.code: names.role_arn(c.account, names.contact_reader_role_name(c.code), self.partition)
-                    for c in config.customers
-                },
-                graph_base_url=m.graph_base_url,
-                graph_authority_host=m.graph_authority_host,
-            )
         self.processor = CustomerProcessor(
             self,
             "Processor",
@@ -96,7 +74,6 @@ class CustomerStack(Stack):
                 max_capacity=customer.max_tasks,
                 scale_to_zero=customer.scale_to_zero,
                 log_retention=retention(config.log_retention_days),
-                meetings=meetings,
             ),
         )
         topics: dict[Severity, sns.ITopic] = {

@@ -1,4 +1,5 @@
-"""StorageStack (management account): the metadata bucket and the routing of trigger events."""
+"""StorageStack (management account): the metadata bucket and the routing of its object events
+(``customers/{code}/`` to each customer's queue, ``archive/`` and ``processing/`` to the change coordinator's)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class StorageStack(Stack):
                 governance_account=config.accounts.governance,
                 customers=tuple(RoutedCustomer(c.code, config.accounts.governance) for c in config.customers),
                 routing=config.routing,
+                coordinator_account=config.accounts.governance,
                 bucket_name=config.metadata_bucket_name,
             ),
         )

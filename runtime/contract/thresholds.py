@@ -7,7 +7,8 @@
 | info | trigger delete failure > 10 % | processing duration > 5 min | > 10 | memory > 70 % |
 
 The alarms (and their descriptions), ``health``, ``stuck`` and the sweeper all read these numbers;
-nothing else writes them down.
+nothing else writes them down. DESIGN §6 adds the change coordinator's own: the age of its queue's
+oldest event, any message in its DLQ and meetings that cannot be reconciled.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ class AlarmThresholds:
     """Minutes with no processor task running while messages wait. Default: 5."""
     sustained_periods: int = 3
     """5-minute periods a CPU or memory level must last before it alarms. Default: 3 (15 minutes)."""
+    coordinator_queue_age_critical_seconds: float = 900
+    """The change coordinator's oldest waiting event is older than this (critical): results are not folded
+    into the archive, meetings not reconciled. Default: 15 minutes."""
+    coordinator_queue_age_warning_seconds: float = 600
+    """The coordinator's oldest waiting event is older than this (warning). Default: 10 minutes."""
+    meeting_failure_warning: float = 0
+    """``MeetingFailure`` count per 5-minute period above which a meeting cannot be reconciled, when it
+    lasts ``meeting_failure_periods`` periods (warning: emails are never held back). Default: 0 (any)."""
+    meeting_failure_periods: int = 3
+    """Consecutive 5-minute periods with meeting failures before the alarm (retries that recover in
+    between do not alarm). Default: 3 (15 minutes)."""
 
     def queue_depth_levels(self) -> tuple[tuple[float, str], ...]:
         """(threshold, severity), most severe first: how ``health`` grades a queue's depth."""

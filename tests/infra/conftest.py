@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.synth import Synth, synthesize
+from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,42 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         return synthesize(tmp_path_factory.mktemp(name), context, **kwargs)
 
     yield make
+
+
+# The other shapes of the app (test_variants, test_isolation): each built once per session.
+
+
+@pytest.fixture(scope="session")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Multi-account, EventBridge routing, meetings on."""
+    context = sample_context(routing="eventbridge", meetings=MEETINGS)
+    return synthesize(tmp_path_factory.mktemp("multi-eventbridge"), context)
+
+
+@pytest.fixture(scope="session")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Everything in one account, EventBridge routing."""
+    context = sample_context(routing="eventbridge")
+    _one_account(context["ttp"])
+    return synthesize(tmp_path_factory.mktemp("single-eventbridge"), context)
+
+
+@pytest.fixture(scope="session")
+def single_byo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Everything in one account, S3 routing, your own VPC, meetings with a complete secret ARN."""
+    context = sample_context(
+        vpc={
+            "vpc_id": "vpc-0123456789abcdef0",
+            "availability_zones": ["us-east-1a", "us-east-1b"],
+            "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+        },
+        meetings={**MEETINGS, "client_secret": SECRET_ARN},
+    )
+    _one_account(context["ttp"])
+    return synthesize(tmp_path_factory.mktemp("single-byo-vpc"), context)
+
+
+def _one_account(ttp: dict[str, Any]) -> None:
+    ttp["accounts"]["governance"] = MGMT
+    for customer in ttp["customers"]:
+        customer["account"] = MGMT

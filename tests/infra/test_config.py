@@ -14,6 +14,9 @@ import pytest
 
 from stacks.app_builder import REPO_ROOT, default_context
 from stacks.config import (
+    COORDINATOR_NOTIFICATION_CONFIGURATIONS,
+    EVENTBRIDGE_RULES_PER_BUS,
+    RESERVED_CUSTOMER_CODES,
     S3_MAX_NOTIFICATION_CONFIGURATIONS,
     ConfigError,
     config_from_context,
@@ -118,22 +121,34 @@ def test_missing_config_says_where_to_start() -> None:
 
 
 def test_s3_routing_is_refused_past_the_bucket_notification_limit() -> None:
+    # The change coordinator takes two of the bucket's notification configurations (archive/, processing/).
+    most = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
     data = raw()
-    data["customers"] = sample_customers(S3_MAX_NOTIFICATION_CONFIGURATIONS + 1)
+    data["customers"] = sample_customers(most + 1)
     message = error_of(data)
     assert "routing: 'eventbridge'" in message and str(S3_MAX_NOTIFICATION_CONFIGURATIONS) in message
+    assert "change coordinator" in message
     data["routing"] = "eventbridge"
-    assert len(parse_config(data).customers) == S3_MAX_NOTIFICATION_CONFIGURATIONS + 1
-    data["customers"] = sample_customers(S3_MAX_NOTIFICATION_CONFIGURATIONS)
+    assert len(parse_config(data).customers) == most + 1
+    data["customers"] = sample_customers(most)
     data["routing"] = "s3"
-    assert len(parse_config(data).customers) == S3_MAX_NOTIFICATION_CONFIGURATIONS
+    assert len(parse_config(data).customers) == most
 
 
 def test_eventbridge_routing_is_refused_past_the_rule_quota() -> None:
     data = raw()
     data["routing"] = "eventbridge"
-    data["customers"] = sample_customers(301)
+    data["customers"] = sample_customers(EVENTBRIDGE_RULES_PER_BUS)  # one rule is the coordinator's
     assert "rule per customer" in error_of(data)
+    data["customers"] = sample_customers(EVENTBRIDGE_RULES_PER_BUS - 1)
+    assert len(parse_config(data).customers) == EVENTBRIDGE_RULES_PER_BUS - 1
+
+
+@pytest.mark.parametrize("code", sorted(RESERVED_CUSTOMER_CODES))
+def test_customer_codes_of_the_coordinator_are_reserved(code: str) -> None:
+    data = raw()
+    data["customers"][0]["code"] = code
+    assert "reserved for the change coordinator" in error_of(data)
 
 
 def test_context_overrides_generate_sample_customers() -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
 from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.support.synth import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize
+from tests.support.synth import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize, task_definition
 
 NEW = {
     "code": "newco",
@@ -47,7 +48,7 @@ def eventbridge_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, S
 
 
 def _sweeper_queues(synth: Synth) -> dict[str, str]:
-    task = synth.only(PLATFORM_STACK, "AWS::ECS::TaskDefinition")
+    task = task_definition(synth, PLATFORM_STACK, SWEEPER_TASK_FAMILY)
     return dict(json.loads(env_of(task)["TTP_CUSTOMER_QUEUES"]))
 
 
@@ -56,8 +57,8 @@ def _without_sweeper_queues(template: dict[str, Any]) -> dict[str, Any]:
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::ECS::TaskDefinition":
             for item in resource["Properties"]["ContainerDefinitions"][0]["Environment"]:
-                if item["Name"] == "TTP_CUSTOMER_QUEUES":
-                    item["Value"] = "<queues>"
+                if item["Name"] in ("TTP_CUSTOMER_QUEUES", "TTP_CALENDAR_CONTACT_ROLES"):
+                    item["Value"] = "<one entry per customer>"
     return template
 
 
@@ -114,15 +115,17 @@ def test_eventbridge_onboarding_adds_one_rule(eventbridge_pair: tuple[Synth, Syn
     del new["Resources"][rule_id]
     assert new == old
 
-    # With meetings, each processor lists every contact-reader role: only that variable changes.
+    # With meetings, the coordinator (platform stack) lists every contact-reader role: only that variable
+    # changes there; the processors hold no meeting settings, so the other customers' stacks do not change.
+    assert _contact_roles(after) == {
+        **_contact_roles(before),
+        "newco": f"arn:aws:iam::{NEW['account']}:role/ttp-contact-reader-newco",
+    }
     for code in ("hts", "htsnonprod"):
         assert after.templates[customer_account_stack_name(code)] == before.templates[customer_account_stack_name(code)]
-        old_customer = before.templates[customer_stack_name(code)]
-        new_customer = copy.deepcopy(after.templates[customer_stack_name(code)])
-        task = next(r for r in new_customer["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")
-        environment = task["Properties"]["ContainerDefinitions"][0]["Environment"]
-        roles = next(item for item in environment if item["Name"] == "TTP_CALENDAR_CONTACT_ROLES")
-        mapping = json.loads(roles["Value"])
-        assert mapping.pop("newco") == f"arn:aws:iam::{NEW['account']}:role/ttp-contact-reader-newco"
-        roles["Value"] = json.dumps(mapping, sort_keys=True, separators=(",", ":"))
-        assert new_customer == old_customer, code
+        assert after.templates[customer_stack_name(code)] == before.templates[customer_stack_name(code)], code
+
+
+def _contact_roles(synth: Synth) -> dict[str, str]:
+    task = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
+    return dict(json.loads(env_of(task)["TTP_CALENDAR_CONTACT_ROLES"]))

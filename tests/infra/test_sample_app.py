@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from cdk_constructs.customer_processor import MAX_FARGATE_STOP_TIMEOUT
+from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
 from runtime.contract import names
 from runtime.contract.dashboards import overview_dashboard_body
 from runtime.contract.settings import OpsSettings, WorkerSettings, env_var
@@ -25,6 +26,7 @@ from tests.support.synth import (
     secrets_of,
     settings_from,
     statements,
+    task_definition,
 )
 
 CODES = ("hts", "htsnonprod")
@@ -111,6 +113,13 @@ def test_one_notification_per_customer_prefix_to_its_queue(sample: Synth) -> Non
             "Queue": f"arn:aws:sqs:{REGION}:{GOV}:customer-{code}-changes",
         }
         for code in CODES
+    ] + [
+        {
+            "Event": "s3:ObjectCreated:*",
+            "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": prefix}, {"Name": "suffix", "Value": ".json"}]}},
+            "Queue": names.coordinator_queue_arn(REGION, GOV),
+        }
+        for prefix in ("archive/", "processing/")
     ]
     assert not sample.resources(STORAGE_STACK, "AWS::Events::Rule")
     assert not sample.resources(STORAGE_STACK, "AWS::Lambda::Function"), "notifications must not need a custom resource"
@@ -131,32 +140,45 @@ def _bucket_statements(sample: Synth) -> dict[str, dict[str, Any]]:
 def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample: Synth) -> None:
     sids = _bucket_statements(sample)
     assert set(sids) == {
-        "ProcessorsReadWriteArchive",
+        "ProcessorsReadArchive",
         "ProcessorsReadDeleteOwnTriggers",
+        "ProcessorsReadWriteOwnProcessing",
         "ProcessorsAndSweeperList",
         "SweeperReadArchiveAndTriggers",
         "SweeperDeleteAndTagTriggers",
+        "DenyProcessorsOtherCustomersObjects",
+        "DenyProcessorsWriteArchive",
+        "CoordinatorList",
+        "CoordinatorReadArchiveAndProcessing",
+        "CoordinatorWriteArchiveIfMatch",
+        "CoordinatorCreateArchiveIfNoneMatch",
+        "CoordinatorCreateTriggers",
     }
     processors = {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"}
-    archive = sids["ProcessorsReadWriteArchive"]
+    archive = sids["ProcessorsReadArchive"]
     assert archive["Principal"] == {"AWS": f"arn:aws:iam::{GOV}:root"}
-    assert sorted(archive["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert archive["Action"] == "s3:GetObject"  # read-only: the coordinator folds the results (DESIGN §1)
     assert archive["Condition"] == {"ArnLike": processors}
     assert _text(archive["Resource"]).endswith('"/archive/*"]]}')
 
-    own = sids["ProcessorsReadDeleteOwnTriggers"]
-    assert sorted(own["Action"]) == ["s3:DeleteObject", "s3:GetObject"]
-    assert own["Condition"]["ArnLike"] == processors
-    assert own["Condition"]["Null"] == {"aws:PrincipalTag/customer_code": "false"}
-    assert "/customers/${aws:PrincipalTag/customer_code}/*" in _text(own["Resource"])
+    for sid, actions, prefix in (
+        ("ProcessorsReadDeleteOwnTriggers", ["s3:DeleteObject", "s3:GetObject"], "customers"),
+        ("ProcessorsReadWriteOwnProcessing", ["s3:GetObject", "s3:PutObject"], "processing"),
+    ):
+        own = sids[sid]
+        assert sorted(own["Action"]) == actions
+        assert own["Condition"]["ArnLike"] == processors
+        assert own["Condition"]["Null"] == {"aws:PrincipalTag/customer_code": "false"}
+        assert _text(own["Resource"]).endswith(f'"/{prefix}/${{aws:PrincipalTag/customer_code}}/*"]]}}')
 
     # Constant size: nothing in the policy names a customer.
     policy_text = _text(sids)
     for code in CODES:
         assert f"customers/{code}" not in policy_text and f"processor-{code}" not in policy_text
-    # Processors never get s3:PutObject on triggers nor anything on drafts/.
+        assert f"processing/{code}" not in policy_text
+    # Nobody gets anything on drafts/.
     for statement in sids.values():
-        if "drafts/" in _text(statement["Resource"]):
+        if statement["Effect"] == "Allow" and "drafts/" in _text(statement["Resource"]):
             raise AssertionError(statement)
 
 
@@ -344,8 +366,12 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
         "sqs:GetQueueUrl": [{"Fn::GetAtt": [queue_id, "Arn"]}],
         "sqs:ReceiveMessage": [{"Fn::GetAtt": [queue_id, "Arn"]}],
         "kms:Decrypt": [{"Fn::GetAtt": [key_id, "Arn"]}],
-        "s3:GetObject": [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/customers/{code}/*"],
-        "s3:PutObject": [f"{BUCKET_ARN}/archive/*"],
+        "s3:GetObject": [
+            f"{BUCKET_ARN}/archive/*",
+            f"{BUCKET_ARN}/processing/{code}/*",
+            f"{BUCKET_ARN}/customers/{code}/*",
+        ],
+        "s3:PutObject": [f"{BUCKET_ARN}/processing/{code}/*"],  # never archive/*: the coordinator folds
         "s3:DeleteObject": [f"{BUCKET_ARN}/customers/{code}/*"],
         "s3:ListBucket": [BUCKET_ARN],
         "sts:AssumeRole": [f"arn:aws:iam::{customer.account}:role/ttp-ses-sender-{code}"],
@@ -613,7 +639,7 @@ def test_overview_dashboard_is_the_pure_body(sample: Synth) -> None:
 
 
 def test_sweeper_task_schedule_and_environment(sample: Synth, monkeypatch: pytest.MonkeyPatch) -> None:
-    task = sample.only(PLATFORM_STACK, "AWS::ECS::TaskDefinition")
+    task = task_definition(sample, PLATFORM_STACK, SWEEPER_TASK_FAMILY)
     container = task["Properties"]["ContainerDefinitions"][0]
     assert container["Command"] == ["python", "-m", "runtime", "sweep"]
     env = env_of(task)
@@ -669,9 +695,10 @@ def test_stack_environments_and_deploy_order(sample: Synth) -> None:
     def depends(stack: str) -> set[str]:
         return {d for d in manifest[stack].get("dependencies", []) if not d.endswith(".assets")}
 
+    # The bucket's notifications target the customer queues and the coordinator's queue (platform stack).
     assert depends(STORAGE_STACK) == {customer_stack_name(c) for c in CODES} | {
         customer_account_stack_name(c) for c in CODES
-    }
+    } | {PLATFORM_STACK}
     for code in CODES:
         assert depends(customer_stack_name(code)) == {PLATFORM_STACK}
         assert depends(customer_account_stack_name(code)) == {customer_stack_name(code)}

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
+from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_stack_name
-from tests.support.synth import MEETINGS, Synth, env_of, sample_context, synthesize
+from tests.support.synth import MEETINGS, Synth, env_of, sample_context, synthesize, task_definition
 
 CUSTOMERS = 200
 MAX_RESOURCES = 500
@@ -54,7 +56,8 @@ def test_every_stack_is_within_cloudformation_limits(large: tuple[Synth, float])
         assert size <= MAX_TEMPLATE_BYTES, (name, size)
         sizes[name] = (resources, size)
     largest = max(sizes, key=lambda n: sizes[n][0])
-    assert largest == STORAGE_STACK and sizes[largest][0] == CUSTOMERS + 6  # one rule per customer
+    # One rule per customer, plus the coordinator's rule (archive/ and processing/).
+    assert largest == STORAGE_STACK and sizes[largest][0] == CUSTOMERS + 7
     print(f"\n200 customers: synth {seconds:.1f}s, largest stack {largest} {sizes[largest]}")
 
 
@@ -68,17 +71,20 @@ def test_task_definitions_and_policies_fit(large: tuple[Synth, float]) -> None:
                 assert _compact(resource["Properties"]["PolicyDocument"]) < MAX_ROLE_INLINE_POLICY, name
             if resource["Type"] == "AWS::S3::BucketPolicy":
                 assert _compact(resource["Properties"]["PolicyDocument"]) < MAX_BUCKET_POLICY_BYTES, name
-    sweeper = synth.only(PLATFORM_STACK, "AWS::ECS::TaskDefinition")
+    sweeper = task_definition(synth, PLATFORM_STACK, SWEEPER_TASK_FAMILY)
     assert len(json.loads(env_of(sweeper)["TTP_CUSTOMER_QUEUES"])) == CUSTOMERS
+    coordinator = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
+    assert len(json.loads(env_of(coordinator)["TTP_CALENDAR_CONTACT_ROLES"])) == CUSTOMERS
     last = synth.only(customer_stack_name(f"c{CUSTOMERS:04d}"), "AWS::ECS::TaskDefinition")
-    assert len(json.loads(env_of(last)["TTP_CALENDAR_CONTACT_ROLES"])) == CUSTOMERS
+    assert "TTP_CALENDAR_CONTACT_ROLES" not in env_of(last)  # meetings are the coordinator's
 
 
-def test_shared_policies_do_not_grow_with_customers(large: tuple[Synth, float], sample: Synth) -> None:
+def test_shared_policies_do_not_grow_with_customers(large: tuple[Synth, float], multi: Synth) -> None:
+    # Compared with the same shape (EventBridge routing, meetings on) at two customers.
     synth, _ = large
     for stack, type_ in ((STORAGE_STACK, "AWS::S3::BucketPolicy"), (PLATFORM_STACK, "AWS::IAM::Policy")):
         big = sorted(_compact(p["Properties"]["PolicyDocument"]) for p in synth.resources(stack, type_).values())
-        small = sorted(_compact(p["Properties"]["PolicyDocument"]) for p in sample.resources(stack, type_).values())
+        small = sorted(_compact(p["Properties"]["PolicyDocument"]) for p in multi.resources(stack, type_).values())
         assert big == small, stack
     overview = synth.only(PLATFORM_STACK, "AWS::CloudWatch::Dashboard")["Properties"]
-    assert overview == sample.only(PLATFORM_STACK, "AWS::CloudWatch::Dashboard")["Properties"]
+    assert overview == multi.only(PLATFORM_STACK, "AWS::CloudWatch::Dashboard")["Properties"]

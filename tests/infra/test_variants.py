@@ -7,65 +7,29 @@ from typing import Any
 
 import pytest
 
+from cdk_constructs.event_queue import COORDINATOR_EVENT_RULE_NAME
 from runtime.contract import names
-from runtime.contract.settings import MeetingSettings, WorkerSettings, env_var
+from runtime.contract.settings import CoordinatorSettings, MeetingSettings, WorkerSettings, env_var
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from tests.support.synth import (
     GOV,
     MEETINGS,
     MGMT,
     REGION,
+    SECRET_ARN,
     Synth,
     as_list,
     env_of,
     lint_errors,
     policies_of_role,
     role_named,
-    sample_context,
     secrets_of,
     settings_from,
     statements,
-    synthesize,
+    task_definition,
 )
 
 CODES = ("hts", "htsnonprod")
-SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ttp/graph-AbCdEf"
-
-
-@pytest.fixture(scope="module")
-def multi(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Multi-account, EventBridge routing, meetings on."""
-    context = sample_context(routing="eventbridge", meetings=MEETINGS)
-    return synthesize(tmp_path_factory.mktemp("multi-eventbridge"), context)
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Everything in one account, EventBridge routing."""
-    context = sample_context(routing="eventbridge")
-    _one_account(context["ttp"])
-    return synthesize(tmp_path_factory.mktemp("single-eventbridge"), context)
-
-
-@pytest.fixture(scope="module")
-def single_byo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Everything in one account, S3 routing, your own VPC, meetings with a complete secret ARN."""
-    context = sample_context(
-        vpc={
-            "vpc_id": "vpc-0123456789abcdef0",
-            "availability_zones": ["us-east-1a", "us-east-1b"],
-            "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
-        },
-        meetings={**MEETINGS, "client_secret": SECRET_ARN},
-    )
-    _one_account(context["ttp"])
-    return synthesize(tmp_path_factory.mktemp("single-byo-vpc"), context)
-
-
-def _one_account(ttp: dict[str, Any]) -> None:
-    ttp["accounts"]["governance"] = MGMT
-    for customer in ttp["customers"]:
-        customer["account"] = MGMT
 
 
 @pytest.mark.parametrize("variant", ["multi", "single", "single_byo"])
@@ -100,7 +64,7 @@ def test_eventbridge_mode_one_rule_per_customer(variant: str, request: pytest.Fi
     rules = {
         r["Properties"]["Name"]: r["Properties"] for r in synth.resources(STORAGE_STACK, "AWS::Events::Rule").values()
     }
-    assert set(rules) == {f"ttp-route-{code}" for code in CODES}
+    assert set(rules) == {f"ttp-route-{code}" for code in CODES} | {COORDINATOR_EVENT_RULE_NAME}
     for code in CODES:
         rule = rules[f"ttp-route-{code}"]
         assert rule["EventBusName"] == "default"
@@ -143,7 +107,10 @@ def test_cross_account_router_role(multi: Synth) -> None:
         for action in as_list(statement["Action"])
     }
     assert granted == {
-        "sqs:SendMessage": (f"arn:aws:sqs:{REGION}:{GOV}:customer-*-changes", None),
+        "sqs:SendMessage": (
+            [f"arn:aws:sqs:{REGION}:{GOV}:customer-*-changes", f"arn:aws:sqs:{REGION}:{GOV}:ttp-change-coordinator"],
+            None,
+        ),
         "kms:GenerateDataKey": (
             f"arn:aws:kms:{REGION}:{GOV}:key/*",
             {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}},
@@ -200,77 +167,134 @@ def test_same_account_queue_admits_only_its_rule(single: Synth, code: str) -> No
     ]
 
 
+@pytest.mark.parametrize("variant", ["multi", "single"])
+def test_eventbridge_mode_routes_archive_and_processing_to_the_coordinator(
+    variant: str, request: pytest.FixtureRequest
+) -> None:
+    synth: Synth = request.getfixturevalue(variant)
+    gov = synth.config.accounts.governance
+    (rule,) = [
+        r["Properties"]
+        for r in synth.resources(STORAGE_STACK, "AWS::Events::Rule").values()
+        if r["Properties"]["Name"] == COORDINATOR_EVENT_RULE_NAME
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "archive/*.json"}, {"wildcard": "processing/*.json"}]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": next(iter(_bucket_ids(synth)))}]
+    (target,) = rule["Targets"]
+    assert target["Arn"] == names.coordinator_queue_arn(REGION, gov)
+    if synth.config.single_account:
+        assert "RoleArn" not in target
+    else:
+        router_id, _ = role_named(synth, STORAGE_STACK, names.EVENTBRIDGE_ROUTER_ROLE_NAME)
+        assert target["RoleArn"] == {"Fn::GetAtt": [router_id, "Arn"]}
+
+    # The coordinator's queue (platform stack) admits exactly that source, and so does its key.
+    queue_allows = [
+        st
+        for lid, p in synth.resources(PLATFORM_STACK, "AWS::SQS::QueuePolicy").items()
+        if lid.startswith("CoordinatorQueuePolicy")
+        for st in statements(p)
+        if st["Effect"] == "Allow"
+    ]
+    key = next(
+        k for lid, k in synth.resources(PLATFORM_STACK, "AWS::KMS::Key").items() if lid.startswith("Coordinator")
+    )
+    (key_allow,) = [st for st in statements(key) if st.get("Sid") == "AllowTriggerEventSourceToUseKey"]
+    (queue_allow,) = queue_allows
+    if synth.config.single_account:
+        source = {
+            "StringEquals": {"aws:SourceAccount": MGMT},
+            "ArnEquals": {"aws:SourceArn": f"arn:aws:events:{REGION}:{MGMT}:rule/{COORDINATOR_EVENT_RULE_NAME}"},
+        }
+        assert queue_allow["Principal"] == key_allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert queue_allow["Condition"] == key_allow["Condition"] == source
+    else:
+        router = {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{MGMT}:role/{names.EVENTBRIDGE_ROUTER_ROLE_NAME}"}}
+        assert queue_allow["Principal"] == key_allow["Principal"] == {"AWS": f"arn:aws:iam::{MGMT}:root"}
+        assert queue_allow["Condition"] == router
+        assert key_allow["Condition"] == {**router, "StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}
+
+
 # --- Meetings ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["multi", "single_byo"])
-def test_meeting_settings_and_secret(
+def test_meeting_settings_and_secret_belong_to_the_coordinator(
     variant: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    synth: Synth = request.getfixturevalue(variant)
+    stack = PLATFORM_STACK
+    task = task_definition(synth, stack, names.COORDINATOR_SERVICE_NAME)
+    env, secrets = env_of(task), secrets_of(task)
+    expected = {env_var(n) for n in CoordinatorSettings.model_fields} | {
+        env_var(n) for n in MeetingSettings.model_fields
+    }
+    assert set(env) | set(secrets) == expected
+    assert set(secrets) == {"TTP_GRAPH_CLIENT_SECRET"} and "TTP_GRAPH_CLIENT_SECRET" not in env
+    assert env["TTP_GRAPH_TENANT_ID"] == MEETINGS["tenant_id"]
+    assert env["TTP_MEETING_ORGANIZER"] == MEETINGS["organizer"]
+    assert env["TTP_CONTACT_READER_EXTERNAL_ID"] == MEETINGS["contact_reader_external_id"]
+    assert json.loads(env["TTP_CALENDAR_CONTACT_ROLES"]) == {
+        c.code: f"arn:aws:iam::{c.account}:role/ttp-contact-reader-{c.code}" for c in synth.config.customers
+    }
+    meeting = settings_from(MeetingSettings, env, monkeypatch, TTP_GRAPH_CLIENT_SECRET="from-secrets-manager")
+    assert meeting.enabled and set(meeting.calendar_contact_roles) == set(CODES)
+    coordinator = settings_from(CoordinatorSettings, env, monkeypatch)
+    assert coordinator.queue_url == names.coordinator_queue_url(REGION, synth.config.accounts.governance)
+
+    # Only the execution role can read the secret (ECS injects it at task start).
+    task_role_id, _ = role_named(synth, stack, names.COORDINATOR_ROLE_NAME)
+    execution_role_id = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    secret_actions = {
+        role: [
+            s for s in policies_of_role(synth, stack, role) if any("secretsmanager" in a for a in as_list(s["Action"]))
+        ]
+        for role in (task_role_id, execution_role_id)
+    }
+    assert secret_actions[task_role_id] == []
+    (statement,) = secret_actions[execution_role_id]
+    assert sorted(as_list(statement["Action"])) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+    value_from = secrets["TTP_GRAPH_CLIENT_SECRET"]
+    by_name = f"arn:aws:secretsmanager:{REGION}:{synth.config.accounts.governance}:secret:{MEETINGS['client_secret']}"
+    if variant == "multi":  # a secret name: partial ARN, the grant covers the 6-character suffix
+        assert (value_from, statement["Resource"]) == (by_name, by_name + "-??????")
+    else:
+        assert value_from == statement["Resource"] == SECRET_ARN
+    assumable = [
+        s["Resource"] for s in policies_of_role(synth, stack, task_role_id) if "sts:AssumeRole" in as_list(s["Action"])
+    ]
+    assert assumable == ["arn:aws:iam::*:role/ttp-contact-reader-*"]
+
+
+@pytest.mark.parametrize("variant", ["multi", "single_byo"])
+def test_processors_hold_no_graph_secret_nor_contact_readers(variant: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(variant)
     for code in CODES:
         stack = customer_stack_name(code)
         task = synth.only(stack, "AWS::ECS::TaskDefinition")
-        env, secrets = env_of(task), secrets_of(task)
-        expected = {env_var(n) for n in WorkerSettings.model_fields} | {
-            env_var(n) for n in MeetingSettings.model_fields
-        }
-        assert set(env) | set(secrets) == expected
-        assert set(secrets) == {"TTP_GRAPH_CLIENT_SECRET"} and "TTP_GRAPH_CLIENT_SECRET" not in env
-        assert env["TTP_GRAPH_TENANT_ID"] == MEETINGS["tenant_id"]
-        assert env["TTP_MEETING_ORGANIZER"] == MEETINGS["organizer"]
-        assert env["TTP_CONTACT_READER_EXTERNAL_ID"] == MEETINGS["contact_reader_external_id"]
-        assert json.loads(env["TTP_CALENDAR_CONTACT_ROLES"]) == {
-            c.code: f"arn:aws:iam::{c.account}:role/ttp-contact-reader-{c.code}" for c in synth.config.customers
-        }
-        meeting = settings_from(MeetingSettings, env, monkeypatch, TTP_GRAPH_CLIENT_SECRET="from-secrets-manager")
-        assert meeting.enabled and set(meeting.calendar_contact_roles) == set(CODES)
-        assert settings_from(WorkerSettings, env, monkeypatch).customer_code == code
-
-        # Only the execution role can read the secret (ECS injects it at task start).
+        assert set(env_of(task)) == {env_var(n) for n in WorkerSettings.model_fields}
+        assert secrets_of(task) == {}
+        text = json.dumps(synth.templates[stack])
+        assert "secretsmanager" not in text and names.CONTACT_READER_ROLE_PREFIX not in text
         task_role_id, _ = role_named(synth, stack, names.processor_role_name(code))
-        execution_role_id = task["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        secret_actions = {
-            role: [
-                s
-                for s in policies_of_role(synth, stack, role)
-                if any("secretsmanager" in a for a in as_list(s["Action"]))
-            ]
-            for role in (task_role_id, execution_role_id)
-        }
-        assert secret_actions[task_role_id] == []
-        (statement,) = secret_actions[execution_role_id]
-        assert sorted(as_list(statement["Action"])) == [
-            "secretsmanager:DescribeSecret",
-            "secretsmanager:GetSecretValue",
-        ]
-        value_from = secrets["TTP_GRAPH_CLIENT_SECRET"]
-        by_name = (
-            f"arn:aws:secretsmanager:{REGION}:{synth.config.accounts.governance}:secret:{MEETINGS['client_secret']}"
-        )
-        if variant == "multi":  # a secret name: partial ARN, the grant covers the 6-character suffix
-            assert (value_from, statement["Resource"]) == (by_name, by_name + "-??????")
-        else:
-            assert value_from == statement["Resource"] == SECRET_ARN
-
         assumable = [
             s["Resource"]
             for s in policies_of_role(synth, stack, task_role_id)
             if "sts:AssumeRole" in as_list(s["Action"])
         ]
         customer = synth.config.customer(code)
-        assert sorted(map(str, assumable)) == sorted(
-            [f"arn:aws:iam::{customer.account}:role/ttp-ses-sender-{code}", "arn:aws:iam::*:role/ttp-contact-reader-*"]
-        )
+        assert assumable == [f"arn:aws:iam::{customer.account}:role/ttp-ses-sender-{code}"]
 
 
 def test_secret_reference_by_complete_arn(single_byo: Synth) -> None:
-    task = single_byo.only(customer_stack_name("hts"), "AWS::ECS::TaskDefinition")
+    task = task_definition(single_byo, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
     assert secrets_of(task)["TTP_GRAPH_CLIENT_SECRET"] == SECRET_ARN
 
 
 @pytest.mark.parametrize("code", CODES)
-def test_contact_reader_role_trusts_every_processor_with_external_id(multi: Synth, code: str) -> None:
+def test_contact_reader_role_trusts_only_the_coordinator_with_external_id(multi: Synth, code: str) -> None:
     stack = customer_account_stack_name(code)
     role_id, role = role_named(multi, stack, names.contact_reader_role_name(code))
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
@@ -278,7 +302,7 @@ def test_contact_reader_role_trusts_every_processor_with_external_id(multi: Synt
             "Action": "sts:AssumeRole",
             "Condition": {
                 "StringEquals": {"sts:ExternalId": MEETINGS["contact_reader_external_id"]},
-                "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"},
+                "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-change-coordinator"},
             },
             "Effect": "Allow",
             "Principal": {"AWS": f"arn:aws:iam::{GOV}:root"},

@@ -80,6 +80,7 @@ def sample_context(**ttp_overrides: Any) -> dict[str, Any]:
     return context
 
 
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ttp/graph-AbCdEf"
 MEETINGS = {
     "tenant_id": "00000000-0000-0000-0000-000000000001",
     "client_id": "00000000-0000-0000-0000-000000000002",
@@ -87,6 +88,17 @@ MEETINGS = {
     "client_secret": "ttp/graph-client-secret",
     "contact_reader_external_id": "ttp-contact-reader-9c1e",
 }
+
+
+def task_definition(synth: Synth, stack_name: str, family: str) -> dict[str, Any]:
+    """The task definition of that family (the platform stack has the sweeper's and the coordinator's)."""
+    found = [
+        resource
+        for resource in synth.resources(stack_name, "AWS::ECS::TaskDefinition").values()
+        if resource["Properties"].get("Family") == family
+    ]
+    assert len(found) == 1, f"{stack_name}: expected one task definition of family {family}, found {len(found)}"
+    return found[0]
 
 
 def env_of(task_definition: dict[str, Any], container: int = 0) -> dict[str, str]:

@@ -1,0 +1,293 @@
+"""The change coordinator: one Fargate service running ``python -m runtime coordinator`` (DESIGN §1, §5).
+
+A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
+definition, environment, security group) that adds its own queue and a one-task service:
+
+* Queue ``ttp-change-coordinator`` + DLQ (:class:`~cdk_constructs.event_queue.EventQueue`: KMS key whose
+  policy lets only the bucket's S3 notifications / EventBridge rule use it, SSL enforced, redrive,
+  source conditions). The bucket routes ``archive/`` and ``processing/`` object-created events to it
+  (:class:`~cdk_constructs.metadata_bucket.MetadataBucket`).
+* Task role ``ttp-change-coordinator`` (``runtime.contract.names``). It may: consume only its queue;
+  list the bucket; read ``archive/*`` and ``processing/*``; write ``archive/*`` **only conditionally**
+  (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); create
+  triggers under ``customers/*`` (fan-out repair); with meetings, assume the customers' contact-reader
+  roles (``ttp-contact-reader-*``). It cannot delete anything, write ``processing/`` or touch ``drafts/``.
+* Container environment: exactly the fields of ``runtime.contract.settings.CoordinatorSettings`` (plus
+  ``MeetingSettings`` with meetings) as ``TTP_*``; ``TTP_GRAPH_CLIENT_SECRET`` is an ECS secret from
+  Secrets Manager, read by the *execution* role at task start.
+* Service ``ttp-change-coordinator``: desired count 1 (its writes are compare-and-swap and idempotent,
+  so the second task of a rolling deployment is harmless), circuit breaker with rollback, private
+  subnets, no public IP, HTTPS-only egress; stop timeout 120 s > ``TTP_DRAIN_SECONDS``.
+
+Usable alone with any ``ecs.ICluster``; the queue is created here (its name is fixed: the bucket in
+the management account targets it by ARN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk_constructs.event_queue import (
+    COORDINATOR_EVENT_RULE_NAME,
+    EventQueue,
+    EventQueueProps,
+    EventQueueSpec,
+    RoutingMode,
+)
+from cdk_constructs.runtime_task import (
+    RuntimeTaskBase,
+    RuntimeTaskBaseProps,
+    RuntimeTaskSpec,
+    TaskSettings,
+    runtime_command,
+)
+from cdk_support import defaults
+from cdk_support.environment import setting_default
+from cdk_support.nag import acknowledge_wildcard_resources
+from runtime.contract import keys, names
+from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
+
+COORDINATOR_COMMAND = tuple(runtime_command("coordinator"))
+MAX_FARGATE_STOP_TIMEOUT = 120
+"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
+COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
+"""Alias of the coordinator queue's KMS key (like the customers' ``alias/ttp/<queue name>``)."""
+CONDITIONAL_WRITE_KEYS = ("s3:if-match", "s3:if-none-match")
+"""S3 condition keys of conditional writes: an archive PUT must carry one of these headers."""
+
+
+@dataclass(frozen=True)
+class CoordinatorMeetings:
+    """Microsoft Graph settings for meetings; the client secret stays in Secrets Manager."""
+
+    tenant_id: str
+    """Entra ID tenant of the meeting organizer (``TTP_GRAPH_TENANT_ID``). Required."""
+    client_id: str
+    """App registration with Calendars.ReadWrite (``TTP_GRAPH_CLIENT_ID``). Required."""
+    organizer: str
+    """Mailbox (UPN) that organizes the meetings (``TTP_MEETING_ORGANIZER``). Required."""
+    client_secret: secretsmanager.ISecret
+    """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
+    contact_reader_external_id: str
+    """ExternalId of every customer's contact-reader role. Required."""
+    calendar_contact_roles: Mapping[str, str] = field(default_factory=dict)
+    """Customer code -> contact-reader role ARN (``TTP_CALENDAR_CONTACT_ROLES``). Default: none."""
+    graph_base_url: str = str(setting_default(MeetingSettings, "graph_base_url"))
+    """Graph endpoint. Default: the default of ``MeetingSettings.graph_base_url``."""
+    graph_authority_host: str = str(setting_default(MeetingSettings, "graph_authority_host"))
+    """Token authority host. Default: the default of ``MeetingSettings.graph_authority_host``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeCoordinatorProps(RuntimeTaskBaseProps):
+    """Props of :class:`ChangeCoordinator` (plus those of :class:`RuntimeTaskBaseProps`)."""
+
+    source_account: str
+    """The account of the metadata bucket (and of its default event bus): the only event source. Required."""
+    routing: RoutingMode = "s3"
+    """How ``archive/`` / ``processing/`` events reach the queue: S3 notifications or an EventBridge rule.
+    Default: ``"s3"``."""
+    visibility_timeout_seconds: int = int(setting_default(CoordinatorSettings, "visibility_timeout_seconds"))
+    """The queue's visibility timeout, also ``TTP_VISIBILITY_TIMEOUT_SECONDS``.
+    Default: the default of ``CoordinatorSettings.visibility_timeout_seconds``."""
+    max_receive_count: int = defaults.MAX_RECEIVE_COUNT
+    """Receives before a message moves to the DLQ. Default: ``cdk_support.defaults.MAX_RECEIVE_COUNT``."""
+    max_concurrency: int = int(setting_default(CoordinatorSettings, "max_concurrency"))
+    """Messages the task handles at once. Default: the default of ``CoordinatorSettings.max_concurrency``."""
+    drain_seconds: float = float(setting_default(CoordinatorSettings, "drain_seconds"))
+    """SIGTERM drain, below ``stop_timeout_seconds`` and the visibility timeout.
+    Default: the default of ``CoordinatorSettings.drain_seconds``."""
+    fold_linger_seconds: float = float(setting_default(CoordinatorSettings, "fold_linger_seconds"))
+    """How long results of one change are collected before one archive write folds them.
+    Default: the default of ``CoordinatorSettings.fold_linger_seconds``."""
+    contact_list_name: str = str(setting_default(CoordinatorSettings, "contact_list_name"))
+    """The customers' SES contact list (``aws-calendar`` subscribers are read from it).
+    Default: the default of ``CoordinatorSettings.contact_list_name``."""
+    ses_region: str | None = None
+    """Region of the customers' SES. Default: the stack's region."""
+    stop_timeout_seconds: int = MAX_FARGATE_STOP_TIMEOUT
+    """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
+    meetings: CoordinatorMeetings | None = None
+    """Microsoft Graph settings; None disables meetings. Default: None."""
+
+
+class ChangeCoordinator(RuntimeTaskBase):
+    """The change coordinator: the runtime task, its event queue and a one-task Fargate service."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: ChangeCoordinatorProps) -> None:
+        self._validate(props)
+        stack = Stack.of(scope)
+        settings = [TaskSettings(CoordinatorSettings, self._coordinator_settings(props, stack))]
+        secrets: dict[str, ecs.Secret] = {}
+        if props.meetings is not None:
+            m = props.meetings
+            for code in m.calendar_contact_roles:
+                keys.validate_customer_code(code)
+            settings.append(
+                TaskSettings(
+                    MeetingSettings,
+                    {
+                        "graph_tenant_id": m.tenant_id,
+                        "graph_client_id": m.client_id,
+                        "meeting_organizer": m.organizer,
+                        "graph_base_url": m.graph_base_url,
+                        "graph_authority_host": m.graph_authority_host,
+                        "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
+                        "contact_reader_external_id": m.contact_reader_external_id,
+                    },
+                    exclude=("graph_client_secret",),
+                )
+            )
+            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
+        super().__init__(
+            scope,
+            construct_id,
+            props,
+            RuntimeTaskSpec(
+                role_name=names.COORDINATOR_ROLE_NAME,
+                role_description="Change coordinator: folds customers' results into the archive, owns the meetings",
+                log_group_name=names.COORDINATOR_LOG_GROUP_NAME,
+                family=names.COORDINATOR_SERVICE_NAME,
+                container_name="coordinator",
+                command=COORDINATOR_COMMAND,
+                settings=settings,
+                secrets=secrets,
+                stop_timeout=Duration.seconds(props.stop_timeout_seconds),
+                runtime_platform=ecs.RuntimePlatform(
+                    cpu_architecture=ecs.CpuArchitecture.X86_64,
+                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
+                ),
+                environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
+                "start (runtime.contract.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from "
+                "Secrets Manager.",
+                security_group_description="Change coordinator: no ingress, HTTPS egress only",
+                egress_description="HTTPS to AWS APIs and Graph",
+            ),
+        )
+        self.props = props
+        self.events = EventQueue(
+            self,
+            "Queue",
+            EventQueueProps(
+                source_account=props.source_account,
+                bucket_name=props.bucket_name,
+                routing=props.routing,
+                visibility_timeout_seconds=props.visibility_timeout_seconds,
+                max_receive_count=props.max_receive_count,
+            ),
+            EventQueueSpec(
+                queue_name=names.COORDINATOR_QUEUE_NAME,
+                dead_letter_queue_name=names.COORDINATOR_DLQ_NAME,
+                key_alias=COORDINATOR_KEY_ALIAS,
+                key_description="Encrypts the change coordinator's queue and DLQ",
+                event_rule_name=COORDINATOR_EVENT_RULE_NAME,
+            ),
+        )
+        self.queue = self.events.queue
+        self.dead_letter_queue = self.events.dead_letter_queue
+        self._grant(props, stack.partition)
+
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            service_name=names.COORDINATOR_SERVICE_NAME,
+            cluster=props.cluster,
+            task_definition=self.task_definition,
+            desired_count=1,
+            assign_public_ip=False,
+            vpc_subnets=self.task_subnets,
+            security_groups=[self.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            enable_ecs_managed_tags=True,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+        )
+
+    @staticmethod
+    def _coordinator_settings(props: ChangeCoordinatorProps, stack: Stack) -> dict[str, object]:
+        """``CoordinatorSettings`` values (the ``BucketSettings`` fields come from the base)."""
+        return {
+            "queue_url": names.coordinator_queue_url(stack.region, stack.account),
+            "visibility_timeout_seconds": props.visibility_timeout_seconds,
+            "max_concurrency": props.max_concurrency,
+            "drain_seconds": props.drain_seconds,
+            "fold_linger_seconds": props.fold_linger_seconds,
+            "contact_list_name": props.contact_list_name,
+            "ses_region": props.ses_region or stack.region,
+        }
+
+    @staticmethod
+    def _validate(props: ChangeCoordinatorProps) -> None:
+        stop = props.stop_timeout_seconds
+        if stop > MAX_FARGATE_STOP_TIMEOUT:
+            raise ValueError(f"stop_timeout {stop}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s")
+        if props.drain_seconds >= stop:
+            raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
+        if props.drain_seconds >= props.visibility_timeout_seconds:
+            raise ValueError("drain_seconds must be below the queue's visibility timeout")
+
+    def _grant(self, props: ChangeCoordinatorProps, partition: str) -> None:
+        bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
+        archive = f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"
+        processing = f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"
+        triggers = f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"
+        self.events.grant_consume(self.task_role)
+        statements = [
+            iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
+            iam.PolicyStatement(
+                sid="ReadArchiveAndProcessing", actions=["s3:GetObject"], resources=[archive, processing]
+            ),
+            # Conditions in one statement are ANDed: one statement per header makes "If-Match OR If-None-Match".
+            iam.PolicyStatement(
+                sid="WriteArchiveIfMatch",
+                actions=["s3:PutObject"],
+                resources=[archive],
+                conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
+            ),
+            iam.PolicyStatement(
+                sid="CreateArchiveIfNoneMatch",
+                actions=["s3:PutObject"],
+                resources=[archive],
+                conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
+            ),
+            iam.PolicyStatement(sid="CreateTriggers", actions=["s3:PutObject"], resources=[triggers]),
+        ]
+        contact_readers = f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"
+        if props.meetings is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="AssumeContactReaderRoles", actions=["sts:AssumeRole"], resources=[contact_readers]
+                )
+            )
+        for statement in statements:
+            self.task_role.add_to_policy(statement)
+
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [archive, processing],
+            "DESIGN §1: the coordinator reads every change and every customer's processing object and folds "
+            "results into any archive/{changeId}.json (compare-and-swap); object names are change ids.",
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [triggers],
+            "Fan-out repair re-creates a missing trigger customers/{code}/{changeId}.json for any listed "
+            "customer; the coordinator cannot delete or read triggers.",
+        )
+        if props.meetings is not None:
+            acknowledge_wildcard_resources(
+                self.task_role,
+                [contact_readers],
+                "Meeting attendees come from every customer's read-only contact-reader role; each role trusts "
+                "only the coordinator role of the governance account with the agreed ExternalId, and listing "
+                "200 ARNs would exceed the IAM inline policy size limit.",
+            )

@@ -1,0 +1,179 @@
+"""A queue fed by the metadata bucket's object events (S3 notifications or EventBridge), with its DLQ.
+
+The shared part of :class:`~cdk_constructs.customer_queue.CustomerQueue` (one per customer) and the
+change coordinator's queue (:class:`~cdk_constructs.change_coordinator.ChangeCoordinator`):
+
+* Deterministic names (``runtime.contract.names``): the bucket in the management account targets the
+  queue by ARN.
+* A customer-managed KMS key with rotation: S3 and EventBridge cannot use the AWS-managed SQS key.
+  Its policy lets only the event source use it (``aws:SourceAccount`` + ``aws:SourceArn``, or the
+  EventBridge router role by ``aws:PrincipalArn`` for a bus in another account).
+* SSL enforced on both queues; redrive to the DLQ after ``max_receive_count`` receives; only this
+  queue may use the DLQ (redrive-allow policy by ARN).
+* Queue policy: ``sqs:SendMessage`` for exactly that source, with the same conditions.
+
+The construct children (``Key``, ``DeadLetterQueue``, ``SourceQueueRef``, ``Queue``) keep the ids
+``CustomerQueue`` always had, so its logical ids do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from runtime.contract import names
+
+RoutingMode = Literal["s3", "eventbridge"]
+
+
+@dataclass(frozen=True)
+class EventQueueSpec:
+    """What the variant decides (names and the rule that feeds it), not chosen by its user."""
+
+    queue_name: str
+    """Physical name of the queue (``runtime.contract.names``). Required."""
+    dead_letter_queue_name: str
+    """Physical name of the DLQ (``runtime.contract.names``). Required."""
+    key_alias: str
+    """Alias of the KMS key. Required."""
+    key_description: str
+    """Description of the KMS key. Required."""
+    event_rule_name: str
+    """Name of the EventBridge rule (on the source account's default bus) that feeds the queue in
+    ``eventbridge`` routing. Required."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventQueueProps:
+    """Where the events come from and how long messages live."""
+
+    source_account: str
+    """The account of the metadata bucket (and of its default event bus). Required."""
+    bucket_name: str
+    """The metadata bucket whose events (S3 notifications or EventBridge rule) may send. Required."""
+    routing: RoutingMode = "s3"
+    """How object events reach the queue: S3 event notifications or an EventBridge rule. Default: ``"s3"``."""
+    visibility_timeout_seconds: int
+    """Visibility timeout (the consumer's lease; give the consumer the same value). Required."""
+    max_receive_count: int
+    """Receives before a message moves to the DLQ. Required."""
+    retention_days: int = 14
+    """How long an unprocessed message is kept. Default: 14 (the SQS maximum)."""
+    dlq_retention_days: int = 14
+    """How long a message is kept in the DLQ. Default: 14 (the SQS maximum)."""
+
+
+class EventQueue(Construct):
+    """Queue + DLQ + key fed by the bucket's events; attributes ``key``, ``queue``, ``dead_letter_queue``."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: EventQueueProps, spec: EventQueueSpec) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        partition = stack.partition
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=spec.key_description,
+            enable_key_rotation=True,
+            alias=spec.key_alias,
+        )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=spec.dead_letter_queue_name,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            data_key_reuse=Duration.minutes(5),
+            enforce_ssl=True,
+            retention_period=Duration.days(props.dlq_retention_days),
+            # Only this queue may use it as its DLQ (ARN by name: no circular reference).
+            redrive_allow_policy=sqs.RedriveAllowPolicy(
+                redrive_permission=sqs.RedrivePermission.BY_QUEUE,
+                source_queues=[
+                    sqs.Queue.from_queue_arn(
+                        self,
+                        "SourceQueueRef",
+                        f"arn:{partition}:sqs:{stack.region}:{stack.account}:{spec.queue_name}",
+                    )
+                ],
+            ),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            queue_name=spec.queue_name,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            data_key_reuse=Duration.minutes(5),
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(props.visibility_timeout_seconds),
+            retention_period=Duration.days(props.retention_days),
+            receive_message_wait_time=Duration.seconds(20),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=props.max_receive_count
+            ),
+        )
+
+        source_account = props.source_account
+        if props.routing == "s3":
+            principal: iam.IPrincipal = iam.ServicePrincipal("s3.amazonaws.com")
+            conditions = {
+                "StringEquals": {"aws:SourceAccount": source_account},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::{props.bucket_name}"},
+            }
+        elif source_account == stack.account:
+            principal = iam.ServicePrincipal("events.amazonaws.com")
+            conditions = {
+                "StringEquals": {"aws:SourceAccount": source_account},
+                "ArnEquals": {
+                    "aws:SourceArn": f"arn:{partition}:events:{stack.region}:{source_account}:rule/"
+                    f"{spec.event_rule_name}"
+                },
+            }
+        else:
+            # Cross-account EventBridge targets are invoked through the bus account's execution role.
+            # Account principal + aws:PrincipalArn: the policy stays valid before that role exists.
+            principal = iam.AccountPrincipal(source_account)
+            conditions = {
+                "ArnEquals": {
+                    "aws:PrincipalArn": names.role_arn(source_account, names.EVENTBRIDGE_ROUTER_ROLE_NAME, partition)
+                }
+            }
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowTriggerEvents",
+                principals=[principal],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions=conditions,
+            )
+        )
+        key_conditions = dict(conditions)
+        if isinstance(principal, iam.AccountPrincipal):
+            key_conditions["StringEquals"] = {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowTriggerEventSourceToUseKey",
+                principals=[principal],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions=key_conditions,
+            )
+        )
+
+    def grant_consume(self, grantee: iam.IGrantable) -> None:
+        """Receive, delete and extend visibility on the queue (plus kms:Decrypt on its key)."""
+        self.queue.grant_consume_messages(grantee)
+
+
+COORDINATOR_EVENT_RULE_NAME = f"{names.EVENT_RULE_PREFIX}{names.COORDINATOR_NAME}"
+"""The EventBridge rule that routes ``archive/`` and ``processing/`` events to the coordinator's queue
+(``ttp-route-`` like the customers' rules, so the router role's trust covers it; the customer code equal
+to ``names.COORDINATOR_NAME`` is reserved by ``stacks.config``)."""

@@ -1,0 +1,217 @@
+"""One writer per object (DESIGN §1, §7): who may do what in the bucket, proven on the synthesized policies.
+
+A small evaluator reads the processor's and the coordinator's IAM policies (governance account) and
+the bucket policy (management account) as synthesized, resolves the principal-tag variable for a
+given role, and decides a request the way IAM does: an explicit deny wins; across accounts both the
+identity policy and the bucket policy must allow; in one account either may. Checked in every shape:
+S3 routing multi-account (the sample), EventBridge multi-account with meetings, EventBridge single-account
+and S3 single-account with meetings.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import pytest
+
+from runtime.contract import names
+from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_stack_name
+from tests.support.synth import Synth, as_list, policies_of_role, role_named, statements
+
+VARIANTS = ["sample", "multi", "single", "single_byo"]
+TAG = "${aws:PrincipalTag/customer_code}"
+CHANGE = "CHG-1.json"
+
+
+def _flatten(value: Any, bucket_arn: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_flatten(part, bucket_arn) for part in parts)
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return bucket_arn
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    raise AssertionError(f"cannot resolve {value!r}")
+
+
+class Principal:
+    def __init__(self, arn: str, tag: str | None) -> None:
+        self.arn, self.tag = arn, tag
+
+
+def _resource_matches(patterns: list[str], resource: str, principal: Principal) -> bool:
+    for pattern in patterns:
+        if TAG in pattern:
+            if principal.tag is None:
+                continue  # an unresolvable variable matches nothing
+            pattern = pattern.replace(TAG, principal.tag)
+        if fnmatch.fnmatchcase(resource, pattern):
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: set[str]) -> bool:
+    for operator, pairs in conditions.items():
+        for key, expected in pairs.items():
+            if key == "aws:PrincipalArn":
+                values = as_list(expected)
+                if operator == "ArnLike":
+                    ok = any(fnmatch.fnmatchcase(principal.arn, v) for v in values)
+                elif operator == "ArnEquals":
+                    ok = principal.arn in values
+                else:
+                    raise AssertionError(operator)
+            elif operator == "Null" and key == f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}":
+                ok = (principal.tag is None) == (expected == "true")
+            elif operator == "Null" and key in ("s3:if-match", "s3:if-none-match"):
+                ok = (key not in headers) == (expected == "true")
+            elif key == "aws:SecureTransport":
+                ok = expected == "true"  # requests use TLS
+            elif operator == "NumericLessThan" and key == "s3:TlsVersion":
+                ok = float(expected) > 1.3  # requests use TLS 1.3
+            else:
+                raise AssertionError(f"unknown condition {operator} {key}")
+            if not ok:
+                return False
+    return True
+
+
+def _decide(
+    policy: list[dict[str, Any]],
+    principal: Principal,
+    action: str,
+    resource: str,
+    headers: set[str],
+    bucket_arn: str,
+) -> str:
+    """``deny`` (explicit), ``allow`` or ``none`` (implicit deny) for one policy."""
+    result = "none"
+    for statement in policy:
+        if action not in as_list(statement["Action"]) and "s3:*" not in as_list(statement["Action"]):
+            continue
+        if "Resource" in statement:
+            patterns = [_flatten(r, bucket_arn) for r in as_list(statement["Resource"])]
+            if not _resource_matches(patterns, resource, principal):
+                continue
+        else:
+            patterns = [_flatten(r, bucket_arn) for r in as_list(statement["NotResource"])]
+            if _resource_matches(patterns, resource, principal):
+                continue
+        if not _conditions_hold(statement.get("Condition", {}), principal, headers):
+            continue
+        if statement["Effect"] == "Deny":
+            return "deny"
+        result = "allow"
+    return result
+
+
+class World:
+    """The policies of one synthesized app."""
+
+    def __init__(self, synth: Synth) -> None:
+        self.synth = synth
+        self.gov = synth.config.accounts.governance
+        self.bucket_arn = f"arn:aws:s3:::{synth.config.metadata_bucket_name}"
+        (policy,) = [
+            p
+            for p in synth.resources(STORAGE_STACK, "AWS::S3::BucketPolicy").values()
+            if any("PrincipalArn" in str(s.get("Condition")) for s in statements(p))
+        ]
+        self.bucket_policy = statements(policy)
+
+    def identity(self, role_name: str) -> tuple[Principal, list[dict[str, Any]]]:
+        if role_name == names.COORDINATOR_ROLE_NAME:
+            stack, tag = PLATFORM_STACK, None
+        else:
+            code = role_name.removeprefix(names.PROCESSOR_ROLE_PREFIX)
+            stack, tag = customer_stack_name(code), code
+        role_id, _ = role_named(self.synth, stack, role_name)
+        return Principal(names.role_arn(self.gov, role_name), tag), policies_of_role(self.synth, stack, role_id)
+
+    def may(self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
+        principal, identity = self.identity(role_name)
+        resource = f"{self.bucket_arn}/{key}"
+        mine = _decide(identity, principal, action, resource, set(headers), self.bucket_arn)
+        theirs = _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn)
+        if "deny" in (mine, theirs):
+            return False
+        if self.synth.config.single_account:
+            return "allow" in (mine, theirs)
+        return mine == theirs == "allow"
+
+    def bucket_denies(self, role_name: str, action: str, key: str, *, untagged: bool = False) -> bool:
+        principal, _ = self.identity(role_name)
+        if untagged:
+            principal.tag = None
+        return (
+            _decide(self.bucket_policy, principal, action, f"{self.bucket_arn}/{key}", set(), self.bucket_arn) == "deny"
+        )
+
+
+@pytest.fixture(params=VARIANTS)
+def world(request: pytest.FixtureRequest) -> World:
+    return World(request.getfixturevalue(request.param))
+
+
+A = names.processor_role_name("hts")
+B_CODE = "htsnonprod"
+
+
+def test_processor_reads_the_archive_but_cannot_write_it(world: World) -> None:
+    assert world.may(A, "s3:GetObject", f"archive/{CHANGE}")
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not world.may(A, action, f"archive/{CHANGE}")
+        assert not world.may(A, action, f"archive/{CHANGE}", frozenset({"s3:if-match"}))
+        assert world.bucket_denies(A, action, f"archive/{CHANGE}")  # whatever its IAM policy says
+
+
+def test_processor_reads_and_writes_only_its_own_processing_objects(world: World) -> None:
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert world.may(A, action, f"processing/hts/{CHANGE}")
+        assert not world.may(A, action, f"processing/{B_CODE}/{CHANGE}")
+        # The bucket policy itself denies it (a broader IAM policy would not help).
+        assert world.bucket_denies(A, action, f"processing/{B_CODE}/{CHANGE}")
+    assert not world.may(A, "s3:DeleteObject", f"processing/hts/{CHANGE}")
+
+
+def test_processor_reads_and_deletes_only_its_own_triggers(world: World) -> None:
+    for action in ("s3:GetObject", "s3:DeleteObject"):
+        assert world.may(A, action, f"customers/hts/{CHANGE}")
+        assert not world.may(A, action, f"customers/{B_CODE}/{CHANGE}")
+        assert world.bucket_denies(A, action, f"customers/{B_CODE}/{CHANGE}")
+    assert not world.may(A, "s3:PutObject", f"customers/hts/{CHANGE}")
+    assert not world.may(A, "s3:GetObject", f"drafts/{CHANGE}")
+
+
+def test_an_untagged_processor_role_is_denied_every_prefix_but_the_archive(world: World) -> None:
+    for key in (f"processing/hts/{CHANGE}", f"customers/hts/{CHANGE}", f"drafts/{CHANGE}"):
+        assert world.bucket_denies(A, "s3:GetObject", key, untagged=True)
+    assert not world.bucket_denies(A, "s3:GetObject", f"archive/{CHANGE}", untagged=True)
+
+
+def test_coordinator_reads_processing_and_writes_the_archive_only_conditionally(world: World) -> None:
+    c = names.COORDINATOR_ROLE_NAME
+    for key in (f"archive/{CHANGE}", f"processing/hts/{CHANGE}", f"processing/{B_CODE}/{CHANGE}"):
+        assert world.may(c, "s3:GetObject", key)
+    assert not world.may(c, "s3:PutObject", f"archive/{CHANGE}")  # unconditional: refused
+    assert world.may(c, "s3:PutObject", f"archive/{CHANGE}", frozenset({"s3:if-match"}))
+    assert world.may(c, "s3:PutObject", f"archive/{CHANGE}", frozenset({"s3:if-none-match"}))
+    assert world.may(c, "s3:PutObject", f"customers/hts/{CHANGE}")  # fan-out repair
+    for action, key in (
+        ("s3:PutObject", f"processing/hts/{CHANGE}"),
+        ("s3:DeleteObject", f"archive/{CHANGE}"),
+        ("s3:DeleteObject", f"customers/hts/{CHANGE}"),
+        ("s3:GetObject", f"customers/hts/{CHANGE}"),
+        ("s3:GetObject", f"drafts/{CHANGE}"),
+    ):
+        assert not world.may(c, action, key), (action, key)
+
+
+def test_processor_policy_names_only_its_own_prefixes(world: World) -> None:
+    _, identity = world.identity(A)
+    text = str(identity)
+    assert "processing/hts/*" in text and "customers/hts/*" in text
+    assert B_CODE not in text and "secretsmanager" not in text and names.CONTACT_READER_ROLE_PREFIX not in text
