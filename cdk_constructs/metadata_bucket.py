@@ -224,10 +224,14 @@ class MetadataBucket(Construct):
                 },
             ),
             iam.PolicyStatement(
-                sid="SweeperReadArchiveAndTriggers",
+                sid="SweeperReadArchiveTriggersAndProcessing",
                 principals=[gov_root],
                 actions=["s3:GetObject"],
-                resources=[self._objects(keys.ARCHIVE_PREFIX), self._objects(keys.CUSTOMERS_PREFIX)],
+                resources=[
+                    self._objects(keys.ARCHIVE_PREFIX),
+                    self._objects(keys.CUSTOMERS_PREFIX),
+                    self._objects(keys.PROCESSING_PREFIX),
+                ],
                 conditions=sweeper,
             ),
             iam.PolicyStatement(

@@ -96,9 +96,13 @@ class Sweeper(RuntimeTaskBase):
         for statement in (
             iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(
-                sid="ReadArchiveAndTriggers",
+                sid="ReadArchiveTriggersAndProcessing",
                 actions=["s3:GetObject"],
-                resources=[f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
+                resources=[
+                    f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*",
+                    f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*",
+                    f"{bucket_arn}/{keys.PROCESSING_PREFIX}*",
+                ],
             ),
             iam.PolicyStatement(
                 sid="DeleteAndTagTriggers",
@@ -142,6 +146,12 @@ class Sweeper(RuntimeTaskBase):
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
             "The sweeper inspects every customer's triggers and their archive documents (DESIGN §6); "
             "object names are change ids, unknown in advance. It can delete only under customers/.",
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"],
+            "The sweeper reads every customer's processing objects (read-only) to tell a recorded result, "
+            "whose trigger it may delete, from a live lease it must leave alone (DESIGN §6).",
         )
         acknowledge_wildcard_resources(
             self.task_role,

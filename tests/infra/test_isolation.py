@@ -123,7 +123,7 @@ class World:
         self.bucket_policy = statements(policy)
 
     def identity(self, role_name: str) -> tuple[Principal, list[dict[str, Any]]]:
-        if role_name == names.COORDINATOR_ROLE_NAME:
+        if role_name in (names.COORDINATOR_ROLE_NAME, names.SWEEPER_ROLE_NAME):
             stack, tag = PLATFORM_STACK, None
         else:
             code = role_name.removeprefix(names.PROCESSOR_ROLE_PREFIX)
@@ -208,6 +208,14 @@ def test_coordinator_reads_processing_and_writes_the_archive_only_conditionally(
         ("s3:GetObject", f"drafts/{CHANGE}"),
     ):
         assert not world.may(c, action, key), (action, key)
+
+
+def test_sweeper_reads_every_processing_object_but_writes_none(world: World) -> None:
+    s = names.SWEEPER_ROLE_NAME
+    for key in (f"processing/hts/{CHANGE}", f"processing/{B_CODE}/{CHANGE}", f"archive/{CHANGE}"):
+        assert world.may(s, "s3:GetObject", key), key
+    for action, key in (("s3:PutObject", f"processing/hts/{CHANGE}"), ("s3:PutObject", f"archive/{CHANGE}")):
+        assert not world.may(s, action, key), (action, key)
 
 
 def test_processor_policy_names_only_its_own_prefixes(world: World) -> None:

@@ -144,7 +144,7 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "ProcessorsReadDeleteOwnTriggers",
         "ProcessorsReadWriteOwnProcessing",
         "ProcessorsAndSweeperList",
-        "SweeperReadArchiveAndTriggers",
+        "SweeperReadArchiveTriggersAndProcessing",
         "SweeperDeleteAndTagTriggers",
         "DenyProcessorsOtherCustomersObjects",
         "DenyProcessorsWriteArchive",
@@ -185,8 +185,10 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
 def test_bucket_policy_lets_the_sweeper_list_read_and_delete_triggers_only(sample: Synth) -> None:
     sids = _bucket_statements(sample)
     sweeper = f"arn:aws:iam::{GOV}:role/{names.SWEEPER_ROLE_NAME}"
-    read = sids["SweeperReadArchiveAndTriggers"]
+    read = sids["SweeperReadArchiveTriggersAndProcessing"]
     assert read["Action"] == "s3:GetObject" and read["Condition"] == {"ArnEquals": {"aws:PrincipalArn": sweeper}}
+    # It reads the processing objects too: a result recorded there lets it delete the trigger (DESIGN §6).
+    assert [_text(r).rsplit("/", 2)[-2] for r in read["Resource"]] == ["archive", "customers", "processing"]
     delete = sids["SweeperDeleteAndTagTriggers"]
     assert sorted(delete["Action"]) == sorted(["s3:DeleteObject", *TAGGING])
     assert _text(delete["Resource"]).endswith('"/customers/*"]]}')
