@@ -30,7 +30,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,11 @@ class S3Counter:
     bytes_read: int = 0
     by_operation: collections.Counter[str] = field(default_factory=collections.Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = self.conflicts = self.archive_writes = self.bytes_read = 0
+            self.by_operation.clear()
 
     def attach(self, client: Any) -> Any:
         events = client.meta.events
@@ -142,18 +147,49 @@ def build_processors(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> d
     return processors
 
 
-def run_coordinator(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> int:
-    """Fold every customer's result into the archive with the runtime's change coordinator, if it has one.
+class CoordinatorThread:
+    """The runtime's change coordinator consuming its queue in this process (S3 events route to it)."""
 
-    Returns how many results were folded (0 when the runtime predates the coordinator: then the
-    processors wrote the archive themselves).
-    """
+    def __init__(self, box: sb.Sandbox, counter: S3Counter, concurrency: int) -> None:
+        from runtime.contract.settings import CoordinatorSettings
+        from runtime.coordinator.composition import build_coordinator
+
+        env = box.coordinator_env(
+            TTP_MAX_CONCURRENCY=str(concurrency), TTP_RECEIVE_WAIT_SECONDS="1", TTP_LOG_LEVEL="WARNING"
+        )
+        fields = {name[len("TTP_") :].lower(): value for name, value in env.items()}
+        self.worker = build_coordinator(CoordinatorSettings(**fields), counted_session(counter))  # type: ignore[arg-type]
+        self.worker.handler.metrics = MetricsFactory("bench", io.StringIO())  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self.worker.run, name="coordinator", daemon=True)
+
+    def __enter__(self) -> CoordinatorThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.request_stop()
+        self._thread.join(60)
+
+
+def has_coordinator() -> bool:
     try:
-        from runtime.coordinator import benchmark_hooks  # type: ignore[attr-defined]
-    except ImportError:
-        return 0
-    folded: int = benchmark_hooks.fold_all(box.bucket, CHANGE_ID, codes, counted_session(counter))
-    return folded
+        import runtime.coordinator.composition  # noqa: F401
+    except ImportError:  # a runtime from before the one-writer design: processors write the archive
+        return False
+    return True
+
+
+def wait_until_recorded(box: sb.Sandbox, customers: int, limit: float = 1800) -> None:
+    deadline = time.monotonic() + limit
+    while processed_in_archive(box) < customers:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {processed_in_archive(box)} of {customers} results reached the archive")
+        time.sleep(0.2)
+
+
+def process(processor: Any, code: str, attempt: str) -> str:
+    outcome: str = processor.process(keys.TriggerRef(code, CHANGE_ID), f"bench-{attempt}:{code}").outcome.label
+    return outcome
 
 
 def processed_in_archive(box: sb.Sandbox) -> int:
@@ -171,7 +207,9 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         )
         for n, code in enumerate(codes)
     ]
-    box = sb.create_sandbox(specs, notifications=False)
+    coordinated = has_coordinator()
+    # With a coordinator, the bucket's notifications bring it the archive/ and processing/ events.
+    box = sb.create_sandbox(specs, notifications=coordinated)
     s3 = boto3.client("s3")
     submit_change(
         ArchiveStore(s3, box.bucket),
@@ -181,26 +219,21 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
     )
     counter = S3Counter()
     processors = build_processors(box, codes, counter)
-    first_attempt_failures = 0
+    coordinator = CoordinatorThread(box, counter, concurrency=16) if coordinated else None
+    time.sleep(1.5)  # let the submission's own archive event reach the coordinator before the clock starts
+    counter.reset()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=customers) as pool:
-        outcomes = list(
-            pool.map(
-                lambda code: processors[code].process(keys.TriggerRef(code, CHANGE_ID), f"bench:{code}").outcome.label,
-                codes,
-            )
-        )
-    retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
-    first_attempt_failures = len(retry)
-    while retry:  # what the queue's redelivery would do: process again until recorded
-        retry = [
-            code
-            for code in retry
-            if processors[code].process(keys.TriggerRef(code, CHANGE_ID), f"bench-retry:{code}").outcome.label
-            not in ("processed", "already_recorded")
-        ]
-    folded = run_coordinator(box, codes, counter)
-    wall = time.perf_counter() - started
+    with ExitStack() as running:
+        if coordinator is not None:
+            running.enter_context(coordinator)
+        with ThreadPoolExecutor(max_workers=customers) as pool:
+            outcomes = list(pool.map(lambda code: process(processors[code], code, "bench"), codes))
+        retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
+        first_attempt_failures = len(retry)
+        while retry:  # what the queue's redelivery would do: process again until recorded
+            retry = [c for c in retry if process(processors[c], c, "retry") not in ("processed", "already_recorded")]
+        wait_until_recorded(box, customers)
+        wall = time.perf_counter() - started
     recorded = processed_in_archive(box)
     if recorded != customers:
         raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
@@ -213,7 +246,6 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         "mb_read": counter.bytes_read / 1e6,
         "wall": wall,
         "first_attempt_failures": first_attempt_failures,
-        "folded_by_coordinator": folded,
     }
 
 
