@@ -671,7 +671,7 @@ def test_sweeper_role_permissions(sample: Synth) -> None:
             granted.setdefault(action, []).extend(as_list(statement["Resource"]))
     assert granted == {
         "s3:ListBucket": [BUCKET_ARN],
-        "s3:GetObject": [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/customers/*"],
+        "s3:GetObject": [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/customers/*", f"{BUCKET_ARN}/processing/*"],
         "s3:DeleteObject": [f"{BUCKET_ARN}/customers/*"],
         **{action: [f"{BUCKET_ARN}/customers/*"] for action in TAGGING},
         "sqs:SendMessage": [f"arn:aws:sqs:{REGION}:{GOV}:customer-*-changes"],
