@@ -211,12 +211,14 @@ class _LeaseKeeper:
         if self._thread.is_alive():
             self._thread.join()
 
-    def flush(self) -> None:
-        """Write the current progress once more (the side effects failed: keep what was sent)."""
+    def flush(self, *, release: bool = False) -> None:
+        """Write the current progress once more (the side effects failed: keep what was sent); with
+        ``release``, in the same write end the lease now (this receive stops working: a redelivery of
+        the message must not wait for the lease to run out)."""
         with self._cond:
             seq, progress = self._done_seq, self.progress
-        if seq != self._durable_seq:
-            self._write(progress, seq)
+        if seq != self._durable_seq or release:
+            self._write(progress, seq, release=release)
 
     # -- the writer thread --
     def _run(self) -> None:
@@ -244,14 +246,16 @@ class _LeaseKeeper:
                 continue
             last_write = time.monotonic()
 
-    def _write(self, progress: SendProgress, seq: int) -> None:
+    def _write(self, progress: SendProgress, seq: int, *, release: bool = False) -> None:
         processor, owner = self._processor, self._owner
 
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
             lease = version.document.lease if version else None
             if version is None or lease is None or lease.owner != owner:
                 raise LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
-            expires = processor.store.clock.now() + timedelta(seconds=processor.lease_seconds)
+            now = processor.store.clock.now()
+            # released: 1 s in the past, the resolution of the `Date` header readers judge it by
+            expires = now - timedelta(seconds=1) if release else now + timedelta(seconds=processor.lease_seconds)
             return version.document.model_copy(
                 update={"lease": lease.model_copy(update={"expires_at": expires}), "progress": progress}
             )
@@ -381,7 +385,7 @@ class Processor:
         try:
             self._record(keeper, owner, revision, recipients, batch)
         except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
-            self._save_progress(keeper)
+            self._save_progress(keeper, release=True)
             return Result(
                 Outcome.RETRY,
                 f"could not record result: {exc}",
@@ -428,14 +432,14 @@ class Processor:
                 keeper.stop()
             return Result(Outcome.RETRY, f"lease lost: {exc}", change_id, revision)
         except ArchiveError as exc:  # a progress checkpoint could not be written: always retried
-            return self._retry_later(exc, keeper, change_id, revision)
+            return self._retry_later(exc, keeper, owner, change_id, revision)
         except PipelineError as exc:
             if failure_outcome(exc) is Outcome.PERMANENT_ERROR:  # the customer's SES setup
                 self._release_lease(change_id, owner, keeper)
                 return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
-            return self._retry_later(exc, keeper, change_id, revision)
+            return self._retry_later(exc, keeper, owner, change_id, revision)
         except Exception as exc:  # unexpected: keep trigger and lease, retry later
-            return self._retry_later(exc, keeper, change_id, revision, traceback=True)
+            return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
         return keeper, recipients
 
     def _claim(self, change_id: str, owner: str, revision: int) -> VersionedProcessing:
@@ -520,23 +524,35 @@ class Processor:
             logger.warning("could not release lease; it will expire")
 
     def _retry_later(
-        self, exc: Exception, keeper: _LeaseKeeper | None, change_id: str, revision: int, *, traceback: bool = False
+        self,
+        exc: Exception,
+        keeper: _LeaseKeeper | None,
+        owner: str,
+        change_id: str,
+        revision: int,
+        *,
+        traceback: bool = False,
     ) -> Result:
         """A side effect failed: save the progress, keep trigger and lease, return the message to the queue.
 
-        Called inside the ``except`` block, so ``traceback`` logs the exception being handled."""
-        self._save_progress(keeper)
+        Called inside the ``except`` block, so ``traceback`` logs the exception being handled. This
+        receive stops working, so the lease ends now (with the progress, in one write): a redelivery
+        of the message resumes at once instead of waiting for the lease to run out."""
+        if keeper is None:
+            self._release_lease(change_id, owner, None)
+        else:
+            self._save_progress(keeper, release=True)
         if traceback:
             logger.exception("side effects failed")
         sent = keeper.sent if keeper else 0
         return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision, sent)
 
-    def _save_progress(self, keeper: _LeaseKeeper | None) -> None:
+    def _save_progress(self, keeper: _LeaseKeeper | None, *, release: bool = False) -> None:
         if keeper is None:
             return
         keeper.stop()
         try:
-            keeper.flush()
+            keeper.flush(release=release)
         except Exception as exc:
             logger.warning("could not checkpoint sent emails", extra={"error": str(exc)})
 

@@ -276,7 +276,7 @@ def test_checkpoint_bytes_grow_linearly_with_the_recipients(platform: Platform) 
     large, large_writes = checkpoint_bytes(platform, 1000)
     print(f"checkpoint bytes: 100 recipients {small} B in {small_writes} writes; 1000: {large} B in {large_writes}")
     assert large_writes >= 1000 // MAX_UNRECORDED_EMAILS  # back-pressure: a checkpoint per ≤ 2 emails
-    assert large / small < 13  # ~10× for 10× the recipients (v1's growing lists: ~100×)
+    assert large / small < 13  # ~10x for 10x the recipients (v1's growing lists: ~100x)
     assert large / large_writes < 1000  # O(1) bytes per checkpoint
 
 
