@@ -292,7 +292,7 @@ class Processor:
         """The local clock: only for metrics (trigger age); leases are judged on the storage clock."""
         self.store = store or ProcessingStore(archive._s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="step2-3")
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
 

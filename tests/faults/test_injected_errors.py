@@ -227,8 +227,9 @@ def test_injected_s3_ses_errors_lose_nothing_and_send_nothing_twice(
     )
     assert not crashes, crashes
     # only clean-up: a recorded trigger whose delete failed. Until the sweeper reads the processing objects
-    # (issue 10, ops), it re-drives such a trigger instead, and the processor then only deletes it.
-    assert all(a.action in ("deleted", "redriven") for a in swept), swept
+    # (issue 10, ops), it re-drives such a trigger instead (and waits on it), and the processor then only
+    # deletes it. TODO(issue 10): back to `== "deleted"` once the sweeper reads processing objects.
+    assert all(a.action in ("deleted", "redriven", "waiting") for a in swept), swept
     assert not [t.name for t in threads if t.is_alive()]
     assert sum(1 for k in injected if k.startswith("put_object:500")) > 0  # the faults did happen
     assert dlq == dict.fromkeys(CODES, 0)
