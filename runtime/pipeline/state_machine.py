@@ -180,6 +180,7 @@ class _LeaseKeeper:
         self.error: BaseException | None = None
         self.sent = 0
         self._extend_every = max(0.05, processor.lease_seconds / 3)
+        self._last_durable = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
     # -- the sender's side --
@@ -199,7 +200,11 @@ class _LeaseKeeper:
             self._done_seq += 1
             self._cond.notify_all()
             while self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
-                self._cond.wait()
+                if time.monotonic() - self._last_durable > self._processor.lease_seconds:
+                    # no checkpoint landed for a whole lease (S3 unreachable): the lease may be gone
+                    self.error = LeaseLost("no checkpoint could be written for a whole lease; stopping")
+                    break
+                self._cond.wait(0.5)
             if isinstance(self.error, LeaseLost):
                 raise self.error
 
@@ -265,6 +270,7 @@ class _LeaseKeeper:
         with self._cond:
             self.version = written
             self._durable_seq = max(self._durable_seq, seq)
+            self._last_durable = time.monotonic()
             self._cond.notify_all()
 
 

@@ -354,3 +354,23 @@ def test_a_new_trigger_costs_one_put_to_claim_and_no_processing_get(platform: Pl
     calls = {k: v for k, v in s3.calls.items() if v}
     print(f"S3 calls for one trigger, 2 recipients: {calls}")
     assert calls["head_object"] == 1 and calls["delete_object"] == 1
+
+
+def test_sender_stops_when_no_checkpoint_lands_for_a_whole_lease(platform: Platform) -> None:
+    """Back-pressure never waits forever: with S3 refusing every checkpoint, at most 2 emails go out
+    unrecorded and the receive gives up once a whole lease passed without one."""
+    platform.submit()
+    s3 = Faulty(platform.s3)
+
+    def refuse_checkpoints(**kwargs: object) -> None:
+        if "IfMatch" in kwargs and str(kwargs.get("Key", "")).startswith("processing/"):
+            raise client_error("InternalError", 500)
+
+    s3.fail("put_object", refuse_checkpoints, times=100_000)
+    processor = platform.processor("hts", s3=s3, lease_seconds=2)
+    processor.mailer = CountingMailer(platform, 10)
+    started = time.monotonic()
+    result = processor.process(HTS, "sqs:m1:r1")
+    assert result.outcome is Outcome.RETRY and "lease" in result.reason
+    assert time.monotonic() - started < 10
+    assert platform.trigger_exists("hts") and platform.result("hts") is None
