@@ -5,6 +5,7 @@ real S3 does both atomically. Under concurrent writers that gap would lose updat
 loses, so :func:`make_conditional_writes_atomic` serialises moto's object writes and deletes — the
 emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on. Reads are
 serialised too: moto closes an overwritten object's buffer, which a concurrent GET may still be reading.
+The same patch gives moto's object answers the ``Date`` header real S3 sends (the storage clock).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import formatdate
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -28,6 +30,14 @@ FAKE_CREDENTIALS = {
 }
 
 
+def _with_date(answer: Any) -> Any:
+    """Give an object answer the ``Date`` header real S3 sends (moto omits it): the pipeline's storage
+    clock (runtime.archive.processing_store) reads it."""
+    if isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[1], dict):
+        answer[1].setdefault("date", formatdate(usegmt=True))
+    return answer
+
+
 def make_conditional_writes_atomic() -> None:
     global _patched
     if _patched:
@@ -40,7 +50,7 @@ def make_conditional_writes_atomic() -> None:
         @functools.wraps(original)
         def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             with _LOCK:
-                return __original(self, *args, **kwargs)
+                return _with_date(__original(self, *args, **kwargs))
 
         setattr(S3Response, name, locked)
     _patched = True

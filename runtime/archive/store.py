@@ -19,11 +19,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
 from runtime.archive.documents import ArchiveDocument, describe_validation_error
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
-from runtime.aws import error_code, http_status
 from runtime.contract import keys
-from runtime.contract.metric_names import MetricName
 from runtime.telemetry.metrics import MetricBatch
 
 __all__ = [
@@ -39,21 +38,11 @@ __all__ = [
 Mutation = Callable[[ArchiveDocument | None], ArchiveDocument | None]
 """Given the current document (None if it does not exist), return the new one, or None for no write."""
 
-_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-
 
 @dataclass(frozen=True)
 class VersionedArchive:
     document: ArchiveDocument
     etag: str
-
-
-def _is_conflict(exc: ClientError) -> bool:
-    return http_status(exc) in (409, 412) or error_code(exc) in _CONFLICT_CODES
-
-
-def _is_missing(exc: ClientError) -> bool:
-    return http_status(exc) == 404 or error_code(exc) in {"NoSuchKey", "404", "NotFound"}
 
 
 class ArchiveStore:
@@ -70,18 +59,22 @@ class ArchiveStore:
     ) -> None:
         self._s3 = s3
         self.bucket = bucket
-        self.max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
-        self._jitter = jitter
+        self._backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
+
+    @property
+    def max_attempts(self) -> int:
+        return self._backoff.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self._backoff.max_attempts = value
 
     def load_optional(self, change_id: str) -> VersionedArchive | None:
         key = keys.archive_key(change_id)
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         body = response["Body"].read()
@@ -108,40 +101,26 @@ class ArchiveStore:
         current: VersionedArchive | None = None,
         metrics: MetricBatch | None = None,
     ) -> VersionedArchive:
-        """Apply ``mutate`` by compare-and-swap; retry on conflicts with full-jitter backoff.
+        """Apply ``mutate`` by compare-and-swap (:class:`~runtime.archive.cas.CasLoop`); retry on conflicts
+        with full-jitter backoff.
 
         ``current`` (a version just read) saves the first GET. Returns the version written, or the
         current one when ``mutate`` decided nothing needs writing.
         """
         key = keys.archive_key(change_id)
-        for attempt in range(self.max_attempts):
-            version = current if attempt == 0 and current is not None else self.load_optional(change_id)
-            if version is None and not create:
-                raise ArchiveMissing(f"{key} does not exist")
-            updated = mutate(version.document.model_copy(deep=True) if version else None)
-            if updated is None:
-                if version is None:
-                    raise ArchiveMissing(f"{key} does not exist and the update created nothing")
-                return version
+
+        def put(updated: ArchiveDocument, version: VersionedArchive | None) -> VersionedArchive:
             condition = {"IfMatch": version.etag} if version else {"IfNoneMatch": "*"}
-            try:
-                response = self._s3.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=updated.to_json_bytes(),
-                    ContentType="application/json",
-                    **condition,
-                )
-            except ClientError as exc:
-                if _is_conflict(exc) or (version is not None and _is_missing(exc)):
-                    self._sleep(self._jitter() * min(self._max_delay, self._base_delay * 2**attempt))
-                    continue
-                if metrics:
-                    metrics.add(MetricName.ARCHIVE_UPDATE_FAILURE)
-                raise
-            if metrics:
-                metrics.add(MetricName.ARCHIVE_UPDATE_SUCCESS)
+            response = self._s3.put_object(
+                Bucket=self.bucket, Key=key, Body=updated.to_json_bytes(), ContentType="application/json", **condition
+            )
             return VersionedArchive(updated, response["ETag"])
-        if metrics:
-            metrics.add(MetricName.ARCHIVE_UPDATE_FAILURE)
-        raise ArchiveConflict(f"{key}: lost compare-and-swap {self.max_attempts} times in a row")
+
+        loop: CasLoop[VersionedArchive, ArchiveDocument] = CasLoop(
+            key,
+            lambda: self.load_optional(change_id),
+            lambda version: mutate(version.document.model_copy(deep=True) if version else None),
+            put,
+            self._backoff,
+        )
+        return loop.run(create=create, current=UNREAD if current is None else current, metrics=metrics)

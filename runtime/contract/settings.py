@@ -67,6 +67,12 @@ class SenderSettings(BucketSettings):
         le=MAX_VISIBILITY_TIMEOUT_SECONDS,
         description="The queue's visibility timeout; also the lease length.",
     )
+    contact_cache_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="How long a worker reuses a topic's subscriber list read from SES (0: read it per trigger).",
+    )
 
 
 class WorkerSettings(SenderSettings):

@@ -143,7 +143,6 @@ class RateLimiter:
 class SendReport:
     sent: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
-    skipped_already_sent: int = 0
 
 
 class EmailSender:
@@ -170,24 +169,21 @@ class EmailSender:
         message: RenderedEmail,
         topic: str,
         *,
-        already_sent: set[str],
-        on_sent: Callable[[str], None],
+        on_done: Callable[[str, str | None], None],
         cancelled: threading.Event | None = None,
     ) -> SendReport:
+        """Send to each recipient in order. ``on_done(address, None)`` after SES accepted an email,
+        ``on_done(address, reason)`` after SES rejected that recipient for good (never counted as sent)."""
         report = SendReport()
         for address in recipients:
-            if address.lower() in already_sent:
-                report.skipped_already_sent += 1
-                continue
             if cancelled is not None and cancelled.is_set():
                 raise SendInterrupted(f"shutdown after {len(report.sent)} emails")
             outcome = self._send_one(address, message, topic)
             if outcome is None:
                 report.sent.append(address)
-                on_sent(address)
             else:
                 report.rejected[address] = outcome
-                on_sent(address)  # a rejected address is final too: do not retry it on redelivery
+            on_done(address, outcome)  # a rejected address is final too: do not retry it on redelivery
         return report
 
     def _send_one(self, address: str, message: RenderedEmail, topic: str) -> str | None:
@@ -226,16 +222,49 @@ class EmailSender:
 
 
 class SesMailer:
-    """The processor's :class:`~runtime.pipeline.state_machine.Mailer` over a customer's SES."""
+    """The processor's :class:`~runtime.pipeline.state_machine.Mailer` over a customer's SES.
 
-    def __init__(self, ses: Callable[[], Any], from_address: str, contact_list: str, limiter: RateLimiter) -> None:
+    The topic's subscribers are cached per worker for ``contact_cache_seconds`` (0: read the contact
+    list for every trigger). A contact who unsubscribes within that window is still not mailed: every
+    ``SendEmail`` carries ``ListManagementOptions`` (contact list + topic), and SES's list management
+    does not deliver messages sent to contacts unsubscribed in the contact list — it emits a bounce
+    event for them instead (SES Developer Guide, "Using list management", list management overview:
+    https://docs.aws.amazon.com/ses/latest/dg/sending-email-list-management.html, and "Using
+    subscription management"). That refusal is asynchronous: such an address may count as sent here
+    (SES accepted the call) while the configuration set's event destination records the bounce.
+    """
+
+    def __init__(
+        self,
+        ses: Callable[[], Any],
+        from_address: str,
+        contact_list: str,
+        limiter: RateLimiter,
+        *,
+        contact_cache_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ses = ses
         self.from_address = from_address
         self.contact_list = contact_list
         self._limiter = limiter
+        self.contact_cache_seconds = contact_cache_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._cache_lock = threading.Lock()
 
     def subscribers(self, topic: str) -> list[str]:
-        return topic_subscribers(self._ses(), self.contact_list, topic)
+        if self.contact_cache_seconds > 0:
+            with self._cache_lock:
+                cached = self._cache.get(topic)
+            if cached is not None and self._monotonic() - cached[0] < self.contact_cache_seconds:
+                return list(cached[1])
+        read_at = self._monotonic()
+        addresses = topic_subscribers(self._ses(), self.contact_list, topic)
+        if self.contact_cache_seconds > 0:
+            with self._cache_lock:
+                self._cache[topic] = (read_at, list(addresses))
+        return addresses
 
     def send(
         self,
@@ -243,12 +272,9 @@ class SesMailer:
         message: RenderedEmail,
         topic: str,
         *,
-        already_sent: set[str],
-        on_sent: Callable[[str], None],
+        on_done: Callable[[str, str | None], None],
         cancelled: threading.Event | None,
     ) -> list[str]:
         sender = EmailSender(self._ses(), self.from_address, self.contact_list, self._limiter)
-        report = sender.send_all(
-            recipients, message, topic, already_sent=already_sent, on_sent=on_sent, cancelled=cancelled
-        )
+        report = sender.send_all(recipients, message, topic, on_done=on_done, cancelled=cancelled)
         return report.sent

@@ -5,9 +5,10 @@ from __future__ import annotations
 import boto3
 
 from runtime import aws
+from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
-from runtime.contract.settings import MeetingSettings, SenderSettings, WorkerSettings, load
+from runtime.contract.settings import SenderSettings, WorkerSettings
 from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
@@ -32,13 +33,9 @@ def build_processor(
         settings.from_address,
         settings.contact_list_name,
         RateLimiter(settings.send_rate_per_second),
+        contact_cache_seconds=settings.contact_cache_seconds,
     )
-    meetings = None
-    meeting_settings = load(MeetingSettings)
-    if meeting_settings.enabled:
-        from runtime.notify.meetings import build_meeting_coordinator
-
-        meetings = build_meeting_coordinator(meeting_settings, settings, session)
+    # no meeting coordinator and no Graph settings here: the change coordinator owns meetings (DESIGN §5)
     return Processor(
         settings.customer_code,
         ArchiveStore(s3, settings.bucket_name),
@@ -46,7 +43,7 @@ def build_processor(
         mailer,
         MetricsFactory(settings.metrics_namespace),
         lease_seconds=settings.visibility_timeout_seconds,
-        meetings=meetings,
+        store=ProcessingStore(s3, settings.bucket_name),
     )
 
 

@@ -1,20 +1,26 @@
-"""Processing one trigger: the state machine of DESIGN.md §2.
+"""Processing one trigger: the state machine of DESIGN.md §2 (v2).
 
-The rule that fixes the seeds: a trigger is deleted only after the archive records the customer's
-result, and a message is acknowledged only when the trigger is gone or the work is recorded.
+The processor reads the archive once and never writes it; its lease, progress and result live in the
+customer's own processing object ``processing/{C}/{id}.json`` (:mod:`runtime.archive.processing`).
+A trigger is deleted only after that object durably records the customer's result, and a message is
+acknowledged only when the trigger is gone or the work is recorded.
 
-    2 HEAD trigger ─ 404 ─────────────────────────────────► ack (duplicate)
-    3 GET archive ── missing/invalid ─────────────────────► DLQ (trigger kept)
-    4 already processed for this revision ──┐
-    5 claim lease (CAS) ── live lease of another message ─► ack (duplicate; the holder's message is in flight)
-    6 emails (+ meeting), progress checkpointed in the lease ── failure ─► retry (trigger + lease stay)
-    7 record `processed` (CAS, re-applied on 412) ◄────────┘
+    2 HEAD trigger ─ 404 ───────────────────────────────────► ack (duplicate)
+    3 GET archive (concurrently with 2) ─ missing/invalid ──► DLQ (trigger kept)
+    4 already recorded for revision R (processing object, or a v1 `processed` entry in the archive) ─┐
+    5 claim: create the processing object (IfNoneMatch, no GET), else CAS
+        ─ live lease of another receive of this message ──► retry after the lease's remaining time
+        ─ live lease of another message ──────────────────► ack (duplicate; the holder's message is in flight)
+    6 emails of revision R, rendered from the archive read in 3; progress checkpointed in the
+      background (≤ 2 emails sent but not yet durable); the lease kept alive ─ failure ─► retry
+    7 record the result of R (CAS; lease cleared) ◄──────────────────────────────────────────────────┘
     8 DELETE trigger IfMatch its ETag ── 412 ─► a newer trigger replaced it: leave it
     9 ack
 
-:func:`Processor.process` is used by the worker and by the manual ``process`` command alike, so both
-leave the same archive record and share the same idempotency. Our own failures are classified by
-their ``retryable`` attribute (:func:`failure_outcome`); steps 0-1 are in :mod:`runtime.pipeline.routing`.
+The change coordinator folds the recorded results into the archive and owns the meeting.
+:func:`Processor.process` is used by the worker and by the manual ``process`` command alike. Our own
+failures are classified by their ``retryable`` attribute (:func:`failure_outcome`); steps 0-1 are in
+:mod:`runtime.pipeline.routing`.
 """
 
 from __future__ import annotations
@@ -23,12 +29,21 @@ import enum
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, ProcessingLease, utcnow
+from runtime.archive.documents import ArchiveDocument, utcnow
 from runtime.archive.errors import ArchiveConflict, ArchiveError
+from runtime.archive.processing import (
+    ProcessingDocument,
+    ProcessingLease,
+    RevisionResult,
+    SendProgress,
+    recipients_digest,
+)
+from runtime.archive.processing_store import ProcessingStore, VersionedProcessing
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
@@ -38,6 +53,9 @@ from runtime.notify.rendering import RenderedEmail, render_email
 from runtime.pipeline.errors import LeaseHeld, LeaseLost
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricBatch, MetricsFactory
+
+MAX_UNRECORDED_EMAILS = 2
+"""Back-pressure of the background checkpoints: never more emails sent but not yet durable."""
 
 
 class Fate(enum.Enum):
@@ -72,10 +90,19 @@ class Result:
     emails_sent: int = 0
     recipients: list[str] = field(default_factory=list)
     trigger_delete: DeleteOutcome | None = None
+    retry_after: float | None = None
+    """For RETRY: when the message should come back (seconds), e.g. when a lease held by another
+    receive of the same message ends; None: the worker's exponential backoff."""
+    rejected: list[str] = field(default_factory=list)
 
     @property
     def fate(self) -> Fate:
         return self.outcome.fate
+
+
+RecipientDone = Callable[[str, "str | None"], None]
+"""Called after each recipient is dealt with: ``(address, None)`` when SES accepted the email,
+``(address, reason)`` when SES rejected that recipient for good. It may block (back-pressure)."""
 
 
 class Mailer(Protocol):
@@ -89,18 +116,11 @@ class Mailer(Protocol):
         message: RenderedEmail,
         topic: str,
         *,
-        already_sent: set[str],
-        on_sent: Callable[[str], None],
+        on_done: RecipientDone,
         cancelled: threading.Event | None,
-    ) -> list[str]: ...
-
-
-class MeetingCoordinator(Protocol):
-    """Creates, updates or cancels the change's one meeting (DESIGN.md §5); see runtime.notify.meetings.
-
-    Any exception it raises returns the message to the queue (trigger and lease stay)."""
-
-    def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
+    ) -> list[str]:
+        """Send to each of ``recipients`` in order; returns the addresses SES accepted."""
+        ...
 
 
 def failure_outcome(exc: PipelineError) -> Outcome:
@@ -118,61 +138,140 @@ def overall_fate(results: list[Result]) -> Fate:
     return Fate.ACK
 
 
-class _Checkpointer:
-    """Records sent recipients in the lease every few emails or seconds, and extends the lease.
+def message_id_of(owner: str) -> str | None:
+    """The SQS message id in a worker's owner ``sqs:{message id}:{receive id}`` (None for a manual run)."""
+    parts = owner.split(":")
+    if len(parts) >= 2 and parts[0] == "sqs" and parts[1]:
+        return parts[1]
+    return None
 
-    The only window in which an email can be sent twice is between SES accepting it and the next
-    checkpoint (or the final record): at most ``every_emails`` emails or ``every_seconds`` of sending.
-    """
 
-    def __init__(
-        self,
-        processor: Processor,
-        version: VersionedArchive,
-        owner: str,
-        every_emails: int = 10,
-        every_seconds: float = 2.0,
-    ) -> None:
+def normalise_recipients(addresses: list[str]) -> list[str]:
+    """The cursor's order: lower-cased, de-duplicated, sorted."""
+    return sorted({a.strip().lower() for a in addresses if a.strip()})
+
+
+class _SameMessage(LeaseHeld):
+    """Another receive of the same SQS message holds the lease: come back when it ends."""
+
+    def __init__(self, message: str, remaining: float) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+
+class _LeaseKeeper:
+    """Step 6's background writer: checkpoints the progress and extends the lease.
+
+    The sender calls :meth:`on_done` after each recipient; it returns once at most
+    ``MAX_UNRECORDED_EMAILS - 1`` emails are sent but not yet durable, so the sender never has more
+    than ``MAX_UNRECORDED_EMAILS`` of them (the duplicate window under SIGKILL). The writer thread
+    writes the latest progress (a cursor: O(1) bytes) whenever it moved, and at least every third of
+    the lease even when it did not (slow SES calls), which extends the lease on the storage clock."""
+
+    def __init__(self, processor: Processor, version: VersionedProcessing, owner: str, progress: SendProgress) -> None:
         self._processor = processor
-        self.version = version  # the last version we wrote: saves a GET when it is still current
-        self._change_id = version.document.change_id
+        self.version = version
         self._owner = owner
-        self._every_emails = every_emails
-        self._every_seconds = every_seconds
-        self._pending: list[str] = []
-        self._last = time.monotonic()
+        self.progress = progress
+        self._cond = threading.Condition()
+        self._done_seq = 0
+        self._durable_seq = 0
+        self._stop = False
+        self.error: BaseException | None = None
+        self.sent = 0
+        self._extend_every = max(0.05, processor.lease_seconds / 3)
+        self._last_durable = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
-    @property
-    def pending(self) -> list[str]:
-        return list(self._pending)
+    # -- the sender's side --
+    def start(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
 
-    def on_sent(self, address: str) -> None:
-        self._pending.append(address.lower())
-        if len(self._pending) >= self._every_emails or time.monotonic() - self._last >= self._every_seconds:
-            self.flush()
+    def on_done(self, address: str, rejected: str | None) -> None:
+        with self._cond:
+            progress = self.progress
+            updates: dict[str, object] = {"done": progress.done + 1, "done_through": address.lower()}
+            if rejected is not None:
+                updates["rejected"] = [*progress.rejected, address.lower()]
+            else:
+                self.sent += 1
+            self.progress = progress.model_copy(update=updates)
+            self._done_seq += 1
+            self._cond.notify_all()
+            while self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
+                if time.monotonic() - self._last_durable > self._processor.lease_seconds:
+                    # no checkpoint landed for a whole lease (S3 unreachable): the lease may be gone
+                    self.error = LeaseLost("no checkpoint could be written for a whole lease; stopping")
+                    break
+                self._cond.wait(0.5)
+            if isinstance(self.error, LeaseLost):
+                raise self.error
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        pending, owner, processor = list(self._pending), self._owner, self._processor
-        code = processor.customer_code
+    def stop(self) -> None:
+        """Stop the writer; the final progress goes into the record (step 7) or :meth:`flush`."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
 
-        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
-            assert doc is not None
-            lease = doc.leases.get(code)
-            if lease is None or lease.owner != owner:
-                raise LeaseLost(
-                    f"lease of {code} on {doc.change_id} now belongs to {lease.owner if lease else 'nobody'}"
-                )
-            known = set(lease.emails_sent)
-            lease.emails_sent = lease.emails_sent + [a for a in pending if a not in known]
-            lease.expires_at = processor.clock() + timedelta(seconds=processor.lease_seconds)
-            doc.leases = {**doc.leases, code: lease}
-            return doc
+    def flush(self, *, release: bool = False) -> None:
+        """Write the current progress once more (the side effects failed: keep what was sent); with
+        ``release``, in the same write end the lease now (this receive stops working: a redelivery of
+        the message must not wait for the lease to run out)."""
+        with self._cond:
+            seq, progress = self._done_seq, self.progress
+        if seq != self._durable_seq or release:
+            self._write(progress, seq, release=release)
 
-        self.version = processor.archive.update(self._change_id, mutate, current=self.version)
-        self._pending.clear()
-        self._last = time.monotonic()
+    # -- the writer thread --
+    def _run(self) -> None:
+        last_write = time.monotonic()
+        while True:
+            with self._cond:
+                while not self._stop and self._done_seq == self._durable_seq:
+                    remaining = self._extend_every - (time.monotonic() - last_write)
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._stop:
+                    return
+                seq, progress = self._done_seq, self.progress
+            try:
+                self._write(progress, seq)
+            except LeaseLost as exc:
+                with self._cond:
+                    self.error = exc
+                    self._cond.notify_all()
+                return
+            except Exception as exc:  # transient: keep trying; the sender waits (back-pressure)
+                logger.warning("could not checkpoint progress; retrying", extra={"error": str(exc)})
+                time.sleep(min(1.0, self._extend_every / 4))
+                continue
+            last_write = time.monotonic()
+
+    def _write(self, progress: SendProgress, seq: int, *, release: bool = False) -> None:
+        processor, owner = self._processor, self._owner
+
+        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
+            lease = version.document.lease if version else None
+            if version is None or lease is None or lease.owner != owner:
+                raise LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
+            now = processor.store.clock.now()
+            # released: 1 s in the past, the resolution of the `Date` header readers judge it by
+            expires = now - timedelta(seconds=1) if release else now + timedelta(seconds=processor.lease_seconds)
+            return version.document.model_copy(
+                update={"lease": lease.model_copy(update={"expires_at": expires}), "progress": progress}
+            )
+
+        code, change_id = processor.customer_code, self.version.document.change_id
+        written = processor.store.update(code, change_id, mutate, create=False, current=self.version)
+        with self._cond:
+            self.version = written
+            self._durable_seq = max(self._durable_seq, seq)
+            self._last_durable = time.monotonic()
+            self._cond.notify_all()
 
 
 class Processor:
@@ -185,10 +284,9 @@ class Processor:
         metrics: MetricsFactory,
         *,
         lease_seconds: int,
-        meetings: MeetingCoordinator | None = None,
+        store: ProcessingStore | None = None,
         clock: Callable[[], datetime] = utcnow,
         record_deadline_seconds: float | None = None,
-        checkpoint_every_emails: int = 10,
     ) -> None:
         self.customer_code = keys.validate_customer_code(customer_code)
         self.archive = archive
@@ -196,15 +294,18 @@ class Processor:
         self.mailer = mailer
         self.metrics = metrics
         self.lease_seconds = lease_seconds
-        self.meetings = meetings
         self.clock = clock
+        """The local clock: only for metrics (trigger age); leases are judged on the storage clock."""
+        self.store = store or ProcessingStore(archive._s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
-        self.checkpoint_every_emails = checkpoint_every_emails
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
 
     def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
-        """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures."""
+        """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures.
+
+        ``owner`` must be unique per receive of a message (the worker's is ``sqs:{message id}:{receive id}``)."""
         if ref.customer_code != self.customer_code:
             return Result(
                 Outcome.POISON, f"trigger of customer {ref.customer_code!r} on {self.customer_code!r}'s processor"
@@ -221,6 +322,8 @@ class Processor:
                 batch.add(MetricName.PROCESSING_FAILURE)
             if result.emails_sent:
                 batch.add(MetricName.EMAILS_SENT, result.emails_sent)
+            if result.rejected:
+                batch.add(MetricName.EMAILS_REJECTED, len(result.rejected))
         return result
 
     # ---- steps --------------------------------------------------------------------------------
@@ -229,17 +332,20 @@ class Processor:
         self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None, batch: MetricBatch
     ) -> Result:
         change_id = ref.change_id
-        # 2. the trigger must still exist; its ETag guards the final delete
-        trigger = self.triggers.head(ref)
+        # 2 + 3: HEAD the trigger and GET the archive (read-only) concurrently: one round trip
+        archive_read = self._pool.submit(self.archive.load, change_id)
+        try:
+            trigger = self.triggers.head(ref)
+        finally:
+            try:
+                loaded: VersionedArchive | ArchiveError = archive_read.result()
+            except ArchiveError as exc:  # missing or invalid: not retryable
+                loaded = exc
         if trigger is None:
             return Result(Outcome.TRIGGER_GONE, "trigger already deleted: processed before", change_id)
-
-        # 3. the archive is the only source of truth
-        try:
-            version = self.archive.load(change_id)
-        except ArchiveError as exc:  # missing or invalid: not retryable
-            return Result(failure_outcome(exc), str(exc), change_id)
-        document = version.document
+        if isinstance(loaded, ArchiveError):
+            return Result(failure_outcome(loaded), str(loaded), change_id)
+        document = loaded.document
         if self.customer_code not in document.customers:
             return Result(
                 Outcome.PERMANENT_ERROR,
@@ -249,171 +355,210 @@ class Processor:
             )
         revision = document.revision
 
-        # 4. already recorded for this revision: only the clean-up is missing
+        # 4. a v1 archive may record this revision itself (v1 `processed` entry): nothing left but the clean-up
         if document.is_processed(self.customer_code, revision):
             result = Result(Outcome.ALREADY_RECORDED, "archive already records this revision", change_id, revision)
             return self._delete_trigger(trigger, result, batch)
 
-        # 5. claim
+        # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
         try:
-            version = self._claim(change_id, owner, version, batch)
+            version = self._claim(change_id, owner, revision)
+        except _SameMessage as exc:
+            return Result(Outcome.RETRY, str(exc), change_id, revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
             return Result(Outcome.LEASE_HELD, str(exc), change_id, revision)
         except ArchiveError as exc:
             return Result(failure_outcome(exc), str(exc), change_id, revision)
-        if version.document.is_processed(self.customer_code, revision):
-            result = Result(Outcome.ALREADY_RECORDED, "recorded by another processor meanwhile", change_id, revision)
+        except Exception as exc:  # an S3 error left after botocore's retries
+            return Result(Outcome.RETRY, f"could not claim: {type(exc).__name__}: {exc}", change_id, revision)
+        recorded = _recorded_at_or_after(version.document, revision)
+        lease = version.document.lease
+        if recorded is not None:
+            result = Result(
+                Outcome.ALREADY_RECORDED, f"processing object records revision {recorded}", change_id, revision
+            )
             return self._delete_trigger(trigger, result, batch)
-        revision = version.document.revision
+        if lease is None or lease.owner != owner or lease.revision != revision:  # defensive: never send unclaimed
+            return Result(Outcome.RETRY, "claim did not take the lease", change_id, revision)
 
-        # 6. side effects
-        checkpoint = _Checkpointer(self, version, owner, every_emails=self.checkpoint_every_emails)
-        outcome = self._side_effects(version, owner, checkpoint, cancelled)
+        # 6. side effects: the emails of revision R, rendered from the archive read in step 3 (never re-read)
+        outcome = self._side_effects(document, version, owner, cancelled)
         if isinstance(outcome, Result):
             return outcome
-        recipients, sent = outcome
+        keeper, recipients = outcome
 
-        # 7. record the result (it carries the unflushed progress too); a lost record means a resend
+        # 7. record the result (it carries the final progress); a lost record means a resend
         try:
-            self._record(checkpoint, owner, revision, recipients, batch)
+            self._record(keeper, owner, revision, recipients, batch)
         except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
-            self._save_progress(checkpoint)
-            return Result(Outcome.RETRY, f"could not record result: {exc}", change_id, revision, len(sent), sent)
-        result = Result(Outcome.PROCESSED, "", change_id, revision, len(sent), sent)
+            self._save_progress(keeper, release=True)
+            return Result(
+                Outcome.RETRY,
+                f"could not record result: {exc}",
+                change_id,
+                revision,
+                keeper.sent,
+                rejected=list(keeper.progress.rejected),
+            )
+        result = Result(
+            Outcome.PROCESSED,
+            "",
+            change_id,
+            revision,
+            keeper.sent,
+            recipients,
+            rejected=list(keeper.progress.rejected),
+        )
         # 8. delete the trigger we read, not a newer one
         return self._delete_trigger(trigger, result, batch)
 
     def _side_effects(
-        self, version: VersionedArchive, owner: str, checkpoint: _Checkpointer, cancelled: threading.Event | None
-    ) -> Result | tuple[int, list[str]]:
-        """Step 6: the meeting first (any failure of it is retried, see :class:`MeetingCoordinator`), then
-        the emails, whose failures are classified by ``retryable``. Returns (recipients, sent), or the
+        self,
+        document: ArchiveDocument,
+        version: VersionedProcessing,
+        owner: str,
+        cancelled: threading.Event | None,
+    ) -> Result | tuple[_LeaseKeeper, list[str]]:
+        """Step 6. Returns the stopped lease keeper (with the final progress) and the recipients, or the
         result that ends processing."""
-        change_id, revision = version.document.change_id, version.document.revision
-        lease = version.document.leases[self.customer_code]
+        change_id, revision = document.change_id, document.revision
+        keeper: _LeaseKeeper | None = None
         try:
-            if self.meetings is not None:
-                version = checkpoint.version = self.meetings.reconcile(version, owner)
-        except Exception as exc:
-            return self._retry_later(exc, checkpoint, change_id, revision, traceback=not isinstance(exc, ArchiveError))
-        try:
-            recipients = self.mailer.subscribers(version.document.topic)
-            message = render_email(version.document, self.customer_code)
-            sent = self.mailer.send(
-                recipients,
-                message,
-                version.document.topic,
-                already_sent=set(lease.emails_sent),
-                on_sent=checkpoint.on_sent,
-                cancelled=cancelled,
-            )
+            recipients = normalise_recipients(self.mailer.subscribers(document.topic))
+            progress = _resume(version.document.progress, revision, recipients)
+            remaining = progress.remaining(recipients)
+            message = render_email(document, self.customer_code)
+            keeper = _LeaseKeeper(self, version, owner, progress).start()
+            self.mailer.send(remaining, message, document.topic, on_done=keeper.on_done, cancelled=cancelled)
+            keeper.stop()
+            if keeper.error is not None:
+                raise keeper.error
+        except LeaseLost as exc:
+            if keeper is not None:
+                keeper.stop()
+            return Result(Outcome.RETRY, f"lease lost: {exc}", change_id, revision)
         except ArchiveError as exc:  # a progress checkpoint could not be written: always retried
-            return self._retry_later(exc, checkpoint, change_id, revision)
+            return self._retry_later(exc, keeper, owner, change_id, revision)
         except PipelineError as exc:
             if failure_outcome(exc) is Outcome.PERMANENT_ERROR:  # the customer's SES setup
-                self._release_lease(change_id, owner, checkpoint)
+                self._release_lease(change_id, owner, keeper)
                 return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
-            return self._retry_later(exc, checkpoint, change_id, revision)
+            return self._retry_later(exc, keeper, owner, change_id, revision)
         except Exception as exc:  # unexpected: keep trigger and lease, retry later
-            return self._retry_later(exc, checkpoint, change_id, revision, traceback=True)
-        return len(recipients), sent
+            return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
+        return keeper, recipients
 
-    def _claim(self, change_id: str, owner: str, version: VersionedArchive, batch: MetricBatch) -> VersionedArchive:
-        code, now = self.customer_code, self.clock()
+    def _claim(self, change_id: str, owner: str, revision: int) -> VersionedProcessing:
+        """Step 5: one PUT (``IfNoneMatch``) for a new processing object; else read and CAS. Expiry is
+        judged on the storage time of the answer that read the object."""
+        code, message_id, clock = self.customer_code, message_id_of(owner), self.store.clock
 
-        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
-            assert doc is not None
-            if doc.is_processed(code, doc.revision):
+        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
+            now = version.storage_now if version is not None else clock.now()
+            doc = version.document if version else ProcessingDocument(customer_code=code, change_id=change_id)
+            if _recorded_at_or_after(doc, revision) is not None:
                 return None
-            lease = doc.leases.get(code)
-            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= doc.revision:
-                raise LeaseHeld(f"{lease.owner} holds the lease until {lease.expires_at.isoformat()}")
-            resumed = lease.emails_sent if lease is not None and lease.revision == doc.revision else []
-            doc.leases = {
-                **doc.leases,
-                code: ProcessingLease(
-                    owner=owner,
-                    revision=doc.revision,
-                    expires_at=now + timedelta(seconds=self.lease_seconds),
-                    emails_sent=resumed,
-                ),
-            }
-            return doc
+            lease = doc.lease
+            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= revision:
+                remaining = (lease.expires_at - now).total_seconds()
+                held = f"{lease.owner} holds the lease of revision {lease.revision} for {remaining:.0f} s more"
+                if message_id is not None and lease.message_id == message_id:
+                    raise _SameMessage(held, remaining)
+                raise LeaseHeld(held)
+            progress = doc.progress if doc.progress is not None and doc.progress.revision == revision else None
+            new_lease = ProcessingLease(
+                owner=owner,
+                message_id=message_id,
+                revision=revision,
+                expires_at=now + timedelta(seconds=self.lease_seconds),
+                acquired_at=now,
+            )
+            return doc.model_copy(update={"lease": new_lease, "progress": progress})
 
-        return self.archive.update(change_id, mutate, current=version, metrics=batch)
+        # revision 1 is the common case and its object is new: create without a GET (one PUT)
+        return self.store.update(code, change_id, mutate, assume_absent=revision == 1)
 
     def _record(
-        self, checkpoint: _Checkpointer, owner: str, revision: int, recipients: int, batch: MetricBatch
-    ) -> VersionedArchive:
-        code, change_id, unflushed = self.customer_code, checkpoint.version.document.change_id, checkpoint.pending
+        self, keeper: _LeaseKeeper, owner: str, revision: int, recipients: list[str], batch: MetricBatch
+    ) -> VersionedProcessing:
+        """Step 7: the durable record of the customer's result (``ArchiveUpdateSuccess``/``Failure``)."""
+        code, change_id, progress = self.customer_code, keeper.version.document.change_id, keeper.progress
+        started = keeper.version.document.lease.acquired_at if keeper.version.document.lease else None
 
-        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
-            assert doc is not None
-            if doc.is_processed(code, revision):
+        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
+            assert version is not None
+            doc = version.document
+            if doc.is_recorded(revision):
                 return None
-            leases = dict(doc.leases)
-            lease = leases.get(code)
-            done = set(unflushed)
-            if lease is not None and lease.owner == owner:
-                done.update(lease.emails_sent)
-                del leases[code]
-            doc.leases = leases
-            doc.modifications = [
-                *doc.modifications,
-                ModificationEntry(
-                    user_id=f"processor:{code}",
-                    modification_type=PROCESSED,
-                    customer_code=code,
-                    revision=revision,
-                    recipients=recipients,
-                    emails_sent=len(done),
-                ),
-            ]
-            return doc
+            result = RevisionResult(
+                revision=revision,
+                recipients=len(recipients),
+                sent=max(0, progress.done - len(progress.rejected)),
+                rejected=len(progress.rejected),
+                started_at=started,
+                finished_at=self.store.clock.now(),
+            )
+            recorded = doc.with_result(result)
+            if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
+                recorded = recorded.model_copy(update={"lease": doc.lease})
+            return recorded
 
         deadline = time.monotonic() + self.record_deadline_seconds
-        current: VersionedArchive | None = checkpoint.version
+        current: VersionedProcessing | None = keeper.version
         while True:
             try:
-                return self.archive.update(change_id, mutate, current=current, metrics=batch)
+                return self.store.update(code, change_id, mutate, create=False, current=current, metrics=batch)
             except ArchiveConflict:
                 if time.monotonic() >= deadline:
                     raise
-                logger.warning("archive still contended while recording; retrying")
+                logger.warning("processing object still contended while recording; retrying")
                 current = None
 
-    def _release_lease(self, change_id: str, owner: str, checkpoint: _Checkpointer) -> None:
-        code = self.customer_code
-
-        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
-            assert doc is not None
-            lease = doc.leases.get(code)
-            if lease is None or lease.owner != owner:
+    def _release_lease(self, change_id: str, owner: str, keeper: _LeaseKeeper | None) -> None:
+        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
+            lease = version.document.lease if version else None
+            if version is None or lease is None or lease.owner != owner:
                 return None
-            lease.expires_at = self.clock()
-            doc.leases = {**doc.leases, code: lease}
-            return doc
+            return version.document.model_copy(
+                update={"lease": lease.model_copy(update={"expires_at": version.storage_now})}
+            )
 
-        self._save_progress(checkpoint)
+        self._save_progress(keeper)
         try:
-            self.archive.update(change_id, mutate)
+            self.store.update(self.customer_code, change_id, mutate, create=False)
         except Exception:  # the lease expires on its own
             logger.warning("could not release lease; it will expire")
 
     def _retry_later(
-        self, exc: Exception, checkpoint: _Checkpointer, change_id: str, revision: int, *, traceback: bool = False
+        self,
+        exc: Exception,
+        keeper: _LeaseKeeper | None,
+        owner: str,
+        change_id: str,
+        revision: int,
+        *,
+        traceback: bool = False,
     ) -> Result:
         """A side effect failed: save the progress, keep trigger and lease, return the message to the queue.
 
-        Called inside the ``except`` block, so ``traceback`` logs the exception being handled."""
-        self._save_progress(checkpoint)
+        Called inside the ``except`` block, so ``traceback`` logs the exception being handled. This
+        receive stops working, so the lease ends now (with the progress, in one write): a redelivery
+        of the message resumes at once instead of waiting for the lease to run out."""
+        if keeper is None:
+            self._release_lease(change_id, owner, None)
+        else:
+            self._save_progress(keeper, release=True)
         if traceback:
             logger.exception("side effects failed")
-        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision)
+        sent = keeper.sent if keeper else 0
+        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision, sent)
 
-    def _save_progress(self, checkpoint: _Checkpointer) -> None:
+    def _save_progress(self, keeper: _LeaseKeeper | None, *, release: bool = False) -> None:
+        if keeper is None:
+            return
+        keeper.stop()
         try:
-            checkpoint.flush()
+            keeper.flush(release=release)
         except Exception as exc:
             logger.warning("could not checkpoint sent emails", extra={"error": str(exc)})
 
@@ -429,3 +574,21 @@ class Processor:
         elif outcome is DeleteOutcome.REPLACED:
             logger.info("trigger was replaced by a newer submission; leaving it for its own event")
         return result
+
+
+def _recorded_at_or_after(doc: ProcessingDocument, revision: int) -> int | None:
+    """The newest recorded revision ≥ ``revision`` (a newer one supersedes this message's), or None."""
+    done = [int(r) for r in doc.results if r.isdigit() and int(r) >= revision]
+    return max(done) if done else None
+
+
+def _resume(progress: SendProgress | None, revision: int, recipients: list[str]) -> SendProgress:
+    """The progress to continue from: the checkpoint of this revision over these recipients, if any."""
+    digest = recipients_digest(recipients)
+    if progress is None or progress.revision != revision:
+        return SendProgress(revision=revision, recipients=len(recipients), recipients_digest=digest, done=0)
+    if progress.recipients_digest == digest:
+        return progress
+    # the list changed since the checkpoint: everything up to the cursor counts as done
+    done = len(recipients) - len(progress.remaining(recipients))
+    return progress.model_copy(update={"recipients": len(recipients), "recipients_digest": digest, "done": done})

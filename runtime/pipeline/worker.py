@@ -15,6 +15,7 @@ change coordinator's; the worker owns only the SQS mechanics.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -188,21 +189,23 @@ class Worker:
         try:
             with log_context(message_id=message_id, receive_count=receives):
                 try:
-                    results = self.handler(message.get("Body", ""), f"sqs:{message_id}", self.cancelled)
+                    # the owner is unique per receive: a redelivery of this message must not share its lease
+                    owner = f"sqs:{message_id}:{uuid.uuid4().hex}"
+                    results = self.handler(message.get("Body", ""), owner, self.cancelled)
                 except Exception as exc:  # defensive: a bug must not lose the message
                     logger.exception("processing raised")
                     results = [Result(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")]
                 fate = overall_fate(results)
                 for result in results:
                     self._log_result(result, fate)
-                self._settle(receipt, fate, receives)
+                self._settle(receipt, fate, receives, _retry_after(results) if fate is Fate.RETRY else None)
         finally:
             self.in_flight.remove(message_id)
             with self._lock:
                 self.handled += 1
             self._slots.release()
 
-    def _settle(self, receipt: str, fate: Fate, receives: int) -> None:
+    def _settle(self, receipt: str, fate: Fate, receives: int, retry_after: float | None = None) -> None:
         if fate is Fate.ACK:
             try:
                 self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
@@ -212,6 +215,8 @@ class Worker:
             self.in_flight.return_to_queue(receipt, 0)
         else:
             delay = 0 if self.cancelled.is_set() else self.retry_base_seconds * 2 ** max(0, receives - 1)
+            if retry_after is not None and not self.cancelled.is_set():
+                delay = math.ceil(max(0.0, retry_after))  # e.g. when another receive's lease ends
             self.in_flight.return_to_queue(
                 receipt, int(min(delay, self.visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
             )
@@ -235,3 +240,11 @@ class Worker:
                 logger.warning("transient failure: message returns to the queue", extra=fields)
             else:
                 logger.info("message handled", extra=fields)
+
+
+def _retry_after(results: list[Result]) -> float | None:
+    """The latest ``retry_after`` the retried records ask for (None: the exponential backoff)."""
+    asked = [r.retry_after for r in results if r.outcome is Outcome.RETRY and r.retry_after is not None]
+    if not asked or len(asked) != sum(1 for r in results if r.outcome is Outcome.RETRY):
+        return None
+    return max(asked)

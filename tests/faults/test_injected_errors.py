@@ -1,22 +1,24 @@
-"""Injected S3, SES and Graph errors while many processors write the same archives at once.
+"""Injected S3 and SES errors while many processors work on the same changes at once.
 
 Six queue workers (two per customer, three messages each at a time: 18 in flight) run in threads
-against moto in-process and the fake Graph. Every change goes to all three customers, whose
-processors compare-and-swap the same ``archive/{id}.json`` concurrently, and some S3 events are
-delivered twice (S3 delivers at least once). On top, seeded random faults:
+against moto in-process. Every change goes to all three customers; each customer's processors
+compare-and-swap that customer's own ``processing/{code}/{id}.json`` (two workers per customer race
+for it), read the archive and never write it, and some S3 events are delivered twice (S3 delivers at
+least once). On top, seeded random faults:
 
-* S3: 412 on archive writes (a writer we did not see), 500/503 before a call, and 500 *after* a write,
+* S3: 412 on writes (a writer we did not see), 500/503 before a call, and 500 *after* a write,
   a delete or a read succeeded (the answer was lost — the call happened);
 * SES: throttling (``TooManyRequestsException``) and 500 before SES accepts an email (a 500 after the
-  accept cannot be told apart from a sent email by anyone, so it is not injected);
-* Graph: 429 with ``Retry-After``, 503, 500, and a 500 after an event was created (a lost answer).
+  accept cannot be told apart from a sent email by anyone, so it is not injected).
+
+Graph errors are the change coordinator's now (meetings are no longer the processor's).
 
 No process crashes here, so the documented duplicate window (a crash between SES accepting and the
 next checkpoint) never opens: every recipient must get exactly one email per change. (Faults are not
 injected into the progress save that follows a failure — see ``EXEMPT_FRAMES`` in conftest.py: two
 failures in a row there resend the unsaved emails by design.) Every change
-must end with exactly one ``processed`` entry per customer, nothing recorded may be lost, each
-meeting exists once, and nothing may end in a dead-letter queue.
+must end with exactly one recorded result per customer (in its processing object, no lease left),
+the archive must be untouched by the processors, and nothing may end in a dead-letter queue.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -35,14 +37,11 @@ import pytest
 from moto import mock_aws
 
 from devtools import sandbox as sb
-from devtools.fake_graph import FakeGraph
 from runtime.archive.documents import utcnow
+from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.settings import OpsSettings
-from runtime.notify.attendees import ContactDirectory
-from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
-from runtime.notify.meetings import MeetingCoordinator
 from runtime.notify.ses import RateLimiter, SesMailer
 from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
 from runtime.pipeline.routing import ProcessorHandler
@@ -67,7 +66,6 @@ pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("TTP_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 CHANGES = 24
-MEETINGS = 3
 WORKERS_PER_CUSTOMER = 2
 
 
@@ -101,42 +99,14 @@ def ses_rules() -> list[Rule]:
     ]
 
 
-def graph_faults(fake: FakeGraph) -> None:
-    """Queued on the fake: the next matching requests fail, in this order."""
-    fake.fail_next(429, retry_after=0.2, times=2, method="GET", path_contains="/events")
-    fake.fail_next(503, times=1, method="GET", path_contains="/events")
-    fake.fail_next(500, times=1, method="POST", path_contains="/events", after_success=True)  # created, answer lost
-    fake.fail_next(429, retry_after=0.1, times=1, method="POST", path_contains="/events")
-    fake.fail_next(503, times=2, method="POST", path_contains="/events")
-    fake.fail_next(500, times=1, method="POST", path_contains="/events")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGraph]:
-    with FakeGraph() as server:
-        yield server
-
-
-def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
-    aws_credentials: None, fake: FakeGraph, say: Callable[[str], None]
+def test_injected_s3_ses_errors_lose_nothing_and_send_nothing_twice(
+    aws_credentials: None, say: Callable[[str], None]
 ) -> None:
     rng = random.Random(SEED)
     started = time.monotonic()
     with mock_aws():
         box = sb.create_sandbox(CUSTOMERS, max_receive_count=1000, visibility_timeout=30)
         s3, sqs = boto3.client("s3", region_name=box.region), boto3.client("sqs", region_name=box.region)
-        tokens = MsalTokenProvider(
-            tenant_id=fake.tenant_id,
-            client_id=fake.client_id,
-            client_secret=fake.client_secret,
-            authority_host=fake.authority_host,
-            scope=graph_scope(fake.graph_base_url),
-            http_client=TimeoutSession(ca_bundle=fake.ca_path),
-        )
-        calendar_ses = {
-            code: sb.customer_session(box.customers[code].spec, box.region).client("sesv2") for code in CODES
-        }
-        roles = {code: c.spec.contact_role_arn for code, c in box.customers.items()}
         faulty: list[RandomFaults] = []
 
         def build_worker(code: str) -> Worker:
@@ -148,22 +118,6 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
                 sb.customer_session(spec, box.region).client("sesv2"), ses_rules(), random.Random(rng.random())
             )
             faulty.extend([s3_faults, ses_faults])
-            client = GraphClient(
-                fake.graph_base_url,
-                tokens,
-                session_factory=lambda: TimeoutSession(ca_bundle=fake.ca_path),
-                backoff_base=0.05,
-                max_retry_after=2.0,
-            )
-            coordinator = MeetingCoordinator(
-                ArchiveStore(s3_faults, box.bucket),
-                GraphCalendar(client, fake.organizer),
-                ContactDirectory(roles, "ext", sb.DEFAULT_CONTACT_LIST_NAME, ses_factory=calendar_ses.__getitem__),
-                organizer=fake.organizer,
-                lease_seconds=30,
-                wait_seconds=2.0,
-                poll_seconds=0.1,
-            )
             processor = Processor(
                 code,
                 ArchiveStore(s3_faults, box.bucket),
@@ -171,7 +125,7 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
                 SesMailer(lambda: ses_faults, spec.sender, sb.DEFAULT_CONTACT_LIST_NAME, RateLimiter(500, burst=50)),
                 MetricsFactory("CustomMetrics", io.StringIO()),
                 lease_seconds=30,
-                meetings=coordinator,
+                store=ProcessingStore(s3_faults, box.bucket),
             )
             return Worker(
                 boto3.client("sqs", region_name=box.region),
@@ -185,16 +139,10 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
             )
 
         workers = [build_worker(code) for code in CODES for _ in range(WORKERS_PER_CUSTOMER)]
-        graph_faults(fake)
         plan: list[dict[str, Any]] = []
         for n in range(CHANGES):
             doc: dict[str, Any] = {"change_id": f"CHG-F{n:03d}", "title": f"Fault change {n}", "customers": CODES}
             doc["approvals"] = [{"by": "cab", "n": n}]  # unknown to the processor
-            if n < MEETINGS:
-                doc["meeting"] = {
-                    "start_time": f"2026-11-0{n + 1}T09:00:00Z",
-                    "end_time": f"2026-11-0{n + 1}T10:00:00Z",
-                }
             plan.append(doc)
             submit(box, doc, s3)
         # S3 delivers at least once: a second copy of some events
@@ -245,7 +193,7 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         except AssertionError:
             left = trigger_keys(box, s3)
             depths = {c: queue_depth(sqs, box.customers[c].queue_url) for c in CODES}
-            leases = {k: _archive_state(s3, box.bucket, k.split("/")[-1][:-5]) for k in left[:5]}
+            leases = {k: _processing_state(s3, box.bucket, k) for k in left[:5]}
             raise AssertionError(f"seed {SEED}: triggers left {left}; queue depths {depths}; {leases}") from None
         finally:
             stop.set()
@@ -254,6 +202,11 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         elapsed = time.monotonic() - started
 
         docs = {doc["change_id"]: ArchiveStore(s3, box.bucket).load(doc["change_id"]).document for doc in plan}
+        processing = {
+            (code, doc["change_id"]): ProcessingStore(s3, box.bucket).load_optional(code, doc["change_id"])
+            for doc in plan
+            for code in CODES
+        }
         emails = {code: email_counts(box.customers[code].spec.account) for code in CODES}
         dlq = {
             code: int(
@@ -265,17 +218,18 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         }
 
     injected = sum((f.injected for f in faulty), Counter[str]())
-    graph_errors = Counter(status for _method, _path, status in fake.requests if status >= 400)
     say(
         f"fault seed {SEED} (rerun: TTP_FAULT_SEED={SEED}): {len(plan) * len(CODES)} triggers "
         f"(+{duplicated} duplicate S3 events), 6 workers\n"
         f"  injected AWS errors: {sum(injected.values())} {dict(sorted(injected.items()))}\n"
-        f"  Graph errors answered: {dict(sorted(graph_errors.items()))}\n"
         f"  the sweeper deleted {sum(a.action == 'deleted' for a in swept)} recorded triggers whose delete had failed; "
         f"elapsed {elapsed:.1f}s"
     )
     assert not crashes, crashes
-    assert all(a.action == "deleted" for a in swept), swept  # only clean-up: nothing needed a re-drive
+    # only clean-up: a recorded trigger whose delete failed. Until the sweeper reads the processing objects
+    # (issue 10, ops), it re-drives such a trigger instead (and waits on it), and the processor then only
+    # deletes it. TODO(issue 10): back to `== "deleted"` once the sweeper reads processing objects.
+    assert all(a.action in ("deleted", "redriven", "waiting") for a in swept), swept
     assert not [t.name for t in threads if t.is_alive()]
     assert sum(1 for k in injected if k.startswith("put_object:500")) > 0  # the faults did happen
     assert dlq == dict.fromkeys(CODES, 0)
@@ -284,16 +238,13 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         stored = docs[doc["change_id"]]
         dumped = stored.to_json_dict()
         assert len(modifications(dumped, "submitted")) == 1
+        assert modifications(dumped, "processed") == []  # the processors never write the archive
+        assert stored.revision == 1 and stored.model_extra == {"approvals": doc["approvals"]}
         for code in CODES:
-            assert len(modifications(dumped, "processed", code)) == 1, (doc["change_id"], code)
-        assert stored.leases == {}
-        assert stored.model_extra == {"approvals": doc["approvals"]}
-        if "meeting" in doc:
-            assert len(modifications(dumped, "meeting_scheduled")) == 1
-            assert stored.meeting_metadata is not None and stored.meeting_lease is None
-    events = fake.events()
-    assert len(events) == MEETINGS and len({e["transactionId"] for e in events}) == MEETINGS
-    assert {d.meeting_metadata.meeting_id for d in docs.values() if d.meeting_metadata} == {e["id"] for e in events}
+            version = processing[(code, doc["change_id"])]
+            assert version is not None, (doc["change_id"], code)
+            assert list(version.document.results) == ["1"], (doc["change_id"], code, version.document)
+            assert version.document.lease is None and version.document.progress is None
 
     for spec in CUSTOMERS:
         expected = {(doc["change_id"], c.email.lower()) for doc in plan for c in spec.contacts}
@@ -301,13 +252,13 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         assert duplicates(emails[spec.code]) == 0, {k: n for k, n in emails[spec.code].items() if n > 1}
 
 
-def _archive_state(s3: Any, bucket: str, change_id: str) -> dict[str, Any]:
-    doc = ArchiveStore(s3, bucket).load(change_id).document
-    return {
-        "leases": {c: (lease.owner, lease.expires_at.isoformat()) for c, lease in doc.leases.items()},
-        "meeting_lease": doc.meeting_lease.owner if doc.meeting_lease else None,
-        "processed": [m.customer_code for m in doc.modifications if m.modification_type == "processed"],
-    }
+def _processing_state(s3: Any, bucket: str, trigger_key: str) -> dict[str, Any]:
+    _, code, name = trigger_key.split("/")
+    version = ProcessingStore(s3, bucket).load_optional(code, name[: -len(".json")])
+    if version is None:
+        return {}
+    doc = version.document
+    return {"lease": doc.lease.owner if doc.lease else None, "results": sorted(doc.results)}
 
 
 def _quiet(_level: str, _message: str, _extra: dict[str, Any]) -> None:

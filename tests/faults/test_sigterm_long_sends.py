@@ -6,9 +6,9 @@ before the drain budget runs out; a fourth, short change (the two ``aws-calendar
 end within the drain. SIGTERM arrives once every long send is under way. Then:
 
 * the worker exits 0 within its drain budget (``TTP_DRAIN_SECONDS`` plus the short interruption);
-* every change is either completely processed (a ``processed`` entry, every recipient mailed once) or
-  not at all (no ``processed`` entry, trigger kept), and its lease records exactly the recipients SES
-  accepted (the checkpoint on interrupt);
+* every change is either completely processed (a recorded result in the customer's processing object,
+  every recipient mailed once) or not at all (no result, trigger kept), and its progress records
+  exactly the recipients SES accepted (the checkpoint on interrupt);
 * the unfinished messages are back in the queue at once (visible, none in flight);
 * after a restart every recipient has exactly one email per change.
 """
@@ -29,8 +29,10 @@ from runtime.contract.names import CALENDAR_TOPIC
 from tests.support.fault_injection import (
     WorkerProcess,
     archive,
+    checkpointed,
     email_counts,
     modifications,
+    processing,
     submit,
     trigger_keys,
     wait_for,
@@ -99,15 +101,15 @@ def test_sigterm_during_long_concurrent_sends(
     sent = sent_per_change()
     unfinished = []
     for change_id in [*LONG, SHORT]:
-        doc, mailed = archive(box, change_id, s3), sent.get(change_id, {})
+        doc, mailed = processing(box, "long", change_id, s3), sent.get(change_id, {})
         assert all(n == 1 for n in mailed.values()), (change_id, mailed)  # nothing sent twice
-        if modifications(doc, "processed", "long"):
+        if "1" in doc.get("results", {}):
             assert set(mailed) == recipients_of(change_id), change_id  # done means done
             assert f"customers/long/{change_id}.json" not in trigger_keys(box, s3)
             continue
         unfinished.append(change_id)
-        lease = doc["leases"]["long"]
-        assert set(lease["emails_sent"]) == set(mailed), (change_id, lease, mailed)  # progress checkpointed
+        saved = checkpointed(doc, recipients_of(change_id))
+        assert saved == {m.lower() for m in mailed}, (change_id, doc.get("progress"), mailed)  # progress checkpointed
         assert f"customers/long/{change_id}.json" in trigger_keys(box, s3)
     assert set(LONG) <= set(unfinished), "a long send finished within the drain: the test did not interrupt it"
     assert any(0 < len(sent.get(c, {})) < 30 for c in LONG)
@@ -128,8 +130,10 @@ def test_sigterm_during_long_concurrent_sends(
         assert second.stop() == 0, second.tail()
     sent = sent_per_change()
     for change_id in [*LONG, SHORT]:
-        doc: dict[str, Any] = archive(box, change_id, s3)
-        [entry] = modifications(doc, "processed", "long")
-        assert entry["emails_sent"] == len(recipients_of(change_id))
+        doc: dict[str, Any] = processing(box, "long", change_id, s3)
+        entry = doc["results"]["1"]
+        assert entry["sent"] == len(recipients_of(change_id))
         assert sent[change_id] == dict.fromkeys(recipients_of(change_id), 1), change_id  # everyone exactly once
-        assert doc.get("leases", {}) == {}
+        assert doc.get("lease") is None
+        # TODO(issue 10): with the coordinator beside the worker, assert the archive's folded entry too
+        assert modifications(archive(box, change_id, s3), "processed", "long") == []

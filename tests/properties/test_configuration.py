@@ -125,9 +125,9 @@ def test_meeting_settings(case: tuple[dict[str, str], list[str]]) -> None:
 PROCESS_CASES = [
     (["worker"], WorkerSettings, "TTP_LOG_LEVEL", "verbose"),
     (["worker"], WorkerSettings, "TTP_MAX_CONCURRENCY", "many"),
-    (["worker"], WorkerSettings, "TTP_CALENDAR_CONTACT_ROLES", "hts=arn:aws:iam::333333333333:role/x"),
-    (["worker"], WorkerSettings, "TTP_GRAPH_TENANT_ID", "tenant-without-the-rest"),
-    (["process", "--customer", "hts", "--change-id", "CHG-1"], WorkerSettings, "TTP_GRAPH_TENANT_ID", "t"),
+    # Graph / calendar settings are the change coordinator's now: the processor neither needs nor reads them
+    (["worker"], WorkerSettings, "TTP_CONTACT_CACHE_SECONDS", "-1"),
+    (["process", "--customer", "hts", "--change-id", "CHG-1"], WorkerSettings, "TTP_CONTACT_CACHE_SECONDS", "soon"),
     (["sweep"], OpsSettings, "TTP_CUSTOMER_QUEUES", "hts=https://sqs/queue"),
     (["sweep"], OpsSettings, "TTP_LOG_LEVEL", "loud"),
 ]

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from devtools import sandbox as sb
 from devtools.emulator import make_conditional_writes_atomic
+from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
@@ -92,6 +93,7 @@ class Platform:
             mailer,
             MetricsFactory("CustomMetrics", self.metrics_stream),
             lease_seconds=lease_seconds,
+            store=kwargs.pop("store", None) or ProcessingStore(s3, self.bucket, sleep=lambda _s: None),
             **kwargs,
         )
 
@@ -120,6 +122,21 @@ class Platform:
             if code is None or blob.get("CustomerCode") == code:
                 total += sum(blob.get(name, []))
         return total
+
+    def processing(self, code: str, change_id: str = "CHG-1") -> dict[str, Any] | None:
+        """The processing object ``processing/{code}/{change_id}.json`` (None when absent)."""
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"processing/{code}/{change_id}.json")["Body"].read()
+        except ClientError:
+            return None
+        loaded: dict[str, Any] = json.loads(body)
+        return loaded
+
+    def result(self, code: str, revision: int = 1, change_id: str = "CHG-1") -> dict[str, Any] | None:
+        """The recorded result of ``revision`` in ``code``'s processing object (step 7), or None."""
+        doc = self.processing(code, change_id) or {}
+        found: dict[str, Any] | None = doc.get("results", {}).get(str(revision))
+        return found
 
     def processed_entries(self, change_id: str = "CHG-1") -> list[dict[str, Any]]:
         return [m for m in self.archive(change_id)["modifications"] if m["modification_type"] == "processed"]

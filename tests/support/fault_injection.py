@@ -38,9 +38,7 @@ from runtime.contract.names import CALENDAR_TOPIC
 make_conditional_writes_atomic()  # S3's compare-and-swap is atomic; moto's in-process backend is not without this
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINT_EVERY_EMAILS = (
-    10  # runtime.pipeline.state_machine._Checkpointer's default: the documented window per message
-)
+
 _SUBJECT_CHANGE = re.compile(r"\(([A-Za-z0-9][A-Za-z0-9._-]*)\)$")
 
 
@@ -148,6 +146,30 @@ def submit(box: sb.Sandbox, document: dict[str, Any], s3: Any = None) -> None:
 def archive(box: sb.Sandbox, change_id: str, s3: Any = None) -> dict[str, Any]:
     s3 = s3 or boto3.client("s3", region_name=box.region)
     return json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+
+
+def processing(box: sb.Sandbox, code: str, change_id: str, s3: Any = None) -> dict[str, Any]:
+    """Customer ``code``'s processing object of ``change_id`` (``{}`` when it does not exist yet)."""
+    s3 = s3 or boto3.client("s3", region_name=box.region)
+    try:
+        body = s3.get_object(Bucket=box.bucket, Key=f"processing/{code}/{change_id}.json")["Body"].read()
+    except ClientError:
+        return {}
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+def checkpointed(doc: dict[str, Any], recipients: set[str], revision: int = 1) -> set[str]:
+    """The recipients (of ``recipients``) a processing object records as done for ``revision``: its
+    result if recorded, else its progress cursor over the sorted, lower-cased list."""
+    ordered = sorted({r.lower() for r in recipients})
+    if str(revision) in doc.get("results", {}):
+        return set(ordered)
+    progress = doc.get("progress")
+    if not progress or progress.get("revision") != revision:
+        return set()
+    through = progress.get("done_through")
+    return {r for r in ordered if through is not None and r <= through}
 
 
 def trigger_keys(box: sb.Sandbox, s3: Any = None) -> list[str]:

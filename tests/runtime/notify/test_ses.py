@@ -1,10 +1,14 @@
-"""SES: topic subscribers (the client-side filter) and the shared rate limiter."""
+"""SES: topic subscribers (the client-side filter, the per-worker cache), rejections, the rate limiter."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from runtime.notify.ses import RateLimiter, topic_subscribers
+import pytest
+from botocore.exceptions import ClientError
+
+from runtime.notify.rendering import RenderedEmail
+from runtime.notify.ses import RateLimiter, SesMailer, topic_subscribers
 
 # ---- subscribers (client-side filter) -----------------------------------------------------------
 
@@ -52,3 +56,69 @@ def test_rate_limiter_paces_to_the_rate() -> None:
     for _ in range(51):
         limiter.acquire(sleep)
     assert now[0] == pytest.approx(10.0, rel=0.01)  # 50 intervals of 1/5 s after the first token
+
+
+# ---- contact cache ------------------------------------------------------------------------------
+
+
+class CountingSes(FakeSes):
+    def __init__(self, contacts: list[dict]) -> None:
+        super().__init__(contacts)
+        self.reads = 0
+
+    def get_contact_list(self, ContactListName: str) -> dict:
+        self.reads += 1
+        return super().get_contact_list(ContactListName)
+
+
+def test_subscribers_are_cached_per_worker_for_the_configured_time() -> None:
+    ses = CountingSes([{"EmailAddress": "a@x.com"}])
+    now = [0.0]
+    mailer = SesMailer(
+        lambda: ses, "from@x.com", "list", RateLimiter(100), contact_cache_seconds=60, monotonic=lambda: now[0]
+    )
+    assert mailer.subscribers("t") == ["a@x.com"]
+    now[0] = 59.0
+    assert mailer.subscribers("t") == ["a@x.com"] and ses.reads == 1  # within the window: no SES call
+    now[0] = 61.0
+    mailer.subscribers("t")
+    assert ses.reads == 2  # expired: read again
+
+
+def test_contact_cache_zero_reads_the_list_for_every_trigger() -> None:
+    ses = CountingSes([{"EmailAddress": "a@x.com"}])
+    mailer = SesMailer(lambda: ses, "from@x.com", "list", RateLimiter(100), contact_cache_seconds=0)
+    mailer.subscribers("t")
+    mailer.subscribers("t")
+    assert ses.reads == 2
+
+
+# ---- per-recipient rejections -------------------------------------------------------------------
+
+
+class RejectingSes:
+    def __init__(self, reject: str) -> None:
+        self.reject = reject
+        self.sent: list[str] = []
+
+    def send_email(self, **kwargs: Any) -> dict:
+        address = kwargs["Destination"]["ToAddresses"][0]
+        if address == self.reject:
+            raise ClientError({"Error": {"Code": "MessageRejected", "Message": "no"}}, "SendEmail")
+        self.sent.append(address)
+        return {"MessageId": "m"}
+
+
+def test_a_rejected_recipient_is_reported_as_rejected_never_as_sent() -> None:
+    ses = RejectingSes("b@x.com")
+    done: list[tuple[str, str | None]] = []
+    sent = SesMailer(lambda: ses, "from@x.com", "list", RateLimiter(1000, burst=1000)).send(
+        ["a@x.com", "b@x.com", "c@x.com"],
+        RenderedEmail("s", "t", "h"),
+        "t",
+        on_done=lambda a, why: done.append((a, why)),
+        cancelled=None,
+    )
+    assert sent == ["a@x.com", "c@x.com"]
+    assert [a for a, why in done if why is not None] == ["b@x.com"]
+    assert [a for a, _ in done] == ["a@x.com", "b@x.com", "c@x.com"]  # in order, each exactly once

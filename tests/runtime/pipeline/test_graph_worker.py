@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
+@pytest.mark.skip(
+    reason="issue 10: customer processors no longer schedule meetings; the change coordinator does "
+    "(runtime/coordinator, helper β). Rewrite against `python -m runtime coordinator` when it is merged."
+)
 def test_two_worker_processes_schedule_one_meeting_from_the_fake_servers_env() -> None:
     with local_aws() as aws, FakeGraph() as fake:
         box = sb.create_sandbox(sb.sample_customers())

@@ -1,10 +1,13 @@
-"""Every row of DESIGN.md §2 against moto: archive content, trigger presence, message fate, emails."""
+"""Every row of DESIGN.md §2 (v2) against moto: processing object, trigger presence, message fate, emails.
+
+The processor never writes the archive: its lease, progress and result are in ``processing/hts/CHG-1.json``.
+The archive's ``processed`` entries are the change coordinator's job (folded from these objects)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -43,9 +46,12 @@ def test_happy_path_records_then_deletes_trigger(platform: Platform) -> None:
     assert result.outcome is Outcome.PROCESSED and result.fate is Fate.ACK
     assert result.trigger_delete is DeleteOutcome.DELETED
     assert sorted(recipients(platform, "hts")) == sorted(HTS_RECIPIENTS)
-    [entry] = platform.processed_entries()
-    assert entry["customer_code"] == "hts" and entry["revision"] == 1 and entry["emails_sent"] == 2
-    assert platform.archive()["leases"] == {}
+    result_1 = platform.result("hts", 1)
+    assert result_1 is not None and result_1["recipients"] == 2 and result_1["sent"] == 2
+    assert result_1["rejected"] == 0 and result_1["started_at"] and result_1["finished_at"]
+    processing = platform.processing("hts")
+    assert processing is not None and processing.get("lease") is None and processing.get("progress") is None
+    assert platform.processed_entries() == []  # the archive is never written by the processor
     assert not platform.trigger_exists("hts")
     assert platform.trigger_exists("htsnonprod")  # the other customer's trigger is untouched
     assert platform.metric_total("TriggerDeletionRate", "hts") == 1
@@ -60,15 +66,16 @@ def test_duplicate_delivery_sends_nothing_twice(platform: Platform) -> None:
     second = processor.process(HTS, "sqs:m2")
     assert second.outcome is Outcome.TRIGGER_GONE and second.fate is Fate.ACK
     assert len(platform.emails("hts")) == 2
-    assert len(platform.processed_entries()) == 1
+    assert list((platform.processing("hts") or {})["results"]) == ["1"]
     assert platform.metric_total("DuplicateEvents", "hts") == 1
 
 
-def test_missing_trigger_is_acked_without_reading_the_archive(platform: Platform) -> None:
+def test_missing_trigger_is_acked_without_writing_anything(platform: Platform) -> None:
     s3 = Faulty(platform.s3)
     result = platform.processor("hts", s3=s3).process(HTS, "sqs:m1")
     assert result.outcome is Outcome.TRIGGER_GONE and result.fate is Fate.ACK
-    assert "get_object" not in s3.calls
+    # the archive GET runs concurrently with the trigger HEAD (read-only); nothing is written
+    assert "put_object" not in s3.calls and "delete_object" not in s3.calls
 
 
 def test_missing_archive_keeps_trigger_and_dead_letters(platform: Platform) -> None:
@@ -165,7 +172,7 @@ def test_already_processed_revision_only_cleans_up(platform: Platform) -> None:
     assert result.outcome is Outcome.ALREADY_RECORDED and result.fate is Fate.ACK
     assert not platform.trigger_exists("hts")
     assert len(platform.emails("hts")) == 2
-    assert len(platform.processed_entries()) == 1
+    assert list((platform.processing("hts") or {})["results"]) == ["1"]
 
 
 def test_live_lease_of_another_message_acks_the_duplicate(platform: Platform) -> None:
@@ -200,59 +207,55 @@ def test_live_lease_of_another_message_acks_the_duplicate(platform: Platform) ->
 
 def test_expired_lease_is_taken_over(platform: Platform) -> None:
     platform.submit()
-    past = utcnow() - timedelta(minutes=30)
-    platform.processor("hts", clock=lambda: past, lease_seconds=60)._claim(
-        "CHG-1", "sqs:dead-worker", platform.processor("hts").archive.load("CHG-1"), _NullBatch()
+    past = (utcnow() - timedelta(minutes=30)).isoformat()
+    put_processing(
+        platform, {"lease": {"owner": "sqs:dead:r1", "message_id": "dead", "revision": 1, "expires_at": past}}
     )
-    assert "hts" in platform.archive()["leases"]
-    result = platform.processor("hts").process(HTS, "sqs:m2")
+    result = platform.processor("hts").process(HTS, "sqs:m2:r1")
     assert result.outcome is Outcome.PROCESSED
-    assert platform.archive()["leases"] == {}
+    assert (platform.processing("hts") or {}).get("lease") is None
 
 
 def test_redelivery_of_the_same_message_resumes_without_resending(platform: Platform) -> None:
     platform.submit()
     ses = Faulty(platform.ses("hts"))
-    ses.fail("send_email", client_error("InternalFailure", 500), times=1)
-    ses_proc = platform.processor("hts", ses=ses, checkpoint_every_emails=1)
+    ses_proc = platform.processor("hts", ses=ses)
     # first recipient goes out, then SES fails hard on the second
-    ses._faults["send_email"] = [lambda **_: None, client_error("AccountSuspendedException", 400)]
-    first = ses_proc.process(HTS, "sqs:same")
+    ses.fail("send_email", lambda **_: None).fail("send_email", client_error("AccountSuspendedException", 400))
+    first = ses_proc.process(HTS, "sqs:same:r1")
     assert first.outcome is Outcome.RETRY and first.fate is Fate.RETRY
     assert platform.trigger_exists("hts")
-    lease = platform.archive()["leases"]["hts"]
-    assert lease["owner"] == "sqs:same" and len(lease["emails_sent"]) == 1
-    second = platform.processor("hts").process(HTS, "sqs:same")
-    assert second.outcome is Outcome.PROCESSED
+    processing = platform.processing("hts") or {}
+    assert processing["lease"]["owner"] == "sqs:same:r1" and processing["lease"]["message_id"] == "same"
+    assert processing["progress"]["done"] == 1 and processing["progress"]["done_through"] == sorted(HTS_RECIPIENTS)[0]
+    assert datetime.fromisoformat(processing["lease"]["expires_at"]) <= utcnow()  # this receive gave up: released
+    second = platform.processor("hts").process(HTS, "sqs:same:r2")  # the redelivery resumes at once
+    assert second.outcome is Outcome.PROCESSED and second.emails_sent == 1
     sent = recipients(platform, "hts")
     assert sorted(sent) == sorted(HTS_RECIPIENTS)  # each exactly once
-    assert platform.processed_entries()[0]["emails_sent"] == 2
+    assert (platform.result("hts") or {})["sent"] == 2
 
 
-def test_archive_conflicts_are_reapplied_and_lose_nothing(platform: Platform) -> None:
+def test_processing_object_conflicts_are_reapplied_and_lose_nothing(platform: Platform) -> None:
     platform.submit()
     s3 = Faulty(platform.s3)
+    extra = {"note": 0}
 
-    def concurrent_writer(**_kwargs: object) -> None:
-        doc = platform.archive()
-        doc.setdefault("modifications", []).append(
-            {
-                "timestamp": utcnow().isoformat(),
-                "user_id": "other",
-                "modification_type": "processed",
-                "customer_code": "htsnonprod",
-                "revision": 1,
-            }
-        )
-        platform.s3.put_object(Bucket=platform.bucket, Key="archive/CHG-1.json", Body=json.dumps(doc).encode())
+    def concurrent_writer(**kwargs: object) -> None:
+        if not str(kwargs.get("Key", "")).startswith("processing/"):
+            return
+        doc = platform.processing("hts") or {"customer_code": "hts", "change_id": "CHG-1"}
+        extra["note"] += 1
+        doc[f"other_{extra['note']}"] = extra["note"]  # someone else's field, e.g. a tool's annotation
+        put_processing(platform, doc)
 
     s3.fail("put_object", concurrent_writer, times=3)  # each of our next 3 writes races another writer
     result = platform.processor("hts", s3=s3).process(HTS, "sqs:m1")
     assert result.outcome is Outcome.PROCESSED
-    entries = platform.processed_entries()
-    assert sum(1 for e in entries if e["customer_code"] == "hts") == 1
-    assert sum(1 for e in entries if e["customer_code"] == "htsnonprod") == 3  # every concurrent entry survived
-    assert platform.metric_total("ArchiveUpdateSuccess", "hts") >= 2
+    processing = platform.processing("hts") or {}
+    assert list(processing["results"]) == ["1"]
+    assert all(processing.get(f"other_{n}") == n for n in (1, 2, 3))  # every concurrent write survived
+    assert platform.metric_total("ArchiveUpdateSuccess", "hts") == 1  # the durable record of the result
 
 
 def test_ses_throttling_is_retried_then_succeeds(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,8 +281,8 @@ def test_ses_throttling_that_persists_returns_the_message(platform: Platform, mo
     assert result.outcome is Outcome.RETRY and result.fate is Fate.RETRY
     assert "throttling" in result.reason
     assert platform.trigger_exists("hts")
-    assert platform.processed_entries() == []
-    assert platform.archive()["leases"]["hts"]["owner"] == "sqs:m1"
+    processing = platform.processing("hts") or {}
+    assert processing.get("results", {}) == {} and processing["lease"]["owner"] == "sqs:m1"
 
 
 def test_ses_configuration_error_dead_letters_and_releases_lease(platform: Platform) -> None:
@@ -287,8 +290,8 @@ def test_ses_configuration_error_dead_letters_and_releases_lease(platform: Platf
     result = platform.processor("hts").process(HTS, "sqs:m1")
     assert result.outcome is Outcome.PERMANENT_ERROR and "no-such-topic" in result.reason
     assert platform.trigger_exists("hts")
-    lease = platform.archive()["leases"]["hts"]
-    assert lease["expires_at"] <= utcnow().isoformat().replace("+00:00", "Z")
+    lease = (platform.processing("hts") or {})["lease"]
+    assert datetime.fromisoformat(lease["expires_at"]) <= utcnow()  # released: expired on the storage clock
 
 
 def test_replaced_trigger_is_left_for_its_own_event(platform: Platform) -> None:
@@ -303,7 +306,7 @@ def test_replaced_trigger_is_left_for_its_own_event(platform: Platform) -> None:
     follow_up = platform.processor("hts").process(HTS, "sqs:m2")
     assert follow_up.outcome is Outcome.PROCESSED and follow_up.revision == 2
     assert not platform.trigger_exists("hts")
-    assert [e["revision"] for e in platform.processed_entries() if e["customer_code"] == "hts"] == [1, 2]
+    assert sorted((platform.processing("hts") or {})["results"]) == ["1", "2"]
 
 
 def test_trigger_delete_failure_is_a_warning_not_a_retry(platform: Platform) -> None:
@@ -313,25 +316,26 @@ def test_trigger_delete_failure_is_a_warning_not_a_retry(platform: Platform) -> 
     assert result.outcome is Outcome.PROCESSED and result.fate is Fate.ACK
     assert result.trigger_delete is DeleteOutcome.FAILED
     assert platform.metric_total("TriggerDeleteFailure", "hts") == 1
-    assert len(platform.processed_entries()) == 1
+    assert platform.result("hts") is not None
 
 
 def test_record_failure_keeps_trigger_and_retries(platform: Platform) -> None:
     platform.submit()
     s3 = Faulty(platform.s3)
     proc = platform.processor("hts", s3=s3, record_deadline_seconds=0.01)
-    proc.archive.max_attempts = 2
+    proc.store._backoff.max_attempts = 2
 
     def fail_record(**kwargs: object) -> None:
-        if b'"modification_type": "processed"' in kwargs["Body"]:  # type: ignore[operator]
+        if b'"results":{"1"' in kwargs["Body"]:  # type: ignore[operator]
             raise client_error("PreconditionFailed", 412)  # every attempt to record conflicts
 
     s3.fail("put_object", fail_record, times=100)
     result = proc.process(HTS, "sqs:m1")
     assert result.outcome is Outcome.RETRY
     assert platform.trigger_exists("hts")
-    lease = platform.archive()["leases"]["hts"]
-    assert sorted(lease["emails_sent"]) == sorted(HTS_RECIPIENTS)  # progress saved when recording failed
+    assert platform.metric_total("ArchiveUpdateFailure", "hts") >= 1
+    progress = (platform.processing("hts") or {})["progress"]
+    assert progress["done"] == 2  # progress saved when recording failed
     again = platform.processor("hts").process(HTS, "sqs:m1")
     assert again.outcome is Outcome.PROCESSED and again.emails_sent == 0
     assert len(platform.emails("hts")) == 2
@@ -355,6 +359,7 @@ def test_new_revision_is_processed_again(platform: Platform) -> None:
     assert "rescheduled" in platform.emails("hts")[-1]["subject"]
 
 
-class _NullBatch:
-    def add(self, *_args: object) -> None:
-        pass
+def put_processing(platform: Platform, fields: dict[str, object], code: str = "hts") -> None:
+    """Write ``processing/{code}/CHG-1.json`` directly (as another process would have)."""
+    doc = {"customer_code": code, "change_id": "CHG-1", **fields}
+    platform.s3.put_object(Bucket=platform.bucket, Key=f"processing/{code}/CHG-1.json", Body=json.dumps(doc).encode())

@@ -95,6 +95,13 @@ def archive(box: sb.Sandbox, change_id: str) -> dict:
     return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
 
 
+def processing(box: sb.Sandbox, code: str, change_id: str) -> dict:
+    """The customer's processing object (the processor never writes the archive; the change coordinator
+    folds these results into the archive's ``processed`` entries)."""
+    key = f"processing/{code}/{change_id}.json"
+    return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=key)["Body"].read())
+
+
 def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
     box = sb.create_sandbox(sb.sample_customers()[:2])
     workers = [WorkerProcess(box, code, env, tmp_path / f"{code}.log") for code in box.customers]
@@ -106,8 +113,12 @@ def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path)
         exit_codes = [w.stop() for w in workers]
     assert exit_codes == [0, 0]
     for n in range(3):
-        processed = [m for m in archive(box, f"CHG-{n}")["modifications"] if m["modification_type"] == "processed"]
-        assert sorted(m["customer_code"] for m in processed) == ["hts", "htsnonprod"]
+        # TODO(issue 10): once the coordinator runs beside the workers, assert the archive's folded
+        # `processed` entries here again; until then the processors' own records are the evidence.
+        for code in ("hts", "htsnonprod"):
+            recorded = processing(box, code, f"CHG-{n}")
+            assert list(recorded["results"]) == ["1"] and recorded.get("lease") is None, (n, code, recorded)
+        assert not [m for m in archive(box, f"CHG-{n}")["modifications"] if m["modification_type"] == "processed"]
     assert len(sb.sent_emails("333333333333")) == 3 * 2
     assert len(sb.sent_emails("444444444444")) == 3 * 2
     sqs = boto3.client("sqs")
@@ -128,10 +139,10 @@ def test_sigterm_during_sending_loses_nothing_and_resends_nothing(env: dict[str,
     assert worker.stop() == 0
     sent_before = len(sb.sent_emails("666666666666"))
     assert 4 <= sent_before < 24
-    doc = archive(box, "CHG-SLOW")
+    doc = processing(box, "big", "CHG-SLOW")
     assert triggers_left(box) == 1  # nothing recorded, so the trigger stays
-    assert not [m for m in doc["modifications"] if m["modification_type"] == "processed"]
-    assert len(doc["leases"]["big"]["emails_sent"]) == sent_before  # progress checkpointed on interrupt
+    assert doc.get("results", {}) == {}
+    assert doc["progress"]["done"] == sent_before  # progress checkpointed on interrupt
     lines = worker.lines()
     assert any(line.get("message") == "drain time is up; interrupting in-flight work" for line in lines)
     assert any(line.get("outcome") == "retry" for line in lines)
