@@ -65,7 +65,6 @@ from runtime.contract.settings import (
     ConfigurationError,
     CoordinatorSettings,
     MeetingSettings,
-    SenderSettings,
     env_var,
 )
 from runtime.notify.attendees import MAX_ATTENDEES, AttendeeSelection, ContactDirectory, merge_attendees
@@ -569,15 +568,14 @@ class MeetingCoordinator:
 
 def build_meeting_coordinator(
     meeting_settings: MeetingSettings,
-    settings: CoordinatorSettings | SenderSettings,
+    settings: CoordinatorSettings,
     session: boto3.session.Session | None = None,
     *,
     wait_seconds: float = 15.0,
 ) -> MeetingCoordinator:
     """The meeting half of the change coordinator, from validated settings.
 
-    ``settings`` is the coordinator's (:class:`CoordinatorSettings`); :class:`SenderSettings` is still
-    accepted for the processor's composition root until the processors stop calling Graph (issue 10).
+    Only the coordinator builds it: customer processors hold no Graph settings (DESIGN.md §5).
     """
     s = meeting_settings
     if not (s.graph_tenant_id and s.graph_client_id and s.graph_client_secret and s.meeting_organizer):
