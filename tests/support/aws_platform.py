@@ -97,6 +97,20 @@ class Platform:
             **kwargs,
         )
 
+    def fold(self, change_id: str = "CHG-1", customers: list[str] | None = None) -> None:
+        """What the change coordinator does on the processing objects' events: fold their results into
+        the archive (in-process, no queue)."""
+        from runtime.contract.keys import TriggerRef
+        from runtime.coordinator.folding import FoldBatcher, Folder
+        from runtime.coordinator.handler import CoordinatorHandler
+
+        archive = ArchiveStore(self.s3, self.bucket, sleep=lambda _s: None)
+        metrics = MetricsFactory("CustomMetrics", self.metrics_stream)
+        handler = CoordinatorHandler(self.s3, self.bucket, archive, FoldBatcher(Folder(archive, metrics), 0.0), metrics)
+        for code in customers or list(self.box.customers):
+            result = handler.fold(TriggerRef(code, change_id))
+            assert result.fate.value == "ack", result
+
     def submit(self, change_id: str = "CHG-1", customers: list[str] | None = None, **fields: Any) -> None:
         doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": customers or ["hts", "htsnonprod"]}
         doc.update(fields)

@@ -74,7 +74,7 @@ def record_processed(platform: Platform, change_id: str, code: str) -> None:
 
 
 def leave_trigger_after_processing(platform: Platform, code: str, change_id: str) -> None:
-    """Process for real, but the trigger delete fails: the archive records it, the trigger stays."""
+    """Process for real, but the trigger delete fails: the processing object records it, the trigger stays."""
     faulty = Faulty(platform.s3).fail("delete_object", client_error("InternalError", 500))
     result = platform.processor(code, s3=faulty).process(TriggerRef(code, change_id), "sqs:m")
     assert result.outcome is Outcome.PROCESSED and platform.trigger_exists(code, change_id)

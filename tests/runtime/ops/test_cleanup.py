@@ -23,7 +23,8 @@ MIN20 = 20 * 60
 def test_cleanup_deletes_only_recorded_triggers(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     env = ops_env(platform)
     platform.submit("CHG-1", ["hts", "htsnonprod"])
-    leave_trigger_after_processing(platform, "hts", "CHG-1")
+    leave_trigger_after_processing(platform, "hts", "CHG-1")  # recorded in processing/hts/CHG-1.json only
+    archive_before = platform.archive("CHG-1")
 
     dry = run(monkeypatch, env, "cleanup", "--dry-run", "--json")
     payload = as_json(dry)
@@ -35,7 +36,8 @@ def test_cleanup_deletes_only_recorded_triggers(platform: Platform, monkeypatch:
     actions = {(i["customer"], i["action"]) for i in real["items"]}
     assert actions == {("hts", "deleted"), ("htsnonprod", "kept")}
     assert not platform.trigger_exists("hts") and platform.trigger_exists("htsnonprod")
-    assert platform.processed_entries("CHG-1")[0]["customer_code"] == "hts"  # archive untouched
+    assert platform.archive("CHG-1") == archive_before  # cleanup never writes the archive
+    assert platform.processing("hts")["results"]["1"]["sent"] == 2  # the record it relied on
 
 
 def test_cleanup_never_deletes_a_trigger_replaced_after_listing(light: Platform) -> None:

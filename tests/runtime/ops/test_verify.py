@@ -29,6 +29,7 @@ def test_verify_follows_a_change_to_completion(platform: Platform, monkeypatch: 
     env = ops_env(platform)
     platform.submit("CHG-1", ["hts", "htsnonprod"])
     platform.processor("hts").process(TriggerRef("hts", "CHG-1"), "sqs:m1")
+    platform.fold("CHG-1", ["hts"])  # the coordinator folds the result into the archive
     set_lease(platform, "CHG-1", "htsnonprod", timedelta(minutes=5))
 
     result = run(monkeypatch, env, "verify", "CHG-1", "--json")
@@ -45,6 +46,7 @@ def test_verify_follows_a_change_to_completion(platform: Platform, monkeypatch: 
 
     set_lease(platform, "CHG-1", "htsnonprod", timedelta(minutes=-1))  # expired: the message retries
     platform.processor("htsnonprod").process(TriggerRef("htsnonprod", "CHG-1"), "sqs:m2")
+    platform.fold("CHG-1", ["htsnonprod"])
     done = run(monkeypatch, env, "verify", "CHG-1")
     assert done.exit_code == 0, done.stdout
     assert "COMPLETE" in done.stdout
