@@ -168,8 +168,12 @@ class _LeaseKeeper:
     writes the latest progress (a cursor: O(1) bytes) whenever it moved, and at least every third of
     the lease even when it did not (slow SES calls), which extends the lease on the storage clock."""
 
-    def __init__(self, processor: Processor, version: VersionedProcessing, owner: str, progress: SendProgress) -> None:
+    def __init__(
+        self, processor: Processor, version: VersionedProcessing, owner: str, progress: SendProgress, to_send: int
+    ) -> None:
         self._processor = processor
+        self._left = to_send
+        """Recipients not dealt with yet: no checkpoint is needed for what the record (step 7) will cover."""
         self.version = version
         self._owner = owner
         self.progress = progress
@@ -198,8 +202,9 @@ class _LeaseKeeper:
                 self.sent += 1
             self.progress = progress.model_copy(update=updates)
             self._done_seq += 1
+            self._left = max(0, self._left - 1)
             self._cond.notify_all()
-            while self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
+            while self._left > 0 and self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
                 if time.monotonic() - self._last_durable > self._processor.lease_seconds:
                     # no checkpoint landed for a whole lease (S3 unreachable): the lease may be gone
                     self.error = LeaseLost("no checkpoint could be written for a whole lease; stopping")
@@ -230,7 +235,7 @@ class _LeaseKeeper:
         last_write = time.monotonic()
         while True:
             with self._cond:
-                while not self._stop and self._done_seq == self._durable_seq:
+                while not self._stop and not self._checkpoint_needed():
                     remaining = self._extend_every - (time.monotonic() - last_write)
                     if remaining <= 0:
                         break
@@ -250,6 +255,12 @@ class _LeaseKeeper:
                 time.sleep(min(1.0, self._extend_every / 4))
                 continue
             last_write = time.monotonic()
+
+    def _checkpoint_needed(self) -> bool:
+        """Progress not yet durable, unless all that is left fits in the window: then the record covers it
+        (a change with 2 recipients needs no checkpoint at all)."""
+        unrecorded = self._done_seq - self._durable_seq
+        return unrecorded > 0 and unrecorded + self._left > MAX_UNRECORDED_EMAILS
 
     def _write(self, progress: SendProgress, seq: int, *, release: bool = False) -> None:
         processor, owner = self._processor, self._owner
@@ -428,7 +439,7 @@ class Processor:
             progress = _resume(version.document.progress, revision, recipients)
             remaining = progress.remaining(recipients)
             message = render_email(document, self.customer_code)
-            keeper = _LeaseKeeper(self, version, owner, progress).start()
+            keeper = _LeaseKeeper(self, version, owner, progress, to_send=len(remaining)).start()
             self.mailer.send(remaining, message, document.topic, on_done=keeper.on_done, cancelled=cancelled)
             keeper.stop()
             if keeper.error is not None:
