@@ -39,6 +39,7 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402

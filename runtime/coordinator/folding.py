@@ -184,7 +184,10 @@ class FoldBatcher:
     """Collects the results of one change for ``linger_seconds``, then folds them with one write.
 
     Thread-safe; the first caller of a change is the batch's leader (it lingers, then writes), the
-    others wait for the leader's outcome. Every caller gets the outcome of its own results.
+    others wait for the leader's outcome. Every caller gets the outcome of its own results. One write
+    per change at a time: while the previous batch of a change is being written, the next one stays
+    open and keeps collecting, so the coordinator's own writes never race each other (no 412s among
+    them) and batches grow with the load instead of the writes.
     """
 
     def __init__(
@@ -200,6 +203,7 @@ class FoldBatcher:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._open: dict[str, _Batch] = {}
+        self._writing: dict[str, threading.Lock] = {}
         self._known: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self._remember = remember
         self.writes = 0
@@ -229,14 +233,16 @@ class FoldBatcher:
             if batch is None:
                 batch = self._open[change_id] = _Batch()
             batch.items.extend(pending)
+            writing = self._writing.setdefault(change_id, threading.Lock())
         if leader:
             try:
                 if self.linger_seconds > 0:
                     self._sleep(self.linger_seconds)
-                with self._lock:
-                    del self._open[change_id]
-                    items = list(batch.items)
-                batch.outcome = self.folder.fold(change_id, items)
+                with writing:  # the previous batch of this change is written first; ours keeps collecting
+                    with self._lock:
+                        del self._open[change_id]
+                        items = list(batch.items)
+                    batch.outcome = self.folder.fold(change_id, items)
                 with self._lock:
                     self.batches += 1
                     self.writes += batch.outcome.writes
@@ -248,6 +254,8 @@ class FoldBatcher:
                 with self._lock:
                     if self._open.get(change_id) is batch:
                         del self._open[change_id]
+                    if change_id not in self._open and not writing.locked():
+                        self._writing.pop(change_id, None)  # bounded: only changes being folded
                 batch.done.set()
         else:
             batch.done.wait()

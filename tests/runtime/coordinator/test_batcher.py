@@ -71,3 +71,38 @@ def test_remembered_results_skip_the_archive() -> None:
     assert not batcher.known_folded([pending("a", revision=2)])
     batcher.submit("CHG-1", [pending("c")])
     assert not batcher.known_folded([pending("a")])  # bounded: the oldest is forgotten
+
+
+class SlowFolder(FakeFolder):
+    """A write that takes a while, counting how many writes of the change run at once."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            threading.Event().wait(self.seconds)
+            return super().fold(change_id, pending)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_one_write_per_change_at_a_time_and_the_next_batch_collects_meanwhile() -> None:
+    folder = SlowFolder(0.5)
+    batcher = FoldBatcher(folder, 0.0)  # type: ignore[arg-type]
+    first = threading.Thread(target=batcher.submit, args=("CHG-1", [pending("first")]))
+    first.start()
+    threading.Event().wait(0.1)  # the first write is in flight
+    out = run_concurrently(batcher, [f"c{i}" for i in range(8)])  # all arrive during that write
+    first.join(10)
+    assert folder.most_at_once == 1  # the coordinator's own writes never race (no 412 among them)
+    assert [len(call) for call in folder.calls] == [1, 8]  # the 8 waited together: one more write, not 8
+    assert all(isinstance(outcome, FoldOutcome) for outcome in out.values())
