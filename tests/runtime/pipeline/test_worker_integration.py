@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
