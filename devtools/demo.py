@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,11 @@ class Processes:
         self.started: list[Worker] = []
 
     def start(self, code: str, env: dict[str, str], logdir: Path, command: str = "worker") -> Worker:
-        worker = Worker(code, env, logdir, command)
-        self.started.append(worker)
+        # A Ctrl-C (or SIGTERM) that lands inside Popen would leave a started child unregistered, hence
+        # orphaned: it is held until the child is registered, then raised.
+        with _interrupts_deferred():
+            worker = Worker(code, env, logdir, command)
+            self.started.append(worker)
         return worker
 
     def stop_all(self, timeout: float = 15) -> None:
@@ -137,12 +141,13 @@ class Processes:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # a second Ctrl-C while the processes drain must not leave them behind
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # a second Ctrl-C (or a SIGTERM) while the processes drain must not leave them behind
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.stop_all()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def sample_changes(codes: list[str], count: int) -> list[dict[str, Any]]:
@@ -403,8 +408,28 @@ def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinat
     )
 
 
+_deferring = False
+_pending: list[int] = []
+
+
 def _interrupted(signum: int, _frame: object) -> None:
+    if _deferring:
+        _pending.append(signum)
+        return
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _pending:
+        raise KeyboardInterrupt(signal.Signals(_pending.pop()).name)
 
 
 def main() -> None:
@@ -416,6 +441,7 @@ def main() -> None:
         parser.error("--changes must be at least 1")
     # SIGTERM ends the demo as Ctrl-C does: the ExitStack in run() stops everything it started.
     signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         code = run(args)
         sys.stdout.flush()
