@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,13 +75,24 @@ class Worker:
         self.log_path = logdir / f"{command}-{code}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", command], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "runtime", command],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops them with SIGTERM (drain)
         )
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, wait for the drain; SIGKILL if it does not end within ``timeout``. Idempotent."""
         try:
-            return self.proc.wait(30)
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
         finally:
             self._log.close()
 
@@ -96,6 +109,45 @@ class Worker:
             if isinstance(entry, dict) and entry.get("message") == message:
                 lines.append(entry)
         return lines
+
+
+class Processes:
+    """Every subprocess the demo started; :meth:`stop_all` stops those still running, however the demo ends.
+
+    Used as a context manager: on the way out (normal end, an exception, Ctrl-C, SIGTERM, a closed stdout)
+    each process still running gets SIGTERM, and SIGKILL if it has not ended ``timeout`` seconds later.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[Worker] = []
+
+    def start(self, code: str, env: dict[str, str], logdir: Path, command: str = "worker") -> Worker:
+        # A Ctrl-C (or SIGTERM) that lands inside Popen would leave a started child unregistered, hence
+        # orphaned: it is held until the child is registered, then raised.
+        with _interrupts_deferred():
+            worker = Worker(code, env, logdir, command)
+            self.started.append(worker)
+        return worker
+
+    def stop_all(self, timeout: float = 15) -> None:
+        running = [w for w in self.started if w.proc.poll() is None]
+        for worker in running:
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.send_signal(signal.SIGTERM)
+        for worker in self.started:
+            worker.stop(timeout)
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # a second Ctrl-C (or a SIGTERM) while the processes drain must not leave them behind
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.stop_all()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def sample_changes(codes: list[str], count: int) -> list[dict[str, Any]]:
@@ -138,7 +190,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_synth:
         synthesize(ROOT / "cdk.out")
     logdir = Path(tempfile.mkdtemp(prefix="ttp-demo-"))
-    with local_aws() as aws:
+    # Whatever happens from here on (an exception, Ctrl-C, SIGTERM, a closed stdout), the ExitStack stops
+    # every process the demo started, then the fake Graph, then the emulator.
+    with contextlib.ExitStack() as cleanup:
+        aws = cleanup.enter_context(local_aws())
         console.print(f"local AWS emulator on {aws.endpoint}; worker logs in {logdir}")
         config = load_platform_config()
         customers = sb.specs_from_config(config.customers)
@@ -147,9 +202,11 @@ def run(args: argparse.Namespace) -> int:
         graph_env: dict[str, str] = {}
         graph = _start_fake_graph(box)
         if graph is not None:
+            cleanup.callback(graph[0].stop)
             graph_env.update(graph[1])
+        processes = cleanup.enter_context(Processes())
         # Only the coordinator holds the Graph secret and the contact-reader roles (DESIGN.md §5).
-        coordinator = Worker(
+        coordinator = processes.start(
             "coordinator",
             {
                 **os.environ,
@@ -176,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
                 ),
                 "PYTHONPATH": str(ROOT),
             }
-            workers.append(Worker(code, env, logdir))
+            workers.append(processes.start(code, env, logdir))
         changes = sample_changes(list(box.customers), args.changes)
         if graph is None:
             for change in changes:
@@ -195,7 +252,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             console.print("[red]triggers still present after 120 s[/red]")
         elapsed = time.monotonic() - submitted_at
-        while time.monotonic() < deadline and not _settled(s3, box, changes, meetings=graph is not None):
+        settled_ok = False
+        while time.monotonic() < deadline:
+            settled_ok = _settled(s3, box, changes, meetings=graph is not None)
+            if settled_ok:
+                break
             time.sleep(0.2)  # the coordinator folds the results and reconciles the meeting after the emails
         settled = time.monotonic() - submitted_at
         report(box, changes, workers, elapsed)
@@ -209,14 +270,13 @@ def run(args: argparse.Namespace) -> int:
         }
         for command in (["health", "--skip-ecs", "--no-cloudwatch"], ["verify", changes[0]["change_id"]]):
             console.rule(f"python -m runtime {' '.join(command)}")
+            sys.stdout.flush()  # the command writes to the same stdout
             subprocess.run([sys.executable, "-m", "runtime", *command], cwd=ROOT, env=ops_env)
         exit_codes = {w.code: w.stop() for w in workers}
         console.print(f"workers stopped with SIGTERM, exit codes: {exit_codes}")
         coordinator_exit = coordinator.stop()
         console.print(f"coordinator stopped with SIGTERM, exit code: {coordinator_exit}")
-        if graph is not None:
-            graph[0].stop()
-        ok = all(code == 0 for code in exit_codes.values()) and coordinator_exit == 0 and elapsed < 120
+        ok = all(code == 0 for code in exit_codes.values()) and coordinator_exit == 0 and elapsed < 120 and settled_ok
         return 0 if ok else 1
 
 
@@ -313,6 +373,18 @@ def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinat
     console.print(folds)
     results = sum(len(line.get("folded") or []) for line in fold_lines)
     console.print(f"  {results} results folded in {len(fold_lines)} archive writes")
+    for change in changes:
+        doc = _archive(s3, box, change["change_id"])
+        folded = sorted(
+            {
+                str(m.get("customer_code"))
+                for m in doc["modifications"]
+                if m["modification_type"] == "processed" and m.get("revision") == doc["revision"]
+            }
+        )
+        missing = sorted(set(doc["customers"]) - set(folded))
+        state = "every listed customer" if not missing else f"[red]missing {', '.join(missing)}[/red]"
+        console.print(f"  {change['change_id']} revision {doc['revision']}: processed by {', '.join(folded)} ({state})")
     meetings = Table(title="the change's one meeting (reconciled by the coordinator only)")
     for column in ("change", "event id", "generation", "revision", "attendees", "cancelled"):
         meetings.add_column(column)
@@ -336,6 +408,30 @@ def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinat
     )
 
 
+_deferring = False
+_pending: list[int] = []
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    if _deferring:
+        _pending.append(signum)
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _pending:
+        raise KeyboardInterrupt(signal.Signals(_pending.pop()).name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-synth", action="store_true", help="Do not synthesize the CDK app first.")
@@ -343,7 +439,32 @@ def main() -> None:
     args = parser.parse_args()
     if args.changes < 1:
         parser.error("--changes must be at least 1")
-    raise SystemExit(run(args))
+    # SIGTERM ends the demo as Ctrl-C does: the ExitStack in run() stops everything it started.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
+    try:
+        code = run(args)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        with contextlib.suppress(BrokenPipeError):
+            console.print("[yellow]interrupted; every process the demo started was stopped[/yellow]")
+            sys.stdout.flush()
+        code = 130
+    except BrokenPipeError:  # `make demo | head`: stdout closed; everything was stopped on the way out
+        code = 141
+    if code == 141 or _stdout_closed():
+        # No further write may fail at interpreter exit (Python would report it and exit 120).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(code)
+
+
+def _stdout_closed() -> bool:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    return False
 
 
 if __name__ == "__main__":

@@ -1,31 +1,121 @@
-"""The README's first command: the local pipeline run must succeed and report what happened."""
+"""The README's first command: the local pipeline run must succeed and report what happened, and it
+must stop every process it started however it ends."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 
-@pytest.mark.slow
+def demo_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TTP_", "AWS_"))}
+    return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
+
+
 def test_demo_runs_the_sample_platform_end_to_end() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     result = subprocess.run(
         [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "3"],
         cwd=ROOT,
-        env=env,
+        env=demo_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
-    assert "meeting_scheduled" in out  # the change with a meeting got exactly its Graph meeting
+    # every change processed by every customer it lists, folded into the archive by the coordinator
+    assert "CHG-2026-0001 revision 1: processed by hts, htsnonprod (every listed customer)" in out, out
+    assert "CHG-2026-0002 revision 1: processed by hts, htsnonprod (every listed customer)" in out, out
+    assert "CHG-2026-0003 revision 1: processed by htsnonprod (every listed customer)" in out, out
+    # the coordinator's folds: 5 results (2 + 2 + 1), never more writes than results, at least one per change
+    [(results, writes)] = re.findall(r"(\d+) results folded in (\d+) archive writes", out)
+    assert int(results) == 5 and 3 <= int(writes) <= 5, out
+    assert "processor:hts" in out and "processor:htsnonprod" in out  # the folded entries name the processor
+    # the change with a meeting got exactly one Graph meeting, created by the coordinator
+    assert out.count("meeting_scheduled") == 1
+    assert re.search(r"│ CHG-2026-0002 +│ \S+… +│ 0 +│ 1 +│", out), out  # the meeting table's one row
+    assert "by coordinator" not in out and "│ coordinator " in out
     assert "triggers left under customers/" in out and "HEALTHY" in out and "COMPLETE" in out
+    assert "recorded and folded" in out  # verify reads both the processing objects and the archive
     assert "exit codes: {'hts': 0, 'htsnonprod': 0}" in out
+    assert "coordinator stopped with SIGTERM, exit code: 0" in out
     assert "&lt;" not in out and "Rotate <KMS> keys" in out  # subjects are plain text, not HTML-escaped
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """The processes whose environment carries ``tag`` (the demo's children inherit its environment)."""
+    needle = f"TTP_DEMO_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+@pytest.mark.parametrize("running", [2, 4], ids=["while-starting", "all-running"])
+def test_ctrl_c_stops_every_process_the_demo_started(running: int) -> None:
+    tag = uuid.uuid4().hex
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "1"],
+        cwd=ROOT,
+        env=demo_env(TTP_DEMO_TEST_TAG=tag),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        # the demo and its first child (Ctrl-C lands while it starts the others), or all of them:
+        # the coordinator and both workers
+        assert wait_for(lambda: len(tagged_processes(tag)) >= running, 60), tagged_processes(tag)
+        demo.send_signal(signal.SIGINT)
+        out = demo.communicate(timeout=60)[0].decode()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 130, out[-3000:]
+    assert "interrupted; every process the demo started was stopped" in out
+    assert tagged_processes(tag) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_demo_piped_into_head_leaves_no_process_behind() -> None:
+    tag = uuid.uuid4().hex
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m devtools.demo --skip-synth --changes 1 | head -n 2"],
+        cwd=ROOT,
+        env=demo_env(TTP_DEMO_TEST_TAG=tag, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert len(result.stdout.splitlines()) == 2
+    # the demo's exit code (pipefail): rich exits 1 on a broken pipe, a bare write 141; never 0 nor 120
+    assert result.returncode in (1, 141), result.stdout + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr[-3000:]
+    assert tagged_processes(tag) == []

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -42,9 +42,10 @@ def _header_time(headers: dict[str, Any], name: str) -> datetime | None:
     if not value:
         return None
     try:
-        return parsedate_to_datetime(str(value))
+        moment = parsedate_to_datetime(str(value))  # naive for "-0000" or a repeated header ("d GMT, d GMT")
     except (TypeError, ValueError):
         return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # an HTTP-date is always GMT
 
 
 def storage_time(response: dict[str, Any], local: Callable[[], datetime] = utcnow) -> tuple[datetime, bool]:

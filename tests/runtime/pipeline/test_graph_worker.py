@@ -1,14 +1,18 @@
-"""Two real worker processes (``python -m runtime worker``) against moto's server and the fake Graph.
+"""Customer processors and the change coordinator as real processes against moto's server and the fake Graph.
 
-What the demo does: the workers get their Graph settings only from ``devtools.fake_graph.worker_env``,
-so this proves the environment contract (msal authority on the fake, its CA, the contact roles) and
-that two customers' workers racing on one change create exactly one meeting.
+What the demo does (DESIGN.md §5): only the coordinator gets the Graph settings (from
+``devtools.fake_graph.worker_env``: msal authority on the fake, its CA, the contact-reader roles); the
+customers' processors get none. Two customers processing one change that asks for a meeting → the
+coordinator creates exactly one meeting, with the union of both customers' ``aws-calendar`` subscribers,
+records it once in the archive and folds both results. (tests/runtime/coordinator covers the meeting
+logic in-process, and the coordinator process without Graph; this is the one over HTTP, end to end.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,17 +30,42 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 
 ROOT = Path(__file__).resolve().parents[3]
+SETTINGS = {
+    "TTP_VISIBILITY_TIMEOUT_SECONDS": "60",
+    "TTP_DRAIN_SECONDS": "5",
+    "TTP_RECEIVE_WAIT_SECONDS": "1",
+    "TTP_RETRY_BASE_SECONDS": "1",
+}
+
+
+def start(command: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    out = log.open("w")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TTP_", "REQUESTS_CA_BUNDLE"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", command],
+        env={**base, **env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, out
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="issue 10: customer processors no longer schedule meetings; the change coordinator does "
-    "(runtime/coordinator, helper β). Rewrite against `python -m runtime coordinator` when it is merged."
-)
-def test_two_worker_processes_schedule_one_meeting_from_the_fake_servers_env() -> None:
+def test_processors_and_the_coordinator_schedule_one_meeting_from_the_fake_servers_env(tmp_path: Path) -> None:
     with local_aws() as aws, FakeGraph() as fake:
         box = sb.create_sandbox(sb.sample_customers())
         roles = {code: c.spec.contact_role_arn for code, c in box.customers.items()}
+        graph_env = fake.env(calendar_contact_roles=roles, contact_reader_external_id="contact-reader-id")
+        processes = [
+            start(
+                "coordinator",
+                {**aws.env(), **box.coordinator_env(**SETTINGS, TTP_FOLD_LINGER_SECONDS="0.5"), **graph_env},
+                tmp_path / "coordinator.log",
+            )
+        ]
+        for code in ("hts", "htsnonprod"):  # the processors hold no Graph secret
+            processes.append(start("worker", {**aws.env(), **box.worker_env(code, **SETTINGS)}, tmp_path / code))
         s3 = boto3.client("s3", region_name=box.region)
         submit_change(
             ArchiveStore(s3, box.bucket),
@@ -49,49 +78,27 @@ def test_two_worker_processes_schedule_one_meeting_from_the_fake_servers_env() -
             },
             user_id="test",
         )
-        workers: list[subprocess.Popen[str]] = []
-        for code in ("hts", "htsnonprod"):
-            env = {
-                **os.environ,
-                **aws.env(),
-                **box.worker_env(
-                    code,
-                    TTP_VISIBILITY_TIMEOUT_SECONDS="60",
-                    TTP_DRAIN_SECONDS="5",
-                    TTP_RECEIVE_WAIT_SECONDS="1",
-                    TTP_RETRY_BASE_SECONDS="1",
-                ),
-                **fake.env(calendar_contact_roles=roles, contact_reader_external_id="contact-reader-id"),
-                "PYTHONPATH": str(ROOT),
-            }
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "runtime", "worker"],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
-            )
         doc: dict[str, Any] = {}
+
+        def processed(doc: dict[str, Any]) -> set[str]:
+            return {m["customer_code"] for m in doc["modifications"] if m["modification_type"] == "processed"}
+
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 doc = json.loads(s3.get_object(Bucket=box.bucket, Key="archive/CHG-W1.json")["Body"].read())
-                processed = {m["customer_code"] for m in doc["modifications"] if m["modification_type"] == "processed"}
-                if processed == {"hts", "htsnonprod"}:
+                if processed(doc) == {"hts", "htsnonprod"} and doc.get("meeting_metadata"):
                     break
                 time.sleep(0.3)
         finally:
-            logs = []
-            for worker in workers:
-                worker.terminate()
-                logs.append(worker.communicate(timeout=30)[0])
-        assert {m["customer_code"] for m in doc["modifications"] if m["modification_type"] == "processed"} == {
-            "hts",
-            "htsnonprod",
-        }, logs
+            exit_codes = []
+            for proc, out in processes:
+                proc.send_signal(signal.SIGTERM)
+                exit_codes.append(proc.wait(30))
+                out.close()
+        logs = {p.name: p.read_text()[-2000:] for p in tmp_path.iterdir()}
+        assert exit_codes == [0, 0, 0], logs
+        assert processed(doc) == {"hts", "htsnonprod"}, logs
         [event] = fake.events()
         assert fake.create_requests == 1
         assert {a["emailAddress"]["address"].lower() for a in event["attendees"]} == {
@@ -100,4 +107,8 @@ def test_two_worker_processes_schedule_one_meeting_from_the_fake_servers_env() -
         }
         assert doc["meeting_metadata"]["meeting_id"] == event["id"]
         assert [m["modification_type"] for m in doc["modifications"]].count("meeting_scheduled") == 1
-        assert fake.token_requests <= 2  # one msal application, hence one token, per worker process
+        [scheduled] = [m for m in doc["modifications"] if m["modification_type"] == "meeting_scheduled"]
+        assert scheduled["user_id"] == "coordinator" and scheduled["revision"] == 1
+        assert fake.token_requests == 1  # one msal application, hence one token, in the one coordinator process
+        for code in ("hts", "htsnonprod"):  # the processors never talked to Graph
+            assert "graph" not in (tmp_path / code).read_text().lower()

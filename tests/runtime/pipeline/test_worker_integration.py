@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -50,19 +51,26 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class WorkerProcess:
-    def __init__(self, box: sb.Sandbox, code: str, aws_env: dict[str, str], log: Path, **settings: str) -> None:
-        env = {**os.environ, **aws_env, "PYTHONPATH": str(ROOT)}
+    """``python -m runtime worker`` of one customer, or with ``code=None`` ``python -m runtime coordinator``."""
+
+    def __init__(self, box: sb.Sandbox, code: str | None, aws_env: dict[str, str], log: Path, **settings: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_")}
+        env.update({**aws_env, "PYTHONPATH": str(ROOT)})
         defaults = {
             "TTP_RECEIVE_WAIT_SECONDS": "1",
             "TTP_VISIBILITY_TIMEOUT_SECONDS": "30",
             "TTP_RETRY_BASE_SECONDS": "0",
             "TTP_DRAIN_SECONDS": "5",
         }
-        env.update(box.worker_env(code, **{**defaults, **settings}))
+        if code is None:
+            env.update(box.coordinator_env(**{**defaults, "TTP_FOLD_LINGER_SECONDS": "0.5", **settings}))
+        else:
+            env.update(box.worker_env(code, **{**defaults, **settings}))
         self.log = log
         self._out = log.open("w")
+        command = "worker" if code else "coordinator"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "worker"], env=env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "runtime", command], env=env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT
         )
 
     def stop(self, timeout: float = 30) -> int:
@@ -102,32 +110,57 @@ def processing(box: sb.Sandbox, code: str, change_id: str) -> dict:
     return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=key)["Body"].read())
 
 
+def folded(box: sb.Sandbox, change_id: str) -> list[dict]:
+    """The archive's ``processed`` entries (folded there by the change coordinator)."""
+    return [m for m in archive(box, change_id)["modifications"] if m["modification_type"] == "processed"]
+
+
 def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
     box = sb.create_sandbox(sb.sample_customers()[:2])
+    coordinator = WorkerProcess(box, None, env, tmp_path / "coordinator.log")
     workers = [WorkerProcess(box, code, env, tmp_path / f"{code}.log") for code in box.customers]
+    changes = [f"CHG-{n}" for n in range(3)]
     try:
-        for n in range(3):
-            submit(box, f"CHG-{n}", ["hts", "htsnonprod"])
+        for change_id in changes:
+            submit(box, change_id, ["hts", "htsnonprod"])
         wait_for(lambda: triggers_left(box) == 0, 60, "all triggers processed")
+        wait_for(lambda: all(len(folded(box, c)) == 2 for c in changes), 60, "every result folded into the archive")
     finally:
         exit_codes = [w.stop() for w in workers]
-    assert exit_codes == [0, 0]
-    for n in range(3):
-        # TODO(issue 10): once the coordinator runs beside the workers, assert the archive's folded
-        # `processed` entries here again; until then the processors' own records are the evidence.
-        for code in ("hts", "htsnonprod"):
-            recorded = processing(box, code, f"CHG-{n}")
-            assert list(recorded["results"]) == ["1"] and recorded.get("lease") is None, (n, code, recorded)
-        assert not [m for m in archive(box, f"CHG-{n}")["modifications"] if m["modification_type"] == "processed"]
+        coordinator_exit = coordinator.stop()
+    assert exit_codes == [0, 0] and coordinator_exit == 0
+    for change_id in changes:
+        for code in ("hts", "htsnonprod"):  # each processor recorded its result in its own object...
+            recorded = processing(box, code, change_id)
+            assert list(recorded["results"]) == ["1"] and recorded.get("lease") is None, (change_id, code, recorded)
+        # ...and the coordinator folded exactly one `processed` entry per customer into the archive
+        entries = sorted(folded(box, change_id), key=lambda m: m["customer_code"])
+        assert [(m["customer_code"], m["revision"], m["user_id"]) for m in entries] == [
+            ("hts", 1, "processor:hts"),
+            ("htsnonprod", 1, "processor:htsnonprod"),
+        ], entries
+        # sample contacts: hts has ops + lead (its duplicate, opt-out and unsubscribed are filtered), htsnonprod 2
+        assert [(m["recipients"], m["emails_sent"], m["rejected"]) for m in entries] == [(2, 2, 0), (2, 2, 0)]
+        for entry in entries:  # the folded entry carries the processor's finish time, in UTC like every timestamp
+            result = processing(box, entry["customer_code"], change_id)["results"]["1"]
+            assert datetime.fromisoformat(entry["timestamp"]) == datetime.fromisoformat(result["finished_at"])
+            assert datetime.fromisoformat(entry["timestamp"]).utcoffset() == timedelta(0), entry
     assert len(sb.sent_emails("333333333333")) == 3 * 2
     assert len(sb.sent_emails("444444444444")) == 3 * 2
     sqs = boto3.client("sqs")
-    for resources in box.customers.values():
-        attrs = sqs.get_queue_attributes(QueueUrl=resources.queue_url, AttributeNames=["All"])["Attributes"]
+    coordinator_queue = box.coordinator
+    assert coordinator_queue is not None
+    for url in [r.queue_url for r in box.customers.values()] + [coordinator_queue.queue_url]:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    for url in [r.dlq_url for r in box.customers.values()] + [coordinator_queue.dlq_url]:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        assert attrs["ApproximateNumberOfMessages"] == "0", url
     handled = [line for line in workers[0].lines() if line.get("message") == "message handled"]
     assert handled and all(line["customer_code"] == "hts" and line.get("message_id") for line in handled)
-    assert {line.get("change_id") for line in handled if line["outcome"] == "processed"} == {"CHG-0", "CHG-1", "CHG-2"}
+    assert {line.get("change_id") for line in handled if line["outcome"] == "processed"} == set(changes)
+    folds = [line for line in coordinator.lines() if line.get("message") == "results folded into the archive"]
+    assert sum(len(line["folded"]) for line in folds) == 6 and len(folds) <= 6  # 6 results, never one write more
 
 
 def test_sigterm_during_sending_loses_nothing_and_resends_nothing(env: dict[str, str], tmp_path: Path) -> None:
