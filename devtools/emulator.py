@@ -31,8 +31,9 @@ FAKE_CREDENTIALS = {
 
 
 def _with_date(answer: Any) -> Any:
-    """Give an object answer the ``Date`` header real S3 sends (moto omits it): the pipeline's storage
-    clock (runtime.archive.processing_store) reads it."""
+    """Give an object answer the ``Date`` header real S3 sends (moto omits it in process): the pipeline's
+    storage clock (runtime.archive.processing_store) reads it. Behind moto's HTTP server werkzeug adds a
+    second one, which botocore joins to the first ("d GMT, d GMT"); the storage clock reads that as GMT."""
     if isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[1], dict):
         answer[1].setdefault("date", formatdate(usegmt=True))
     return answer
