@@ -313,7 +313,7 @@ class CoordinatorProcess(WorkerProcess):
         self.box, self.code, self.aws_env, self.extra_env = box, "coordinator", aws_env, dict(extra_env or {})
         settings = {k: v for k, v in self.extra_env.items() if k.startswith("TTP_")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_GRAPH_")}
-        env.update({**aws_env, "PYTHONPATH": str(ROOT)})
+        env.update({**aws_env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})  # its log survives a SIGKILL
         env.update(box.coordinator_env(**{**self.DEFAULTS, **settings}))
         env.update({k: v for k, v in self.extra_env.items() if not k.startswith("TTP_")})
         self.log = log
@@ -336,14 +336,22 @@ def processed_entries(doc: dict[str, Any], customer: str, revision: int = 1) -> 
     return [m for m in modifications(doc, "processed", customer) if m.get("revision") == revision]
 
 
-def folded(box: sb.Sandbox, plan: list[dict[str, Any]], s3: Any = None) -> bool:
-    """Every listed customer of every planned change has its ``processed`` entry (revision 1) in the archive."""
+def first_unfolded(
+    box: sb.Sandbox, plan: list[dict[str, Any]], done: set[str], s3: Any = None
+) -> tuple[str, list[str]] | None:
+    """The first planned change (not in ``done``) whose archive lacks a listed customer's ``processed``
+    entry for revision 1, with those customers; ``None`` when all are folded. Adds each fully folded
+    change to ``done`` and stops at the first that is not, so polling costs about one GET."""
     s3 = s3 or boto3.client("s3", region_name=box.region)
     for doc in plan:
+        if doc["change_id"] in done:
+            continue
         stored = archive(box, doc["change_id"], s3)
-        if any(not processed_entries(stored, code) for code in doc["customers"]):
-            return False
-    return True
+        missing = [code for code in doc["customers"] if not processed_entries(stored, code)]
+        if missing:
+            return doc["change_id"], missing
+        done.add(doc["change_id"])
+    return None
 
 
 def chaos_customer(code: str, account: str) -> sb.CustomerSpec:
