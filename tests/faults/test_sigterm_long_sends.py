@@ -10,7 +10,9 @@ end within the drain. SIGTERM arrives once every long send is under way. Then:
   every recipient mailed once) or not at all (no result, trigger kept), and its progress records
   exactly the recipients SES accepted (the checkpoint on interrupt);
 * the unfinished messages are back in the queue at once (visible, none in flight);
-* after a restart every recipient has exactly one email per change.
+* after a restart every recipient has exactly one email per change, and the change coordinator
+  (a subprocess beside the worker all along, fed by the ``processing/`` events) has folded exactly one
+  ``processed`` entry per change into the archive, with the result's counts.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from devtools import sandbox as sb
 from devtools.emulator import LocalAws, local_aws
 from runtime.contract.names import CALENDAR_TOPIC
 from tests.support.fault_injection import (
+    CoordinatorProcess,
     WorkerProcess,
     archive,
     checkpointed,
     email_counts,
     modifications,
+    processed_entries,
     processing,
     submit,
     trigger_keys,
@@ -78,6 +82,8 @@ def test_sigterm_during_long_concurrent_sends(
         submit(box, {"change_id": change_id, "title": f"Long {change_id}", "customers": ["long"]}, s3)
     submit(box, {"change_id": SHORT, "title": "Short", "customers": ["long"], "topic": CALENDAR_TOPIC}, s3)
 
+    coordinator = CoordinatorProcess(box, aws.env(), tmp_path / "coordinator.log")
+    reaper.append(coordinator)
     settings = {
         "TTP_MAX_CONCURRENCY": "4",
         "TTP_SEND_RATE_PER_SECOND": "6",
@@ -128,6 +134,14 @@ def test_sigterm_during_long_concurrent_sends(
         wait_for(lambda: not trigger_keys(box, s3), 60, "the returned messages to be processed")
     finally:
         assert second.stop() == 0, second.tail()
+    try:
+        wait_for(
+            lambda: all(processed_entries(archive(box, c, s3), "long") for c in [*LONG, SHORT]),
+            60,
+            "the coordinator to fold every result into the archive",
+        )
+    finally:
+        assert coordinator.stop() == 0, coordinator.tail()
     sent = sent_per_change()
     for change_id in [*LONG, SHORT]:
         doc: dict[str, Any] = processing(box, "long", change_id, s3)
@@ -135,5 +149,16 @@ def test_sigterm_during_long_concurrent_sends(
         assert entry["sent"] == len(recipients_of(change_id))
         assert sent[change_id] == dict.fromkeys(recipients_of(change_id), 1), change_id  # everyone exactly once
         assert doc.get("lease") is None
-        # TODO(issue 10): with the coordinator beside the worker, assert the archive's folded entry too
-        assert modifications(archive(box, change_id, s3), "processed", "long") == []
+        stored = archive(box, change_id, s3)
+        [folded] = modifications(stored, "processed")  # exactly one, the coordinator's
+        assert folded["customer_code"] == "long" and folded["revision"] == 1, folded
+        assert folded["user_id"] == "processor:long", folded
+        assert (folded["recipients"], folded["emails_sent"], folded["rejected"]) == (
+            entry["recipients"],
+            entry["sent"],
+            entry["rejected"],
+        ), (folded, entry)
+        assert len(modifications(stored, "submitted")) == 1 and stored["revision"] == 1
+    coordinator_dlq = box.coordinator.dlq_url if box.coordinator else ""
+    depth = sqs.get_queue_attributes(QueueUrl=coordinator_dlq, AttributeNames=["ApproximateNumberOfMessages"])
+    assert depth["Attributes"]["ApproximateNumberOfMessages"] == "0", coordinator.tail()

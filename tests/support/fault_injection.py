@@ -291,6 +291,69 @@ class WorkerProcess:
         return "\n".join(self.log.read_text().splitlines()[-n:])
 
 
+class CoordinatorProcess(WorkerProcess):
+    """``python -m runtime coordinator`` over the sandbox's coordinator queue, logging JSON lines to ``log``.
+
+    It gets the Graph settings only through ``extra_env`` (without them, meetings are off); the
+    ``TTP_GRAPH_*`` variables of this process's own environment are never inherited.
+    """
+
+    DEFAULTS = {
+        "TTP_RECEIVE_WAIT_SECONDS": "1",
+        "TTP_VISIBILITY_TIMEOUT_SECONDS": "30",
+        "TTP_RETRY_BASE_SECONDS": "0.5",
+        "TTP_DRAIN_SECONDS": "5",
+        "TTP_MAX_CONCURRENCY": "8",
+        "TTP_FOLD_LINGER_SECONDS": "0.2",
+    }
+
+    def __init__(
+        self, box: sb.Sandbox, aws_env: dict[str, str], log: Path, extra_env: dict[str, str] | None = None
+    ) -> None:  # no super().__init__: another command, another environment
+        self.box, self.code, self.aws_env, self.extra_env = box, "coordinator", aws_env, dict(extra_env or {})
+        settings = {k: v for k, v in self.extra_env.items() if k.startswith("TTP_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_GRAPH_")}
+        env.update({**aws_env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})  # its log survives a SIGKILL
+        env.update(box.coordinator_env(**{**self.DEFAULTS, **settings}))
+        env.update({k: v for k, v in self.extra_env.items() if not k.startswith("TTP_")})
+        self.log = log
+        self._out = log.open("w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "coordinator"],
+            env=env,
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def restart(self, log: Path) -> CoordinatorProcess:
+        return CoordinatorProcess(self.box, self.aws_env, log, self.extra_env)
+
+
+def processed_entries(doc: dict[str, Any], customer: str, revision: int = 1) -> list[dict[str, Any]]:
+    """The archive's folded ``processed`` entries of ``customer`` for ``revision``."""
+    return [m for m in modifications(doc, "processed", customer) if m.get("revision") == revision]
+
+
+def first_unfolded(
+    box: sb.Sandbox, plan: list[dict[str, Any]], done: set[str], s3: Any = None
+) -> tuple[str, list[str]] | None:
+    """The first planned change (not in ``done``) whose archive lacks a listed customer's ``processed``
+    entry for revision 1, with those customers; ``None`` when all are folded. Adds each fully folded
+    change to ``done`` and stops at the first that is not, so polling costs about one GET."""
+    s3 = s3 or boto3.client("s3", region_name=box.region)
+    for doc in plan:
+        if doc["change_id"] in done:
+            continue
+        stored = archive(box, doc["change_id"], s3)
+        missing = [code for code in doc["customers"] if not processed_entries(stored, code)]
+        if missing:
+            return doc["change_id"], missing
+        done.add(doc["change_id"])
+    return None
+
+
 def chaos_customer(code: str, account: str) -> sb.CustomerSpec:
     """A customer with three change-notification subscribers and one aws-calendar subscriber."""
     contacts = (
