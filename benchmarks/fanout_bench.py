@@ -22,15 +22,11 @@ import argparse
 import collections
 import io
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
 from devtools import sandbox as sb  # noqa: E402
-from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402
+from devtools.emulator import emulator_process as emulator  # noqa: E402
+from devtools.emulator import reset  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
@@ -94,29 +91,6 @@ class S3Counter:
 
 def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     context["ttp_params"] = {"Key": params.get("Key")}
-
-
-@contextmanager
-def emulator() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.emulator"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    endpoint = proc.stdout.readline().strip()
-    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
-    try:
-        yield endpoint
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-
-
-def reset(endpoint: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
 
 
 def counted_session(counter: S3Counter) -> boto3.session.Session:

@@ -29,9 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools import sandbox as sb  # noqa: E402
-from devtools.emulator import FAKE_CREDENTIALS  # noqa: E402
+from devtools.emulator import FAKE_CREDENTIALS, reset  # noqa: E402
+from devtools.emulator import emulator_process as emulator  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
@@ -53,29 +52,6 @@ from runtime.telemetry.metrics import MetricsFactory  # noqa: E402
 
 CONCURRENCY = 4
 TASK_MEMORY_MIB = 512
-
-
-@contextmanager
-def emulator():  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.emulator"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    endpoint = proc.stdout.readline().strip()
-    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
-    try:
-        yield endpoint
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-
-
-def reset(endpoint: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
 
 
 def spec(code: str, account: str, recipients: int) -> sb.CustomerSpec:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -105,6 +106,38 @@ def local_aws() -> Iterator[LocalAws]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator in a process of its own (``python -m devtools.emulator``) for benchmarks, so it does not
+    share this interpreter's GIL with the load; this process's AWS settings point at it until the end."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.emulator"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.stdout is not None
+    endpoint = proc.stdout.readline().strip()
+    os.environ.update({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def reset(endpoint: str) -> None:
+    """Empty every backend of a running emulator (moto's reset API)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
 
 
 def main() -> None:
