@@ -297,7 +297,8 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
         change_id, stored = doc["change_id"], docs[doc["change_id"]]
         assert stored["revision"] == 1
         assert len(modifications(stored, "submitted")) == 1, change_id
-        # TODO(issue 10): with the coordinator beside the workers, assert its folded `processed` entries
+        # No coordinator runs here: folding under faults is covered by test_injected_errors.py; with the
+        # coordinator SIGKILLed too, it dead-lettered messages in one run (open in issue 10).
         assert modifications(stored, "processed") == [], change_id  # processors never write the archive
         assert stored["ticket"] == doc["ticket"]
         for code in CODES:
