@@ -1,8 +1,11 @@
 """Restore an archive object from bucket versioning (the runbook's backup/recovery, no second bucket).
 
 ``restore CHANGE_ID --before TIME`` takes the newest version of ``archive/{id}.json`` written before
-TIME and writes it back as the current version, by compare-and-swap (``IfMatch`` the current ETag, or
-``IfNoneMatch="*"`` when the object was deleted), appending a ``restored`` modification.
+TIME and writes it back as the current version, appending a ``restored`` modification. The write is a
+compare-and-swap against the versions the plan was built from: ``IfMatch`` the ETag of the current
+version *as listed* (``IfNoneMatch="*"`` when it was a delete marker), so a resubmission or a fold landing
+between the listing and the write is never overwritten; the restore plans again from a fresh listing
+(bounded) and stops, saying what was written meanwhile, when the new plan would lose more than the first.
 
 What happens to what was recorded *after* that version (read from the newest valid later version —
 the current one, or the last good one before a corruption):
@@ -51,6 +54,8 @@ from runtime.ops.errors import NothingToDo, OpsError
 from runtime.ops.processing_view import read_processing
 
 MAX_SCANNED_VERSIONS = 50
+MAX_PLANS = 3
+"""Plans (each from a fresh listing) before a restore that keeps meeting concurrent writes gives up."""
 
 SIDE_EFFECT_ENTRIES = frozenset({PROCESSED, MEETING_SCHEDULED, MEETING_UPDATED, MEETING_CANCELLED})
 """Entries that record something done in the world (emails sent, a meeting): always carried forward."""
@@ -174,7 +179,103 @@ def restore(
     force: bool = False,
     dry_run: bool = False,
 ) -> RestorePlan:
+    """Plan from one listing of the versions, then write conditional on the current version *of that
+    listing* (its ETag, or absence when it was a delete marker). Another writer landing after the
+    listing makes the write fail (412) instead of being overwritten; the restore then plans again from
+    a fresh listing — at most :data:`MAX_PLANS` times — as long as the new plan would lose nothing the
+    first one did not show (a later ``processed`` or ``meeting_*`` entry is simply carried forward too).
+    Anything else (a resubmission: its ``submitted`` entry would be lost) stops it with what changed."""
     keys.validate_change_id(change_id)
+    first: _Planned | None = None
+    for _attempt in range(MAX_PLANS):
+        planned = _plan(clients, bucket, change_id, before, user=user, force=force, dry_run=dry_run)
+        if first is None:
+            first = planned
+        elif planned.plan.dropped != first.plan.dropped:
+            raise OpsError(_changed_message(planned, first))
+        if planned.plan.refused or dry_run:
+            return planned.plan
+        if _write(clients.s3, bucket, planned):
+            return planned.plan
+    key = keys.archive_key(change_id)
+    raise OpsError(
+        f"{key} changed while restoring, {MAX_PLANS} times in a row (writers are busy on it): nothing was "
+        f"written; run restore again when it is quiet (`verify {change_id}` shows who writes)"
+    )
+
+
+@dataclass
+class _Planned:
+    """A plan, the document it would write and the condition that ties the write to its listing."""
+
+    plan: RestorePlan
+    document: ArchiveDocument
+    condition: dict[str, str]
+    versions: list[ArchiveVersion]
+
+
+def _changed_message(now_planned: _Planned, first: _Planned) -> str:
+    """What was written after the first plan was made, and that nothing was written."""
+    key = keys.archive_key(now_planned.plan.change_id)
+    known = {v.version_id for v in first.versions}
+    new_versions = [v for v in now_planned.versions if v.version_id not in known]
+    written = ", ".join(
+        f"{'a delete marker' if v.delete_marker else 'version ' + v.version_id} at {v.last_modified.isoformat()}"
+        for v in new_versions
+    )
+    seen = {_entry_key(e) for e in first.plan.dropped}
+    lost = [e for e in now_planned.plan.dropped if _entry_key(e) not in seen]
+    described = "; ".join(
+        f"{e.get('modification_type')} of revision {e.get('revision')} by {e.get('user_id')} at {e.get('timestamp')}"
+        for e in lost
+    )
+    return (
+        f"{key} changed while restoring ({written or 'a new version'} was written after the versions were listed"
+        + (f", recording: {described}" if described else "")
+        + f"): this restore would now lose {'it' if len(lost) == 1 else 'them'} too, so nothing was written. "
+        f"Check `verify {now_planned.plan.change_id}` and `restore {now_planned.plan.change_id} --list`, then "
+        "run restore again (it plans from the new versions)"
+    )
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(entry.get(k) for k in ("timestamp", "user_id", "modification_type", "customer_code", "revision"))
+
+
+def _write(s3: Any, bucket: str, planned: _Planned) -> bool:
+    """The compare-and-swap write; False when the current version is no longer the listed one."""
+    key = keys.archive_key(planned.plan.change_id)
+    try:
+        response = s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=planned.document.to_json_bytes(),
+            ContentType="application/json",
+            **planned.condition,
+        )
+    except ClientError as exc:
+        if aws.http_status(exc) in (409, 412) or aws.error_code(exc) in (
+            "PreconditionFailed",
+            "ConditionalRequestConflict",
+        ):
+            return False
+        raise
+    planned.plan.written = True
+    planned.plan.new_etag = response.get("ETag")
+    planned.plan.new_version_id = response.get("VersionId")
+    return True
+
+
+def _plan(
+    clients: OpsClients,
+    bucket: str,
+    change_id: str,
+    before: datetime,
+    *,
+    user: str,
+    force: bool,
+    dry_run: bool,
+) -> _Planned:
     s3 = clients.s3
     key = keys.archive_key(change_id)
     versions = list_versions(s3, bucket, change_id)
@@ -214,18 +315,17 @@ def restore(
             merged_from = version.version_id
             break
 
+    # The write is conditional on the current version *as listed*: the plan is built from that listing,
+    # so a write landing after it (a resubmission, a fold) makes ours fail instead of being overwritten.
+    condition: dict[str, str]
     if current.delete_marker:
         current_state, condition = "deleted", {"IfNoneMatch": "*"}
     else:
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            raise OpsError(f"cannot read the current {key} ({aws.error_code(exc)})") from None
         current_state = "valid" if merged_from == current.version_id else "invalid"
         if current.valid is None and merged_from != current.version_id:
             _read(s3, bucket, change_id, current)
             current_state = "valid" if current.valid else "invalid"
-        condition = {"IfMatch": head["ETag"]}
+        condition = {"IfMatch": _listed_etag(s3, bucket, key, current)}
 
     restored = source_doc.model_copy(deep=True)
     source_ids = {_identity(m) for m in source_doc.modifications}
@@ -269,7 +369,7 @@ def restore(
             f"{len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} recorded after that version would be lost "
             "(listed under dropped); re-run with --force to restore anyway (they are then listed in the restored entry)"
         )
-        return plan
+        return _Planned(plan, restored, condition, versions)
     details = RestoredDetails(
         restored_version_id=source.version_id,
         restored_version_time=source.last_modified.isoformat(),
@@ -291,22 +391,16 @@ def restore(
             }
         ),
     ]
-    if dry_run:
-        return plan
+    return _Planned(plan, restored, condition, versions)
+
+
+def _listed_etag(s3: Any, bucket: str, key: str, version: ArchiveVersion) -> str:
+    """The ETag of the listed version (the listing has it; a HEAD *of that version* otherwise, never of
+    whatever is current by now)."""
+    if version.etag:
+        return version.etag
     try:
-        response = s3.put_object(
-            Bucket=bucket, Key=key, Body=restored.to_json_bytes(), ContentType="application/json", **condition
-        )
+        etag: str = s3.head_object(Bucket=bucket, Key=key, VersionId=version.version_id)["ETag"]
     except ClientError as exc:
-        if aws.http_status(exc) in (409, 412) or aws.error_code(exc) in (
-            "PreconditionFailed",
-            "ConditionalRequestConflict",
-        ):
-            raise OpsError(
-                f"{key} changed while restoring (another writer): nothing was written; run restore again"
-            ) from None
-        raise
-    plan.written = True
-    plan.new_etag = response.get("ETag")
-    plan.new_version_id = response.get("VersionId")
-    return plan
+        raise OpsError(f"cannot read version {version.version_id} of {key} ({aws.error_code(exc)})") from None
+    return etag

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from runtime.archive.documents import utcnow
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 from runtime.ops.errors import OpsError
-from runtime.ops.restore import list_versions, restore
+from runtime.ops.restore import MAX_PLANS, list_versions, restore
 from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import (
     as_json,
@@ -144,12 +148,75 @@ def test_errors_say_what_to_do(light: Platform, monkeypatch: pytest.MonkeyPatch)
     assert [(v["is_latest"], v["valid"]) for v in versions] == [(True, True), (False, False)]
 
 
-def test_a_concurrent_write_aborts_the_restore(light: Platform) -> None:
+def test_writes_that_keep_conflicting_stop_the_restore_after_a_bounded_number_of_plans(light: Platform) -> None:
     platform = light
     platform.submit("CHG-1", ["hts"])
     backdate(platform, KEY, HOUR)
     put_raw(platform, KEY, b"{}")
-    s3 = Faulty(platform.s3).fail("put_object", client_error("PreconditionFailed", 412))
-    with pytest.raises(OpsError, match="changed while restoring"):
+    s3 = Faulty(platform.s3).fail("put_object", client_error("PreconditionFailed", 412), times=MAX_PLANS)
+    with pytest.raises(OpsError, match=f"changed while restoring, {MAX_PLANS} times in a row"):
         restore(clients(platform, s3=s3), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert s3.calls["put_object"] == MAX_PLANS
     assert platform.s3.get_object(Bucket=platform.bucket, Key=KEY)["Body"].read() == b"{}"
+
+
+def _after_first_listing(platform: Platform, write: Any) -> None:
+    """Run ``write`` once, right after ``restore`` has listed the archive's versions (what it plans
+    from) and before it writes: a resubmission or a fold landing in the middle of the restore."""
+    done: list[bool] = []
+
+    def handler(**_kwargs: Any) -> None:
+        if not done:
+            done.append(True)
+            write()
+
+    platform.s3.meta.events.register("after-call.s3.ListObjectVersions", handler)
+
+
+def _resubmit(platform: Platform) -> None:
+    """A resubmission through a client of its own (another writer, another process)."""
+    other = boto3.client("s3", region_name=platform.box.region)
+    doc = {"change_id": "CHG-1", "title": "Revision 2", "customers": ["hts"]}
+    submit_change(ArchiveStore(other, platform.bucket), TriggerStore(other, platform.bucket), doc, user_id="bob")
+
+
+def test_a_resubmission_after_the_listing_is_never_rolled_back(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+    record_processed(platform, "CHG-1", "hts")
+    _after_first_listing(platform, lambda: _resubmit(platform))
+
+    with pytest.raises(OpsError) as raised:
+        restore(clients(platform), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    message = str(raised.value)
+    assert "changed while restoring" in message and "nothing was written" in message
+    assert "submitted" in message and "revision 2" in message and "run restore again" in message
+    doc = platform.archive()
+    assert doc["revision"] == 2 and doc["title"] == "Revision 2"  # never rolled back to revision 1
+    assert types(doc)[-1] == "submitted:"
+
+
+def test_a_forced_restore_stops_rather_than_drop_a_resubmission_it_did_not_plan(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+    record_processed(platform, "CHG-1", "hts")
+    _after_first_listing(platform, lambda: _resubmit(platform))
+
+    with pytest.raises(OpsError, match="changed while restoring"):
+        restore(clients(platform), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops", force=True)
+    assert platform.archive()["revision"] == 2 and platform.archive()["title"] == "Revision 2"
+
+
+def test_a_fold_after_the_listing_is_carried_forward_by_a_new_plan(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts", "htsnonprod"])
+    backdate(platform, KEY, HOUR)
+    record_processed(platform, "CHG-1", "hts")
+    _after_first_listing(platform, lambda: record_processed(platform, "CHG-1", "htsnonprod"))
+
+    plan = restore(clients(platform), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert plan.written
+    assert [e["customer_code"] for e in plan.carried_forward] == ["hts", "htsnonprod"]
+    assert types(platform.archive()) == ["submitted:", "processed:hts", "processed:htsnonprod", "restored:"]
