@@ -21,7 +21,7 @@ from runtime.cli.options import JsonOption
 from runtime.contract import keys
 from runtime.contract.settings import BucketSettings, OpsSettings
 from runtime.ops.clients import OpsClients
-from runtime.ops.durations import human_duration
+from runtime.ops.durations import age_seconds, human_duration
 from runtime.ops.health import health as check_health
 from runtime.ops.stuck import stuck as find_stuck
 from runtime.ops.verify import verify as verify_change
@@ -96,10 +96,17 @@ def health(
                 ecs,
             )
         console.print(table)
+        for invalid in report.invalid_triggers:
+            console.print(
+                f"[yellow]{invalid.diagnosis}[/] {render.untrusted(invalid.key)} "
+                f"({human_duration(age_seconds(invalid.last_modified, report.checked_at))} old): "
+                f"{render.untrusted(invalid.problem)}"
+            )
         for finding in report.findings:
             where = f"{finding.customer}: " if finding.customer else ""
             console.print(
-                f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}{finding.message}"
+                f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}"
+                f"{render.untrusted(finding.message)}"
             )
         critical = sum(1 for f in report.findings if f.severity == "critical")
         console.print("[bold green]HEALTHY[/]" if report.healthy else f"[bold red]UNHEALTHY[/] ({critical} critical)")
@@ -272,13 +279,13 @@ def stuck(
         for column in ("customer", "change", "age", "diagnosis", "what to do"):
             table.add_column(column)
         for t in report.triggers:
-            detail = t.explanation + "".join(f"\n• {d}" for d in t.details)
+            detail = render.untrusted(t.explanation) + "".join(f"\n• {render.untrusted(d)}" for d in t.details)
             table.add_row(
-                t.customer,
-                t.change_id,
+                t.customer or "-",
+                t.change_id or f"(key) {render.untrusted(t.key)}",
                 human_duration(t.age_seconds),
                 f"[bold]{t.diagnosis}[/]\n{detail}",
-                t.resolution,
+                render.untrusted(t.resolution),
             )
         if report.triggers:
             console.print(table)

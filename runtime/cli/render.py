@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runtime.ops.durations import human_duration
 from runtime.ops.progress import Tracker
@@ -43,6 +44,14 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, (str, int, float)):
         return value.value
     return value
+
+
+def untrusted(text: str) -> str:
+    """Text someone else chose (an object key) made safe for a rich console: control and other
+    non-printable characters (terminal escapes, bidi overrides) shown as Python escapes, rich markup
+    shown as text. ``--json`` output carries the same text verbatim."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return escape(shown)
 
 
 def dumps(value: Any) -> str:

@@ -21,6 +21,7 @@ from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_US
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract import keys
 from runtime.contract.settings import BucketSettings, OpsSettings
+from runtime.ops.cleanup import INVALID_LEFT
 from runtime.ops.cleanup import cleanup as clean_up
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import human_duration, parse_time
@@ -35,18 +36,36 @@ from runtime.ops.sweep import run_sweep
 def cleanup(
     customer: Annotated[str | None, typer.Option("--customer", "-c", help="Only this customer's triggers.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
+    remove_invalid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-invalid",
+            metavar="KEY",
+            help="Also delete this object under customers/ that is not a valid trigger, its key exactly as "
+            "`cleanup --json` lists it under invalid (repeatable). Such objects are otherwise only listed.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete only triggers whose result is recorded (archive or processing object; IfMatch their ETag).
 
-    Exit 1 if a delete failed or a processing object is invalid."""
+    Objects under customers/ that are not valid triggers are listed (invalid_trigger_key) and kept
+    unless named with --remove-invalid. Exit 1 if a delete failed, a processing object is invalid or
+    an invalid object is left."""
     settings = options.settings(BucketSettings)
     if customer:
         try:
             keys.validate_customer_code(customer)
         except keys.InvalidKeyError as exc:
             fail(f"--customer: {exc}", EXIT_USAGE)
-    report = clean_up(OpsClients(), settings.bucket_name, customer=customer, dry_run=dry_run, track=render.tracker())
+    report = clean_up(
+        OpsClients(),
+        settings.bucket_name,
+        customer=customer,
+        dry_run=dry_run,
+        remove_invalid=remove_invalid or (),
+        track=render.tracker(),
+    )
     if as_json:
         render.emit(
             {
@@ -57,6 +76,7 @@ def cleanup(
                 "failed": len(report.failed),
                 "findings": report.findings,
                 "items": report.items,
+                "invalid": report.invalid,
             }
         )
     else:
@@ -75,11 +95,25 @@ def cleanup(
             )
         console.print(table)
         for finding in report.findings:
-            console.print(f"[yellow]finding[/]: {finding} (its trigger is kept)")
+            console.print(f"[yellow]finding[/]: {render.untrusted(finding)} (its trigger is kept)")
+        for invalid in report.invalid:
+            style = {"removed": "green", "would_remove": "cyan", "failed": "red"}.get(invalid.action, "yellow")
+            console.print(
+                f"[{style}]{invalid.action}[/] {invalid.diagnosis} {render.untrusted(invalid.key)} "
+                f"({human_duration(invalid.age_seconds)} old): {render.untrusted(invalid.reason)}"
+            )
         console.print(
             f"{report.count('deleted')} deleted, {report.count('would_delete')} would be deleted, "
             f"{report.count('kept')} kept (not recorded: processing still needed), {len(report.failed)} failed"
         )
+        if report.invalid:
+            left = sum(1 for i in report.invalid if i.action in INVALID_LEFT)
+            removed = sum(1 for i in report.invalid if i.action in ("removed", "would_remove"))
+            console.print(
+                f"{len(report.invalid)} object(s) under customers/ are not valid triggers: "
+                f"{removed} {'would be ' if dry_run else ''}removed, {left} left "
+                "(`--remove-invalid KEY` removes one; its key exactly as `--json` lists it)"
+            )
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
 
 

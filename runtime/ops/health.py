@@ -21,7 +21,7 @@ from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, human_duration, now
 from runtime.ops.progress import Tracker, no_track
 from runtime.ops.queues import QueueStats, queue_name_from_url, queue_stats
-from runtime.ops.triggers_view import triggers_by_customer
+from runtime.ops.triggers_view import INVALID_TRIGGER_KEY, CustomersListing, InvalidTriggerObject, list_customer_objects
 
 ECS_DESCRIBE_SERVICES_MAX = 10
 """Services per ``DescribeServices`` call (an ECS API limit)."""
@@ -64,6 +64,8 @@ class HealthReport:
     customers: list[CustomerHealth]
     findings: list[Finding]
     unconfigured_triggers: dict[str, int] = field(default_factory=dict)
+    invalid_triggers: list[InvalidTriggerObject] = field(default_factory=list)
+    """Objects under ``customers/`` that are not valid triggers (never processed, never deleted)."""
 
     @property
     def healthy(self) -> bool:
@@ -145,7 +147,8 @@ def health(
         threshold_s * DEFAULT_THRESHOLDS.trigger_age_warning_seconds / DEFAULT_THRESHOLDS.trigger_age_critical_seconds
     )
     identity = _caller_identity(clients, findings)
-    grouped = _triggers(clients, bucket, findings)
+    listing = _triggers(clients, bucket, findings)
+    grouped = listing.triggers
     cluster_status, services = _cluster(clients, cluster, sorted(customer_queues), findings)
     ages = _oldest_message_ages(clients.cloudwatch, customer_queues, at) if use_cloudwatch else {}
 
@@ -172,7 +175,19 @@ def health(
                 code,
             )
         )
-    return HealthReport(at, bucket, threshold_s, identity, cluster, cluster_status, customers, findings, unconfigured)
+    if listing.invalid:
+        findings.append(
+            Finding(
+                "warning",
+                INVALID_TRIGGER_KEY,
+                f"{len(listing.invalid)} object(s) under {keys.CUSTOMERS_PREFIX} are not valid triggers (listed under "
+                "invalid_triggers): no processor acts on them and nothing deletes them. Resubmit the change if one "
+                "was meant, then `cleanup --remove-invalid KEY`",
+            )
+        )
+    return HealthReport(
+        at, bucket, threshold_s, identity, cluster, cluster_status, customers, findings, unconfigured, listing.invalid
+    )
 
 
 def _caller_identity(clients: OpsClients, findings: list[Finding]) -> str | None:
@@ -186,9 +201,9 @@ def _caller_identity(clients: OpsClients, findings: list[Finding]) -> str | None
     return arn
 
 
-def _triggers(clients: OpsClients, bucket: str, findings: list[Finding]) -> dict[str, list[TriggerInfo]]:
+def _triggers(clients: OpsClients, bucket: str, findings: list[Finding]) -> CustomersListing:
     try:
-        return triggers_by_customer(clients.s3, bucket)
+        return list_customer_objects(clients.s3, bucket)
     except ClientError as exc:
         findings.append(
             Finding(
@@ -198,7 +213,7 @@ def _triggers(clients: OpsClients, bucket: str, findings: list[Finding]) -> dict
                 "TTP_BUCKET_NAME and s3:ListBucket permission",
             )
         )
-        return {}
+        return CustomersListing()
 
 
 def _cluster(

@@ -1,6 +1,8 @@
 """``stuck``: for every trigger older than a threshold, why it is still there and what to do — one
 diagnosis per runbook case (archive missing, result recorded — folded or not yet —, processing object
-invalid, in the DLQ, lease live or expired, queued, re-drives exhausted, never delivered).
+invalid, in the DLQ, lease live or expired, queued, re-drives exhausted, never delivered). An object
+under ``customers/`` older than the threshold whose key is not a valid trigger is listed too
+(``invalid_trigger_key``, its key verbatim): nothing else would ever act on it.
 
 The customer's processing object ``processing/{C}/{id}.json`` (one GET per trigger) gives the result,
 the lease (v2) and the progress cursor; a v1 lease inside the archive is still read.
@@ -11,6 +13,7 @@ Read-only. DLQs are peeked, never consumed, and the customer's own queue is neve
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,7 +27,13 @@ from runtime.ops.durations import age_seconds, now
 from runtime.ops.processing_view import ProcessingCache, describe_lease, describe_progress
 from runtime.ops.progress import Tracker, no_track
 from runtime.ops.queues import PeekedMessage, QueueStats, peek_messages, queue_stats
-from runtime.ops.triggers_view import REDRIVE_ATTEMPTS_TAG, redrive_attempts, triggers_by_customer
+from runtime.ops.triggers_view import (
+    INVALID_TRIGGER_KEY,
+    REDRIVE_ATTEMPTS_TAG,
+    InvalidTriggerObject,
+    list_customer_objects,
+    redrive_attempts,
+)
 
 DIAGNOSES = {
     "gone": "the trigger was deleted meanwhile: nothing to do",
@@ -42,6 +51,8 @@ DIAGNOSES = {
     "queued": "messages are still waiting in the customer's queue: the processors are behind or down",
     "redrive_exhausted": "the sweeper re-sent its event the maximum number of times without success",
     "not_delivered": "no message anywhere: the event was never delivered or was lost",
+    INVALID_TRIGGER_KEY: "the key is not a valid trigger key: no processor acts on it (its event is "
+    "dead-lettered) and nothing deletes it",
 }
 
 
@@ -72,11 +83,35 @@ def resolution(diagnosis: str, code: str, change_id: str) -> str:
     }[diagnosis]
 
 
+def invalid_key_resolution(invalid: InvalidTriggerObject) -> str:
+    """What to do about an object under ``customers/`` that is not a valid trigger."""
+    return (
+        "if it was meant as a trigger, submit the change (`submit`); then remove this object: "
+        f"`cleanup --remove-invalid {shell_word(invalid.key)}` (only that object is deleted; the bucket "
+        "keeps its earlier version)"
+    )
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one shell word to paste: ``shlex.quote``, or bash/zsh ``$'…'`` when it holds characters a terminal
+    would not show (a control character, an escape sequence), so the pasted key is the exact one."""
+    if text.isprintable():
+        return shlex.quote(text)
+    escaped = "".join(
+        {"\\": "\\\\", "'": "\\'"}.get(c, c) if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+    return f"$'{escaped}'"
+
+
 @dataclass
 class StuckTrigger:
-    customer: str
-    change_id: str
+    customer: str | None
+    """None for an object whose key names no valid customer (``invalid_trigger_key``)."""
+    change_id: str | None
+    """None for an ``invalid_trigger_key`` object: it names no valid change."""
     key: str
+    """The object key, verbatim (an ``invalid_trigger_key`` one may hold anything: escape it to show it)."""
     age_seconds: float
     diagnosis: str
     explanation: str
@@ -115,11 +150,9 @@ def stuck(
 ) -> StuckReport:
     at = reference or now()
     limit_s = older_than.total_seconds()
+    listing = list_customer_objects(clients.s3, bucket, customer)
     candidates = [
-        info
-        for infos in triggers_by_customer(clients.s3, bucket, customer).values()
-        for info in infos
-        if age_seconds(info.last_modified, at) > limit_s
+        info for infos in listing.triggers.values() for info in infos if age_seconds(info.last_modified, at) > limit_s
     ]
     store = TriggerStore(clients.s3, bucket)
     archives = ArchiveCache(ArchiveStore(clients.s3, bucket))
@@ -162,6 +195,21 @@ def stuck(
                 attempts,
             )
         )
+    for invalid in sorted(listing.invalid, key=lambda i: i.last_modified):
+        age = age_seconds(invalid.last_modified, at)
+        if age > limit_s:
+            found.append(
+                StuckTrigger(
+                    invalid.customer,
+                    None,
+                    invalid.key,
+                    age,
+                    INVALID_TRIGGER_KEY,
+                    DIAGNOSES[INVALID_TRIGGER_KEY],
+                    invalid_key_resolution(invalid),
+                    [invalid.problem],
+                )
+            )
     return StuckReport(at, limit_s, found)
 
 

@@ -232,3 +232,21 @@ def drain(platform: Platform, url: str) -> list[dict[str, Any]]:
 
 def put_raw(platform: Platform, key: str, body: bytes | str) -> None:
     platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=body if isinstance(body, bytes) else body.encode())
+
+
+UNSAFE_TRIGGER_KEYS = (
+    "customers/hts/CHG 1 [bold red]boom[/].json",  # a space, and rich markup
+    "customers/hts/CHG-2.json\x1b[2J",  # a terminal escape (clears the screen), and no .json at the end
+    "customers/hts/../archive/CHG-3.json",  # traversal
+    "customers/Not A Code/CHG-4.json",  # not a customer code
+)
+"""Hand-written objects under ``customers/`` that are not valid trigger keys (``runtime.contract.keys``)."""
+
+
+def put_unsafe_triggers(platform: Platform, age_seconds: float = 0) -> list[str]:
+    """Write every :data:`UNSAFE_TRIGGER_KEYS` object (``age_seconds`` old); returns their keys."""
+    for key in UNSAFE_TRIGGER_KEYS:
+        put_raw(platform, key, '{"change_id": "CHG-1", "customer_code": "hts", "revision": 1}')
+        if age_seconds:
+            backdate(platform, key, age_seconds)
+    return list(UNSAFE_TRIGGER_KEYS)

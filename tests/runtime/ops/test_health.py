@@ -14,6 +14,7 @@ from tests.support.ops_platform import (
     clients,
     ecs_services,
     ops_env,
+    put_unsafe_triggers,
     queues,
     record_processed,
     run,
@@ -114,3 +115,25 @@ def test_health_config_and_argument_errors_exit_2(light: Platform, monkeypatch: 
     assert "not in TTP_CUSTOMER_QUEUES (configured: customer-a, hts, htsnonprod)" in unknown.stderr
     duration = run(monkeypatch, ops_env(platform), "health", "--older-than", "soon")
     assert duration.exit_code == 2 and "--older-than" in duration.stderr
+
+
+def test_health_lists_every_object_that_is_not_a_valid_trigger(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    unsafe = put_unsafe_triggers(platform)
+
+    report = health(clients(platform), platform.bucket, queues(platform), cluster=None)
+    assert sorted(o.key for o in report.invalid_triggers) == sorted(unsafe)
+    assert {c.customer: c.triggers for c in report.customers}["hts"] == 1  # the valid one, counted as before
+    [finding] = [f for f in report.findings if f.check == "invalid_trigger_key"]
+    assert finding.severity == "warning" and "cleanup --remove-invalid" in finding.message
+
+    listed = as_json(run(monkeypatch, ops_env(platform), "health", "--skip-ecs", "--no-cloudwatch", "--json"))
+    assert sorted(o["key"] for o in listed["invalid_triggers"]) == sorted(unsafe)  # verbatim
+
+    shown = run(monkeypatch, ops_env(platform), "health", "--skip-ecs", "--no-cloudwatch").stdout
+    assert "\x1b" not in shown and "\\x1b[2J" in shown  # the escape is shown, not played
+    assert "CHG 1 [bold red]boom[/].json" in shown  # markup shown as text, not applied
+    assert "customers/hts/../archive/CHG-3.json" in shown and "customers/Not A Code/CHG-4.json" in shown

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import timedelta
 
 import pytest
 
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef
-from runtime.ops.stuck import stuck
+from runtime.ops.stuck import shell_word, stuck
 from runtime.ops.triggers_view import REDRIVE_ATTEMPTS_TAG
 from tests.support.aws_platform import Platform
 from tests.support.ops_platform import (
+    UNSAFE_TRIGGER_KEYS,
     as_json,
     backdate,
     clients,
     depth,
     ops_env,
     put_raw,
+    put_unsafe_triggers,
     queues,
     record_processed,
     run,
@@ -101,3 +104,33 @@ def test_stuck_reports_a_deleted_archive_with_history(light: Platform) -> None:
     [item] = report.triggers
     assert item.diagnosis == "archive_missing"
     assert any("earlier versions" in d for d in item.details) and "restore CHG-DEL" in item.resolution
+
+
+def test_stuck_lists_objects_that_are_not_valid_triggers(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform = light
+    unsafe = put_unsafe_triggers(platform, age_seconds=MIN20)
+    put_raw(platform, "customers/hts/young one.json", "{}")  # younger than the threshold: not stuck yet
+
+    report = stuck(clients(platform), platform.bucket, queues(platform), older_than=timedelta(minutes=15))
+    found = {t.key: t for t in report.triggers}
+    assert sorted(found) == sorted(unsafe)
+    assert {t.diagnosis for t in found.values()} == {"invalid_trigger_key"}
+    assert found["customers/hts/CHG 1 [bold red]boom[/].json"].customer == "hts"
+    assert found["customers/Not A Code/CHG-4.json"].customer is None  # no customer to name
+    assert all("cleanup --remove-invalid" in t.resolution for t in found.values())
+    assert report.needs_attention
+
+    env = ops_env(platform)
+    cli = run(monkeypatch, env, "stuck", "--older-than", "15m", "--customer", "hts", "--json")
+    assert cli.exit_code == 1
+    assert sorted(t["key"] for t in as_json(cli)["triggers"]) == sorted(k for k in unsafe if "/hts/" in k)
+
+    shown = run(monkeypatch, env, "stuck", "--older-than", "15m").stdout
+    assert "\x1b" not in shown and "\\x1b[2J" in shown
+    assert "[bold red]boom[/]" in shown and "invalid_trigger_key" in shown
+
+
+@pytest.mark.parametrize("key", [*UNSAFE_TRIGGER_KEYS, "customers/hts/it's\\here\u202e.json\x07"])
+def test_the_resolution_quotes_a_key_so_that_bash_gets_it_back_exactly(key: str) -> None:
+    echoed = subprocess.run(["bash", "-c", f"printf %s {shell_word(key)}"], capture_output=True, check=True)
+    assert echoed.stdout.decode() == key
