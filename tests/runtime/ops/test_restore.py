@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -195,6 +196,8 @@ def test_a_resubmission_after_the_listing_is_never_rolled_back(light: Platform) 
     doc = platform.archive()
     assert doc["revision"] == 2 and doc["title"] == "Revision 2"  # never rolled back to revision 1
     assert types(doc)[-1] == "submitted:"
+    trigger = platform.s3.get_object(Bucket=platform.bucket, Key="customers/hts/CHG-1.json")["Body"].read()
+    assert json.loads(trigger)["revision"] == 2  # its processing finds revision 2 and mails it
 
 
 def test_a_forced_restore_stops_rather_than_drop_a_resubmission_it_did_not_plan(light: Platform) -> None:
