@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from runtime.pipeline import worker as worker_module
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Outcome, Result
-from runtime.pipeline import worker as worker_module
 from runtime.pipeline.worker import Worker
 from tests.support.aws_platform import Platform
 
