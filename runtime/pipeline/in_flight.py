@@ -40,6 +40,9 @@ class InFlight:
         self.heartbeat_seconds = heartbeat_seconds
         self._messages: dict[str, InFlightMessage] = {}
         self._lock = threading.Lock()
+        self._extending = threading.Lock()
+        """Held for a whole heartbeat round: :meth:`remove` waits for it, so no extension is still on
+        its way for a message once it is removed (and then settled)."""
         self._wake = threading.Event()
         self._stopped = False
 
@@ -52,7 +55,10 @@ class InFlight:
             self._messages[message_id] = InFlightMessage(message_id, receipt_handle)
 
     def remove(self, message_id: str) -> None:
-        with self._lock:
+        """Forget the message; returns only once no heartbeat extension of it can still land, so the
+        caller may then settle it (delete it, or make it visible) without a late extension hiding it
+        again for a whole visibility timeout."""
+        with self._extending, self._lock:
             self._messages.pop(message_id, None)
 
     def snapshot(self) -> list[InFlightMessage]:
@@ -92,6 +98,10 @@ class InFlight:
         self._wake.set()
 
     def extend_visibility(self) -> None:
+        with self._extending:
+            self._extend_visibility()
+
+    def _extend_visibility(self) -> None:
         with self._lock:
             items, visibility = list(self._messages.values()), self.visibility_timeout
         for start in range(0, len(items), MAX_BATCH_SIZE):

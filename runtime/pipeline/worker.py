@@ -219,6 +219,7 @@ class Worker:
                 fate = overall_fate(results)
                 for result in results:
                     self._log_result(result, fate)
+                self.in_flight.remove(message_id)  # no heartbeat may extend it once it is settled
                 self._settle(receipt, fate, receives, _retry_after(results) if fate is Fate.RETRY else None)
         finally:
             self.in_flight.remove(message_id)

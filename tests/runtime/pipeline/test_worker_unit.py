@@ -9,6 +9,7 @@ import time
 import pytest
 
 from runtime.pipeline import worker as worker_module
+from runtime.pipeline.in_flight import InFlight
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Outcome, Result
 from runtime.pipeline.worker import Worker
@@ -227,3 +228,40 @@ def test_after_the_drain_time_running_work_is_kept_invisible_only_briefly(
         processor.release.set()
         thread.join(20)
     assert not thread.is_alive()
+
+
+class GatedSqs:
+    """Records visibility calls as they land; a heartbeat batch call waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.landed: list[tuple[str, str, int]] = []
+        self.extending = threading.Event()
+        self.release = threading.Event()
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, object]]) -> dict[str, object]:
+        self.extending.set()
+        self.release.wait(5)
+        self.landed += [("extend", str(e["ReceiptHandle"]), int(str(e["VisibilityTimeout"]))) for e in Entries]
+        return {}
+
+    def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:
+        self.landed.append(("return", ReceiptHandle, VisibilityTimeout))
+
+
+def test_a_message_is_settled_only_after_a_heartbeat_already_on_its_way_has_landed() -> None:
+    """A heartbeat extension sent just before a message was returned used to land after it, hiding
+    the returned message again for a whole visibility timeout. Removing it from the registry waits for
+    that extension, and the worker settles a message only after removing it."""
+    sqs = GatedSqs()
+    in_flight = InFlight(sqs, "https://q", visibility_timeout=30, heartbeat_seconds=60)
+    in_flight.add("m1", "r1")
+    heartbeat = threading.Thread(target=in_flight.extend_visibility)
+    heartbeat.start()
+    assert sqs.extending.wait(5)
+    settle = threading.Thread(target=lambda: (in_flight.remove("m1"), in_flight.return_to_queue("r1", 0)))
+    settle.start()
+    time.sleep(0.3)
+    sqs.release.set()
+    heartbeat.join(5)
+    settle.join(5)
+    assert sqs.landed == [("extend", "r1", 30), ("return", "r1", 0)]
