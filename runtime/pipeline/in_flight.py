@@ -76,7 +76,7 @@ class InFlight:
 
     def shorten(self, visibility_timeout: int, heartbeat_seconds: float) -> None:
         """From now on extend visibility by ``visibility_timeout`` every ``heartbeat_seconds``, starting
-        at once (the current extensions may run for a whole visibility timeout)."""
+        at once: the last extension may keep a message hidden for a whole (long) visibility timeout."""
         with self._lock:
             self.visibility_timeout = visibility_timeout
             self.heartbeat_seconds = heartbeat_seconds

@@ -10,10 +10,11 @@ change coordinator's; the worker owns only the SQS mechanics.
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
 * SIGTERM: stop receiving, let in-flight work finish for ``drain_seconds``, then interrupt sending
-  (progress is checkpointed, the lease released) and wait for every handler to end: each message is
-  settled by its own outcome (an interrupted one is visible again at once). A message is never made
-  visible while its work still runs (a slow or throttled ``SendEmail`` that cannot be interrupted):
-  another task would receive it and work on it at the same time (DESIGN §2).
+  (the customer processor checkpoints its progress and releases its lease) and wait for every
+  handler to end: each message is settled by its own outcome (an interrupted one is visible again
+  at once). A message is never made visible while its work still runs (a slow or throttled
+  ``SendEmail`` that cannot be interrupted): another task would receive it and work on it at the
+  same time (DESIGN §2).
 
   What bounds that wait is the ECS stop timeout (``drain_seconds`` is validated below it): at the
   stop timeout ECS kills the task. So that such a kill is no worse than returning the messages, after
