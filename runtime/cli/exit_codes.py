@@ -14,3 +14,5 @@ EXIT_USAGE = 2
 """Bad arguments or configuration (typer uses 2 for usage errors too)."""
 EXIT_FAILED = 3
 """The operation could not be done (AWS error, missing object); nothing was half-written."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C, 128 + SIGINT as shells report it); what was done is kept (see the message)."""

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from runtime.cli.errors import fail
-from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_USAGE
+from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_USAGE
 from runtime.contract import keys
 from runtime.contract.settings import (
     BucketSettings,
@@ -68,7 +68,10 @@ def process(
     change_id: Annotated[str, typer.Option("--change-id", help="Change id (archive/{id}.json).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Process one trigger by hand, through the same state machine as the worker."""
+    """Process one trigger by hand, through the same state machine as the worker.
+
+    Ctrl-C stops it cleanly: the emails sent so far are checkpointed and the lease is released, so the
+    worker can resume at once instead of acking its message as a duplicate for the whole lease time."""
     from runtime.pipeline.composition import build_processor
 
     try:
@@ -85,7 +88,16 @@ def process(
         processor = build_processor(settings)
     except ConfigurationError as exc:  # the meeting settings are validated while building
         fail(str(exc), EXIT_USAGE)
-    result = processor.process(ref, owner=f"manual:{uuid.uuid4().hex[:12]}")
+    owner = f"manual:{uuid.uuid4().hex[:12]}"
+    try:
+        result = processor.process(ref, owner=owner)
+    except KeyboardInterrupt:  # the processor has already checkpointed what was sent and ended its lease
+        fail(
+            f"interrupted: the emails sent so far are checkpointed and the lease of {owner} is released, so the "
+            "worker (or `process` again) sends only to the remaining recipients (if a warning above says a write "
+            "failed, the lease expires by itself within TTP_VISIBILITY_TIMEOUT_SECONDS)",
+            EXIT_INTERRUPTED,
+        )
     payload = {
         "customer": customer,
         "change_id": change_id,

@@ -3,7 +3,13 @@ return of a message to the queue.
 
 The heartbeat extends the visibility of every in-flight message (in batches of SQS's maximum), so
 slow work is never handed to a second consumer; a refused extension is logged, since that message may
-be delivered again.
+be delivered again. A message leaves the registry only when its work has ended (its handler settles
+it): nothing here ever makes a message visible while its work still runs.
+
+After a drain's time is up the worker calls :meth:`InFlight.shorten`: the work still running keeps
+its messages invisible with short, frequent extensions, so that if the task is killed before that
+work ends (SIGKILL at the ECS stop timeout) its messages come back within seconds, as soon as a
+returned message would have.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ class InFlight:
         self.heartbeat_seconds = heartbeat_seconds
         self._messages: dict[str, InFlightMessage] = {}
         self._lock = threading.Lock()
+        self._extending = threading.Lock()
+        """Held for a whole heartbeat round: :meth:`remove` waits for it, so no extension is still on
+        its way for a message once it is removed (and then settled)."""
+        self._wake = threading.Event()
+        self._stopped = False
 
     def __len__(self) -> int:
         with self._lock:
@@ -44,7 +55,10 @@ class InFlight:
             self._messages[message_id] = InFlightMessage(message_id, receipt_handle)
 
     def remove(self, message_id: str) -> None:
-        with self._lock:
+        """Forget the message; returns only once no heartbeat extension of it can still land, so the
+        caller may then settle it (delete it, or make it visible) without a late extension hiding it
+        again for a whole visibility timeout."""
+        with self._extending, self._lock:
             self._messages.pop(message_id, None)
 
     def snapshot(self) -> list[InFlightMessage]:
@@ -60,22 +74,40 @@ class InFlight:
         except Exception as exc:
             logger.warning("could not change message visibility", extra={"error": str(exc)})
 
-    def return_all(self) -> None:
-        """Return every message still in flight to the queue at once (end of a drain)."""
-        for item in self.snapshot():
-            self.return_to_queue(item.receipt_handle, 0)
+    def shorten(self, visibility_timeout: int, heartbeat_seconds: float) -> None:
+        """From now on extend visibility by ``visibility_timeout`` every ``heartbeat_seconds``, starting
+        at once: the last extension may keep a message hidden for a whole (long) visibility timeout."""
+        with self._lock:
+            self.visibility_timeout = visibility_timeout
+            self.heartbeat_seconds = heartbeat_seconds
+        self._wake.set()
 
-    def heartbeat_loop(self, finished: threading.Event) -> None:
-        """Extend the visibility of every in-flight message until ``finished`` is set."""
-        while not finished.wait(self.heartbeat_seconds):
+    def heartbeat_loop(self) -> None:
+        """Extend the visibility of every in-flight message until :meth:`stop_heartbeat`."""
+        while True:
+            with self._lock:
+                every = self.heartbeat_seconds
+            self._wake.wait(every)
+            self._wake.clear()
+            if self._stopped:
+                return
             self.extend_visibility()
 
+    def stop_heartbeat(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
     def extend_visibility(self) -> None:
-        items = self.snapshot()
+        with self._extending:
+            self._extend_visibility()
+
+    def _extend_visibility(self) -> None:
+        with self._lock:
+            items, visibility = list(self._messages.values()), self.visibility_timeout
         for start in range(0, len(items), MAX_BATCH_SIZE):
             chunk = items[start : start + MAX_BATCH_SIZE]
             entries = [
-                {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": self.visibility_timeout}
+                {"Id": str(i), "ReceiptHandle": it.receipt_handle, "VisibilityTimeout": visibility}
                 for i, it in enumerate(chunk)
             ]
             try:

@@ -323,7 +323,11 @@ class Processor:
             )
         started = time.monotonic()
         with self.metrics.batch(self.customer_code) as batch:
-            result = self._process(ref, owner, cancelled, batch)
+            try:
+                result = self._process(ref, owner, cancelled, batch)
+            except KeyboardInterrupt:  # Ctrl-C of a manual run: the claim may have landed; end our lease
+                self._release_lease(ref.change_id, owner, None)
+                raise
             if result.outcome in (Outcome.PROCESSED, Outcome.ALREADY_RECORDED):
                 batch.add(MetricName.PROCESSING_SUCCESS)
                 batch.add(MetricName.PROCESSING_DURATION, time.monotonic() - started)
@@ -401,6 +405,9 @@ class Processor:
         # 7. record the result (it carries the final progress); a lost record means a resend
         try:
             self._record(keeper, owner, revision, recipients, batch)
+        except KeyboardInterrupt:  # the record may have landed (then no lease is ours); else keep every email sent
+            self._save_progress(keeper, release=True)
+            raise
         except Exception as exc:  # ArchiveError, or an S3 error left after botocore's retries: keep the progress
             self._save_progress(keeper, release=True)
             return Result(
@@ -444,6 +451,9 @@ class Processor:
             keeper.stop()
             if keeper.error is not None:
                 raise keeper.error
+        except KeyboardInterrupt:  # Ctrl-C of a manual run: checkpoint every email sent, end the lease now
+            self._save_progress(keeper, release=True)
+            raise
         except LeaseLost as exc:
             if keeper is not None:
                 keeper.stop()
@@ -526,9 +536,12 @@ class Processor:
                 current = None
 
     def _release_lease(self, change_id: str, owner: str, keeper: _LeaseKeeper | None) -> None:
+        """End ``owner``'s lease now, keeping the progress (a conditional write; nothing to do when the
+        lease is another owner's, or already ended)."""
+
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
             lease = version.document.lease if version else None
-            if version is None or lease is None or lease.owner != owner:
+            if version is None or lease is None or lease.owner != owner or not lease.is_live(version.storage_now):
                 return None
             return version.document.model_copy(
                 update={"lease": lease.model_copy(update={"expires_at": version.storage_now})}

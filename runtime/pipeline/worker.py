@@ -10,7 +10,17 @@ change coordinator's; the worker owns only the SQS mechanics.
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
 * SIGTERM: stop receiving, let in-flight work finish for ``drain_seconds``, then interrupt sending
-  (progress is checkpointed) and return what is left to the queue.
+  (the customer processor checkpoints its progress and releases its lease) and wait for every
+  handler to end: each message is settled by its own outcome (an interrupted one is visible again
+  at once). A message is never made visible while its work still runs (a slow or throttled
+  ``SendEmail`` that cannot be interrupted): another task would receive it and work on it at the
+  same time (DESIGN §2).
+
+  What bounds that wait is the ECS stop timeout (``drain_seconds`` is validated below it): at the
+  stop timeout ECS kills the task. So that such a kill is no worse than returning the messages, after
+  the drain time the heartbeat keeps the remaining messages invisible only ``OVERTIME_VISIBILITY_SECONDS``
+  ahead: a killed task's messages are back within that; otherwise every call the work waits on has its
+  own timeout (botocore), so the wait ends on its own.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from runtime.contract.settings import WorkerSettings
@@ -44,6 +54,14 @@ DEFAULT_VISIBILITY_TIMEOUT = int(_setting_default("visibility_timeout_seconds"))
 DEFAULT_RECEIVE_WAIT_SECONDS = int(_setting_default("receive_wait_seconds"))
 DEFAULT_RETRY_BASE_SECONDS = float(_setting_default("retry_base_seconds"))
 DEFAULT_DRAIN_SECONDS = float(_setting_default("drain_seconds"))
+
+OVERTIME_VISIBILITY_SECONDS = 10
+"""After the drain time: how far ahead the messages of work still running are kept invisible, so a
+task killed at the ECS stop timeout hands them back within this (see the module docstring)."""
+OVERTIME_HEARTBEAT_SECONDS = 2.0
+"""After the drain time: how often those messages' visibility is extended (several tries per window)."""
+OVERTIME_LOG_SECONDS = 10.0
+"""After the drain time: how often the worker says which work it is still waiting for."""
 
 
 class Worker:
@@ -74,7 +92,6 @@ class Worker:
         self.instance_id = uuid.uuid4().hex[:12]
         self.stopping = threading.Event()
         self.cancelled = threading.Event()
-        self._finished = threading.Event()
         self._stop_requested_at: float | None = None
         self.in_flight = InFlight(
             sqs, queue_url, visibility_timeout=visibility_timeout, heartbeat_seconds=self.heartbeat_seconds
@@ -102,9 +119,7 @@ class Worker:
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Receive and process until SIGTERM (or ``until()`` is true), then drain."""
         logger.info("worker started", extra={"queue_url": self.queue_url, "instance": self.instance_id})
-        heartbeat = threading.Thread(
-            target=self.in_flight.heartbeat_loop, args=(self._finished,), name="heartbeat", daemon=True
-        )
+        heartbeat = threading.Thread(target=self.in_flight.heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         futures: set[Future[None]] = set()
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="process") as pool:
@@ -131,7 +146,7 @@ class Worker:
                 futures = {f for f in futures if not f.done()}
             self._drain(futures)
         self.stopping.set()
-        self._finished.set()
+        self.in_flight.stop_heartbeat()
         heartbeat.join(timeout=5)
         logger.info("worker stopped", extra={"handled": self.handled})
 
@@ -148,6 +163,8 @@ class Worker:
             self._slots.release()
 
     def _drain(self, futures: set[Future[None]]) -> None:
+        """Wait for in-flight work: ``drain_seconds`` from the stop request, then interrupt it and wait
+        until every handler has ended (it settles its own message); see the module docstring."""
         pending = {f for f in futures if not f.done()}
         if not pending:
             return
@@ -155,17 +172,22 @@ class Worker:
             "draining in-flight messages", extra={"in_flight": len(pending), "drain_seconds": self.drain_seconds}
         )
         deadline = (self._stop_requested_at or time.monotonic()) + self.drain_seconds
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-            pending = {f for f in pending if not f.done()}
-        if pending:
-            logger.warning("drain time is up; interrupting in-flight work", extra={"in_flight": len(pending)})
-            self.cancelled.set()
-            grace = time.monotonic() + 10
-            while pending and time.monotonic() < grace:
-                time.sleep(0.05)
-                pending = {f for f in pending if not f.done()}
-        self.in_flight.return_all()
+        pending = _wait_until(pending, deadline)
+        if not pending:
+            return
+        logger.warning("drain time is up; interrupting in-flight work", extra={"in_flight": len(pending)})
+        self.cancelled.set()
+        self.in_flight.shorten(
+            min(OVERTIME_VISIBILITY_SECONDS, self.visibility_timeout),
+            min(OVERTIME_HEARTBEAT_SECONDS, self.heartbeat_seconds),
+        )
+        while pending:
+            pending = _wait_until(pending, time.monotonic() + OVERTIME_LOG_SECONDS)
+            if pending:
+                logger.warning(
+                    "in-flight work has not ended yet; its messages stay invisible until it does",
+                    extra={"in_flight": len(pending)},
+                )
 
     # ---- SQS ----------------------------------------------------------------------------------
 
@@ -198,6 +220,7 @@ class Worker:
                 fate = overall_fate(results)
                 for result in results:
                     self._log_result(result, fate)
+                self.in_flight.remove(message_id)  # no heartbeat may extend it once it is settled
                 self._settle(receipt, fate, receives, _retry_after(results) if fate is Fate.RETRY else None)
         finally:
             self.in_flight.remove(message_id)
@@ -240,6 +263,14 @@ class Worker:
                 logger.warning("transient failure: message returns to the queue", extra=fields)
             else:
                 logger.info("message handled", extra=fields)
+
+
+def _wait_until(pending: set[Future[None]], deadline: float) -> set[Future[None]]:
+    """Wait until every future is done or ``deadline`` (monotonic) passes; the ones not done yet."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        wait(pending, timeout=remaining)
+    return {f for f in pending if not f.done()}
 
 
 def _retry_after(results: list[Result]) -> float | None:

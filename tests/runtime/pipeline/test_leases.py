@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from runtime.archive.documents import utcnow
 from runtime.archive.triggers import DeleteOutcome
@@ -374,3 +376,127 @@ def test_sender_stops_when_no_checkpoint_lands_for_a_whole_lease(platform: Platf
     assert result.outcome is Outcome.RETRY and "lease" in result.reason
     assert time.monotonic() - started < 10
     assert platform.trigger_exists("hts") and platform.result("hts") is None
+
+
+# ---- an interrupted run ends its lease (issue 11 item 11) -------------------------------------------
+
+
+class LedgerMailer:
+    """``n`` synthetic recipients and a shared ledger of every email "SES accepted"; with
+    ``interrupt_before`` set, Ctrl-C (``KeyboardInterrupt``) lands before that email (0-based), with
+    ``interrupt_reading`` while the recipients are read."""
+
+    def __init__(
+        self, ledger: list[str], n: int, interrupt_before: int | None = None, *, interrupt_reading: bool = False
+    ) -> None:
+        self.ledger = ledger
+        self.addresses = [f"user{i:02d}@hts.example.com" for i in range(n)]
+        self.interrupt_before = interrupt_before
+        self.interrupt_reading = interrupt_reading
+
+    def subscribers(self, topic: str) -> list[str]:
+        if self.interrupt_reading:
+            raise KeyboardInterrupt
+        return list(self.addresses)
+
+    def send(
+        self,
+        recipients: list[str],
+        message: RenderedEmail,
+        topic: str,
+        *,
+        on_done: RecipientDone,
+        cancelled: threading.Event | None,
+    ) -> list[str]:
+        for address in recipients:
+            if len(self.ledger) == self.interrupt_before:
+                raise KeyboardInterrupt
+            self.ledger.append(address)
+            on_done(address, None)
+        return list(recipients)
+
+
+def test_interrupted_manual_run_releases_its_lease_and_the_worker_sends_only_the_rest(platform: Platform) -> None:
+    """A Ctrl-C'd `process` left its lease live for the whole lease time: the worker acked its own
+    message as a duplicate (LEASE_HELD) and the trigger waited for the sweeper. Now the interrupted run
+    writes its exact progress and ends its lease, so the worker resumes at once: every recipient once."""
+    platform.submit()
+    ledger: list[str] = []
+    manual = platform.processor("hts", lease_seconds=300)
+    manual.mailer = LedgerMailer(ledger, 7, interrupt_before=3)
+    with pytest.raises(KeyboardInterrupt):  # the interrupt reaches the caller: the CLI stops
+        manual.process(HTS, "manual:ops-laptop")
+    doc = platform.processing("hts") or {}
+    assert doc["lease"]["owner"] == "manual:ops-laptop"
+    assert datetime.fromisoformat(doc["lease"]["expires_at"]) <= utcnow()  # released on the storage clock
+    assert doc["progress"]["done"] == 3  # every email sent before the interrupt, none more
+    assert platform.trigger_exists("hts") and not doc.get("results")  # nothing recorded, nothing lost
+
+    worker = platform.processor("hts", lease_seconds=300)
+    worker.mailer = LedgerMailer(ledger, 7)
+    result = worker.process(HTS, "sqs:m1:r1")
+    assert result.outcome is Outcome.PROCESSED and result.emails_sent == 4
+    assert sorted(ledger) == worker.mailer.addresses  # each recipient exactly once: none lost, none twice
+    assert (platform.result("hts") or {})["sent"] == 7
+    assert not platform.trigger_exists("hts")
+
+
+def test_interrupt_before_any_email_releases_the_claimed_lease(platform: Platform) -> None:
+    """Ctrl-C while the recipients are read (after the claim, before any email): the lease ends too."""
+    platform.submit()
+    manual = platform.processor("hts", lease_seconds=300)
+    ledger: list[str] = []
+    manual.mailer = LedgerMailer(ledger, 3, interrupt_reading=True)
+    with pytest.raises(KeyboardInterrupt):
+        manual.process(HTS, "manual:ops-laptop")
+    lease = (platform.processing("hts") or {})["lease"]
+    assert datetime.fromisoformat(lease["expires_at"]) <= utcnow()
+    worker = platform.processor("hts", lease_seconds=300)
+    worker.mailer = LedgerMailer(ledger, 3)
+    assert worker.process(HTS, "sqs:m1:r1").outcome is Outcome.PROCESSED
+    assert sorted(ledger) == worker.mailer.addresses
+
+
+def test_interrupt_during_the_record_keeps_every_email_sent(platform: Platform) -> None:
+    """Ctrl-C while the result is being recorded (step 7), before the write lands: the last emails
+    are not checkpointed yet (the record would have covered them), so the interrupted run checkpoints
+    them with the release; the worker then sends nothing more and records the result."""
+    platform.submit()
+    s3 = Faulty(platform.s3)
+
+    def interrupt_the_record(**kwargs: Any) -> None:
+        if str(kwargs["Key"]).startswith("processing/") and b'"results":{"1"' in kwargs["Body"]:
+            raise KeyboardInterrupt
+
+    s3.fail("put_object", interrupt_the_record, times=1000)
+    manual = platform.processor("hts", s3=s3, lease_seconds=300)
+    ledger: list[str] = []
+    manual.mailer = LedgerMailer(ledger, 3)
+    with pytest.raises(KeyboardInterrupt):
+        manual.process(HTS, "manual:ops-laptop")
+    s3._faults.clear()
+    doc = platform.processing("hts") or {}
+    assert not doc.get("results") and doc["progress"]["done"] == 3
+    assert datetime.fromisoformat(doc["lease"]["expires_at"]) <= utcnow()
+    worker = platform.processor("hts", lease_seconds=300)
+    worker.mailer = LedgerMailer(ledger, 3)
+    result = worker.process(HTS, "sqs:m1:r1")
+    assert result.outcome is Outcome.PROCESSED and result.emails_sent == 0
+    assert sorted(ledger) == worker.mailer.addresses
+    assert (platform.result("hts") or {})["sent"] == 3
+
+
+def test_send_interrupted_by_the_drain_releases_the_lease_with_the_progress(platform: Platform) -> None:
+    """The worker's side: at the end of a SIGTERM drain the interrupted send returns its message; its
+    lease ends with the checkpoint, so whichever task receives the message next resumes at once."""
+    platform.submit()
+    cancelled = threading.Event()
+    draining = platform.processor("hts", lease_seconds=300)
+    draining.mailer = HookedMailer(draining.mailer, lambda i: cancelled.set() if i == 1 else None)
+    first = draining.process(HTS, "sqs:m1:r1", cancelled)
+    assert first.outcome is Outcome.RETRY and first.emails_sent == 1
+    doc = platform.processing("hts") or {}
+    assert datetime.fromisoformat(doc["lease"]["expires_at"]) <= utcnow() and doc["progress"]["done"] == 1
+    second = platform.processor("hts", lease_seconds=300).process(HTS, "sqs:m1:r2")  # another task, at once
+    assert second.outcome is Outcome.PROCESSED and second.emails_sent == 1
+    assert sorted(mailed(platform)) == sorted(set(mailed(platform))) and len(mailed(platform)) == 2

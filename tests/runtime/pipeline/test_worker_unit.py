@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from runtime.pipeline import worker as worker_module
+from runtime.pipeline.in_flight import InFlight
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Outcome, Result
 from runtime.pipeline.worker import Worker
@@ -133,3 +135,133 @@ def test_acked_outcomes_delete_the_message(platform: Platform, outcome: Outcome)
     thread.start()
     thread.join(20)
     assert depth(platform) == (0, 0)
+
+
+class BlockingProcessor:
+    """A send that cannot be interrupted (a slow or throttled ``SendEmail``): each process() call
+    blocks ``seconds`` whatever ``cancelled`` says, then returns its change's scripted outcome
+    (RETRY when the drain interrupted it, as the real processor does)."""
+
+    customer_code = "hts"
+
+    def __init__(self, seconds: float, outcomes: dict[str, Outcome]) -> None:
+        self.seconds = seconds
+        self.outcomes = outcomes
+        self.started: set[str] = set()
+        self.running = 0
+        self.release = threading.Event()  # ends the blocked send early
+        self._lock = threading.Lock()
+
+    def process(self, ref, owner, cancelled=None):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.started.add(ref.change_id)
+            self.running += 1
+        self.release.wait(self.seconds)
+        with self._lock:
+            self.running -= 1
+        return Result(self.outcomes[ref.change_id], "scripted", ref.change_id)
+
+
+@pytest.mark.slow
+def test_drain_never_hands_out_a_message_whose_work_still_runs(platform: Platform) -> None:
+    """Issue 11 item 6: after the drain time the worker used to set visibility 0 on every in-flight
+    message while its thread still sent; another task received it and sent again. The work outlasts
+    the drain (0.5 s) and the interruption (the old 10 s grace): its message must stay invisible until
+    the work ends, then be settled by its own outcome (deleted when done, visible at once when not)."""
+    url = platform.box.customers["hts"].queue_url
+    for change_id in ("CHG-DONE", "CHG-LEFT"):
+        platform.sqs.send_message(QueueUrl=url, MessageBody=event(f"customers/hts/{change_id}.json"))
+    processor = BlockingProcessor(12.0, {"CHG-DONE": Outcome.PROCESSED, "CHG-LEFT": Outcome.RETRY})
+    w = worker(platform, processor, drain_seconds=0.5, visibility_timeout=30)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(processor.started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(processor.started) == 2
+    w.request_stop()
+    handed_out: list[str] = []  # another task polling the queue while the work still runs
+    while processor.running and thread.is_alive():
+        got = platform.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        handed_out += [m["Body"] for m in got.get("Messages", []) if processor.running]
+        time.sleep(0.1)
+    thread.join(20)
+    assert not thread.is_alive()
+    assert handed_out == [], "a message was made visible while its work still ran"
+    assert w.cancelled.is_set()
+    left = platform.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    assert [m["Body"] for m in left.get("Messages", [])] == [event("customers/hts/CHG-LEFT.json")]
+    assert depth(platform) == (1, 0)  # the unfinished one is back at once, the finished one deleted
+
+
+def test_after_the_drain_time_running_work_is_kept_invisible_only_briefly(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ECS stop timeout kills a task whose work outlasts the drain: its messages must then come back
+    about as soon as returned ones would, not a whole visibility timeout (30 s here) later. The kill is
+    simulated by stopping the heartbeat while the work still runs."""
+    monkeypatch.setattr(worker_module, "OVERTIME_VISIBILITY_SECONDS", 2)
+    url = platform.box.customers["hts"].queue_url
+    platform.sqs.send_message(QueueUrl=url, MessageBody=event("customers/hts/CHG-1.json"))
+    processor = BlockingProcessor(60.0, {"CHG-1": Outcome.RETRY})
+    w = worker(platform, processor, drain_seconds=0.2, visibility_timeout=30, heartbeat_seconds=5.0)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not processor.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        w.request_stop()
+        assert w.cancelled.wait(5)
+        time.sleep(0.5)  # the first short extension is made at once
+        w.in_flight.stop_heartbeat()  # the task is killed: nobody extends any more
+        killed_at = time.monotonic()
+        back_after = None
+        while time.monotonic() - killed_at < 20:
+            got = platform.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+            if got.get("Messages"):
+                back_after = time.monotonic() - killed_at
+                break
+            time.sleep(0.1)
+        assert back_after is not None and back_after < 2 + 1.5, back_after
+    finally:
+        processor.release.set()
+        thread.join(20)
+    assert not thread.is_alive()
+
+
+class GatedSqs:
+    """Records visibility calls as they land; a heartbeat batch call waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.landed: list[tuple[str, str, int]] = []
+        self.extending = threading.Event()
+        self.release = threading.Event()
+
+    def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, object]]) -> dict[str, object]:
+        self.extending.set()
+        self.release.wait(5)
+        self.landed += [("extend", str(e["ReceiptHandle"]), int(str(e["VisibilityTimeout"]))) for e in Entries]
+        return {}
+
+    def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:
+        self.landed.append(("return", ReceiptHandle, VisibilityTimeout))
+
+
+def test_a_message_is_settled_only_after_a_heartbeat_already_on_its_way_has_landed() -> None:
+    """A heartbeat extension sent just before a message was returned used to land after it, hiding
+    the returned message again for a whole visibility timeout. Removing it from the registry waits for
+    that extension, and the worker settles a message only after removing it."""
+    sqs = GatedSqs()
+    in_flight = InFlight(sqs, "https://q", visibility_timeout=30, heartbeat_seconds=60)
+    in_flight.add("m1", "r1")
+    heartbeat = threading.Thread(target=in_flight.extend_visibility)
+    heartbeat.start()
+    assert sqs.extending.wait(5)
+    settle = threading.Thread(target=lambda: (in_flight.remove("m1"), in_flight.return_to_queue("r1", 0)))
+    settle.start()
+    time.sleep(0.3)
+    sqs.release.set()
+    heartbeat.join(5)
+    settle.join(5)
+    assert sqs.landed == [("extend", "r1", 30), ("return", "r1", 0)]
