@@ -77,7 +77,9 @@ def utcnow() -> datetime:
 REFUSE_NAIVE_TIMES = "refuse_naive_times"
 """Validation context key: when true, a time without a UTC offset is an error instead of UTC."""
 
-NAIVE_TIME_FIX = "a time without a UTC offset is ambiguous: add one, e.g. 2026-03-01T10:00:00Z or 2026-03-01T10:00:00+02:00"
+NAIVE_TIME_FIX = (
+    "a time without a UTC offset is ambiguous: add one, e.g. 2026-03-01T10:00:00Z or 2026-03-01T10:00:00+02:00"
+)
 
 
 class JsonNumber(float):
@@ -296,6 +298,12 @@ class MeetingRequest(_Document):
 
 
 class ArchiveDocument(_Document):
+    """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
+    the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases`` and
+    ``meeting_lease`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
+    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, README "The change
+    document")."""
+
     change_id: str
     title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
     summary: str = ""

@@ -166,7 +166,7 @@ def test_a_document_without_unknown_numbers_is_written_as_before() -> None:
     from runtime.archive.documents import MeetingMetadata, ModificationEntry
 
     doc = ArchiveDocument.model_validate(
-        {"change_id": "CHG-1", "title": "Tést \"quoted\" \u2028", "customers": ["hts", "b"], "x": {}, "y": [], "z": None}
+        {"change_id": "CHG-1", "title": 'Tést "quoted" \u2028', "customers": ["hts", "b"], "x": {}, "y": [], "z": None}
     )
     doc.modifications = [ModificationEntry(user_id="u", modification_type="submitted", revision=1, customers=["b"])]
     doc.meeting_metadata = MeetingMetadata(meeting_id="m", start_time=datetime(2026, 1, 1, 9, 30, 0, 5, tzinfo=UTC))

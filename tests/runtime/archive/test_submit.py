@@ -73,7 +73,8 @@ def test_a_resubmission_removes_the_fields_it_no_longer_has(s3: Any) -> None:
     assert revision_2["summary"] == ""  # back to the default: the new revision has no summary
     # what the pipeline recorded is kept
     assert revision_2["meeting_metadata"]["meeting_id"] == "m-1"
-    assert [m["modification_type"] for m in revision_2["modifications"]] == ["submitted", MEETING_SCHEDULED, "submitted"]
+    trail = [m["modification_type"] for m in revision_2["modifications"]]
+    assert trail == ["submitted", MEETING_SCHEDULED, "submitted"]
     # fields unknown to us: kept when absent, replaced when given, added when new
     assert revision_2["riskLevel"] == "high"
     assert revision_2["ticket"] == {"id": "INC-2"}
@@ -103,7 +104,7 @@ def test_a_resubmission_ignores_recorded_fields_it_carries(s3: Any) -> None:
     ],
 )
 def test_submit_refuses_a_number_json_readers_cannot_hold(s3: Any, number: str, field: str) -> None:
-    raw = '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "risk": {"score": %s}}' % number
+    raw = '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "risk": {"score": ' + number + "}}"
     with pytest.raises(InvalidSubmission) as caught:
         submit(s3, raw)
     assert f"{field}:" in str(caught.value) and number in str(caught.value)
@@ -117,7 +118,7 @@ def test_submit_refuses_a_non_finite_float_given_as_a_dict(s3: Any) -> None:
 
 def test_a_long_decimal_survives_submission_and_resubmission(s3: Any) -> None:
     digits = "3.14159265358979323846264338327950288"
-    submit(s3, '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "pi": %s, "rate": 1.50}' % digits)
+    submit(s3, '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "pi": ' + digits + ', "rate": 1.50}')
     assert digits.encode() in stored(s3) and b'"rate": 1.50' in stored(s3)
     submit(s3, '{"change_id": "CHG-1", "title": "t2", "customers": ["hts"]}')  # pi is kept: unknown to us
     assert digits.encode() in stored(s3) and b'"rate": 1.50' in stored(s3)
