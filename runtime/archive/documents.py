@@ -107,10 +107,34 @@ class JsonNumber(float):
         return self
 
 
+MAX_NESTING = 200
+"""Deepest nesting of objects and arrays in a document: the limit of pydantic's JSON parser, which read
+the documents before :func:`parse_json`; it keeps every recursive walk and the writer far from Python's
+recursion limit."""
+
+
+def check_nesting(value: Any) -> None:
+    """Raises ``ValueError`` when objects and arrays are nested deeper than :data:`MAX_NESTING`."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth >= MAX_NESTING:
+            raise ValueError(f"objects and arrays are nested deeper than {MAX_NESTING} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def parse_json(body: bytes | str) -> Any:
     """``json.loads`` keeping the text of every non-integer number (:class:`JsonNumber`); integers are
-    exact already. Raises ``ValueError`` (not JSON, not UTF-8) or ``RecursionError`` (nested too deep)."""
-    return json.loads(body, parse_float=JsonNumber, parse_constant=JsonNumber)
+    exact already. Raises ``ValueError``: not JSON, not UTF-8, nested deeper than :data:`MAX_NESTING`."""
+    try:
+        data = json.loads(body, parse_float=JsonNumber, parse_constant=JsonNumber)
+    except RecursionError:  # nested far deeper still: the parser itself gave up
+        raise ValueError(f"objects and arrays are nested deeper than {MAX_NESTING} levels") from None
+    check_nesting(data)
+    return data
 
 
 def _encode(value: Any, indent: str) -> str:
@@ -363,7 +387,7 @@ class ArchiveDocument(_Document):
         """Raises ``ValidationError`` for anything that is not a valid change document, JSON errors included."""
         try:
             data = parse_json(body)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
             error = InitErrorDetails(type="json_invalid", loc=(), input=body[:100], ctx={"error": str(exc)})
             raise ValidationError.from_exception_data(cls.__name__, [error]) from None
         return cls.model_validate(data)

@@ -28,6 +28,7 @@ from runtime.archive.documents import (
     ArchiveDocument,
     JsonNumber,
     ModificationEntry,
+    check_nesting,
     describe_validation_error,
     parse_json,
 )
@@ -82,14 +83,18 @@ def _refuse_non_finite_numbers(value: Any, path: str = "") -> None:
 def validate_change(raw: dict[str, Any] | str | bytes) -> ArchiveDocument:
     """The submitted change document, or :class:`InvalidSubmission` naming what is wrong and the fix."""
     if isinstance(raw, dict):
+        try:
+            check_nesting(raw)
+        except ValueError as exc:
+            raise InvalidSubmission(f"invalid change document: {exc}") from None
         _refuse_oversized(len(json.dumps(raw, ensure_ascii=False, default=str).encode()))
         payload: Any = raw
     else:
         _refuse_oversized(len(raw.encode() if isinstance(raw, str) else raw))
         try:
             payload = parse_json(raw)
-        except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number too long for int()
-            raise InvalidSubmission(f"change document is not JSON: {exc}") from None
+        except ValueError as exc:  # JSONDecodeError, nesting, or a number too long for int()
+            raise InvalidSubmission(f"change document cannot be read as JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidSubmission("change document must be a JSON object")
     _refuse_non_finite_numbers(payload)

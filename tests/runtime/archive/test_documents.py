@@ -187,3 +187,33 @@ def test_a_document_that_is_not_json_is_a_validation_error() -> None:
     for body in (b"{", b"\xff\xfe{", b"[" * 100_000):
         with pytest.raises(ValidationError):
             ArchiveDocument.from_json_bytes(body)
+
+
+@pytest.mark.parametrize("depth", [500, 5000])
+def test_nesting_deeper_than_the_writer_can_rewrite_is_invalid(depth: int) -> None:
+    """What is read must be writable again: a document nested deeper than ``MAX_NESTING`` is a
+    validation error on read (the archive is invalid) and refused by submit, never a ``RecursionError``."""
+    from pydantic import ValidationError
+
+    from runtime.archive.documents import MAX_NESTING
+    from runtime.archive.submit import InvalidSubmission, validate_change
+
+    body = '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "deep": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(ValidationError):
+        ArchiveDocument.from_json_bytes(body.encode())
+    with pytest.raises(InvalidSubmission, match=f"deeper than {MAX_NESTING}"):
+        validate_change(body)
+    nested: list[object] = []
+    for _ in range(depth):
+        nested = [nested]
+    with pytest.raises(InvalidSubmission, match=f"deeper than {MAX_NESTING}"):
+        validate_change({"change_id": "CHG-1", "title": "t", "customers": ["hts"], "deep": nested})
+
+
+def test_nesting_at_the_limit_is_read_and_rewritten() -> None:
+    from runtime.archive.documents import MAX_NESTING
+
+    depth = MAX_NESTING - 1  # the document itself is the first level
+    body = '{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "deep": ' + "[" * depth + "]" * depth + "}"
+    rewritten = ArchiveDocument.from_json_bytes(body.encode()).to_json_bytes()
+    assert json.loads(rewritten)["deep"] == json.loads(body)["deep"]
