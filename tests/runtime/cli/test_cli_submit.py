@@ -1,6 +1,6 @@
 """``submit`` on the command line: bad documents end in one ``error:`` line naming the field, exit 2,
-and nothing written (issue 11, items 2, 4 and 10); ``verify`` reads a stored document with a naive and
-an aware time without a traceback."""
+and nothing written (issue 11, items 2, 4 and 10); ``verify``, ``stuck`` and ``cleanup`` read a stored
+document with a naive and an aware time without a traceback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from runtime.archive.triggers import TriggerStore
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
+from runtime.contract.keys import TriggerRef
 from tests.support.aws_platform import Platform
-from tests.support.ops_platform import ops_env, put_raw, run
+from tests.support.ops_platform import backdate, ops_env, put_raw, run
 
 
 def write(tmp_path: Path, document: dict[str, object] | str) -> str:
@@ -48,11 +50,17 @@ def test_submit_refuses_with_one_error_line(
     assert nothing_written(light)
 
 
-def test_verify_reads_a_naive_and_an_aware_time_without_a_traceback(
-    light: Platform, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "command", [["verify", "CHG-1"], ["stuck", "--older-than", "1s"], ["cleanup", "--dry-run"]], ids=lambda c: c[0]
+)
+def test_ops_commands_read_a_naive_and_an_aware_time_without_a_traceback(
+    light: Platform, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
+    """A document another writer stored with a naive and an aware time: the naive one is read as UTC."""
     meeting = {"start_time": "2026-03-01T10:00:00", "end_time": "2026-03-01T11:00:00Z"}
     put_raw(light, "archive/CHG-1.json", json.dumps({**BASE, "revision": 1, "meeting": meeting}))
-    result = run(monkeypatch, ops_env(light), "verify", "CHG-1")
-    assert result.exit_code in (0, 1), result.output  # pending or complete, not a failure
-    assert "Traceback" not in result.output and "invalid" not in result.output.lower()
+    TriggerStore(light.s3, light.bucket).put(TriggerRef("hts", "CHG-1"), 1)
+    backdate(light, "customers/hts/CHG-1.json", 60)
+    result = run(monkeypatch, ops_env(light), *command)
+    assert result.exit_code in (0, 1), result.output  # healthy or needs attention, not a failure
+    assert "invalid" not in result.output.lower(), result.output
