@@ -36,3 +36,16 @@ def test_requirements_are_pinned() -> None:
             line = line.strip()
             if line and not line.startswith(("#", "-r")):
                 assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][0-9A-Za-z.]*", line), f"{path.name}: {line}"
+
+
+def test_the_change_document_example_is_a_valid_submission() -> None:
+    """The example under "The change document" is what ``submit`` accepts, and the table lists its fields."""
+    from runtime.archive.submit import validate_change
+
+    section = README.split("## The change document", 1)[1].split("\n## ", 1)[0]
+    example = re.search(r"```json\n(.*?)```", section, re.S)
+    assert example is not None
+    document = validate_change(example.group(1))
+    assert document.meeting is not None and document.model_extra == {"ticket": "INC-1234"}
+    required = {"change_id", "title", "customers"}
+    assert {f for f in required if f"| `{f}` | yes |" in section} == required

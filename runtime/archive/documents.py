@@ -10,11 +10,23 @@
 Every field the runtime writes is declared. Fields declared after others first wrote them as unknown
 fields (``_NULL_WHEN_SET``) are written as ``null`` when set to None, exactly as they were then.
 (The queue message envelopes are in :mod:`runtime.pipeline.envelopes`.)
+
+**Times.** Every time in a document is timezone-aware. A stored time without a UTC offset
+(``2026-03-01T10:00:00``) is read as UTC, the meaning the meeting code always gave it, so a document
+written before submit refused such times still reads, and a naive time never meets an aware one in a
+comparison (a raw ``TypeError``, retried forever). ``submit`` refuses a time without an offset
+(:data:`REFUSE_NAIVE_TIMES`): the submitter may have meant local time, and a guess would move a meeting.
+
+**Numbers.** A document read from JSON keeps every number with a fraction or an exponent as a
+:class:`JsonNumber`, which remembers the text it was written as; :meth:`ArchiveDocument.to_json_bytes`
+writes that text back. A field unknown to us thus survives every rewrite byte for byte (a long
+decimal, ``1.50``, ``1e400``, another writer's ``NaN``) instead of becoming a double or ``null``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -27,11 +39,13 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, to_jsonable_python
 
 from runtime.contract.keys import InvalidKeyError, validate_change_id, validate_customer_code
 
@@ -58,6 +72,93 @@ CustomerCodeField = Annotated[str, AfterValidator(_customer_code)]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+REFUSE_NAIVE_TIMES = "refuse_naive_times"
+"""Validation context key: when true, a time without a UTC offset is an error instead of UTC."""
+
+NAIVE_TIME_FIX = (
+    "a time without a UTC offset is ambiguous: add one, e.g. 2026-03-01T10:00:00Z or 2026-03-01T10:00:00+02:00"
+)
+
+
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent, as read: usable as a float, written back as ``text``.
+
+    Also ``NaN`` and ``±Infinity``, which Python's reader accepts (they are not JSON, but another writer
+    may have stored them; ``submit`` refuses them). Immutable, so copies share it.
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __reduce__(self) -> tuple[type[JsonNumber], tuple[str]]:
+        return (JsonNumber, (self.text,))
+
+    def __copy__(self) -> JsonNumber:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> JsonNumber:
+        return self
+
+
+MAX_NESTING = 200
+"""Deepest nesting of objects and arrays in a document: the limit of pydantic's JSON parser, which read
+the documents before :func:`parse_json`; it keeps every recursive walk and the writer far from Python's
+recursion limit."""
+
+
+def check_nesting(value: Any) -> None:
+    """Raises ``ValueError`` when objects and arrays are nested deeper than :data:`MAX_NESTING`."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth >= MAX_NESTING:
+            raise ValueError(f"objects and arrays are nested deeper than {MAX_NESTING} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json(body: bytes | str) -> Any:
+    """``json.loads`` keeping the text of every non-integer number (:class:`JsonNumber`); integers are
+    exact already. Raises ``ValueError``: not JSON, not UTF-8, nested deeper than :data:`MAX_NESTING`."""
+    try:
+        data = json.loads(body, parse_float=JsonNumber, parse_constant=JsonNumber)
+    except RecursionError:  # nested far deeper still: the parser itself gave up
+        raise ValueError(f"objects and arrays are nested deeper than {MAX_NESTING} levels") from None
+    check_nesting(data)
+    return data
+
+
+def _encode(value: Any, indent: str) -> str:
+    """``json.dumps(value, indent=2)`` of a python-mode dump, except that a :class:`JsonNumber` is
+    written as its text; a plain non-finite float is ``null`` (as pydantic's JSON mode writes it)."""
+    if isinstance(value, JsonNumber):
+        return value.text
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        items = ",".join(f"\n{inner}{json.dumps(str(k))}: {_encode(v, inner)}" for k, v in value.items())
+        return f"{{{items}\n{indent}}}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        items = ",".join(f"\n{inner}{_encode(v, inner)}" for v in value)
+        return f"[{items}\n{indent}]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "null"
+    if value is None or isinstance(value, (str, int, float)):
+        return json.dumps(value)
+    return json.dumps(to_jsonable_python(value))
 
 
 class _Document(BaseModel):
@@ -102,8 +203,23 @@ class _Document(BaseModel):
                 data.update({key: None for key, value in self.model_extra.items() if value is None})
         return data
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _times_are_aware(cls, value: Any, info: ValidationInfo) -> Any:
+        """A time without a UTC offset is UTC, or an error when the context asks (``submit``)."""
+        if isinstance(value, datetime) and value.tzinfo is None:
+            if info.context and info.context.get(REFUSE_NAIVE_TIMES):
+                raise ValueError(NAIVE_TIME_FIX)
+            return value.replace(tzinfo=UTC)
+        return value
+
     def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON values, for display and comparison (a :class:`JsonNumber` becomes a float)."""
         return self.model_dump(mode="json", by_alias=False, exclude_none=True)
+
+    def to_python_dict(self) -> dict[str, Any]:
+        """The fields as python values (times as datetimes, numbers as read): what a rewrite validates."""
+        return self.model_dump(mode="python", by_alias=False, exclude_none=True)
 
 
 class MeetingMetadata(_Document):
@@ -206,6 +322,12 @@ class MeetingRequest(_Document):
 
 
 class ArchiveDocument(_Document):
+    """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
+    the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases`` and
+    ``meeting_lease`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
+    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, README "The change
+    document")."""
+
     change_id: str
     title: str = Field(min_length=1, max_length=MAX_TITLE_LENGTH)
     summary: str = ""
@@ -262,10 +384,17 @@ class ArchiveDocument(_Document):
 
     @classmethod
     def from_json_bytes(cls, body: bytes) -> ArchiveDocument:
-        return cls.model_validate_json(body)
+        """Raises ``ValidationError`` for anything that is not a valid change document, JSON errors included."""
+        try:
+            data = parse_json(body)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
+            error = InitErrorDetails(type="json_invalid", loc=(), input=body[:100], ctx={"error": str(exc)})
+            raise ValidationError.from_exception_data(cls.__name__, [error]) from None
+        return cls.model_validate(data)
 
     def to_json_bytes(self) -> bytes:
-        return json.dumps(self.to_json_dict(), indent=2, sort_keys=False).encode()
+        """The document as stored: indented JSON, every :class:`JsonNumber` written as it was read."""
+        return _encode(self.to_python_dict(), "").encode()
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -1,8 +1,14 @@
 """Archive-first submission of a change (the front end's upload sequence, as a library call).
 
-1. Validate the document and the customer list; refuse before anything is written.
-2. Write ``archive/{id}.json`` by compare-and-swap: ``revision`` + 1, a ``submitted`` modification,
-   and everything already recorded (modifications, leases, meeting metadata, unknown fields) kept.
+1. Validate the document and the customer list; refuse before anything is written. Refused: a
+   document over :data:`~runtime.contract.document_limits.MAX_CHANGE_DOCUMENT_BYTES` (its email must
+   stay under SES's message size), a time without a UTC offset, a number JSON readers cannot hold
+   (``NaN``, ``Infinity``, beyond a double).
+2. Write ``archive/{id}.json`` by compare-and-swap: ``revision`` + 1 and a ``submitted`` modification.
+   The submission states the whole user-owned content (DESIGN.md §3): a declared field it does not
+   give is absent from (or back to its default in) the new revision. Kept from the current revision:
+   what the pipeline recorded (:data:`RECORDED_FIELDS`: the audit trail, the coordinator's meeting
+   metadata, leases) and every field unknown to us, unless the submission gives it anew.
 3. Then one trigger per customer, ``customers/{code}/{id}.json`` — each creation fires that
    customer's queue. The archive is written first, so a processor never sees a trigger without it.
 """
@@ -10,23 +16,34 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from runtime.archive.documents import SUBMITTED, ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.archive.documents import (
+    REFUSE_NAIVE_TIMES,
+    SUBMITTED,
+    ArchiveDocument,
+    JsonNumber,
+    ModificationEntry,
+    check_nesting,
+    describe_validation_error,
+    parse_json,
+)
 from runtime.archive.errors import InvalidSubmission
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
+from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
 from runtime.contract.metric_names import MetricName
 from runtime.telemetry.metrics import MetricsFactory
 
-__all__ = ["InvalidSubmission", "Submission", "submit_change", "validate_change"]
+__all__ = ["RECORDED_FIELDS", "InvalidSubmission", "Submission", "submit_change", "validate_change"]
 
-# Fields the pipeline owns: a submission never overwrites what processors recorded.
-_RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "revision")
+RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "revision")
+"""Fields the pipeline records: a submission never sets them, and a resubmission keeps them."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +54,52 @@ class Submission:
     archive_etag: str
 
 
+def _refuse_oversized(size: int) -> None:
+    if size > MAX_CHANGE_DOCUMENT_BYTES:
+        raise InvalidSubmission(
+            f"change document is {size:,} bytes; the limit is {MAX_CHANGE_DOCUMENT_BYTES:,} bytes "
+            "(MAX_CHANGE_DOCUMENT_BYTES, so that every customer's email stays under SES's message size): "
+            "shorten the summary or description, or link to the details"
+        )
+
+
+def _refuse_non_finite_numbers(value: Any, path: str = "") -> None:
+    """A number a double cannot hold (``NaN``, ``Infinity``, ``1e400``) is refused, naming its field:
+    jq, JavaScript and Go's float64 cannot read it back, and the archive is read by all three."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = value.text if isinstance(value, JsonNumber) else repr(value)
+        raise InvalidSubmission(
+            f"invalid change document: {path or 'document'}: {text} is not a finite number "
+            "(JSON readers such as jq, JavaScript and Go cannot hold it): remove it or send it as a string"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite_numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_finite_numbers(item, f"{path}.{index}" if path else str(index))
+
+
 def validate_change(raw: dict[str, Any] | str | bytes) -> ArchiveDocument:
-    try:
-        payload = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number too long for int()
-        raise InvalidSubmission(f"change document is not JSON: {exc}") from None
+    """The submitted change document, or :class:`InvalidSubmission` naming what is wrong and the fix."""
+    if isinstance(raw, dict):
+        try:
+            check_nesting(raw)
+        except ValueError as exc:
+            raise InvalidSubmission(f"invalid change document: {exc}") from None
+        _refuse_oversized(len(json.dumps(raw, ensure_ascii=False, default=str).encode()))
+        payload: Any = raw
+    else:
+        _refuse_oversized(len(raw.encode() if isinstance(raw, str) else raw))
+        try:
+            payload = parse_json(raw)
+        except ValueError as exc:  # JSONDecodeError, nesting, or a number too long for int()
+            raise InvalidSubmission(f"change document cannot be read as JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidSubmission("change document must be a JSON object")
+    _refuse_non_finite_numbers(payload)
     try:
-        return ArchiveDocument.model_validate(payload)
+        return ArchiveDocument.model_validate(payload, context={REFUSE_NAIVE_TIMES: True})
     except ValidationError as exc:
         raise InvalidSubmission(f"invalid change document: {describe_validation_error(exc)}") from None
 
@@ -59,7 +113,18 @@ def submit_change(
     customers: list[str] | None = None,
     metrics: MetricsFactory | None = None,
 ) -> Submission:
-    document = change if isinstance(change, ArchiveDocument) else validate_change(change)
+    """Validate, write the new revision of the archive, then the triggers.
+
+    ``change`` as JSON text or a dict goes through :func:`validate_change`; an :class:`ArchiveDocument`
+    built in code has been validated already (its times without an offset were taken as UTC) and is
+    checked for size and numbers only.
+    """
+    if isinstance(change, ArchiveDocument):
+        document = change
+        _refuse_oversized(len(document.to_json_bytes()))
+        _refuse_non_finite_numbers(document.to_python_dict())
+    else:
+        document = validate_change(change)
     targets = list(customers) if customers is not None else list(document.customers)
     try:
         for code in targets:
@@ -74,14 +139,15 @@ def submit_change(
     if not user_id:
         raise InvalidSubmission("user_id is required (who submits the change)")
 
-    incoming = document.to_json_dict()
+    content = {k: v for k, v in document.to_python_dict().items() if k not in RECORDED_FIELDS}
 
     def mutate(current: ArchiveDocument | None) -> ArchiveDocument:
-        merged = dict(current.to_json_dict()) if current else {}
-        merged.update({k: v for k, v in incoming.items() if k not in _RECORDED_FIELDS})
+        kept: dict[str, Any] = {}
+        if current is not None:
+            unknown_fields = set(current.model_extra or {})
+            kept = {k: v for k, v in current.to_python_dict().items() if k in RECORDED_FIELDS or k in unknown_fields}
         revision = (current.revision if current else 0) + 1
-        merged["revision"] = revision
-        updated = ArchiveDocument.model_validate(merged)
+        updated = ArchiveDocument.model_validate({**kept, **content, "revision": revision})
         updated.modifications = [
             *(current.modifications if current else []),
             ModificationEntry(user_id=user_id, modification_type=SUBMITTED, revision=revision, customers=targets),

@@ -182,3 +182,20 @@ def test_a_lost_compare_and_swap_is_reapplied_on_the_new_version(platform: Platf
     assert doc["revision"] == 2 and doc["summary"] == "submitted meanwhile"
     assert [e["revision"] for e in processed(platform, change_id)] == [1]
     assert json.dumps(doc).count('"processed"') == 1
+
+
+def test_a_fold_rewrites_unknown_numbers_byte_for_byte(platform: Platform, change_id: str) -> None:
+    """Issue 11, item 10: the coordinator's rewrite of the archive keeps numbers it does not know as they
+    were written (a long decimal, a number beyond a double, NaN from another writer), not ``null``."""
+    platform.submit(change_id, customers=["hts"])
+    key = keys.archive_key(change_id)
+    stored = json.loads(platform.s3.get_object(Bucket=platform.bucket, Key=key)["Body"].read())
+    body = json.dumps(stored)[:-1] + ', "pi": 3.14159265358979323846264338327950288, "huge": 1e400, "odd": NaN}'
+    platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=body.encode())
+    write_processing(platform, "hts", change_id, result(1))
+    [res] = make_handler(platform)(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None)
+    assert res.outcome is Outcome.PROCESSED
+    rewritten = platform.s3.get_object(Bucket=platform.bucket, Key=key)["Body"].read()
+    assert b'"pi": 3.14159265358979323846264338327950288' in rewritten
+    assert b'"huge": 1e400' in rewritten and b'"odd": NaN' in rewritten
+    assert len(processed(platform, change_id)) == 1

@@ -363,3 +363,26 @@ def put_processing(platform: Platform, fields: dict[str, object], code: str = "h
     """Write ``processing/{code}/CHG-1.json`` directly (as another process would have)."""
     doc = {"customer_code": code, "change_id": "CHG-1", **fields}
     platform.s3.put_object(Bucket=platform.bucket, Key=f"processing/{code}/CHG-1.json", Body=json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize(
+    "meeting, outcome",
+    [
+        ({"start_time": "2026-12-01T10:00:00", "end_time": "2026-12-01T11:00:00Z"}, Outcome.PROCESSED),
+        ({"start_time": "2026-12-01T11:00:00Z", "end_time": "2026-12-01T10:00:00"}, Outcome.PERMANENT_ERROR),
+    ],
+    ids=["naive-read-as-utc", "ends-before-it-starts"],
+)
+def test_a_stored_naive_time_beside_an_aware_one(platform: Platform, meeting: dict[str, str], outcome: Outcome) -> None:
+    """Issue 11, item 4: a document another writer stored with a naive and an aware time. The naive one
+    is UTC: the change is processed; if that makes the meeting end before it starts, the archive is
+    invalid and the message is dead-lettered (never a raw ``TypeError`` retried forever)."""
+    platform.submit()
+    stored = platform.archive()
+    stored["meeting"] = meeting
+    platform.s3.put_object(Bucket=platform.bucket, Key="archive/CHG-1.json", Body=json.dumps(stored).encode())
+    result = platform.processor("hts").process(HTS, "sqs:m1")
+    assert result.outcome is outcome, result.reason
+    if outcome is Outcome.PERMANENT_ERROR:
+        assert "meeting.end_time" in result.reason and platform.trigger_exists("hts")
+        assert overall_fate([result]) is Fate.DEAD_LETTER
