@@ -125,16 +125,16 @@ def build_processors(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> d
 class CoordinatorThread:
     """The runtime's change coordinator consuming its queue in this process (S3 events route to it)."""
 
-    def __init__(self, box: sb.Sandbox, counter: S3Counter, concurrency: int) -> None:
+    def __init__(self, box: sb.Sandbox, counter: S3Counter) -> None:
         from runtime.contract.settings import CoordinatorSettings
         from runtime.coordinator.composition import build_coordinator
 
-        env = box.coordinator_env(
-            TTP_MAX_CONCURRENCY=str(concurrency), TTP_RECEIVE_WAIT_SECONDS="1", TTP_LOG_LEVEL="WARNING"
-        )
+        env = box.coordinator_env(TTP_RECEIVE_WAIT_SECONDS="1", TTP_LOG_LEVEL="WARNING")  # default concurrency
         fields = {name[len("TTP_") :].lower(): value for name, value in env.items()}
         self.worker = build_coordinator(CoordinatorSettings(**fields), counted_session(counter))  # type: ignore[arg-type]
-        self.worker.handler.metrics = MetricsFactory("bench", io.StringIO())  # type: ignore[attr-defined]
+        quiet = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
+        self.worker.handler.metrics = quiet  # type: ignore[attr-defined]
+        self.worker.handler.batcher.folder.metrics = quiet  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.worker.run, name="coordinator", daemon=True)
 
     def __enter__(self) -> CoordinatorThread:
@@ -152,6 +152,29 @@ def has_coordinator() -> bool:
     except ImportError:  # a runtime from before the one-writer design: processors write the archive
         return False
     return True
+
+
+def emulator_pid() -> int | None:
+    """The pid of the emulator child process (``python -m devtools.emulator``), from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"devtools.emulator" in cmdline:
+            return int(entry.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (0 when unknown): what the work cost, whatever the load."""
+    if pid is None:
+        return 0.0
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until_recorded(box: sb.Sandbox, customers: int, limit: float = 1800) -> None:
@@ -194,9 +217,11 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
     )
     counter = S3Counter()
     processors = build_processors(box, codes, counter)
-    coordinator = CoordinatorThread(box, counter, concurrency=16) if coordinated else None
+    coordinator = CoordinatorThread(box, counter) if coordinated else None
     time.sleep(1.5)  # let the submission's own archive event reach the coordinator before the clock starts
     counter.reset()
+    server = emulator_pid()
+    server_cpu, own_cpu = cpu_seconds(server), cpu_seconds(os.getpid())
     started = time.perf_counter()
     with ExitStack() as running:
         if coordinator is not None:
@@ -207,8 +232,10 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         first_attempt_failures = len(retry)
         while retry:  # what the queue's redelivery would do: process again until recorded
             retry = [c for c in retry if process(processors[c], c, "retry") not in ("processed", "already_recorded")]
+        processors_done = time.perf_counter() - started
         wait_until_recorded(box, customers)
         wall = time.perf_counter() - started
+        server_cpu, own_cpu = cpu_seconds(server) - server_cpu, cpu_seconds(os.getpid()) - own_cpu
     recorded = processed_in_archive(box)
     if recorded != customers:
         raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
@@ -220,8 +247,15 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         "archive_writes": counter.archive_writes,
         "mb_read": counter.bytes_read / 1e6,
         "wall": wall,
+        "processors_done": processors_done,
+        "emulator_cpu": server_cpu,
+        "client_cpu": own_cpu,
         "first_attempt_failures": first_attempt_failures,
     }
+
+
+def customers_of(row: dict[str, float]) -> float:
+    return max(1.0, row["customers"])
 
 
 def main() -> None:
@@ -238,7 +272,11 @@ def main() -> None:
             print(
                 f"N={n:>4}: {row['requests']:>7.0f} S3 requests ({row['per_customer']:.1f}/customer), "
                 f"{row['conflicts']:.0f} 412s, {row['archive_writes']:.0f} archive writes, "
-                f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s",
+                f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s "
+                f"(every processor done after {row['processors_done']:.2f} s); CPU: emulator "
+                f"{row['emulator_cpu']:.1f} s ({1000 * row['emulator_cpu'] / max(1, row['requests']):.1f} ms per S3 "
+                f"request), processors + coordinator {row['client_cpu']:.1f} s "
+                f"({1000 * row['client_cpu'] / customers_of(row):.0f} ms per customer)",
                 flush=True,
             )
     columns = ["N", "S3 requests", "per customer", "412 conflicts", "archive writes", "MB read", "wall time"]

@@ -112,7 +112,15 @@ class CoordinatorSettings(BucketSettings):
     """
 
     queue_url: str = _same_as_worker("queue_url", "URL of the coordinator's SQS queue.")
-    max_concurrency: int = _same_as_worker("max_concurrency")
+    max_concurrency: int = Field(
+        32,
+        ge=1,
+        le=64,
+        description=(
+            "Messages handled at once. Higher than a worker's: a result's message waits out the fold's linger "
+            "in its thread, so throughput is about max_concurrency / (linger + a few requests) messages a second."
+        ),
+    )
     receive_wait_seconds: int = _same_as_worker("receive_wait_seconds")
     retry_base_seconds: float = _same_as_worker("retry_base_seconds")
     drain_seconds: float = _same_as_worker("drain_seconds")

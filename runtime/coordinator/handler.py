@@ -27,6 +27,7 @@ from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
+from runtime.notify.errors import MeetingBusy
 from runtime.notify.meetings import Action, plan
 from runtime.pipeline.envelopes import ObjectCreated, UnparseableMessage, parse_message_body
 from runtime.pipeline.state_machine import Outcome, Result
@@ -168,6 +169,15 @@ class CoordinatorHandler:
             return Result(Outcome.ALREADY_RECORDED, "meeting in step", change_id=change_id)
         try:
             reconciled = self.meetings.reconcile(version, owner)
+        except MeetingBusy as exc:
+            # not a failure: another attempt holds the lease; come back when it ends (or is recorded)
+            return Result(
+                Outcome.RETRY,
+                f"meeting busy ({action.value}): {exc}",
+                change_id=change_id,
+                revision=version.document.revision,
+                retry_after=exc.retry_after,
+            )
         except (PipelineError, ArchiveError, ClientError, OSError) as exc:
             with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
                 batch.add(MetricName.MEETING_FAILURE)

@@ -76,7 +76,16 @@ class MeetingError(PipelineError):
 
 
 class MeetingBusy(MeetingError):
-    """Another processor holds the meeting lease and has not recorded its result yet."""
+    """Another coordinator attempt holds the meeting lease and has not recorded its result yet.
+
+    ``retry_after`` is how long that lease still runs: retrying sooner only spends the message's
+    receives (a holder that was killed never records, so every early retry finds the lease again and
+    the message reaches the DLQ although the next retry after the expiry would have succeeded).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class MeetingConfigurationError(MeetingError):

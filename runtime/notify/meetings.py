@@ -222,7 +222,10 @@ class MeetingCoordinator:
                 claimed = self._claim(change_id, owner, current)
             except _LeaseHeld as held:
                 if self._monotonic() >= deadline:
-                    raise MeetingBusy(f"meeting of {change_id}: {held}; retry later") from None
+                    remaining = (held.lease.expires_at - self.clock()).total_seconds()
+                    raise MeetingBusy(
+                        f"meeting of {change_id}: {held}; retry after it ends", retry_after=max(0.0, remaining) + 1.0
+                    ) from None
                 self._sleep(self.poll_seconds)
                 current = self.archive.load(change_id)
                 continue

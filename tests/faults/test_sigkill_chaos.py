@@ -1,15 +1,24 @@
 """SIGKILL chaos: three customers' workers are killed at random points while ~250 triggers flow.
 
 One worker subprocess per customer runs against the local emulator (moto's server, real S3→SQS
-notifications) and the fake Graph. A seeded chaos loop SIGKILLs a random worker every second or two
-and restarts it. One S3 event is dropped on purpose (a lost notification): only the sweeper can find
-that trigger. When the queues are drained but triggers remain, sweeper passes run (as the scheduled
-task would, with a short threshold). At the end:
+notifications), and the change coordinator (``python -m runtime coordinator``, fed by the emulator's
+``archive/`` and ``processing/`` notifications) runs beside them with the fake Graph — only it holds
+the Graph settings. A seeded chaos loop SIGKILLs a random worker every second or two and restarts it;
+once, early (while the two meetings are being created), it SIGKILLs the coordinator too and restarts
+it (what the killed one held comes back after the queue's 30 s visibility timeout). One S3 event is
+dropped on purpose (a lost notification): only the sweeper can find that trigger. When the queues are
+drained but triggers remain, sweeper passes run (as the scheduled task would, with a short
+threshold). At the end:
 
 * every change has exactly one recorded result per listed customer in that customer's processing
-  object ``processing/{code}/{id}.json``, no lease left; the processors never wrote the archive (the
-  change coordinator folds those results and owns the meetings: not running here);
-* no trigger remains;
+  object ``processing/{code}/{id}.json``, no lease left, and the coordinator folded it exactly once
+  into the archive as a ``processed`` entry for the revision, with the result's counts (none for a
+  customer the change does not list);
+* no trigger remains; nothing is dead-lettered by the coordinator;
+* each change that asks for a meeting has exactly one event in the fake Graph (no duplicate
+  transaction id, even with the coordinator killed during the creation), recorded once
+  (``meeting_scheduled``), with the listed customers' ``aws-calendar`` subscribers as attendees;
+  no other change has one;
 * no archive content was lost (``submitted``, and an unknown field the submitter set);
 * every recipient got the email of every change (nothing lost), and the duplicate emails are no more
   than the emails that were sent but not yet checkpointed when a worker was killed — at most
@@ -45,13 +54,16 @@ from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.pipeline.state_machine import MAX_UNRECORDED_EMAILS
 from runtime.telemetry.metrics import MetricsFactory
 from tests.support.fault_injection import (
+    CoordinatorProcess,
     WorkerProcess,
     archive,
     chaos_customer,
     checkpointed,
     duplicates,
     email_counts,
+    first_unfolded,
     modifications,
+    processed_entries,
     processing,
     queue_depth,
     settled_email_counts,
@@ -66,7 +78,8 @@ SEED = int(os.environ.get("TTP_CHAOS_SEED") or random.SystemRandom().randrange(2
 CHANGES = 100
 MAX_KILLS = 14
 CHAOS_SECONDS = 40.0
-CONVERGE_SECONDS = 150.0
+CONVERGE_SECONDS = 300.0  # generous: a loaded CI machine (-n auto beside the synth tests) runs slowly
+FOLD_SECONDS = 240.0  # the coordinator works through ~2000 processing events (every claim and checkpoint)
 MAX_CONCURRENCY = 4
 
 
@@ -173,11 +186,16 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
         drop_event(sqs, box.customers["alpha"].queue_url, ORPHAN)
 
         roles = {code: c.spec.contact_role_arn for code, c in box.customers.items()}
-        extra = {
-            "TTP_SEND_RATE_PER_SECOND": "25",
-            "TTP_MAX_CONCURRENCY": str(MAX_CONCURRENCY),
+        extra = {"TTP_SEND_RATE_PER_SECOND": "25", "TTP_MAX_CONCURRENCY": str(MAX_CONCURRENCY)}
+        assert box.coordinator is not None
+        coordinator_extra = {
+            "TTP_MAX_CONCURRENCY": "16",
             **fake.env(calendar_contact_roles=roles, contact_reader_external_id="chaos-contact-reader"),
         }
+        coordinators = [CoordinatorProcess(box, aws.env(), tmp_path / "coordinator-1.log", coordinator_extra)]
+        reaper.append(coordinators[0])
+        coordinator_kill_at = rng.randrange(3, 6)  # the chaos iteration that kills the coordinator too
+        coordinator_killed_at: float | None = None
         generation = Counter[str]()
 
         def start(code: str) -> WorkerProcess:
@@ -216,6 +234,12 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
             kill.unrecorded = meter.new_unrecorded(code)
             kills.append(kill)
             workers[code] = start(code)
+            if len(kills) == coordinator_kill_at:
+                assert coordinators[-1].alive(), f"the coordinator died on its own:\n{coordinators[-1].tail()}"
+                coordinators[-1].kill()
+                coordinator_killed_at = time.monotonic() - started
+                coordinators.append(coordinators[-1].restart(tmp_path / f"coordinator-{len(coordinators) + 1}.log"))
+                reaper.append(coordinators[-1])
         submitter.join(60)
         chaos_seconds = time.monotonic() - started
         assert not submit_errors, submit_errors
@@ -254,6 +278,38 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
                 f"sweeper:\n{sweep_log.getvalue()[-3000:]}\n{logs}"
             ) from None
         exit_codes = {code: w.stop() for code, w in workers.items()}
+        converged_at = time.monotonic() - started
+
+        # ---- the coordinator folds the last results and records the meetings ------------------------
+        meeting_ids = [doc["change_id"] for doc in plan if "meeting" in doc]
+
+        folded_changes: set[str] = set()
+
+        def settled() -> bool:
+            assert coordinators[-1].alive(), f"the coordinator died on its own:\n{coordinators[-1].tail()}"
+            if first_unfolded(box, plan, folded_changes, s3) is not None:
+                return False
+            for change_id in meeting_ids:
+                stored = archive(box, change_id, s3)
+                if not stored.get("meeting_metadata") or stored.get("meeting_lease"):
+                    return False
+            assert box.coordinator is not None
+            return queue_depth(sqs, box.coordinator.queue_url) == 0
+
+        try:
+            wait_for(settled, FOLD_SECONDS, "every result folded and every meeting recorded", interval=1.0)
+        except AssertionError as exc:
+            unfolded = [
+                (doc["change_id"], code)
+                for doc in plan
+                for code in doc["customers"]
+                if not processed_entries(archive(box, doc["change_id"], s3), code)
+            ]
+            raise AssertionError(
+                f"seed {SEED}: {exc}\nnot folded: {unfolded[:20]}\n"
+                + "\n\n".join(f"{c.log.name}:\n{c.tail(30)}" for c in coordinators)
+            ) from None
+        coordinator_exit = coordinators[-1].stop()
         elapsed = time.monotonic() - started
 
         # ---- what happened ------------------------------------------------------------------------
@@ -271,6 +327,14 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
             )
             for code in CODES
         )
+        coordinator_dead_lettered = int(
+            sqs.get_queue_attributes(QueueUrl=box.coordinator.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+        )
+        fold_lines = [
+            line for c in coordinators for line in c.lines() if line.get("message") == "results folded into the archive"
+        ]
 
     redriven = [a for report in sweeps for a in report.actions if a.action == "redriven"]
     in_window = [k for k in kills if k.in_window]
@@ -285,10 +349,16 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
         f"  duplicate emails: {duplicate_total} (bound: {MAX_UNRECORDED_EMAILS} per message in flight per kill)\n"
         f"  unrecorded per kill (customer: {{change: emails}}): {[(k.customer, k.unrecorded) for k in kills]}\n"
         f"  sweeper: {len(sweeps)} passes, {len(redriven)} re-drives; dead-lettered messages: {dead_lettered}\n"
-        f"  chaos phase {chaos_seconds:.1f}s, elapsed {elapsed:.1f}s"
+        f"  coordinator: killed at {coordinator_killed_at and round(coordinator_killed_at, 1)}s, "
+        f"{sum(len(line.get('folded', [])) for line in fold_lines)} results folded in {len(fold_lines)} archive "
+        f"writes; meetings: {len(events)} events for {len(meeting_ids)} changes; "
+        f"dead-lettered: {coordinator_dead_lettered}\n"
+        f"  chaos phase {chaos_seconds:.1f}s, triggers done at {converged_at:.1f}s, all folded at {elapsed:.1f}s"
     )
 
     assert exit_codes == dict.fromkeys(CODES, 0)
+    assert coordinator_exit == 0 and coordinator_killed_at is not None
+    assert coordinator_dead_lettered == 0
     assert len(kills) >= 3, "the chaos loop hardly ran: the test proved nothing"
     # the lost event: only the sweeper could have delivered it
     assert ORPHAN in {a.change_id for a in redriven}
@@ -297,18 +367,39 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
         change_id, stored = doc["change_id"], docs[doc["change_id"]]
         assert stored["revision"] == 1
         assert len(modifications(stored, "submitted")) == 1, change_id
-        # No coordinator runs here: folding under faults is covered by test_injected_errors.py; with the
-        # coordinator SIGKILLed too, it dead-lettered messages in one run (open in issue 10).
-        assert modifications(stored, "processed") == [], change_id  # processors never write the archive
         assert stored["ticket"] == doc["ticket"]
+        assert len(modifications(stored, "processed")) == len(doc["customers"]), (change_id, stored["modifications"])
         for code in CODES:
             record = records[(code, change_id)]
             if code in doc["customers"]:
                 assert list(record.get("results", {})) == ["1"], (change_id, code, record)
                 assert record.get("lease") is None, (change_id, code, record)
+                result = record["results"]["1"]
+                [entry] = processed_entries(stored, code)  # folded exactly once, by the coordinator
+                assert entry["user_id"] == f"processor:{code}", entry
+                assert (entry["recipients"], entry["emails_sent"], entry["rejected"]) == (
+                    result["recipients"],
+                    result["sent"],
+                    result["rejected"],
+                ), (change_id, code, entry, result)
             else:
                 assert record == {}, (change_id, code, record)
-    assert events == [], "the processors no longer schedule meetings (the change coordinator does)"
+                assert processed_entries(stored, code) == [], (change_id, code)
+        if "meeting" in doc:
+            assert len(modifications(stored, "meeting_scheduled")) == 1, (change_id, stored["modifications"])
+            assert stored.get("meeting_lease") is None, change_id
+        else:
+            assert not stored.get("meeting_metadata") and not modifications(stored, "meeting_scheduled"), change_id
+
+    # exactly one event per change asking for a meeting: no duplicate even with the coordinator killed
+    assert len(events) == len(meeting_ids), [(e["subject"], e.get("transactionId")) for e in events]
+    assert len({e["transactionId"] for e in events}) == len(events), events
+    by_id = {e["id"]: e for e in events}
+    for change_id in meeting_ids:
+        event = by_id[docs[change_id]["meeting_metadata"]["meeting_id"]]
+        doc = next(d for d in plan if d["change_id"] == change_id)
+        attendees = {a["emailAddress"]["address"].lower() for a in event.get("attendees", [])}
+        assert attendees == {f"lead@{code}.example.com" for code in doc["customers"]}, (change_id, attendees)
 
     for code in CODES:
         expected = {(doc["change_id"], r) for doc in plan if code in doc["customers"] for r in RECIPIENTS[code]}
