@@ -9,7 +9,9 @@ email. The archive decides what has to happen (:func:`plan`):
   its time, subject, location or attendees changed (``meeting_updated``), else check that it still
   exists; an event deleted in the organizer's calendar (404) is **re-created** as the next generation;
 * the change is cancelled and its meeting is not → **cancel** whatever generation is live
-  (``meeting_cancelled``), also one whose creation crashed before the archive recorded it.
+  (``meeting_cancelled``), also one whose creation crashed before the archive recorded it;
+* a newer revision no longer asks for a meeting (a submission states the whole content) → **cancel**
+  the live event; a later revision asking again creates the next generation.
 
 Exactly-once creation rests on three layers, each covering the next one's gap:
 
@@ -107,7 +109,11 @@ def plan(doc: ArchiveDocument) -> Action:
         # and did not record its outcome (it crashed or failed): an event may exist, so look for it.
         return Action.CANCEL if doc.meeting_lease is not None else Action.NONE
     if doc.meeting is None:
-        return Action.NONE  # never asked for, or dropped from the request: leave any meeting alone
+        # A submission states the whole content (DESIGN.md §3): a later revision without ``meeting``
+        # withdraws the request, so the live event is cancelled; never asked for → nothing to do.
+        if meta is not None and not meta.cancelled and (meta.revision or 0) < doc.revision:
+            return Action.CANCEL
+        return Action.NONE
     if meta is None or meta.cancelled:
         return Action.CREATE
     if (meta.revision or 0) < doc.revision:
@@ -537,7 +543,11 @@ class MeetingCoordinator:
         """Cancel whatever generation is live: the recorded one, else one a crashed creation left behind."""
         doc = version.document
         meta = doc.meeting_metadata
-        comment = f"Change {doc.change_id} ({doc.title}) was cancelled."
+        comment = (
+            f"Change {doc.change_id} ({doc.title}) was cancelled."
+            if doc.status == "cancelled"
+            else f"Change {doc.change_id} ({doc.title}) no longer asks for a meeting (revision {doc.revision})."
+        )
         existed = False
         if meta is not None and not meta.cancelled:
             existed = self.calendar.cancel(meta.meeting_id, comment)

@@ -107,6 +107,30 @@ def test_event_deleted_in_the_calendar_is_recreated_even_when_the_meeting_did_no
     assert platform.archive(change_id)["meeting_metadata"]["meeting_id"] == second["id"] != first["id"]
 
 
+def test_a_revision_that_drops_the_meeting_cancels_the_live_event_and_a_later_one_asks_again(
+    platform: Platform, fake: FakeGraph, change_id: str
+) -> None:
+    """A submission states the whole content (DESIGN §3): dropping ``meeting`` is a change to the request."""
+    platform.submit(change_id, customers=["hts"], meeting=MEETING)
+    assert archive_event(platform, fake, change_id, "sqs:1").outcome is Outcome.PROCESSED
+    [first] = fake.events()
+
+    platform.submit(change_id, customers=["hts"])  # revision 2: no meeting any more
+    res = archive_event(platform, fake, change_id, "sqs:2")
+    assert res.outcome is Outcome.PROCESSED and "cancel" in res.reason, res
+    assert fake.events(include_cancelled=False) == []
+    stored = platform.archive(change_id)
+    assert stored["meeting_metadata"]["cancelled"] is True and stored["meeting_metadata"]["revision"] == 2
+    [cancelled] = entries(platform, change_id, "meeting_cancelled")
+    assert cancelled["user_id"] == "coordinator"
+    assert archive_event(platform, fake, change_id, "sqs:3").outcome is Outcome.ALREADY_RECORDED  # in step
+
+    platform.submit(change_id, customers=["hts"], meeting=MEETING)  # revision 3 asks again: a new event
+    assert archive_event(platform, fake, change_id, "sqs:4").outcome is Outcome.PROCESSED
+    [live] = fake.events(include_cancelled=False)
+    assert live["id"] != first["id"]
+
+
 def test_cancel_after_a_crash_mid_create_cancels_the_orphaned_event(
     platform: Platform, fake: FakeGraph, change_id: str
 ) -> None:
