@@ -5,7 +5,11 @@ of ``TTP_CUSTOMER_QUEUES`` — every one, even without triggers, so the alarms s
 missing data — it:
 
 1. emits ``OrphanedTriggers`` (triggers older than ``TTP_STUCK_AFTER_SECONDS`` still there after this
-   pass) and ``OldestTriggerAge`` (seconds, 0 when none) as EMF lines with a ``CustomerCode`` dimension;
+   pass), ``OldestTriggerAge`` (seconds, 0 when none) and ``SweepErrors`` as EMF lines with a
+   ``CustomerCode`` dimension. The ages come from the listing alone, before any archive read: each
+   trigger is swept on its own, and one that fails (an unreadable archive, an S3 error left after
+   retries, a bad document) is logged with its key and counted in ``SweepErrors`` while the others go
+   on — one bad archive never hides the customer's stuck triggers from the trigger-age alarms;
 2. deletes triggers whose result is recorded for the archive's current revision — a ``processed``
    entry in the archive, or the result in the customer's ``processing/{C}/{id}.json`` not folded yet
    (the processor's delete failed) — ``IfMatch`` the listed ETag, so a newer trigger is never deleted —
@@ -205,6 +209,7 @@ class Sweeper:
             with self.metrics.batch(code) as batch:
                 batch.add(MetricName.ORPHANED_TRIGGERS, summary.orphaned)
                 batch.add(MetricName.OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
+                batch.add(MetricName.SWEEP_ERRORS, summary.errors)
                 if summary.deleted:
                     batch.add(MetricName.TRIGGER_DELETION_RATE, summary.deleted)
             report.customers.append(summary)
@@ -228,27 +233,71 @@ class Sweeper:
         summary: CustomerSweep,
         report: SweepReport,
     ) -> None:
+        """Each trigger on its own: a failure (an unreadable archive, an S3 error left after retries, a
+        bad document) is logged with the trigger's key and counted, and the other triggers go on. The
+        ages come from the listing, before any read; a trigger leaves the counts only once deleted."""
         summary.triggers = len(infos)
-        threshold = self.settings.stuck_after_seconds
-        ripe = [i for i in infos if age_seconds(i.last_modified, at) >= self.grace]
         remaining = {i.ref.key: i for i in infos}
+        for info in sorted(infos, key=lambda i: i.last_modified):
+            age = age_seconds(info.last_modified, at)
+            try:
+                if self._clean_up(info, age, archives, processing, at, summary, report):
+                    remaining.pop(info.ref.key)
+                elif age >= self.settings.stuck_after_seconds:
+                    action = self._redrive(info, age, archives, processing, at, report)
+                    report.actions.append(action)
+                    if action.action == "redriven":
+                        summary.redriven += 1
+                    elif action.action == "exhausted":
+                        summary.exhausted += 1
+                    elif action.action == "error":
+                        summary.errors += 1
+            except Exception as exc:  # this trigger only: the others, and the metrics, go on
+                detail = f"{type(exc).__name__}: {exc}"
+                summary.errors += 1
+                report.actions.append(SweepAction(code, info.ref.change_id, info.ref.key, age, "error", detail))
+                self.log(
+                    "exception",
+                    "sweeping a trigger failed",
+                    {"customer_code": code, "change_id": info.ref.change_id, "key": info.ref.key, "error": detail},
+                )
+        ages = [age_seconds(i.last_modified, at) for i in remaining.values()]
+        summary.oldest_age_seconds = max(ages, default=0.0)
+        summary.orphaned = sum(1 for age in ages if age >= self.settings.stuck_after_seconds)
+
+    def _clean_up(
+        self,
+        info: TriggerInfo,
+        age: float,
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        summary: CustomerSweep,
+        report: SweepReport,
+    ) -> bool:
+        """Delete the trigger when its result is recorded (past the grace period); True when it is gone
+        (deleted, already gone, or replaced by a newer trigger younger than this pass saw, whose own
+        event follows)."""
+        if age < self.grace:
+            return False
+        code = info.ref.customer_code
         for item in iter_cleanup(
-            self.s3, self.bucket, ripe, dry_run=False, reference=at, archives=archives, processing=processing
+            self.s3, self.bucket, [info], dry_run=False, reference=at, archives=archives, processing=processing
         ):
-            if item.action in ("deleted", "already_gone", "replaced"):
-                # replaced: a newer trigger is there now (younger than this pass saw); its own event follows
-                remaining.pop(item.key, None)
-                if item.action == "deleted":
-                    summary.deleted += 1
-                    report.actions.append(
-                        SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
-                    )
-                    self.log(
-                        "info",
-                        "deleted a trigger whose result is recorded",
-                        {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
-                    )
-            elif item.action == "failed":
+            if item.action == "deleted":
+                summary.deleted += 1
+                report.actions.append(
+                    SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
+                )
+                self.log(
+                    "info",
+                    "deleted a trigger whose result is recorded",
+                    {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
+                )
+                return True
+            if item.action in ("already_gone", "replaced"):
+                return True
+            if item.action == "failed":
                 summary.errors += 1
                 report.actions.append(
                     SweepAction(code, item.change_id, item.key, item.age_seconds, "error", item.reason)
@@ -256,22 +305,9 @@ class Sweeper:
                 self.log(
                     "error",
                     "could not delete a recorded trigger",
-                    {"customer_code": code, "change_id": item.change_id, "error": item.reason},
+                    {"customer_code": code, "change_id": item.change_id, "key": item.key, "error": item.reason},
                 )
-        for info in sorted(remaining.values(), key=lambda i: i.last_modified):
-            age = age_seconds(info.last_modified, at)
-            summary.oldest_age_seconds = max(summary.oldest_age_seconds, age)
-            if age < threshold:
-                continue
-            summary.orphaned += 1
-            action = self._redrive(info, age, archives, processing, at, report)
-            report.actions.append(action)
-            if action.action == "redriven":
-                summary.redriven += 1
-            elif action.action == "exhausted":
-                summary.exhausted += 1
-            elif action.action == "error":
-                summary.errors += 1
+        return False
 
     def _redrive(
         self,
@@ -284,7 +320,7 @@ class Sweeper:
     ) -> SweepAction:
         ref: TriggerRef = info.ref
         code, change_id = ref.customer_code, ref.change_id
-        context = {"customer_code": code, "change_id": change_id, "trigger_age": round(age)}
+        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "trigger_age": round(age)}
 
         def act(action: str, detail: str, level: str, attempt: int | None = None) -> SweepAction:
             self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})

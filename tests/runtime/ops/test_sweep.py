@@ -256,3 +256,50 @@ def test_sweep_command_keeps_stdout_for_the_report(light: Platform, monkeypatch:
 
     human = run(monkeypatch, ops_env(platform), "sweep")
     assert human.exit_code == 0 and "waiting" in human.stdout
+
+
+def _fail_reading(key: str, exc: BaseException) -> Any:
+    """A ``get_object`` fault that raises ``exc`` for ``key`` only (other reads go through)."""
+
+    def fault(**kwargs: Any) -> None:
+        if kwargs.get("Key") == key:
+            raise exc
+
+    return fault
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [client_error("SlowDown", 503), TypeError("'NoneType' object is not subscriptable")],
+    ids=["s3-503-after-retries", "type-error"],
+)
+def test_one_unreadable_archive_does_not_blind_the_customer(light: Platform, failure: BaseException) -> None:
+    platform = light
+    platform.submit("CHG-BAD", ["hts"])
+    platform.submit("CHG-OK", ["hts"])
+    backdate(platform, "customers/hts/CHG-BAD.json", 30 * MIN)  # the oldest: listed first
+    backdate(platform, "customers/hts/CHG-OK.json", 20 * MIN)
+    s3 = Faulty(platform.s3).fail("get_object", _fail_reading("archive/CHG-BAD.json", failure), times=1000)
+    logs = Logs()
+
+    report = sweep(platform, s3=s3, logs=logs)
+
+    # the metrics come from the listing, whatever the reads did
+    hts = metrics_by_customer(platform)["hts"][0]
+    assert hts["OrphanedTriggers"] == [2.0]
+    [oldest] = hts["OldestTriggerAge"]
+    assert 30 * MIN <= oldest < 31 * MIN
+    # the other trigger's work went on
+    actions = {a.change_id: a for a in report.actions}
+    assert actions["CHG-OK"].action == "redriven"
+    assert len(drain(platform, platform.box.customers["hts"].queue_url)) == 1
+    # the failure is isolated, named by its key, logged and counted
+    assert actions["CHG-BAD"].action == "error" and actions["CHG-BAD"].key == "customers/hts/CHG-BAD.json"
+    assert type(failure).__name__ in actions["CHG-BAD"].detail
+    [summary] = [c for c in report.customers if c.customer == "hts"]
+    assert (summary.triggers, summary.orphaned, summary.redriven, summary.errors) == (2, 2, 1, 1)
+    assert not report.ok
+    logged = [extra for level, _m, extra in logs.lines if level in ("error", "exception") and extra.get("key")]
+    assert [extra["key"] for extra in logged] == ["customers/hts/CHG-BAD.json"]
+    assert hts["SweepErrors"] == [1.0]
+    assert platform.metric_total("SweepErrors", "htsnonprod") == 0
