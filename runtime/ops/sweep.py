@@ -41,12 +41,14 @@ from urllib.parse import quote_plus
 from botocore.exceptions import ClientError
 
 from runtime import aws
+from runtime.archive.documents import SUBMITTED, ArchiveDocument
 from runtime.archive.store import ArchiveError, ArchiveStore
-from runtime.archive.triggers import TriggerInfo
+from runtime.archive.triggers import TriggerInfo, TriggerStore, is_already_there
 from runtime.contract import names
-from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
+from runtime.contract.keys import ARCHIVE_PREFIX, CUSTOMERS_PREFIX, InvalidKeyError, TriggerRef, parse_archive_key
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
+from runtime.contract.thresholds import MISSING_TRIGGER_GRACE_SECONDS, MISSING_TRIGGER_WINDOW_SECONDS
 from runtime.ops.archive_view import ArchiveCache
 from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
@@ -57,6 +59,8 @@ from runtime.telemetry.metrics import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
+MAX_ARCHIVES_CHECKED_PER_PASS = 2000
+"""At most this many archives (the most recently modified first) are read per pass for missing triggers."""
 REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
 SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
 """Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
@@ -113,6 +117,41 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
     )
 
 
+@dataclass(frozen=True)
+class ListedArchive:
+    """One ``archive/{id}.json`` as the listing shows it (no read)."""
+
+    change_id: str
+    key: str
+    etag: str
+    last_modified: datetime
+
+
+def list_archives(s3: Any, bucket: str) -> list[ListedArchive]:
+    """Every archive object: one ``ListObjectsV2`` request per 1,000 (keys that are not archives skipped)."""
+    found: list[ListedArchive] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARCHIVE_PREFIX):
+        for item in page.get("Contents", []):
+            try:
+                change_id = parse_archive_key(item["Key"])
+            except InvalidKeyError:
+                continue
+            found.append(ListedArchive(change_id, item["Key"], item["ETag"], item["LastModified"]))
+    return found
+
+
+def customers_of_current_revision(doc: ArchiveDocument) -> list[str]:
+    """The customers the current revision was submitted for: its ``submitted`` entries' ``customers``
+    (a submission may name fewer than the document lists), the document's ``customers`` when an entry
+    names none. No ``submitted`` entry for the revision (an archive not written by ``submit``): none —
+    who was meant to be notified is unknown, so no trigger is invented."""
+    targets: list[str] = []
+    for entry in doc.modifications:
+        if entry.modification_type == SUBMITTED and entry.revision == doc.revision:
+            targets += entry.customers if entry.customers is not None else doc.customers
+    return [c for c in dict.fromkeys(targets) if c in doc.customers]
+
+
 @dataclass
 class SweepAction:
     customer: str
@@ -120,6 +159,7 @@ class SweepAction:
     key: str
     age_seconds: float
     action: str  # deleted | redriven | exhausted | waiting | in_progress | not_redrivable | error | replaced
+    # | recreated
     detail: str = ""
     attempt: int | None = None
 
@@ -133,6 +173,7 @@ class CustomerSweep:
     deleted: int = 0
     redriven: int = 0
     exhausted: int = 0
+    recreated: int = 0
     errors: int = 0
 
 
@@ -144,6 +185,8 @@ class SweepReport:
     customers: list[CustomerSweep] = field(default_factory=list)
     actions: list[SweepAction] = field(default_factory=list)
     unconfigured_triggers: dict[str, int] = field(default_factory=dict)
+    archives_checked: int = 0
+    """Archives read this pass to find missing triggers (modified within the window, past the grace)."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -174,6 +217,9 @@ class Sweeper:
         log: Log | None = None,
         cleanup_grace_seconds: int = CLEANUP_GRACE_SECONDS,
         max_redrives_per_pass: int = MAX_REDRIVES_PER_PASS,
+        missing_trigger_grace_seconds: int = MISSING_TRIGGER_GRACE_SECONDS,
+        missing_trigger_window_seconds: int = MISSING_TRIGGER_WINDOW_SECONDS,
+        max_archives_checked_per_pass: int = MAX_ARCHIVES_CHECKED_PER_PASS,
     ) -> None:
         self.s3 = s3
         self.sqs = sqs
@@ -185,6 +231,9 @@ class Sweeper:
         self.log = log or json_log()
         self.grace = cleanup_grace_seconds
         self.max_redrives_per_pass = max_redrives_per_pass
+        self.missing_trigger_grace = missing_trigger_grace_seconds
+        self.missing_trigger_window = missing_trigger_window_seconds
+        self.max_archives_checked_per_pass = max_archives_checked_per_pass
 
     def run(self) -> SweepReport:
         at = self.clock()
@@ -198,18 +247,26 @@ class Sweeper:
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
         processing = ProcessingCache(self.s3, self.bucket)
+        summaries: dict[str, CustomerSweep] = {}
         for code in sorted(self.settings.customer_queues):
-            summary = CustomerSweep(code)
+            summary = summaries[code] = CustomerSweep(code)
             try:
                 self._sweep_customer(code, grouped.get(code, []), archives, processing, at, summary, report)
             except Exception as exc:  # one customer's failure must not stop the others' metrics
                 summary.errors += 1
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
                 self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
+        try:
+            self._recreate_missing_triggers(grouped, archives, processing, at, summaries, report)
+        except Exception as exc:  # the metrics of the listing go out whatever happened here
+            report.errors.append(f"finding missing triggers: {type(exc).__name__}: {exc}")
+            self.log("exception", "finding missing triggers failed", {"error": str(exc)})
+        for code, summary in summaries.items():
             with self.metrics.batch(code) as batch:
                 batch.add(MetricName.ORPHANED_TRIGGERS, summary.orphaned)
                 batch.add(MetricName.OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
                 batch.add(MetricName.SWEEP_ERRORS, summary.errors)
+                batch.add(MetricName.TRIGGERS_RECREATED, summary.recreated)
                 if summary.deleted:
                     batch.add(MetricName.TRIGGER_DELETION_RATE, summary.deleted)
             report.customers.append(summary)
@@ -404,6 +461,112 @@ class Sweeper:
         except ClientError as exc:
             return act("error", f"attempt {attempt} recorded but the send failed: {exc}", "error", attempt)
         return act("redriven", f"re-sent its event (attempt {attempt} of {limit})", "warning", attempt)
+
+    # ---- fan-out repair -------------------------------------------------------------------------
+
+    def _recreate_missing_triggers(
+        self,
+        grouped: dict[str, list[TriggerInfo]],
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        summaries: dict[str, CustomerSweep],
+        report: SweepReport,
+    ) -> None:
+        """Re-create the triggers a submission did not write: one listing of ``archive/``, then only the
+        archives modified within the window and past the grace period (most recent first, at most
+        ``max_archives_checked_per_pass``), each read once and isolated from the others."""
+        triggered = {(i.ref.customer_code, i.ref.change_id) for infos in grouped.values() for i in infos}
+        try:
+            listed = list_archives(self.s3, self.bucket)
+        except ClientError as exc:
+            report.errors.append(f"cannot list s3://{self.bucket}/{ARCHIVE_PREFIX}: {exc}")
+            self.log("error", "sweeper cannot list archives (missing triggers not checked)", {"error": str(exc)})
+            return
+        due = [
+            a
+            for a in listed
+            if self.missing_trigger_grace <= age_seconds(a.last_modified, at) <= self.missing_trigger_window
+        ]
+        due.sort(key=lambda a: a.last_modified, reverse=True)
+        if len(due) > self.max_archives_checked_per_pass:
+            self.log(
+                "warning",
+                "more archives modified within the window than one pass checks; the oldest wait",
+                {"archives": len(due), "checked": self.max_archives_checked_per_pass},
+            )
+            due = due[: self.max_archives_checked_per_pass]
+        report.archives_checked = len(due)
+        store = TriggerStore(self.s3, self.bucket)
+        for archive in due:
+            try:
+                self._recreate_for_change(archive, triggered, archives, processing, store, at, summaries, report)
+            except Exception as exc:  # this change only: the others go on
+                detail = f"{type(exc).__name__}: {exc}"
+                report.errors.append(f"{archive.key}: {detail}")
+                self.log(
+                    "exception",
+                    "checking a change for missing triggers failed",
+                    {"change_id": archive.change_id, "key": archive.key, "error": detail},
+                )
+
+    def _recreate_for_change(
+        self,
+        archive: ListedArchive,
+        triggered: set[tuple[str, str]],
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        store: TriggerStore,
+        at: datetime,
+        summaries: dict[str, CustomerSweep],
+        report: SweepReport,
+    ) -> None:
+        change_id = archive.change_id
+        loaded = archives.get(change_id)
+        if loaded is None or isinstance(loaded, ArchiveError):
+            return  # deleted since the listing, or invalid: no processor could use a trigger (`verify` says why)
+        if loaded.etag != archive.etag:
+            return  # rewritten since the listing (a new revision's triggers may be on their way): next pass
+        doc = loaded.document
+        revision = doc.revision
+        for code in customers_of_current_revision(doc):
+            summary = summaries.get(code)
+            if summary is None or (code, change_id) in triggered or doc.is_processed(code, revision):
+                continue  # not configured here (no queue), a trigger is there, or the result is folded
+            ref = TriggerRef(code, change_id)
+            context = {"customer_code": code, "change_id": change_id, "key": ref.key, "revision": revision}
+            read = processing.get(code, change_id)
+            if read.error is not None:
+                # invalid: the processor could not record a result either (`stuck` explains it);
+                # unreadable: nothing is known, so nothing is written
+                summary.errors += 0 if read.invalid else 1
+                report.actions.append(
+                    SweepAction(code, change_id, ref.key, 0.0, "not_recreated" if read.invalid else "error", read.error)
+                )
+                self.log(
+                    "warning" if read.invalid else "error",
+                    "missing trigger not re-created",
+                    {**context, "error": read.error},
+                )
+                continue
+            if any(r >= revision for r in read.recorded_revisions()) or read.lease_live(at):
+                continue  # processed (or a later revision: superseded), or processing under way
+            try:
+                store.put(ref, revision, if_absent=True)
+            except ClientError as exc:
+                if is_already_there(exc):
+                    report.actions.append(
+                        SweepAction(code, change_id, ref.key, 0.0, "replaced", "a trigger was written meanwhile")
+                    )
+                    continue
+                summary.errors += 1
+                report.actions.append(SweepAction(code, change_id, ref.key, 0.0, "error", f"cannot re-create: {exc}"))
+                self.log("error", "cannot re-create a missing trigger", {**context, "error": str(exc)})
+                continue
+            summary.recreated += 1
+            detail = f"revision {revision} had neither a trigger nor a recorded result; trigger re-created"
+            report.actions.append(SweepAction(code, change_id, ref.key, 0.0, "recreated", detail))
+            self.log("warning", f"missing trigger: {detail}", {**context, "action": "recreated"})
 
 
 def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, log: Log | None = None) -> SweepReport:
