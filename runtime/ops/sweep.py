@@ -25,7 +25,33 @@ It re-drives only what processing can fix: not when the archive is missing or in
 the customer, or the customer's processing object is invalid (the processor would dead-letter it;
 ``stuck`` explains it), nor while a live lease shows processing under way — in the processing object,
 or (v1) in the archive. It never writes ``archive/`` nor ``processing/`` — it only reads them, each
-processing object at most once per pass.
+archive and processing object at most once per pass.
+
+4. **Fan-out repair.** ``submit`` writes the archive, then one trigger per customer: when a trigger PUT
+   fails after the archive write, nothing under ``customers/`` shows the work, so steps 1 to 3 cannot see
+   it. The sweeper lists ``archive/`` once and checks the archives modified within
+   ``MISSING_TRIGGER_WINDOW_SECONDS`` (a day) and at least ``MISSING_TRIGGER_GRACE_SECONDS`` ago (5 min:
+   the submitter may still be writing triggers), both in ``runtime.contract.thresholds``. For each
+   customer the current revision was submitted for (its ``submitted`` entry's ``customers``) that is
+   configured here, has no trigger in this pass's listing and no recorded result — no ``processed``
+   entry for the revision in the archive, no result for it or a later revision in
+   ``processing/{C}/{id}.json`` — and no live lease, it writes the trigger as ``submit`` does
+   (``TriggerStore.put``), create-only (``IfNoneMatch="*"``: a trigger written meanwhile is never
+   overwritten), logs it and counts it in ``TriggersRecreated``; the trigger's event then fires the
+   customer's queue. An archive rewritten since the listing (its ETag differs) waits for the next pass.
+   A cancelled change is repaired too: its revision mails the cancellation. An archive without a
+   ``submitted`` entry for its current revision (not written by ``submit``) is left alone: who was
+   meant to be notified is unknown. Consequence for operators: deleting an unprocessed trigger by hand
+   no longer abandons the work — within the window the sweeper writes it back.
+
+   **Cost per pass** (every ``SWEEP_INTERVAL_MINUTES``, 5 by default): one ``ListObjectsV2`` request per
+   1,000 archives in the bucket — archives are kept, so this grows with history: 100 requests at
+   100,000 archives, 28,800 a day ≈ $0.14/day at $0.005 per 1,000; one GET per archive modified within
+   the window and past the grace — at most ``MAX_ARCHIVES_CHECKED_PER_PASS`` (2,000, the most recent
+   first), and none for an archive steps 2 and 3 already read this pass (one archive cache per pass); one
+   GET of a processing object per (customer, change) with neither a trigger nor a ``processed`` entry in
+   the archive (none for a change whose results are all folded); one PUT per trigger re-created. So a
+   change costs about 288 archive GETs in the day after its last write (≈ $0.0001 at $0.0004 per 1,000).
 """
 
 from __future__ import annotations

@@ -478,3 +478,64 @@ def test_an_unreadable_archive_does_not_stop_the_repair_of_others(light: Platfor
     assert not report.ok and any("archive/CHG-A.json" in e for e in report.errors)
     assert any(extra.get("key") == "archive/CHG-A.json" for level, _m, extra in logs.lines if level == "exception")
     assert {c.customer for c in report.customers} == {"hts", "htsnonprod", "customer-a"}  # metrics still emitted
+
+
+class ListingCounter:
+    """Wraps an S3 client; records the prefix of every ``list_objects_v2`` pagination."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.prefixes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def get_paginator(self, name: str) -> Any:
+        real = self._target.get_paginator(name)
+        prefixes = self.prefixes
+
+        class Paginator:
+            def paginate(self, **kwargs: Any) -> Any:
+                prefixes.append(kwargs.get("Prefix", ""))
+                return real.paginate(**kwargs)
+
+        return Paginator()
+
+
+def test_the_repair_reads_each_due_archive_once_and_nothing_for_folded_changes(light: Platform) -> None:
+    """The cost stated in the sweeper's docstring: with N changes whose results are all folded (no
+    triggers left), a pass lists ``archive/`` once, reads each due archive once and no processing object."""
+    platform = light
+    changes = [f"CHG-{n}" for n in range(12)]
+    for change_id in changes:
+        platform.submit(change_id, ["hts", "htsnonprod"])
+        for code in ("hts", "htsnonprod"):
+            record_processed(platform, change_id, code)
+            platform.s3.delete_object(Bucket=platform.bucket, Key=f"customers/{code}/{change_id}.json")
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    s3 = Faulty(platform.s3)
+    reads: list[str] = []
+    s3.fail("get_object", lambda **kw: reads.append(kw["Key"]), times=1000)
+    counting = ListingCounter(s3)
+
+    report = sweep(platform, s3=counting)
+    assert report.ok and report.archives_checked == len(changes)
+    assert counting.prefixes == ["customers/", "archive/"]
+    assert sorted(reads) == sorted(f"archive/{c}.json" for c in changes)  # once each, no processing/ read
+    assert s3.calls.get("put_object", 0) == 0
+
+
+def test_a_pass_checks_at_most_the_most_recent_archives(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-OLDER", ["hts", "htsnonprod"], failing="htsnonprod")
+    partial_submit(platform, "CHG-NEWER", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-OLDER.json", 20 * MIN)
+    backdate(platform, "archive/CHG-NEWER.json", 10 * MIN)
+    config = OpsSettings(bucket_name=platform.bucket, customer_queues=queues(platform))
+    metrics = MetricsFactory("CustomMetrics", platform.metrics_stream)
+    sweeper = Sweeper(platform.s3, platform.sqs, config, metrics, log=Logs(), max_archives_checked_per_pass=1)
+
+    first = sweeper.run()
+    assert first.archives_checked == 1
+    assert [(a.change_id, a.action) for a in first.actions] == [("CHG-NEWER", "recreated")]
+    assert not platform.trigger_exists("htsnonprod", "CHG-OLDER")
