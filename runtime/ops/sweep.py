@@ -554,45 +554,56 @@ class Sweeper:
         if loaded.etag != archive.etag:
             return  # rewritten since the listing (a new revision's triggers may be on their way): next pass
         doc = loaded.document
-        revision = doc.revision
+        age = age_seconds(archive.last_modified, at)
         for code in customers_of_current_revision(doc):
             summary = summaries.get(code)
-            if summary is None or (code, change_id) in triggered or doc.is_processed(code, revision):
+            if summary is None or (code, change_id) in triggered or doc.is_processed(code, doc.revision):
                 continue  # not configured here (no queue), a trigger is there, or the result is folded
-            ref = TriggerRef(code, change_id)
-            context = {"customer_code": code, "change_id": change_id, "key": ref.key, "revision": revision}
-            read = processing.get(code, change_id)
-            if read.error is not None:
-                # invalid: the processor could not record a result either (`stuck` explains it);
-                # unreadable: nothing is known, so nothing is written
-                summary.errors += 0 if read.invalid else 1
-                report.actions.append(
-                    SweepAction(code, change_id, ref.key, 0.0, "not_recreated" if read.invalid else "error", read.error)
-                )
-                self.log(
-                    "warning" if read.invalid else "error",
-                    "missing trigger not re-created",
-                    {**context, "error": read.error},
-                )
-                continue
-            if any(r >= revision for r in read.recorded_revisions()) or read.lease_live(at):
-                continue  # processed (or a later revision: superseded), or processing under way
-            try:
-                store.put(ref, revision, if_absent=True)
-            except ClientError as exc:
-                if is_already_there(exc):
-                    report.actions.append(
-                        SweepAction(code, change_id, ref.key, 0.0, "replaced", "a trigger was written meanwhile")
-                    )
-                    continue
+            self._recreate_trigger(
+                TriggerRef(code, change_id), doc.revision, age, processing, store, at, summary, report
+            )
+
+    def _recreate_trigger(
+        self,
+        ref: TriggerRef,
+        revision: int,
+        age: float,
+        processing: ProcessingCache,
+        store: TriggerStore,
+        at: datetime,
+        summary: CustomerSweep,
+        report: SweepReport,
+    ) -> None:
+        """Write ``ref`` (create-only) unless the processing object records ``revision`` or a later one,
+        or a live lease shows processing under way."""
+        code, change_id = ref.customer_code, ref.change_id
+        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "revision": revision}
+
+        def act(action: str, detail: str, level: str) -> None:
+            report.actions.append(SweepAction(code, change_id, ref.key, age, action, detail))
+            self.log(level, f"missing trigger: {detail}", {**context, "action": action})
+
+        read = processing.get(code, change_id)
+        if read.invalid:  # the processor could not record a result either (`stuck` explains it)
+            act("not_recreated", f"{read.error}; not re-created", "warning")
+            return
+        if read.error is not None:  # unreadable (access, throttling): nothing is known, nothing written
+            summary.errors += 1
+            act("error", f"{read.error}; not re-created", "error")
+            return
+        if any(r >= revision for r in read.recorded_revisions()) or read.lease_live(at):
+            return  # processed (or a later revision: superseded), or processing under way
+        try:
+            store.put(ref, revision, if_absent=True)
+        except ClientError as exc:
+            if is_already_there(exc):
+                act("replaced", "a trigger was written meanwhile; its own event follows", "info")
+            else:
                 summary.errors += 1
-                report.actions.append(SweepAction(code, change_id, ref.key, 0.0, "error", f"cannot re-create: {exc}"))
-                self.log("error", "cannot re-create a missing trigger", {**context, "error": str(exc)})
-                continue
-            summary.recreated += 1
-            detail = f"revision {revision} had neither a trigger nor a recorded result; trigger re-created"
-            report.actions.append(SweepAction(code, change_id, ref.key, 0.0, "recreated", detail))
-            self.log("warning", f"missing trigger: {detail}", {**context, "action": "recreated"})
+                act("error", f"cannot re-create the trigger: {exc}", "error")
+            return
+        summary.recreated += 1
+        act("recreated", f"revision {revision} had neither a trigger nor a recorded result; re-created", "warning")
 
 
 def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, log: Log | None = None) -> SweepReport:

@@ -29,6 +29,7 @@ from tests.support.ops_platform import (
     drain,
     ops_env,
     put_processing,
+    put_raw,
     queues,
     record_processed,
     run,
@@ -539,3 +540,55 @@ def test_a_pass_checks_at_most_the_most_recent_archives(light: Platform) -> None
     assert first.archives_checked == 1
     assert [(a.change_id, a.action) for a in first.actions] == [("CHG-NEWER", "recreated")]
     assert not platform.trigger_exists("htsnonprod", "CHG-OLDER")
+
+
+def test_an_archive_rewritten_since_the_listing_waits_for_the_next_pass(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    rewritten: list[str] = []
+
+    def rewrite_before_the_read(**kwargs: Any) -> None:
+        if kwargs.get("Key") == "archive/CHG-1.json" and not rewritten:  # e.g. the coordinator folds a result
+            record_processed(platform, "CHG-1", "hts")
+            rewritten.append(kwargs["Key"])
+
+    s3 = Faulty(platform.s3).fail("get_object", rewrite_before_the_read, times=1000)
+    first = sweep(platform, s3=s3)
+    assert rewritten and first.actions == [] and not platform.trigger_exists("htsnonprod")
+
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    second = sweep(platform)
+    assert [(a.customer, a.action) for a in second.actions] == [("htsnonprod", "recreated")]
+
+
+def test_an_unusable_processing_object_is_reported_not_guessed(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-INVALID", ["hts", "htsnonprod"], failing="htsnonprod")
+    put_raw(platform, "processing/htsnonprod/CHG-INVALID.json", b"{not json")
+    partial_submit(platform, "CHG-DENIED", ["hts", "htsnonprod"], failing="htsnonprod")
+    for change_id in ("CHG-INVALID", "CHG-DENIED"):
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    denied = _fail_reading("processing/htsnonprod/CHG-DENIED.json", client_error("AccessDenied", 403))
+    s3 = Faulty(platform.s3).fail("get_object", denied, times=1000)
+
+    report = sweep(platform, s3=s3)
+    assert sorted((a.change_id, a.action) for a in report.actions) == [
+        ("CHG-DENIED", "error"),
+        ("CHG-INVALID", "not_recreated"),
+    ]
+    assert not platform.trigger_exists("htsnonprod", "CHG-INVALID")
+    assert not platform.trigger_exists("htsnonprod", "CHG-DENIED")
+    assert platform.metric_total("SweepErrors", "htsnonprod") == 1
+
+
+def test_only_configured_customers_get_their_trigger_back(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="hts")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    config = OpsSettings(bucket_name=platform.bucket, customer_queues={"hts": queues(platform)["hts"]})
+    metrics = MetricsFactory("CustomMetrics", platform.metrics_stream)
+
+    report = Sweeper(platform.s3, platform.sqs, config, metrics, log=Logs()).run()
+    assert [(a.customer, a.action) for a in report.actions] == [("hts", "recreated")]
+    assert not platform.trigger_exists("htsnonprod")  # offboarded here: no queue would take its event
