@@ -20,7 +20,9 @@
   ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
   (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
   coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
-  only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers.
+  only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers. The sweeper
+  (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and ``processing/*``, deletes and tags
+  triggers, and creates a missing trigger only with ``If-None-Match`` (never an overwrite).
 """
 
 from __future__ import annotations
@@ -240,6 +242,14 @@ class MetadataBucket(Construct):
                 actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
                 resources=[self._objects(keys.CUSTOMERS_PREFIX)],
                 conditions=sweeper,
+            ),
+            iam.PolicyStatement(
+                # Fan-out repair: the sweeper re-creates a trigger a submission did not write, create-only.
+                sid="SweeperCreateMissingTriggers",
+                principals=[gov_root],
+                actions=["s3:PutObject"],
+                resources=[self._objects(keys.CUSTOMERS_PREFIX)],
+                conditions={**sweeper, "Null": {"s3:if-none-match": "false"}},
             ),
             iam.PolicyStatement(
                 sid="ProcessorsReadWriteOwnProcessing",

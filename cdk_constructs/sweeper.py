@@ -2,10 +2,12 @@
 
 It lists ``customers/``, emits ``OrphanedTriggers`` / ``OldestTriggerAge`` per customer (EMF, through
 its log group: no CloudWatch permission needed), deletes triggers whose archive already records the
-result, and re-drives stuck triggers by sending their event to the customer's queue again.
+result, re-drives stuck triggers by sending their event to the customer's queue again, and re-creates
+the triggers a submission did not write (fan-out repair, ``TriggersRecreated``).
 
 Role ``ttp-sweeper`` (deterministic: the bucket policy in the management account names it): list the
-bucket, read ``archive/*`` and ``customers/*``, delete and tag ``customers/*`` (re-drive attempts);
+bucket, read ``archive/*``, ``customers/*`` and ``processing/*``, delete and tag ``customers/*``
+(re-drive attempts), create ``customers/*`` only with ``If-None-Match`` (never an overwrite);
 ``sqs:SendMessage`` to the customer queues (name pattern ``customer-*-changes``, so onboarding does not
 rewrite the policy) and the matching KMS use through SQS only. Environment: exactly
 ``runtime.contract.settings.OpsSettings``.
@@ -27,6 +29,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from cdk_constructs.change_coordinator import CONDITIONAL_WRITE_KEYS
 from cdk_constructs.runtime_task import (
     RuntimeTaskBase,
     RuntimeTaskBaseProps,
@@ -41,6 +44,8 @@ from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings
 
 SWEEP_COMMAND = tuple(runtime_command("sweep"))
+IF_NONE_MATCH_KEY = CONDITIONAL_WRITE_KEYS[1]
+"""The sweeper writes triggers only with ``If-None-Match`` (create-only); the role demands the header."""
 # The task family and the schedule are named after the sweeper's role (``runtime.contract.names`` has
 # no constant of their own).
 SWEEPER_TASK_FAMILY = names.SWEEPER_ROLE_NAME
@@ -110,6 +115,14 @@ class Sweeper(RuntimeTaskBase):
                 resources=[f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
             ),
             iam.PolicyStatement(
+                # Fan-out repair: re-create a trigger a submission did not write, create-only (If-None-Match),
+                # so no trigger is ever overwritten.
+                sid="CreateMissingTriggers",
+                actions=["s3:PutObject"],
+                resources=[f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
+                conditions={"Null": {IF_NONE_MATCH_KEY: "false"}},
+            ),
+            iam.PolicyStatement(
                 sid="RedriveToCustomerQueues",
                 actions=["sqs:SendMessage"],
                 resources=[f"arn:{partition}:sqs:{region}:{account}:{names.QUEUE_NAME_PATTERN}"],
@@ -145,7 +158,8 @@ class Sweeper(RuntimeTaskBase):
             self.task_role,
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
             "The sweeper inspects every customer's triggers and their archive documents (DESIGN §6); "
-            "object names are change ids, unknown in advance. It can delete only under customers/.",
+            "object names are change ids, unknown in advance. It can delete, tag and create (only with "
+            "If-None-Match: never an overwrite) only under customers/.",
         )
         acknowledge_wildcard_resources(
             self.task_role,

@@ -34,6 +34,11 @@ class DeleteOutcome(enum.Enum):
     FAILED = "failed"
 
 
+def is_already_there(exc: ClientError) -> bool:
+    """A create-only :meth:`TriggerStore.put` found a trigger there (412, or 409 for a concurrent write)."""
+    return http_status(exc) in (409, 412) or error_code(exc) in {"PreconditionFailed", "ConditionalRequestConflict"}
+
+
 class TriggerStore:
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3 = s3
@@ -48,10 +53,14 @@ class TriggerStore:
             raise
         return TriggerInfo(ref, response["ETag"], response["LastModified"])
 
-    def put(self, ref: keys.TriggerRef, revision: int) -> str:
+    def put(self, ref: keys.TriggerRef, revision: int, *, if_absent: bool = False) -> str:
+        """Write the trigger (its creation fires the customer's queue). ``if_absent``: only create it
+        (``IfNoneMatch="*"``), so a trigger someone else wrote meanwhile is never overwritten — S3 then
+        answers 412 (:func:`is_already_there`)."""
         body = json.dumps({"change_id": ref.change_id, "customer_code": ref.customer_code, "revision": revision})
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
         response = self._s3.put_object(
-            Bucket=self.bucket, Key=ref.key, Body=body.encode(), ContentType="application/json"
+            Bucket=self.bucket, Key=ref.key, Body=body.encode(), ContentType="application/json", **condition
         )
         return str(response["ETag"])
 

@@ -221,7 +221,8 @@ def restore(
 
 @aws_errors
 def sweep(as_json: JsonOption = False) -> None:
-    """One sweeper pass: metrics per customer, delete recorded triggers, re-drive stuck ones (bounded).
+    """One sweeper pass: metrics per customer, delete recorded triggers, re-drive stuck ones (bounded),
+    re-create the triggers a submission did not write.
 
     EMF metric lines and logs go to stderr (CloudWatch Logs receives both streams); stdout holds the
     report. Exit 0 when the pass completed, 1 when some AWS call failed (the pass went on), 3 when the
@@ -234,7 +235,8 @@ def sweep(as_json: JsonOption = False) -> None:
     else:
         console = render.console()
         table = Table(title=f"Sweep at {report.started_at:%Y-%m-%d %H:%M:%S}Z")
-        for column in ("customer", "triggers", "orphaned", "oldest", "deleted", "re-driven", "exhausted", "errors"):
+        columns = ("customer", "triggers", "orphaned", "oldest", "deleted", "re-driven", "exhausted", "re-created")
+        for column in (*columns, "errors"):
             table.add_column(column, justify="left" if column == "customer" else "right")
         for c in report.customers:
             table.add_row(
@@ -245,6 +247,7 @@ def sweep(as_json: JsonOption = False) -> None:
                 str(c.deleted),
                 str(c.redriven),
                 str(c.exhausted),
+                str(c.recreated),
                 str(c.errors),
             )
         console.print(table)

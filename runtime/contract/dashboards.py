@@ -520,6 +520,8 @@ def customer_dashboard_body(
             [
                 _metric(ns, MetricName.TRIGGER_DELETE_FAILURE, cc, stat="Sum"),
                 _metric(ns, MetricName.ORPHANED_TRIGGERS, cc, stat="Maximum"),
+                _metric(ns, MetricName.TRIGGERS_RECREATED, cc, stat="Sum"),
+                _metric(ns, MetricName.SWEEP_ERRORS, cc, stat="Sum"),
             ],
             region=region,
             x=16,

@@ -25,6 +25,12 @@ class MetricName(enum.StrEnum):
     DUPLICATE_EVENTS = "DuplicateEvents"
     ORPHANED_TRIGGERS = "OrphanedTriggers"
     OLDEST_TRIGGER_AGE = "OldestTriggerAge"
+    SWEEP_ERRORS = "SweepErrors"
+    """Triggers (or changes) whose sweep failed in one pass (an unreadable archive, an S3 error): the
+    sweeper logs each with its key and goes on with the others."""
+    TRIGGERS_RECREATED = "TriggersRecreated"
+    """Triggers the sweeper wrote again for a customer of a change's current revision that had neither a
+    trigger nor a recorded result (a submission whose trigger write failed after its archive write)."""
     EMAILS_REJECTED = "EmailsRejected"
     RESULTS_FOLDED = "ResultsFolded"
     FOLD_LAG = "FoldLag"

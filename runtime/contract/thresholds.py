@@ -73,3 +73,13 @@ DEFAULT_THRESHOLDS = AlarmThresholds()
 
 STUCK_AFTER_SECONDS = int(DEFAULT_THRESHOLDS.trigger_age_critical_seconds)
 """Default age at which ``stuck``, ``health`` and the sweeper call a trigger stuck (the critical alarm)."""
+
+MISSING_TRIGGER_GRACE_SECONDS = 300
+"""How old a change's archive must be before the sweeper re-creates a trigger its submission did not
+write (a trigger PUT that failed after the archive write): long enough for the submitter to finish
+writing one trigger per customer (seconds for hundreds of customers), short enough that the work
+starts well before the trigger-age alarms (``trigger_age_warning_seconds``)."""
+MISSING_TRIGGER_WINDOW_SECONDS = 24 * 3600
+"""Only archives modified within this window are checked for missing triggers: it bounds the sweeper's
+reads per pass (each archive is read about window / sweep interval times), and still lets a sweeper
+that was down for up to a day catch up."""

@@ -5,7 +5,11 @@ of ``TTP_CUSTOMER_QUEUES`` — every one, even without triggers, so the alarms s
 missing data — it:
 
 1. emits ``OrphanedTriggers`` (triggers older than ``TTP_STUCK_AFTER_SECONDS`` still there after this
-   pass) and ``OldestTriggerAge`` (seconds, 0 when none) as EMF lines with a ``CustomerCode`` dimension;
+   pass), ``OldestTriggerAge`` (seconds, 0 when none) and ``SweepErrors`` as EMF lines with a
+   ``CustomerCode`` dimension. The ages come from the listing alone, before any archive read: each
+   trigger is swept on its own, and one that fails (an unreadable archive, an S3 error left after
+   retries, a bad document) is logged with its key and counted in ``SweepErrors`` while the others go
+   on — one bad archive never hides the customer's stuck triggers from the trigger-age alarms;
 2. deletes triggers whose result is recorded for the archive's current revision — a ``processed``
    entry in the archive, or the result in the customer's ``processing/{C}/{id}.json`` not folded yet
    (the processor's delete failed) — ``IfMatch`` the listed ETag, so a newer trigger is never deleted —
@@ -21,7 +25,33 @@ It re-drives only what processing can fix: not when the archive is missing or in
 the customer, or the customer's processing object is invalid (the processor would dead-letter it;
 ``stuck`` explains it), nor while a live lease shows processing under way — in the processing object,
 or (v1) in the archive. It never writes ``archive/`` nor ``processing/`` — it only reads them, each
-processing object at most once per pass.
+archive and processing object at most once per pass.
+
+4. **Fan-out repair.** ``submit`` writes the archive, then one trigger per customer: when a trigger PUT
+   fails after the archive write, nothing under ``customers/`` shows the work, so steps 1 to 3 cannot see
+   it. The sweeper lists ``archive/`` once and checks the archives modified within
+   ``MISSING_TRIGGER_WINDOW_SECONDS`` (a day) and at least ``MISSING_TRIGGER_GRACE_SECONDS`` ago (5 min:
+   the submitter may still be writing triggers), both in ``runtime.contract.thresholds``. For each
+   customer the current revision was submitted for (its ``submitted`` entry's ``customers``) that is
+   configured here, has no trigger in this pass's listing and no recorded result — no ``processed``
+   entry for the revision in the archive, no result for it or a later revision in
+   ``processing/{C}/{id}.json`` — and no live lease, it writes the trigger as ``submit`` does
+   (``TriggerStore.put``), create-only (``IfNoneMatch="*"``: a trigger written meanwhile is never
+   overwritten), logs it and counts it in ``TriggersRecreated``; the trigger's event then fires the
+   customer's queue. An archive rewritten since the listing (its ETag differs) waits for the next pass.
+   A cancelled change is repaired too: its revision mails the cancellation. An archive without a
+   ``submitted`` entry for its current revision (not written by ``submit``) is left alone: who was
+   meant to be notified is unknown. Consequence for operators: deleting an unprocessed trigger by hand
+   no longer abandons the work — within the window the sweeper writes it back.
+
+   **Cost per pass** (every ``SWEEP_INTERVAL_MINUTES``, 5 by default): one ``ListObjectsV2`` request per
+   1,000 archives in the bucket — archives are kept, so this grows with history: 100 requests at
+   100,000 archives, 28,800 a day ≈ $0.14/day at $0.005 per 1,000; one GET per archive modified within
+   the window and past the grace — at most ``MAX_ARCHIVES_CHECKED_PER_PASS`` (2,000, the most recent
+   first), and none for an archive steps 2 and 3 already read this pass (one archive cache per pass); one
+   GET of a processing object per (customer, change) with neither a trigger nor a ``processed`` entry in
+   the archive (none for a change whose results are all folded); one PUT per trigger re-created. So a
+   change costs about 288 archive GETs in the day after its last write (≈ $0.0001 at $0.0004 per 1,000).
 """
 
 from __future__ import annotations
@@ -37,12 +67,14 @@ from urllib.parse import quote_plus
 from botocore.exceptions import ClientError
 
 from runtime import aws
+from runtime.archive.documents import SUBMITTED, ArchiveDocument
 from runtime.archive.store import ArchiveError, ArchiveStore
-from runtime.archive.triggers import TriggerInfo
+from runtime.archive.triggers import TriggerInfo, TriggerStore, is_already_there
 from runtime.contract import names
-from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
+from runtime.contract.keys import ARCHIVE_PREFIX, CUSTOMERS_PREFIX, InvalidKeyError, TriggerRef, parse_archive_key
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
+from runtime.contract.thresholds import MISSING_TRIGGER_GRACE_SECONDS, MISSING_TRIGGER_WINDOW_SECONDS
 from runtime.ops.archive_view import ArchiveCache
 from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
@@ -53,6 +85,8 @@ from runtime.telemetry.metrics import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
+MAX_ARCHIVES_CHECKED_PER_PASS = 2000
+"""At most this many archives (the most recently modified first) are read per pass for missing triggers."""
 REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
 SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
 """Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
@@ -109,6 +143,41 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
     )
 
 
+@dataclass(frozen=True)
+class ListedArchive:
+    """One ``archive/{id}.json`` as the listing shows it (no read)."""
+
+    change_id: str
+    key: str
+    etag: str
+    last_modified: datetime
+
+
+def list_archives(s3: Any, bucket: str) -> list[ListedArchive]:
+    """Every archive object: one ``ListObjectsV2`` request per 1,000 (keys that are not archives skipped)."""
+    found: list[ListedArchive] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARCHIVE_PREFIX):
+        for item in page.get("Contents", []):
+            try:
+                change_id = parse_archive_key(item["Key"])
+            except InvalidKeyError:
+                continue
+            found.append(ListedArchive(change_id, item["Key"], item["ETag"], item["LastModified"]))
+    return found
+
+
+def customers_of_current_revision(doc: ArchiveDocument) -> list[str]:
+    """The customers the current revision was submitted for: its ``submitted`` entries' ``customers``
+    (a submission may name fewer than the document lists), the document's ``customers`` when an entry
+    names none. No ``submitted`` entry for the revision (an archive not written by ``submit``): none —
+    who was meant to be notified is unknown, so no trigger is invented."""
+    targets: list[str] = []
+    for entry in doc.modifications:
+        if entry.modification_type == SUBMITTED and entry.revision == doc.revision:
+            targets += entry.customers if entry.customers is not None else doc.customers
+    return [c for c in dict.fromkeys(targets) if c in doc.customers]
+
+
 @dataclass
 class SweepAction:
     customer: str
@@ -116,6 +185,7 @@ class SweepAction:
     key: str
     age_seconds: float
     action: str  # deleted | redriven | exhausted | waiting | in_progress | not_redrivable | error | replaced
+    # | recreated
     detail: str = ""
     attempt: int | None = None
 
@@ -129,6 +199,7 @@ class CustomerSweep:
     deleted: int = 0
     redriven: int = 0
     exhausted: int = 0
+    recreated: int = 0
     errors: int = 0
 
 
@@ -140,6 +211,8 @@ class SweepReport:
     customers: list[CustomerSweep] = field(default_factory=list)
     actions: list[SweepAction] = field(default_factory=list)
     unconfigured_triggers: dict[str, int] = field(default_factory=dict)
+    archives_checked: int = 0
+    """Archives read this pass to find missing triggers (modified within the window, past the grace)."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -170,6 +243,9 @@ class Sweeper:
         log: Log | None = None,
         cleanup_grace_seconds: int = CLEANUP_GRACE_SECONDS,
         max_redrives_per_pass: int = MAX_REDRIVES_PER_PASS,
+        missing_trigger_grace_seconds: int = MISSING_TRIGGER_GRACE_SECONDS,
+        missing_trigger_window_seconds: int = MISSING_TRIGGER_WINDOW_SECONDS,
+        max_archives_checked_per_pass: int = MAX_ARCHIVES_CHECKED_PER_PASS,
     ) -> None:
         self.s3 = s3
         self.sqs = sqs
@@ -181,6 +257,9 @@ class Sweeper:
         self.log = log or json_log()
         self.grace = cleanup_grace_seconds
         self.max_redrives_per_pass = max_redrives_per_pass
+        self.missing_trigger_grace = missing_trigger_grace_seconds
+        self.missing_trigger_window = missing_trigger_window_seconds
+        self.max_archives_checked_per_pass = max_archives_checked_per_pass
 
     def run(self) -> SweepReport:
         at = self.clock()
@@ -194,17 +273,26 @@ class Sweeper:
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
         processing = ProcessingCache(self.s3, self.bucket)
+        summaries: dict[str, CustomerSweep] = {}
         for code in sorted(self.settings.customer_queues):
-            summary = CustomerSweep(code)
+            summary = summaries[code] = CustomerSweep(code)
             try:
                 self._sweep_customer(code, grouped.get(code, []), archives, processing, at, summary, report)
             except Exception as exc:  # one customer's failure must not stop the others' metrics
                 summary.errors += 1
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
                 self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
+        try:
+            self._recreate_missing_triggers(grouped, archives, processing, at, summaries, report)
+        except Exception as exc:  # the metrics of the listing go out whatever happened here
+            report.errors.append(f"finding missing triggers: {type(exc).__name__}: {exc}")
+            self.log("exception", "finding missing triggers failed", {"error": str(exc)})
+        for code, summary in summaries.items():
             with self.metrics.batch(code) as batch:
                 batch.add(MetricName.ORPHANED_TRIGGERS, summary.orphaned)
                 batch.add(MetricName.OLDEST_TRIGGER_AGE, summary.oldest_age_seconds)
+                batch.add(MetricName.SWEEP_ERRORS, summary.errors)
+                batch.add(MetricName.TRIGGERS_RECREATED, summary.recreated)
                 if summary.deleted:
                     batch.add(MetricName.TRIGGER_DELETION_RATE, summary.deleted)
             report.customers.append(summary)
@@ -228,27 +316,71 @@ class Sweeper:
         summary: CustomerSweep,
         report: SweepReport,
     ) -> None:
+        """Each trigger on its own: a failure (an unreadable archive, an S3 error left after retries, a
+        bad document) is logged with the trigger's key and counted, and the other triggers go on. The
+        ages come from the listing, before any read; a trigger leaves the counts only once deleted."""
         summary.triggers = len(infos)
-        threshold = self.settings.stuck_after_seconds
-        ripe = [i for i in infos if age_seconds(i.last_modified, at) >= self.grace]
         remaining = {i.ref.key: i for i in infos}
+        for info in sorted(infos, key=lambda i: i.last_modified):
+            age = age_seconds(info.last_modified, at)
+            try:
+                if self._clean_up(info, age, archives, processing, at, summary, report):
+                    remaining.pop(info.ref.key)
+                elif age >= self.settings.stuck_after_seconds:
+                    action = self._redrive(info, age, archives, processing, at, report)
+                    report.actions.append(action)
+                    if action.action == "redriven":
+                        summary.redriven += 1
+                    elif action.action == "exhausted":
+                        summary.exhausted += 1
+                    elif action.action == "error":
+                        summary.errors += 1
+            except Exception as exc:  # this trigger only: the others, and the metrics, go on
+                detail = f"{type(exc).__name__}: {exc}"
+                summary.errors += 1
+                report.actions.append(SweepAction(code, info.ref.change_id, info.ref.key, age, "error", detail))
+                self.log(
+                    "exception",
+                    "sweeping a trigger failed",
+                    {"customer_code": code, "change_id": info.ref.change_id, "key": info.ref.key, "error": detail},
+                )
+        ages = [age_seconds(i.last_modified, at) for i in remaining.values()]
+        summary.oldest_age_seconds = max(ages, default=0.0)
+        summary.orphaned = sum(1 for age in ages if age >= self.settings.stuck_after_seconds)
+
+    def _clean_up(
+        self,
+        info: TriggerInfo,
+        age: float,
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        summary: CustomerSweep,
+        report: SweepReport,
+    ) -> bool:
+        """Delete the trigger when its result is recorded (past the grace period); True when it is gone
+        (deleted, already gone, or replaced by a newer trigger younger than this pass saw, whose own
+        event follows)."""
+        if age < self.grace:
+            return False
+        code = info.ref.customer_code
         for item in iter_cleanup(
-            self.s3, self.bucket, ripe, dry_run=False, reference=at, archives=archives, processing=processing
+            self.s3, self.bucket, [info], dry_run=False, reference=at, archives=archives, processing=processing
         ):
-            if item.action in ("deleted", "already_gone", "replaced"):
-                # replaced: a newer trigger is there now (younger than this pass saw); its own event follows
-                remaining.pop(item.key, None)
-                if item.action == "deleted":
-                    summary.deleted += 1
-                    report.actions.append(
-                        SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
-                    )
-                    self.log(
-                        "info",
-                        "deleted a trigger whose result is recorded",
-                        {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
-                    )
-            elif item.action == "failed":
+            if item.action == "deleted":
+                summary.deleted += 1
+                report.actions.append(
+                    SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
+                )
+                self.log(
+                    "info",
+                    "deleted a trigger whose result is recorded",
+                    {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
+                )
+                return True
+            if item.action in ("already_gone", "replaced"):
+                return True
+            if item.action == "failed":
                 summary.errors += 1
                 report.actions.append(
                     SweepAction(code, item.change_id, item.key, item.age_seconds, "error", item.reason)
@@ -256,22 +388,9 @@ class Sweeper:
                 self.log(
                     "error",
                     "could not delete a recorded trigger",
-                    {"customer_code": code, "change_id": item.change_id, "error": item.reason},
+                    {"customer_code": code, "change_id": item.change_id, "key": item.key, "error": item.reason},
                 )
-        for info in sorted(remaining.values(), key=lambda i: i.last_modified):
-            age = age_seconds(info.last_modified, at)
-            summary.oldest_age_seconds = max(summary.oldest_age_seconds, age)
-            if age < threshold:
-                continue
-            summary.orphaned += 1
-            action = self._redrive(info, age, archives, processing, at, report)
-            report.actions.append(action)
-            if action.action == "redriven":
-                summary.redriven += 1
-            elif action.action == "exhausted":
-                summary.exhausted += 1
-            elif action.action == "error":
-                summary.errors += 1
+        return False
 
     def _redrive(
         self,
@@ -284,7 +403,7 @@ class Sweeper:
     ) -> SweepAction:
         ref: TriggerRef = info.ref
         code, change_id = ref.customer_code, ref.change_id
-        context = {"customer_code": code, "change_id": change_id, "trigger_age": round(age)}
+        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "trigger_age": round(age)}
 
         def act(action: str, detail: str, level: str, attempt: int | None = None) -> SweepAction:
             self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})
@@ -368,6 +487,123 @@ class Sweeper:
         except ClientError as exc:
             return act("error", f"attempt {attempt} recorded but the send failed: {exc}", "error", attempt)
         return act("redriven", f"re-sent its event (attempt {attempt} of {limit})", "warning", attempt)
+
+    # ---- fan-out repair -------------------------------------------------------------------------
+
+    def _recreate_missing_triggers(
+        self,
+        grouped: dict[str, list[TriggerInfo]],
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        summaries: dict[str, CustomerSweep],
+        report: SweepReport,
+    ) -> None:
+        """Re-create the triggers a submission did not write: one listing of ``archive/``, then only the
+        archives modified within the window and past the grace period (most recent first, at most
+        ``max_archives_checked_per_pass``), each read once and isolated from the others."""
+        triggered = {(i.ref.customer_code, i.ref.change_id) for infos in grouped.values() for i in infos}
+        try:
+            listed = list_archives(self.s3, self.bucket)
+        except ClientError as exc:
+            report.errors.append(f"cannot list s3://{self.bucket}/{ARCHIVE_PREFIX}: {exc}")
+            self.log("error", "sweeper cannot list archives (missing triggers not checked)", {"error": str(exc)})
+            return
+        due = [
+            a
+            for a in listed
+            if self.missing_trigger_grace <= age_seconds(a.last_modified, at) <= self.missing_trigger_window
+        ]
+        due.sort(key=lambda a: a.last_modified, reverse=True)
+        if len(due) > self.max_archives_checked_per_pass:
+            self.log(
+                "warning",
+                "more archives modified within the window than one pass checks; the oldest wait",
+                {"archives": len(due), "checked": self.max_archives_checked_per_pass},
+            )
+            due = due[: self.max_archives_checked_per_pass]
+        report.archives_checked = len(due)
+        store = TriggerStore(self.s3, self.bucket)
+        for archive in due:
+            try:
+                self._recreate_for_change(archive, triggered, archives, processing, store, at, summaries, report)
+            except Exception as exc:  # this change only: the others go on
+                detail = f"{type(exc).__name__}: {exc}"
+                report.errors.append(f"{archive.key}: {detail}")
+                self.log(
+                    "exception",
+                    "checking a change for missing triggers failed",
+                    {"change_id": archive.change_id, "key": archive.key, "error": detail},
+                )
+
+    def _recreate_for_change(
+        self,
+        archive: ListedArchive,
+        triggered: set[tuple[str, str]],
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        store: TriggerStore,
+        at: datetime,
+        summaries: dict[str, CustomerSweep],
+        report: SweepReport,
+    ) -> None:
+        change_id = archive.change_id
+        loaded = archives.get(change_id)
+        if loaded is None or isinstance(loaded, ArchiveError):
+            return  # deleted since the listing, or invalid: no processor could use a trigger (`verify` says why)
+        if loaded.etag != archive.etag:
+            return  # rewritten since the listing (a new revision's triggers may be on their way): next pass
+        doc = loaded.document
+        age = age_seconds(archive.last_modified, at)
+        for code in customers_of_current_revision(doc):
+            summary = summaries.get(code)
+            if summary is None or (code, change_id) in triggered or doc.is_processed(code, doc.revision):
+                continue  # not configured here (no queue), a trigger is there, or the result is folded
+            self._recreate_trigger(
+                TriggerRef(code, change_id), doc.revision, age, processing, store, at, summary, report
+            )
+
+    def _recreate_trigger(
+        self,
+        ref: TriggerRef,
+        revision: int,
+        age: float,
+        processing: ProcessingCache,
+        store: TriggerStore,
+        at: datetime,
+        summary: CustomerSweep,
+        report: SweepReport,
+    ) -> None:
+        """Write ``ref`` (create-only) unless the processing object records ``revision`` or a later one,
+        or a live lease shows processing under way."""
+        code, change_id = ref.customer_code, ref.change_id
+        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "revision": revision}
+
+        def act(action: str, detail: str, level: str) -> None:
+            report.actions.append(SweepAction(code, change_id, ref.key, age, action, detail))
+            self.log(level, f"missing trigger: {detail}", {**context, "action": action})
+
+        read = processing.get(code, change_id)
+        if read.invalid:  # the processor could not record a result either (`stuck` explains it)
+            act("not_recreated", f"{read.error}; not re-created", "warning")
+            return
+        if read.error is not None:  # unreadable (access, throttling): nothing is known, nothing written
+            summary.errors += 1
+            act("error", f"{read.error}; not re-created", "error")
+            return
+        if any(r >= revision for r in read.recorded_revisions()) or read.lease_live(at):
+            return  # processed (or a later revision: superseded), or processing under way
+        try:
+            store.put(ref, revision, if_absent=True)
+        except ClientError as exc:
+            if is_already_there(exc):
+                act("replaced", "a trigger was written meanwhile; its own event follows", "info")
+            else:
+                summary.errors += 1
+                act("error", f"cannot re-create the trigger: {exc}", "error")
+            return
+        summary.recreated += 1
+        act("recreated", f"revision {revision} had neither a trigger nor a recorded result; re-created", "warning")
 
 
 def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, log: Log | None = None) -> SweepReport:

@@ -15,6 +15,7 @@ from runtime.contract.dashboards import (
     overview_dashboard_body,
     searches_in_widget,
 )
+from runtime.contract.metric_names import MetricName
 
 CUSTOMERS_AT_SCALE = 200
 
@@ -92,3 +93,10 @@ def test_customer_dashboard_is_scoped_to_its_customer() -> None:
     assert '"CustomerCode", "hts"' in text and "customer-hts-changes-dlq" in text
     assert "customer-hts-processor" in text
     assert body["widgets"][-1]["properties"]["alarms"] == ["arn:a", "arn:b"]
+
+
+def test_customer_dashboard_shows_what_the_sweeper_repaired_and_could_not_sweep() -> None:
+    body = customer_dashboard_body(customer_code="hts", region="us-east-1")
+    [hygiene] = [w for w in body["widgets"] if w.get("properties", {}).get("title") == "Trigger hygiene"]
+    shown = {row[1] for row in hygiene["properties"]["metrics"]}
+    assert {MetricName.TRIGGERS_RECREATED, MetricName.SWEEP_ERRORS, MetricName.ORPHANED_TRIGGERS} <= shown

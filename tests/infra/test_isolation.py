@@ -216,6 +216,19 @@ def test_sweeper_reads_every_processing_object_but_writes_none(world: World) -> 
         assert world.may(s, "s3:GetObject", key), key
     for action, key in (("s3:PutObject", f"processing/hts/{CHANGE}"), ("s3:PutObject", f"archive/{CHANGE}")):
         assert not world.may(s, action, key), (action, key)
+        assert not world.may(s, action, key, frozenset({"s3:if-none-match"})), (action, key)
+
+
+def test_sweeper_may_only_create_missing_triggers(world: World) -> None:
+    """Fan-out repair: the sweeper re-creates a trigger a submission did not write — create-only
+    (``If-None-Match``), so it can never overwrite a trigger, and nowhere but under ``customers/``."""
+    s = names.SWEEPER_ROLE_NAME
+    for code in ("hts", B_CODE):
+        assert world.may(s, "s3:PutObject", f"customers/{code}/{CHANGE}", frozenset({"s3:if-none-match"}))
+        assert not world.may(s, "s3:PutObject", f"customers/{code}/{CHANGE}")  # an overwrite: refused
+        assert not world.may(s, "s3:PutObject", f"customers/{code}/{CHANGE}", frozenset({"s3:if-match"}))
+    for key in (f"drafts/{CHANGE}", f"archive/{CHANGE}", f"processing/hts/{CHANGE}"):
+        assert not world.may(s, "s3:PutObject", key, frozenset({"s3:if-none-match"})), key
 
 
 def test_processor_policy_names_only_its_own_prefixes(world: World) -> None:

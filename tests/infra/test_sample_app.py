@@ -146,6 +146,7 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "ProcessorsAndSweeperList",
         "SweeperReadArchiveTriggersAndProcessing",
         "SweeperDeleteAndTagTriggers",
+        "SweeperCreateMissingTriggers",
         "DenyProcessorsOtherCustomersObjects",
         "DenyProcessorsWriteArchive",
         "CoordinatorList",
@@ -182,7 +183,7 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
             raise AssertionError(statement)
 
 
-def test_bucket_policy_lets_the_sweeper_list_read_and_delete_triggers_only(sample: Synth) -> None:
+def test_bucket_policy_lets_the_sweeper_list_read_delete_and_create_triggers_only(sample: Synth) -> None:
     sids = _bucket_statements(sample)
     sweeper = f"arn:aws:iam::{GOV}:role/{names.SWEEPER_ROLE_NAME}"
     read = sids["SweeperReadArchiveTriggersAndProcessing"]
@@ -195,6 +196,13 @@ def test_bucket_policy_lets_the_sweeper_list_read_and_delete_triggers_only(sampl
     listing = sids["ProcessorsAndSweeperList"]
     assert listing["Action"] == "s3:ListBucket"
     assert sweeper in listing["Condition"]["ArnLike"]["aws:PrincipalArn"]
+    # Fan-out repair: a missing trigger is created, never overwritten (If-None-Match).
+    create = sids["SweeperCreateMissingTriggers"]
+    assert create["Action"] == "s3:PutObject" and _text(create["Resource"]).endswith('"/customers/*"]]}')
+    assert create["Condition"] == {
+        "ArnEquals": {"aws:PrincipalArn": sweeper},
+        "Null": {"s3:if-none-match": "false"},
+    }
 
 
 # --- CustomerStack: queue --------------------------------------------------------------------------
@@ -674,10 +682,13 @@ def test_sweeper_role_permissions(sample: Synth) -> None:
         "s3:GetObject": [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/customers/*", f"{BUCKET_ARN}/processing/*"],
         "s3:DeleteObject": [f"{BUCKET_ARN}/customers/*"],
         **{action: [f"{BUCKET_ARN}/customers/*"] for action in TAGGING},
+        "s3:PutObject": [f"{BUCKET_ARN}/customers/*"],
         "sqs:SendMessage": [f"arn:aws:sqs:{REGION}:{GOV}:customer-*-changes"],
         "kms:GenerateDataKey": [f"arn:aws:kms:{REGION}:{GOV}:key/*"],
         "kms:Decrypt": [f"arn:aws:kms:{REGION}:{GOV}:key/*"],
     }
+    create = next(s for s in policies_of_role(sample, PLATFORM_STACK, role_id) if s["Action"] == "s3:PutObject")
+    assert create["Condition"] == {"Null": {"s3:if-none-match": "false"}}  # create-only: never an overwrite
     kms = next(s for s in policies_of_role(sample, PLATFORM_STACK, role_id) if "kms:Decrypt" in as_list(s["Action"]))
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}
 

@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
@@ -26,6 +28,8 @@ from tests.support.ops_platform import (
     depth,
     drain,
     ops_env,
+    put_processing,
+    put_raw,
     queues,
     record_processed,
     run,
@@ -256,3 +260,335 @@ def test_sweep_command_keeps_stdout_for_the_report(light: Platform, monkeypatch:
 
     human = run(monkeypatch, ops_env(platform), "sweep")
     assert human.exit_code == 0 and "waiting" in human.stdout
+
+
+def _fail_reading(key: str, exc: BaseException) -> Any:
+    """A ``get_object`` fault that raises ``exc`` for ``key`` only (other reads go through)."""
+
+    def fault(**kwargs: Any) -> None:
+        if kwargs.get("Key") == key:
+            raise exc
+
+    return fault
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [client_error("SlowDown", 503), TypeError("'NoneType' object is not subscriptable")],
+    ids=["s3-503-after-retries", "type-error"],
+)
+def test_one_unreadable_archive_does_not_blind_the_customer(light: Platform, failure: BaseException) -> None:
+    platform = light
+    platform.submit("CHG-BAD", ["hts"])
+    platform.submit("CHG-OK", ["hts"])
+    backdate(platform, "customers/hts/CHG-BAD.json", 30 * MIN)  # the oldest: listed first
+    backdate(platform, "customers/hts/CHG-OK.json", 20 * MIN)
+    s3 = Faulty(platform.s3).fail("get_object", _fail_reading("archive/CHG-BAD.json", failure), times=1000)
+    logs = Logs()
+
+    report = sweep(platform, s3=s3, logs=logs)
+
+    # the metrics come from the listing, whatever the reads did
+    hts = metrics_by_customer(platform)["hts"][0]
+    assert hts["OrphanedTriggers"] == [2.0]
+    [oldest] = hts["OldestTriggerAge"]
+    assert 30 * MIN <= oldest < 31 * MIN
+    # the other trigger's work went on
+    actions = {a.change_id: a for a in report.actions}
+    assert actions["CHG-OK"].action == "redriven"
+    assert len(drain(platform, platform.box.customers["hts"].queue_url)) == 1
+    # the failure is isolated, named by its key, logged and counted
+    assert actions["CHG-BAD"].action == "error" and actions["CHG-BAD"].key == "customers/hts/CHG-BAD.json"
+    assert type(failure).__name__ in actions["CHG-BAD"].detail
+    [summary] = [c for c in report.customers if c.customer == "hts"]
+    assert (summary.triggers, summary.orphaned, summary.redriven, summary.errors) == (2, 2, 1, 1)
+    assert not report.ok
+    logged = [extra for level, _m, extra in logs.lines if level in ("error", "exception") and extra.get("key")]
+    assert [extra["key"] for extra in logged] == ["customers/hts/CHG-BAD.json"]
+    assert hts["SweepErrors"] == [1.0]
+    assert platform.metric_total("SweepErrors", "htsnonprod") == 0
+
+
+# ---- fan-out repair: a submission whose trigger write failed after its archive write ------------------
+
+
+def partial_submit(platform: Platform, change_id: str, customers: list[str], failing: str, **fields: Any) -> None:
+    """``submit`` for ``customers`` whose trigger PUT for ``failing`` fails (after the archive write)."""
+    s3 = Faulty(platform.s3).fail(
+        "put_object",
+        _fail_writing(f"customers/{failing}/{change_id}.json", client_error("InternalError", 500)),
+        times=1000,
+    )
+    doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": customers, **fields}
+    with pytest.raises(ClientError):
+        submit_change(ArchiveStore(s3, platform.bucket), TriggerStore(s3, platform.bucket), doc, user_id="tester")
+    assert not platform.trigger_exists(failing, change_id)
+
+
+def _fail_writing(key: str, exc: BaseException) -> Any:
+    def fault(**kwargs: Any) -> None:
+        if kwargs.get("Key") == key:
+            raise exc
+
+    return fault
+
+
+def trigger_body(platform: Platform, code: str, change_id: str) -> dict[str, Any]:
+    body = platform.s3.get_object(Bucket=platform.bucket, Key=f"customers/{code}/{change_id}.json")["Body"].read()
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+def test_recreates_the_trigger_a_partial_submit_did_not_write(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod", "customer-a"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    hts_etag = platform.s3.head_object(Bucket=platform.bucket, Key="customers/hts/CHG-1.json")["ETag"]
+    logs = Logs()
+
+    report = sweep(platform, logs=logs)
+
+    # the failed PUT stopped the submission: customer-a's trigger was never attempted either.
+    # Both are written as submit writes them: same key, same body
+    for code in ("htsnonprod", "customer-a"):
+        assert trigger_body(platform, code, "CHG-1") == {"change_id": "CHG-1", "customer_code": code, "revision": 1}
+        assert platform.metric_total("TriggersRecreated", code) == 1
+    assert sorted((a.customer, a.change_id, a.action) for a in report.actions) == [
+        ("customer-a", "CHG-1", "recreated"),
+        ("htsnonprod", "CHG-1", "recreated"),
+    ]
+    assert platform.metric_total("TriggersRecreated", "hts") == 0
+    assert platform.s3.head_object(Bucket=platform.bucket, Key="customers/hts/CHG-1.json")["ETag"] == hts_etag
+    assert next(m for m in report.customers if m.customer == "htsnonprod").recreated == 1
+    assert report.ok
+    logged = [extra for _l, _m, extra in logs.lines if extra.get("action") == "recreated"]
+    assert sorted(extra["key"] for extra in logged) == [
+        "customers/customer-a/CHG-1.json",
+        "customers/htsnonprod/CHG-1.json",
+    ]
+    assert {extra["revision"] for extra in logged} == {1}
+
+    again = sweep(platform)  # the trigger is there now: nothing more
+    assert again.actions == [] and sum(c.recreated for c in again.customers) == 0
+
+
+def test_a_recreated_trigger_is_processed_by_the_worker(platform: Platform) -> None:
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    sweep(platform)
+    result = platform.processor("htsnonprod").process(TriggerRef("htsnonprod", "CHG-1"), "sqs:recreated")
+    assert result.outcome is Outcome.PROCESSED and len(platform.emails("htsnonprod")) == 2
+    assert platform.result("htsnonprod", 1) is not None
+    assert sweep(platform).actions == []  # recorded now: never re-created again
+
+
+def test_recreates_for_a_cancelled_revision_too_it_mails_the_cancellation(light: Platform) -> None:
+    platform = light
+    platform.submit("CHG-1", ["hts", "htsnonprod"])
+    for code in ("hts", "htsnonprod"):
+        record_processed(platform, "CHG-1", code)
+        platform.s3.delete_object(Bucket=platform.bucket, Key=f"customers/{code}/CHG-1.json")
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="hts", status="cancelled")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+
+    report = sweep(platform)
+    assert sorted((a.customer, a.action) for a in report.actions) == [("hts", "recreated"), ("htsnonprod", "recreated")]
+    assert trigger_body(platform, "hts", "CHG-1")["revision"] == 2
+
+
+def test_does_not_recreate_what_has_no_work_left_or_is_not_due(light: Platform) -> None:
+    platform = light
+    # folded: the archive records the result
+    partial_submit(platform, "CHG-FOLDED", ["hts", "htsnonprod"], failing="htsnonprod")
+    record_processed(platform, "CHG-FOLDED", "htsnonprod")
+    # recorded in the processing object, not folded yet
+    partial_submit(platform, "CHG-RECORDED", ["hts", "htsnonprod"], failing="htsnonprod")
+    put_processing(platform, "CHG-RECORDED", "htsnonprod", results={1: (2, 0, 2)})
+    # processing under way (a live lease) — e.g. a manual `process`
+    partial_submit(platform, "CHG-LEASED", ["hts", "htsnonprod"], failing="htsnonprod")
+    put_processing(platform, "CHG-LEASED", "htsnonprod", lease=(1, timedelta(minutes=5)))
+    # superseded: revision 2 no longer targets htsnonprod
+    partial_submit(platform, "CHG-SUPERSEDED", ["hts", "htsnonprod"], failing="htsnonprod")
+    _submit_for(platform, "CHG-SUPERSEDED", ["hts", "htsnonprod"], targets=["hts"])
+    # never targeted: the submission named only hts although the document lists both
+    _submit_for(platform, "CHG-SUBSET", ["hts", "htsnonprod"], targets=["hts"])
+    # too fresh: the submitter may still be writing its triggers
+    partial_submit(platform, "CHG-FRESH", ["hts", "htsnonprod"], failing="htsnonprod")
+    # too old: outside the window, not even read
+    partial_submit(platform, "CHG-ANCIENT", ["hts", "htsnonprod"], failing="htsnonprod")
+    for change_id in ("CHG-FOLDED", "CHG-RECORDED", "CHG-LEASED", "CHG-SUPERSEDED", "CHG-SUBSET"):
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    backdate(platform, "archive/CHG-ANCIENT.json", 2 * 24 * 60 * MIN)
+    s3 = Faulty(platform.s3)
+    reads: list[str] = []
+    s3.fail("get_object", lambda **kw: reads.append(kw["Key"]), times=1000)
+
+    report = sweep(platform, s3=s3)
+
+    assert [a for a in report.actions if a.action == "recreated"] == []
+    for change_id in ("CHG-FOLDED", "CHG-RECORDED", "CHG-LEASED", "CHG-SUPERSEDED", "CHG-SUBSET", "CHG-FRESH"):
+        assert not platform.trigger_exists("htsnonprod", change_id), change_id
+    assert platform.metric_total("TriggersRecreated") == 0
+    assert "archive/CHG-ANCIENT.json" not in reads and "archive/CHG-FRESH.json" not in reads
+    # a folded result needs no processing read; the others are read once
+    assert "processing/htsnonprod/CHG-FOLDED.json" not in reads
+    assert reads.count("processing/htsnonprod/CHG-RECORDED.json") == 1
+    assert report.ok
+
+
+def _submit_for(platform: Platform, change_id: str, listed: list[str], *, targets: list[str]) -> None:
+    doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": listed}
+    store = ArchiveStore(platform.s3, platform.bucket)
+    submit_change(store, TriggerStore(platform.s3, platform.bucket), doc, user_id="tester", customers=targets)
+
+
+def test_a_trigger_written_meanwhile_is_never_overwritten(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    key = "customers/htsnonprod/CHG-1.json"
+
+    def submitter_writes_it_first(**kwargs: Any) -> None:
+        if kwargs.get("Key") == key:
+            platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=b'{"written": "by the submitter"}')
+
+    s3 = Faulty(platform.s3).fail("put_object", submitter_writes_it_first)
+    report = sweep(platform, s3=s3)
+    assert trigger_body(platform, "htsnonprod", "CHG-1") == {"written": "by the submitter"}
+    assert [a.action for a in report.actions] == ["replaced"] and report.ok
+    assert platform.metric_total("TriggersRecreated") == 0
+
+
+def test_an_unreadable_archive_does_not_stop_the_repair_of_others(light: Platform) -> None:
+    platform = light
+    for change_id in ("CHG-A", "CHG-B"):
+        partial_submit(platform, change_id, ["hts", "htsnonprod"], failing="htsnonprod")
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    for change_id in ("CHG-A", "CHG-B"):  # no triggers at all: only the repair reads these archives
+        platform.s3.delete_object(Bucket=platform.bucket, Key=f"customers/hts/{change_id}.json")
+    s3 = Faulty(platform.s3).fail(
+        "get_object", _fail_reading("archive/CHG-A.json", client_error("SlowDown", 503)), 1000
+    )
+    logs = Logs()
+
+    report = sweep(platform, s3=s3, logs=logs)
+    assert {(a.customer, a.change_id) for a in report.actions if a.action == "recreated"} == {
+        ("hts", "CHG-B"),
+        ("htsnonprod", "CHG-B"),
+    }
+    assert not report.ok and any("archive/CHG-A.json" in e for e in report.errors)
+    assert any(extra.get("key") == "archive/CHG-A.json" for level, _m, extra in logs.lines if level == "exception")
+    assert {c.customer for c in report.customers} == {"hts", "htsnonprod", "customer-a"}  # metrics still emitted
+
+
+class ListingCounter:
+    """Wraps an S3 client; records the prefix of every ``list_objects_v2`` pagination."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.prefixes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def get_paginator(self, name: str) -> Any:
+        real = self._target.get_paginator(name)
+        prefixes = self.prefixes
+
+        class Paginator:
+            def paginate(self, **kwargs: Any) -> Any:
+                prefixes.append(kwargs.get("Prefix", ""))
+                return real.paginate(**kwargs)
+
+        return Paginator()
+
+
+def test_the_repair_reads_each_due_archive_once_and_nothing_for_folded_changes(light: Platform) -> None:
+    """The cost stated in the sweeper's docstring: with N changes whose results are all folded (no
+    triggers left), a pass lists ``archive/`` once, reads each due archive once and no processing object."""
+    platform = light
+    changes = [f"CHG-{n}" for n in range(12)]
+    for change_id in changes:
+        platform.submit(change_id, ["hts", "htsnonprod"])
+        for code in ("hts", "htsnonprod"):
+            record_processed(platform, change_id, code)
+            platform.s3.delete_object(Bucket=platform.bucket, Key=f"customers/{code}/{change_id}.json")
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    s3 = Faulty(platform.s3)
+    reads: list[str] = []
+    s3.fail("get_object", lambda **kw: reads.append(kw["Key"]), times=1000)
+    counting = ListingCounter(s3)
+
+    report = sweep(platform, s3=counting)
+    assert report.ok and report.archives_checked == len(changes)
+    assert counting.prefixes == ["customers/", "archive/"]
+    assert sorted(reads) == sorted(f"archive/{c}.json" for c in changes)  # once each, no processing/ read
+    assert s3.calls.get("put_object", 0) == 0
+
+
+def test_a_pass_checks_at_most_the_most_recent_archives(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-OLDER", ["hts", "htsnonprod"], failing="htsnonprod")
+    partial_submit(platform, "CHG-NEWER", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-OLDER.json", 20 * MIN)
+    backdate(platform, "archive/CHG-NEWER.json", 10 * MIN)
+    config = OpsSettings(bucket_name=platform.bucket, customer_queues=queues(platform))
+    metrics = MetricsFactory("CustomMetrics", platform.metrics_stream)
+    sweeper = Sweeper(platform.s3, platform.sqs, config, metrics, log=Logs(), max_archives_checked_per_pass=1)
+
+    first = sweeper.run()
+    assert first.archives_checked == 1
+    assert [(a.change_id, a.action) for a in first.actions] == [("CHG-NEWER", "recreated")]
+    assert not platform.trigger_exists("htsnonprod", "CHG-OLDER")
+
+
+def test_an_archive_rewritten_since_the_listing_waits_for_the_next_pass(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="htsnonprod")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    rewritten: list[str] = []
+
+    def rewrite_before_the_read(**kwargs: Any) -> None:
+        if kwargs.get("Key") == "archive/CHG-1.json" and not rewritten:  # e.g. the coordinator folds a result
+            record_processed(platform, "CHG-1", "hts")
+            rewritten.append(kwargs["Key"])
+
+    s3 = Faulty(platform.s3).fail("get_object", rewrite_before_the_read, times=1000)
+    first = sweep(platform, s3=s3)
+    assert rewritten and first.actions == [] and not platform.trigger_exists("htsnonprod")
+
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    second = sweep(platform)
+    assert [(a.customer, a.action) for a in second.actions] == [("htsnonprod", "recreated")]
+
+
+def test_an_unusable_processing_object_is_reported_not_guessed(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-INVALID", ["hts", "htsnonprod"], failing="htsnonprod")
+    put_raw(platform, "processing/htsnonprod/CHG-INVALID.json", b"{not json")
+    partial_submit(platform, "CHG-DENIED", ["hts", "htsnonprod"], failing="htsnonprod")
+    for change_id in ("CHG-INVALID", "CHG-DENIED"):
+        backdate(platform, f"archive/{change_id}.json", 10 * MIN)
+    denied = _fail_reading("processing/htsnonprod/CHG-DENIED.json", client_error("AccessDenied", 403))
+    s3 = Faulty(platform.s3).fail("get_object", denied, times=1000)
+
+    report = sweep(platform, s3=s3)
+    assert sorted((a.change_id, a.action) for a in report.actions) == [
+        ("CHG-DENIED", "error"),
+        ("CHG-INVALID", "not_recreated"),
+    ]
+    assert not platform.trigger_exists("htsnonprod", "CHG-INVALID")
+    assert not platform.trigger_exists("htsnonprod", "CHG-DENIED")
+    assert platform.metric_total("SweepErrors", "htsnonprod") == 1
+
+
+def test_only_configured_customers_get_their_trigger_back(light: Platform) -> None:
+    platform = light
+    partial_submit(platform, "CHG-1", ["hts", "htsnonprod"], failing="hts")
+    backdate(platform, "archive/CHG-1.json", 10 * MIN)
+    config = OpsSettings(bucket_name=platform.bucket, customer_queues={"hts": queues(platform)["hts"]})
+    metrics = MetricsFactory("CustomMetrics", platform.metrics_stream)
+
+    report = Sweeper(platform.s3, platform.sqs, config, metrics, log=Logs()).run()
+    assert [(a.customer, a.action) for a in report.actions] == [("hts", "recreated")]
+    assert not platform.trigger_exists("htsnonprod")  # offboarded here: no queue would take its event
