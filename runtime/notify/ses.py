@@ -7,7 +7,9 @@
 * Rendering (subject, text, HTML) is :mod:`runtime.notify.rendering`.
 * :class:`EmailSender` sends one ``SendEmail`` per recipient with ``ListManagementOptions`` (personal
   unsubscribe links), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
-  retried by botocore's standard mode first, then by a bounded backoff here.
+  retried by botocore's standard mode first, then by a bounded backoff here. Any other refusal is
+  classified by :func:`recipient_rejection`: that recipient's (recorded as rejected, never as sent) or
+  the whole message's (:class:`~runtime.notify.errors.MessageRejected`: retried, then the DLQ).
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def recipient_rejection(code: str, message: str, recipient: str, sender: str) ->
       https://repost.aws/es/knowledge-center/ses-554-400-message-rejected-error) where every identity
       listed is the recipient (address or domain) and none is the sender's;
     * a recipient "not in the format UserName@[SubDomain.]Domain.TopLevelDomain" rejects the message:
-      ``BadRequestException`` with the address parser's message ("Missing final '@domain'", …); the
-      sender is a verified identity, so it is the recipient's.
+      ``BadRequestException`` with the address parser's message ("Missing final '@domain'", "Illegal
+      address", …: the parser's wording as SES returns it, not quoted from a documentation page); the
+      sender is a verified identity, so the malformed address is the recipient's.
 
     Anything else (sender or MAIL FROM not verified, configuration set missing, message too large,
     content, sending paused) is per message: the caller raises :class:`MessageRejected`.
