@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo emulator test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ setup: $(VENV)/.installed node_modules/.installed
 
 demo: setup
 	$(PY) -m devtools.demo
+
+# The local AWS emulator on its own, with the sample layout; it prints the variables to export (README).
+emulator: setup
+	$(PY) -m devtools.emulator --sandbox
 
 # The suite runs on every core (pytest-xdist); servers bind free loopback ports, so workers never clash.
 test: setup

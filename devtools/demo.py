@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ class Worker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops them with SIGTERM (drain)
+            preexec_fn=_terminate_with(os.getpid()),
         )
 
     def stop(self, timeout: float = 30) -> int:
@@ -109,6 +110,27 @@ class Worker:
             if isinstance(entry, dict) and entry.get("message") == message:
                 lines.append(entry)
         return lines
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _terminate_with(parent: int) -> Callable[[], None] | None:
+    """For ``Popen(preexec_fn=…)``: the child gets SIGTERM (and drains) when the demo dies, even by
+    SIGKILL, which leaves the demo no chance to stop it; otherwise it would retry the dead emulator
+    forever. Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere the demo's own clean-up is all there is."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the demo died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 class Processes:

@@ -22,7 +22,13 @@ from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
 from runtime.contract.keys import validate_customer_code
 from runtime.contract.names import default_bucket_name
-from runtime.contract.settings import MeetingSettings, WorkerSettings
+from runtime.contract.settings import (
+    EXTERNAL_ID_MAX_LENGTH,
+    EXTERNAL_ID_MIN_LENGTH,
+    EXTERNAL_ID_PATTERN,
+    MeetingSettings,
+    WorkerSettings,
+)
 from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 
 CONTEXT_KEY = "ttp"
@@ -59,7 +65,6 @@ WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
 ACCOUNT_PATTERN = r"^\d{12}$"
 REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
 EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
-EXTERNAL_ID_PATTERN = r"^[\w+=,.@:/-]+$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
 VPC_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
@@ -77,8 +82,10 @@ AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 Region = Annotated[str, Field(pattern=REGION_PATTERN)]
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
 EmailAddress = Annotated[str, Field(pattern=EMAIL_PATTERN)]
-# sts:ExternalId: 2-1224 characters of [\w+=,.@:/-] (AWS's own constraint).
-ExternalId = Annotated[str, Field(min_length=2, max_length=1224, pattern=EXTERNAL_ID_PATTERN)]
+# sts:ExternalId: the runtime's bounds (runtime/contract/settings.py), one definition for both.
+ExternalId = Annotated[
+    str, Field(min_length=EXTERNAL_ID_MIN_LENGTH, max_length=EXTERNAL_ID_MAX_LENGTH, pattern=EXTERNAL_ID_PATTERN)
+]
 
 
 class ConfigError(ValueError):

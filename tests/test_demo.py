@@ -3,6 +3,7 @@ must stop every process it started however it ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -119,3 +120,114 @@ def test_demo_piped_into_head_leaves_no_process_behind() -> None:
     assert result.returncode in (1, 141), result.stdout + result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr[-3000:]
     assert tagged_processes(tag) == []
+
+
+def descendants(root: int) -> set[int]:
+    """The processes below ``root`` now (by the parent pid in ``/proc/{pid}/stat``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie has ended)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
+def start_demo(tag: str, **extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "1"],
+        cwd=ROOT,
+        env=demo_env(TTP_DEMO_TEST_TAG=tag, PYTHONUNBUFFERED="1", **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_reader_closing_while_an_ops_command_writes_leaves_no_process_behind() -> None:
+    """The reader goes away in the middle of ``health``'s output (line 52 of about 80): the ops command,
+    then the demo, write to a closed pipe. Every child the demo started ends."""
+    tag = uuid.uuid4().hex
+    demo = start_demo(tag)
+    children: set[int] = set()
+    try:
+        assert demo.stdout is not None
+        for _ in range(52):
+            if not demo.stdout.readline():
+                break
+            children |= descendants(demo.pid)
+        assert len(children) >= 3, children  # the coordinator and both workers were seen running
+        demo.stdout.close()
+        demo.wait(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode in (1, 141)
+    assert alive(children) == set() and tagged_processes(tag) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_an_error_in_the_demo_stops_every_process_it_started(tmp_path: Path) -> None:
+    """The submission fails after the workers and the coordinator started (an exception the demo does
+    not expect): they are stopped on the way out and the error is reported."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import runtime.archive.submit as submit\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('injected submit failure')\n"
+        "submit.submit_change = broken\n"
+    )
+    tag = uuid.uuid4().hex
+    # only the demo loads the hook: it gives its children PYTHONPATH=ROOT
+    demo = start_demo(tag, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    try:
+        out, err = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 1 and b"injected submit failure" in err, err[-3000:]
+    assert b"local AWS emulator on" in out
+    assert tagged_processes(tag) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_children_end_when_the_demo_is_killed_outright() -> None:
+    """SIGKILL (or the OOM killer) gives the demo no chance to clean up: its children are told by the
+    kernel (parent-death signal SIGTERM) and drain and exit on their own instead of retrying a dead
+    emulator forever."""
+    tag = uuid.uuid4().hex
+    demo = start_demo(tag)
+    try:
+        assert wait_for(lambda: len(tagged_processes(tag)) >= 4, 60), tagged_processes(tag)
+        children = descendants(demo.pid)
+        demo.kill()
+        demo.wait(timeout=10)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    ended = wait_for(lambda: not alive(children) and tagged_processes(tag) == [], 45)
+    survivors = alive(children) | set(tagged_processes(tag))
+    for pid in survivors:  # do not leave them running after a failure
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert ended, survivors

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from runtime.contract.keys import validate_customer_code
@@ -22,6 +25,74 @@ from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import STUCK_AFTER_SECONDS
 
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
+
+# sts:ExternalId: 2-1224 characters of [\w+=,.@:/-] (AWS's own constraint); stacks/config.py uses these too.
+EXTERNAL_ID_MIN_LENGTH = 2
+EXTERNAL_ID_MAX_LENGTH = 1224
+EXTERNAL_ID_CHARACTERS = r"[\w+=,.@:/-]"
+EXTERNAL_ID_PATTERN = rf"^{EXTERNAL_ID_CHARACTERS}+$"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What :func:`describe_bounds` says of a field whose bounds its validator checks (not pydantic's
+    ``ge``/``le``/``min_length`` metadata)."""
+
+    text: str
+
+
+def _valid_external_id(value: SecretStr) -> SecretStr:
+    """A secret's length error in pydantic's own words counts "items" and may not name the rule; this
+    one counts characters, names the rule and never echoes the value."""
+    secret = value.get_secret_value()
+    count = len(secret)
+    if not EXTERNAL_ID_MIN_LENGTH <= count <= EXTERNAL_ID_MAX_LENGTH:
+        plural = "" if count == 1 else "s"
+        raise ValueError(
+            f"must be {EXTERNAL_ID_MIN_LENGTH}-{EXTERNAL_ID_MAX_LENGTH} characters (an sts:ExternalId), "
+            f"got {count} character{plural}"
+        )
+    if not re.fullmatch(EXTERNAL_ID_PATTERN, secret):
+        raise ValueError("may contain only letters, digits and _+=,.@:/- (an sts:ExternalId)")
+    return value
+
+
+ExternalId = Annotated[
+    SecretStr,
+    AfterValidator(_valid_external_id),
+    Bounds(f"{EXTERNAL_ID_MIN_LENGTH} to {EXTERNAL_ID_MAX_LENGTH} characters of `{EXTERNAL_ID_CHARACTERS}`"),
+]
+
+
+def describe_bounds(field: FieldInfo) -> str:
+    """The bounds of a setting as the README's tables state them ("≥ 30, ≤ 43200", "3 to 63 characters"),
+    or "" when it has none. A test holds the README to this, so the tables follow the models."""
+    metadata = list(field.metadata)
+    for member in typing.get_args(field.annotation):  # ``ExternalId | None``: the Annotated member's
+        metadata += list(getattr(member, "__metadata__", ()))
+    for item in metadata:
+        if isinstance(item, Bounds):
+            return item.text
+    lower = upper = ""
+    shortest = longest = None
+    for item in metadata:  # pydantic's annotated_types constraints, read by their attribute
+        if getattr(item, "ge", None) is not None:
+            lower = f"≥ {item.ge:g}"
+        elif getattr(item, "gt", None) is not None:
+            lower = f"> {item.gt:g}"
+        elif getattr(item, "le", None) is not None:
+            upper = f"≤ {item.le:g}"
+        elif getattr(item, "lt", None) is not None:
+            upper = f"< {item.lt:g}"
+        elif getattr(item, "min_length", None) is not None:
+            shortest = item.min_length
+        elif getattr(item, "max_length", None) is not None:
+            longest = item.max_length
+    if shortest is not None or longest is not None:
+        if longest is None:
+            return "not empty" if shortest == 1 else f"at least {shortest} characters"
+        return f"{shortest or 0} to {longest} characters"
+    return ", ".join(part for part in (lower, upper) if part)
 
 
 class ConfigurationError(RuntimeError):
@@ -50,9 +121,7 @@ class SenderSettings(BucketSettings):
         pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
         description="Role in the customer account used to send through SES.",
     )
-    sender_external_id: SecretStr = Field(
-        min_length=2, max_length=1224, description="ExternalId required by the sender role's trust policy."
-    )
+    sender_external_id: ExternalId = Field(description="ExternalId required by the sender role's trust policy.")
     ses_region: str | None = Field(None, description="Region of the customer's SES (default: AWS_REGION).")
     from_address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", description="Verified SES sender address.")
     contact_list_name: str = Field(
@@ -163,7 +232,7 @@ class MeetingSettings(BaseSettings):
         default_factory=dict,
         description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers).",
     )
-    contact_reader_external_id: SecretStr | None = Field(None, description="ExternalId of the contact-reader roles.")
+    contact_reader_external_id: ExternalId | None = Field(None, description="ExternalId of the contact-reader roles.")
 
     @property
     def enabled(self) -> bool:
@@ -222,6 +291,7 @@ def load(model: type[SettingsT], **overrides: object) -> SettingsT:
             field = str(error["loc"][0]) if error["loc"] else ""
             name = env_var(field) if field else "configuration"
             detail = "is required but not set" if error["type"] == "missing" else error["msg"]
+            detail = detail.removeprefix("Value error, ")
             described = model.model_fields.get(field)
             hint = f" ({described.description})" if described is not None and described.description else ""
             problems.append(f"  {name}: {detail}{hint}")

@@ -23,6 +23,14 @@ class EmailConfigurationError(EmailError):
     retryable = False
 
 
+class MessageRejected(EmailError):
+    """SES refused the whole message (content, size, sender, configuration), not one recipient.
+
+    Nothing is recorded as sent or rejected for the addresses not yet mailed; the message retries (an
+    operator may fix the sender or configuration meanwhile) and the queue's redrive policy moves it to
+    the DLQ after ``maxReceiveCount`` receives, with the trigger kept for a redrive (DESIGN.md §4)."""
+
+
 class SendInterrupted(EmailError):
     """The worker is shutting down; what was sent is checkpointed, the rest is retried later."""
 

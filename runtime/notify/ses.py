@@ -7,12 +7,15 @@
 * Rendering (subject, text, HTML) is :mod:`runtime.notify.rendering`.
 * :class:`EmailSender` sends one ``SendEmail`` per recipient with ``ListManagementOptions`` (personal
   unsubscribe links), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
-  retried by botocore's standard mode first, then by a bounded backoff here.
+  retried by botocore's standard mode first, then by a bounded backoff here. Any other refusal is
+  classified by :func:`recipient_rejection`: that recipient's (recorded as rejected, never as sent) or
+  the whole message's (:class:`~runtime.notify.errors.MessageRejected`: retried, then the DLQ).
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,11 +28,63 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.aws import client_config, error_code
-from runtime.notify.errors import EmailConfigurationError, EmailError, SendInterrupted
+from runtime.notify.errors import EmailConfigurationError, EmailError, MessageRejected, SendInterrupted
 from runtime.notify.rendering import RenderedEmail
 
 THROTTLING_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
-RECIPIENT_REJECTED_CODES = {"MessageRejected", "BadRequestException"}
+
+_NOT_VERIFIED = re.compile(
+    r"not verified\.?\s*(?:The following identities failed the check in region [^:]*:)?(.*)", re.IGNORECASE
+)
+_MALFORMED_ADDRESS_MARKERS = (
+    "missing final '@domain'",
+    "illegal address",
+    "local address contains",
+    "domain contains illegal character",
+    "domain starts with dot",
+    "domain ends with dot",
+)
+
+
+def recipient_rejection(code: str, message: str, recipient: str, sender: str) -> str | None:
+    """Why SES refused *this recipient* for good, or None when the refusal is not about the recipient.
+
+    SES v2 ``SendEmail`` errors (``MessageRejected``, ``BadRequestException``,
+    ``MailFromDomainNotVerifiedException``, ``SendingPausedException``, ``AccountSuspendedException``,
+    ``NotFoundException``, ``LimitExceededException``, ``TooManyRequestsException``; the SESV2 error
+    list: https://docs.rs/aws-sdk-sesv2/1.26.0/aws_sdk_sesv2/operation/send_email/enum.SendEmailError.html)
+    all refuse the call, and none names a recipient by its code: ``MessageRejected`` is "the message
+    can't be sent because it contains invalid content". Two refusals are nevertheless about the one
+    recipient of our calls (we send one ``SendEmail`` per recipient), per the SendEmail reference
+    (https://docs.amazonaws.cn/goto/WebAPI/email-2010-12-01/SendEmail):
+
+    * an account in the SES sandbox "may only send to verified addresses" (also
+      https://docs.aws.amazon.com/ses/latest/dg/verify-addresses-and-domains.html): ``MessageRejected``
+      "Email address is not verified. The following identities failed the check in region …:
+      <identities>" (AWS knowledge center "ses-554-400-message-rejected-error",
+      https://repost.aws/es/knowledge-center/ses-554-400-message-rejected-error) where every identity
+      listed is the recipient (address or domain) and none is the sender's;
+    * a recipient "not in the format UserName@[SubDomain.]Domain.TopLevelDomain" rejects the message:
+      ``BadRequestException`` with the address parser's message ("Missing final '@domain'", "Illegal
+      address", …: the parser's wording as SES returns it, not quoted from a documentation page); the
+      sender is a verified identity, so the malformed address is the recipient's.
+
+    Anything else (sender or MAIL FROM not verified, configuration set missing, message too large,
+    content, sending paused) is per message: the caller raises :class:`MessageRejected`.
+    """
+    if code == "MessageRejected":
+        match = _NOT_VERIFIED.search(message)
+        if match is None:
+            return None
+        identities = {part.strip().strip(".").lower() for part in re.split(r"[,\s]+", match.group(1))} - {""}
+        recipient_ids = {recipient.lower(), recipient.rpartition("@")[2].lower()}
+        sender_ids = {sender.lower(), sender.rpartition("@")[2].lower()}
+        if identities and identities <= recipient_ids and not identities & sender_ids:
+            return f"{code}: {message}"
+        return None
+    if code == "BadRequestException" and any(marker in message.lower() for marker in _MALFORMED_ADDRESS_MARKERS):
+        return f"{code}: {message}"
+    return None
 
 
 class CustomerSes:
@@ -213,9 +268,13 @@ class EmailSender:
                         self._sleep(random.uniform(0, min(20.0, 0.5 * 2**attempt)))
                         continue
                     raise EmailError(f"SES kept throttling SendEmail ({code}); giving up for now") from exc
-                if code in RECIPIENT_REJECTED_CODES:
-                    return f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
-                raise EmailError(f"SES SendEmail failed for a recipient: {code or exc}") from exc
+                detail = str(exc.response.get("Error", {}).get("Message", ""))
+                reason = recipient_rejection(code, detail, address, self.from_address)
+                if reason is not None:
+                    return reason
+                if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)) >= 500:
+                    raise EmailError(f"SES SendEmail failed: {code or exc}") from exc
+                raise MessageRejected(f"SES rejected the whole message ({code or exc}: {detail})") from exc
             except BotoCoreError as exc:
                 raise EmailError(f"SES SendEmail failed: {exc}") from exc
         raise AssertionError("unreachable")

@@ -18,6 +18,19 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 
 _write_lock = threading.Lock()
+_to_stderr = threading.Event()
+
+
+def metrics_to_stderr(enabled: bool = True) -> None:
+    """Send the EMF lines of batches without a stream of their own to stderr (``enabled``) or stdout.
+
+    The CLI's one-shot commands turn it on so that their stdout is only their output (one JSON
+    document with ``--json``); the services (worker, coordinator) leave it off: in ECS their stdout
+    goes to CloudWatch Logs, which extracts the metrics from those lines."""
+    if enabled:
+        _to_stderr.set()
+    else:
+        _to_stderr.clear()
 
 
 class MetricBatch:
@@ -42,7 +55,7 @@ class MetricBatch:
         line = json.dumps(self._metrics.serialize_metric_set(), separators=(",", ":"))
         self._metrics.clear_metrics()
         self._empty = True
-        stream = self._stream or sys.stdout
+        stream = self._stream or (sys.stderr if _to_stderr.is_set() else sys.stdout)
         with _write_lock:
             stream.write(line + "\n")
             stream.flush()

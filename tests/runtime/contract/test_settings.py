@@ -61,3 +61,30 @@ def test_ops_settings_parse_json_maps(monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, {"TTP_BUCKET_NAME": "bucket-1", "TTP_CUSTOMER_QUEUES": '{"HTS": "https://q/1"}'})
     with pytest.raises(ConfigurationError, match="TTP_CUSTOMER_QUEUES"):
         load(OpsSettings)
+
+
+# ---- ExternalId (issue 11: "at least 2 items" for a string) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("Q", "TTP_SENDER_EXTERNAL_ID: must be 2-1224 characters (an sts:ExternalId), got 1 character"),
+        ("x" * 1225, "TTP_SENDER_EXTERNAL_ID: must be 2-1224 characters (an sts:ExternalId), got 1225 characters"),
+        ("has space", "TTP_SENDER_EXTERNAL_ID: may contain only letters, digits and _+=,.@:/- (an sts:ExternalId)"),
+    ],
+)
+def test_external_id_errors_speak_of_characters(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    _env(monkeypatch, {**GOOD, "TTP_SENDER_EXTERNAL_ID": value})
+    with pytest.raises(ConfigurationError) as caught:
+        load(WorkerSettings)
+    assert message in str(caught.value) and "items" not in str(caught.value)
+    assert value not in str(caught.value)  # a secret is never echoed
+
+
+def test_contact_reader_external_id_is_checked_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.contract.settings import MeetingSettings
+
+    _env(monkeypatch, {"TTP_CONTACT_READER_EXTERNAL_ID": "x"})
+    with pytest.raises(ConfigurationError, match="TTP_CONTACT_READER_EXTERNAL_ID: must be 2-1224 characters"):
+        load(MeetingSettings)

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from runtime.notify.errors import MessageRejected
 from runtime.notify.rendering import RenderedEmail
-from runtime.notify.ses import RateLimiter, SesMailer, topic_subscribers
+from runtime.notify.ses import RateLimiter, SesMailer, recipient_rejection, topic_subscribers
 
 # ---- subscribers (client-side filter) -----------------------------------------------------------
 
@@ -104,7 +105,7 @@ class RejectingSes:
     def send_email(self, **kwargs: Any) -> dict:
         address = kwargs["Destination"]["ToAddresses"][0]
         if address == self.reject:
-            raise ClientError({"Error": {"Code": "MessageRejected", "Message": "no"}}, "SendEmail")
+            raise ClientError({"Error": {"Code": "BadRequestException", "Message": "Illegal address"}}, "SendEmail")
         self.sent.append(address)
         return {"MessageId": "m"}
 
@@ -122,3 +123,46 @@ def test_a_rejected_recipient_is_reported_as_rejected_never_as_sent() -> None:
     assert sent == ["a@x.com", "c@x.com"]
     assert [a for a, why in done if why is not None] == ["b@x.com"]
     assert [a for a, _ in done] == ["a@x.com", "b@x.com", "c@x.com"]  # in order, each exactly once
+
+
+# ---- per-recipient or per-message (issue 11 item 2) ---------------------------------------------
+
+NOT_VERIFIED = "Email address is not verified. The following identities failed the check in region US-EAST-1: "
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "per_recipient"),
+    [
+        ("MessageRejected", NOT_VERIFIED + "b@y.com", True),  # sandbox: the recipient is not verified
+        ("MessageRejected", NOT_VERIFIED + "y.com", True),  # … or its domain
+        ("MessageRejected", NOT_VERIFIED + "from@x.com", False),  # the sender
+        ("MessageRejected", NOT_VERIFIED + "from@x.com, b@y.com", False),  # both: the sender must be fixed
+        ("MessageRejected", "Email address not verified from@x.com", False),  # moto's wording
+        ("MessageRejected", "Email address is not verified", False),  # nobody named
+        ("MessageRejected", "Message length is more than 10 megabytes", False),
+        ("BadRequestException", "Missing final '@domain'", True),
+        ("BadRequestException", "Configuration set <cs> does not exist.", False),
+        ("MailFromDomainNotVerifiedException", "b@y.com", False),
+        ("SendingPausedException", "", False),
+    ],
+)
+def test_rejections_are_per_recipient_only_when_they_are_about_the_recipient(
+    code: str, message: str, per_recipient: bool
+) -> None:
+    assert (recipient_rejection(code, message, "B@y.com", "from@x.com") is not None) is per_recipient
+
+
+def test_a_per_message_rejection_raises_and_reports_nobody() -> None:
+    class RefusingSes:
+        def send_email(self, **kwargs: Any) -> dict:
+            raise ClientError(
+                {"Error": {"Code": "MessageRejected", "Message": "Message length is more than 10 megabytes"}},
+                "SendEmail",
+            )
+
+    done: list[tuple[str, str | None]] = []
+    with pytest.raises(MessageRejected, match="whole message"):
+        SesMailer(lambda: RefusingSes(), "from@x.com", "list", RateLimiter(1000, burst=1000)).send(
+            ["a@x.com"], RenderedEmail("s", "t", "h"), "t", on_done=lambda a, why: done.append((a, why)), cancelled=None
+        )
+    assert done == []

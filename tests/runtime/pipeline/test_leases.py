@@ -296,7 +296,13 @@ def test_never_more_than_two_emails_sent_but_not_checkpointed(platform: Platform
 def test_rejected_recipient_is_recorded_as_rejected_not_sent(platform: Platform) -> None:
     platform.submit()
     ses = Faulty(platform.ses("hts")).fail(
-        "send_email", client_error("MessageRejected", 400, "Email address is not verified")
+        "send_email",
+        client_error(
+            "MessageRejected",
+            400,
+            "Email address is not verified. The following identities failed the check in region US-EAST-1: "
+            "lead@hts.example.com",  # the first recipient: a sandbox account refuses that address only
+        ),
     )
     result = platform.processor("hts", ses=ses).process(HTS, "sqs:m1:r1")
     assert result.outcome is Outcome.PROCESSED and len(result.rejected) == 1 and result.emails_sent == 1
