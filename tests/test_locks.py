@@ -36,7 +36,9 @@ NOT_IN_IMAGE = {
     "cdk-nag",
     "jsii",
 }
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[0-9][0-9A-Za-z.+!-]*)\s*(?:;.*)?$")
+PIN = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[0-9][0-9A-Za-z.+!-]*)\s*(?:;.*)?$"
+)
 
 
 def normalize(name: str) -> str:

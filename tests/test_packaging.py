@@ -87,7 +87,9 @@ def test_declared_dependencies_admit_the_locked_versions() -> None:
 def test_image_lock_input_is_the_runtime_extra() -> None:
     """What the image installs (runtime/requirements.in) is the package's base plus its ``runtime`` extra."""
     project = PYPROJECT["project"]
-    declared = {normalize(Requirement(d).name) for d in [*project["dependencies"], *project["optional-dependencies"]["runtime"]]}
+    declared = {
+        normalize(Requirement(d).name) for d in [*project["dependencies"], *project["optional-dependencies"]["runtime"]]
+    }
     image_inputs = {
         normalize(line.split("==")[0])
         for line in (ROOT / "runtime" / "requirements.in").read_text().splitlines()
@@ -112,7 +114,18 @@ def test_wheel_installs_and_synthesizes_a_minimal_app_outside_the_repo(tmp_path:
     sources = _copy_sources(tmp_path / "src")
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(sources), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(sources),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+        ],
         check=True,
         env=offline,
         cwd=tmp_path,
