@@ -1,18 +1,38 @@
 # Two entry points (see README): `make demo` and `make test`. Both build everything from nothing:
-# a virtualenv with the pinned Python requirements and the pinned CDK CLI from package.json.
+# a virtualenv installed from the hash-locked requirements-dev.txt and the pinned CDK CLI from package.json.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The lock tool lives in its own venv: `make setup` never needs it, only `make lock` does.
+LOCK_VENV := .lockvenv
+UV_VERSION := 0.13.9
+UV := $(LOCK_VENV)/bin/uv
+# --universal: one lock for Linux, macOS and Windows (markers); 3.11 is the image's and the oldest supported.
+# Pins already in a lock are kept unless its input changed; `make lock UPGRADE="--upgrade-package botocore"`
+# (or UPGRADE=--upgrade) moves them on purpose.
+UPGRADE ?=
+COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(UPGRADE)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo emulator test lint bench clean
+.PHONY: setup lock demo emulator test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+$(UV):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+# Refresh the three locks from their *.in inputs. The dev lock first; the CDK and image locks are
+# constrained to it, so they never hold a version the test suite did not run with.
+lock: $(UV)
+	$(COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(COMPILE) requirements.in -c requirements-dev.txt -o requirements.txt
+	$(COMPILE) runtime/requirements.in -c requirements-dev.txt -o runtime/requirements.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -43,4 +63,4 @@ bench: setup
 	$(PY) benchmarks/processing_bench.py
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) node_modules cdk.out .pytest_cache

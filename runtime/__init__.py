@@ -11,5 +11,6 @@ Subpackages, each importing only those listed before it (``tests/test_layout.py`
 * ``pipeline``  — message envelopes, the state machine, the worker, the composition root;
 * ``coordinator`` — the change coordinator: folds customers' results into the archive, owns meetings;
 * ``ops``       — one module per runbook procedure, and the sweeper;
+* ``services``  — the image's commands (worker, coordinator, sweep) without typer or rich;
 * ``cli``       — the typer app (``python -m runtime``, ``ttp``).
 """

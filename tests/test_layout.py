@@ -22,6 +22,7 @@ RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.pipeline"},
     {"runtime.coordinator"},
     {"runtime.ops"},
+    {"runtime.services"},
     {"runtime.cli"},
 ]
 THIRD_PARTY_OF_CONTRACT = {"pydantic", "pydantic_settings", "pydantic_core"}

@@ -30,14 +30,6 @@ def test_every_setting_is_documented(model: type) -> None:
     assert missing == []
 
 
-def test_requirements_are_pinned() -> None:
-    for path in [ROOT / "requirements.txt", ROOT / "requirements-dev.txt", ROOT / "runtime" / "requirements.txt"]:
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith(("#", "-r")):
-                assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][0-9A-Za-z.]*", line), f"{path.name}: {line}"
-
-
 def test_the_change_document_example_is_a_valid_submission() -> None:
     """The example under "The change document" is what ``submit`` accepts, and the table lists its fields."""
     from runtime.archive.submit import validate_change

@@ -1,18 +1,9 @@
-"""The exit codes of every command, one meaning each, so scripts and the runbook can branch on them.
-
-The procedures in ``runtime.ops`` return reports and raise ``OpsError``; only the CLI turns those
-into these numbers.
-"""
+"""The exit codes of every command, as the CLI's modules import them; defined in
+``runtime.contract.exit_codes`` so the image's service commands (``runtime.services``) share them
+without importing the CLI."""
 
 from __future__ import annotations
 
-EXIT_OK = 0
-"""Done, nothing needs attention."""
-EXIT_ATTENTION = 1
-"""Done, and something needs attention (unhealthy, pending, stuck, DLQ not empty, refused)."""
-EXIT_USAGE = 2
-"""Bad arguments or configuration (typer uses 2 for usage errors too)."""
-EXIT_FAILED = 3
-"""The operation could not be done (AWS error, missing object); nothing was half-written."""
-EXIT_INTERRUPTED = 130
-"""Interrupted (Ctrl-C, 128 + SIGINT as shells report it); what was done is kept (see the message)."""
+from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+__all__ = ["EXIT_ATTENTION", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE"]

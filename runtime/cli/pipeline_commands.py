@@ -12,16 +12,15 @@ from typing import Annotated
 
 import typer
 
+from runtime import services
 from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_USAGE
 from runtime.contract import keys
 from runtime.contract.settings import (
     BucketSettings,
     ConfigurationError,
-    CoordinatorSettings,
     SenderSettings,
     SettingsT,
-    WorkerSettings,
     load,
 )
 
@@ -35,32 +34,18 @@ def _settings(model: type[SettingsT]) -> SettingsT:
 
 def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM."""
-    from runtime.pipeline.composition import build_worker
-    from runtime.telemetry.log import logger
-
-    settings = _settings(WorkerSettings)
-    logger.append_keys(customer_code=settings.customer_code)
     try:
-        built = build_worker(settings)
-    except ConfigurationError as exc:  # the meeting settings are validated while building
+        services.worker()
+    except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
-    built.install_signal_handlers()
-    built.run()
 
 
 def coordinator() -> None:
     """Run the change coordinator: fold customers' results into the archive, keep meetings in step."""
-    from runtime.coordinator.composition import build_coordinator
-    from runtime.telemetry.log import logger
-
-    settings = _settings(CoordinatorSettings)
-    logger.append_keys(service="coordinator")
     try:
-        built = build_coordinator(settings)
-    except ConfigurationError as exc:  # the meeting settings are validated while building
+        services.coordinator()
+    except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
-    built.install_signal_handlers()
-    built.run()
 
 
 def process(

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from runtime import services
 from runtime.cli import options, render
 from runtime.cli.errors import aws_errors, fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -231,7 +232,7 @@ def sweep(as_json: JsonOption = False) -> None:
     settings = options.settings(OpsSettings)
     report = run_sweep(settings, metrics_stream=sys.stderr)
     if as_json:
-        render.emit({"ok": report.ok, **render.to_jsonable(report)})
+        render.emit(services.sweep_document(report))
     else:
         console = render.console()
         table = Table(title=f"Sweep at {report.started_at:%Y-%m-%d %H:%M:%S}Z")
@@ -255,9 +256,7 @@ def sweep(as_json: JsonOption = False) -> None:
             console.print(f"{action.customer} {action.change_id}: {action.action} — {action.detail}")
         for error in report.errors:
             console.print(f"[red]error[/]: {error}")
-    if report.failed:
-        raise typer.Exit(EXIT_FAILED)
-    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+    raise typer.Exit(services.sweep_exit_code(report))
 
 
 @aws_errors
