@@ -80,8 +80,10 @@ class MetadataBucketProps:
     """Days noncurrent versions of ``drafts/`` and ``customers/`` are kept. Default: 30."""
     access_log_retention_days: int = 365
     """Days the server access logs are kept. Default: 365."""
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    """What happens to both buckets when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    """What happens to both buckets when the construct is removed. Default:
+    ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``: kept on update and delete, but removed when the stack's
+    first create rolls back (a retry would otherwise fail on the fixed bucket name)."""
 
 
 class MetadataBucket(Construct):

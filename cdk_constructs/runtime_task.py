@@ -84,8 +84,10 @@ class RuntimeTaskBaseProps:
     log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION
     """Retention of the task's log group. Default: ``DEFAULT_LOG_RETENTION``
     (``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``)."""
-    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    """What happens to the log group when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
+    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    """What happens to the log group when the construct is removed. Default:
+    ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``: kept on update and delete, but removed when the stack's
+    first create rolls back, so the retry does not fail on a fixed log group name that "already exists"."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
-from runtime.contract.keys import validate_customer_code
+from runtime.contract.keys import InvalidKeyError, validate_customer_code
 from runtime.contract.names import default_bucket_name
 from runtime.contract.settings import MeetingSettings, WorkerSettings
 from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
@@ -38,13 +39,60 @@ COORDINATOR_NOTIFICATION_CONFIGURATIONS = 2
 COORDINATOR_EVENT_RULES = 1
 # Customer codes whose derived names would collide with the coordinator's (its CustomerCode metric
 # dimension, its ttp-change-coordinator-* alarms, its ttp-route-ttp-change-coordinator rule).
-RESERVED_CUSTOMER_CODES = frozenset(
+COORDINATOR_RESERVED_CODES = frozenset(
     {
         names.COORDINATOR_METRICS_DIMENSION_VALUE,
         names.COORDINATOR_NAME,
         names.COORDINATOR_NAME.split("-", 1)[1],
     }
 )
+CODE_DERIVED_NAMES: tuple[Callable[[str], str], ...] = (
+    names.queue_name,
+    names.dead_letter_queue_name,
+    names.service_name,
+    names.processor_role_name,
+    names.sender_role_name,
+    names.contact_reader_role_name,
+    names.log_group_name,
+    names.event_rule_name,
+    names.queue_key_alias,
+    names.customer_dashboard_name,
+)
+"""The physical names ``runtime.contract.names`` derives from a customer code."""
+
+
+def platform_owned_names() -> frozenset[str]:
+    """Every fixed name ``runtime.contract.names`` defines for the platform itself (its upper-case constants)."""
+    return frozenset(value for key, value in vars(names).items() if key.isupper() and isinstance(value, str))
+
+
+def codes_colliding_with_platform_names() -> dict[str, str]:
+    """Customer code -> the platform name one of its derived names would equal (``sweeper`` ->
+    ``/ecs/change-processor/sweeper``, the sweeper's log group). Derived, not listed: a platform name
+    added to ``runtime.contract.names`` reserves its code here without another edit."""
+    probe = "probe"
+    colliding: dict[str, str] = {}
+    for derive in CODE_DERIVED_NAMES:
+        prefix, suffix = derive(probe).split(probe)
+        for platform_name in platform_owned_names():
+            if not (platform_name.startswith(prefix) and platform_name.endswith(suffix)):
+                continue
+            code = platform_name[len(prefix) : len(platform_name) - len(suffix)]
+            if _is_customer_code(code):
+                colliding[code] = platform_name
+    return colliding
+
+
+def _is_customer_code(code: str) -> bool:
+    try:
+        validate_customer_code(code)
+    except InvalidKeyError:
+        return False
+    return True
+
+
+RESERVED_CUSTOMER_CODES = COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names())
+"""Codes a customer may not have: their derived names would be the platform's own."""
 # Fargate CPU units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -225,7 +273,16 @@ class PlatformConfig(_Model):
             raise ValueError(f"customer codes must be unique; duplicated: {duplicates}")
         reserved = sorted(set(codes) & RESERVED_CUSTOMER_CODES)
         if reserved:
-            raise ValueError(f"customer codes {reserved} are reserved for the change coordinator; choose another")
+            clashes = codes_colliding_with_platform_names()
+            details = ", ".join(
+                f"{code!r} (its names would equal the platform's {clashes[code]!r})"
+                if code in clashes
+                else f"{code!r} (reserved for the change coordinator)"
+                for code in reserved
+            )
+            raise ValueError(
+                f"customer codes {details} are reserved for the platform's own resources; choose another code"
+            )
         max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
         if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
