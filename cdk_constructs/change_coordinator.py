@@ -160,10 +160,6 @@ class ChangeCoordinator(RuntimeTaskBase):
                 settings=settings,
                 secrets=secrets,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
-                runtime_platform=ecs.RuntimePlatform(
-                    cpu_architecture=ecs.CpuArchitecture.X86_64,
-                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                ),
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from "
                 "Secrets Manager.",

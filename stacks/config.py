@@ -252,6 +252,10 @@ class PlatformConfig(_Model):
     alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)
     customer_dashboards: bool = Field(True, description="One CloudWatch dashboard per customer ($3/month each).")
     sweeper_interval_minutes: int = Field(defaults.SWEEP_INTERVAL_MINUTES, ge=1, le=60)
+    cpu_architecture: defaults.CpuArchitectureName = Field(
+        defaults.CPU_ARCHITECTURE,
+        description="CPU architecture of every task and of the image built for them ('ARM64': Graviton).",
+    )
     log_retention_days: int = Field(DEFAULT_LOG_RETENTION_DAYS)
     visibility_timeout_seconds: int = Field(
         setting_default(WorkerSettings, "visibility_timeout_seconds"), ge=60, le=MAX_VISIBILITY_TIMEOUT_SECONDS
