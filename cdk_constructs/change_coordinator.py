@@ -50,6 +50,7 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
@@ -59,8 +60,6 @@ MAX_FARGATE_STOP_TIMEOUT = 120
 """The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
 """Alias of the coordinator queue's KMS key (like the customers' ``alias/ttp/<queue name>``)."""
-CONDITIONAL_WRITE_KEYS = ("s3:if-match", "s3:if-none-match")
-"""S3 condition keys of conditional writes: an archive PUT must carry one of these headers."""
 
 
 @dataclass(frozen=True)

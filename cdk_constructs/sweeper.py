@@ -7,7 +7,7 @@ result, and re-drives stuck triggers by sending their event to the customer's qu
 Role ``ttp-sweeper`` (deterministic: the bucket policy in the management account names it): list the
 bucket, read ``archive/*`` and ``customers/*``, delete and tag ``customers/*`` (re-drive attempts);
 ``sqs:SendMessage`` to the customer queues (name pattern ``customer-*-changes``, so onboarding does not
-rewrite the policy) and the matching KMS use through SQS only. Environment: exactly
+rewrite the policy) and the use of their keys only (alias ``alias/ttp/customer-*-changes``), through SQS only. Environment: exactly
 ``runtime.contract.settings.OpsSettings``.
 
 A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
@@ -45,6 +45,9 @@ SWEEP_COMMAND = tuple(runtime_command("sweep"))
 # no constant of their own).
 SWEEPER_TASK_FAMILY = names.SWEEPER_ROLE_NAME
 SWEEPER_SCHEDULE_RULE_NAME = f"{names.SWEEPER_ROLE_NAME}-schedule"
+QUEUE_KEY_ALIAS_PATTERN = names.queue_key_alias("probe").replace(names.queue_name("probe"), names.QUEUE_NAME_PATTERN)
+"""The aliases of the customers' queue keys (``alias/ttp/customer-*-changes``): the sweeper may use only
+keys carrying one (``kms:ResourceAliases``); their ids are generated in the customers' stacks."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,10 +118,14 @@ class Sweeper(RuntimeTaskBase):
                 resources=[f"arn:{partition}:sqs:{region}:{account}:{names.QUEUE_NAME_PATTERN}"],
             ),
             iam.PolicyStatement(
+                # Only the platform's queue keys (alias alias/ttp/customer-<code>-changes), only through SQS.
                 sid="EncryptForCustomerQueues",
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[f"arn:{partition}:kms:{region}:{account}:key/*"],
-                conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"},
+                    "ForAnyValue:StringLike": {"kms:ResourceAliases": QUEUE_KEY_ALIAS_PATTERN},
+                },
             ),
         ):
             self.task_role.add_to_policy(statement)
@@ -161,7 +168,8 @@ class Sweeper(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [f"arn:{partition}:kms:{region}:{account}:key/*"],
-            "Queue keys have generated ids; use is limited to SQS in this account (kms:ViaService).",
+            "Queue keys have generated ids (created in the customer stacks); use is limited to keys aliased "
+            "alias/ttp/customer-*-changes (kms:ResourceAliases), through SQS in this account (kms:ViaService).",
         )
         events_role = self.task_definition.node.try_find_child("EventsRole")
         if events_role is not None:

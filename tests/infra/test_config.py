@@ -15,16 +15,16 @@ import pytest
 from runtime.contract import names
 from stacks.app_builder import REPO_ROOT, default_context
 from stacks.config import (
+    CODE_DERIVED_NAMES,
     COORDINATOR_NOTIFICATION_CONFIGURATIONS,
     EVENTBRIDGE_RULES_PER_BUS,
-    CODE_DERIVED_NAMES,
     RESERVED_CUSTOMER_CODES,
-    codes_colliding_with_platform_names,
-    platform_owned_names,
     S3_MAX_NOTIFICATION_CONFIGURATIONS,
     ConfigError,
+    codes_colliding_with_platform_names,
     config_from_context,
     parse_config,
+    platform_owned_names,
     sample_customers,
 )
 

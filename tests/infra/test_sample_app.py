@@ -680,7 +680,10 @@ def test_sweeper_role_permissions(sample: Synth) -> None:
         "kms:Decrypt": [f"arn:aws:kms:{REGION}:{GOV}:key/*"],
     }
     kms = next(s for s in policies_of_role(sample, PLATFORM_STACK, role_id) if "kms:Decrypt" in as_list(s["Action"]))
-    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}
+    assert kms["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        "ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/ttp/customer-*-changes"},
+    }
 
 
 # --- The whole app -----------------------------------------------------------------------------------
