@@ -177,6 +177,12 @@ class Customer(_Model):
         le=64,
         description="Messages one task processes at once.",
     )
+    offboarding: bool = Field(
+        False,
+        description="Step 1 of removing the customer: its triggers are no longer routed (the storage stack "
+        "drops its notification or rule and no longer depends on its stacks) while its queue and processor "
+        "stay; remove the entry only after deploying the storage stack (docs/infrastructure.md, Offboarding).",
+    )
 
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
@@ -318,6 +324,11 @@ class PlatformConfig(_Model):
     def single_account(self) -> bool:
         accounts = {self.accounts.management, self.accounts.governance, *(c.account for c in self.customers)}
         return len(accounts) == 1
+
+    @property
+    def routed_customers(self) -> list[Customer]:
+        """The customers whose triggers the bucket routes to their queue (all but those offboarding)."""
+        return [c for c in self.customers if not c.offboarding]
 
     def customer(self, code: str) -> Customer:
         for candidate in self.customers:
