@@ -75,9 +75,12 @@ class CoordinatorMeetings:
     client_secret: secretsmanager.ISecret
     """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
     contact_reader_external_id: str
-    """ExternalId of every customer's contact-reader role. Required."""
+    """ExternalId of the contact-reader roles of customers without their own. Required."""
     calendar_contact_roles: Mapping[str, str] = field(default_factory=dict)
     """Customer code -> contact-reader role ARN (``TTP_CALENDAR_CONTACT_ROLES``). Default: none."""
+    contact_reader_external_ids: Mapping[str, str] = field(default_factory=dict)
+    """Customer code -> the ExternalId of that customer's own contact-reader role
+    (``TTP_CONTACT_READER_EXTERNAL_IDS``). Default: none (every role uses ``contact_reader_external_id``)."""
     graph_base_url: str = str(setting_default(MeetingSettings, "graph_base_url"))
     """Graph endpoint. Default: the default of ``MeetingSettings.graph_base_url``."""
     graph_authority_host: str = str(setting_default(MeetingSettings, "graph_authority_host"))
@@ -140,6 +143,7 @@ class ChangeCoordinator(RuntimeTaskBase):
                         "graph_authority_host": m.graph_authority_host,
                         "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
                         "contact_reader_external_id": m.contact_reader_external_id,
+                        "contact_reader_external_ids": dict(sorted(m.contact_reader_external_ids.items())),
                     },
                     exclude=("graph_client_secret",),
                 )

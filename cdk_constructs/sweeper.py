@@ -7,8 +7,8 @@ result, and re-drives stuck triggers by sending their event to the customer's qu
 Role ``ttp-sweeper`` (deterministic: the bucket policy in the management account names it): list the
 bucket, read ``archive/*`` and ``customers/*``, delete and tag ``customers/*`` (re-drive attempts);
 ``sqs:SendMessage`` to the customer queues (name pattern ``customer-*-changes``, so onboarding does not
-rewrite the policy) and the use of their keys only (alias ``alias/ttp/customer-*-changes``), through SQS only. Environment: exactly
-``runtime.contract.settings.OpsSettings``.
+rewrite the policy) and the use of their keys only (alias ``alias/ttp/customer-*-changes``), through
+SQS only. Environment: exactly ``runtime.contract.settings.OpsSettings``.
 
 A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
 definition, environment, security group) that adds the role's grants and the schedule; usable alone

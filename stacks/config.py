@@ -177,6 +177,11 @@ class Customer(_Model):
         le=64,
         description="Messages one task processes at once.",
     )
+    contact_reader_external_id: ExternalId | None = Field(
+        None,
+        description="ExternalId of this customer's own contact-reader role (meetings); give each customer its "
+        "own (default: meetings.contact_reader_external_id, shared by every customer without one).",
+    )
     offboarding: bool = Field(
         False,
         description="Step 1 of removing the customer: its triggers are no longer routed (the storage stack "
@@ -211,7 +216,10 @@ class Meetings(_Model):
         description="Secrets Manager secret in the governance account: its name, or its complete ARN "
         "(with the 6-character suffix).",
     )
-    contact_reader_external_id: ExternalId = Field(description="ExternalId of every customer's contact-reader role.")
+    contact_reader_external_id: ExternalId = Field(
+        description="ExternalId of the contact-reader role of every customer without its own "
+        "(customers[].contact_reader_external_id)."
+    )
     graph_base_url: str = Field(setting_default(MeetingSettings, "graph_base_url"), pattern=r"^https://\S+$")
     graph_authority_host: str = Field(
         setting_default(MeetingSettings, "graph_authority_host"), pattern=r"^https://\S+$"
@@ -329,6 +337,13 @@ class PlatformConfig(_Model):
     def routed_customers(self) -> list[Customer]:
         """The customers whose triggers the bucket routes to their queue (all but those offboarding)."""
         return [c for c in self.customers if not c.offboarding]
+
+    def contact_reader_external_id(self, customer: Customer) -> str | None:
+        """The ExternalId the customer's contact-reader role requires: its own, else the shared one
+        (None without meetings: there is no contact-reader role)."""
+        if self.meetings is None:
+            return None
+        return customer.contact_reader_external_id or self.meetings.contact_reader_external_id
 
     def customer(self, code: str) -> Customer:
         for candidate in self.customers:

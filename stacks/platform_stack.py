@@ -113,6 +113,9 @@ class PlatformStack(Stack):
                 c.code: names.role_arn(c.account, names.contact_reader_role_name(c.code), self.partition)
                 for c in config.customers
             },
+            contact_reader_external_ids={
+                c.code: c.contact_reader_external_id for c in config.customers if c.contact_reader_external_id
+            },
             graph_base_url=m.graph_base_url,
             graph_authority_host=m.graph_authority_host,
         )
