@@ -50,6 +50,7 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
@@ -59,8 +60,6 @@ MAX_FARGATE_STOP_TIMEOUT = 120
 """The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
 """Alias of the coordinator queue's KMS key (like the customers' ``alias/ttp/<queue name>``)."""
-CONDITIONAL_WRITE_KEYS = ("s3:if-match", "s3:if-none-match")
-"""S3 condition keys of conditional writes: an archive PUT must carry one of these headers."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,12 @@ class CoordinatorMeetings:
     client_secret: secretsmanager.ISecret
     """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
     contact_reader_external_id: str
-    """ExternalId of every customer's contact-reader role. Required."""
+    """ExternalId of the contact-reader roles of customers without their own. Required."""
     calendar_contact_roles: Mapping[str, str] = field(default_factory=dict)
     """Customer code -> contact-reader role ARN (``TTP_CALENDAR_CONTACT_ROLES``). Default: none."""
+    contact_reader_external_ids: Mapping[str, str] = field(default_factory=dict)
+    """Customer code -> the ExternalId of that customer's own contact-reader role
+    (``TTP_CONTACT_READER_EXTERNAL_IDS``). Default: none (every role uses ``contact_reader_external_id``)."""
     graph_base_url: str = str(setting_default(MeetingSettings, "graph_base_url"))
     """Graph endpoint. Default: the default of ``MeetingSettings.graph_base_url``."""
     graph_authority_host: str = str(setting_default(MeetingSettings, "graph_authority_host"))
@@ -141,6 +143,7 @@ class ChangeCoordinator(RuntimeTaskBase):
                         "graph_authority_host": m.graph_authority_host,
                         "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
                         "contact_reader_external_id": m.contact_reader_external_id,
+                        "contact_reader_external_ids": dict(sorted(m.contact_reader_external_ids.items())),
                     },
                     exclude=("graph_client_secret",),
                 )
@@ -160,10 +163,6 @@ class ChangeCoordinator(RuntimeTaskBase):
                 settings=settings,
                 secrets=secrets,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
-                runtime_platform=ecs.RuntimePlatform(
-                    cpu_architecture=ecs.CpuArchitecture.X86_64,
-                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                ),
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from "
                 "Secrets Manager.",

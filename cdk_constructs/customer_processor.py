@@ -118,10 +118,6 @@ class CustomerProcessor(RuntimeTaskBase):
                 command=WORKER_COMMAND,
                 settings=settings,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
-                runtime_platform=ecs.RuntimePlatform(
-                    cpu_architecture=ecs.CpuArchitecture.X86_64,
-                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                ),
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); a processor holds no secret (no Graph access).",
                 security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",

@@ -3,10 +3,10 @@
 
 * Names from ``runtime.contract.names`` (the bucket in the management account targets them by ARN).
 * A customer-managed KMS key with rotation: S3 and EventBridge cannot use the AWS-managed SQS key.
-  Its policy lets only the event source use it (``aws:SourceAccount`` + ``aws:SourceArn``, or the
-  EventBridge router role by ``aws:PrincipalArn`` for a bus in another account).
+  Its policy lets the event source's service principal use it (AWS's documented form, no condition),
+  or the EventBridge router role by ``aws:PrincipalArn`` through SQS for a bus in another account.
 * SSL enforced on both queues; redrive to the DLQ after ``max_receive_count`` receives.
-* Queue policy: ``sqs:SendMessage`` for exactly that source, with the same conditions.
+* Queue policy: ``sqs:SendMessage`` for exactly that source (``aws:SourceAccount`` + ``aws:SourceArn``).
 """
 
 from __future__ import annotations

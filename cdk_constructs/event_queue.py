@@ -6,11 +6,13 @@ change coordinator's queue (:class:`~cdk_constructs.change_coordinator.ChangeCoo
 * Deterministic names (``runtime.contract.names``): the bucket in the management account targets the
   queue by ARN.
 * A customer-managed KMS key with rotation: S3 and EventBridge cannot use the AWS-managed SQS key.
-  Its policy lets only the event source use it (``aws:SourceAccount`` + ``aws:SourceArn``, or the
-  EventBridge router role by ``aws:PrincipalArn`` for a bus in another account).
+  Its policy lets the event source's service principal use it in AWS's documented form (no condition:
+  see ``docs/infrastructure.md``, "KMS key policies of the queues"), or the EventBridge router role by
+  ``aws:PrincipalArn`` through SQS only for a bus in another account.
 * SSL enforced on both queues; redrive to the DLQ after ``max_receive_count`` receives; only this
   queue may use the DLQ (redrive-allow policy by ARN).
-* Queue policy: ``sqs:SendMessage`` for exactly that source, with the same conditions.
+* Queue policy: ``sqs:SendMessage`` for exactly that source (``aws:SourceAccount`` + ``aws:SourceArn``,
+  or the router role): the binding to the bucket or rule lives here.
 
 The construct children (``Key``, ``DeadLetterQueue``, ``SourceQueueRef``, ``Queue``) keep the ids
 ``CustomerQueue`` always had, so its logical ids do not change.
@@ -19,7 +21,7 @@ The construct children (``Key``, ``DeadLetterQueue``, ``SourceQueueRef``, ``Queu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -155,9 +157,16 @@ class EventQueue(Construct):
                 conditions=conditions,
             )
         )
-        key_conditions = dict(conditions)
+        # The key policy takes AWS's documented form for a service event source (SQS developer guide,
+        # "Configure KMS permissions for AWS services": the service principal, kms:GenerateDataKey and
+        # kms:Decrypt, no condition). aws:SourceAccount / aws:SourceArn are not documented to reach the KMS
+        # calls SQS makes for S3's destination validation and EventBridge's delivery; if they were absent
+        # there, a conditioned key policy would fail the validation or drop events silently. The source stays
+        # bound where it is documented: the queue policy above. An IAM role (cross-account EventBridge) keeps
+        # its principal condition and may use the key only through SQS.
+        key_conditions: dict[str, Any] | None = None
         if isinstance(principal, iam.AccountPrincipal):
-            key_conditions["StringEquals"] = {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}
+            key_conditions = {**conditions, "StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}}
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowTriggerEventSourceToUseKey",

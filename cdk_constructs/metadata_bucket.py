@@ -1,7 +1,7 @@
 """The metadata bucket (management account): archive/, customers/, processing/, drafts/.
 
 * Versioned (archive recovery), all public access blocked, SSL enforced, ACLs disabled, server
-  access logs to a separate bucket.
+  access logs to a separate, versioned bucket.
 * Encryption: SSE-S3 (``S3_MANAGED``), SSE-C blocked. The readers and writers are roles in *other*
   accounts (processors, sweeper, submitters); SSE-KMS would add a cross-account key policy that must
   list them, a KMS request on every GET/PUT/HEAD, and one more thing that can lock the processors out
@@ -23,13 +23,16 @@
   only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers. The sweeper
   (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and ``processing/*``, deletes and tags
   triggers, and creates a missing trigger only with ``If-None-Match`` (never an overwrite).
+* Explicit denies for every principal, whatever its IAM policy: a PUT to ``archive/`` or ``processing/``
+  without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without ``If-Match``, and an
+  archive PUT asking for an encryption other than SSE-S3 (``AES256``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
@@ -38,7 +41,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs.event_queue import COORDINATOR_EVENT_RULE_NAME
-from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
+from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
@@ -53,6 +56,12 @@ PROCESSOR_DENIED_OBJECT_ACTIONS = (
     "s3:DeleteObjectVersion",
 )
 """Object actions a processor is denied outside its own prefixes (and, but reads, on ``archive/``)."""
+CONDITIONAL_DELETE_KEY = "s3:if-match"
+"""S3 condition key of the ``If-Match`` header of a conditional DELETE (general purpose buckets)."""
+ENCRYPTION_KEY = "s3:x-amz-server-side-encryption"
+"""S3 condition key of the ``x-amz-server-side-encryption`` header of a PUT."""
+ARCHIVE_ENCRYPTION = "AES256"
+"""The only server-side encryption an archive write may ask for (SSE-S3, the bucket default)."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,11 @@ class MetadataBucketProps:
     noncurrent_version_expiration_days: int = 30
     """Days noncurrent versions of ``drafts/`` and ``customers/`` are kept. Default: 30."""
     access_log_retention_days: int = 365
-    """Days the server access logs are kept. Default: 365."""
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    """What happens to both buckets when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
+    """Days the server access logs are kept (and an overwritten or deleted log's old version). Default: 365."""
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    """What happens to both buckets when the construct is removed. Default:
+    ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``: kept on update and delete, but removed when the stack's
+    first create rolls back (a retry would otherwise fail on the fixed bucket name)."""
 
 
 class MetadataBucket(Construct):
@@ -104,10 +115,17 @@ class MetadataBucket(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=False,
+            # Versioned: the server access logs are the only record of who wrote archive/; an overwritten
+            # or deleted log stays recoverable for another retention period.
+            versioned=True,
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(props.access_log_retention_days)),
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(props.access_log_retention_days),
+                    noncurrent_version_expiration=Duration.days(props.access_log_retention_days),
+                ),
                 s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=Duration.days(1)),
+                s3.LifecycleRule(id="expired-delete-markers", expired_object_delete_marker=True),
             ],
             removal_policy=props.removal_policy,
         )
@@ -311,9 +329,51 @@ class MetadataBucket(Construct):
                 resources=[self._objects(keys.CUSTOMERS_PREFIX)],
                 conditions=coordinator,
             ),
+            *self._write_guards(processors, archive),
         ]
         for statement in statements:
             self.bucket.add_to_resource_policy(statement)
+
+    def _write_guards(self, processors: dict[str, Any], archive: str) -> list[iam.PolicyStatement]:
+        """Explicit denies that hold whatever an IAM policy allows (also in one account, where either
+        policy may allow): archive and processing writes are compare-and-swap only, a processor deletes a
+        trigger only if it is still the one it read, and archive objects are encrypted with SSE-S3 only.
+
+        Condition keys from the S3 user guide ("Enforce conditional writes", "Enforce conditional
+        deletes"; see docs/infrastructure.md). ``s3:PutObject`` also authorizes multipart uploads, which
+        take no conditional header: the runtime writes these small JSON documents with one PUT.
+        """
+        return [
+            iam.PolicyStatement(
+                sid="DenyUnconditionalArchiveAndProcessingWrites",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[archive, self._objects(keys.PROCESSING_PREFIX)],
+                # Both headers absent (the keys of one Null block are ANDed).
+                conditions={"Null": {key: "true" for key in CONDITIONAL_WRITE_KEYS}},
+            ),
+            iam.PolicyStatement(
+                sid="DenyProcessorsUnconditionalTriggerDeletes",
+                effect=iam.Effect.DENY,
+                principals=[iam.AccountPrincipal(self.props.governance_account)],
+                actions=["s3:DeleteObject"],
+                resources=[self._objects(keys.CUSTOMERS_PREFIX)],
+                conditions={**processors, "Null": {CONDITIONAL_DELETE_KEY: "true"}},
+            ),
+            iam.PolicyStatement(
+                # Without the header the bucket's default encryption (SSE-S3) applies; with it, only AES256.
+                sid="DenyArchiveWritesWithOtherEncryption",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[archive],
+                conditions={
+                    "StringNotEquals": {ENCRYPTION_KEY: ARCHIVE_ENCRYPTION},
+                    "Null": {ENCRYPTION_KEY: "false"},
+                },
+            ),
+        ]
 
     # -- routing ----------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
 * a log group with a deterministic name (``runtime.contract.names``) and the platform's retention;
 * a task role that only ECS tasks of this account and region may assume (``aws:SourceAccount`` and
   ``aws:SourceArn`` conditions against the confused deputy);
-* a Fargate task definition with a writable ``/tmp`` volume and a read-only root file system, one
+* a Fargate task definition for Linux on ``cpu_architecture`` (the default image is built for the same
+  platform) with a writable ``/tmp`` volume and a read-only root file system, one
   essential container running ``python -m runtime <command>`` from the runtime image;
 * the container environment: exactly the fields of the runtime's settings models
   (``runtime.contract.settings``) as ``TTP_*`` (:func:`cdk_support.environment.settings_environment`),
@@ -29,6 +30,7 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -46,12 +48,25 @@ DEFAULT_LOG_RETENTION = retention(DEFAULT_LOG_RETENTION_DAYS)
 """The platform's default log retention as the ``aws_logs`` member the constructs take."""
 
 
-def runtime_image(directory: Path = RUNTIME_DIR) -> ecs.ContainerImage:
-    """The runtime image built from ``runtime/`` (staged at synth; built by ``cdk deploy``)."""
+IMAGE_PLATFORMS: Mapping[defaults.CpuArchitectureName, ecr_assets.Platform] = {
+    "X86_64": ecr_assets.Platform.LINUX_AMD64,
+    "ARM64": ecr_assets.Platform.LINUX_ARM64,
+}
+"""The platform ``docker build`` targets for each task CPU architecture."""
+
+
+def runtime_image(
+    directory: Path = RUNTIME_DIR, cpu_architecture: defaults.CpuArchitectureName = defaults.CPU_ARCHITECTURE
+) -> ecs.ContainerImage:
+    """The runtime image built from ``runtime/`` for ``cpu_architecture`` (staged at synth; built by
+    ``cdk deploy``). The platform is pinned: built on another architecture (Apple Silicon, Graviton CI)
+    an unpinned image fails in the task with "exec format error"."""
     if not (directory / "Dockerfile").is_file():
         raise FileNotFoundError(f"{directory / 'Dockerfile'} is missing: the processor image is built from it")
     return ecs.ContainerImage.from_asset(
-        str(directory), exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"]
+        str(directory),
+        exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"],
+        platform=IMAGE_PLATFORMS[cpu_architecture],
     )
 
 
@@ -68,8 +83,12 @@ class RuntimeTaskBaseProps:
     """The ECS cluster the task runs in (its VPC hosts the security group). Required."""
     bucket_name: str
     """The metadata bucket (``TTP_BUCKET_NAME``). Required."""
+    cpu_architecture: defaults.CpuArchitectureName = defaults.CPU_ARCHITECTURE
+    """CPU architecture of the task (``"ARM64"``: Graviton) and the platform the default image is built
+    for; one property, so the two cannot differ. Default: ``cdk_support.defaults.CPU_ARCHITECTURE`` (``"X86_64"``)."""
     image: ecs.ContainerImage | None = None
-    """The runtime image. Default: built from ``runtime/`` (:func:`runtime_image`)."""
+    """The runtime image; one you give must be built for ``cpu_architecture``.
+    Default: built from ``runtime/`` for ``cpu_architecture`` (:func:`runtime_image`)."""
     subnets: ec2.SubnetSelection | None = None
     """Subnets of the tasks (no public IP). Default: the cluster VPC's private subnets with egress."""
     metrics_namespace: str = str(setting_default(BucketSettings, "metrics_namespace"))
@@ -84,8 +103,10 @@ class RuntimeTaskBaseProps:
     log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION
     """Retention of the task's log group. Default: ``DEFAULT_LOG_RETENTION``
     (``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``)."""
-    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    """What happens to the log group when the construct is removed. Default: ``RemovalPolicy.RETAIN``."""
+    log_removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    """What happens to the log group when the construct is removed. Default:
+    ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``: kept on update and delete, but removed when the stack's
+    first create rolls back, so the retry does not fail on a fixed log group name that "already exists"."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +149,6 @@ class RuntimeTaskSpec:
     """Environment variables injected by ECS from Secrets Manager. Default: none."""
     stop_timeout: Duration | None = None
     """Time between SIGTERM and SIGKILL. Default: the ECS default (30 s)."""
-    runtime_platform: ecs.RuntimePlatform | None = None
-    """CPU architecture and OS of the task. Default: none set (Fargate's default, Linux x86-64)."""
     log_group_first: bool = True
     """Create the log group before the task role (construct order = resource order in the template).
     Default: True. The sweeper, older than this base, creates its role first."""
@@ -159,13 +178,16 @@ class RuntimeTaskBase(Construct):
             cpu=props.cpu,
             memory_limit_mib=props.memory_limit_mib,
             task_role=self.task_role,
-            runtime_platform=spec.runtime_platform,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=getattr(ecs.CpuArchitecture, props.cpu_architecture),
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
         )
         self.task_definition.add_volume(name="tmp")
         self.container = self.task_definition.add_container(
             spec.container_name,
             container_name=spec.container_name,
-            image=props.image or runtime_image(),
+            image=props.image or runtime_image(cpu_architecture=props.cpu_architecture),
             command=list(spec.command),
             environment=self._environment(props, spec),
             secrets=dict(spec.secrets) or None,

@@ -9,8 +9,8 @@ Role ``ttp-sweeper`` (deterministic: the bucket policy in the management account
 bucket, read ``archive/*``, ``customers/*`` and ``processing/*``, delete and tag ``customers/*``
 (re-drive attempts), create ``customers/*`` only with ``If-None-Match`` (never an overwrite);
 ``sqs:SendMessage`` to the customer queues (name pattern ``customer-*-changes``, so onboarding does not
-rewrite the policy) and the matching KMS use through SQS only. Environment: exactly
-``runtime.contract.settings.OpsSettings``.
+rewrite the policy) and the use of their keys only (alias ``alias/ttp/customer-*-changes``), through
+SQS only. Environment: exactly ``runtime.contract.settings.OpsSettings``.
 
 A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
 definition, environment, security group) that adds the role's grants and the schedule; usable alone
@@ -29,7 +29,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_constructs.change_coordinator import CONDITIONAL_WRITE_KEYS
 from cdk_constructs.runtime_task import (
     RuntimeTaskBase,
     RuntimeTaskBaseProps,
@@ -38,7 +37,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
-from cdk_support.iam_actions import TRIGGER_TAGGING_ACTIONS
+from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings
@@ -50,6 +49,9 @@ IF_NONE_MATCH_KEY = CONDITIONAL_WRITE_KEYS[1]
 # no constant of their own).
 SWEEPER_TASK_FAMILY = names.SWEEPER_ROLE_NAME
 SWEEPER_SCHEDULE_RULE_NAME = f"{names.SWEEPER_ROLE_NAME}-schedule"
+QUEUE_KEY_ALIAS_PATTERN = names.queue_key_alias("probe").replace(names.queue_name("probe"), names.QUEUE_NAME_PATTERN)
+"""The aliases of the customers' queue keys (``alias/ttp/customer-*-changes``): the sweeper may use only
+keys carrying one (``kms:ResourceAliases``); their ids are generated in the customers' stacks."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,10 +130,14 @@ class Sweeper(RuntimeTaskBase):
                 resources=[f"arn:{partition}:sqs:{region}:{account}:{names.QUEUE_NAME_PATTERN}"],
             ),
             iam.PolicyStatement(
+                # Only the platform's queue keys (alias alias/ttp/customer-<code>-changes), only through SQS.
                 sid="EncryptForCustomerQueues",
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[f"arn:{partition}:kms:{region}:{account}:key/*"],
-                conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"},
+                    "ForAnyValue:StringLike": {"kms:ResourceAliases": QUEUE_KEY_ALIAS_PATTERN},
+                },
             ),
         ):
             self.task_role.add_to_policy(statement)
@@ -175,7 +181,8 @@ class Sweeper(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [f"arn:{partition}:kms:{region}:{account}:key/*"],
-            "Queue keys have generated ids; use is limited to SQS in this account (kms:ViaService).",
+            "Queue keys have generated ids (created in the customer stacks); use is limited to keys aliased "
+            "alias/ttp/customer-*-changes (kms:ResourceAliases), through SQS in this account (kms:ViaService).",
         )
         events_role = self.task_definition.node.try_find_child("EventsRole")
         if events_role is not None:

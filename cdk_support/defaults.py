@@ -7,6 +7,8 @@ read from ``runtime.contract.settings`` (:func:`cdk_support.environment.setting_
 
 from __future__ import annotations
 
+from typing import Literal
+
 TASK_CPU = 256
 """Fargate CPU units of a runtime task (0.25 vCPU)."""
 
@@ -24,3 +26,9 @@ SWEEP_INTERVAL_MINUTES = 5
 
 MAX_RECEIVE_COUNT = 5
 """Receives of a message before SQS moves it to the dead-letter queue."""
+
+CpuArchitectureName = Literal["X86_64", "ARM64"]
+"""The CPU architectures Fargate runs Linux tasks on (``ARM64``: Graviton)."""
+
+CPU_ARCHITECTURE: CpuArchitectureName = "X86_64"
+"""CPU architecture of every runtime task and of the image built for it."""

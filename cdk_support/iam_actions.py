@@ -1,4 +1,4 @@
-"""IAM action lists more than one construct grants (one definition each)."""
+"""IAM action lists and S3 condition keys more than one construct uses (one definition each)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,8 @@ TRIGGER_TAGGING_ACTIONS: tuple[str, ...] = (
 """The sweeper records re-drive attempts as tags on the trigger's version (no ObjectCreated event, no
 archive write): its role (``cdk_constructs.sweeper``) and the bucket policy (``cdk_constructs.metadata_bucket``)
 both allow exactly these."""
+
+CONDITIONAL_WRITE_KEYS: tuple[str, ...] = ("s3:if-match", "s3:if-none-match")
+"""S3 condition keys of the ``If-Match`` / ``If-None-Match`` headers of a conditional PUT: the coordinator's
+role (``cdk_constructs.change_coordinator``) and the bucket policy (``cdk_constructs.metadata_bucket``)
+require one of them on archive (and processing) writes."""

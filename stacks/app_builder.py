@@ -93,8 +93,13 @@ def build_pipeline(app: App, config: PlatformConfig) -> Pipeline:
         # DESIGN §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates
         # notification destinations, so the queues and their policies must exist first).
         account_stack.add_stack_dependency(customer_stack, "deploy order: governance stacks first")
-        storage.add_stack_dependency(customer_stack, "S3 validates the notification destination queues")
-        storage.add_stack_dependency(account_stack, "deploy order: customer role stacks before storage")
+        if not customer.offboarding:
+            storage.add_stack_dependency(customer_stack, "S3 validates the notification destination queues")
+            storage.add_stack_dependency(account_stack, "deploy order: customer role stacks before storage")
+        # Offboarding: the storage stack no longer routes to the customer nor depends on its stacks, so
+        # `cdk deploy TtpStorage` removes the notification while the queue still exists, and destroying the
+        # customer's stacks afterwards neither drags the storage stack along nor leaves it a destination
+        # S3 can no longer validate.
         pipeline.customers[customer.code] = customer_stack
         pipeline.customer_accounts[customer.code] = account_stack
     Tags.of(app).add("project", "transient-trigger-pipeline")

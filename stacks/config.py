@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
-from runtime.contract.keys import validate_customer_code
+from runtime.contract.keys import InvalidKeyError, validate_customer_code
 from runtime.contract.names import default_bucket_name
 from runtime.contract.settings import (
     EXTERNAL_ID_MAX_LENGTH,
@@ -44,13 +45,60 @@ COORDINATOR_NOTIFICATION_CONFIGURATIONS = 2
 COORDINATOR_EVENT_RULES = 1
 # Customer codes whose derived names would collide with the coordinator's (its CustomerCode metric
 # dimension, its ttp-change-coordinator-* alarms, its ttp-route-ttp-change-coordinator rule).
-RESERVED_CUSTOMER_CODES = frozenset(
+COORDINATOR_RESERVED_CODES = frozenset(
     {
         names.COORDINATOR_METRICS_DIMENSION_VALUE,
         names.COORDINATOR_NAME,
         names.COORDINATOR_NAME.split("-", 1)[1],
     }
 )
+CODE_DERIVED_NAMES: tuple[Callable[[str], str], ...] = (
+    names.queue_name,
+    names.dead_letter_queue_name,
+    names.service_name,
+    names.processor_role_name,
+    names.sender_role_name,
+    names.contact_reader_role_name,
+    names.log_group_name,
+    names.event_rule_name,
+    names.queue_key_alias,
+    names.customer_dashboard_name,
+)
+"""The physical names ``runtime.contract.names`` derives from a customer code."""
+
+
+def platform_owned_names() -> frozenset[str]:
+    """Every fixed name ``runtime.contract.names`` defines for the platform itself (its upper-case constants)."""
+    return frozenset(value for key, value in vars(names).items() if key.isupper() and isinstance(value, str))
+
+
+def codes_colliding_with_platform_names() -> dict[str, str]:
+    """Customer code -> the platform name one of its derived names would equal (``sweeper`` ->
+    ``/ecs/change-processor/sweeper``, the sweeper's log group). Derived, not listed: a platform name
+    added to ``runtime.contract.names`` reserves its code here without another edit."""
+    probe = "probe"
+    colliding: dict[str, str] = {}
+    for derive in CODE_DERIVED_NAMES:
+        prefix, suffix = derive(probe).split(probe)
+        for platform_name in platform_owned_names():
+            if not (platform_name.startswith(prefix) and platform_name.endswith(suffix)):
+                continue
+            code = platform_name[len(prefix) : len(platform_name) - len(suffix)]
+            if _is_customer_code(code):
+                colliding[code] = platform_name
+    return colliding
+
+
+def _is_customer_code(code: str) -> bool:
+    try:
+        validate_customer_code(code)
+    except InvalidKeyError:
+        return False
+    return True
+
+
+RESERVED_CUSTOMER_CODES = COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names())
+"""Codes a customer may not have: their derived names would be the platform's own."""
 # Fargate CPU units -> allowed memory (MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -136,6 +184,17 @@ class Customer(_Model):
         le=64,
         description="Messages one task processes at once.",
     )
+    contact_reader_external_id: ExternalId | None = Field(
+        None,
+        description="ExternalId of this customer's own contact-reader role (meetings); give each customer its "
+        "own (default: meetings.contact_reader_external_id, shared by every customer without one).",
+    )
+    offboarding: bool = Field(
+        False,
+        description="Step 1 of removing the customer: its triggers are no longer routed (the storage stack "
+        "drops its notification or rule and no longer depends on its stacks) while its queue and processor "
+        "stay; remove the entry only after deploying the storage stack (docs/infrastructure.md, Offboarding).",
+    )
 
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
@@ -164,7 +223,10 @@ class Meetings(_Model):
         description="Secrets Manager secret in the governance account: its name, or its complete ARN "
         "(with the 6-character suffix).",
     )
-    contact_reader_external_id: ExternalId = Field(description="ExternalId of every customer's contact-reader role.")
+    contact_reader_external_id: ExternalId = Field(
+        description="ExternalId of the contact-reader role of every customer without its own "
+        "(customers[].contact_reader_external_id)."
+    )
     graph_base_url: str = Field(setting_default(MeetingSettings, "graph_base_url"), pattern=r"^https://\S+$")
     graph_authority_host: str = Field(
         setting_default(MeetingSettings, "graph_authority_host"), pattern=r"^https://\S+$"
@@ -211,6 +273,10 @@ class PlatformConfig(_Model):
     alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)
     customer_dashboards: bool = Field(True, description="One CloudWatch dashboard per customer ($3/month each).")
     sweeper_interval_minutes: int = Field(defaults.SWEEP_INTERVAL_MINUTES, ge=1, le=60)
+    cpu_architecture: defaults.CpuArchitectureName = Field(
+        defaults.CPU_ARCHITECTURE,
+        description="CPU architecture of every task and of the image built for them ('ARM64': Graviton).",
+    )
     log_retention_days: int = Field(DEFAULT_LOG_RETENTION_DAYS)
     visibility_timeout_seconds: int = Field(
         setting_default(WorkerSettings, "visibility_timeout_seconds"), ge=60, le=MAX_VISIBILITY_TIMEOUT_SECONDS
@@ -232,7 +298,16 @@ class PlatformConfig(_Model):
             raise ValueError(f"customer codes must be unique; duplicated: {duplicates}")
         reserved = sorted(set(codes) & RESERVED_CUSTOMER_CODES)
         if reserved:
-            raise ValueError(f"customer codes {reserved} are reserved for the change coordinator; choose another")
+            clashes = codes_colliding_with_platform_names()
+            details = ", ".join(
+                f"{code!r} (its names would equal the platform's {clashes[code]!r})"
+                if code in clashes
+                else f"{code!r} (reserved for the change coordinator)"
+                for code in reserved
+            )
+            raise ValueError(
+                f"customer codes {details} are reserved for the platform's own resources; choose another code"
+            )
         max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
         if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
@@ -264,6 +339,18 @@ class PlatformConfig(_Model):
     def single_account(self) -> bool:
         accounts = {self.accounts.management, self.accounts.governance, *(c.account for c in self.customers)}
         return len(accounts) == 1
+
+    @property
+    def routed_customers(self) -> list[Customer]:
+        """The customers whose triggers the bucket routes to their queue (all but those offboarding)."""
+        return [c for c in self.customers if not c.offboarding]
+
+    def contact_reader_external_id(self, customer: Customer) -> str | None:
+        """The ExternalId the customer's contact-reader role requires: its own, else the shared one
+        (None without meetings: there is no contact-reader role)."""
+        if self.meetings is None:
+            return None
+        return customer.contact_reader_external_id or self.meetings.contact_reader_external_id
 
     def customer(self, code: str) -> Customer:
         for candidate in self.customers:

@@ -27,8 +27,6 @@ class CustomerAccountStack(Stack):
                 contact_list_name=customer.contact_list_name,
                 ses_region=customer.ses_region,
                 configuration_set=customer.configuration_set,
-                contact_reader_external_id=(
-                    config.meetings.contact_reader_external_id if config.meetings is not None else None
-                ),
+                contact_reader_external_id=config.contact_reader_external_id(customer),
             ),
         )

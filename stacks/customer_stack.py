@@ -70,6 +70,7 @@ class CustomerStack(Stack):
                 max_concurrency=customer.max_concurrency,
                 cpu=customer.cpu,
                 memory_limit_mib=customer.memory_mib,
+                cpu_architecture=config.cpu_architecture,
                 min_capacity=customer.min_tasks,
                 max_capacity=customer.max_tasks,
                 scale_to_zero=customer.scale_to_zero,

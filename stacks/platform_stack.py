@@ -21,7 +21,6 @@ from cdk_constructs.change_coordinator import ChangeCoordinator, ChangeCoordinat
 from cdk_constructs.coordinator_alarms import CoordinatorAlarms, CoordinatorAlarmsProps
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
-from cdk_constructs.runtime_task import runtime_image
 from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_support.log_retention import retention
 from runtime.contract import names
@@ -64,7 +63,7 @@ class PlatformStack(Stack):
                 cluster=self.cluster,
                 bucket_name=config.metadata_bucket_name,
                 customer_queues={c.code: names.queue_url(region, account, c.code) for c in config.customers},
-                image=runtime_image(),
+                cpu_architecture=config.cpu_architecture,
                 subnets=self.network.task_subnets,
                 interval_minutes=config.sweeper_interval_minutes,
                 metrics_namespace=config.metrics_namespace,
@@ -82,7 +81,7 @@ class PlatformStack(Stack):
                 visibility_timeout_seconds=config.visibility_timeout_seconds,
                 max_receive_count=config.max_receive_count,
                 contact_list_name=_contact_list_name(config),
-                image=runtime_image(),
+                cpu_architecture=config.cpu_architecture,
                 subnets=self.network.task_subnets,
                 metrics_namespace=config.metrics_namespace,
                 log_retention=retention(config.log_retention_days),
@@ -113,6 +112,9 @@ class PlatformStack(Stack):
             calendar_contact_roles={
                 c.code: names.role_arn(c.account, names.contact_reader_role_name(c.code), self.partition)
                 for c in config.customers
+            },
+            contact_reader_external_ids={
+                c.code: c.contact_reader_external_id for c in config.customers if c.contact_reader_external_id
             },
             graph_base_url=m.graph_base_url,
             graph_authority_host=m.graph_authority_host,

@@ -1,5 +1,6 @@
 """StorageStack (management account): the metadata bucket and the routing of its object events
-(``customers/{code}/`` to each customer's queue, ``archive/`` and ``processing/`` to the change coordinator's)."""
+(``customers/{code}/`` to each customer's queue but those ``offboarding``, ``archive/`` and ``processing/`` to the
+change coordinator's)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class StorageStack(Stack):
             "Metadata",
             MetadataBucketProps(
                 governance_account=config.accounts.governance,
-                customers=tuple(RoutedCustomer(c.code, config.accounts.governance) for c in config.customers),
+                customers=tuple(RoutedCustomer(c.code, config.accounts.governance) for c in config.routed_customers),
                 routing=config.routing,
                 coordinator_account=config.accounts.governance,
                 bucket_name=config.metadata_bucket_name,

@@ -64,6 +64,15 @@ ExternalId = Annotated[
 ]
 
 
+def _valid_plain_external_id(value: str) -> str:
+    _valid_external_id(SecretStr(value))
+    return value
+
+
+PlainExternalId = Annotated[str, AfterValidator(_valid_plain_external_id)]
+"""An ExternalId inside a mapping (per customer), checked like :data:`ExternalId`."""
+
+
 def describe_bounds(field: FieldInfo) -> str:
     """The bounds of a setting as the README's tables state them ("≥ 30, ≤ 43200", "3 to 63 characters"),
     or "" when it has none. A test holds the README to this, so the tables follow the models."""
@@ -233,6 +242,11 @@ class MeetingSettings(BaseSettings):
         description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers).",
     )
     contact_reader_external_id: ExternalId | None = Field(None, description="ExternalId of the contact-reader roles.")
+    contact_reader_external_ids: dict[CustomerCode, PlainExternalId] = Field(
+        default_factory=dict,
+        description="JSON object: customer code -> the ExternalId of that customer's own contact-reader role "
+        "(wins over TTP_CONTACT_READER_EXTERNAL_ID for that customer).",
+    )
 
     @property
     def enabled(self) -> bool:
@@ -249,8 +263,12 @@ class MeetingSettings(BaseSettings):
         bad = [code for code, arn in self.calendar_contact_roles.items() if not role_arn.fullmatch(arn)]
         if bad:
             raise ValueError(f"TTP_CALENDAR_CONTACT_ROLES: the value of {', '.join(bad)} is not an IAM role ARN")
-        if self.calendar_contact_roles and self.contact_reader_external_id is None:
-            raise ValueError("TTP_CALENDAR_CONTACT_ROLES is set, so TTP_CONTACT_READER_EXTERNAL_ID must be set too")
+        without_id = [code for code in self.calendar_contact_roles if code not in self.contact_reader_external_ids]
+        if without_id and self.contact_reader_external_id is None:
+            raise ValueError(
+                f"TTP_CALENDAR_CONTACT_ROLES names {', '.join(without_id)} without an entry in "
+                "TTP_CONTACT_READER_EXTERNAL_IDS, so TTP_CONTACT_READER_EXTERNAL_ID must be set too"
+            )
         return self
 
 

@@ -78,9 +78,12 @@ class ContactDirectory:
         base_session: boto3.session.Session | None = None,
         topic: str = CALENDAR_TOPIC,
         ses_factory: Callable[[str], Any] | None = None,
+        external_ids: Mapping[str, str] | None = None,
     ) -> None:
         self.roles = dict(roles)
         self.external_id = external_id
+        self.external_ids = dict(external_ids or {})
+        """Customer code -> the ExternalId of its own contact-reader role (else ``external_id``)."""
         self.contact_list = contact_list
         self.topic = topic
         self._region = region
@@ -99,10 +102,14 @@ class ContactDirectory:
                     raise MeetingConfigurationError(
                         f"no contact-reader role for customer {code!r}: add it to {env_var('calendar_contact_roles')}"
                     )
-                if not self.external_id:
-                    raise MeetingConfigurationError(f"{env_var('contact_reader_external_id')} is not set")
+                external_id = self.external_ids.get(code) or self.external_id
+                if not external_id:
+                    raise MeetingConfigurationError(
+                        f"no ExternalId for the contact-reader role of {code!r}: set "
+                        f"{env_var('contact_reader_external_ids')} or {env_var('contact_reader_external_id')}"
+                    )
                 customer = CustomerSes(
-                    role, self.external_id, f"ttp-calendar-{code}", region=self._region, base_session=self._base_session
+                    role, external_id, f"ttp-calendar-{code}", region=self._region, base_session=self._base_session
                 )
                 self._clients[code] = customer.client("sesv2")
             return self._clients[code]

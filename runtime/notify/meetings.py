@@ -613,6 +613,7 @@ def build_meeting_coordinator(
         settings.contact_list_name,
         region=settings.ses_region,
         base_session=session,
+        external_ids=s.contact_reader_external_ids,
     )
     return MeetingCoordinator(
         ArchiveStore(aws.client("s3", session=session), settings.bucket_name),

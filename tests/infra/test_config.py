@@ -12,15 +12,19 @@ from typing import Any
 
 import pytest
 
+from runtime.contract import names
 from stacks.app_builder import REPO_ROOT, default_context
 from stacks.config import (
+    CODE_DERIVED_NAMES,
     COORDINATOR_NOTIFICATION_CONFIGURATIONS,
     EVENTBRIDGE_RULES_PER_BUS,
     RESERVED_CUSTOMER_CODES,
     S3_MAX_NOTIFICATION_CONFIGURATIONS,
     ConfigError,
+    codes_colliding_with_platform_names,
     config_from_context,
     parse_config,
+    platform_owned_names,
     sample_customers,
 )
 
@@ -145,10 +149,27 @@ def test_eventbridge_routing_is_refused_past_the_rule_quota() -> None:
 
 
 @pytest.mark.parametrize("code", sorted(RESERVED_CUSTOMER_CODES))
-def test_customer_codes_of_the_coordinator_are_reserved(code: str) -> None:
+def test_customer_codes_of_the_platform_are_reserved(code: str) -> None:
     data = raw()
     data["customers"][0]["code"] = code
-    assert "reserved for the change coordinator" in error_of(data)
+    error = error_of(data)
+    assert f"customer codes {code!r}" in error and "choose another code" in error
+
+
+def test_sweeper_is_reserved_because_its_log_group_would_be_the_sweepers() -> None:
+    """Issue 12: a customer ``sweeper`` would get ``/ecs/change-processor/sweeper``, the sweeper's log group."""
+    data = raw()
+    data["customers"][0]["code"] = "sweeper"
+    assert f"the platform's {names.SWEEPER_LOG_GROUP_NAME!r}" in error_of(data)
+
+
+def test_reserved_codes_are_derived_from_every_code_derived_name() -> None:
+    """No customer code outside the reserved set derives a name the platform owns (``runtime.contract.names``)."""
+    platform = platform_owned_names()
+    assert {"sweeper", "coordinator"} <= RESERVED_CUSTOMER_CODES
+    for code in ("sweeper", "coordinator", "hts", "change-processor-cluster", "ttp-sweeper"):
+        derived = {derive(code) for derive in CODE_DERIVED_NAMES}
+        assert bool(derived & platform) == (code in codes_colliding_with_platform_names()), code
 
 
 def test_context_overrides_generate_sample_customers() -> None:

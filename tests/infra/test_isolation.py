@@ -22,6 +22,10 @@ from tests.support.synth import Synth, as_list, policies_of_role, role_named, st
 VARIANTS = ["sample", "multi", "single", "single_byo"]
 TAG = "${aws:PrincipalTag/customer_code}"
 CHANGE = "CHG-1.json"
+ENCRYPTION = "s3:x-amz-server-side-encryption"
+REQUEST_KEYS = ("s3:if-match", "s3:if-none-match", ENCRYPTION)
+"""Condition keys taken from the request's headers (a test passes ``key`` or ``key=value``)."""
+IF_MATCH, IF_NONE_MATCH = frozenset({"s3:if-match"}), frozenset({"s3:if-none-match"})
 
 
 def _flatten(value: Any, bucket_arn: str) -> str:
@@ -53,7 +57,17 @@ def _resource_matches(patterns: list[str], resource: str, principal: Principal) 
     return False
 
 
+def _request_context(headers: set[str]) -> dict[str, str]:
+    """``{"s3:if-match", "s3:x-amz-server-side-encryption=aws:kms"}`` -> condition key -> value."""
+    context = {}
+    for header in headers:
+        key, _, value = header.partition("=")
+        context[key] = value or "*"
+    return context
+
+
 def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: set[str]) -> bool:
+    context = _request_context(headers)
     for operator, pairs in conditions.items():
         for key, expected in pairs.items():
             if key == "aws:PrincipalArn":
@@ -66,8 +80,10 @@ def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: 
                     raise AssertionError(operator)
             elif operator == "Null" and key == f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}":
                 ok = (principal.tag is None) == (expected == "true")
-            elif operator == "Null" and key in ("s3:if-match", "s3:if-none-match"):
-                ok = (key not in headers) == (expected == "true")
+            elif operator == "Null" and key in REQUEST_KEYS:
+                ok = (key not in context) == (expected == "true")
+            elif operator == "StringNotEquals" and key in REQUEST_KEYS:
+                ok = context.get(key) not in as_list(expected)  # a missing key does not equal: true
             elif key == "aws:SecureTransport":
                 ok = expected == "true"  # requests use TLS
             elif operator == "NumericLessThan" and key == "s3:TlsVersion":
@@ -142,13 +158,20 @@ class World:
             return "allow" in (mine, theirs)
         return mine == theirs == "allow"
 
-    def bucket_denies(self, role_name: str, action: str, key: str, *, untagged: bool = False) -> bool:
+    def bucket_denies(
+        self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
+    ) -> bool:
         principal, _ = self.identity(role_name)
         if untagged:
             principal.tag = None
-        return (
-            _decide(self.bucket_policy, principal, action, f"{self.bucket_arn}/{key}", set(), self.bucket_arn) == "deny"
-        )
+        resource = f"{self.bucket_arn}/{key}"
+        return _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn) == "deny"
+
+    def bucket_denies_anyone(self, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
+        """Denied by the bucket policy to a principal it names nowhere (an admin, a submitter)."""
+        someone = Principal(f"arn:aws:iam::{self.synth.config.accounts.management}:role/someone", None)
+        resource = f"{self.bucket_arn}/{key}"
+        return _decide(self.bucket_policy, someone, action, resource, set(headers), self.bucket_arn) == "deny"
 
 
 @pytest.fixture(params=VARIANTS)
@@ -169,19 +192,19 @@ def test_processor_reads_the_archive_but_cannot_write_it(world: World) -> None:
 
 
 def test_processor_reads_and_writes_only_its_own_processing_objects(world: World) -> None:
-    for action in ("s3:GetObject", "s3:PutObject"):
-        assert world.may(A, action, f"processing/hts/{CHANGE}")
-        assert not world.may(A, action, f"processing/{B_CODE}/{CHANGE}")
+    for action, headers in (("s3:GetObject", frozenset()), ("s3:PutObject", IF_MATCH), ("s3:PutObject", IF_NONE_MATCH)):
+        assert world.may(A, action, f"processing/hts/{CHANGE}", headers)
+        assert not world.may(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
         # The bucket policy itself denies it (a broader IAM policy would not help).
-        assert world.bucket_denies(A, action, f"processing/{B_CODE}/{CHANGE}")
+        assert world.bucket_denies(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:DeleteObject", f"processing/hts/{CHANGE}")
 
 
 def test_processor_reads_and_deletes_only_its_own_triggers(world: World) -> None:
-    for action in ("s3:GetObject", "s3:DeleteObject"):
-        assert world.may(A, action, f"customers/hts/{CHANGE}")
-        assert not world.may(A, action, f"customers/{B_CODE}/{CHANGE}")
-        assert world.bucket_denies(A, action, f"customers/{B_CODE}/{CHANGE}")
+    for action, headers in (("s3:GetObject", frozenset()), ("s3:DeleteObject", IF_MATCH)):
+        assert world.may(A, action, f"customers/hts/{CHANGE}", headers)
+        assert not world.may(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
+        assert world.bucket_denies(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:PutObject", f"customers/hts/{CHANGE}")
     assert not world.may(A, "s3:GetObject", f"drafts/{CHANGE}")
 
@@ -236,3 +259,44 @@ def test_processor_policy_names_only_its_own_prefixes(world: World) -> None:
     text = str(identity)
     assert "processing/hts/*" in text and "customers/hts/*" in text
     assert B_CODE not in text and "secretsmanager" not in text and names.CONTACT_READER_ROLE_PREFIX not in text
+
+
+# --- Conditional writes and deletes, pinned encryption (issue 12) -------------------------------------
+
+
+def test_processing_writes_are_compare_and_swap_only(world: World) -> None:
+    key = f"processing/hts/{CHANGE}"
+    assert not world.may(A, "s3:PutObject", key)
+    # Denied by the bucket policy itself, to anyone: in one account the IAM policy alone would allow it.
+    assert world.bucket_denies(A, "s3:PutObject", key)
+    assert world.bucket_denies_anyone("s3:PutObject", key)
+    assert not world.bucket_denies_anyone("s3:PutObject", key, IF_NONE_MATCH)
+
+
+def test_archive_writes_are_compare_and_swap_only_for_everyone(world: World) -> None:
+    c, key = names.COORDINATOR_ROLE_NAME, f"archive/{CHANGE}"
+    assert world.bucket_denies(c, "s3:PutObject", key)
+    assert world.bucket_denies_anyone("s3:PutObject", key)
+    for headers in (IF_MATCH, IF_NONE_MATCH):
+        assert not world.bucket_denies_anyone("s3:PutObject", key, headers)
+    # Other prefixes are not affected (triggers are plain PUTs; drafts belong to the submitters).
+    assert not world.bucket_denies_anyone("s3:PutObject", f"customers/hts/{CHANGE}")
+    assert not world.bucket_denies_anyone("s3:PutObject", f"drafts/{CHANGE}")
+
+
+def test_processor_deletes_a_trigger_only_if_it_is_the_one_it_read(world: World) -> None:
+    key = f"customers/hts/{CHANGE}"
+    assert not world.may(A, "s3:DeleteObject", key)
+    assert world.bucket_denies(A, "s3:DeleteObject", key)
+    assert world.may(A, "s3:DeleteObject", key, IF_MATCH)
+    # The sweeper's deletes are not constrained by this statement.
+    assert not world.bucket_denies(names.SWEEPER_ROLE_NAME, "s3:DeleteObject", key)
+
+
+def test_archive_writes_may_ask_only_for_sse_s3(world: World) -> None:
+    c, key = names.COORDINATOR_ROLE_NAME, f"archive/{CHANGE}"
+    assert world.may(c, "s3:PutObject", key, IF_MATCH)  # no header: the bucket default (SSE-S3)
+    assert world.may(c, "s3:PutObject", key, IF_MATCH | {f"{ENCRYPTION}=AES256"})
+    for other in ("aws:kms", "aws:kms:dsse"):
+        assert not world.may(c, "s3:PutObject", key, IF_MATCH | {f"{ENCRYPTION}={other}"})
+        assert world.bucket_denies_anyone("s3:PutObject", key, IF_NONE_MATCH | {f"{ENCRYPTION}={other}"})

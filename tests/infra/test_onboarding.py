@@ -129,3 +129,77 @@ def test_eventbridge_onboarding_adds_one_rule(eventbridge_pair: tuple[Synth, Syn
 def _contact_roles(synth: Synth) -> dict[str, str]:
     task = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
     return dict(json.loads(env_of(task)["TTP_CALENDAR_CONTACT_ROLES"]))
+
+
+# --- Offboarding (issue 12) -------------------------------------------------------------------------
+#
+# Destroying a customer's stacks while the storage stack still routes to its queue makes every later
+# storage update fail S3's destination validation. Step 1 marks the customer `offboarding: true` and
+# deploys the storage stack (its notification goes while the queue still exists); step 2 removes the
+# entry and destroys the customer's stacks, which no longer changes the storage stack.
+
+GONE = "htsnonprod"
+
+
+def _customers_of(context: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    context = copy.deepcopy(context)
+    customers = context["ttp"]["customers"]
+    if changes.get("remove"):
+        context["ttp"]["customers"] = [c for c in customers if c["code"] != GONE]
+    else:
+        for customer in customers:
+            if customer["code"] == GONE:
+                customer["offboarding"] = True
+    return context
+
+
+@pytest.fixture(scope="module")
+def offboarding_steps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
+    before = sample_context()
+    return (
+        synthesize(tmp_path_factory.mktemp("offboarding"), _customers_of(before), nag=False),
+        synthesize(tmp_path_factory.mktemp("offboarded"), _customers_of(before, remove=True), nag=False),
+    )
+
+
+def _queue_configurations(synth: Synth) -> list[dict[str, Any]]:
+    template = synth.templates[STORAGE_STACK]
+    (bucket,) = [r for r in template["Resources"].values() if r["Properties"].get("BucketName", "").startswith("ttp-")]
+    return list(bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"])
+
+
+def _depends_on(synth: Synth, stack_name: str) -> set[str]:
+    stack = next(s for s in synth.pipeline.stacks if s.stack_name == stack_name)
+    return {dependency.stack_name for dependency in stack.dependencies}
+
+
+def test_offboarding_drops_only_the_customers_route_and_keeps_its_stacks(
+    sample: Synth, offboarding_steps: tuple[Synth, Synth]
+) -> None:
+    offboarding, _ = offboarding_steps
+    gone_queue = f"arn:aws:sqs:{REGION}:{GOV}:{names.queue_name(GONE)}"
+    assert [c["Queue"] for c in _queue_configurations(sample)].count(gone_queue) == 1
+    assert [c for c in _queue_configurations(offboarding) if c["Queue"] != gone_queue] == [
+        c for c in _queue_configurations(sample) if c["Queue"] != gone_queue
+    ]
+    assert gone_queue not in json.dumps(offboarding.templates[STORAGE_STACK])
+    # Its queue, processor and roles stay as they were (the queue drains; the sweeper still sees it).
+    for stack in (customer_stack_name(GONE), customer_account_stack_name(GONE), PLATFORM_STACK):
+        assert offboarding.templates[stack] == sample.templates[stack], stack
+    # The storage stack no longer depends on the customer's stacks: `cdk destroy` of them will not drag it along.
+    assert {customer_stack_name(GONE), customer_account_stack_name(GONE)} <= _depends_on(sample, STORAGE_STACK)
+    assert not {customer_stack_name(GONE), customer_account_stack_name(GONE)} & _depends_on(offboarding, STORAGE_STACK)
+
+
+def test_removing_an_offboarded_customer_no_longer_changes_the_storage_stack(
+    sample: Synth, offboarding_steps: tuple[Synth, Synth]
+) -> None:
+    offboarding, removed = offboarding_steps
+    assert removed.templates[STORAGE_STACK] == offboarding.templates[STORAGE_STACK]
+    assert set(offboarding.templates) - set(removed.templates) == {
+        customer_stack_name(GONE),
+        customer_account_stack_name(GONE),
+    }
+    # Removing the entry directly (skipping step 1) would change the storage stack in the same deploy that
+    # drops the queue: that is the unsafe order the offboarding step exists for.
+    assert removed.templates[STORAGE_STACK] != sample.templates[STORAGE_STACK]

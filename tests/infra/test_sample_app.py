@@ -149,6 +149,9 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "SweeperCreateMissingTriggers",
         "DenyProcessorsOtherCustomersObjects",
         "DenyProcessorsWriteArchive",
+        "DenyUnconditionalArchiveAndProcessingWrites",
+        "DenyProcessorsUnconditionalTriggerDeletes",
+        "DenyArchiveWritesWithOtherEncryption",
         "CoordinatorList",
         "CoordinatorReadArchiveAndProcessing",
         "CoordinatorWriteArchiveIfMatch",
@@ -255,7 +258,8 @@ def test_queue_policy_admits_only_the_bucket_with_source_conditions(sample: Synt
     s3_use = [s for s in key_policy if s.get("Principal") == {"Service": "s3.amazonaws.com"}]
     assert len(s3_use) == 1
     assert sorted(s3_use[0]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert s3_use[0]["Condition"] == source
+    # AWS's documented form for a service event source: no condition (the queue policy binds the bucket).
+    assert "Condition" not in s3_use[0]
     others = [s for s in key_policy if s not in s3_use]
     assert others == [
         {"Action": "kms:*", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{GOV}:root"}, "Resource": "*"}
@@ -690,7 +694,10 @@ def test_sweeper_role_permissions(sample: Synth) -> None:
     create = next(s for s in policies_of_role(sample, PLATFORM_STACK, role_id) if s["Action"] == "s3:PutObject")
     assert create["Condition"] == {"Null": {"s3:if-none-match": "false"}}  # create-only: never an overwrite
     kms = next(s for s in policies_of_role(sample, PLATFORM_STACK, role_id) if "kms:Decrypt" in as_list(s["Action"]))
-    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}}
+    assert kms["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+        "ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/ttp/customer-*-changes"},
+    }
 
 
 # --- The whole app -----------------------------------------------------------------------------------

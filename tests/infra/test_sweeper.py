@@ -69,3 +69,28 @@ def test_sweeper_refuses_an_invalid_customer_code() -> None:
             "Sweeper",
             SweeperProps(cluster=cluster, bucket_name="b", customer_queues={"Not Valid": "https://x"}, image=IMAGE),
         )
+
+
+def test_sweeper_may_use_only_the_customer_queue_keys_and_only_through_sqs(bare: Template) -> None:
+    """Issue 12: not every key of the account, only those aliased ``alias/ttp/customer-<code>-changes``."""
+    bare.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "EncryptForCustomerQueues",
+                                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                                "Condition": {
+                                    "StringEquals": {"kms:ViaService": Match.any_value()},
+                                    "ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/ttp/customer-*-changes"},
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
