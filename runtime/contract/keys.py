@@ -20,6 +20,9 @@ ARCHIVE_PREFIX = "archive/"
 CUSTOMERS_PREFIX = "customers/"
 PROCESSING_PREFIX = "processing/"
 DRAFTS_PREFIX = "drafts/"
+DELIVERY_PREFIX = "delivery/"
+"""``delivery/{code}/{id}.json``: per-recipient delivery status of a customer's emails for a change,
+written only by the delivery-event consumer (DESIGN.md §1: one kind of writer per object)."""
 SUFFIX = ".json"
 
 # Lower-case, used verbatim in queue, service and IAM role names (role names are capped at 64).
@@ -81,6 +84,14 @@ def processing_key(customer_code: str, change_id: str) -> str:
     return f"{processing_prefix(customer_code)}{validate_change_id(change_id)}{SUFFIX}"
 
 
+def delivery_prefix(customer_code: str) -> str:
+    return f"{DELIVERY_PREFIX}{validate_customer_code(customer_code)}/"
+
+
+def delivery_key(customer_code: str, change_id: str) -> str:
+    return f"{delivery_prefix(customer_code)}{validate_change_id(change_id)}{SUFFIX}"
+
+
 @dataclass(frozen=True)
 class TriggerRef:
     """A validated trigger location: which customer, which change."""
@@ -100,6 +111,10 @@ class TriggerRef:
     def processing_key(self) -> str:
         return processing_key(self.customer_code, self.change_id)
 
+    @property
+    def delivery_key(self) -> str:
+        return delivery_key(self.customer_code, self.change_id)
+
 
 def decode_event_key(raw_key: str) -> str:
     """Decode a key as S3 event notifications encode it (``+`` for space, ``%2F`` for ``/``)."""
@@ -114,6 +129,11 @@ def parse_trigger_key(key: str, *, encoded: bool = True) -> TriggerRef:
 def parse_processing_key(key: str, *, encoded: bool = True) -> TriggerRef:
     """Parse ``processing/{code}/{change_id}.json``; anything else raises :class:`InvalidKeyError`."""
     return _parse_customer_key(key, PROCESSING_PREFIX, encoded=encoded)
+
+
+def parse_delivery_key(key: str, *, encoded: bool = True) -> TriggerRef:
+    """Parse ``delivery/{code}/{change_id}.json``; anything else raises :class:`InvalidKeyError`."""
+    return _parse_customer_key(key, DELIVERY_PREFIX, encoded=encoded)
 
 
 def _parse_customer_key(key: str, prefix: str, *, encoded: bool) -> TriggerRef:

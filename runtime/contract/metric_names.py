@@ -36,6 +36,12 @@ class MetricName(enum.StrEnum):
     FOLD_LAG = "FoldLag"
     MEETING_RECONCILED = "MeetingReconciled"
     MEETING_FAILURE = "MeetingFailure"
+    EMAILS_DELIVERED = "EmailsDelivered"
+    """Recipients whose mail server accepted an email (SES ``Delivery`` events), per customer."""
+    EMAILS_BOUNCED = "EmailsBounced"
+    """Recipients whose email bounced (SES ``Bounce`` events, permanent and transient), per customer."""
+    EMAILS_COMPLAINED = "EmailsComplained"
+    """Recipients who marked an email as spam (SES ``Complaint`` events), per customer."""
 
     @property
     def in_seconds(self) -> bool:

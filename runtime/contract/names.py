@@ -46,6 +46,30 @@ COORDINATOR_LOG_GROUP_NAME = f"{LOG_GROUP_PREFIX}coordinator"
 COORDINATOR_METRICS_DIMENSION_VALUE = "coordinator"
 """``CustomerCode`` dimension value of the coordinator's own metrics (it works for every customer)."""
 
+DELIVERY_EVENTS_NAME = "ttp-delivery-events"
+"""SES delivery events of every customer account: the governance account's event bus, the queue its rule
+fills (read by the change coordinator's delivery-event consumer) and that rule."""
+DELIVERY_EVENTS_BUS_NAME = DELIVERY_EVENTS_NAME
+DELIVERY_EVENTS_QUEUE_NAME = DELIVERY_EVENTS_NAME
+DELIVERY_EVENTS_DLQ_NAME = f"{DELIVERY_EVENTS_QUEUE_NAME}-dlq"
+DELIVERY_EVENTS_RULE_NAME = DELIVERY_EVENTS_NAME
+DELIVERY_FORWARD_RULE_NAME = "ttp-forward-ses-events"
+"""The rule on a customer account's default bus that forwards its SES events to the governance bus."""
+EMAIL_TAG_CHANGE_ID = "ttp-change-id"
+EMAIL_TAG_CUSTOMER_CODE = "ttp-customer-code"
+EMAIL_TAG_REVISION = "ttp-revision"
+"""SES message tags on every email (``EmailTags``): SES copies them into each event's ``mail.tags``, so a
+delivery event names its change, customer and revision without a lookup."""
+
+
+def configuration_set_name(customer_code: str) -> str:
+    """The SES configuration set the platform creates in a customer account (events to EventBridge)."""
+    return f"ttp-{customer_code}"
+
+
+def delivery_events_bus_arn(region: str, account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:events:{region}:{account}:event-bus/{DELIVERY_EVENTS_BUS_NAME}"
+
 
 def queue_name(customer_code: str) -> str:
     return f"customer-{validate_customer_code(customer_code)}-changes"

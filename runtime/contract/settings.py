@@ -211,6 +211,11 @@ class CoordinatorSettings(BucketSettings):
     )
     contact_list_name: str = _same_as_worker("contact_list_name")
     ses_region: str | None = _same_as_worker("ses_region", "Region of the customers' SES (default: AWS_REGION).")
+    delivery_queue_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="URL of the SES delivery-events queue; unset: the coordinator does not consume delivery events.",
+    )
 
     @model_validator(mode="after")
     def _drain_fits_visibility(self) -> CoordinatorSettings:

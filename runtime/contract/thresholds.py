@@ -60,6 +60,19 @@ class AlarmThresholds:
     """Consecutive 5-minute periods with meeting failures before the alarm (retries that recover in
     between do not alarm). Default: 3 (15 minutes)."""
 
+    bounce_rate_warning_percent: float = 2
+    """Share of a customer's delivery outcomes that bounced (``EmailsBounced`` / (``EmailsDelivered`` +
+    ``EmailsBounced``)) above which the warning fires. Default: 2 (%)."""
+    bounce_rate_critical_percent: float = 5
+    """Bounce rate above which the critical alarm fires; SES puts an account under review at 5 %.
+    Default: 5 (%)."""
+    complaint_rate_warning_percent: float = 0.05
+    """Share of delivered emails marked as spam (``EmailsComplained`` / ``EmailsDelivered``) above which the
+    warning fires. Default: 0.05 (%)."""
+    complaint_rate_critical_percent: float = 0.1
+    """Complaint rate above which the critical alarm fires; SES puts an account under review at 0.1 %.
+    Default: 0.1 (%)."""
+
     def queue_depth_levels(self) -> tuple[tuple[float, str], ...]:
         """(threshold, severity), most severe first: how ``health`` grades a queue's depth."""
         return (
