@@ -5,13 +5,17 @@ definition, environment, security group) that adds its own queue and a one-task 
 
 * Queue ``ttp-change-coordinator`` + DLQ (:class:`~cdk_constructs.event_queue.EventQueue`: KMS key whose
   policy lets only the bucket's S3 notifications / EventBridge rule use it, SSL enforced, redrive,
-  source conditions). The bucket routes ``archive/`` and ``processing/`` object-created events to it
+  source conditions). The bucket routes ``archive/``, ``processing/`` and ``delivery/`` object-created events to it
   (:class:`~cdk_constructs.metadata_bucket.MetadataBucket`).
 * Task role ``ttp-change-coordinator`` (``runtime.contract.names``). It may: consume only its queue;
   list the bucket; read ``archive/*`` and ``processing/*``; write ``archive/*`` **only conditionally**
-  (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); create
+  (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); read and
+  conditionally write ``delivery/*`` (its delivery-event consumer is the only writer); create
   triggers under ``customers/*`` (fan-out repair); with meetings, assume the customers' contact-reader
   roles (``ttp-contact-reader-*``). It cannot delete anything, write ``processing/`` or touch ``drafts/``.
+* With ``delivery_event_accounts``: the SES delivery-events bus, rule and queue
+  (:class:`~cdk_constructs.delivery_events.DeliveryEvents`); the task consumes that queue too
+  (``TTP_DELIVERY_QUEUE_URL``).
 * Container environment: exactly the fields of ``runtime.contract.settings.CoordinatorSettings`` (plus
   ``MeetingSettings`` with meetings) as ``TTP_*``; ``TTP_GRAPH_CLIENT_SECRET`` is an ECS secret from
   Secrets Manager, read by the *execution* role at task start.
@@ -34,6 +38,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cdk_constructs.delivery_events import DeliveryEvents, DeliveryEventsProps, delivery_events_queue_url
 from cdk_constructs.event_queue import (
     COORDINATOR_EVENT_RULE_NAME,
     EventQueue,
@@ -118,6 +123,10 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
     meetings: CoordinatorMeetings | None = None
     """Microsoft Graph settings; None disables meetings. Default: None."""
+    delivery_event_accounts: tuple[str, ...] = ()
+    """The customer accounts whose SES delivery events the coordinator consumes: with any, the construct
+    adds :class:`~cdk_constructs.delivery_events.DeliveryEvents` (bus admitting exactly them, rule, queue),
+    sets ``TTP_DELIVERY_QUEUE_URL`` and lets the task consume that queue. Default: none (no delivery events)."""
 
 
 class ChangeCoordinator(RuntimeTaskBase):
@@ -191,6 +200,17 @@ class ChangeCoordinator(RuntimeTaskBase):
         )
         self.queue = self.events.queue
         self.dead_letter_queue = self.events.dead_letter_queue
+        self.delivery: DeliveryEvents | None = None
+        if props.delivery_event_accounts:
+            self.delivery = DeliveryEvents(
+                self,
+                "DeliveryEvents",
+                DeliveryEventsProps(
+                    customer_accounts=props.delivery_event_accounts,
+                    visibility_timeout_seconds=props.visibility_timeout_seconds,
+                    max_receive_count=props.max_receive_count,
+                ),
+            )
         self._grant(props, stack.partition)
 
         self.service = ecs.FargateService(
@@ -222,6 +242,9 @@ class ChangeCoordinator(RuntimeTaskBase):
             "fold_linger_seconds": props.fold_linger_seconds,
             "contact_list_name": props.contact_list_name,
             "ses_region": props.ses_region or stack.region,
+            "delivery_queue_url": delivery_events_queue_url(stack.region, stack.account)
+            if props.delivery_event_accounts
+            else None,
         }
 
     @staticmethod
@@ -239,7 +262,10 @@ class ChangeCoordinator(RuntimeTaskBase):
         archive = f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"
         processing = f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"
         triggers = f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"
+        delivery = f"{bucket_arn}/{keys.DELIVERY_PREFIX}*"
         self.events.grant_consume(self.task_role)
+        if self.delivery is not None:
+            self.delivery.events.grant_consume(self.task_role)
         statements = [
             iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(
@@ -256,6 +282,21 @@ class ChangeCoordinator(RuntimeTaskBase):
                 sid="CreateArchiveIfNoneMatch",
                 actions=["s3:PutObject"],
                 resources=[archive],
+                conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
+            ),
+            # delivery/{code}/{id}.json: the delivery-event consumer (in this task) is its only writer, by
+            # compare-and-swap like the archive.
+            iam.PolicyStatement(sid="ReadDelivery", actions=["s3:GetObject"], resources=[delivery]),
+            iam.PolicyStatement(
+                sid="WriteDeliveryIfMatch",
+                actions=["s3:PutObject"],
+                resources=[delivery],
+                conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
+            ),
+            iam.PolicyStatement(
+                sid="CreateDeliveryIfNoneMatch",
+                actions=["s3:PutObject"],
+                resources=[delivery],
                 conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
             ),
             iam.PolicyStatement(sid="CreateTriggers", actions=["s3:PutObject"], resources=[triggers]),
@@ -275,6 +316,12 @@ class ChangeCoordinator(RuntimeTaskBase):
             [archive, processing],
             "DESIGN §1: the coordinator reads every change and every customer's processing object and folds "
             "results into any archive/{changeId}.json (compare-and-swap); object names are change ids.",
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [delivery],
+            "The coordinator's delivery-event consumer records every customer's per-recipient delivery status "
+            "in delivery/{code}/{changeId}.json (compare-and-swap only); it is the only writer of delivery/.",
         )
         acknowledge_wildcard_resources(
             self.task_role,

@@ -4,13 +4,15 @@ The numbers (and so the alarm descriptions, built from them) come from
 :class:`runtime.contract.thresholds.AlarmThresholds`, plus any message in the DLQ (critical). Trigger
 age is the larger of the processor's ``TriggerAge`` (age when processed) and the sweeper's
 ``OldestTriggerAge`` (age of triggers nobody processed yet).
-Ratios are metric math over the runtime's counters and read 0 when there was no traffic.
+Ratios are metric math over the runtime's counters and read 0 when there was no traffic; the bounce and
+complaint rates (``EmailsBounced`` / ``EmailsComplained`` against ``EmailsDelivered``, counted by the
+delivery-event consumer) are taken over an hour.
 Alarm names are deterministic (``ttp-{code}-{alarm}``), so dashboards and the ops CLI can find them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration, Stack
@@ -19,7 +21,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from runtime.contract import keys, names
+from runtime.contract import dashboards, keys, names
 from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 from runtime.contract.names import Severity
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
@@ -27,6 +29,9 @@ from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 PERIOD_SECONDS = 300
 FIVE_MINUTES = Duration.seconds(PERIOD_SECONDS)
 ONE_MINUTE = Duration.minutes(1)
+DELIVERY_RATE_PERIOD = Duration.seconds(dashboards.DELIVERY_RATE_PERIOD)
+"""Bounce and complaint rates are taken over an hour (as the dashboards show them): over five minutes one
+bounce among a handful of emails would read as tens of percent."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,7 @@ class CustomerAlarms(Construct):
             "Messages in the dead-letter queue (poison or permanently failing triggers)",
             not_breaching,
         )
+        self._delivery_alarms(custom)
 
     def _alarm(
         self,
@@ -261,6 +267,57 @@ class CustomerAlarms(Construct):
         self.severity[name] = severity
         return alarm
 
+    def _delivery_alarms(self, custom: Callable[[str, str, Duration], cloudwatch.Metric]) -> None:
+        """Bounce rate (bounced / (delivered + bounced)) and complaint rate (complained / delivered) from the
+        delivery-event consumer's counters, against SES's review levels (AlarmThresholds)."""
+        t = self.props.thresholds
+        delivered = custom(MetricName.EMAILS_DELIVERED, "Sum", DELIVERY_RATE_PERIOD)
+        bounce_rate = _percentage(
+            "bounced",
+            "delivered",
+            custom(MetricName.EMAILS_BOUNCED, "Sum", DELIVERY_RATE_PERIOD),
+            delivered,
+            label="bounce rate %",
+            period=DELIVERY_RATE_PERIOD,
+        )
+        complaint_rate = cloudwatch.MathExpression(
+            expression="IF(FILL(delivered, 0) > 0, 100 * FILL(complained, 0) / FILL(delivered, 0), 0)",
+            using_metrics={
+                "complained": custom(MetricName.EMAILS_COMPLAINED, "Sum", DELIVERY_RATE_PERIOD),
+                "delivered": delivered,
+            },
+            label="complaint rate %",
+            period=DELIVERY_RATE_PERIOD,
+        )
+        hour = _duration(DELIVERY_RATE_PERIOD.to_seconds())
+        not_breaching = cloudwatch.TreatMissingData.NOT_BREACHING
+        for severity, percent in (
+            ("critical", t.bounce_rate_critical_percent),
+            ("warning", t.bounce_rate_warning_percent),
+        ):
+            self._alarm(
+                f"bounce-rate-{severity}",
+                severity,
+                bounce_rate,
+                percent,
+                f"More than {_number(percent)}% of delivery outcomes in {hour} were bounces "
+                f"(SES reviews an account at {_number(t.bounce_rate_critical_percent)}%)",
+                not_breaching,
+            )
+        for severity, percent in (
+            ("critical", t.complaint_rate_critical_percent),
+            ("warning", t.complaint_rate_warning_percent),
+        ):
+            self._alarm(
+                f"complaint-rate-{severity}",
+                severity,
+                complaint_rate,
+                percent,
+                f"More than {_number(percent)}% of the emails delivered in {hour} were marked as spam "
+                f"(SES reviews an account at {_number(t.complaint_rate_critical_percent)}%)",
+                not_breaching,
+            )
+
     def alarm_arns(self) -> list[str]:
         """Deterministic ARNs (no tokens): usable inside a dashboard body."""
         stack = Stack.of(self)
@@ -284,12 +341,18 @@ def _duration(seconds: float) -> str:
 
 
 def _percentage(
-    part_id: str, rest_id: str, part: cloudwatch.IMetric, rest: cloudwatch.IMetric
+    part_id: str,
+    rest_id: str,
+    part: cloudwatch.IMetric,
+    rest: cloudwatch.IMetric,
+    *,
+    label: str = "failure %",
+    period: Duration = FIVE_MINUTES,
 ) -> cloudwatch.MathExpression:
     p, r = f"FILL({part_id}, 0)", f"FILL({rest_id}, 0)"
     return cloudwatch.MathExpression(
         expression=f"IF(({p} + {r}) > 0, 100 * {p} / ({p} + {r}), 0)",
         using_metrics={part_id: part, rest_id: rest},
-        label="failure %",
-        period=FIVE_MINUTES,
+        label=label,
+        period=period,
     )

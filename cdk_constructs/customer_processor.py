@@ -76,6 +76,9 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     """Max SendEmail calls per second. Default: the default of ``WorkerSettings.send_rate_per_second``."""
     ses_region: str | None = None
     """Region of the customer's SES. Default: the stack's region."""
+    configuration_set: str | None = None
+    """SES configuration set every email is sent with (``TTP_CONFIGURATION_SET``): the customer's own.
+    Default: None (``runtime.contract.names.configuration_set_name(customer_code)``, the platform's)."""
     max_concurrency: int = int(setting_default(WorkerSettings, "max_concurrency"))
     """Messages one task processes at once. Default: the default of ``WorkerSettings.max_concurrency``."""
     drain_seconds: float = float(setting_default(WorkerSettings, "drain_seconds"))
@@ -157,6 +160,7 @@ class CustomerProcessor(RuntimeTaskBase):
             "sender_role_arn": names.role_arn(props.customer_account, names.sender_role_name(code), stack.partition),
             "sender_external_id": props.sender_external_id,
             "ses_region": props.ses_region or stack.region,
+            "configuration_set": props.configuration_set or names.configuration_set_name(code),
             "from_address": props.sender_address,
             "contact_list_name": props.contact_list_name,
             "send_rate_per_second": props.send_rate_per_second,

@@ -5,8 +5,9 @@ Trust is by account principal (the governance account) narrowed with ``aws:Princ
 only the named principals with the agreed ExternalId can assume it.
 
 * Sender role ``ttp-ses-sender-{code}``: trusts only ``ttp-processor-{code}``; may send from the
-  customer's sender identity (``ses:FromAddress`` pinned) with its contact list for unsubscribe links,
-  and read that contact list. Nothing else.
+  customer's sender identity (``ses:FromAddress`` pinned) with its contact list for unsubscribe links and
+  exactly the configuration set the worker uses (``ttp-{code}`` or the customer's own), and read that
+  contact list. Nothing else.
 * Contact-reader role ``ttp-contact-reader-{code}`` (optional, for meetings): trusts only the change
   coordinator ``ttp-change-coordinator`` (it owns the meetings, whose attendees come from all the
   change's customers; processors have no Graph access, DESIGN §5); may only read the contact list.
@@ -38,7 +39,8 @@ class CustomerSesRolesProps:
     ses_region: str | None = None
     """Region of the customer's SES. Default: the stack's region."""
     configuration_set: str | None = None
-    """SES configuration set the sender role may also use. Default: None (no configuration set)."""
+    """SES configuration set the worker sends with, the only one the sender role may use.
+    Default: None (``runtime.contract.names.configuration_set_name(customer_code)``, the platform's own)."""
     contact_reader_external_id: str | None = None
     """ExternalId of the contact-reader role (meetings); the role is created only when set. Default: None."""
 
@@ -74,8 +76,8 @@ class CustomerSesRoles(Construct):
             f"{ses_arn}:identity/{domain}",
             contact_list_arn,
         ]
-        if props.configuration_set:
-            send_resources.append(f"{ses_arn}:configuration-set/{props.configuration_set}")
+        configuration_set = props.configuration_set or names.configuration_set_name(code)
+        send_resources.append(f"{ses_arn}:configuration-set/{configuration_set}")
         self.sender_role.add_to_policy(
             iam.PolicyStatement(
                 sid="SendFromOwnIdentity",

@@ -49,6 +49,9 @@ class EventQueueSpec:
     event_rule_name: str
     """Name of the EventBridge rule (on the source account's default bus) that feeds the queue in
     ``eventbridge`` routing. Required."""
+    event_bus_name: str = "default"
+    """The bus of that rule in the queue's own account (a rule on a custom bus has the ARN
+    ``rule/<bus>/<rule>``). Default: ``"default"``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,8 +60,9 @@ class EventQueueProps:
 
     source_account: str
     """The account of the metadata bucket (and of its default event bus). Required."""
-    bucket_name: str
-    """The metadata bucket whose events (S3 notifications or EventBridge rule) may send. Required."""
+    bucket_name: str | None = None
+    """The metadata bucket whose S3 notifications may send (required with ``routing="s3"``). Default: None
+    (an EventBridge-fed queue: the rule is named in the spec)."""
     routing: RoutingMode = "s3"
     """How object events reach the queue: S3 event notifications or an EventBridge rule. Default: ``"s3"``."""
     visibility_timeout_seconds: int
@@ -125,6 +129,8 @@ class EventQueue(Construct):
 
         source_account = props.source_account
         if props.routing == "s3":
+            if props.bucket_name is None:
+                raise ValueError("EventQueueProps.bucket_name is required with routing='s3' (the notifying bucket)")
             principal: iam.IPrincipal = iam.ServicePrincipal("s3.amazonaws.com")
             conditions = {
                 "StringEquals": {"aws:SourceAccount": source_account},
@@ -136,7 +142,7 @@ class EventQueue(Construct):
                 "StringEquals": {"aws:SourceAccount": source_account},
                 "ArnEquals": {
                     "aws:SourceArn": f"arn:{partition}:events:{stack.region}:{source_account}:rule/"
-                    f"{spec.event_rule_name}"
+                    f"{_rule_path(spec)}"
                 },
             }
         else:
@@ -182,7 +188,14 @@ class EventQueue(Construct):
         self.queue.grant_consume_messages(grantee)
 
 
+def _rule_path(spec: EventQueueSpec) -> str:
+    """The rule part of a rule ARN: the default bus's rules carry no bus name."""
+    if spec.event_bus_name == "default":
+        return spec.event_rule_name
+    return f"{spec.event_bus_name}/{spec.event_rule_name}"
+
+
 COORDINATOR_EVENT_RULE_NAME = f"{names.EVENT_RULE_PREFIX}{names.COORDINATOR_NAME}"
-"""The EventBridge rule that routes ``archive/`` and ``processing/`` events to the coordinator's queue
+"""The EventBridge rule that routes ``archive/``, ``processing/`` and ``delivery/`` events to the coordinator's queue
 (``ttp-route-`` like the customers' rules, so the router role's trust covers it; the customer code equal
 to ``names.COORDINATOR_NAME`` is reserved by ``stacks.config``)."""

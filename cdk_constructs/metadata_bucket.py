@@ -1,4 +1,4 @@
-"""The metadata bucket (management account): archive/, customers/, processing/, drafts/.
+"""The metadata bucket (management account): archive/, customers/, processing/, delivery/, drafts/.
 
 * Versioned (archive recovery), all public access blocked, SSL enforced, ACLs disabled, server
   access logs to a separate, versioned bucket.
@@ -11,8 +11,8 @@
   markers. Archive versions (current and noncurrent) are kept.
 * Routing of ``customers/{code}/*.json`` object-created events to each customer's queue, by S3 event
   notifications (one queue configuration per customer, the default) or by EventBridge (one rule per
-  customer on the default bus); and of ``archive/*.json`` and ``processing/*.json`` events to the
-  change coordinator's queue (two more notifications, or one more rule). Queues live in the
+  customer on the default bus); and of ``archive/*.json``, ``processing/*.json`` and ``delivery/*.json``
+  events to the change coordinator's queue (three more notifications, or one more rule). Queues live in the
   governance account and are referenced by their deterministic ARN (``runtime.contract.names``).
 * The bucket policy does not grow with customers (DESIGN §1, one writer per object): processors are
   matched by ``aws:PrincipalArn`` (``ttp-processor-*`` in the governance account) and may read
@@ -20,11 +20,12 @@
   ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
   (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
   coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
-  only conditionally (``If-Match`` / ``If-None-Match``) and creates triggers. The sweeper
+  only conditionally (``If-Match`` / ``If-None-Match``), reads and conditionally writes ``delivery/*`` (its
+  delivery-event consumer is the only writer; processors and the sweeper have no access) and creates triggers. The sweeper
   (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and ``processing/*``, deletes and tags
   triggers, and creates a missing trigger only with ``If-None-Match`` (never an overwrite).
 * Explicit denies for every principal, whatever its IAM policy: a PUT to ``archive/`` or ``processing/``
-  without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without ``If-Match``, and an
+  or ``delivery/`` without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without ``If-Match``, and an
   archive PUT asking for an encryption other than SSE-S3 (``AES256``).
 """
 
@@ -46,7 +47,7 @@ from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
-COORDINATOR_PREFIXES = (keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX)
+COORDINATOR_PREFIXES = (keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX, keys.DELIVERY_PREFIX)
 """Object-created events under these prefixes go to the change coordinator's queue."""
 PROCESSOR_DENIED_OBJECT_ACTIONS = (
     "s3:GetObject",
@@ -84,7 +85,7 @@ class MetadataBucketProps:
     """How trigger events reach the queues: S3 event notifications or EventBridge rules. Default: ``"s3"``."""
     coordinator_account: str | None = None
     """The account of the change coordinator's queue (``ttp-change-coordinator``): ``archive/`` and
-    ``processing/`` object-created events are routed to it. Default: None (no coordinator routing)."""
+    ``processing/`` and ``delivery/`` object-created events are routed to it. Default: None (no coordinator routing)."""
     bucket_name: str | None = None
     """Physical name of the bucket. Default: None (a CloudFormation-generated name)."""
     noncurrent_version_expiration_days: int = 30
@@ -323,6 +324,27 @@ class MetadataBucket(Construct):
                 )
             ),
             iam.PolicyStatement(
+                sid="CoordinatorReadDelivery",
+                principals=[gov_root],
+                actions=["s3:GetObject"],
+                resources=[self._objects(keys.DELIVERY_PREFIX)],
+                conditions=coordinator,
+            ),
+            # delivery/: the coordinator's delivery-event consumer is the only writer, compare-and-swap only.
+            *(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[gov_root],
+                    actions=["s3:PutObject"],
+                    resources=[self._objects(keys.DELIVERY_PREFIX)],
+                    conditions={**coordinator, "Null": {header: "false"}},
+                )
+                for sid, header in (
+                    ("CoordinatorWriteDeliveryIfMatch", "s3:if-match"),
+                    ("CoordinatorCreateDeliveryIfNoneMatch", "s3:if-none-match"),
+                )
+            ),
+            iam.PolicyStatement(
                 sid="CoordinatorCreateTriggers",
                 principals=[gov_root],
                 actions=["s3:PutObject"],
@@ -349,7 +371,7 @@ class MetadataBucket(Construct):
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:PutObject"],
-                resources=[archive, self._objects(keys.PROCESSING_PREFIX)],
+                resources=[archive, self._objects(keys.PROCESSING_PREFIX), self._objects(keys.DELIVERY_PREFIX)],
                 # Both headers absent (the keys of one Null block are ANDed).
                 conditions={"Null": {key: "true" for key in CONDITIONAL_WRITE_KEYS}},
             ),
@@ -517,7 +539,7 @@ class MetadataBucket(Construct):
                 self,
                 "RouteCoordinator",
                 name=COORDINATOR_EVENT_RULE_NAME,
-                description="archive/ and processing/ objects to the change coordinator's queue",
+                description="archive/, processing/ and delivery/ objects to the change coordinator's queue",
                 event_bus_name="default",
                 state="ENABLED",
                 event_pattern={

@@ -41,7 +41,7 @@ S3_MAX_NOTIFICATION_CONFIGURATIONS = 100
 # Default quota "rules per event bus" (adjustable through Service Quotas).
 EVENTBRIDGE_RULES_PER_BUS = 300
 # The change coordinator's routes: S3 notification configurations (archive/, processing/) and EventBridge rules.
-COORDINATOR_NOTIFICATION_CONFIGURATIONS = 2
+COORDINATOR_NOTIFICATION_CONFIGURATIONS = 3
 COORDINATOR_EVENT_RULES = 1
 # Customer codes whose derived names would collide with the coordinator's (its CustomerCode metric
 # dimension, its ttp-change-coordinator-* alarms, its ttp-route-ttp-change-coordinator rule).
@@ -308,6 +308,7 @@ class PlatformConfig(_Model):
             raise ValueError(
                 f"customer codes {details} are reserved for the platform's own resources; choose another code"
             )
+        self._check_delivery_events()
         max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
         if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
@@ -330,6 +331,29 @@ class PlatformConfig(_Model):
                 f"visibility_timeout_seconds must be greater than the worker's {WORKER_DRAIN_SECONDS:g} s drain"
             )
         return self
+
+    def _check_delivery_events(self) -> None:
+        """The customer account stack (in ``accounts.region``) creates the SES configuration set and its
+        EventBridge destination, which must live in the region SES sends from; and one set takes the
+        platform's event destination (fixed name) once."""
+        for customer in self.customers:
+            if customer.ses_region is not None and customer.ses_region != self.accounts.region:
+                raise ValueError(
+                    f"customer {customer.code!r}: ses_region {customer.ses_region!r} differs from accounts.region "
+                    f"{self.accounts.region!r}; SES delivery events need the configuration set and its EventBridge "
+                    "destination in SES's region, which the customer account stack (in accounts.region) cannot "
+                    "create: send from accounts.region (remove ses_region)"
+                )
+        seen: dict[tuple[str, str], str] = {}
+        for customer in self.customers:
+            if customer.configuration_set is None:
+                continue
+            other = seen.setdefault((customer.account, customer.configuration_set), customer.code)
+            if other != customer.code:
+                raise ValueError(
+                    f"customers {other!r} and {customer.code!r} name the same configuration_set "
+                    f"{customer.configuration_set!r} in account {customer.account}: give each its own (or none)"
+                )
 
     @property
     def metadata_bucket_name(self) -> str:

@@ -1,4 +1,5 @@
-"""CustomerAccountStack (the customer's account): the SES sender role and the contact-reader role."""
+"""CustomerAccountStack (the customer's account): the SES sender and contact-reader roles, and the SES
+configuration set whose delivery events go to the governance account's delivery-events bus."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRolesProps
+from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
+from runtime.contract import names
 from stacks.config import Customer, PlatformConfig
 
 
@@ -28,5 +31,23 @@ class CustomerAccountStack(Stack):
                 ses_region=customer.ses_region,
                 configuration_set=customer.configuration_set,
                 contact_reader_external_id=config.contact_reader_external_id(customer),
+            ),
+        )
+        # One forwarding rule per account (its name is fixed): the account's first customer owns it.
+        same_account = [c for c in config.customers if c.account == customer.account]
+        self.delivery_events = SesDeliveryEvents(
+            self,
+            "DeliveryEvents",
+            SesDeliveryEventsProps(
+                customer_code=customer.code,
+                governance_account=config.accounts.governance,
+                governance_region=config.accounts.region,
+                existing_configuration_set=customer.configuration_set,
+                forward_rule=same_account[0].code == customer.code,
+                other_configuration_sets=tuple(
+                    c.configuration_set or names.configuration_set_name(c.code)
+                    for c in same_account
+                    if c.code != customer.code
+                ),
             ),
         )

@@ -66,6 +66,7 @@ class CustomerStack(Stack):
                 contact_list_name=customer.contact_list_name,
                 send_rate_per_second=customer.send_rate_per_second,
                 ses_region=customer.ses_region,
+                configuration_set=customer.configuration_set,
                 metrics_namespace=config.metrics_namespace,
                 max_concurrency=customer.max_concurrency,
                 cpu=customer.cpu,

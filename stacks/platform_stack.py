@@ -2,9 +2,10 @@
 
 Network (or your VPC), the ECS cluster ``change-processor-cluster`` with Container Insights, the
 per-severity alarm topics, the overview dashboard, the sweeper and the change coordinator (its queue,
-service and alarms). Nothing in here grows with the number of customers except the sweeper's
-``TTP_CUSTOMER_QUEUES`` and, with meetings, the coordinator's ``TTP_CALENDAR_CONTACT_ROLES`` (one entry
-per customer each).
+service and alarms, and the SES delivery-events bus and queue it consumes). Nothing in here grows with
+the number of customers except the sweeper's ``TTP_CUSTOMER_QUEUES``, the delivery-events bus policy and
+rule (one entry per customer *account*) and, with meetings, the coordinator's
+``TTP_CALENDAR_CONTACT_ROLES`` (one entry per customer each).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class PlatformStack(Stack):
                 metrics_namespace=config.metrics_namespace,
                 log_retention=retention(config.log_retention_days),
                 meetings=self._meetings(config),
+                delivery_event_accounts=tuple(sorted({c.account for c in config.customers})),
             ),
         )
         self.coordinator_alarms = CoordinatorAlarms(

@@ -1,5 +1,5 @@
 """StorageStack (management account): the metadata bucket and the routing of its object events
-(``customers/{code}/`` to each customer's queue but those ``offboarding``, ``archive/`` and ``processing/`` to the
+(``customers/{code}/`` to each customer's queue but those ``offboarding``, ``archive/``, ``processing/`` and ``delivery/`` to the
 change coordinator's)."""
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ OVERVIEW_DASHBOARD_NAME = names.OVERVIEW_DASHBOARD_NAME
 customer_dashboard_name = names.customer_dashboard_name
 
 PERIOD = 300
+DELIVERY_RATE_PERIOD = 3600
+"""Bounce and complaint rates are hourly (as the customers' rate alarms): 5 minutes is too few emails."""
 # Time series one graph may hold; each overview widget has <= 2 searches of one series per customer.
 SEARCH_BUDGET = 500
 MAX_SEARCHES_PER_WIDGET = 2
@@ -424,7 +426,75 @@ def overview_dashboard_body(
             y=y,
         ),
     ]
+    widgets += email_delivery_widgets(region=region, namespace=ns, y=y + 6)
     return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
+
+
+def email_delivery_widgets(*, region: str, namespace: str, y: int) -> list[Widget]:
+    """SES delivery outcomes of all customers (the delivery-event consumer's counters), two searches a graph.
+
+    Rates are over ``DELIVERY_RATE_PERIOD`` like the customers' bounce and complaint alarms: bounce rate =
+    bounced / (delivered + bounced), complaint rate = complained / delivered.
+    """
+    ns, hour = namespace, DELIVERY_RATE_PERIOD
+
+    def total(metric: MetricName, id_: str, period: int = PERIOD) -> list[Any]:
+        return _expr(_search(ns, metric, "Sum", period), metric, id_, visible=False)
+
+    return [
+        _text("## Email delivery", y=y),
+        _graph(
+            "Emails delivered / bounced",
+            [
+                _expr(f"SUM({_search(ns, MetricName.EMAILS_DELIVERED, 'Sum')})", MetricName.EMAILS_DELIVERED, "m_dlv"),
+                _expr(f"SUM({_search(ns, MetricName.EMAILS_BOUNCED, 'Sum')})", MetricName.EMAILS_BOUNCED, "m_bnc"),
+            ],
+            region=region,
+            x=0,
+            y=y + 1,
+        ),
+        _graph(
+            "Emails complained",
+            [_expr(f"SUM({_search(ns, MetricName.EMAILS_COMPLAINED, 'Sum')})", MetricName.EMAILS_COMPLAINED, "m_cmp")],
+            region=region,
+            x=6,
+            y=y + 1,
+        ),
+        _graph(
+            "Bounce rate (%, hourly)",
+            [
+                total(MetricName.EMAILS_DELIVERED, "b_dlv", hour),
+                total(MetricName.EMAILS_BOUNCED, "b_bnc", hour),
+                _expr(
+                    "IF(SUM(b_dlv) + SUM(b_bnc) > 0, 100 * SUM(b_bnc) / (SUM(b_dlv) + SUM(b_bnc)), 0)",
+                    "bounce rate % (all customers)",
+                    "r_bounce",
+                ),
+            ],
+            region=region,
+            x=12,
+            y=y + 1,
+            y_label="%",
+            period=hour,
+        ),
+        _graph(
+            "Complaint rate (%, hourly)",
+            [
+                total(MetricName.EMAILS_DELIVERED, "c_dlv", hour),
+                total(MetricName.EMAILS_COMPLAINED, "c_cmp", hour),
+                _expr(
+                    "IF(SUM(c_dlv) > 0, 100 * SUM(c_cmp) / SUM(c_dlv), 0)",
+                    "complaint rate % (all customers)",
+                    "r_complaint",
+                ),
+            ],
+            region=region,
+            x=18,
+            y=y + 1,
+            y_label="%",
+            period=hour,
+        ),
+    ]
 
 
 def _metric(namespace: str, metric: str, dims: dict[str, str], **options: Any) -> list[Any]:
@@ -562,18 +632,67 @@ def customer_dashboard_body(
             width=8,
         ),
     ]
+    widgets += _customer_delivery_widgets(ns, cc, region=region, y=19)
     if alarm_arns:
         widgets.append(
             {
                 "type": "alarm",
                 "x": 0,
-                "y": 19,
+                "y": 25,
                 "width": 24,
                 "height": 4,
                 "properties": {"title": "Alarms", "alarms": sorted(alarm_arns)},
             }
         )
     return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
+
+
+def _customer_delivery_widgets(ns: str, cc: dict[str, str], *, region: str, y: int) -> list[Widget]:
+    """One customer's SES delivery outcomes and its bounce / complaint rates (as its rate alarms compute them)."""
+    hour = DELIVERY_RATE_PERIOD
+
+    def hourly(metric: MetricName, id_: str) -> list[Any]:
+        return _metric(ns, metric, cc, stat="Sum", period=hour, id=id_, visible=False)
+
+    return [
+        _graph(
+            "Email delivery",
+            [
+                _metric(ns, MetricName.EMAILS_SENT, cc, stat="Sum"),
+                _metric(ns, MetricName.EMAILS_DELIVERED, cc, stat="Sum"),
+                _metric(ns, MetricName.EMAILS_BOUNCED, cc, stat="Sum"),
+                _metric(ns, MetricName.EMAILS_COMPLAINED, cc, stat="Sum"),
+            ],
+            region=region,
+            x=0,
+            y=y,
+            width=12,
+        ),
+        _graph(
+            "Bounce and complaint rate (%, hourly)",
+            [
+                hourly(MetricName.EMAILS_DELIVERED, "dlv"),
+                hourly(MetricName.EMAILS_BOUNCED, "bnc"),
+                hourly(MetricName.EMAILS_COMPLAINED, "cmp"),
+                _expr(
+                    "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
+                    "bounce rate %",
+                    "r_bounce",
+                ),
+                _expr(
+                    "IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)",
+                    "complaint rate %",
+                    "r_complaint",
+                ),
+            ],
+            region=region,
+            x=12,
+            y=y,
+            width=12,
+            y_label="%",
+            period=hour,
+        ),
+    ]
 
 
 def searches_in_widget(widget: Widget) -> int:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from runtime.contract.dashboards import (
+    DELIVERY_RATE_PERIOD,
     MAX_BODY_BYTES,
     MAX_SEARCHES_PER_WIDGET,
     MAX_WIDGETS,
@@ -47,7 +48,13 @@ def test_runbook_widgets_come_first(overview: dict) -> None:
 
 def test_key_metrics_groups(overview: dict) -> None:
     headers = [w["properties"]["markdown"] for w in overview["widgets"] if w["type"] == "text"]
-    assert headers[1:] == ["## Trigger metrics", "## Processing metrics", "## Queue metrics", "## System health"]
+    assert headers[1:] == [
+        "## Trigger metrics",
+        "## Processing metrics",
+        "## Queue metrics",
+        "## System health",
+        "## Email delivery",
+    ]
     text = json.dumps(overview)
     for metric in (
         "OrphanedTriggers",
@@ -100,3 +107,53 @@ def test_customer_dashboard_shows_what_the_sweeper_repaired_and_could_not_sweep(
     [hygiene] = [w for w in body["widgets"] if w.get("properties", {}).get("title") == "Trigger hygiene"]
     shown = {row[1] for row in hygiene["properties"]["metrics"]}
     assert {MetricName.TRIGGERS_RECREATED, MetricName.SWEEP_ERRORS, MetricName.ORPHANED_TRIGGERS} <= shown
+
+
+def _widget(body: dict, title: str) -> dict:
+    [widget] = [w for w in body["widgets"] if w.get("properties", {}).get("title") == title]
+    return widget
+
+
+def test_overview_shows_delivery_outcomes_and_the_rates_the_alarms_use(overview: dict) -> None:
+    counts = json.dumps(_widget(overview, "Emails delivered / bounced")) + json.dumps(
+        _widget(overview, "Emails complained")
+    )
+    for metric in (MetricName.EMAILS_DELIVERED, MetricName.EMAILS_BOUNCED, MetricName.EMAILS_COMPLAINED):
+        assert f'MetricName=\\"{metric}\\"' in counts, metric
+    bounce = _widget(overview, "Bounce rate (%, hourly)")["properties"]
+    complaint = _widget(overview, "Complaint rate (%, hourly)")["properties"]
+    assert bounce["period"] == complaint["period"] == DELIVERY_RATE_PERIOD == 3600
+    assert _expressions(_widget(overview, "Bounce rate (%, hourly)"))[-1] == (
+        "IF(SUM(b_dlv) + SUM(b_bnc) > 0, 100 * SUM(b_bnc) / (SUM(b_dlv) + SUM(b_bnc)), 0)"
+    )
+    assert _expressions(_widget(overview, "Complaint rate (%, hourly)"))[-1] == (
+        "IF(SUM(c_dlv) > 0, 100 * SUM(c_cmp) / SUM(c_dlv), 0)"
+    )
+    # The searches behind a rate are hourly too, and hidden (only the rate is drawn).
+    hidden = [row[0] for row in bounce["metrics"] + complaint["metrics"] if row[0].get("visible") is False]
+    assert len(hidden) == 4 and all(", 3600)" in item["expression"] for item in hidden)
+
+
+def test_customer_dashboard_shows_its_delivery_outcomes_and_rates() -> None:
+    body = customer_dashboard_body(customer_code="hts", region="us-east-1", alarm_arns=["arn:a"])
+    delivery = _widget(body, "Email delivery")["properties"]
+    assert {row[1] for row in delivery["metrics"]} == {
+        MetricName.EMAILS_SENT,
+        MetricName.EMAILS_DELIVERED,
+        MetricName.EMAILS_BOUNCED,
+        MetricName.EMAILS_COMPLAINED,
+    }
+    assert all(row[2:4] == ["CustomerCode", "hts"] for row in delivery["metrics"])
+    rates = _widget(body, "Bounce and complaint rate (%, hourly)")["properties"]
+    hidden = {row[1]: row[-1] for row in rates["metrics"] if len(row) > 1}
+    assert set(hidden) == {MetricName.EMAILS_DELIVERED, MetricName.EMAILS_BOUNCED, MetricName.EMAILS_COMPLAINED}
+    assert all(options["period"] == DELIVERY_RATE_PERIOD and options["visible"] is False for options in hidden.values())
+    assert [row[0]["expression"] for row in rates["metrics"] if len(row) == 1] == [
+        "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
+        "IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)",
+    ]
+
+
+def test_customer_dashboard_widgets_do_not_overlap() -> None:
+    body = customer_dashboard_body(customer_code="hts", region="us-east-1", alarm_arns=["arn:a"])
+    test_widgets_do_not_overlap(body)
