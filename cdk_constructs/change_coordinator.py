@@ -9,8 +9,8 @@ definition, environment, security group) that adds its own queue and a one-task 
   (:class:`~cdk_constructs.metadata_bucket.MetadataBucket`).
 * Task role ``ttp-change-coordinator`` (``runtime.contract.names``). It may: consume only its queue;
   list the bucket; read ``archive/*`` and ``processing/*``; write ``archive/*`` **only conditionally**
-  (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); read and
-  conditionally write ``delivery/*`` (its delivery-event consumer is the only writer); create
+  (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); with delivery
+  events, read and conditionally write ``delivery/*`` (its delivery-event consumer is the only writer); create
   triggers under ``customers/*`` (fan-out repair); with meetings, assume the customers' contact-reader
   roles (``ttp-contact-reader-*``). It cannot delete anything, write ``processing/`` or touch ``drafts/``.
 * With ``delivery_event_accounts``: the SES delivery-events bus, rule and queue
@@ -284,23 +284,26 @@ class ChangeCoordinator(RuntimeTaskBase):
                 resources=[archive],
                 conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
             ),
-            # delivery/{code}/{id}.json: the delivery-event consumer (in this task) is its only writer, by
-            # compare-and-swap like the archive.
-            iam.PolicyStatement(sid="ReadDelivery", actions=["s3:GetObject"], resources=[delivery]),
-            iam.PolicyStatement(
-                sid="WriteDeliveryIfMatch",
-                actions=["s3:PutObject"],
-                resources=[delivery],
-                conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
-            ),
-            iam.PolicyStatement(
-                sid="CreateDeliveryIfNoneMatch",
-                actions=["s3:PutObject"],
-                resources=[delivery],
-                conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
-            ),
             iam.PolicyStatement(sid="CreateTriggers", actions=["s3:PutObject"], resources=[triggers]),
         ]
+        if self.delivery is not None:
+            statements += [
+                # delivery/{code}/{id}.json: the delivery-event consumer (in this task) is its only writer, by
+                # compare-and-swap like the archive.
+                iam.PolicyStatement(sid="ReadDelivery", actions=["s3:GetObject"], resources=[delivery]),
+                iam.PolicyStatement(
+                    sid="WriteDeliveryIfMatch",
+                    actions=["s3:PutObject"],
+                    resources=[delivery],
+                    conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
+                ),
+                iam.PolicyStatement(
+                    sid="CreateDeliveryIfNoneMatch",
+                    actions=["s3:PutObject"],
+                    resources=[delivery],
+                    conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
+                ),
+            ]
         contact_readers = f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"
         if props.meetings is not None:
             statements.append(
@@ -317,12 +320,13 @@ class ChangeCoordinator(RuntimeTaskBase):
             "DESIGN §1: the coordinator reads every change and every customer's processing object and folds "
             "results into any archive/{changeId}.json (compare-and-swap); object names are change ids.",
         )
-        acknowledge_wildcard_resources(
-            self.task_role,
-            [delivery],
-            "The coordinator's delivery-event consumer records every customer's per-recipient delivery status "
-            "in delivery/{code}/{changeId}.json (compare-and-swap only); it is the only writer of delivery/.",
-        )
+        if self.delivery is not None:
+            acknowledge_wildcard_resources(
+                self.task_role,
+                [delivery],
+                "The coordinator's delivery-event consumer records every customer's per-recipient delivery "
+                "status in delivery/{code}/{changeId}.json (compare-and-swap only); it is the only writer.",
+            )
         acknowledge_wildcard_resources(
             self.task_role,
             [triggers],

@@ -118,7 +118,8 @@ def test_one_service_runs_the_coordinator_command(bare: Template) -> None:
 
 def test_environment_is_exactly_the_coordinator_settings(bare: Template, monkeypatch: pytest.MonkeyPatch) -> None:
     env = _environment(bare)
-    assert set(env) == {env_var(name) for name in CoordinatorSettings.model_fields}
+    # Without delivery events the optional TTP_DELIVERY_QUEUE_URL stays unset (the consumer does not run).
+    assert set(env) == {env_var(name) for name in CoordinatorSettings.model_fields} - {env_var("delivery_queue_url")}
     assert "secrets" not in json.dumps(_container(bare)).lower()
     settings = settings_from(CoordinatorSettings, env, monkeypatch)
     assert settings.queue_url == names.coordinator_queue_url("eu-west-1", "123456789012")
@@ -197,7 +198,7 @@ def test_meetings_give_the_coordinator_graph_and_the_contact_readers(
     env = _environment(with_meetings)
     secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
     assert set(secrets) == {"TTP_GRAPH_CLIENT_SECRET"}
-    assert set(env) | set(secrets) == {
+    assert set(env) | set(secrets) | {env_var("delivery_queue_url")} == {
         env_var(n) for n in (*CoordinatorSettings.model_fields, *MeetingSettings.model_fields)
     }
     meeting = settings_from(MeetingSettings, env, monkeypatch, TTP_GRAPH_CLIENT_SECRET="x")
@@ -285,3 +286,74 @@ def test_config_counts_the_coordinators_routes() -> None:
 
     assert len(COORDINATOR_PREFIXES) == COORDINATOR_NOTIFICATION_CONFIGURATIONS
     assert COORDINATOR_EVENT_RULES == 1
+
+
+# --- SES delivery events (issue 13) ------------------------------------------------------------------------
+
+CUSTOMER_ACCOUNTS = ("444444444444", "333333333333", "444444444444")
+
+
+@pytest.fixture(scope="module")
+def with_delivery() -> Template:
+    stack, cluster = _stack()
+    ChangeCoordinator(
+        stack,
+        "Coordinator",
+        ChangeCoordinatorProps(
+            cluster=cluster,
+            bucket_name=BUCKET,
+            source_account=BUCKET_ACCOUNT,
+            image=IMAGE,
+            delivery_event_accounts=CUSTOMER_ACCOUNTS,
+        ),
+    )
+    return Template.from_stack(stack)
+
+
+def test_delivery_events_set_the_queue_url(with_delivery: Template, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _environment(with_delivery)
+    assert set(env) == {env_var(name) for name in CoordinatorSettings.model_fields}
+    settings = settings_from(CoordinatorSettings, env, monkeypatch)
+    assert settings.delivery_queue_url == (
+        f"https://sqs.eu-west-1.amazonaws.com/123456789012/{names.DELIVERY_EVENTS_QUEUE_NAME}"
+    )
+    with_delivery.has_resource_properties("AWS::SQS::Queue", {"QueueName": names.DELIVERY_EVENTS_QUEUE_NAME})
+    with_delivery.has_resource_properties("AWS::SQS::Queue", {"QueueName": names.DELIVERY_EVENTS_DLQ_NAME})
+
+
+def test_delivery_events_bus_admits_each_customer_account_once(with_delivery: Template) -> None:
+    ((_, policy),) = with_delivery.find_resources("AWS::Events::EventBusPolicy").items()
+    principals = policy["Properties"]["Statement"]["Principal"]["AWS"]
+    assert principals == ["arn:aws:iam::333333333333:root", "arn:aws:iam::444444444444:root"]
+
+
+def test_delivery_events_grant_delivery_objects_conditionally(with_delivery: Template) -> None:
+    granted = {s.get("Sid", "queue"): s for s in _task_role_statements(with_delivery)}
+    delivery = f"{BUCKET_ARN}/delivery/*"
+    assert (granted["ReadDelivery"]["Action"], granted["ReadDelivery"]["Resource"]) == ("s3:GetObject", delivery)
+    assert granted["WriteDeliveryIfMatch"]["Condition"] == {"Null": {"s3:if-match": "false"}}
+    assert granted["CreateDeliveryIfNoneMatch"]["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+    for sid in ("WriteDeliveryIfMatch", "CreateDeliveryIfNoneMatch"):
+        assert (granted[sid]["Action"], granted[sid]["Resource"]) == ("s3:PutObject", delivery)
+    queues = {
+        q["Properties"]["QueueName"]: lid for lid, q in with_delivery.find_resources("AWS::SQS::Queue").items()
+    }
+    consumed = [s for s in _task_role_statements(with_delivery) if "sqs:ReceiveMessage" in as_list(s["Action"])]
+    delivery_queue = {"Fn::GetAtt": [queues[names.DELIVERY_EVENTS_QUEUE_NAME], "Arn"]}
+    assert any(delivery_queue in as_list(s["Resource"]) for s in consumed)
+
+
+def test_delivery_event_accounts_must_be_account_ids() -> None:
+    stack, cluster = _stack()
+    with pytest.raises(ValueError, match=r"customer_accounts: 'acme' is not a 12-digit account id"):
+        ChangeCoordinator(
+            stack,
+            "Coordinator",
+            ChangeCoordinatorProps(
+                cluster=cluster,
+                bucket_name=BUCKET,
+                source_account=BUCKET_ACCOUNT,
+                image=IMAGE,
+                delivery_event_accounts=("acme",),
+            ),
+        )

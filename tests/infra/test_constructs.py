@@ -120,7 +120,7 @@ def test_processor_in_a_foreign_app(standalone: dict[str, Template]) -> None:
         "AWS::CloudWatch::Alarm", {"Properties": {"AlarmName": Match.string_like_regexp("ttp-acme-.*")}}
     )
     with_actions = [a for a in alarms.values() if a["Properties"].get("AlarmActions")]
-    assert len(alarms) == 13 and len(with_actions) == 5
+    assert len(alarms) == 17 and len(with_actions) == 7
     work.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "ttp-customer-acme"})
     work.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "TransientTriggerMonitoring"})
 

@@ -300,3 +300,40 @@ def test_archive_writes_may_ask_only_for_sse_s3(world: World) -> None:
     for other in ("aws:kms", "aws:kms:dsse"):
         assert not world.may(c, "s3:PutObject", key, IF_MATCH | {f"{ENCRYPTION}={other}"})
         assert world.bucket_denies_anyone("s3:PutObject", key, IF_NONE_MATCH | {f"{ENCRYPTION}={other}"})
+
+
+# --- delivery/ (issue 13): the coordinator's delivery-event consumer is its only writer ----------------
+
+
+def test_coordinator_reads_delivery_and_writes_it_only_conditionally(world: World) -> None:
+    c = names.COORDINATOR_ROLE_NAME
+    for code in ("hts", B_CODE):
+        key = f"delivery/{code}/{CHANGE}"
+        assert world.may(c, "s3:GetObject", key)
+        assert not world.may(c, "s3:PutObject", key)  # unconditional: refused
+        assert world.may(c, "s3:PutObject", key, IF_MATCH)
+        assert world.may(c, "s3:PutObject", key, IF_NONE_MATCH)
+        assert not world.may(c, "s3:DeleteObject", key)
+
+
+def test_processors_and_the_sweeper_cannot_touch_delivery(world: World) -> None:
+    s = names.SWEEPER_ROLE_NAME
+    for code in ("hts", B_CODE):
+        key = f"delivery/{code}/{CHANGE}"
+        for action, headers in (
+            ("s3:GetObject", frozenset()),
+            ("s3:PutObject", IF_MATCH),
+            ("s3:PutObject", IF_NONE_MATCH),
+            ("s3:DeleteObject", frozenset()),
+        ):
+            assert not world.may(A, action, key, headers), (action, key)
+            assert world.bucket_denies(A, action, key, headers), (action, key)  # even its own customer's
+            assert not world.may(s, action, key, headers), (action, key)
+
+
+def test_delivery_writes_are_compare_and_swap_only_for_everyone(world: World) -> None:
+    key = f"delivery/hts/{CHANGE}"
+    assert world.bucket_denies(names.COORDINATOR_ROLE_NAME, "s3:PutObject", key)
+    assert world.bucket_denies_anyone("s3:PutObject", key)
+    for headers in (IF_MATCH, IF_NONE_MATCH):
+        assert not world.bucket_denies_anyone("s3:PutObject", key, headers)
