@@ -141,8 +141,7 @@ class EventQueue(Construct):
             conditions = {
                 "StringEquals": {"aws:SourceAccount": source_account},
                 "ArnEquals": {
-                    "aws:SourceArn": f"arn:{partition}:events:{stack.region}:{source_account}:rule/"
-                    f"{_rule_path(spec)}"
+                    "aws:SourceArn": f"arn:{partition}:events:{stack.region}:{source_account}:rule/{_rule_path(spec)}"
                 },
             }
         else:

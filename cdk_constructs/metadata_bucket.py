@@ -20,13 +20,14 @@
   ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
   (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
   coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
-  only conditionally (``If-Match`` / ``If-None-Match``), reads and conditionally writes ``delivery/*`` (its
-  delivery-event consumer is the only writer; processors and the sweeper have no access) and creates triggers. The sweeper
-  (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and ``processing/*``, deletes and tags
-  triggers, and creates a missing trigger only with ``If-None-Match`` (never an overwrite).
-* Explicit denies for every principal, whatever its IAM policy: a PUT to ``archive/`` or ``processing/``
-  or ``delivery/`` without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without ``If-Match``, and an
-  archive PUT asking for an encryption other than SSE-S3 (``AES256``).
+  only conditionally (``If-Match`` / ``If-None-Match``), reads and conditionally writes ``delivery/*``
+  (its delivery-event consumer is the only writer; processors and the sweeper have no access) and
+  creates triggers. The sweeper (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and
+  ``processing/*``, deletes and tags triggers, and creates a missing trigger only with
+  ``If-None-Match`` (never an overwrite).
+* Explicit denies for every principal, whatever its IAM policy: a PUT to ``archive/``, ``processing/``
+  or ``delivery/`` without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without
+  ``If-Match``, and an archive PUT asking for an encryption other than SSE-S3 (``AES256``).
 """
 
 from __future__ import annotations

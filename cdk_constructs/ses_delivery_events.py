@@ -106,7 +106,9 @@ class SesDeliveryEvents(Construct):
             return
         region = props.governance_region or stack.region
         target_bus = names.delivery_events_bus_arn(region, props.governance_account, stack.partition)
-        rule_arn = f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{names.DELIVERY_FORWARD_RULE_NAME}"
+        rule_arn = (
+            f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{names.DELIVERY_FORWARD_RULE_NAME}"
+        )
         self.forward_role = iam.Role(
             self,
             "ForwardRole",

@@ -1,6 +1,6 @@
 """StorageStack (management account): the metadata bucket and the routing of its object events
-(``customers/{code}/`` to each customer's queue but those ``offboarding``, ``archive/``, ``processing/`` and ``delivery/`` to the
-change coordinator's)."""
+(``customers/{code}/`` to each customer's queue but those ``offboarding``, ``archive/``, ``processing/``
+and ``delivery/`` to the change coordinator's)."""
 
 from __future__ import annotations
 

@@ -335,9 +335,7 @@ def test_delivery_events_grant_delivery_objects_conditionally(with_delivery: Tem
     assert granted["CreateDeliveryIfNoneMatch"]["Condition"] == {"Null": {"s3:if-none-match": "false"}}
     for sid in ("WriteDeliveryIfMatch", "CreateDeliveryIfNoneMatch"):
         assert (granted[sid]["Action"], granted[sid]["Resource"]) == ("s3:PutObject", delivery)
-    queues = {
-        q["Properties"]["QueueName"]: lid for lid, q in with_delivery.find_resources("AWS::SQS::Queue").items()
-    }
+    queues = {q["Properties"]["QueueName"]: lid for lid, q in with_delivery.find_resources("AWS::SQS::Queue").items()}
     consumed = [s for s in _task_role_statements(with_delivery) if "sqs:ReceiveMessage" in as_list(s["Action"])]
     delivery_queue = {"Fn::GetAtt": [queues[names.DELIVERY_EVENTS_QUEUE_NAME], "Arn"]}
     assert any(delivery_queue in as_list(s["Resource"]) for s in consumed)

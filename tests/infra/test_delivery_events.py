@@ -198,7 +198,10 @@ def test_the_delivery_rule_feeds_the_queue_with_the_customer_accounts_ses_events
     rule = rules[names.DELIVERY_EVENTS_RULE_NAME]
     (bus_id,) = sample.resources(PLATFORM_STACK, "AWS::Events::EventBus")
     assert rule["EventBusName"] == {"Ref": bus_id}
-    assert rule["EventPattern"] == {"source": ["aws.ses"], "account": sorted({c.account for c in sample.config.customers})}
+    assert rule["EventPattern"] == {
+        "source": ["aws.ses"],
+        "account": sorted({c.account for c in sample.config.customers}),
+    }
     (target,) = rule["Targets"]
     queue_id = target["Arn"]["Fn::GetAtt"][0]
     assert sample.templates[PLATFORM_STACK]["Resources"][queue_id]["Properties"]["QueueName"] == (
@@ -221,7 +224,10 @@ def test_the_delivery_queue_has_a_dlq_a_rotated_key_and_ssl_only(sample: Synth) 
     assert dlq["KmsMasterKeyId"]["Fn::GetAtt"][0] == key_id
     assert sample.templates[PLATFORM_STACK]["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
     aliases = [a["Properties"] for a in sample.resources(PLATFORM_STACK, "AWS::KMS::Alias").values()]
-    assert {"AliasName": f"alias/ttp/{names.DELIVERY_EVENTS_QUEUE_NAME}", "TargetKeyId": {"Fn::GetAtt": [key_id, "Arn"]}} in aliases
+    assert {
+        "AliasName": f"alias/ttp/{names.DELIVERY_EVENTS_QUEUE_NAME}",
+        "TargetKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+    } in aliases
     policies = {
         p["Properties"]["Queues"][0]["Ref"]: statements(p)
         for p in sample.resources(PLATFORM_STACK, "AWS::SQS::QueuePolicy").values()
@@ -233,9 +239,7 @@ def test_the_delivery_queue_has_a_dlq_a_rotated_key_and_ssl_only(sample: Synth) 
         )
     (send,) = [s for s in policies[queue_id] if s["Effect"] == "Allow"]
     assert send["Principal"] == {"Service": "events.amazonaws.com"} and send["Action"] == "sqs:SendMessage"
-    rule_arn = (
-        f"arn:aws:events:{REGION}:{GOV}:rule/{names.DELIVERY_EVENTS_BUS_NAME}/{names.DELIVERY_EVENTS_RULE_NAME}"
-    )
+    rule_arn = f"arn:aws:events:{REGION}:{GOV}:rule/{names.DELIVERY_EVENTS_BUS_NAME}/{names.DELIVERY_EVENTS_RULE_NAME}"
     assert send["Condition"] == {"StringEquals": {"aws:SourceAccount": GOV}, "ArnEquals": {"aws:SourceArn": rule_arn}}
 
 
@@ -366,6 +370,10 @@ def test_an_ses_region_other_than_the_stacks_is_refused_with_the_fix() -> None:
 
 def test_two_customers_may_not_share_one_configuration_set_in_one_account() -> None:
     raw = _raw(configuration_set="shared")
-    raw["customers"][1] = {**raw["customers"][1], "configuration_set": "shared", "account": raw["customers"][0]["account"]}
+    raw["customers"][1] = {
+        **raw["customers"][1],
+        "configuration_set": "shared",
+        "account": raw["customers"][0]["account"],
+    }
     with pytest.raises(ConfigError, match="name the same configuration_set 'shared'"):
         parse_config(raw)

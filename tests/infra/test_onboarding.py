@@ -1,7 +1,8 @@
 """Onboarding one more customer changes exactly what it should, across all stacks.
 
 S3 routing: one new CustomerStack and CustomerAccountStack, one more bucket notification, one more
-queue in the sweeper's TTP_CUSTOMER_QUEUES; every other template is byte-for-byte unchanged.
+queue in the sweeper's TTP_CUSTOMER_QUEUES and (a new account) one more account admitted by the
+delivery-events bus and matched by its rule; every other template is byte-for-byte unchanged.
 EventBridge routing with meetings: one more rule instead of a notification, and (inherent in the
 runtime's contract) every processor's TTP_CALENDAR_CONTACT_ROLES gains the new contact-reader role.
 """
@@ -59,7 +60,24 @@ def _without_sweeper_queues(template: dict[str, Any]) -> dict[str, Any]:
             for item in resource["Properties"]["ContainerDefinitions"][0]["Environment"]:
                 if item["Name"] in ("TTP_CUSTOMER_QUEUES", "TTP_CALENDAR_CONTACT_ROLES"):
                     item["Value"] = "<one entry per customer>"
+        # The delivery-events bus admits, and its rule matches, one entry per customer account.
+        if resource["Type"] == "AWS::Events::EventBusPolicy":
+            resource["Properties"]["Statement"]["Principal"]["AWS"] = "<one entry per customer account>"
+        if resource["Type"] == "AWS::Events::Rule" and "account" in resource["Properties"].get("EventPattern", {}):
+            resource["Properties"]["EventPattern"]["account"] = "<one entry per customer account>"
     return template
+
+
+def _delivery_accounts(synth: Synth) -> tuple[list[str], list[str]]:
+    """(accounts the delivery-events bus admits, accounts its rule matches)."""
+    policy = synth.only(PLATFORM_STACK, "AWS::Events::EventBusPolicy")["Properties"]["Statement"]
+    admitted = [arn.split(":")[4] for arn in policy["Principal"]["AWS"]]
+    (rule,) = [
+        r["Properties"]
+        for r in synth.resources(PLATFORM_STACK, "AWS::Events::Rule").values()
+        if r["Properties"].get("Name") == names.DELIVERY_EVENTS_RULE_NAME
+    ]
+    return admitted, rule["EventPattern"]["account"]
 
 
 def _assert_common_changes(before: Synth, after: Synth) -> None:
@@ -67,6 +85,11 @@ def _assert_common_changes(before: Synth, after: Synth) -> None:
     assert new_stacks == {customer_stack_name("newco"), customer_account_stack_name("newco")}
     assert set(before.templates) <= set(after.templates)
     assert _sweeper_queues(after) == {**_sweeper_queues(before), "newco": names.queue_url(REGION, GOV, "newco")}
+    old_admitted, old_matched = _delivery_accounts(before)
+    assert _delivery_accounts(after) == (
+        sorted([*old_admitted, NEW["account"]]),
+        sorted([*old_matched, NEW["account"]]),
+    )
     assert _without_sweeper_queues(after.templates[PLATFORM_STACK]) == _without_sweeper_queues(
         before.templates[PLATFORM_STACK]
     )

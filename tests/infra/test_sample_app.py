@@ -119,7 +119,7 @@ def test_one_notification_per_customer_prefix_to_its_queue(sample: Synth) -> Non
             "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": prefix}, {"Name": "suffix", "Value": ".json"}]}},
             "Queue": names.coordinator_queue_arn(REGION, GOV),
         }
-        for prefix in ("archive/", "processing/")
+        for prefix in ("archive/", "processing/", "delivery/")
     ]
     assert not sample.resources(STORAGE_STACK, "AWS::Events::Rule")
     assert not sample.resources(STORAGE_STACK, "AWS::Lambda::Function"), "notifications must not need a custom resource"
@@ -156,6 +156,9 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "CoordinatorReadArchiveAndProcessing",
         "CoordinatorWriteArchiveIfMatch",
         "CoordinatorCreateArchiveIfNoneMatch",
+        "CoordinatorReadDelivery",
+        "CoordinatorWriteDeliveryIfMatch",
+        "CoordinatorCreateDeliveryIfNoneMatch",
         "CoordinatorCreateTriggers",
     }
     processors = {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"}
@@ -480,6 +483,11 @@ EXPECTED_ALARMS = [
     ),
     ("processing-duration-info", "info", 300, {"ProcessingDuration"}, "GreaterThanThreshold"),
     ("dlq-messages-critical", "critical", 0, {"ApproximateNumberOfMessagesVisible"}, "GreaterThanThreshold"),
+    # Issue 13: SES review levels (bounce 5 %, complaint 0.1 %) and earlier warnings.
+    ("bounce-rate-critical", "critical", 5, {"EmailsBounced", "EmailsDelivered"}, "GreaterThanThreshold"),
+    ("bounce-rate-warning", "warning", 2, {"EmailsBounced", "EmailsDelivered"}, "GreaterThanThreshold"),
+    ("complaint-rate-critical", "critical", 0.1, {"EmailsComplained", "EmailsDelivered"}, "GreaterThanThreshold"),
+    ("complaint-rate-warning", "warning", 0.05, {"EmailsComplained", "EmailsDelivered"}, "GreaterThanThreshold"),
 ]
 
 
@@ -576,8 +584,12 @@ def test_sender_role_trusts_only_its_processor_with_external_id(sample: Synth, c
     stack = customer_account_stack_name(code)
     customer = sample.config.customer(code)
     roles = sample.resources(stack, "AWS::IAM::Role")
-    assert len(roles) == 1  # no contact-reader role without meetings
     role_id, role = role_named(sample, stack, names.sender_role_name(code))
+    # No contact-reader role without meetings; the other role is the forwarding rule's (EventBridge only).
+    others = [r for lid, r in roles.items() if lid != role_id]
+    assert [r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] for r in others] == [
+        {"Service": "events.amazonaws.com"}
+    ]
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {
             "Action": "sts:AssumeRole",
@@ -597,7 +609,15 @@ def test_sender_role_trusts_only_its_processor_with_external_id(sample: Synth, c
             "Action": ["ses:SendEmail", "ses:SendRawEmail"],
             "Condition": {"StringEquals": {"ses:FromAddress": customer.sender_address}},
             "Effect": "Allow",
-            "Resource": sorted([f"{ses}:identity/{customer.sender_address}", f"{ses}:identity/{domain}", contact_list]),
+            # Exactly the configuration set the worker sends with (issue 13).
+            "Resource": sorted(
+                [
+                    f"{ses}:identity/{customer.sender_address}",
+                    f"{ses}:identity/{domain}",
+                    contact_list,
+                    f"{ses}:configuration-set/{names.configuration_set_name(code)}",
+                ]
+            ),
             "Sid": "SendFromOwnIdentity",
         },
         {
@@ -668,7 +688,11 @@ def test_sweeper_task_schedule_and_environment(sample: Synth, monkeypatch: pytes
     assert json.loads(env["TTP_CUSTOMER_QUEUES"]) == {code: names.queue_url(REGION, GOV, code) for code in CODES}
     assert env["TTP_BUCKET_NAME"] == BUCKET
     assert env["TTP_CLUSTER_NAME"] == {"Ref": next(iter(sample.resources(PLATFORM_STACK, "AWS::ECS::Cluster")))}
-    rule = sample.only(PLATFORM_STACK, "AWS::Events::Rule")["Properties"]
+    (rule,) = [
+        r["Properties"]
+        for r in sample.resources(PLATFORM_STACK, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
     assert rule["ScheduleExpression"] == "rate(5 minutes)"
     ecs_target = rule["Targets"][0]["EcsParameters"]
     assert ecs_target["LaunchType"] == "FARGATE"

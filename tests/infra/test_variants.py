@@ -181,7 +181,11 @@ def test_eventbridge_mode_routes_archive_and_processing_to_the_coordinator(
     ]
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"]["object"]["key"] == [{"wildcard": "archive/*.json"}, {"wildcard": "processing/*.json"}]
+    assert pattern["detail"]["object"]["key"] == [
+        {"wildcard": "archive/*.json"},
+        {"wildcard": "processing/*.json"},
+        {"wildcard": "delivery/*.json"},
+    ]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": next(iter(_bucket_ids(synth)))}]
     (target,) = rule["Targets"]
     assert target["Arn"] == names.coordinator_queue_arn(REGION, gov)
@@ -331,6 +335,10 @@ def test_existing_vpc_is_used_not_created(single_byo: Synth) -> None:
     assert subnets == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
     group = single_byo.only(customer_stack_name("hts"), "AWS::EC2::SecurityGroup")["Properties"]
     assert group["VpcId"] == "vpc-0123456789abcdef0"
-    sweeper_rule = single_byo.only(PLATFORM_STACK, "AWS::Events::Rule")["Properties"]
+    (sweeper_rule,) = [
+        r["Properties"]
+        for r in single_byo.resources(PLATFORM_STACK, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
     network = sweeper_rule["Targets"][0]["EcsParameters"]["NetworkConfiguration"]["AwsVpcConfiguration"]
     assert network["Subnets"] == subnets
