@@ -291,10 +291,11 @@ class CustomerAlarms(Construct):
         )
         hour = _duration(DELIVERY_RATE_PERIOD.to_seconds())
         not_breaching = cloudwatch.TreatMissingData.NOT_BREACHING
-        for severity, percent in (
+        bounce_levels: tuple[tuple[Severity, float], ...] = (
             ("critical", t.bounce_rate_critical_percent),
             ("warning", t.bounce_rate_warning_percent),
-        ):
+        )
+        for severity, percent in bounce_levels:
             self._alarm(
                 f"bounce-rate-{severity}",
                 severity,
@@ -304,10 +305,11 @@ class CustomerAlarms(Construct):
                 f"(SES reviews an account at {_number(t.bounce_rate_critical_percent)}%)",
                 not_breaching,
             )
-        for severity, percent in (
+        complaint_levels: tuple[tuple[Severity, float], ...] = (
             ("critical", t.complaint_rate_critical_percent),
             ("warning", t.complaint_rate_warning_percent),
-        ):
+        )
+        for severity, percent in complaint_levels:
             self._alarm(
                 f"complaint-rate-{severity}",
                 severity,
