@@ -116,6 +116,7 @@ EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
 VPC_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
+CONFIGURATION_SET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 PATTERN_HINTS = {
     ACCOUNT_PATTERN: "must be a 12-digit AWS account id, e.g. '222222222222'",
     REGION_PATTERN: "must be an AWS region name, e.g. 'us-east-1'",
@@ -124,6 +125,7 @@ PATTERN_HINTS = {
     BUCKET_PATTERN: "must be a valid S3 bucket name (3-63 lower-case letters, digits, '.', '-')",
     SUBNET_PATTERN: "must be a subnet id, e.g. 'subnet-0123456789abcdef0'",
     VPC_PATTERN: "must be a VPC id, e.g. 'vpc-0123456789abcdef0'",
+    CONFIGURATION_SET_PATTERN: "must be an SES configuration set name: 1-64 letters, digits, '-' or '_'",
 }
 
 AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
@@ -174,7 +176,10 @@ class Customer(_Model):
     scale_to_zero: bool = Field(False, description="Run no task while the queue is empty (min_tasks must be 0).")
     ses_region: Region | None = Field(None, description="Region of the customer's SES (default: accounts.region).")
     configuration_set: str | None = Field(
-        None, min_length=1, max_length=64, description="SES configuration set, if any."
+        None,
+        pattern=CONFIGURATION_SET_PATTERN,
+        description="The customer's own SES configuration set: the worker sends with it and the platform adds its "
+        "event destination (default: the platform creates ttp-<code>).",
     )
     cpu: int = Field(defaults.TASK_CPU, description="Fargate CPU units of the processor task.")
     memory_mib: int = Field(defaults.TASK_MEMORY_MIB, description="Fargate memory (MiB) of the processor task.")

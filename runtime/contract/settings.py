@@ -132,12 +132,6 @@ class SenderSettings(BucketSettings):
     )
     sender_external_id: ExternalId = Field(description="ExternalId required by the sender role's trust policy.")
     ses_region: str | None = Field(None, description="Region of the customer's SES (default: AWS_REGION).")
-    configuration_set: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        description="SES configuration set every email is sent with (its events reach the delivery-events queue).",
-    )
     from_address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", description="Verified SES sender address.")
     contact_list_name: str = Field(
         DEFAULT_CONTACT_LIST_NAME, min_length=1, description="SES contact list in the customer account."
@@ -156,6 +150,14 @@ class SenderSettings(BucketSettings):
         ge=0,
         le=3600,
         description="How long a worker reuses a topic's subscriber list read from SES (0: read it per trigger).",
+    )
+    configuration_set: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="SES configuration set every email is sent with (its event destination publishes the "
+        "delivery events); unset: emails are sent without one.",
     )
 
 

@@ -377,3 +377,9 @@ def test_two_customers_may_not_share_one_configuration_set_in_one_account() -> N
     }
     with pytest.raises(ConfigError, match="name the same configuration_set 'shared'"):
         parse_config(raw)
+
+
+def test_a_configuration_set_name_ses_would_refuse_is_refused_with_the_rule() -> None:
+    with pytest.raises(ConfigError, match=r"'my\.set' must be an SES configuration set name"):
+        parse_config(_raw(configuration_set="my.set"))
+    assert parse_config(_raw(configuration_set="My_set-1")).customers[0].configuration_set == "My_set-1"
