@@ -17,8 +17,9 @@ from the delivery object, else from the counts folded into the archive; with ``r
 address's last event. Bounces and complaints are outcomes, not missing work: they never make a change
 incomplete.
 
-Read-only: one GET of the archive and two per listed customer (processing and delivery objects). A missing or invalid archive is
-reported (``failed``), not raised; an invalid processing object is a finding naming its key.
+Read-only: one GET of the archive and two per listed customer (processing and delivery objects). A
+missing or invalid archive is reported (``failed``), not raised; an invalid processing or delivery object
+is a finding naming its key.
 """
 
 from __future__ import annotations

@@ -316,7 +316,9 @@ def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Pl
         )
         process = build_coordinator(settings, boto3.session.Session(region_name=platform.box.region))
         assert isinstance(process, CoordinatorProcess) and len(process.workers) == 2
-        sqs.send_message(QueueUrl=delivery_queue, MessageBody=json.dumps(ses_event("Delivery", change_id, ["a@x.example"])))
+        sqs.send_message(
+            QueueUrl=delivery_queue, MessageBody=json.dumps(ses_event("Delivery", change_id, ["a@x.example"]))
+        )
         sqs.send_message(QueueUrl=delivery_queue, MessageBody=json.dumps(ses_event("Open", change_id, ["a@x.example"])))
         runner = threading.Thread(target=process.run, daemon=True)
         runner.start()
