@@ -340,3 +340,49 @@ def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Pl
         platform.s3.put_bucket_notification_configuration(
             Bucket=platform.bucket, NotificationConfiguration={"QueueConfigurations": []}
         )
+
+
+def test_a_subscription_event_without_an_opt_out_records_nothing(platform: Platform, change_id: str) -> None:
+    event = ses_event("Subscription", change_id, ["a@x.example"])
+    event["detail"]["subscription"]["newTopicPreferences"] = {
+        "unsubscribeAll": False,
+        "topicSubscriptionStatus": [{"topicName": "change-notifications", "subscriptionStatus": "OptIn"}],
+    }
+    assert handle(consumer(platform), event).outcome is Outcome.ALREADY_RECORDED
+    opted_out = ses_event("Subscription", change_id, ["a@x.example"])
+    opted_out["detail"]["subscription"]["newTopicPreferences"] = {
+        "unsubscribeAll": False,
+        "topicSubscriptionStatus": [{"topicName": "change-notifications", "subscriptionStatus": "OptOut"}],
+    }
+    assert handle(consumer(platform), opted_out).outcome is Outcome.PROCESSED
+    assert delivery_doc(platform, change_id)["revisions"]["1"]["a@x.example"]["status"] == "unsubscribed"
+
+
+class _StubWorker:
+    def __init__(self, queue_url: str, fail: bool = False) -> None:
+        self.queue_url = queue_url
+        self.fail = fail
+        self.stopping = threading.Event()
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        if self.fail:
+            raise RuntimeError("receive loop broke")
+        self.stopping.wait(10)
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+
+def test_a_failing_worker_stops_the_other_and_the_error_surfaces() -> None:
+    healthy, broken = _StubWorker("q-coordinator"), _StubWorker("q-delivery", fail=True)
+    process = CoordinatorProcess([healthy, broken])  # type: ignore[list-item]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="receive loop broke"):
+        process.run()
+    assert healthy.stopping.is_set() and time.monotonic() - started < 5
+
+
+def test_without_a_delivery_queue_the_coordinator_runs_one_worker(platform: Platform) -> None:
+    settings = CoordinatorSettings(bucket_name=platform.bucket, queue_url=platform.box.coordinator.queue_url)
+    process = build_coordinator(settings, boto3.session.Session(region_name=platform.box.region))
+    assert [w.queue_url for w in process.workers] == [platform.box.coordinator.queue_url]
