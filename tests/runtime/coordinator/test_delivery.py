@@ -295,3 +295,21 @@ def test_without_a_delivery_queue_the_coordinator_runs_one_worker(platform: Plat
     settings = CoordinatorSettings(bucket_name=platform.bucket, queue_url=platform.box.coordinator.queue_url)
     process = build_coordinator(settings, boto3.session.Session(region_name=platform.box.region))
     assert [w.queue_url for w in process.workers] == [platform.box.coordinator.queue_url]
+
+
+def test_the_coordinator_refuses_bad_delivery_objects_and_keys(platform: Platform, change_id: str) -> None:
+    coordinator = make_handler(platform)
+    (unsafe,) = coordinator(s3_event(platform.bucket, "delivery/hts/../x.json"), "owner", None)
+    assert unsafe.outcome is Outcome.POISON and "unsafe key" in unsafe.reason
+    key = keys.delivery_key("hts", change_id)
+    (absent,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert absent.outcome is Outcome.ALREADY_RECORDED
+    platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=b'{"customer_code": "hts"}')
+    (invalid,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert invalid.outcome is Outcome.PERMANENT_ERROR and "not a valid delivery document" in invalid.reason
+    refused = handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
+    assert refused.outcome is Outcome.PERMANENT_ERROR  # the consumer never overwrites an invalid object
+    platform.s3.delete_object(Bucket=platform.bucket, Key=key)
+    handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
+    (no_archive,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert no_archive.outcome is Outcome.ALREADY_RECORDED and "no archive" in no_archive.reason
