@@ -120,6 +120,8 @@ def test_concurrent_events_of_one_change_all_land(platform: Platform, change_id:
         (lambda e: e["detail"]["mail"].pop("tags"), "tags is missing"),
         (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["../x"]}), "invalid email tag"),
         (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_REVISION: ["one"]}), "not a revision number"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CHANGE_ID: ["_Q0hHLjE"]}), "invalid email tag"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["hts", "x"]}), "not one value"),
         (lambda e: e.update(account="not-an-account"), "not an AWS account id"),
         (lambda e: e["detail"]["bounce"].update(bouncedRecipients=[]), "bouncedRecipients is missing or empty"),
         (lambda e: e["detail"]["bounce"].update(timestamp="yesterday"), "not an ISO 8601 time"),
