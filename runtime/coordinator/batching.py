@@ -1,10 +1,11 @@
-"""One write per object at a time, many messages per write: the batching of the delivery consumer.
+"""One write per object at a time, many messages per write: the coordinator's batching (the results'
+fold, :class:`runtime.coordinator.folding.FoldBatcher`; the delivery consumer and the delivery fold).
 
-The same scheme as :class:`runtime.coordinator.folding.FoldBatcher`, for any object and any items:
-the first caller for a key opens a batch and lingers ``linger_seconds`` while the other handler threads
-(up to the worker's ``max_concurrency``) add their items; then the leader applies the whole batch with
-one ``write`` and every caller gets that outcome. While one batch of a key is written, the next keeps
-collecting, so the process's own compare-and-swap writes of one object never race each other.
+For any object and any items: the first caller for a key opens a batch and lingers ``linger_seconds``
+while the other handler threads (up to the worker's ``max_concurrency``) add their items; then the
+leader applies the whole batch with one ``write`` and every caller gets that outcome. While one batch
+of a key is written, the next keeps collecting, so the process's own compare-and-swap writes of one
+object never race each other.
 """
 
 from __future__ import annotations
@@ -33,12 +34,18 @@ class _Batch(Generic[I, O]):
 
 class KeyedBatcher(Generic[K, I, O]):
     """Thread-safe. ``write(key, items)`` applies one batch (it may raise: the leader gets the error,
-    the other callers :class:`BatchFailed`)."""
+    the other callers ``failure``, a :class:`BatchFailed`)."""
 
     def __init__(
-        self, write: Callable[[K, list[I]], O], linger_seconds: float, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        write: Callable[[K, list[I]], O],
+        linger_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        failure: type[BatchFailed] = BatchFailed,
     ) -> None:
         self._write = write
+        self._failure = failure
         self.linger_seconds = linger_seconds
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -57,7 +64,7 @@ class KeyedBatcher(Generic[K, I, O]):
         if not leader:
             batch.done.wait()
             if batch.error is not None:
-                raise BatchFailed(f"the batch of {key!r} failed: {batch.error}") from batch.error
+                raise self._failure(f"the batch of {key!r} failed: {batch.error}") from batch.error
             assert batch.outcome is not None
             return batch.outcome
         try:
