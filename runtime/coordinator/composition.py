@@ -9,6 +9,7 @@ from runtime.archive.store import ArchiveStore
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, load
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
+from runtime.pipeline.composition import task_integration
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory
 
@@ -54,4 +55,5 @@ def build_coordinator(settings: CoordinatorSettings, session: boto3.session.Sess
         receive_wait_seconds=settings.receive_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         drain_seconds=settings.drain_seconds,
+        **task_integration(),
     )

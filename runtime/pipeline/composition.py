@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import boto3
 
 from runtime import aws
 from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.archive.triggers import TriggerStore
+from runtime.contract.names import LIVENESS_FILE
 from runtime.contract.settings import SenderSettings, WorkerSettings
 from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
+from runtime.pipeline.task_protection import ScaleInProtection, TaskProtectionClient
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.metrics import MetricsFactory
 
@@ -59,4 +64,15 @@ def build_worker(settings: WorkerSettings, session: boto3.session.Session | None
         receive_wait_seconds=settings.receive_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         drain_seconds=settings.drain_seconds,
+        **task_integration(),
     )
+
+
+def task_integration() -> dict[str, Any]:
+    """The :class:`Worker` arguments of a service task, for the processor and the coordinator alike: the
+    liveness record the container health check reads, and scale-in protection through the ECS agent
+    (a no-op where ``ECS_AGENT_URI`` is not set)."""
+    return {
+        "liveness_path": Path(LIVENESS_FILE),
+        "protection": ScaleInProtection(TaskProtectionClient.from_environment()),
+    }
