@@ -17,6 +17,13 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
 * the container environment: exactly the fields of the runtime's settings models
   (``runtime.contract.settings``) as ``TTP_*`` (:func:`cdk_support.environment.settings_environment`),
   the :class:`~runtime.contract.settings.BucketSettings` fields taken from the props;
+* an init process in the container (``initProcessEnabled``): it forwards signals to ``python`` and reaps
+  children, so the runtime never runs as PID 1 (which the kernel spares SIGTERM's default action);
+* for a long-running service (``RuntimeTaskSpec.long_running``, not the one-shot sweeper): a container
+  health check, ``python -m runtime healthcheck``, that fails when the worker's receive loop has stopped
+  iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace; and the task
+  role's permission for the ECS agent's task scale-in protection endpoint
+  (:mod:`runtime.pipeline.task_protection`);
 * a security group without ingress and with HTTPS egress only;
 * the cdk-nag acknowledgements every such task needs (non-secret environment, ECR's ``*``).
 """
@@ -68,6 +75,19 @@ def runtime_image(
         exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"],
         platform=IMAGE_PLATFORMS[cpu_architecture],
     )
+
+
+HEALTH_CHECK_INTERVAL = Duration.seconds(30)
+"""How often ECS runs the health check (the ECS default)."""
+HEALTH_CHECK_TIMEOUT = Duration.seconds(5)
+"""One check reads one small file (well under a second); slower means the container is starved."""
+HEALTH_CHECK_RETRIES = 3
+"""Failed checks in a row before the container is UNHEALTHY: a stuck loop is replaced about
+``LIVENESS_MARGIN_SECONDS`` + receive wait + 3 × 30 s after its last iteration."""
+HEALTH_CHECK_START_PERIOD = Duration.seconds(60)
+"""Startup grace: failures in the first minute (settings, clients, before the first loop iteration
+writes the record) do not count. This, not the service's ``healthCheckGracePeriod``, is the grace a
+task without a load balancer needs (docs/infrastructure.md)."""
 
 
 def runtime_command(command: str) -> list[str]:
@@ -149,6 +169,10 @@ class RuntimeTaskSpec:
     """Environment variables injected by ECS from Secrets Manager. Default: none."""
     stop_timeout: Duration | None = None
     """Time between SIGTERM and SIGKILL. Default: the ECS default (30 s)."""
+    long_running: bool = True
+    """A long-running service task running the worker's receive loop (processor, coordinator): it gets the
+    liveness health check and the task scale-in protection permission. Default: True; False for a
+    one-shot task (the sweeper), which has no loop to watch and is not in a service."""
     log_group_first: bool = True
     """Create the log group before the task role (construct order = resource order in the template).
     Default: True. The sweeper, older than this base, creates its role first."""
@@ -195,8 +219,13 @@ class RuntimeTaskBase(Construct):
             stop_timeout=spec.stop_timeout,
             readonly_root_filesystem=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=spec.container_name, log_group=self.log_group),
+            linux_parameters=ecs.LinuxParameters(self, "LinuxParameters", init_process_enabled=True),
+            health_check=self._health_check() if spec.long_running else None,
         )
         self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+
+        if spec.long_running:
+            self._allow_task_protection(stack, props)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -216,6 +245,35 @@ class RuntimeTaskBase(Construct):
                 ["*"],
                 "ecr:GetAuthorizationToken has no resource-level permissions (CDK execution-role default).",
             )
+
+    @staticmethod
+    def _health_check() -> ecs.HealthCheck:
+        return ecs.HealthCheck(
+            command=["CMD", *runtime_command("healthcheck")],
+            interval=HEALTH_CHECK_INTERVAL,
+            timeout=HEALTH_CHECK_TIMEOUT,
+            retries=HEALTH_CHECK_RETRIES,
+            start_period=HEALTH_CHECK_START_PERIOD,
+        )
+
+    def _allow_task_protection(self, stack: Stack, props: RuntimeTaskBaseProps) -> None:
+        """The ECS agent sets scale-in protection with the task role's credentials (``UpdateTaskProtection``,
+        and ``GetTaskProtection`` for the endpoint's GET): only on this cluster's tasks."""
+        tasks_of_the_cluster = (
+            f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task/{props.cluster.cluster_name}/*"
+        )
+        self.task_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ScaleInProtectionOfItsOwnTask",
+                actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+                resources=[tasks_of_the_cluster],
+            )
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [tasks_of_the_cluster],
+            "A task's ARN is not known before it starts; limited to this cluster's tasks (scale-in protection).",
+        )
 
     def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:
         return logs.LogGroup(
