@@ -225,7 +225,7 @@ class RuntimeTaskBase(Construct):
         self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
 
         if spec.long_running:
-            self._allow_task_protection(stack, props)
+            self._allow_task_protection(stack)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -256,23 +256,24 @@ class RuntimeTaskBase(Construct):
             start_period=HEALTH_CHECK_START_PERIOD,
         )
 
-    def _allow_task_protection(self, stack: Stack, props: RuntimeTaskBaseProps) -> None:
+    def _allow_task_protection(self, stack: Stack) -> None:
         """The ECS agent sets scale-in protection with the task role's credentials (``UpdateTaskProtection``,
-        and ``GetTaskProtection`` for the endpoint's GET): only on this cluster's tasks."""
-        tasks_of_the_cluster = (
-            f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task/{props.cluster.cluster_name}/*"
-        )
+        and ``GetTaskProtection`` for the endpoint's GET). A task's ARN is known only once it runs, so the
+        resource is every task of this account and region: the cluster's name is a cross-stack reference
+        in the customer stacks, which a cdk-nag acknowledgement cannot name. The action only marks a task
+        as protected from scale-in, for at most the expiry the worker sets."""
+        tasks = f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task/*"
         self.task_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ScaleInProtectionOfItsOwnTask",
                 actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
-                resources=[tasks_of_the_cluster],
+                resources=[tasks],
             )
         )
         acknowledge_wildcard_resources(
             self.task_role,
-            [tasks_of_the_cluster],
-            "A task's ARN is not known before it starts; limited to this cluster's tasks (scale-in protection).",
+            [tasks],
+            "Scale-in protection of the task itself, whose ARN is known only once it runs (ECS agent endpoint).",
         )
 
     def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:
