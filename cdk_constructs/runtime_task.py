@@ -83,7 +83,7 @@ HEALTH_CHECK_TIMEOUT = Duration.seconds(5)
 """One check reads one small file (well under a second); slower means the container is starved."""
 HEALTH_CHECK_RETRIES = 3
 """Failed checks in a row before the container is UNHEALTHY: a stuck loop is replaced about
-``LIVENESS_MARGIN_SECONDS`` + receive wait + 3 × 30 s after its last iteration."""
+``LIVENESS_MARGIN_SECONDS`` + receive wait + 3 checks 30 s apart after its last iteration."""
 HEALTH_CHECK_START_PERIOD = Duration.seconds(60)
 """Startup grace: failures in the first minute (settings, clients, before the first loop iteration
 writes the record) do not count. This, not the service's ``healthCheckGracePeriod``, is the grace a

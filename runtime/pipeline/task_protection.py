@@ -66,7 +66,7 @@ class TaskProtectionClient:
             self.url, data=json.dumps(body).encode(), method="PUT", headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (the agent's http URI)
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = response.read()
         except urllib.error.HTTPError as exc:
             raise TaskProtectionError(f"agent answered HTTP {exc.code}: {exc.read()[:300]!r}") from exc

@@ -95,9 +95,7 @@ def test_every_container_runs_an_init_process(template: Template, name: str) -> 
 
 
 @pytest.mark.parametrize("prefix", ["ProcessorTaskRoleDefaultPolicy", "CoordinatorTaskRoleDefaultPolicy"])
-def test_the_service_task_roles_may_set_scale_in_protection_on_tasks(
-    template: Template, prefix: str
-) -> None:
+def test_the_service_task_roles_may_set_scale_in_protection_on_tasks(template: Template, prefix: str) -> None:
     statements = [s for s in role_statements(template, prefix) if s.get("Sid") == "ScaleInProtectionOfItsOwnTask"]
     assert len(statements) == 1
     statement = statements[0]
@@ -105,7 +103,15 @@ def test_the_service_task_roles_may_set_scale_in_protection_on_tasks(
     assert statement["Resource"] == {
         "Fn::Join": [
             "",
-            ["arn:", {"Ref": "AWS::Partition"}, ":ecs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}, ":task/*"],
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":ecs:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":task/*",
+            ],
         ]
     }
 

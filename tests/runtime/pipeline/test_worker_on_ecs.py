@@ -47,7 +47,10 @@ class FakeSqs:
         self.open.wait()
         with self.lock:
             self.receives += 1
-            taken, self.messages = self.messages[: kwargs["MaxNumberOfMessages"]], self.messages[kwargs["MaxNumberOfMessages"] :]
+            taken, self.messages = (
+                self.messages[: kwargs["MaxNumberOfMessages"]],
+                self.messages[kwargs["MaxNumberOfMessages"] :],
+            )
         return {"Messages": taken}
 
     def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:
@@ -100,7 +103,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def test_the_liveness_record_is_fresh_while_the_loop_runs_and_stale_once_it_blocks(tmp_path: Path) -> None:
     path = tmp_path / "liveness.json"
     sqs = FakeSqs()
-    worker = Worker(sqs, "https://q", GatedHandler(), receive_wait_seconds=0, liveness_path=path, liveness_margin_seconds=0.6)
+    worker = Worker(
+        sqs, "https://q", GatedHandler(), receive_wait_seconds=0, liveness_path=path, liveness_margin_seconds=0.6
+    )
     assert worker.liveness_stale_after == 0.6  # receive_wait_seconds + margin
     thread = start(worker)
     try:
@@ -136,7 +141,10 @@ def test_the_service_worker_writes_the_record_the_health_check_reads(monkeypatch
     options = task_integration()
     assert options["liveness_path"] == Path("/tmp/ttp-worker-liveness.json")
     assert options["protection"].client is None
-    assert Worker(FakeSqs(), "q", GatedHandler(), receive_wait_seconds=20).liveness_stale_after == 20 + LIVENESS_MARGIN_SECONDS
+    assert (
+        Worker(FakeSqs(), "q", GatedHandler(), receive_wait_seconds=20).liveness_stale_after
+        == 20 + LIVENESS_MARGIN_SECONDS
+    )
 
 
 # ---- scale-in protection -------------------------------------------------------------------------
@@ -152,12 +160,16 @@ class FakeAgent:
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 (http.server's name)
+            def do_PUT(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 agent.requests.append((self.path, self.headers["Content-Type"]))
                 agent.calls.append(body)
                 status = 500 if agent.fail else 200
-                answer = {"error": {"Code": "ServerException"}} if agent.fail else {"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}
+                answer = (
+                    {"error": {"Code": "ServerException"}}
+                    if agent.fail
+                    else {"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}
+                )
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
