@@ -21,7 +21,8 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
   children, so the runtime never runs as PID 1 (which the kernel spares SIGTERM's default action);
 * for a long-running service (``RuntimeTaskSpec.long_running``, not the one-shot sweeper): a container
   health check, ``python -m runtime healthcheck``, that fails when the worker's receive loop has stopped
-  iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace; and the task
+  iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace;
+* for a service that scales in (``RuntimeTaskSpec.scale_in_protection``: the customer processor): the task
   role's permission for the ECS agent's task scale-in protection endpoint
   (:mod:`runtime.pipeline.task_protection`);
 * a security group without ingress and with HTTPS egress only;
@@ -171,8 +172,12 @@ class RuntimeTaskSpec:
     """Time between SIGTERM and SIGKILL. Default: the ECS default (30 s)."""
     long_running: bool = True
     """A long-running service task running the worker's receive loop (processor, coordinator): it gets the
-    liveness health check and the task scale-in protection permission. Default: True; False for a
-    one-shot task (the sweeper), which has no loop to watch and is not in a service."""
+    liveness health check. Default: True; False for a one-shot task (the sweeper), which has no loop to
+    watch."""
+    scale_in_protection: bool = False
+    """The task protects itself from scale-in while busy (the processor, whose service scales on its
+    queue): its role may call the agent's task-protection endpoint. Default: False (the coordinator runs
+    one task without scaling; protecting it would only hold back its deployments)."""
     log_group_first: bool = True
     """Create the log group before the task role (construct order = resource order in the template).
     Default: True. The sweeper, older than this base, creates its role first."""
@@ -224,7 +229,7 @@ class RuntimeTaskBase(Construct):
         )
         self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
 
-        if spec.long_running:
+        if spec.scale_in_protection:
             self._allow_task_protection(stack)
 
         self.security_group = ec2.SecurityGroup(

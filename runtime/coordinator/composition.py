@@ -55,5 +55,5 @@ def build_coordinator(settings: CoordinatorSettings, session: boto3.session.Sess
         receive_wait_seconds=settings.receive_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         drain_seconds=settings.drain_seconds,
-        **task_integration(),
+        **task_integration(scale_in_protection=False),
     )

@@ -64,15 +64,14 @@ def build_worker(settings: WorkerSettings, session: boto3.session.Session | None
         receive_wait_seconds=settings.receive_wait_seconds,
         retry_base_seconds=settings.retry_base_seconds,
         drain_seconds=settings.drain_seconds,
-        **task_integration(),
+        **task_integration(scale_in_protection=True),
     )
 
 
-def task_integration() -> dict[str, Any]:
-    """The :class:`Worker` arguments of a service task, for the processor and the coordinator alike: the
-    liveness record the container health check reads, and scale-in protection through the ECS agent
-    (a no-op where ``ECS_AGENT_URI`` is not set)."""
-    return {
-        "liveness_path": Path(LIVENESS_FILE),
-        "protection": ScaleInProtection(TaskProtectionClient.from_environment()),
-    }
+def task_integration(*, scale_in_protection: bool) -> dict[str, Any]:
+    """The :class:`Worker` arguments of a service task: the liveness record the container health check
+    reads (processor and coordinator) and, for a service that scales in (the processor), scale-in
+    protection through the ECS agent (a no-op where ``ECS_AGENT_URI`` is not set). The coordinator runs
+    one task without scaling: protection would only hold back its deployments."""
+    client = TaskProtectionClient.from_environment() if scale_in_protection else None
+    return {"liveness_path": Path(LIVENESS_FILE), "protection": ScaleInProtection(client)}

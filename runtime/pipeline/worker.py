@@ -24,8 +24,9 @@ change coordinator's; the worker owns only the SQS mechanics.
 * Liveness: every iteration of the receive loop (an empty long poll included) refreshes a small record
   (``liveness_path``, :mod:`runtime.pipeline.liveness`) that the container health check reads; the
   heartbeat thread does not, so a wedged loop makes the task unhealthy and ECS replaces it.
-* Scale-in protection (:mod:`runtime.pipeline.task_protection`): set before the first message of a busy
-  spell starts, renewed while busy, released after a quiet spell and when the worker stops.
+* Scale-in protection (:mod:`runtime.pipeline.task_protection`; the processor's worker only): set
+  before the first message of a busy spell starts, renewed while busy, released after a quiet spell
+  and when the worker stops.
 """
 
 from __future__ import annotations

@@ -172,7 +172,6 @@ def test_task_role_least_privilege(bare: Template) -> None:
         "WriteArchiveIfMatch",
         "CreateArchiveIfNoneMatch",
         "CreateTriggers",
-        "ScaleInProtectionOfItsOwnTask",  # RuntimeTaskBase: every service task (test_runtime_task_on_ecs)
     }
     assert granted["ReadArchiveAndProcessing"]["Action"] == "s3:GetObject"
     assert granted["ReadArchiveAndProcessing"]["Resource"] == [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/processing/*"]

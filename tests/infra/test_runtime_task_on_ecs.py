@@ -1,6 +1,6 @@
 """What the runtime tasks need to run well on ECS (issue 12): a liveness health check with a startup grace
-and the scale-in protection permission on the two services (processor, coordinator), none of either on
-the one-shot sweeper, and an init process in every container."""
+on the two services (processor, coordinator), the scale-in protection permission on the processor (the
+one that scales in), neither on the one-shot sweeper, and an init process in every container."""
 
 from __future__ import annotations
 
@@ -94,9 +94,12 @@ def test_every_container_runs_an_init_process(template: Template, name: str) -> 
     assert container(template, name)["LinuxParameters"]["InitProcessEnabled"] is True
 
 
-@pytest.mark.parametrize("prefix", ["ProcessorTaskRoleDefaultPolicy", "CoordinatorTaskRoleDefaultPolicy"])
-def test_the_service_task_roles_may_set_scale_in_protection_on_tasks(template: Template, prefix: str) -> None:
-    statements = [s for s in role_statements(template, prefix) if s.get("Sid") == "ScaleInProtectionOfItsOwnTask"]
+def test_the_processor_task_role_may_set_scale_in_protection_on_tasks(template: Template) -> None:
+    statements = [
+        s
+        for s in role_statements(template, "ProcessorTaskRoleDefaultPolicy")
+        if s.get("Sid") == "ScaleInProtectionOfItsOwnTask"
+    ]
     assert len(statements) == 1
     statement = statements[0]
     assert statement["Effect"] == "Allow" and sorted(statement["Action"]) == sorted(PROTECTION_ACTIONS)
@@ -116,8 +119,9 @@ def test_the_service_task_roles_may_set_scale_in_protection_on_tasks(template: T
     }
 
 
-def test_the_sweeper_role_cannot_touch_task_protection(template: Template) -> None:
-    statements = role_statements(template, "Sweeper")
-    assert statements  # the sweeper's role has a policy: the check below looks at something
+@pytest.mark.parametrize("prefix", ["Sweeper", "Coordinator"])
+def test_tasks_that_do_not_scale_in_cannot_touch_task_protection(template: Template, prefix: str) -> None:
+    statements = role_statements(template, prefix)
+    assert statements  # the role has a policy: the check below looks at something
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert not set(PROTECTION_ACTIONS) & set(actions)

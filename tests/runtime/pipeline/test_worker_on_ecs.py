@@ -104,9 +104,9 @@ def test_the_liveness_record_is_fresh_while_the_loop_runs_and_stale_once_it_bloc
     path = tmp_path / "liveness.json"
     sqs = FakeSqs()
     worker = Worker(
-        sqs, "https://q", GatedHandler(), receive_wait_seconds=0, liveness_path=path, liveness_margin_seconds=0.6
+        sqs, "https://q", GatedHandler(), receive_wait_seconds=0, liveness_path=path, liveness_margin_seconds=1.0
     )
-    assert worker.liveness_stale_after == 0.6  # receive_wait_seconds + margin
+    assert worker.liveness_stale_after == 1.0  # receive_wait_seconds + margin
     thread = start(worker)
     try:
         wait_for(path.exists, 5, "the first liveness record")
@@ -116,7 +116,7 @@ def test_the_liveness_record_is_fresh_while_the_loop_runs_and_stale_once_it_bloc
         assert check_liveness(path).healthy
 
         sqs.block()  # the receive call hangs: the loop no longer iterates, the process is still up
-        time.sleep(1.5)
+        time.sleep(2.0)
         stale = check_liveness(path)
         assert not stale.healthy and "stuck" in stale.reason, stale.reason
 
@@ -137,10 +137,11 @@ def test_without_a_liveness_path_nothing_is_written(tmp_path: Path) -> None:
 
 
 def test_the_service_worker_writes_the_record_the_health_check_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ECS_AGENT_URI", raising=False)
-    options = task_integration()
-    assert options["liveness_path"] == Path("/tmp/ttp-worker-liveness.json")
-    assert options["protection"].client is None
+    monkeypatch.setenv("ECS_AGENT_URI", "http://169.254.170.2/api/task")
+    for scale_in_protection in (True, False):
+        options = task_integration(scale_in_protection=scale_in_protection)
+        assert options["liveness_path"] == Path("/tmp/ttp-worker-liveness.json")
+        assert (options["protection"].client is not None) is scale_in_protection  # the coordinator: none
     assert (
         Worker(FakeSqs(), "q", GatedHandler(), receive_wait_seconds=20).liveness_stale_after
         == 20 + LIVENESS_MARGIN_SECONDS
@@ -283,7 +284,7 @@ def test_without_ecs_agent_uri_protection_is_a_no_op(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("ECS_AGENT_URI", raising=False)
     assert TaskProtectionClient.from_environment() is None
     assert TaskProtectionClient.from_environment({"ECS_AGENT_URI": "  "}) is None
-    protection = task_integration()["protection"]
+    protection = task_integration(scale_in_protection=True)["protection"]
     sqs, handler = FakeSqs(), GatedHandler()
     handler.finish.set()
     worker = protected_worker(sqs, handler, protection)
