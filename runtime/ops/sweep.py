@@ -52,6 +52,11 @@ archive and processing object at most once per pass.
    GET of a processing object per (customer, change) with neither a trigger nor a ``processed`` entry in
    the archive (none for a change whose results are all folded); one PUT per trigger re-created. So a
    change costs about 288 archive GETs in the day after its last write (≈ $0.0001 at $0.0004 per 1,000).
+
+A stop request (``stop_requested``: SIGTERM in ``python -m runtime sweep``) ends the pass before its next
+trigger or archive: every step is per trigger and complete on its own, so what was done is kept and
+reported (``SweepReport.interrupted``), the customers not reached get no metrics, and the next pass
+does the rest.
 """
 
 from __future__ import annotations
