@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 
@@ -21,6 +22,7 @@ from runtime.coordinator.delivery import DeliveryHandler
 from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
+from runtime.pipeline.composition import task_integration
 from runtime.pipeline.routing import MessageHandler
 from runtime.pipeline.worker import Worker
 from runtime.telemetry.log import logger
@@ -132,7 +134,7 @@ def build_coordinator(
     pool = max(10, settings.max_concurrency * 3)
     sqs = aws.client("sqs", session=session, pool=pool)
 
-    def worker(queue_url: str, handler: MessageHandler) -> Worker:
+    def worker(queue_url: str, handler: MessageHandler, **ecs: Any) -> Worker:
         return Worker(
             sqs,
             queue_url,
@@ -142,9 +144,18 @@ def build_coordinator(
             receive_wait_seconds=settings.receive_wait_seconds,
             retry_base_seconds=settings.retry_base_seconds,
             drain_seconds=settings.drain_seconds,
+            **ecs,
         )
 
-    workers = [worker(settings.queue_url, build_handler(settings, session, pool=pool))]
+    # The change coordinator's own loop feeds the container health check; the one task is not
+    # scaled in by anything, so it takes no scale-in protection (it would only hold back deployments).
+    workers = [
+        worker(
+            settings.queue_url,
+            build_handler(settings, session, pool=pool),
+            **task_integration(scale_in_protection=False),
+        )
+    ]
     if settings.delivery_queue_url:
         workers.append(worker(settings.delivery_queue_url, build_delivery_handler(settings, session, pool=pool)))
     return CoordinatorProcess(workers)
