@@ -121,6 +121,7 @@ class CustomerProcessor(RuntimeTaskBase):
                 command=WORKER_COMMAND,
                 settings=settings,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
+                scale_in_protection=True,  # the service scales in on its queue: never in the middle of a send
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); a processor holds no secret (no Graph access).",
                 security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",

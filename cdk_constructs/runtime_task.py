@@ -17,6 +17,14 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
 * the container environment: exactly the fields of the runtime's settings models
   (``runtime.contract.settings``) as ``TTP_*`` (:func:`cdk_support.environment.settings_environment`),
   the :class:`~runtime.contract.settings.BucketSettings` fields taken from the props;
+* an init process in the container (``initProcessEnabled``): it forwards signals to ``python`` and reaps
+  children, so the runtime never runs as PID 1 (which the kernel spares SIGTERM's default action);
+* for a long-running service (``RuntimeTaskSpec.long_running``, not the one-shot sweeper): a container
+  health check, ``python -m runtime healthcheck``, that fails when the worker's receive loop has stopped
+  iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace;
+* for a service that scales in (``RuntimeTaskSpec.scale_in_protection``: the customer processor): the task
+  role's permission for the ECS agent's task scale-in protection endpoint
+  (:mod:`runtime.pipeline.task_protection`);
 * a security group without ingress and with HTTPS egress only;
 * the cdk-nag acknowledgements every such task needs (non-secret environment, ECR's ``*``).
 """
@@ -68,6 +76,19 @@ def runtime_image(
         exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"],
         platform=IMAGE_PLATFORMS[cpu_architecture],
     )
+
+
+HEALTH_CHECK_INTERVAL = Duration.seconds(30)
+"""How often ECS runs the health check (the ECS default)."""
+HEALTH_CHECK_TIMEOUT = Duration.seconds(5)
+"""One check reads one small file (well under a second); slower means the container is starved."""
+HEALTH_CHECK_RETRIES = 3
+"""Failed checks in a row before the container is UNHEALTHY: a stuck loop is replaced about
+``LIVENESS_MARGIN_SECONDS`` + receive wait + 3 checks 30 s apart after its last iteration."""
+HEALTH_CHECK_START_PERIOD = Duration.seconds(60)
+"""Startup grace: failures in the first minute (settings, clients, before the first loop iteration
+writes the record) do not count. This, not the service's ``healthCheckGracePeriod``, is the grace a
+task without a load balancer needs (docs/infrastructure.md)."""
 
 
 def runtime_command(command: str) -> list[str]:
@@ -149,6 +170,14 @@ class RuntimeTaskSpec:
     """Environment variables injected by ECS from Secrets Manager. Default: none."""
     stop_timeout: Duration | None = None
     """Time between SIGTERM and SIGKILL. Default: the ECS default (30 s)."""
+    long_running: bool = True
+    """A long-running service task running the worker's receive loop (processor, coordinator): it gets the
+    liveness health check. Default: True; False for a one-shot task (the sweeper), which has no loop to
+    watch."""
+    scale_in_protection: bool = False
+    """The task protects itself from scale-in while busy (the processor, whose service scales on its
+    queue): its role may call the agent's task-protection endpoint. Default: False (the coordinator runs
+    one task without scaling; protecting it would only hold back its deployments)."""
     log_group_first: bool = True
     """Create the log group before the task role (construct order = resource order in the template).
     Default: True. The sweeper, older than this base, creates its role first."""
@@ -195,8 +224,13 @@ class RuntimeTaskBase(Construct):
             stop_timeout=spec.stop_timeout,
             readonly_root_filesystem=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=spec.container_name, log_group=self.log_group),
+            linux_parameters=ecs.LinuxParameters(self, "LinuxParameters", init_process_enabled=True),
+            health_check=self._health_check() if spec.long_running else None,
         )
         self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+
+        if spec.scale_in_protection:
+            self._allow_task_protection(stack)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -216,6 +250,36 @@ class RuntimeTaskBase(Construct):
                 ["*"],
                 "ecr:GetAuthorizationToken has no resource-level permissions (CDK execution-role default).",
             )
+
+    @staticmethod
+    def _health_check() -> ecs.HealthCheck:
+        return ecs.HealthCheck(
+            command=["CMD", *runtime_command("healthcheck")],
+            interval=HEALTH_CHECK_INTERVAL,
+            timeout=HEALTH_CHECK_TIMEOUT,
+            retries=HEALTH_CHECK_RETRIES,
+            start_period=HEALTH_CHECK_START_PERIOD,
+        )
+
+    def _allow_task_protection(self, stack: Stack) -> None:
+        """The ECS agent sets scale-in protection with the task role's credentials (``UpdateTaskProtection``,
+        and ``GetTaskProtection`` for the endpoint's GET). A task's ARN is known only once it runs, so the
+        resource is every task of this account and region: the cluster's name is a cross-stack reference
+        in the customer stacks, which a cdk-nag acknowledgement cannot name. The action only marks a task
+        as protected from scale-in, for at most the expiry the worker sets."""
+        tasks = f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task/*"
+        self.task_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ScaleInProtectionOfItsOwnTask",
+                actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+                resources=[tasks],
+            )
+        )
+        acknowledge_wildcard_resources(
+            self.task_role,
+            [tasks],
+            "Scale-in protection of the task itself, whose ARN is known only once it runs (ECS agent endpoint).",
+        )
 
     def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:
         return logs.LogGroup(

@@ -93,6 +93,7 @@ class Sweeper(RuntimeTaskBase):
                 environment_reason="The TTP_* variables are non-secret configuration (runtime.settings.OpsSettings).",
                 security_group_description="Sweeper: no ingress, HTTPS egress only",
                 egress_description="HTTPS to AWS APIs",
+                long_running=False,  # one pass per schedule, not in a service: no liveness, no protection
                 log_group_first=False,
             ),
         )

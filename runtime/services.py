@@ -1,10 +1,20 @@
-"""The three commands the image runs — ``worker``, ``coordinator``, ``sweep`` — without the ops CLI.
+"""The commands the image runs — ``worker``, ``coordinator``, ``sweep`` and the container health check
+``healthcheck`` — without the ops CLI.
 
 Why a module of its own: the image installs ``runtime/requirements.txt``, which holds neither typer nor
 rich (nor pygments): about 15 MB of site-packages that only the ops CLI needs. ``python -m runtime``
 (``runtime/__main__.py``) starts these three commands here and gives every other command, and every
 other argument, to the CLI (``runtime.cli``, the ``ops`` extra). The CLI's commands of the same names
 call these functions, so a service behaves the same whichever way it was started.
+
+``healthcheck`` (the task definition's container health check of the worker and the coordinator) reads
+the receive loop's liveness record (:mod:`runtime.pipeline.liveness`) with the standard library only:
+exit 0 when the loop iterated recently, 1 otherwise, one line saying why. Nothing else is imported
+for it (not even pydantic), so it answers well within the health check's timeout.
+
+``sweep`` stops at the next trigger boundary on SIGTERM (ECS stopping the task) or SIGINT: it still
+prints its report (``"interrupted": true``) and exits :data:`~runtime.contract.exit_codes.EXIT_INTERRUPTED`
+(130), within seconds rather than being killed at the stop timeout.
 
 A bad setting ends as in the CLI: one ``error: …`` line on stderr naming the variable, exit 2. The
 sweeper prints its report as one JSON document (``ttp sweep`` draws the same report as a table).
@@ -13,20 +23,21 @@ sweeper prints its report as one JSON document (``ttp sweep`` draws the same rep
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from runtime.contract.settings import ConfigurationError, CoordinatorSettings, OpsSettings, WorkerSettings, load
+from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from runtime.ops.sweep import SweepReport
 
 SERVICE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
-    {("worker",), ("coordinator",), ("sweep",), ("sweep", "--json")}
+    {("worker",), ("coordinator",), ("sweep",), ("sweep", "--json"), ("healthcheck",)}
 )
 """The exact command lines the image's tasks run (``cdk_constructs``); anything else goes to the CLI."""
 
@@ -39,6 +50,10 @@ def run(argv: Sequence[str]) -> int:
     """Run one service command line (:data:`SERVICE_COMMANDS`) and return its exit code."""
     if not is_service_command(argv):
         raise ValueError(f"{' '.join(argv)!r} is not a service command: run it with the ops CLI (ttp)")
+    if argv[0] == "healthcheck":
+        return healthcheck()
+    from runtime.contract.settings import ConfigurationError  # pydantic: not for the health check
+
     try:
         if argv[0] == "worker":
             worker()
@@ -52,8 +67,21 @@ def run(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def healthcheck() -> int:
+    """The container health check: 0 when the receive loop's liveness record is fresh, else 1."""
+    from pathlib import Path
+
+    from runtime.contract.names import LIVENESS_FILE
+    from runtime.pipeline.liveness import check_liveness
+
+    liveness = check_liveness(Path(LIVENESS_FILE))
+    print(liveness.reason, file=sys.stdout if liveness.healthy else sys.stderr)
+    return EXIT_OK if liveness.healthy else EXIT_ATTENTION
+
+
 def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM. Raises ``ConfigurationError``."""
+    from runtime.contract.settings import WorkerSettings, load
     from runtime.pipeline.composition import build_worker
     from runtime.telemetry.log import logger
 
@@ -66,6 +94,7 @@ def worker() -> None:
 
 def coordinator() -> None:
     """Run the change coordinator until SIGTERM. Raises ``ConfigurationError``."""
+    from runtime.contract.settings import CoordinatorSettings, load
     from runtime.coordinator.composition import build_coordinator
     from runtime.telemetry.log import logger
 
@@ -79,10 +108,23 @@ def coordinator() -> None:
 def sweep() -> int:
     """One sweeper pass: the report as one JSON document on stdout, EMF metrics and logs on stderr.
 
-    Raises ``ConfigurationError``; returns :func:`sweep_exit_code`."""
+    SIGTERM or SIGINT ends the pass at the next trigger boundary (see the module docstring). Raises
+    ``ConfigurationError``; returns :func:`sweep_exit_code`."""
+    from runtime.contract.settings import OpsSettings, load
     from runtime.ops.sweep import run_sweep
 
-    report = run_sweep(load(OpsSettings), metrics_stream=sys.stderr)
+    settings = load(OpsSettings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()  # the pass sees it before its next trigger; nothing else is safe in a handler
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        report = run_sweep(settings, metrics_stream=sys.stderr, stop_requested=stop.is_set)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps(sweep_document(report), indent=2))
     return sweep_exit_code(report)
 
@@ -94,9 +136,11 @@ def sweep_document(report: SweepReport) -> dict[str, Any]:
 
 def sweep_exit_code(report: SweepReport) -> int:
     """0 when the pass completed, 1 when some AWS call failed on the way, 3 when the triggers could not
-    be listed at all."""
+    be listed at all, 130 when a signal ended the pass early (what it did is kept and reported)."""
     if report.failed:
         return EXIT_FAILED
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_ATTENTION if report.needs_attention else EXIT_OK
 
 

@@ -154,3 +154,8 @@ def coordinator_queue_url(region: str, account: str) -> str:
 
 def coordinator_queue_arn(region: str, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:sqs:{region}:{account}:{COORDINATOR_QUEUE_NAME}"
+
+
+LIVENESS_FILE = "/tmp/ttp-worker-liveness.json"
+"""The receive loop's liveness record (``runtime.pipeline.liveness``), read by the container health check
+``python -m runtime healthcheck``; under ``/tmp``, the task's one writable volume."""

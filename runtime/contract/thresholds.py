@@ -96,3 +96,16 @@ MISSING_TRIGGER_WINDOW_SECONDS = 24 * 3600
 """Only archives modified within this window are checked for missing triggers: it bounds the sweeper's
 reads per pass (each archive is read about window / sweep interval times), and still lets a sweeper
 that was down for up to a day catch up."""
+
+LIVENESS_MARGIN_SECONDS = 60.0
+"""How long past one long poll (``receive_wait_seconds``) the receive loop may go without an iteration
+before the container health check calls it stuck: room for a receive's botocore retries and a slow
+network, far below the 15-minute trigger-age alarm that noticed a hung worker before."""
+
+TASK_PROTECTION_EXPIRES_MINUTES = 60
+"""Scale-in protection's expiry backstop (``ExpiresInMinutes``): longer than the longest expected
+processing of one message (a long send), renewed while the worker stays busy, so a worker that dies
+without unprotecting frees its task within this."""
+TASK_PROTECTION_IDLE_SECONDS = 60.0
+"""The worker releases scale-in protection only once it has had nothing in flight this long, so a
+trickle of messages does not flap the protection (one agent call per change of state)."""

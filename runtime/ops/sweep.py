@@ -52,6 +52,11 @@ archive and processing object at most once per pass.
    GET of a processing object per (customer, change) with neither a trigger nor a ``processed`` entry in
    the archive (none for a change whose results are all folded); one PUT per trigger re-created. So a
    change costs about 288 archive GETs in the day after its last write (≈ $0.0001 at $0.0004 per 1,000).
+
+A stop request (``stop_requested``: SIGTERM in ``python -m runtime sweep``) ends the pass before its next
+trigger or archive: every step is per trigger and complete on its own, so what was done is kept and
+reported (``SweepReport.interrupted``), the customers not reached get no metrics, and the next pass
+does the rest.
 """
 
 from __future__ import annotations
@@ -214,6 +219,9 @@ class SweepReport:
     archives_checked: int = 0
     """Archives read this pass to find missing triggers (modified within the window, past the grace)."""
     errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    """The pass was asked to stop (SIGTERM) and ended at a trigger boundary: what it did is in the
+    report, the customers it did not reach are not (no metrics for them: missing data)."""
 
     @property
     def ok(self) -> bool:
@@ -246,6 +254,7 @@ class Sweeper:
         missing_trigger_grace_seconds: int = MISSING_TRIGGER_GRACE_SECONDS,
         missing_trigger_window_seconds: int = MISSING_TRIGGER_WINDOW_SECONDS,
         max_archives_checked_per_pass: int = MAX_ARCHIVES_CHECKED_PER_PASS,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self.s3 = s3
         self.sqs = sqs
@@ -260,6 +269,8 @@ class Sweeper:
         self.missing_trigger_grace = missing_trigger_grace_seconds
         self.missing_trigger_window = missing_trigger_window_seconds
         self.max_archives_checked_per_pass = max_archives_checked_per_pass
+        self.stop_requested = stop_requested
+        """Checked before each trigger and each archive: true ends the pass there (``interrupted``)."""
 
     def run(self) -> SweepReport:
         at = self.clock()
@@ -275,6 +286,8 @@ class Sweeper:
         processing = ProcessingCache(self.s3, self.bucket)
         summaries: dict[str, CustomerSweep] = {}
         for code in sorted(self.settings.customer_queues):
+            if self._stopping(report):
+                break
             summary = summaries[code] = CustomerSweep(code)
             try:
                 self._sweep_customer(code, grouped.get(code, []), archives, processing, at, summary, report)
@@ -283,7 +296,8 @@ class Sweeper:
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
                 self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
         try:
-            self._recreate_missing_triggers(grouped, archives, processing, at, summaries, report)
+            if not self._stopping(report):
+                self._recreate_missing_triggers(grouped, archives, processing, at, summaries, report)
         except Exception as exc:  # the metrics of the listing go out whatever happened here
             report.errors.append(f"finding missing triggers: {type(exc).__name__}: {exc}")
             self.log("exception", "finding missing triggers failed", {"error": str(exc)})
@@ -306,6 +320,12 @@ class Sweeper:
                 )
         return report
 
+    def _stopping(self, report: SweepReport) -> bool:
+        if not report.interrupted and self.stop_requested():
+            report.interrupted = True
+            self.log("warning", "stop requested: the pass ends here, what it did is kept", {})
+        return report.interrupted
+
     def _sweep_customer(
         self,
         code: str,
@@ -322,6 +342,8 @@ class Sweeper:
         summary.triggers = len(infos)
         remaining = {i.ref.key: i for i in infos}
         for info in sorted(infos, key=lambda i: i.last_modified):
+            if self._stopping(report):
+                break
             age = age_seconds(info.last_modified, at)
             try:
                 if self._clean_up(info, age, archives, processing, at, summary, report):
@@ -525,6 +547,8 @@ class Sweeper:
         report.archives_checked = len(due)
         store = TriggerStore(self.s3, self.bucket)
         for archive in due:
+            if self._stopping(report):
+                break
             try:
                 self._recreate_for_change(archive, triggered, archives, processing, store, at, summaries, report)
             except Exception as exc:  # this change only: the others go on
@@ -606,8 +630,15 @@ class Sweeper:
         act("recreated", f"revision {revision} had neither a trigger nor a recorded result; re-created", "warning")
 
 
-def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, log: Log | None = None) -> SweepReport:
-    """One pass with clients from the environment (what ``python -m runtime sweep`` runs)."""
+def run_sweep(
+    settings: OpsSettings,
+    *,
+    metrics_stream: IO[str] | None = None,
+    log: Log | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> SweepReport:
+    """One pass with clients from the environment (what ``python -m runtime sweep`` runs); it ends at the
+    next trigger boundary once ``stop_requested()`` is true."""
     import boto3
 
     session = boto3.session.Session()
@@ -618,5 +649,6 @@ def run_sweep(settings: OpsSettings, *, metrics_stream: IO[str] | None = None, l
         MetricsFactory(settings.metrics_namespace, metrics_stream),
         region=session.region_name or "us-east-1",
         log=log,
+        stop_requested=stop_requested,
     )
     return sweeper.run()

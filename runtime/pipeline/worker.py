@@ -21,6 +21,12 @@ change coordinator's; the worker owns only the SQS mechanics.
   the drain time the heartbeat keeps the remaining messages invisible only ``OVERTIME_VISIBILITY_SECONDS``
   ahead: a killed task's messages are back within that; otherwise every call the work waits on has its
   own timeout (botocore), so the wait ends on its own.
+* Liveness: every iteration of the receive loop (an empty long poll included) refreshes a small record
+  (``liveness_path``, :mod:`runtime.pipeline.liveness`) that the container health check reads; the
+  heartbeat thread does not, so a wedged loop makes the task unhealthy and ECS replaces it.
+* Scale-in protection (:mod:`runtime.pipeline.task_protection`; the processor's worker only): set
+  before the first message of a busy spell starts, renewed while busy, released after a quiet spell
+  and when the worker stops.
 """
 
 from __future__ import annotations
@@ -32,13 +38,17 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from runtime.contract.settings import WorkerSettings
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
+from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS
 from runtime.pipeline.in_flight import InFlight
+from runtime.pipeline.liveness import stale_after_seconds, write_liveness
 from runtime.pipeline.routing import MessageHandler, decide
 from runtime.pipeline.state_machine import Fate, Outcome, Result, overall_fate
+from runtime.pipeline.task_protection import ScaleInProtection
 from runtime.telemetry.log import log_context, logger
 
 __all__ = ["Worker", "decide", "overall_fate"]  # decide: runtime.pipeline.routing; overall_fate: state_machine
@@ -79,6 +89,9 @@ class Worker:
         retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         heartbeat_seconds: float | None = None,
+        liveness_path: Path | None = None,
+        liveness_margin_seconds: float = LIVENESS_MARGIN_SECONDS,
+        protection: ScaleInProtection | None = None,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -99,6 +112,11 @@ class Worker:
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max_concurrency)
         self.handled = 0
+        self.liveness_path = liveness_path
+        """Where each loop iteration records it ran (None: nowhere, as in tests and local runs)."""
+        self.liveness_stale_after = stale_after_seconds(receive_wait_seconds, liveness_margin_seconds)
+        self._liveness_failed = False
+        self.protection = protection or ScaleInProtection(None)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -124,6 +142,8 @@ class Worker:
         futures: set[Future[None]] = set()
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="process") as pool:
             while not self.stopping.is_set() and not (until and until()):
+                self._record_liveness()
+                self.protection.update(busy=any(not f.done() for f in futures))
                 free = self._acquire_slots()
                 if free == 0:
                     continue
@@ -137,6 +157,8 @@ class Worker:
                 self._release_slots(free - len(messages))
                 if not messages and self.receive_wait_seconds == 0:
                     self.stopping.wait(0.2)  # short polling on an empty queue must not spin
+                if messages and not self.stopping.is_set():
+                    self.protection.update(busy=True)  # protected before the work starts
                 for message in messages:
                     if self.stopping.is_set():
                         self.in_flight.return_to_queue(message["ReceiptHandle"], 0)
@@ -148,7 +170,18 @@ class Worker:
         self.stopping.set()
         self.in_flight.stop_heartbeat()
         heartbeat.join(timeout=5)
+        self.protection.release()
         logger.info("worker stopped", extra={"handled": self.handled})
+
+    def _record_liveness(self) -> None:
+        if self.liveness_path is None:
+            return
+        try:
+            write_liveness(self.liveness_path, self.liveness_stale_after)
+        except OSError as exc:  # the health check will say so; the work goes on
+            if not self._liveness_failed:
+                logger.warning("cannot write the liveness record", extra={"error": str(exc)})
+            self._liveness_failed = True
 
     def _acquire_slots(self) -> int:
         if not self._slots.acquire(timeout=1.0):
