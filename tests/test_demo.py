@@ -52,6 +52,20 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
     assert "exit codes: {'hts': 0, 'htsnonprod': 0}" in out
     assert "coordinator stopped with SIGTERM, exit code: 0" in out
     assert "&lt;" not in out and "Rotate <KMS> keys" in out  # subjects are plain text, not HTML-escaped
+    # issue 13: the SES event simulator published the mailbox simulator's outcomes, tagged with the change
+    assert "SES events simulated for the emails sent" in out, out
+    for row in (
+        r"│ hts +│ bounce@simulator\.amazonses\.com +│ 2 +│ Send, Bounce \(Permanent/General\) +│",
+        r"│ hts +│ complaint@simulator\.amazonses\.com +│ 2 +│ Send, Delivery, Complaint +│",
+        r"│ htsnonprod +│ suppressionlist@simulator\.amazonses\.com +│ 3 +│ Send, Bounce \(Permanent/Suppressed\) +│",
+        r"│ htsnonprod +│ ooto@simulator\.amazonses\.com +│ 3 +│ Send, Delivery +│",
+    ):
+        assert re.search(row, out), row
+    assert re.search(r"2 Bounce/Permanent/General, 3 Bounce/Permanent/Suppressed, 2 Complaint", out), out
+    # every event names its change in mail.tags: hts 5 emails (11 events), htsnonprod 4 (8 events)
+    assert "events per change (from mail.tags): CHG-2026-0001 r1: 19, CHG-2026-0002 r1: 19, CHG-2026-0003 r1: 8" in out
+    # the coordinator consumes them when it has the delivery handler; without it they wait in the queue
+    assert "the coordinator consumed every delivery event" in out or "no delivery-event consumer read the queue" in out
 
 
 def tagged_processes(tag: str) -> list[int]:

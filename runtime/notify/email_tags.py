@@ -2,7 +2,7 @@
 
 SES copies an email's ``EmailTags`` into every event it publishes for that email (``mail.tags``, each
 name mapped to a list of values), so a delivery event names its change, customer and revision without a
-lookup. SES v2 accepts a tag value made of "ASCII letters (a–z, A–Z), numbers (0–9), underscores (_),
+lookup. SES v2 accepts a tag value made of "ASCII letters (a-z, A-Z), numbers (0-9), underscores (_),
 or dashes (-)", at most 256 characters (MessageTag, SES API v2 reference:
 https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_MessageTag.html). A change id may also hold
 ``.`` and ``_`` (``runtime.contract.keys.CHANGE_ID_PATTERN``), so values are encoded reversibly:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from runtime.archive.documents import ArchiveDocument
 from runtime.notify.email_tags import email_tags
 
-
 UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
 _ZERO_WIDTH_SPACE = "\u200b"
 
