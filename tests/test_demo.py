@@ -180,14 +180,14 @@ def start_demo(tag: str, **extra: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 def test_a_reader_closing_while_an_ops_command_writes_leaves_no_process_behind() -> None:
-    """The reader goes away in the middle of ``health``'s output (line 52 of about 80): the ops command,
+    """The reader goes away in the middle of ``health``'s output (line 82 of about 110): the ops command,
     then the demo, write to a closed pipe. Every child the demo started ends."""
     tag = uuid.uuid4().hex
     demo = start_demo(tag)
     children: set[int] = set()
     try:
         assert demo.stdout is not None
-        for _ in range(52):
+        for _ in range(82):
             if not demo.stdout.readline():
                 break
             children |= descendants(demo.pid)
