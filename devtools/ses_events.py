@@ -235,7 +235,7 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
     mail = {
         "timestamp": _iso(sent_at),
         "source": email.source,
-        "sourceArn": f"arn:aws:ses:{email.region}:{email.account}:identity/{sender_domain}",
+        "sourceArn": f"arn:aws:ses:{email.region}:{email.account}:identity/{email.source}",  # the sandbox's identity
         "sendingAccountId": email.account,
         "messageId": email.message_id,
         "destination": list(email.destinations),
@@ -272,7 +272,7 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
     outcomes: dict[str, list[str]] = {}
     for address in email.destinations:
         outcomes.setdefault(simulated_outcome(address), []).append(address)
-    delivered = outcomes.get("delivered", []) + outcomes.get("complained", []) + outcomes.get("out_of_office", [])
+    delivered = [a for a in email.destinations if simulated_outcome(a) in {"delivered", "complained", "out_of_office"}]
     events = [event("Send", 0, "send", {})]
     if delivered:
         events.append(
