@@ -321,10 +321,34 @@ class MeetingRequest(_Document):
         return end
 
 
+class DeliveryCounts(_Document):
+    """How many recipients of one revision last stood at each delivery status (SES events).
+
+    Computed by the delivery-event consumer from ``delivery/{code}/{id}.json`` and folded by the change
+    coordinator into the archive's ``delivery`` field. ``sequence`` is the delivery object's write count
+    these counts were read at: the fold replaces stored counts only with counts of a higher sequence, so a
+    stale read folded late never hides a fresher one."""
+
+    sequence: int = Field(0, ge=0)
+    recipients: int = Field(0, ge=0)
+    sent: int = Field(0, ge=0)
+    """Accepted by SES, no later outcome known yet."""
+    delivered: int = Field(0, ge=0)
+    bounced: int = Field(0, ge=0)
+    bounced_permanent: int = Field(0, ge=0)
+    bounced_transient: int = Field(0, ge=0)
+    """``bounced`` = ``bounced_permanent`` + ``bounced_transient`` + undetermined bounces."""
+    complained: int = Field(0, ge=0)
+    delayed: int = Field(0, ge=0)
+    unsubscribed: int = Field(0, ge=0)
+    rejected: int = Field(0, ge=0)
+    rendering_failed: int = Field(0, ge=0)
+
+
 class ArchiveDocument(_Document):
     """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
-    the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases`` and
-    ``meeting_lease`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
+    the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases``,
+    ``meeting_lease`` and ``delivery`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
     without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, README "The change
     document")."""
 
@@ -345,6 +369,9 @@ class ArchiveDocument(_Document):
         default_factory=dict, validation_alias=AliasChoices("leases", "processingLeases", "processing_leases")
     )
     meeting_lease: ProcessingLease | None = None
+    delivery: dict[CustomerCodeField, dict[str, DeliveryCounts]] = Field(default_factory=dict)
+    """Per customer, per revision (a string: JSON keys are strings): the delivery outcomes of its emails,
+    folded by the change coordinator from ``delivery/{code}/{id}.json``."""
 
     @field_validator("change_id")
     @classmethod

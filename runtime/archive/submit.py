@@ -8,7 +8,7 @@
    The submission states the whole user-owned content (DESIGN.md §3): a declared field it does not
    give is absent from (or back to its default in) the new revision. Kept from the current revision:
    what the pipeline recorded (:data:`RECORDED_FIELDS`: the audit trail, the coordinator's meeting
-   metadata, leases) and every field unknown to us, unless the submission gives it anew.
+   metadata, leases, the folded delivery counts) and every field unknown to us, unless the submission gives it anew.
 3. Then one trigger per customer, ``customers/{code}/{id}.json`` — each creation fires that
    customer's queue. The archive is written first, so a processor never sees a trigger without it.
 """
@@ -42,7 +42,7 @@ from runtime.telemetry.metrics import MetricsFactory
 
 __all__ = ["RECORDED_FIELDS", "InvalidSubmission", "Submission", "submit_change", "validate_change"]
 
-RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "revision")
+RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "delivery", "revision")
 """Fields the pipeline records: a submission never sets them, and a resubmission keeps them."""
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from runtime.cli import options, render
@@ -24,6 +25,7 @@ from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, human_duration
 from runtime.ops.health import health as check_health
 from runtime.ops.stuck import stuck as find_stuck
+from runtime.ops.verify import VerifyReport
 from runtime.ops.verify import verify as verify_change
 
 
@@ -113,12 +115,61 @@ def health(
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
 
 
+def delivery_summary(counts: dict[str, int] | None) -> str:
+    """One customer's delivery counts in words, e.g. ``3 delivered, 1 bounced (1 permanent, 0 transient)…``."""
+    if counts is None:
+        return "no delivery events yet"
+    return (
+        f"{counts['delivered']} delivered, {counts['bounced']} bounced ({counts['bounced_permanent']} permanent, "
+        f"{counts['bounced_transient']} transient), {counts['complained']} complained, {counts['delayed']} delayed, "
+        f"{counts['unsubscribed']} unsubscribed, {counts['rejected']} rejected, {counts['rendering_failed']} "
+        f"rendering failed, {counts['sent']} sent without outcome yet"
+    )
+
+
+def _print_delivery(console: Console, report: VerifyReport) -> None:
+    table = Table(title=f"Delivery (revision {report.revision}, SES events)")
+    for column in ("customer", "delivery", "source"):
+        table.add_column(column, no_wrap=column == "customer")
+    for c in report.customers:
+        view = c.delivery
+        if view is None:
+            continue
+        source = {"delivery": view.key, "archive": "archive (folded)", "none": "-"}[view.source]
+        if view.source == "delivery" and view.counts is not None and not view.folded:
+            source += " (not folded yet)"
+        table.add_row(c.customer, delivery_summary(view.counts), render.untrusted(source))
+    console.print(table)
+    if report.recipients is None:
+        return
+    listing = Table(title="Recipients: last delivery event")
+    for column in ("customer", "address", "status", "time", "rev", "SES message id"):
+        listing.add_column(column)
+    for r in report.recipients:
+        status = r.status
+        if r.bounce_type:
+            status += f" ({r.bounce_type}{', ' + r.bounce_subtype if r.bounce_subtype else ''})"
+        listing.add_row(
+            r.customer,
+            render.untrusted(r.address),
+            render.untrusted(status),
+            f"{r.event_time:%Y-%m-%d %H:%M:%S}Z",
+            str(r.revision),
+            render.untrusted(r.message_id),
+        )
+    console.print(listing)
+
+
 @aws_errors
 def verify(
     change_id: Annotated[str, typer.Argument(help="Change id (archive/{id}.json).")],
+    recipients: Annotated[
+        bool, typer.Option("--recipients", help="List each recipient's last delivery event (SES events).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Per customer: state, revision, sent/rejected, lease and progress (processing object) beside the archive.
+    """Per customer: state, revision, sent/rejected, lease and progress (processing object) beside the archive,
+    and the delivery outcomes (delivered / bounced / complained / delayed / unsubscribed) of its emails.
 
     Exit 0 when every customer's result for the current revision is recorded and folded into the
     archive and no trigger is left, 1 while something is pending (or not folded yet, or a processing
@@ -129,7 +180,7 @@ def verify(
     except keys.InvalidKeyError as exc:
         fail(str(exc), EXIT_USAGE)
     settings = options.settings(BucketSettings)
-    report = verify_change(OpsClients(), settings.bucket_name, change_id)
+    report = verify_change(OpsClients(), settings.bucket_name, change_id, recipients=recipients)
     code = EXIT_FAILED if report.failed else (EXIT_ATTENTION if report.needs_attention else EXIT_OK)
     if as_json:
         render.emit(
@@ -204,6 +255,7 @@ def verify(
                 trigger,
             )
         console.print(table)
+        _print_delivery(console, report)
         for finding in report.findings:
             console.print(f"[red]finding[/]: {finding}")
         mods = Table(title="Modifications")

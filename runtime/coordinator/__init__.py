@@ -5,7 +5,11 @@ object events.
   the archive's audit trail as ``processed`` modifications, many customers per compare-and-swap write;
 * :mod:`~runtime.coordinator.handler` — the queue's message handler: routes each event to the fold or to
   the meeting (:mod:`runtime.notify.meetings`), anything else is poison;
-* :mod:`~runtime.coordinator.composition` — builds the worker (``python -m runtime coordinator``).
+* :mod:`~runtime.coordinator.delivery` — the delivery-event consumer: SES events of the customers' accounts
+  (``TTP_DELIVERY_QUEUE_URL``) → per-recipient status in ``delivery/{c}/{id}.json``;
+  :mod:`~runtime.coordinator.delivery_fold` folds its counts into the archive's ``delivery`` field;
+* :mod:`~runtime.coordinator.composition` — builds the workers (``python -m runtime coordinator``).
 
-It is the only writer of ``archive/*`` besides the submitter; customer processors only read it.
+It is the only writer of ``archive/*`` besides the submitter, and the only writer of ``delivery/*``;
+customer processors only read the archive.
 """

@@ -1,15 +1,29 @@
-"""Builds the change coordinator's worker from settings: the only place it creates AWS clients."""
+"""Builds the change coordinator's worker from settings: the only place it creates AWS clients.
+
+With ``TTP_DELIVERY_QUEUE_URL`` set, the coordinator process also consumes the SES delivery events
+(:class:`~runtime.coordinator.delivery.DeliveryHandler`) with a second :class:`Worker` on that queue:
+:class:`CoordinatorProcess` runs both, and a stop request (SIGTERM) drains both.
+"""
 
 from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
 
 import boto3
 
 from runtime import aws
+from runtime.archive.delivery_store import DeliveryStore
 from runtime.archive.store import ArchiveStore
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, load
+from runtime.coordinator.delivery import DeliveryHandler
+from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
+from runtime.pipeline.routing import MessageHandler
 from runtime.pipeline.worker import Worker
+from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory
 
 
@@ -39,19 +53,98 @@ def build_handler(
         FoldBatcher(Folder(archive, metrics), settings.fold_linger_seconds),
         metrics,
         meetings,
+        DeliveryFold(DeliveryStore(s3, settings.bucket_name), archive, settings.fold_linger_seconds),
     )
 
 
-def build_coordinator(settings: CoordinatorSettings, session: boto3.session.Session | None = None) -> Worker:
+def build_delivery_handler(
+    settings: CoordinatorSettings, session: boto3.session.Session | None = None, *, pool: int = 10
+) -> DeliveryHandler:
+    """The delivery-event consumer. The customers' accounts are not among the coordinator's settings:
+    the governance bus admits only this platform's customer accounts, but which account may report on
+    which customer's emails is not checked here (``customer_accounts`` is None)."""
+    session = session or boto3.session.Session()
+    s3 = aws.client("s3", session=session, pool=pool)
+    return DeliveryHandler(
+        DeliveryStore(s3, settings.bucket_name),
+        MetricsFactory(settings.metrics_namespace),
+        linger_seconds=settings.fold_linger_seconds,
+    )
+
+
+class CoordinatorProcess:
+    """The coordinator's workers in one process: the change coordinator's, and the delivery events'
+    when configured. Each runs in its own thread; :meth:`request_stop` (SIGTERM) stops and drains all,
+    and :meth:`run` returns once every one has drained. Behaves like a :class:`Worker` for the caller."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        if not workers:
+            raise ValueError("a coordinator process needs at least one worker")
+        self.workers = workers
+
+    @property
+    def handler(self) -> MessageHandler:
+        """The change coordinator's own handler (the first worker's)."""
+        return self.workers[0].handler
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
+            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def request_stop(self) -> None:
+        for worker in self.workers:
+            worker.request_stop()
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Run every worker until a stop request (or ``until()``); a worker that ends (or fails) stops
+        the others too, so the process never runs half a coordinator."""
+        errors: list[BaseException] = []
+
+        def run_one(worker: Worker) -> None:
+            try:
+                worker.run(until)
+            except BaseException as exc:
+                logger.exception("worker failed", extra={"queue_url": worker.queue_url})
+                errors.append(exc)
+            finally:
+                self.request_stop()
+
+        threads = [
+            threading.Thread(target=run_one, args=(w,), name=f"worker-{i}", daemon=True)
+            for i, w in enumerate(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+
+def build_coordinator(
+    settings: CoordinatorSettings, session: boto3.session.Session | None = None
+) -> CoordinatorProcess:
     session = session or boto3.session.Session()
     pool = max(10, settings.max_concurrency * 3)
-    return Worker(
-        aws.client("sqs", session=session, pool=pool),
-        settings.queue_url,
-        build_handler(settings, session, pool=pool),
-        max_concurrency=settings.max_concurrency,
-        visibility_timeout=settings.visibility_timeout_seconds,
-        receive_wait_seconds=settings.receive_wait_seconds,
-        retry_base_seconds=settings.retry_base_seconds,
-        drain_seconds=settings.drain_seconds,
-    )
+    sqs = aws.client("sqs", session=session, pool=pool)
+
+    def worker(queue_url: str, handler: MessageHandler) -> Worker:
+        return Worker(
+            sqs,
+            queue_url,
+            handler,
+            max_concurrency=settings.max_concurrency,
+            visibility_timeout=settings.visibility_timeout_seconds,
+            receive_wait_seconds=settings.receive_wait_seconds,
+            retry_base_seconds=settings.retry_base_seconds,
+            drain_seconds=settings.drain_seconds,
+        )
+
+    workers = [worker(settings.queue_url, build_handler(settings, session, pool=pool))]
+    if settings.delivery_queue_url:
+        workers.append(worker(settings.delivery_queue_url, build_delivery_handler(settings, session, pool=pool)))
+    return CoordinatorProcess(workers)

@@ -35,6 +35,7 @@ from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
+from runtime.coordinator.batching import BatchFailed, KeyedBatcher
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory
 
@@ -168,16 +169,8 @@ class Folder:
         return outcome
 
 
-class FoldFailed(Exception):
+class FoldFailed(BatchFailed):
     """The batch this result was in could not be written; the message is retried."""
-
-
-class _Batch:
-    def __init__(self) -> None:
-        self.items: list[PendingResult] = []
-        self.done = threading.Event()
-        self.outcome: FoldOutcome | None = None
-        self.error: BaseException | None = None
 
 
 class FoldBatcher:
@@ -187,7 +180,7 @@ class FoldBatcher:
     others wait for the leader's outcome. Every caller gets the outcome of its own results. One write
     per change at a time: while the previous batch of a change is being written, the next one stays
     open and keeps collecting, so the coordinator's own writes never race each other (no 412s among
-    them) and batches grow with the load instead of the writes.
+    them) and batches grow with the load instead of the writes (:class:`~runtime.coordinator.batching.KeyedBatcher`).
     """
 
     def __init__(
@@ -200,14 +193,14 @@ class FoldBatcher:
     ) -> None:
         self.folder = folder
         self.linger_seconds = linger_seconds
-        self._sleep = sleep
         self._lock = threading.Lock()
-        self._open: dict[str, _Batch] = {}
-        self._writing: dict[str, threading.Lock] = {}
         self._known: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self._remember = remember
         self.writes = 0
         self.batches = 0
+        self._batcher: KeyedBatcher[str, PendingResult, FoldOutcome] = KeyedBatcher(
+            self._fold, linger_seconds, sleep=sleep, failure=FoldFailed
+        )
 
     def known_folded(self, pending: Iterable[PendingResult]) -> bool:
         """True when this process has seen every one of these results in the archive already.
@@ -226,40 +219,13 @@ class FoldBatcher:
             while len(self._known) > self._remember:
                 self._known.popitem(last=False)
 
-    def submit(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+    def _fold(self, change_id: str, items: list[PendingResult]) -> FoldOutcome:
+        outcome = self.folder.fold(change_id, items)
         with self._lock:
-            batch = self._open.get(change_id)
-            leader = batch is None
-            if batch is None:
-                batch = self._open[change_id] = _Batch()
-            batch.items.extend(pending)
-            writing = self._writing.setdefault(change_id, threading.Lock())
-        if leader:
-            try:
-                if self.linger_seconds > 0:
-                    self._sleep(self.linger_seconds)
-                with writing:  # the previous batch of this change is written first; ours keeps collecting
-                    with self._lock:
-                        del self._open[change_id]
-                        items = list(batch.items)
-                    batch.outcome = self.folder.fold(change_id, items)
-                with self._lock:
-                    self.batches += 1
-                    self.writes += batch.outcome.writes
-                self._remember_folded([*batch.outcome.folded, *batch.outcome.already])
-            except BaseException as exc:
-                batch.error = exc
-                raise
-            finally:
-                with self._lock:
-                    if self._open.get(change_id) is batch:
-                        del self._open[change_id]
-                    if change_id not in self._open and not writing.locked():
-                        self._writing.pop(change_id, None)  # bounded: only changes being folded
-                batch.done.set()
-        else:
-            batch.done.wait()
-            if batch.error is not None:
-                raise FoldFailed(f"the fold of {change_id} failed: {batch.error}") from batch.error
-        assert batch.outcome is not None
-        return batch.outcome.only(pending)
+            self.batches += 1
+            self.writes += outcome.writes
+        self._remember_folded([*outcome.folded, *outcome.already])
+        return outcome
+
+    def submit(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        return self._batcher.submit(change_id, pending).only(pending)

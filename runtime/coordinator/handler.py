@@ -5,6 +5,8 @@
 * ``archive/{id}.json`` → reconcile the change's meeting (:mod:`runtime.notify.meetings`) when meetings
   are configured. A Graph or contact-list failure retries only this message and emits
   ``MeetingFailure``; emails never wait for it (processors do not call Graph).
+* ``delivery/{C}/{id}.json`` → fold that delivery object's counts into the archive's ``delivery`` field
+  (:mod:`runtime.coordinator.delivery_fold`), batched per change. A failed write retries the message.
 * ``s3:TestEvent`` → ack. Anything else — another bucket, another prefix, an unsafe key, a body that is
   no object event — is poison: dead-lettered with the reason (security log), nothing touched.
 """
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from runtime.archive.delivery_store import DeliveryStore
 from runtime.archive.documents import describe_validation_error
 from runtime.archive.errors import ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.processing import ProcessingDocument
@@ -26,6 +29,8 @@ from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
+from runtime.coordinator.batching import BatchFailed
+from runtime.coordinator.delivery_fold import CustomerDeliveryCounts, DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
 from runtime.notify.errors import MeetingBusy
 from runtime.notify.meetings import Action, plan
@@ -56,6 +61,7 @@ class CoordinatorHandler:
         batcher: FoldBatcher,
         metrics: MetricsFactory,
         meetings: Meetings | None = None,
+        delivery_fold: DeliveryFold | None = None,
     ) -> None:
         self._s3 = s3
         self.bucket = bucket
@@ -63,6 +69,7 @@ class CoordinatorHandler:
         self.batcher = batcher
         self.metrics = metrics
         self.meetings = meetings
+        self.delivery_fold = delivery_fold or DeliveryFold(DeliveryStore(s3, bucket), archive, batcher.linger_seconds)
 
     def __call__(self, body: str, owner: str, cancelled: threading.Event | None = None) -> list[Result]:
         try:
@@ -86,9 +93,13 @@ class CoordinatorHandler:
                 change_id = keys.parse_archive_key(key)
                 with log_context(change_id=change_id):
                     return self.meeting(change_id, owner)
+            if key.startswith(keys.DELIVERY_PREFIX):
+                ref = keys.parse_delivery_key(key, encoded=False)
+                with log_context(change_id=ref.change_id, customer_code=ref.customer_code):
+                    return self.fold_delivery(ref)
         except keys.InvalidKeyError as exc:
             return Result(Outcome.POISON, f"unsafe key: {exc}")
-        return Result(Outcome.POISON, f"key {key!r} is neither under archive/ nor processing/")
+        return Result(Outcome.POISON, f"key {key!r} is not under archive/, processing/ or delivery/")
 
     # ---- folding ------------------------------------------------------------------------------
 
@@ -150,6 +161,43 @@ class CoordinatorHandler:
                 emails_sent=sum(p.result.sent for p in outcome.folded),
             )
         return Result(Outcome.ALREADY_RECORDED, "already folded", change_id=change_id, revision=latest)
+
+    # ---- delivery counts ----------------------------------------------------------------------
+
+    def fold_delivery(self, ref: keys.TriggerRef) -> Result:
+        change_id = ref.change_id
+        try:
+            version = self.delivery_fold.deliveries.load_optional(ref.customer_code, change_id)
+        except ArchiveInvalid as exc:
+            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id=change_id)
+        except (ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"cannot read {ref.delivery_key}: {exc}", change_id=change_id)
+        if version is None or not version.document.counts:
+            return Result(Outcome.ALREADY_RECORDED, "no delivery counts to fold", change_id=change_id)
+        item = CustomerDeliveryCounts(ref.customer_code, version.document.counts)
+        try:
+            outcome = self.delivery_fold.submit(change_id, item)
+        except ArchiveMissing:
+            return Result(
+                Outcome.ALREADY_RECORDED, "no archive for this change: counts not folded", change_id=change_id
+            )
+        except ArchiveInvalid as exc:
+            return Result(Outcome.PERMANENT_ERROR, str(exc), change_id=change_id)
+        except (BatchFailed, ArchiveError, ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"delivery fold failed: {exc}", change_id=change_id)
+        mine = [revision for code, revision in outcome.folded if code == ref.customer_code]
+        refused = [revision for code, revision in outcome.refused if code == ref.customer_code]
+        if refused:
+            return Result(
+                Outcome.PERMANENT_ERROR,
+                f"delivery counts for revision {', '.join(refused)} newer than the archive's: refused",
+                change_id=change_id,
+            )
+        if mine:
+            return Result(
+                Outcome.PROCESSED, f"delivery counts of revision {', '.join(mine)} folded", change_id=change_id
+            )
+        return Result(Outcome.ALREADY_RECORDED, "delivery counts already folded", change_id=change_id)
 
     # ---- meetings -----------------------------------------------------------------------------
 

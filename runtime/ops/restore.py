@@ -11,8 +11,9 @@ What happens to what was recorded *after* that version (read from the newest val
 the current one, or the last good one before a corruption):
 
 * entries that record side effects in the world — ``processed`` (emails were sent) and
-  ``meeting_*`` (a meeting exists) — are carried forward, with ``meeting_metadata``, the live leases
-  and the revision number (never lowered). Dropping them would make the next processing send the
+  ``meeting_*`` (a meeting exists) — are carried forward, with ``meeting_metadata``, the live leases,
+  the folded delivery counts (``delivery``: per customer and revision, the later fold's) and the
+  revision number (never lowered). Dropping them would make the next processing send the
   same emails again or create a second meeting;
 * any other later entry (a ``submitted`` of a newer revision, an earlier ``restored`` …) would be
   lost: the restore is refused unless ``--force``, and with ``--force`` the lost entries are listed
@@ -44,6 +45,7 @@ from runtime.archive.documents import (
     PROCESSED,
     RESTORED,
     ArchiveDocument,
+    DeliveryCounts,
     ModificationEntry,
     describe_validation_error,
 )
@@ -266,6 +268,18 @@ def _write(s3: Any, bucket: str, planned: _Planned) -> bool:
     return True
 
 
+def _newest_delivery(source: ArchiveDocument, later: ArchiveDocument) -> dict[str, dict[str, DeliveryCounts]]:
+    """The folded delivery counts of both versions, per customer and revision the higher ``sequence``'s:
+    they report emails already sent, so going back to an older version must not lose them."""
+    merged = {code: dict(revisions) for code, revisions in source.delivery.items()}
+    for code, revisions in later.delivery.items():
+        for revision, counts in revisions.items():
+            known = merged.setdefault(code, {}).get(revision)
+            if known is None or counts.sequence > known.sequence:
+                merged[code][revision] = counts
+    return merged
+
+
 def _plan(
     clients: OpsClients,
     bucket: str,
@@ -340,6 +354,7 @@ def _plan(
         restored.meeting_metadata = latest_good.meeting_metadata or source_doc.meeting_metadata
         restored.leases = latest_good.leases
         restored.meeting_lease = latest_good.meeting_lease
+        restored.delivery = _newest_delivery(source_doc, latest_good)
 
     plan = RestorePlan(
         change_id,

@@ -11,8 +11,15 @@ States (``CustomerProgress.state``; ``state_text`` says it in words — :data:`S
 * ``pending`` — waiting: the trigger is there, nobody works on it now;
 * ``not_triggered`` — no trigger, no result.
 
-Read-only: one GET of the archive and one per listed customer. A missing or invalid archive is
-reported (``failed``), not raised; an invalid processing object is a finding naming its key.
+Delivery (SES events, ``delivery/{C}/{id}.json``): per customer, the recipients of the current revision
+per last status — delivered, bounced (permanent, transient), complained, delayed, unsubscribed… —
+from the delivery object, else from the counts folded into the archive; with ``recipients=True`` each
+address's last event. Bounces and complaints are outcomes, not missing work: they never make a change
+incomplete.
+
+Read-only: one GET of the archive and two per listed customer (processing and delivery objects). A
+missing or invalid archive is reported (``failed``), not raised; an invalid processing or delivery object
+is a finding naming its key.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.archive.documents import PROCESSED
+from runtime.archive.delivery_store import DeliveryStore
+from runtime.archive.documents import PROCESSED, ArchiveDocument
 from runtime.archive.store import ArchiveInvalid, ArchiveStore
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
@@ -71,6 +79,35 @@ class TriggerView:
 
 
 @dataclass
+class DeliveryView:
+    """The delivery outcomes of one customer's emails of the current revision."""
+
+    key: str
+    source: str
+    """``delivery`` (the consumer's object), ``archive`` (only the folded counts), or ``none``."""
+    revision: int
+    counts: dict[str, int] | None = None
+    """``DeliveryCounts`` of the revision (delivered, bounced, bounced_permanent, …), None when unknown."""
+    folded: bool = False
+    """Whether the archive's ``delivery`` field holds the latest counts (same sequence)."""
+    error: str | None = None
+
+
+@dataclass
+class RecipientView:
+    """One address's last delivery event (``verify --recipients``)."""
+
+    customer: str
+    address: str
+    status: str
+    event_time: datetime
+    revision: int
+    message_id: str
+    bounce_type: str | None = None
+    bounce_subtype: str | None = None
+
+
+@dataclass
 class CustomerProgress:
     customer: str
     state: str  # processed | recorded_not_folded | processing | pending | not_triggered (STATES)
@@ -96,6 +133,7 @@ class CustomerProgress:
     processing_error: str | None = None
     folded: dict[str, Any] | None = None
     """The archive's ``processed`` entry for the current revision, as stored."""
+    delivery: DeliveryView | None = None
 
 
 @dataclass
@@ -116,6 +154,8 @@ class VerifyReport:
     other_triggers: list[TriggerView] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     """Processing objects that could not be used (invalid, unreadable), each naming its key."""
+    recipients: list[RecipientView] | None = None
+    """With ``recipients=True``: every address's last delivery event, per customer."""
 
     @property
     def pending(self) -> list[str]:
@@ -172,7 +212,43 @@ def _progress_view(read: ProcessingRead) -> ProgressView | None:
     return ProgressView(progress.revision, progress.recipients, progress.done, len(progress.rejected))
 
 
-def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datetime | None = None) -> VerifyReport:
+def _delivery_view(
+    deliveries: DeliveryStore, doc: ArchiveDocument, code: str, recipients: list[RecipientView] | None
+) -> DeliveryView:
+    """The current revision's delivery counts of ``code``: the delivery object's, else the archive's."""
+    revision = str(doc.revision)
+    folded = doc.delivery.get(code, {}).get(revision)
+    view = DeliveryView(keys.delivery_key(code, doc.change_id), "none", doc.revision)
+    try:
+        version = deliveries.load_optional(code, doc.change_id)
+    except ArchiveInvalid as exc:
+        view.error = str(exc)
+        version = None
+    if version is not None:
+        counts = version.document.counts.get(revision)
+        view.source = "delivery"
+        view.counts = counts.model_dump(exclude={"sequence"}) if counts else None
+        view.folded = counts is not None and folded is not None and folded.sequence >= counts.sequence
+        if recipients is not None:
+            recipients.extend(
+                RecipientView(
+                    code, address, s.status, s.event_time, s.revision, s.message_id, s.bounce_type, s.bounce_subtype
+                )
+                for address, s in version.document.last_events().items()
+            )
+    elif folded is not None:
+        view.source, view.counts, view.folded = "archive", folded.model_dump(exclude={"sequence"}), True
+    return view
+
+
+def verify(
+    clients: OpsClients,
+    bucket: str,
+    change_id: str,
+    *,
+    reference: datetime | None = None,
+    recipients: bool = False,
+) -> VerifyReport:
     at = reference or now()
     keys.validate_change_id(change_id)
     report = VerifyReport(change_id, keys.archive_key(change_id), exists=False)
@@ -208,6 +284,8 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
     report.meeting_metadata = doc.meeting_metadata.to_json_dict() if doc.meeting_metadata else None
     report.meeting_lease = _lease_view(doc.meeting_lease, at)
     processing = ProcessingCache(clients.s3, bucket)
+    deliveries = DeliveryStore(clients.s3, bucket)
+    report.recipients = [] if recipients else None
     for code in doc.customers:
         revisions = sorted(
             {
@@ -252,7 +330,10 @@ def verify(clients: OpsClients, bucket: str, change_id: str, *, reference: datet
             processing_exists=read.exists,
             processing_error=read.error,
             folded=entry.to_json_dict() if entry is not None else None,
+            delivery=_delivery_view(deliveries, doc, code, report.recipients),
         )
+        if progress.delivery is not None and progress.delivery.error:
+            report.findings.append(progress.delivery.error)
         if result is not None:
             progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
         elif entry is not None:

@@ -19,6 +19,7 @@ from runtime.archive.documents import utcnow
 from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
+from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
 from runtime.telemetry.metrics import MetricsFactory
@@ -144,3 +145,95 @@ def processed(platform: Platform, change_id: str) -> list[dict[str, Any]]:
 
 def as_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+HTS_ACCOUNT = "333333333333"
+OTHER_ACCOUNT = "444444444444"
+
+
+def ses_event(
+    event_type: str,
+    change_id: str,
+    recipients: list[str],
+    *,
+    at: str = "2026-11-30T12:00:05.000Z",
+    code: str = "hts",
+    revision: int = 1,
+    account: str = HTS_ACCOUNT,
+    message_id: str = "0100-msg-1",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An SES event record as EventBridge delivers it to an SQS target (shapes from the SES docs)."""
+    mail = {
+        "timestamp": "2026-11-30T12:00:00.000Z",
+        "messageId": message_id,
+        "source": "changes@hts.example.com",
+        "destination": recipients,
+        "tags": {
+            EMAIL_TAG_CHANGE_ID: [change_id],
+            EMAIL_TAG_CUSTOMER_CODE: [code],
+            EMAIL_TAG_REVISION: [str(revision)],
+            "ses:configuration-set": [f"ttp-{code}"],
+        },
+    }
+    detail: dict[str, Any] = {"eventType": event_type, "mail": mail}
+    if event_type == "Delivery":
+        detail["delivery"] = {"timestamp": at, "recipients": recipients, "smtpResponse": "250 ok"}
+    elif event_type == "Bounce":
+        detail["bounce"] = {
+            "bounceType": overrides.pop("bounce_type", "Permanent"),
+            "bounceSubType": overrides.pop("bounce_subtype", "General"),
+            "bouncedRecipients": [{"emailAddress": r, "action": "failed"} for r in recipients],
+            "timestamp": at,
+            "feedbackId": "fb",
+        }
+    elif event_type == "Complaint":
+        detail["complaint"] = {
+            "complainedRecipients": [{"emailAddress": r} for r in recipients],
+            "timestamp": at,
+            "feedbackId": "fb",
+            "complaintFeedbackType": "abuse",
+        }
+    elif event_type == "DeliveryDelay":
+        detail["deliveryDelay"] = {
+            "timestamp": at,
+            "delayType": "MailboxFull",
+            "delayedRecipients": [{"emailAddress": r, "status": "4.2.2"} for r in recipients],
+        }
+    elif event_type == "Subscription":
+        detail["subscription"] = {
+            "contactList": "ttp-contacts",
+            "timestamp": at,
+            "source": "UnsubscribeHeader",
+            "newTopicPreferences": {"unsubscribeAll": True},
+            "oldTopicPreferences": {"unsubscribeAll": False},
+        }
+    elif event_type == "Send":
+        detail["send"] = {}
+    elif event_type == "Reject":
+        detail["reject"] = {"reason": "Bad content"}
+    elif event_type == "Rendering Failure":
+        detail["failure"] = {"errorMessage": "missing attribute", "templateName": "t"}
+    detail_types = {
+        "Send": "Email Sent",
+        "Delivery": "Email Delivered",
+        "Bounce": "Email Bounced",
+        "Complaint": "Email Complaint Received",
+        "Reject": "Email Rejected",
+        "DeliveryDelay": "Email Delivery Delayed",
+        "Subscription": "Email Subscribed",
+        "Rendering Failure": "Email Rendering Failed",
+    }
+    event = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": detail_types.get(event_type, "Email Opened"),
+        "source": "aws.ses",
+        "account": account,
+        "time": at,
+        "region": "us-east-1",
+        "resources": [f"arn:aws:ses:us-east-1:{account}:configuration-set/ttp-{code}"],
+        "detail": detail,
+    }
+    event.update(overrides)
+    return event

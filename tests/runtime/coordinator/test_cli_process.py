@@ -23,6 +23,7 @@ from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
+from tests.runtime.coordinator.conftest import ses_event
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
@@ -113,3 +114,58 @@ def test_coordinator_refuses_to_start_without_its_settings(tmp_path: Path) -> No
     )
     assert result.returncode != 0
     assert "TTP_BUCKET_NAME" in result.stderr + result.stdout and "TTP_QUEUE_URL" in result.stderr + result.stdout
+
+
+def test_coordinator_process_consumes_delivery_events_and_both_workers_stop_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """With TTP_DELIVERY_QUEUE_URL the same ``python -m runtime coordinator`` also runs the delivery-event
+    consumer; one SIGTERM drains both workers. (The bucket's delivery/ notification is set up here: the
+    sandbox's is another change's.)"""
+    box = sb.create_sandbox(sb.sample_customers()[:1])
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    coordinator = box.coordinator
+    assert coordinator is not None
+    delivery_queue = sqs.create_queue(QueueName="ttp-delivery-events-cli")["QueueUrl"]
+    config = s3.get_bucket_notification_configuration(Bucket=box.bucket)
+    config.pop("ResponseMetadata", None)
+    config.setdefault("QueueConfigurations", []).append(
+        {
+            "QueueArn": coordinator.queue_arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": keys.DELIVERY_PREFIX}]}},
+        }
+    )
+    s3.put_bucket_notification_configuration(Bucket=box.bucket, NotificationConfiguration=config)
+    log = tmp_path / "coordinator.log"
+    settings = {
+        "TTP_RECEIVE_WAIT_SECONDS": "1",
+        "TTP_RETRY_BASE_SECONDS": "0",
+        "TTP_DRAIN_SECONDS": "5",
+        "TTP_DELIVERY_QUEUE_URL": delivery_queue,
+    }
+    process_env = {**os.environ, **env, **box.coordinator_env(**settings), "PYTHONPATH": str(ROOT)}
+    for name in [n for n in process_env if n.startswith("TTP_GRAPH_")]:
+        process_env.pop(name)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "coordinator"], env=process_env, cwd=ROOT, stdout=out, stderr=out
+        )
+        try:
+            doc = {"change_id": "CHG-DLV", "title": "Delivery", "customers": ["hts"]}
+            submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), doc, user_id="it")
+            event = ses_event("Bounce", "CHG-DLV", ["bounce@simulator.amazonses.com"], bounce_type="Permanent")
+            sqs.send_message(QueueUrl=delivery_queue, MessageBody=json.dumps(event))
+
+            def bounced() -> int:
+                counts = archive(box, "CHG-DLV").get("delivery", {}).get("hts", {}).get("1", {})
+                return int(counts.get("bounced_permanent", 0))
+
+            wait_for(lambda: bounced() == 1, 60, "the bounce folded into the archive")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            exit_code = proc.wait(30)
+    assert exit_code == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert sum(1 for line in lines if line.get("message") == "worker stopped") == 2
+    assert any(line.get("message") == "delivery status recorded" for line in lines)

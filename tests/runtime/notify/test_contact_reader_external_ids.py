@@ -61,6 +61,13 @@ def test_settings_need_the_shared_id_only_for_roles_without_their_own() -> None:
     shared = MeetingSettings(
         calendar_contact_roles=ROLES,
         contact_reader_external_ids={"hts": "a1"},
-        contact_reader_external_id=SecretStr("s"),
+        contact_reader_external_id=SecretStr("shared-id"),
     )
     assert shared.contact_reader_external_id is not None
+
+
+def test_a_customers_own_external_id_is_checked_like_the_shared_one() -> None:
+    with pytest.raises(ValidationError, match=r"contact_reader_external_ids\.hts[\s\S]*2-1224 characters"):
+        MeetingSettings(calendar_contact_roles=ROLES, contact_reader_external_ids={"hts": "x", "acme": "b2"})
+    with pytest.raises(ValidationError, match="only letters, digits"):
+        MeetingSettings(calendar_contact_roles=ROLES, contact_reader_external_ids={"hts": "a b", "acme": "b2"})

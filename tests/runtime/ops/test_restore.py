@@ -223,3 +223,21 @@ def test_a_fold_after_the_listing_is_carried_forward_by_a_new_plan(light: Platfo
     assert plan.written
     assert [e["customer_code"] for e in plan.carried_forward] == ["hts", "htsnonprod"]
     assert types(platform.archive()) == ["submitted:", "processed:hts", "processed:htsnonprod", "restored:"]
+
+
+def test_carries_the_folded_delivery_counts_forward(light: Platform) -> None:
+    from runtime.archive.documents import ArchiveDocument, DeliveryCounts
+
+    platform = light
+    platform.submit("CHG-1", ["hts"])
+    backdate(platform, KEY, HOUR)
+
+    def fold(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert doc is not None
+        doc.delivery = {"hts": {"1": DeliveryCounts(sequence=4, recipients=2, delivered=1, bounced=1)}}
+        return doc
+
+    ArchiveStore(platform.s3, platform.bucket).update("CHG-1", fold)  # folded after the version we go back to
+    plan = restore(clients(platform), platform.bucket, "CHG-1", utcnow() - timedelta(minutes=30), user="ops")
+    assert plan.written
+    assert platform.archive()["delivery"]["hts"]["1"]["bounced"] == 1

@@ -85,3 +85,76 @@ def test_verify_meeting_metadata_is_shown(light: Platform) -> None:
     ArchiveStore(platform.s3, platform.bucket).update("CHG-M", mutate)
     report = verify(clients(platform), platform.bucket, "CHG-M")
     assert report.meeting_metadata is not None and report.meeting_metadata["meeting_id"] == "AAMk-1"
+
+
+def test_verify_shows_delivery_counts_and_each_recipients_last_event(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from runtime.archive.delivery import RecipientEvent, RecipientStatus
+    from runtime.archive.delivery_store import DeliveryStore
+
+    platform = light
+    env = ops_env(platform)
+    platform.submit("CHG-D", ["hts", "htsnonprod"])
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+    def status(kind: str, minute: int, **extra: str) -> RecipientStatus:
+        return RecipientStatus.model_validate(
+            {"status": kind, "event_time": at + timedelta(minutes=minute), "message_id": "m-1", "revision": 1, **extra}
+        )
+
+    DeliveryStore(platform.s3, platform.bucket).record(
+        "hts",
+        "CHG-D",
+        [
+            RecipientEvent("a@x.example", status("delivered", 1)),
+            RecipientEvent("b@x.example", status("bounced", 2, bounce_type="permanent", bounce_subtype="NoEmail")),
+            RecipientEvent("c@x.example", status("bounced", 2, bounce_type="transient", bounce_subtype="MailboxFull")),
+            RecipientEvent("d@x.example", status("complained", 3)),
+            RecipientEvent("e@x.example", status("delayed", 4)),
+            RecipientEvent("f@x.example", status("unsubscribed", 5)),
+        ],
+    )
+    report = as_json(run(monkeypatch, env, "verify", "CHG-D", "--json"))
+    rows = {c["customer"]: c for c in report["customers"]}
+    counts = rows["hts"]["delivery"]["counts"]
+    assert (counts["delivered"], counts["bounced"], counts["bounced_permanent"], counts["bounced_transient"]) == (
+        1,
+        2,
+        1,
+        1,
+    )
+    assert (counts["complained"], counts["delayed"], counts["unsubscribed"]) == (1, 1, 1)
+    assert rows["hts"]["delivery"]["source"] == "delivery" and rows["hts"]["delivery"]["folded"] is False
+    assert rows["htsnonprod"]["delivery"]["counts"] is None and report["recipients"] is None
+
+    text = run(monkeypatch, env, "verify", "CHG-D")
+    assert "1 delivered, 2 bounced (1 permanent, 1 transient), 1 complained, 1 delayed, 1 unsubscribed" in text.stdout
+    assert "no delivery events yet" in text.stdout
+
+    listed = as_json(run(monkeypatch, env, "verify", "CHG-D", "--recipients", "--json"))
+    last = {r["address"]: r for r in listed["recipients"]}
+    assert sorted(last) == ["a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example"]
+    assert (last["b@x.example"]["status"], last["b@x.example"]["bounce_type"]) == ("bounced", "permanent")
+    shown = run(monkeypatch, env, "verify", "CHG-D", "--recipients")
+    assert "bounced (transient, MailboxFull)" in shown.stdout and "complained" in shown.stdout
+
+
+def test_verify_reads_the_folded_counts_when_the_delivery_object_is_gone(light: Platform) -> None:
+    from runtime.archive.documents import DeliveryCounts
+
+    platform = light
+    platform.submit("CHG-F", ["hts"])
+
+    def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert doc is not None
+        doc.delivery = {"hts": {"1": DeliveryCounts(sequence=2, recipients=2, delivered=1, complained=1)}}
+        return doc
+
+    ArchiveStore(platform.s3, platform.bucket).update("CHG-F", mutate)
+    report = verify(clients(platform), platform.bucket, "CHG-F")
+    view = report.customers[0].delivery
+    assert view is not None and view.source == "archive" and view.folded
+    assert view.counts is not None and (view.counts["delivered"], view.counts["complained"]) == (1, 1)

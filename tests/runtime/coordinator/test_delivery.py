@@ -1,0 +1,317 @@
+"""The delivery-event consumer (SES events → ``delivery/{code}/{id}.json``) and the fold of its counts
+into the archive, against moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from runtime.archive.delivery_store import DeliveryStore
+from runtime.contract import keys
+from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION
+from runtime.contract.settings import CoordinatorSettings
+from runtime.coordinator.composition import CoordinatorProcess, build_coordinator
+from runtime.coordinator.delivery import DeliveryHandler
+from runtime.pipeline.state_machine import Outcome, Result
+from runtime.telemetry.metrics import MetricsFactory
+from tests.runtime.coordinator.conftest import HTS_ACCOUNT, OTHER_ACCOUNT, make_handler, s3_event, ses_event
+from tests.support.aws_platform import Platform
+
+
+def consumer(platform: Platform, **kwargs: Any) -> DeliveryHandler:
+    return DeliveryHandler(
+        DeliveryStore(platform.s3, platform.bucket, sleep=lambda _s: None),
+        MetricsFactory("CustomMetrics", platform.metrics_stream),
+        **kwargs,
+    )
+
+
+def handle(handler: DeliveryHandler, event: dict[str, Any]) -> Result:
+    (result,) = handler(json.dumps(event), "test-owner", None)
+    return result
+
+
+def delivery_doc(platform: Platform, change_id: str, code: str = "hts") -> dict[str, Any]:
+    body = platform.s3.get_object(Bucket=platform.bucket, Key=keys.delivery_key(code, change_id))["Body"].read()
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+def test_every_event_type_is_recorded_per_recipient(platform: Platform, change_id: str) -> None:
+    handler = consumer(platform)
+    r = ["a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example", "g@x.example"]
+    events = [
+        ses_event("Send", change_id, r, at="2026-11-30T12:00:00Z"),
+        ses_event("Delivery", change_id, ["a@x.example", "b@x.example"], at="2026-11-30T12:00:02Z"),
+        ses_event("Bounce", change_id, ["c@x.example"], bounce_type="Permanent", bounce_subtype="NoEmail"),
+        ses_event("Bounce", change_id, ["d@x.example"], bounce_type="Transient", bounce_subtype="MailboxFull"),
+        ses_event("Complaint", change_id, ["b@x.example"], at="2026-11-30T12:10:00Z"),
+        ses_event("DeliveryDelay", change_id, ["e@x.example"]),
+        ses_event("Subscription", change_id, ["a@x.example"], at="2026-11-30T12:20:00Z"),
+        ses_event("Reject", change_id, ["f@x.example"], message_id="0100-msg-2"),
+        ses_event("Rendering Failure", change_id, ["G@X.example"], message_id="0100-msg-3"),
+    ]
+    for e in events:
+        assert handle(handler, e).outcome is Outcome.PROCESSED
+    doc = delivery_doc(platform, change_id)
+    statuses = {a: s["status"] for a, s in doc["revisions"]["1"].items()}
+    assert statuses == {
+        "a@x.example": "unsubscribed",
+        "b@x.example": "complained",
+        "c@x.example": "bounced",
+        "d@x.example": "bounced",
+        "e@x.example": "delayed",
+        "f@x.example": "rejected",
+        "g@x.example": "rendering_failed",
+    }
+    c = doc["revisions"]["1"]["c@x.example"]
+    assert (c["bounce_type"], c["bounce_subtype"], c["message_id"]) == ("permanent", "NoEmail", "0100-msg-1")
+    counts = doc["counts"]["1"]
+    assert (counts["bounced_permanent"], counts["bounced_transient"], counts["complained"]) == (1, 1, 1)
+    assert platform.metric_total("EmailsDelivered", "hts") == 2
+    assert platform.metric_total("EmailsBounced", "hts") == 2
+    assert platform.metric_total("EmailsComplained", "hts") == 1
+
+
+def test_duplicates_and_late_events_change_nothing_and_count_once(platform: Platform, change_id: str) -> None:
+    handler = consumer(platform)
+    delivered = ses_event("Delivery", change_id, ["a@x.example"], at="2026-11-30T12:00:02Z")
+    bounced = ses_event("Bounce", change_id, ["b@x.example"], at="2026-11-30T12:00:03Z")
+    late_send = ses_event("Send", change_id, ["a@x.example", "b@x.example"], at="2026-11-30T12:00:00Z")
+    assert handle(handler, delivered).outcome is Outcome.PROCESSED
+    assert handle(handler, bounced).outcome is Outcome.PROCESSED
+    before = delivery_doc(platform, change_id)
+    assert handle(handler, delivered).outcome is Outcome.ALREADY_RECORDED
+    assert handle(handler, bounced).outcome is Outcome.ALREADY_RECORDED
+    assert handle(handler, late_send).outcome is Outcome.ALREADY_RECORDED  # older: never overwrites
+    assert delivery_doc(platform, change_id) == before
+    assert platform.metric_total("EmailsDelivered", "hts") == 1
+    assert platform.metric_total("EmailsBounced", "hts") == 1
+
+
+def test_concurrent_events_of_one_change_all_land(platform: Platform, change_id: str) -> None:
+    handler = consumer(platform, linger_seconds=0.05)
+    events = [ses_event("Delivery", change_id, [f"r{i}@x.example"]) for i in range(12)]
+    results: list[Result] = []
+    threads = [threading.Thread(target=lambda e=e: results.append(handle(handler, e))) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {r.outcome for r in results} == {Outcome.PROCESSED}
+    assert delivery_doc(platform, change_id)["counts"]["1"]["delivered"] == 12
+    assert handler.batcher.writes < 12
+    assert platform.metric_total("EmailsDelivered", "hts") == 12
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda e: e.update(source="aws.s3"), "source is 'aws.s3'"),
+        (lambda e: e["detail"].update(eventType="Open"), "eventType 'Open'"),
+        (lambda e: e.update({"detail-type": "Email Delivered"}), "does not match eventType 'Bounce'"),
+        (lambda e: e["detail"]["mail"]["tags"].pop(EMAIL_TAG_CHANGE_ID), "'ttp-change-id' is missing"),
+        (lambda e: e["detail"]["mail"].pop("tags"), "tags is missing"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["../x"]}), "invalid email tag"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_REVISION: ["one"]}), "not a revision number"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CHANGE_ID: ["_Q0hHLjE"]}), "invalid email tag"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["hts", "x"]}), "not one value"),
+        (lambda e: e.update(account="not-an-account"), "not an AWS account id"),
+        (lambda e: e["detail"]["bounce"].update(bouncedRecipients=[]), "bouncedRecipients is missing or empty"),
+        (lambda e: e["detail"]["bounce"].update(timestamp="yesterday"), "not an ISO 8601 time"),
+    ],
+)
+def test_unknown_or_foreign_events_are_poison_with_a_reason(
+    platform: Platform, change_id: str, mangle: Callable[[dict[str, Any]], None], reason: str
+) -> None:
+    event = ses_event("Bounce", change_id, ["a@x.example"])
+    mangle(event)
+    result = handle(consumer(platform), event)
+    assert result.outcome is Outcome.POISON and result.fate.value == "dead_letter"
+    assert reason in result.reason
+    listed = platform.s3.list_objects_v2(Bucket=platform.bucket, Prefix=keys.delivery_key("hts", change_id))
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_a_body_that_is_no_event_is_poison(platform: Platform) -> None:
+    (result,) = consumer(platform)("not json", "owner", None)
+    assert result.outcome is Outcome.POISON and "not JSON" in result.reason
+
+
+def test_an_account_reporting_on_another_customers_emails_is_poison(platform: Platform, change_id: str) -> None:
+    handler = consumer(platform, customer_accounts={"hts": HTS_ACCOUNT, "htsnonprod": OTHER_ACCOUNT})
+    foreign = ses_event("Complaint", change_id, ["a@x.example"], account=OTHER_ACCOUNT)
+    result = handle(handler, foreign)
+    assert result.outcome is Outcome.POISON and "whose account is not 444444444444" in result.reason
+    assert handle(handler, ses_event("Complaint", change_id, ["a@x.example"])).outcome is Outcome.PROCESSED
+
+
+def test_delivery_counts_fold_into_the_archive_once_and_survive_resubmission(
+    platform: Platform, change_id: str
+) -> None:
+    platform.submit(change_id)
+    handler = consumer(platform)
+    handle(handler, ses_event("Delivery", change_id, ["a@x.example", "b@x.example"]))
+    handle(handler, ses_event("Bounce", change_id, ["c@x.example"], bounce_type="Transient"))
+    coordinator = make_handler(platform)
+    key = keys.delivery_key("hts", change_id)
+    (folded,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert folded.outcome is Outcome.PROCESSED, folded
+    counts = platform.archive(change_id)["delivery"]["hts"]["1"]
+    assert (counts["delivered"], counts["bounced"], counts["bounced_transient"]) == (2, 1, 1)
+    etag = platform.s3.head_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))["ETag"]
+    (again,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert again.outcome is Outcome.ALREADY_RECORDED
+    assert platform.s3.head_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))["ETag"] == etag
+    platform.submit(change_id, title="Resubmitted")
+    archive = platform.archive(change_id)
+    assert archive["revision"] == 2 and archive["delivery"]["hts"]["1"]["delivered"] == 2
+
+
+def test_stale_counts_never_replace_fresher_ones(platform: Platform, change_id: str) -> None:
+    from runtime.archive.documents import DeliveryCounts
+    from runtime.coordinator.delivery_fold import CustomerDeliveryCounts
+
+    platform.submit(change_id)
+    coordinator = make_handler(platform)
+    fresh = CustomerDeliveryCounts("hts", {"1": DeliveryCounts(sequence=5, recipients=3, delivered=3)})
+    stale = CustomerDeliveryCounts("hts", {"1": DeliveryCounts(sequence=4, recipients=3, delivered=1)})
+    assert coordinator.delivery_fold.submit(change_id, fresh).folded == [("hts", "1")]
+    assert coordinator.delivery_fold.submit(change_id, stale).folded == []
+    assert platform.archive(change_id)["delivery"]["hts"]["1"]["delivered"] == 3
+    newer = CustomerDeliveryCounts("hts", {"9": DeliveryCounts(sequence=6)})
+    assert coordinator.delivery_fold.submit(change_id, newer).refused == [("hts", "9")]
+
+
+def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Platform, change_id: str) -> None:
+    """Both workers in one process: an SES event on the delivery queue ends up in delivery/ and, through
+    the bucket's delivery/ notification to the coordinator queue, in the archive's counts."""
+    sqs = platform.sqs
+    delivery_dlq = sqs.create_queue(QueueName=f"ttp-delivery-events-dlq-{change_id.lower()}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=delivery_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    delivery_queue = sqs.create_queue(
+        QueueName=f"ttp-delivery-events-{change_id.lower()}",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})},
+    )["QueueUrl"]
+    coordinator_queue = platform.box.coordinator.queue_url
+    coordinator_arn = platform.box.coordinator.queue_arn
+    platform.s3.put_bucket_notification_configuration(
+        Bucket=platform.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": coordinator_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": keys.DELIVERY_PREFIX}]}},
+                }
+            ]
+        },
+    )
+    try:
+        platform.submit(change_id)
+        settings = CoordinatorSettings(
+            bucket_name=platform.bucket,
+            queue_url=coordinator_queue,
+            delivery_queue_url=delivery_queue,
+            receive_wait_seconds=0,
+            retry_base_seconds=0,
+            drain_seconds=5,
+            fold_linger_seconds=0,
+            max_concurrency=2,
+        )
+        process = build_coordinator(settings, boto3.session.Session(region_name=platform.box.region))
+        assert isinstance(process, CoordinatorProcess) and len(process.workers) == 2
+        sqs.send_message(
+            QueueUrl=delivery_queue, MessageBody=json.dumps(ses_event("Delivery", change_id, ["a@x.example"]))
+        )
+        sqs.send_message(QueueUrl=delivery_queue, MessageBody=json.dumps(ses_event("Open", change_id, ["a@x.example"])))
+        runner = threading.Thread(target=process.run, daemon=True)
+        runner.start()
+
+        def folded() -> bool:
+            return platform.archive(change_id).get("delivery", {}).get("hts", {}).get("1", {}).get("delivered") == 1
+
+        deadline = time.monotonic() + 30
+        while not folded() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        dead = sqs.receive_message(QueueUrl=delivery_dlq, WaitTimeSeconds=2).get("Messages", [])
+        process.request_stop()
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "the coordinator process did not drain and stop"
+        assert folded()
+        assert delivery_doc(platform, change_id)["revisions"]["1"]["a@x.example"]["status"] == "delivered"
+        assert [json.loads(m["Body"])["detail"]["eventType"] for m in dead] == ["Open"]
+    finally:
+        platform.s3.put_bucket_notification_configuration(
+            Bucket=platform.bucket, NotificationConfiguration={"QueueConfigurations": []}
+        )
+
+
+def test_a_subscription_event_without_an_opt_out_records_nothing(platform: Platform, change_id: str) -> None:
+    event = ses_event("Subscription", change_id, ["a@x.example"])
+    event["detail"]["subscription"]["newTopicPreferences"] = {
+        "unsubscribeAll": False,
+        "topicSubscriptionStatus": [{"topicName": "change-notifications", "subscriptionStatus": "OptIn"}],
+    }
+    assert handle(consumer(platform), event).outcome is Outcome.ALREADY_RECORDED
+    opted_out = ses_event("Subscription", change_id, ["a@x.example"])
+    opted_out["detail"]["subscription"]["newTopicPreferences"] = {
+        "unsubscribeAll": False,
+        "topicSubscriptionStatus": [{"topicName": "change-notifications", "subscriptionStatus": "OptOut"}],
+    }
+    assert handle(consumer(platform), opted_out).outcome is Outcome.PROCESSED
+    assert delivery_doc(platform, change_id)["revisions"]["1"]["a@x.example"]["status"] == "unsubscribed"
+
+
+class _StubWorker:
+    def __init__(self, queue_url: str, fail: bool = False) -> None:
+        self.queue_url = queue_url
+        self.fail = fail
+        self.stopping = threading.Event()
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        if self.fail:
+            raise RuntimeError("receive loop broke")
+        self.stopping.wait(10)
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+
+def test_a_failing_worker_stops_the_other_and_the_error_surfaces() -> None:
+    healthy, broken = _StubWorker("q-coordinator"), _StubWorker("q-delivery", fail=True)
+    process = CoordinatorProcess([healthy, broken])  # type: ignore[list-item]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="receive loop broke"):
+        process.run()
+    assert healthy.stopping.is_set() and time.monotonic() - started < 5
+
+
+def test_without_a_delivery_queue_the_coordinator_runs_one_worker(platform: Platform) -> None:
+    settings = CoordinatorSettings(bucket_name=platform.bucket, queue_url=platform.box.coordinator.queue_url)
+    process = build_coordinator(settings, boto3.session.Session(region_name=platform.box.region))
+    assert [w.queue_url for w in process.workers] == [platform.box.coordinator.queue_url]
+
+
+def test_the_coordinator_refuses_bad_delivery_objects_and_keys(platform: Platform, change_id: str) -> None:
+    coordinator = make_handler(platform)
+    (unsafe,) = coordinator(s3_event(platform.bucket, "delivery/hts/../x.json"), "owner", None)
+    assert unsafe.outcome is Outcome.POISON and "unsafe key" in unsafe.reason
+    key = keys.delivery_key("hts", change_id)
+    (absent,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert absent.outcome is Outcome.ALREADY_RECORDED
+    platform.s3.put_object(Bucket=platform.bucket, Key=key, Body=b'{"customer_code": "hts"}')
+    (invalid,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert invalid.outcome is Outcome.PERMANENT_ERROR and "not a valid delivery document" in invalid.reason
+    refused = handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
+    assert refused.outcome is Outcome.PERMANENT_ERROR  # the consumer never overwrites an invalid object
+    platform.s3.delete_object(Bucket=platform.bucket, Key=key)
+    handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
+    (no_archive,) = coordinator(s3_event(platform.bucket, key), "owner", None)
+    assert no_archive.outcome is Outcome.ALREADY_RECORDED and "no archive" in no_archive.reason
