@@ -489,7 +489,13 @@ def report_delivery_events(box: sb.Sandbox, *, consumer_grace: float = 5.0, drai
         time.sleep(0.2)
         left = waiting()
     if not left:
-        console.print(f"  the coordinator consumed every delivery event in {time.monotonic() - started:.2f} s")
+        assert box.delivery is not None
+        dead = sqs.get_queue_attributes(QueueUrl=box.delivery.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        refused = int(dead["Attributes"]["ApproximateNumberOfMessages"])
+        console.print(
+            f"  the coordinator consumed every delivery event in {time.monotonic() - started:.2f} s"
+            + (f" ([red]{refused} dead-lettered[/red])" if refused else " (none dead-lettered)")
+        )
     elif left >= len(published.events):
         console.print(
             f"  no delivery-event consumer read the queue: {left} events wait in it (the coordinator consumes "

@@ -64,8 +64,10 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
     assert re.search(r"2 Bounce/Permanent/General, 3 Bounce/Permanent/Suppressed, 2 Complaint", out), out
     # every event names its change in mail.tags: hts 5 emails (11 events), htsnonprod 4 (8 events)
     assert "events per change (from mail.tags): CHG-2026-0001 r1: 19, CHG-2026-0002 r1: 19, CHG-2026-0003 r1: 8" in out
-    # the coordinator consumes them when it has the delivery handler; without it they wait in the queue
-    assert "the coordinator consumed every delivery event" in out or "no delivery-event consumer read the queue" in out
+    # the coordinator's delivery-event consumer records them; verify shows the bounce and the complaint
+    assert "the coordinator consumed every delivery event" in out and "(none dead-lettered)" in out, out
+    assert re.search(r"│ hts +│ 3 delivered, 1 bounced \(1 permanent, 0 transient\), 1 complained", out), out
+    assert re.search(r"│ htsnonprod +│ 3 delivered, 1 bounced \(1 permanent, 0 transient\), 0 complained", out), out
 
 
 def tagged_processes(tag: str) -> list[int]:
