@@ -151,6 +151,14 @@ class SenderSettings(BucketSettings):
         le=3600,
         description="How long a worker reuses a topic's subscriber list read from SES (0: read it per trigger).",
     )
+    configuration_set: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="SES configuration set every email is sent with (its event destination publishes the "
+        "delivery events); unset: emails are sent without one.",
+    )
 
 
 class WorkerSettings(SenderSettings):
