@@ -11,7 +11,10 @@
    the Graph settings) as real subprocesses, submits sample changes archive-first, waits until every
    trigger is gone and every customer's result is folded into the archive, and prints what happened:
    the archive's modifications, the coordinator's folds (results per archive write) and the meeting,
-   the emails each customer sent, timings.
+   the emails each customer sent, timings. The contact lists hold SES mailbox-simulator addresses
+   (``success@``, ``bounce@``, ``complaint@``, ``ooto@``, ``suppressionlist@simulator.amazonses.com``):
+   the SES event simulator (:mod:`devtools.ses_events`) publishes the events SES would for every email
+   sent to the delivery-events queue, which the coordinator consumes (``TTP_DELIVERY_QUEUE_URL``).
 4. Runs the ops commands ``health`` and ``verify`` on the result, stops every process with SIGTERM.
 """
 
@@ -36,10 +39,12 @@ from rich.console import Console
 from rich.table import Table
 
 from devtools import sandbox as sb
+from devtools import ses_events
 from devtools.emulator import local_aws
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
+from runtime.notify.email_tags import EmailTagError, tags_from_event
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(highlight=False, width=120)
@@ -283,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
         settled = time.monotonic() - submitted_at
         report(box, changes, workers, elapsed)
         report_coordinator(box, changes, coordinator, settled)
+        report_delivery_events(box)
         ops_env = {
             **os.environ,
             **aws.env(),
@@ -428,6 +434,75 @@ def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinat
         f"  coordinator: {len(handled)} events handled, {objects} processing objects in the bucket, "
         f"everything folded {settled:.2f} s after the submission"
     )
+
+
+def report_delivery_events(box: sb.Sandbox, *, consumer_grace: float = 5.0, drain_timeout: float = 30.0) -> None:
+    """What SES would publish for the emails sent (the local simulator, :mod:`devtools.ses_events`), sent
+    to the delivery-events queue, then how the coordinator's delivery-event consumer took them.
+
+    Without a consumer (the coordinator reads the queue only when it has one and ``TTP_DELIVERY_QUEUE_URL``
+    is set) the events stay in the queue; the demo says so after ``consumer_grace`` seconds and goes on."""
+    published = ses_events.publish_ses_events(
+        [resources.spec.account for resources in box.customers.values()], box.delivery_queue_url, region=box.region
+    )
+    accounts = {resources.spec.account: code for code, resources in box.customers.items()}
+    table = Table(title="SES events simulated for the emails sent (devtools.ses_events → delivery-events queue)")
+    for column in ("customer", "recipient", "emails", "events of each email"):
+        table.add_column(column)
+    per_email: dict[tuple[str, str], dict[str, list[str]]] = {}
+    tagged: dict[str, int] = {}
+    for event in published.events:
+        detail = event["detail"]
+        kind = detail["eventType"]
+        if kind == "Bounce":
+            kind = f"Bounce ({detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']})"
+        try:
+            change_id, _, revision = tags_from_event(detail["mail"]["tags"])
+            change = f"{change_id} r{revision}"
+        except EmailTagError:
+            change = "untagged"
+        for recipient in detail["mail"]["destination"]:
+            key = (accounts.get(event["account"], event["account"]), recipient)
+            per_email.setdefault(key, {}).setdefault(detail["mail"]["messageId"], []).append(kind)
+        tagged[change] = tagged.get(change, 0) + 1
+    for (code, recipient), emails in sorted(per_email.items()):
+        sequences = sorted({", ".join(kinds) for kinds in emails.values()})
+        table.add_row(code, recipient, str(len(emails)), " | ".join(sequences))
+    console.print(table)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(published.counts().items()))
+    console.print(f"  {len(published.events)} events published ({counts})")
+    console.print("  events per change (from mail.tags): " + ", ".join(f"{c}: {n}" for c, n in sorted(tagged.items())))
+    sqs = boto3.client("sqs", region_name=box.region)
+
+    def waiting() -> int:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=box.delivery_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    started = time.monotonic()
+    left = waiting()
+    while left and time.monotonic() - started < drain_timeout:
+        if left >= len(published.events) and time.monotonic() - started >= consumer_grace:
+            break  # nothing taken: no consumer reads the queue
+        time.sleep(0.2)
+        left = waiting()
+    if not left:
+        assert box.delivery is not None
+        dead = sqs.get_queue_attributes(QueueUrl=box.delivery.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        refused = int(dead["Attributes"]["ApproximateNumberOfMessages"])
+        console.print(
+            f"  the coordinator consumed every delivery event in {time.monotonic() - started:.2f} s"
+            + (f" ([red]{refused} dead-lettered[/red])" if refused else " (none dead-lettered)")
+        )
+    elif left >= len(published.events):
+        console.print(
+            f"  no delivery-event consumer read the queue: {left} events wait in it (the coordinator consumes "
+            "them once it runs the delivery handler)"
+        )
+    else:
+        console.print(f"  [yellow]{left} delivery events still queued after {drain_timeout:.0f} s[/yellow]")
 
 
 _deferring = False

@@ -68,6 +68,9 @@ class LocalAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_conditional_writes_atomic()
+        from devtools.ses_events import record_send_parameters
+
+        record_send_parameters()  # moto drops EmailTags and ConfigurationSetName; the SES event simulator needs them
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
 

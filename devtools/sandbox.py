@@ -2,9 +2,11 @@
 
 The same layout the stacks deploy, built with plain boto3 calls so the local pipeline can run
 without CloudFormation: the bucket (versioned), per customer a queue with a DLQ and redrive policy,
-the change coordinator's queue (with its DLQ), the bucket's notifications (``customers/{code}/`` to
-that customer's queue, ``archive/`` and ``processing/`` to the coordinator's), and in each customer's
-account an SES identity, a contact list with topics and some contacts.
+the change coordinator's queue (with its DLQ), the SES delivery-events queue (with its DLQ: in AWS an
+EventBridge rule fills it, locally :mod:`devtools.ses_events`), the bucket's notifications
+(``customers/{code}/`` to that customer's queue, ``archive/``, ``processing/`` and ``delivery/`` to the
+coordinator's), and in each customer's account an SES identity, the configuration set
+``ttp-{code}``, a contact list with topics and some contacts.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import boto3
 
+from devtools import ses_events
 from runtime.contract import names
-from runtime.contract.keys import ARCHIVE_PREFIX, PROCESSING_PREFIX
+from runtime.contract.keys import ARCHIVE_PREFIX, DELIVERY_PREFIX, PROCESSING_PREFIX
 from runtime.contract.names import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
 
 DEFAULT_TOPIC = "change-notifications"
@@ -65,6 +68,8 @@ class CustomerResources:
 
 @dataclass
 class CoordinatorResources:
+    """A queue with its dead-letter queue (the coordinator's, the delivery events')."""
+
     queue_url: str
     queue_arn: str
     dlq_url: str
@@ -76,9 +81,18 @@ class Sandbox:
     region: str
     customers: dict[str, CustomerResources]
     coordinator: CoordinatorResources | None = None
+    delivery: CoordinatorResources | None = None
+
+    @property
+    def delivery_queue_url(self) -> str:
+        """The SES delivery-events queue (``DELIVERY_EVENTS_QUEUE_NAME``) the coordinator consumes."""
+        if self.delivery is None:
+            raise RuntimeError("this sandbox has no delivery-events queue")
+        return self.delivery.queue_url
 
     def coordinator_env(self, **overrides: str) -> dict[str, str]:
-        """The TTP_* environment of the change coordinator (its queue gets archive/ and processing/ events)."""
+        """The TTP_* environment of the change coordinator (its queue gets archive/, processing/ and
+        delivery/ events; ``TTP_DELIVERY_QUEUE_URL`` is the SES delivery-events queue)."""
         if self.coordinator is None:
             raise RuntimeError("this sandbox has no coordinator queue")
         env = {
@@ -86,6 +100,8 @@ class Sandbox:
             "TTP_QUEUE_URL": self.coordinator.queue_url,
             "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
         }
+        if self.delivery is not None:
+            env["TTP_DELIVERY_QUEUE_URL"] = self.delivery.queue_url
         env.update(overrides)
         return env
 
@@ -100,6 +116,7 @@ class Sandbox:
             "TTP_SENDER_EXTERNAL_ID": resources.spec.ext_id,
             "TTP_FROM_ADDRESS": resources.spec.sender,
             "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
+            "TTP_CONFIGURATION_SET": names.configuration_set_name(code),
         }
         env.update(overrides)
         return env
@@ -166,7 +183,10 @@ def create_sandbox(
     coordinator = _create_queue(
         sqs, names.COORDINATOR_QUEUE_NAME, names.COORDINATOR_DLQ_NAME, visibility_timeout, max_receive_count
     )
-    for prefix in (ARCHIVE_PREFIX, PROCESSING_PREFIX):
+    delivery = _create_queue(
+        sqs, names.DELIVERY_EVENTS_QUEUE_NAME, names.DELIVERY_EVENTS_DLQ_NAME, visibility_timeout, max_receive_count
+    )
+    for prefix in (ARCHIVE_PREFIX, PROCESSING_PREFIX, DELIVERY_PREFIX):
         queue_configs.append(
             {
                 "Id": f"coordinator-{prefix.rstrip('/')}",
@@ -187,7 +207,7 @@ def create_sandbox(
             Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
         )
         # S3 sends an s3:TestEvent to each queue when the configuration is saved; the worker acks it.
-    return Sandbox(bucket, region, created, coordinator)
+    return Sandbox(bucket, region, created, coordinator, delivery)
 
 
 def _create_queue(
@@ -209,6 +229,9 @@ def _create_queue(
 def _create_customer_ses(spec: CustomerSpec, region: str) -> None:
     ses = customer_session(spec, region).client("sesv2")
     ses.create_email_identity(EmailIdentity=spec.sender)
+    # the platform's configuration set (in AWS its event destination publishes to EventBridge; moto
+    # publishes nothing: devtools.ses_events stands in for it)
+    ses.create_configuration_set(ConfigurationSetName=names.configuration_set_name(spec.code))
     ses.create_contact_list(
         ContactListName=DEFAULT_CONTACT_LIST_NAME,
         Topics=[
@@ -262,10 +285,20 @@ def sample_customers() -> list[CustomerSpec]:
     ]
 
 
+SIMULATED_RECIPIENTS: tuple[tuple[str, ...], ...] = (
+    (ses_events.SUCCESS, ses_events.BOUNCE, ses_events.COMPLAINT),
+    (ses_events.OUT_OF_OFFICE, ses_events.SUPPRESSION_LIST),
+)
+"""SES mailbox-simulator addresses in the demo customers' contact lists (first customer, second, …, round)."""
+
+
 def specs_from_config(customers: list[Any]) -> list[CustomerSpec]:
     """Local stand-ins for the customers of the CDK config (``stacks.config.Customer``): same codes,
     accounts, sender addresses and ExternalIds, with a few sample contacts each (the first customer's
-    list also has a duplicate in another case, an opt-out and an unsubscribe-all, to show the filter)."""
+    list also has a duplicate in another case, an opt-out and an unsubscribe-all, to show the filter).
+
+    The lists also hold SES mailbox-simulator addresses (:data:`SIMULATED_RECIPIENTS`), so the delivery
+    events :mod:`devtools.ses_events` publishes for them show deliveries, a bounce and a complaint."""
     specs = []
     for index, customer in enumerate(customers):
         domain = customer.sender_address.split("@", 1)[1]
@@ -279,6 +312,7 @@ def specs_from_config(customers: list[Any]) -> list[CustomerSpec]:
                 Contact(f"optout@{domain}", {DEFAULT_TOPIC: "OPT_OUT"}),
                 Contact(f"gone@{domain}", unsubscribe_all=True),
             ]
+        contacts += [Contact(address) for address in SIMULATED_RECIPIENTS[index % len(SIMULATED_RECIPIENTS)]]
         specs.append(
             CustomerSpec(
                 customer.code, customer.account, tuple(contacts), customer.sender_address, customer.external_id

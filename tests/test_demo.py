@@ -52,6 +52,22 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
     assert "exit codes: {'hts': 0, 'htsnonprod': 0}" in out
     assert "coordinator stopped with SIGTERM, exit code: 0" in out
     assert "&lt;" not in out and "Rotate <KMS> keys" in out  # subjects are plain text, not HTML-escaped
+    # issue 13: the SES event simulator published the mailbox simulator's outcomes, tagged with the change
+    assert "SES events simulated for the emails sent" in out, out
+    for row in (
+        r"│ hts +│ bounce@simulator\.amazonses\.com +│ 2 +│ Send, Bounce \(Permanent/General\) +│",
+        r"│ hts +│ complaint@simulator\.amazonses\.com +│ 2 +│ Send, Delivery, Complaint +│",
+        r"│ htsnonprod +│ suppressionlist@simulator\.amazonses\.com +│ 3 +│ Send, Bounce \(Permanent/Suppressed\) +│",
+        r"│ htsnonprod +│ ooto@simulator\.amazonses\.com +│ 3 +│ Send, Delivery +│",
+    ):
+        assert re.search(row, out), row
+    assert re.search(r"2 Bounce/Permanent/General, 3 Bounce/Permanent/Suppressed, 2 Complaint", out), out
+    # every event names its change in mail.tags: hts 5 emails (11 events), htsnonprod 4 (8 events)
+    assert "events per change (from mail.tags): CHG-2026-0001 r1: 19, CHG-2026-0002 r1: 19, CHG-2026-0003 r1: 8" in out
+    # the coordinator's delivery-event consumer records them; verify shows the bounce and the complaint
+    assert "the coordinator consumed every delivery event" in out and "(none dead-lettered)" in out, out
+    assert re.search(r"│ hts +│ 3 delivered, 1 bounced \(1 permanent, 0 transient\), 1 complained", out), out
+    assert re.search(r"│ htsnonprod +│ 3 delivered, 1 bounced \(1 permanent, 0 transient\), 0 complained", out), out
 
 
 def tagged_processes(tag: str) -> list[int]:
@@ -166,14 +182,14 @@ def start_demo(tag: str, **extra: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 def test_a_reader_closing_while_an_ops_command_writes_leaves_no_process_behind() -> None:
-    """The reader goes away in the middle of ``health``'s output (line 52 of about 80): the ops command,
+    """The reader goes away in the middle of ``health``'s output (line 82 of about 110): the ops command,
     then the demo, write to a closed pipe. Every child the demo started ends."""
     tag = uuid.uuid4().hex
     demo = start_demo(tag)
     children: set[int] = set()
     try:
         assert demo.stdout is not None
-        for _ in range(52):
+        for _ in range(82):
             if not demo.stdout.readline():
                 break
             children |= descendants(demo.pid)

@@ -34,8 +34,8 @@ from runtime.archive.delivery_store import DeliveryStore, RecordOutcome
 from runtime.archive.errors import ArchiveError, ArchiveInvalid
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
-from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
+from runtime.notify.email_tags import tags_from_event
 from runtime.pipeline.envelopes import MAX_MESSAGE_BYTES
 from runtime.pipeline.state_machine import Outcome, Result
 from runtime.telemetry.log import log_context, logger
@@ -79,33 +79,12 @@ class DeliveryEvent:
     recipients: list[RecipientEvent]
 
 
-def _read_tags(mail_tags: Any) -> tuple[str, str, int]:
-    """``(change_id, customer_code, revision)`` as the SES record's ``mail.tags`` (name → [values]) state
-    them, under the tag names of :mod:`runtime.contract.names`. Change ids are read as plain tag values:
-    a value in another form (the sender's reversible encoding of a change id with ``.`` or ``_`` starts
-    with ``_``) is no valid change id, so :func:`_tags_from_event` refuses it instead of misfiling it.
-    Raises ``ValueError`` naming the tag, like ``runtime.notify.email_tags.tags_from_event``."""
-
-    def one(name: str) -> str:
-        values = mail_tags.get(name)
-        if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str) or not values[0]:
-            raise ValueError(f"email tag {name!r} is missing or not one value: not an email of this platform")
-        return values[0]
-
-    change_id, customer_code, revision = (
-        one(n) for n in (EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION)
-    )
-    if not revision.isascii() or not revision.isdigit():
-        raise ValueError(f"email tag {EMAIL_TAG_REVISION!r} is {revision!r}, not a revision number")
-    return change_id, customer_code, int(revision)
-
-
 def _tags_from_event(mail_tags: Any) -> tuple[str, str, int]:
     """The email's change, customer and revision, each valid as a key part; :class:`ForeignEvent` otherwise."""
     if not isinstance(mail_tags, dict):
         raise ForeignEvent("detail.mail.tags is missing: not an email of this platform")
     try:
-        change_id, customer_code, revision = _read_tags(mail_tags)
+        change_id, customer_code, revision = tags_from_event(mail_tags)
         return keys.validate_change_id(change_id), keys.validate_customer_code(customer_code), revision
     except keys.InvalidKeyError as exc:
         raise ForeignEvent(f"invalid email tag: {exc}") from None

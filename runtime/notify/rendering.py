@@ -2,6 +2,15 @@
 
 The HTML is escaped and the subject cannot carry a header break (it is one line, control characters
 replaced, at most 250 characters).
+
+Both parts end with a visible unsubscribe link: SES's placeholder :data:`UNSUBSCRIBE_PLACEHOLDER`, which
+SES replaces with the recipient's own unsubscribe URL when the email is sent with
+``ListManagementOptions`` (every email is: :mod:`runtime.notify.ses`), matching the one-click
+``List-Unsubscribe`` headers SES adds (SES Developer Guide, "Using subscription management":
+https://docs.aws.amazon.com/ses/latest/dg/sending-email-subscription-management.html). SES substitutes
+the placeholder wherever it appears, so a change's own text could smuggle one in (a title holding
+``{{amazonSESUnsubscribeUrl}}`` would become a live link): content is neutralised first
+(:func:`neutralise_placeholders`), so our footer is the only placeholder an email carries.
 """
 
 from __future__ import annotations
@@ -10,6 +19,10 @@ import html
 from dataclasses import dataclass
 
 from runtime.archive.documents import ArchiveDocument
+from runtime.notify.email_tags import email_tags
+
+UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 @dataclass(frozen=True)
@@ -17,6 +30,18 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    tags: tuple[tuple[str, str], ...] = ()
+    """``(name, value)`` of the SES message tags (already encoded, :mod:`runtime.notify.email_tags`)."""
+
+
+def neutralise_placeholders(value: str) -> str:
+    """``value`` with every ``{{`` broken by a zero-width space, so SES substitutes nothing in it.
+
+    Readers see the same text; SES's placeholders all start with ``{{``, and none survives. Applied
+    to content before HTML escaping (``html.escape`` leaves braces alone)."""
+    while "{{" in value:
+        value = value.replace("{{", "{" + _ZERO_WIDTH_SPACE + "{")
+    return value
 
 
 def _one_line(value: str) -> str:
@@ -25,30 +50,35 @@ def _one_line(value: str) -> str:
 
 def render_email(document: ArchiveDocument, customer_code: str) -> RenderedEmail:
     status = "CANCELLED" if document.status == "cancelled" else "Change notification"
-    subject = _one_line(f"[{status}] {document.title} ({document.change_id})")[:250]
+    clean = neutralise_placeholders
+    title, summary, description = clean(document.title), clean(document.summary), clean(document.description)
+    subject = _one_line(f"[{status}] {title} ({document.change_id})")[:250]
     window = ""
     if document.implementation_start:
         end = f" to {document.implementation_end.isoformat()}" if document.implementation_end else ""
         window = f"{document.implementation_start.isoformat()}{end}"
     rows = [
-        ("Change", document.change_id),
+        ("Change", clean(document.change_id)),
         ("Revision", str(document.revision)),
         ("Status", document.status),
-        ("Customer", customer_code),
+        ("Customer", clean(customer_code)),
     ]
     if window:
         rows.append(("Implementation window", window))
-    text_lines = [document.title, "", *(f"{k}: {v}" for k, v in rows)]
-    if document.summary:
-        text_lines += ["", document.summary]
-    if document.description:
-        text_lines += ["", document.description]
+    text_lines = [title, "", *(f"{k}: {v}" for k, v in rows)]
+    if summary:
+        text_lines += ["", summary]
+    if description:
+        text_lines += ["", description]
+    text_lines += ["", f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}"]
     esc = html.escape
     table = "".join(f'<tr><th align="left">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
-    paragraphs = "".join(
-        f"<p>{esc(part).replace(chr(10), '<br>')}</p>" for part in (document.summary, document.description) if part
-    )
+    paragraphs = "".join(f"<p>{esc(part).replace(chr(10), '<br>')}</p>" for part in (summary, description) if part)
+    footer = f'<p><a href="{UNSUBSCRIBE_PLACEHOLDER}">Unsubscribe</a></p>'
     body_html = (
-        f"<!DOCTYPE html><html><body><h2>{esc(document.title)}</h2><table>{table}</table>{paragraphs}</body></html>"
+        f"<!DOCTYPE html><html><body><h2>{esc(title)}</h2><table>{table}</table>{paragraphs}{footer}</body></html>"
     )
-    return RenderedEmail(subject, "\n".join(text_lines) + "\n", body_html)
+    tags = tuple(
+        (tag["Name"], tag["Value"]) for tag in email_tags(document.change_id, customer_code, document.revision)
+    )
+    return RenderedEmail(subject, "\n".join(text_lines) + "\n", body_html, tags)

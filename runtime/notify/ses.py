@@ -6,7 +6,9 @@
   the filter on the client too (not every SES implementation honours ``TopicFilter``).
 * Rendering (subject, text, HTML) is :mod:`runtime.notify.rendering`.
 * :class:`EmailSender` sends one ``SendEmail`` per recipient with ``ListManagementOptions`` (personal
-  unsubscribe links), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
+  unsubscribe links), the customer's configuration set (its event destination publishes the email's
+  delivery events, issue 13) and the email's tags (change id, customer code, revision:
+  :mod:`runtime.notify.email_tags`), paced by a shared :class:`RateLimiter` under the configured rate. Throttling is
   retried by botocore's standard mode first, then by a bounded backoff here. Any other refusal is
   classified by :func:`recipient_rejection`: that recipient's (recorded as rejected, never as sent) or
   the whole message's (:class:`~runtime.notify.errors.MessageRejected`: retried, then the DLQ).
@@ -208,12 +210,14 @@ class EmailSender:
         contact_list: str,
         limiter: RateLimiter,
         *,
+        configuration_set: str | None = None,
         throttle_retries: int = 6,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ses = ses
         self.from_address = from_address
         self.contact_list = contact_list
+        self.configuration_set = configuration_set
         self._limiter = limiter
         self._throttle_retries = throttle_retries
         self._sleep = sleep
@@ -241,25 +245,34 @@ class EmailSender:
             on_done(address, outcome)  # a rejected address is final too: do not retry it on redelivery
         return report
 
+    def request(self, address: str, message: RenderedEmail, topic: str) -> dict[str, Any]:
+        """The ``SendEmail`` parameters of one email to ``address``."""
+        params: dict[str, Any] = {
+            "FromEmailAddress": self.from_address,
+            "Destination": {"ToAddresses": [address]},
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": message.text, "Charset": "UTF-8"},
+                        "Html": {"Data": message.html, "Charset": "UTF-8"},
+                    },
+                }
+            },
+            "ListManagementOptions": {"ContactListName": self.contact_list, "TopicName": topic},
+        }
+        if message.tags:
+            params["EmailTags"] = [{"Name": name, "Value": value} for name, value in message.tags]
+        if self.configuration_set:
+            params["ConfigurationSetName"] = self.configuration_set
+        return params
+
     def _send_one(self, address: str, message: RenderedEmail, topic: str) -> str | None:
         """Send to one recipient; None when SES accepted it, a reason when SES rejected the address."""
         for attempt in range(self._throttle_retries + 1):
             self._limiter.acquire(self._sleep)
             try:
-                self._ses.send_email(
-                    FromEmailAddress=self.from_address,
-                    Destination={"ToAddresses": [address]},
-                    Content={
-                        "Simple": {
-                            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
-                            "Body": {
-                                "Text": {"Data": message.text, "Charset": "UTF-8"},
-                                "Html": {"Data": message.html, "Charset": "UTF-8"},
-                            },
-                        }
-                    },
-                    ListManagementOptions={"ContactListName": self.contact_list, "TopicName": topic},
-                )
+                self._ses.send_email(**self.request(address, message, topic))
                 return None
             except ClientError as exc:
                 code = error_code(exc)
@@ -291,6 +304,9 @@ class SesMailer:
     https://docs.aws.amazon.com/ses/latest/dg/sending-email-list-management.html, and "Using
     subscription management"). That refusal is asynchronous: such an address may count as sent here
     (SES accepted the call) while the configuration set's event destination records the bounce.
+
+    ``configuration_set`` (``TTP_CONFIGURATION_SET``): every ``SendEmail`` names it, so its event
+    destination publishes the email's send, delivery, bounce and complaint events; None sends without.
     """
 
     def __init__(
@@ -301,11 +317,13 @@ class SesMailer:
         limiter: RateLimiter,
         *,
         contact_cache_seconds: float = 0.0,
+        configuration_set: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ses = ses
         self.from_address = from_address
         self.contact_list = contact_list
+        self.configuration_set = configuration_set
         self._limiter = limiter
         self.contact_cache_seconds = contact_cache_seconds
         self._monotonic = monotonic
@@ -334,6 +352,8 @@ class SesMailer:
         on_done: Callable[[str, str | None], None],
         cancelled: threading.Event | None,
     ) -> list[str]:
-        sender = EmailSender(self._ses(), self.from_address, self.contact_list, self._limiter)
+        sender = EmailSender(
+            self._ses(), self.from_address, self.contact_list, self._limiter, configuration_set=self.configuration_set
+        )
         report = sender.send_all(recipients, message, topic, on_done=on_done, cancelled=cancelled)
         return report.sent

@@ -39,6 +39,7 @@ def build_processor(
         settings.contact_list_name,
         RateLimiter(settings.send_rate_per_second),
         contact_cache_seconds=settings.contact_cache_seconds,
+        configuration_set=settings.configuration_set,
     )
     # no meeting coordinator and no Graph settings here: the change coordinator owns meetings (DESIGN §5)
     return Processor(

@@ -31,6 +31,12 @@ def test_worker_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load(WorkerSettings)
     assert settings.customer_code == "hts" and settings.visibility_timeout_seconds == 300
     assert "ext-123" not in repr(settings)  # the ExternalId is not printed
+    assert settings.configuration_set is None  # optional: no configuration set, no delivery events
+
+
+def test_the_configuration_set_comes_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch, {**GOOD, "TTP_CONFIGURATION_SET": "ttp-hts"})
+    assert load(WorkerSettings).configuration_set == "ttp-hts"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +48,8 @@ def test_worker_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"TTP_MAX_CONCURRENCY": "lots"}, "TTP_MAX_CONCURRENCY"),
         ({"TTP_SEND_RATE_PER_SECOND": "0"}, "TTP_SEND_RATE_PER_SECOND"),
         ({"TTP_DRAIN_SECONDS": "100", "TTP_VISIBILITY_TIMEOUT_SECONDS": "60"}, "TTP_DRAIN_SECONDS must be smaller"),
+        ({"TTP_CONFIGURATION_SET": "ttp hts"}, "TTP_CONFIGURATION_SET"),
+        ({"TTP_CONFIGURATION_SET": "x" * 65}, "TTP_CONFIGURATION_SET"),
     ],
 )
 def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, change: dict, message: str) -> None:

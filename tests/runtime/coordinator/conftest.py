@@ -22,6 +22,7 @@ from runtime.contract import keys
 from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
+from runtime.notify.email_tags import encode_tag_value
 from runtime.telemetry.metrics import MetricsFactory
 from tests.support.aws_platform import Platform
 
@@ -170,7 +171,7 @@ def ses_event(
         "source": "changes@hts.example.com",
         "destination": recipients,
         "tags": {
-            EMAIL_TAG_CHANGE_ID: [change_id],
+            EMAIL_TAG_CHANGE_ID: [encode_tag_value(change_id)],  # as the worker sends it
             EMAIL_TAG_CUSTOMER_CODE: [code],
             EMAIL_TAG_REVISION: [str(revision)],
             "ses:configuration-set": [f"ttp-{code}"],

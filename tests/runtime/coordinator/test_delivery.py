@@ -79,6 +79,14 @@ def test_every_event_type_is_recorded_per_recipient(platform: Platform, change_i
     assert platform.metric_total("EmailsComplained", "hts") == 1
 
 
+def test_a_change_id_the_worker_had_to_encode_is_filed_under_that_change(platform: Platform) -> None:
+    """SES tag values allow only letters, digits, ``_`` and ``-``: ``CHG.2026_1`` travels encoded."""
+    change_id = "CHG.2026_1"
+    platform.submit(change_id, customers=["hts"])
+    assert handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"])).outcome is Outcome.PROCESSED
+    assert delivery_doc(platform, change_id)["revisions"]["1"]["a@x.example"]["status"] == "delivered"
+
+
 def test_duplicates_and_late_events_change_nothing_and_count_once(platform: Platform, change_id: str) -> None:
     handler = consumer(platform)
     delivered = ses_event("Delivery", change_id, ["a@x.example"], at="2026-11-30T12:00:02Z")
@@ -116,12 +124,13 @@ def test_concurrent_events_of_one_change_all_land(platform: Platform, change_id:
         (lambda e: e.update(source="aws.s3"), "source is 'aws.s3'"),
         (lambda e: e["detail"].update(eventType="Open"), "eventType 'Open'"),
         (lambda e: e.update({"detail-type": "Email Delivered"}), "does not match eventType 'Bounce'"),
-        (lambda e: e["detail"]["mail"]["tags"].pop(EMAIL_TAG_CHANGE_ID), "'ttp-change-id' is missing"),
+        (lambda e: e["detail"]["mail"]["tags"].pop(EMAIL_TAG_CHANGE_ID), "['ttp-change-id'] must hold exactly one"),
         (lambda e: e["detail"]["mail"].pop("tags"), "tags is missing"),
-        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["../x"]}), "invalid email tag"),
-        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_REVISION: ["one"]}), "not a revision number"),
-        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CHANGE_ID: ["_Q0hHLjE"]}), "invalid email tag"),
-        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["hts", "x"]}), "not one value"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["../x"]}), "not an encoded tag value"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["_Li4veA"]}), "invalid email tag"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_REVISION: ["one"]}), "must be a whole number"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CHANGE_ID: ["_Q0hH/jE"]}), "not an encoded tag value"),
+        (lambda e: e["detail"]["mail"]["tags"].update({EMAIL_TAG_CUSTOMER_CODE: ["hts", "x"]}), "exactly one value"),
         (lambda e: e.update(account="not-an-account"), "not an AWS account id"),
         (lambda e: e["detail"]["bounce"].update(bouncedRecipients=[]), "bouncedRecipients is missing or empty"),
         (lambda e: e["detail"]["bounce"].update(timestamp="yesterday"), "not an ISO 8601 time"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from runtime.notify.errors import MessageRejected
 from runtime.notify.rendering import RenderedEmail
@@ -166,3 +168,91 @@ def test_a_per_message_rejection_raises_and_reports_nobody() -> None:
             ["a@x.com"], RenderedEmail("s", "t", "h"), "t", on_done=lambda a, why: done.append((a, why)), cancelled=None
         )
     assert done == []
+
+
+# ---- configuration set and message tags (issue 13) ----------------------------------------------
+
+TAGGED = RenderedEmail("s", "t", "h", tags=(("ttp-change-id", "_Q0hHLjE"), ("ttp-customer-code", "hts")))
+
+
+def stubbed_sesv2() -> tuple[Any, Stubber]:
+    client = boto3.client(
+        "sesv2", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s", aws_session_token="t"
+    )
+    return client, Stubber(client)
+
+
+def expected_request(address: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "FromEmailAddress": "from@x.com",
+        "Destination": {"ToAddresses": [address]},
+        "Content": {
+            "Simple": {
+                "Subject": {"Data": "s", "Charset": "UTF-8"},
+                "Body": {"Text": {"Data": "t", "Charset": "UTF-8"}, "Html": {"Data": "h", "Charset": "UTF-8"}},
+            }
+        },
+        "ListManagementOptions": {"ContactListName": "list", "TopicName": "topic"},
+        **extra,
+    }
+
+
+def test_every_send_email_carries_the_configuration_set_and_the_tags() -> None:
+    """botocore's Stubber checks the exact parameters (and that they are valid for SES v2)."""
+    client, stubber = stubbed_sesv2()
+    tags = [{"Name": "ttp-change-id", "Value": "_Q0hHLjE"}, {"Name": "ttp-customer-code", "Value": "hts"}]
+    for address in ("a@x.com", "b@x.com"):
+        stubber.add_response(
+            "send_email",
+            {"MessageId": f"m-{address}"},
+            expected_request(address, EmailTags=tags, ConfigurationSetName="ttp-hts"),
+        )
+    mailer = SesMailer(lambda: client, "from@x.com", "list", RateLimiter(1000, burst=1000), configuration_set="ttp-hts")
+    with stubber:
+        sent = mailer.send(["a@x.com", "b@x.com"], TAGGED, "topic", on_done=lambda a, why: None, cancelled=None)
+        stubber.assert_no_pending_responses()
+    assert sent == ["a@x.com", "b@x.com"]
+
+
+def test_without_a_configuration_set_none_is_named() -> None:
+    client, stubber = stubbed_sesv2()
+    stubber.add_response("send_email", {"MessageId": "m"}, expected_request("a@x.com"))
+    with stubber:
+        SesMailer(lambda: client, "from@x.com", "list", RateLimiter(1000)).send(
+            ["a@x.com"], RenderedEmail("s", "t", "h"), "topic", on_done=lambda a, why: None, cancelled=None
+        )
+        stubber.assert_no_pending_responses()
+
+
+def test_a_rejected_recipient_is_still_classified_with_a_configuration_set_and_tags() -> None:
+    client, stubber = stubbed_sesv2()
+    tags = [{"Name": "ttp-change-id", "Value": "_Q0hHLjE"}, {"Name": "ttp-customer-code", "Value": "hts"}]
+    stubber.add_client_error(
+        "send_email",
+        "MessageRejected",
+        NOT_VERIFIED + "a@x.com",
+        400,
+        expected_params=expected_request("a@x.com", EmailTags=tags, ConfigurationSetName="ttp-hts"),
+    )
+    stubber.add_response(
+        "send_email", {"MessageId": "m"}, expected_request("b@x.com", EmailTags=tags, ConfigurationSetName="ttp-hts")
+    )
+    stubber.add_client_error(
+        "send_email",
+        "BadRequestException",
+        "Configuration set <ttp-hts> does not exist.",
+        400,
+        expected_params=expected_request("c@x.com", EmailTags=tags, ConfigurationSetName="ttp-hts"),
+    )
+    done: list[tuple[str, str | None]] = []
+    mailer = SesMailer(lambda: client, "from@x.com", "list", RateLimiter(1000, burst=1000), configuration_set="ttp-hts")
+    with stubber, pytest.raises(MessageRejected, match="does not exist"):
+        mailer.send(
+            ["a@x.com", "b@x.com", "c@x.com"],
+            TAGGED,
+            "topic",
+            on_done=lambda a, why: done.append((a, why)),
+            cancelled=None,
+        )
+    assert [a for a, why in done if why is not None] == ["a@x.com"]  # the recipient's own rejection
+    assert [a for a, why in done if why is None] == ["b@x.com"]  # the configuration error is per message

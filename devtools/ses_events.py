@@ -1,0 +1,369 @@
+"""A local stand-in for SES event publishing (issue 13): the emails the emulator accepted, as the events
+SES would publish through a configuration set to EventBridge, delivered to the delivery-events queue.
+
+moto's SES accepts ``SendEmail`` and records the message, but publishes no event. In AWS the flow is
+SES → the customer account's default bus → the governance bus → rule → SQS (DESIGN.md, issue 13); an
+SQS target receives the EventBridge event itself as the message body. This module builds those
+bodies from moto's record and sends them to a queue:
+
+``{"version": "0", "id", "detail-type", "source": "aws.ses", "account", "time", "region", "resources",
+"detail"}``, ``detail`` being the SES event record (``eventType``, ``mail`` and one of ``send``,
+``delivery``, ``bounce``, ``complaint``). Shapes: "Monitoring SES events using Amazon EventBridge"
+(https://docs.aws.amazon.com/ses/latest/dg/monitoring-eventbridge.html: detail types "Email Sent",
+"Email Delivered", "Email Bounced", "Email Complaint Received", …), "Contents of event data that Amazon
+SES publishes" and its examples (https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html,
+…-sns-examples.html: the ``mail``, ``bounce``, ``complaint`` and ``delivery`` objects; ``mail.tags``
+maps each tag name to a list of values and holds SES's own ``ses:*`` tags besides the sender's).
+
+The outcome of each recipient follows SES's mailbox simulator
+(https://docs.aws.amazon.com/ses/latest/dg/send-an-email-from-console.html):
+``success@simulator.amazonses.com`` delivered; ``bounce@`` a hard bounce (Permanent / General);
+``complaint@`` delivered, then a complaint; ``ooto@`` delivered (the out-of-office reply goes to the
+sender, no event); ``suppressionlist@`` a hard bounce (Permanent / Suppressed). A ``+label`` after the
+local part is ignored, as SES does. Every other address is delivered.
+
+moto 5.2.5 keeps neither ``EmailTags`` nor ``ConfigurationSetName`` of an SES v2 ``SendEmail``
+(``moto/sesv2/responses.py`` passes only source, destinations, subject and body on): :func:`record_send_parameters`
+wraps moto's handler to keep them per message id, next to moto's own record (the emulator installs it).
+An email sent before that has its tags rebuilt from the email itself (the Change / Revision /
+Customer rows of :func:`runtime.notify.rendering.render_email`'s HTML).
+
+Publishing is idempotent per email: the message ids published are remembered with the emulator's
+SES record (a reset forgets both); ``again=True`` publishes them once more (duplicates, as SES's
+at-least-once delivery may produce).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from runtime.notify.email_tags import email_tags
+
+SIMULATOR_DOMAIN = "simulator.amazonses.com"
+SUCCESS = f"success@{SIMULATOR_DOMAIN}"
+BOUNCE = f"bounce@{SIMULATOR_DOMAIN}"
+COMPLAINT = f"complaint@{SIMULATOR_DOMAIN}"
+OUT_OF_OFFICE = f"ooto@{SIMULATOR_DOMAIN}"
+SUPPRESSION_LIST = f"suppressionlist@{SIMULATOR_DOMAIN}"
+
+DETAIL_TYPES = {
+    "Send": "Email Sent",
+    "Delivery": "Email Delivered",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+    "Reject": "Email Rejected",
+    "DeliveryDelay": "Email Delivery Delayed",
+    "Subscription": "Email Subscribed",
+    "Rendering Failure": "Email Rendering Failed",
+    "Open": "Email Opened",
+    "Click": "Email Clicked",
+}
+"""SES's ``eventType`` → the EventBridge ``detail-type`` of the event carrying it."""
+
+_EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a37-4c55-9a0e-13d0e1ea5e13")
+_REPORTING_MTA = "a8-70.smtp-out.amazonses.com"
+_RECORD_ATTRIBUTE = "_ttp_send_parameters"
+_PUBLISHED_ATTRIBUTE = "_ttp_published_events"
+_LOCK = threading.Lock()
+_installed = False
+
+
+@dataclass(frozen=True)
+class SendParameters:
+    """What moto drops from an SES v2 ``SendEmail`` call, kept by :func:`record_send_parameters`."""
+
+    tags: tuple[tuple[str, str], ...]
+    configuration_set: str | None
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedEmail:
+    """One email the emulator's SES accepted, with what :func:`record_send_parameters` kept of its call."""
+
+    account: str
+    region: str
+    message_id: str
+    source: str
+    destinations: tuple[str, ...]
+    subject: str
+    body: str
+    parameters: SendParameters | None = None
+
+
+@dataclass
+class Published:
+    """What one :func:`publish_ses_events` run sent: the events, and the emails it skipped as already published."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Events per ``eventType`` (a bounce with its sub-type: ``Bounce/Permanent/General``)."""
+        totals: dict[str, int] = {}
+        for event in self.events:
+            detail = event["detail"]
+            kind = detail["eventType"]
+            if kind == "Bounce":
+                kind = f"Bounce/{detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']}"
+            totals[kind] = totals.get(kind, 0) + 1
+        return totals
+
+
+def _core_backend(account: str, region: str) -> Any:
+    from moto.ses.models import ses_backends
+
+    return ses_backends[account][region]
+
+
+def record_send_parameters() -> None:
+    """Make moto's SES v2 ``SendEmail`` keep each message's ``EmailTags`` and ``ConfigurationSetName``
+    (idempotent; affects this process's moto, in-process or behind its server)."""
+    global _installed
+    with _LOCK:
+        if _installed:
+            return
+        from moto.sesv2.responses import SESV2Response
+
+        original = SESV2Response.send_email
+
+        @functools.wraps(original)
+        def send_email(self: Any) -> str:
+            answer: str = original(self)
+            params = json.loads(self.body or "{}")
+            record = SendParameters(
+                tuple((str(t["Name"]), str(t["Value"])) for t in params.get("EmailTags") or []),
+                params.get("ConfigurationSetName"),
+                datetime.now(UTC),
+            )
+            backend = _core_backend(self.current_account, self.region)
+            with _LOCK:
+                if not hasattr(backend, _RECORD_ATTRIBUTE):
+                    setattr(backend, _RECORD_ATTRIBUTE, {})
+                getattr(backend, _RECORD_ATTRIBUTE)[json.loads(answer)["MessageId"]] = record
+            return answer
+
+        SESV2Response.send_email = send_email  # type: ignore[method-assign]
+        _installed = True
+
+
+def recorded_emails(account: str, region: str = "us-east-1") -> list[RecordedEmail]:
+    """The emails the emulator's SES accepted in one account, in sending order."""
+    backend = _core_backend(account, region)
+    kept: dict[str, SendParameters] = getattr(backend, _RECORD_ATTRIBUTE, {})
+    emails = []
+    for message in list(backend.sent_messages):
+        destinations = getattr(message, "destinations", None)
+        if not isinstance(destinations, dict):  # raw or templated messages: not what the worker sends
+            continue
+        addresses = tuple(
+            a for kind in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destinations.get(kind, [])
+        )
+        emails.append(
+            RecordedEmail(
+                account,
+                region,
+                message.id,
+                message.source,
+                addresses,
+                message.subject,
+                message.body,
+                kept.get(message.id),
+            )
+        )
+    return emails
+
+
+def simulated_outcome(address: str) -> str:
+    """The mailbox simulator's outcome for ``address``: ``delivered``, ``bounced``, ``complained``,
+    ``out_of_office`` or ``suppressed`` (every address outside the simulator is delivered)."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    if domain != SIMULATOR_DOMAIN:
+        return "delivered"
+    return {
+        "success": "delivered",
+        "bounce": "bounced",
+        "complaint": "complained",
+        "ooto": "out_of_office",
+        "suppressionlist": "suppressed",
+    }.get(local.split("+", 1)[0], "delivered")
+
+
+_ROW = re.compile(r'<tr><th align="left">([^<]*)</th><td>([^<]*)</td></tr>')
+
+
+def rebuilt_tags(email: RecordedEmail) -> tuple[tuple[str, str], ...]:
+    """The tags of an email whose call was not recorded, from the rows ``render_email`` writes; () when
+    the body is not one of ours (the event then carries SES's own tags only)."""
+    rows = {html.unescape(k): html.unescape(v) for k, v in _ROW.findall(email.body)}
+    try:
+        tags = email_tags(rows["Change"], rows["Customer"], int(rows["Revision"]))
+    except (KeyError, ValueError):
+        return ()
+    return tuple((tag["Name"], tag["Value"]) for tag in tags)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The EventBridge events SES would publish for one email, in the order SES emits them: Send, then
+    Delivery / Bounce, then Complaint (each a second later, so their ``timestamp`` orders them)."""
+    parameters = email.parameters
+    sent_at = parameters.sent_at if parameters is not None else (now or datetime.now(UTC))
+    tags = parameters.tags if parameters is not None else rebuilt_tags(email)
+    configuration_set = parameters.configuration_set if parameters is not None else None
+    sender_domain = email.source.rpartition("@")[2]
+    mail_tags: dict[str, list[str]] = {"ses:operation": ["SendEmail"], "ses:from-domain": [sender_domain]}
+    if configuration_set:
+        mail_tags["ses:configuration-set"] = [configuration_set]
+    for name, value in tags:
+        mail_tags.setdefault(name, []).append(value)
+    mail = {
+        "timestamp": _iso(sent_at),
+        "source": email.source,
+        "sourceArn": f"arn:aws:ses:{email.region}:{email.account}:identity/{email.source}",  # the sandbox's identity
+        "sendingAccountId": email.account,
+        "messageId": email.message_id,
+        "destination": list(email.destinations),
+        "headersTruncated": False,
+        "commonHeaders": {
+            "from": [email.source],
+            "to": list(email.destinations),
+            "messageId": email.message_id,
+            "subject": email.subject,
+        },
+        "tags": mail_tags,
+    }
+    resources = (
+        [f"arn:aws:ses:{email.region}:{email.account}:configuration-set/{configuration_set}"]
+        if configuration_set
+        else []
+    )
+
+    def event(event_type: str, seconds_after: int, key: str, body: dict[str, Any], variant: str = "") -> dict[str, Any]:
+        """One EventBridge event; its id is stable per email, type and variant (a re-run repeats it)."""
+        moment = sent_at + timedelta(seconds=seconds_after)
+        return {
+            "version": "0",
+            "id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{email.account}/{email.message_id}/{event_type}/{variant}")),
+            "detail-type": DETAIL_TYPES[event_type],
+            "source": "aws.ses",
+            "account": email.account,
+            "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": email.region,
+            "resources": resources,
+            "detail": {"eventType": event_type, "mail": mail, key: body},
+        }
+
+    outcomes: dict[str, list[str]] = {}
+    for address in email.destinations:
+        outcomes.setdefault(simulated_outcome(address), []).append(address)
+    delivered = [a for a in email.destinations if simulated_outcome(a) in {"delivered", "complained", "out_of_office"}]
+    events = [event("Send", 0, "send", {})]
+    if delivered:
+        events.append(
+            event(
+                "Delivery",
+                1,
+                "delivery",
+                {
+                    "timestamp": _iso(sent_at + timedelta(seconds=1)),
+                    "processingTimeMillis": 1000,
+                    "recipients": delivered,
+                    "smtpResponse": "250 2.6.0 Message received",
+                    "reportingMTA": _REPORTING_MTA,
+                    "remoteMtaIp": "127.0.0.1",
+                },
+            )
+        )
+    for outcome, sub_type, diagnostic in (
+        ("bounced", "General", "smtp; 550 5.1.1 user unknown"),
+        (
+            "suppressed",
+            "Suppressed",
+            "Amazon SES has suppressed sending to this address because it is on the suppression list.",
+        ),
+    ):
+        if outcomes.get(outcome):
+            bounce = {
+                "bounceType": "Permanent",
+                "bounceSubType": sub_type,
+                "bouncedRecipients": [
+                    {"emailAddress": a, "action": "failed", "status": "5.1.1", "diagnosticCode": diagnostic}
+                    for a in outcomes[outcome]
+                ],
+                "timestamp": _iso(sent_at + timedelta(seconds=1)),
+                "feedbackId": f"{email.message_id}-{sub_type.lower()}",
+                "reportingMTA": f"dsn; {_REPORTING_MTA}",
+            }
+            events.append(event("Bounce", 1, "bounce", bounce, variant=sub_type))
+    if outcomes.get("complained"):
+        events.append(
+            event(
+                "Complaint",
+                2,
+                "complaint",
+                {
+                    "complainedRecipients": [{"emailAddress": a} for a in outcomes["complained"]],
+                    "timestamp": _iso(sent_at + timedelta(seconds=2)),
+                    "feedbackId": f"{email.message_id}-complaint",
+                    "userAgent": "Amazon SES Mailbox Simulator",
+                    "complaintFeedbackType": "abuse",
+                    "arrivalDate": _iso(sent_at + timedelta(seconds=2)),
+                },
+            )
+        )
+    return events
+
+
+def publish_ses_events(
+    accounts: Iterable[str],
+    queue_url: str,
+    *,
+    region: str = "us-east-1",
+    sqs: Any = None,
+    again: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Published:
+    """Send to ``queue_url`` the events of every email the emulator's SES accepted in ``accounts`` that
+    has not been published yet (``again``: every email, once more)."""
+    sqs = sqs or boto3.client("sqs", region_name=region)
+    now = datetime.fromtimestamp(clock(), UTC)
+    published = Published()
+    for account in accounts:
+        backend = _core_backend(account, region)
+        with _LOCK:
+            if not hasattr(backend, _PUBLISHED_ATTRIBUTE):
+                setattr(backend, _PUBLISHED_ATTRIBUTE, set())
+            done: set[str] = getattr(backend, _PUBLISHED_ATTRIBUTE)
+        for email in recorded_emails(account, region):
+            if email.message_id in done and not again:
+                published.skipped.append(email.message_id)
+                continue
+            events = events_for(email, now=now)
+            for start in range(0, len(events), 10):
+                batch = events[start : start + 10]
+                answer = sqs.send_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[{"Id": str(i), "MessageBody": json.dumps(e)} for i, e in enumerate(batch)],
+                )
+                if answer.get("Failed"):
+                    raise RuntimeError(f"the queue refused simulated SES events: {answer['Failed']}")
+            with _LOCK:
+                done.add(email.message_id)
+            published.events += events
+    return published
