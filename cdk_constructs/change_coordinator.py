@@ -13,7 +13,7 @@ definition, environment, security group) that adds its own queue and a one-task 
   events, read and conditionally write ``delivery/*`` (its delivery-event consumer is the only writer); create
   triggers under ``customers/*`` (fan-out repair); with meetings, assume the customers' contact-reader
   roles (``ttp-contact-reader-*``). It cannot delete anything, write ``processing/`` or touch ``drafts/``.
-* With ``delivery_event_accounts``: the SES delivery-events bus, rule and queue
+* With ``delivery_customer_accounts``: the SES delivery-events bus, rule and queue
   (:class:`~cdk_constructs.delivery_events.DeliveryEvents`); the task consumes that queue too
   (``TTP_DELIVERY_QUEUE_URL``).
 * Container environment: exactly the fields of ``runtime.contract.settings.CoordinatorSettings`` (plus
@@ -123,10 +123,17 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
     meetings: CoordinatorMeetings | None = None
     """Microsoft Graph settings; None disables meetings. Default: None."""
-    delivery_event_accounts: tuple[str, ...] = ()
-    """The customer accounts whose SES delivery events the coordinator consumes: with any, the construct
-    adds :class:`~cdk_constructs.delivery_events.DeliveryEvents` (bus admitting exactly them, rule, queue),
-    sets ``TTP_DELIVERY_QUEUE_URL`` and lets the task consume that queue. Default: none (no delivery events)."""
+    delivery_customer_accounts: Mapping[str, str] = field(default_factory=dict)
+    """Customer code -> the AWS account its SES sends from, for the customers whose SES delivery events the
+    coordinator consumes: with any, the construct adds :class:`~cdk_constructs.delivery_events.DeliveryEvents`
+    (bus admitting exactly those accounts, rule, queue), sets ``TTP_DELIVERY_QUEUE_URL`` and
+    ``TTP_CUSTOMER_ACCOUNTS`` (an event is accepted only from its customer's account) and lets the task
+    consume that queue. Default: none (no delivery events)."""
+
+    @property
+    def delivery_event_accounts(self) -> tuple[str, ...]:
+        """The distinct accounts of :attr:`delivery_customer_accounts`, sorted."""
+        return tuple(sorted(set(self.delivery_customer_accounts.values())))
 
 
 class ChangeCoordinator(RuntimeTaskBase):
@@ -245,6 +252,7 @@ class ChangeCoordinator(RuntimeTaskBase):
             "delivery_queue_url": delivery_events_queue_url(stack.region, stack.account)
             if props.delivery_event_accounts
             else None,
+            "customer_accounts": dict(sorted(props.delivery_customer_accounts.items())),
         }
 
     @staticmethod

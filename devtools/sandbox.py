@@ -102,6 +102,8 @@ class Sandbox:
         }
         if self.delivery is not None:
             env["TTP_DELIVERY_QUEUE_URL"] = self.delivery.queue_url
+            accounts = {code: c.spec.account for code, c in self.customers.items()}
+            env["TTP_CUSTOMER_ACCOUNTS"] = json.dumps(accounts, sort_keys=True)
         env.update(overrides)
         return env
 

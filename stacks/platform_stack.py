@@ -87,7 +87,7 @@ class PlatformStack(Stack):
                 metrics_namespace=config.metrics_namespace,
                 log_retention=retention(config.log_retention_days),
                 meetings=self._meetings(config),
-                delivery_event_accounts=tuple(sorted({c.account for c in config.customers})),
+                delivery_customer_accounts={c.code: c.account for c in config.customers},
             ),
         )
         self.coordinator_alarms = CoordinatorAlarms(

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -224,6 +224,20 @@ class CoordinatorSettings(BucketSettings):
         pattern=r"^https?://\S+$",
         description="URL of the SES delivery-events queue; unset: the coordinator does not consume delivery events.",
     )
+    customer_accounts: dict[CustomerCode, Annotated[str, StringConstraints(pattern=r"^\d{12}$")]] = Field(
+        default_factory=dict,
+        description="JSON object: customer code -> the AWS account its SES sends from; a delivery event is "
+        "accepted only from its customer's account (required with TTP_DELIVERY_QUEUE_URL).",
+    )
+
+    @model_validator(mode="after")
+    def _delivery_events_name_their_accounts(self) -> CoordinatorSettings:
+        if self.delivery_queue_url and not self.customer_accounts:
+            raise ValueError(
+                "TTP_CUSTOMER_ACCOUNTS is required with TTP_DELIVERY_QUEUE_URL: without it any account admitted "
+                'to the bus could report on another customer\'s emails (set {"customer-code": "123456789012"})'
+            )
+        return self
 
     @model_validator(mode="after")
     def _drain_fits_visibility(self) -> CoordinatorSettings:

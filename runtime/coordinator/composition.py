@@ -62,15 +62,15 @@ def build_handler(
 def build_delivery_handler(
     settings: CoordinatorSettings, session: boto3.session.Session | None = None, *, pool: int = 10
 ) -> DeliveryHandler:
-    """The delivery-event consumer. The customers' accounts are not among the coordinator's settings:
-    the governance bus admits only this platform's customer accounts, but which account may report on
-    which customer's emails is not checked here (``customer_accounts`` is None)."""
+    """The delivery-event consumer: an event is accepted only from the account of the customer its tags
+    name (``TTP_CUSTOMER_ACCOUNTS``), so no customer account reports on another customer's emails."""
     session = session or boto3.session.Session()
     s3 = aws.client("s3", session=session, pool=pool)
     return DeliveryHandler(
         DeliveryStore(s3, settings.bucket_name),
         MetricsFactory(settings.metrics_namespace),
         linger_seconds=settings.fold_linger_seconds,
+        customer_accounts=settings.customer_accounts,
     )
 
 

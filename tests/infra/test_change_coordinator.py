@@ -290,7 +290,8 @@ def test_config_counts_the_coordinators_routes() -> None:
 
 # --- SES delivery events (issue 13) ------------------------------------------------------------------------
 
-CUSTOMER_ACCOUNTS = ("444444444444", "333333333333", "444444444444")
+CUSTOMERS_BY_CODE = {"hts": "444444444444", "acme": "333333333333", "htsnonprod": "444444444444"}
+"""Two customers share an account: the bus admits each account once."""
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +305,7 @@ def with_delivery() -> Template:
             bucket_name=BUCKET,
             source_account=BUCKET_ACCOUNT,
             image=IMAGE,
-            delivery_event_accounts=CUSTOMER_ACCOUNTS,
+            delivery_customer_accounts=CUSTOMERS_BY_CODE,
         ),
     )
     return Template.from_stack(stack)
@@ -317,6 +318,8 @@ def test_delivery_events_set_the_queue_url(with_delivery: Template, monkeypatch:
     assert settings.delivery_queue_url == (
         f"https://sqs.eu-west-1.amazonaws.com/123456789012/{names.DELIVERY_EVENTS_QUEUE_NAME}"
     )
+    # an event is accepted only from the account of the customer it names
+    assert settings.customer_accounts == CUSTOMERS_BY_CODE
     with_delivery.has_resource_properties("AWS::SQS::Queue", {"QueueName": names.DELIVERY_EVENTS_QUEUE_NAME})
     with_delivery.has_resource_properties("AWS::SQS::Queue", {"QueueName": names.DELIVERY_EVENTS_DLQ_NAME})
 
@@ -352,6 +355,6 @@ def test_delivery_event_accounts_must_be_account_ids() -> None:
                 bucket_name=BUCKET,
                 source_account=BUCKET_ACCOUNT,
                 image=IMAGE,
-                delivery_event_accounts=("acme",),
+                delivery_customer_accounts={"acme": "acme"},
             ),
         )

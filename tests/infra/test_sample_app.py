@@ -392,6 +392,9 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
         "s3:DeleteObject": [f"{BUCKET_ARN}/customers/{code}/*"],
         "s3:ListBucket": [BUCKET_ARN],
         "sts:AssumeRole": [f"arn:aws:iam::{customer.account}:role/ttp-ses-sender-{code}"],
+        # scale-in protection while messages are in flight (the ECS agent calls these with the task role)
+        "ecs:GetTaskProtection": [f"arn:aws:ecs:{REGION}:{GOV}:task/*"],
+        "ecs:UpdateTaskProtection": [f"arn:aws:ecs:{REGION}:{GOV}:task/*"],
     }
     # Only the execution role reads secrets or pulls images; the task role has no managed policies.
     assert "ManagedPolicyArns" not in role["Properties"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from runtime.contract.settings import ConfigurationError, OpsSettings, WorkerSettings, load
+from runtime.contract.settings import ConfigurationError, CoordinatorSettings, OpsSettings, WorkerSettings, load
 
 # ---- settings -----------------------------------------------------------------------------------
 
@@ -96,3 +97,15 @@ def test_contact_reader_external_id_is_checked_the_same_way(monkeypatch: pytest.
     _env(monkeypatch, {"TTP_CONTACT_READER_EXTERNAL_ID": "x"})
     with pytest.raises(ConfigurationError, match="TTP_CONTACT_READER_EXTERNAL_ID: must be 2-1224 characters"):
         load(MeetingSettings)
+
+
+def test_delivery_events_need_the_customers_accounts() -> None:
+    """Without them any account admitted to the bus could report on another customer's emails."""
+    base = {"bucket_name": "b-1", "queue_url": "https://sqs.example/q", "delivery_queue_url": "https://sqs.example/d"}
+    with pytest.raises(ValidationError, match="TTP_CUSTOMER_ACCOUNTS is required with TTP_DELIVERY_QUEUE_URL"):
+        CoordinatorSettings(**base)
+    with pytest.raises(ValidationError, match=r"customer_accounts\.hts"):
+        CoordinatorSettings(**base, customer_accounts={"hts": "12345"})
+    assert CoordinatorSettings(**base, customer_accounts={"hts": "123456789012"}).customer_accounts == {
+        "hts": "123456789012"
+    }

@@ -143,6 +143,7 @@ def test_coordinator_process_consumes_delivery_events_and_both_workers_stop_on_s
         "TTP_RETRY_BASE_SECONDS": "0",
         "TTP_DRAIN_SECONDS": "5",
         "TTP_DELIVERY_QUEUE_URL": delivery_queue,
+        "TTP_CUSTOMER_ACCOUNTS": json.dumps({code: c.spec.account for code, c in box.customers.items()}),
     }
     process_env = {**os.environ, **env, **box.coordinator_env(**settings), "PYTHONPATH": str(ROOT)}
     for name in [n for n in process_env if n.startswith("TTP_GRAPH_")]:

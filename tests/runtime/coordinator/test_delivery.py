@@ -228,6 +228,7 @@ def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Pl
             bucket_name=platform.bucket,
             queue_url=coordinator_queue,
             delivery_queue_url=delivery_queue,
+            customer_accounts={"hts": HTS_ACCOUNT},
             receive_wait_seconds=0,
             retry_base_seconds=0,
             drain_seconds=5,
