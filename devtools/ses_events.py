@@ -49,6 +49,7 @@ from typing import Any
 
 import boto3
 
+from runtime.coordinator.delivery import DETAIL_TYPES, SES_SOURCE  # what the consumer accepts
 from runtime.notify.email_tags import email_tags
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
@@ -58,19 +59,6 @@ COMPLAINT = f"complaint@{SIMULATOR_DOMAIN}"
 OUT_OF_OFFICE = f"ooto@{SIMULATOR_DOMAIN}"
 SUPPRESSION_LIST = f"suppressionlist@{SIMULATOR_DOMAIN}"
 
-DETAIL_TYPES = {
-    "Send": "Email Sent",
-    "Delivery": "Email Delivered",
-    "Bounce": "Email Bounced",
-    "Complaint": "Email Complaint Received",
-    "Reject": "Email Rejected",
-    "DeliveryDelay": "Email Delivery Delayed",
-    "Subscription": "Email Subscribed",
-    "Rendering Failure": "Email Rendering Failed",
-    "Open": "Email Opened",
-    "Click": "Email Clicked",
-}
-"""SES's ``eventType`` → the EventBridge ``detail-type`` of the event carrying it."""
 
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a37-4c55-9a0e-13d0e1ea5e13")
 _REPORTING_MTA = "a8-70.smtp-out.amazonses.com"
@@ -261,7 +249,7 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
             "version": "0",
             "id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{email.account}/{email.message_id}/{event_type}/{variant}")),
             "detail-type": DETAIL_TYPES[event_type],
-            "source": "aws.ses",
+            "source": SES_SOURCE,
             "account": email.account,
             "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": email.region,
