@@ -10,9 +10,10 @@ definition, environment, security group) that adds its own queue and a one-task 
 * Task role ``ttp-change-coordinator`` (``runtime.contract.names``). It may: consume only its queue;
   list the bucket; read ``archive/*`` and ``processing/*``; write ``archive/*`` **only conditionally**
   (``If-Match`` or ``If-None-Match``: the coordinator folds results by compare-and-swap); with delivery
-  events, read and conditionally write ``delivery/*`` (its delivery-event consumer is the only writer); create
-  triggers under ``customers/*`` (fan-out repair); with meetings, assume the customers' contact-reader
-  roles (``ttp-contact-reader-*``). It cannot delete anything, write ``processing/`` or touch ``drafts/``.
+  events, read and conditionally write ``delivery/*`` (its delivery-event consumer is the only writer);
+  with meetings, assume the customers' contact-reader roles (``ttp-contact-reader-*``). It cannot delete
+  anything, write ``processing/`` or ``customers/`` (the sweeper re-creates a missing trigger), or touch
+  ``drafts/``.
 * With ``delivery_customer_accounts``: the SES delivery-events bus, rule and queue
   (:class:`~cdk_constructs.delivery_events.DeliveryEvents`); the task consumes that queue too
   (``TTP_DELIVERY_QUEUE_URL``).
@@ -269,7 +270,6 @@ class ChangeCoordinator(RuntimeTaskBase):
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
         archive = f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"
         processing = f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"
-        triggers = f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"
         delivery = f"{bucket_arn}/{keys.DELIVERY_PREFIX}*"
         self.events.grant_consume(self.task_role)
         if self.delivery is not None:
@@ -292,7 +292,6 @@ class ChangeCoordinator(RuntimeTaskBase):
                 resources=[archive],
                 conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
             ),
-            iam.PolicyStatement(sid="CreateTriggers", actions=["s3:PutObject"], resources=[triggers]),
         ]
         if self.delivery is not None:
             statements += [
@@ -335,12 +334,6 @@ class ChangeCoordinator(RuntimeTaskBase):
                 "The coordinator's delivery-event consumer records every customer's per-recipient delivery "
                 "status in delivery/{code}/{changeId}.json (compare-and-swap only); it is the only writer.",
             )
-        acknowledge_wildcard_resources(
-            self.task_role,
-            [triggers],
-            "Fan-out repair re-creates a missing trigger customers/{code}/{changeId}.json for any listed "
-            "customer; the coordinator cannot delete or read triggers.",
-        )
         if props.meetings is not None:
             acknowledge_wildcard_resources(
                 self.task_role,

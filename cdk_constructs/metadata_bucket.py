@@ -21,10 +21,9 @@
   (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
   coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
   only conditionally (``If-Match`` / ``If-None-Match``), reads and conditionally writes ``delivery/*``
-  (its delivery-event consumer is the only writer; processors and the sweeper have no access) and
-  creates triggers. The sweeper (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and
-  ``processing/*``, deletes and tags triggers, and creates a missing trigger only with
-  ``If-None-Match`` (never an overwrite).
+  (its delivery-event consumer is the only writer; processors and the sweeper have no access). The
+  sweeper (``ttp-sweeper``) reads ``archive/*``, ``customers/*`` and ``processing/*``, deletes and tags
+  triggers, and creates a missing trigger only with ``If-None-Match`` (never an overwrite).
 * Explicit denies for every principal, whatever its IAM policy: a PUT to ``archive/``, ``processing/``
   or ``delivery/`` without ``If-Match`` / ``If-None-Match``, a processor's DELETE of a trigger without
   ``If-Match``, and an archive PUT asking for an encryption other than SSE-S3 (``AES256``).
@@ -344,13 +343,6 @@ class MetadataBucket(Construct):
                     ("CoordinatorWriteDeliveryIfMatch", "s3:if-match"),
                     ("CoordinatorCreateDeliveryIfNoneMatch", "s3:if-none-match"),
                 )
-            ),
-            iam.PolicyStatement(
-                sid="CoordinatorCreateTriggers",
-                principals=[gov_root],
-                actions=["s3:PutObject"],
-                resources=[self._objects(keys.CUSTOMERS_PREFIX)],
-                conditions=coordinator,
             ),
             *self._write_guards(processors, archive),
         ]

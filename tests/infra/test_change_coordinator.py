@@ -172,18 +172,13 @@ def test_task_role_least_privilege(bare: Template) -> None:
         "ReadArchiveAndProcessing",
         "WriteArchiveIfMatch",
         "CreateArchiveIfNoneMatch",
-        "CreateTriggers",
-    }
+    }  # no trigger writes: the sweeper repairs a missing trigger
     assert granted["ReadArchiveAndProcessing"]["Action"] == "s3:GetObject"
     assert granted["ReadArchiveAndProcessing"]["Resource"] == [f"{BUCKET_ARN}/archive/*", f"{BUCKET_ARN}/processing/*"]
     assert granted["WriteArchiveIfMatch"]["Condition"] == {"Null": {"s3:if-match": "false"}}
     assert granted["CreateArchiveIfNoneMatch"]["Condition"] == {"Null": {"s3:if-none-match": "false"}}
     for sid in ("WriteArchiveIfMatch", "CreateArchiveIfNoneMatch"):
         assert (granted[sid]["Action"], granted[sid]["Resource"]) == ("s3:PutObject", f"{BUCKET_ARN}/archive/*")
-    assert (granted["CreateTriggers"]["Action"], granted["CreateTriggers"]["Resource"]) == (
-        "s3:PutObject",
-        f"{BUCKET_ARN}/customers/*",
-    )
     actions = {a for s in _task_role_statements(bare) for a in as_list(s["Action"])}
     assert not any(
         a.startswith("s3:Delete") or a.startswith("sts:") or a.startswith("secretsmanager:") for a in actions

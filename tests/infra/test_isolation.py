@@ -222,7 +222,7 @@ def test_coordinator_reads_processing_and_writes_the_archive_only_conditionally(
     assert not world.may(c, "s3:PutObject", f"archive/{CHANGE}")  # unconditional: refused
     assert world.may(c, "s3:PutObject", f"archive/{CHANGE}", frozenset({"s3:if-match"}))
     assert world.may(c, "s3:PutObject", f"archive/{CHANGE}", frozenset({"s3:if-none-match"}))
-    assert world.may(c, "s3:PutObject", f"customers/hts/{CHANGE}")  # fan-out repair
+    assert not world.may(c, "s3:PutObject", f"customers/hts/{CHANGE}")  # fan-out repair is the sweeper's
     for action, key in (
         ("s3:PutObject", f"processing/hts/{CHANGE}"),
         ("s3:DeleteObject", f"archive/{CHANGE}"),

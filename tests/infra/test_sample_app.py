@@ -159,7 +159,6 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "CoordinatorReadDelivery",
         "CoordinatorWriteDeliveryIfMatch",
         "CoordinatorCreateDeliveryIfNoneMatch",
-        "CoordinatorCreateTriggers",
     }
     processors = {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"}
     archive = sids["ProcessorsReadArchive"]
