@@ -53,12 +53,18 @@ def _sweeper_queues(synth: Synth) -> dict[str, str]:
     return dict(json.loads(env_of(task)["TTP_CUSTOMER_QUEUES"]))
 
 
+def _coordinator_accounts(synth: Synth) -> dict[str, str]:
+    """Customer code -> account, as the coordinator accepts delivery events (``TTP_CUSTOMER_ACCOUNTS``)."""
+    task = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_NAME)
+    return dict(json.loads(env_of(task)["TTP_CUSTOMER_ACCOUNTS"]))
+
+
 def _without_sweeper_queues(template: dict[str, Any]) -> dict[str, Any]:
     template = copy.deepcopy(template)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::ECS::TaskDefinition":
             for item in resource["Properties"]["ContainerDefinitions"][0]["Environment"]:
-                if item["Name"] in ("TTP_CUSTOMER_QUEUES", "TTP_CALENDAR_CONTACT_ROLES"):
+                if item["Name"] in ("TTP_CUSTOMER_QUEUES", "TTP_CALENDAR_CONTACT_ROLES", "TTP_CUSTOMER_ACCOUNTS"):
                     item["Value"] = "<one entry per customer>"
         # The delivery-events bus admits, and its rule matches, one entry per customer account.
         if resource["Type"] == "AWS::Events::EventBusPolicy":
@@ -85,6 +91,7 @@ def _assert_common_changes(before: Synth, after: Synth) -> None:
     assert new_stacks == {customer_stack_name("newco"), customer_account_stack_name("newco")}
     assert set(before.templates) <= set(after.templates)
     assert _sweeper_queues(after) == {**_sweeper_queues(before), "newco": names.queue_url(REGION, GOV, "newco")}
+    assert _coordinator_accounts(after) == {**_coordinator_accounts(before), "newco": NEW["account"]}
     old_admitted, old_matched = _delivery_accounts(before)
     assert _delivery_accounts(after) == (
         sorted([*old_admitted, NEW["account"]]),
