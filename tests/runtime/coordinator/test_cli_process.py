@@ -8,49 +8,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
 from devtools import sandbox as sb
-from devtools.emulator import LocalAws
 from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from tests.runtime.coordinator.conftest import ses_event
+from tests.support import local_server
+from tests.support.fault_injection import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalAws]:
-    aws = LocalAws().start()
-    yield aws
-    aws.stop()
-
-
-@pytest.fixture
-def env(server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST")).read()
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
-    return server.env()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+server = local_server.server  # the emulator over HTTP, one per module
+env = local_server.env
 
 
 def archive(box: sb.Sandbox, change_id: str) -> dict:
