@@ -37,7 +37,8 @@ from runtime.telemetry.metrics import MetricBatch
 __all__ = ["ProcessingMutation", "ProcessingStore", "StorageClock", "VersionedProcessing", "storage_time"]
 
 
-def _header_time(headers: dict[str, Any], name: str) -> datetime | None:
+def header_time(headers: dict[str, Any], name: str) -> datetime | None:
+    """An HTTP-date header as an aware UTC time (None when absent or unparsable)."""
     value = headers.get(name)
     if not value:
         return None
@@ -53,10 +54,10 @@ def storage_time(response: dict[str, Any], local: Callable[[], datetime] = utcno
 
     ``Date``, else ``Last-Modified``, else the local UTC clock (see the module docstring)."""
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
-    date = _header_time(headers, "date")
+    date = header_time(headers, "date")
     if date is not None:
         return date, True
-    modified = _header_time(headers, "last-modified")
+    modified = header_time(headers, "last-modified")
     if modified is None and isinstance(response.get("LastModified"), datetime):
         modified = response["LastModified"]
     if modified is not None:

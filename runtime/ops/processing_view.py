@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from runtime.archive.documents import ArchiveDocument, ModificationEntry, describe_validation_error
 from runtime.archive.processing import ProcessingDocument, ProcessingLease, RevisionResult, SendProgress
+from runtime.archive.processing_store import header_time
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
 
@@ -68,13 +68,7 @@ class ProcessingRead:
 
 
 def _storage_date(response: dict[str, Any]) -> datetime | None:
-    header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
+    return header_time(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}, "date")
 
 
 def read_processing(s3: Any, bucket: str, code: str, change_id: str) -> ProcessingRead:
