@@ -6,6 +6,10 @@ loses, so :func:`make_conditional_writes_atomic` serialises moto's object writes
 emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on. Reads are
 serialised too: moto closes an overwritten object's buffer, which a concurrent GET may still be reading.
 The same patch gives moto's object answers the ``Date`` header real S3 sends (the storage clock).
+
+:meth:`LocalAws.settle` waits until every request that reached the server before the call has been
+answered: a test that SIGKILLs a client can then read what the client's last requests did (a request
+already on the wire when its client died is still served).
 """
 
 from __future__ import annotations
@@ -58,6 +62,47 @@ def make_conditional_writes_atomic() -> None:
     _patched = True
 
 
+class _RequestTracker:
+    """Numbers every connection the server accepts and knows which are still being served.
+
+    The server accepts connections one at a time, in the order the kernel queued them, so once a
+    connection opened now has been accepted, every connection opened before it has been too.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self._cond = threading.Condition()
+        self._accepted = 0
+        self._serving: set[int] = set()
+        serve = server.process_request_thread
+
+        def process_request(request: Any, client_address: Any) -> None:  # runs in the accepting thread
+            with self._cond:
+                self._accepted += 1
+                number = self._accepted
+                self._serving.add(number)
+
+            def run() -> None:
+                try:
+                    serve(request, client_address)
+                finally:
+                    with self._cond:
+                        self._serving.discard(number)
+                        self._cond.notify_all()
+
+            threading.Thread(target=run, name=f"emulator-request-{number}", daemon=True).start()
+
+        server.process_request = process_request
+
+    def accepted(self) -> int:
+        with self._cond:
+            return self._accepted
+
+    def wait_served(self, through: int, timeout: float) -> bool:
+        """Wait until every connection numbered up to ``through`` has been answered (or closed)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not any(n <= through for n in self._serving), timeout)
+
+
 class LocalAws:
     """moto's ThreadedMotoServer bound to 127.0.0.1 on a free port."""
 
@@ -76,6 +121,7 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         self._server.start()
+        self._requests = _RequestTracker(self._server._server)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.reset()  # moto's backends are per process: start every emulator empty
@@ -85,6 +131,18 @@ class LocalAws:
         import urllib.request
 
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")).read()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Return once every request that reached the server before this call has been served.
+
+        A marker request queues behind every connection opened before it; once it is answered, the
+        server has accepted them all, and this waits until each of those is answered too.
+        """
+        import urllib.request
+
+        urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=timeout).read()
+        if not self._requests.wait_served(self._requests.accepted(), timeout):
+            raise TimeoutError(f"the emulator still serves requests opened before settle() after {timeout}s")
 
     def stop(self) -> None:
         self._server.stop()

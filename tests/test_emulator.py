@@ -73,3 +73,47 @@ def test_the_emulator_on_its_own_prints_what_to_export_and_the_cli_works_against
             if emulator.poll() is None:
                 emulator.kill()
     assert emulator.returncode == 0
+
+
+def test_settle_waits_for_a_request_that_reached_the_server_before_it() -> None:
+    """The SIGKILL chaos test reads what a killed worker's last requests did only after ``settle()``:
+    a request already on the wire is still served after its client died, and must be waited for."""
+    import socket
+    import threading
+    import time
+
+    from devtools.emulator import LocalAws
+
+    aws = LocalAws().start()
+    try:
+        host, port = aws.endpoint.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        slow.sendall(b"GET /moto-api/data.json HTTP/1.1\r\nHost: localhost\r\n")  # headers not finished yet
+        time.sleep(0.3)  # accepted, and its thread is reading
+        outcome: list[BaseException | None] = []
+
+        def settle() -> None:
+            try:
+                aws.settle(timeout=10)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=settle)
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive(), "settle() returned while a request opened before it was still being served"
+
+        slow.sendall(b"\r\n")  # the request is complete: the server answers it
+        assert slow.recv(64).startswith(b"HTTP/1.1 200")
+        waiter.join(10)
+        assert outcome == [None]
+        slow.close()
+
+        dying = socket.create_connection((host, int(port)))
+        dying.sendall(b"GET /moto-api/data.json HTTP/1.1\r\n")
+        time.sleep(0.3)
+        dying.close()  # its client is gone before finishing it: nothing is left to wait for
+        aws.settle(timeout=10)
+    finally:
+        aws.stop()

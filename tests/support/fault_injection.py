@@ -29,7 +29,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from devtools import sandbox as sb
-from devtools.emulator import make_conditional_writes_atomic
+from devtools.emulator import LocalAws, make_conditional_writes_atomic
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
@@ -213,17 +213,11 @@ def email_counts(account: str, region: str = "us-east-1") -> Counter[tuple[str, 
     return counts
 
 
-def settled_email_counts(account: str, interval: float = 0.15, timeout: float = 3.0) -> Counter[tuple[str, str]]:
-    """Email counts once they stop changing (a request of a killed client may still be finishing in the server)."""
-    deadline = time.monotonic() + timeout
-    previous = email_counts(account)
-    while time.monotonic() < deadline:
-        time.sleep(interval)
-        current = email_counts(account)
-        if current == previous:
-            return current
-        previous = current
-    return previous
+def settled_email_counts(aws: LocalAws, account: str) -> Counter[tuple[str, str]]:
+    """Email counts once every request that reached the emulator has been served (a request of a
+    just-killed client may still be finishing in the server: it counts)."""
+    aws.settle()
+    return email_counts(account)
 
 
 def duplicates(counts: Counter[tuple[str, str]]) -> int:
