@@ -207,7 +207,7 @@ def test_protects_when_busy_renews_while_busy_and_releases_once_idle(
     monkeypatch.setenv("ECS_AGENT_URI", agent.uri)
     client = TaskProtectionClient.from_environment()
     assert client is not None
-    protection = ScaleInProtection(client, expires_in_minutes=5, idle_seconds=0.8, renew_after_seconds=0.5)
+    protection = ScaleInProtection(client, expires_in_minutes=5, idle_seconds=2.0, renew_after_seconds=0.5)
     sqs, handler = FakeSqs(), GatedHandler()
     worker = protected_worker(sqs, handler, protection)
     thread = start(worker)
@@ -223,9 +223,9 @@ def test_protects_when_busy_renews_while_busy_and_releases_once_idle(
         handler.finish.set()
         wait_for(lambda: sqs.deleted == ["r0"], 5, "the message to be settled")
         busy_calls = len(agent.calls)
-        time.sleep(0.4)  # within the quiet spell: still protected, no flapping
+        time.sleep(0.4)  # well within the 2 s quiet spell: still protected, no flapping
         assert agent.states()[busy_calls:] == [] or agent.states()[busy_calls:] == [True]
-        wait_for(lambda: agent.states()[-1] is False, 5, "the release after the quiet spell")
+        wait_for(lambda: agent.states()[-1] is False, 10, "the release after the quiet spell")
         assert agent.calls[-1] == {"ProtectionEnabled": False}
     finally:
         handler.finish.set()
