@@ -140,7 +140,7 @@ class LocalAws:
         """
         import urllib.request
 
-        urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=timeout).read()
+        urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=timeout).read()  # a static page: cheap
         if not self._requests.wait_served(self._requests.accepted(), timeout):
             raise TimeoutError(f"the emulator still serves requests opened before settle() after {timeout}s")
 
