@@ -5,11 +5,13 @@ object, applies the events and serialises it again (then S3 GET + conditional PU
 This prints, for a document of N recipients of one revision, its size and the CPU time of that
 parse + apply + serialise cycle for one batch of events. No AWS, no emulator.
 
-    python -m benchmarks.delivery_bench
+    python -m benchmarks.delivery_bench [--recipients 100,1000,10000,50000]
+    python -m benchmarks.delivery_bench --smallest    # 100 recipients only: what tests/test_benchmarks.py runs
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -43,8 +45,14 @@ def cycle(body: bytes, batch: int, seconds: int) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipients", default="100,1000,10000,50000", help="comma-separated document sizes")
+    parser.add_argument("--smallest", action="store_true", help="only the smallest size, 100 recipients (the test suite's run)")
+    args = parser.parse_args()
+    if args.smallest:
+        args.recipients = "100"
     print(f"{'recipients':>10} {'object bytes':>13} {'bytes/recipient':>16} {'batch':>6} {'ms per write':>13}")
-    for recipients in (100, 1_000, 10_000, 50_000):
+    for recipients in [int(n) for n in args.recipients.split(",") if n]:
         body = _document(recipients)
         for batch in (1, 32):
             runs = [cycle(body, batch, seconds) for seconds in range(1, 6)]

@@ -14,6 +14,7 @@ and wall time grows linearly in N. Processors run as threads of this process (on
 each, built before the clock starts); the coordinator, when the runtime has one, runs after them.
 
     python benchmarks/fanout_bench.py [--customers 10,50,100,200] [--recipients 2]
+    python benchmarks/fanout_bench.py --smallest    # N=10 only: what tests/test_benchmarks.py runs
 """
 
 from __future__ import annotations
@@ -262,7 +263,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", default="10,50,100,200", help="comma-separated N values")
     parser.add_argument("--recipients", type=int, default=2, help="contacts per customer")
+    parser.add_argument("--smallest", action="store_true", help="only the smallest size, N=10 (the test suite's run)")
     args = parser.parse_args()
+    if args.smallest:
+        args.customers = "10"
     sizes = [int(n) for n in args.customers.split(",")]
     rows = []
     with emulator() as endpoint:

@@ -13,6 +13,8 @@ share a GIL with the load. Sections:
 5. send-rate   emails/s achieved for one change with many recipients against TTP_SEND_RATE_PER_SECOND.
 
     python benchmarks/processing_bench.py [--triggers 150] [--sections api-calls,throughput,...]
+    python benchmarks/processing_bench.py --smallest  # every section, 3 triggers, 10 recipients in send-rate:
+                                                      # what tests/test_benchmarks.py runs
 """
 
 from __future__ import annotations
@@ -398,8 +400,16 @@ def main() -> None:
     parser.add_argument("--triggers", type=int, default=150)
     parser.add_argument("--recipients", type=int, default=2)
     parser.add_argument("--sections", default="api-calls,throughput,latency,memory,send-rate")
+    parser.add_argument("--send-rate-recipients", type=int, default=150, help="recipients of the send-rate change")
+    parser.add_argument(
+        "--smallest",
+        action="store_true",
+        help="every section at its smallest size: 3 triggers, 10 send-rate recipients (the test suite's run)",
+    )
     parser.add_argument("--floor-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smallest:
+        args.triggers, args.send_rate_recipients = 3, 10
     if args.floor_child:
         floor_child(*json.loads(args.floor_child))
         return
@@ -421,7 +431,7 @@ def main() -> None:
         if "latency" in sections:
             latency(endpoint, min(args.triggers, 100), args.recipients, rate=5.0)
         if "send-rate" in sections:
-            send_rate(endpoint, 150, 25.0)
+            send_rate(endpoint, args.send_rate_recipients, 25.0)
 
 
 if __name__ == "__main__":
