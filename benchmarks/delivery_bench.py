@@ -47,7 +47,9 @@ def cycle(body: bytes, batch: int, seconds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", default="100,1000,10000,50000", help="comma-separated document sizes")
-    parser.add_argument("--smallest", action="store_true", help="only the smallest size, 100 recipients (the test suite's run)")
+    parser.add_argument(
+        "--smallest", action="store_true", help="only the smallest size, 100 recipients (the test suite's run)"
+    )
     args = parser.parse_args()
     if args.smallest:
         args.recipients = "100"

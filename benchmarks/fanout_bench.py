@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 
@@ -45,7 +46,8 @@ from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
 from runtime.contract import keys  # noqa: E402
-from runtime.contract.settings import SenderSettings  # noqa: E402
+from runtime.contract.names import ENV_PREFIX  # noqa: E402
+from runtime.contract.settings import SenderSettings, SettingsT, load  # noqa: E402
 from runtime.telemetry.metrics import MetricsFactory  # noqa: E402
 
 CHANGE_ID = "CHG-FANOUT"
@@ -109,15 +111,25 @@ def counted_session(counter: S3Counter) -> boto3.session.Session:
     return session
 
 
+def settings_from(model: type[SettingsT], env: dict[str, str]) -> SettingsT:
+    """``model`` read from ``env`` alone, as the service reads its task environment (``load``).
+
+    The environment's values are what the stacks deploy: JSON-valued ones such as
+    ``TTP_CUSTOMER_ACCOUNTS`` are decoded only by the environment source, so passing them as keyword
+    arguments (as this script once did) fails. Called before any thread starts: the patch is global.
+    """
+    others = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    with mock.patch.dict(os.environ, {**others, **env}, clear=True):
+        return load(model)
+
+
 def build_processors(box: sb.Sandbox, codes: list[str], counter: S3Counter) -> dict[str, Any]:
     from runtime.pipeline.composition import build_processor
 
     processors = {}
     for code in codes:
         env = box.worker_env(code, TTP_SEND_RATE_PER_SECOND="500", TTP_LOG_LEVEL="WARNING")
-        fields = {name[len("TTP_") :].lower(): value for name, value in env.items() if name != "TTP_QUEUE_URL"}
-        settings = SenderSettings(**fields)  # type: ignore[arg-type]
-        processor = build_processor(settings, counted_session(counter), pool=4)
+        processor = build_processor(settings_from(SenderSettings, env), counted_session(counter), pool=4)
         processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
         processors[code] = processor
     return processors
@@ -131,8 +143,7 @@ class CoordinatorThread:
         from runtime.coordinator.composition import build_coordinator
 
         env = box.coordinator_env(TTP_RECEIVE_WAIT_SECONDS="1", TTP_LOG_LEVEL="WARNING")  # default concurrency
-        fields = {name[len("TTP_") :].lower(): value for name, value in env.items()}
-        self.worker = build_coordinator(CoordinatorSettings(**fields), counted_session(counter))  # type: ignore[arg-type]
+        self.worker = build_coordinator(settings_from(CoordinatorSettings, env), counted_session(counter))
         quiet = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
         self.worker.handler.metrics = quiet  # type: ignore[attr-defined]
         self.worker.handler.batcher.folder.metrics = quiet  # type: ignore[attr-defined]

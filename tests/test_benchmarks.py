@@ -38,7 +38,7 @@ FIGURES: dict[str, list[str]] = {
         r"^\| (10) \| (\d+) \| (\d+\.\d) \| \d+ \| (\d+) \| \d+\.\d\d \| (\d+\.\d) s \| \d+ \|$",
     ],
     "delivery_bench": [r"^ +(100) +([\d,]+) +(\d+) +1 +(\d+\.\d)$", r"^ +(100) +([\d,]+) +(\d+) +32 +(\d+\.\d)$"],
-    "synth_bench": [r"^ +(1) +s3 +(\d+\.\d) +(\d+\.\d) +(\d+)  \w+: (\d+) resources, (\d+) KiB$"],
+    "synth_bench": [r"^ +(1) +s3 +(\d+\.\d) +- +(\d+)  \w+: (\d+) resources, (\d+) KiB$"],  # no CLI run
 }
 
 
