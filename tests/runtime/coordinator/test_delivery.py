@@ -56,6 +56,7 @@ def delivery_doc(platform: Platform, change_id: str, code: str = "hts") -> dict[
 
 
 def test_every_event_type_is_recorded_per_recipient(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     handler = consumer(platform)
     r = ["a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example", "g@x.example"]
     events = [
@@ -94,12 +95,13 @@ def test_every_event_type_is_recorded_per_recipient(platform: Platform, change_i
 def test_a_change_id_the_worker_had_to_encode_is_filed_under_that_change(platform: Platform) -> None:
     """SES tag values allow only letters, digits, ``_`` and ``-``: ``CHG.2026_1`` travels encoded."""
     change_id = "CHG.2026_1"
-    platform.submit(change_id, customers=["hts"])
+    sent_to(platform, change_id)
     assert handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"])).outcome is Outcome.PROCESSED
     assert delivery_doc(platform, change_id)["revisions"]["1"]["a@x.example"]["status"] == "delivered"
 
 
 def test_duplicates_and_late_events_change_nothing_and_count_once(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     handler = consumer(platform)
     delivered = ses_event("Delivery", change_id, ["a@x.example"], at="2026-11-30T12:00:02Z")
     bounced = ses_event("Bounce", change_id, ["b@x.example"], at="2026-11-30T12:00:03Z")
@@ -116,6 +118,7 @@ def test_duplicates_and_late_events_change_nothing_and_count_once(platform: Plat
 
 
 def test_concurrent_events_of_one_change_all_land(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     handler = consumer(platform, linger_seconds=0.05)
     events = [ses_event("Delivery", change_id, [f"r{i}@x.example"]) for i in range(12)]
     results: list[Result] = []
@@ -166,6 +169,7 @@ def test_a_body_that_is_no_event_is_poison(platform: Platform) -> None:
 
 
 def test_an_account_reporting_on_another_customers_emails_is_poison(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     handler = consumer(platform, customer_accounts={"hts": HTS_ACCOUNT, "htsnonprod": OTHER_ACCOUNT})
     foreign = ses_event("Complaint", change_id, ["a@x.example"], account=OTHER_ACCOUNT)
     result = handle(handler, foreign)
@@ -176,7 +180,7 @@ def test_an_account_reporting_on_another_customers_emails_is_poison(platform: Pl
 def test_delivery_counts_fold_into_the_archive_once_and_survive_resubmission(
     platform: Platform, change_id: str
 ) -> None:
-    platform.submit(change_id)
+    sent_to(platform, change_id, customers=["hts", "htsnonprod"])
     handler = consumer(platform)
     handle(handler, ses_event("Delivery", change_id, ["a@x.example", "b@x.example"]))
     handle(handler, ses_event("Bounce", change_id, ["c@x.example"], bounce_type="Transient"))
@@ -235,7 +239,7 @@ def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Pl
         },
     )
     try:
-        platform.submit(change_id)
+        sent_to(platform, change_id)
         settings = CoordinatorSettings(
             bucket_name=platform.bucket,
             queue_url=coordinator_queue,
@@ -276,6 +280,7 @@ def test_the_coordinator_runs_the_delivery_consumer_beside_the_fold(platform: Pl
 
 
 def test_a_subscription_event_without_an_opt_out_records_nothing(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     event = ses_event("Subscription", change_id, ["a@x.example"])
     event["detail"]["subscription"]["newTopicPreferences"] = {
         "unsubscribeAll": False,
@@ -322,6 +327,7 @@ def test_without_a_delivery_queue_the_coordinator_runs_one_worker(platform: Plat
 
 
 def test_the_coordinator_refuses_bad_delivery_objects_and_keys(platform: Platform, change_id: str) -> None:
+    sent_to(platform, change_id)
     coordinator = make_handler(platform)
     (unsafe,) = coordinator(s3_event(platform.bucket, "delivery/hts/../x.json"), "owner", None)
     assert unsafe.outcome is Outcome.POISON and "unsafe key" in unsafe.reason
@@ -334,7 +340,8 @@ def test_the_coordinator_refuses_bad_delivery_objects_and_keys(platform: Platfor
     refused = handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
     assert refused.outcome is Outcome.PERMANENT_ERROR  # the consumer never overwrites an invalid object
     platform.s3.delete_object(Bucket=platform.bucket, Key=key)
-    handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"]))
+    assert handle(consumer(platform), ses_event("Delivery", change_id, ["a@x.example"])).outcome is Outcome.PROCESSED
+    platform.s3.delete_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))  # withdrawn meanwhile
     (no_archive,) = coordinator(s3_event(platform.bucket, key), "owner", None)
     assert no_archive.outcome is Outcome.ALREADY_RECORDED and "no archive" in no_archive.reason
 
@@ -372,6 +379,7 @@ def test_a_bounce_naming_a_change_that_does_not_target_the_customer_is_refused(
     assert "hts" in refused.reason and "not targeted" in refused.reason and "revision 1" in refused.reason
     assert not delivery_exists(platform, change_id, "hts")
     (folded,) = make_handler(platform)(s3_event(platform.bucket, keys.delivery_key("hts", change_id)), "o", None)
+    assert folded.outcome is Outcome.ALREADY_RECORDED, folded  # nothing to fold: nothing was recorded
     assert "hts" not in platform.archive(change_id).get("delivery", {})
     assert refused_total(platform) == 1
     legit = ses_event("Bounce", change_id, ["b@x.example"], code="htsnonprod", account=OTHER_ACCOUNT)
@@ -396,9 +404,7 @@ def test_a_bounce_for_a_change_not_yet_submitted_never_reaches_its_archive(platf
     assert "victim@x.example" not in delivery_doc(platform, change_id)["revisions"]["1"]
 
 
-def test_an_event_before_the_processors_checkpoint_is_retried_then_recorded(
-    platform: Platform, change_id: str
-) -> None:
+def test_an_event_before_the_processors_checkpoint_is_retried_then_recorded(platform: Platform, change_id: str) -> None:
     """SES publishes seconds after the send, possibly before the processor's next checkpoint: such an
     event is left for redelivery (the worker's backoff; the DLQ only after maxReceiveCount), not lost."""
     platform.submit(change_id, customers=["hts"])
@@ -552,3 +558,65 @@ def _put_archive(platform: Platform, change_id: str, *, revision: int, customers
         }
     )
     platform.s3.put_object(Bucket=platform.bucket, Key=keys.archive_key(change_id), Body=doc.to_json_bytes())
+
+
+class _SlowStores:
+    """An archive and a processing store in memory that count their reads and take a while to answer."""
+
+    def __init__(self, archive: ArchiveDocument | None, processing: ProcessingDocument | None) -> None:
+        self.archive_doc, self.processing_doc = archive, processing
+        self.reads = 0
+        self.fail: Exception | None = None
+
+    def load_optional(self, *args: str) -> Any:
+        self.reads += 1
+        time.sleep(0.05)
+        if self.fail is not None:
+            raise self.fail
+        doc = self.archive_doc if len(args) == 1 else self.processing_doc
+        return None if doc is None else type("Versioned", (), {"document": doc})()
+
+
+def test_concurrent_checks_of_one_email_share_one_read_and_only_confirmations_are_kept() -> None:
+    from runtime.coordinator.delivery_check import NOT_YET, SENT, SentCheck
+
+    archive = ArchiveDocument.model_validate(
+        {
+            "change_id": "CHG-1",
+            "title": "t",
+            "customers": ["hts"],
+            "revision": 1,
+            "modifications": [{"user_id": "u", "modification_type": "submitted", "revision": 1, "customers": ["hts"]}],
+        }
+    )
+    progress = ProcessingDocument(
+        customer_code="hts",
+        change_id="CHG-1",
+        progress=SendProgress(revision=1, recipients=2, recipients_digest="d", done=0),
+    )
+    archive_store, processing_store = _SlowStores(archive, progress), _SlowStores(None, progress)
+    check = SentCheck(archive_store, processing_store, cache_size=1)  # type: ignore[arg-type]
+    verdicts: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: verdicts.append(check.check("hts", "CHG-1", 1).decision)) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert verdicts == [NOT_YET] * 8 and archive_store.reads == 1  # one check, shared while it ran
+    assert check.check("hts", "CHG-1", 1).decision == NOT_YET and archive_store.reads == 2  # not kept
+    progress.progress = SendProgress(revision=1, recipients=2, recipients_digest="d", done=1)
+    assert check.check("hts", "CHG-1", 1).decision == SENT and archive_store.reads == 3
+    assert check.check("hts", "CHG-1", 1).decision == SENT and archive_store.reads == 3  # kept
+    archive_store.fail = OSError("S3 unreachable")
+    with pytest.raises(OSError):
+        check.check("hts", "CHG-1", 2)
+    archive_store.fail = None
+    assert check.check("hts", "CHG-1", 2).decision == "refused"  # newer than the archive
+    archive.revision = 2
+    archive.modifications.append(archive.modifications[0].model_copy(update={"revision": 2}))
+    progress.results = {"2": result(2)}
+    assert check.check("hts", "CHG-1", 2).decision == SENT
+    reads = archive_store.reads
+    assert check.check("hts", "CHG-1", 1).decision == SENT and archive_store.reads == reads + 1  # evicted (size 1)
