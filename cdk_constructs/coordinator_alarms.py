@@ -138,7 +138,7 @@ class CoordinatorAlarms(Construct):
             ),
             t.delivery_events_refused_warning,
             "SES delivery events named a change, revision or customer that was not sent to (security log lines "
-            f"\"delivery event refused\"; the events are on {names.DELIVERY_EVENTS_DLQ_NAME})",
+            f'"delivery event refused"; the events are on {names.DELIVERY_EVENTS_DLQ_NAME})',
         )
 
     def _alarm(
