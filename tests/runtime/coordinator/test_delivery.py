@@ -475,7 +475,7 @@ def test_a_refused_event_is_counted_once_however_often_it_is_received(platform: 
     assert refused_total(platform) == 2
 
 
-def test_the_check_reads_the_archive_and_the_processing_object_once_per_email(
+def test_the_check_reads_the_archive_and_the_processing_object_once_per_customer_revision(
     platform: Platform, change_id: str
 ) -> None:
     """Requests per event: the first event of a (customer, change, revision) reads the archive (and the
@@ -490,7 +490,8 @@ def test_the_check_reads_the_archive_and_the_processing_object_once_per_email(
     for e in events:
         assert handle(handler, e).outcome is Outcome.PROCESSED
     assert counter.gets["archive"] == 1 and counter.gets["processing"] == 1, counter.gets
-    assert counter.gets["delivery"] == len(events)  # the delivery object's own read-modify-write
+    assert counter.gets["delivery"] == counter.puts == len(events)  # the delivery object's read-modify-write
+    assert (sum(counter.gets.values()) + counter.puts) / len(events) == 2.1  # 2.0 without the check
     platform.fold(change_id, ["hts"])
     other = f"{change_id}-B"
     sent_to(platform, other)
@@ -528,10 +529,15 @@ class _S3Reads:
     def __init__(self, target: Any) -> None:
         self._target = target
         self.gets = {"archive": 0, "processing": 0, "delivery": 0}
+        self.puts = 0
 
     def get_object(self, **kwargs: Any) -> Any:
         self.gets[str(kwargs["Key"]).split("/", 1)[0]] += 1
         return self._target.get_object(**kwargs)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.puts += 1
+        return self._target.put_object(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target, name)
@@ -577,7 +583,7 @@ class _SlowStores:
         return None if doc is None else type("Versioned", (), {"document": doc})()
 
 
-def test_concurrent_checks_of_one_email_share_one_read_and_only_confirmations_are_kept() -> None:
+def test_concurrent_checks_of_one_revision_share_one_read_and_only_confirmations_are_kept() -> None:
     from runtime.coordinator.delivery_check import NOT_YET, SENT, SentCheck
 
     archive = ArchiveDocument.model_validate(
