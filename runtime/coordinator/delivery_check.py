@@ -45,7 +45,7 @@ REFUSED: Decision = "refused"
 NOT_YET: Decision = "not_yet"
 
 DEFAULT_CACHE_SIZE = 10_000
-"""Confirmed (customer, change, revision) triples kept: one per email sent, a few hundred bytes each."""
+"""Confirmed (customer, change, revision) triples kept: one per customer and revision sent, ~200 bytes each."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def targeted_customers(doc: ArchiveDocument, revision: int) -> list[str] | None:
     entries = [m for m in doc.modifications if m.modification_type == SUBMITTED and m.revision == revision]
     if not entries:
         return None
-    return sorted({code for entry in entries for code in (entry.customers or doc.customers)})
+    return sorted({code for e in entries for code in (doc.customers if e.customers is None else e.customers)})
 
 
 class SentCheck:
