@@ -137,8 +137,8 @@ class CoordinatorAlarms(Construct):
                 period=FIVE_MINUTES,
             ),
             t.delivery_events_refused_warning,
-            "SES delivery events named a change, revision or customer that was not sent to (security log lines "
-            f'"delivery event refused"; the events are on {names.DELIVERY_EVENTS_DLQ_NAME})',
+            "Delivery events refused: not SES events of this platform, or naming a change, revision or customer "
+            f'that was not sent to (security log lines "delivery event refused"; on {names.DELIVERY_EVENTS_DLQ_NAME})',
         )
 
     def _alarm(

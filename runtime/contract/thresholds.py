@@ -61,9 +61,10 @@ class AlarmThresholds:
     between do not alarm). Default: 3 (15 minutes)."""
 
     delivery_events_refused_warning: float = 0
-    """``DeliveryEventsRefused`` per 5-minute period above which the warning fires: an SES event named a
-    change, revision or customer that was not sent to (a customer account tagging emails it was not asked
-    to send, or a late event of a withdrawn submission). Default: 0 (any)."""
+    """``DeliveryEventsRefused`` per 5-minute period above which the warning fires: a delivery event that is
+    not an SES event of this platform's emails, or that named a change, revision or customer that was not
+    sent to (a customer account tagging emails it was not asked to send, a late event of a withdrawn
+    change). Default: 0 (any)."""
 
     bounce_rate_warning_percent: float = 2
     """Share of a customer's delivery outcomes that bounced (``EmailsBounced`` / (``EmailsDelivered`` +

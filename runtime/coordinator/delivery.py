@@ -5,10 +5,11 @@ an SQS target: ``{"source": "aws.ses", "detail-type": "Email Bounced", "account"
 "detail": <the SES event record>}``. The record names the email's change, customer and revision in
 the email tags the worker set (:data:`~runtime.contract.names.EMAIL_TAG_CHANGE_ID` …).
 
-Refused as poison — dead-lettered with the reason and logged as a security event, nothing written —
-is anything that is not such an event: another source, an event type the configuration sets do not
-publish (or a ``detail-type`` that does not match it), missing or invalid tags, a customer whose
-account is not the event's (when the accounts are known), an event without recipients or timestamp.
+Refused as poison — dead-lettered with the reason, logged as a security event and counted in
+``DeliveryEventsRefused``, nothing written — is anything that is not such an event: another source, an
+event type the configuration sets do not publish (or a ``detail-type`` that does not match it), missing
+or invalid tags, a customer whose account is not the event's (when the accounts are known), an event
+without recipients or timestamp.
 
 An event that passes is recorded only when the bucket shows its email was sent to the (customer,
 change, revision) its tags name (:mod:`runtime.coordinator.delivery_check`): anything else is refused
@@ -291,6 +292,7 @@ class DeliveryHandler:
         try:
             event = parse_delivery_event(body, self.customer_accounts)
         except ForeignEvent as exc:
+            self._count_refusal(hashlib.sha256(body.encode(errors="replace")).hexdigest())
             return [Result(Outcome.POISON, f"delivery event refused: {exc}")]
         with log_context(change_id=event.change_id, customer_code=event.customer_code):
             return [self.record(event)]
@@ -341,6 +343,18 @@ class DeliveryHandler:
             revision=revision,
         )
 
+    def _count_refusal(self, identity: str) -> None:
+        """``DeliveryEventsRefused`` +1, unless this process counted the same event already."""
+        with self._refusals_lock:
+            first = identity not in self._refusals
+            self._refusals[identity] = None
+            self._refusals.move_to_end(identity)
+            while len(self._refusals) > REFUSALS_REMEMBERED:
+                self._refusals.popitem(last=False)
+        if first:
+            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+                batch.add(MetricName.DELIVERY_EVENTS_REFUSED)
+
     def _refuse(self, event: DeliveryEvent, reason: str) -> Result:
         """Dead-letter an event whose email the bucket does not show sent: log it as a security event
         naming customer, change and revision, and count it once however often SQS hands it back."""
@@ -356,16 +370,7 @@ class DeliveryHandler:
                 "refusal": reason,
             },
         )
-        digest = event.identity()
-        with self._refusals_lock:
-            first = digest not in self._refusals
-            self._refusals[digest] = None
-            self._refusals.move_to_end(digest)
-            while len(self._refusals) > REFUSALS_REMEMBERED:
-                self._refusals.popitem(last=False)
-        if first:
-            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
-                batch.add(MetricName.DELIVERY_EVENTS_REFUSED)
+        self._count_refusal(event.identity())
         return Result(
             Outcome.POISON,
             f"delivery event refused ({event.event_type} of {event.customer_code}/{event.change_id} "

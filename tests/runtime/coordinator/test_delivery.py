@@ -156,9 +156,12 @@ def test_unknown_or_foreign_events_are_poison_with_a_reason(
 ) -> None:
     event = ses_event("Bounce", change_id, ["a@x.example"])
     mangle(event)
-    result = handle(consumer(platform), event)
+    handler = consumer(platform)
+    result = handle(handler, event)
     assert result.outcome is Outcome.POISON and result.fate.value == "dead_letter"
     assert reason in result.reason
+    handle(handler, event)  # SQS hands it back until maxReceiveCount: counted once
+    assert refused_total(platform) == 1
     listed = platform.s3.list_objects_v2(Bucket=platform.bucket, Prefix=keys.delivery_key("hts", change_id))
     assert listed.get("KeyCount", 0) == 0
 
@@ -174,6 +177,7 @@ def test_an_account_reporting_on_another_customers_emails_is_poison(platform: Pl
     foreign = ses_event("Complaint", change_id, ["a@x.example"], account=OTHER_ACCOUNT)
     result = handle(handler, foreign)
     assert result.outcome is Outcome.POISON and "whose account is not 444444444444" in result.reason
+    assert refused_total(platform) == 1
     assert handle(handler, ses_event("Complaint", change_id, ["a@x.example"])).outcome is Outcome.PROCESSED
 
 
