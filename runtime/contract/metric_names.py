@@ -45,8 +45,8 @@ class MetricName(enum.StrEnum):
     DELIVERY_EVENTS_REFUSED = "DeliveryEventsRefused"
     """Delivery events the consumer refused for good: not an SES event of this platform's emails (source,
     type, tags, account), or one whose email the bucket does not show sent (no such change, a revision
-    newer than the archive's or without a ``submitted`` entry, a customer the revision did not target, a
-    result that sent nothing). Counted once per distinct event (not per receive) with
+    newer than the archive's or older than its first submission, a customer the revision did not target,
+    a result that sent nothing). Counted once per distinct event (not per receive) with
     ``CustomerCode=coordinator``; each is a security log line and a delivery-DLQ message."""
 
     @property

@@ -6,8 +6,9 @@ change id that does not exist yet (whose archive would later show that report). 
 only when the bucket shows the email was sent (DESIGN.md §9):
 
 1. ``archive/{id}.json`` exists, and the event's revision is not newer than the archive's;
-2. the revision's ``submitted`` entry lists the customer (a revision without one, e.g. of a submission
-   withdrawn before the change id was submitted again, targeted nobody here);
+2. the revision targeted the customer (:func:`untargeted`: a submission up to it sent the customer a
+   trigger and the current revision still lists it; a revision before the archive's first submission
+   belongs to a withdrawn earlier submission of the same change id);
 3. the revision is shown sent to that customer: its ``processed`` entry in the archive, else the
    customer's ``processing/{C}/{id}.json`` — the revision's result, or the in-flight ``progress`` of
    that revision with at least one recipient sent (not only rejected).
@@ -57,15 +58,37 @@ class Verdict:
 _CONFIRMED = Verdict(SENT)
 
 
-def targeted_customers(doc: ArchiveDocument, revision: int) -> list[str] | None:
-    """The customers the ``submitted`` entry of ``revision`` lists; None when the archive has no such entry.
+def untargeted(doc: ArchiveDocument, code: str, revision: int) -> str | None:
+    """Why ``revision`` of ``doc`` cannot have sent emails to ``code``; None when it can.
 
-    An entry without ``customers`` (never written so, but a hand-edited archive may lack it) targeted the
-    document's customers."""
-    entries = [m for m in doc.modifications if m.modification_type == SUBMITTED and m.revision == revision]
-    if not entries:
-        return None
-    return sorted({code for e in entries for code in (doc.customers if e.customers is None else e.customers)})
+    The rule the results' fold applies (``ArchiveDocument.targets`` of issue 17 item 1): a submission at
+    or before the revision sent the customer a trigger — a trigger is processed at the newest revision,
+    which may be a later one that did not name the customer — and the current revision still lists the
+    customer (the processor refuses a change that does not). A revision before the archive's first
+    ``submitted`` entry belongs to an earlier submission of the same change id (withdrawn, its archive
+    deleted; revisions continue from the bucket's versions). An archive without ``submitted`` entries
+    (v1, or written by hand) targeted the customers it lists."""
+    if revision > doc.revision:
+        return f"revision {revision} is newer than the archive's revision {doc.revision}"
+    not_targeted = f"customer {code} was not targeted by revision {revision} of {doc.change_id}"
+    if revision == doc.revision and code not in doc.customers:
+        return f"{not_targeted}: the document does not list it ({doc.customers})"
+    submissions = [
+        (entry.revision, doc.customers if entry.customers is None else entry.customers)
+        for entry in doc.modifications
+        if entry.modification_type == SUBMITTED and entry.revision is not None
+    ]
+    if not submissions:
+        return None if code in doc.customers else f"{not_targeted}: the document does not list it ({doc.customers})"
+    first = min(at for at, _ in submissions)
+    if revision < first:
+        return (
+            f"revision {revision} precedes the archive's first submitted revision {first}: "
+            "it belongs to an earlier submission of this change id"
+        )
+    if not any(at <= revision and code in notified for at, notified in submissions):
+        return f"{not_targeted}: no submission up to it sent {code} a trigger"
+    return None
 
 
 class SentCheck:
@@ -124,16 +147,9 @@ class SentCheck:
             missing = f"no archive {archive_key}: change {change_id} does not exist (not yet submitted, or withdrawn)"
             return Verdict(REFUSED, missing)
         doc = found.document
-        if revision > doc.revision:
-            return Verdict(REFUSED, f"revision {revision} is newer than the archive's revision {doc.revision}")
-        targets = targeted_customers(doc, revision)
-        if targets is None:
-            return Verdict(REFUSED, f"revision {revision} has no submitted entry in {archive_key}")
-        if code not in targets:
-            return Verdict(
-                REFUSED,
-                f"customer {code} was not targeted by revision {revision} of {change_id} (it targeted {targets})",
-            )
+        refusal = untargeted(doc, code, revision)
+        if refusal is not None:
+            return Verdict(REFUSED, refusal)
         folded = doc.processed_entry(code, revision)
         if folded is not None:
             if folded.emails_sent == 0:

@@ -16,6 +16,9 @@ from runtime.archive.delivery import DeliveryDocument, RecipientEvent, Recipient
 from runtime.archive.delivery_store import DeliveryStore
 from runtime.archive.documents import ArchiveDocument, utcnow
 from runtime.archive.processing import ProcessingDocument, SendProgress
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys, names
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE, EMAIL_TAG_REVISION
@@ -449,7 +452,7 @@ def test_a_checkpoint_of_rejections_only_does_not_show_a_send(platform: Platform
     [
         ("newer", 2, "newer than the archive's revision 1"),
         ("unsent", 1, "records no email sent"),
-        ("reused", 2, "revision 2 has no submitted entry"),
+        ("reused", 2, "revision 2 precedes the archive's first submitted revision 3"),
     ],
 )
 def test_final_refusals_go_to_the_dlq_with_their_reason(
@@ -630,3 +633,27 @@ def test_concurrent_checks_of_one_revision_share_one_read_and_only_confirmations
     assert check.check("hts", "CHG-1", 2).decision == SENT
     reads = archive_store.reads
     assert check.check("hts", "CHG-1", 1).decision == SENT and archive_store.reads == reads + 1  # evicted (size 1)
+
+
+def test_an_email_of_a_newer_revision_sent_on_an_earlier_submissions_trigger_is_recorded(
+    platform: Platform, change_id: str
+) -> None:
+    """``submit --customers htsnonprod`` while hts's trigger of revision 1 is still queued: hts's processor
+    sends the newest revision (2), which its ``submitted`` entry does not name. Its events are the
+    customer's own emails (the results' fold counts such a result too)."""
+    platform.submit(change_id, customers=["hts", "htsnonprod"])
+    document = {"change_id": change_id, "title": "Again", "customers": ["hts", "htsnonprod"]}
+    stores = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
+    submit_change(*stores, document, user_id="tester", customers=["htsnonprod"])  # still lists hts
+    write_processing(platform, "hts", change_id, result(2))
+    handler = consumer(platform)
+    assert handle(handler, ses_event("Delivery", change_id, ["a@x.example"], revision=2)).outcome is Outcome.PROCESSED
+    key = keys.delivery_key("hts", change_id)
+    (folded,) = make_handler(platform)(s3_event(platform.bucket, key), "o", None)
+    assert platform.archive(change_id)["delivery"]["hts"]["2"]["delivered"] == 1, folded
+    dropped = f"{change_id}-D"
+    platform.submit(dropped, customers=["hts", "htsnonprod"])
+    platform.submit(dropped, customers=["htsnonprod"])  # the document no longer lists hts
+    write_processing(platform, "hts", dropped, result(2))
+    refused = handle(handler, ses_event("Delivery", dropped, ["a@x.example"], revision=2))
+    assert refused.outcome is Outcome.POISON and "does not list" in refused.reason, refused
