@@ -1,4 +1,5 @@
-"""The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings.
+"""The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings,
+refused delivery events.
 
 Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*`` and
 ``meeting_failure_*`` fields, plus ``dlq_messages_critical`` and ``tasks_down_minutes`` shared with the
@@ -124,6 +125,20 @@ class CoordinatorAlarms(Construct):
             f"Meetings could not be reconciled for {t.meeting_failure_periods * PERIOD_SECONDS // 60} minutes "
             "(Graph down or refusing; emails are not affected)",
             evaluation_periods=t.meeting_failure_periods,
+        )
+        self._alarm(
+            "delivery-events-refused-warning",
+            "warning",
+            cloudwatch.Metric(
+                namespace=props.namespace,
+                metric_name=MetricName.DELIVERY_EVENTS_REFUSED,
+                dimensions_map={CUSTOMER_DIMENSION: names.COORDINATOR_METRICS_DIMENSION_VALUE},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            ),
+            t.delivery_events_refused_warning,
+            "Delivery events refused: not SES events of this platform, or naming a change, revision or customer "
+            f'that was not sent to (security log lines "delivery event refused"; on {names.DELIVERY_EVENTS_DLQ_NAME})',
         )
 
     def _alarm(

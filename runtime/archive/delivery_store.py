@@ -54,6 +54,11 @@ class DeliveryStore:
         self.bucket = bucket
         self._backoff = Backoff(max_attempts, base_delay, max_delay, sleep)
 
+    @property
+    def s3(self) -> Any:
+        """The S3 client: the delivery consumer reads the archive and processing objects with it too."""
+        return self._s3
+
     def load_optional(self, code: str, change_id: str) -> VersionedDelivery | None:
         """Raises :class:`ArchiveInvalid` for an object that is no delivery document of ``code``/``change_id``."""
         key = keys.delivery_key(code, change_id)

@@ -42,6 +42,12 @@ class MetricName(enum.StrEnum):
     """Recipients whose email bounced (SES ``Bounce`` events, permanent and transient), per customer."""
     EMAILS_COMPLAINED = "EmailsComplained"
     """Recipients who marked an email as spam (SES ``Complaint`` events), per customer."""
+    DELIVERY_EVENTS_REFUSED = "DeliveryEventsRefused"
+    """Delivery events the consumer refused for good: not an SES event of this platform's emails (source,
+    type, tags, account), or one whose email the bucket does not show sent (no such change, a revision
+    newer than the archive's or older than its first submission, a customer the revision did not target,
+    a result that sent nothing). Counted once per distinct event (not per receive) with
+    ``CustomerCode=coordinator``; each is a security log line and a delivery-DLQ message."""
 
     @property
     def in_seconds(self) -> bool:

@@ -60,6 +60,12 @@ class AlarmThresholds:
     """Consecutive 5-minute periods with meeting failures before the alarm (retries that recover in
     between do not alarm). Default: 3 (15 minutes)."""
 
+    delivery_events_refused_warning: float = 0
+    """``DeliveryEventsRefused`` per 5-minute period above which the warning fires: a delivery event that is
+    not an SES event of this platform's emails, or that named a change, revision or customer that was not
+    sent to (a customer account tagging emails it was not asked to send, a late event of a withdrawn
+    change). Default: 0 (any)."""
+
     bounce_rate_warning_percent: float = 2
     """Share of a customer's delivery outcomes that bounced (``EmailsBounced`` / (``EmailsDelivered`` +
     ``EmailsBounced``)) above which the warning fires. Default: 2 (%)."""

@@ -5,10 +5,16 @@ an SQS target: ``{"source": "aws.ses", "detail-type": "Email Bounced", "account"
 "detail": <the SES event record>}``. The record names the email's change, customer and revision in
 the email tags the worker set (:data:`~runtime.contract.names.EMAIL_TAG_CHANGE_ID` …).
 
-Refused as poison — dead-lettered with the reason and logged as a security event, nothing written —
-is anything that is not such an event: another source, an event type the configuration sets do not
-publish (or a ``detail-type`` that does not match it), missing or invalid tags, a customer whose
-account is not the event's (when the accounts are known), an event without recipients or timestamp.
+Refused as poison — dead-lettered with the reason, logged as a security event and counted in
+``DeliveryEventsRefused``, nothing written — is anything that is not such an event: another source, an
+event type the configuration sets do not publish (or a ``detail-type`` that does not match it), missing
+or invalid tags, a customer whose account is not the event's (when the accounts are known), an event
+without recipients or timestamp.
+
+An event that passes is recorded only when the bucket shows its email was sent to the (customer,
+change, revision) its tags name (:mod:`runtime.coordinator.delivery_check`): anything else is refused
+for good (dead-lettered with the reason, a security log line, ``DeliveryEventsRefused``), except an event
+of a targeted customer whose processor has not checkpointed the send yet, which is retried.
 
 Every recipient of an accepted event becomes a :class:`~runtime.archive.delivery.RecipientEvent`;
 :class:`DeliveryHandler` records them by compare-and-swap (the ordering rule is
@@ -19,8 +25,10 @@ for what was actually recorded, so a redelivered event never counts twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +42,9 @@ from runtime.archive.delivery_store import DeliveryStore, RecordOutcome
 from runtime.archive.errors import ArchiveError, ArchiveInvalid
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
+from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
+from runtime.coordinator.delivery_check import NOT_YET, REFUSED, SentCheck
 from runtime.notify.email_tags import tags_from_event
 from runtime.pipeline.envelopes import MAX_MESSAGE_BYTES
 from runtime.pipeline.state_machine import Outcome, Result
@@ -77,6 +87,12 @@ class DeliveryEvent:
     revision: int
     message_id: str
     recipients: list[RecipientEvent]
+
+    def identity(self) -> str:
+        """The same for every copy of this event (an SQS redelivery, EventBridge's at-least-once duplicate)."""
+        parts = [self.event_type, self.account, self.change_id, self.customer_code, str(self.revision), self.message_id]
+        parts += [f"{r.address}={r.status.status}@{r.status.event_time.isoformat()}" for r in self.recipients]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _tags_from_event(mail_tags: Any) -> tuple[str, str, int]:
@@ -241,11 +257,17 @@ def parse_delivery_event(body: str, customer_accounts: Mapping[str, str] | None 
     return DeliveryEvent(kind, account, change_id, code, revision, message_id, recipients)
 
 
+REFUSALS_REMEMBERED = 10_000
+"""Refused events (:meth:`DeliveryEvent.identity`) remembered so that ``DeliveryEventsRefused`` counts each once,
+although SQS hands a refused message back up to ``maxReceiveCount`` times before dead-lettering it."""
+
+
 class DeliveryHandler:
     """A :data:`runtime.pipeline.routing.MessageHandler` for the delivery-events queue.
 
     Events of one customer's change handled at once are recorded with one compare-and-swap write
-    (:class:`~runtime.coordinator.batching.KeyedBatcher`, ``linger_seconds``)."""
+    (:class:`~runtime.coordinator.batching.KeyedBatcher`, ``linger_seconds``). ``sent_check`` decides
+    whether an event's email was sent; by default it reads the delivery store's bucket."""
 
     def __init__(
         self,
@@ -254,10 +276,14 @@ class DeliveryHandler:
         *,
         linger_seconds: float = 0.0,
         customer_accounts: Mapping[str, str] | None = None,
+        sent_check: SentCheck | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.customer_accounts = customer_accounts
+        self.sent_check = sent_check or SentCheck.for_bucket(store.s3, store.bucket)
+        self._refusals: OrderedDict[str, None] = OrderedDict()
+        self._refusals_lock = threading.Lock()
         self.batcher: KeyedBatcher[tuple[str, str], RecipientEvent, RecordOutcome] = KeyedBatcher(
             lambda key, items: store.record(key[0], key[1], items), linger_seconds
         )
@@ -266,6 +292,7 @@ class DeliveryHandler:
         try:
             event = parse_delivery_event(body, self.customer_accounts)
         except ForeignEvent as exc:
+            self._count_refusal(hashlib.sha256(body.encode(errors="replace")).hexdigest())
             return [Result(Outcome.POISON, f"delivery event refused: {exc}")]
         with log_context(change_id=event.change_id, customer_code=event.customer_code):
             return [self.record(event)]
@@ -274,6 +301,17 @@ class DeliveryHandler:
         change_id, revision = event.change_id, event.revision
         if not event.recipients:
             return Result(Outcome.ALREADY_RECORDED, f"{event.event_type}: no status to record", change_id=change_id)
+        try:
+            verdict = self.sent_check.check(event.customer_code, change_id, revision)
+        except ArchiveInvalid as exc:
+            return Result(Outcome.PERMANENT_ERROR, f"cannot tell whether it was sent: {exc}", change_id=change_id)
+        except (ArchiveError, ClientError, OSError) as exc:
+            return Result(Outcome.RETRY, f"cannot tell whether it was sent: {exc}", change_id=change_id)
+        if verdict.decision == REFUSED:
+            return self._refuse(event, verdict.reason)
+        if verdict.decision == NOT_YET:
+            reason = f"{event.event_type}: {verdict.reason}"
+            return Result(Outcome.RETRY, reason, change_id=change_id, revision=revision)
         try:
             outcome = self.batcher.submit((event.customer_code, change_id), event.recipients)
         except ArchiveInvalid as exc:
@@ -303,4 +341,40 @@ class DeliveryHandler:
             f"{event.event_type}: {len(recorded)} of {len(event.recipients)} recipient status(es) recorded",
             change_id=change_id,
             revision=revision,
+        )
+
+    def _count_refusal(self, identity: str) -> None:
+        """``DeliveryEventsRefused`` +1, unless this process counted the same event already."""
+        with self._refusals_lock:
+            first = identity not in self._refusals
+            self._refusals[identity] = None
+            self._refusals.move_to_end(identity)
+            while len(self._refusals) > REFUSALS_REMEMBERED:
+                self._refusals.popitem(last=False)
+        if first:
+            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+                batch.add(MetricName.DELIVERY_EVENTS_REFUSED)
+
+    def _refuse(self, event: DeliveryEvent, reason: str) -> Result:
+        """Dead-letter an event whose email the bucket does not show sent: log it as a security event
+        naming customer, change and revision, and count it once however often SQS hands it back."""
+        logger.error(
+            "delivery event refused: its email was not sent to this customer, change and revision",
+            extra={
+                "security": True,
+                "event_type": event.event_type,
+                "customer": event.customer_code,
+                "revision": event.revision,
+                "account": event.account,
+                "ses_message_id": event.message_id,
+                "refusal": reason,
+            },
+        )
+        self._count_refusal(event.identity())
+        return Result(
+            Outcome.POISON,
+            f"delivery event refused ({event.event_type} of {event.customer_code}/{event.change_id} "
+            f"revision {event.revision}): {reason}",
+            change_id=event.change_id,
+            revision=event.revision,
         )

@@ -4,8 +4,12 @@ For each ``delivery/`` object event the coordinator reads the delivery object an
 ``archive.delivery[C][R]`` to its counts for every revision R. Idempotent and order-proof: counts
 replace the stored ones only when they come from a later write of the delivery object (a higher
 ``sequence``), so a re-fold writes nothing and a stale read folded late changes nothing. Counts for
-a revision newer than the archive's cannot come from an email the pipeline sent: they are skipped
-(security log). Batched per change (:class:`~runtime.coordinator.batching.KeyedBatcher`, one archive
+a revision newer than the archive's, or that did not target the customer
+(:func:`~runtime.coordinator.delivery_check.untargeted`), cannot come from an email the pipeline sent:
+they are skipped (security log). The consumer no longer records such events; this keeps a delivery
+object written before that check, or by hand, out of the archive.
+
+Batched per change (:class:`~runtime.coordinator.batching.KeyedBatcher`, one archive
 write per change at a time, like the results' fold); the processors never wait for it.
 """
 
@@ -17,6 +21,7 @@ from runtime.archive.delivery_store import DeliveryStore
 from runtime.archive.documents import ArchiveDocument, DeliveryCounts
 from runtime.archive.store import ArchiveStore
 from runtime.coordinator.batching import KeyedBatcher
+from runtime.coordinator.delivery_check import untargeted
 from runtime.telemetry.log import logger
 
 
@@ -32,7 +37,7 @@ class DeliveryFoldOutcome:
     folded: list[tuple[str, str]] = field(default_factory=list)
     """``(customer, revision)`` pairs this fold's write set."""
     refused: list[tuple[str, str]] = field(default_factory=list)
-    """Pairs for a revision newer than the archive's: not folded."""
+    """Pairs for a revision newer than the archive's, or that the revision did not target: not folded."""
     written: bool = False
 
 
@@ -42,7 +47,7 @@ def fold_counts(doc: ArchiveDocument, items: list[CustomerDeliveryCounts], outco
     delivery = {code: dict(revisions) for code, revisions in doc.delivery.items()}
     for item in items:
         for revision, counts in item.counts.items():
-            if not revision.isdigit() or int(revision) > doc.revision:
+            if not revision.isdigit() or untargeted(doc, item.customer_code, int(revision)) is not None:
                 outcome.refused.append((item.customer_code, revision))
                 continue
             stored = delivery.get(item.customer_code, {}).get(revision)
@@ -80,7 +85,7 @@ class DeliveryFold:
             )
         for code, revision in outcome.refused:
             logger.error(
-                "refused delivery counts for a revision the archive does not have",
+                "refused delivery counts for a revision the archive does not have or that did not target the customer",
                 extra={"change_id": change_id, "customer": code, "revision": revision, "security": True},
             )
         return outcome

@@ -252,6 +252,7 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
         f"{prefix}-dlq-messages-critical",
         f"{prefix}-tasks-down-critical",
         f"{prefix}-meeting-failure-warning",
+        f"{prefix}-delivery-events-refused-warning",
     }
     t = DEFAULT_THRESHOLDS
     age = alarms[f"{prefix}-queue-age-critical"]
@@ -269,6 +270,13 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
     assert (
         meeting["EvaluationPeriods"] == t.meeting_failure_periods and meeting["Threshold"] == t.meeting_failure_warning
     )
+    refused = alarms[f"{prefix}-delivery-events-refused-warning"]
+    assert (refused["MetricName"], refused["Statistic"], refused["Threshold"]) == (
+        MetricName.DELIVERY_EVENTS_REFUSED,
+        "Sum",
+        t.delivery_events_refused_warning,
+    )
+    assert refused["Dimensions"] == meeting["Dimensions"]
     for name, props in alarms.items():
         severity = "critical" if name.endswith("critical") else "warning"
         assert props["AlarmDescription"].startswith(f"[{severity}] change coordinator:")

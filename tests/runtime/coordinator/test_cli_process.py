@@ -131,6 +131,16 @@ def test_coordinator_process_consumes_delivery_events_and_both_workers_stop_on_s
         try:
             doc = {"change_id": "CHG-DLV", "title": "Delivery", "customers": ["hts"]}
             submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), doc, user_id="it")
+            sent = ProcessingDocument(  # the email was sent: only then is its bounce recorded
+                customer_code="hts",
+                change_id="CHG-DLV",
+                results={"1": RevisionResult(revision=1, recipients=1, sent=1)},
+            )
+            s3.put_object(
+                Bucket=box.bucket,
+                Key=keys.processing_key("hts", "CHG-DLV"),
+                Body=json.dumps(sent.to_json_dict()).encode(),
+            )
             event = ses_event("Bounce", "CHG-DLV", ["bounce@simulator.amazonses.com"], bounce_type="Permanent")
             sqs.send_message(QueueUrl=delivery_queue, MessageBody=json.dumps(event))
 
