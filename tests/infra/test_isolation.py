@@ -11,6 +11,7 @@ and S3 single-account with meetings.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ ENCRYPTION = "s3:x-amz-server-side-encryption"
 REQUEST_KEYS = ("s3:if-match", "s3:if-none-match", ENCRYPTION)
 """Condition keys taken from the request's headers (a test passes ``key`` or ``key=value``)."""
 IF_MATCH, IF_NONE_MATCH = frozenset({"s3:if-match"}), frozenset({"s3:if-none-match"})
+RESOURCE_TAG = "aws:ResourceTag/"
+PROTECTION_ACTIONS = ("ecs:UpdateTaskProtection", "ecs:GetTaskProtection")
 
 
 def _flatten(value: Any, bucket_arn: str) -> str:
@@ -66,7 +69,9 @@ def _request_context(headers: set[str]) -> dict[str, str]:
     return context
 
 
-def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: set[str]) -> bool:
+def _conditions_hold(
+    conditions: dict[str, Any], principal: Principal, headers: set[str], resource_tags: Mapping[str, str]
+) -> bool:
     context = _request_context(headers)
     for operator, pairs in conditions.items():
         for key, expected in pairs.items():
@@ -84,6 +89,8 @@ def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: 
                 ok = (key not in context) == (expected == "true")
             elif operator == "StringNotEquals" and key in REQUEST_KEYS:
                 ok = context.get(key) not in as_list(expected)  # a missing key does not equal: true
+            elif operator == "StringEquals" and key.startswith(RESOURCE_TAG):
+                ok = resource_tags.get(key.removeprefix(RESOURCE_TAG)) in as_list(expected)  # missing: false
             elif key == "aws:SecureTransport":
                 ok = expected == "true"  # requests use TLS
             elif operator == "NumericLessThan" and key == "s3:TlsVersion":
@@ -102,6 +109,7 @@ def _decide(
     resource: str,
     headers: set[str],
     bucket_arn: str,
+    resource_tags: Mapping[str, str] | None = None,
 ) -> str:
     """``deny`` (explicit), ``allow`` or ``none`` (implicit deny) for one policy."""
     result = "none"
@@ -116,7 +124,7 @@ def _decide(
             patterns = [_flatten(r, bucket_arn) for r in as_list(statement["NotResource"])]
             if _resource_matches(patterns, resource, principal):
                 continue
-        if not _conditions_hold(statement.get("Condition", {}), principal, headers):
+        if not _conditions_hold(statement.get("Condition", {}), principal, headers, resource_tags or {}):
             continue
         if statement["Effect"] == "Deny":
             return "deny"
@@ -157,6 +165,19 @@ class World:
         if self.synth.config.single_account:
             return "allow" in (mine, theirs)
         return mine == theirs == "allow"
+
+    def may_protect(self, role_name: str, action: str, task_of: str) -> bool:
+        """Whether ``role_name`` may set (or read) scale-in protection of a running task of ``task_of``'s
+        processor service. ECS has no resource policies: the task role's own policy decides. The task
+        carries what ECS gives it: the managed tags and, with ``PropagateTags: SERVICE``, its service's tags."""
+        principal, identity = self.identity(role_name)
+        service = self.synth.only(customer_stack_name(task_of), "AWS::ECS::Service")["Properties"]
+        tags = {"aws:ecs:serviceName": service["ServiceName"]} if service.get("EnableECSManagedTags") else {}
+        if service.get("PropagateTags") == "SERVICE":
+            tags |= {tag["Key"]: tag["Value"] for tag in service.get("Tags", [])}
+        region = self.synth.config.accounts.region
+        task = f"arn:aws:ecs:{region}:{self.gov}:task/{names.CLUSTER_NAME}/0123456789abcdef0123456789abcdef"
+        return _decide(identity, principal, action, task, set(), self.bucket_arn, tags) == "allow"
 
     def bucket_denies(
         self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
@@ -337,3 +358,14 @@ def test_delivery_writes_are_compare_and_swap_only_for_everyone(world: World) ->
     assert world.bucket_denies_anyone("s3:PutObject", key)
     for headers in (IF_MATCH, IF_NONE_MATCH):
         assert not world.bucket_denies_anyone("s3:PutObject", key, headers)
+
+
+# --- ECS scale-in protection (issue 17, item 6) ---------------------------------------------------------
+
+
+def test_processor_may_protect_only_its_own_services_tasks(world: World) -> None:
+    """A task ARN does not name its service: the grant rests on the tag the service propagates to its tasks."""
+    for action in PROTECTION_ACTIONS:
+        assert world.may_protect(A, action, task_of="hts"), action
+        assert not world.may_protect(A, action, task_of=B_CODE), action
+        assert not world.may_protect(names.processor_role_name(B_CODE), action, task_of="hts"), action

@@ -371,7 +371,11 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
     key_id = next(iter(sample.resources(stack, "AWS::KMS::Key")))
     granted: dict[str, list[Any]] = {}
     for statement in policies_of_role(sample, stack, role_id):
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert statement["Effect"] == "Allow"
+        if statement.get("Sid") == "ScaleInProtectionOfItsOwnTask":  # only tasks its own service tagged
+            assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{names.CUSTOMER_TAG_KEY}": code}}
+        else:
+            assert "Condition" not in statement
         for action in as_list(statement["Action"]):
             granted.setdefault(action, []).extend(as_list(statement["Resource"]))
     customer = sample.config.customer(code)
