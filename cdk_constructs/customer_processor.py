@@ -44,6 +44,7 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
@@ -217,6 +218,20 @@ class CustomerProcessor(RuntimeTaskBase):
                 sid="ReadDeleteOwnTriggers",
                 actions=["s3:GetObject", "s3:DeleteObject"],
                 resources=[f"{bucket_arn}/{keys.trigger_prefix(code)}*"],
+            ),
+            iam.PolicyStatement(
+                # Whatever else this policy allows, no object outside archive/ and the customer's own two
+                # prefixes. Literal prefixes: AWS documents NotResource, and policy variables only in
+                # Resource and Condition (the bucket policy's grants; see MetadataBucket). In one account
+                # either policy may allow, so this deny is what keeps customers apart there.
+                sid="DenyObjectsOutsideOwnPrefixes",
+                effect=iam.Effect.DENY,
+                actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
+                not_resources=[
+                    f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*",
+                    f"{bucket_arn}/{keys.processing_prefix(code)}*",
+                    f"{bucket_arn}/{keys.trigger_prefix(code)}*",
+                ],
             ),
             iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(

@@ -11,6 +11,7 @@ and S3 single-account with meetings.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -179,6 +180,26 @@ class World:
         task = f"arn:aws:ecs:{region}:{self.gov}:task/{names.CLUSTER_NAME}/0123456789abcdef0123456789abcdef"
         return _decide(identity, principal, action, task, set(), self.bucket_arn, tags) == "allow"
 
+    def may_with_broadened_identity(self, role_name: str, action: str, key: str, headers: frozenset[str]) -> bool:
+        """``may`` once someone has added ``Allow s3:* on *`` to the role's policy: what still holds is what
+        the bucket policy grants (across accounts) and the explicit denies."""
+        principal, identity = self.identity(role_name)
+        identity = [*identity, {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+        resource = f"{self.bucket_arn}/{key}"
+        mine = _decide(identity, principal, action, resource, set(headers), self.bucket_arn)
+        theirs = _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn)
+        if "deny" in (mine, theirs):
+            return False
+        if self.synth.config.single_account:
+            return "allow" in (mine, theirs)
+        return mine == theirs == "allow"
+
+    def identity_denies(self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
+        """Denied explicitly by the role's own policy, whatever else that policy allows."""
+        principal, identity = self.identity(role_name)
+        resource = f"{self.bucket_arn}/{key}"
+        return _decide(identity, principal, action, resource, set(headers), self.bucket_arn) == "deny"
+
     def bucket_denies(
         self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
     ) -> bool:
@@ -216,8 +237,9 @@ def test_processor_reads_and_writes_only_its_own_processing_objects(world: World
     for action, headers in (("s3:GetObject", frozenset()), ("s3:PutObject", IF_MATCH), ("s3:PutObject", IF_NONE_MATCH)):
         assert world.may(A, action, f"processing/hts/{CHANGE}", headers)
         assert not world.may(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
-        # The bucket policy itself denies it (a broader IAM policy would not help).
-        assert world.bucket_denies(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
+        # Its own policy denies it explicitly, and a broader IAM policy would not help.
+        assert world.identity_denies(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
+        assert not world.may_with_broadened_identity(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:DeleteObject", f"processing/hts/{CHANGE}")
 
 
@@ -225,9 +247,55 @@ def test_processor_reads_and_deletes_only_its_own_triggers(world: World) -> None
     for action, headers in (("s3:GetObject", frozenset()), ("s3:DeleteObject", IF_MATCH)):
         assert world.may(A, action, f"customers/hts/{CHANGE}", headers)
         assert not world.may(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
-        assert world.bucket_denies(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
+        assert world.identity_denies(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
+        assert not world.may_with_broadened_identity(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:PutObject", f"customers/hts/{CHANGE}")
     assert not world.may(A, "s3:GetObject", f"drafts/{CHANGE}")
+
+
+def test_across_accounts_the_bucket_grants_a_processor_only_its_own_prefixes(world: World) -> None:
+    """Across accounts both policies must allow: the bucket policy's grants (variables in ``Resource``)
+    alone keep a processor off another customer's objects, whatever its IAM policy says."""
+    if world.synth.config.single_account:
+        pytest.skip("in one account either policy may allow: the processor's own explicit deny decides")
+    for action, key, headers in (
+        ("s3:GetObject", f"processing/{B_CODE}/{CHANGE}", frozenset()),
+        ("s3:PutObject", f"processing/{B_CODE}/{CHANGE}", IF_MATCH),
+        ("s3:GetObject", f"customers/{B_CODE}/{CHANGE}", frozenset()),
+        ("s3:DeleteObject", f"customers/{B_CODE}/{CHANGE}", IF_MATCH),
+    ):
+        principal, _ = world.identity(A)
+        resource = f"{world.bucket_arn}/{key}"
+        assert _decide(world.bucket_policy, principal, action, resource, set(headers), world.bucket_arn) != "allow"
+
+
+def test_the_bucket_policy_denies_processors_every_other_prefix(world: World) -> None:
+    """``drafts/``, ``delivery/`` and any prefix the platform adds later: denied by the bucket policy itself."""
+    for key in (f"drafts/{CHANGE}", f"delivery/hts/{CHANGE}", f"elsewhere/{CHANGE}"):
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert world.bucket_denies(A, action, key, IF_MATCH), (action, key)
+
+
+def _not_resources(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        found = [node["NotResource"]] if "NotResource" in node else []
+        return found + [n for value in node.values() for n in _not_resources(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _not_resources(value)]
+    return []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_policy_puts_a_variable_in_not_resource(request: pytest.FixtureRequest, variant: str) -> None:
+    """AWS documents policy variables in ``Resource`` and in ``Condition`` string comparisons, not in
+    ``NotResource``: an unsubstituted variable there would deny every processor its own objects."""
+    synth: Synth = request.getfixturevalue(variant)
+    checked = 0
+    for name, template in synth.templates.items():
+        for element in _not_resources(template):
+            checked += 1
+            assert "${" not in json.dumps(element), (name, element)
+    assert checked  # the walk found the NotResource denies the isolation relies on
 
 
 def test_an_untagged_processor_role_is_denied_every_prefix_but_the_archive(world: World) -> None:
