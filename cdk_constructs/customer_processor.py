@@ -7,8 +7,10 @@ definition, environment, security group) that adds the service and its scaling:
   policy matches the tag). It may: consume only this customer's queue (and decrypt with its key);
   read ``archive/*`` (never write it: the change coordinator folds results), read/write
   ``processing/{code}/*`` (its own processing objects), read/delete ``customers/{code}/*``; list the
-  bucket (404 instead of 403 for missing keys); assume only this customer's sender role. Nothing else:
-  no Graph secret, no contact-reader roles (meetings are the coordinator's, DESIGN §5).
+  bucket (404 instead of 403 for missing keys); assume only this customer's sender role; set scale-in
+  protection only on tasks tagged ``customer_code={code}``, which only its own service propagates to its
+  tasks (a task ARN does not name its service). Nothing else: no Graph secret, no contact-reader roles
+  (meetings are the coordinator's, DESIGN §5).
 * Container environment: exactly the fields of ``runtime.contract.settings.WorkerSettings`` as ``TTP_*``
   (no secret).
 * Stop timeout 120 s (the Fargate maximum) > ``TTP_DRAIN_SECONDS`` (SIGTERM drain).
@@ -42,6 +44,7 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
@@ -108,6 +111,7 @@ class CustomerProcessor(RuntimeTaskBase):
         stack = Stack.of(scope)
         partition = stack.partition
         settings = [TaskSettings(WorkerSettings, self._worker_settings(props, stack))]
+        task_tags = {names.CUSTOMER_TAG_KEY: code}
         super().__init__(
             scope,
             construct_id,
@@ -122,6 +126,7 @@ class CustomerProcessor(RuntimeTaskBase):
                 settings=settings,
                 stop_timeout=Duration.seconds(props.stop_timeout_seconds),
                 scale_in_protection=True,  # the service scales in on its queue: never in the middle of a send
+                task_tags=task_tags,
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
                 "start (runtime.contract.settings); a processor holds no secret (no Graph access).",
                 security_group_description=f"Processor of customer {code}: no ingress, HTTPS egress only",
@@ -149,6 +154,13 @@ class CustomerProcessor(RuntimeTaskBase):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             platform_version=ecs.FargatePlatformVersion.LATEST,
         )
+        # The tasks carry the customer tag (PropagateTags SERVICE): the scale-in protection grant requires it.
+        # A tag change is an in-place update of the service (never a replacement); tasks started before it
+        # get the tag at their next deployment.
+        service = self.service.node.default_child
+        assert isinstance(service, ecs.CfnService)
+        for key, value in task_tags.items():
+            Tags.of(service).add(key, value)  # the service only, not its scaling target and alarms
         self._autoscale(props)
         self._acknowledge(props)
 
@@ -206,6 +218,20 @@ class CustomerProcessor(RuntimeTaskBase):
                 sid="ReadDeleteOwnTriggers",
                 actions=["s3:GetObject", "s3:DeleteObject"],
                 resources=[f"{bucket_arn}/{keys.trigger_prefix(code)}*"],
+            ),
+            iam.PolicyStatement(
+                # Whatever else this policy allows, no object outside archive/ and the customer's own two
+                # prefixes. Literal prefixes: AWS documents NotResource, and policy variables only in
+                # Resource and Condition (the bucket policy's grants; see MetadataBucket). In one account
+                # either policy may allow, so this deny is what keeps customers apart there.
+                sid="DenyObjectsOutsideOwnPrefixes",
+                effect=iam.Effect.DENY,
+                actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
+                not_resources=[
+                    f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*",
+                    f"{bucket_arn}/{keys.processing_prefix(code)}*",
+                    f"{bucket_arn}/{keys.trigger_prefix(code)}*",
+                ],
             ),
             iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(

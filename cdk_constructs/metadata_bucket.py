@@ -17,8 +17,12 @@
 * The bucket policy does not grow with customers (DESIGN §1, one writer per object): processors are
   matched by ``aws:PrincipalArn`` (``ttp-processor-*`` in the governance account) and may read
   ``archive/*``, read/write ``processing/${aws:PrincipalTag/customer_code}/*`` and read/delete
-  ``customers/${aws:PrincipalTag/customer_code}/*``; explicit denies keep them off every other object
-  (other customers' processing objects and triggers, ``drafts/``) and from writing ``archive/*``. The
+  ``customers/${aws:PrincipalTag/customer_code}/*`` (policy variables only where AWS documents them: in
+  ``Resource`` and ``Condition``); explicit denies keep them off every object outside ``archive/``,
+  ``customers/`` and ``processing/`` (``drafts/``, ``delivery/``), an untagged processor off triggers and
+  processing objects, and every processor from writing ``archive/*``. Another customer's triggers and
+  processing objects are not granted (across accounts both policies must allow) and are denied by each
+  processor's own policy (literal prefixes in ``NotResource``, :class:`CustomerProcessor`). The
   coordinator (``ttp-change-coordinator``) reads ``archive/*`` and ``processing/*``, writes ``archive/*``
   only conditionally (``If-Match`` / ``If-None-Match``), reads and conditionally writes ``delivery/*``
   (its delivery-event consumer is the only writer; processors and the sweeper have no access). The
@@ -42,21 +46,13 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs.event_queue import COORDINATOR_EVENT_RULE_NAME
-from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
+from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, PROCESSOR_DENIED_OBJECT_ACTIONS, TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
 RoutingMode = Literal["s3", "eventbridge"]
 COORDINATOR_PREFIXES = (keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX, keys.DELIVERY_PREFIX)
 """Object-created events under these prefixes go to the change coordinator's queue."""
-PROCESSOR_DENIED_OBJECT_ACTIONS = (
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:PutObject",
-    "s3:DeleteObject",
-    "s3:DeleteObjectVersion",
-)
-"""Object actions a processor is denied outside its own prefixes (and, but reads, on ``archive/``)."""
 CONDITIONAL_DELETE_KEY = "s3:if-match"
 """S3 condition key of the ``If-Match`` header of a conditional DELETE (general purpose buckets)."""
 ENCRYPTION_KEY = "s3:x-amz-server-side-encryption"
@@ -277,15 +273,34 @@ class MetadataBucket(Construct):
                 resources=[own_processing],
                 conditions={**processors, **tagged},
             ),
+            # Only documented policy forms keep processors apart. The IAM User Guide ("IAM policy elements:
+            # Variables and tags", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)
+            # says: "You can use policy variables in the Resource element and in string comparisons in the
+            # Condition element" -- not in NotResource, where an unsubstituted variable would deny every
+            # processor its own objects. So the tag variable appears only in the grants' Resource above and
+            # in Condition keys; the NotResource below lists literal prefixes ("IAM JSON policy elements:
+            # NotResource", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notresource.html),
+            # and the line between one customer's prefixes and another's is drawn by the grants (across
+            # accounts both policies must allow) and by each processor's own explicit deny with its literal
+            # prefixes (CustomerProcessor), which holds in one account too.
             iam.PolicyStatement(
-                # Outside archive/ and its own customers/{tag}/ and processing/{tag}/, a processor can do
-                # nothing to any object, whatever its IAM policy says (an untagged one matches none of them).
-                sid="DenyProcessorsOtherCustomersObjects",
+                # Outside archive/, customers/ and processing/ (drafts/, delivery/, any later prefix) a
+                # processor can do nothing to any object, whatever its IAM policy says.
+                sid="DenyProcessorsOutsideTheirPrefixes",
                 effect=iam.Effect.DENY,
                 principals=[gov_root],
                 actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
-                not_resources=[archive, own_triggers, own_processing],
+                not_resources=[archive, self._objects(keys.CUSTOMERS_PREFIX), self._objects(keys.PROCESSING_PREFIX)],
                 conditions=processors,
+            ),
+            iam.PolicyStatement(
+                # A processor role without the customer tag has no customer: no trigger, no processing object.
+                sid="DenyUntaggedProcessorsTriggersAndProcessing",
+                effect=iam.Effect.DENY,
+                principals=[gov_root],
+                actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
+                resources=[self._objects(keys.CUSTOMERS_PREFIX), self._objects(keys.PROCESSING_PREFIX)],
+                conditions={**processors, "Null": {f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}": "true"}},
             ),
             iam.PolicyStatement(
                 sid="DenyProcessorsWriteArchive",

@@ -24,7 +24,8 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
   iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace;
 * for a service that scales in (``RuntimeTaskSpec.scale_in_protection``: the customer processor): the task
   role's permission for the ECS agent's task scale-in protection endpoint
-  (:mod:`runtime.pipeline.task_protection`);
+  (:mod:`runtime.pipeline.task_protection`), only on tasks carrying the variant's ``task_tags`` (which the
+  variant's service propagates to its tasks);
 * a security group without ingress and with HTTPS egress only;
 * the cdk-nag acknowledgements every such task needs (non-secret environment, ECR's ``*``).
 """
@@ -178,6 +179,11 @@ class RuntimeTaskSpec:
     """The task protects itself from scale-in while busy (the processor, whose service scales on its
     queue): its role may call the agent's task-protection endpoint. Default: False (the coordinator runs
     one task without scaling; protecting it would only hold back its deployments)."""
+    task_tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags every task of the variant's service carries: the variant tags its service with them and the
+    service propagates them to the tasks it starts (``PropagatedTagSource.SERVICE``). The scale-in
+    protection grant holds only on tasks with these tags, so one customer's processor cannot protect
+    another's tasks. Default: none; required with ``scale_in_protection``."""
     log_group_first: bool = True
     """Create the log group before the task role (construct order = resource order in the template).
     Default: True. The sweeper, older than this base, creates its role first."""
@@ -230,7 +236,7 @@ class RuntimeTaskBase(Construct):
         self.container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
 
         if spec.scale_in_protection:
-            self._allow_task_protection(stack)
+            self._allow_task_protection(stack, spec.task_tags)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -261,24 +267,38 @@ class RuntimeTaskBase(Construct):
             start_period=HEALTH_CHECK_START_PERIOD,
         )
 
-    def _allow_task_protection(self, stack: Stack) -> None:
+    def _allow_task_protection(self, stack: Stack, task_tags: Mapping[str, str]) -> None:
         """The ECS agent sets scale-in protection with the task role's credentials (``UpdateTaskProtection``,
-        and ``GetTaskProtection`` for the endpoint's GET). A task's ARN is known only once it runs, so the
-        resource is every task of this account and region: the cluster's name is a cross-stack reference
-        in the customer stacks, which a cdk-nag acknowledgement cannot name. The action only marks a task
-        as protected from scale-in, for at most the expiry the worker sets."""
+        and ``GetTaskProtection`` for the endpoint's GET). A task's ARN is known only once it runs and
+        names its cluster, never its service (``task/${ClusterName}/${TaskId}``), so the resource is every
+        task of this account and region (the cluster's name is a cross-stack reference in the customer
+        stacks, which a cdk-nag acknowledgement cannot name) and the scope is the condition: the task must
+        carry ``task_tags``, which only this variant's service gives its tasks.
+
+        The Service Authorization Reference ("Actions, resources, and condition keys for Amazon Elastic
+        Container Service") lists for both actions the resource type ``task*`` with the condition keys
+        ``aws:ResourceTag/${TagKey}`` and ``ecs:cluster`` (no ``ecs:service``):
+        https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html
+        """
+        if not task_tags:
+            raise ValueError(
+                "scale_in_protection needs task_tags: without them the grant would cover every task of the "
+                "account (RuntimeTaskSpec.task_tags, propagated by the variant's service)"
+            )
         tasks = f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task/*"
         self.task_role.add_to_policy(
             iam.PolicyStatement(
                 sid="ScaleInProtectionOfItsOwnTask",
                 actions=["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
                 resources=[tasks],
+                conditions={"StringEquals": {f"aws:ResourceTag/{key}": value for key, value in task_tags.items()}},
             )
         )
         acknowledge_wildcard_resources(
             self.task_role,
             [tasks],
-            "Scale-in protection of the task itself, whose ARN is known only once it runs (ECS agent endpoint).",
+            "Scale-in protection of the task itself, whose ARN is known only once it runs (ECS agent endpoint); "
+            "limited to tasks tagged as this service's own (aws:ResourceTag condition).",
         )
 
     def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:

@@ -194,6 +194,12 @@ class Customer(_Model):
         description="ExternalId of this customer's own contact-reader role (meetings); give each customer its "
         "own (default: meetings.contact_reader_external_id, shared by every customer without one).",
     )
+    shares_ses_account_with: list[CustomerCode] = Field(
+        default_factory=list,
+        description="The other customers that send from this customer's SES account (same account and region) and "
+        "so can read its recipients in that account's one contact list; each must name this customer too "
+        "(default: none: two customers in one SES account are refused)",
+    )
     offboarding: bool = Field(
         False,
         description="Step 1 of removing the customer: its triggers are no longer routed (the storage stack "
@@ -314,6 +320,7 @@ class PlatformConfig(_Model):
                 f"customer codes {details} are reserved for the platform's own resources; choose another code"
             )
         self._check_delivery_events()
+        self._check_shared_ses_accounts()
         max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
         if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
@@ -359,6 +366,51 @@ class PlatformConfig(_Model):
                     f"customers {other!r} and {customer.code!r} name the same configuration_set "
                     f"{customer.configuration_set!r} in account {customer.account}: give each its own (or none)"
                 )
+
+    def ses_account_of(self, customer: Customer) -> tuple[str, str]:
+        """The SES account the customer sends from: its account and SES's region."""
+        return customer.account, customer.ses_region or self.accounts.region
+
+    def _check_shared_ses_accounts(self) -> None:
+        """An SES account has one contact list per region (the SES quota), so customers sending from the
+        same one could each read, and mail, the other's recipients: refused unless both name each other."""
+        by_code = {customer.code: customer for customer in self.customers}
+        for customer in self.customers:
+            account, region = self.ses_account_of(customer)
+            for named in customer.shares_ses_account_with:
+                other = by_code.get(named)
+                if named == customer.code:
+                    raise ValueError(f"customer {customer.code!r}: shares_ses_account_with names itself; remove it")
+                if other is None:
+                    raise ValueError(
+                        f"customer {customer.code!r}: shares_ses_account_with names {named!r}, which is not a "
+                        "customer; remove it"
+                    )
+                if self.ses_account_of(other) != (account, region):
+                    other_account, other_region = self.ses_account_of(other)
+                    raise ValueError(
+                        f"customer {customer.code!r}: shares_ses_account_with names {named!r}, which sends from "
+                        f"SES account {other_account} in {other_region}, not {account} in {region}; remove it"
+                    )
+        groups: dict[tuple[str, str], list[Customer]] = {}
+        for customer in self.customers:
+            groups.setdefault(self.ses_account_of(customer), []).append(customer)
+        for (account, region), group in groups.items():
+            for index, first in enumerate(group):
+                for second in group[index + 1 :]:
+                    missing = [
+                        f"{a.code!r} does not name {b.code!r}"
+                        for a, b in ((first, second), (second, first))
+                        if b.code not in a.shares_ses_account_with
+                    ]
+                    if missing:
+                        raise ValueError(
+                            f"customers {first.code!r} and {second.code!r} both send from SES account {account} in "
+                            f"{region}, whose one contact list each could read, with the other's recipients "
+                            f"({'; '.join(missing)}): give each its own SES account, or, if they may see each "
+                            f"other's recipients, let both name each other in shares_ses_account_with "
+                            f"({first.code}: [{second.code}], {second.code}: [{first.code}])"
+                        )
 
     @property
     def metadata_bucket_name(self) -> str:
@@ -446,15 +498,23 @@ def parse_config(raw: Any) -> PlatformConfig:
 
 
 def sample_customers(count: int, accounts: tuple[str, ...] = ("333333333333", "444444444444")) -> list[dict[str, Any]]:
-    """``count`` generated customers (c0001 …) for benchmarks and scale tests."""
+    """``count`` generated customers (c0001 …) for benchmarks and scale tests, spread over ``accounts``; the
+    customers of one account name each other in ``shares_ses_account_with`` (they share its SES)."""
+    codes = [f"c{i:04d}" for i in range(1, count + 1)]
+    account_of = {code: accounts[i % len(accounts)] for i, code in enumerate(codes, start=1)}
     return [
         {
-            "code": f"c{i:04d}",
-            "account": accounts[i % len(accounts)],
-            "sender_address": f"changes@c{i:04d}.example.com",
-            "external_id": f"ttp-c{i:04d}-external",
+            "code": code,
+            "account": account_of[code],
+            "sender_address": f"changes@{code}.example.com",
+            "external_id": f"ttp-{code}-external",
+            **(
+                {"shares_ses_account_with": shared}
+                if (shared := [c for c in codes if c != code and account_of[c] == account_of[code]])
+                else {}
+            ),
         }
-        for i in range(1, count + 1)
+        for code in codes
     ]
 
 

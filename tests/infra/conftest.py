@@ -67,5 +67,8 @@ def single_byo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 def _one_account(ttp: dict[str, Any]) -> None:
     ttp["accounts"]["governance"] = MGMT
+    codes = [customer["code"] for customer in ttp["customers"]]
     for customer in ttp["customers"]:
         customer["account"] = MGMT
+        # One account, so one SES account: the customers declare that they share it (and its contact list).
+        customer["shares_ses_account_with"] = [code for code in codes if code != customer["code"]]

@@ -53,6 +53,8 @@ def test_single_account_mode_is_detected() -> None:
     data["accounts"]["governance"] = data["accounts"]["management"]
     for customer in data["customers"]:
         customer["account"] = data["accounts"]["management"]
+    data["customers"][0]["shares_ses_account_with"] = ["htsnonprod"]  # one account: one SES account
+    data["customers"][1]["shares_ses_account_with"] = ["hts"]
     assert parse_config(data).single_account
 
 
@@ -201,3 +203,56 @@ def test_app_exits_with_the_message_on_bad_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "ttp.customers[0].external_id" in result.stderr
+
+
+# --- Two customer codes in one SES account (issue 17) ------------------------------------------------------
+# An SES account has one contact list per region: customers sending from the same one could each read (and
+# mail) the other's recipients. Refused unless both name each other in shares_ses_account_with.
+
+
+def _same_ses_account(data: dict[str, Any]) -> dict[str, Any]:
+    data["customers"][1]["account"] = data["customers"][0]["account"]
+    return data
+
+
+def test_two_customers_in_one_ses_account_are_refused() -> None:
+    message = error_of(_same_ses_account(raw()))
+    for fragment in ("'hts'", "'htsnonprod'", "333333333333", "us-east-1", "contact list", "shares_ses_account_with"):
+        assert fragment in message, message
+
+
+def test_one_sided_sharing_is_refused() -> None:
+    data = _same_ses_account(raw())
+    data["customers"][0]["shares_ses_account_with"] = ["htsnonprod"]
+    message = error_of(data)
+    assert "'htsnonprod' does not name 'hts'" in message, message
+
+
+def test_two_customers_that_name_each_other_may_share_an_ses_account() -> None:
+    data = _same_ses_account(raw())
+    data["customers"][0]["shares_ses_account_with"] = ["htsnonprod"]
+    data["customers"][1]["shares_ses_account_with"] = ["hts"]
+    config = parse_config(data)
+    assert config.customer("hts").shares_ses_account_with == ["htsnonprod"]
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [
+        ("nosuch", "'nosuch', which is not a customer"),
+        ("htsnonprod", "'htsnonprod', which sends from SES account 444444444444"),  # not shared: stale
+        ("hts", "names itself"),
+    ],
+)
+def test_shares_ses_account_with_names_only_customers_of_the_same_ses_account(named: str, expected: str) -> None:
+    data = raw()
+    data["customers"][0]["shares_ses_account_with"] = [named]
+    message = error_of(data)
+    assert "ttp.customers" in message or "customer 'hts'" in message, message
+    assert expected in message, message
+
+
+def test_generated_sample_customers_declare_the_accounts_they_share() -> None:
+    config = parse_config({**raw(), "routing": "eventbridge", "customers": sample_customers(6)})
+    first = config.customer("c0001")
+    assert sorted(first.shares_ses_account_with) == ["c0003", "c0005"]

@@ -138,6 +138,7 @@ def own_set(make_synth: Any) -> Synth:
     customers = context["ttp"]["customers"]
     customers[0]["configuration_set"] = "acme-tracking"
     customers[1]["account"] = customers[0]["account"]
+    customers[0]["shares_ses_account_with"], customers[1]["shares_ses_account_with"] = ["htsnonprod"], ["hts"]
     return make_synth("own-configuration-set", context)  # type: ignore[no-any-return]
 
 

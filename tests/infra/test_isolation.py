@@ -11,6 +11,8 @@ and S3 single-account with meetings.
 from __future__ import annotations
 
 import fnmatch
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,6 +28,8 @@ ENCRYPTION = "s3:x-amz-server-side-encryption"
 REQUEST_KEYS = ("s3:if-match", "s3:if-none-match", ENCRYPTION)
 """Condition keys taken from the request's headers (a test passes ``key`` or ``key=value``)."""
 IF_MATCH, IF_NONE_MATCH = frozenset({"s3:if-match"}), frozenset({"s3:if-none-match"})
+RESOURCE_TAG = "aws:ResourceTag/"
+PROTECTION_ACTIONS = ("ecs:UpdateTaskProtection", "ecs:GetTaskProtection")
 
 
 def _flatten(value: Any, bucket_arn: str) -> str:
@@ -66,7 +70,9 @@ def _request_context(headers: set[str]) -> dict[str, str]:
     return context
 
 
-def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: set[str]) -> bool:
+def _conditions_hold(
+    conditions: dict[str, Any], principal: Principal, headers: set[str], resource_tags: Mapping[str, str]
+) -> bool:
     context = _request_context(headers)
     for operator, pairs in conditions.items():
         for key, expected in pairs.items():
@@ -84,6 +90,8 @@ def _conditions_hold(conditions: dict[str, Any], principal: Principal, headers: 
                 ok = (key not in context) == (expected == "true")
             elif operator == "StringNotEquals" and key in REQUEST_KEYS:
                 ok = context.get(key) not in as_list(expected)  # a missing key does not equal: true
+            elif operator == "StringEquals" and key.startswith(RESOURCE_TAG):
+                ok = resource_tags.get(key.removeprefix(RESOURCE_TAG)) in as_list(expected)  # missing: false
             elif key == "aws:SecureTransport":
                 ok = expected == "true"  # requests use TLS
             elif operator == "NumericLessThan" and key == "s3:TlsVersion":
@@ -102,6 +110,7 @@ def _decide(
     resource: str,
     headers: set[str],
     bucket_arn: str,
+    resource_tags: Mapping[str, str] | None = None,
 ) -> str:
     """``deny`` (explicit), ``allow`` or ``none`` (implicit deny) for one policy."""
     result = "none"
@@ -116,7 +125,7 @@ def _decide(
             patterns = [_flatten(r, bucket_arn) for r in as_list(statement["NotResource"])]
             if _resource_matches(patterns, resource, principal):
                 continue
-        if not _conditions_hold(statement.get("Condition", {}), principal, headers):
+        if not _conditions_hold(statement.get("Condition", {}), principal, headers, resource_tags or {}):
             continue
         if statement["Effect"] == "Deny":
             return "deny"
@@ -158,6 +167,39 @@ class World:
             return "allow" in (mine, theirs)
         return mine == theirs == "allow"
 
+    def may_protect(self, role_name: str, action: str, task_of: str) -> bool:
+        """Whether ``role_name`` may set (or read) scale-in protection of a running task of ``task_of``'s
+        processor service. ECS has no resource policies: the task role's own policy decides. The task
+        carries what ECS gives it: the managed tags and, with ``PropagateTags: SERVICE``, its service's tags."""
+        principal, identity = self.identity(role_name)
+        service = self.synth.only(customer_stack_name(task_of), "AWS::ECS::Service")["Properties"]
+        tags = {"aws:ecs:serviceName": service["ServiceName"]} if service.get("EnableECSManagedTags") else {}
+        if service.get("PropagateTags") == "SERVICE":
+            tags |= {tag["Key"]: tag["Value"] for tag in service.get("Tags", [])}
+        region = self.synth.config.accounts.region
+        task = f"arn:aws:ecs:{region}:{self.gov}:task/{names.CLUSTER_NAME}/0123456789abcdef0123456789abcdef"
+        return _decide(identity, principal, action, task, set(), self.bucket_arn, tags) == "allow"
+
+    def may_with_broadened_identity(self, role_name: str, action: str, key: str, headers: frozenset[str]) -> bool:
+        """``may`` once someone has added ``Allow s3:* on *`` to the role's policy: what still holds is what
+        the bucket policy grants (across accounts) and the explicit denies."""
+        principal, identity = self.identity(role_name)
+        identity = [*identity, {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+        resource = f"{self.bucket_arn}/{key}"
+        mine = _decide(identity, principal, action, resource, set(headers), self.bucket_arn)
+        theirs = _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn)
+        if "deny" in (mine, theirs):
+            return False
+        if self.synth.config.single_account:
+            return "allow" in (mine, theirs)
+        return mine == theirs == "allow"
+
+    def identity_denies(self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
+        """Denied explicitly by the role's own policy, whatever else that policy allows."""
+        principal, identity = self.identity(role_name)
+        resource = f"{self.bucket_arn}/{key}"
+        return _decide(identity, principal, action, resource, set(headers), self.bucket_arn) == "deny"
+
     def bucket_denies(
         self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
     ) -> bool:
@@ -195,8 +237,9 @@ def test_processor_reads_and_writes_only_its_own_processing_objects(world: World
     for action, headers in (("s3:GetObject", frozenset()), ("s3:PutObject", IF_MATCH), ("s3:PutObject", IF_NONE_MATCH)):
         assert world.may(A, action, f"processing/hts/{CHANGE}", headers)
         assert not world.may(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
-        # The bucket policy itself denies it (a broader IAM policy would not help).
-        assert world.bucket_denies(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
+        # Its own policy denies it explicitly, and a broader IAM policy would not help.
+        assert world.identity_denies(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
+        assert not world.may_with_broadened_identity(A, action, f"processing/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:DeleteObject", f"processing/hts/{CHANGE}")
 
 
@@ -204,9 +247,55 @@ def test_processor_reads_and_deletes_only_its_own_triggers(world: World) -> None
     for action, headers in (("s3:GetObject", frozenset()), ("s3:DeleteObject", IF_MATCH)):
         assert world.may(A, action, f"customers/hts/{CHANGE}", headers)
         assert not world.may(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
-        assert world.bucket_denies(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
+        assert world.identity_denies(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
+        assert not world.may_with_broadened_identity(A, action, f"customers/{B_CODE}/{CHANGE}", headers)
     assert not world.may(A, "s3:PutObject", f"customers/hts/{CHANGE}")
     assert not world.may(A, "s3:GetObject", f"drafts/{CHANGE}")
+
+
+def test_across_accounts_the_bucket_grants_a_processor_only_its_own_prefixes(world: World) -> None:
+    """Across accounts both policies must allow: the bucket policy's grants (variables in ``Resource``)
+    alone keep a processor off another customer's objects, whatever its IAM policy says."""
+    if world.synth.config.single_account:
+        pytest.skip("in one account either policy may allow: the processor's own explicit deny decides")
+    for action, key, headers in (
+        ("s3:GetObject", f"processing/{B_CODE}/{CHANGE}", frozenset()),
+        ("s3:PutObject", f"processing/{B_CODE}/{CHANGE}", IF_MATCH),
+        ("s3:GetObject", f"customers/{B_CODE}/{CHANGE}", frozenset()),
+        ("s3:DeleteObject", f"customers/{B_CODE}/{CHANGE}", IF_MATCH),
+    ):
+        principal, _ = world.identity(A)
+        resource = f"{world.bucket_arn}/{key}"
+        assert _decide(world.bucket_policy, principal, action, resource, set(headers), world.bucket_arn) != "allow"
+
+
+def test_the_bucket_policy_denies_processors_every_other_prefix(world: World) -> None:
+    """``drafts/``, ``delivery/`` and any prefix the platform adds later: denied by the bucket policy itself."""
+    for key in (f"drafts/{CHANGE}", f"delivery/hts/{CHANGE}", f"elsewhere/{CHANGE}"):
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert world.bucket_denies(A, action, key, IF_MATCH), (action, key)
+
+
+def _not_resources(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        found = [node["NotResource"]] if "NotResource" in node else []
+        return found + [n for value in node.values() for n in _not_resources(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _not_resources(value)]
+    return []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_policy_puts_a_variable_in_not_resource(request: pytest.FixtureRequest, variant: str) -> None:
+    """AWS documents policy variables in ``Resource`` and in ``Condition`` string comparisons, not in
+    ``NotResource``: an unsubstituted variable there would deny every processor its own objects."""
+    synth: Synth = request.getfixturevalue(variant)
+    checked = 0
+    for name, template in synth.templates.items():
+        for element in _not_resources(template):
+            checked += 1
+            assert "${" not in json.dumps(element), (name, element)
+    assert checked  # the walk found the NotResource denies the isolation relies on
 
 
 def test_an_untagged_processor_role_is_denied_every_prefix_but_the_archive(world: World) -> None:
@@ -337,3 +426,14 @@ def test_delivery_writes_are_compare_and_swap_only_for_everyone(world: World) ->
     assert world.bucket_denies_anyone("s3:PutObject", key)
     for headers in (IF_MATCH, IF_NONE_MATCH):
         assert not world.bucket_denies_anyone("s3:PutObject", key, headers)
+
+
+# --- ECS scale-in protection (issue 17, item 6) ---------------------------------------------------------
+
+
+def test_processor_may_protect_only_its_own_services_tasks(world: World) -> None:
+    """A task ARN does not name its service: the grant rests on the tag the service propagates to its tasks."""
+    for action in PROTECTION_ACTIONS:
+        assert world.may_protect(A, action, task_of="hts"), action
+        assert not world.may_protect(A, action, task_of=B_CODE), action
+        assert not world.may_protect(names.processor_role_name(B_CODE), action, task_of="hts"), action

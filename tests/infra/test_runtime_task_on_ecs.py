@@ -11,7 +11,7 @@ from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from cdk_constructs.change_coordinator import ChangeCoordinator, ChangeCoordinatorProps
 from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps
@@ -125,3 +125,22 @@ def test_tasks_that_do_not_scale_in_cannot_touch_task_protection(template: Templ
     assert statements  # the role has a policy: the check below looks at something
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert not set(PROTECTION_ACTIONS) & set(actions)
+
+
+def test_scale_in_protection_is_granted_only_on_tasks_tagged_as_the_customers_own(template: Template) -> None:
+    """A task ARN names its cluster, not its service: the grant is conditioned on the customer tag, which the
+    processor's service carries and propagates to every task it starts (issue 17, item 6)."""
+    (statement,) = [
+        s
+        for s in role_statements(template, "ProcessorTaskRoleDefaultPolicy")
+        if s.get("Sid") == "ScaleInProtectionOfItsOwnTask"
+    ]
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/customer_code": "acme"}}
+    template.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": "customer-acme-processor",
+            "PropagateTags": "SERVICE",
+            "Tags": Match.array_with([{"Key": "customer_code", "Value": "acme"}]),
+        },
+    )

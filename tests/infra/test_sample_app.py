@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match
 
 from cdk_constructs.customer_processor import MAX_FARGATE_STOP_TIMEOUT
 from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
+from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from runtime.contract import names
 from runtime.contract.dashboards import overview_dashboard_body
 from runtime.contract.settings import OpsSettings, WorkerSettings, env_var
@@ -147,7 +148,8 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "SweeperReadArchiveTriggersAndProcessing",
         "SweeperDeleteAndTagTriggers",
         "SweeperCreateMissingTriggers",
-        "DenyProcessorsOtherCustomersObjects",
+        "DenyProcessorsOutsideTheirPrefixes",
+        "DenyUntaggedProcessorsTriggersAndProcessing",
         "DenyProcessorsWriteArchive",
         "DenyUnconditionalArchiveAndProcessingWrites",
         "DenyProcessorsUnconditionalTriggerDeletes",
@@ -370,8 +372,27 @@ def test_task_role_is_named_tagged_and_least_privilege(sample: Synth, code: str)
     )
     key_id = next(iter(sample.resources(stack, "AWS::KMS::Key")))
     granted: dict[str, list[Any]] = {}
+    denied = [s for s in policies_of_role(sample, stack, role_id) if s["Effect"] == "Deny"]
+    # Whatever else it allows: no object outside archive/ and its own two prefixes (literal, no variables).
+    assert denied == [
+        {
+            "Action": sorted(PROCESSOR_DENIED_OBJECT_ACTIONS),
+            "Effect": "Deny",
+            "NotResource": [
+                f"{BUCKET_ARN}/archive/*",
+                f"{BUCKET_ARN}/processing/{code}/*",
+                f"{BUCKET_ARN}/customers/{code}/*",
+            ],
+            "Sid": "DenyObjectsOutsideOwnPrefixes",
+        }
+    ]
     for statement in policies_of_role(sample, stack, role_id):
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        if statement["Effect"] == "Deny":
+            continue
+        if statement.get("Sid") == "ScaleInProtectionOfItsOwnTask":  # only tasks its own service tagged
+            assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{names.CUSTOMER_TAG_KEY}": code}}
+        else:
+            assert "Condition" not in statement
         for action in as_list(statement["Action"]):
             granted.setdefault(action, []).extend(as_list(statement["Resource"]))
     customer = sample.config.customer(code)
