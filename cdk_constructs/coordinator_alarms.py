@@ -1,7 +1,8 @@
-"""The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings.
+"""The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings,
+results refused (a security event).
 
-Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*`` and
-``meeting_failure_*`` fields, plus ``dlq_messages_critical`` and ``tasks_down_minutes`` shared with the
+Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*``,
+``meeting_failure_*`` and ``results_refused_critical`` fields, plus ``dlq_messages_critical`` and ``tasks_down_minutes`` shared with the
 customers' alarms); metric names from :class:`runtime.contract.metric_names.MetricName` with the
 ``CustomerCode`` dimension ``runtime.contract.names.COORDINATOR_METRICS_DIMENSION_VALUE``. Alarm names
 are deterministic: ``ttp-change-coordinator-{alarm}``.
@@ -124,6 +125,20 @@ class CoordinatorAlarms(Construct):
             f"Meetings could not be reconciled for {t.meeting_failure_periods * PERIOD_SECONDS // 60} minutes "
             "(Graph down or refusing; emails are not affected)",
             evaluation_periods=t.meeting_failure_periods,
+        )
+        self._alarm(
+            "results-refused-critical",
+            "critical",
+            cloudwatch.Metric(
+                namespace=props.namespace,
+                metric_name=MetricName.RESULTS_REFUSED,
+                dimensions_map={CUSTOMER_DIMENSION: names.COORDINATOR_METRICS_DIMENSION_VALUE},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            ),
+            t.results_refused_critical,
+            "A processing object records a result the coordinator refused to fold (for a customer its revision "
+            "did not target, or a revision newer than the archive's): a security event — the log line names the key",
         )
 
     def _alarm(

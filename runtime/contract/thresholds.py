@@ -60,6 +60,11 @@ class AlarmThresholds:
     """Consecutive 5-minute periods with meeting failures before the alarm (retries that recover in
     between do not alarm). Default: 3 (15 minutes)."""
 
+    results_refused_critical: float = 0
+    """``ResultsRefused`` count per 5-minute period above which the coordinator's security alarm fires: a
+    result it refused to fold (for a customer its revision did not target, or a revision newer than the
+    archive's) is never a retry that recovers. Default: 0 (any)."""
+
     bounce_rate_warning_percent: float = 2
     """Share of a customer's delivery outcomes that bounced (``EmailsBounced`` / (``EmailsDelivered`` +
     ``EmailsBounced``)) above which the warning fires. Default: 2 (%)."""

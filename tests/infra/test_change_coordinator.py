@@ -252,6 +252,7 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
         f"{prefix}-dlq-messages-critical",
         f"{prefix}-tasks-down-critical",
         f"{prefix}-meeting-failure-warning",
+        f"{prefix}-results-refused-critical",
     }
     t = DEFAULT_THRESHOLDS
     age = alarms[f"{prefix}-queue-age-critical"]
@@ -269,6 +270,11 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
     assert (
         meeting["EvaluationPeriods"] == t.meeting_failure_periods and meeting["Threshold"] == t.meeting_failure_warning
     )
+    refused = alarms[f"{prefix}-results-refused-critical"]  # issue 17, item 1: a security event alarms at once
+    assert refused["MetricName"] == MetricName.RESULTS_REFUSED and refused["Statistic"] == "Sum"
+    assert refused["Dimensions"] == [{"Name": CUSTOMER_DIMENSION, "Value": names.COORDINATOR_METRICS_DIMENSION_VALUE}]
+    assert refused["EvaluationPeriods"] == 1 and refused["Threshold"] == t.results_refused_critical
+    assert refused["ComparisonOperator"] == "GreaterThanThreshold" and refused["TreatMissingData"] == "notBreaching"
     for name, props in alarms.items():
         severity = "critical" if name.endswith("critical") else "warning"
         assert props["AlarmDescription"].startswith(f"[{severity}] change coordinator:")
