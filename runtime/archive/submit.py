@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.documents import (
@@ -39,6 +40,7 @@ from runtime.archive.documents import (
 from runtime.archive.errors import InvalidSubmission
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import TriggerStore
+from runtime.aws import error_code, http_status
 from runtime.contract import keys
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
 from runtime.contract.metric_names import MetricName
@@ -149,9 +151,19 @@ def submit_change(
     def previous_revision() -> int:
         """The revision a deleted archive of this change id had reached (0 for a new change); read once."""
         if not history:
-            found = archive.revision_in_history(document.change_id)
+            key = keys.archive_key(document.change_id)
+            try:
+                found = archive.revision_in_history(document.change_id)
+            except ClientError as exc:
+                if http_status(exc) != 403 and error_code(exc) not in {"AccessDenied", "AllAccessDisabled"}:
+                    raise
+                raise InvalidSubmission(
+                    f"cannot read the earlier versions of {key} ({error_code(exc) or http_status(exc)}): a new "
+                    "archive continues the revision numbering of a deleted one, so submit needs "
+                    "s3:ListBucketVersions on the bucket and s3:GetObjectVersion on archive/* (docs/runbook.md, "
+                    "permissions)"
+                ) from None
             if found is None:
-                key = keys.archive_key(document.change_id)
                 raise InvalidSubmission(
                     f"{key} was deleted and none of its earlier versions holds a readable revision, so this "
                     "submission cannot be numbered after them (the customers' processing objects may record "

@@ -229,3 +229,14 @@ def test_a_history_without_any_readable_revision_is_refused_naming_the_fix(versi
     with pytest.raises(InvalidSubmission, match=r"archive/CHG-1\.json.*versions.*restore CHG-1 --list"):
         submit(s3, change())
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="customers/")
+
+
+def test_a_submitter_without_the_version_permissions_is_told_which_ones(versioned: Any) -> None:
+    """A new archive is numbered from the key's versions: without ``s3:ListBucketVersions`` the submission
+    is refused naming the permissions (starting at 1 could collide with an old submission's results)."""
+    from tests.support.aws_platform import Faulty, client_error
+
+    denied = Faulty(versioned).fail("get_paginator", client_error("AccessDenied", 403))
+    with pytest.raises(InvalidSubmission, match=r"s3:ListBucketVersions.*s3:GetObjectVersion"):
+        submit(denied, change())
+    assert "Contents" not in versioned.list_objects_v2(Bucket=BUCKET, Prefix="archive/")
