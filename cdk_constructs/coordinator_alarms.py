@@ -2,10 +2,11 @@
 results refused (a security event).
 
 Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*``,
-``meeting_failure_*`` and ``results_refused_critical`` fields, plus ``dlq_messages_critical`` and ``tasks_down_minutes`` shared with the
-customers' alarms); metric names from :class:`runtime.contract.metric_names.MetricName` with the
-``CustomerCode`` dimension ``runtime.contract.names.COORDINATOR_METRICS_DIMENSION_VALUE``. Alarm names
-are deterministic: ``ttp-change-coordinator-{alarm}``.
+``meeting_failure_*`` and ``results_refused_critical`` fields, plus ``dlq_messages_critical`` and
+``tasks_down_minutes`` shared with the customers' alarms); metric names from
+:class:`runtime.contract.metric_names.MetricName` with the ``CustomerCode`` dimension
+``runtime.contract.names.COORDINATOR_METRICS_DIMENSION_VALUE``. Alarm names are deterministic:
+``ttp-change-coordinator-{alarm}``.
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ from datetime import UTC, datetime
 from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, utcnow
 from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
+from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
-from runtime.contract import keys
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory

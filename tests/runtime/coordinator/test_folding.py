@@ -250,7 +250,10 @@ def test_a_result_for_a_listed_customer_the_revision_did_not_notify_is_refused(
     """``submit --customers hts`` of a change listing both: htsnonprod was never sent a trigger."""
     doc = {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}
     submit_change(
-        ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket), doc, user_id="u",
+        ArchiveStore(platform.s3, platform.bucket),
+        TriggerStore(platform.s3, platform.bucket),
+        doc,
+        user_id="u",
         customers=["hts"],
     )
     write_processing(platform, "htsnonprod", change_id, result(1, sent=5000))
@@ -284,7 +287,9 @@ def test_a_customer_dropped_by_the_current_revision_cannot_fold_a_result_for_it(
     platform: Platform, change_id: str
 ) -> None:
     store, triggers = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
-    submit_change(store, triggers, {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}, user_id="u")
+    submit_change(
+        store, triggers, {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}, user_id="u"
+    )
     submit_change(store, triggers, {"change_id": change_id, "title": "t", "customers": ["hts"]}, user_id="u")
     write_processing(platform, "htsnonprod", change_id, result(1, sent=1), result(2, sent=5000))
     [res] = make_handler(platform)(
