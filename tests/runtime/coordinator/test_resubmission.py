@@ -7,7 +7,7 @@ from runtime.contract import keys
 from runtime.contract.keys import TriggerRef
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.pipeline.state_machine import Outcome
-from tests.runtime.coordinator.conftest import make_handler, processed, s3_event
+from tests.runtime.coordinator.conftest import make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Platform
 
 
@@ -40,3 +40,19 @@ def test_a_withdrawn_change_deleted_and_submitted_again_is_mailed_and_audited_as
     assert platform.archive(change_id)["revision"] == 3
     # the old submission's results (revisions 1 and 2) were skipped quietly: not folded, no security event
     assert platform.metric_total("ResultsRefused", COORDINATOR_METRICS_DIMENSION_VALUE) == 0
+
+
+def test_an_old_result_of_a_customer_the_new_submission_never_notified_stays_a_security_event(
+    platform: Platform, change_id: str
+) -> None:
+    """Only the notified customer's own history is skipped quietly; anyone else's result is refused."""
+    platform.submit(change_id, customers=["hts", "htsnonprod"])
+    platform.s3.delete_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))
+    platform.submit(change_id, customers=["hts"], summary="the new content")  # revision 2, hts only
+    write_processing(platform, "htsnonprod", change_id, result(1, sent=5000))
+    [res] = make_handler(platform)(
+        s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:c1", None
+    )
+    assert res.outcome is Outcome.PERMANENT_ERROR and "did not target" in res.reason
+    assert platform.metric_total("ResultsRefused", COORDINATOR_METRICS_DIMENSION_VALUE) == 1
+    assert processed(platform, change_id) == []
