@@ -1,11 +1,12 @@
 """The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings,
-refused delivery events.
+refused delivery events, results refused (both security events).
 
-Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*`` and
-``meeting_failure_*`` fields, plus ``dlq_messages_critical`` and ``tasks_down_minutes`` shared with the
-customers' alarms); metric names from :class:`runtime.contract.metric_names.MetricName` with the
-``CustomerCode`` dimension ``runtime.contract.names.COORDINATOR_METRICS_DIMENSION_VALUE``. Alarm names
-are deterministic: ``ttp-change-coordinator-{alarm}``.
+Thresholds come from :class:`runtime.contract.thresholds.AlarmThresholds` (the ``coordinator_*``,
+``meeting_failure_*`` and ``results_refused_critical`` fields, plus ``dlq_messages_critical`` and
+``tasks_down_minutes`` shared with the customers' alarms); metric names from
+:class:`runtime.contract.metric_names.MetricName` with the ``CustomerCode`` dimension
+``runtime.contract.names.COORDINATOR_METRICS_DIMENSION_VALUE``. Alarm names are deterministic:
+``ttp-change-coordinator-{alarm}``.
 """
 
 from __future__ import annotations
@@ -139,6 +140,20 @@ class CoordinatorAlarms(Construct):
             t.delivery_events_refused_warning,
             "Delivery events refused: not SES events of this platform, or naming a change, revision or customer "
             f'that was not sent to (security log lines "delivery event refused"; on {names.DELIVERY_EVENTS_DLQ_NAME})',
+        )
+        self._alarm(
+            "results-refused-critical",
+            "critical",
+            cloudwatch.Metric(
+                namespace=props.namespace,
+                metric_name=MetricName.RESULTS_REFUSED,
+                dimensions_map={CUSTOMER_DIMENSION: names.COORDINATOR_METRICS_DIMENSION_VALUE},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            ),
+            t.results_refused_critical,
+            "A processing object records a result the coordinator refused to fold (for a customer its revision "
+            "did not target, or a revision newer than the archive's): a security event — the log line names the key",
         )
 
     def _alarm(

@@ -409,6 +409,39 @@ class ArchiveDocument(_Document):
     def is_processed(self, customer_code: str, revision: int | None = None) -> bool:
         return self.processed_entry(customer_code, revision) is not None
 
+    def _submissions(self) -> list[tuple[int, list[str]]]:
+        """(revision, customers notified) of every ``submitted`` entry that names its revision; an entry
+        without ``customers`` notified the customers the document lists (as the sweeper reads it)."""
+        return [
+            (e.revision, e.customers if e.customers is not None else self.customers)
+            for e in self.modifications
+            if e.modification_type == SUBMITTED and e.revision is not None
+        ]
+
+    def first_submitted_revision(self) -> int | None:
+        """The oldest revision this archive records a submission of. A result for a lower revision
+        belongs to an earlier submission of the same change id whose archive was deleted (``submit``
+        continues the numbering from the bucket's versions): it is no result of this content."""
+        revisions = [revision for revision, _ in self._submissions()]
+        return min(revisions) if revisions else None
+
+    def notified_customers(self) -> set[str]:
+        """Every customer some recorded submission sent a trigger."""
+        return {code for _, notified in self._submissions() for code in notified}
+
+    def targets(self, customer_code: str, revision: int) -> bool:
+        """Whether revision ``revision`` can have sent emails to ``customer_code``: a submission at or
+        before it sent the customer a trigger (a trigger is processed at the newest revision, which may
+        be a later one that did not name the customer), and the current revision still lists it (the
+        processor refuses a change that does not list it). An archive with no ``submitted`` entry that
+        names its revision (v1, or written by hand) targeted the customers it lists."""
+        if revision > self.revision or (revision == self.revision and customer_code not in self.customers):
+            return False
+        submissions = self._submissions()
+        if not submissions:
+            return customer_code in self.customers
+        return any(at <= revision and customer_code in notified for at, notified in submissions)
+
     @classmethod
     def from_json_bytes(cls, body: bytes) -> ArchiveDocument:
         """Raises ``ValidationError`` for anything that is not a valid change document, JSON errors included."""

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
-from runtime.archive.documents import ArchiveDocument, describe_validation_error
+from runtime.archive.documents import ArchiveDocument, describe_validation_error, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.contract import keys
 from runtime.telemetry.metrics import MetricBatch
@@ -34,6 +34,10 @@ __all__ = [
     "Mutation",
     "VersionedArchive",
 ]
+
+MAX_HISTORY_READS = 20
+"""Earlier versions of an archive :meth:`ArchiveStore.revision_in_history` reads at most, newest first,
+looking for one whose revision can be read."""
 
 Mutation = Callable[[ArchiveDocument | None], ArchiveDocument | None]
 """Given the current document (None if it does not exist), return the new one, or None for no write."""
@@ -85,6 +89,35 @@ class ArchiveStore:
         if document.change_id != change_id:
             raise ArchiveInvalid(f"{key} holds change_id {document.change_id!r}, not {change_id!r}")
         return VersionedArchive(document, response["ETag"])
+
+    def revision_in_history(self, change_id: str) -> int | None:
+        """The revision of the newest earlier version of ``archive/{id}.json`` that states one: 0 when the
+        key has no version at all, None when versions exist but none of the newest
+        :data:`MAX_HISTORY_READS` can be read as JSON with a revision.
+
+        For a change submitted again after its archive was deleted (a delete marker is the current
+        version): the bucket keeps every archive version, so the numbering continues instead of starting
+        at 1 again, where the customers' processing objects still record the old submission's results.
+        Needs ``s3:ListBucketVersions`` and ``s3:GetObjectVersion``. Only the exact key counts
+        (``archive/CHG-1.json`` is a prefix of ``archive/CHG-1.json.json``)."""
+        key = keys.archive_key(change_id)
+        versions: list[tuple[Any, str]] = []
+        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+            versions += [(v["LastModified"], v["VersionId"]) for v in page.get("Versions", []) if v["Key"] == key]
+        if not versions:
+            return 0
+        # S3 lists a key's versions newest first; LastModified has second precision, so the sort is stable
+        versions.sort(key=lambda v: v[0], reverse=True)
+        for _, version_id in versions[:MAX_HISTORY_READS]:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read()
+            try:
+                data = parse_json(body)
+            except ValueError:
+                continue
+            revision = data.get("revision") if isinstance(data, dict) else None
+            if isinstance(revision, int) and not isinstance(revision, bool) and revision >= 0:
+                return revision
+        return None
 
     def load(self, change_id: str) -> VersionedArchive:
         found = self.load_optional(change_id)

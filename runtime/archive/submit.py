@@ -5,6 +5,10 @@
    stay under SES's message size), a time without a UTC offset, a number JSON readers cannot hold
    (``NaN``, ``Infinity``, beyond a double).
 2. Write ``archive/{id}.json`` by compare-and-swap: ``revision`` + 1 and a ``submitted`` modification.
+   A new archive continues from the bucket's earlier versions of the key: a change whose archive was
+   deleted (a withdrawn change, runbook) and is submitted again under the same id gets the revision after
+   the last one it reached, never 1 again, so the results its customers' processing objects record for
+   the old content never count for the new one (issue 17; :meth:`ArchiveStore.revision_in_history`).
    The submission states the whole user-owned content (DESIGN.md §3): a declared field it does not
    give is absent from (or back to its default in) the new revision. Kept from the current revision:
    what the pipeline recorded (:data:`RECORDED_FIELDS`: the audit trail, the coordinator's meeting
@@ -20,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.documents import (
@@ -35,6 +40,7 @@ from runtime.archive.documents import (
 from runtime.archive.errors import InvalidSubmission
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.triggers import TriggerStore
+from runtime.aws import error_code, http_status
 from runtime.contract import keys
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
 from runtime.contract.metric_names import MetricName
@@ -140,13 +146,39 @@ def submit_change(
         raise InvalidSubmission("user_id is required (who submits the change)")
 
     content = {k: v for k, v in document.to_python_dict().items() if k not in RECORDED_FIELDS}
+    history: list[int] = []
+
+    def previous_revision() -> int:
+        """The revision a deleted archive of this change id had reached (0 for a new change); read once."""
+        if not history:
+            key = keys.archive_key(document.change_id)
+            try:
+                found = archive.revision_in_history(document.change_id)
+            except ClientError as exc:
+                if http_status(exc) != 403 and error_code(exc) not in {"AccessDenied", "AllAccessDisabled"}:
+                    raise
+                raise InvalidSubmission(
+                    f"cannot read the earlier versions of {key} ({error_code(exc) or http_status(exc)}): a new "
+                    "archive continues the revision numbering of a deleted one, so submit needs "
+                    "s3:ListBucketVersions on the bucket and s3:GetObjectVersion on archive/* (docs/runbook.md, "
+                    "permissions)"
+                ) from None
+            if found is None:
+                raise InvalidSubmission(
+                    f"{key} was deleted and none of its earlier versions holds a readable revision, so this "
+                    "submission cannot be numbered after them (the customers' processing objects may record "
+                    f"those revisions as sent): `restore {document.change_id} --list` shows the versions; restore "
+                    "a valid one, then submit again"
+                )
+            history.append(found)
+        return history[0]
 
     def mutate(current: ArchiveDocument | None) -> ArchiveDocument:
         kept: dict[str, Any] = {}
         if current is not None:
             unknown_fields = set(current.model_extra or {})
             kept = {k: v for k, v in current.to_python_dict().items() if k in RECORDED_FIELDS or k in unknown_fields}
-        revision = (current.revision if current else 0) + 1
+        revision = (current.revision if current else previous_revision()) + 1
         updated = ArchiveDocument.model_validate({**kept, **content, "revision": revision})
         updated.modifications = [
             *(current.modifications if current else []),

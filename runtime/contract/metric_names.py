@@ -34,6 +34,10 @@ class MetricName(enum.StrEnum):
     EMAILS_REJECTED = "EmailsRejected"
     RESULTS_FOLDED = "ResultsFolded"
     FOLD_LAG = "FoldLag"
+    RESULTS_REFUSED = "ResultsRefused"
+    """Results the change coordinator refused to fold, each a security event: for a customer the revision
+    did not target (another customer's processor writing its own processing object for any change id),
+    or for a revision newer than the archive's. Never written to the archive; the message is dead-lettered."""
     MEETING_RECONCILED = "MeetingReconciled"
     MEETING_FAILURE = "MeetingFailure"
     EMAILS_DELIVERED = "EmailsDelivered"

@@ -65,6 +65,10 @@ class AlarmThresholds:
     not an SES event of this platform's emails, or that named a change, revision or customer that was not
     sent to (a customer account tagging emails it was not asked to send, a late event of a withdrawn
     change). Default: 0 (any)."""
+    results_refused_critical: float = 0
+    """``ResultsRefused`` count per 5-minute period above which the coordinator's security alarm fires: a
+    result it refused to fold (for a customer its revision did not target, or a revision newer than the
+    archive's) is never a retry that recovers. Default: 0 (any)."""
 
     bounce_rate_warning_percent: float = 2
     """Share of a customer's delivery outcomes that bounced (``EmailsBounced`` / (``EmailsDelivered`` +

@@ -16,9 +16,19 @@ N customers finishing together cost about N / ``max_concurrency`` archive writes
 whoever wrote it: an earlier fold, or a v1 processor that recorded it inside the archive itself — so a
 re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
 
-**Never ahead of the archive.** A result for a revision newer than the archive's cannot come from a
-processor (it renders the revision it read, and a revision is never lowered, not even by ``restore``):
-it is refused, logged as a security event and its message dead-lettered; the other results still fold.
+**Never ahead of the archive, never for a customer not targeted.** A result for a revision newer than
+the archive's cannot come from a processor (it renders the revision it read, and a revision is never
+lowered, not even by ``restore``). A result for (C, R) where revision R did not target customer C
+(:meth:`~runtime.archive.documents.ArchiveDocument.targets`) cannot either: C's processor may write its
+own processing object under any change id, and folding it would put emails C never sent for this change
+into its audit trail. Both are refused, counted (``ResultsRefused``, alarmed), logged as a security
+event naming the processing object's key and their message dead-lettered; the other results still fold.
+
+**An earlier submission's results.** A result for a revision below the archive's first ``submitted``
+entry belongs to an earlier submission of the same change id whose archive was deleted (``submit``
+continues its revision numbering from the bucket's versions): it is no result of this content and is
+never folded, but it is no attack either (the customer's processing object keeps its history), so it is
+only skipped.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from datetime import UTC, datetime
 from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, utcnow
 from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
+from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
@@ -86,7 +97,12 @@ class FoldOutcome:
     already: list[PendingResult] = field(default_factory=list)
     """Already in the archive (an earlier fold, or a v1 processor's own entry): nothing written."""
     refused: list[PendingResult] = field(default_factory=list)
-    """For a revision newer than the archive's: never folded."""
+    """For a revision newer than the archive's: never folded (a security event)."""
+    untargeted: list[PendingResult] = field(default_factory=list)
+    """For a customer its revision did not target: never folded (a security event)."""
+    earlier: list[PendingResult] = field(default_factory=list)
+    """For a revision before the archive's first submission (an earlier submission of this change id,
+    whose archive was deleted): never folded, no security event."""
     archive_revision: int = 0
     writes: int = 0
 
@@ -96,6 +112,8 @@ class FoldOutcome:
             [p for p in self.folded if id(p) in wanted],
             [p for p in self.already if id(p) in wanted],
             [p for p in self.refused if id(p) in wanted],
+            [p for p in self.untargeted if id(p) in wanted],
+            [p for p in self.earlier if id(p) in wanted],
             self.archive_revision,
             self.writes,
         )
@@ -121,8 +139,9 @@ class Folder:
 
         def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
             assert doc is not None  # the store raises ArchiveMissing first
-            outcome.folded, outcome.already, outcome.refused = [], [], []
+            outcome.folded, outcome.already, outcome.refused, outcome.untargeted, outcome.earlier = [], [], [], [], []
             outcome.archive_revision = doc.revision
+            first, notified = doc.first_submitted_revision(), doc.notified_customers()
             seen: set[tuple[str, int]] = set()
             for item in pending:
                 key = (item.customer_code, item.revision)
@@ -130,6 +149,10 @@ class Folder:
                     outcome.already.append(item)
                 elif item.revision > doc.revision:
                     outcome.refused.append(item)
+                elif first is not None and item.revision < first and item.customer_code in notified:
+                    outcome.earlier.append(item)
+                elif not doc.targets(item.customer_code, item.revision):
+                    outcome.untargeted.append(item)
                 else:
                     seen.add(key)
                     outcome.folded.append(item)
@@ -155,15 +178,34 @@ class Folder:
                     "etag": written.etag,
                 },
             )
-        for item in outcome.refused:
+        refusals = [
+            *((item, "refused a result for a revision newer than the archive's") for item in outcome.refused),
+            *((item, "refused a result for a customer its revision did not target") for item in outcome.untargeted),
+        ]
+        if refusals:
+            with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
+                batch.add(MetricName.RESULTS_REFUSED, len(refusals))
+        for item, message in refusals:
             logger.error(
-                "refused a result for a revision newer than the archive's",
+                message,
                 extra={
                     "change_id": change_id,
                     "customer": item.customer_code,
                     "revision": item.revision,
+                    "key": keys.processing_key(item.customer_code, change_id),
                     "archive_revision": outcome.archive_revision,
                     "security": True,
+                },
+            )
+        for item in outcome.earlier:
+            logger.info(
+                "skipped a result of an earlier submission of this change id (its archive was deleted)",
+                extra={
+                    "change_id": change_id,
+                    "customer": item.customer_code,
+                    "revision": item.revision,
+                    "key": keys.processing_key(item.customer_code, change_id),
+                    "archive_revision": outcome.archive_revision,
                 },
             )
         return outcome
@@ -224,7 +266,7 @@ class FoldBatcher:
         with self._lock:
             self.batches += 1
             self.writes += outcome.writes
-        self._remember_folded([*outcome.folded, *outcome.already])
+        self._remember_folded([*outcome.folded, *outcome.already, *outcome.earlier])
         return outcome
 
     def submit(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:

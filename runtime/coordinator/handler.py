@@ -1,7 +1,10 @@
 """The coordinator's message handler: each object event goes to the fold or to the meeting.
 
 * ``processing/{C}/{id}.json`` → read that processing object, fold its results not yet in the archive
-  (:class:`~runtime.coordinator.folding.FoldBatcher`). A failed write retries the message.
+  (:class:`~runtime.coordinator.folding.FoldBatcher`). A failed write retries the message. A result the
+  fold refuses (a revision newer than the archive's, or one that did not target C) dead-letters the
+  message with the reason, like a poison message: the refusal is final, and the DLQ alarm and the
+  ``ResultsRefused`` alarm bring it to an operator.
 * ``archive/{id}.json`` → reconcile the change's meeting (:mod:`runtime.notify.meetings`) when meetings
   are configured. A Graph or contact-list failure retries only this message and emits
   ``MeetingFailure``; emails never wait for it (processors do not call Graph).
@@ -144,13 +147,19 @@ class CoordinatorHandler:
         except (FoldFailed, ArchiveError, ClientError, OSError) as exc:
             return Result(Outcome.RETRY, f"fold failed: {exc}", change_id=change_id)
         latest = pending[-1].revision
+        refusals = []
         if outcome.refused:
             revisions = ", ".join(str(p.revision) for p in outcome.refused)
+            refusals.append(f"result for revision {revisions} newer than the archive's {outcome.archive_revision}")
+        if outcome.untargeted:
+            revisions = ", ".join(str(p.revision) for p in outcome.untargeted)
+            refusals.append(
+                f"{ref.processing_key}: result for revision {revisions}, which did not target customer "
+                f"{ref.customer_code!r}"
+            )
+        if refusals:  # a security event (logged by the fold): the message goes to the DLQ with the reason
             return Result(
-                Outcome.PERMANENT_ERROR,
-                f"result for revision {revisions} newer than the archive's {outcome.archive_revision}: refused",
-                change_id=change_id,
-                revision=latest,
+                Outcome.PERMANENT_ERROR, "; ".join(refusals) + ": refused", change_id=change_id, revision=latest
             )
         if outcome.folded:
             return Result(

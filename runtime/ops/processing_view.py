@@ -125,6 +125,8 @@ class Recorded:
     where: str | None  # FOLDED | NOT_FOLDED | None (not recorded)
     folded: ModificationEntry | None
     result: RevisionResult | None
+    refused: RevisionResult | None = None
+    """A result the processing object records for a revision that did not target the customer."""
 
     @property
     def recorded(self) -> bool:
@@ -132,13 +134,25 @@ class Recorded:
 
 
 def recorded(doc: ArchiveDocument, code: str, revision: int, processing: ProcessingRead) -> Recorded:
+    """A processing object's result for a revision that did not target the customer is no result of this
+    change (the coordinator refuses to fold it): it counts as not recorded, and ``refused`` holds it."""
     folded = doc.processed_entry(code, revision)
     result = processing.result_for(revision)
     if folded is not None:
         return Recorded(FOLDED, folded, result)
+    if result is not None and not doc.targets(code, revision):
+        return Recorded(None, None, None, refused=result)
     if result is not None:
         return Recorded(NOT_FOLDED, None, result)
     return Recorded(None, None, None)
+
+
+def describe_refused(key: str, code: str, result: RevisionResult) -> str:
+    """The finding of a result :func:`recorded` does not count."""
+    return (
+        f"{key} records a result for revision {result.revision} ({result.sent} sent), which did not target "
+        f"customer {code!r}: the coordinator refuses to fold it (a security event: check who wrote it)"
+    )
 
 
 def describe_lease(lease: ProcessingLease, live: bool) -> str:

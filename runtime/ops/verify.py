@@ -11,6 +11,10 @@ States (``CustomerProgress.state``; ``state_text`` says it in words — :data:`S
 * ``pending`` — waiting: the trigger is there, nobody works on it now;
 * ``not_triggered`` — no trigger, no result.
 
+A result the processing object records for a revision that did not target the customer (another
+customer's processor writing under this change id) is none of the change's: it is not counted, and a
+finding names its key (the coordinator refuses to fold it, issue 17).
+
 Delivery (SES events, ``delivery/{C}/{id}.json``): per customer, the recipients of the current revision
 per last status — delivered, bounced (permanent, transient), complained, delayed, unsubscribed… —
 from the delivery object, else from the counts folded into the archive; with ``recipients=True`` each
@@ -36,7 +40,14 @@ from runtime.contract import keys
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, now
-from runtime.ops.processing_view import FOLDED, NOT_FOLDED, ProcessingCache, ProcessingRead, recorded
+from runtime.ops.processing_view import (
+    FOLDED,
+    NOT_FOLDED,
+    ProcessingCache,
+    ProcessingRead,
+    describe_refused,
+    recorded,
+)
 from runtime.ops.triggers_view import redrive_attempts
 
 STATES = {
@@ -298,6 +309,8 @@ def verify(
         if read.error is not None:
             report.findings.append(read.error)
         state_of = recorded(doc, code, doc.revision, read)
+        if state_of.refused is not None:
+            report.findings.append(describe_refused(read.key, code, state_of.refused))
         entry = state_of.folded
         # the v2 lease (processing object) wins; a v1 processor's lease inside the archive is still shown
         lease = _processing_lease_view(read, at) or _lease_view(doc.leases.get(code), at)

@@ -253,6 +253,7 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
         f"{prefix}-tasks-down-critical",
         f"{prefix}-meeting-failure-warning",
         f"{prefix}-delivery-events-refused-warning",
+        f"{prefix}-results-refused-critical",
     }
     t = DEFAULT_THRESHOLDS
     age = alarms[f"{prefix}-queue-age-critical"]
@@ -277,6 +278,11 @@ def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
         t.delivery_events_refused_warning,
     )
     assert refused["Dimensions"] == meeting["Dimensions"]
+    results = alarms[f"{prefix}-results-refused-critical"]  # issue 17, item 1: a security event alarms at once
+    assert results["MetricName"] == MetricName.RESULTS_REFUSED and results["Statistic"] == "Sum"
+    assert results["Dimensions"] == [{"Name": CUSTOMER_DIMENSION, "Value": names.COORDINATOR_METRICS_DIMENSION_VALUE}]
+    assert results["EvaluationPeriods"] == 1 and results["Threshold"] == t.results_refused_critical
+    assert results["ComparisonOperator"] == "GreaterThanThreshold" and results["TreatMissingData"] == "notBreaching"
     for name, props in alarms.items():
         severity = "critical" if name.endswith("critical") else "warning"
         assert props["AlarmDescription"].startswith(f"[{severity}] change coordinator:")

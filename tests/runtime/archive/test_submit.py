@@ -176,3 +176,67 @@ def test_the_largest_document_renders_an_email_well_under_the_ses_limit() -> Non
     email = render_email(document, "hts")
     rendered = len(email.subject.encode()) + len(email.text.encode()) + len(email.html.encode())
     assert rendered * 3 < ses_v2_max_message_bytes
+
+
+# ---- issue 17, item 3: a submission keeps its identity across a deletion ------------------------------
+
+
+@pytest.fixture
+def versioned(s3: Any) -> Any:
+    """The metadata bucket keeps every archive version (``MetadataBucket``: versioned, archive versions
+    never expire)."""
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return s3
+
+
+def test_a_change_submitted_again_after_its_archive_was_deleted_continues_its_revisions(versioned: Any) -> None:
+    """The runbook lets an operator delete a withdrawn change's archive. Submitting the same id again
+    must not start at revision 1 again: the processing objects still record revisions 1..N as sent."""
+    s3 = versioned
+    assert submit(s3, change(summary="first")) == 1
+    assert submit(s3, change(summary="withdrawn", status="cancelled")) == 2
+    s3.delete_object(Bucket=BUCKET, Key="archive/CHG-1.json")
+    assert submit(s3, change(summary="the new content")) == 3
+    doc = json.loads(stored(s3))
+    assert doc["revision"] == 3 and doc["summary"] == "the new content"
+    assert [(m["modification_type"], m["revision"]) for m in doc["modifications"]] == [("submitted", 3)]
+    trigger = s3.get_object(Bucket=BUCKET, Key="customers/hts/CHG-1.json")["Body"].read()
+    assert json.loads(trigger)["revision"] == 3
+    assert submit(s3, change(summary="and again")) == 4  # an existing archive goes on as always
+
+
+def test_the_continued_revision_comes_from_the_change_ids_own_key_only(versioned: Any) -> None:
+    """``archive/CHG-1.json`` is a prefix of ``archive/CHG-1.json.json`` (change id ``CHG-1.json``)."""
+    s3 = versioned
+    for _ in range(3):
+        submit(s3, change(change_id="CHG-1.json"))
+    assert submit(s3, change()) == 1
+
+
+def test_an_unreadable_newest_version_is_skipped_for_the_last_readable_revision(versioned: Any) -> None:
+    s3 = versioned
+    submit(s3, change())
+    submit(s3, change())
+    s3.put_object(Bucket=BUCKET, Key="archive/CHG-1.json", Body=b"{not json")  # someone's broken write
+    s3.delete_object(Bucket=BUCKET, Key="archive/CHG-1.json")
+    assert submit(s3, change()) == 3
+
+
+def test_a_history_without_any_readable_revision_is_refused_naming_the_fix(versioned: Any) -> None:
+    s3 = versioned
+    s3.put_object(Bucket=BUCKET, Key="archive/CHG-1.json", Body=b"{not json")
+    s3.delete_object(Bucket=BUCKET, Key="archive/CHG-1.json")
+    with pytest.raises(InvalidSubmission, match=r"archive/CHG-1\.json.*versions.*restore CHG-1 --list"):
+        submit(s3, change())
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="customers/")
+
+
+def test_a_submitter_without_the_version_permissions_is_told_which_ones(versioned: Any) -> None:
+    """A new archive is numbered from the key's versions: without ``s3:ListBucketVersions`` the submission
+    is refused naming the permissions (starting at 1 could collide with an old submission's results)."""
+    from tests.support.aws_platform import Faulty, client_error
+
+    denied = Faulty(versioned).fail("get_paginator", client_error("AccessDenied", 403))
+    with pytest.raises(InvalidSubmission, match=r"s3:ListBucketVersions.*s3:GetObjectVersion"):
+        submit(denied, change())
+    assert "Contents" not in versioned.list_objects_v2(Bucket=BUCKET, Prefix="archive/")

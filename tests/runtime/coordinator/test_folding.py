@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import boto3
 
 from runtime.archive.documents import ArchiveDocument, ModificationEntry
 from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.pipeline.state_machine import Outcome
 from runtime.pipeline.worker import Worker
+from runtime.telemetry.log import logger
 from tests.runtime.coordinator.conftest import S3Counter, make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Platform
 
@@ -199,3 +206,110 @@ def test_a_fold_rewrites_unknown_numbers_byte_for_byte(platform: Platform, chang
     assert b'"pi": 3.14159265358979323846264338327950288' in rewritten
     assert b'"huge": 1e400' in rewritten and b'"odd": NaN' in rewritten
     assert len(processed(platform, change_id)) == 1
+
+
+# ---- issue 17, item 1: a result is folded only for a customer its revision targeted ------------------
+
+
+@contextmanager
+def log_lines() -> Iterator[list[dict[str, Any]]]:
+    """The JSON log lines written while the block runs."""
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{"))
+
+
+def test_a_result_for_a_customer_the_change_does_not_list_is_refused_and_never_written(
+    platform: Platform, change_id: str
+) -> None:
+    """The issue's reproduction: CHG lists only htsnonprod; hts's processor writes its own processing
+    object for CHG claiming 5,000 emails. Refused (DLQ), counted, a security log naming the key."""
+    platform.submit(change_id, customers=["htsnonprod"])
+    before = platform.s3.get_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))["ETag"]
+    write_processing(platform, "hts", change_id, result(1, sent=5000))
+    key = keys.processing_key("hts", change_id)
+    with log_lines() as lines:
+        [res] = make_handler(platform)(s3_event(platform.bucket, key), "sqs:1", None)
+    assert res.outcome is Outcome.PERMANENT_ERROR and key in res.reason and "did not target" in res.reason
+    assert platform.s3.get_object(Bucket=platform.bucket, Key=keys.archive_key(change_id))["ETag"] == before
+    assert processed(platform, change_id) == []
+    assert platform.metric_total("ResultsRefused", COORDINATOR_METRICS_DIMENSION_VALUE) == 1
+    assert platform.metric_total("ResultsFolded", COORDINATOR_METRICS_DIMENSION_VALUE) == 0
+    [security] = [line for line in lines if line.get("security")]
+    assert security["level"] == "ERROR" and security["key"] == key and security["revision"] == 1
+
+
+def test_a_result_for_a_listed_customer_the_revision_did_not_notify_is_refused(
+    platform: Platform, change_id: str
+) -> None:
+    """``submit --customers hts`` of a change listing both: htsnonprod was never sent a trigger."""
+    doc = {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}
+    submit_change(
+        ArchiveStore(platform.s3, platform.bucket),
+        TriggerStore(platform.s3, platform.bucket),
+        doc,
+        user_id="u",
+        customers=["hts"],
+    )
+    write_processing(platform, "htsnonprod", change_id, result(1, sent=5000))
+    write_processing(platform, "hts", change_id, result(1, sent=2))
+    handler = make_handler(platform)
+    [refused] = handler(s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:1", None)
+    [folded] = handler(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:2", None)
+    assert refused.outcome is Outcome.PERMANENT_ERROR and folded.outcome is Outcome.PROCESSED
+    assert [(e["customer_code"], e["emails_sent"]) for e in processed(platform, change_id)] == [("hts", 2)]
+
+
+def test_a_trigger_of_an_earlier_revision_processed_at_the_newest_one_still_folds(
+    platform: Platform, change_id: str
+) -> None:
+    """Revision 1 notified both, revision 2 only hts: htsnonprod's revision-1 trigger, handled after
+    revision 2 was written, sends revision 2 (a processor renders the revision it reads). Those emails
+    were sent for a revision htsnonprod was notified of: they fold, no security event."""
+    doc = {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}
+    store, triggers = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
+    submit_change(store, triggers, doc, user_id="u")
+    submit_change(store, triggers, {**doc, "summary": "2"}, user_id="u", customers=["hts"])
+    write_processing(platform, "htsnonprod", change_id, result(2, sent=4))
+    [res] = make_handler(platform)(
+        s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:1", None
+    )
+    assert res.outcome is Outcome.PROCESSED
+    assert [(e["customer_code"], e["revision"]) for e in processed(platform, change_id)] == [("htsnonprod", 2)]
+
+
+def test_a_customer_dropped_by_the_current_revision_cannot_fold_a_result_for_it(
+    platform: Platform, change_id: str
+) -> None:
+    store, triggers = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
+    submit_change(
+        store, triggers, {"change_id": change_id, "title": "t", "customers": ["hts", "htsnonprod"]}, user_id="u"
+    )
+    submit_change(store, triggers, {"change_id": change_id, "title": "t", "customers": ["hts"]}, user_id="u")
+    write_processing(platform, "htsnonprod", change_id, result(1, sent=1), result(2, sent=5000))
+    [res] = make_handler(platform)(
+        s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:1", None
+    )
+    assert res.outcome is Outcome.PERMANENT_ERROR and "revision 2" in res.reason
+    assert [(e["customer_code"], e["revision"]) for e in processed(platform, change_id)] == [("htsnonprod", 1)]
+
+
+def test_a_v1_archive_without_submitted_entries_folds_only_for_its_listed_customers(
+    platform: Platform, change_id: str
+) -> None:
+    """An archive written before ``submit`` recorded who each revision notified: its current revision
+    targeted the customers it lists."""
+    v1 = ArchiveDocument(change_id=change_id, title="v1", customers=["hts"], revision=2)
+    platform.s3.put_object(Bucket=platform.bucket, Key=keys.archive_key(change_id), Body=v1.to_json_bytes())
+    write_processing(platform, "hts", change_id, result(2, sent=3))
+    write_processing(platform, "htsnonprod", change_id, result(2, sent=5000))
+    handler = make_handler(platform)
+    [listed] = handler(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None)
+    [unlisted] = handler(s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:2", None)
+    assert listed.outcome is Outcome.PROCESSED and unlisted.outcome is Outcome.PERMANENT_ERROR
+    assert [(e["customer_code"], e["revision"]) for e in processed(platform, change_id)] == [("hts", 2)]

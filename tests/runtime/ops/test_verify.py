@@ -17,6 +17,7 @@ from tests.support.ops_platform import (
     as_json,
     clients,
     ops_env,
+    put_processing,
     put_raw,
     run,
     set_lease,
@@ -158,3 +159,20 @@ def test_verify_reads_the_folded_counts_when_the_delivery_object_is_gone(light: 
     view = report.customers[0].delivery
     assert view is not None and view.source == "archive" and view.folded
     assert view.counts is not None and (view.counts["delivered"], view.counts["complained"]) == (1, 1)
+
+
+def test_verify_never_shows_a_result_its_revision_did_not_target_as_the_changes(light: Platform) -> None:
+    """Issue 17, item 1: htsnonprod is listed but revision 1 notified only hts; htsnonprod's processor
+    records a result of 5,000 emails anyway. The coordinator refuses to fold it; verify must not count
+    it either: no result for htsnonprod, and a finding naming its processing object."""
+    platform = light
+    doc = {"change_id": "CHG-T", "title": "t", "customers": ["hts", "htsnonprod"]}
+    store, triggers = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
+    submit_change(store, triggers, doc, user_id="tester", customers=["hts"])
+    key = put_processing(platform, "CHG-T", "htsnonprod", results={1: (5000, 0, 5000)})
+    report = verify(clients(platform), platform.bucket, "CHG-T")
+    rows = {c.customer: c for c in report.customers}
+    assert rows["htsnonprod"].state == "not_triggered" and rows["htsnonprod"].sent is None
+    assert report.not_folded == []
+    assert any(key in finding and "did not target" in finding for finding in report.findings)
+    assert not report.complete
