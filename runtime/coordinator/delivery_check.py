@@ -35,7 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.archive.documents import SUBMITTED, ArchiveDocument
+from runtime.archive.documents import ArchiveDocument
 from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
@@ -61,7 +61,7 @@ _CONFIRMED = Verdict(SENT)
 def untargeted(doc: ArchiveDocument, code: str, revision: int) -> str | None:
     """Why ``revision`` of ``doc`` cannot have sent emails to ``code``; None when it can.
 
-    The rule the results' fold applies (``ArchiveDocument.targets`` of issue 17 item 1): a submission at
+    The rule the results' fold applies (it calls ``ArchiveDocument.targets``, issue 17 item 1): a submission at
     or before the revision sent the customer a trigger — a trigger is processed at the newest revision,
     which may be a later one that did not name the customer — and the current revision still lists the
     customer (the processor refuses a change that does not). A revision before the archive's first
@@ -70,24 +70,17 @@ def untargeted(doc: ArchiveDocument, code: str, revision: int) -> str | None:
     (v1, or written by hand) targeted the customers it lists."""
     if revision > doc.revision:
         return f"revision {revision} is newer than the archive's revision {doc.revision}"
-    not_targeted = f"customer {code} was not targeted by revision {revision} of {doc.change_id}"
-    if revision == doc.revision and code not in doc.customers:
-        return f"{not_targeted}: the document does not list it ({doc.customers})"
-    submissions = [
-        (entry.revision, doc.customers if entry.customers is None else entry.customers)
-        for entry in doc.modifications
-        if entry.modification_type == SUBMITTED and entry.revision is not None
-    ]
-    if not submissions:
-        return None if code in doc.customers else f"{not_targeted}: the document does not list it ({doc.customers})"
-    first = min(at for at, _ in submissions)
-    if revision < first:
+    first = doc.first_submitted_revision()
+    if first is not None and revision < first:
         return (
             f"revision {revision} precedes the archive's first submitted revision {first}: "
             "it belongs to an earlier submission of this change id"
         )
-    if not any(at <= revision and code in notified for at, notified in submissions):
-        return f"{not_targeted}: no submission up to it sent {code} a trigger"
+    if not doc.targets(code, revision):
+        return (
+            f"customer {code} was not targeted by revision {revision} of {doc.change_id}: "
+            f"no submission up to it sent {code} a trigger, or the document does not list it ({doc.customers})"
+        )
     return None
 
 
