@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import typer
 
+from runtime.cli.errors import FailingCleanly
 from runtime.telemetry.log import logs_to_stderr, restore_log_stream
 from runtime.telemetry.metrics import metrics_to_stderr
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Transient Trigger Pipeline runtime and operations.")
+app = typer.Typer(
+    cls=FailingCleanly,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Transient Trigger Pipeline runtime and operations.",
+)
 
 SERVICE_COMMANDS = frozenset({"worker", "coordinator"})
 """Long-running services: in ECS their stdout is CloudWatch Logs, where EMF lines become metrics."""

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from runtime.cli import options, render
-from runtime.cli.errors import aws_errors
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_OK
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract.settings import OpsSettings
@@ -19,7 +18,6 @@ from runtime.ops.dlq import list_dlq, redrive_dlq
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect a customer's dead-letter queue and move messages back.")
 
 
-@aws_errors
 def dlq_list(
     customer: CustomerOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=1000, help="Messages to show at most.")] = 100,
@@ -55,7 +53,6 @@ def dlq_list(
     raise typer.Exit(EXIT_ATTENTION if listing.needs_attention else EXIT_OK)
 
 
-@aws_errors
 def dlq_redrive(
     customer: CustomerOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=10000, help="Messages to move at most.")] = 100,

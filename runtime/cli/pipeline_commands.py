@@ -73,6 +73,7 @@ def process(
         processor = build_processor(settings)
     except ConfigurationError as exc:  # the meeting settings are validated while building
         fail(str(exc), EXIT_USAGE)
+    _bucket_exists(settings.bucket_name)
     owner = f"manual:{uuid.uuid4().hex[:12]}"
     try:
         result = processor.process(ref, owner=owner)
@@ -99,6 +100,21 @@ def process(
             typer.echo(f"{key:>15}: {value}")
     if result.fate.value != "ack":
         raise typer.Exit(EXIT_ATTENTION)
+
+
+def _bucket_exists(bucket: str) -> None:
+    """Fail (exit 3) unless the bucket exists: the state machine reads a missing archive as a change
+    already gone (a duplicate, exit 0), and a HEAD in a missing bucket looks exactly like that."""
+    from botocore.exceptions import ClientError
+
+    from runtime import aws
+
+    try:
+        aws.client("s3").head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if aws.http_status(exc) == 404:
+            fail(f"bucket {bucket!r} does not exist — check TTP_BUCKET_NAME")
+        raise
 
 
 def submit(
