@@ -38,8 +38,12 @@ BASE = {"change_id": "CHG-1", "title": "Patch", "customers": ["hts"]}
         ),
         ('{"change_id": "CHG-1", "title": "t", "customers": ["hts"], "score": NaN}', "score: NaN"),
         ({**BASE, "description": "x" * MAX_CHANGE_DOCUMENT_BYTES}, f"limit is {MAX_CHANGE_DOCUMENT_BYTES:,} bytes"),
+        (
+            {**BASE, "implementation_start": "2026-03-01T23:00:00Z", "implementation_end": "2026-03-01T22:00:00Z"},
+            "implementation_end (2026-03-01 22:00:00+00:00) is before implementation_start",
+        ),
     ],
-    ids=["naive-time", "nan", "too-large"],
+    ids=["naive-time", "nan", "too-large", "window-ends-before-it-starts"],
 )
 def test_submit_refuses_with_one_error_line(
     light: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, document: dict[str, object] | str, expected: str
@@ -64,3 +68,15 @@ def test_ops_commands_read_a_naive_and_an_aware_time_without_a_traceback(
     result = run(monkeypatch, ops_env(light), *command)
     assert result.exit_code in (0, 1), result.output  # healthy or needs attention, not a failure
     assert "invalid" not in result.output.lower(), result.output
+
+
+def test_a_stored_window_that_ends_before_it_starts_still_reads(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: the refusal is `submit`'s, not the model's: a stored change with such a window (written
+    before the rule) is read by `verify`, and so by the processors, rather than dead-lettered."""
+    window = {"implementation_start": "2026-03-01T23:00:00Z", "implementation_end": "2026-03-01T22:00:00Z"}
+    put_raw(light, "archive/CHG-1.json", json.dumps({**BASE, "revision": 1, **window}))
+    result = run(monkeypatch, ops_env(light), "verify", "CHG-1", "--json")
+    assert result.exit_code in (0, 1), result.output
+    assert json.loads(result.stdout)["change_id"] == "CHG-1"
