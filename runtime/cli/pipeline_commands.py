@@ -125,11 +125,14 @@ def submit(
     user: Annotated[str, typer.Option("--user", help="Who submits (recorded in the archive).")] = "cli",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Archive-first upload of a change document, then one trigger per customer."""
+    """Archive-first upload of a change document, then one trigger per customer.
+
+    Every customer the document lists must be deployed (published under /ttp/customers in SSM)."""
     from runtime import aws
     from runtime.archive.store import ArchiveStore
-    from runtime.archive.submit import InvalidSubmission, submit_change
+    from runtime.archive.submit import InvalidSubmission, submit_change, validate_change
     from runtime.archive.triggers import TriggerStore
+    from runtime.ops.customers import require_registered
     from runtime.telemetry.metrics import MetricsFactory
 
     settings = _settings(BucketSettings)
@@ -137,6 +140,11 @@ def submit(
     if raw is None:
         fail(f"{document} does not exist", EXIT_USAGE)
     targets = [c.strip() for c in customers.split(",") if c.strip()] if customers else None
+    try:
+        listed = validate_change(raw).customers
+    except InvalidSubmission as exc:
+        fail(f"{exc} (nothing was written)", EXIT_USAGE)
+    require_registered(aws.client("ssm"), listed)
     s3 = aws.client("s3")
     try:
         result = submit_change(

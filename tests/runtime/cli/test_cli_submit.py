@@ -80,3 +80,58 @@ def test_a_stored_window_that_ends_before_it_starts_still_reads(
     result = run(monkeypatch, ops_env(light), "verify", "CHG-1", "--json")
     assert result.exit_code in (0, 1), result.output
     assert json.loads(result.stdout)["change_id"] == "CHG-1"
+
+
+def one_error_line(stderr: str) -> str:
+    [line] = stderr.splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+def test_submit_refuses_a_customer_that_is_not_deployed(
+    light: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 17: `hst` for `hts` was accepted: an archive and a trigger no queue will ever read."""
+    document = write(tmp_path, {**BASE, "customers": ["hts", "hst"]})
+    result = run(monkeypatch, ops_env(light), "submit", document)
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result.stderr)
+    assert "hst not deployed" in line and "customer-a, hts, htsnonprod" in line and "nothing was written" in line
+    assert nothing_written(light)
+    assert light.s3.list_objects_v2(Bucket=light.bucket).get("KeyCount", 0) == 0
+
+
+def test_submit_with_no_customer_registered_fails_naming_the_registry(
+    light: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A platform whose customer stacks predate the registry (or the wrong account or region): exit 3,
+    what to deploy or check, nothing written."""
+    import boto3
+
+    ssm = boto3.client("ssm", region_name=light.box.region)
+    for code in light.box.customers:
+        ssm.delete_parameter(Name=f"/ttp/customers/{code}")
+    result = run(monkeypatch, ops_env(light), "submit", write(tmp_path, BASE))
+    assert result.exit_code == 3, result.output
+    line = one_error_line(result.stderr)
+    assert "no customer is registered under /ttp/customers" in line and "deploy the customer stacks" in line
+    assert nothing_written(light)
+
+
+def test_the_registry_is_read_10_names_per_call(light: Platform) -> None:
+    """SSM's GetParameters takes at most 10 names: 23 codes are 3 calls, and one unknown among them is named."""
+    import boto3
+
+    from devtools.sandbox import register_customers
+    from runtime.ops.customers import registered, unregistered
+
+    codes = [f"c{i:02d}" for i in range(22)]
+    register_customers(codes, light.box.region)
+    ssm = boto3.client("ssm", region_name=light.box.region)
+    calls: list[int] = []
+    ssm.meta.events.register(
+        "provide-client-params.ssm.GetParameters", lambda params, **_: calls.append(len(params["Names"]))
+    )
+    assert unregistered(ssm, [*codes, "hts", "zzz"]) == ["zzz"]
+    assert calls == [10, 10, 4]
+    assert registered(ssm) == sorted([*codes, "customer-a", "hts", "htsnonprod"])
