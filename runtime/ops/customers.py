@@ -22,7 +22,10 @@ GET_PARAMETERS_MAX = 10
 """Names per ``ssm:GetParameters`` call (the API's limit)."""
 
 
-def _unreadable(exc: ClientError) -> OpsError:
+def _unreadable(exc: ClientError) -> Exception:
+    """A permission error names the permissions; any other AWS error goes to the CLI's one handler."""
+    if aws.error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
+        return exc
     return OpsError(
         f"cannot read the customer registry {names.CUSTOMER_REGISTRY_PATH} ({aws.error_code(exc)}): the caller "
         f"needs ssm:GetParameters and ssm:GetParametersByPath on parameter{names.CUSTOMER_REGISTRY_PATH}/* "
@@ -41,7 +44,7 @@ def unregistered(ssm: Any, codes: Iterable[str]) -> list[str]:
             response = ssm.get_parameters(Names=chunk_names[start : start + GET_PARAMETERS_MAX])
             found.update(p["Name"] for p in response.get("Parameters", []))
     except ClientError as exc:
-        raise _unreadable(exc) from exc
+        raise _unreadable(exc) from None
     return [code for name, code in parameters.items() if name not in found]
 
 
@@ -53,7 +56,7 @@ def registered(ssm: Any) -> list[str]:
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=names.CUSTOMER_REGISTRY_PATH):
             codes += [p["Name"].removeprefix(prefix) for p in page.get("Parameters", [])]
     except ClientError as exc:
-        raise _unreadable(exc) from exc
+        raise _unreadable(exc) from None
     return sorted(codes)
 
 

@@ -135,3 +135,18 @@ def test_the_registry_is_read_10_names_per_call(light: Platform) -> None:
     assert unregistered(ssm, [*codes, "hts", "zzz"]) == ["zzz"]
     assert calls == [10, 10, 4]
     assert registered(ssm) == sorted([*codes, "customer-a", "hts", "htsnonprod"])
+
+
+def test_an_unreadable_registry_names_the_permissions(light: Platform) -> None:
+    import boto3
+
+    from runtime.ops.customers import require_registered
+    from runtime.ops.errors import OpsError
+    from tests.support.aws_platform import Faulty, client_error
+
+    ssm = Faulty(boto3.client("ssm", region_name=light.box.region))
+    ssm.fail("get_parameters", client_error("AccessDeniedException", 400))
+    with pytest.raises(
+        OpsError, match=r"needs ssm:GetParameters and ssm:GetParametersByPath on parameter/ttp/customers/\*"
+    ):
+        require_registered(ssm, ["hts"])
