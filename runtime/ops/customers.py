@@ -22,15 +22,14 @@ GET_PARAMETERS_MAX = 10
 """Names per ``ssm:GetParameters`` call (the API's limit)."""
 
 
-def _unreadable(exc: ClientError) -> Exception:
-    """A permission error names the permissions; any other AWS error goes to the CLI's one handler."""
-    if aws.error_code(exc) not in ("AccessDeniedException", "AccessDenied"):
-        return exc
-    return OpsError(
-        f"cannot read the customer registry {names.CUSTOMER_REGISTRY_PATH} ({aws.error_code(exc)}): the caller "
-        f"needs ssm:GetParameters and ssm:GetParametersByPath on parameter{names.CUSTOMER_REGISTRY_PATH}/* "
-        "(docs/runbook.md, Permissions)"
-    )
+def _refuse_unreadable(exc: ClientError) -> None:
+    """A permission error names the permissions; any other AWS error goes on to the CLI's one handler."""
+    if aws.error_code(exc) in ("AccessDeniedException", "AccessDenied"):
+        raise OpsError(
+            f"cannot read the customer registry {names.CUSTOMER_REGISTRY_PATH} ({aws.error_code(exc)}): the caller "
+            f"needs ssm:GetParameters and ssm:GetParametersByPath on parameter{names.CUSTOMER_REGISTRY_PATH}/* "
+            "(docs/runbook.md, Permissions)"
+        ) from None
 
 
 def unregistered(ssm: Any, codes: Iterable[str]) -> list[str]:
@@ -44,7 +43,8 @@ def unregistered(ssm: Any, codes: Iterable[str]) -> list[str]:
             response = ssm.get_parameters(Names=chunk_names[start : start + GET_PARAMETERS_MAX])
             found.update(p["Name"] for p in response.get("Parameters", []))
     except ClientError as exc:
-        raise _unreadable(exc) from None
+        _refuse_unreadable(exc)
+        raise
     return [code for name, code in parameters.items() if name not in found]
 
 
@@ -56,7 +56,8 @@ def registered(ssm: Any) -> list[str]:
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=names.CUSTOMER_REGISTRY_PATH):
             codes += [p["Name"].removeprefix(prefix) for p in page.get("Parameters", [])]
     except ClientError as exc:
-        raise _unreadable(exc) from None
+        _refuse_unreadable(exc)
+        raise
     return sorted(codes)
 
 
