@@ -161,7 +161,7 @@ def unreachable_env(aws_credentials: None) -> Iterator[dict[str, str]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "TTP_BUCKET_NAME": "ttp-metadata-local",
         "TTP_CUSTOMER_QUEUES": json.dumps({"hts": f"{endpoint}/123456789012/customer-hts-changes"}),
-        "PYTHONPATH": str(Path.cwd()),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
         "PATH": "/usr/bin:/bin",
     }
 
