@@ -7,6 +7,10 @@
   or the EventBridge router role by ``aws:PrincipalArn`` through SQS for a bus in another account.
 * SSL enforced on both queues; redrive to the DLQ after ``max_receive_count`` receives.
 * Queue policy: ``sqs:SendMessage`` for exactly that source (``aws:SourceAccount`` + ``aws:SourceArn``).
+* The customer's entry in the platform's customer list: the SSM String parameter
+  ``/ttp/customers/{code}`` (``names.customer_registry_parameter``; value ``names.customer_registration``)
+  in the queue's account and region, which ``submit`` reads to refuse a code no queue reads. It lives
+  and dies with the queue, so the list is exactly the customers whose triggers are read.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from aws_cdk import Stack
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_constructs.event_queue import EventQueue, EventQueueProps, EventQueueSpec
@@ -70,3 +76,11 @@ class CustomerQueue(EventQueue):
             ),
         )
         self.props = props
+        stack = Stack.of(self)
+        self.registration = ssm.StringParameter(
+            self,
+            "Registration",
+            parameter_name=names.customer_registry_parameter(code),
+            string_value=stack.to_json_string(names.customer_registration(code, stack.account, stack.region)),
+            description=f"Customer {code} is deployed: its triggers are read by {names.queue_name(code)}",
+        )

@@ -2,6 +2,7 @@
 
 The same layout the stacks deploy, built with plain boto3 calls so the local pipeline can run
 without CloudFormation: the bucket (versioned), per customer a queue with a DLQ and redrive policy,
+the customer registry (one SSM parameter per customer, as the customer stacks publish it),
 the change coordinator's queue (with its DLQ), the SES delivery-events queue (with its DLQ: in AWS an
 EventBridge rule fills it, locally :mod:`devtools.ses_events`), the bucket's notifications
 (``customers/{code}/`` to that customer's queue, ``archive/``, ``processing/`` and ``delivery/`` to the
@@ -182,6 +183,7 @@ def create_sandbox(
             }
         )
         _create_customer_ses(spec, region)
+    register_customers([spec.code for spec in customers], region)
     coordinator = _create_queue(
         sqs, names.COORDINATOR_QUEUE_NAME, names.COORDINATOR_DLQ_NAME, visibility_timeout, max_receive_count
     )
@@ -210,6 +212,19 @@ def create_sandbox(
         )
         # S3 sends an s3:TestEvent to each queue when the configuration is saved; the worker acks it.
     return Sandbox(bucket, region, created, coordinator, delivery)
+
+
+def register_customers(codes: list[str], region: str, account: str = PLATFORM_ACCOUNT) -> None:
+    """Publish the customers as the customer stacks do (one SSM parameter each under
+    ``/ttp/customers``), so ``submit`` accepts their codes and refuses any other."""
+    ssm = boto3.client("ssm", region_name=region)
+    for code in codes:
+        ssm.put_parameter(
+            Name=names.customer_registry_parameter(code),
+            Value=json.dumps(names.customer_registration(code, account, region)),
+            Type="String",
+            Overwrite=True,
+        )
 
 
 def _create_queue(

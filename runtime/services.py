@@ -16,8 +16,11 @@ for it (not even pydantic), so it answers well within the health check's timeout
 prints its report (``"interrupted": true``) and exits :data:`~runtime.contract.exit_codes.EXIT_INTERRUPTED`
 (130), within seconds rather than being killed at the stop timeout.
 
-A bad setting ends as in the CLI: one ``error: …`` line on stderr naming the variable, exit 2. The
-sweeper prints its report as one JSON document (``ttp sweep`` draws the same report as a table).
+A bad setting ends as in the CLI: one ``error: …`` line on stderr naming the variable, exit 2. An AWS
+call that fails outright (endpoint unreachable, no credentials, no such bucket) ends with one
+``error: …`` line naming what failed and what to check, exit 3, as in the CLI. The sweeper prints its
+report as one JSON document (``ttp sweep`` draws the same report as a table); a pass that cannot list
+the triggers also prints that report, then its one ``error:`` line.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ def run(argv: Sequence[str]) -> int:
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        from runtime.aws import describe_failure
+
+        described = describe_failure(exc)  # an AWS call failed outright: one line, not a traceback
+        if described is None:
+            raise
+        print(f"error: {described}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -126,6 +137,8 @@ def sweep() -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print(json.dumps(sweep_document(report), indent=2))
+    if report.failed:
+        print(f"error: {report.errors[0]}", file=sys.stderr)
     return sweep_exit_code(report)
 
 

@@ -75,7 +75,8 @@ def utcnow() -> datetime:
 
 
 REFUSE_NAIVE_TIMES = "refuse_naive_times"
-"""Validation context key: when true, a time without a UTC offset is an error instead of UTC."""
+"""Validation context key of ``submit``: when true, a time without a UTC offset is an error instead of
+UTC, and so is an implementation window that ends before it starts (both are read from stored documents)."""
 
 NAIVE_TIME_FIX = (
     "a time without a UTC offset is ambiguous: add one, e.g. 2026-03-01T10:00:00Z or 2026-03-01T10:00:00+02:00"
@@ -387,6 +388,20 @@ class ArchiveDocument(_Document):
         if len(set(customers)) != len(customers):
             raise ValueError("customers contains duplicates")
         return customers
+
+    @field_validator("implementation_end")
+    @classmethod
+    def _window_ends_after_it_starts(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        """Refused at ``submit`` only (the context it validates with): a stored change written before
+        this rule must still be read, or its processing would be dead-lettered for a display field."""
+        start = info.data.get("implementation_start")
+        submitting = bool(info.context and info.context.get(REFUSE_NAIVE_TIMES))
+        if submitting and start is not None and end is not None and end < start:
+            raise ValueError(
+                f"implementation_end ({end}) is before implementation_start ({start}): "
+                "give an end at or after the start, or leave implementation_end out"
+            )
+        return end
 
     @field_validator("title")
     @classmethod

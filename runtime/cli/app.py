@@ -1,14 +1,64 @@
 """The typer application every command module registers on (``runtime.cli`` does the registering, in
-the order ``--help`` lists them), and the console-script entry point."""
+the order ``--help`` lists them), the console-script entry point, and how every command fails.
+
+Every failure ends the same way: one ``error: …`` line on stderr that says what to do, and the exit
+code that classifies it. AWS errors get a hint per error code (``runtime.aws.describe_failure``, shared
+with the image's commands); ``runtime.ops`` exceptions map by kind. :class:`FailingCleanly`, the app's
+group class, is the one place that applies this, so every command, and every command added later, gets
+it without a decorator of its own. (Here and not in ``runtime.cli.errors``, which re-exports it: this
+module imports no other module of the CLI.)"""
 
 from __future__ import annotations
 
-import typer
+from typing import Any, NoReturn
 
+import typer
+from typer.core import TyperGroup
+
+from runtime import aws
+from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_USAGE
+from runtime.ops.errors import NothingToDo, OpsError, OpsUsageError
 from runtime.telemetry.log import logs_to_stderr, restore_log_stream
 from runtime.telemetry.metrics import metrics_to_stderr
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Transient Trigger Pipeline runtime and operations.")
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def exit_code_of(exc: OpsError) -> int:
+    if isinstance(exc, OpsUsageError):
+        return EXIT_USAGE
+    if isinstance(exc, NothingToDo):
+        return EXIT_ATTENTION
+    return EXIT_FAILED
+
+
+class FailingCleanly(TyperGroup):
+    """The app's group: an ``OpsError`` or an AWS failure (unreachable endpoint, timeout, no
+    credentials, a missing bucket or queue, access denied) that escapes a command becomes one
+    ``error:`` line and its exit code instead of a traceback. Anything else is a bug and keeps its
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except OpsError as exc:
+            fail(str(exc), exit_code_of(exc))
+        except Exception as exc:
+            described = aws.describe_failure(exc)
+            if described is None:
+                raise
+            fail(described)
+
+
+app = typer.Typer(
+    cls=FailingCleanly,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Transient Trigger Pipeline runtime and operations.",
+)
 
 SERVICE_COMMANDS = frozenset({"worker", "coordinator"})
 """Long-running services: in ECS their stdout is CloudWatch Logs, where EMF lines become metrics."""

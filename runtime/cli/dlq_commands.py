@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from runtime.cli import options, render
-from runtime.cli.errors import aws_errors
+from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_OK
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract.settings import OpsSettings
@@ -19,7 +19,6 @@ from runtime.ops.dlq import list_dlq, redrive_dlq
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect a customer's dead-letter queue and move messages back.")
 
 
-@aws_errors
 def dlq_list(
     customer: CustomerOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=1000, help="Messages to show at most.")] = 100,
@@ -55,13 +54,19 @@ def dlq_list(
     raise typer.Exit(EXIT_ATTENTION if listing.needs_attention else EXIT_OK)
 
 
-@aws_errors
 def dlq_redrive(
     customer: CustomerOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=10000, help="Messages to move at most.")] = 100,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Move poison messages too (those `dlq list` flags: no valid trigger in the body)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Move up to --max messages from the DLQ back to the customer's queue (send, then delete). Exit 1 on failures."""
+    """Move up to --max messages from the DLQ back to the customer's queue (send, then delete). Poison messages
+    stay unless --force. Exit 1 on failures or refusals."""
     settings = options.settings(OpsSettings)
     code = options.configured_customer(settings, customer)
     with render.progress_bar(f"moving {code}'s DLQ messages", total=limit) as advance:
@@ -70,10 +75,18 @@ def dlq_redrive(
             code,
             settings.customer_queues[code],
             limit=limit,
+            force=force,
             on_message=(lambda _m: advance()) if advance else None,
         )
     if as_json:
-        render.emit({"moved": report.moved, "failed": report.failed, **render.to_jsonable(report)})
+        render.emit(
+            {
+                "moved": report.moved,
+                "failed": report.failed,
+                "refused": len(report.refused),
+                **render.to_jsonable(report),
+            }
+        )
     else:
         console = render.console()
         table = Table(title=f"Re-drive {code}: DLQ → {report.queue_url}")
@@ -82,5 +95,15 @@ def dlq_redrive(
         for m in report.messages:
             table.add_row(m.message_id, m.new_message_id or "-", "\n".join(m.triggers) or "-", m.outcome, m.detail)
         console.print(table)
-        console.print(f"{report.moved} moved, {report.failed} with problems, ~{report.remaining} left in the DLQ")
+        console.print(
+            f"{report.moved} moved, {report.failed} with problems, {len(report.refused)} poison refused, "
+            f"~{report.remaining} left in the DLQ"
+        )
+    if report.refused:
+        which = "; ".join(f"{m.message_id} ({m.detail})" for m in report.refused)
+        fail(
+            f"{len(report.refused)} poison message(s) not moved, the worker would dead-letter them again: {which} — "
+            f"see `dlq list --customer {code}`; pass --force to move them anyway",
+            EXIT_ATTENTION,
+        )
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runtime.cli import options, render
-from runtime.cli.errors import aws_errors, fail
+from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from runtime.cli.options import JsonOption
 from runtime.contract import keys
@@ -29,7 +29,6 @@ from runtime.ops.verify import VerifyReport
 from runtime.ops.verify import verify as verify_change
 
 
-@aws_errors
 def health(
     customer: Annotated[list[str] | None, typer.Option("--customer", "-c", help="Only these customers.")] = None,
     older_than: Annotated[
@@ -160,7 +159,6 @@ def _print_delivery(console: Console, report: VerifyReport) -> None:
     console.print(listing)
 
 
-@aws_errors
 def verify(
     change_id: Annotated[str, typer.Argument(help="Change id (archive/{id}.json).")],
     recipients: Annotated[
@@ -297,7 +295,6 @@ def verify(
     raise typer.Exit(code)
 
 
-@aws_errors
 def stuck(
     older_than: Annotated[
         str | None,

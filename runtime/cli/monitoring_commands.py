@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from runtime.cli import options, render
-from runtime.cli.errors import aws_errors, fail
+from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_USAGE
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract import keys, names
@@ -89,7 +89,6 @@ def dashboard_json(
     typer.echo(json.dumps(payload, indent=None if as_json else 2))
 
 
-@aws_errors
 def logs(
     customer: CustomerOption,
     change_id: Annotated[str | None, typer.Option("--change-id", help="Only lines mentioning this change.")] = None,

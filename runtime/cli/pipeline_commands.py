@@ -73,6 +73,7 @@ def process(
         processor = build_processor(settings)
     except ConfigurationError as exc:  # the meeting settings are validated while building
         fail(str(exc), EXIT_USAGE)
+    _bucket_exists(settings.bucket_name)
     owner = f"manual:{uuid.uuid4().hex[:12]}"
     try:
         result = processor.process(ref, owner=owner)
@@ -101,6 +102,21 @@ def process(
         raise typer.Exit(EXIT_ATTENTION)
 
 
+def _bucket_exists(bucket: str) -> None:
+    """Fail (exit 3) unless the bucket exists: the state machine reads a missing archive as a change
+    already gone (a duplicate, exit 0), and a HEAD in a missing bucket looks exactly like that."""
+    from botocore.exceptions import ClientError
+
+    from runtime import aws
+
+    try:
+        aws.client("s3").head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if aws.http_status(exc) == 404:
+            fail(f"bucket {bucket!r} does not exist — check TTP_BUCKET_NAME")
+        raise
+
+
 def submit(
     document: Annotated[Path, typer.Argument(help="Change document (JSON file, '-' for stdin).", allow_dash=True)],
     customers: Annotated[
@@ -109,11 +125,14 @@ def submit(
     user: Annotated[str, typer.Option("--user", help="Who submits (recorded in the archive).")] = "cli",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Archive-first upload of a change document, then one trigger per customer."""
+    """Archive-first upload of a change document, then one trigger per customer.
+
+    Every customer the document lists must be deployed (published under /ttp/customers in SSM)."""
     from runtime import aws
     from runtime.archive.store import ArchiveStore
-    from runtime.archive.submit import InvalidSubmission, submit_change
+    from runtime.archive.submit import InvalidSubmission, submit_change, validate_change
     from runtime.archive.triggers import TriggerStore
+    from runtime.ops.customers import require_registered
     from runtime.telemetry.metrics import MetricsFactory
 
     settings = _settings(BucketSettings)
@@ -121,6 +140,11 @@ def submit(
     if raw is None:
         fail(f"{document} does not exist", EXIT_USAGE)
     targets = [c.strip() for c in customers.split(",") if c.strip()] if customers else None
+    try:
+        listed = validate_change(raw).customers
+    except InvalidSubmission as exc:
+        fail(f"{exc} (nothing was written)", EXIT_USAGE)
+    require_registered(aws.client("ssm"), listed)
     s3 = aws.client("s3")
     try:
         result = submit_change(

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from runtime import services
 from runtime.cli import options, render
-from runtime.cli.errors import aws_errors, fail
+from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract import keys
@@ -33,7 +33,6 @@ from runtime.ops.restore import versions_with_validity
 from runtime.ops.sweep import run_sweep
 
 
-@aws_errors
 def cleanup(
     customer: Annotated[str | None, typer.Option("--customer", "-c", help="Only this customer's triggers.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
@@ -118,7 +117,6 @@ def cleanup(
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
 
 
-@aws_errors
 def restore(
     change_id: Annotated[str, typer.Argument(help="Change id (archive/{id}.json).")],
     before: Annotated[
@@ -220,7 +218,6 @@ def restore(
     raise typer.Exit(EXIT_ATTENTION if plan.needs_attention else EXIT_OK)
 
 
-@aws_errors
 def sweep(as_json: JsonOption = False) -> None:
     """One sweeper pass: metrics per customer, delete recorded triggers, re-drive stuck ones (bounded),
     re-create the triggers a submission did not write.
@@ -233,7 +230,9 @@ def sweep(as_json: JsonOption = False) -> None:
     report = run_sweep(settings, metrics_stream=sys.stderr)
     if as_json:
         render.emit(services.sweep_document(report))
-    else:
+    if report.failed:
+        fail(report.errors[0])
+    if not as_json:
         console = render.console()
         table = Table(title=f"Sweep at {report.started_at:%Y-%m-%d %H:%M:%S}Z")
         columns = ("customer", "triggers", "orphaned", "oldest", "deleted", "re-driven", "exhausted", "re-created")
@@ -259,7 +258,6 @@ def sweep(as_json: JsonOption = False) -> None:
     raise typer.Exit(services.sweep_exit_code(report))
 
 
-@aws_errors
 def restart(
     customer: CustomerOption,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

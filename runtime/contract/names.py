@@ -156,6 +156,25 @@ def coordinator_queue_arn(region: str, account: str, partition: str = "aws") -> 
     return f"arn:{partition}:sqs:{region}:{account}:{COORDINATOR_QUEUE_NAME}"
 
 
+CUSTOMER_REGISTRY_PATH = "/ttp/customers"
+"""Where the platform publishes its customer list: one SSM String parameter per deployed customer in the
+governance account (created with the customer's queue), read by ``submit`` to refuse a code no queue reads."""
+
+
+def customer_registry_parameter(customer_code: str) -> str:
+    return f"{CUSTOMER_REGISTRY_PATH}/{validate_customer_code(customer_code)}"
+
+
+def customer_registration(customer_code: str, account: str, region: str) -> dict[str, str]:
+    """The registry parameter's value (as JSON): what a reader needs to find the customer's queue."""
+    return {
+        "code": validate_customer_code(customer_code),
+        "queue_name": queue_name(customer_code),
+        "account": account,
+        "region": region,
+    }
+
+
 LIVENESS_FILE = "/tmp/ttp-worker-liveness.json"
 """The receive loop's liveness record (``runtime.pipeline.liveness``), read by the container health check
 ``python -m runtime healthcheck``; under ``/tmp``, the task's one writable volume."""

@@ -52,3 +52,7 @@ class OpsClients:
     @property
     def sts(self) -> Any:
         return self.get("sts")
+
+    @property
+    def ssm(self) -> Any:
+        return self.get("ssm")

@@ -5,6 +5,11 @@ everything; ``redrive`` here is bounded and reports each message: receive from t
 body to the customer's queue, and only after that send succeeded delete it from the DLQ. A crash
 between send and delete leaves a copy in both queues, which the processor's idempotency absorbs
 (the second delivery finds the trigger gone or the result recorded); nothing is ever lost.
+
+A **poison** message — one whose body names no valid trigger, what ``dlq list`` flags in its problem
+column — is not moved unless asked (``force``): the worker dead-letters it again on its first receive,
+so moving it only hides it from ``dlq list`` for a while. It stays in the DLQ (visible again at the end
+of the pass), reported as ``refused_poison`` with the reason; the other messages move.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class MovedMessage:
     message_id: str
     new_message_id: str | None
     triggers: list[str]
-    outcome: str  # moved | send_failed | moved_but_not_deleted
+    outcome: str  # moved | send_failed | moved_but_not_deleted | refused_poison
     detail: str = ""
 
 
@@ -55,15 +60,20 @@ class RedriveReport:
 
     @property
     def moved(self) -> int:
-        return sum(1 for m in self.messages if m.outcome != "send_failed")
+        return sum(1 for m in self.messages if m.outcome in ("moved", "moved_but_not_deleted"))
 
     @property
     def failed(self) -> int:
-        return sum(1 for m in self.messages if m.outcome != "moved")
+        return sum(1 for m in self.messages if m.outcome in ("send_failed", "moved_but_not_deleted"))
+
+    @property
+    def refused(self) -> list[MovedMessage]:
+        """Poison messages left in the DLQ because ``force`` was not given."""
+        return [m for m in self.messages if m.outcome == "refused_poison"]
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.failed)
+        return bool(self.failed or self.refused)
 
 
 def resolve_dlq(sqs: Any, customer: str, queue_url: str) -> str:
@@ -111,17 +121,40 @@ def redrive_dlq(
     *,
     limit: int = 100,
     hide_seconds: int = 60,
+    force: bool = False,
     on_message: Callable[[MovedMessage], None] | None = None,
 ) -> RedriveReport:
-    """Move up to ``limit`` messages from the customer's DLQ back to its queue (see module doc)."""
+    """Move up to ``limit`` messages from the customer's DLQ back to its queue (see module doc); poison
+    ones only with ``force``."""
     if limit < 1:
         raise OpsUsageError("--max must be at least 1")
     dlq = resolve_dlq(sqs, customer, queue_url)
     report = RedriveReport(customer, dlq, queue_url, limit)
     visible, _ = _depth(sqs, dlq)
     target = min(limit, visible)
-    empty_polls = 0
     seen: set[str] = set()
+    refused: list[str] = []  # kept hidden until the end, so the next receives return the others
+    try:
+        _redrive(sqs, dlq, queue_url, report, target, hide_seconds, force, on_message, seen, refused)
+    finally:
+        release_messages(sqs, dlq, refused)
+    report.remaining = _depth(sqs, dlq)[0]
+    return report
+
+
+def _redrive(
+    sqs: Any,
+    dlq: str,
+    queue_url: str,
+    report: RedriveReport,
+    target: int,
+    hide_seconds: int,
+    force: bool,
+    on_message: Callable[[MovedMessage], None] | None,
+    seen: set[str],
+    refused: list[str],
+) -> None:
+    empty_polls = 0
     while len(report.messages) < target and empty_polls < 2:
         response = sqs.receive_message(
             QueueUrl=dlq,
@@ -136,23 +169,29 @@ def redrive_dlq(
             empty_polls += 1
             continue
         unsent: list[str] = []
+        progress = False
         for message in batch:
             if message["MessageId"] in seen:  # a message we failed to send and released: not again
                 unsent.append(message["ReceiptHandle"])
                 continue
             seen.add(message["MessageId"])
-            triggers, _problem = describe_body(message["Body"])
-            item = _move_one(sqs, dlq, queue_url, message, triggers)
-            if item.outcome == "send_failed":
-                unsent.append(message["ReceiptHandle"])
+            triggers, problem = describe_body(message["Body"])
+            if problem is not None and not force:
+                item = MovedMessage(message["MessageId"], None, triggers, "refused_poison", problem)
+                refused.append(message["ReceiptHandle"])
+                progress = True
+            else:
+                item = _move_one(sqs, dlq, queue_url, message, triggers)
+                if item.outcome == "send_failed":
+                    unsent.append(message["ReceiptHandle"])
+                else:
+                    progress = True
             report.messages.append(item)
             if on_message:
                 on_message(item)
         release_messages(sqs, dlq, unsent)
-        if unsent and len(unsent) == len(batch):
+        if not progress:
             break  # nothing new movable in this batch
-    report.remaining = _depth(sqs, dlq)[0]
-    return report
 
 
 def _move_one(sqs: Any, dlq: str, queue_url: str, message: dict[str, Any], triggers: list[str]) -> MovedMessage:

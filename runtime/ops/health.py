@@ -2,7 +2,9 @@
 vs desired — graded against the alarm thresholds, so it agrees with what the alarms say.
 
 Read-only. A check that cannot be made is itself a critical finding (with what to fix), never an
-exception: the report is the answer even when AWS is partly unreachable.
+exception: the report is the answer even when AWS is partly unreachable. One exception: a bucket that
+does not exist (``NoSuchBucket``) is a wrong ``TTP_BUCKET_NAME``, not an unhealthy platform, and no
+report about the platform would be true; it is raised, and the command fails (exit 3) naming it.
 """
 
 from __future__ import annotations
@@ -205,6 +207,8 @@ def _triggers(clients: OpsClients, bucket: str, findings: list[Finding]) -> Cust
     try:
         return list_customer_objects(clients.s3, bucket)
     except ClientError as exc:
+        if aws.error_code(exc) == "NoSuchBucket":
+            raise
         findings.append(
             Finding(
                 "critical",

@@ -69,7 +69,7 @@ from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote_plus
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime import aws
 from runtime.archive.documents import SUBMITTED, ArchiveDocument
@@ -277,10 +277,10 @@ class Sweeper:
         report = SweepReport(at, self.settings.stuck_after_seconds, self.settings.max_redrive_attempts)
         try:
             grouped = triggers_by_customer(self.s3, self.bucket)
-        except ClientError as exc:
-            # no metrics: the alarms treat missing data as breaching, which is what this is
-            report.errors.append(f"cannot list s3://{self.bucket}/{CUSTOMERS_PREFIX}: {exc}")
-            self.log("error", "sweeper cannot list triggers", {"error": str(exc)})
+        except (ClientError, BotoCoreError) as exc:
+            # no metrics: the alarms treat missing data as breaching, which is what this is. No log line
+            # either: the command prints this error as its one stderr line (``report.failed``)
+            report.errors.append(f"cannot list s3://{self.bucket}/{CUSTOMERS_PREFIX}: {aws.describe_failure(exc)}")
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
         processing = ProcessingCache(self.s3, self.bucket)

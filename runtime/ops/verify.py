@@ -23,7 +23,8 @@ incomplete.
 
 Read-only: one GET of the archive and two per listed customer (processing and delivery objects). A
 missing or invalid archive is reported (``failed``), not raised; an invalid processing or delivery object
-is a finding naming its key.
+is a finding naming its key. A meeting the current revision asks for that is not scheduled (or not yet
+updated or cancelled as it asks) is a finding too: the change is not complete.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from runtime.archive.delivery_store import DeliveryStore
 from runtime.archive.documents import PROCESSED, ArchiveDocument
 from runtime.archive.store import ArchiveInvalid, ArchiveStore
 from runtime.archive.triggers import TriggerStore
-from runtime.contract import keys
+from runtime.contract import keys, names
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, now
@@ -353,4 +354,42 @@ def verify(
             progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
         report.customers.append(progress)
     report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)
+    meeting = meeting_finding(doc, at)
+    if meeting is not None:
+        report.findings.append(meeting)
     return report
+
+
+def meeting_finding(doc: ArchiveDocument, at: datetime) -> str | None:
+    """What is wrong with the change's meeting, or None when it is in step with the archive.
+
+    The coordinator's own rule (:func:`runtime.notify.meetings.plan`) says what still has to happen:
+    anything but nothing means the meeting the current revision asks for (or its cancellation) is not
+    done, so the change is not complete, however many emails went out."""
+    from runtime.notify.meetings import Action, plan
+
+    action = plan(doc)
+    if action is Action.NONE:
+        return None
+    lease = doc.meeting_lease
+    busy = (
+        f"; the coordinator is at it now (meeting lease of {lease.owner} is live)"
+        if lease and lease.is_live(at)
+        else ""
+    )
+    check = (
+        f"check the coordinator: its log group {names.COORDINATOR_LOG_GROUP_NAME}, its DLQ "
+        f"{names.COORDINATOR_DLQ_NAME} and the MeetingFailure alarm"
+    )
+    if action is Action.CREATE:
+        return (
+            f"meeting: asked for by revision {doc.revision} but not scheduled (no meeting_metadata, no "
+            f"meeting_scheduled){busy}: {check}"
+        )
+    if action is Action.SYNC:
+        recorded = doc.meeting_metadata.revision if doc.meeting_metadata else None
+        return (
+            f"meeting: not brought in step with revision {doc.revision} yet (last reconciled with revision "
+            f"{recorded or 0}){busy}: {check}"
+        )
+    return f"meeting: not cancelled yet, as revision {doc.revision} asks{busy}: {check}"

@@ -31,8 +31,8 @@ ALL = ("customer-a", "hts", "htsnonprod")
 
 
 def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1") -> Platform:
-    """The sandbox's bucket and queues (with DLQs and redrive) without the customers' SES: enough for
-    everything but sending email, and much faster to build. Call inside ``mock_aws()``."""
+    """The sandbox's bucket, queues (with DLQs and redrive) and customer registry, without the customers'
+    SES: enough for everything but sending email, and much faster to build. Call inside ``mock_aws()``."""
     import boto3
 
     s3, sqs = boto3.client("s3", region_name=region), boto3.client("sqs", region_name=region)
@@ -48,6 +48,7 @@ def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1"
         )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created[spec.code] = sb.CustomerResources(spec, queue_url, arn, dlq_url)
+    sb.register_customers(list(created), region)
     return Platform(sb.Sandbox(bucket, region, created))
 
 

@@ -100,3 +100,34 @@ def test_redriven_message_is_processed(platform: Platform) -> None:
     [message] = drain(platform, res.queue_url)
     [result] = decide(message["Body"], platform.bucket, platform.processor("hts"), "sqs:redriven")
     assert result.outcome is Outcome.PROCESSED and not platform.trigger_exists("hts")
+
+
+def test_redrive_refuses_poison_without_force_and_moves_the_others(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: `dlq list` flags a poison message (its body names no valid trigger); `dlq redrive`
+    moved it anyway, back into the queue that already dead-lettered it. Without --force it is refused
+    (exit 1, one line naming the message id and why), the others move; --force moves it too."""
+    platform = light
+    res = platform.box.customers["hts"]
+    good = [s3_event(platform.bucket, f"customers/hts/CHG-{i}.json") for i in range(2)]
+    poison = ["not json", s3_event(platform.bucket, "archive/CHG-9.json")]
+    fill_dlq(platform, "hts", [*good, *poison])
+    listed = as_json(run(monkeypatch, ops_env(platform), "dlq", "list", "--customer", "hts", "--json"))
+    flagged = {m["message_id"]: m["parse_error"] for m in listed["messages"] if m["parse_error"]}
+    assert len(flagged) == 2
+
+    result = run(monkeypatch, ops_env(platform), "dlq", "redrive", "--customer", "hts", "--json")
+    report = as_json(result)
+    assert result.exit_code == 1
+    assert report["moved"] == 2 and report["refused"] == 2 and report["remaining"] == 2
+    assert {m["message_id"] for m in report["messages"] if m["outcome"] == "refused_poison"} == set(flagged)
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "--force" in line
+    assert all(message_id in line and reason in line for message_id, reason in flagged.items())
+    assert Counter(m["Body"] for m in drain(platform, res.queue_url)) == Counter(good)
+    assert depth(platform, res.dlq_url) == (2, 0)  # visible again, for `dlq list`
+
+    forced = run(monkeypatch, ops_env(platform), "dlq", "redrive", "--customer", "hts", "--force", "--json")
+    assert forced.exit_code == 0 and as_json(forced)["moved"] == 2
+    assert Counter(m["Body"] for m in drain(platform, res.queue_url)) == Counter(poison)

@@ -19,6 +19,7 @@ from tests.support.ops_platform import (
     ops_env,
     put_processing,
     put_raw,
+    record_processed,
     run,
     set_lease,
 )
@@ -176,3 +177,35 @@ def test_verify_never_shows_a_result_its_revision_did_not_target_as_the_changes(
     assert report.not_folded == []
     assert any(key in finding and "did not target" in finding for finding in report.findings)
     assert not report.complete
+
+
+def test_a_meeting_asked_for_and_never_scheduled_is_a_finding(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: every customer processed and folded, but the meeting the change asks for was never
+    scheduled (no ``meeting_metadata``, no ``meeting_scheduled``): not COMPLETE, a finding, exit 1."""
+    from runtime.archive.documents import MeetingMetadata
+
+    platform = light
+    meeting = {"start_time": "2026-03-01T10:00:00Z", "end_time": "2026-03-01T11:00:00Z", "subject": "CAB"}
+    doc = {"change_id": "CHG-M", "title": "With a meeting", "customers": ["hts"], "meeting": meeting}
+    store, triggers = ArchiveStore(platform.s3, platform.bucket), TriggerStore(platform.s3, platform.bucket)
+    submit_change(store, triggers, doc, user_id="tester")
+    record_processed(platform, "CHG-M", "hts")
+    platform.s3.delete_object(Bucket=platform.bucket, Key="customers/hts/CHG-M.json")
+    env = ops_env(platform)
+
+    result = run(monkeypatch, env, "verify", "CHG-M", "--json")
+    report = as_json(result)
+    assert result.exit_code == 1 and report["complete"] is False
+    assert report["pending"] == [] and report["not_folded"] == []
+    assert any("meeting" in f and "not scheduled" in f and "revision 1" in f for f in report["findings"])
+    table = run(monkeypatch, env, "verify", "CHG-M")
+    assert "COMPLETE" not in table.stdout and "not scheduled" in table.stdout
+
+    def scheduled(current: ArchiveDocument | None) -> ArchiveDocument | None:
+        assert current is not None
+        current.meeting_metadata = MeetingMetadata(meeting_id="AAMk-1", revision=current.revision)
+        return current
+
+    store.update("CHG-M", scheduled)
+    done = run(monkeypatch, env, "verify", "CHG-M")
+    assert done.exit_code == 0 and "COMPLETE" in done.stdout
