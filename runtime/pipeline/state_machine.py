@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime.archive.documents import ArchiveDocument, utcnow
+from runtime.archive.documents import SUBMITTED, ArchiveDocument, utcnow
 from runtime.archive.errors import ArchiveConflict, ArchiveError
 from runtime.archive.processing import (
     ProcessingDocument,
@@ -306,12 +306,21 @@ class Processor:
         self.metrics = metrics
         self.lease_seconds = lease_seconds
         self.clock = clock
-        """The local clock: only for metrics (trigger age); leases are judged on the storage clock."""
+        """The local clock: for metrics (trigger age) and, with the storage clock, the times of record
+        (:meth:`time_of_record`); leases are judged on the storage clock only."""
         self.store = store or ProcessingStore(archive._s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
+
+    def time_of_record(self, *floors: datetime | None) -> datetime:
+        """A time to record (a result's ``started_at`` / ``finished_at``): never earlier than ``floors``.
+
+        The storage clock is a lower bound with whole seconds (S3's ``Date``), so alone it dated a
+        result before the submission it follows; the local clock can lag S3. The latest of both and
+        of the events this one follows is a time no reader sees running backwards (issue 17 item 5)."""
+        return max([self.clock(), self.store.clock.now(), *(f for f in floors if f is not None)])
 
     def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
         """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures.
@@ -377,7 +386,7 @@ class Processor:
 
         # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
         try:
-            version = self._claim(change_id, owner, revision)
+            version = self._claim(change_id, owner, revision, submitted_at(document, revision))
         except _SameMessage as exc:
             return Result(Outcome.RETRY, str(exc), change_id, revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
@@ -469,9 +478,12 @@ class Processor:
             return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
         return keeper, recipients
 
-    def _claim(self, change_id: str, owner: str, revision: int) -> VersionedProcessing:
+    def _claim(
+        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
+    ) -> VersionedProcessing:
         """Step 5: one PUT (``IfNoneMatch``) for a new processing object; else read and CAS. Expiry is
-        judged on the storage time of the answer that read the object."""
+        judged on the storage time of the answer that read the object; ``acquired_at`` (the result's
+        ``started_at``) is a time of record, never before ``submitted`` (the revision's submission)."""
         code, message_id, clock = self.customer_code, message_id_of(owner), self.store.clock
 
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
@@ -492,7 +504,7 @@ class Processor:
                 message_id=message_id,
                 revision=revision,
                 expires_at=now + timedelta(seconds=self.lease_seconds),
-                acquired_at=now,
+                acquired_at=self.time_of_record(now, submitted),
             )
             return doc.model_copy(update={"lease": new_lease, "progress": progress})
 
@@ -517,7 +529,7 @@ class Processor:
                 sent=max(0, progress.done - len(progress.rejected)),
                 rejected=len(progress.rejected),
                 started_at=started,
-                finished_at=self.store.clock.now(),
+                finished_at=self.time_of_record(started),
             )
             recorded = doc.with_result(result)
             if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
@@ -598,6 +610,12 @@ class Processor:
         elif outcome is DeleteOutcome.REPLACED:
             logger.info("trigger was replaced by a newer submission; leaving it for its own event")
         return result
+
+
+def submitted_at(document: ArchiveDocument, revision: int) -> datetime | None:
+    """When ``revision`` was submitted (its ``submitted`` entry), the floor of its times of record."""
+    times = [m.timestamp for m in document.modifications if m.modification_type == SUBMITTED and m.revision == revision]
+    return max(times) if times else None
 
 
 def _recorded_at_or_after(doc: ProcessingDocument, revision: int) -> int | None:
