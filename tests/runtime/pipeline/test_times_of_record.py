@@ -42,7 +42,7 @@ class WholeSecondDates:
 
 
 def at_fraction(low: float = 0.14, high: float = 0.16) -> None:
-    """Wait until the wall clock is ``low``–``high`` s into a second (the issue's ``.149``)."""
+    """Wait until the wall clock is ``low`` to ``high`` s into a second (the issue's ``.149``)."""
     while not low <= time.time() % 1 < high:
         time.sleep(0.002)
 
