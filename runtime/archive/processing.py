@@ -94,6 +94,10 @@ class DisplacedHolder(_Document):
     owner: str = Field(min_length=1)
     revision: int = Field(ge=0)
     expires_at: datetime
+    started_at: datetime | None = None
+    """The displaced lease's ``acquired_at``."""
+    progress: SendProgress | None = None
+    """Its last checkpoint when it was displaced: if it never answers, what it sent at least."""
 
     def is_live(self, storage_now: datetime) -> bool:
         return self.expires_at > storage_now
@@ -121,6 +125,15 @@ class ProcessingDocument(_Document):
         """The displaced holders still to wait for once ``owner`` has acknowledged (ended ones dropped)."""
         kept = [d for d in self.displaced_live(storage_now) if d.owner != owner]
         return kept or None
+
+    def displaced_silent(self, owner: str | None, storage_now: datetime) -> list[DisplacedHolder]:
+        """Displaced holders (other than ``owner``) whose lease ended without an answer: their
+        revision has no result, they will never write one."""
+        return [
+            d
+            for d in self.displaced or []
+            if d.owner != owner and not d.is_live(storage_now) and not self.is_recorded(d.revision)
+        ]
 
     def result_for(self, revision: int) -> RevisionResult | None:
         return self.results.get(str(revision))

@@ -583,6 +583,31 @@ class Processor:
             return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
         return keeper, recipients
 
+    def _checkpointed(self, revision: int, progress: SendProgress, started: datetime | None) -> RevisionResult:
+        """The superseded result of a holder that cannot answer any more, from its last checkpoint: what
+        it sent at least (a crash may have sent up to ``MAX_UNRECORDED_EMAILS`` more)."""
+        return RevisionResult(
+            revision=revision,
+            recipients=progress.recipients,
+            sent=max(0, progress.done - len(progress.rejected)),
+            rejected=len(progress.rejected),
+            started_at=started,
+            finished_at=self.time_of_record(started),
+            superseded=True,
+        )
+
+    def _settled(
+        self, doc: ProcessingDocument, owner: str, storage_now: datetime
+    ) -> tuple[list[DisplacedHolder] | None, dict[str, RevisionResult]]:
+        """The displaced entries and results once ``owner``'s entry is dropped (its answer) and every
+        entry whose lease ended, with a superseded result from the checkpoint of each holder that never
+        answered."""
+        results = dict(doc.results)
+        for silent in doc.displaced_silent(owner, storage_now):
+            if silent.progress is not None and silent.progress.revision == silent.revision:
+                results[str(silent.revision)] = self._checkpointed(silent.revision, silent.progress, silent.started_at)
+        return doc.without_displaced(owner, storage_now), results
+
     def _await_displaced(self, keeper: _LeaseKeeper, owner: str, cancelled: threading.Event | None) -> None:
         """Before the first send: wait until every holder our claim (or an earlier one) displaced has
         stopped, or its lease has ended on the storage clock, so that none of its emails lands after
@@ -633,10 +658,11 @@ class Processor:
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
             assert version is not None
             doc = version.document
-            updates: dict[str, object] = {"displaced": doc.without_displaced(owner, version.storage_now)}
+            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
+            updates: dict[str, object] = {"displaced": displaced, "results": results}
             if not doc.is_recorded(revision):
                 updates["results"] = {
-                    **doc.results,
+                    **results,
                     str(revision): RevisionResult(
                         revision=revision,
                         recipients=len(recipients),
@@ -695,11 +721,22 @@ class Processor:
                     raise _SameMessage(held, remaining)
                 raise LeaseHeld(held)
             progress = doc.progress if doc.progress is not None and doc.progress.revision == revision else None
-            displaced = doc.without_displaced(owner, now) or []
-            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision < revision:
-                # an older revision's holder may be inside a SendEmail: ours wait until it stopped
-                holder = DisplacedHolder(owner=lease.owner, revision=lease.revision, expires_at=lease.expires_at)
-                displaced = [*(d for d in displaced if d.owner != lease.owner), holder]
+            kept, results = self._settled(doc, owner, now)
+            displaced = kept or []
+            if lease is not None and lease.owner != owner and lease.revision < revision:
+                old = doc.progress if doc.progress is not None and doc.progress.revision == lease.revision else None
+                if lease.is_live(now):
+                    # an older revision's holder may be inside a SendEmail: ours wait until it stopped
+                    holder = DisplacedHolder(
+                        owner=lease.owner,
+                        revision=lease.revision,
+                        expires_at=lease.expires_at,
+                        started_at=lease.acquired_at,
+                        progress=old,
+                    )
+                    displaced = [*(d for d in displaced if d.owner != lease.owner), holder]
+                elif old is not None and not doc.is_recorded(lease.revision):  # stopped (released, or died)
+                    results[str(lease.revision)] = self._checkpointed(lease.revision, old, lease.acquired_at)
             new_lease = ProcessingLease(
                 owner=owner,
                 message_id=message_id,
@@ -707,7 +744,9 @@ class Processor:
                 expires_at=now + timedelta(seconds=self.lease_seconds),
                 acquired_at=self.time_of_record(now, submitted),
             )
-            return doc.model_copy(update={"lease": new_lease, "progress": progress, "displaced": displaced or None})
+            return doc.model_copy(
+                update={"lease": new_lease, "progress": progress, "displaced": displaced or None, "results": results}
+            )
 
         # revision 1 is the common case and its object is new: create without a GET (one PUT)
         return self.store.update(code, change_id, mutate, assume_absent=revision == 1)
@@ -733,9 +772,9 @@ class Processor:
                 finished_at=self.time_of_record(started),
             )
             # done: no longer displaced (a newer revision waiting for us may start); ended entries dropped
-            recorded = doc.with_result(result).model_copy(
-                update={"displaced": doc.without_displaced(owner, version.storage_now)}
-            )
+            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
+            recorded = doc.with_result(result)
+            recorded = recorded.model_copy(update={"displaced": displaced, "results": {**results, **recorded.results}})
             if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
                 recorded = recorded.model_copy(update={"lease": doc.lease})
             return recorded

@@ -14,8 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from runtime.archive.documents import utcnow
+from runtime.archive.processing import SendProgress, recipients_digest
 from runtime.contract.keys import TriggerRef
 from runtime.pipeline.state_machine import Fate, Outcome
+from tests.runtime.pipeline.test_leases import HookedMailer
+from tests.runtime.pipeline.test_state_machine import HTS_RECIPIENTS
 from tests.support.aws_platform import Faulty, Platform
 
 HTS = TriggerRef("hts", "CHG-1")
@@ -137,7 +140,18 @@ def test_newer_revision_waits_for_a_silent_displaced_holder_until_its_lease_ends
     old lease has ended on the storage clock, never while the old holder might still be sending."""
     platform.submit()
     dead = platform.processor("hts", lease_seconds=4)
-    dead._claim("CHG-1", "sqs:dead:r1", 1)  # claimed, then the task was killed: nobody will acknowledge
+    claimed = dead._claim("CHG-1", "sqs:dead:r1", 1)
+    recipients = sorted(HTS_RECIPIENTS)
+    checkpoint = SendProgress(
+        revision=1, recipients=2, recipients_digest=recipients_digest(recipients), done=1, done_through=recipients[0]
+    )
+    dead.store.update(  # its checkpoint after the first email; then the task was killed: nobody will answer
+        "hts",
+        "CHG-1",
+        lambda v: v.document.model_copy(update={"progress": checkpoint}) if v else None,
+        create=False,
+        current=claimed,
+    )
     old_lease = (platform.processing("hts") or {})["lease"]
     platform.submit(title=f"Change CHG-1, {SECOND}")
     log = Log()
@@ -149,6 +163,32 @@ def test_newer_revision_waits_for_a_silent_displaced_holder_until_its_lease_ends
     first_send = log.times[[kind for kind, _ in log.events].index("send")] - started
     assert old_lease_left > 2 and first_send >= old_lease_left - 1.0  # Date's whole seconds: ≤ 1 s early
     assert first_send < old_lease_left + 5  # bounded: it does not wait longer than the old lease
+    partial = platform.result("hts", 1) or {}  # from its last checkpoint: what it sent at least
+    assert partial.get("superseded") is True and partial["sent"] == 1 and partial["recipients"] == 2
+    assert not (platform.processing("hts") or {}).get("displaced")
+
+
+def test_revision_stopped_by_the_drain_is_recorded_as_superseded_by_the_next_revisions_claim(
+    platform: Platform,
+) -> None:
+    """Revision 1 was interrupted by a drain after 1 of 2 emails (lease released with the checkpoint);
+    revision 2 is submitted before its message comes back: that message will find revision 2 recorded
+    and be acked, so revision 2's claim records revision 1's sends as superseded."""
+    platform.submit()
+    cancelled = threading.Event()
+    first = platform.processor("hts")
+    first.mailer = HookedMailer(first.mailer, lambda i: cancelled.set() if i == 1 else None)
+    assert first.process(HTS, "sqs:m1:r1", cancelled).outcome is Outcome.RETRY
+    platform.submit(title=f"Change CHG-1, {SECOND}")
+    assert platform.processor("hts").process(HTS, "sqs:m2:r1").outcome is Outcome.PROCESSED
+    assert platform.processor("hts").process(HTS, "sqs:m1:r2").outcome is Outcome.TRIGGER_GONE
+    partial = platform.result("hts", 1) or {}
+    assert partial.get("superseded") is True and partial["sent"] == 1 and partial["recipients"] == 2
+    platform.fold(customers=["hts"])
+    assert [(e["revision"], e.get("superseded"), e["emails_sent"]) for e in platform.processed_entries()] == [
+        (1, True, 1),
+        (2, None, 2),
+    ]
 
 
 def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email(platform: Platform) -> None:
