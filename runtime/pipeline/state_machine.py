@@ -564,9 +564,8 @@ class Processor:
             stop = keeper.stop_reason if keeper is not None else None
             if keeper is not None and isinstance(stop, Superseded):
                 return self._stand_down(keeper, owner, document, recipients, stop)
-            if keeper is not None and isinstance(stop, LeaseLost):
-                keeper.stop()
-                return Result(Outcome.RETRY, f"lease lost: {stop}", change_id, revision, keeper.sent)
+            if isinstance(stop, LeaseLost):  # checkpoint what was sent while the lease may still be ours
+                return self._retry_later(stop, keeper, owner, change_id, revision)
             return self._retry_later(exc, keeper, owner, change_id, revision)
         except LeaseLost as exc:
             if keeper is not None:

@@ -19,7 +19,7 @@ from runtime.contract.keys import TriggerRef
 from runtime.pipeline.state_machine import Fate, Outcome
 from tests.runtime.pipeline.test_leases import HookedMailer
 from tests.runtime.pipeline.test_state_machine import HTS_RECIPIENTS
-from tests.support.aws_platform import Faulty, Platform
+from tests.support.aws_platform import Faulty, Platform, client_error
 
 HTS = TriggerRef("hts", "CHG-1")
 SECOND = "second revision"
@@ -203,3 +203,21 @@ def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email(pla
     conditional = all("IfNoneMatch" in r for r in checks)
     print(f"\nprocessing-object reads for 2 emails: {len(checks)}, all conditional: {conditional}")
     assert len(checks) == 2 and conditional
+
+
+def test_holder_starts_no_send_once_its_lease_may_have_ended(platform: Platform) -> None:
+    """What bounds the newer revision's wait: a holder whose lease could not be extended (S3 refused
+    every checkpoint) starts no send past its lease's end, where a newer revision may already send."""
+    platform.submit()
+    s3 = Faulty(platform.s3)
+
+    def refuse_checkpoints(**kwargs: object) -> None:
+        if "IfMatch" in kwargs and str(kwargs.get("Key", "")).startswith("processing/"):
+            raise client_error("InternalError", 500)
+
+    s3.fail("put_object", refuse_checkpoints, times=100_000)
+    holder = platform.processor("hts", s3=s3, lease_seconds=3)
+    holder.mailer = HookedMailer(holder.mailer, lambda i: time.sleep(3.2) if i == 1 else None)  # a slow spell
+    result = holder.process(HTS, "sqs:m1:r1")
+    assert result.outcome is Outcome.RETRY and "lease" in result.reason
+    assert len(platform.emails("hts")) == 1  # the second email was not sent after the lease had ended
