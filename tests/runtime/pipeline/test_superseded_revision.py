@@ -219,5 +219,5 @@ def test_holder_starts_no_send_once_its_lease_may_have_ended(platform: Platform)
     holder = platform.processor("hts", s3=s3, lease_seconds=3)
     holder.mailer = HookedMailer(holder.mailer, lambda i: time.sleep(3.2) if i == 1 else None)  # a slow spell
     result = holder.process(HTS, "sqs:m1:r1")
-    assert result.outcome is Outcome.RETRY and "lease" in result.reason
     assert len(platform.emails("hts")) == 1  # the second email was not sent after the lease had ended
+    assert result.outcome is Outcome.RETRY and "lease" in result.reason
