@@ -259,6 +259,8 @@ class ModificationEntry(_Document):
     recipients: int | None = None
     emails_sent: int | None = None
     rejected: int | None = None
+    superseded: bool | None = None
+    """True: a newer revision's claim stopped this revision's sending; ``emails_sent`` is what it sent."""
     # meeting_updated / meeting_cancelled / meeting_scheduled (a re-created event)
     changed: list[str] | None = None
     event_existed: bool | None = None

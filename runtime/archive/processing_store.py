@@ -29,8 +29,9 @@ from pydantic import ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
 from runtime.archive.documents import describe_validation_error, utcnow
-from runtime.archive.errors import ArchiveInvalid
+from runtime.archive.errors import ArchiveInvalid, ArchiveMissing
 from runtime.archive.processing import ProcessingDocument
+from runtime.aws import error_code, http_status
 from runtime.contract import keys
 from runtime.telemetry.metrics import MetricBatch
 
@@ -148,6 +149,24 @@ class ProcessingStore:
             if is_missing(exc):
                 return None
             raise
+        return self._parse(key, code, change_id, response)
+
+    def load_if_changed(self, code: str, change_id: str, etag: str) -> VersionedProcessing | None:
+        """The object if its ETag is no longer ``etag``, else None: a GET ``IfNoneMatch`` that S3 answers
+        with a bodiless 304 while nothing changed (the holder's check before each send, issue 17 item 4).
+        Raises :class:`ArchiveMissing` when the object is gone."""
+        key = keys.processing_key(code, change_id)
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key, IfNoneMatch=etag)
+        except ClientError as exc:
+            if http_status(exc) == 304 or error_code(exc) in {"304", "NotModified"}:
+                return None
+            if is_missing(exc):
+                raise ArchiveMissing(f"{key} does not exist") from None
+            raise
+        return self._parse(key, code, change_id, response)
+
+    def _parse(self, key: str, code: str, change_id: str, response: dict[str, Any]) -> VersionedProcessing:
         body = response["Body"].read()
         try:
             document = ProcessingDocument.model_validate_json(body)

@@ -6,6 +6,8 @@ writes the archive). For each such object the coordinator appends, once, the see
     {"modification_type": "processed", "customer_code": C, "revision": R, "user_id": "processor:C",
      "timestamp": <the result's finished_at>, "recipients": n, "emails_sent": s, "rejected": r}
 
+plus ``"superseded": true`` for a revision a newer one stopped before it was done (issue 17 item 4).
+
 **Batching.** :class:`FoldBatcher` collects the results of one change: the first message of a change
 opens a batch and lingers ``fold_linger_seconds``; every message of that change handled meanwhile (the
 worker handles up to ``max_concurrency`` at once, i.e. a whole receive batch) adds its results and waits.
@@ -79,6 +81,7 @@ class PendingResult:
             recipients=r.recipients,
             emails_sent=r.sent,
             rejected=r.rejected,
+            superseded=True if r.superseded else None,
         )
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.session
@@ -32,6 +32,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from runtime.aws import client_config, error_code
 from runtime.notify.errors import EmailConfigurationError, EmailError, MessageRejected, SendInterrupted
 from runtime.notify.rendering import RenderedEmail
+
+
+class StopSignal(Protocol):
+    """Asked right before each ``SendEmail`` attempt whether to stop (a :class:`threading.Event` is one).
+
+    The worker's drain sets one; the processor's also answers whether a newer revision took over its
+    lease, so a superseded revision starts no send after it could know (issue 17 item 4)."""
+
+    def is_set(self) -> bool: ...
+
 
 THROTTLING_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
 
@@ -229,15 +239,13 @@ class EmailSender:
         topic: str,
         *,
         on_done: Callable[[str, str | None], None],
-        cancelled: threading.Event | None = None,
+        cancelled: StopSignal | None = None,
     ) -> SendReport:
         """Send to each recipient in order. ``on_done(address, None)`` after SES accepted an email,
         ``on_done(address, reason)`` after SES rejected that recipient for good (never counted as sent)."""
         report = SendReport()
         for address in recipients:
-            if cancelled is not None and cancelled.is_set():
-                raise SendInterrupted(f"shutdown after {len(report.sent)} emails")
-            outcome = self._send_one(address, message, topic)
+            outcome = self._send_one(address, message, topic, cancelled, len(report.sent))
             if outcome is None:
                 report.sent.append(address)
             else:
@@ -267,10 +275,17 @@ class EmailSender:
             params["ConfigurationSetName"] = self.configuration_set
         return params
 
-    def _send_one(self, address: str, message: RenderedEmail, topic: str) -> str | None:
-        """Send to one recipient; None when SES accepted it, a reason when SES rejected the address."""
+    def _send_one(
+        self, address: str, message: RenderedEmail, topic: str, cancelled: StopSignal | None = None, sent: int = 0
+    ) -> str | None:
+        """Send to one recipient; None when SES accepted it, a reason when SES rejected the address.
+
+        ``cancelled`` is asked after the pacing wait and each throttling back-off, right before the
+        call: a wait can be long, and what it says may have changed meanwhile."""
         for attempt in range(self._throttle_retries + 1):
             self._limiter.acquire(self._sleep)
+            if cancelled is not None and cancelled.is_set():
+                raise SendInterrupted(f"stopped after {sent} emails")
             try:
                 self._ses.send_email(**self.request(address, message, topic))
                 return None
@@ -350,7 +365,7 @@ class SesMailer:
         topic: str,
         *,
         on_done: Callable[[str, str | None], None],
-        cancelled: threading.Event | None,
+        cancelled: StopSignal | None,
     ) -> list[str]:
         sender = EmailSender(
             self._ses(), self.from_address, self.contact_list, self._limiter, configuration_set=self.configuration_set

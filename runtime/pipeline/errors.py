@@ -1,4 +1,4 @@
-"""The exceptions of ``runtime.pipeline``: refused queue messages and lost processing leases."""
+"""The exceptions of ``runtime.pipeline``: refused queue messages, lost and superseded processing leases."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ class LeaseLost(PipelineError):
 
 class LeaseHeld(Exception):
     """Another message holds a live lease on the change (step 5): this delivery is a duplicate."""
+
+
+class Superseded(PipelineError):
+    """A newer revision's claim took over our lease: send nothing more, record what was sent as superseded."""

@@ -13,9 +13,18 @@ acknowledged only when the trigger is gone or the work is recorded.
         ─ live lease of another message ──────────────────► ack (duplicate; the holder's message is in flight)
     6 emails of revision R, rendered from the archive read in 3; progress checkpointed in the
       background (≤ 2 emails sent but not yet durable); the lease kept alive ─ failure ─► retry
+      a newer revision's claim took over ─► record what was sent as superseded ─► ack
     7 record the result of R (CAS; lease cleared) ◄──────────────────────────────────────────────────┘
     8 DELETE trigger IfMatch its ETag ── 412 ─► a newer trigger replaced it: leave it
     9 ack
+
+**A newer revision takes over at once, but sends only after the older one stopped** (issue 17 item 4).
+Its claim records the older holder it displaced (:class:`~runtime.archive.processing.DisplacedHolder`).
+Every holder asks, right before each ``SendEmail``, whether its lease is still its own: one GET
+``IfNoneMatch`` the ETag it knows, a bodiless 304 while nothing changed. A displaced holder stops,
+records what it sent as a ``superseded`` result and removes its entry; the newer revision waits for
+that, or for the displaced lease's end on the storage clock (a holder never starts a send that late),
+so no recipient's newest email is a superseded revision's.
 
 The change coordinator folds the recorded results into the archive and owns the meeting.
 :func:`Processor.process` is used by the worker and by the manual ``process`` command alike. Our own
@@ -34,9 +43,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime.archive.documents import ArchiveDocument, utcnow
-from runtime.archive.errors import ArchiveConflict, ArchiveError
+from runtime.archive.documents import SUBMITTED, ArchiveDocument, utcnow
+from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveMissing
 from runtime.archive.processing import (
+    DisplacedHolder,
     ProcessingDocument,
     ProcessingLease,
     RevisionResult,
@@ -49,13 +59,20 @@ from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
+from runtime.notify.errors import SendInterrupted
 from runtime.notify.rendering import RenderedEmail, render_email
-from runtime.pipeline.errors import LeaseHeld, LeaseLost
+from runtime.notify.ses import StopSignal
+from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricBatch, MetricsFactory
 
 MAX_UNRECORDED_EMAILS = 2
 """Back-pressure of the background checkpoints: never more emails sent but not yet durable."""
+LEASE_END_MARGIN_SECONDS = 2.0
+"""A holder starts no ``SendEmail`` this close to its lease's end (at most a sixth of a short lease):
+S3's ``Date`` has whole seconds, so the holder's storage time may lag the newer revision's by one."""
+DISPLACED_POLL_SECONDS = 0.25
+"""How often a newer revision re-reads (``IfNoneMatch``) whether the holders it displaced have stopped."""
 
 
 class Fate(enum.Enum):
@@ -71,6 +88,7 @@ class Outcome(enum.Enum):
     ALREADY_RECORDED = ("already_recorded", Fate.ACK)
     TRIGGER_GONE = ("trigger_gone", Fate.ACK)
     LEASE_HELD = ("lease_held", Fate.ACK)
+    SUPERSEDED = ("superseded", Fate.ACK)  # a newer revision took over; what was sent is recorded
     TEST_EVENT = ("test_event", Fate.ACK)
     RETRY = ("retry", Fate.RETRY)
     PERMANENT_ERROR = ("permanent_error", Fate.DEAD_LETTER)
@@ -117,9 +135,10 @@ class Mailer(Protocol):
         topic: str,
         *,
         on_done: RecipientDone,
-        cancelled: threading.Event | None,
+        cancelled: StopSignal | None,
     ) -> list[str]:
-        """Send to each of ``recipients`` in order; returns the addresses SES accepted."""
+        """Send to each of ``recipients`` in order, asking ``cancelled`` right before each send (stop
+        when it is set); returns the addresses SES accepted."""
         ...
 
 
@@ -151,6 +170,21 @@ def normalise_recipients(addresses: list[str]) -> list[str]:
     return sorted({a.strip().lower() for a in addresses if a.strip()})
 
 
+def lease_problem(doc: ProcessingDocument, owner: str, revision: int) -> PipelineError | None:
+    """Why ``owner`` (working on ``revision``) may no longer send, or None while the lease is its own.
+
+    :class:`Superseded` when a newer revision took over (its claim displaced us, it holds the lease, or
+    it is recorded already); :class:`LeaseLost` when another receive took the same revision over."""
+    lease = doc.lease
+    if lease is not None and lease.owner == owner:
+        return None
+    newer = doc.is_displaced(owner) or (lease is not None and lease.revision > revision)
+    if newer or any(r.isdigit() and int(r) > revision for r in doc.results):
+        holder = f"{lease.owner}, revision {lease.revision}" if lease is not None else "a newer revision"
+        return Superseded(f"revision {revision} was superseded ({holder})")
+    return LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
+
+
 class _SameMessage(LeaseHeld):
     """Another receive of the same SQS message holds the lease: come back when it ends."""
 
@@ -172,6 +206,13 @@ class _LeaseKeeper:
         self, processor: Processor, version: VersionedProcessing, owner: str, progress: SendProgress, to_send: int
     ) -> None:
         self._processor = processor
+        self.revision = progress.revision
+        lease = version.document.lease
+        self.started_at = lease.acquired_at if lease is not None else None
+        self.stop_reason: PipelineError | None = None
+        """Why the sender must stop (:meth:`must_stop`): superseded, or the lease lost or ending."""
+        self._known_etag = version.etag
+        self._end_margin = timedelta(seconds=min(LEASE_END_MARGIN_SECONDS, processor.lease_seconds / 6))
         self._left = to_send
         """Recipients not dealt with yet: no checkpoint is needed for what the record (step 7) will cover."""
         self.version = version
@@ -210,8 +251,43 @@ class _LeaseKeeper:
                     self.error = LeaseLost("no checkpoint could be written for a whole lease; stopping")
                     break
                 self._cond.wait(0.5)
-            if isinstance(self.error, LeaseLost):
+            if isinstance(self.error, (LeaseLost, Superseded)):
                 raise self.error
+
+    def must_stop(self) -> bool:
+        """Asked right before each ``SendEmail``: is the lease no longer ours, or about to end?
+
+        One GET ``IfNoneMatch`` the last ETag we know (a bodiless 304 while nothing changed), so a
+        newer revision's claim stops the sender at its next email, not at its next checkpoint. A read
+        that fails lets the send go: the checkpoints' back-pressure and the newer revision's wait
+        still hold. Sets :attr:`stop_reason`."""
+        with self._cond:
+            if self.stop_reason is None and isinstance(self.error, (LeaseLost, Superseded)):
+                self.stop_reason = self.error
+            if self.stop_reason is not None:
+                return True
+            lease, etag, change_id = self.version.document.lease, self._known_etag, self.version.document.change_id
+        processor = self._processor
+        if lease is None or processor.store.clock.now() >= lease.expires_at - self._end_margin:
+            return self._stop_for(LeaseLost("the lease ends before another email could be sent; stopping"))
+        try:
+            seen = processor.store.load_if_changed(processor.customer_code, change_id, etag)
+        except ArchiveMissing:
+            return self._stop_for(LeaseLost("the processing object is gone"))
+        except Exception as exc:
+            logger.warning("could not check the lease before a send; sending", extra={"error": str(exc)})
+            return False
+        if seen is None:
+            return False
+        with self._cond:
+            self._known_etag = seen.etag
+        problem = lease_problem(seen.document, self._owner, self.revision)
+        return problem is not None and self._stop_for(problem)
+
+    def _stop_for(self, reason: PipelineError) -> bool:
+        with self._cond:
+            self.stop_reason = self.stop_reason or reason
+        return True
 
     def stop(self) -> None:
         """Stop the writer; the final progress goes into the record (step 7) or :meth:`flush`."""
@@ -245,7 +321,7 @@ class _LeaseKeeper:
                 seq, progress = self._done_seq, self.progress
             try:
                 self._write(progress, seq)
-            except LeaseLost as exc:
+            except (LeaseLost, Superseded) as exc:
                 with self._cond:
                     self.error = exc
                     self._cond.notify_all()
@@ -266,9 +342,12 @@ class _LeaseKeeper:
         processor, owner = self._processor, self._owner
 
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            lease = version.document.lease if version else None
-            if version is None or lease is None or lease.owner != owner:
-                raise LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
+            if version is None:
+                raise LeaseLost("the processing object is gone")
+            problem = lease_problem(version.document, owner, self.revision)
+            lease = version.document.lease
+            if problem is not None or lease is None:
+                raise problem or LeaseLost("lease now belongs to nobody")
             now = processor.store.clock.now()
             # released: 1 s in the past, the resolution of the `Date` header readers judge it by
             expires = now - timedelta(seconds=1) if release else now + timedelta(seconds=processor.lease_seconds)
@@ -280,9 +359,21 @@ class _LeaseKeeper:
         written = processor.store.update(code, change_id, mutate, create=False, current=self.version)
         with self._cond:
             self.version = written
+            self._known_etag = written.etag
             self._durable_seq = max(self._durable_seq, seq)
             self._last_durable = time.monotonic()
             self._cond.notify_all()
+
+
+class _SendGate:
+    """The ``cancelled`` the mailer asks before each send: the worker's drain, or :meth:`_LeaseKeeper.must_stop`."""
+
+    def __init__(self, cancelled: threading.Event | None, keeper: _LeaseKeeper) -> None:
+        self._cancelled = cancelled
+        self._keeper = keeper
+
+    def is_set(self) -> bool:
+        return (self._cancelled is not None and self._cancelled.is_set()) or self._keeper.must_stop()
 
 
 class Processor:
@@ -306,12 +397,21 @@ class Processor:
         self.metrics = metrics
         self.lease_seconds = lease_seconds
         self.clock = clock
-        """The local clock: only for metrics (trigger age); leases are judged on the storage clock."""
+        """The local clock: for metrics (trigger age) and, with the storage clock, the times of record
+        (:meth:`time_of_record`); leases are judged on the storage clock only."""
         self.store = store or ProcessingStore(archive._s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
+
+    def time_of_record(self, *floors: datetime | None) -> datetime:
+        """A time to record (a result's ``started_at`` / ``finished_at``): never earlier than ``floors``.
+
+        The storage clock is a lower bound with whole seconds (S3's ``Date``), so alone it dated a
+        result before the submission it follows; the local clock can lag S3. The latest of both and
+        of the events this one follows is a time no reader sees running backwards (issue 17 item 5)."""
+        return max([self.clock(), self.store.clock.now(), *(f for f in floors if f is not None)])
 
     def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
         """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures.
@@ -377,7 +477,7 @@ class Processor:
 
         # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
         try:
-            version = self._claim(change_id, owner, revision)
+            version = self._claim(change_id, owner, revision, submitted_at(document, revision))
         except _SameMessage as exc:
             return Result(Outcome.RETRY, str(exc), change_id, revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
@@ -441,19 +541,32 @@ class Processor:
         result that ends processing."""
         change_id, revision = document.change_id, document.revision
         keeper: _LeaseKeeper | None = None
+        recipients: list[str] = []
         try:
             recipients = normalise_recipients(self.mailer.subscribers(document.topic))
             progress = _resume(version.document.progress, revision, recipients)
             remaining = progress.remaining(recipients)
             message = render_email(document, self.customer_code)
             keeper = _LeaseKeeper(self, version, owner, progress, to_send=len(remaining)).start()
-            self.mailer.send(remaining, message, document.topic, on_done=keeper.on_done, cancelled=cancelled)
+            self._await_displaced(keeper, owner, cancelled)
+            gate = _SendGate(cancelled, keeper)
+            self.mailer.send(remaining, message, document.topic, on_done=keeper.on_done, cancelled=gate)
             keeper.stop()
             if keeper.error is not None:
                 raise keeper.error
         except KeyboardInterrupt:  # Ctrl-C of a manual run: checkpoint every email sent, end the lease now
             self._save_progress(keeper, release=True)
             raise
+        except Superseded as exc:
+            assert keeper is not None  # raised only by the keeper or while waiting, after it started
+            return self._stand_down(keeper, owner, document, recipients, exc)
+        except SendInterrupted as exc:  # the drain, or the check before a send said stop
+            stop = keeper.stop_reason if keeper is not None else None
+            if keeper is not None and isinstance(stop, Superseded):
+                return self._stand_down(keeper, owner, document, recipients, stop)
+            if isinstance(stop, LeaseLost):  # checkpoint what was sent while the lease may still be ours
+                return self._retry_later(stop, keeper, owner, change_id, revision)
+            return self._retry_later(exc, keeper, owner, change_id, revision)
         except LeaseLost as exc:
             if keeper is not None:
                 keeper.stop()
@@ -469,9 +582,129 @@ class Processor:
             return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
         return keeper, recipients
 
-    def _claim(self, change_id: str, owner: str, revision: int) -> VersionedProcessing:
+    def _checkpointed(self, revision: int, progress: SendProgress, started: datetime | None) -> RevisionResult:
+        """The superseded result of a holder that cannot answer any more, from its last checkpoint: what
+        it sent at least (a crash may have sent up to ``MAX_UNRECORDED_EMAILS`` more)."""
+        return RevisionResult(
+            revision=revision,
+            recipients=progress.recipients,
+            sent=max(0, progress.done - len(progress.rejected)),
+            rejected=len(progress.rejected),
+            started_at=started,
+            finished_at=self.time_of_record(started),
+            superseded=True,
+        )
+
+    def _settled(
+        self, doc: ProcessingDocument, owner: str, storage_now: datetime
+    ) -> tuple[list[DisplacedHolder] | None, dict[str, RevisionResult]]:
+        """The displaced entries and results once ``owner``'s entry is dropped (its answer) and every
+        entry whose lease ended, with a superseded result from the checkpoint of each holder that never
+        answered."""
+        results = dict(doc.results)
+        for silent in doc.displaced_silent(owner, storage_now):
+            if silent.progress is not None and silent.progress.revision == silent.revision:
+                results[str(silent.revision)] = self._checkpointed(silent.revision, silent.progress, silent.started_at)
+        return doc.without_displaced(owner, storage_now), results
+
+    def _await_displaced(self, keeper: _LeaseKeeper, owner: str, cancelled: threading.Event | None) -> None:
+        """Before the first send: wait until every holder our claim (or an earlier one) displaced has
+        stopped, or its lease has ended on the storage clock, so that none of its emails lands after
+        ours. Bounded by those leases (at most one lease); our own lease is kept alive meanwhile."""
+        code, change_id = self.customer_code, keeper.version.document.change_id
+        doc, etag = keeper.version.document, keeper.version.etag
+        announced = False
+        while True:
+            problem = lease_problem(doc, owner, keeper.revision)
+            if problem is not None:  # a still newer revision took over while we waited
+                raise problem
+            pending = doc.displaced_live(self.store.clock.now())
+            if not pending:
+                return
+            if not announced:
+                announced = True
+                logger.info(
+                    "waiting for the holders of an older revision to stop before sending",
+                    extra={"displaced": [f"{d.owner}@{d.revision} until {d.expires_at.isoformat()}" for d in pending]},
+                )
+            if keeper.error is not None:
+                raise keeper.error
+            if cancelled is not None:
+                if cancelled.wait(DISPLACED_POLL_SECONDS):
+                    raise SendInterrupted("shutdown while waiting for an older revision's holder to stop")
+            else:
+                time.sleep(DISPLACED_POLL_SECONDS)
+            seen = self.store.load_if_changed(code, change_id, etag)
+            if seen is not None:
+                doc, etag = seen.document, seen.etag
+
+    def _stand_down(
+        self,
+        keeper: _LeaseKeeper,
+        owner: str,
+        document: ArchiveDocument,
+        recipients: list[str],
+        reason: PipelineError,
+    ) -> Result:
+        """A newer revision took over: record what this revision sent as a ``superseded`` result and
+        remove our displaced entry in one write (that is the newer revision's signal to start), then ack.
+
+        The trigger is the newer revision's now; it stays. If the write fails, the newer revision
+        waits for our lease to end instead, and this revision's sends are missing from the trail."""
+        keeper.stop()
+        code, change_id, revision, progress = self.customer_code, document.change_id, document.revision, keeper.progress
+
+        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
+            assert version is not None
+            doc = version.document
+            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
+            updates: dict[str, object] = {"displaced": displaced, "results": results}
+            if not doc.is_recorded(revision):
+                updates["results"] = {
+                    **results,
+                    str(revision): RevisionResult(
+                        revision=revision,
+                        recipients=len(recipients),
+                        sent=max(0, progress.done - len(progress.rejected)),
+                        rejected=len(progress.rejected),
+                        started_at=keeper.started_at,
+                        finished_at=self.time_of_record(keeper.started_at),
+                        superseded=True,
+                    ),
+                }
+            if doc.progress is not None and doc.progress.revision == revision:
+                updates["progress"] = None
+            if doc.lease is not None and doc.lease.owner == owner:
+                updates["lease"] = None
+            return doc.model_copy(update=updates)
+
+        try:
+            self.store.update(code, change_id, mutate, create=False, current=keeper.version)
+        except Exception as exc:
+            logger.warning(
+                "could not record the superseded revision's sends; the newer revision waits for our lease to end",
+                extra={"error": str(exc)},
+            )
+        logger.info(
+            "superseded by a newer revision: stopped sending",
+            extra={"change_id": change_id, "revision": revision, "emails_sent": keeper.sent, "reason": str(reason)},
+        )
+        return Result(
+            Outcome.SUPERSEDED,
+            str(reason),
+            change_id,
+            revision,
+            keeper.sent,
+            recipients,
+            rejected=list(progress.rejected),
+        )
+
+    def _claim(
+        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
+    ) -> VersionedProcessing:
         """Step 5: one PUT (``IfNoneMatch``) for a new processing object; else read and CAS. Expiry is
-        judged on the storage time of the answer that read the object."""
+        judged on the storage time of the answer that read the object; ``acquired_at`` (the result's
+        ``started_at``) is a time of record, never before ``submitted`` (the revision's submission)."""
         code, message_id, clock = self.customer_code, message_id_of(owner), self.store.clock
 
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
@@ -487,14 +720,32 @@ class Processor:
                     raise _SameMessage(held, remaining)
                 raise LeaseHeld(held)
             progress = doc.progress if doc.progress is not None and doc.progress.revision == revision else None
+            kept, results = self._settled(doc, owner, now)
+            displaced = kept or []
+            if lease is not None and lease.owner != owner and lease.revision < revision:
+                old = doc.progress if doc.progress is not None and doc.progress.revision == lease.revision else None
+                if lease.is_live(now):
+                    # an older revision's holder may be inside a SendEmail: ours wait until it stopped
+                    holder = DisplacedHolder(
+                        owner=lease.owner,
+                        revision=lease.revision,
+                        expires_at=lease.expires_at,
+                        started_at=lease.acquired_at,
+                        progress=old,
+                    )
+                    displaced = [*(d for d in displaced if d.owner != lease.owner), holder]
+                elif old is not None and not doc.is_recorded(lease.revision):  # stopped (released, or died)
+                    results[str(lease.revision)] = self._checkpointed(lease.revision, old, lease.acquired_at)
             new_lease = ProcessingLease(
                 owner=owner,
                 message_id=message_id,
                 revision=revision,
                 expires_at=now + timedelta(seconds=self.lease_seconds),
-                acquired_at=now,
+                acquired_at=self.time_of_record(now, submitted),
             )
-            return doc.model_copy(update={"lease": new_lease, "progress": progress})
+            return doc.model_copy(
+                update={"lease": new_lease, "progress": progress, "displaced": displaced or None, "results": results}
+            )
 
         # revision 1 is the common case and its object is new: create without a GET (one PUT)
         return self.store.update(code, change_id, mutate, assume_absent=revision == 1)
@@ -504,7 +755,7 @@ class Processor:
     ) -> VersionedProcessing:
         """Step 7: the durable record of the customer's result (``ArchiveUpdateSuccess``/``Failure``)."""
         code, change_id, progress = self.customer_code, keeper.version.document.change_id, keeper.progress
-        started = keeper.version.document.lease.acquired_at if keeper.version.document.lease else None
+        started = keeper.started_at
 
         def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
             assert version is not None
@@ -517,9 +768,12 @@ class Processor:
                 sent=max(0, progress.done - len(progress.rejected)),
                 rejected=len(progress.rejected),
                 started_at=started,
-                finished_at=self.store.clock.now(),
+                finished_at=self.time_of_record(started),
             )
+            # done: no longer displaced (a newer revision waiting for us may start); ended entries dropped
+            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
             recorded = doc.with_result(result)
+            recorded = recorded.model_copy(update={"displaced": displaced, "results": {**results, **recorded.results}})
             if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
                 recorded = recorded.model_copy(update={"lease": doc.lease})
             return recorded
@@ -598,6 +852,12 @@ class Processor:
         elif outcome is DeleteOutcome.REPLACED:
             logger.info("trigger was replaced by a newer submission; leaving it for its own event")
         return result
+
+
+def submitted_at(document: ArchiveDocument, revision: int) -> datetime | None:
+    """When ``revision`` was submitted (its ``submitted`` entry), the floor of its times of record."""
+    times = [m.timestamp for m in document.modifications if m.modification_type == SUBMITTED and m.revision == revision]
+    return max(times) if times else None
 
 
 def _recorded_at_or_after(doc: ProcessingDocument, revision: int) -> int | None:

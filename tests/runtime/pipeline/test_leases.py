@@ -355,10 +355,16 @@ def test_a_new_trigger_costs_one_put_to_claim_and_no_processing_get(platform: Pl
     platform.submit()
     s3 = Faulty(platform.s3)
     gets: list[str] = []
-    s3.fail("get_object", lambda **kw: gets.append(str(kw["Key"])), times=1000)
+    s3.fail(
+        "get_object",
+        lambda **kw: gets.append(str(kw["Key"]) + (" IfNoneMatch" if "IfNoneMatch" in kw else "")),
+        times=1000,
+    )
     result = platform.processor("hts", s3=s3).process(HTS, "sqs:m1:r1")
     assert result.outcome is Outcome.PROCESSED
-    assert gets == ["archive/CHG-1.json"]  # the claim created the processing object without a GET
+    # the claim created the processing object without a GET; the only reads of it are the conditional
+    # check before each of the 2 emails (issue 17 item 4: a bodiless 304 while the lease is ours)
+    assert gets == ["archive/CHG-1.json", *["processing/hts/CHG-1.json IfNoneMatch"] * 2]
     calls = {k: v for k, v in s3.calls.items() if v}
     print(f"S3 calls for one trigger, 2 recipients: {calls}")
     assert calls["head_object"] == 1 and calls["delete_object"] == 1
