@@ -171,7 +171,7 @@ def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
         os.environ.update(saved)
     total = sum(counts.values())
     trips, critical = round_trips(box, recipients)
-    minimum = 5 + recipients
+    minimum = 5 + 2 * recipients  # each send is preceded by the superseded check (a conditional GET)
     checkpoints = counts["s3:PutObject"] / triggers - 2  # every PUT but the claim and the record
     print(f"\n== 1. AWS API calls per processed trigger ({triggers} triggers, {recipients} recipients) ==")
     for name, value in sorted(counts.items()):
@@ -179,7 +179,8 @@ def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
     print(f"  {'total (processor)':<28} {total / triggers:6.2f}")
     print(f"  minimum the state machine needs: {minimum} = HEAD trigger, GET archive, PUT claim (a create: no GET),")
     print(
-        f"    {recipients} x SendEmail, PUT record, DELETE trigger; on top of it: {checkpoints:.2f} checkpoint PUT(s)"
+        f"    {recipients} x (GET IfNoneMatch + SendEmail), PUT record, DELETE trigger; on top of it: "
+        f"{checkpoints:.2f} checkpoint PUT(s)"
     )
     print("    (the sender never runs more than 2 emails ahead of a durable checkpoint), GetContactList +")
     print("    ListContacts once per TTP_CONTACT_CACHE_SECONDS; the worker adds DeleteMessage and 1/batch")
