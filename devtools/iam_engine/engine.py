@@ -124,7 +124,9 @@ class Decision:
             if denial.get("denialType") == "Explicit":
                 reasons.append(f"explicit deny in {_statement(denial)}")
             else:
-                reasons.append(f"no statement of the {_POLICY_TYPES.get(denial['policyType'], denial['policyType'])} allows it")
+                reasons.append(
+                    f"no statement of the {_POLICY_TYPES.get(denial['policyType'], denial['policyType'])} allows it"
+                )
         return ("explicitly denied: " if self.explicitly_denied else "implicitly denied: ") + "; ".join(reasons)
 
 
@@ -172,7 +174,9 @@ class PolicyEngine:
             )
         manifest = self._root / "node_modules" / PACKAGE / "package.json"
         if not manifest.is_file():
-            raise PolicyEngineUnavailable(f"{PACKAGE} is not installed in {self._root / 'node_modules'}: run make setup")
+            raise PolicyEngineUnavailable(
+                f"{PACKAGE} is not installed in {self._root / 'node_modules'}: run make setup"
+            )
         installed, pinned = json.loads(manifest.read_text())["version"], pinned_version(self._root)
         if installed != pinned:
             raise PolicyEngineUnavailable(
@@ -300,7 +304,9 @@ class PolicyEngine:
                 process.stdin.flush()
             except (BrokenPipeError, ValueError) as error:
                 self._pending.pop(request_id, None)
-                raise PolicyEngineError(f"the policy engine is gone ({error}): {''.join(self._stderr)[-2000:]}") from None
+                raise PolicyEngineError(
+                    f"the policy engine is gone ({error}): {''.join(self._stderr)[-2000:]}"
+                ) from None
         return future.result(timeout=DECIDE_TIMEOUT_SECONDS)
 
 

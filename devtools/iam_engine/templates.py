@@ -38,7 +38,8 @@ class Stack:
 
     @property
     def resources(self) -> Mapping[str, Mapping[str, Any]]:
-        return self.template.get("Resources", {})  # type: ignore[no-any-return]
+        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
+        return resources
 
     def of_type(self, type_: str) -> dict[str, Mapping[str, Any]]:
         return {logical_id: r for logical_id, r in self.resources.items() if r["Type"] == type_}
@@ -78,9 +79,7 @@ class Assembly:
     """``(stack name, logical id)`` -> the physical id a deployment gave it (overrides the stand-ins)."""
 
     @classmethod
-    def from_cloud_assembly(
-        cls, outdir: Path, physical_ids: Mapping[tuple[str, str], str] | None = None
-    ) -> Assembly:
+    def from_cloud_assembly(cls, outdir: Path, physical_ids: Mapping[tuple[str, str], str] | None = None) -> Assembly:
         """Every stack of a ``cdk synth`` output directory, each in the account and region it is bound to."""
         manifest = json.loads((outdir / "manifest.json").read_text())
         stacks = {}
@@ -127,7 +126,7 @@ class Assembly:
             policy_properties = policy.get("Properties", {})
             roles = policy_properties.get("Roles", [])
             if {"Ref": logical_id} in roles or role_name in roles or json.dumps({"Ref": policy_id}) in attached:
-                name = policy_properties.get("PolicyName") or policy_properties.get("ManagedPolicyName") or policy_id
+                name = policy_properties.get("PolicyName") or self.physical_id(stack_name, policy_id)
                 policies[name] = self.resolve(stack_name, policy_properties["PolicyDocument"], policy_id)
         unknown = tuple(
             str(self.resolve(stack_name, arn, logical_id))
@@ -138,7 +137,10 @@ class Assembly:
             arn=self.attribute(stack_name, logical_id, "Arn"),
             name=role_name,
             account=stack.account,
-            tags={tag["Key"]: str(self.resolve(stack_name, tag["Value"], logical_id)) for tag in properties.get("Tags", [])},
+            tags={
+                tag["Key"]: str(self.resolve(stack_name, tag["Value"], logical_id))
+                for tag in properties.get("Tags", [])
+            },
             trust_policy=self.resolve(stack_name, properties["AssumeRolePolicyDocument"], logical_id),
             identity_policies=policies,
             unknown_managed_policies=unknown,
@@ -185,7 +187,7 @@ class Assembly:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (function, argument), = value.items()
+            ((function, argument),) = value.items()
             if function == "Ref":
                 return self.ref(stack_name, argument, where)
             if function == "Fn::GetAtt":
@@ -336,4 +338,6 @@ ATTRIBUTES = {
     ("AWS::S3::Bucket", "RegionalDomainName"): "{name}.s3.{region}.amazonaws.com",
     ("AWS::EC2::VPC", "DefaultSecurityGroup"): "sg-{name}",
 }
-REF_IS_ARN = frozenset({"AWS::SNS::Topic", "AWS::ECS::TaskDefinition", "AWS::SecretsManager::Secret"})
+REF_IS_ARN = frozenset(
+    {"AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::ECS::TaskDefinition", "AWS::SecretsManager::Secret"}
+)

@@ -13,7 +13,7 @@ EventBridge multi-account with meetings, EventBridge single-account and S3 singl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -103,6 +103,21 @@ class World:
             task + "0123456789abcdef0123456789abcdef",
             resource_account=config.accounts.governance,
             context={f"aws:ResourceTag/{key}": value for key, value in tags.items()},
+        )
+        assert not decision.ignored_context_keys, decision
+        return decision.allowed
+
+    def may_assume(self, role_name: str, sender_of: str, external_id: str | None) -> bool:
+        """Whether ``role_name`` may assume ``sender_of``'s SES sender role (in that customer's account):
+        its own policy must allow ``sts:AssumeRole`` and the sender role's trust policy must trust it."""
+        sender = self.role(names.sender_role_name(sender_of))
+        decision = self.engine.decide(
+            self.role(role_name).principal(),
+            "sts:AssumeRole",
+            sender.arn,
+            resource_account=sender.account,
+            resource_policy=sender.trust_policy,
+            context={"sts:ExternalId": external_id} if external_id else {},
         )
         assert not decision.ignored_context_keys, decision
         return decision.allowed
@@ -354,3 +369,18 @@ def test_processor_may_protect_only_its_own_services_tasks(world: World) -> None
         assert world.may_protect(A, action, task_of="hts"), action
         assert not world.may_protect(A, action, task_of=B_CODE), action
         assert not world.may_protect(names.processor_role_name(B_CODE), action, task_of="hts"), action
+
+
+# --- The customer's SES sender role (issue 18: A's processor tries B's sender role) ---------------------
+
+
+def test_processor_assumes_only_its_own_sender_role(world: World) -> None:
+    """Both sides decide: the processor's policy names only its own sender role, and each sender role's trust
+    policy names only its own processor's ARN and requires the ExternalId agreed with the customer."""
+    external_ids = {customer.code: customer.external_id for customer in world.synth.config.customers}
+    assert world.may_assume(A, "hts", external_ids["hts"])
+    assert not world.may_assume(A, "hts", None)
+    assert not world.may_assume(A, "hts", external_ids[B_CODE])
+    assert not world.may_assume(A, B_CODE, external_ids[B_CODE])
+    assert not world.may_assume(names.processor_role_name(B_CODE), "hts", external_ids["hts"])
+    assert not world.may_assume(names.COORDINATOR_ROLE_NAME, "hts", external_ids["hts"])
