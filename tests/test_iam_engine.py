@@ -19,6 +19,7 @@ import pytest
 from devtools.iam_engine import DENIES, PolicyEngine, PolicyEngineError, PolicyEngineUnavailable, Principal
 from devtools.iam_engine.engine import ROOT, pinned_version
 from devtools.iam_engine.templates import Assembly, PolicyResolutionError
+from tests.test_layout import imports_of, modules_under
 
 PLATFORM, STORAGE, CUSTOMER = "222222222222", "111111111111", "333333333333"
 BUCKET = "arn:aws:s3:::ttp-metadata"
@@ -371,3 +372,24 @@ def test_the_resolved_assembly_is_what_the_engine_decides_on(tmp_path: Path, eng
 
     assert get("customers/hts/CHG-1.json")
     assert not get("customers/htsnonprod/CHG-1.json")
+
+
+# --- a development tool only ----------------------------------------------------------------------------
+
+
+def test_the_engine_stays_out_of_the_package_and_the_image() -> None:
+    """iam-simulate is AGPL-3.0: it may run the tests and the local emulator, never ship. It is a dev
+    dependency of package.json (``npm ci`` in ``make setup``), nothing the wheel or the image contains imports
+    devtools (the wheel holds only the four packages: tests/test_packaging.py), and the image's build
+    context (runtime/) holds no JavaScript."""
+    manifest = json.loads((ROOT / "package.json").read_text())
+    assert manifest["devDependencies"]["@cloud-copilot/iam-simulate"] == "0.1.173"  # exact, like the CDK CLI
+    assert "@cloud-copilot/iam-simulate" not in manifest.get("dependencies", {})
+    packaged = ("runtime", "cdk_constructs", "cdk_support", "stacks")
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in modules_under(*packaged)
+        if any(name.split(".")[0] == "devtools" for name in imports_of(path))
+    ]
+    assert importing == []
+    assert not [path for path in (ROOT / "runtime").rglob("*") if path.suffix in {".js", ".mjs", ".cjs"}]

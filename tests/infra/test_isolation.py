@@ -1,7 +1,7 @@
 """One writer per object (DESIGN §1, §7): who may do what in the bucket, proven on the synthesized policies.
 
 Every request is decided by the policy engine (``devtools.iam_engine``: the pinned
-``@cloud-copilot/iam-simulate``, one node process for the module) from the processor's, the coordinator's
+``@cloud-copilot/iam-simulate``, one node process for the session) from the processor's, the coordinator's
 and the sweeper's IAM policies (governance account) and the bucket policy (management account), as the
 synthesized cloud assembly holds them, with the request context AWS would give: the principal's ARN,
 account and tags, TLS, and the conditional-request headers a test names. The engine does what AWS
@@ -13,7 +13,6 @@ EventBridge multi-account with meetings, EventBridge single-account and S3 singl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,12 +41,6 @@ def _request_context(headers: frozenset[str]) -> dict[str, str]:
         key, _, value = header.partition("=")
         context[key] = value or "*"
     return context
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[PolicyEngine]:
-    with PolicyEngine() as running:
-        yield running
 
 
 class World:
@@ -152,8 +145,8 @@ class World:
 
 
 @pytest.fixture(params=VARIANTS)
-def world(request: pytest.FixtureRequest, engine: PolicyEngine) -> World:
-    return World(request.getfixturevalue(request.param), engine)
+def world(request: pytest.FixtureRequest, policy_engine: PolicyEngine) -> World:
+    return World(request.getfixturevalue(request.param), policy_engine)
 
 
 A = names.processor_role_name("hts")
