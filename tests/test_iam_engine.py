@@ -145,6 +145,53 @@ def test_a_trust_policy_requires_the_external_id_and_the_named_processor(engine:
     assert not assume(Principal(PROCESSOR), "ttp-hts-7f3c9a")  # trusted, but its own policy does not allow it
 
 
+def test_s3_delivers_to_a_queue_in_another_account_only_from_the_named_bucket(engine: PolicyEngine) -> None:
+    """The customer queue's policy and its key's policy as synthesized: the S3 service principal, narrowed
+    by ``aws:SourceArn`` / ``aws:SourceAccount`` (which the caller passes: the engine derives nothing)."""
+    queue = f"arn:aws:sqs:us-east-1:{PLATFORM}:customer-hts-changes"
+    source = {"aws:SourceAccount": STORAGE, "aws:SourceArn": BUCKET}
+    queue_policy = policy(
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "sqs:*",
+            "Resource": queue,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        allow(
+            "sqs:SendMessage",
+            queue,
+            Principal={"Service": "s3.amazonaws.com"},
+            Condition={"StringEquals": {"aws:SourceAccount": STORAGE}, "ArnLike": {"aws:SourceArn": BUCKET}},
+        ),
+    )
+    key_policy = policy(
+        allow("kms:*", "*", Principal={"AWS": f"arn:aws:iam::{PLATFORM}:root"}),
+        allow(["kms:Decrypt", "kms:GenerateDataKey"], "*", Principal={"Service": "s3.amazonaws.com"}),
+    )
+    s3 = Principal("s3.amazonaws.com")
+    assert s3.is_service
+
+    def send(context: dict[str, str]) -> bool:
+        return engine.decide(
+            s3, "sqs:SendMessage", queue, resource_account=PLATFORM, resource_policy=queue_policy, context=context
+        ).allowed
+
+    assert send(source)
+    assert not send({**source, "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket"})
+    assert not send({**source, "aws:SourceAccount": "999999999999"})
+    assert not send({**source, "aws:SecureTransport": "false"})
+    key = f"arn:aws:kms:us-east-1:{PLATFORM}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert engine.decide(s3, "kms:GenerateDataKey", key, resource_account=PLATFORM, resource_policy=key_policy).allowed
+    assert not engine.decide(
+        Principal("sns.amazonaws.com"),
+        "kms:GenerateDataKey",
+        key,
+        resource_account=PLATFORM,
+        resource_policy=key_policy,
+    ).allowed
+
+
 def test_a_policy_variable_in_resource_is_the_principals_own_tag(engine: PolicyEngine) -> None:
     own = allow("s3:GetObject", f"{BUCKET}/customers/{TAG}/*")
 

@@ -42,6 +42,7 @@ DENIES = frozenset({"ExplicitlyDenied", "DeniedForAccount"})
 """A resource policy's own verdict when one of its statements denies the request: a deny naming the
 caller's account (``arn:aws:iam::<account>:root``) applies to every principal of that account."""
 ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>[^:]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/[^/]+$")
+SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com$")
 PRINCIPAL_ACCOUNT = re.compile(r"^arn:[^:]+:(?:iam|sts)::(?P<account>\d{12}):")
 
 
@@ -67,8 +68,14 @@ class Principal:
     of its managed policies alike (IAM evaluates them the same way)."""
 
     arn: str
+    """A role's ARN, a role session's (``arn:aws:sts::...:assumed-role/...``), or an AWS service principal
+    (``s3.amazonaws.com``: S3 delivering an event notification), which has no identity policies."""
     identity_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_service(self) -> bool:
+        return SERVICE_PRINCIPAL.match(self.arn) is not None
 
     @property
     def principal_arn(self) -> str:
@@ -86,10 +93,14 @@ class Principal:
         return found["account"]
 
     def context(self) -> dict[str, str]:
+        if self.is_service:
+            if self.identity_policies or self.tags:
+                raise PolicyEngineError(f"{self.arn} is a service principal: it has no identity policies nor tags")
+            return {"aws:PrincipalIsAWSService": "true", "aws:PrincipalServiceName": self.arn}
         return {
             "aws:PrincipalArn": self.principal_arn,
             "aws:PrincipalAccount": self.account,
-            "aws:PrincipalType": "AssumedRole" if ASSUMED_ROLE.match(self.arn) else "AWSRole",
+            "aws:PrincipalIsAWSService": "false",
             **{f"aws:PrincipalTag/{key}": value for key, value in self.tags.items()},
         }
 
