@@ -257,6 +257,31 @@ def test_an_engine_is_closed_by_its_context_and_refuses_requests_afterwards() ->
         engine.decide(processor(allow("s3:*", "*")), "s3:GetObject", f"{BUCKET}/x", resource_account=PLATFORM)
 
 
+def test_an_engine_that_died_fails_every_request_at_once_with_its_exit() -> None:
+    engine = PolicyEngine()
+    engine.start()
+    try:
+        assert engine._process is not None
+        engine._process.kill()
+        engine._process.wait()
+        with pytest.raises(PolicyEngineError, match=r"the policy engine exited \(-9\)"):
+            engine.decide(processor(allow("s3:*", "*")), "s3:GetObject", f"{BUCKET}/x", resource_account=PLATFORM)
+    finally:
+        engine.close()
+
+
+def test_the_engine_counts_what_it_allowed_and_denied() -> None:
+    with PolicyEngine() as engine:
+        for key in ("customers/hts/x", "customers/other/x", "customers/other/y"):
+            engine.decide(
+                processor(allow("s3:GetObject", f"{BUCKET}/customers/{TAG}/*")),
+                "s3:GetObject",
+                f"{BUCKET}/{key}",
+                resource_account=PLATFORM,
+            )
+        assert (engine.allowed, engine.denied) == (1, 2)
+
+
 def test_without_the_package_the_error_says_run_make_setup(tmp_path: Path) -> None:
     shutil.copy2(ROOT / "package.json", tmp_path / "package.json")
     with pytest.raises(PolicyEngineUnavailable, match=r"@cloud-copilot/iam-simulate is not installed .*run make setup"):

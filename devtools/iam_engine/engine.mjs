@@ -3,7 +3,13 @@
 // so the Python client (devtools/iam_engine/engine.py) may have several in flight from several threads.
 // This file only translates: every decision is @cloud-copilot/iam-simulate's (the version package.json pins).
 import { createInterface } from 'node:readline'
-import { getDenialReasons, getGrantReasons, runSimulation } from '@cloud-copilot/iam-simulate'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+
+// The package as installed under the root the client names (argv[2]: the repository, whose package.json
+// pins it), not wherever node's own lookup from this file would find one.
+const require = createRequire(join(process.argv[2], 'package.json'))
+const { getDenialReasons, getGrantReasons, runSimulation } = require('@cloud-copilot/iam-simulate')
 
 function write(message) {
   process.stdout.write(JSON.stringify(message) + '\n')

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -161,12 +160,15 @@ class PolicyEngine:
         self._node = node
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        self._stderr_reader: threading.Thread | None = None
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stderr: list[str] = []
         self.version: str | None = None
-        self.decisions = 0
+        self.allowed = 0
+        self.denied = 0
+        """How many requests this engine allowed and denied (what the demo reports)."""
 
     def __enter__(self) -> PolicyEngine:
         self.start()
@@ -200,17 +202,17 @@ class PolicyEngine:
             return
         node, version = self._check_installed()
         process = subprocess.Popen(
-            [node, str(SHIM)],
+            [node, str(SHIM), str(self._root)],
             cwd=self._root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
-            env={**os.environ, "NODE_PATH": str(self._root / "node_modules")},
         )
         assert process.stdout is not None and process.stderr is not None
-        threading.Thread(target=self._drain_stderr, args=(process,), daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, args=(process,), daemon=True)
+        self._stderr_reader.start()
         ready: Future[dict[str, Any]] = Future()
         self._pending[0] = ready
         self._process = process
@@ -231,13 +233,19 @@ class PolicyEngine:
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                self._stderr.append(f"(stdout) {line}")  # not an answer: kept for the error message
+                continue
             key = 0 if message.get("ready") else int(message["id"])
             with self._lock:
                 future = self._pending.pop(key, None)
             if future is not None:
                 future.set_result(message)
-        failure = PolicyEngineError(f"the policy engine exited: {''.join(self._stderr)[-2000:]}")
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=2)  # what node said before it died belongs in the error
+        failure = PolicyEngineError(f"the policy engine exited: {self._stderr_tail()}")
         with self._lock:
             pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -289,7 +297,11 @@ class PolicyEngine:
                 f"the policy engine refused {action} on {resource} by {principal.arn}: {answer['error']}"
                 f"{_details(answer.get('details'))}"
             )
-        self.decisions += 1
+        with self._lock:
+            if answer["result"] == "Allowed":
+                self.allowed += 1
+            else:
+                self.denied += 1
         return Decision(
             result=answer["result"],
             identity=answer["identity"],
@@ -304,6 +316,8 @@ class PolicyEngine:
         process = self._process
         if process is None:
             raise PolicyEngineError("the policy engine is not running: call start() (or use it as a context manager)")
+        if process.poll() is not None:
+            raise PolicyEngineError(f"the policy engine exited ({process.returncode}): {self._stderr_tail()}")
         future: Future[dict[str, Any]] = Future()
         request_id = next(self._ids)  # itertools.count is atomic under the GIL
         line = json.dumps({"id": request_id, "simulation": simulation}) + "\n"
@@ -315,10 +329,14 @@ class PolicyEngine:
                 process.stdin.flush()
             except (BrokenPipeError, ValueError) as error:
                 self._pending.pop(request_id, None)
-                raise PolicyEngineError(
-                    f"the policy engine is gone ({error}): {''.join(self._stderr)[-2000:]}"
-                ) from None
-        return future.result(timeout=DECIDE_TIMEOUT_SECONDS)
+                raise PolicyEngineError(f"the policy engine is gone ({error}): {self._stderr_tail()}") from None
+        try:
+            return future.result(timeout=DECIDE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise PolicyEngineError(f"the policy engine did not answer in {DECIDE_TIMEOUT_SECONDS:.0f} s") from None
+
+    def _stderr_tail(self) -> str:
+        return "".join(self._stderr)[-2000:]
 
 
 def _details(details: Any) -> str:
