@@ -39,6 +39,13 @@ FIGURES: dict[str, list[str]] = {
     ],
     "delivery_bench": [r"^ +(100) +([\d,]+) +(\d+) +1 +(\d+\.\d)$", r"^ +(100) +([\d,]+) +(\d+) +32 +(\d+\.\d)$"],
     "synth_bench": [r"^ +(1) +s3 +(\d+\.\d) +- +(\d+)  \w+: (\d+) resources, (\d+) KiB$"],  # no CLI run
+    "iam_engine_bench": [
+        r"request mix: (\d+) requests of the sample's roles, (\d+) allowed, (\d+) denied",
+        r"start-up: (\d+\.\d+) s",
+        r"one thread: (\d+) decisions/s",
+        r"round trip: p50 (\d+\.\d+) ms  p99 (\d+\.\d+) ms",
+        r"4 threads: (\d+) decisions/s",
+    ],
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devtools.iam_engine import PolicyEngine
 from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize
 
 
@@ -30,6 +31,13 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
         return synthesize(tmp_path_factory.mktemp(name), context, **kwargs)
 
     yield make
+
+
+@pytest.fixture(scope="session")
+def policy_engine() -> Iterator[PolicyEngine]:
+    """The IAM policy engine (devtools.iam_engine): one node process for every test that decides requests."""
+    with PolicyEngine() as engine:
+        yield engine
 
 
 # The other shapes of the app (test_variants, test_isolation): each built once per session.

@@ -1,224 +1,152 @@
 """One writer per object (DESIGN §1, §7): who may do what in the bucket, proven on the synthesized policies.
 
-A small evaluator reads the processor's and the coordinator's IAM policies (governance account) and
-the bucket policy (management account) as synthesized, resolves the principal-tag variable for a
-given role, and decides a request the way IAM does: an explicit deny wins; across accounts both the
-identity policy and the bucket policy must allow; in one account either may. Checked in every shape:
-S3 routing multi-account (the sample), EventBridge multi-account with meetings, EventBridge single-account
-and S3 single-account with meetings.
+Every request is decided by the policy engine (``devtools.iam_engine``: the pinned
+``@cloud-copilot/iam-simulate``, one node process for the session) from the processor's, the coordinator's
+and the sweeper's IAM policies (governance account) and the bucket policy (management account), as the
+synthesized cloud assembly holds them, with the request context AWS would give: the principal's ARN,
+account and tags, TLS, and the conditional-request headers a test names. The engine does what AWS
+documents: an explicit deny wins; across accounts both the identity policy and the bucket policy must
+allow; in one account either may. Checked in every shape: S3 routing multi-account (the sample),
+EventBridge multi-account with meetings, EventBridge single-account and S3 single-account with meetings.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from devtools.iam_engine import ALLOWS, DENIES, Decision, PolicyEngine, Principal
+from devtools.iam_engine.templates import Assembly, Role
 from runtime.contract import names
-from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_stack_name
-from tests.support.synth import Synth, as_list, policies_of_role, role_named, statements
+from stacks.app_builder import customer_stack_name
+from tests.support.synth import Synth
 
 VARIANTS = ["sample", "multi", "single", "single_byo"]
-TAG = "${aws:PrincipalTag/customer_code}"
 CHANGE = "CHG-1.json"
 ENCRYPTION = "s3:x-amz-server-side-encryption"
-REQUEST_KEYS = ("s3:if-match", "s3:if-none-match", ENCRYPTION)
-"""Condition keys taken from the request's headers (a test passes ``key`` or ``key=value``)."""
 IF_MATCH, IF_NONE_MATCH = frozenset({"s3:if-match"}), frozenset({"s3:if-none-match"})
-RESOURCE_TAG = "aws:ResourceTag/"
 PROTECTION_ACTIONS = ("ecs:UpdateTaskProtection", "ecs:GetTaskProtection")
+BROADENED = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+"""What someone might add to a processor's role: what still holds is what the bucket policy grants (across
+accounts) and the explicit denies."""
 
 
-def _flatten(value: Any, bucket_arn: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_flatten(part, bucket_arn) for part in parts)
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return bucket_arn
-    if value == {"Ref": "AWS::Partition"}:
-        return "aws"
-    raise AssertionError(f"cannot resolve {value!r}")
-
-
-class Principal:
-    def __init__(self, arn: str, tag: str | None) -> None:
-        self.arn, self.tag = arn, tag
-
-
-def _resource_matches(patterns: list[str], resource: str, principal: Principal) -> bool:
-    for pattern in patterns:
-        if TAG in pattern:
-            if principal.tag is None:
-                continue  # an unresolvable variable matches nothing
-            pattern = pattern.replace(TAG, principal.tag)
-        if fnmatch.fnmatchcase(resource, pattern):
-            return True
-    return False
-
-
-def _request_context(headers: set[str]) -> dict[str, str]:
-    """``{"s3:if-match", "s3:x-amz-server-side-encryption=aws:kms"}`` -> condition key -> value."""
-    context = {}
+def _request_context(headers: frozenset[str]) -> dict[str, str]:
+    """The context of an S3 request over TLS 1.3 (the SDK's), plus its headers: a test passes a condition
+    key (``s3:if-match``: the header is sent) or ``key=value``."""
+    context = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
     for header in headers:
         key, _, value = header.partition("=")
         context[key] = value or "*"
     return context
 
 
-def _conditions_hold(
-    conditions: dict[str, Any], principal: Principal, headers: set[str], resource_tags: Mapping[str, str]
-) -> bool:
-    context = _request_context(headers)
-    for operator, pairs in conditions.items():
-        for key, expected in pairs.items():
-            if key == "aws:PrincipalArn":
-                values = as_list(expected)
-                if operator == "ArnLike":
-                    ok = any(fnmatch.fnmatchcase(principal.arn, v) for v in values)
-                elif operator == "ArnEquals":
-                    ok = principal.arn in values
-                else:
-                    raise AssertionError(operator)
-            elif operator == "Null" and key == f"aws:PrincipalTag/{names.CUSTOMER_TAG_KEY}":
-                ok = (principal.tag is None) == (expected == "true")
-            elif operator == "Null" and key in REQUEST_KEYS:
-                ok = (key not in context) == (expected == "true")
-            elif operator == "StringNotEquals" and key in REQUEST_KEYS:
-                ok = context.get(key) not in as_list(expected)  # a missing key does not equal: true
-            elif operator == "StringEquals" and key.startswith(RESOURCE_TAG):
-                ok = resource_tags.get(key.removeprefix(RESOURCE_TAG)) in as_list(expected)  # missing: false
-            elif key == "aws:SecureTransport":
-                ok = expected == "true"  # requests use TLS
-            elif operator == "NumericLessThan" and key == "s3:TlsVersion":
-                ok = float(expected) > 1.3  # requests use TLS 1.3
-            else:
-                raise AssertionError(f"unknown condition {operator} {key}")
-            if not ok:
-                return False
-    return True
-
-
-def _decide(
-    policy: list[dict[str, Any]],
-    principal: Principal,
-    action: str,
-    resource: str,
-    headers: set[str],
-    bucket_arn: str,
-    resource_tags: Mapping[str, str] | None = None,
-) -> str:
-    """``deny`` (explicit), ``allow`` or ``none`` (implicit deny) for one policy."""
-    result = "none"
-    for statement in policy:
-        if action not in as_list(statement["Action"]) and "s3:*" not in as_list(statement["Action"]):
-            continue
-        if "Resource" in statement:
-            patterns = [_flatten(r, bucket_arn) for r in as_list(statement["Resource"])]
-            if not _resource_matches(patterns, resource, principal):
-                continue
-        else:
-            patterns = [_flatten(r, bucket_arn) for r in as_list(statement["NotResource"])]
-            if _resource_matches(patterns, resource, principal):
-                continue
-        if not _conditions_hold(statement.get("Condition", {}), principal, headers, resource_tags or {}):
-            continue
-        if statement["Effect"] == "Deny":
-            return "deny"
-        result = "allow"
-    return result
-
-
 class World:
-    """The policies of one synthesized app."""
+    """The policies of one synthesized app, decided by the engine."""
 
-    def __init__(self, synth: Synth) -> None:
-        self.synth = synth
-        self.gov = synth.config.accounts.governance
-        self.bucket_arn = f"arn:aws:s3:::{synth.config.metadata_bucket_name}"
-        (policy,) = [
-            p
-            for p in synth.resources(STORAGE_STACK, "AWS::S3::BucketPolicy").values()
-            if any("PrincipalArn" in str(s.get("Condition")) for s in statements(p))
-        ]
-        self.bucket_policy = statements(policy)
+    def __init__(self, synth: Synth, engine: PolicyEngine) -> None:
+        self.synth, self.engine = synth, engine
+        self.assembly = Assembly.from_cloud_assembly(synth.outdir)
+        self.bucket = self.assembly.bucket_policy(synth.config.metadata_bucket_name)
+        assert any("PrincipalArn" in json.dumps(s) for s in self.bucket.document["Statement"])
 
-    def identity(self, role_name: str) -> tuple[Principal, list[dict[str, Any]]]:
-        if role_name in (names.COORDINATOR_ROLE_NAME, names.SWEEPER_ROLE_NAME):
-            stack, tag = PLATFORM_STACK, None
-        else:
-            code = role_name.removeprefix(names.PROCESSOR_ROLE_PREFIX)
-            stack, tag = customer_stack_name(code), code
-        role_id, _ = role_named(self.synth, stack, role_name)
-        return Principal(names.role_arn(self.gov, role_name), tag), policies_of_role(self.synth, stack, role_id)
+    def role(self, role_name: str) -> Role:
+        return self.assembly.role_named(role_name)
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        key: str,
+        headers: frozenset[str] = frozenset(),
+        *,
+        bucket_policy: bool = True,
+    ) -> Decision:
+        decision = self.engine.decide(
+            principal,
+            action,
+            f"{self.bucket.arn}/{key}",
+            resource_account=self.bucket.account,
+            resource_policy=self.bucket.document if bucket_policy else None,
+            context=_request_context(headers),
+        )
+        # AWS defines the conditional-request keys for PutObject and DeleteObject only: on a GET the engine
+        # drops them, as AWS does. Anywhere else a dropped key would silently decide nothing.
+        assert action == "s3:GetObject" or not decision.ignored_context_keys, decision
+        return decision
 
     def may(self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
-        principal, identity = self.identity(role_name)
-        resource = f"{self.bucket_arn}/{key}"
-        mine = _decide(identity, principal, action, resource, set(headers), self.bucket_arn)
-        theirs = _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn)
-        if "deny" in (mine, theirs):
-            return False
-        if self.synth.config.single_account:
-            return "allow" in (mine, theirs)
-        return mine == theirs == "allow"
+        return self.decide(self.role(role_name).principal(), action, key, headers).allowed
 
     def may_protect(self, role_name: str, action: str, task_of: str) -> bool:
         """Whether ``role_name`` may set (or read) scale-in protection of a running task of ``task_of``'s
         processor service. ECS has no resource policies: the task role's own policy decides. The task
         carries what ECS gives it: the managed tags and, with ``PropagateTags: SERVICE``, its service's tags."""
-        principal, identity = self.identity(role_name)
         service = self.synth.only(customer_stack_name(task_of), "AWS::ECS::Service")["Properties"]
         tags = {"aws:ecs:serviceName": service["ServiceName"]} if service.get("EnableECSManagedTags") else {}
         if service.get("PropagateTags") == "SERVICE":
             tags |= {tag["Key"]: tag["Value"] for tag in service.get("Tags", [])}
-        region = self.synth.config.accounts.region
-        task = f"arn:aws:ecs:{region}:{self.gov}:task/{names.CLUSTER_NAME}/0123456789abcdef0123456789abcdef"
-        return _decide(identity, principal, action, task, set(), self.bucket_arn, tags) == "allow"
+        config = self.synth.config
+        task = f"arn:aws:ecs:{config.accounts.region}:{config.accounts.governance}:task/{names.CLUSTER_NAME}/"
+        decision = self.engine.decide(
+            self.role(role_name).principal(),
+            action,
+            task + "0123456789abcdef0123456789abcdef",
+            resource_account=config.accounts.governance,
+            context={f"aws:ResourceTag/{key}": value for key, value in tags.items()},
+        )
+        assert not decision.ignored_context_keys, decision
+        return decision.allowed
+
+    def may_assume(self, role_name: str, sender_of: str, external_id: str | None) -> bool:
+        """Whether ``role_name`` may assume ``sender_of``'s SES sender role (in that customer's account):
+        its own policy must allow ``sts:AssumeRole`` and the sender role's trust policy must trust it."""
+        sender = self.role(names.sender_role_name(sender_of))
+        decision = self.engine.decide(
+            self.role(role_name).principal(),
+            "sts:AssumeRole",
+            sender.arn,
+            resource_account=sender.account,
+            resource_policy=sender.trust_policy,
+            context={"sts:ExternalId": external_id} if external_id else {},
+        )
+        assert not decision.ignored_context_keys, decision
+        return decision.allowed
 
     def may_with_broadened_identity(self, role_name: str, action: str, key: str, headers: frozenset[str]) -> bool:
-        """``may`` once someone has added ``Allow s3:* on *`` to the role's policy: what still holds is what
-        the bucket policy grants (across accounts) and the explicit denies."""
-        principal, identity = self.identity(role_name)
-        identity = [*identity, {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
-        resource = f"{self.bucket_arn}/{key}"
-        mine = _decide(identity, principal, action, resource, set(headers), self.bucket_arn)
-        theirs = _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn)
-        if "deny" in (mine, theirs):
-            return False
-        if self.synth.config.single_account:
-            return "allow" in (mine, theirs)
-        return mine == theirs == "allow"
+        """``may`` once someone has added ``Allow s3:* on *`` to the role's policy."""
+        principal = self.role(role_name).principal(extra_policies={"broadened": BROADENED})
+        return self.decide(principal, action, key, headers).allowed
 
     def identity_denies(self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
         """Denied explicitly by the role's own policy, whatever else that policy allows."""
-        principal, identity = self.identity(role_name)
-        resource = f"{self.bucket_arn}/{key}"
-        return _decide(identity, principal, action, resource, set(headers), self.bucket_arn) == "deny"
+        decision = self.decide(self.role(role_name).principal(), action, key, headers, bucket_policy=False)
+        return decision.identity == "ExplicitlyDenied"
+
+    def bucket_decision(
+        self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
+    ) -> Decision:
+        """The bucket policy's own verdict on the role's request (the role's IAM policies left out)."""
+        role = self.role(role_name)
+        principal = Principal(role.arn, {}, {} if untagged else role.tags)
+        return self.decide(principal, action, key, headers)
 
     def bucket_denies(
         self, role_name: str, action: str, key: str, headers: frozenset[str] = frozenset(), *, untagged: bool = False
     ) -> bool:
-        principal, _ = self.identity(role_name)
-        if untagged:
-            principal.tag = None
-        resource = f"{self.bucket_arn}/{key}"
-        return _decide(self.bucket_policy, principal, action, resource, set(headers), self.bucket_arn) == "deny"
+        return self.bucket_decision(role_name, action, key, headers, untagged=untagged).resource in DENIES
 
     def bucket_denies_anyone(self, action: str, key: str, headers: frozenset[str] = frozenset()) -> bool:
         """Denied by the bucket policy to a principal it names nowhere (an admin, a submitter)."""
-        someone = Principal(f"arn:aws:iam::{self.synth.config.accounts.management}:role/someone", None)
-        resource = f"{self.bucket_arn}/{key}"
-        return _decide(self.bucket_policy, someone, action, resource, set(headers), self.bucket_arn) == "deny"
+        someone = Principal(f"arn:aws:iam::{self.synth.config.accounts.management}:role/someone")
+        return self.decide(someone, action, key, headers).resource in DENIES
 
 
 @pytest.fixture(params=VARIANTS)
-def world(request: pytest.FixtureRequest) -> World:
-    return World(request.getfixturevalue(request.param))
+def world(request: pytest.FixtureRequest, policy_engine: PolicyEngine) -> World:
+    return World(request.getfixturevalue(request.param), policy_engine)
 
 
 A = names.processor_role_name("hts")
@@ -264,9 +192,7 @@ def test_across_accounts_the_bucket_grants_a_processor_only_its_own_prefixes(wor
         ("s3:GetObject", f"customers/{B_CODE}/{CHANGE}", frozenset()),
         ("s3:DeleteObject", f"customers/{B_CODE}/{CHANGE}", IF_MATCH),
     ):
-        principal, _ = world.identity(A)
-        resource = f"{world.bucket_arn}/{key}"
-        assert _decide(world.bucket_policy, principal, action, resource, set(headers), world.bucket_arn) != "allow"
+        assert world.bucket_decision(A, action, key, headers).resource not in ALLOWS, (action, key)
 
 
 def test_the_bucket_policy_denies_processors_every_other_prefix(world: World) -> None:
@@ -344,8 +270,7 @@ def test_sweeper_may_only_create_missing_triggers(world: World) -> None:
 
 
 def test_processor_policy_names_only_its_own_prefixes(world: World) -> None:
-    _, identity = world.identity(A)
-    text = str(identity)
+    text = str(world.role(A).identity_policies)
     assert "processing/hts/*" in text and "customers/hts/*" in text
     assert B_CODE not in text and "secretsmanager" not in text and names.CONTACT_READER_ROLE_PREFIX not in text
 
@@ -437,3 +362,18 @@ def test_processor_may_protect_only_its_own_services_tasks(world: World) -> None
         assert world.may_protect(A, action, task_of="hts"), action
         assert not world.may_protect(A, action, task_of=B_CODE), action
         assert not world.may_protect(names.processor_role_name(B_CODE), action, task_of="hts"), action
+
+
+# --- The customer's SES sender role (issue 18: A's processor tries B's sender role) ---------------------
+
+
+def test_processor_assumes_only_its_own_sender_role(world: World) -> None:
+    """Both sides decide: the processor's policy names only its own sender role, and each sender role's trust
+    policy names only its own processor's ARN and requires the ExternalId agreed with the customer."""
+    external_ids = {customer.code: customer.external_id for customer in world.synth.config.customers}
+    assert world.may_assume(A, "hts", external_ids["hts"])
+    assert not world.may_assume(A, "hts", None)
+    assert not world.may_assume(A, "hts", external_ids[B_CODE])
+    assert not world.may_assume(A, B_CODE, external_ids[B_CODE])
+    assert not world.may_assume(names.processor_role_name(B_CODE), "hts", external_ids["hts"])
+    assert not world.may_assume(names.COORDINATOR_ROLE_NAME, "hts", external_ids["hts"])

@@ -4,8 +4,8 @@ The emulator (moto) does not evaluate bucket policies, so a deny on an unconditi
 pass every runtime test and break the first real deploy. Here a submission is processed and folded on the
 emulator while every ``PutObject`` / ``DeleteObject`` the runtime sends is recorded (botocore's
 ``provide-client-params`` event: the parameters of each call as the runtime passed them); each one is then
-decided against the synthesized policies (``tests.infra.test_isolation``'s evaluator) as the role that
-makes it in production.
+decided against the synthesized policies by the policy engine (``devtools.iam_engine``, through
+``tests.infra.test_isolation``'s ``World``) as the role that makes it in production.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS
+from devtools.iam_engine import PolicyEngine
 from runtime.contract import names
 from runtime.contract.keys import TriggerRef
 from tests.infra.test_isolation import ENCRYPTION, World
@@ -82,9 +83,9 @@ def _allowed(world: World, call: Call) -> bool:
 
 
 def test_every_runtime_write_of_a_processed_change_is_allowed_by_the_policies(
-    platform: Platform, sample: Synth
+    platform: Platform, sample: Synth, policy_engine: PolicyEngine
 ) -> None:
-    world = World(sample)
+    world = World(sample, policy_engine)
     calls, actor = _record(platform)
     platform.submit()
     for code in ("hts", "htsnonprod"):
@@ -106,9 +107,9 @@ def test_every_runtime_write_of_a_processed_change_is_allowed_by_the_policies(
     assert refused == []
 
 
-def test_the_check_refuses_an_unconditional_write(sample: Synth) -> None:
+def test_the_check_refuses_an_unconditional_write(sample: Synth, policy_engine: PolicyEngine) -> None:
     """The same decision refuses what the policy denies (so the test above can fail)."""
-    world = World(sample)
+    world = World(sample, policy_engine)
     processor = names.processor_role_name("hts")
     assert not _allowed(world, Call(processor, "s3:PutObject", "processing/hts/CHG-1.json", frozenset()))
     assert not _allowed(world, Call(processor, "s3:DeleteObject", "customers/hts/CHG-1.json", frozenset()))
