@@ -213,6 +213,8 @@ def apply_direct(stack: StackArtifact, resolve: Resolver, world: World, report: 
         if type_ in tables.RECORDED_TYPES:
             mine.recorded.append({"stack": stack.stack_name, "logical_id": logical_id, "type": type_})
             report.recorded[type_] += 1
+            if type_ == "AWS::S3::BucketPolicy":  # for the policy engine: see tables.RECORDED_TYPES
+                mine.policies[f"arn:aws:s3:::{resolve(properties['Bucket'])}"] = resolve(properties["PolicyDocument"])
             continue
         for name, handling in tables.property_table(type_).items():  # type: ignore[union-attr]
             if name not in properties:
@@ -343,12 +345,6 @@ def _create_direct(where: str, type_: str, properties: dict[str, Any], resolve: 
                 TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(properties["PolicyDocument"])
             )
             mine.policies[topic] = properties["PolicyDocument"]
-    elif type_ == "AWS::S3::BucketPolicy":
-        bucket = properties["Bucket"]
-        aws.client("s3", account, region).put_bucket_policy(
-            Bucket=bucket, Policy=json.dumps(properties["PolicyDocument"])
-        )
-        mine.policies[f"arn:aws:s3:::{bucket}"] = properties["PolicyDocument"]
     elif type_ == "AWS::Events::EventBusPolicy":
         statement = properties["Statement"]
         bus = properties["EventBusName"]

@@ -147,16 +147,18 @@ CFN_TYPES: dict[str, dict[str, Handling]] = {
 DIRECT_TYPES: dict[str, dict[str, Handling]] = {
     "AWS::SQS::QueuePolicy": {"PolicyDocument": D, "Queues": D},
     "AWS::SNS::TopicPolicy": {"PolicyDocument": D, "Topics": D},
-    "AWS::S3::BucketPolicy": {"Bucket": D, "PolicyDocument": D},
     "AWS::Events::EventBusPolicy": {"EventBusName": D, "Statement": D, "StatementId": D},
     "AWS::SES::ConfigurationSet": {"Name": D, "SuppressionOptions": D, "Tags": D},
 }
 
 # Types kept in the deployed world's record only: nothing local would act on them (alarms, scaling),
 # or moto cannot hold them (an EventBridge destination of SES; a Lambda-backed custom resource and its
-# provider function, which would need Docker).
+# provider function, which would need Docker), or would misapply them: moto enforces a bucket policy's
+# Deny statements without their conditions, so the sample's "deny unless TLS" would deny every request
+# to the bucket; the policy engine reads the bucket policy from the deployed world instead.
 RECORDED_TYPES: frozenset[str] = frozenset(
     {
+        "AWS::S3::BucketPolicy",
         "AWS::CloudWatch::Alarm",
         "AWS::ApplicationAutoScaling::ScalableTarget",
         "AWS::ApplicationAutoScaling::ScalingPolicy",
