@@ -54,7 +54,9 @@ def client(server: LocalAws, service: str, account: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    made.meta.events.register("before-sign.*.*", lambda request, **_: request.headers.__setitem__(ACCOUNT_HEADER, account))
+    made.meta.events.register(
+        "before-sign.*.*", lambda request, **_: request.headers.__setitem__(ACCOUNT_HEADER, account)
+    )
     return made
 
 
@@ -97,9 +99,13 @@ def test_every_stack_deploys_after_its_dependencies_in_its_own_account(sample: S
         assert sum(stack.created.values()) + sum(whole.values()) == len(types), stack.stack_name
 
 
-def test_bucket_notifications_on_the_emulator_equal_the_template(sample: Synth, deployed: DeployReport, server: LocalAws) -> None:
+def test_bucket_notifications_on_the_emulator_equal_the_template(
+    sample: Synth, deployed: DeployReport, server: LocalAws
+) -> None:
     ((logical_id, bucket),) = [
-        (k, r) for k, r in resources(sample, "TtpStorage", "AWS::S3::Bucket").items() if "NotificationConfiguration" in r["Properties"]
+        (k, r)
+        for k, r in resources(sample, "TtpStorage", "AWS::S3::Bucket").items()
+        if "NotificationConfiguration" in r["Properties"]
     ]
     name = bucket["Properties"]["BucketName"]
     expected = {
@@ -115,7 +121,11 @@ def test_bucket_notifications_on_the_emulator_equal_the_template(sample: Synth, 
     assert found == expected and len(expected) == 5
     s3 = client(server, "s3", MGMT)
     assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
-    (policy,) = [p for p in resources(sample, "TtpStorage", "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": logical_id}]
+    (policy,) = [
+        p
+        for p in resources(sample, "TtpStorage", "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": logical_id}
+    ]
     # recorded for the policy engine, not put on moto (which would apply its Deny statements unconditionally)
     recorded = deployed.world.accounts[MGMT].policies[f"arn:aws:s3:::{name}"]
     expected = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -206,7 +216,9 @@ def test_roles_and_their_policies_equal_the_template(
         name = role["Properties"]["RoleName"]
         found = iam.get_role(RoleName=name)["Role"]
         assert found["AssumeRolePolicyDocument"] == role["Properties"]["AssumeRolePolicyDocument"]
-        expected = {p["Properties"]["PolicyName"]: p for p in policies if {"Ref": logical_id} in p["Properties"]["Roles"]}
+        expected = {
+            p["Properties"]["PolicyName"]: p for p in policies if {"Ref": logical_id} in p["Properties"]["Roles"]
+        }
         assert set(iam.list_role_policies(RoleName=name)["PolicyNames"]) == set(expected)
         for policy_name, policy in expected.items():
             document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
@@ -221,7 +233,10 @@ def test_an_object_under_a_customer_prefix_reaches_that_customers_queue_in_the_g
 ) -> None:
     """The bucket is in the management account, the queues in the governance account: AWS delivers there."""
     sqs = client(server, "sqs", GOV)
-    queues = {name: sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("customer-hts-changes", "customer-htsnonprod-changes", "ttp-change-coordinator")}
+    queues = {
+        name: sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        for name in ("customer-hts-changes", "customer-htsnonprod-changes", "ttp-change-coordinator")
+    }
 
     def bodies(url: str) -> list[str]:
         found: list[str] = []
@@ -233,9 +248,13 @@ def test_an_object_under_a_customer_prefix_reaches_that_customers_queue_in_the_g
 
     for url in queues.values():
         bodies(url)  # the s3:TestEvent of the configuration
-    client(server, "s3", MGMT).put_object(Bucket="ttp-metadata-111111111111-us-east-1", Key="customers/hts/CHG-1.json", Body=b"{}")
+    client(server, "s3", MGMT).put_object(
+        Bucket="ttp-metadata-111111111111-us-east-1", Key="customers/hts/CHG-1.json", Body=b"{}"
+    )
     hts = bodies(queues["customer-hts-changes"])
-    assert [unquote_plus(json.loads(body)["Records"][0]["s3"]["object"]["key"]) for body in hts] == ["customers/hts/CHG-1.json"]
+    assert [unquote_plus(json.loads(body)["Records"][0]["s3"]["object"]["key"]) for body in hts] == [
+        "customers/hts/CHG-1.json"
+    ]
     assert bodies(queues["customer-htsnonprod-changes"]) == []
     assert bodies(queues["ttp-change-coordinator"]) == []
     assert "QueueUrls" not in client(server, "sqs", MGMT).list_queues()
@@ -252,7 +271,9 @@ def test_an_unknown_resource_type_stops_the_deploy_naming_stack_logical_id_and_t
 
     outdir = broken_copy(sample, tmp_path, "TtpCustomer-hts", add)
     server.reset()
-    with pytest.raises(DeployError, match=r"TtpCustomer-hts MysteryWidget1234 \(AWS::Widgets::Widget\): unknown resource type"):
+    with pytest.raises(
+        DeployError, match=r"TtpCustomer-hts MysteryWidget1234 \(AWS::Widgets::Widget\): unknown resource type"
+    ):
         deploy_assembly(outdir, server.endpoint)
     assert client(server, "cloudformation", GOV).describe_stacks()["Stacks"] == []  # nothing half-deployed
 
@@ -281,7 +302,10 @@ def test_a_notification_naming_a_wrong_queue_fails_naming_the_bucket_and_the_que
 
     outdir = broken_copy(sample, tmp_path, "TtpStorage", misname)
     server.reset()
-    with pytest.raises(DeployError, match=r"TtpStorage MetadataBucket\w+ \(AWS::S3::Bucket\): NotificationConfiguration names the queue " + wrong):
+    with pytest.raises(
+        DeployError,
+        match=r"TtpStorage MetadataBucket\w+ \(AWS::S3::Bucket\): NotificationConfiguration names the queue " + wrong,
+    ):
         deploy_assembly(outdir, server.endpoint)
 
 
@@ -291,7 +315,10 @@ def test_trusting_the_emulators_cloudformation_with_the_notifications_fails_the_
     """moto reports CREATE_COMPLETE for a bucket without its notifications: the read-back says so."""
     monkeypatch.setitem(tables.CFN_TYPES["AWS::S3::Bucket"], "NotificationConfiguration", tables.Handling.CFN)
     server.reset()
-    with pytest.raises(DeployError, match=r"TtpStorage MetadataBucket\w+ \(AWS::S3::Bucket\): NotificationConfiguration on the emulator"):
+    with pytest.raises(
+        DeployError,
+        match=r"TtpStorage MetadataBucket\w+ \(AWS::S3::Bucket\): NotificationConfiguration on the emulator",
+    ):
         deploy_assembly(sample.outdir, server.endpoint)
 
 
@@ -305,8 +332,12 @@ def test_a_queue_changed_on_the_emulator_fails_the_comparison(
         if stack.stack_name == "TtpCustomer-hts":
             sqs = resolver.aws.client("sqs", GOV)
             url = sqs.get_queue_url(QueueName="customer-hts-changes")["QueueUrl"]
-            redrive = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
-            sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps({**redrive, "maxReceiveCount": 99})})
+            redrive = json.loads(
+                sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+            )
+            sqs.set_queue_attributes(
+                QueueUrl=url, Attributes={"RedrivePolicy": json.dumps({**redrive, "maxReceiveCount": 99})}
+            )
 
     monkeypatch.setattr(local_deploy, "apply_direct", apply_then_tamper)
     server.reset()
@@ -333,9 +364,23 @@ def test_the_single_account_variant_deploys_in_one_account(server: LocalAws, tmp
     sqs = client(server, "sqs", MGMT)
     url = sqs.get_queue_url(QueueName="customer-hts-changes")["QueueUrl"]
     sqs.purge_queue(QueueUrl=url)
-    client(server, "s3", MGMT).put_object(Bucket="ttp-metadata-111111111111-us-east-1", Key="customers/hts/CHG-2.json", Body=b"{}")
+    client(server, "s3", MGMT).put_object(
+        Bucket="ttp-metadata-111111111111-us-east-1", Key="customers/hts/CHG-2.json", Body=b"{}"
+    )
     (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert unquote_plus(json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"]) == "customers/hts/CHG-2.json"
+
+
+def test_the_eventbridge_variant_deploys_and_the_report_says_it_does_not_route_locally(
+    server: LocalAws, tmp_path: Path
+) -> None:
+    variant = synthesize(
+        tmp_path / "eventbridge", sample_context(routing="eventbridge"), nag=False, read_metadata=False
+    )
+    server.reset()
+    report = deploy_assembly(variant.outdir, server.endpoint)
+    assert not report.failed
+    assert any("routing through EventBridge" in note and "not run locally" in note for note in report.notes)
 
 
 def test_the_command_prints_each_stack_and_fails_with_exit_1(

@@ -37,9 +37,10 @@ Design (decided on the measurements of ``/work/shared/notes/local-deploy-facts.m
   only; the deployer patches moto's notifier, in the process that runs the emulator, to deliver to the
   account the queue ARN names, as AWS does. With ``--endpoint`` (an emulator in another process) the patch
   cannot reach it: the report says so.
-* **EventBridge routing** (``routing: eventbridge``): moto 5.2.5 does not deliver an S3 event from the
-  bucket's default bus to an SQS target of another account, so that variant deploys but does not route
-  locally; the report says so rather than faking it.
+* **EventBridge routing** (``routing: eventbridge``): the variant deploys, but an object put under
+  ``customers/hts/`` reached no queue through the routing rules on moto 5.2.5 (measured), and moto's
+  ``GetBucketNotificationConfiguration`` leaves the bucket's EventBridge setting out so it cannot be read
+  back. The variant is not runnable locally yet; the report says so rather than faking it.
 * **Bootstrap.** The ``/cdk-bootstrap/hnb659fds/version`` parameter the templates' ``CheckBootstrapVersion``
   rule reads is put in each account first.
 """
@@ -63,7 +64,7 @@ from devtools.local_deploy.resolve import Aws
 from devtools.local_deploy.s3_delivery import deliver_across_accounts
 from devtools.local_deploy.verify import verify_stack
 
-__all__ = ["DeployError", "DeployReport", "World", "deploy_assembly", "deliver_across_accounts", "read_assembly"]
+__all__ = ["DeployError", "DeployReport", "World", "deliver_across_accounts", "deploy_assembly", "read_assembly"]
 
 
 @dataclass
@@ -94,8 +95,8 @@ def deploy_assembly(outdir: Path, endpoint: str, *, in_process: bool = True) -> 
         )
     if _routes_through_eventbridge(stacks):
         report.notes.append(
-            "routing through EventBridge: moto does not deliver S3 events to another account's queue; "
-            "this variant deploys but does not route triggers locally"
+            "routing through EventBridge: deployed, but not run locally (moto 5.2.5 delivers no S3 event through "
+            "the routing rules to the queues: measured); use routing s3 to run the pipeline on the emulator"
         )
     aws = Aws(endpoint)
     outputs: dict[str, dict[str, str]] = {}

@@ -292,7 +292,9 @@ def _lifecycle_rule(where: str, rule: dict[str, Any]) -> dict[str, Any]:
         elif key == "AbortIncompleteMultipartUpload":
             converted["AbortIncompleteMultipartUpload"] = value
         else:
-            raise DeployError(f"{where}: LifecycleConfiguration rule property {key} is not handled by the local deployer")
+            raise DeployError(
+                f"{where}: LifecycleConfiguration rule property {key} is not handled by the local deployer"
+            )
     return converted
 
 
@@ -348,8 +350,8 @@ def _create_direct(where: str, type_: str, properties: dict[str, Any], resolve: 
     elif type_ == "AWS::Events::EventBusPolicy":
         statement = properties["Statement"]
         bus = properties["EventBusName"]
-        document = {"Version": "2012-10-17", "Statement": [statement]}
-        aws.client("events", account, region).put_permission(EventBusName=bus, Policy=json.dumps(document))
+        bus_policy = {"Version": "2012-10-17", "Statement": [statement]}
+        aws.client("events", account, region).put_permission(EventBusName=bus, Policy=json.dumps(bus_policy))
         arn = f"arn:aws:events:{region}:{account}:event-bus/{bus}"
         mine.policies.setdefault(arn, {"Version": "2012-10-17", "Statement": []})["Statement"].append(statement)
     elif type_ == "AWS::SES::ConfigurationSet":

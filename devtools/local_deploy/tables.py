@@ -13,10 +13,10 @@ nowhere. ``RECORDED`` types are kept in the deployed world's record, not emulate
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Handling(str, Enum):
+class Handling(StrEnum):
     CFN = "created by the emulator's CloudFormation"
     REWRITTEN = "rewritten for the emulator's CloudFormation (moto bug), then created by it"
     DIRECT = "applied by the deployer through the service API"
@@ -132,7 +132,10 @@ CFN_TYPES: dict[str, dict[str, Handling]] = {
     "AWS::EC2::NatGateway": {**_TAGS, "AllocationId": C, "SubnetId": C},
     "AWS::EC2::InternetGateway": {**_TAGS},
     "AWS::EC2::VPCGatewayAttachment": {"InternetGatewayId": C, "VpcId": C},
-    "AWS::EC2::VPCEndpoint": {**_TAGS, **dict.fromkeys(["RouteTableIds", "ServiceName", "VpcEndpointType", "VpcId"], C)},
+    "AWS::EC2::VPCEndpoint": {
+        **_TAGS,
+        **dict.fromkeys(["RouteTableIds", "ServiceName", "VpcEndpointType", "VpcId"], C),
+    },
     "AWS::EC2::FlowLog": {
         **_TAGS,
         **dict.fromkeys(

@@ -56,7 +56,9 @@ def _bucket(
         if policy["Type"] == "AWS::S3::BucketPolicy" and resolve(policy["Properties"]["Bucket"]) == bucket:
             recorded = world.policies.get(f"arn:aws:s3:::{bucket}")
             expected_policy = resolve(policy["Properties"]["PolicyDocument"])
-            problems += _differs(f"bucket policy ({policy_id}) in the deployed world's record", expected_policy, recorded)
+            problems += _differs(
+                f"bucket policy ({policy_id}) in the deployed world's record", expected_policy, recorded
+            )
     return problems
 
 
@@ -68,14 +70,17 @@ def _notifications(configuration: dict[str, Any]) -> Any:
                 "queue": item["QueueArn"],
                 "events": sorted(item["Events"]),
                 "filter": sorted(
-                    (rule["Name"].lower(), rule["Value"]) for rule in item.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+                    (rule["Name"].lower(), rule["Value"])
+                    for rule in item.get("Filter", {}).get("Key", {}).get("FilterRules", [])
                 ),
             },
             sort_keys=True,
         )
         for item in configuration.get("QueueConfigurations", [])
     )
-    return {"queues": queues, "eventbridge": "EventBridgeConfiguration" in configuration}
+    # Not compared: EventBridgeConfiguration. moto stores it as an empty dict and its answer leaves empty ones
+    # out, so it cannot be read back; the deploy report says EventBridge routing is not run locally.
+    return {"queues": queues}
 
 
 def _queue(
@@ -93,7 +98,9 @@ def _queue(
         found_redrive = {k: str(v) for k, v in found_redrive.items()}
     problems += _differs("RedrivePolicy", expected_redrive, found_redrive)
     if "VisibilityTimeout" in properties:
-        problems += _differs("VisibilityTimeout", str(properties["VisibilityTimeout"]), attributes.get("VisibilityTimeout"))
+        problems += _differs(
+            "VisibilityTimeout", str(properties["VisibilityTimeout"]), attributes.get("VisibilityTimeout")
+        )
     arn = queue_arn_of_url(url, resolve.region)
     expected_policy = None
     for policy in resources.values():
@@ -121,7 +128,9 @@ def _task_definition(
         expected_env = {e["Name"]: resolve(e["Value"]) for e in container.get("Environment", [])}
         found_env = {e["name"]: e["value"] for e in there.get("environment", [])}
         problems += _differs(f"container {name} environment", expected_env, found_env)
-        problems += _differs(f"container {name} command", resolve(container.get("Command", [])), there.get("command", []))
+        problems += _differs(
+            f"container {name} command", resolve(container.get("Command", [])), there.get("command", [])
+        )
     recorded = world.task_definitions.get(resolve(properties["Family"]), {})
     iam = resolve.aws.client("iam", resolve.account, resolve.region)
     for key, recorded_key in (("TaskRoleArn", "task_role_arn"), ("ExecutionRoleArn", "execution_role_arn")):
@@ -141,7 +150,9 @@ def _role(
     iam = resolve.aws.client("iam", resolve.account, resolve.region)
     name = resolve.ref(logical_id)
     role = iam.get_role(RoleName=name)["Role"]
-    problems = _differs("trust policy", resolve(properties["AssumeRolePolicyDocument"]), role["AssumeRolePolicyDocument"])
+    problems = _differs(
+        "trust policy", resolve(properties["AssumeRolePolicyDocument"]), role["AssumeRolePolicyDocument"]
+    )
     expected: dict[str, Any] = {p["PolicyName"]: resolve(p["PolicyDocument"]) for p in properties.get("Policies", [])}
     for policy in resources.values():
         if policy["Type"] == "AWS::IAM::Policy" and {"Ref": logical_id} in policy["Properties"]["Roles"]:
@@ -152,7 +163,9 @@ def _role(
     }
     problems += _differs("inline policies", expected, found)
     managed = resolve(properties.get("ManagedPolicyArns", []))
-    problems += _differs("managed policies in the deployed world's record", managed, world.managed_policies.get(role["Arn"], []))
+    problems += _differs(
+        "managed policies in the deployed world's record", managed, world.managed_policies.get(role["Arn"], [])
+    )
     return problems
 
 
