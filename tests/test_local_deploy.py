@@ -2,7 +2,8 @@
 
 The comparisons here read the emulator and the synthesized templates directly (not through the deployer's
 own checks), so a deployer that reported success for a platform with holes in it fails them. The
-assembly is synthesized once per module (jsii is the slow part) and each deploy gets an emptied emulator.
+assembly is synthesized once per module (jsii is the slow part). moto's backends are per process, so
+the tests that read the deployed sample come first in the file; the later ones empty the emulator.
 """
 
 from __future__ import annotations
@@ -320,6 +321,30 @@ def test_trusting_the_emulators_cloudformation_with_the_notifications_fails_the_
         match=r"TtpStorage MetadataBucket\w+ \(AWS::S3::Bucket\): NotificationConfiguration on the emulator",
     ):
         deploy_assembly(sample.outdir, server.endpoint)
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS::SQS::QueuePolicy")
+def test_a_resource_the_emulators_cloudformation_skips_fails_the_deploy(
+    sample: Synth, server: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handed to moto's CloudFormation, a queue policy is skipped with a warning and the stack still reports
+    CREATE_COMPLETE: the deployer compares the stack's resource list with what it handed over."""
+    monkeypatch.setitem(tables.CFN_TYPES, "AWS::SQS::QueuePolicy", tables.DIRECT_TYPES["AWS::SQS::QueuePolicy"])
+    monkeypatch.delitem(tables.DIRECT_TYPES, "AWS::SQS::QueuePolicy")
+    server.reset()
+    with pytest.raises(
+        DeployError,
+        match=r"TtpPlatform \w+ \(AWS::SQS::QueuePolicy\): the emulator's CloudFormation reported CREATE_COMPLETE "
+        "without creating it",
+    ):
+        deploy_assembly(sample.outdir, server.endpoint)
+
+
+def test_every_type_of_the_sample_is_in_exactly_one_table(sample: Synth) -> None:
+    created, direct, recorded = set(tables.CFN_TYPES), set(tables.DIRECT_TYPES), set(tables.RECORDED_TYPES)
+    assert not (created & direct or created & recorded or direct & recorded)
+    types = {r["Type"] for template in sample.templates.values() for r in template["Resources"].values()}
+    assert types <= created | direct | recorded
 
 
 def test_a_queue_changed_on_the_emulator_fails_the_comparison(

@@ -1,9 +1,10 @@
 """After a stack is deployed: does what exists on the emulator equal the template, where it matters?
 
 moto's CloudFormation reports ``CREATE_COMPLETE`` for stacks it created only in part, so the deployer
-reads back, resource by resource, what the pipeline depends on: the bucket's notifications, versioning
-and policy, each queue's redrive and policy, each task definition's containers (command, environment)
-and roles, each role's trust policy and inline policies. Every difference is a line of the error.
+reads back, resource by resource, what the pipeline and the policy engine depend on: the bucket's
+notifications, versioning and (recorded) policy, each queue's redrive and policy, each topic's and key's
+policy, each task definition's containers (command, environment) and roles, each role's trust policy and
+inline policies. Every difference is a line of the error.
 """
 
 from __future__ import annotations
@@ -169,7 +170,34 @@ def _role(
     return problems
 
 
+def _topic(
+    logical_id: str, properties: dict[str, Any], resolve: Resolver, world: AccountWorld, resources: dict[str, Any]
+) -> list[str]:
+    arn = resolve.ref(logical_id)
+    attributes = resolve.aws.client("sns", resolve.account, resolve.region).get_topic_attributes(TopicArn=arn)
+    expected = None
+    for policy in resources.values():
+        if policy["Type"] == "AWS::SNS::TopicPolicy" and arn in resolve(policy["Properties"]["Topics"]):
+            expected = resolve(policy["Properties"]["PolicyDocument"])
+    if expected is None:
+        return []  # moto answers a default policy for a topic without one
+    found = json.loads(attributes["Attributes"].get("Policy", "null"))
+    return _differs("topic policy", expected, found) + _differs(
+        "topic policy in the deployed world's record", expected, world.policies.get(arn)
+    )
+
+
+def _key(
+    logical_id: str, properties: dict[str, Any], resolve: Resolver, world: AccountWorld, resources: dict[str, Any]
+) -> list[str]:
+    kms = resolve.aws.client("kms", resolve.account, resolve.region)
+    found = json.loads(kms.get_key_policy(KeyId=resolve.ref(logical_id), PolicyName="default")["Policy"])
+    return _differs("key policy", resolve(properties["KeyPolicy"]), found)
+
+
 _CHECKS = {
+    "AWS::SNS::Topic": _topic,
+    "AWS::KMS::Key": _key,
     "AWS::S3::Bucket": _bucket,
     "AWS::SQS::Queue": _queue,
     "AWS::ECS::TaskDefinition": _task_definition,
