@@ -323,7 +323,7 @@ def test_trusting_the_emulators_cloudformation_with_the_notifications_fails_the_
         deploy_assembly(sample.outdir, server.endpoint)
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::SQS::QueuePolicy")
+@pytest.mark.filterwarnings("ignore:Tried to parse .* not supported by moto")
 def test_a_resource_the_emulators_cloudformation_skips_fails_the_deploy(
     sample: Synth, server: LocalAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
