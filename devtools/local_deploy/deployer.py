@@ -229,7 +229,8 @@ def apply_direct(stack: StackArtifact, resolve: Resolver, world: World, report: 
             report.applied[type_] += 1
         _record(type_, logical_id, properties, resolve, mine)
     for asset in _assets(stack):
-        mine.assets.append(asset)
+        if asset not in mine.assets:  # the stacks of one account share the image
+            mine.assets.append(asset)
 
 
 def _apply_property(where: str, type_: str, logical_id: str, name: str, value: Any, resolve: Resolver) -> None:
