@@ -16,7 +16,7 @@ COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generat
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup lock demo emulator test lint bench clean
+.PHONY: setup lock demo emulator deploy-local test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ demo: setup
 # The local AWS emulator on its own, with the sample layout; it prints the variables to export (README).
 emulator: setup
 	$(PY) -m devtools.emulator --sandbox
+
+# Synthesize the sample app into cdk.out, deploy every stack on a fresh emulator, print what was deployed
+# per stack (created, applied by API, recorded) and compare it with the templates; non-zero on any failure.
+deploy-local: setup
+	CDK_OUTDIR=cdk.out $(PY) app.py
+	$(PY) -m devtools.local_deploy --assembly cdk.out --world cdk.out/local-world.json
 
 # The suite runs on every core (pytest-xdist); servers bind free loopback ports, so workers never clash.
 test: setup
