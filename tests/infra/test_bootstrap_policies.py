@@ -1,0 +1,235 @@
+"""Every stack deploys under the CloudFormation execution policy docs/infrastructure.md prescribes for its
+account (issue 18): each request CloudFormation makes as the execution role ``cdk-hnb659fds-cfn-exec-role``
+(devtools.iam_engine.deploy_actions: the resource schemas' create/update/delete permissions, on the ARNs the
+templates resolve to) is decided by the policy engine against that policy.
+
+This is the decision-level half; deploying each stack on the emulator as that role waits for the emulator's
+enforcement (devtools/emulator.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.iam_engine import PolicyEngine, Principal
+from devtools.iam_engine.deploy_actions import TARGETS, DeployRequest, UnknownResourceType, deploy_requests
+from devtools.iam_engine.templates import Assembly, Stack
+from tests.support.synth import Synth
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "infrastructure.md"
+CUSTOMER_POLICY = ROOT / "docs" / "policies" / "cdk-execution-customer-account.json"
+CUSTOMER_POLICY_IN_DOC = "docs/policies/cdk-execution-customer-account.json"
+PLACEHOLDERS = {"${CUSTOMER}", "${REGION}"}
+PLATFORM_NAME = re.compile(r":(role|configuration-set|rule|parameter)/(ttp-|TtpCustomerAccount-|cdk-bootstrap/)")
+READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]*$")
+
+ADMINISTRATOR_ACCESS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+"""The document of the AWS managed policy ``arn:aws:iam::aws:policy/AdministratorAccess`` (AWS Managed Policy
+Reference, https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AdministratorAccess.html), which
+the doc prescribes for the governance and management accounts."""
+
+IAM_ONLY_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "PlatformRolesOnly",
+            "Effect": "Allow",
+            "Action": [
+                "iam:CreateRole",
+                "iam:DeleteRole",
+                "iam:GetRole",
+                "iam:UpdateRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+            ],
+            "Resource": [
+                "arn:aws:iam::${CUSTOMER}:role/ttp-ses-sender-*",
+                "arn:aws:iam::${CUSTOMER}:role/ttp-contact-reader-*",
+            ],
+        },
+        {
+            "Sid": "CdkBootstrapVersionCheck",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameters",
+            "Resource": "arn:aws:ssm:${REGION}:${CUSTOMER}:parameter/cdk-bootstrap/*",
+        },
+    ],
+}
+"""The customer-account policy docs/infrastructure.md prescribed before issue 18 (IAM roles only)."""
+
+
+def render(document: Any, account: str, region: str) -> Any:
+    """The policy as the doc's ``sed`` command makes it for one account and region."""
+    text = json.dumps(document).replace("${CUSTOMER}", account).replace("${REGION}", region)
+    return json.loads(text)
+
+
+def execution_role(stack: Stack) -> str:
+    """The role ``cdk bootstrap`` creates for CloudFormation (default qualifier), which every deploy uses."""
+    return f"arn:aws:iam::{stack.account}:role/cdk-hnb659fds-cfn-exec-role-{stack.account}-{stack.region}"
+
+
+def prescribed_policy(synth: Synth, stack: Stack) -> Any:
+    """What the doc prescribes for the stack's account: AdministratorAccess for the governance and management
+    accounts (an account that is also a customer's is bootstrapped once, with theirs), else the file."""
+    accounts = synth.config.accounts
+    if stack.account in (accounts.governance, accounts.management):
+        return ADMINISTRATOR_ACCESS
+    return render(json.loads(CUSTOMER_POLICY.read_text()), stack.account, stack.region)
+
+
+def denials(engine: PolicyEngine, assembly: Assembly, stack_name: str, policy: Any) -> list[str]:
+    """One line per request the execution role would be denied: stack/logical id (type, handler): action on ARN."""
+    stack = assembly.stacks[stack_name]
+    principal = Principal(execution_role(stack), {"cdk-execution": policy})
+    seen: set[tuple[str, str, str]] = set()
+    denied = []
+    for request in deploy_requests(assembly, stack_name):
+        key = (request.logical_id, request.action, request.resource)
+        if key in seen:
+            continue
+        seen.add(key)
+        decision = engine.decide(
+            principal,
+            request.action,
+            request.resource,
+            resource_account=request.account,
+            resource_policy=request.resource_policy,
+            context=request.context,
+        )
+        if not decision.allowed:
+            denied.append(f"{request.describe()}: {decision.explain()}")
+    return denied
+
+
+@pytest.fixture(scope="module", params=["sample", "multi", "single", "single_byo"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    found: Synth = request.getfixturevalue(request.param)
+    return found
+
+
+def test_every_stack_deploys_under_the_policy_the_doc_prescribes_for_its_account(
+    synth: Synth, policy_engine: PolicyEngine
+) -> None:
+    assembly = Assembly.from_cloud_assembly(synth.outdir)
+    denied = {
+        name: lines
+        for name, stack in assembly.stacks.items()
+        if (lines := denials(policy_engine, assembly, name, prescribed_policy(synth, stack)))
+    }
+    assert not denied, "AccessDenied on deploy:\n" + "\n".join(line for lines in denied.values() for line in lines)
+
+
+def test_the_customer_account_stack_is_checked_against_the_narrow_policy(sample: Synth) -> None:
+    """The check above would prove nothing for the customer accounts if they got AdministratorAccess."""
+    assembly = Assembly.from_cloud_assembly(sample.outdir)
+    stack = assembly.stacks["TtpCustomerAccount-hts"]
+    assert prescribed_policy(sample, stack) == render(
+        json.loads(CUSTOMER_POLICY.read_text()), stack.account, stack.region
+    )
+    assert stack.account not in (sample.config.accounts.governance, sample.config.accounts.management)
+
+
+def test_the_iam_only_policy_denies_the_customer_account_stack_naming_the_resource(
+    multi: Synth, policy_engine: PolicyEngine
+) -> None:
+    assembly = Assembly.from_cloud_assembly(multi.outdir)
+    stack = assembly.stacks["TtpCustomerAccount-hts"]
+    denied = denials(policy_engine, assembly, stack.name, render(IAM_ONLY_POLICY, stack.account, stack.region))
+    (set_id,) = (logical_id for logical_id, r in stack.resources.items() if r["Type"] == "AWS::SES::ConfigurationSet")
+    expected = (
+        f"TtpCustomerAccount-hts/{set_id} (AWS::SES::ConfigurationSet, create): ses:CreateConfigurationSet on "
+        f"arn:aws:ses:us-east-1:{stack.account}:configuration-set/ttp-hts: implicitly denied: "
+        "no statement of the identity policies allows it"
+    )
+    assert expected in denied
+    # The rule, its role (a name CloudFormation generates) and the event destination are denied too.
+    assert any("(AWS::Events::Rule, create): events:PutRule on" in line for line in denied)
+    assert any("(AWS::IAM::Role, create): iam:CreateRole on" in line and "ForwardRole" in line for line in denied)
+    assert any("ses:CreateConfigurationSetEventDestination" in line for line in denied)
+
+
+def test_a_resource_type_without_a_table_entry_fails_naming_stack_logical_id_and_type(sample: Synth) -> None:
+    assembly = Assembly.from_cloud_assembly(sample.outdir)
+    stack = assembly.stacks["TtpCustomerAccount-hts"]
+    template = copy.deepcopy(dict(stack.template))
+    template["Resources"]["ContactList"] = {"Type": "AWS::SES::ContactList", "Properties": {"ContactListName": "x"}}
+    broken = Assembly({stack.name: Stack(stack.name, stack.account, stack.region, template)})
+    assert "AWS::SES::ContactList" not in TARGETS
+    with pytest.raises(
+        UnknownResourceType, match=r"TtpCustomerAccount-hts/ContactList: resource type AWS::SES::ContactList"
+    ):
+        list(deploy_requests(broken, stack.name))
+
+
+def test_the_customer_account_stack_acts_on_star_only_to_read(multi: Synth) -> None:
+    """The narrow policy names ARNs: a request on ``*`` (an action with no resource type) would need
+    ``Resource: *``, acceptable only for reading."""
+    assembly = Assembly.from_cloud_assembly(multi.outdir)
+    requests: list[DeployRequest] = list(deploy_requests(assembly, "TtpCustomerAccount-hts"))
+    on_star = {request.action for request in requests if not request.resource.startswith("arn:aws:")}
+    assert on_star == {"ses:DescribeConfigurationSet"}
+    assert all(READ_ONLY.match(action) for action in on_star)
+
+
+# --- the doc quotes the file, so the two cannot drift ---------------------------------------------------
+
+
+def _bootstrap_section() -> str:
+    text = DOC.read_text()
+    start = text.index("### Bootstrap (once per account)")
+    return text[start : text.index("\n### ", start + 1)]
+
+
+def _customer_commands() -> list[str]:
+    """The shell commands of the doc's customer-account block, continuation lines joined."""
+    section = _bootstrap_section()
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    (block,) = (block for block in blocks if "ttp-cdk-execution" in block)
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_doc_creates_the_customer_policy_from_the_file(tmp_path: Path) -> None:
+    assert '"Statement"' not in _bootstrap_section(), "the doc repeats the policy inline: quote the file instead"
+    commands = _customer_commands()
+    (sed,) = (command for command in commands if command.startswith("sed "))
+    (create,) = (command for command in commands if command.startswith("aws iam create-policy"))
+    written = re.search(r"> (\S+)$", sed)
+    assert written and CUSTOMER_POLICY_IN_DOC in sed
+    assert re.search(rf"--policy-name ttp-cdk-execution .*--policy-document file://{re.escape(written[1])}$", create)
+    # Run the doc's own sed line (into a temporary file): it must fill every placeholder of the file.
+    script = sed.replace(written[1], str(tmp_path / "policy.json"))
+    environment = {"CUSTOMER": "333333333333", "REGION": "us-east-1", "PATH": os.environ["PATH"]}
+    subprocess.run(["bash", "-c", script], cwd=ROOT, env=environment, check=True)
+    rendered = json.loads((tmp_path / "policy.json").read_text())
+    assert rendered == render(json.loads(CUSTOMER_POLICY.read_text()), "333333333333", "us-east-1")
+    assert "${" not in json.dumps(rendered)
+
+
+def test_the_policy_file_has_only_the_documented_placeholders_and_star_only_to_read() -> None:
+    text = CUSTOMER_POLICY.read_text()
+    assert set(re.findall(r"\$\{[A-Z_]+\}", text)) == PLACEHOLDERS
+    policy = render(json.loads(text), "333333333333", "us-east-1")
+    for statement in policy["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), f"{statement['Sid']}: a wildcard action"
+        if "*" in resources:
+            assert all(READ_ONLY.match(action) for action in actions), f"{statement['Sid']}: writes on *"
+        named = [resource for resource in resources if resource != "*"]
+        assert all(PLATFORM_NAME.search(resource) for resource in named), f"{statement['Sid']}: {named}"
