@@ -10,6 +10,7 @@ enforcement (devtools/emulator.py).
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -233,3 +234,25 @@ def test_the_policy_file_has_only_the_documented_placeholders_and_star_only_to_r
             assert all(READ_ONLY.match(action) for action in actions), f"{statement['Sid']}: writes on *"
         named = [resource for resource in resources if resource != "*"]
         assert all(PLATFORM_NAME.search(resource) for resource in named), f"{statement['Sid']}: {named}"
+
+
+def test_the_policy_file_allows_nothing_a_customer_account_deploy_does_not_request(multi: Synth) -> None:
+    """As narrow as the stack: every action and every resource pattern of the file is used by a deploy."""
+    assembly = Assembly.from_cloud_assembly(multi.outdir)
+    requests = [
+        request
+        for name, stack in assembly.stacks.items()
+        if stack.account not in (multi.config.accounts.governance, multi.config.accounts.management)
+        for request in deploy_requests(assembly, name)
+    ]
+    assert {request.stack for request in requests} == {"TtpCustomerAccount-hts", "TtpCustomerAccount-htsnonprod"}
+    for statement in json.loads(CUSTOMER_POLICY.read_text())["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            assert any(request.action == action for request in requests), f"{statement['Sid']}: {action} is unused"
+        for pattern in resources:
+            rendered = [render(pattern, request.account, "us-east-1") for request in requests]
+            assert any(
+                fnmatch.fnmatchcase(request.resource, arn) for request, arn in zip(requests, rendered, strict=True)
+            ), f"{statement['Sid']}: {pattern} matches no resource of the stacks"
