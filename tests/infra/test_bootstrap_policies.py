@@ -20,23 +20,26 @@ from typing import Any
 
 import pytest
 
-from devtools.iam_engine import PolicyEngine, Principal
+from devtools.iam_engine import PolicyEngine
+from devtools.iam_engine.bootstrap import (
+    ADMINISTRATOR_ACCESS,
+    CUSTOMER_POLICY_FILE,
+    denied_requests,
+    execution_principal,
+    prescribed_policy,
+)
+from devtools.iam_engine.bootstrap import render_policy as render
 from devtools.iam_engine.deploy_actions import TARGETS, DeployRequest, UnknownResourceType, deploy_requests
 from devtools.iam_engine.templates import Assembly, Stack
 from tests.support.synth import Synth
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "infrastructure.md"
-CUSTOMER_POLICY = ROOT / "docs" / "policies" / "cdk-execution-customer-account.json"
+CUSTOMER_POLICY = CUSTOMER_POLICY_FILE
 CUSTOMER_POLICY_IN_DOC = "docs/policies/cdk-execution-customer-account.json"
 PLACEHOLDERS = {"${CUSTOMER}", "${REGION}"}
 PLATFORM_NAME = re.compile(r":(role|configuration-set|rule|parameter)/(ttp-|TtpCustomerAccount-|cdk-bootstrap/)")
 READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]*$")
-
-ADMINISTRATOR_ACCESS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-"""The document of the AWS managed policy ``arn:aws:iam::aws:policy/AdministratorAccess`` (AWS Managed Policy
-Reference, https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AdministratorAccess.html), which
-the doc prescribes for the governance and management accounts."""
 
 IAM_ONLY_POLICY: dict[str, Any] = {
     "Version": "2012-10-17",
@@ -74,50 +77,6 @@ IAM_ONLY_POLICY: dict[str, Any] = {
 """The customer-account policy docs/infrastructure.md prescribed before issue 18 (IAM roles only)."""
 
 
-def render(document: Any, account: str, region: str) -> Any:
-    """The policy as the doc's ``sed`` command makes it for one account and region."""
-    text = json.dumps(document).replace("${CUSTOMER}", account).replace("${REGION}", region)
-    return json.loads(text)
-
-
-def execution_role(stack: Stack) -> str:
-    """The role ``cdk bootstrap`` creates for CloudFormation (default qualifier), which every deploy uses."""
-    return f"arn:aws:iam::{stack.account}:role/cdk-hnb659fds-cfn-exec-role-{stack.account}-{stack.region}"
-
-
-def prescribed_policy(synth: Synth, stack: Stack) -> Any:
-    """What the doc prescribes for the stack's account: AdministratorAccess for the governance and management
-    accounts (an account that is also a customer's is bootstrapped once, with theirs), else the file."""
-    accounts = synth.config.accounts
-    if stack.account in (accounts.governance, accounts.management):
-        return ADMINISTRATOR_ACCESS
-    return render(json.loads(CUSTOMER_POLICY.read_text()), stack.account, stack.region)
-
-
-def denials(engine: PolicyEngine, assembly: Assembly, stack_name: str, policy: Any) -> list[str]:
-    """One line per request the execution role would be denied: stack/logical id (type, handler): action on ARN."""
-    stack = assembly.stacks[stack_name]
-    principal = Principal(execution_role(stack), {"cdk-execution": policy})
-    seen: set[tuple[str, str, str]] = set()
-    denied = []
-    for request in deploy_requests(assembly, stack_name):
-        key = (request.logical_id, request.action, request.resource)
-        if key in seen:
-            continue
-        seen.add(key)
-        decision = engine.decide(
-            principal,
-            request.action,
-            request.resource,
-            resource_account=request.account,
-            resource_policy=request.resource_policy,
-            context=request.context,
-        )
-        if not decision.allowed:
-            denied.append(f"{request.describe()}: {decision.explain()}")
-    return denied
-
-
 @pytest.fixture(scope="module", params=["sample", "multi", "single", "single_byo"])
 def synth(request: pytest.FixtureRequest) -> Synth:
     found: Synth = request.getfixturevalue(request.param)
@@ -128,22 +87,31 @@ def test_every_stack_deploys_under_the_policy_the_doc_prescribes_for_its_account
     synth: Synth, policy_engine: PolicyEngine
 ) -> None:
     assembly = Assembly.from_cloud_assembly(synth.outdir)
-    denied = {
-        name: lines
-        for name, stack in assembly.stacks.items()
-        if (lines := denials(policy_engine, assembly, name, prescribed_policy(synth, stack)))
-    }
+    denied = {name: lines for name in assembly.stacks if (lines := denied_requests(policy_engine, assembly, name))}
     assert not denied, "AccessDenied on deploy:\n" + "\n".join(line for lines in denied.values() for line in lines)
 
 
-def test_the_customer_account_stack_is_checked_against_the_narrow_policy(sample: Synth) -> None:
-    """The check above would prove nothing for the customer accounts if they got AdministratorAccess."""
-    assembly = Assembly.from_cloud_assembly(sample.outdir)
-    stack = assembly.stacks["TtpCustomerAccount-hts"]
-    assert prescribed_policy(sample, stack) == render(
-        json.loads(CUSTOMER_POLICY.read_text()), stack.account, stack.region
-    )
-    assert stack.account not in (sample.config.accounts.governance, sample.config.accounts.management)
+@pytest.mark.parametrize("fixture", ["sample", "single"])
+def test_each_account_gets_the_policy_the_doc_prescribes(fixture: str, request: pytest.FixtureRequest) -> None:
+    """The check above would prove nothing for the customer accounts if they got AdministratorAccess; an
+    account that is also the governance and management account is bootstrapped once, with theirs."""
+    synth: Synth = request.getfixturevalue(fixture)
+    assembly = Assembly.from_cloud_assembly(synth.outdir)
+    accounts = synth.config.accounts
+    for name, stack in assembly.stacks.items():
+        principal = execution_principal(assembly, name)
+        assert (
+            principal.arn == f"arn:aws:iam::{stack.account}:role/cdk-hnb659fds-cfn-exec-role-{stack.account}-us-east-1"
+        )
+        if stack.account in (accounts.governance, accounts.management):
+            expected = ADMINISTRATOR_ACCESS
+        else:
+            expected = render(json.loads(CUSTOMER_POLICY.read_text()), stack.account, stack.region)
+        assert prescribed_policy(assembly, name) == expected, name
+    customer_accounts = {
+        assembly.stacks[name].account for name in assembly.stacks if name.startswith("TtpCustomerAccount-")
+    }
+    assert (customer_accounts == {accounts.management}) == (fixture == "single")
 
 
 def test_the_iam_only_policy_denies_the_customer_account_stack_naming_the_resource(
@@ -151,7 +119,7 @@ def test_the_iam_only_policy_denies_the_customer_account_stack_naming_the_resour
 ) -> None:
     assembly = Assembly.from_cloud_assembly(multi.outdir)
     stack = assembly.stacks["TtpCustomerAccount-hts"]
-    denied = denials(policy_engine, assembly, stack.name, render(IAM_ONLY_POLICY, stack.account, stack.region))
+    denied = denied_requests(policy_engine, assembly, stack.name, render(IAM_ONLY_POLICY, stack.account, stack.region))
     (set_id,) = (logical_id for logical_id, r in stack.resources.items() if r["Type"] == "AWS::SES::ConfigurationSet")
     expected = (
         f"TtpCustomerAccount-hts/{set_id} (AWS::SES::ConfigurationSet, create): ses:CreateConfigurationSet on "
