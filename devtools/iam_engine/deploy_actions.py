@@ -184,8 +184,9 @@ def _own_arn(resource: _Resource) -> list[str]:
     return [resource.assembly.attribute(resource.stack, resource.logical_id, "Arn")]
 
 
-def _none(_: _Resource) -> list[str]:
-    return []
+def _unnamed(_: _Resource) -> list[str]:
+    """Another resource the template does not name: decided on ``*``."""
+    return ["*"]
 
 
 def _roles(*paths: str) -> Resolver:
@@ -359,9 +360,14 @@ TARGETS: Mapping[str, Targets] = {
     "AWS::ECS::Service": Targets(own=None, elsewhere={"iam:PassRole": _roles("Role")}, passed_to="ecs.amazonaws.com"),
     "AWS::Lambda::Function": Targets(
         own=_named("lambda", "function:{name}", "FunctionName"),
-        # On code-signing configs, layers and capacity providers the template does not name.
-        anywhere=frozenset({"lambda:GetCodeSigningConfig", "lambda:GetLayerVersion", "lambda:PassCapacityProvider"}),
-        elsewhere={"iam:PassRole": _roles("Role")},
+        elsewhere={
+            # On code-signing configs, layers and capacity providers the template does not name.
+            **{
+                action: _unnamed
+                for action in ("lambda:GetCodeSigningConfig", "lambda:GetLayerVersion", "lambda:PassCapacityProvider")
+            },
+            "iam:PassRole": _roles("Role"),
+        },
         passed_to="lambda.amazonaws.com",
     ),
     "AWS::CloudWatch::Alarm": Targets(own=_named("cloudwatch", "alarm:{name}", "AlarmName")),

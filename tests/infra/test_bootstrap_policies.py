@@ -29,7 +29,13 @@ from devtools.iam_engine.bootstrap import (
     prescribed_policy,
 )
 from devtools.iam_engine.bootstrap import render_policy as render
-from devtools.iam_engine.deploy_actions import TARGETS, DeployRequest, UnknownResourceType, deploy_requests
+from devtools.iam_engine.deploy_actions import (
+    TARGETS,
+    DeployRequest,
+    UnknownResourceType,
+    deploy_requests,
+    handler_permissions,
+)
 from devtools.iam_engine.templates import Assembly, Stack
 from tests.support.synth import Synth
 
@@ -39,7 +45,20 @@ CUSTOMER_POLICY = CUSTOMER_POLICY_FILE
 CUSTOMER_POLICY_IN_DOC = "docs/policies/cdk-execution-customer-account.json"
 PLACEHOLDERS = {"${CUSTOMER}", "${REGION}"}
 PLATFORM_NAME = re.compile(r":(role|configuration-set|rule|parameter)/(ttp-|TtpCustomerAccount-|cdk-bootstrap/)")
-READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]*$")
+IAM_DATA = ROOT / "node_modules" / "@cloud-copilot" / "iam-data" / "data" / "actions"
+"""The Service Authorization Reference as the pinned engine carries it (one file per service prefix)."""
+
+
+def iam_action(action: str) -> dict[str, Any]:
+    service, _, name = action.partition(":")
+    actions = json.loads((IAM_DATA / f"{service}.json").read_text())
+    found: dict[str, Any] = {key.lower(): value for key, value in actions.items()}[name.lower()]
+    return found
+
+
+def reads_only(action: str) -> bool:
+    return iam_action(action)["accessLevel"] in ("Read", "List")
+
 
 IAM_ONLY_POLICY: dict[str, Any] = {
     "Version": "2012-10-17",
@@ -153,7 +172,7 @@ def test_the_customer_account_stack_acts_on_star_only_to_read(multi: Synth) -> N
     requests: list[DeployRequest] = list(deploy_requests(assembly, "TtpCustomerAccount-hts"))
     on_star = {request.action for request in requests if not request.resource.startswith("arn:aws:")}
     assert on_star == {"ses:DescribeConfigurationSet"}
-    assert all(READ_ONLY.match(action) for action in on_star)
+    assert all(reads_only(action) and not iam_action(action)["resourceTypes"] for action in on_star)
 
 
 # --- the doc quotes the file, so the two cannot drift ---------------------------------------------------
@@ -199,7 +218,7 @@ def test_the_policy_file_has_only_the_documented_placeholders_and_star_only_to_r
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions), f"{statement['Sid']}: a wildcard action"
         if "*" in resources:
-            assert all(READ_ONLY.match(action) for action in actions), f"{statement['Sid']}: writes on *"
+            assert all(reads_only(action) for action in actions), f"{statement['Sid']}: writes on *"
         named = [resource for resource in resources if resource != "*"]
         assert all(PLATFORM_NAME.search(resource) for resource in named), f"{statement['Sid']}: {named}"
 
@@ -224,3 +243,11 @@ def test_the_policy_file_allows_nothing_a_customer_account_deploy_does_not_reque
             assert any(
                 fnmatch.fnmatchcase(request.resource, arn) for request, arn in zip(requests, rendered, strict=True)
             ), f"{statement['Sid']}: {pattern} matches no resource of the stacks"
+
+
+def test_the_table_decides_on_star_only_actions_without_a_resource_type() -> None:
+    """``anywhere`` must not widen an action that has a resource type: the engine's own data says which."""
+    for type_, targets in TARGETS.items():
+        for action in targets.anywhere:
+            assert not iam_action(action)["resourceTypes"], f"{type_}: {action} has a resource type; name its ARN"
+        assert handler_permissions(type_, "create"), f"{type_}: no create permissions in its schema"
