@@ -1,7 +1,7 @@
 """What CloudFormation asks IAM for when it deploys a stack: every action its execution role performs to
-create, update and delete each resource, and the concrete ARN each one acts on.
+create, read, update and delete each resource, and the concrete ARN each one acts on.
 
-The actions are not ours to guess: they are the ``handlers.<create|update|delete>.permissions`` of the
+The actions are not ours to guess: they are the ``handlers.<create|read|update|delete>.permissions`` of the
 CloudFormation registry's resource provider schemas, read from the copy cfn-lint ships (pinned in
 requirements-dev.in; ``cfnlint/data/schemas/providers/us-east-1.json`` maps a type to its schema file).
 What is ours is :data:`TARGETS`: for each resource type the templates use, which resource each action
@@ -32,9 +32,10 @@ from typing import Any
 
 from devtools.iam_engine.templates import Assembly, PolicyResolutionError
 
-HANDLERS = ("create", "update", "delete")
+HANDLERS = ("create", "read", "update", "delete")
 """The handlers a deploy can run: a first deploy creates, a later one updates, a rollback or a removed
-resource deletes. (``read`` and ``list`` permissions are part of these in every schema used here.)"""
+resource deletes, and CloudFormation reads a resource back after each. (``list`` is for listing every
+resource of a type, which no deploy does.)"""
 
 CUSTOM_RESOURCE_ACTIONS = ("lambda:InvokeFunction",)
 """A Lambda-backed custom resource (``Custom::*``, ``AWS::CloudFormation::CustomResource``): CloudFormation
@@ -346,7 +347,7 @@ TARGETS: Mapping[str, Targets] = {
     ),
     "AWS::SNS::TopicPolicy": Targets(own=None),
     "AWS::KMS::Key": Targets(own=_own_arn, anywhere=frozenset({"kms:CreateKey"})),
-    "AWS::KMS::Alias": Targets(own=_alias),
+    "AWS::KMS::Alias": Targets(own=_alias, anywhere=frozenset({"kms:ListAliases"})),
     "AWS::SSM::Parameter": Targets(own=_parameter),
     "AWS::Logs::LogGroup": Targets(own=_own_arn, anywhere=_LOGS_ANYWHERE),
     "AWS::ECS::Cluster": Targets(
