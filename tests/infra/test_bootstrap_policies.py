@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from devtools.iam_engine.deploy_actions import (
     handler_permissions,
 )
 from devtools.iam_engine.templates import Assembly, Stack
-from tests.support.synth import Synth
+from tests.support.synth import Synth, sample_context
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "infrastructure.md"
@@ -251,3 +252,29 @@ def test_the_table_decides_on_star_only_actions_without_a_resource_type() -> Non
         for action in targets.anywhere:
             assert not iam_action(action)["resourceTypes"], f"{type_}: {action} has a resource type; name its ARN"
         assert handler_permissions(type_, "create"), f"{type_}: no create permissions in its schema"
+
+
+@pytest.fixture(scope="module")
+def own_configuration_set(make_synth: Callable[..., Synth]) -> Synth:
+    """Customer hts sends with its own configuration set: the stack attaches the destination to it."""
+    context = sample_context()
+    context["ttp"]["customers"][0]["configuration_set"] = "hts-mail"
+    return make_synth("own-configuration-set", context)
+
+
+def test_a_customers_own_configuration_set_deploys_once_its_arn_is_added_as_the_doc_says(
+    own_configuration_set: Synth, policy_engine: PolicyEngine
+) -> None:
+    assembly = Assembly.from_cloud_assembly(own_configuration_set.outdir)
+    name = "TtpCustomerAccount-hts"
+    account = assembly.stacks[name].account
+    own_set = f"arn:aws:ses:us-east-1:{account}:configuration-set/hts-mail"
+    denied = denied_requests(policy_engine, assembly, name)
+    assert denied and all(f"on {own_set}: " in line for line in denied), denied
+    assert "arn:aws:ses:$REGION:$CUSTOMER:configuration-set/<its name>`) to the `PlatformConfigurationSets`" in (
+        " ".join(_bootstrap_section().split())
+    )
+    policy = prescribed_policy(assembly, name)
+    (statement,) = (statement for statement in policy["Statement"] if statement["Sid"] == "PlatformConfigurationSets")
+    statement["Resource"] = [statement["Resource"], own_set]
+    assert denied_requests(policy_engine, assembly, name, policy) == []
