@@ -1,10 +1,11 @@
 """Every stack deploys under the CloudFormation execution policy docs/infrastructure.md prescribes for its
 account (issue 18): each request CloudFormation makes as the execution role ``cdk-hnb659fds-cfn-exec-role``
-(devtools.iam_engine.deploy_actions: the resource schemas' create/update/delete permissions, on the ARNs the
-templates resolve to) is decided by the policy engine against that policy.
+(devtools.iam_engine.deploy_actions: the resource schemas' create/read/update/delete permissions, on the ARNs
+the templates resolve to) is decided by the policy engine against that policy.
 
-This is the decision-level half; deploying each stack on the emulator as that role waits for the emulator's
-enforcement (devtools/emulator.py).
+This is the decision-level half. Deploying each stack on the emulator as that role waits for the emulator's
+enforcement (devtools/emulator.py); moto's CloudFormation creates resources inside the emulator, without a
+request per action, so there the deployer would gate each stack on ``denied_requests`` before creating it.
 """
 
 from __future__ import annotations
