@@ -284,3 +284,89 @@ class Scheduled:
             except subprocess.TimeoutExpired:
                 current.kill()
         self._thread.join(timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devtools.local_run`` (``make emulator``): one local world until Ctrl-C or SIGTERM.
+
+    Synthesizes the sample app (customers from ``cdk.json``, meetings on the fake Graph), deploys it on a
+    fresh emulator, creates what the stacks do not own, starts the fake Graph and, unless ``--no-services``,
+    every service and the sweeper as :mod:`devtools.demo` does. Prints the ``export`` lines of an operator
+    (the ops CLI, ``python -m runtime …``) and of every service (to run one by hand instead).
+    """
+    import argparse
+    import tempfile
+
+    from devtools import demo
+    from devtools import sandbox as sb
+    from devtools.emulator import LocalAws, exports
+    from devtools.fake_graph import FakeGraph
+    from devtools.local_deploy import DeployError, deploy_assembly
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.local_run", description=main.__doc__)
+    parser.add_argument("--assembly", type=Path, default=ROOT / "cdk.out.local", help="where to synthesize")
+    parser.add_argument("--skip-synth", action="store_true", help="deploy the assembly already there")
+    parser.add_argument("--no-services", action="store_true", help="print the exports, run no service")
+    parser.add_argument("--sweep-every", type=float, default=300.0, help="the sweeper's period here (s)")
+    args = parser.parse_args(argv)
+    if not args.skip_synth:
+        demo.synthesize(args.assembly, context=demo.demo_context())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with contextlib.ExitStack() as cleanup:
+        emulator = LocalAws().start()
+        cleanup.callback(emulator.stop)
+        try:
+            deployed = deploy_assembly(args.assembly, emulator.endpoint)
+        except DeployError as exc:
+            print(f"deploy failed: {exc}", file=sys.stderr)
+            return 1
+        demo.report_deploy(deployed)
+        plans = plan(args.assembly, deployed.world)
+        config = demo.load_platform_config()
+        aws = Aws(emulator.endpoint)
+        graph = FakeGraph().start()
+        cleanup.callback(graph.stop)
+        operator = sb.create_unowned(
+            aws,
+            sb.specs_from_config(config.customers),
+            governance_account=config.accounts.governance,
+            region=config.accounts.region,
+            graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
+        )
+        region = config.accounts.region
+        endpoints = {
+            "TTP_GRAPH_BASE_URL": graph.graph_base_url,
+            "TTP_GRAPH_AUTHORITY_HOST": graph.authority_host,
+            "REQUESTS_CA_BUNDLE": graph.ca_path,
+        }
+        print(f"# emulator {emulator.endpoint}, fake Graph {graph.url}")
+        print("# an operator (python -m runtime …, governance account): in another shell, paste")
+        operator_env = {
+            "AWS_ENDPOINT_URL": emulator.endpoint,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            **operator.env(),
+            **demo.operator_settings(plans),
+        }
+        print("unset AWS_SESSION_TOKEN\n" + "\n".join(exports(operator_env)))
+        for service in plans:
+            graph_endpoints = endpoints if "TTP_GRAPH_BASE_URL" in service.environment else {}
+            item = launch(service, aws, endpoints=graph_endpoints)
+            print(f"# service {service.name} ({' '.join(service.command)}; task role {service.task_role_arn}):")
+            print("\n".join(exports({k: v for k, v in item.env.items() if k != "PATH"})))
+        if not args.no_services:
+            logdir = Path(tempfile.mkdtemp(prefix="ttp-emulator-"))
+            processes = cleanup.enter_context(demo.Processes())
+            *_, scheduled = demo.start_services(aws, plans, processes, logdir, graph, sweep_every=args.sweep_every)
+            if scheduled is not None:
+                cleanup.callback(scheduled.stop, 15)
+            print(f"# running every service above (logs in {logdir}); sweeper every {args.sweep_every:.0f} s")
+        print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
