@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -662,8 +663,15 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it."""
+    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it.
+
+    Only in the main thread, where the handlers run: the scheduler's thread (the sweeper's runs) must not
+    take over an interrupt meant for the main thread (it would end that thread, and the demo would go on).
+    The scheduler is stopped before the processes are (see :func:`run`)."""
     global _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _deferring = True
     try:
         yield
