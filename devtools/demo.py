@@ -325,6 +325,9 @@ def run(args: argparse.Namespace) -> int:
     assembly: Path = args.assembly
     if not args.skip_synth:
         synthesize(assembly, context=demo_context())
+    elif not (assembly / "manifest.json").is_file():
+        console.print(f"[red]no cloud assembly in {assembly}[/red]: run without --skip-synth, or give --assembly DIR")
+        return 2
     logdir = Path(tempfile.mkdtemp(prefix="ttp-demo-"))
     started = time.monotonic()
     # Whatever happens from here on (an exception, Ctrl-C, SIGTERM, a closed stdout), the ExitStack stops

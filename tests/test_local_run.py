@@ -233,3 +233,20 @@ def test_a_schedule_that_is_not_a_rate_is_refused() -> None:
 def test_the_demo_context_keeps_cdk_json_customers() -> None:
     cdk = json.loads((local_run.ROOT / "cdk.json").read_text())["context"]["ttp"]
     assert demo.demo_context()["ttp"]["customers"] == cdk["customers"]
+
+
+def test_the_demo_without_an_assembly_says_how_to_get_one(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--assembly", str(tmp_path / "none")],
+        cwd=local_run.ROOT,
+        env={**os.environ, "PYTHONPATH": str(local_run.ROOT), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr[-2000:]
+    said = " ".join(result.stdout.split())  # rich wraps the line at its width
+    assert f"no cloud assembly in {tmp_path / 'none'}: run without --skip-synth, or give --assembly DIR" in said
