@@ -125,12 +125,16 @@ def test_every_service_and_the_scheduled_sweeper_of_the_templates_is_planned(wor
         if resource["Type"] == "AWS::ECS::Service"
     }
     planned = {p.name for p in world.plans if not p.schedule}
-    assert planned == services == {
-        "customer-hts-processor",
-        "customer-htsnonprod-processor",
-        "customer-acme-processor",
-        "ttp-change-coordinator",
-    }
+    assert (
+        planned
+        == services
+        == {
+            "customer-hts-processor",
+            "customer-htsnonprod-processor",
+            "customer-acme-processor",
+            "ttp-change-coordinator",
+        }
+    )
     [sweeper] = [p for p in world.plans if p.schedule]
     assert (sweeper.family, sweeper.schedule, sweeper.schedule_seconds) == ("ttp-sweeper", "rate(5 minutes)", 300)
 
