@@ -277,7 +277,8 @@ def report_launches(launches: list[local_run.Launch], sweep_every: float) -> Non
     console.print(table)
     console.print("  overridden, and nothing else:")
     for item in launches:
-        console.print(f"  {item.plan.name}: " + ", ".join(f"{k}={v}" for k, v in item.overrides.items()))
+        shown = {k: v for k, v in item.overrides.items() if k != "PATH"}
+        console.print(f"  {item.plan.name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()) + ", PATH")
     console.print("  plus, for each, its task role's credentials (sts:AssumeRole on the emulator)")
 
 

@@ -14,7 +14,8 @@ account, so every request it makes is signed as that role). Only these are overr
 :meth:`ServicePlan.overrides` lists each one for the report:
 
 * ``AWS_ENDPOINT_URL`` (the emulator), ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (ECS sets them);
-* ``python`` of the command is this interpreter, with ``PYTHONPATH`` the checkout (the image's ``/app``);
+* ``python`` of the command is this interpreter, with ``PYTHONPATH`` the checkout (the image's ``/app``)
+  and this ``PATH`` (the base image's);
 * the waits given in ``waits`` (demo-sized: a 1 s receive wait instead of 20 s, so a stop does not wait
   out a long poll) and the endpoints given in ``endpoints`` (the fake Graph's URLs and its CA bundle).
 
@@ -207,11 +208,12 @@ def launch(
     if argv and argv[0] == "python":
         argv[0] = sys.executable
         overrides["command[0]"] = sys.executable
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **image_environment(), **service.environment}
+    env = {**image_environment(), **service.environment}
     execution = assume(aws, service.execution_role_arn, service.region) if service.secrets else {}
     env.update(resolve_secrets(aws.endpoint, service, execution) if service.secrets else {})
     env.update(assume(aws, service.task_role_arn, service.region))
     local = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),  # the base image's PATH names the image's python
         "AWS_ENDPOINT_URL": aws.endpoint,
         "AWS_REGION": service.region,
         "AWS_DEFAULT_REGION": service.region,
