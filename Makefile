@@ -43,9 +43,10 @@ setup: $(VENV)/.installed node_modules/.installed
 demo: setup
 	$(PY) -m devtools.demo
 
-# The local AWS emulator on its own, with the sample layout; it prints the variables to export (README).
+# One local world: the sample app synthesized and deployed on the emulator, the fake Graph, every service
+# running; it prints the variables to export for an operator and for each service (README).
 emulator: setup
-	$(PY) -m devtools.emulator --sandbox
+	$(PY) -m devtools.local_run
 
 # Synthesize the sample app into cdk.out, deploy every stack on a fresh emulator, print what was deployed
 # per stack (created, applied by API, recorded) and compare it with the templates; non-zero on any failure.

@@ -1,21 +1,23 @@
-"""The main job: synthesize the sample platform, then run its pipeline end to end on a local AWS emulator.
+"""The main job: synthesize the sample platform, deploy it on a local AWS emulator, run it end to end.
 
-    make demo            # or: python -m devtools.demo [--skip-synth] [--changes N]
+    make demo            # or: python -m devtools.demo [--skip-synth] [--assembly DIR] [--changes N]
 
-1. Synthesizes the CDK app into ``cdk.out`` and prints each stack, its account and resource count.
-2. Starts moto's server on a loopback port (and a fake Microsoft Graph when meetings are available),
-   creates the bucket layout, per-customer queues with DLQs and S3 notifications, SES identities and
-   contact lists in each customer's account.
-3. Starts one worker per customer (``python -m runtime worker``) and the change coordinator
-   (``python -m runtime coordinator``, fed by the ``archive/`` and ``processing/`` events; only it gets
-   the Graph settings) as real subprocesses, submits sample changes archive-first, waits until every
-   trigger is gone and every customer's result is folded into the archive, and prints what happened:
-   the archive's modifications, the coordinator's folds (results per archive write) and the meeting,
-   the emails each customer sent, timings. The contact lists hold SES mailbox-simulator addresses
-   (``success@``, ``bounce@``, ``complaint@``, ``ooto@``, ``suppressionlist@simulator.amazonses.com``):
-   the SES event simulator (:mod:`devtools.ses_events`) publishes the events SES would for every email
-   sent to the delivery-events queue, which the coordinator consumes (``TTP_DELIVERY_QUEUE_URL``).
-4. Runs the ops commands ``health`` and ``verify`` on the result, stops every process with SIGTERM.
+1. Synthesizes the CDK app into ``cdk.out.local`` (customers from ``cdk.json``; meetings pointed at the
+   fake Microsoft Graph: :func:`demo_context`) and prints each stack, its account and resource count.
+2. Starts moto's server on a loopback port and deploys every stack on it (:mod:`devtools.local_deploy`),
+   then prints per stack what was created, applied through the API, and recorded only.
+3. Creates what the stacks do not own (:mod:`devtools.sandbox`: SES identities, contact lists, the Graph
+   client secret, an operator's key) and starts the fake Graph.
+4. Runs every ECS service of the deployed world (each customer's processor, the change coordinator) and
+   the sweeper on its schedule, each with its task definition's command and environment and its task
+   role's credentials (:mod:`devtools.local_run`); prints every override. Submits sample changes
+   archive-first, waits until every trigger is gone and every customer's result is folded into the
+   archive (and the requested meeting is scheduled by the coordinator), and prints what happened: the
+   archive's modifications, the coordinator's folds and the meeting, the emails each customer sent,
+   timings. The contact lists hold SES mailbox-simulator addresses (``success@``, ``bounce@``, …): the SES
+   event simulator (:mod:`devtools.ses_events`) publishes the events SES would for every email sent to the
+   delivery-events queue, which the coordinator consumes.
+5. Runs the ops commands ``health`` and ``verify`` as the operator, stops every process with SIGTERM.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,21 +42,27 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
+from devtools import local_run, ses_events
 from devtools import sandbox as sb
-from devtools import ses_events
 from devtools.emulator import local_aws
+from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
+from devtools.local_deploy.resolve import Aws
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
+from runtime.contract import names
 from runtime.notify.email_tags import EmailTagError, tags_from_event
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(highlight=False, width=120)
 
 
-def synthesize(outdir: Path) -> None:
-    """Run the CDK app (python app.py, as ``cdk synth`` would) and summarise the cloud assembly."""
+def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> None:
+    """Run the CDK app (python app.py, as ``cdk synth`` would, ``context`` as ``-c`` would pass it) and
+    summarise the cloud assembly."""
     env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    if context:
+        env["CDK_CONTEXT_JSON"] = json.dumps(context)
     started = time.monotonic()
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -75,18 +85,20 @@ def synthesize(outdir: Path) -> None:
 class Worker:
     """``python -m runtime worker`` of one customer (or, with ``command="coordinator"``, the coordinator)."""
 
-    def __init__(self, code: str, env: dict[str, str], logdir: Path, command: str = "worker") -> None:
+    def __init__(
+        self, code: str, env: dict[str, str], logdir: Path, command: str = "worker", argv: list[str] | None = None
+    ) -> None:
         self.code = code
         self.log_path = logdir / f"{command}-{code}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", command],
+            argv or [sys.executable, "-m", "runtime", command],
             cwd=ROOT,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops them with SIGTERM (drain)
-            preexec_fn=_terminate_with(os.getpid()),
+            preexec_fn=local_run.terminate_with(os.getpid()),
         )
 
     def stop(self, timeout: float = 30) -> int:
@@ -117,27 +129,6 @@ class Worker:
         return lines
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _terminate_with(parent: int) -> Callable[[], None] | None:
-    """For ``Popen(preexec_fn=…)``: the child gets SIGTERM (and drains) when the demo dies, even by
-    SIGKILL, which leaves the demo no chance to stop it; otherwise it would retry the dead emulator
-    forever. Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere the demo's own clean-up is all there is."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the demo died before the signal was armed
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
-
-
 class Processes:
     """Every subprocess the demo started; :meth:`stop_all` stops those still running, however the demo ends.
 
@@ -148,11 +139,13 @@ class Processes:
     def __init__(self) -> None:
         self.started: list[Worker] = []
 
-    def start(self, code: str, env: dict[str, str], logdir: Path, command: str = "worker") -> Worker:
+    def start(
+        self, code: str, env: dict[str, str], logdir: Path, command: str = "worker", argv: list[str] | None = None
+    ) -> Worker:
         # A Ctrl-C (or SIGTERM) that lands inside Popen would leave a started child unregistered, hence
         # orphaned: it is held until the child is registered, then raised.
         with _interrupts_deferred():
-            worker = Worker(code, env, logdir, command)
+            worker = Worker(code, env, logdir, command, argv)
             self.started.append(worker)
         return worker
 
@@ -206,6 +199,13 @@ def sample_changes(codes: list[str], count: int) -> list[dict[str, Any]]:
     return changes[:count]
 
 
+GRAPH_SECRET_NAME = "ttp/graph-client-secret"
+DEMO_WAITS = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_DRAIN_SECONDS": "10"}
+"""Demo-sized waits: a stop need not wait out a 20 s long poll, nor a 90 s drain."""
+SWEEP_EVERY_SECONDS = 10.0
+"""The sweeper's period in the demo (the template's rate is minutes: the demo would end before a run)."""
+
+
 def load_platform_config() -> Any:
     """The sample platform of ``cdk.json``: the demo runs the pipeline of the app it synthesized."""
     from stacks.config import config_from_context, load_cdk_json
@@ -213,59 +213,189 @@ def load_platform_config() -> Any:
     return config_from_context(load_cdk_json(ROOT / "cdk.json"))
 
 
+def demo_context() -> dict[str, Any]:
+    """``cdk.json``'s ``ttp`` context with meetings configured for the fake Graph (its tenant, client id and
+    organizer; the client secret's name in the governance account; the contact readers' ExternalId)."""
+    from devtools.fake_graph import DEMO_CONTACT_READER_EXTERNAL_ID, FakeGraph
+    from stacks.config import CONTEXT_KEY, load_cdk_json
+
+    ttp = dict(load_cdk_json(ROOT / "cdk.json")[CONTEXT_KEY])
+    fake = FakeGraph()
+    ttp["meetings"] = {
+        "tenant_id": fake.tenant_id,
+        "client_id": fake.client_id,
+        "organizer": fake.organizer,
+        "client_secret": GRAPH_SECRET_NAME,
+        "contact_reader_external_id": DEMO_CONTACT_READER_EXTERNAL_ID,
+    }
+    return {CONTEXT_KEY: ttp}
+
+
+@dataclass
+class Platform:
+    """The deployed sample, as the demo's reports read it."""
+
+    bucket: str
+    region: str
+    customers: dict[str, sb.CustomerSpec]
+    delivery_queue_url: str
+    delivery_dlq_url: str
+    session: Any  # the operator's boto3 session
+
+
+def report_deploy(report: DeployReport) -> None:
+    table = Table(title=f"deployed on the emulator in {report.seconds:.1f}s (devtools.local_deploy)")
+    for column in ("stack", "account", "created (CloudFormation)", "emulated (API)", "recorded only"):
+        table.add_column(column)
+    for stack in report.stacks:
+        table.add_row(
+            stack.stack_name,
+            stack.account,
+            str(sum(stack.created.values())),
+            str(sum(stack.applied.values())),
+            str(sum(stack.recorded.values())),
+        )
+    console.print(table)
+    for note in report.notes:
+        console.print(f"  note: {note}")
+
+
+def report_launches(launches: list[local_run.Launch], sweep_every: float) -> None:
+    table = Table(title="services run as their task definitions say (devtools.local_run)")
+    for column in ("service", "account", "command", "task role (assumed)", "environment"):
+        table.add_column(column)
+    for item in launches:
+        service = item.plan
+        schedule = f" ({service.schedule}; here every {sweep_every:.0f} s)" if service.schedule else ""
+        table.add_row(
+            service.name + schedule,
+            service.account,
+            " ".join(service.command),
+            service.task_role_arn.rsplit("/", 1)[-1],
+            f"{len(service.environment)} variables, {len(service.secrets)} secrets",
+        )
+    console.print(table)
+    console.print("  overridden, and nothing else:")
+    for item in launches:
+        shown = {k: v for k, v in item.overrides.items() if k != "PATH"}
+        console.print(f"  {item.plan.name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()) + ", PATH")
+    console.print("  plus, for each, its task role's credentials (sts:AssumeRole on the emulator)")
+
+
+def start_services(
+    aws: Aws,
+    plans: list[local_run.ServicePlan],
+    processes: Processes,
+    logdir: Path,
+    graph: Any,
+    *,
+    sweep_every: float,
+) -> tuple[dict[str, Worker], Worker | None, list[local_run.Launch], local_run.Scheduled | None]:
+    """Start every service (the coordinator first) and the scheduled sweeper; return the processors by
+    customer, the coordinator, what was launched, the sweeper's schedule."""
+    launches: list[local_run.Launch] = []
+    workers: dict[str, Worker] = {}
+    coordinator = None
+    scheduled = None
+    for service in sorted(plans, key=lambda p: (bool(p.customer), p.name)):
+        endpoints = {}
+        if graph is not None and "TTP_GRAPH_BASE_URL" in service.environment:
+            endpoints = {
+                "TTP_GRAPH_BASE_URL": graph.graph_base_url,
+                "TTP_GRAPH_AUTHORITY_HOST": graph.authority_host,
+                "REQUESTS_CA_BUNDLE": graph.ca_path,
+            }
+        waits = {k: v for k, v in DEMO_WAITS.items() if k in service.environment}
+        item = local_run.launch(service, aws, waits=waits, endpoints=endpoints)
+        launches.append(item)
+        command = item.argv[-1]
+        if service.schedule:
+
+            def run_once(number: int, item: local_run.Launch = item) -> subprocess.Popen[bytes]:
+                return processes.start(f"run{number}", item.env, logdir, command=item.argv[-1], argv=item.argv).proc
+
+            scheduled = local_run.Scheduled(run_once, sweep_every)
+        elif service.customer:
+            workers[service.customer] = processes.start(service.customer, item.env, logdir, command, item.argv)
+        else:
+            coordinator = processes.start(service.name, item.env, logdir, command, item.argv)
+    return workers, coordinator, launches, scheduled
+
+
 def run(args: argparse.Namespace) -> int:
+    assembly: Path = args.assembly
     if not args.skip_synth:
-        synthesize(ROOT / "cdk.out")
+        synthesize(assembly, context=demo_context())
+    elif not (assembly / "manifest.json").is_file():
+        console.print(f"[red]no cloud assembly in {assembly}[/red]: run without --skip-synth, or give --assembly DIR")
+        return 2
     logdir = Path(tempfile.mkdtemp(prefix="ttp-demo-"))
+    started = time.monotonic()
     # Whatever happens from here on (an exception, Ctrl-C, SIGTERM, a closed stdout), the ExitStack stops
     # every process the demo started, then the fake Graph, then the emulator.
     with contextlib.ExitStack() as cleanup:
-        aws = cleanup.enter_context(local_aws())
-        console.print(f"local AWS emulator on {aws.endpoint}; worker logs in {logdir}")
+        emulator = cleanup.enter_context(local_aws())
+        console.print(f"local AWS emulator on {emulator.endpoint}; service logs in {logdir}")
+        try:
+            deployed = deploy_assembly(assembly, emulator.endpoint)
+        except DeployError as exc:
+            partial = getattr(exc, "report", None)
+            if partial is not None:
+                report_deploy(partial)
+            console.print(f"[red]deploy failed[/red]: {exc}")
+            return 1
+        report_deploy(deployed)
         config = load_platform_config()
+        plans = local_run.plan(assembly, deployed.world)
+        aws = Aws(emulator.endpoint)
+        coordinator_plan = next(p for p in plans if not p.customer and not p.schedule)
+        meetings = "TTP_GRAPH_BASE_URL" in coordinator_plan.environment
+        graph = None
+        if meetings:
+            from devtools.fake_graph import FakeGraph
+
+            graph = FakeGraph().start()
+            cleanup.callback(graph.stop)
         customers = sb.specs_from_config(config.customers)
-        box = sb.create_sandbox(customers, bucket=config.bucket_name or "ttp-metadata-local", visibility_timeout=30)
-        rates = {c.code: str(c.send_rate_per_second) for c in config.customers}
-        graph_env: dict[str, str] = {}
-        graph = _start_fake_graph(box)
-        if graph is not None:
-            cleanup.callback(graph[0].stop)
-            graph_env.update(graph[1])
-        processes = cleanup.enter_context(Processes())
-        # Only the coordinator holds the Graph secret and the contact-reader roles (DESIGN.md §5).
-        coordinator = processes.start(
-            "coordinator",
-            {
-                **os.environ,
-                **aws.env(),
-                **box.coordinator_env(
-                    TTP_RECEIVE_WAIT_SECONDS="1",
-                    TTP_DRAIN_SECONDS="10",
-                    TTP_MAX_CONCURRENCY="16",
-                    TTP_FOLD_LINGER_SECONDS="0.5",
-                ),
-                **graph_env,
-                "PYTHONPATH": str(ROOT),
-            },
-            logdir,
-            command="coordinator",
+        governance = config.accounts.governance
+        operator = sb.create_unowned(
+            aws,
+            customers,
+            governance_account=governance,
+            region=config.accounts.region,
+            graph_secret=(GRAPH_SECRET_NAME, graph.client_secret) if graph is not None else None,
         )
-        workers = []
-        for code in box.customers:
-            env = {
-                **os.environ,
-                **aws.env(),
-                **box.worker_env(
-                    code, TTP_RECEIVE_WAIT_SECONDS="1", TTP_DRAIN_SECONDS="10", TTP_SEND_RATE_PER_SECOND=rates[code]
-                ),
-                "PYTHONPATH": str(ROOT),
-            }
-            workers.append(processes.start(code, env, logdir))
-        changes = sample_changes(list(box.customers), args.changes)
+        session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
+        sqs = session.client("sqs")
+        delivery_url = coordinator_plan.environment["TTP_DELIVERY_QUEUE_URL"]
+        dlq_url = sqs.get_queue_url(QueueName=names.DELIVERY_EVENTS_DLQ_NAME)["QueueUrl"]
+        box = Platform(
+            coordinator_plan.environment["TTP_BUCKET_NAME"],
+            config.accounts.region,
+            {c.code: c for c in customers},
+            delivery_url,
+            dlq_url,
+            session,
+        )
+        processes = cleanup.enter_context(Processes())
+        workers, coordinator, launches, scheduled = start_services(
+            aws, plans, processes, logdir, graph, sweep_every=args.sweep_every
+        )
+        if scheduled is not None:
+            cleanup.callback(scheduled.stop, 15)
+        report_launches(launches, args.sweep_every)
+        assert coordinator is not None
+        running = sorted(workers)
+        if running != sorted(box.customers):
+            console.print(
+                f"[red]processors running for {running}, customers in cdk.json: {sorted(box.customers)}[/red]"
+            )
+            return 1
+        changes = sample_changes(running, args.changes)
         if graph is None:
             for change in changes:
                 change.pop("meeting", None)
-        s3 = boto3.client("s3")
+        s3 = session.client("s3")
         archive, triggers = ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket)
         submitted_at = time.monotonic()
         for change in changes:
@@ -286,34 +416,60 @@ def run(args: argparse.Namespace) -> int:
                 break
             time.sleep(0.2)  # the coordinator folds the results and reconciles the meeting after the emails
         settled = time.monotonic() - submitted_at
-        report(box, changes, workers, elapsed)
+        report(box, changes, list(workers.values()), elapsed)
         report_coordinator(box, changes, coordinator, settled)
         report_delivery_events(box)
+        sweeper = next((item for item in launches if item.plan.schedule), None)
         ops_env = {
             **os.environ,
-            **aws.env(),
+            **operator.env(),
+            "AWS_ENDPOINT_URL": emulator.endpoint,
+            "AWS_REGION": box.region,
+            "AWS_DEFAULT_REGION": box.region,
             "PYTHONPATH": str(ROOT),
-            "TTP_BUCKET_NAME": box.bucket,
-            "TTP_CUSTOMER_QUEUES": json.dumps({c: r.queue_url for c, r in box.customers.items()}),
+            **operator_settings(plans),
         }
+        ops_env.pop("AWS_SESSION_TOKEN", None)
         for command in (["health", "--skip-ecs", "--no-cloudwatch"], ["verify", changes[0]["change_id"]]):
             console.rule(f"python -m runtime {' '.join(command)}")
             sys.stdout.flush()  # the command writes to the same stdout
             subprocess.run([sys.executable, "-m", "runtime", *command], cwd=ROOT, env=ops_env)
-        exit_codes = {w.code: w.stop() for w in workers}
+        if scheduled is not None:
+            scheduled.stop(15)
+            console.print(
+                f"sweeper ({sweeper.plan.schedule if sweeper else ''} in the template, every "
+                f"{args.sweep_every:.0f} s here): {len(scheduled.runs)} runs, exit codes {scheduled.runs}"
+            )
+        exit_codes = {code: w.stop() for code, w in workers.items()}
         console.print(f"workers stopped with SIGTERM, exit codes: {exit_codes}")
         coordinator_exit = coordinator.stop()
         console.print(f"coordinator stopped with SIGTERM, exit code: {coordinator_exit}")
+        console.print(f"deploy + run: {time.monotonic() - started:.1f} s")
         ok = all(code == 0 for code in exit_codes.values()) and coordinator_exit == 0 and elapsed < 120 and settled_ok
         return 0 if ok else 1
 
 
-def _archive(s3: Any, box: sb.Sandbox, change_id: str) -> dict[str, Any]:
+def operator_settings(plans: list[local_run.ServicePlan]) -> dict[str, str]:
+    """The ``TTP_*`` variables the ops CLI reads, taken from the deployed task definitions (the sweeper's
+    bucket and customer queues; the coordinator's queues)."""
+    settings: dict[str, str] = {}
+    for service in plans:
+        for name in ("TTP_BUCKET_NAME", "TTP_CUSTOMER_QUEUES", "TTP_CLUSTER_NAME"):
+            if name in service.environment:
+                settings[name] = service.environment[name]
+    return settings
+
+
+def _keys(operator: sb.Operator) -> dict[str, str]:
+    return {"aws_access_key_id": operator.access_key_id, "aws_secret_access_key": operator.secret_access_key}
+
+
+def _archive(s3: Any, box: Platform, change_id: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
     return doc
 
 
-def _settled(s3: Any, box: sb.Sandbox, changes: list[dict[str, Any]], *, meetings: bool) -> bool:
+def _settled(s3: Any, box: Platform, changes: list[dict[str, Any]], *, meetings: bool) -> bool:
     """Every listed customer's result is in the archive and every requested meeting is recorded."""
     for change in changes:
         doc = _archive(s3, box, change["change_id"])
@@ -329,17 +485,8 @@ def _settled(s3: Any, box: sb.Sandbox, changes: list[dict[str, Any]], *, meeting
     return True
 
 
-def _start_fake_graph(box: sb.Sandbox) -> tuple[Any, dict[str, str]] | None:
-    try:
-        from devtools import fake_graph
-    except ImportError:
-        return None
-    start = getattr(fake_graph, "start_for_demo", None)
-    return start(box) if start else None
-
-
-def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker], elapsed: float) -> None:
-    s3 = boto3.client("s3")
+def report(box: Platform, changes: list[dict[str, Any]], workers: list[Worker], elapsed: float) -> None:
+    s3 = box.session.client("s3")
     console.rule("what happened")
     for change in changes:
         doc = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change['change_id']}.json")["Body"].read())
@@ -367,9 +514,9 @@ def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker]
     emails = Table(title="emails sent (each customer's own SES, assumed role)")
     for column in ("customer", "account", "recipient", "subject"):
         emails.add_column(column)
-    for code, resources in box.customers.items():
-        for message in sb.sent_emails(resources.spec.account, box.region):
-            emails.add_row(code, resources.spec.account, ", ".join(message["to"]), message["subject"])
+    for code, spec in box.customers.items():
+        for message in sb.sent_emails(spec.account, box.region):
+            emails.add_row(code, spec.account, ", ".join(message["to"]), message["subject"])
     console.print(emails)
     timings = Table(title="timings")
     timings.add_column("what")
@@ -386,9 +533,9 @@ def report(box: sb.Sandbox, changes: list[dict[str, Any]], workers: list[Worker]
     console.print(timings)
 
 
-def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinator: Worker, settled: float) -> None:
+def report_coordinator(box: Platform, changes: list[dict[str, Any]], coordinator: Worker, settled: float) -> None:
     """The coordinator's side: results folded per archive write, the meeting, the processing objects."""
-    s3 = boto3.client("s3")
+    s3 = box.session.client("s3")
     folds = Table(title="change coordinator: results folded into the archive (one compare-and-swap write each)")
     for column in ("time", "change", "results folded", "customers"):
         folds.add_column(column)
@@ -436,16 +583,19 @@ def report_coordinator(box: sb.Sandbox, changes: list[dict[str, Any]], coordinat
     )
 
 
-def report_delivery_events(box: sb.Sandbox, *, consumer_grace: float = 5.0, drain_timeout: float = 30.0) -> None:
+def report_delivery_events(box: Platform, *, consumer_grace: float = 5.0, drain_timeout: float = 30.0) -> None:
     """What SES would publish for the emails sent (the local simulator, :mod:`devtools.ses_events`), sent
     to the delivery-events queue, then how the coordinator's delivery-event consumer took them.
 
     Without a consumer (the coordinator reads the queue only when it has one and ``TTP_DELIVERY_QUEUE_URL``
     is set) the events stay in the queue; the demo says so after ``consumer_grace`` seconds and goes on."""
     published = ses_events.publish_ses_events(
-        [resources.spec.account for resources in box.customers.values()], box.delivery_queue_url, region=box.region
+        [spec.account for spec in box.customers.values()],
+        box.delivery_queue_url,
+        region=box.region,
+        sqs=box.session.client("sqs"),
     )
-    accounts = {resources.spec.account: code for code, resources in box.customers.items()}
+    accounts = {spec.account: code for code, spec in box.customers.items()}
     table = Table(title="SES events simulated for the emails sent (devtools.ses_events → delivery-events queue)")
     for column in ("customer", "recipient", "emails", "events of each email"):
         table.add_column(column)
@@ -472,7 +622,7 @@ def report_delivery_events(box: sb.Sandbox, *, consumer_grace: float = 5.0, drai
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(published.counts().items()))
     console.print(f"  {len(published.events)} events published ({counts})")
     console.print("  events per change (from mail.tags): " + ", ".join(f"{c}: {n}" for c, n in sorted(tagged.items())))
-    sqs = boto3.client("sqs", region_name=box.region)
+    sqs = box.session.client("sqs")
 
     def waiting() -> int:
         attributes = sqs.get_queue_attributes(
@@ -489,8 +639,7 @@ def report_delivery_events(box: sb.Sandbox, *, consumer_grace: float = 5.0, drai
         time.sleep(0.2)
         left = waiting()
     if not left:
-        assert box.delivery is not None
-        dead = sqs.get_queue_attributes(QueueUrl=box.delivery.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        dead = sqs.get_queue_attributes(QueueUrl=box.delivery_dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
         refused = int(dead["Attributes"]["ApproximateNumberOfMessages"])
         console.print(
             f"  the coordinator consumed every delivery event in {time.monotonic() - started:.2f} s"
@@ -518,8 +667,15 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it."""
+    """Within the block, SIGINT and SIGTERM (with :func:`_interrupted` installed) are held; raised after it.
+
+    Only in the main thread, where the handlers run: the scheduler's thread (the sweeper's runs) must not
+    take over an interrupt meant for the main thread (it would end that thread, and the demo would go on).
+    The scheduler is stopped before the processes are (see :func:`run`)."""
     global _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _deferring = True
     try:
         yield
@@ -533,6 +689,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-synth", action="store_true", help="Do not synthesize the CDK app first.")
     parser.add_argument("--changes", type=int, default=4, help="How many sample changes to submit (>= 1).")
+    parser.add_argument(
+        "--assembly", type=Path, default=ROOT / "cdk.out.local", help="Where the sample app is synthesized."
+    )
+    parser.add_argument(
+        "--sweep-every", type=float, default=SWEEP_EVERY_SECONDS, help="The sweeper's period here, in seconds."
+    )
     args = parser.parse_args()
     if args.changes < 1:
         parser.error("--changes must be at least 1")

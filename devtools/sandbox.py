@@ -1,13 +1,16 @@
-"""Creates, in an emulator (or any account you point it at), the AWS layout one platform needs.
+"""What the stacks do not own, created on the emulator: the rest comes from deploying the assembly.
 
-The same layout the stacks deploy, built with plain boto3 calls so the local pipeline can run
-without CloudFormation: the bucket (versioned), per customer a queue with a DLQ and redrive policy,
-the customer registry (one SSM parameter per customer, as the customer stacks publish it),
-the change coordinator's queue (with its DLQ), the SES delivery-events queue (with its DLQ: in AWS an
-EventBridge rule fills it, locally :mod:`devtools.ses_events`), the bucket's notifications
-(``customers/{code}/`` to that customer's queue, ``archive/``, ``processing/`` and ``delivery/`` to the
-coordinator's), and in each customer's account an SES identity, the configuration set
-``ttp-{code}``, a contact list with topics and some contacts.
+The stacks (``devtools.local_deploy``) create the bucket, the queues and their notifications, the roles,
+the customer registry and each customer's SES configuration set. They do not own, and this module creates
+(:func:`create_unowned`), what an operator or a customer sets up by hand in AWS:
+
+* in each customer's account, the SES sender identity, the contact list with its topics, its subscribers;
+* in the governance account, the Microsoft Graph client secret the coordinator's task definition names
+  (``meetings.client_secret``), and an operator's access key (the ``python -m runtime`` ops commands).
+
+:func:`create_sandbox` is the older hand-built layout (bucket, queues, notifications, registry, SES) that
+the integration tests which do not deploy the assembly still use; it is not the platform: the demo and
+``make emulator`` run the deployed stacks.
 """
 
 from __future__ import annotations
@@ -245,10 +248,58 @@ def _create_queue(
 
 def _create_customer_ses(spec: CustomerSpec, region: str) -> None:
     ses = customer_session(spec, region).client("sesv2")
-    ses.create_email_identity(EmailIdentity=spec.sender)
-    # the platform's configuration set (in AWS its event destination publishes to EventBridge; moto
-    # publishes nothing: devtools.ses_events stands in for it)
+    # the platform's configuration set (the customer-account stack creates it when deployed)
     ses.create_configuration_set(ConfigurationSetName=names.configuration_set_name(spec.code))
+    _create_contacts(ses, spec)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An access key of the governance account (an IAM user with an administrator's inline policy)."""
+
+    account: str
+    access_key_id: str
+    secret_access_key: str
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+
+
+OPERATOR_USER = "ttp-operator"
+ADMINISTRATOR_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def create_unowned(
+    aws: Any,
+    customers: list[CustomerSpec],
+    *,
+    governance_account: str,
+    region: str = "us-east-1",
+    graph_secret: tuple[str, str] | None = None,
+) -> Operator:
+    """Create what the deployed stacks do not own (see the module docstring) through ``aws``, a
+    :class:`devtools.local_deploy.resolve.Aws` (clients bound to an account). ``graph_secret`` is the
+    Graph client secret's (name, value). Returns the operator's access key."""
+    for spec in customers:
+        _create_contacts(aws.client("sesv2", spec.account, region), spec)
+    if graph_secret is not None:
+        name, value = graph_secret
+        aws.client("secretsmanager", governance_account, region).create_secret(Name=name, SecretString=value)
+    iam = aws.client("iam", governance_account, region)
+    iam.create_user(UserName=OPERATOR_USER)
+    iam.put_user_policy(
+        UserName=OPERATOR_USER, PolicyName="administrator", PolicyDocument=json.dumps(ADMINISTRATOR_POLICY)
+    )
+    key = iam.create_access_key(UserName=OPERATOR_USER)["AccessKey"]
+    return Operator(governance_account, key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _create_contacts(ses: Any, spec: CustomerSpec) -> None:
+    """The sender identity, the contact list with its two topics and the subscribers of one customer."""
+    ses.create_email_identity(EmailIdentity=spec.sender)
     ses.create_contact_list(
         ContactListName=DEFAULT_CONTACT_LIST_NAME,
         Topics=[

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,14 +21,37 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
+ASSEMBLY: list[Path] = []  # the sample app synthesized once for the module (as `make demo` would)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from devtools import demo
+
+    path = tmp_path_factory.mktemp("cdk.out.local")
+    demo.synthesize(path, context=demo.demo_context())
+    ASSEMBLY[:] = [path]
+    return path
+
+
+def demo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "devtools.demo", "--skip-synth", "--assembly", str(ASSEMBLY[0]), *args]
+
+
 def demo_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TTP_", "AWS_"))}
+    if "TTP_DEMO_TEST_TAG" in extra:
+        # The services get their task definitions' environment only, not the tag: they are found by their
+        # output, which goes to the demo's log directory under this TMPDIR (see tagged_processes).
+        logs = Path(tempfile.gettempdir()) / f"ttp-demo-test-{extra['TTP_DEMO_TEST_TAG']}"
+        logs.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(logs)
     return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
 
 
 def test_demo_runs_the_sample_platform_end_to_end() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "3"],
+        demo_command("--changes", "3"),
         cwd=ROOT,
         env=demo_env(),
         capture_output=True,
@@ -71,17 +96,21 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
 
 
 def tagged_processes(tag: str) -> list[int]:
-    """The processes whose environment carries ``tag`` (the demo's children inherit its environment)."""
+    """The processes whose environment carries ``tag`` (the demo, and the ops commands it gives its own
+    environment), and those writing into the log directory of a demo started with that tag (the services,
+    which get their task definitions' environment: :func:`demo_env`)."""
     needle = f"TTP_DEMO_TEST_TAG={tag}".encode()
+    logs = str(Path(tempfile.gettempdir()) / f"ttp-demo-test-{tag}") + "/"
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            output = os.readlink(entry / "fd" / "1")
         except OSError:
             continue
-        if needle in environ.split(b"\0"):
+        if needle in environ.split(b"\0") or output.startswith(logs):
             found.append(int(entry.name))
     return found
 
@@ -100,7 +129,7 @@ def wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 def test_ctrl_c_stops_every_process_the_demo_started(running: int) -> None:
     tag = uuid.uuid4().hex
     demo = subprocess.Popen(
-        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "1"],
+        demo_command("--changes", "1"),
         cwd=ROOT,
         env=demo_env(TTP_DEMO_TEST_TAG=tag),
         stdout=subprocess.PIPE,
@@ -124,7 +153,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(running: int) -> None:
 def test_demo_piped_into_head_leaves_no_process_behind() -> None:
     tag = uuid.uuid4().hex
     result = subprocess.run(
-        ["bash", "-c", f"set -o pipefail; {sys.executable} -m devtools.demo --skip-synth --changes 1 | head -n 2"],
+        ["bash", "-c", f"set -o pipefail; {shlex.join(demo_command('--changes', '1'))} | head -n 2"],
         cwd=ROOT,
         env=demo_env(TTP_DEMO_TEST_TAG=tag, PYTHONUNBUFFERED="1"),
         capture_output=True,
@@ -172,7 +201,7 @@ def alive(pids: set[int]) -> set[int]:
 
 def start_demo(tag: str, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "devtools.demo", "--skip-synth", "--changes", "1"],
+        demo_command("--changes", "1"),
         cwd=ROOT,
         env=demo_env(TTP_DEMO_TEST_TAG=tag, PYTHONUNBUFFERED="1", **extra),
         stdout=subprocess.PIPE,
@@ -182,14 +211,14 @@ def start_demo(tag: str, **extra: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 def test_a_reader_closing_while_an_ops_command_writes_leaves_no_process_behind() -> None:
-    """The reader goes away in the middle of ``health``'s output (line 82 of about 110): the ops command,
+    """The reader goes away in the middle of ``health``'s output (line 120 of about 160): the ops command,
     then the demo, write to a closed pipe. Every child the demo started ends."""
     tag = uuid.uuid4().hex
     demo = start_demo(tag)
     children: set[int] = set()
     try:
         assert demo.stdout is not None
-        for _ in range(82):
+        for _ in range(120):
             if not demo.stdout.readline():
                 break
             children |= descendants(demo.pid)
