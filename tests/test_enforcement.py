@@ -1,0 +1,242 @@
+"""IAM enforced on the emulator (devtools/enforcement.py): the deployed sample, decided by the policy engine.
+
+The sample assembly is deployed on an enforcing emulator by the admin key the deployer uses; then the tests
+act as customer A's (``hts``) processor: its task role is assumed on the emulator as ECS would, and every
+request with those credentials is decided by the engine from the policies as deployed. The same requests
+on an emulator without enforcement succeed (moto checks no policy): ``test_without_enforcement_...``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from devtools.emulator import LocalAws
+from devtools.enforcement import Enforcement
+from devtools.iam_engine import PolicyEngine
+from devtools.local_deploy import DeployReport, deploy_assembly
+from devtools.local_deploy.resolve import ACCOUNT_HEADER
+from runtime.contract import names
+from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize
+
+A, B = "hts", "htsnonprod"
+CHANGE = "CHG-1.json"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(tmp_path_factory.mktemp("enforcement-sample"), nag=False, read_metadata=False)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[PolicyEngine]:
+    with PolicyEngine() as running:
+        yield running
+
+
+def admin(server: LocalAws, service: str, account: str) -> Any:
+    """A client with the registered admin key (what the deployer and the harness use), in ``account``."""
+    made = boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    made.meta.events.register(
+        "before-sign.*.*", lambda request, **_: request.headers.__setitem__(ACCOUNT_HEADER, account)
+    )
+    return made
+
+
+def as_role(server: LocalAws, role_arn: str, service: str, external_id: str | None = None) -> Any:
+    """A client with the credentials of a session of ``role_arn``, assumed on the emulator by the admin (as
+    ECS assumes a task role for its task)."""
+    account = role_arn.split(":")[4]
+    kwargs = {"ExternalId": external_id} if external_id else {}
+    credentials = admin(server, "sts", account).assume_role(RoleArn=role_arn, RoleSessionName="task", **kwargs)[
+        "Credentials"
+    ]
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def processor_arn(code: str) -> str:
+    return f"arn:aws:iam::{GOV}:role/{names.processor_role_name(code)}"
+
+
+def seed(server: LocalAws, bucket: str) -> None:
+    s3 = admin(server, "s3", MGMT)
+    for key in (f"processing/{A}/{CHANGE}", f"processing/{B}/{CHANGE}", f"customers/{B}/{CHANGE}"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+
+
+def denied(call: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as raised:
+        call(**kwargs)
+    error = raised.value.response["Error"]
+    assert error["Code"] == "AccessDenied", raised.value.response
+    return str(error["Message"])
+
+
+@pytest.fixture(scope="module")
+def enforcing(sample: Synth, engine: PolicyEngine) -> Iterator[tuple[LocalAws, DeployReport]]:
+    server = LocalAws(enforce=Enforcement(engine)).start()
+    try:
+        report = deploy_assembly(sample.outdir, server.endpoint)
+        server.enforcement.world = report.world  # type: ignore[union-attr]
+        seed(server, sample.config.metadata_bucket_name)
+        yield server, report
+    finally:
+        server.stop()
+
+
+def test_a_processor_reads_and_writes_its_own_processing_object(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_role(server, processor_arn(A), "s3")
+    before = enforcement.counts.allowed
+    etag = s3.get_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}")["ETag"]
+    s3.put_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}", Body=b'{"n": 1}', IfMatch=etag)
+    assert enforcement.counts.allowed == before + 2
+    assert not [d for d in enforcement.denials if A in d.resource]
+
+
+def test_a_processor_is_denied_b_s_triggers_processing_objects_and_sender_role(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_role(server, processor_arn(A), "s3")
+    before = enforcement.counts.denied
+    for key in (f"customers/{B}/{CHANGE}", f"processing/{B}/{CHANGE}"):
+        message = denied(s3.get_object, Bucket=bucket, Key=key)
+        assert f"s3:GetObject on resource: arn:aws:s3:::{bucket}/{key}" in message
+        assert "denied" in message  # the engine's reason (Decision.explain)
+    denied(s3.delete_object, Bucket=bucket, Key=f"customers/{B}/{CHANGE}", IfMatch='"x"')
+    denied(s3.put_object, Bucket=bucket, Key=f"processing/{B}/{CHANGE}", Body=b"{}", IfNoneMatch="*")
+    external_ids = {customer.code: customer.external_id for customer in sample.config.customers}
+    b_sender = next(c for c in sample.config.customers if c.code == B)
+    sts = as_role(server, processor_arn(A), "sts")
+    sender_arn = f"arn:aws:iam::{b_sender.account}:role/{names.sender_role_name(B)}"
+    message = denied(sts.assume_role, RoleArn=sender_arn, RoleSessionName="probe", ExternalId=external_ids[B])
+    assert f"sts:AssumeRole on resource: {sender_arn}" in message
+    assert enforcement.counts.denied == before + 5
+    # the objects are untouched
+    assert admin(server, "s3", MGMT).get_object(Bucket=bucket, Key=f"customers/{B}/{CHANGE}")["Body"].read() == b"{}"
+
+
+def test_a_processor_assumes_its_own_sender_role_with_its_external_id(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    server, _ = enforcing
+    a = next(c for c in sample.config.customers if c.code == A)
+    sts = as_role(server, processor_arn(A), "sts")
+    sender_arn = f"arn:aws:iam::{a.account}:role/{names.sender_role_name(A)}"
+    assert sts.assume_role(RoleArn=sender_arn, RoleSessionName="sender", ExternalId=a.external_id)["Credentials"]
+    denied(sts.assume_role, RoleArn=sender_arn, RoleSessionName="sender")  # the trust policy wants the ExternalId
+
+
+def test_an_unknown_key_and_an_unmapped_operation_are_denied(enforcing: tuple[LocalAws, DeployReport]) -> None:
+    server, _ = enforcing
+    stranger = boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id="AKIASTRANGER", aws_secret_access_key="x"
+    )
+    assert "neither one the emulator's STS issued" in denied(stranger.list_buckets)
+    message = denied(as_role(server, processor_arn(A), "iam").list_roles)
+    assert "not mapped" in message and "iam" in message
+
+
+def test_without_enforcement_the_same_requests_succeed(sample: Synth) -> None:
+    """The denials above come from enforcement: moto alone serves every one of them."""
+    server = LocalAws().start()
+    try:
+        deploy_assembly(sample.outdir, server.endpoint)
+        bucket = sample.config.metadata_bucket_name
+        seed(server, bucket)
+        s3 = as_role(server, processor_arn(A), "s3")
+        assert s3.get_object(Bucket=bucket, Key=f"customers/{B}/{CHANGE}")["Body"].read() == b"{}"
+        s3.put_object(Bucket=bucket, Key=f"processing/{B}/{CHANGE}", Body=b"{}")
+        b_sender = next(c for c in sample.config.customers if c.code == B)
+        sender_arn = f"arn:aws:iam::{b_sender.account}:role/{names.sender_role_name(B)}"
+        assert as_role(server, processor_arn(A), "sts").assume_role(RoleArn=sender_arn, RoleSessionName="probe")
+    finally:
+        server.stop()
+
+
+def test_decisions_per_second(enforcing: tuple[LocalAws, DeployReport], sample: Synth) -> None:
+    """Identical requests are decided once (the cache); distinct ones each cost one engine call."""
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_role(server, processor_arn(A), "s3")
+    engine_before, cached_before = enforcement.counts.engine_seconds, enforcement.counts.cached
+    started = time.perf_counter()
+    for n in range(50):
+        s3.head_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}") if n % 2 else None
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key=f"processing/{A}/missing-{n}.json")
+    elapsed = time.perf_counter() - started
+    assert enforcement.counts.cached - cached_before >= 24
+    engine = enforcement.counts.engine_seconds - engine_before
+    print(f"\n75 requests in {elapsed:.2f}s; engine {engine:.3f}s for 51 distinct decisions")
+
+
+def test_a_task_role_without_put_object_stops_with_access_denied(
+    sample: Synth, engine: PolicyEngine, tmp_path: Path
+) -> None:
+    """The assembly broken on purpose: A's task role loses s3:PutObject on its processing prefix."""
+    import json
+    import shutil
+
+    from stacks.app_builder import customer_stack_name
+
+    outdir = tmp_path / "assembly"
+    shutil.copytree(sample.outdir, outdir, ignore=shutil.ignore_patterns("asset.*"))
+    path = outdir / f"{customer_stack_name(A)}.template.json"
+    template = json.loads(path.read_text())
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::Role"):
+            continue
+        documents = [resource["Properties"].get("PolicyDocument")] + [
+            p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])
+        ]
+        for document in filter(None, documents):
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if statement["Effect"] == "Allow" and "s3:PutObject" in actions:
+                    statement["Action"] = [a for a in actions if a != "s3:PutObject"] or ["s3:GetObject"]
+                    removed += 1
+    assert removed, "the processor's policy grants s3:PutObject somewhere"
+    path.write_text(json.dumps(template))
+    server = LocalAws(enforce=Enforcement(engine)).start()
+    try:
+        server.enforcement.world = deploy_assembly(outdir, server.endpoint).world  # type: ignore[union-attr]
+        bucket = sample.config.metadata_bucket_name
+        seed(server, bucket)
+        s3 = as_role(server, processor_arn(A), "s3")
+        etag = s3.get_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}")["ETag"]
+        message = denied(s3.put_object, Bucket=bucket, Key=f"processing/{A}/{CHANGE}", Body=b"{}", IfMatch=etag)
+        assert f"s3:PutObject on resource: arn:aws:s3:::{bucket}/processing/{A}/{CHANGE}" in message
+    finally:
+        server.stop()
