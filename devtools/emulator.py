@@ -131,7 +131,9 @@ class LocalAws:
         self._requests = _RequestTracker(self._server._server)
         if self.enforcement is not None:
             self.enforcement.start()
-            self._server._server.app = self.enforcement.wrap(self._server._server.app)
+            wsgi = self._server._server
+            assert wsgi is not None
+            wsgi.app = self.enforcement.wrap(wsgi.app)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.reset()  # moto's backends are per process: start every emulator empty

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from devtools.iam_engine import Decision, PolicyEngine, Principal
 
@@ -113,7 +113,10 @@ class Denial:
 
     @property
     def message(self) -> str:
-        return f"User: {self.caller} is not authorized to perform: {self.action} on resource: {self.resource} because {self.reason}"
+        return (
+            f"User: {self.caller} is not authorized to perform: {self.action} on resource: {self.resource} "
+            f"because {self.reason}"
+        )
 
 
 class Enforcement:
@@ -172,7 +175,7 @@ class Enforcement:
         )
         service = found["service"] if found else _guess_service(environ)
         if found is None:
-            return self._deny(environ, Denial("anonymous", service, path, "the request is not signed (SigV4)"))
+            return self._deny(Denial("anonymous", service, path, "the request is not signed (SigV4)"), counted=False)
         key, region = found["key"], found["region"]
         if key in self._admin_keys:
             with self._lock:
@@ -181,12 +184,13 @@ class Enforcement:
         caller = caller_of(key)
         if caller is None:
             reason = "the access key is neither one the emulator's STS issued nor a registered admin key"
-            return self._deny(environ, Denial(f"access key {key}", service, path, reason))
+            return self._deny(Denial(f"access key {key}", service, path, reason), counted=False)
         body = _read_body(environ) if service != "s3" or environ.get("REQUEST_METHOD") == "POST" else b""
         try:
             operation, checks = requests_of(service, region, environ, body, caller, self.resource_policy)
         except Unmapped as error:
-            return self._deny(environ, Denial(caller.arn, service, path, f"{error} (not mapped by devtools/enforcement.py)"))
+            reason = f"{error} is not mapped to IAM by devtools/enforcement.py"
+            return self._deny(Denial(caller.arn, service, path, reason), counted=False)
         if checks is None:
             with self._lock:
                 self.counts.not_decided[operation] += 1
@@ -194,7 +198,7 @@ class Enforcement:
         for check in checks:
             decision = self.decide(caller, check)
             if not decision.allowed:
-                return self._deny(environ, Denial(caller.arn, check.action, check.resource, decision.explain()))
+                return self._deny(Denial(caller.arn, check.action, check.resource, decision.explain()), counted=True)
         return None
 
     def resource_policy(self, arn: str, emulated: str | bytes | None) -> str | None:
@@ -218,7 +222,9 @@ class Enforcement:
                 check.resource,
                 resource_account=check.resource_account,
                 resource_policy=json.loads(check.resource_policy) if check.resource_policy else None,
-                context={"s3:TlsVersion": "1.3", **dict(check.context)} if check.action.startswith("s3:") else dict(check.context),
+                context={"s3:TlsVersion": "1.3", **dict(check.context)}
+                if check.action.startswith("s3:")
+                else dict(check.context),
             )
             with self._lock:
                 self.counts.engine_seconds += time.perf_counter() - started
@@ -235,10 +241,11 @@ class Enforcement:
                 self.counts.denied += 1
         return cached
 
-    def _deny(self, environ: dict[str, Any], denial: Denial) -> Denial:
+    def _deny(self, denial: Denial, *, counted: bool) -> Denial:
+        """Record a denial; one the engine did not decide (``counted=False``) is counted here."""
         with self._lock:
-            if denial.caller == "anonymous" or denial.caller.startswith("access key") or "not mapped" in denial.reason:
-                self.counts.denied += 1  # denied without asking the engine: still a denied request
+            if not counted:
+                self.counts.denied += 1
             self.denials.append(denial)
             del self.denials[:-100]
         return denial
@@ -252,7 +259,7 @@ def caller_of(access_key: str) -> Caller | None:
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
-    for account, partitions in list(sts_backends.items()):
+    for partitions in list(sts_backends.values()):
         for backend in list(partitions.values()):
             session = backend.get_assumed_role_from_access_key(access_key)
             if session is None:
@@ -316,8 +323,21 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
     def check(action: str, resource: str, context: Mapping[str, str] | None = None) -> Check:
         return Check(action, resource, account, policy, tuple(sorted((context or {}).items())))
 
-    subresources = set(query) - {"prefix", "delimiter", "max-keys", "list-type", "continuation-token", "start-after",
-                                 "encoding-type", "fetch-owner", "versionId", "x-id", "uploadId", "partNumber", "uploads"}
+    subresources = set(query) - {
+        "prefix",
+        "delimiter",
+        "max-keys",
+        "list-type",
+        "continuation-token",
+        "start-after",
+        "encoding-type",
+        "fetch-owner",
+        "versionId",
+        "x-id",
+        "uploadId",
+        "partNumber",
+        "uploads",
+    }
     if not key:
         if method in ("GET", "HEAD") and not subresources:
             context = {"s3:prefix": query.get("prefix", "")}
@@ -325,7 +345,11 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
                 context["s3:delimiter"] = query["delimiter"]
             if "max-keys" in query:
                 context["s3:max-keys"] = query["max-keys"]
-            name = "HeadBucket" if method == "HEAD" else ("ListObjectsV2" if query.get("list-type") == "2" else "ListObjects")
+            name = (
+                "HeadBucket"
+                if method == "HEAD"
+                else ("ListObjectsV2" if query.get("list-type") == "2" else "ListObjects")
+            )
             return name, [check("s3:ListBucket", bucket_arn, context if method == "GET" else None)]
         if method == "POST" and "delete" in query:
             keys = re.findall(rb"<Key>(.*?)</Key>", body)
@@ -360,7 +384,8 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
             if source_owner is None:
                 raise Unmapped(f"S3 CopyObject from bucket {source_bucket!r}, which does not exist")
             source_policy = policy_of(
-                f"arn:aws:s3:::{source_bucket}", s3_backends[source_owner[1]][source_owner[0]].buckets[source_bucket].policy
+                f"arn:aws:s3:::{source_bucket}",
+                s3_backends[source_owner[1]][source_owner[0]].buckets[source_bucket].policy,
             )
             checks.append(
                 Check(
@@ -372,10 +397,6 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
             )
         return ("CopyObject" if source else "PutObject"), checks
     raise Unmapped(f"S3 {method} on an object")
-
-
-def unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
 
 
 def _sqs(
@@ -463,12 +484,15 @@ def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> t
     contact_list = re.fullmatch(r"/v2/email/contact-lists/([^/]+)(/contacts/list)?", path)
     if method == "POST" and path == "/v2/email/outbound-emails":
         params = json.loads(body or b"{}")
-        sender = str(params.get("FromEmailAddress", ""))
-        identity = sender.rpartition("<")[2].rstrip(">").rpartition("@")[2]
-        checks = [Check("ses:SendEmail", f"{arn}:identity/{identity}", account)]
+        address = str(params.get("FromEmailAddress", "")).rpartition("<")[2].rstrip(">").strip()
+        context = (("ses:FromAddress", address),)
+        resources = [f"identity/{address.rpartition('@')[2]}"]
         if params.get("ConfigurationSetName"):
-            checks.append(Check("ses:SendEmail", f"{arn}:configuration-set/{params['ConfigurationSetName']}", account))
-        return "SendEmail", checks
+            resources.append(f"configuration-set/{params['ConfigurationSetName']}")
+        contact_list_name = (params.get("ListManagementOptions") or {}).get("ContactListName")
+        if contact_list_name:
+            resources.append(f"contact-list/{contact_list_name}")
+        return "SendEmail", [Check("ses:SendEmail", f"{arn}:{r}", account, None, context) for r in resources]
     if contact_list and method == "GET" and not contact_list[2]:
         return "GetContactList", [Check("ses:GetContactList", f"{arn}:contact-list/{contact_list[1]}", account)]
     if contact_list and method == "POST" and contact_list[2]:
@@ -508,9 +532,9 @@ def error_response(environ: Mapping[str, Any], denial: Denial) -> tuple[str, lis
         headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException")]
         return "403 Forbidden", [*headers, ("x-amzn-RequestId", request_id)], body
     message = escape(denial.message)
-    if environ.get("REQUEST_METHOD") == "POST" and "Action=" in str(environ.get("QUERY_STRING", "")) or _is_query(environ):
+    if _is_query(environ):
         text = (
-            f'<ErrorResponse><Error><Type>Sender</Type><Code>{denial.code}</Code><Message>{message}</Message></Error>'
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{denial.code}</Code><Message>{message}</Message></Error>"
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         )
     else:

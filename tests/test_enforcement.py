@@ -158,7 +158,11 @@ def test_a_processor_assumes_its_own_sender_role_with_its_external_id(
 def test_an_unknown_key_and_an_unmapped_operation_are_denied(enforcing: tuple[LocalAws, DeployReport]) -> None:
     server, _ = enforcing
     stranger = boto3.client(
-        "s3", endpoint_url=server.endpoint, region_name=REGION, aws_access_key_id="AKIASTRANGER", aws_secret_access_key="x"
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id="AKIASTRANGER",
+        aws_secret_access_key="x",
     )
     assert "neither one the emulator's STS issued" in denied(stranger.list_buckets)
     message = denied(as_role(server, processor_arn(A), "iam").list_roles)
@@ -240,3 +244,39 @@ def test_a_task_role_without_put_object_stops_with_access_denied(
         assert f"s3:PutObject on resource: arn:aws:s3:::{bucket}/processing/{A}/{CHANGE}" in message
     finally:
         server.stop()
+
+
+def test_a_processor_receives_from_its_own_queue_only(enforcing: tuple[LocalAws, DeployReport]) -> None:
+    """SQS decided with the queue policy, and the queue's KMS key as SQS uses it on the caller's behalf."""
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    sqs = as_role(server, processor_arn(A), "sqs")
+    own = f"{server.endpoint}/{GOV}/{names.queue_name(A)}"
+    before = enforcement.counts.allowed
+    sqs.receive_message(QueueUrl=own, WaitTimeSeconds=0)
+    assert enforcement.counts.allowed == before + 2  # sqs:ReceiveMessage and kms:Decrypt via SQS
+    message = denied(sqs.receive_message, QueueUrl=f"{server.endpoint}/{GOV}/{names.queue_name(B)}")
+    assert f"sqs:ReceiveMessage on resource: arn:aws:sqs:{REGION}:{GOV}:{names.queue_name(B)}" in message
+    denied(sqs.send_message, QueueUrl=own, MessageBody="{}")  # a processor only consumes its queue
+
+
+def test_a_sender_role_sends_only_as_its_own_address(enforcing: tuple[LocalAws, DeployReport], sample: Synth) -> None:
+    server, _ = enforcing
+    a = next(c for c in sample.config.customers if c.code == A)
+    sender_arn = f"arn:aws:iam::{a.account}:role/{names.sender_role_name(A)}"
+    ses = as_role(server, sender_arn, "sesv2")
+    with pytest.raises(ClientError) as raised:
+        ses.send_email(
+            FromEmailAddress=f"someone@{A}.example.com",
+            Destination={"ToAddresses": ["x@example.com"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+        )
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "ses:SendEmail" in raised.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as raised:
+        ses.get_contact_list(ContactListName="someone-elses-list")
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as raised:  # allowed by the engine; the sandbox, not the stacks, creates it
+        ses.get_contact_list(ContactListName=names.DEFAULT_CONTACT_LIST_NAME)
+    assert raised.value.response["Error"]["Code"] == "NotFoundException"
