@@ -24,6 +24,7 @@ documents themselves, so a changed policy can never be answered from the cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -80,7 +81,7 @@ class Caller:
     tags: tuple[tuple[str, str], ...]
 
     def principal(self) -> Principal:
-        return Principal(self.arn, {name: json.loads(doc) for name, doc in self.policies}, dict(self.tags))
+        return _principal(self)
 
 
 @dataclass
@@ -221,10 +222,8 @@ class Enforcement:
                 check.action,
                 check.resource,
                 resource_account=check.resource_account,
-                resource_policy=json.loads(check.resource_policy) if check.resource_policy else None,
-                context={"s3:TlsVersion": "1.3", **dict(check.context)}
-                if check.action.startswith("s3:")
-                else dict(check.context),
+                resource_policy=_document(check.resource_policy) if check.resource_policy else None,
+                context=_context(check),
             )
             with self._lock:
                 self.counts.engine_seconds += time.perf_counter() - started
@@ -501,6 +500,23 @@ def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> t
 
 
 # --- plumbing -----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _principal(caller: Caller) -> Principal:
+    """Parsed once per role session and policy version: most requests come from a few task roles."""
+    return Principal(caller.arn, {name: json.loads(doc) for name, doc in caller.policies}, dict(caller.tags))
+
+
+@functools.lru_cache(maxsize=256)
+def _document(text: str) -> Any:
+    return json.loads(text)
+
+
+def _context(check: Check) -> dict[str, str]:
+    """The request's context. In AWS an S3 request arrives over TLS 1.3 (the SDK's); here over plain HTTP."""
+    context = dict(check.context)
+    return {"s3:TlsVersion": "1.3", **context} if check.action.startswith("s3:") else context
 
 
 def _query(environ: Mapping[str, Any]) -> dict[str, str]:
