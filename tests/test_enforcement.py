@@ -8,6 +8,7 @@ on an emulator without enforcement succeed (moto checks no policy): ``test_witho
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,7 +210,6 @@ def test_a_task_role_without_put_object_stops_with_access_denied(
     sample: Synth, engine: PolicyEngine, tmp_path: Path
 ) -> None:
     """The assembly broken on purpose: A's task role loses s3:PutObject on its processing prefix."""
-    import json
     import shutil
 
     from stacks.app_builder import customer_stack_name
@@ -280,3 +280,23 @@ def test_a_sender_role_sends_only_as_its_own_address(enforcing: tuple[LocalAws, 
     with pytest.raises(ClientError) as raised:  # allowed by the engine; the sandbox, not the stacks, creates it
         ses.get_contact_list(ContactListName=names.DEFAULT_CONTACT_LIST_NAME)
     assert raised.value.response["Error"]["Code"] == "NotFoundException"
+
+
+def test_a_cached_decision_is_not_reused_once_the_role_s_policy_changes(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    server, _ = enforcing
+    bucket = sample.config.metadata_bucket_name
+    key = f"processing/{A}/{CHANGE}"
+    s3 = as_role(server, processor_arn(A), "s3")
+    s3.get_object(Bucket=bucket, Key=key)
+    s3.get_object(Bucket=bucket, Key=key)  # the same decision, now from the cache
+    iam = admin(server, "iam", GOV)
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}
+    role_name = names.processor_role_name(A)
+    iam.put_role_policy(RoleName=role_name, PolicyName="probe-deny", PolicyDocument=json.dumps(deny))
+    try:
+        assert "explicit deny" in denied(s3.get_object, Bucket=bucket, Key=key)
+    finally:
+        iam.delete_role_policy(RoleName=role_name, PolicyName="probe-deny")
+    s3.get_object(Bucket=bucket, Key=key)
