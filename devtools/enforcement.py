@@ -17,6 +17,8 @@ so tests that deploy nothing keep working). For each request it
   policies and tags, the bucket, queue and key policies, the target role's trust policy) and asks the
   engine; a denial is answered with the protocol's AccessDenied (S3 and STS XML 403, SQS JSON with its
   query error code, SESv2 ``AccessDeniedException``), naming the action, resource and the engine's reason.
+  A request the engine refuses to decide (a resource type AWS does not define for the action, say) is
+  denied too, with the engine's error: fail closed and say why, never a silent allow nor a bare 500.
 
 Identical decisions are cached: the key holds the principal, action, resource, context and the policy
 documents themselves, so a changed policy can never be answered from the cache.
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape, unescape
 
-from devtools.iam_engine import Decision, PolicyEngine, Principal
+from devtools.iam_engine import Decision, PolicyEngine, PolicyEngineError, Principal
 
 if TYPE_CHECKING:
     from devtools.local_deploy import World
@@ -197,7 +199,10 @@ class Enforcement:
                 self.counts.not_decided[operation] += 1
             return None
         for check in checks:
-            decision = self.decide(caller, check)
+            try:
+                decision = self.decide(caller, check)
+            except PolicyEngineError as error:  # fail closed, saying why: never a silent allow nor a bare 500
+                return self._deny(Denial(caller.arn, check.action, check.resource, str(error)), counted=False)
             if not decision.allowed:
                 return self._deny(Denial(caller.arn, check.action, check.resource, decision.explain()), counted=True)
         return None
@@ -488,9 +493,6 @@ def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> t
         resources = [f"identity/{address.rpartition('@')[2]}"]
         if params.get("ConfigurationSetName"):
             resources.append(f"configuration-set/{params['ConfigurationSetName']}")
-        contact_list_name = (params.get("ListManagementOptions") or {}).get("ContactListName")
-        if contact_list_name:
-            resources.append(f"contact-list/{contact_list_name}")
         return "SendEmail", [Check("ses:SendEmail", f"{arn}:{r}", account, None, context) for r in resources]
     if contact_list and method == "GET" and not contact_list[2]:
         return "GetContactList", [Check("ses:GetContactList", f"{arn}:contact-list/{contact_list[1]}", account)]

@@ -9,6 +9,9 @@ on an emulator without enforcement succeed (moto checks no policy): ``test_witho
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +26,14 @@ from devtools.enforcement import Enforcement
 from devtools.iam_engine import PolicyEngine
 from devtools.local_deploy import DeployReport, deploy_assembly
 from devtools.local_deploy.resolve import ACCOUNT_HEADER
+from devtools.sandbox import DEFAULT_TOPIC
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 from runtime.contract import names
 from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize
+
+ROOT = Path(__file__).resolve().parents[1]
 
 A, B = "hts", "htsnonprod"
 CHANGE = "CHG-1.json"
@@ -92,6 +101,48 @@ def denied(call: Any, **kwargs: Any) -> str:
     return str(error["Message"])
 
 
+def prepare_sender(server: LocalAws, sample: Synth, code: str) -> None:
+    """What the sandbox, not the stacks, owns in the customer's account: the SES identity and contact list."""
+    customer = next(c for c in sample.config.customers if c.code == code)
+    ses = admin(server, "sesv2", customer.account)
+    ses.create_email_identity(EmailIdentity=customer.sender_address.split("@")[1])
+    topic = {"TopicName": DEFAULT_TOPIC, "DisplayName": "Changes", "DefaultSubscriptionStatus": "OPT_IN"}
+    ses.create_contact_list(ContactListName=names.DEFAULT_CONTACT_LIST_NAME, Topics=[topic])
+    ses.create_contact(ContactListName=names.DEFAULT_CONTACT_LIST_NAME, EmailAddress=f"ops@{code}.example.com")
+
+
+def process_as_deployed(server: LocalAws, report: DeployReport, sample: Synth, code: str, change_id: str) -> Any:
+    """Submit a change (as the operator), then ``python -m runtime process`` with exactly the environment of
+    the customer's processor task definition and the credentials of its task role."""
+    s3 = admin(server, "s3", MGMT)
+    bucket = sample.config.metadata_bucket_name
+    change = {"change_id": change_id, "title": "Enforced", "customers": [code]}
+    submit_change(ArchiveStore(s3, bucket), TriggerStore(s3, bucket), change, user_id="test")
+    task = next(
+        t
+        for t in report.world.account(GOV).task_definitions.values()
+        if t["task_role_arn"].endswith(f":role/{names.processor_role_name(code)}")
+    )
+    credentials = admin(server, "sts", GOV).assume_role(RoleArn=task["task_role_arn"], RoleSessionName="task")[
+        "Credentials"
+    ]
+    env = {
+        **task["containers"][0]["environment"],
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "runtime", "process", "--customer", code, "--change-id", change_id, "--json"]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip(), done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def enforcing(sample: Synth, engine: PolicyEngine) -> Iterator[tuple[LocalAws, DeployReport]]:
     server = LocalAws(enforce=Enforcement(engine)).start()
@@ -99,6 +150,7 @@ def enforcing(sample: Synth, engine: PolicyEngine) -> Iterator[tuple[LocalAws, D
         report = deploy_assembly(sample.outdir, server.endpoint)
         server.enforcement.world = report.world  # type: ignore[union-attr]
         seed(server, sample.config.metadata_bucket_name)
+        prepare_sender(server, sample, A)
         yield server, report
     finally:
         server.stop()
@@ -170,23 +222,6 @@ def test_an_unknown_key_and_an_unmapped_operation_are_denied(enforcing: tuple[Lo
     assert "not mapped" in message and "iam" in message
 
 
-def test_without_enforcement_the_same_requests_succeed(sample: Synth) -> None:
-    """The denials above come from enforcement: moto alone serves every one of them."""
-    server = LocalAws().start()
-    try:
-        deploy_assembly(sample.outdir, server.endpoint)
-        bucket = sample.config.metadata_bucket_name
-        seed(server, bucket)
-        s3 = as_role(server, processor_arn(A), "s3")
-        assert s3.get_object(Bucket=bucket, Key=f"customers/{B}/{CHANGE}")["Body"].read() == b"{}"
-        s3.put_object(Bucket=bucket, Key=f"processing/{B}/{CHANGE}", Body=b"{}")
-        b_sender = next(c for c in sample.config.customers if c.code == B)
-        sender_arn = f"arn:aws:iam::{b_sender.account}:role/{names.sender_role_name(B)}"
-        assert as_role(server, processor_arn(A), "sts").assume_role(RoleArn=sender_arn, RoleSessionName="probe")
-    finally:
-        server.stop()
-
-
 def test_decisions_per_second(enforcing: tuple[LocalAws, DeployReport], sample: Synth) -> None:
     """Identical requests are decided once (the cache); distinct ones each cost one engine call."""
     server, _ = enforcing
@@ -204,46 +239,6 @@ def test_decisions_per_second(enforcing: tuple[LocalAws, DeployReport], sample: 
     assert enforcement.counts.cached - cached_before >= 24
     engine = enforcement.counts.engine_seconds - engine_before
     print(f"\n75 requests in {elapsed:.2f}s; engine {engine:.3f}s for 51 distinct decisions")
-
-
-def test_a_task_role_without_put_object_stops_with_access_denied(
-    sample: Synth, engine: PolicyEngine, tmp_path: Path
-) -> None:
-    """The assembly broken on purpose: A's task role loses s3:PutObject on its processing prefix."""
-    import shutil
-
-    from stacks.app_builder import customer_stack_name
-
-    outdir = tmp_path / "assembly"
-    shutil.copytree(sample.outdir, outdir, ignore=shutil.ignore_patterns("asset.*"))
-    path = outdir / f"{customer_stack_name(A)}.template.json"
-    template = json.loads(path.read_text())
-    removed = 0
-    for resource in template["Resources"].values():
-        if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::Role"):
-            continue
-        documents = [resource["Properties"].get("PolicyDocument")] + [
-            p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])
-        ]
-        for document in filter(None, documents):
-            for statement in document["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if statement["Effect"] == "Allow" and "s3:PutObject" in actions:
-                    statement["Action"] = [a for a in actions if a != "s3:PutObject"] or ["s3:GetObject"]
-                    removed += 1
-    assert removed, "the processor's policy grants s3:PutObject somewhere"
-    path.write_text(json.dumps(template))
-    server = LocalAws(enforce=Enforcement(engine)).start()
-    try:
-        server.enforcement.world = deploy_assembly(outdir, server.endpoint).world  # type: ignore[union-attr]
-        bucket = sample.config.metadata_bucket_name
-        seed(server, bucket)
-        s3 = as_role(server, processor_arn(A), "s3")
-        etag = s3.get_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}")["ETag"]
-        message = denied(s3.put_object, Bucket=bucket, Key=f"processing/{A}/{CHANGE}", Body=b"{}", IfMatch=etag)
-        assert f"s3:PutObject on resource: arn:aws:s3:::{bucket}/processing/{A}/{CHANGE}" in message
-    finally:
-        server.stop()
 
 
 def test_a_processor_receives_from_its_own_queue_only(enforcing: tuple[LocalAws, DeployReport]) -> None:
@@ -277,9 +272,7 @@ def test_a_sender_role_sends_only_as_its_own_address(enforcing: tuple[LocalAws, 
     with pytest.raises(ClientError) as raised:
         ses.get_contact_list(ContactListName="someone-elses-list")
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
-    with pytest.raises(ClientError) as raised:  # allowed by the engine; the sandbox, not the stacks, creates it
-        ses.get_contact_list(ContactListName=names.DEFAULT_CONTACT_LIST_NAME)
-    assert raised.value.response["Error"]["Code"] == "NotFoundException"
+    assert ses.get_contact_list(ContactListName=names.DEFAULT_CONTACT_LIST_NAME)["ContactListName"]
 
 
 def test_a_cached_decision_is_not_reused_once_the_role_s_policy_changes(
@@ -300,3 +293,81 @@ def test_a_cached_decision_is_not_reused_once_the_role_s_policy_changes(
     finally:
         iam.delete_role_policy(RoleName=role_name, PolicyName="probe-deny")
     s3.get_object(Bucket=bucket, Key=key)
+
+
+def test_the_deployed_processor_processes_a_change_with_no_request_denied(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    """The processor as its task definition runs it: every request it makes is decided, none denied."""
+    server, report = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    denied_before, allowed_before = enforcement.counts.denied, enforcement.counts.allowed
+    result = process_as_deployed(server, report, sample, A, "CHG-3")
+    assert (result["outcome"], result["emails_sent"], result["trigger_delete"]) == ("processed", 1, "deleted"), result
+    assert enforcement.counts.denied == denied_before
+    assert enforcement.counts.allowed - allowed_before >= 8  # S3 reads and writes, STS, SES
+
+
+# --- tests with an emulator of their own: moto's backends are per process, so these come last --------
+
+
+def test_without_enforcement_the_same_requests_succeed(sample: Synth) -> None:
+    """The denials above come from enforcement: moto alone serves every one of them."""
+    server = LocalAws().start()
+    try:
+        deploy_assembly(sample.outdir, server.endpoint)
+        bucket = sample.config.metadata_bucket_name
+        seed(server, bucket)
+        s3 = as_role(server, processor_arn(A), "s3")
+        assert s3.get_object(Bucket=bucket, Key=f"customers/{B}/{CHANGE}")["Body"].read() == b"{}"
+        s3.put_object(Bucket=bucket, Key=f"processing/{B}/{CHANGE}", Body=b"{}")
+        b_sender = next(c for c in sample.config.customers if c.code == B)
+        sender_arn = f"arn:aws:iam::{b_sender.account}:role/{names.sender_role_name(B)}"
+        assert as_role(server, processor_arn(A), "sts").assume_role(RoleArn=sender_arn, RoleSessionName="probe")
+    finally:
+        server.stop()
+
+
+def test_a_task_role_without_put_object_stops_with_access_denied(
+    sample: Synth, engine: PolicyEngine, tmp_path: Path
+) -> None:
+    """The assembly broken on purpose: A's task role loses s3:PutObject on its processing prefix."""
+    import shutil
+
+    from stacks.app_builder import customer_stack_name
+
+    outdir = tmp_path / "assembly"
+    shutil.copytree(sample.outdir, outdir, ignore=shutil.ignore_patterns("asset.*"))
+    path = outdir / f"{customer_stack_name(A)}.template.json"
+    template = json.loads(path.read_text())
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::Role"):
+            continue
+        documents = [resource["Properties"].get("PolicyDocument")] + [
+            p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])
+        ]
+        for document in filter(None, documents):
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if statement["Effect"] == "Allow" and "s3:PutObject" in actions:
+                    statement["Action"] = [a for a in actions if a != "s3:PutObject"] or ["s3:GetObject"]
+                    removed += 1
+    assert removed, "the processor's policy grants s3:PutObject somewhere"
+    path.write_text(json.dumps(template))
+    server = LocalAws(enforce=Enforcement(engine)).start()
+    try:
+        report = deploy_assembly(outdir, server.endpoint)
+        server.enforcement.world = report.world  # type: ignore[union-attr]
+        bucket = sample.config.metadata_bucket_name
+        seed(server, bucket)
+        prepare_sender(server, sample, A)
+        result = process_as_deployed(server, report, sample, A, "CHG-2")
+        assert result["outcome"] != "processed" and "AccessDenied" in result["reason"], result
+        s3 = as_role(server, processor_arn(A), "s3")
+        etag = s3.get_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}")["ETag"]
+        message = denied(s3.put_object, Bucket=bucket, Key=f"processing/{A}/{CHANGE}", Body=b"{}", IfMatch=etag)
+        assert f"s3:PutObject on resource: arn:aws:s3:::{bucket}/processing/{A}/{CHANGE}" in message
+    finally:
+        server.stop()
