@@ -21,7 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devtools.enforcement import Enforcement
 
 _LOCK = threading.RLock()
 _patched = False
@@ -104,9 +107,12 @@ class _RequestTracker:
 
 
 class LocalAws:
-    """moto's ThreadedMotoServer bound to 127.0.0.1 on a free port."""
+    """moto's ThreadedMotoServer bound to 127.0.0.1 on a free port.
 
-    def __init__(self, port: int = 0) -> None:
+    ``enforce``: an :class:`devtools.enforcement.Enforcement` that decides every request with the policy
+    engine before moto serves it (off by default: a test that deploys no policies needs none)."""
+
+    def __init__(self, port: int = 0, *, enforce: Enforcement | None = None) -> None:
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -118,10 +124,16 @@ class LocalAws:
         record_send_parameters()  # moto drops EmailTags and ConfigurationSetName; the SES event simulator needs them
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
+        self.enforcement = enforce
 
     def start(self) -> LocalAws:
         self._server.start()
         self._requests = _RequestTracker(self._server._server)
+        if self.enforcement is not None:
+            self.enforcement.start()
+            wsgi = self._server._server
+            assert wsgi is not None
+            wsgi.app = self.enforcement.wrap(wsgi.app)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.reset()  # moto's backends are per process: start every emulator empty
@@ -146,6 +158,8 @@ class LocalAws:
 
     def stop(self) -> None:
         self._server.stop()
+        if self.enforcement is not None:
+            self.enforcement.close()
 
     def env(self) -> dict[str, str]:
         """Environment for a child process (a worker) that must talk to this emulator."""
