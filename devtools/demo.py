@@ -45,8 +45,10 @@ from rich.table import Table
 from devtools import local_run, ses_events
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
+from devtools.enforcement import Counts, Enforcement
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
 from devtools.local_deploy.resolve import Aws
+from devtools.processes import terminate_with
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
@@ -98,7 +100,7 @@ class Worker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops them with SIGTERM (drain)
-            preexec_fn=local_run.terminate_with(os.getpid()),
+            preexec_fn=terminate_with(os.getpid()),
         )
 
     def stop(self, timeout: float = 30) -> int:
@@ -334,7 +336,8 @@ def run(args: argparse.Namespace) -> int:
     # Whatever happens from here on (an exception, Ctrl-C, SIGTERM, a closed stdout), the ExitStack stops
     # every process the demo started, then the fake Graph, then the emulator.
     with contextlib.ExitStack() as cleanup:
-        emulator = cleanup.enter_context(local_aws())
+        enforcement = Enforcement()
+        emulator = cleanup.enter_context(local_aws(enforce=enforcement))
         console.print(f"local AWS emulator on {emulator.endpoint}; service logs in {logdir}")
         try:
             deployed = deploy_assembly(assembly, emulator.endpoint)
@@ -345,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]deploy failed[/red]: {exc}")
             return 1
         report_deploy(deployed)
+        enforcement.world = deployed.world  # the bucket policy lives only in the deployed world (moto drops it)
         config = load_platform_config()
         plans = local_run.plan(assembly, deployed.world)
         aws = Aws(emulator.endpoint)
@@ -365,6 +369,9 @@ def run(args: argparse.Namespace) -> int:
             region=config.accounts.region,
             graph_secret=(GRAPH_SECRET_NAME, graph.client_secret) if graph is not None else None,
         )
+        # The operator is an administrator of the governance account (an IAM user with an allow-all policy):
+        # its requests are counted as an admin's, like the deployer's, not decided by the engine.
+        enforcement.register_admin(operator.access_key_id, "operator")
         session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
         sqs = session.client("sqs")
         delivery_url = coordinator_plan.environment["TTP_DELIVERY_QUEUE_URL"]
@@ -444,9 +451,32 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"workers stopped with SIGTERM, exit codes: {exit_codes}")
         coordinator_exit = coordinator.stop()
         console.print(f"coordinator stopped with SIGTERM, exit code: {coordinator_exit}")
+        decided = report_policy_decisions(enforcement)
         console.print(f"deploy + run: {time.monotonic() - started:.1f} s")
-        ok = all(code == 0 for code in exit_codes.values()) and coordinator_exit == 0 and elapsed < 120 and settled_ok
+        ok = (
+            all(code == 0 for code in exit_codes.values())
+            and coordinator_exit == 0
+            and elapsed < 120
+            and settled_ok
+            and decided.denied == 0
+        )
         return 0 if ok else 1
+
+
+def report_policy_decisions(enforcement: Enforcement) -> Counts:
+    """What the policy engine decided: every request of the services (their task roles) was decided from
+    the synthesized policies; the deployer's and the operator's (administrators) were only counted."""
+    counts = enforcement.counts
+    not_decided = sum(counts.not_decided.values())
+    console.print(
+        f"policy engine (@cloud-copilot/iam-simulate): {counts.allowed} requests allowed, {counts.denied} denied "
+        f"({counts.cached} answered from its cache, {counts.engine_seconds:.1f} s deciding); "
+        f"{counts.admin} by administrators (the deployer, the operator) and {not_decided} needing no permission "
+        "were not decided"
+    )
+    for denial in enforcement.denials:
+        console.print(f"denied: {denial.message}", style="red", markup=False, highlight=False)
+    return counts
 
 
 def operator_settings(plans: list[local_run.ServicePlan]) -> dict[str, str]:

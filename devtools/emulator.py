@@ -127,16 +127,22 @@ class LocalAws:
         self.enforcement = enforce
 
     def start(self) -> LocalAws:
+        """Start the server (and the policy engine); whatever interrupts the start (Ctrl-C included)
+        stops what it had started, since the caller's ``stop`` is not armed yet."""
         self._server.start()
-        self._requests = _RequestTracker(self._server._server)
-        if self.enforcement is not None:
-            self.enforcement.start()
-            wsgi = self._server._server
-            assert wsgi is not None
-            wsgi.app = self.enforcement.wrap(wsgi.app)
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        self.reset()  # moto's backends are per process: start every emulator empty
+        try:
+            self._requests = _RequestTracker(self._server._server)
+            if self.enforcement is not None:
+                self.enforcement.start()
+                wsgi = self._server._server
+                assert wsgi is not None
+                wsgi.app = self.enforcement.wrap(wsgi.app)
+            host, port = self._server.get_host_and_port()
+            self.endpoint = f"http://{host}:{port}"
+            self.reset()  # moto's backends are per process: start every emulator empty
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def reset(self) -> None:
@@ -167,9 +173,10 @@ class LocalAws:
 
 
 @contextmanager
-def local_aws() -> Iterator[LocalAws]:
-    """Start the emulator and point this process's boto3 at it for the duration of the block."""
-    server = LocalAws().start()
+def local_aws(*, enforce: Enforcement | None = None) -> Iterator[LocalAws]:
+    """Start the emulator (deciding every request with ``enforce``, if given) and point this process's
+    boto3 at it for the duration of the block."""
+    server = LocalAws(enforce=enforce).start()
     saved = {k: os.environ.get(k) for k in [*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(server.env())
     try:

@@ -306,6 +306,8 @@ def requests_of(
         return _sts(body)
     if service == "ses":
         return _ses(region, environ, body, caller)
+    if service == "secretsmanager":
+        return _secretsmanager(region, environ, body, caller)
     raise Unmapped(f"service {service!r} ({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')})")
 
 
@@ -481,6 +483,30 @@ def _sts(body: bytes) -> tuple[str, list[Check] | None]:
     return operation, [Check("sts:AssumeRole", role_arn, account, trust_text, tuple(sorted(context.items())))]
 
 
+def _secretsmanager(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """``GetSecretValue`` (what an ECS execution role does to inject a task's secrets), on the secret's
+    full ARN: a policy names the ARN with its random suffix, or a ``-??????`` wildcard, never the name."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("secretsmanager.")
+    if operation != "GetSecretValue":
+        raise Unmapped(f"Secrets Manager {operation or 'request without an operation'}")
+    secret_id = str(json.loads(body or b"{}").get("SecretId", ""))
+    account = secret_id.split(":")[4] if secret_id.startswith("arn:") else caller.arn.split(":")[4]
+    secrets = secretsmanager_backends[account][region].secrets
+    found = next(
+        (
+            secret.arn
+            for name, secret in secrets.items()
+            if secret_id in (name, secret.arn) or (secret_id.startswith("arn:") and secret.arn.startswith(secret_id))
+        ),
+        None,
+    )
+    if found is None:
+        raise Unmapped(f"Secrets Manager GetSecretValue of {secret_id!r}, which does not exist")
+    return operation, [Check("secretsmanager:GetSecretValue", found, account, None)]
+
+
 def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
     account = caller.arn.split(":")[4]
@@ -545,6 +571,13 @@ def error_response(environ: Mapping[str, Any], denial: Denial) -> tuple[str, lis
         body = json.dumps({"__type": "com.amazonaws.sqs#AccessDenied", "message": denial.message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", "AccessDenied;Sender")]
         return "403 Forbidden", [*headers, ("x-amzn-RequestId", request_id)], body
+    if target:  # the other JSON protocols (Secrets Manager): AWS answers AccessDeniedException
+        body = json.dumps({"__type": "AccessDeniedException", "Message": denial.message}).encode()
+        return (
+            "400 Bad Request",
+            [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)],
+            body,
+        )
     if str(environ.get("PATH_INFO", "")).startswith("/v2/email/"):
         body = json.dumps({"message": denial.message}).encode()
         headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException")]

@@ -45,7 +45,6 @@ from devtools.local_deploy.resolve import Aws
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "runtime" / "Dockerfile"
 SESSION_NAME = "local-runner"
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def image_environment(dockerfile: Path = DOCKERFILE) -> dict[str, str]:
@@ -230,23 +229,6 @@ def launch(
     overrides.update(local)
     env.update(local)
     return Launch(service, argv, env, overrides)
-
-
-def terminate_with(parent: int) -> Callable[[], None] | None:
-    """For ``Popen(preexec_fn=…)``: the child gets SIGTERM (and drains) when its parent dies, even by
-    SIGKILL; otherwise it would retry the dead emulator forever. Linux only (``prctl(PR_SET_PDEATHSIG)``)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
 
 
 class Scheduled:

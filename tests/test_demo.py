@@ -73,6 +73,12 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
     assert re.search(r"│ CHG-2026-0002 +│ \S+… +│ 0 +│ 1 +│", out), out  # the meeting table's one row
     assert "by coordinator" not in out and "│ coordinator " in out
     assert "triggers left under customers/" in out and "HEALTHY" in out and "COMPLETE" in out
+    # issue 18: every request of the services was decided by the policy engine from the synthesized
+    # policies, and none was denied (a denial also makes the demo exit 1)
+    [(allowed, denied)] = re.findall(
+        r"policy engine \(@cloud-copilot/iam-simulate\): (\d+) requests allowed, (\d+) denied", out
+    )
+    assert int(allowed) > 100 and int(denied) == 0, out
     assert "recorded and folded" in out  # verify reads both the processing objects and the archive
     assert "exit codes: {'hts': 0, 'htsnonprod': 0}" in out
     assert "coordinator stopped with SIGTERM, exit code: 0" in out

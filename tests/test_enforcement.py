@@ -21,6 +21,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from devtools import demo
+from devtools.demo import demo_context
 from devtools.emulator import LocalAws
 from devtools.enforcement import Enforcement
 from devtools.iam_engine import PolicyEngine
@@ -370,5 +372,30 @@ def test_a_task_role_without_put_object_stops_with_access_denied(
         etag = s3.get_object(Bucket=bucket, Key=f"processing/{A}/{CHANGE}")["ETag"]
         message = denied(s3.put_object, Bucket=bucket, Key=f"processing/{A}/{CHANGE}", Body=b"{}", IfMatch=etag)
         assert f"s3:PutObject on resource: arn:aws:s3:::{bucket}/processing/{A}/{CHANGE}" in message
+    finally:
+        server.stop()
+
+
+def test_only_the_coordinators_execution_role_reads_its_graph_secret(tmp_path: Path, engine: PolicyEngine) -> None:
+    """ECS injects ``TTP_GRAPH_CLIENT_SECRET`` with the coordinator's *execution* role: that role may read
+    the secret, a processor's task role may not (Secrets Manager was unmapped, hence denied to both, before)."""
+    outdir = tmp_path / "with-meetings"
+    demo.synthesize(outdir, context=demo_context())  # as the demo does (python app.py): meetings on
+    server = LocalAws(enforce=Enforcement(engine)).start()
+    try:
+        report = deploy_assembly(outdir, server.endpoint)
+        server.enforcement.world = report.world  # type: ignore[union-attr]
+        secret = admin(server, "secretsmanager", GOV).create_secret(Name=demo.GRAPH_SECRET_NAME, SecretString="s3cr3t")
+        coordinator = next(
+            t for t in report.world.account(GOV).task_definitions.values() if t["containers"][0].get("secrets")
+        )
+        reader = as_role(server, coordinator["execution_role_arn"], "secretsmanager")
+        assert reader.get_secret_value(SecretId=secret["ARN"])["SecretString"] == "s3cr3t"
+        outsider = as_role(server, processor_arn(A), "secretsmanager")
+        with pytest.raises(ClientError) as raised:
+            outsider.get_secret_value(SecretId=secret["ARN"])
+        error = raised.value.response["Error"]
+        assert error["Code"] == "AccessDeniedException", raised.value.response
+        assert "secretsmanager:GetSecretValue" in error["Message"] and secret["ARN"] in error["Message"]
     finally:
         server.stop()

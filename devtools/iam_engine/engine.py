@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
+
+from devtools.processes import terminate_with
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "@cloud-copilot/iam-simulate"
@@ -203,6 +206,7 @@ class PolicyEngine:
         node, version = self._check_installed()
         process = subprocess.Popen(
             [node, str(SHIM), str(self._root)],
+            preexec_fn=terminate_with(os.getpid()),
             cwd=self._root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
