@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Synthesizes the sample app (customers from ``cdk.json``, meetings on the fake Graph), deploys it on a
     fresh emulator, creates what the stacks do not own, starts the fake Graph and, unless ``--no-services``,
-    every service and the sweeper as :mod:`devtools.demo` does. Prints the ``export`` lines of an operator
+    every service and the sweeper as :mod:`devtools.demo` does; every request of a service is decided by the
+    policy engine from the synthesized policies, as in the demo. Prints the ``export`` lines of an operator
     (the ops CLI, ``python -m runtime …``) and of every service (to run one by hand instead).
     """
     import argparse
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     from devtools import demo
     from devtools import sandbox as sb
     from devtools.emulator import LocalAws, exports
+    from devtools.enforcement import Enforcement
     from devtools.fake_graph import FakeGraph
     from devtools.local_deploy import DeployError, deploy_assembly
 
@@ -299,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with contextlib.ExitStack() as cleanup:
-        emulator = LocalAws().start()
+        enforcement = Enforcement()
+        emulator = LocalAws(enforce=enforcement).start()
         cleanup.callback(emulator.stop)
         try:
             deployed = deploy_assembly(args.assembly, emulator.endpoint)
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deploy failed: {exc}", file=sys.stderr)
             return 1
         demo.report_deploy(deployed)
+        enforcement.world = deployed.world  # the bucket policy lives only in the deployed world
+        cleanup.callback(demo.report_policy_decisions, enforcement)  # printed when the world stops
         plans = plan(args.assembly, deployed.world)
         config = demo.load_platform_config()
         aws = Aws(emulator.endpoint)
@@ -319,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             region=config.accounts.region,
             graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
         )
+        enforcement.register_admin(operator.access_key_id, "operator")  # an administrator, as in the demo
         region = config.accounts.region
         endpoints = {
             "TTP_GRAPH_BASE_URL": graph.graph_base_url,
