@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -76,9 +77,13 @@ def test_remembered_results_skip_the_archive() -> None:
 class SlowFolder(FakeFolder):
     """A write that takes a while, counting how many writes of the change run at once."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, hold_first: threading.Event | None = None) -> None:
         super().__init__()
         self.seconds = seconds
+        self.hold_first = hold_first
+        """The first write waits for this (bounded) instead of a fixed time: a loaded machine cannot
+        make the callers that must arrive during it arrive after it."""
+        self.first_started = threading.Event()
         self.running = 0
         self.most_at_once = 0
         self._lock = threading.Lock()
@@ -88,6 +93,9 @@ class SlowFolder(FakeFolder):
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
+            if self.hold_first is not None and not self.first_started.is_set():
+                self.first_started.set()
+                self.hold_first.wait(10)
             threading.Event().wait(self.seconds)
             return super().fold(change_id, pending)
         finally:
@@ -96,13 +104,27 @@ class SlowFolder(FakeFolder):
 
 
 def test_one_write_per_change_at_a_time_and_the_next_batch_collects_meanwhile() -> None:
-    folder = SlowFolder(0.5)
+    first_write = threading.Event()
+    folder = SlowFolder(0.0, hold_first=first_write)
     batcher = FoldBatcher(folder, 0.0)  # type: ignore[arg-type]
     first = threading.Thread(target=batcher.submit, args=("CHG-1", [pending("first")]))
     first.start()
-    threading.Event().wait(0.1)  # the first write is in flight
-    out = run_concurrently(batcher, [f"c{i}" for i in range(8)])  # all arrive during that write
+    assert folder.first_started.wait(10)  # the first write is in flight, and stays so until released
+    arrivals = threading.Thread(target=lambda: out.update(run_concurrently(batcher, [f"c{i}" for i in range(8)])))
+    out: dict[str, Any] = {}
+    arrivals.start()
+
+    def collected() -> int:  # the batch that opened while the first write runs (no timing guess: it is read)
+        with batcher._batcher._lock:
+            batch = batcher._batcher._open.get("CHG-1")
+            return len(batch.items) if batch is not None else 0
+
+    deadline = time.monotonic() + 10
+    while collected() < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first_write.set()
     first.join(10)
+    arrivals.join(10)
     assert folder.most_at_once == 1  # the coordinator's own writes never race (no 412 among them)
     assert [len(call) for call in folder.calls] == [1, 8]  # the 8 waited together: one more write, not 8
     assert all(isinstance(outcome, FoldOutcome) for outcome in out.values())
