@@ -27,7 +27,7 @@ from devtools.emulator import LocalAws
 from devtools.enforcement import Enforcement
 from devtools.iam_engine import PolicyEngine
 from devtools.local_deploy import DeployReport, deploy_assembly
-from devtools.local_deploy.resolve import ACCOUNT_HEADER
+from devtools.local_deploy.resolve import Aws
 from devtools.sandbox import DEFAULT_TOPIC
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
@@ -54,17 +54,7 @@ def engine() -> Iterator[PolicyEngine]:
 
 def admin(server: LocalAws, service: str, account: str) -> Any:
     """A client with the registered admin key (what the deployer and the harness use), in ``account``."""
-    made = boto3.client(
-        service,
-        endpoint_url=server.endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    made.meta.events.register(
-        "before-sign.*.*", lambda request, **_: request.headers.__setitem__(ACCOUNT_HEADER, account)
-    )
-    return made
+    return Aws(server.endpoint).client(service, account, REGION)
 
 
 def as_role(server: LocalAws, role_arn: str, service: str, external_id: str | None = None) -> Any:

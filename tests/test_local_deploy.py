@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
 
 from devtools import local_deploy
 from devtools.emulator import LocalAws
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly, tables
 from devtools.local_deploy.__main__ import main
-from devtools.local_deploy.resolve import ACCOUNT_HEADER
+from devtools.local_deploy.resolve import Aws
 from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, synthesize
 
 HTS_ACCOUNT = "333333333333"
@@ -48,17 +47,8 @@ def deployed(sample: Synth, server: LocalAws) -> DeployReport:
 
 
 def client(server: LocalAws, service: str, account: str) -> Any:
-    made = boto3.client(
-        service,
-        endpoint_url=server.endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    made.meta.events.register(
-        "before-sign.*.*", lambda request, **_: request.headers.__setitem__(ACCOUNT_HEADER, account)
-    )
-    return made
+    """A client of the emulator in ``account`` (the admin key the deployer uses)."""
+    return Aws(server.endpoint).client(service, account, REGION)
 
 
 def resources(synth: Synth, stack: str, type_: str) -> dict[str, Any]:
