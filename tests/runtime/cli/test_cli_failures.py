@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from botocore.config import Config
 from typer.testing import CliRunner
 
@@ -25,6 +24,7 @@ from runtime import aws
 from runtime.cli import app
 from runtime.contract.exit_codes import EXIT_FAILED
 from tests.support.aws_platform import Platform
+from tests.support.cli_commands import leaf_commands as all_commands
 from tests.support.ops_platform import ops_env
 
 SERVICES = {"worker", "coordinator"}
@@ -36,18 +36,7 @@ DOES_NOT_READ_THE_BUCKET = {"dlq list", "dlq redrive", "restart", "logs"}
 
 
 def leaf_commands() -> list[tuple[list[str], Any]]:
-    found: list[tuple[list[str], Any]] = []
-
-    def walk(command: Any, path: list[str]) -> None:
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            for name, sub in subcommands.items():
-                walk(sub, [*path, name])
-        else:
-            found.append((path, command))
-
-    walk(typer.main.get_command(app), [])
-    return [(path, command) for path, command in found if " ".join(path) not in SERVICES | NO_AWS]
+    return [(path, command) for path, command in all_commands() if " ".join(path) not in SERVICES | NO_AWS]
 
 
 def command_line(path: list[str], command: Any, document: Path) -> list[str]:

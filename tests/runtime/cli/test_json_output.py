@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from runtime.cli import app
@@ -28,6 +27,7 @@ from runtime.contract.metric_names import MetricName
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory
 from tests.support.aws_platform import Platform
+from tests.support.cli_commands import leaf_commands
 from tests.support.ops_platform import ecs_services, ops_env
 
 CHANGE = "CHG-1"
@@ -36,18 +36,7 @@ CUSTOMER = "hts"
 
 def json_commands() -> list[tuple[list[str], Any]]:
     """Every (sub)command of the app that has a ``--json`` option, with its click command."""
-    found: list[tuple[list[str], Any]] = []
-
-    def walk(command: Any, path: list[str]) -> None:
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            for name, sub in subcommands.items():
-                walk(sub, [*path, name])
-        elif any("--json" in getattr(p, "opts", []) for p in command.params):
-            found.append((path, command))
-
-    walk(typer.main.get_command(app), [])
-    return found
+    return [(path, c) for path, c in leaf_commands() if any("--json" in getattr(p, "opts", []) for p in c.params)]
 
 
 class _ProcessStdout(io.TextIOBase):
