@@ -5,8 +5,13 @@ package: ``python -m runtime dashboard-json`` prints these bodies (the runbook's
 input) and the CDK constructs put the same bodies into ``AWS::CloudWatch::Dashboard``, so what ops
 sees is what is deployed.
 
-The overview never lists customers: every graph uses ``SEARCH`` (and metric math over it), so its
-widget count and body size are the same for 2 or 200 customers. CloudWatch limits that matter:
+Each dashboard is a table of widgets (:class:`Graph`, :class:`Text`) whose rows are the metric
+definitions of :mod:`runtime.contract.monitoring` (the ones the alarms read); :func:`_layout` places
+them left to right, a new row when 24 columns are full, so no widget has hand-written coordinates.
+
+The overview never lists customers: every customer graph uses ``SEARCH`` (and metric math over it), so
+its widget count and body size are the same for 2 or 200 customers; its change-coordinator graphs read
+the coordinator's own metrics. CloudWatch limits that matter:
 
 * at most 500 widgets per dashboard and a 1 MB body (``DashboardBody``; we stay far below both);
 * a ``SEARCH`` returns at most 500 time series, and a graph shows at most 500: each overview graph
@@ -15,148 +20,462 @@ widget count and body size are the same for 2 or 200 customers. CloudWatch limit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.contract import names
 from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
+from runtime.contract.monitoring import (
+    CPU,
+    DELIVERY_RATE_PERIOD,
+    DESIRED_TASKS,
+    IN_FLIGHT,
+    MEMORY,
+    OLDEST_MESSAGE_AGE,
+    PERIOD,
+    RUNNING_TASKS,
+    VISIBLE,
+    Math,
+    Source,
+    Stat,
+    Target,
+    coordinator_target,
+    customer_target,
+)
 
 OVERVIEW_DASHBOARD_NAME = names.OVERVIEW_DASHBOARD_NAME
 customer_dashboard_name = names.customer_dashboard_name
 
-PERIOD = 300
-DELIVERY_RATE_PERIOD = 3600
-"""Bounce and complaint rates are hourly (as the customers' rate alarms): 5 minutes is too few emails."""
 # Time series one graph may hold; each overview widget has <= 2 searches of one series per customer.
 SEARCH_BUDGET = 500
 MAX_SEARCHES_PER_WIDGET = 2
 MAX_WIDGETS = 500
 MAX_BODY_BYTES = 1_000_000
+GRID_WIDTH = 24
 
 Widget = dict[str, Any]
 
+SUM, AVG, MAX, ALL = "SUM({})", "AVG({})", "MAX({})", "{}"
+TOP_5 = "SORT({}, MAX, DESC, 5)"
 
-def _search(namespace: str, metric: str, stat: str, period: int = PERIOD, extra: str = "") -> str:
-    query = f'{{{namespace},{CUSTOMER_DIMENSION}}} MetricName="{metric}"{extra}'
+
+@dataclass(frozen=True)
+class Search:
+    """Overview row: ``template`` (e.g. ``SUM({})``) over a SEARCH of one metric across all customers."""
+
+    template: str
+    metric: str
+    stat: str
+    label: str
+    id: str
+    source: Source = Source.CUSTOM
+    period: int = PERIOD
+    visible: bool = True
+
+
+Row = Stat | Math | Search
+
+
+@dataclass(frozen=True)
+class Graph:
+    title: str
+    rows: tuple[Row, ...]
+    width: int = 6
+    stat: str | None = None
+    y_label: str | None = None
+    period: int = PERIOD
+    height: int = 6
+
+
+@dataclass(frozen=True)
+class Text:
+    markdown: str
+    height: int = 1
+    width: int = GRID_WIDTH
+
+
+@dataclass(frozen=True)
+class AlarmStatus:
+    alarm_arns: tuple[str, ...]
+    title: str = "Alarms"
+    height: int = 4
+    width: int = GRID_WIDTH
+
+
+Item = Graph | Text | AlarmStatus
+
+
+def _search(metric: str, stat: str, source: Source, period: int, namespace: str, cluster: str) -> str:
+    if source is Source.CUSTOM:
+        query = f'{{{namespace},{CUSTOMER_DIMENSION}}} MetricName="{metric}"'
+    elif source in (Source.QUEUE, Source.DLQ):
+        # Token matching: "customer-x-changes" -> customer, x, changes; DLQs add the token "dlq".
+        scope = "QueueName=dlq" if source is Source.DLQ else "NOT QueueName=dlq"
+        query = f'{{AWS/SQS,QueueName}} MetricName="{metric}" QueueName=customer QueueName=changes {scope}'
+    else:
+        query = f'{{{source},ClusterName,ServiceName}} MetricName="{metric}" ClusterName="{cluster}"'
     return f"SEARCH('{query}', '{stat}', {period})"
 
 
-def _sqs_search(metric: str, stat: str, *, dlq: bool, period: int = PERIOD) -> str:
-    # Token matching: "customer-x-changes" -> customer, x, changes; DLQs add the token "dlq".
-    scope = "QueueName=dlq" if dlq else "NOT QueueName=dlq"
-    query = f'{{AWS/SQS,QueueName}} MetricName="{metric}" QueueName=customer QueueName=changes {scope}'
-    return f"SEARCH('{query}', '{stat}', {period})"
+@dataclass(frozen=True)
+class _Context:
+    """What a row needs to become JSON: the region, and whose metrics (a target, or all customers)."""
+
+    region: str
+    namespace: str
+    cluster: str
+    target: Target | None = None
 
 
-def _ecs_search(namespace: str, metric: str, stat: str, cluster_name: str, period: int = PERIOD) -> str:
-    query = f'{{{namespace},ClusterName,ServiceName}} MetricName="{metric}" ClusterName="{cluster_name}"'
-    return f"SEARCH('{query}', '{stat}', {period})"
+def _row(row: Row, ctx: _Context) -> list[Any]:
+    if isinstance(row, Search):
+        search = _search(row.metric, row.stat, row.source, row.period, ctx.namespace, ctx.cluster)
+        return [_options(expression=row.template.format(search), label=row.label, id=row.id, visible=row.visible)]
+    if isinstance(row, Math):
+        return [_options(expression=row.expression, label=row.label, id=row.id, visible=row.visible)]
+    if ctx.target is None:
+        raise ValueError(f"graph row {row.metric!r} names no customer: the overview graphs customers with Search")
+    namespace, dimensions = ctx.target.dimensions(row.source)
+    options = _options(
+        stat=row.stat,
+        label=row.label,
+        period=row.period if row.period != PERIOD else None,
+        id=row.id,
+        visible=row.visible,
+    )
+    return [namespace, row.metric, *(part for item in dimensions.items() for part in item)] + (
+        [options] if options else []
+    )
 
 
-def _expr(expression: str, label: str, id_: str, *, visible: bool = True, **extra: Any) -> list[Any]:
-    options: dict[str, Any] = {"expression": expression, "label": label, "id": id_}
-    if not visible:
-        options["visible"] = False
-    options.update(extra)
-    return [options]
+def _options(**options: Any) -> dict[str, Any]:
+    """The options that are set (``visible`` only when False)."""
+    return {k: v for k, v in options.items() if v is not None and v is not True}
 
 
-def _graph(
-    title: str,
-    metrics: list[list[Any]],
-    *,
-    region: str,
-    x: int,
-    y: int,
-    width: int = 6,
-    height: int = 6,
-    stat: str | None = None,
-    y_label: str | None = None,
-    period: int = PERIOD,
-) -> Widget:
+def _widget(item: Item, ctx: _Context, x: int, y: int) -> Widget:
+    placed: Widget = {"type": "metric", "x": x, "y": y, "width": item.width, "height": item.height}
+    if isinstance(item, Text):
+        return placed | {"type": "text", "properties": {"markdown": item.markdown}}
+    if isinstance(item, AlarmStatus):
+        return placed | {"type": "alarm", "properties": {"title": item.title, "alarms": sorted(item.alarm_arns)}}
     properties: dict[str, Any] = {
-        "title": title,
-        "region": region,
+        "title": item.title,
+        "region": ctx.region,
         "view": "timeSeries",
         "stacked": False,
-        "period": period,
-        "metrics": metrics,
+        "period": item.period,
+        "metrics": [_row(row, ctx) for row in item.rows],
     }
-    if stat:
-        properties["stat"] = stat
-    if y_label:
-        properties["yAxis"] = {"left": {"label": y_label, "showUnits": False}}
-    return {"type": "metric", "x": x, "y": y, "width": width, "height": height, "properties": properties}
+    if item.stat:
+        properties["stat"] = item.stat
+    if item.y_label:
+        properties["yAxis"] = {"left": {"label": item.y_label, "showUnits": False}}
+    return placed | {"properties": properties}
 
 
-def _text(markdown: str, *, x: int = 0, y: int, width: int = 24, height: int = 1) -> Widget:
-    return {"type": "text", "x": x, "y": y, "width": width, "height": height, "properties": {"markdown": markdown}}
+def _layout(items: list[Item], ctx: _Context) -> list[Widget]:
+    """Left to right, a new row when the next item does not fit in the grid's 24 columns."""
+    widgets: list[Widget] = []
+    x = y = row_height = 0
+    for item in items:
+        if x + item.width > GRID_WIDTH:
+            x, y, row_height = 0, y + row_height, 0
+        widgets.append(_widget(item, ctx, x, y))
+        x += item.width
+        row_height = max(row_height, item.height)
+    return widgets
 
 
-def runbook_widgets(*, region: str, namespace: str, y: int = 1) -> list[Widget]:
-    """The runbook's trigger-monitoring-dashboard.json, over all customers (SUM/AVG/MAX of SEARCH)."""
-    ns = namespace
-    return [
-        _graph(
-            "Trigger Creation vs Deletion",
-            [
-                _expr(
-                    f"SUM({_search(ns, MetricName.TRIGGER_CREATION_RATE, 'Sum')})",
-                    MetricName.TRIGGER_CREATION_RATE,
-                    "creation",
-                ),
-                _expr(
-                    f"SUM({_search(ns, MetricName.TRIGGER_DELETION_RATE, 'Sum')})",
-                    MetricName.TRIGGER_DELETION_RATE,
-                    "deletion",
-                ),
-            ],
-            region=region,
-            x=0,
-            y=y,
-            width=8,
-            stat="Sum",
+def _body(items: list[Item], ctx: _Context) -> dict[str, Any]:
+    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": _layout(items, ctx)}
+
+
+def _sum(metric: str, label: str, id_: str, **kw: Any) -> Search:
+    return Search(SUM, metric, "Sum", label, id_, **kw)
+
+
+def _sqs(template: str, metric: str, stat: str, label: str, id_: str, *, dlq: bool = False) -> Search:
+    return Search(template, metric, stat, label, id_, Source.DLQ if dlq else Source.QUEUE)
+
+
+RUNBOOK_GRAPHS: tuple[Graph, ...] = (
+    Graph(
+        "Trigger Creation vs Deletion",
+        (
+            _sum(MetricName.TRIGGER_CREATION_RATE, MetricName.TRIGGER_CREATION_RATE, "creation"),
+            _sum(MetricName.TRIGGER_DELETION_RATE, MetricName.TRIGGER_DELETION_RATE, "deletion"),
         ),
-        _graph(
-            "Trigger Age (seconds)",
-            [
-                _expr(
-                    f"AVG({_search(ns, MetricName.TRIGGER_AGE, 'Average')})",
-                    f"{MetricName.TRIGGER_AGE} Average",
-                    "age_avg",
+        width=8,
+        stat="Sum",
+    ),
+    Graph(
+        "Trigger Age (seconds)",
+        (
+            Search(AVG, MetricName.TRIGGER_AGE, "Average", f"{MetricName.TRIGGER_AGE} Average", "age_avg"),
+            Search(MAX, MetricName.TRIGGER_AGE, "Maximum", f"{MetricName.TRIGGER_AGE} Maximum", "age_max"),
+        ),
+        width=8,
+        y_label="seconds",
+    ),
+    Graph(
+        "Archive Update Success/Failure",
+        (
+            _sum(MetricName.ARCHIVE_UPDATE_SUCCESS, MetricName.ARCHIVE_UPDATE_SUCCESS, "archive_ok"),
+            _sum(MetricName.ARCHIVE_UPDATE_FAILURE, MetricName.ARCHIVE_UPDATE_FAILURE, "archive_failed"),
+        ),
+        width=8,
+        stat="Sum",
+    ),
+)
+"""The runbook's trigger-monitoring-dashboard.json, over all customers (SUM/AVG/MAX of SEARCH)."""
+
+
+def _hourly_search(metric: MetricName, id_: str) -> Search:
+    """A rate's hidden input: every customer's hourly sum (one series each)."""
+    return Search(ALL, metric, "Sum", metric, id_, period=DELIVERY_RATE_PERIOD, visible=False)
+
+
+OVERVIEW_GROUPS: tuple[tuple[str, tuple[Graph, ...]], ...] = (
+    (
+        "## Trigger metrics",
+        (
+            Graph(
+                "Trigger creation / deletion rate",
+                (
+                    _sum(MetricName.TRIGGER_CREATION_RATE, "created", "t_created"),
+                    _sum(MetricName.TRIGGER_DELETION_RATE, "deleted", "t_deleted"),
                 ),
-                _expr(
-                    f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})",
-                    f"{MetricName.TRIGGER_AGE} Maximum",
-                    "age_max",
+            ),
+            Graph(
+                "Trigger age distribution (seconds)",
+                (
+                    Search(MAX, MetricName.TRIGGER_AGE, "p90", "p90 (worst customer)", "age_p90"),
+                    Search(MAX, MetricName.TRIGGER_AGE, "Maximum", "maximum", "age_p100"),
                 ),
-            ],
-            region=region,
-            x=8,
-            y=y,
+                y_label="seconds",
+            ),
+            Graph(
+                "Orphaned triggers / oldest trigger (sweeper)",
+                (
+                    Search(SUM, MetricName.ORPHANED_TRIGGERS, "Maximum", "orphaned triggers", "orphans"),
+                    Search(MAX, MetricName.OLDEST_TRIGGER_AGE, "Maximum", "oldest trigger age (s)", "oldest"),
+                ),
+            ),
+            Graph(
+                "Trigger delete failures / duplicate events",
+                (
+                    _sum(MetricName.TRIGGER_DELETE_FAILURE, "trigger delete failures", "del_fail"),
+                    _sum(MetricName.DUPLICATE_EVENTS, "duplicate events", "dups"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "## Processing metrics",
+        (
+            Graph(
+                "Processing duration (seconds)",
+                (
+                    Search(AVG, MetricName.PROCESSING_DURATION, "Average", "average", "dur_avg"),
+                    Search(MAX, MetricName.PROCESSING_DURATION, "Maximum", "maximum", "dur_max"),
+                ),
+                y_label="seconds",
+            ),
+            Graph(
+                "Processing success rate (%)",
+                (
+                    _sum(MetricName.PROCESSING_SUCCESS, "success", "p_ok", visible=False),
+                    _sum(MetricName.PROCESSING_FAILURE, "failure", "p_fail", visible=False),
+                    Math("100 * p_ok / (p_ok + p_fail)", "processing success %", "p_rate"),
+                ),
+                y_label="%",
+            ),
+            Graph(
+                "Archive update success rate (%)",
+                (
+                    _sum(MetricName.ARCHIVE_UPDATE_SUCCESS, "success", "a_ok", visible=False),
+                    _sum(MetricName.ARCHIVE_UPDATE_FAILURE, "failure", "a_fail", visible=False),
+                    Math("100 * a_ok / (a_ok + a_fail)", "archive update success %", "a_rate"),
+                ),
+                y_label="%",
+            ),
+            Graph(
+                "Email delivery rate",
+                (
+                    _sum(MetricName.EMAILS_SENT, "emails sent", "emails"),
+                    _sum(MetricName.PROCESSING_FAILURE, "processing failures", "p_fail2"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "## Queue metrics",
+        (
+            Graph(
+                "SQS queue depth (visible messages)",
+                (
+                    _sqs(SUM, VISIBLE, "Maximum", "all queues", "q_sum"),
+                    _sqs(TOP_5, VISIBLE, "Maximum", "", "q_top"),
+                ),
+            ),
+            Graph(
+                "SQS message age (oldest, seconds)",
+                (_sqs(MAX, OLDEST_MESSAGE_AGE, "Maximum", "oldest message", "q_age"),),
+                y_label="seconds",
+            ),
+            Graph(
+                "DLQ message count",
+                (
+                    _sqs(SUM, VISIBLE, "Maximum", "all DLQs", "dlq_sum", dlq=True),
+                    _sqs(TOP_5, VISIBLE, "Maximum", "", "dlq_top", dlq=True),
+                ),
+            ),
+            Graph(
+                "Message processing rate (deleted messages)",
+                (
+                    _sqs(SUM, "NumberOfMessagesDeleted", "Sum", "messages processed", "q_done"),
+                    _sqs(SUM, "NumberOfMessagesReceived", "Sum", "messages received", "q_recv"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "## System health",
+        (
+            Graph(
+                "ECS task count",
+                (
+                    Search(SUM, RUNNING_TASKS, "Average", "running tasks", "running", Source.CONTAINER_INSIGHTS),
+                    Search(SUM, DESIRED_TASKS, "Average", "desired tasks", "desired", Source.CONTAINER_INSIGHTS),
+                ),
+            ),
+            Graph(
+                "ECS CPU utilization (%)",
+                (
+                    Search(MAX, CPU, "Maximum", "max service", "cpu_max", Source.ECS),
+                    Search(AVG, CPU, "Average", "average", "cpu_avg", Source.ECS),
+                ),
+                y_label="%",
+            ),
+            Graph(
+                "ECS memory utilization (%)",
+                (
+                    Search(MAX, MEMORY, "Maximum", "max service", "mem_max", Source.ECS),
+                    Search(AVG, MEMORY, "Average", "average", "mem_avg", Source.ECS),
+                ),
+                y_label="%",
+            ),
+            Graph(
+                "Errors by type",
+                (
+                    _sum(MetricName.PROCESSING_FAILURE, MetricName.PROCESSING_FAILURE, "e_proc"),
+                    _sum(MetricName.ARCHIVE_UPDATE_FAILURE, MetricName.ARCHIVE_UPDATE_FAILURE, "e_archive"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "## Email delivery",
+        (
+            Graph(
+                "Emails delivered / bounced",
+                (
+                    _sum(MetricName.EMAILS_DELIVERED, MetricName.EMAILS_DELIVERED, "m_dlv"),
+                    _sum(MetricName.EMAILS_BOUNCED, MetricName.EMAILS_BOUNCED, "m_bnc"),
+                ),
+            ),
+            Graph(
+                "Emails complained",
+                (_sum(MetricName.EMAILS_COMPLAINED, MetricName.EMAILS_COMPLAINED, "m_cmp"),),
+            ),
+            # Rates over DELIVERY_RATE_PERIOD like the customers' alarms: bounced / (delivered + bounced),
+            # complained / delivered; the searches behind them are hidden.
+            Graph(
+                "Bounce rate (%, hourly)",
+                (
+                    _hourly_search(MetricName.EMAILS_DELIVERED, "b_dlv"),
+                    _hourly_search(MetricName.EMAILS_BOUNCED, "b_bnc"),
+                    Math(
+                        "IF(SUM(b_dlv) + SUM(b_bnc) > 0, 100 * SUM(b_bnc) / (SUM(b_dlv) + SUM(b_bnc)), 0)",
+                        "bounce rate % (all customers)",
+                        "r_bounce",
+                    ),
+                ),
+                y_label="%",
+                period=DELIVERY_RATE_PERIOD,
+            ),
+            Graph(
+                "Complaint rate (%, hourly)",
+                (
+                    _hourly_search(MetricName.EMAILS_DELIVERED, "c_dlv"),
+                    _hourly_search(MetricName.EMAILS_COMPLAINED, "c_cmp"),
+                    Math(
+                        "IF(SUM(c_dlv) > 0, 100 * SUM(c_cmp) / SUM(c_dlv), 0)",
+                        "complaint rate % (all customers)",
+                        "r_complaint",
+                    ),
+                ),
+                y_label="%",
+                period=DELIVERY_RATE_PERIOD,
+            ),
+        ),
+    ),
+)
+"""The overview's Key Metrics groups: a header, then its graphs."""
+
+COORDINATOR_GROUP: tuple[str, tuple[Graph, ...]] = (
+    "## Change coordinator",
+    (
+        Graph(
+            "Coordinator events waiting / DLQ",
+            (
+                Stat(VISIBLE, "Maximum", Source.QUEUE, label="events waiting"),
+                Stat(VISIBLE, "Maximum", Source.DLQ, label="DLQ visible"),
+            ),
+            width=8,
+        ),
+        Graph(
+            "Coordinator oldest event (seconds)",
+            (Stat(OLDEST_MESSAGE_AGE, "Maximum", Source.QUEUE),),
             width=8,
             y_label="seconds",
         ),
-        _graph(
-            "Archive Update Success/Failure",
-            [
-                _expr(
-                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, 'Sum')})",
-                    MetricName.ARCHIVE_UPDATE_SUCCESS,
-                    "archive_ok",
-                ),
-                _expr(
-                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})",
-                    MetricName.ARCHIVE_UPDATE_FAILURE,
-                    "archive_failed",
-                ),
-            ],
-            region=region,
-            x=16,
-            y=y,
+        Graph(
+            "Coordinator tasks",
+            (
+                Stat(RUNNING_TASKS, "Maximum", Source.CONTAINER_INSIGHTS),
+                Stat(CPU, "Average", Source.ECS),
+                Stat(MEMORY, "Average", Source.ECS),
+            ),
+            width=8,
+        ),
+        Graph(
+            "Results folded / refused",
+            (Stat(MetricName.RESULTS_FOLDED), Stat(MetricName.RESULTS_REFUSED)),
             width=8,
             stat="Sum",
         ),
-    ]
+        Graph(
+            "Fold lag (seconds)",
+            (Stat(MetricName.FOLD_LAG, "Average"), Stat(MetricName.FOLD_LAG, "Maximum")),
+            width=8,
+            y_label="seconds",
+        ),
+        Graph(
+            "Meetings / refused delivery events",
+            (
+                Stat(MetricName.MEETING_RECONCILED),
+                Stat(MetricName.MEETING_FAILURE),
+                Stat(MetricName.DELIVERY_EVENTS_REFUSED),
+            ),
+            width=8,
+            stat="Sum",
+        ),
+    ),
+)
+"""The change coordinator's own metrics (dimension ``CustomerCode=coordinator``), queue, DLQ and service:
+every metric its alarms read, plus what it folds and reconciles."""
 
 
 def overview_dashboard_body(
@@ -165,345 +484,129 @@ def overview_dashboard_body(
     namespace: str = names.DEFAULT_METRICS_NAMESPACE,
     cluster_name: str = names.CLUSTER_NAME,
 ) -> dict[str, Any]:
-    """The platform overview: the runbook's three widgets, then the Key Metrics groups."""
-    ns = namespace
-    widgets: list[Widget] = [
-        _text(
-            "# Transient Trigger Pipeline — all customers\n"
-            "Aggregated with SEARCH: the same widgets for any number of customers. "
-            f"Per-customer detail: the `{customer_dashboard_name('x').replace('-x', '-<code>')}` dashboards.",
-            y=0,
-            height=2,
-        )
-    ]
-    widgets += runbook_widgets(region=region, namespace=ns, y=2)
-
-    y = 8
-    widgets.append(_text("## Trigger metrics", y=y))
-    y += 1
-    widgets += [
-        _graph(
-            "Trigger creation / deletion rate",
-            [
-                _expr(f"SUM({_search(ns, MetricName.TRIGGER_CREATION_RATE, 'Sum')})", "created", "t_created"),
-                _expr(f"SUM({_search(ns, MetricName.TRIGGER_DELETION_RATE, 'Sum')})", "deleted", "t_deleted"),
-            ],
-            region=region,
-            x=0,
-            y=y,
-        ),
-        _graph(
-            "Trigger age distribution (seconds)",
-            [
-                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'p90')})", "p90 (worst customer)", "age_p90"),
-                _expr(f"MAX({_search(ns, MetricName.TRIGGER_AGE, 'Maximum')})", "maximum", "age_p100"),
-            ],
-            region=region,
-            x=6,
-            y=y,
-            y_label="seconds",
-        ),
-        _graph(
-            "Orphaned triggers / oldest trigger (sweeper)",
-            [
-                _expr(f"SUM({_search(ns, MetricName.ORPHANED_TRIGGERS, 'Maximum')})", "orphaned triggers", "orphans"),
-                _expr(
-                    f"MAX({_search(ns, MetricName.OLDEST_TRIGGER_AGE, 'Maximum')})", "oldest trigger age (s)", "oldest"
-                ),
-            ],
-            region=region,
-            x=12,
-            y=y,
-        ),
-        _graph(
-            "Trigger delete failures / duplicate events",
-            [
-                _expr(
-                    f"SUM({_search(ns, MetricName.TRIGGER_DELETE_FAILURE, 'Sum')})",
-                    "trigger delete failures",
-                    "del_fail",
-                ),
-                _expr(f"SUM({_search(ns, MetricName.DUPLICATE_EVENTS, 'Sum')})", "duplicate events", "dups"),
-            ],
-            region=region,
-            x=18,
-            y=y,
-        ),
-    ]
-    y += 6
-    widgets.append(_text("## Processing metrics", y=y))
-    y += 1
-    widgets += [
-        _graph(
-            "Processing duration (seconds)",
-            [
-                _expr(f"AVG({_search(ns, MetricName.PROCESSING_DURATION, 'Average')})", "average", "dur_avg"),
-                _expr(f"MAX({_search(ns, MetricName.PROCESSING_DURATION, 'Maximum')})", "maximum", "dur_max"),
-            ],
-            region=region,
-            x=0,
-            y=y,
-            y_label="seconds",
-        ),
-        _graph(
-            "Processing success rate (%)",
-            [
-                _expr(f"SUM({_search(ns, MetricName.PROCESSING_SUCCESS, 'Sum')})", "success", "p_ok", visible=False),
-                _expr(f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", "failure", "p_fail", visible=False),
-                _expr("100 * p_ok / (p_ok + p_fail)", "processing success %", "p_rate"),
-            ],
-            region=region,
-            x=6,
-            y=y,
-            y_label="%",
-        ),
-        _graph(
-            "Archive update success rate (%)",
-            [
-                _expr(
-                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, 'Sum')})", "success", "a_ok", visible=False
-                ),
-                _expr(
-                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})", "failure", "a_fail", visible=False
-                ),
-                _expr("100 * a_ok / (a_ok + a_fail)", "archive update success %", "a_rate"),
-            ],
-            region=region,
-            x=12,
-            y=y,
-            y_label="%",
-        ),
-        _graph(
-            "Email delivery rate",
-            [
-                _expr(f"SUM({_search(ns, MetricName.EMAILS_SENT, 'Sum')})", "emails sent", "emails"),
-                _expr(f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", "processing failures", "p_fail2"),
-            ],
-            region=region,
-            x=18,
-            y=y,
-        ),
-    ]
-    y += 6
-    widgets.append(_text("## Queue metrics", y=y))
-    y += 1
-    widgets += [
-        _graph(
-            "SQS queue depth (visible messages)",
-            [
-                _expr(
-                    f"SUM({_sqs_search('ApproximateNumberOfMessagesVisible', 'Maximum', dlq=False)})",
-                    "all queues",
-                    "q_sum",
-                ),
-                _expr(
-                    f"SORT({_sqs_search('ApproximateNumberOfMessagesVisible', 'Maximum', dlq=False)}, MAX, DESC, 5)",
-                    "",
-                    "q_top",
-                ),
-            ],
-            region=region,
-            x=0,
-            y=y,
-        ),
-        _graph(
-            "SQS message age (oldest, seconds)",
-            [
-                _expr(
-                    f"MAX({_sqs_search('ApproximateAgeOfOldestMessage', 'Maximum', dlq=False)})",
-                    "oldest message",
-                    "q_age",
-                ),
-            ],
-            region=region,
-            x=6,
-            y=y,
-            y_label="seconds",
-        ),
-        _graph(
-            "DLQ message count",
-            [
-                _expr(
-                    f"SUM({_sqs_search('ApproximateNumberOfMessagesVisible', 'Maximum', dlq=True)})",
-                    "all DLQs",
-                    "dlq_sum",
-                ),
-                _expr(
-                    f"SORT({_sqs_search('ApproximateNumberOfMessagesVisible', 'Maximum', dlq=True)}, MAX, DESC, 5)",
-                    "",
-                    "dlq_top",
-                ),
-            ],
-            region=region,
-            x=12,
-            y=y,
-        ),
-        _graph(
-            "Message processing rate (deleted messages)",
-            [
-                _expr(
-                    f"SUM({_sqs_search('NumberOfMessagesDeleted', 'Sum', dlq=False)})", "messages processed", "q_done"
-                ),
-                _expr(
-                    f"SUM({_sqs_search('NumberOfMessagesReceived', 'Sum', dlq=False)})", "messages received", "q_recv"
-                ),
-            ],
-            region=region,
-            x=18,
-            y=y,
-        ),
-    ]
-    y += 6
-    widgets.append(_text("## System health", y=y))
-    y += 1
-    widgets += [
-        _graph(
-            "ECS task count",
-            [
-                _expr(
-                    f"SUM({_ecs_search('ECS/ContainerInsights', 'RunningTaskCount', 'Average', cluster_name)})",
-                    "running tasks",
-                    "running",
-                ),
-                _expr(
-                    f"SUM({_ecs_search('ECS/ContainerInsights', 'DesiredTaskCount', 'Average', cluster_name)})",
-                    "desired tasks",
-                    "desired",
-                ),
-            ],
-            region=region,
-            x=0,
-            y=y,
-        ),
-        _graph(
-            "ECS CPU utilization (%)",
-            [
-                _expr(
-                    f"MAX({_ecs_search('AWS/ECS', 'CPUUtilization', 'Maximum', cluster_name)})",
-                    "max service",
-                    "cpu_max",
-                ),
-                _expr(
-                    f"AVG({_ecs_search('AWS/ECS', 'CPUUtilization', 'Average', cluster_name)})", "average", "cpu_avg"
-                ),
-            ],
-            region=region,
-            x=6,
-            y=y,
-            y_label="%",
-        ),
-        _graph(
-            "ECS memory utilization (%)",
-            [
-                _expr(
-                    f"MAX({_ecs_search('AWS/ECS', 'MemoryUtilization', 'Maximum', cluster_name)})",
-                    "max service",
-                    "mem_max",
-                ),
-                _expr(
-                    f"AVG({_ecs_search('AWS/ECS', 'MemoryUtilization', 'Average', cluster_name)})", "average", "mem_avg"
-                ),
-            ],
-            region=region,
-            x=12,
-            y=y,
-            y_label="%",
-        ),
-        _graph(
-            "Errors by type",
-            [
-                _expr(
-                    f"SUM({_search(ns, MetricName.PROCESSING_FAILURE, 'Sum')})", MetricName.PROCESSING_FAILURE, "e_proc"
-                ),
-                _expr(
-                    f"SUM({_search(ns, MetricName.ARCHIVE_UPDATE_FAILURE, 'Sum')})",
-                    MetricName.ARCHIVE_UPDATE_FAILURE,
-                    "e_archive",
-                ),
-            ],
-            region=region,
-            x=18,
-            y=y,
-        ),
-    ]
-    widgets += email_delivery_widgets(region=region, namespace=ns, y=y + 6)
-    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
+    """The platform overview: the runbook's three widgets, the Key Metrics groups, the change coordinator."""
+    header = (
+        "# Transient Trigger Pipeline — all customers\n"
+        "Aggregated with SEARCH: the same widgets for any number of customers. "
+        f"Per-customer detail: the `{customer_dashboard_name('x').replace('-x', '-<code>')}` dashboards."
+    )
+    items: list[Item] = [Text(header, height=2), *RUNBOOK_GRAPHS]
+    for title, graphs in OVERVIEW_GROUPS:
+        items += [Text(title), *graphs]
+    overview = _layout(items, _Context(region, namespace, cluster_name))
+    coordinator = _Context(region, namespace, cluster_name, coordinator_target(namespace, cluster_name))
+    title, graphs = COORDINATOR_GROUP
+    below = max(w["y"] + w["height"] for w in overview)
+    for widget in _layout([Text(title), *graphs], coordinator):
+        overview.append(widget | {"y": widget["y"] + below})
+    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": overview}
 
 
-def email_delivery_widgets(*, region: str, namespace: str, y: int) -> list[Widget]:
-    """SES delivery outcomes of all customers (the delivery-event consumer's counters), two searches a graph.
+def _hourly(metric: MetricName, id_: str) -> Stat:
+    return Stat(metric, "Sum", period=DELIVERY_RATE_PERIOD, id=id_, visible=False)
 
-    Rates are over ``DELIVERY_RATE_PERIOD`` like the customers' bounce and complaint alarms: bounce rate =
-    bounced / (delivered + bounced), complaint rate = complained / delivered.
-    """
-    ns, hour = namespace, DELIVERY_RATE_PERIOD
 
-    def total(metric: MetricName, id_: str, period: int = PERIOD) -> list[Any]:
-        return _expr(_search(ns, metric, "Sum", period), metric, id_, visible=False)
-
-    return [
-        _text("## Email delivery", y=y),
-        _graph(
-            "Emails delivered / bounced",
-            [
-                _expr(f"SUM({_search(ns, MetricName.EMAILS_DELIVERED, 'Sum')})", MetricName.EMAILS_DELIVERED, "m_dlv"),
-                _expr(f"SUM({_search(ns, MetricName.EMAILS_BOUNCED, 'Sum')})", MetricName.EMAILS_BOUNCED, "m_bnc"),
-            ],
-            region=region,
-            x=0,
-            y=y + 1,
+CUSTOMER_GRAPHS: tuple[Graph, ...] = (
+    Graph(
+        "Trigger Creation vs Deletion",
+        (Stat(MetricName.TRIGGER_CREATION_RATE), Stat(MetricName.TRIGGER_DELETION_RATE)),
+        width=8,
+        stat="Sum",
+    ),
+    Graph(
+        "Trigger Age (seconds)",
+        (
+            Stat(MetricName.TRIGGER_AGE, "Average"),
+            Stat(MetricName.TRIGGER_AGE, "Maximum"),
+            Stat(MetricName.OLDEST_TRIGGER_AGE, "Maximum", label=f"{MetricName.OLDEST_TRIGGER_AGE} (sweeper)"),
         ),
-        _graph(
-            "Emails complained",
-            [_expr(f"SUM({_search(ns, MetricName.EMAILS_COMPLAINED, 'Sum')})", MetricName.EMAILS_COMPLAINED, "m_cmp")],
-            region=region,
-            x=6,
-            y=y + 1,
+        width=8,
+        y_label="seconds",
+    ),
+    Graph(
+        "Archive Update Success/Failure",
+        (Stat(MetricName.ARCHIVE_UPDATE_SUCCESS), Stat(MetricName.ARCHIVE_UPDATE_FAILURE)),
+        width=8,
+        stat="Sum",
+    ),
+    Graph(
+        "Processing",
+        (
+            Stat(MetricName.PROCESSING_SUCCESS, "Sum"),
+            Stat(MetricName.PROCESSING_FAILURE, "Sum"),
+            Stat(MetricName.EMAILS_SENT, "Sum"),
+            Stat(MetricName.DUPLICATE_EVENTS, "Sum"),
         ),
-        _graph(
-            "Bounce rate (%, hourly)",
-            [
-                total(MetricName.EMAILS_DELIVERED, "b_dlv", hour),
-                total(MetricName.EMAILS_BOUNCED, "b_bnc", hour),
-                _expr(
-                    "IF(SUM(b_dlv) + SUM(b_bnc) > 0, 100 * SUM(b_bnc) / (SUM(b_dlv) + SUM(b_bnc)), 0)",
-                    "bounce rate % (all customers)",
-                    "r_bounce",
-                ),
-            ],
-            region=region,
-            x=12,
-            y=y + 1,
-            y_label="%",
-            period=hour,
+        width=8,
+    ),
+    Graph(
+        "Processing duration (seconds)",
+        (Stat(MetricName.PROCESSING_DURATION, "Average"), Stat(MetricName.PROCESSING_DURATION, "Maximum")),
+        width=8,
+        y_label="seconds",
+    ),
+    Graph(
+        "Trigger hygiene",
+        (
+            Stat(MetricName.TRIGGER_DELETE_FAILURE, "Sum"),
+            Stat(MetricName.ORPHANED_TRIGGERS, "Maximum"),
+            Stat(MetricName.TRIGGERS_RECREATED, "Sum"),
+            Stat(MetricName.SWEEP_ERRORS, "Sum"),
         ),
-        _graph(
-            "Complaint rate (%, hourly)",
-            [
-                total(MetricName.EMAILS_DELIVERED, "c_dlv", hour),
-                total(MetricName.EMAILS_COMPLAINED, "c_cmp", hour),
-                _expr(
-                    "IF(SUM(c_dlv) > 0, 100 * SUM(c_cmp) / SUM(c_dlv), 0)",
-                    "complaint rate % (all customers)",
-                    "r_complaint",
-                ),
-            ],
-            region=region,
-            x=18,
-            y=y + 1,
-            y_label="%",
-            period=hour,
+        width=8,
+    ),
+    Graph(
+        "Queue",
+        (
+            Stat(VISIBLE, "Maximum", Source.QUEUE),
+            Stat(IN_FLIGHT, "Maximum", Source.QUEUE),
+            Stat(VISIBLE, "Maximum", Source.DLQ, label="DLQ visible"),
         ),
-    ]
-
-
-def _metric(namespace: str, metric: str, dims: dict[str, str], **options: Any) -> list[Any]:
-    row: list[Any] = [namespace, metric]
-    for key, value in dims.items():
-        row += [key, value]
-    if options:
-        row.append(options)
-    return row
+        width=8,
+    ),
+    Graph(
+        "Oldest message age (seconds)", (Stat(OLDEST_MESSAGE_AGE, "Maximum", Source.QUEUE),), width=8, y_label="seconds"
+    ),
+    Graph(
+        "ECS service",
+        (
+            Stat(RUNNING_TASKS, "Average", Source.CONTAINER_INSIGHTS),
+            Stat(CPU, "Average", Source.ECS),
+            Stat(MEMORY, "Average", Source.ECS),
+        ),
+        width=8,
+    ),
+    Graph(
+        "Email delivery",
+        (
+            Stat(MetricName.EMAILS_SENT, "Sum"),
+            Stat(MetricName.EMAILS_DELIVERED, "Sum"),
+            Stat(MetricName.EMAILS_BOUNCED, "Sum"),
+            Stat(MetricName.EMAILS_COMPLAINED, "Sum"),
+            Stat(MetricName.EMAILS_REJECTED, "Sum"),
+        ),
+        width=12,
+    ),
+    # The bounce and complaint rates as the customer's rate alarms compute them.
+    Graph(
+        "Bounce and complaint rate (%, hourly)",
+        (
+            _hourly(MetricName.EMAILS_DELIVERED, "dlv"),
+            _hourly(MetricName.EMAILS_BOUNCED, "bnc"),
+            _hourly(MetricName.EMAILS_COMPLAINED, "cmp"),
+            Math(
+                "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
+                "bounce rate %",
+                "r_bounce",
+            ),
+            Math("IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)", "complaint rate %", "r_complaint"),
+        ),
+        width=12,
+        y_label="%",
+        period=DELIVERY_RATE_PERIOD,
+    ),
+)
+"""One customer's graphs: its custom metrics, its queue and DLQ, its ECS service, its delivery outcomes."""
 
 
 def customer_dashboard_body(
@@ -514,185 +617,12 @@ def customer_dashboard_body(
     cluster_name: str = names.CLUSTER_NAME,
     alarm_arns: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One customer's dashboard: its custom metrics, its queue and DLQ, its ECS service, its alarms."""
+    """One customer's dashboard: :data:`CUSTOMER_GRAPHS` of its metrics, then its alarms' status."""
     code = customer_code
-    cc = {CUSTOMER_DIMENSION: code}
-    queue = {"QueueName": names.queue_name(code)}
-    dlq = {"QueueName": names.dead_letter_queue_name(code)}
-    svc = {"ClusterName": cluster_name, "ServiceName": names.service_name(code)}
-    ns = namespace
-    widgets: list[Widget] = [_text(f"# Customer `{code}` — transient trigger pipeline", y=0)]
-    widgets += [
-        _graph(
-            "Trigger Creation vs Deletion",
-            [_metric(ns, MetricName.TRIGGER_CREATION_RATE, cc), _metric(ns, MetricName.TRIGGER_DELETION_RATE, cc)],
-            region=region,
-            x=0,
-            y=1,
-            width=8,
-            stat="Sum",
-        ),
-        _graph(
-            "Trigger Age (seconds)",
-            [
-                _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Average"),
-                _metric(ns, MetricName.TRIGGER_AGE, cc, stat="Maximum"),
-                _metric(
-                    ns,
-                    MetricName.OLDEST_TRIGGER_AGE,
-                    cc,
-                    stat="Maximum",
-                    label=f"{MetricName.OLDEST_TRIGGER_AGE} (sweeper)",
-                ),
-            ],
-            region=region,
-            x=8,
-            y=1,
-            width=8,
-            y_label="seconds",
-        ),
-        _graph(
-            "Archive Update Success/Failure",
-            [_metric(ns, MetricName.ARCHIVE_UPDATE_SUCCESS, cc), _metric(ns, MetricName.ARCHIVE_UPDATE_FAILURE, cc)],
-            region=region,
-            x=16,
-            y=1,
-            width=8,
-            stat="Sum",
-        ),
-        _graph(
-            "Processing",
-            [
-                _metric(ns, MetricName.PROCESSING_SUCCESS, cc, stat="Sum"),
-                _metric(ns, MetricName.PROCESSING_FAILURE, cc, stat="Sum"),
-                _metric(ns, MetricName.EMAILS_SENT, cc, stat="Sum"),
-                _metric(ns, MetricName.DUPLICATE_EVENTS, cc, stat="Sum"),
-            ],
-            region=region,
-            x=0,
-            y=7,
-            width=8,
-        ),
-        _graph(
-            "Processing duration (seconds)",
-            [
-                _metric(ns, MetricName.PROCESSING_DURATION, cc, stat="Average"),
-                _metric(ns, MetricName.PROCESSING_DURATION, cc, stat="Maximum"),
-            ],
-            region=region,
-            x=8,
-            y=7,
-            width=8,
-            y_label="seconds",
-        ),
-        _graph(
-            "Trigger hygiene",
-            [
-                _metric(ns, MetricName.TRIGGER_DELETE_FAILURE, cc, stat="Sum"),
-                _metric(ns, MetricName.ORPHANED_TRIGGERS, cc, stat="Maximum"),
-                _metric(ns, MetricName.TRIGGERS_RECREATED, cc, stat="Sum"),
-                _metric(ns, MetricName.SWEEP_ERRORS, cc, stat="Sum"),
-            ],
-            region=region,
-            x=16,
-            y=7,
-            width=8,
-        ),
-        _graph(
-            "Queue",
-            [
-                _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue, stat="Maximum"),
-                _metric("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", queue, stat="Maximum"),
-                _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq, stat="Maximum", label="DLQ visible"),
-            ],
-            region=region,
-            x=0,
-            y=13,
-            width=8,
-        ),
-        _graph(
-            "Oldest message age (seconds)",
-            [_metric("AWS/SQS", "ApproximateAgeOfOldestMessage", queue, stat="Maximum")],
-            region=region,
-            x=8,
-            y=13,
-            width=8,
-            y_label="seconds",
-        ),
-        _graph(
-            "ECS service",
-            [
-                _metric("ECS/ContainerInsights", "RunningTaskCount", svc, stat="Average"),
-                _metric("AWS/ECS", "CPUUtilization", svc, stat="Average"),
-                _metric("AWS/ECS", "MemoryUtilization", svc, stat="Average"),
-            ],
-            region=region,
-            x=16,
-            y=13,
-            width=8,
-        ),
-    ]
-    widgets += _customer_delivery_widgets(ns, cc, region=region, y=19)
+    items: list[Item] = [Text(f"# Customer `{code}` — transient trigger pipeline"), *CUSTOMER_GRAPHS]
     if alarm_arns:
-        widgets.append(
-            {
-                "type": "alarm",
-                "x": 0,
-                "y": 25,
-                "width": 24,
-                "height": 4,
-                "properties": {"title": "Alarms", "alarms": sorted(alarm_arns)},
-            }
-        )
-    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
-
-
-def _customer_delivery_widgets(ns: str, cc: dict[str, str], *, region: str, y: int) -> list[Widget]:
-    """One customer's SES delivery outcomes and its bounce / complaint rates (as its rate alarms compute them)."""
-    hour = DELIVERY_RATE_PERIOD
-
-    def hourly(metric: MetricName, id_: str) -> list[Any]:
-        return _metric(ns, metric, cc, stat="Sum", period=hour, id=id_, visible=False)
-
-    return [
-        _graph(
-            "Email delivery",
-            [
-                _metric(ns, MetricName.EMAILS_SENT, cc, stat="Sum"),
-                _metric(ns, MetricName.EMAILS_DELIVERED, cc, stat="Sum"),
-                _metric(ns, MetricName.EMAILS_BOUNCED, cc, stat="Sum"),
-                _metric(ns, MetricName.EMAILS_COMPLAINED, cc, stat="Sum"),
-            ],
-            region=region,
-            x=0,
-            y=y,
-            width=12,
-        ),
-        _graph(
-            "Bounce and complaint rate (%, hourly)",
-            [
-                hourly(MetricName.EMAILS_DELIVERED, "dlv"),
-                hourly(MetricName.EMAILS_BOUNCED, "bnc"),
-                hourly(MetricName.EMAILS_COMPLAINED, "cmp"),
-                _expr(
-                    "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
-                    "bounce rate %",
-                    "r_bounce",
-                ),
-                _expr(
-                    "IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)",
-                    "complaint rate %",
-                    "r_complaint",
-                ),
-            ],
-            region=region,
-            x=12,
-            y=y,
-            width=12,
-            y_label="%",
-            period=hour,
-        ),
-    ]
+        items.append(AlarmStatus(tuple(alarm_arns)))
+    return _body(items, _Context(region, namespace, cluster_name, customer_target(code, namespace, cluster_name)))
 
 
 def searches_in_widget(widget: Widget) -> int:

@@ -407,6 +407,10 @@ def stats_of(signal: Signal) -> tuple[Stat, ...]:
     return signal.using if isinstance(signal, Math) else (signal,)
 
 
-def alarmed_metrics() -> set[str]:
-    """Every metric name some alarm's signal reads (custom, SQS and ECS alike)."""
-    return {s.metric for spec in CUSTOMER_ALARMS + COORDINATOR_ALARMS for s in stats_of(spec.signal)}
+def unclassified_metrics(
+    specs: tuple[AlarmSpec, ...] = CUSTOMER_ALARMS + COORDINATOR_ALARMS,
+    not_alarmed: dict[MetricName, str] = NOT_ALARMED,
+) -> set[MetricName]:
+    """Metrics no alarm of ``specs`` reads and ``not_alarmed`` does not explain (or that are in both)."""
+    alarmed = {stat.metric for spec in specs for stat in stats_of(spec.signal)}
+    return {metric for metric in MetricName if (metric in alarmed) == (metric in not_alarmed)}
