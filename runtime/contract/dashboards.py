@@ -20,12 +20,14 @@ the coordinator's own metrics. CloudWatch limits that matter:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtime.contract import names
 from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 from runtime.contract.monitoring import (
+    BOUNCE_RATE,
+    COMPLAINT_RATE,
     CPU,
     DELIVERY_RATE_PERIOD,
     DESIRED_TASKS,
@@ -148,6 +150,13 @@ def _row(row: Row, ctx: _Context) -> list[Any]:
     )
 
 
+def _with_inputs(rows: tuple[Row, ...]) -> list[Row]:
+    """The graph's rows, after the hidden inputs of its alarm signals (each id once): a signal of
+    :mod:`runtime.contract.monitoring` is drawn as the alarm computes it."""
+    inputs = {s.id: replace(s, visible=False) for row in rows if isinstance(row, Math) for s in row.using}
+    return [*inputs.values(), *rows]
+
+
 def _options(**options: Any) -> dict[str, Any]:
     """The options that are set (``visible`` only when False)."""
     return {k: v for k, v in options.items() if v is not None and v is not True}
@@ -165,7 +174,7 @@ def _widget(item: Item, ctx: _Context, x: int, y: int) -> Widget:
         "view": "timeSeries",
         "stacked": False,
         "period": item.period,
-        "metrics": [_row(row, ctx) for row in item.rows],
+        "metrics": [_row(row, ctx) for row in _with_inputs(item.rows)],
     }
     if item.stat:
         properties["stat"] = item.stat
@@ -502,10 +511,6 @@ def overview_dashboard_body(
     return {"start": "-PT6H", "periodOverride": "inherit", "widgets": overview}
 
 
-def _hourly(metric: MetricName, id_: str) -> Stat:
-    return Stat(metric, "Sum", period=DELIVERY_RATE_PERIOD, id=id_, visible=False)
-
-
 CUSTOMER_GRAPHS: tuple[Graph, ...] = (
     Graph(
         "Trigger Creation vs Deletion",
@@ -587,20 +592,9 @@ CUSTOMER_GRAPHS: tuple[Graph, ...] = (
         ),
         width=12,
     ),
-    # The bounce and complaint rates as the customer's rate alarms compute them.
     Graph(
         "Bounce and complaint rate (%, hourly)",
-        (
-            _hourly(MetricName.EMAILS_DELIVERED, "dlv"),
-            _hourly(MetricName.EMAILS_BOUNCED, "bnc"),
-            _hourly(MetricName.EMAILS_COMPLAINED, "cmp"),
-            Math(
-                "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
-                "bounce rate %",
-                "r_bounce",
-            ),
-            Math("IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)", "complaint rate %", "r_complaint"),
-        ),
+        (BOUNCE_RATE, COMPLAINT_RATE),
         width=12,
         y_label="%",
         period=DELIVERY_RATE_PERIOD,

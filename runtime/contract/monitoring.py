@@ -125,10 +125,10 @@ def coordinator_target(namespace: str = names.DEFAULT_METRICS_NAMESPACE, cluster
     )
 
 
-def percentage(part: Stat, rest: Stat, *, label: str = "failure %", period: int = PERIOD) -> Math:
+def percentage(part: Stat, rest: Stat, *, label: str = "failure %", id_: str = "", period: int = PERIOD) -> Math:
     """100 * part / (part + rest), 0 without traffic (missing data reads 0)."""
     p, r = f"FILL({part.id}, 0)", f"FILL({rest.id}, 0)"
-    return Math(f"IF(({p} + {r}) > 0, 100 * {p} / ({p} + {r}), 0)", label, using=(part, rest), period=period)
+    return Math(f"IF(({p} + {r}) > 0, 100 * {p} / ({p} + {r}), 0)", label, id_, using=(part, rest), period=period)
 
 
 def tasks_down(label: str) -> Math:
@@ -170,16 +170,18 @@ BOUNCE_RATE = percentage(
     _hourly(MetricName.EMAILS_BOUNCED, "bounced"),
     _hourly(MetricName.EMAILS_DELIVERED, "delivered"),
     label="bounce rate %",
+    id_="r_bounce",
     period=DELIVERY_RATE_PERIOD,
 )
 """bounced / (delivered + bounced), from the delivery-event consumer's counters."""
 COMPLAINT_RATE = Math(
     "IF(FILL(delivered, 0) > 0, 100 * FILL(complained, 0) / FILL(delivered, 0), 0)",
     "complaint rate %",
+    "r_complaint",
     using=(_hourly(MetricName.EMAILS_COMPLAINED, "complained"), _hourly(MetricName.EMAILS_DELIVERED, "delivered")),
     period=DELIVERY_RATE_PERIOD,
 )
-"""complained / delivered."""
+"""complained / delivered. Both rates are drawn on the customer's dashboard as they are alarmed."""
 
 Comparison = Literal["GreaterThanThreshold", "GreaterThanOrEqualToThreshold"]
 

@@ -18,6 +18,7 @@ from runtime.contract.dashboards import (
     searches_in_widget,
 )
 from runtime.contract.metric_names import MetricName
+from runtime.contract.monitoring import BOUNCE_RATE, COMPLAINT_RATE
 
 CUSTOMERS_AT_SCALE = 200
 
@@ -157,10 +158,12 @@ def test_customer_dashboard_shows_its_delivery_outcomes_and_rates() -> None:
     hidden = {row[1]: row[-1] for row in rates["metrics"] if len(row) > 1}
     assert set(hidden) == {MetricName.EMAILS_DELIVERED, MetricName.EMAILS_BOUNCED, MetricName.EMAILS_COMPLAINED}
     assert all(options["period"] == DELIVERY_RATE_PERIOD and options["visible"] is False for options in hidden.values())
+    # The very expressions (and input ids) the customer's bounce and complaint rate alarms evaluate.
     assert [row[0]["expression"] for row in rates["metrics"] if len(row) == 1] == [
-        "IF(FILL(dlv, 0) + FILL(bnc, 0) > 0, 100 * FILL(bnc, 0) / (FILL(dlv, 0) + FILL(bnc, 0)), 0)",
-        "IF(FILL(dlv, 0) > 0, 100 * FILL(cmp, 0) / FILL(dlv, 0), 0)",
+        BOUNCE_RATE.expression,
+        COMPLAINT_RATE.expression,
     ]
+    assert {options["id"] for options in hidden.values()} == {s.id for s in BOUNCE_RATE.using + COMPLAINT_RATE.using}
 
 
 def test_customer_dashboard_widgets_do_not_overlap() -> None:
