@@ -183,10 +183,10 @@ def _widget(item: Item, ctx: _Context, x: int, y: int) -> Widget:
     return placed | {"properties": properties}
 
 
-def _layout(items: list[Item], ctx: _Context) -> list[Widget]:
-    """Left to right, a new row when the next item does not fit in the grid's 24 columns."""
+def _layout(items: list[Item], ctx: _Context, y: int = 0) -> list[Widget]:
+    """Left to right from row ``y``, a new row when the next item does not fit in the grid's 24 columns."""
     widgets: list[Widget] = []
-    x = y = row_height = 0
+    x = row_height = 0
     for item in items:
         if x + item.width > GRID_WIDTH:
             x, y, row_height = 0, y + row_height, 0
@@ -505,9 +505,7 @@ def overview_dashboard_body(
     overview = _layout(items, _Context(region, namespace, cluster_name))
     coordinator = _Context(region, namespace, cluster_name, coordinator_target(namespace, cluster_name))
     title, graphs = COORDINATOR_GROUP
-    below = max(w["y"] + w["height"] for w in overview)
-    for widget in _layout([Text(title), *graphs], coordinator):
-        overview.append(widget | {"y": widget["y"] + below})
+    overview += _layout([Text(title), *graphs], coordinator, y=max(w["y"] + w["height"] for w in overview))
     return {"start": "-PT6H", "periodOverride": "inherit", "widgets": overview}
 
 
