@@ -20,7 +20,7 @@ from constructs import Construct
 
 from cdk_constructs.monitoring import AlarmFactory, MetricFactory
 from runtime.contract import names
-from runtime.contract.monitoring import COORDINATOR_ALARMS, coordinator_target
+from runtime.contract.monitoring import COORDINATOR_ALARMS, COORDINATOR_RUNBOOK_PREFIX, coordinator_target
 from runtime.contract.names import Severity
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
@@ -37,6 +37,9 @@ class CoordinatorAlarmsProps:
     """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
     ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
     """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
+    runbook_url: str | None = None
+    """Where operators read ``docs/runbook.md`` (e.g. its URL in your repository); when set, each alarm's
+    description ends with ``Runbook: {runbook_url}#coordinator-alarm-{family}``. Default: none (no link)."""
 
 
 def coordinator_alarm_name(alarm: str) -> str:
@@ -56,6 +59,7 @@ class CoordinatorAlarms(Construct):
             subject="change coordinator",
             topics=props.topics,
             ok_actions_for=props.ok_actions_for,
+            runbook=f"{props.runbook_url}#{COORDINATOR_RUNBOOK_PREFIX}" if props.runbook_url else None,
         )
         self.alarms: dict[str, cloudwatch.Alarm] = factory.alarms(COORDINATOR_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in COORDINATOR_ALARMS}

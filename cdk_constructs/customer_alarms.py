@@ -18,7 +18,7 @@ from constructs import Construct
 
 from cdk_constructs.monitoring import AlarmFactory, MetricFactory
 from runtime.contract import keys, names
-from runtime.contract.monitoring import CUSTOMER_ALARMS, customer_target
+from runtime.contract.monitoring import CUSTOMER_ALARMS, CUSTOMER_RUNBOOK_PREFIX, customer_target
 from runtime.contract.names import Severity
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
@@ -37,6 +37,9 @@ class CustomerAlarmsProps:
     """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
     ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
     """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
+    runbook_url: str | None = None
+    """Where operators read ``docs/runbook.md`` (e.g. its URL in your repository); when set, each alarm's
+    description ends with ``Runbook: {runbook_url}#alarm-{family}``. Default: none (no link)."""
 
 
 def alarm_name(customer_code: str, alarm: str) -> str:
@@ -56,6 +59,7 @@ class CustomerAlarms(Construct):
             subject=code,
             topics=props.topics,
             ok_actions_for=props.ok_actions_for,
+            runbook=f"{props.runbook_url}#{CUSTOMER_RUNBOOK_PREFIX}" if props.runbook_url else None,
         )
         self.alarms: dict[str, cloudwatch.Alarm] = factory.alarms(CUSTOMER_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in CUSTOMER_ALARMS}

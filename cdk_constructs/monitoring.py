@@ -62,7 +62,8 @@ class AlarmFactory:
 
     The alarm is a child of ``scope`` with the spec's name as its id; its physical name is
     ``alarm_name(spec.name)``, its description ``[{severity}] {subject}: {the spec's description}``; it
-    notifies its severity's topic (and, for ``ok_actions_for``, tells it when the alarm clears).
+    notifies its severity's topic (and, for ``ok_actions_for``, tells it when the alarm clears). With
+    ``runbook`` (a URL up to the anchor prefix), the description ends with the link to the row's section.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class AlarmFactory:
         subject: str,
         topics: Mapping[Severity, sns.ITopic],
         ok_actions_for: Sequence[Severity],
+        runbook: str | None = None,
     ) -> None:
         self.scope = scope
         self.metrics = metrics
@@ -83,6 +85,7 @@ class AlarmFactory:
         self.subject = subject
         self.topics = topics
         self.ok_actions_for = tuple(ok_actions_for)
+        self.runbook = runbook
 
     def alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
         t = self.thresholds
@@ -91,7 +94,7 @@ class AlarmFactory:
             self.scope,
             spec.name,
             alarm_name=self.alarm_name(spec.name),
-            alarm_description=f"[{spec.severity}] {self.subject}: {spec.describe(t)}",
+            alarm_description=self.description(spec),
             metric=self.metrics.signal(spec.signal),
             threshold=spec.threshold_value(t),
             comparison_operator=COMPARISONS[spec.comparison],
@@ -105,6 +108,10 @@ class AlarmFactory:
             if spec.severity in self.ok_actions_for:
                 alarm.add_ok_action(cw_actions.SnsAction(topic))
         return alarm
+
+    def description(self, spec: AlarmSpec) -> str:
+        link = f" Runbook: {self.runbook}{spec.family}" if self.runbook else ""
+        return f"[{spec.severity}] {self.subject}: {spec.describe(self.thresholds)}{link}"
 
     def alarms(self, specs: Sequence[AlarmSpec]) -> dict[str, cloudwatch.Alarm]:
         """One alarm per row, by the spec's name, in the table's order."""

@@ -162,3 +162,21 @@ def test_alarms_are_the_table_rows_with_the_given_thresholds() -> None:
     )
     assert "for 7 minutes while messages wait" in alarms["ttp-acme-tasks-down-critical"]["AlarmDescription"]
     assert "reviews an account at 4%" in alarms["ttp-acme-bounce-rate-warning"]["AlarmDescription"]
+
+
+def test_a_runbook_url_links_every_alarm_to_its_runbook_section() -> None:
+    stack = Stack(App(), "S", env=ENV)
+    url = "https://git.example/ttp/blob/main/docs/runbook.md"
+    CustomerAlarms(stack, "Alarms", CustomerAlarmsProps("acme", runbook_url=url))
+    CoordinatorAlarms(stack, "Coordinator", CoordinatorAlarmsProps(runbook_url=url))
+    anchors = _anchors((ROOT / RUNBOOK).read_text())
+    alarms = _alarms(Template.from_stack(stack))
+    assert len(alarms) == len(CUSTOMER_ALARMS) + len(COORDINATOR_ALARMS)
+    for name, props in alarms.items():
+        _, link = props["AlarmDescription"].split(" Runbook: ")
+        assert link.startswith(url + "#") and link.split("#")[1] in anchors, name
+        assert len(props["AlarmDescription"]) <= 1024, name  # CloudWatch's limit
+    assert alarms["ttp-acme-dlq-messages-critical"]["AlarmDescription"].endswith(f"{url}#alarm-dlq-messages")
+    assert alarms["ttp-change-coordinator-dlq-messages-critical"]["AlarmDescription"].endswith(
+        f"{url}#coordinator-alarm-dlq-messages"
+    )
