@@ -30,6 +30,7 @@ import pytest
 from devtools import demo, local_run
 from devtools import sandbox as sb
 from devtools.emulator import LocalAws
+from devtools.fake_graph import FakeGraph
 from devtools.local_deploy import DeployReport, deploy_assembly
 from devtools.local_deploy.resolve import Aws
 from stacks.config import PlatformConfig, config_from_context
@@ -37,7 +38,6 @@ from stacks.config import PlatformConfig, config_from_context
 ROOT = Path(__file__).resolve().parents[2]
 SHAPING = ("app.py", "cdk.json", "stacks", "cdk_constructs", "cdk_support", "runtime", "devtools/demo.py")
 """The sources a synthesized template depends on (the runtime is the container image asset)."""
-GRAPH_SECRET_VALUE = "fake-graph-client-secret"
 
 
 def source_hash() -> str:
@@ -131,10 +131,18 @@ class Deployed:
         account, name = arn.split(":")[4:6]
         return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
-    def service_env(self, code: str | None, endpoints: dict[str, str] | None = None, **settings: str) -> dict[str, str]:
+    def service_env(self, code: str | None, graph: FakeGraph | None = None, **settings: str) -> dict[str, str]:
         """The environment ``devtools.local_run`` gives the service's process (its task definition's
-        environment, the task role's credentials, the emulator's endpoint), plus the test's ``settings``
-        (demo-sized waits and the like: the only values a test changes)."""
+        environment and secrets, the task role's credentials, the emulator's endpoint, with ``graph`` the
+        fake Graph's endpoints), plus the test's ``settings`` (demo-sized waits and the like: the only
+        values a test changes)."""
+        endpoints = None
+        if graph is not None:
+            endpoints = {
+                "TTP_GRAPH_BASE_URL": graph.graph_base_url,
+                "TTP_GRAPH_AUTHORITY_HOST": graph.authority_host,
+                "REQUESTS_CA_BUNDLE": graph.ca_path,
+            }
         launch = local_run.launch(self.plan(code), self.aws, endpoints=endpoints)
         return {**launch.env, **settings}
 
@@ -159,10 +167,15 @@ class Deployed:
 
 
 def deploy_sample(
-    server: LocalAws, assembly: Path, customers: list[sb.CustomerSpec] | None = None, *, graph_secret: bool = True
+    server: LocalAws,
+    assembly: Path,
+    customers: list[sb.CustomerSpec] | None = None,
+    *,
+    graph_secret: str | None = None,
 ) -> Deployed:
     """Empty ``server``, deploy the sample assembly on it, and create the unowned resources of ``customers``
-    (default: :func:`customer_specs`)."""
+    (default: :func:`customer_specs`); ``graph_secret`` is the fake Graph's client secret, stored under the
+    name the coordinator's task definition reads (none: a coordinator that runs no meetings)."""
     server.reset()
     report = deploy_assembly(assembly, server.endpoint)
     config = sample_config()
@@ -172,7 +185,7 @@ def deploy_sample(
         specs,
         governance_account=config.accounts.governance,
         region=config.accounts.region,
-        graph_secret=(demo.GRAPH_SECRET_NAME, GRAPH_SECRET_VALUE) if graph_secret else None,
+        graph_secret=(demo.GRAPH_SECRET_NAME, graph_secret) if graph_secret is not None else None,
     )
     return Deployed(server, assembly, report, {s.code: s for s in specs}, operator, config.accounts.region)
 
