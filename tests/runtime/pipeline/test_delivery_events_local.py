@@ -58,7 +58,9 @@ def test_delivery_objects_notify_the_coordinators_queue(box: dp.Deployed) -> Non
     [delivery] = [
         c
         for c in configs
-        if any(r["Name"].lower() == "prefix" and r["Value"] == DELIVERY_PREFIX for r in c["Filter"]["Key"]["FilterRules"])
+        if any(
+            r["Name"].lower() == "prefix" and r["Value"] == DELIVERY_PREFIX for r in c["Filter"]["Key"]["FilterRules"]
+        )
     ]
     assert delivery["QueueArn"] == queue_arn_of_url(box.queue_url(None), box.region)
 

@@ -3,9 +3,10 @@ on the deployed sample assembly (tests/support/deployed.py).
 
 What the demo does (DESIGN.md §5): only the coordinator's task definition has the Graph settings (tenant,
 client, organizer, the contact-reader roles; the client secret from Secrets Manager; only the msal authority
-and Graph's URL point at the fake, with its CA); the customers' processors get none. Two customers processing one change that asks for a meeting → the
-coordinator creates exactly one meeting, with the union of both customers' ``aws-calendar`` subscribers,
-records it once in the archive and folds both results. (tests/runtime/coordinator covers the meeting
+and Graph's URL point at the fake, with its CA); the customers' processors get none. Two customers
+processing one change that asks for a meeting → the coordinator creates exactly one meeting, with the
+union of both customers' ``aws-calendar`` subscribers, records it once in the archive and folds both
+results. (tests/runtime/coordinator covers the meeting
 logic in-process, and the coordinator process without Graph; this is the one over HTTP, end to end.)
 """
 

@@ -201,9 +201,7 @@ def test_poison_message_reaches_the_dlq(
         wait_for(lambda: dlq_depth() == 2, 60, "both poison messages in the DLQ")
     finally:
         assert worker.stop() == 0
-    bodies = sorted(
-        m["Body"] for m in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"]
-    )
+    bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"])
     assert "this is not an S3 event" in bodies
     poison_lines = [line for line in worker.lines() if line.get("outcome") == "poison"]
     assert poison_lines and all(line["level"] == "ERROR" and line["security"] for line in poison_lines)
