@@ -38,6 +38,7 @@ from stacks.config import PlatformConfig, config_from_context
 ROOT = Path(__file__).resolve().parents[2]
 SHAPING = ("app.py", "cdk.json", "stacks", "cdk_constructs", "cdk_support", "runtime", "devtools/demo.py")
 """The sources a synthesized template depends on (the runtime is the container image asset)."""
+NO_GRAPH = "placeholder: this test runs no Graph"
 
 
 def source_hash() -> str:
@@ -171,11 +172,12 @@ def deploy_sample(
     assembly: Path,
     customers: list[sb.CustomerSpec] | None = None,
     *,
-    graph_secret: str | None = None,
+    graph_secret: str = NO_GRAPH,
 ) -> Deployed:
     """Empty ``server``, deploy the sample assembly on it, and create the unowned resources of ``customers``
     (default: :func:`customer_specs`); ``graph_secret`` is the fake Graph's client secret, stored under the
-    name the coordinator's task definition reads (none: a coordinator that runs no meetings)."""
+    name the coordinator's task definition reads (the secret must exist for the coordinator to start, as
+    on ECS; a test without Graph stores a placeholder and drops the Graph settings)."""
     server.reset()
     report = deploy_assembly(assembly, server.endpoint)
     config = sample_config()
@@ -185,7 +187,7 @@ def deploy_sample(
         specs,
         governance_account=config.accounts.governance,
         region=config.accounts.region,
-        graph_secret=(demo.GRAPH_SECRET_NAME, graph_secret) if graph_secret is not None else None,
+        graph_secret=(demo.GRAPH_SECRET_NAME, graph_secret),
     )
     return Deployed(server, assembly, report, {s.code: s for s in specs}, operator, config.accounts.region)
 
