@@ -230,14 +230,12 @@ def exports(variables: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    """``python -m devtools.emulator [--port N] [--sandbox]``: serve the emulator until Ctrl-C or SIGTERM.
+    """``python -m devtools.emulator [--port N]``: serve a bare emulator until Ctrl-C or SIGTERM.
 
     The first line printed is the endpoint alone (benchmarks read it); then the variables to export in
-    another shell so that ``python -m runtime …`` talks to this emulator. With ``--sandbox`` it also
-    creates the sample platform's layout (bucket, customer queues with DLQs and S3 notifications, each
-    customer's SES identity and contact list) and prints the ``TTP_*`` variables of the ops commands
-    and of one worker. Benchmarks use it too, so the emulator does not share an interpreter (and its
-    GIL) with the load.
+    another shell so that boto3 talks to this emulator. It holds no platform: ``make emulator``
+    (``python -m devtools.local_run``) deploys the sample assembly and prints an operator's exports.
+    Benchmarks use it so the emulator does not share an interpreter (and its GIL) with the load.
     """
     import argparse
     import signal
@@ -245,29 +243,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free port)")
-    parser.add_argument(
-        "--sandbox", action="store_true", help="create the sample bucket, queues and SES contact lists too"
-    )
+    parser.add_argument("--sandbox", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sandbox:
+        parser.error(
+            "--sandbox (the hand-built layout) is retired: run `make emulator` (python -m devtools.local_run), "
+            "which deploys the sample assembly on the emulator and prints the exports of an operator and of "
+            "every service"
+        )
     server = LocalAws(args.port).start()
     print(server.endpoint, flush=True)
-    variables = server.env()
-    if args.sandbox:
-        import json
-
-        from devtools import sandbox as sb
-
-        os.environ.update(variables)
-        box = sb.create_sandbox(sb.sample_customers())
-        variables["TTP_BUCKET_NAME"] = box.bucket
-        variables["TTP_CUSTOMER_QUEUES"] = json.dumps({code: r.queue_url for code, r in box.customers.items()})
-    print("# Point the CLI (python -m runtime …) at this emulator: in another shell, paste", flush=True)
-    print("\n".join(exports(variables)), flush=True)
-    if args.sandbox:
-        code = next(iter(box.customers))
-        worker = {k: v for k, v in box.worker_env(code).items() if k not in variables}
-        print(f"# a worker of customer {code} (python -m runtime worker, or process --customer {code}) also needs:")
-        print("\n".join(f"#   {line}" for line in exports(worker)), flush=True)
+    print("# Point boto3 (python -m runtime …) at this emulator: in another shell, paste", flush=True)
+    print("\n".join(exports(server.env())), flush=True)
     print("# Ctrl-C (or SIGTERM) stops the emulator; its data lives in memory only.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -8,23 +8,25 @@ the customer registry and each customer's SES configuration set. They do not own
 * in the governance account, the Microsoft Graph client secret the coordinator's task definition names
   (``meetings.client_secret``), and an operator's access key (the ``python -m runtime`` ops commands).
 
-:func:`create_sandbox` is the older hand-built layout (bucket, queues, notifications, registry, SES) that
-the integration tests which do not deploy the assembly still use; it is not the platform: the demo and
-``make emulator`` run the deployed stacks.
+It holds nothing else. The older hand-built copy of the platform lives in :mod:`devtools.hand_layout`, for
+the callers that do not deploy; :func:`create_sandbox` and :func:`customer_session` here only forward to it
+so that ``tests/faults`` and ``benchmarks/`` keep running unchanged.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from devtools import ses_events
 from runtime.contract import names
-from runtime.contract.keys import ARCHIVE_PREFIX, DELIVERY_PREFIX, PROCESSING_PREFIX
 from runtime.contract.names import CALENDAR_TOPIC, DEFAULT_CONTACT_LIST_NAME
+
+if TYPE_CHECKING:
+    import boto3
+
+    from devtools.hand_layout import Sandbox as Sandbox
 
 DEFAULT_TOPIC = "change-notifications"
 PLATFORM_ACCOUNT = "123456789012"
@@ -62,197 +64,6 @@ class CustomerSpec:
         return self.external_id or f"ttp-{self.code}-external-id"
 
 
-@dataclass
-class CustomerResources:
-    spec: CustomerSpec
-    queue_url: str
-    queue_arn: str
-    dlq_url: str
-
-
-@dataclass
-class CoordinatorResources:
-    """A queue with its dead-letter queue (the coordinator's, the delivery events')."""
-
-    queue_url: str
-    queue_arn: str
-    dlq_url: str
-
-
-@dataclass
-class Sandbox:
-    bucket: str
-    region: str
-    customers: dict[str, CustomerResources]
-    coordinator: CoordinatorResources | None = None
-    delivery: CoordinatorResources | None = None
-
-    @property
-    def delivery_queue_url(self) -> str:
-        """The SES delivery-events queue (``DELIVERY_EVENTS_QUEUE_NAME``) the coordinator consumes."""
-        if self.delivery is None:
-            raise RuntimeError("this sandbox has no delivery-events queue")
-        return self.delivery.queue_url
-
-    def coordinator_env(self, **overrides: str) -> dict[str, str]:
-        """The TTP_* environment of the change coordinator (its queue gets archive/, processing/ and
-        delivery/ events; ``TTP_DELIVERY_QUEUE_URL`` is the SES delivery-events queue)."""
-        if self.coordinator is None:
-            raise RuntimeError("this sandbox has no coordinator queue")
-        env = {
-            "TTP_BUCKET_NAME": self.bucket,
-            "TTP_QUEUE_URL": self.coordinator.queue_url,
-            "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
-        }
-        if self.delivery is not None:
-            env["TTP_DELIVERY_QUEUE_URL"] = self.delivery.queue_url
-            accounts = {code: c.spec.account for code, c in self.customers.items()}
-            env["TTP_CUSTOMER_ACCOUNTS"] = json.dumps(accounts, sort_keys=True)
-        env.update(overrides)
-        return env
-
-    def worker_env(self, code: str, **overrides: str) -> dict[str, str]:
-        """The TTP_* environment of one customer's worker (what the stacks set on the task)."""
-        resources = self.customers[code]
-        env = {
-            "TTP_CUSTOMER_CODE": code,
-            "TTP_BUCKET_NAME": self.bucket,
-            "TTP_QUEUE_URL": resources.queue_url,
-            "TTP_SENDER_ROLE_ARN": resources.spec.sender_role_arn,
-            "TTP_SENDER_EXTERNAL_ID": resources.spec.ext_id,
-            "TTP_FROM_ADDRESS": resources.spec.sender,
-            "TTP_CONTACT_LIST_NAME": DEFAULT_CONTACT_LIST_NAME,
-            "TTP_CONFIGURATION_SET": names.configuration_set_name(code),
-        }
-        env.update(overrides)
-        return env
-
-
-def customer_session(spec: CustomerSpec, region: str) -> boto3.session.Session:
-    """A session in the customer's account (the emulator lets us assume any role)."""
-    creds = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=spec.sender_role_arn, RoleSessionName="sandbox-setup", ExternalId=spec.ext_id
-    )["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
-
-
-def create_sandbox(
-    customers: list[CustomerSpec],
-    *,
-    bucket: str = "ttp-metadata-local",
-    region: str = "us-east-1",
-    max_receive_count: int = 3,
-    visibility_timeout: int = 30,
-    notifications: bool = True,
-) -> Sandbox:
-    s3 = boto3.client("s3", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    created: dict[str, CustomerResources] = {}
-    queue_configs: list[dict[str, Any]] = []
-    for spec in customers:
-        dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue_name(spec.code))["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName=names.queue_name(spec.code),
-            Attributes={
-                "VisibilityTimeout": str(visibility_timeout),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
-                ),
-            },
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        created[spec.code] = CustomerResources(spec, queue_url, queue_arn, dlq_url)
-        queue_configs.append(
-            {
-                "Id": f"customer-{spec.code}",
-                "QueueArn": queue_arn,
-                "Events": ["s3:ObjectCreated:*"],
-                "Filter": {
-                    "Key": {
-                        "FilterRules": [
-                            {"Name": "prefix", "Value": f"customers/{spec.code}/"},
-                            {"Name": "suffix", "Value": ".json"},
-                        ]
-                    }
-                },
-            }
-        )
-        _create_customer_ses(spec, region)
-    register_customers([spec.code for spec in customers], region)
-    coordinator = _create_queue(
-        sqs, names.COORDINATOR_QUEUE_NAME, names.COORDINATOR_DLQ_NAME, visibility_timeout, max_receive_count
-    )
-    delivery = _create_queue(
-        sqs, names.DELIVERY_EVENTS_QUEUE_NAME, names.DELIVERY_EVENTS_DLQ_NAME, visibility_timeout, max_receive_count
-    )
-    for prefix in (ARCHIVE_PREFIX, PROCESSING_PREFIX, DELIVERY_PREFIX):
-        queue_configs.append(
-            {
-                "Id": f"coordinator-{prefix.rstrip('/')}",
-                "QueueArn": coordinator.queue_arn,
-                "Events": ["s3:ObjectCreated:*"],
-                "Filter": {
-                    "Key": {
-                        "FilterRules": [
-                            {"Name": "prefix", "Value": prefix},
-                            {"Name": "suffix", "Value": ".json"},
-                        ]
-                    }
-                },
-            }
-        )
-    if notifications:
-        s3.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
-        )
-        # S3 sends an s3:TestEvent to each queue when the configuration is saved; the worker acks it.
-    return Sandbox(bucket, region, created, coordinator, delivery)
-
-
-def register_customers(codes: list[str], region: str, account: str = PLATFORM_ACCOUNT) -> None:
-    """Publish the customers as the customer stacks do (one SSM parameter each under
-    ``/ttp/customers``), so ``submit`` accepts their codes and refuses any other."""
-    ssm = boto3.client("ssm", region_name=region)
-    for code in codes:
-        ssm.put_parameter(
-            Name=names.customer_registry_parameter(code),
-            Value=json.dumps(names.customer_registration(code, account, region)),
-            Type="String",
-            Overwrite=True,
-        )
-
-
-def _create_queue(
-    sqs: Any, name: str, dlq_name: str, visibility_timeout: int, max_receive_count: int
-) -> CoordinatorResources:
-    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName=name,
-        Attributes={
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return CoordinatorResources(queue_url, queue_arn, dlq_url)
-
-
-def _create_customer_ses(spec: CustomerSpec, region: str) -> None:
-    ses = customer_session(spec, region).client("sesv2")
-    # the platform's configuration set (the customer-account stack creates it when deployed)
-    ses.create_configuration_set(ConfigurationSetName=names.configuration_set_name(spec.code))
-    _create_contacts(ses, spec)
-
-
 @dataclass(frozen=True)
 class Operator:
     """An access key of the governance account (an IAM user with an administrator's inline policy)."""
@@ -284,7 +95,7 @@ def create_unowned(
     :class:`devtools.local_deploy.resolve.Aws` (clients bound to an account). ``graph_secret`` is the
     Graph client secret's (name, value). Returns the operator's access key."""
     for spec in customers:
-        _create_contacts(aws.client("sesv2", spec.account, region), spec)
+        create_contacts(aws.client("sesv2", spec.account, region), spec)
     if graph_secret is not None:
         name, value = graph_secret
         aws.client("secretsmanager", governance_account, region).create_secret(Name=name, SecretString=value)
@@ -297,7 +108,7 @@ def create_unowned(
     return Operator(governance_account, key["AccessKeyId"], key["SecretAccessKey"])
 
 
-def _create_contacts(ses: Any, spec: CustomerSpec) -> None:
+def create_contacts(ses: Any, spec: CustomerSpec) -> None:
     """The sender identity, the contact list with its two topics and the subscribers of one customer."""
     ses.create_email_identity(EmailIdentity=spec.sender)
     ses.create_contact_list(
@@ -387,3 +198,17 @@ def specs_from_config(customers: list[Any]) -> list[CustomerSpec]:
             )
         )
     return specs
+
+
+def create_sandbox(customers: list[CustomerSpec], **options: Any) -> Sandbox:
+    """Forwards to :func:`devtools.hand_layout.create_sandbox` (kept for ``tests/faults`` and ``benchmarks/``)."""
+    from devtools import hand_layout
+
+    return hand_layout.create_sandbox(customers, **options)
+
+
+def customer_session(spec: CustomerSpec, region: str) -> boto3.session.Session:
+    """Forwards to :func:`devtools.hand_layout.customer_session` (kept for ``tests/faults``)."""
+    from devtools import hand_layout
+
+    return hand_layout.customer_session(spec, region)

@@ -1,6 +1,7 @@
-"""``python -m devtools.emulator`` on its own (issue 11, README): it prints the endpoint and the
-variables to export, and with ``--sandbox`` the sample bucket, queues and SES, so the CLI works
-against it from another shell."""
+"""``python -m devtools.emulator`` on its own (issue 11, README): it prints the endpoint and the variables to
+export; the platform the CLI works against from another shell is the deployed sample (``make emulator``,
+``python -m devtools.local_run``), whose operator exports are used here. ``--sandbox`` (the older
+hand-built layout) is retired and says what to run instead."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import deployed as dp
+
 ROOT = Path(__file__).resolve().parents[1]
+sample_assembly = dp.sample_assembly  # synthesized once per session
 
 
 def clean_env() -> dict[str, str]:
@@ -20,14 +24,18 @@ def clean_env() -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT)}
 
 
-def test_the_emulator_on_its_own_prints_what_to_export_and_the_cli_works_against_it() -> None:
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_the_emulator_on_its_own_prints_its_endpoint_first_then_what_to_export() -> None:
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "devtools.emulator", "--sandbox"],
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "devtools.emulator"], cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, text=True
     )
     try:
         assert emulator.stdout is not None
@@ -41,7 +49,47 @@ def test_the_emulator_on_its_own_prints_what_to_export_and_the_cli_works_against
             if line.startswith("# Ctrl-C"):
                 break
         assert exported["AWS_ENDPOINT_URL"] == endpoint and exported["AWS_ACCESS_KEY_ID"]
-        assert set(json.loads(exported["TTP_CUSTOMER_QUEUES"])) >= {"hts", "htsnonprod"}
+    finally:
+        assert stop(emulator) == 0
+
+
+def test_the_retired_sandbox_option_says_to_run_the_deployed_world() -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "devtools.emulator", "--sandbox"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--sandbox" in refused.stderr and "make emulator" in refused.stderr, refused.stderr
+
+
+def test_the_cli_works_from_another_shell_with_the_deployed_worlds_operator_exports(sample_assembly: Path) -> None:
+    options = ["--assembly", str(sample_assembly), "--skip-synth", "--no-services"]
+    world = subprocess.Popen(  # make emulator, on the session's assembly, without running the services
+        [sys.executable, "-m", "devtools.local_run", *options],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert world.stdout is not None
+        exported: dict[str, str] = {}
+        operator = False
+        for line in world.stdout:
+            if line.startswith("# an operator"):
+                operator = True
+            elif line.startswith("# service") or line.startswith("# Ctrl-C"):
+                break
+            elif operator and line.startswith("export "):
+                name, _, value = shlex.split(line.removeprefix("export "))[0].partition("=")
+                exported[name] = value
+        assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and exported["AWS_ACCESS_KEY_ID"]
+        assert exported["TTP_BUCKET_NAME"] and set(json.loads(exported["TTP_CUSTOMER_QUEUES"])) >= {"hts", "htsnonprod"}
 
         env = {**clean_env(), **exported}
         submitted = subprocess.run(  # the README's example: the document on stdin
@@ -66,13 +114,7 @@ def test_the_emulator_on_its_own_prints_what_to_export_and_the_cli_works_against
         assert health.returncode in (0, 1), health.stderr
         assert "hts" in json.dumps(json.loads(health.stdout))
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        try:
-            emulator.wait(timeout=20)
-        finally:
-            if emulator.poll() is None:
-                emulator.kill()
-    assert emulator.returncode == 0
+        assert stop(world) == 0
 
 
 def test_settle_waits_for_a_request_that_reached_the_server_before_it() -> None:

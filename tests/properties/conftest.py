@@ -1,7 +1,9 @@
 """Fixtures of the property-based bad-input tests: one in-process moto platform per module.
 
 Hypothesis runs many examples per test, so the emulated account (bucket, queues, customers' SES)
-is built once per module; examples use their own change ids or only read.
+is built once per module; examples use their own change ids or only read. Not the deployed assembly:
+the examples call the runtime in process (hundreds per test), where HTTP to a deployed emulator would
+cost more than the bad-input checks they make.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS, make_conditional_writes_atomic
 from tests.support.aws_platform import Platform
@@ -25,4 +28,4 @@ def platform() -> Iterator[Platform]:
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            yield Platform(sb.create_sandbox(sb.sample_customers()[:2], notifications=False))
+            yield Platform(hand_layout.create_sandbox(sb.sample_customers()[:2], notifications=False))

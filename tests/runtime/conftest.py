@@ -1,4 +1,4 @@
-"""Fixtures of the runtime tests: an in-process moto account with the sandbox layout."""
+"""Fixtures of the runtime tests: an in-process moto account with the hand-built layout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS
 from tests.support.aws_platform import Platform
@@ -28,5 +29,7 @@ def aws_credentials() -> Iterator[None]:
 
 @pytest.fixture
 def platform(aws_credentials: None) -> Iterator[Platform]:
+    """Not the deployed assembly: a fresh in-process account per unit-level test (~1 s; a deploy is 1.5 to 3.5 s
+    and puts every call over HTTP, for hundreds of tests); the deployed platform is tests/support/deployed.py."""
     with mock_aws():
-        yield Platform(sb.create_sandbox(sb.sample_customers(), notifications=False))
+        yield Platform(hand_layout.create_sandbox(sb.sample_customers(), notifications=False))

@@ -1,4 +1,8 @@
-"""Fixtures for runtime tests: an in-process moto account with the sandbox layout, and fault proxies."""
+"""Fixtures for runtime tests: an in-process moto account with the hand-built layout, and fault proxies.
+
+Not the deployed assembly, on purpose: these are unit-level fixtures (one in-process account per test or
+module, every call in process); a deploy would cost 1.5 to 3.5 s each and put every call over HTTP. The
+deployed platform is tests/support/deployed.py (the worker, coordinator, meeting and delivery-event tests)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import make_conditional_writes_atomic
 from runtime.archive.processing_store import ProcessingStore
@@ -62,7 +67,7 @@ class Faulty:
 class Platform:
     """One emulated platform: bucket, queues, customers' SES, and helpers to build processors."""
 
-    def __init__(self, box: sb.Sandbox) -> None:
+    def __init__(self, box: hand_layout.Sandbox) -> None:
         self.box = box
         self.bucket = box.bucket
         self.s3 = boto3.client("s3", region_name=box.region)
@@ -70,7 +75,7 @@ class Platform:
         self.metrics_stream = io.StringIO()
 
     def ses(self, code: str) -> Any:
-        return sb.customer_session(self.box.customers[code].spec, self.box.region).client("sesv2")
+        return hand_layout.customer_session(self.box.customers[code].spec, self.box.region).client("sesv2")
 
     def processor(
         self,

@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner, Result
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.sandbox import PLATFORM_ACCOUNT
 from runtime.archive import processing as v2
@@ -32,7 +33,8 @@ ALL = ("customer-a", "hts", "htsnonprod")
 
 def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1") -> Platform:
     """The sandbox's bucket, queues (with DLQs and redrive) and customer registry, without the customers'
-    SES: enough for everything but sending email, and much faster to build. Call inside ``mock_aws()``."""
+    SES: enough for everything but sending email, and much faster to build. Call inside ``mock_aws()``.
+    Not the deployed assembly: the ops tests age objects in moto's in-process backend and need no stack."""
     import boto3
 
     s3, sqs = boto3.client("s3", region_name=region), boto3.client("sqs", region_name=region)
@@ -47,9 +49,9 @@ def light_platform(bucket: str = "ttp-metadata-local", region: str = "us-east-1"
             Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
         )["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        created[spec.code] = sb.CustomerResources(spec, queue_url, arn, dlq_url)
-    sb.register_customers(list(created), region)
-    return Platform(sb.Sandbox(bucket, region, created))
+        created[spec.code] = hand_layout.CustomerResources(spec, queue_url, arn, dlq_url)
+    hand_layout.register_customers(list(created), region)
+    return Platform(hand_layout.Sandbox(bucket, region, created))
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def test_the_registry_is_read_10_names_per_call(light: Platform) -> None:
     """SSM's GetParameters takes at most 10 names: 23 codes are 3 calls, and one unknown among them is named."""
     import boto3
 
-    from devtools.sandbox import register_customers
+    from devtools.hand_layout import register_customers
     from runtime.ops.customers import registered, unregistered
 
     codes = [f"c{i:02d}" for i in range(22)]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS
 from devtools.fake_graph import FakeGraph
@@ -29,12 +30,15 @@ from tests.support.aws_platform import Platform
 
 @pytest.fixture(scope="module")
 def shared_platform() -> Iterator[Platform]:
+    """Not the deployed assembly: these tests call the coordinator's handler in process with notifications off
+    (test_delivery's worker reads the coordinator queue, which the deployed bucket would fill with every other
+    test's objects); the deployed coordinator process is test_cli_process.py's and test_graph_worker.py's."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in FAKE_CREDENTIALS.items():
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            yield Platform(sb.create_sandbox(sb.sample_customers(), notifications=False))
+            yield Platform(hand_layout.create_sandbox(sb.sample_customers(), notifications=False))
 
 
 @pytest.fixture

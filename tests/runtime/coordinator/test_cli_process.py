@@ -1,5 +1,7 @@
-"""``python -m runtime coordinator`` as a real subprocess against the emulator over HTTP, with real S3→SQS
-notifications of ``archive/`` and ``processing/`` objects; it stops cleanly on SIGTERM."""
+"""``python -m runtime coordinator`` as a real subprocess against the emulator over HTTP, on the deployed
+sample assembly (tests/support/deployed.py): the bucket's real S3→SQS notifications of ``archive/``,
+``processing/`` and ``delivery/`` objects, the delivery-events queue, and the coordinator's task definition
+environment and task role; it stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,34 +15,42 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devtools import sandbox as sb
+from devtools.emulator import LocalAws
 from runtime.archive.processing import ProcessingDocument, RevisionResult
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from tests.runtime.coordinator.conftest import ses_event
-from tests.support import local_server
+from tests.support import deployed as dp
 from tests.support.fault_injection import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
-server = local_server.server  # the emulator over HTTP, one per module
-env = local_server.env
+sample_assembly = dp.sample_assembly  # synthesized once per session
+deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process
+SETTINGS = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_RETRY_BASE_SECONDS": "0", "TTP_DRAIN_SECONDS": "5"}
 
 
-def archive(box: sb.Sandbox, change_id: str) -> dict:
+def archive(box: dp.Deployed, change_id: str) -> dict:
     return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
 
 
-def test_coordinator_process_folds_results_and_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
-    box = sb.create_sandbox(sb.sample_customers()[:2])
+def coordinator_env(box: dp.Deployed) -> dict[str, str]:
+    """The deployed coordinator's process environment, without Graph (no meetings in this module)."""
+    env = box.service_env(None, **SETTINGS)
+    return {k: v for k, v in env.items() if not k.startswith(("TTP_GRAPH_", "TTP_MEETING_"))}
+
+
+@pytest.fixture
+def box(deploy_server: LocalAws, sample_assembly: Path, monkeypatch: pytest.MonkeyPatch) -> dp.Deployed:
+    return dp.use_operator(dp.deploy_sample(deploy_server, sample_assembly), monkeypatch)
+
+
+def test_coordinator_process_folds_results_and_stops_on_sigterm(box: dp.Deployed, tmp_path: Path) -> None:
     s3 = boto3.client("s3")
     log = tmp_path / "coordinator.log"
-    settings = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_RETRY_BASE_SECONDS": "0", "TTP_DRAIN_SECONDS": "5"}
-    process_env = {**os.environ, **env, **box.coordinator_env(**settings), "PYTHONPATH": str(ROOT)}
-    for name in [n for n in process_env if n.startswith("TTP_GRAPH_")]:
-        process_env.pop(name)
+    process_env = coordinator_env(box)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runtime", "coordinator"], env=process_env, cwd=ROOT, stdout=out, stderr=out
@@ -72,9 +82,7 @@ def test_coordinator_process_folds_results_and_stops_on_sigterm(env: dict[str, s
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any(line.get("message") == "worker stopped" for line in lines)
     assert any(line.get("message") == "results folded into the archive" for line in lines)
-    coordinator = box.coordinator
-    assert coordinator is not None
-    attrs = boto3.client("sqs").get_queue_attributes(QueueUrl=coordinator.dlq_url, AttributeNames=["All"])
+    attrs = boto3.client("sqs").get_queue_attributes(QueueUrl=box.dlq_url(None), AttributeNames=["All"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"  # archive events acked (no meetings set up)
 
 
@@ -93,37 +101,14 @@ def test_coordinator_refuses_to_start_without_its_settings(tmp_path: Path) -> No
 
 
 def test_coordinator_process_consumes_delivery_events_and_both_workers_stop_on_sigterm(
-    env: dict[str, str], tmp_path: Path
+    box: dp.Deployed, tmp_path: Path
 ) -> None:
-    """With TTP_DELIVERY_QUEUE_URL the same ``python -m runtime coordinator`` also runs the delivery-event
-    consumer; one SIGTERM drains both workers. (The bucket's delivery/ notification is set up here: the
-    sandbox's is another change's.)"""
-    box = sb.create_sandbox(sb.sample_customers()[:1])
+    """With TTP_DELIVERY_QUEUE_URL (the deployed delivery-events queue) the same ``python -m runtime
+    coordinator`` also runs the delivery-event consumer; one SIGTERM drains both workers."""
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    coordinator = box.coordinator
-    assert coordinator is not None
-    delivery_queue = sqs.create_queue(QueueName="ttp-delivery-events-cli")["QueueUrl"]
-    config = s3.get_bucket_notification_configuration(Bucket=box.bucket)
-    config.pop("ResponseMetadata", None)
-    config.setdefault("QueueConfigurations", []).append(
-        {
-            "QueueArn": coordinator.queue_arn,
-            "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": keys.DELIVERY_PREFIX}]}},
-        }
-    )
-    s3.put_bucket_notification_configuration(Bucket=box.bucket, NotificationConfiguration=config)
     log = tmp_path / "coordinator.log"
-    settings = {
-        "TTP_RECEIVE_WAIT_SECONDS": "1",
-        "TTP_RETRY_BASE_SECONDS": "0",
-        "TTP_DRAIN_SECONDS": "5",
-        "TTP_DELIVERY_QUEUE_URL": delivery_queue,
-        "TTP_CUSTOMER_ACCOUNTS": json.dumps({code: c.spec.account for code, c in box.customers.items()}),
-    }
-    process_env = {**os.environ, **env, **box.coordinator_env(**settings), "PYTHONPATH": str(ROOT)}
-    for name in [n for n in process_env if n.startswith("TTP_GRAPH_")]:
-        process_env.pop(name)
+    process_env = coordinator_env(box)
+    delivery_queue = process_env["TTP_DELIVERY_QUEUE_URL"]
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runtime", "coordinator"], env=process_env, cwd=ROOT, stdout=out, stderr=out

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import FAKE_CREDENTIALS
 from devtools.fake_graph import FakeGraph
@@ -63,13 +64,15 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def shared_platform() -> Iterator[Platform]:
-    """One emulated account set for the module (building it costs over a second); tests use their own change ids."""
+    """One emulated account set for the module (building it costs over a second); tests use their own change ids.
+    Not the deployed assembly: a third customer (``customer-a``, sharing a subscriber with ``hts``) that
+    ``cdk.json`` does not have, and in-process Graph calls; the deployed meeting path is test_graph_worker.py."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in FAKE_CREDENTIALS.items():
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            yield Platform(sb.create_sandbox(sb.sample_customers(), notifications=False))
+            yield Platform(hand_layout.create_sandbox(sb.sample_customers(), notifications=False))
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Customer processors and the change coordinator as real processes against moto's server and the fake Graph.
+"""Customer processors and the change coordinator as real processes against moto's server and the fake Graph,
+on the deployed sample assembly (tests/support/deployed.py).
 
-What the demo does (DESIGN.md §5): only the coordinator gets the Graph settings (from
-``devtools.fake_graph.worker_env``: msal authority on the fake, its CA, the contact-reader roles); the
-customers' processors get none. Two customers processing one change that asks for a meeting → the
-coordinator creates exactly one meeting, with the union of both customers' ``aws-calendar`` subscribers,
-records it once in the archive and folds both results. (tests/runtime/coordinator covers the meeting
+What the demo does (DESIGN.md §5): only the coordinator's task definition has the Graph settings (tenant,
+client, organizer, the contact-reader roles; the client secret from Secrets Manager; only the msal authority
+and Graph's URL point at the fake, with its CA); the customers' processors get none. Two customers
+processing one change that asks for a meeting → the coordinator creates exactly one meeting, with the
+union of both customers' ``aws-calendar`` subscribers, records it once in the archive and folds both
+results. (tests/runtime/coordinator covers the meeting
 logic in-process, and the coordinator process without Graph; this is the one over HTTP, end to end.)
 """
 
@@ -22,12 +24,12 @@ from typing import Any
 import boto3
 import pytest
 
-from devtools import sandbox as sb
-from devtools.emulator import local_aws
+from devtools.emulator import LocalAws
 from devtools.fake_graph import FakeGraph
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
+from tests.support import deployed as dp
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = {
@@ -36,6 +38,8 @@ SETTINGS = {
     "TTP_RECEIVE_WAIT_SECONDS": "1",
     "TTP_RETRY_BASE_SECONDS": "1",
 }
+sample_assembly = dp.sample_assembly  # synthesized once per session
+deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process
 
 
 def start(command: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], Any]:
@@ -52,20 +56,19 @@ def start(command: str, env: dict[str, str], log: Path) -> tuple[subprocess.Pope
 
 
 @pytest.mark.slow
-def test_processors_and_the_coordinator_schedule_one_meeting_from_the_fake_servers_env(tmp_path: Path) -> None:
-    with local_aws() as aws, FakeGraph() as fake:
-        box = sb.create_sandbox(sb.sample_customers())
-        roles = {code: c.spec.contact_role_arn for code, c in box.customers.items()}
-        graph_env = fake.env(calendar_contact_roles=roles, contact_reader_external_id="contact-reader-id")
-        processes = [
-            start(
-                "coordinator",
-                {**aws.env(), **box.coordinator_env(**SETTINGS, TTP_FOLD_LINGER_SECONDS="0.5"), **graph_env},
-                tmp_path / "coordinator.log",
-            )
-        ]
+def test_processors_and_the_coordinator_schedule_one_meeting_from_the_fake_servers_env(
+    deploy_server: LocalAws, sample_assembly: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with FakeGraph() as fake:
+        customers = dp.customer_specs(dp.sandbox_contacts())
+        box = dp.deploy_sample(deploy_server, sample_assembly, customers, graph_secret=fake.client_secret)
+        dp.use_operator(box, monkeypatch)
+        coordinator_env = box.service_env(None, fake, **SETTINGS, TTP_FOLD_LINGER_SECONDS="0.5")
+        processes = [start("coordinator", coordinator_env, tmp_path / "coordinator.log")]
         for code in ("hts", "htsnonprod"):  # the processors hold no Graph secret
-            processes.append(start("worker", {**aws.env(), **box.worker_env(code, **SETTINGS)}, tmp_path / code))
+            env = box.service_env(code, **SETTINGS)
+            assert not [name for name in env if "GRAPH" in name], env
+            processes.append(start("worker", env, tmp_path / code))
         s3 = boto3.client("s3", region_name=box.region)
         submit_change(
             ArchiveStore(s3, box.bucket),

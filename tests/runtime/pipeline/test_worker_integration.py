@@ -1,9 +1,10 @@
-"""The worker as a real subprocess against the emulator over HTTP, with real S3→SQS notifications."""
+"""The worker as a real subprocess against the emulator over HTTP, on the deployed sample assembly: the
+queues, the bucket's S3→SQS notifications (across accounts) and each process's environment and task role
+are what the stacks deploy (tests/support/deployed.py), not a hand-built layout."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,34 +15,38 @@ import boto3
 import pytest
 
 from devtools import sandbox as sb
+from devtools.emulator import LocalAws
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
-from tests.support import local_server
+from tests.support import deployed as dp
 from tests.support.fault_injection import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
-server = local_server.server  # the emulator over HTTP, one per module
-env = local_server.env
+sample_assembly = dp.sample_assembly  # synthesized once per session
+deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process
+HTS, NONPROD = "333333333333", "444444444444"  # the sample customers' accounts (cdk.json)
+
+
+def deploy(
+    server: LocalAws, assembly: Path, monkeypatch: pytest.MonkeyPatch, contacts: dict[str, tuple[sb.Contact, ...]]
+) -> dp.Deployed:
+    box = dp.deploy_sample(server, assembly, dp.customer_specs(contacts))
+    return dp.use_operator(box, monkeypatch)
 
 
 class WorkerProcess:
-    """``python -m runtime worker`` of one customer, or with ``code=None`` ``python -m runtime coordinator``."""
+    """``python -m runtime worker`` of one customer, or with ``code=None`` ``python -m runtime coordinator``:
+    the command, environment and task role of the deployed service (devtools.local_run), demo-sized waits."""
 
-    def __init__(self, box: sb.Sandbox, code: str | None, aws_env: dict[str, str], log: Path, **settings: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_")}
-        env.update({**aws_env, "PYTHONPATH": str(ROOT)})
-        defaults = {
-            "TTP_RECEIVE_WAIT_SECONDS": "1",
-            "TTP_VISIBILITY_TIMEOUT_SECONDS": "30",
-            "TTP_RETRY_BASE_SECONDS": "0",
-            "TTP_DRAIN_SECONDS": "5",
-        }
+    def __init__(self, box: dp.Deployed, code: str | None, log: Path, **settings: str) -> None:
+        defaults = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_RETRY_BASE_SECONDS": "0", "TTP_DRAIN_SECONDS": "5"}
         if code is None:
-            env.update(box.coordinator_env(**{**defaults, "TTP_FOLD_LINGER_SECONDS": "0.5", **settings}))
-        else:
-            env.update(box.worker_env(code, **{**defaults, **settings}))
+            defaults["TTP_FOLD_LINGER_SECONDS"] = "0.5"
+        env = box.service_env(code, **{**defaults, **settings})
+        if code is None:  # this module runs no Graph: the coordinator without meetings
+            env = {k: v for k, v in env.items() if not k.startswith(("TTP_GRAPH_", "TTP_MEETING_"))}
         self.log = log
         self._out = log.open("w")
         command = "worker" if code else "coordinator"
@@ -65,36 +70,38 @@ class WorkerProcess:
         return out
 
 
-def submit(box: sb.Sandbox, change_id: str, customers: list[str], **fields: object) -> None:
+def submit(box: dp.Deployed, change_id: str, customers: list[str], **fields: object) -> None:
     s3 = boto3.client("s3")
     doc = {"change_id": change_id, "title": f"Change {change_id}", "customers": customers, **fields}
     submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), doc, user_id="it")
 
 
-def triggers_left(box: sb.Sandbox) -> int:
+def triggers_left(box: dp.Deployed) -> int:
     return int(boto3.client("s3").list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0))
 
 
-def archive(box: sb.Sandbox, change_id: str) -> dict:
+def archive(box: dp.Deployed, change_id: str) -> dict:
     return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
 
 
-def processing(box: sb.Sandbox, code: str, change_id: str) -> dict:
+def processing(box: dp.Deployed, code: str, change_id: str) -> dict:
     """The customer's processing object (the processor never writes the archive; the change coordinator
     folds these results into the archive's ``processed`` entries)."""
     key = f"processing/{code}/{change_id}.json"
     return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=key)["Body"].read())
 
 
-def folded(box: sb.Sandbox, change_id: str) -> list[dict]:
+def folded(box: dp.Deployed, change_id: str) -> list[dict]:
     """The archive's ``processed`` entries (folded there by the change coordinator)."""
     return [m for m in archive(box, change_id)["modifications"] if m["modification_type"] == "processed"]
 
 
-def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
-    box = sb.create_sandbox(sb.sample_customers()[:2])
-    coordinator = WorkerProcess(box, None, env, tmp_path / "coordinator.log")
-    workers = [WorkerProcess(box, code, env, tmp_path / f"{code}.log") for code in box.customers]
+def test_workers_process_changes_end_to_end(
+    deploy_server: LocalAws, sample_assembly: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    box = deploy(deploy_server, sample_assembly, monkeypatch, dp.sandbox_contacts())
+    coordinator = WorkerProcess(box, None, tmp_path / "coordinator.log")
+    workers = [WorkerProcess(box, code, tmp_path / f"{code}.log") for code in ("hts", "htsnonprod")]
     changes = [f"CHG-{n}" for n in range(3)]
     try:
         for change_id in changes:
@@ -121,15 +128,14 @@ def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path)
             result = processing(box, entry["customer_code"], change_id)["results"]["1"]
             assert datetime.fromisoformat(entry["timestamp"]) == datetime.fromisoformat(result["finished_at"])
             assert datetime.fromisoformat(entry["timestamp"]).utcoffset() == timedelta(0), entry
-    assert len(sb.sent_emails("333333333333")) == 3 * 2
-    assert len(sb.sent_emails("444444444444")) == 3 * 2
+    assert len(sb.sent_emails(HTS)) == 3 * 2
+    assert len(sb.sent_emails(NONPROD)) == 3 * 2
     sqs = boto3.client("sqs")
-    coordinator_queue = box.coordinator
-    assert coordinator_queue is not None
-    for url in [r.queue_url for r in box.customers.values()] + [coordinator_queue.queue_url]:
+    services: list[str | None] = ["hts", "htsnonprod", None]
+    for url in [box.queue_url(code) for code in services]:
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
-    for url in [r.dlq_url for r in box.customers.values()] + [coordinator_queue.dlq_url]:
+    for url in [box.dlq_url(code) for code in services]:
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
         assert attrs["ApproximateNumberOfMessages"] == "0", url
     handled = [line for line in workers[0].lines() if line.get("message") == "message handled"]
@@ -139,16 +145,18 @@ def test_workers_process_changes_end_to_end(env: dict[str, str], tmp_path: Path)
     assert sum(len(line["folded"]) for line in folds) == 6 and len(folds) <= 6  # 6 results, never one write more
 
 
-def test_sigterm_during_sending_loses_nothing_and_resends_nothing(env: dict[str, str], tmp_path: Path) -> None:
+def test_sigterm_during_sending_loses_nothing_and_resends_nothing(
+    deploy_server: LocalAws, sample_assembly: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     contacts = tuple(sb.Contact(f"person{i:02d}@big.example.com") for i in range(24))
-    box = sb.create_sandbox([sb.CustomerSpec("big", "666666666666", contacts)])
-    submit(box, "CHG-SLOW", ["big"])
-    worker = WorkerProcess(box, "big", env, tmp_path / "first.log", TTP_SEND_RATE_PER_SECOND="6", TTP_DRAIN_SECONDS="1")
-    wait_for(lambda: len(sb.sent_emails("666666666666")) >= 4, 60, "sending to start")
+    box = deploy(deploy_server, sample_assembly, monkeypatch, {"hts": contacts})
+    submit(box, "CHG-SLOW", ["hts"])
+    worker = WorkerProcess(box, "hts", tmp_path / "first.log", TTP_SEND_RATE_PER_SECOND="6", TTP_DRAIN_SECONDS="1")
+    wait_for(lambda: len(sb.sent_emails(HTS)) >= 4, 60, "sending to start")
     assert worker.stop() == 0
-    sent_before = len(sb.sent_emails("666666666666"))
+    sent_before = len(sb.sent_emails(HTS))
     assert 4 <= sent_before < 24
-    doc = processing(box, "big", "CHG-SLOW")
+    doc = processing(box, "hts", "CHG-SLOW")
     assert triggers_left(box) == 1  # nothing recorded, so the trigger stays
     assert doc.get("results", {}) == {}
     assert doc["progress"]["done"] == sent_before  # progress checkpointed on interrupt
@@ -156,20 +164,23 @@ def test_sigterm_during_sending_loses_nothing_and_resends_nothing(env: dict[str,
     assert any(line.get("message") == "drain time is up; interrupting in-flight work" for line in lines)
     assert any(line.get("outcome") == "retry" for line in lines)
 
-    second = WorkerProcess(box, "big", env, tmp_path / "second.log", TTP_SEND_RATE_PER_SECOND="50")
+    second = WorkerProcess(box, "hts", tmp_path / "second.log", TTP_SEND_RATE_PER_SECOND="50")
     try:
         wait_for(lambda: triggers_left(box) == 0, 60, "the returned message to be processed")
     finally:
         assert second.stop() == 0
-    recipients = sorted(m["to"][0] for m in sb.sent_emails("666666666666"))
+    recipients = sorted(m["to"][0] for m in sb.sent_emails(HTS))
     assert recipients == sorted(c.email for c in contacts)  # everyone exactly once
 
 
-def test_poison_message_reaches_the_dlq(env: dict[str, str], tmp_path: Path) -> None:
-    box = sb.create_sandbox(sb.sample_customers()[:1], max_receive_count=2)
-    resources = box.customers["hts"]
+def test_poison_message_reaches_the_dlq(
+    deploy_server: LocalAws, sample_assembly: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The deployed queue's redrive (maxReceiveCount of the template) moves both messages to its DLQ."""
+    box = deploy(deploy_server, sample_assembly, monkeypatch, dp.sandbox_contacts())
+    queue_url, dlq_url = box.queue_url("hts"), box.dlq_url("hts")
     sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=resources.queue_url, MessageBody="this is not an S3 event")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="this is not an S3 event")
     traversal = {
         "Records": [
             {
@@ -179,20 +190,18 @@ def test_poison_message_reaches_the_dlq(env: dict[str, str], tmp_path: Path) -> 
             }
         ]
     }
-    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps(traversal))
-    worker = WorkerProcess(box, "hts", env, tmp_path / "w.log")
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(traversal))
+    worker = WorkerProcess(box, "hts", tmp_path / "w.log")
 
     def dlq_depth() -> int:
-        attrs = sqs.get_queue_attributes(QueueUrl=resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        attrs = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
     try:
         wait_for(lambda: dlq_depth() == 2, 60, "both poison messages in the DLQ")
     finally:
         assert worker.stop() == 0
-    bodies = sorted(
-        m["Body"] for m in sqs.receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10)["Messages"]
-    )
+    bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"])
     assert "this is not an S3 event" in bodies
     poison_lines = [line for line in worker.lines() if line.get("outcome") == "poison"]
     assert poison_lines and all(line["level"] == "ERROR" and line["security"] for line in poison_lines)
