@@ -46,6 +46,7 @@ from devtools import local_run, ses_events
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.enforcement import Counts, Enforcement
+from devtools.iam_engine.bootstrap import BootstrapGate
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
 from devtools.local_deploy.resolve import Aws
 from devtools.processes import terminate_with
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         emulator = cleanup.enter_context(local_aws(enforce=enforcement))
         console.print(f"local AWS emulator on {emulator.endpoint}; service logs in {logdir}")
         try:
-            deployed = deploy_assembly(assembly, emulator.endpoint)
+            deployed = deploy_assembly(assembly, emulator.endpoint, gate=BootstrapGate(enforcement.engine))
         except DeployError as exc:
             partial = getattr(exc, "report", None)
             if partial is not None:

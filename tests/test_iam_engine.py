@@ -456,9 +456,7 @@ def test_the_resolved_assembly_is_what_the_engine_decides_on(tmp_path: Path, eng
         ({"Ref": "Bus"}, "rule/ttp-delivery-events/ttp-forward"),
     ],
 )
-def test_a_rules_arn_names_its_bus_only_when_it_is_not_the_default_bus(
-    tmp_path: Path, bus: Any, expected: str
-) -> None:
+def test_a_rules_arn_names_its_bus_only_when_it_is_not_the_default_bus(tmp_path: Path, bus: Any, expected: str) -> None:
     """AWS's rule ARN is ``rule/NAME`` on the default bus and ``rule/BUS/NAME`` on any other (Service
     Authorization Reference, EventBridge's resource types); ``EventBusName`` may be a name or an ARN."""
     rule: dict[str, Any] = {"Name": "ttp-forward", "EventPattern": {"source": ["aws.ses"]}}
