@@ -259,7 +259,8 @@ class Enforcement:
 
 
 def caller_of(access_key: str) -> Caller | None:
-    """The role session moto's STS issued ``access_key`` for, with the role's policies and tags as deployed."""
+    """The role session moto's STS issued ``access_key`` for, with the role's policies and tags as deployed;
+    else the IAM user whose active access key it is (:func:`user_of`)."""
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
@@ -274,13 +275,40 @@ def caller_of(access_key: str) -> Caller | None:
                 role = iam.get_role_by_arn(session.role_arn)
             except Exception:
                 return Caller(session.arn, session.role_arn, (), ())  # a role deleted since: no policies
-            policies = sorted(role.policies.items())
-            for arn, managed in sorted(role.managed_policies.items()):
-                document = next(v.document for v in managed.versions if v.version_id == managed.default_version_id)
-                policies.append((arn, document if isinstance(document, str) else json.dumps(document)))
+            policies = sorted(role.policies.items()) + _managed(role.managed_policies)
             tags = sorted((tag["Key"], tag["Value"]) for tag in _role_tags(role))
             return Caller(session.arn, session.role_arn, tuple(policies), tuple(tags))
+    return user_of(access_key)
+
+
+def user_of(access_key: str) -> Caller | None:
+    """The IAM user (in any account of the emulator) whose *active* access key ``access_key`` is: its ARN,
+    its inline and attached policies and those of its groups, and its tags, as AWS evaluates a user."""
+    from moto.iam.models import iam_backends
+
+    for partitions in list(iam_backends.values()):
+        backend = partitions.get("aws")
+        if backend is None:
+            continue
+        for user in list(backend.users.values()):
+            if not any(k.access_key_id == access_key and k.status == "Active" for k in user.access_keys):
+                continue
+            policies = sorted(user.policies.items()) + _managed(user.managed_policies)
+            for group in backend.get_groups_for_user(user.name):
+                policies += [(f"group/{group.name}/{name}", doc) for name, doc in sorted(group.policies.items())]
+                policies += _managed(group.managed_policies)
+            tags = sorted((tag["Key"], tag["Value"]) for tag in backend.list_user_tags(user.name))
+            return Caller(user.arn, user.arn, tuple(policies), tuple(tags))
     return None
+
+
+def _managed(attached: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The default version's document of each attached managed policy, by ARN."""
+    found = []
+    for arn, managed in sorted(attached.items()):
+        document = next(v.document for v in managed.versions if v.version_id == managed.default_version_id)
+        found.append((arn, document if isinstance(document, str) else json.dumps(document)))
+    return found
 
 
 def _role_tags(role: Any) -> list[dict[str, str]]:
@@ -308,6 +336,8 @@ def requests_of(
         return _ses(region, environ, body, caller)
     if service == "secretsmanager":
         return _secretsmanager(region, environ, body, caller)
+    if service == "ssm":
+        return _ssm(region, environ, body, caller)
     raise Unmapped(f"service {service!r} ({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')})")
 
 
@@ -343,6 +373,8 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
         "uploadId",
         "partNumber",
         "uploads",
+        "key-marker",
+        "version-id-marker",
     }
     if not key:
         if method in ("GET", "HEAD") and not subresources:
@@ -357,6 +389,9 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
                 else ("ListObjectsV2" if query.get("list-type") == "2" else "ListObjects")
             )
             return name, [check("s3:ListBucket", bucket_arn, context if method == "GET" else None)]
+        if method == "GET" and subresources == {"versions"}:
+            context = {"s3:prefix": query.get("prefix", "")}
+            return "ListObjectVersions", [check("s3:ListBucketVersions", bucket_arn, context)]
         if method == "POST" and "delete" in query:
             keys = re.findall(rb"<Key>(.*?)</Key>", body)
             return "DeleteObjects", [check("s3:DeleteObject", f"{bucket_arn}/{unescape(k.decode())}") for k in keys]
@@ -505,6 +540,23 @@ def _secretsmanager(region: str, environ: dict[str, Any], body: bytes, caller: C
     if found is None:
         raise Unmapped(f"Secrets Manager GetSecretValue of {secret_id!r}, which does not exist")
     return operation, [Check("secretsmanager:GetSecretValue", found, account, None)]
+
+
+SSM_READS = {"GetParameter": "Name", "GetParameters": "Names", "GetParametersByPath": "Path"}
+
+
+def _ssm(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """Parameter reads (the customer registry ``/ttp/customers/{code}`` that ``submit`` checks), each on its
+    parameter's ARN (``parameter/ttp/customers`` for the path: Service Authorization Reference, SSM)."""
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonSSM.")
+    field = SSM_READS.get(operation)
+    if field is None:
+        raise Unmapped(f"SSM {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    value = json.loads(body or b"{}").get(field, "")
+    names_ = value if isinstance(value, list) else [value]
+    arns = [f"arn:aws:ssm:{region}:{account}:parameter/{str(name).lstrip('/')}" for name in names_]
+    return operation, [Check(f"ssm:{operation}", arn, account) for arn in arns]
 
 
 def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:

@@ -322,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             aws,
             sb.specs_from_config(config.customers),
             governance_account=config.accounts.governance,
+            bucket=config.metadata_bucket_name,
             region=config.accounts.region,
             graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
         )
-        enforcement.register_admin(operator.access_key_id, "operator")  # an administrator, as in the demo
         region = config.accounts.region
         endpoints = {
             "TTP_GRAPH_BASE_URL": graph.graph_base_url,
