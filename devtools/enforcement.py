@@ -338,6 +338,12 @@ def requests_of(
         return _secretsmanager(region, environ, body, caller)
     if service == "ssm":
         return _ssm(region, environ, body, caller)
+    if service == "ecs":
+        return _ecs(region, environ, body, caller)
+    if service == "monitoring":
+        return _cloudwatch(region, environ, body, caller)
+    if service == "logs":
+        return _logs(region, environ, body, caller)
     raise Unmapped(f"service {service!r} ({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')})")
 
 
@@ -557,6 +563,52 @@ def _ssm(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> t
     names_ = value if isinstance(value, list) else [value]
     arns = [f"arn:aws:ssm:{region}:{account}:parameter/{str(name).lstrip('/')}" for name in names_]
     return operation, [Check(f"ssm:{operation}", arn, account) for arn in arns]
+
+
+def _ecs(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """What ``health`` and ``restart`` ask of ECS, on the cluster's and the services' ARNs (new ARN format)."""
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonEC2ContainerServiceV20141113.")
+    params = json.loads(body or b"{}")
+    account = caller.arn.split(":")[4]
+    prefix = f"arn:aws:ecs:{region}:{account}"
+
+    def named(kind: str, name: str, cluster: str = "") -> str:
+        if name.startswith("arn:"):
+            return name
+        return f"{prefix}:{kind}/{cluster + '/' if cluster else ''}{name}"
+
+    cluster = str(params.get("cluster", "default")).rpartition("/")[2]
+    if operation == "DescribeClusters":
+        arns = [named("cluster", str(c)) for c in params.get("clusters", ["default"])]
+    elif operation == "DescribeServices":
+        arns = [named("service", str(name), cluster) for name in params.get("services", [])]
+    elif operation == "UpdateService":
+        arns = [named("service", str(params.get("service", "")), cluster)]
+    else:
+        raise Unmapped(f"ECS {operation or 'request without an operation'}")
+    return operation, [Check(f"ecs:{operation}", arn, account) for arn in arns]
+
+
+def _cloudwatch(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """``GetMetricData`` (``health``'s queue ages): the Service Authorization Reference lists no resource."""
+    path = str(environ.get("PATH_INFO", ""))
+    operation = path.rpartition("/operation/")[2] if "/operation/" in path else ""
+    if not operation:  # the JSON and query protocols of the same API
+        operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+    if operation != "GetMetricData":
+        raise Unmapped(f"CloudWatch {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    return operation, [Check("cloudwatch:GetMetricData", "*", account)]
+
+
+def _logs(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """``FilterLogEvents`` (the ``logs`` command) on the log group's ARN."""
+    operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).removeprefix("Logs_20140328.")
+    if operation != "FilterLogEvents":
+        raise Unmapped(f"CloudWatch Logs {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    group = str(json.loads(body or b"{}").get("logGroupName", ""))
+    return operation, [Check("logs:FilterLogEvents", f"arn:aws:logs:{region}:{account}:log-group:{group}", account)]
 
 
 def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:

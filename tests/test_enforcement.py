@@ -319,6 +319,17 @@ def operator(enforcing: tuple[LocalAws, DeployReport], sample: Synth) -> dict[st
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
+def test_the_runbook_renders_the_operator_policy_the_emulator_gives_the_operator(tmp_path: Path) -> None:
+    """docs/runbook.md's own ``sed`` line, run as written, yields the policy ``create_unowned`` attaches."""
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    block = runbook.split("**The operator's identity.**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = block.split("aws iam put-role-policy", 1)[0].replace("docs/policies/", f"{ROOT}/docs/policies/")
+    subprocess.run(["bash", "-euc", commands], cwd=tmp_path, check=True)
+    rendered = json.loads((tmp_path / "operator-policy.json").read_text())
+    assert rendered == json.loads(sb.operator_policy(GOV, REGION, "ttp-metadata-111111111111-us-east-1"))
+    assert "${" not in json.dumps(rendered)
+
+
 def as_operator(server: LocalAws, keys: dict[str, str], service: str) -> Any:
     return boto3.client(
         service,
@@ -332,9 +343,10 @@ def as_operator(server: LocalAws, keys: dict[str, str], service: str) -> Any:
 def test_an_operator_command_is_decided_by_the_engine_and_allowed(
     enforcing: tuple[LocalAws, DeployReport], sample: Synth, operator: dict[str, str]
 ) -> None:
-    """``python -m runtime submit`` then ``verify`` with the operator's key: every request (SSM's customer
-    registry, the archive and triggers in the management account's bucket, across accounts) is decided
-    as the user ``ttp-operator``, none denied."""
+    """``python -m runtime submit``, ``verify``, ``health`` and ``logs`` with the operator's key: every request
+    (SSM's customer registry, the archive and triggers in the management account's bucket across accounts,
+    the queues and their keys, ECS, CloudWatch, the logs) is decided as the user ``ttp-operator``, none
+    denied."""
     server, _ = enforcing
     enforcement = server.enforcement
     assert enforcement is not None
@@ -345,11 +357,18 @@ def test_an_operator_command_is_decided_by_the_engine_and_allowed(
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "TTP_BUCKET_NAME": sample.config.metadata_bucket_name,
+        "TTP_CUSTOMER_QUEUES": json.dumps({A: f"{server.endpoint}/{GOV}/{names.queue_name(A)}"}),
         **operator,
     }
     allowed_before, admin_before = enforcement.counts.allowed, enforcement.counts.admin
     document = json.dumps({"change_id": "CHG-OP", "title": "As the operator", "customers": [A]})
-    for command in (["submit", "-", "--json"], ["verify", "CHG-OP", "--json"]):
+    commands = (
+        ["submit", "-", "--json"],
+        ["verify", "CHG-OP", "--json"],
+        ["health", "--json"],
+        ["logs", "--customer", A, "--since", "1h"],
+    )
+    for command in commands:
         done = subprocess.run(
             [sys.executable, "-m", "runtime", *command],
             input=document,
