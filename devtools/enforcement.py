@@ -4,13 +4,16 @@
 so tests that deploy nothing keep working). For each request it
 
 * names the principal from the SigV4 access key: a key moto's STS issued for ``AssumeRole`` is that role's
-  session (the role's ARN and tags); a key the caller registered with :meth:`Enforcement.register_admin`
-  (the deployer, the test harness: ``testing`` by default) is an admin/bootstrap principal whose requests
-  are passed and counted, never decided; any other key is denied;
+  session (the role's ARN and tags); a key moto's IAM issued to a user is that user (its ARN, inline,
+  attached and group policies, tags: the operator ``ttp-operator``); a key the caller registered with
+  :meth:`Enforcement.register_admin` (the deployer, whose stacks pass the bootstrap gate instead, and the
+  test harness: ``testing`` by default) is an admin principal whose requests are passed and counted, never
+  decided; any other key is denied;
 * maps the request to the IAM action(s), resource ARN(s) and context keys AWS would evaluate, for the
   services the pipeline uses: S3 objects and listings (``s3:if-match``, ``s3:if-none-match``,
   ``s3:prefix``), SQS (and KMS on an encrypted queue, as ``kms:ViaService``), STS ``AssumeRole`` (with the
-  trust policy and ``sts:ExternalId``), SESv2 ``SendEmail``, ``GetContactList``, ``ListContacts``;
+  trust policy and ``sts:ExternalId``), SESv2 ``SendEmail``, ``GetContactList``, ``ListContacts``, and what
+  the ops CLI asks of SSM (parameter reads), ECS, CloudWatch ``GetMetricData`` and Logs ``FilterLogEvents``;
   ``sts:GetCallerIdentity`` needs no permission in AWS and is counted as "not decided"; anything else fails
   with AccessDenied naming the operation (never a silent allow);
 * reads the policies as deployed on the emulator (moto's own state: the role's inline and managed
