@@ -38,7 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape, unescape
@@ -75,7 +75,8 @@ class Check:
     resource: str
     resource_account: str
     resource_policy: str | None = None
-    context: tuple[tuple[str, str], ...] = ()
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    """Condition keys; a tuple value is multi-valued (``aws:TagKeys``)."""
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,15 @@ class Enforcement:
         *,
         world: World | None = None,
         admin_keys: Iterable[str] = ("testing",),
+        assume_tls: bool = True,
     ) -> None:
         self.engine = engine or PolicyEngine()
         self.world = world
         """The deployed world (``DeployReport.world``): resource policies moto does not hold (the bucket
         policy) are read from it; set it once the deployment is done (``enforcement.world = report.world``)."""
         self._owns_engine = engine is None
+        self.assume_tls = assume_tls
+        """Decide a plain-HTTP request as if over TLS 1.3 (the default; :func:`transport_context`)."""
         self._admin_keys: dict[str, str] = {key: ADMIN for key in admin_keys}
         self._cache: dict[tuple[Any, ...], Decision] = {}
         self._lock = threading.Lock()
@@ -201,7 +205,9 @@ class Enforcement:
             with self._lock:
                 self.counts.not_decided[operation] += 1
             return None
+        transport = tuple(transport_context(environ, assume_tls=self.assume_tls, service=service).items())
         for check in checks:
+            check = replace(check, context=(*transport, *check.context))  # the request's own keys win
             try:
                 decision = self.decide(caller, check)
             except PolicyEngineError as error:  # fail closed, saying why: never a silent allow nor a bare 500
@@ -520,11 +526,23 @@ def _sts(body: bytes) -> tuple[str, list[Check] | None]:
         trust = iam_backends[account]["aws"].get_role_by_arn(role_arn).assume_role_policy_document
     except Exception:
         trust = json.dumps({"Version": "2012-10-17", "Statement": []})  # no such role: nothing trusts the caller
-    context = {"sts:RoleSessionName": form.get("RoleSessionName", "")}
+    context: dict[str, str | tuple[str, ...]] = {"sts:RoleSessionName": form.get("RoleSessionName", "")}
     if "ExternalId" in form:
         context["sts:ExternalId"] = form["ExternalId"]
     trust_text = trust if isinstance(trust, str) else json.dumps(trust)
-    return operation, [Check("sts:AssumeRole", role_arn, account, trust_text, tuple(sorted(context.items())))]
+    checks = [Check("sts:AssumeRole", role_arn, account, trust_text, tuple(sorted(context.items())))]
+    tags = {
+        form[key]: form.get(key.removesuffix(".Key") + ".Value", "")
+        for key in form
+        if re.fullmatch(r"Tags\.member\.\d+\.Key", key)
+    }
+    if tags:  # session tags need sts:TagSession in the trust policy too (IAM User Guide, "Passing session tags")
+        tag_context: dict[str, str | tuple[str, ...]] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        tag_context["aws:TagKeys"] = tuple(sorted(tags))
+        checks.append(
+            Check("sts:TagSession", role_arn, account, trust_text, tuple(sorted({**context, **tag_context}.items())))
+        )
+    return operation, checks
 
 
 def _secretsmanager(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
@@ -648,10 +666,24 @@ def _document(text: str) -> Any:
     return json.loads(text)
 
 
-def _context(check: Check) -> dict[str, str]:
-    """The request's context. In AWS an S3 request arrives over TLS 1.3 (the SDK's); here over plain HTTP."""
-    context = dict(check.context)
-    return {"s3:TlsVersion": "1.3", **context} if check.action.startswith("s3:") else context
+def _context(check: Check) -> dict[str, str | list[str]]:
+    """The request's context keys, as the engine reads them (a multi-valued key as a list)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in check.context}
+
+
+def transport_context(environ: Mapping[str, Any], *, assume_tls: bool, service: str) -> dict[str, str]:
+    """``aws:SecureTransport`` (and S3's ``s3:TlsVersion``) of a request.
+
+    The emulator listens on plain-HTTP loopback; the SDK talks to AWS over TLS (1.3 where both ends offer
+    it, as AWS's S3 endpoints do). With ``assume_tls`` (the default) a request is decided as the same call
+    against AWS would be: over TLS 1.3, whatever the local scheme. Without it the actual scheme decides:
+    ``http`` is ``aws:SecureTransport=false`` with no TLS version, so a bucket or queue policy that denies
+    non-TLS requests denies it, as AWS would for a client that turned TLS off."""
+    secure = assume_tls or environ.get("wsgi.url_scheme") == "https"
+    context = {"aws:SecureTransport": "true" if secure else "false"}
+    if secure and service == "s3":
+        context["s3:TlsVersion"] = "1.3"
+    return context
 
 
 def _query(environ: Mapping[str, Any]) -> dict[str, str]:

@@ -303,6 +303,48 @@ def test_the_deployed_processor_processes_a_change_with_no_request_denied(
     assert enforcement.counts.allowed - allowed_before >= 8  # S3 reads and writes, STS, SES
 
 
+def test_session_tags_on_assume_role_need_sts_tag_session_in_the_trust_policy(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    """The sender role trusts A's processor for sts:AssumeRole only: the same call passing session tags is
+    denied on sts:TagSession (IAM User Guide, "Passing session tags in AWS STS")."""
+    server, _ = enforcing
+    a = next(c for c in sample.config.customers if c.code == A)
+    sts = as_role(server, processor_arn(A), "sts")
+    sender_arn = f"arn:aws:iam::{a.account}:role/{names.sender_role_name(A)}"
+    message = denied(
+        sts.assume_role,
+        RoleArn=sender_arn,
+        RoleSessionName="sender",
+        ExternalId=a.external_id,
+        Tags=[{"Key": "customer_code", "Value": B}],
+    )
+    assert f"sts:TagSession on resource: {sender_arn}" in message
+    assert sts.assume_role(RoleArn=sender_arn, RoleSessionName="sender", ExternalId=a.external_id)["Credentials"]
+
+
+def test_plain_http_is_decided_as_tls_unless_told_to_take_the_actual_scheme(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    """The emulator is plain HTTP. By default a request is decided as the SDK's call to AWS would be (over
+    TLS 1.3); with ``assume_tls=False`` the actual scheme decides, and the bucket policy's non-TLS deny
+    refuses the processor its own object."""
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_role(server, processor_arn(A), "s3")
+    key = f"processing/{A}/{CHANGE}"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    enforcement.assume_tls = False
+    try:
+        message = denied(s3.get_object, Bucket=bucket, Key=key)
+        assert "explicitly denied" in message
+    finally:
+        enforcement.assume_tls = True
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 # --- the operator: the IAM user ttp-operator with the policy docs/runbook.md prescribes --------------
 
 
