@@ -359,10 +359,51 @@ class MetadataBucket(Construct):
                     ("CoordinatorCreateDeliveryIfNoneMatch", "s3:if-none-match"),
                 )
             ),
+            *self._operator_statements(gov_root, archive),
             *self._write_guards(processors, archive),
         ]
         for statement in statements:
             self.bucket.add_to_resource_policy(statement)
+
+    def _operator_statements(self, gov_root: iam.IPrincipal, archive: str) -> list[iam.PolicyStatement]:
+        """The operator (``ttp-operator`` in the governance account, docs/runbook.md): what the runbook's
+        commands do to the bucket. Across accounts the bucket policy must allow too, so without these
+        grants every ``python -m runtime`` command of a governance-account operator is AccessDenied on S3.
+        The write guards below still hold (archive writes compare-and-swap, SSE-S3 only)."""
+        operator = {
+            "ArnEquals": {"aws:PrincipalArn": names.operator_arns(self.props.governance_account, self._partition)}
+        }
+        triggers = self._objects(keys.CUSTOMERS_PREFIX)
+        return [
+            iam.PolicyStatement(
+                sid="OperatorListAndRead",  # health, verify, stuck, restore: every prefix, every version
+                principals=[gov_root],
+                actions=[
+                    "s3:ListBucket",
+                    "s3:ListBucketVersions",
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:GetObjectTagging",
+                    "s3:GetObjectVersionTagging",
+                ],
+                resources=[self.bucket.bucket_arn, self._objects("")],
+                conditions=operator,
+            ),
+            iam.PolicyStatement(
+                sid="OperatorSubmitAndRestore",  # submit (archive, then triggers), restore (archive)
+                principals=[gov_root],
+                actions=["s3:PutObject"],
+                resources=[archive, triggers],
+                conditions=operator,
+            ),
+            iam.PolicyStatement(
+                sid="OperatorCleanUpAndSweepTriggers",  # cleanup, sweep
+                principals=[gov_root],
+                actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
+                resources=[triggers],
+                conditions=operator,
+            ),
+        ]
 
     def _write_guards(self, processors: dict[str, Any], archive: str) -> list[iam.PolicyStatement]:
         """Explicit denies that hold whatever an IAM policy allows (also in one account, where either

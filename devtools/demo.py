@@ -46,6 +46,7 @@ from devtools import local_run, ses_events
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.enforcement import Counts, Enforcement
+from devtools.iam_engine.bootstrap import BootstrapGate
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
 from devtools.local_deploy.resolve import Aws
 from devtools.processes import terminate_with
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         emulator = cleanup.enter_context(local_aws(enforce=enforcement))
         console.print(f"local AWS emulator on {emulator.endpoint}; service logs in {logdir}")
         try:
-            deployed = deploy_assembly(assembly, emulator.endpoint)
+            deployed = deploy_assembly(assembly, emulator.endpoint, gate=BootstrapGate(enforcement.engine))
         except DeployError as exc:
             partial = getattr(exc, "report", None)
             if partial is not None:
@@ -366,12 +367,12 @@ def run(args: argparse.Namespace) -> int:
             aws,
             customers,
             governance_account=governance,
+            bucket=config.metadata_bucket_name,
             region=config.accounts.region,
             graph_secret=(GRAPH_SECRET_NAME, graph.client_secret) if graph is not None else None,
         )
-        # The operator is an administrator of the governance account (an IAM user with an allow-all policy):
-        # its requests are counted as an admin's, like the deployer's, not decided by the engine.
-        enforcement.register_admin(operator.access_key_id, "operator")
+        # The operator (the IAM user ttp-operator with the policy docs/runbook.md prescribes) is decided by
+        # the engine like the services: its identity policy, and across accounts the bucket policy too.
         session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
         sqs = session.client("sqs")
         delivery_url = coordinator_plan.environment["TTP_DELIVERY_QUEUE_URL"]
@@ -464,14 +465,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report_policy_decisions(enforcement: Enforcement) -> Counts:
-    """What the policy engine decided: every request of the services (their task roles) was decided from
-    the synthesized policies; the deployer's and the operator's (administrators) were only counted."""
+    """What the policy engine decided: every request of the services (their task roles) and of the operator
+    was decided from the synthesized policies and the operator's; the deployer's (an administrator, its
+    stacks checked by the bootstrap gate instead) were only counted."""
     counts = enforcement.counts
     not_decided = sum(counts.not_decided.values())
     console.print(
         f"policy engine (@cloud-copilot/iam-simulate): {counts.allowed} requests allowed, {counts.denied} denied "
         f"({counts.cached} answered from its cache, {counts.engine_seconds:.1f} s deciding); "
-        f"{counts.admin} by administrators (the deployer, the operator) and {not_decided} needing no permission "
+        f"{counts.admin} by the deployer (an administrator) and {not_decided} needing no permission "
         "were not decided"
     )
     for denial in enforcement.denials:

@@ -4,13 +4,16 @@
 so tests that deploy nothing keep working). For each request it
 
 * names the principal from the SigV4 access key: a key moto's STS issued for ``AssumeRole`` is that role's
-  session (the role's ARN and tags); a key the caller registered with :meth:`Enforcement.register_admin`
-  (the deployer, the test harness: ``testing`` by default) is an admin/bootstrap principal whose requests
-  are passed and counted, never decided; any other key is denied;
+  session (the role's ARN and tags); a key moto's IAM issued to a user is that user (its ARN, inline,
+  attached and group policies, tags: the operator ``ttp-operator``); a key the caller registered with
+  :meth:`Enforcement.register_admin` (the deployer, whose stacks pass the bootstrap gate instead, and the
+  test harness: ``testing`` by default) is an admin principal whose requests are passed and counted, never
+  decided; any other key is denied;
 * maps the request to the IAM action(s), resource ARN(s) and context keys AWS would evaluate, for the
   services the pipeline uses: S3 objects and listings (``s3:if-match``, ``s3:if-none-match``,
   ``s3:prefix``), SQS (and KMS on an encrypted queue, as ``kms:ViaService``), STS ``AssumeRole`` (with the
-  trust policy and ``sts:ExternalId``), SESv2 ``SendEmail``, ``GetContactList``, ``ListContacts``;
+  trust policy and ``sts:ExternalId``), SESv2 ``SendEmail``, ``GetContactList``, ``ListContacts``, and what
+  the ops CLI asks of SSM (parameter reads), ECS, CloudWatch ``GetMetricData`` and Logs ``FilterLogEvents``;
   ``sts:GetCallerIdentity`` needs no permission in AWS and is counted as "not decided"; anything else fails
   with AccessDenied naming the operation (never a silent allow);
 * reads the policies as deployed on the emulator (moto's own state: the role's inline and managed
@@ -35,7 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape, unescape
@@ -72,7 +75,8 @@ class Check:
     resource: str
     resource_account: str
     resource_policy: str | None = None
-    context: tuple[tuple[str, str], ...] = ()
+    context: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    """Condition keys; a tuple value is multi-valued (``aws:TagKeys``)."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +136,15 @@ class Enforcement:
         *,
         world: World | None = None,
         admin_keys: Iterable[str] = ("testing",),
+        assume_tls: bool = True,
     ) -> None:
         self.engine = engine or PolicyEngine()
         self.world = world
         """The deployed world (``DeployReport.world``): resource policies moto does not hold (the bucket
         policy) are read from it; set it once the deployment is done (``enforcement.world = report.world``)."""
         self._owns_engine = engine is None
+        self.assume_tls = assume_tls
+        """Decide a plain-HTTP request as if over TLS 1.3 (the default; :func:`transport_context`)."""
         self._admin_keys: dict[str, str] = {key: ADMIN for key in admin_keys}
         self._cache: dict[tuple[Any, ...], Decision] = {}
         self._lock = threading.Lock()
@@ -198,7 +205,9 @@ class Enforcement:
             with self._lock:
                 self.counts.not_decided[operation] += 1
             return None
+        transport = tuple(transport_context(environ, assume_tls=self.assume_tls, service=service).items())
         for check in checks:
+            check = replace(check, context=(*transport, *check.context))  # the request's own keys win
             try:
                 decision = self.decide(caller, check)
             except PolicyEngineError as error:  # fail closed, saying why: never a silent allow nor a bare 500
@@ -259,7 +268,8 @@ class Enforcement:
 
 
 def caller_of(access_key: str) -> Caller | None:
-    """The role session moto's STS issued ``access_key`` for, with the role's policies and tags as deployed."""
+    """The role session moto's STS issued ``access_key`` for, with the role's policies and tags as deployed;
+    else the IAM user whose active access key it is (:func:`user_of`)."""
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
 
@@ -274,13 +284,40 @@ def caller_of(access_key: str) -> Caller | None:
                 role = iam.get_role_by_arn(session.role_arn)
             except Exception:
                 return Caller(session.arn, session.role_arn, (), ())  # a role deleted since: no policies
-            policies = sorted(role.policies.items())
-            for arn, managed in sorted(role.managed_policies.items()):
-                document = next(v.document for v in managed.versions if v.version_id == managed.default_version_id)
-                policies.append((arn, document if isinstance(document, str) else json.dumps(document)))
+            policies = sorted(role.policies.items()) + _managed(role.managed_policies)
             tags = sorted((tag["Key"], tag["Value"]) for tag in _role_tags(role))
             return Caller(session.arn, session.role_arn, tuple(policies), tuple(tags))
+    return user_of(access_key)
+
+
+def user_of(access_key: str) -> Caller | None:
+    """The IAM user (in any account of the emulator) whose *active* access key ``access_key`` is: its ARN,
+    its inline and attached policies and those of its groups, and its tags, as AWS evaluates a user."""
+    from moto.iam.models import iam_backends
+
+    for partitions in list(iam_backends.values()):
+        backend = partitions.get("aws")
+        if backend is None:
+            continue
+        for user in list(backend.users.values()):
+            if not any(k.access_key_id == access_key and k.status == "Active" for k in user.access_keys):
+                continue
+            policies = sorted(user.policies.items()) + _managed(user.managed_policies)
+            for group in backend.get_groups_for_user(user.name):
+                policies += [(f"group/{group.name}/{name}", doc) for name, doc in sorted(group.policies.items())]
+                policies += _managed(group.managed_policies)
+            tags = sorted((tag["Key"], tag["Value"]) for tag in backend.list_user_tags(user.name))
+            return Caller(user.arn, user.arn, tuple(policies), tuple(tags))
     return None
+
+
+def _managed(attached: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The default version's document of each attached managed policy, by ARN."""
+    found = []
+    for arn, managed in sorted(attached.items()):
+        document = next(v.document for v in managed.versions if v.version_id == managed.default_version_id)
+        found.append((arn, document if isinstance(document, str) else json.dumps(document)))
+    return found
 
 
 def _role_tags(role: Any) -> list[dict[str, str]]:
@@ -308,6 +345,14 @@ def requests_of(
         return _ses(region, environ, body, caller)
     if service == "secretsmanager":
         return _secretsmanager(region, environ, body, caller)
+    if service == "ssm":
+        return _ssm(region, environ, body, caller)
+    if service == "ecs":
+        return _ecs(region, environ, body, caller)
+    if service == "monitoring":
+        return _cloudwatch(region, environ, body, caller)
+    if service == "logs":
+        return _logs(region, environ, body, caller)
     raise Unmapped(f"service {service!r} ({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')})")
 
 
@@ -343,6 +388,8 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
         "uploadId",
         "partNumber",
         "uploads",
+        "key-marker",
+        "version-id-marker",
     }
     if not key:
         if method in ("GET", "HEAD") and not subresources:
@@ -357,6 +404,9 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
                 else ("ListObjectsV2" if query.get("list-type") == "2" else "ListObjects")
             )
             return name, [check("s3:ListBucket", bucket_arn, context if method == "GET" else None)]
+        if method == "GET" and subresources == {"versions"}:
+            context = {"s3:prefix": query.get("prefix", "")}
+            return "ListObjectVersions", [check("s3:ListBucketVersions", bucket_arn, context)]
         if method == "POST" and "delete" in query:
             keys = re.findall(rb"<Key>(.*?)</Key>", body)
             return "DeleteObjects", [check("s3:DeleteObject", f"{bucket_arn}/{unescape(k.decode())}") for k in keys]
@@ -476,11 +526,23 @@ def _sts(body: bytes) -> tuple[str, list[Check] | None]:
         trust = iam_backends[account]["aws"].get_role_by_arn(role_arn).assume_role_policy_document
     except Exception:
         trust = json.dumps({"Version": "2012-10-17", "Statement": []})  # no such role: nothing trusts the caller
-    context = {"sts:RoleSessionName": form.get("RoleSessionName", "")}
+    context: dict[str, str | tuple[str, ...]] = {"sts:RoleSessionName": form.get("RoleSessionName", "")}
     if "ExternalId" in form:
         context["sts:ExternalId"] = form["ExternalId"]
     trust_text = trust if isinstance(trust, str) else json.dumps(trust)
-    return operation, [Check("sts:AssumeRole", role_arn, account, trust_text, tuple(sorted(context.items())))]
+    checks = [Check("sts:AssumeRole", role_arn, account, trust_text, tuple(sorted(context.items())))]
+    tags = {
+        form[key]: form.get(key.removesuffix(".Key") + ".Value", "")
+        for key in form
+        if re.fullmatch(r"Tags\.member\.\d+\.Key", key)
+    }
+    if tags:  # session tags need sts:TagSession in the trust policy too (IAM User Guide, "Passing session tags")
+        tag_context: dict[str, str | tuple[str, ...]] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        tag_context["aws:TagKeys"] = tuple(sorted(tags))
+        checks.append(
+            Check("sts:TagSession", role_arn, account, trust_text, tuple(sorted({**context, **tag_context}.items())))
+        )
+    return operation, checks
 
 
 def _secretsmanager(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
@@ -505,6 +567,69 @@ def _secretsmanager(region: str, environ: dict[str, Any], body: bytes, caller: C
     if found is None:
         raise Unmapped(f"Secrets Manager GetSecretValue of {secret_id!r}, which does not exist")
     return operation, [Check("secretsmanager:GetSecretValue", found, account, None)]
+
+
+SSM_READS = {"GetParameter": "Name", "GetParameters": "Names", "GetParametersByPath": "Path"}
+
+
+def _ssm(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """Parameter reads (the customer registry ``/ttp/customers/{code}`` that ``submit`` checks), each on its
+    parameter's ARN (``parameter/ttp/customers`` for the path: Service Authorization Reference, SSM)."""
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonSSM.")
+    field = SSM_READS.get(operation)
+    if field is None:
+        raise Unmapped(f"SSM {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    value = json.loads(body or b"{}").get(field, "")
+    names_ = value if isinstance(value, list) else [value]
+    arns = [f"arn:aws:ssm:{region}:{account}:parameter/{str(name).lstrip('/')}" for name in names_]
+    return operation, [Check(f"ssm:{operation}", arn, account) for arn in arns]
+
+
+def _ecs(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """What ``health`` and ``restart`` ask of ECS, on the cluster's and the services' ARNs (new ARN format)."""
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonEC2ContainerServiceV20141113.")
+    params = json.loads(body or b"{}")
+    account = caller.arn.split(":")[4]
+    prefix = f"arn:aws:ecs:{region}:{account}"
+
+    def named(kind: str, name: str, cluster: str = "") -> str:
+        if name.startswith("arn:"):
+            return name
+        return f"{prefix}:{kind}/{cluster + '/' if cluster else ''}{name}"
+
+    cluster = str(params.get("cluster", "default")).rpartition("/")[2]
+    if operation == "DescribeClusters":
+        arns = [named("cluster", str(c)) for c in params.get("clusters", ["default"])]
+    elif operation == "DescribeServices":
+        arns = [named("service", str(name), cluster) for name in params.get("services", [])]
+    elif operation == "UpdateService":
+        arns = [named("service", str(params.get("service", "")), cluster)]
+    else:
+        raise Unmapped(f"ECS {operation or 'request without an operation'}")
+    return operation, [Check(f"ecs:{operation}", arn, account) for arn in arns]
+
+
+def _cloudwatch(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """``GetMetricData`` (``health``'s queue ages): the Service Authorization Reference lists no resource."""
+    path = str(environ.get("PATH_INFO", ""))
+    operation = path.rpartition("/operation/")[2] if "/operation/" in path else ""
+    if not operation:  # the JSON and query protocols of the same API
+        operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+    if operation != "GetMetricData":
+        raise Unmapped(f"CloudWatch {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    return operation, [Check("cloudwatch:GetMetricData", "*", account)]
+
+
+def _logs(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
+    """``FilterLogEvents`` (the ``logs`` command) on the log group's ARN."""
+    operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).removeprefix("Logs_20140328.")
+    if operation != "FilterLogEvents":
+        raise Unmapped(f"CloudWatch Logs {operation or 'request without an operation'}")
+    account = caller.arn.split(":")[4]
+    group = str(json.loads(body or b"{}").get("logGroupName", ""))
+    return operation, [Check("logs:FilterLogEvents", f"arn:aws:logs:{region}:{account}:log-group:{group}", account)]
 
 
 def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> tuple[str, list[Check]]:
@@ -541,10 +666,24 @@ def _document(text: str) -> Any:
     return json.loads(text)
 
 
-def _context(check: Check) -> dict[str, str]:
-    """The request's context. In AWS an S3 request arrives over TLS 1.3 (the SDK's); here over plain HTTP."""
-    context = dict(check.context)
-    return {"s3:TlsVersion": "1.3", **context} if check.action.startswith("s3:") else context
+def _context(check: Check) -> dict[str, str | list[str]]:
+    """The request's context keys, as the engine reads them (a multi-valued key as a list)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in check.context}
+
+
+def transport_context(environ: Mapping[str, Any], *, assume_tls: bool, service: str) -> dict[str, str]:
+    """``aws:SecureTransport`` (and S3's ``s3:TlsVersion``) of a request.
+
+    The emulator listens on plain-HTTP loopback; the SDK talks to AWS over TLS (1.3 where both ends offer
+    it, as AWS's S3 endpoints do). With ``assume_tls`` (the default) a request is decided as the same call
+    against AWS would be: over TLS 1.3, whatever the local scheme. Without it the actual scheme decides:
+    ``http`` is ``aws:SecureTransport=false`` with no TLS version, so a bucket or queue policy that denies
+    non-TLS requests denies it, as AWS would for a client that turned TLS off."""
+    secure = assume_tls or environ.get("wsgi.url_scheme") == "https"
+    context = {"aws:SecureTransport": "true" if secure else "false"}
+    if secure and service == "s3":
+        context["s3:TlsVersion"] = "1.3"
+    return context
 
 
 def _query(environ: Mapping[str, Any]) -> dict[str, str]:

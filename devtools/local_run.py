@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.emulator import LocalAws, exports
     from devtools.enforcement import Enforcement
     from devtools.fake_graph import FakeGraph
+    from devtools.iam_engine.bootstrap import BootstrapGate
     from devtools.local_deploy import DeployError, deploy_assembly
 
     parser = argparse.ArgumentParser(prog="python -m devtools.local_run", description=main.__doc__)
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator = LocalAws(enforce=enforcement).start()
         cleanup.callback(emulator.stop)
         try:
-            deployed = deploy_assembly(args.assembly, emulator.endpoint)
+            deployed = deploy_assembly(args.assembly, emulator.endpoint, gate=BootstrapGate(enforcement.engine))
         except DeployError as exc:
             print(f"deploy failed: {exc}", file=sys.stderr)
             return 1
@@ -321,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             aws,
             sb.specs_from_config(config.customers),
             governance_account=config.accounts.governance,
+            bucket=config.metadata_bucket_name,
             region=config.accounts.region,
             graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
         )
-        enforcement.register_admin(operator.access_key_id, "operator")  # an administrator, as in the demo
         region = config.accounts.region
         endpoints = {
             "TTP_GRAPH_BASE_URL": graph.graph_base_url,

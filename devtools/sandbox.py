@@ -15,8 +15,8 @@ so that ``tests/faults`` and ``benchmarks/`` keep running unchanged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools import ses_events
@@ -66,7 +66,7 @@ class CustomerSpec:
 
 @dataclass(frozen=True)
 class Operator:
-    """An access key of the governance account (an IAM user with an administrator's inline policy)."""
+    """An access key of the governance account's operator (the IAM user ``ttp-operator``)."""
 
     account: str
     access_key_id: str
@@ -76,11 +76,18 @@ class Operator:
         return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
 
 
-OPERATOR_USER = "ttp-operator"
-ADMINISTRATOR_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
+OPERATOR_USER = names.OPERATOR_NAME
+OPERATOR_POLICY_FILE = Path(__file__).resolve().parents[1] / "docs" / "policies" / "operator-governance-account.json"
+"""The operator's policy docs/runbook.md prescribes (its ``sed`` line fills in the placeholders)."""
+
+
+def operator_policy(governance_account: str, region: str, bucket: str) -> str:
+    """The operator's policy as docs/runbook.md's ``sed`` line renders it."""
+    fields = {"${GOVERNANCE}": governance_account, "${REGION}": region, "${BUCKET}": bucket}
+    text = OPERATOR_POLICY_FILE.read_text()
+    for placeholder, value in fields.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 def create_unowned(
@@ -88,12 +95,15 @@ def create_unowned(
     customers: list[CustomerSpec],
     *,
     governance_account: str,
+    bucket: str,
     region: str = "us-east-1",
     graph_secret: tuple[str, str] | None = None,
 ) -> Operator:
     """Create what the deployed stacks do not own (see the module docstring) through ``aws``, a
     :class:`devtools.local_deploy.resolve.Aws` (clients bound to an account). ``graph_secret`` is the
-    Graph client secret's (name, value). Returns the operator's access key."""
+    Graph client secret's (name, value). Returns the access key of the operator: the IAM user
+    ``ttp-operator`` with the policy docs/runbook.md prescribes for ``bucket`` (not an administrator: the
+    enforcing emulator decides its requests like any other principal's)."""
     for spec in customers:
         create_contacts(aws.client("sesv2", spec.account, region), spec)
     if graph_secret is not None:
@@ -102,7 +112,9 @@ def create_unowned(
     iam = aws.client("iam", governance_account, region)
     iam.create_user(UserName=OPERATOR_USER)
     iam.put_user_policy(
-        UserName=OPERATOR_USER, PolicyName="administrator", PolicyDocument=json.dumps(ADMINISTRATOR_POLICY)
+        UserName=OPERATOR_USER,
+        PolicyName=OPERATOR_USER,
+        PolicyDocument=operator_policy(governance_account, region, bucket),
     )
     key = iam.create_access_key(UserName=OPERATOR_USER)["AccessKey"]
     return Operator(governance_account, key["AccessKeyId"], key["SecretAccessKey"])

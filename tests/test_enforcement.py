@@ -22,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devtools import demo
+from devtools import sandbox as sb
 from devtools.demo import demo_context
 from devtools.emulator import LocalAws
 from devtools.enforcement import Enforcement
@@ -300,6 +301,172 @@ def test_the_deployed_processor_processes_a_change_with_no_request_denied(
     assert (result["outcome"], result["emails_sent"], result["trigger_delete"]) == ("processed", 1, "deleted"), result
     assert enforcement.counts.denied == denied_before
     assert enforcement.counts.allowed - allowed_before >= 8  # S3 reads and writes, STS, SES
+
+
+def test_session_tags_on_assume_role_need_sts_tag_session_in_the_trust_policy(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    """The sender role trusts A's processor for sts:AssumeRole only: the same call passing session tags is
+    denied on sts:TagSession (IAM User Guide, "Passing session tags in AWS STS")."""
+    server, _ = enforcing
+    a = next(c for c in sample.config.customers if c.code == A)
+    sts = as_role(server, processor_arn(A), "sts")
+    sender_arn = f"arn:aws:iam::{a.account}:role/{names.sender_role_name(A)}"
+    message = denied(
+        sts.assume_role,
+        RoleArn=sender_arn,
+        RoleSessionName="sender",
+        ExternalId=a.external_id,
+        Tags=[{"Key": "customer_code", "Value": B}],
+    )
+    assert f"sts:TagSession on resource: {sender_arn}" in message
+    assert sts.assume_role(RoleArn=sender_arn, RoleSessionName="sender", ExternalId=a.external_id)["Credentials"]
+
+
+def test_plain_http_is_decided_as_tls_unless_told_to_take_the_actual_scheme(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth
+) -> None:
+    """The emulator is plain HTTP. By default a request is decided as the SDK's call to AWS would be (over
+    TLS 1.3); with ``assume_tls=False`` the actual scheme decides, and the bucket policy's non-TLS deny
+    refuses the processor its own object."""
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_role(server, processor_arn(A), "s3")
+    key = f"processing/{A}/{CHANGE}"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    enforcement.assume_tls = False
+    try:
+        message = denied(s3.get_object, Bucket=bucket, Key=key)
+        assert "explicitly denied" in message
+    finally:
+        enforcement.assume_tls = True
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+# --- the operator: the IAM user ttp-operator with the policy docs/runbook.md prescribes --------------
+
+
+@pytest.fixture(scope="module")
+def operator(enforcing: tuple[LocalAws, DeployReport], sample: Synth) -> dict[str, str]:
+    """The operator's access key, created as ``devtools.sandbox.create_unowned`` creates it (its policy file
+    rendered for the sample's governance account, region and bucket)."""
+    server, _ = enforcing
+    iam = admin(server, "iam", GOV)
+    iam.create_user(UserName=sb.OPERATOR_USER)
+    policy = sb.operator_policy(GOV, REGION, sample.config.metadata_bucket_name)
+    iam.put_user_policy(UserName=sb.OPERATOR_USER, PolicyName=sb.OPERATOR_USER, PolicyDocument=policy)
+    key = iam.create_access_key(UserName=sb.OPERATOR_USER)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+def test_the_runbook_renders_the_operator_policy_the_emulator_gives_the_operator(tmp_path: Path) -> None:
+    """docs/runbook.md's own ``sed`` line, run as written, yields the policy ``create_unowned`` attaches."""
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    block = runbook.split("**The operator's identity.**", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = block.split("aws iam put-role-policy", 1)[0].replace("docs/policies/", f"{ROOT}/docs/policies/")
+    subprocess.run(["bash", "-euc", commands], cwd=tmp_path, check=True)
+    rendered = json.loads((tmp_path / "operator-policy.json").read_text())
+    assert rendered == json.loads(sb.operator_policy(GOV, REGION, "ttp-metadata-111111111111-us-east-1"))
+    assert "${" not in json.dumps(rendered)
+
+
+def as_operator(server: LocalAws, keys: dict[str, str], service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def test_an_operator_command_is_decided_by_the_engine_and_allowed(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth, operator: dict[str, str]
+) -> None:
+    """``python -m runtime submit``, ``verify``, ``health`` and ``logs`` with the operator's key: every request
+    (SSM's customer registry, the archive and triggers in the management account's bucket across accounts,
+    the queues and their keys, ECS, CloudWatch, the logs) is decided as the user ``ttp-operator``, none
+    denied."""
+    server, _ = enforcing
+    enforcement = server.enforcement
+    assert enforcement is not None
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "TTP_BUCKET_NAME": sample.config.metadata_bucket_name,
+        "TTP_CUSTOMER_QUEUES": json.dumps({A: f"{server.endpoint}/{GOV}/{names.queue_name(A)}"}),
+        **operator,
+    }
+    allowed_before, admin_before = enforcement.counts.allowed, enforcement.counts.admin
+    document = json.dumps({"change_id": "CHG-OP", "title": "As the operator", "customers": [A]})
+    commands = (
+        ["submit", "-", "--json"],
+        ["verify", "CHG-OP", "--json"],
+        ["health", "--json"],
+        ["logs", "--customer", A, "--since", "1h"],
+    )
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime", *command],
+            input=document,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode in (0, 1), done.stderr  # verify: 1 = not complete yet (no processor runs here)
+    user = f"arn:aws:iam::{GOV}:user/{sb.OPERATOR_USER}"
+    assert not [d for d in enforcement.denials if d.caller == user]
+    assert enforcement.counts.allowed - allowed_before >= 5  # ssm, the archive's and the trigger's PUTs, reads
+    assert enforcement.counts.admin == admin_before  # nothing passed as an administrator's
+
+
+def test_what_the_operator_policy_does_not_allow_is_denied(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth, operator: dict[str, str]
+) -> None:
+    """A processor's prefix and a purge of a customer's queue are not the operator's: AccessDenied."""
+    server, _ = enforcing
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_operator(server, operator, "s3")
+    key = f"processing/{A}/CHG-OP.json"
+    message = denied(s3.put_object, Bucket=bucket, Key=key, Body=b"{}", IfNoneMatch="*")
+    assert message.startswith(
+        f"User: arn:aws:iam::{GOV}:user/{sb.OPERATOR_USER} is not authorized to perform: s3:PutObject on "
+        f"resource: arn:aws:s3:::{bucket}/{key}"
+    )
+    sqs = as_operator(server, operator, "sqs")
+    message = denied(sqs.purge_queue, QueueUrl=f"{server.endpoint}/{GOV}/{names.queue_name(A)}")
+    assert "sqs:PurgeQueue" in message and "identity policies" in message
+
+
+def test_the_operators_access_to_the_bucket_in_another_account_is_decided_by_the_bucket_policy(
+    enforcing: tuple[LocalAws, DeployReport], sample: Synth, operator: dict[str, str]
+) -> None:
+    """The bucket is the management account's, the operator the governance account's: its own policy
+    allows the listing, and only the bucket policy's Operator* statements make it pass (without them,
+    AccessDenied, as in AWS before those statements existed)."""
+    server, report = enforcing
+    bucket = sample.config.metadata_bucket_name
+    s3 = as_operator(server, operator, "s3")
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="archive/")["KeyCount"] >= 0
+    policies = report.world.account(MGMT).policies
+    arn = f"arn:aws:s3:::{bucket}"
+    deployed = policies[arn]
+    policies[arn] = {
+        **deployed,
+        "Statement": [st for st in deployed["Statement"] if not str(st.get("Sid", "")).startswith("Operator")],
+    }
+    try:
+        message = denied(s3.list_objects_v2, Bucket=bucket, Prefix="archive/")
+        assert "s3:ListBucket" in message and "resource policy" in message
+    finally:
+        policies[arn] = deployed
 
 
 # --- tests with an emulator of their own: moto's backends are per process, so these come last --------

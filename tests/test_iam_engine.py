@@ -446,6 +446,32 @@ def test_the_resolved_assembly_is_what_the_engine_decides_on(tmp_path: Path, eng
     assert not get("customers/htsnonprod/CHG-1.json")
 
 
+@pytest.mark.parametrize(
+    ("bus", "expected"),
+    [
+        (None, "rule/ttp-forward"),
+        ("default", "rule/ttp-forward"),
+        ("arn:aws:events:us-east-1:222222222222:event-bus/default", "rule/ttp-forward"),
+        ("ttp-delivery-events", "rule/ttp-delivery-events/ttp-forward"),
+        ({"Ref": "Bus"}, "rule/ttp-delivery-events/ttp-forward"),
+    ],
+)
+def test_a_rules_arn_names_its_bus_only_when_it_is_not_the_default_bus(tmp_path: Path, bus: Any, expected: str) -> None:
+    """AWS's rule ARN is ``rule/NAME`` on the default bus and ``rule/BUS/NAME`` on any other (Service
+    Authorization Reference, EventBridge's resource types); ``EventBusName`` may be a name or an ARN."""
+    rule: dict[str, Any] = {"Name": "ttp-forward", "EventPattern": {"source": ["aws.ses"]}}
+    if bus is not None:
+        rule["EventBusName"] = bus
+    template = {
+        "Resources": {
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "ttp-delivery-events"}},
+            "Rule": {"Type": "AWS::Events::Rule", "Properties": rule},
+        }
+    }
+    assembly = Assembly.from_cloud_assembly(write_assembly(tmp_path, {"Platform": (PLATFORM, template)}))
+    assert assembly.attribute("Platform", "Rule", "Arn") == f"arn:aws:events:us-east-1:{PLATFORM}:{expected}"
+
+
 # --- a development tool only ----------------------------------------------------------------------------
 
 

@@ -20,9 +20,12 @@ import pytest
 
 from devtools import local_deploy
 from devtools.emulator import LocalAws
+from devtools.iam_engine import PolicyEngine
+from devtools.iam_engine.bootstrap import BootstrapGate
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly, tables
 from devtools.local_deploy.__main__ import main
 from devtools.local_deploy.resolve import Aws
+from tests.infra.test_bootstrap_policies import IAM_ONLY_POLICY
 from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, synthesize
 
 HTS_ACCOUNT = "333333333333"
@@ -413,3 +416,50 @@ def test_the_command_prints_each_stack_and_fails_with_exit_1(
     broken = broken_copy(sample, tmp_path, "TtpPlatform", add)
     assert main(["--assembly", str(broken)]) == 1
     assert "TtpPlatform MysteryWidget1234 (AWS::Widgets::Widget)" in capsys.readouterr().out
+
+
+# --- the bootstrap gate: each stack deployed as its account's CloudFormation execution role ----------
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[PolicyEngine]:
+    with PolicyEngine() as running:
+        yield running
+
+
+def test_the_bootstrap_gate_fails_a_customer_account_stack_its_policy_cannot_create_naming_the_cause(
+    sample: Synth, server: LocalAws, engine: PolicyEngine, tmp_path: Path
+) -> None:
+    """The customer-account policy the doc prescribed before issue 18 (IAM roles only) cannot create the
+    stack's SES configuration set: the deploy stops before that stack exists, naming stack, logical id, type,
+    action and the policy file; the stacks before it (other accounts, AdministratorAccess) were deployed."""
+    narrow = tmp_path / "iam-only.json"
+    narrow.write_text(json.dumps(IAM_ONLY_POLICY))
+    server.reset()
+    gate = BootstrapGate(engine, customer_policy=narrow)
+    with pytest.raises(DeployError) as raised:
+        deploy_assembly(sample.outdir, server.endpoint, gate=gate)
+    message = str(raised.value)
+    (set_id,) = resources(sample, "TtpCustomerAccount-hts", "AWS::SES::ConfigurationSet")
+    assert message.startswith(
+        f"TtpCustomerAccount-hts: CloudFormation's execution role "
+        f"arn:aws:iam::{HTS_ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-{HTS_ACCOUNT}-{REGION} with the policy {narrow}"
+    )
+    assert (
+        f"TtpCustomerAccount-hts/{set_id} (AWS::SES::ConfigurationSet, create): ses:CreateConfigurationSet on "
+        f"arn:aws:ses:{REGION}:{HTS_ACCOUNT}:configuration-set/ttp-hts: implicitly denied"
+    ) in message
+    stacks = client(server, "cloudformation", HTS_ACCOUNT).describe_stacks()["Stacks"]
+    assert [s["StackName"] for s in stacks] == []
+    report = raised.value.report  # type: ignore[attr-defined]
+    assert [s.stack_name for s in report.stacks if s.failure] == ["TtpCustomerAccount-hts"]
+    assert {"TtpPlatform", "TtpCustomer-hts"} <= {s.stack_name for s in report.stacks if not s.failure}
+
+
+def test_the_sample_deploys_clean_through_the_bootstrap_gate_with_the_prescribed_policies(
+    sample: Synth, server: LocalAws, engine: PolicyEngine
+) -> None:
+    server.reset()
+    gate = BootstrapGate(engine)
+    report = deploy_assembly(sample.outdir, server.endpoint, gate=gate)
+    assert not report.failed and gate.stacks == len(report.stacks) == 6

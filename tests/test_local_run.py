@@ -82,6 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             aws,
             specs,
             governance_account=context["ttp"]["accounts"]["governance"],
+            bucket=config_from_context(context).metadata_bucket_name,
             graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
         )
         result = World(assembly, emulator, deployed, graph)

@@ -436,6 +436,7 @@ def deploy_requests(
     Raises :class:`UnknownResourceType` naming the stack, logical id and type of the first resource whose
     type :data:`TARGETS` does not describe."""
     stack = assembly.stacks[stack_name]
+    policies = _resource_policies(assembly, stack_name)
     for logical_id, resource in stack.resources.items():
         type_ = resource["Type"]
         targets = _targets(type_)
@@ -445,7 +446,6 @@ def deploy_requests(
                 "TARGETS: add it (which resource each of its schema's actions acts on) before deploying it"
             )
         where = _Resource(assembly, stack_name, logical_id)
-        policies = _resource_policies(assembly, stack_name)
         for handler in handlers:
             for action in _actions(type_, handler, stack.region):
                 if action in NOT_IAM_ACTIONS:

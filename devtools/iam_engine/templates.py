@@ -284,7 +284,9 @@ class Assembly:
             fields["name"] = str(resource.get("Properties", {}).get("Family", name))
         if type_ == "AWS::Events::Rule":
             bus = resource.get("Properties", {}).get("EventBusName")
-            fields["name"] = f"{self.resolve(stack_name, bus, logical_id)}/{name}" if bus else name
+            # AWS names the bus in a rule's ARN only when it is not the default bus: rule/NAME, rule/BUS/NAME
+            bus_name = str(self.resolve(stack_name, bus, logical_id)).rpartition("event-bus/")[2] if bus else ""
+            fields["name"] = f"{bus_name}/{name}" if bus_name not in ("", "default") else name
         template = ARNS.get(type_) if attribute == "Arn" else ATTRIBUTES.get((type_, attribute))
         if template is None:
             raise PolicyResolutionError(

@@ -42,7 +42,10 @@ Design (decided on the measurements of ``/work/shared/notes/local-deploy-facts.m
   ``GetBucketNotificationConfiguration`` leaves the bucket's EventBridge setting out so it cannot be read
   back. The variant is not runnable locally yet; the report says so rather than faking it.
 * **Bootstrap.** The ``/cdk-bootstrap/hnb659fds/version`` parameter the templates' ``CheckBootstrapVersion``
-  rule reads is put in each account first.
+  rule reads is put in each account first. With a ``gate`` (:class:`devtools.iam_engine.bootstrap.BootstrapGate`;
+  ``make deploy-local``, ``make demo`` and ``make emulator`` pass one) each stack is first decided as the
+  CloudFormation execution role docs/infrastructure.md prescribes for its account: a request that policy
+  denies fails the deploy before the stack is created, naming stack, logical id, type, action and policy.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devtools.local_deploy.assembly import DeployError, StackArtifact, read_assembly
 from devtools.local_deploy.deployer import (
@@ -57,12 +61,16 @@ from devtools.local_deploy.deployer import (
     World,
     apply_direct,
     bootstrap,
+    check_bootstrap,
     check_template,
     create_stack,
 )
 from devtools.local_deploy.resolve import Aws
 from devtools.local_deploy.s3_delivery import deliver_across_accounts
 from devtools.local_deploy.verify import verify_stack
+
+if TYPE_CHECKING:
+    from devtools.iam_engine.bootstrap import BootstrapGate
 
 __all__ = ["DeployError", "DeployReport", "World", "deliver_across_accounts", "deploy_assembly", "read_assembly"]
 
@@ -79,9 +87,12 @@ class DeployReport:
         return any(stack.failure for stack in self.stacks)
 
 
-def deploy_assembly(outdir: Path, endpoint: str, *, in_process: bool = True) -> DeployReport:
+def deploy_assembly(
+    outdir: Path, endpoint: str, *, in_process: bool = True, gate: BootstrapGate | None = None
+) -> DeployReport:
     """Deploy every stack of the assembly on the emulator at ``endpoint``; raise :class:`DeployError` on the
-    first stack that cannot be deployed as its template says (the report so far is on the exception)."""
+    first stack that cannot be deployed as its template says, or (with ``gate``) as the execution role of
+    its account (the report so far is on the exception)."""
     started = time.monotonic()
     stacks = read_assembly(outdir)
     report = DeployReport()
@@ -98,6 +109,11 @@ def deploy_assembly(outdir: Path, endpoint: str, *, in_process: bool = True) -> 
             "routing through EventBridge: deployed, but not run locally (moto 5.2.5 delivers no S3 event through "
             "the routing rules to the queues: measured); use routing s3 to run the pipeline on the emulator"
         )
+    resolved = None
+    if gate is not None:
+        from devtools.iam_engine.templates import Assembly
+
+        resolved = Assembly.from_cloud_assembly(outdir)
     aws = Aws(endpoint)
     outputs: dict[str, dict[str, str]] = {}
     bootstrapped: set[tuple[str, str]] = set()
@@ -108,6 +124,8 @@ def deploy_assembly(outdir: Path, endpoint: str, *, in_process: bool = True) -> 
             if (stack.account, stack.region) not in bootstrapped:
                 bootstrap(aws, stack.account, stack.region)
                 bootstrapped.add((stack.account, stack.region))
+            if gate is not None and resolved is not None:
+                check_bootstrap(gate, resolved, stack)
             resolver = create_stack(aws, stack, outputs, stack_report)
             apply_direct(stack, resolver, report.world, stack_report)
             verify_stack(stack, resolver, report.world.account(stack.account))
@@ -116,6 +134,11 @@ def deploy_assembly(outdir: Path, endpoint: str, *, in_process: bool = True) -> 
             report.seconds = time.monotonic() - started
             exc.report = report  # type: ignore[attr-defined]
             raise
+    if gate is not None:
+        report.notes.append(
+            f"bootstrap gate: {gate.stacks} stacks decided as their accounts' CloudFormation execution roles "
+            f"(docs/infrastructure.md's policies) in {gate.seconds:.1f}s, nothing denied"
+        )
     report.seconds = time.monotonic() - started
     return report
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.iam_engine import PolicyEngine
+from devtools.iam_engine.bootstrap import BootstrapGate
 from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
 
 
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="a running emulator; without it one is started in this process")
     parser.add_argument("--world", type=Path, help="write the deployed world (policies, task definitions) as JSON")
     parser.add_argument(
+        "--no-bootstrap-gate",
+        action="store_true",
+        help="do not decide each stack as its account's CloudFormation execution role before creating it",
+    )
+    parser.add_argument(
         "--serve", action="store_true", help="keep the emulator this command started running until Ctrl-C"
     )
     args = parser.parse_args(argv)
@@ -45,9 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         server = LocalAws().start()
         endpoint = server.endpoint
         print(f"emulator: {endpoint}", flush=True)
+    engine = None if args.no_bootstrap_gate else PolicyEngine()
     try:
         try:
-            report = deploy_assembly(args.assembly, endpoint, in_process=server is not None)
+            gate = None
+            if engine is not None:
+                engine.start()
+                gate = BootstrapGate(engine)
+            report = deploy_assembly(args.assembly, endpoint, in_process=server is not None, gate=gate)
         except DeployError as exc:
             partial = getattr(exc, "report", None)
             if partial is not None:
@@ -70,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             stop.wait()
         return 0
     finally:
+        if engine is not None:
+            engine.close()
         if server is not None:
             server.stop()
 

@@ -6,7 +6,7 @@ import copy
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.local_deploy import tables
 from devtools.local_deploy.assembly import DeployError, StackArtifact
@@ -18,6 +18,10 @@ from devtools.local_deploy.resolve import (
     references,
     replace_stack_outputs,
 )
+
+if TYPE_CHECKING:
+    from devtools.iam_engine.bootstrap import BootstrapGate
+    from devtools.iam_engine.templates import Assembly
 
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 BOOTSTRAP_VERSION = "30"  # at least the version the templates' CheckBootstrapVersion rule requires
@@ -118,6 +122,20 @@ def bootstrap(aws: Aws, account: str, region: str) -> None:
     aws.client("ssm", account, region).put_parameter(
         Name=BOOTSTRAP_VERSION_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
     )
+
+
+def check_bootstrap(gate: BootstrapGate, assembly: Assembly, stack: StackArtifact) -> None:
+    """Fail before ``stack`` is created if its account's execution role may not make a request its
+    creation, update, read-back or deletion needs (the gate's message names each denied request)."""
+    from devtools.iam_engine.deploy_actions import UnknownResourceType
+    from devtools.iam_engine.templates import PolicyResolutionError
+
+    try:
+        refusal = gate.refusal(assembly, stack.stack_name)
+    except (UnknownResourceType, PolicyResolutionError) as exc:
+        raise DeployError(f"{stack.stack_name}: the bootstrap gate cannot decide the stack: {exc}") from exc
+    if refusal is not None:
+        raise DeployError(refusal)
 
 
 def cloudformation_template(stack: StackArtifact, outputs: dict[str, dict[str, str]]) -> dict[str, Any]:

@@ -27,6 +27,9 @@ PROCESSOR_ROLE_PREFIX = "ttp-processor-"
 SENDER_ROLE_PREFIX = "ttp-ses-sender-"
 CONTACT_READER_ROLE_PREFIX = "ttp-contact-reader-"
 SWEEPER_ROLE_NAME = "ttp-sweeper"
+OPERATOR_NAME = "ttp-operator"
+"""The operator of the ops CLI (``python -m runtime``) in the governance account: the IAM role or IAM user of
+that name, with the policy ``docs/policies/operator-governance-account.json`` (docs/runbook.md)."""
 EVENTBRIDGE_ROUTER_ROLE_NAME = "ttp-eventbridge-router"
 EVENT_RULE_PREFIX = "ttp-route-"
 OVERVIEW_DASHBOARD_NAME = "TransientTriggerMonitoring"
@@ -104,6 +107,11 @@ def log_group_name(customer_code: str) -> str:
 
 def role_arn(account: str, role_name: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def operator_arns(account: str, partition: str = "aws") -> list[str]:
+    """The ARNs the bucket policy admits as the operator: the role or the user :data:`OPERATOR_NAME`."""
+    return [role_arn(account, OPERATOR_NAME, partition), f"arn:{partition}:iam::{account}:user/{OPERATOR_NAME}"]
 
 
 def queue_url(region: str, account: str, customer_code: str) -> str:

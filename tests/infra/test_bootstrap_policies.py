@@ -3,9 +3,10 @@ account (issue 18): each request CloudFormation makes as the execution role ``cd
 (devtools.iam_engine.deploy_actions: the resource schemas' create/read/update/delete permissions, on the ARNs
 the templates resolve to) is decided by the policy engine against that policy.
 
-This is the decision-level half. Deploying each stack on the emulator as that role waits for the emulator's
-enforcement (devtools/emulator.py); moto's CloudFormation creates resources inside the emulator, without a
-request per action, so there the deployer would gate each stack on ``denied_requests`` before creating it.
+This is the decision level. moto's CloudFormation creates resources inside the emulator, without a request
+per action, so the local deployer gates each stack on the same decisions before creating it
+(``BootstrapGate``; tests/test_local_deploy.py deploys the sample through it, and fails a customer-account
+stack under the old IAM-only policy).
 """
 
 from __future__ import annotations

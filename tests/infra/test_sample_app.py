@@ -161,7 +161,13 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
         "CoordinatorReadDelivery",
         "CoordinatorWriteDeliveryIfMatch",
         "CoordinatorCreateDeliveryIfNoneMatch",
+        "OperatorListAndRead",
+        "OperatorSubmitAndRestore",
+        "OperatorCleanUpAndSweepTriggers",
     }
+    for sid in ("OperatorListAndRead", "OperatorSubmitAndRestore", "OperatorCleanUpAndSweepTriggers"):
+        operator = [f"arn:aws:iam::{GOV}:role/ttp-operator", f"arn:aws:iam::{GOV}:user/ttp-operator"]
+        assert sids[sid]["Condition"] == {"ArnEquals": {"aws:PrincipalArn": operator}}, sid
     processors = {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"}
     archive = sids["ProcessorsReadArchive"]
     assert archive["Principal"] == {"AWS": f"arn:aws:iam::{GOV}:root"}

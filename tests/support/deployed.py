@@ -186,6 +186,7 @@ def deploy_sample(
         Aws(server.endpoint),
         specs,
         governance_account=config.accounts.governance,
+        bucket=config.metadata_bucket_name,
         region=config.accounts.region,
         graph_secret=(demo.GRAPH_SECRET_NAME, graph_secret),
     )
