@@ -183,7 +183,7 @@ class TtpCustomer(Construct):
                 sender_address=props.sender_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
-                send_rate_per_second=props.send_rate_per_second,
+                send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
                 ses_region=props.ses_region,
                 configuration_set=props.configuration_set,
                 metrics_namespace=p.metrics_namespace,
