@@ -90,13 +90,13 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     Default: the default of ``WorkerSettings.drain_seconds``."""
     stop_timeout_seconds: int = MAX_FARGATE_STOP_TIMEOUT
     """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
-    min_capacity: int = defaults.MIN_PROCESSOR_TASKS
+    min_tasks: int = defaults.MIN_PROCESSOR_TASKS
     """Fewest running tasks (0 needs ``scale_to_zero``). Default: ``cdk_support.defaults.MIN_PROCESSOR_TASKS``."""
-    max_capacity: int = defaults.MAX_PROCESSOR_TASKS
-    """Most running tasks under backlog (>= max(1, ``min_capacity``)).
+    max_tasks: int = defaults.MAX_PROCESSOR_TASKS
+    """Most running tasks under backlog (>= max(1, ``min_tasks``)).
     Default: ``cdk_support.defaults.MAX_PROCESSOR_TASKS``."""
     scale_to_zero: bool = False
-    """Run no task while the queue is empty (needs ``min_capacity=0``). Default: False."""
+    """Run no task while the queue is empty (needs ``min_tasks=0``). Default: False."""
     burst_backlog: int = 20
     """Waiting messages from which the service adds two tasks at once instead of one. Default: 20."""
     scale_in_idle_minutes: int = 10
@@ -194,7 +194,7 @@ class CustomerProcessor(RuntimeTaskBase):
         if props.drain_seconds >= props.visibility_timeout_seconds:
             raise ValueError("drain_seconds must be below the queue's visibility timeout")
         check_processor_capacity(
-            min_tasks=props.min_capacity, max_tasks=props.max_capacity, scale_to_zero=props.scale_to_zero
+            min_tasks=props.min_tasks, max_tasks=props.max_tasks, scale_to_zero=props.scale_to_zero
         )
 
     def _grant(self, props: CustomerProcessorProps, partition: str) -> None:
@@ -253,7 +253,7 @@ class CustomerProcessor(RuntimeTaskBase):
             period=one_minute,
         )
         self.scaling = self.service.auto_scale_task_count(
-            min_capacity=props.min_capacity, max_capacity=props.max_capacity
+            min_capacity=props.min_tasks, max_capacity=props.max_tasks
         )
         self.scaling.scale_on_metric(
             "ScaleOutOnWaitingMessages",

@@ -213,7 +213,7 @@ class TtpPlatform(Construct):
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
-        self.alarm_topics = AlarmTopics(stack, "AlarmTopics", AlarmTopicsProps(emails=dict(props.alarm_emails)))
+        self.alarm_topics = AlarmTopics(stack, "AlarmTopics", AlarmTopicsProps(alarm_emails=dict(props.alarm_emails)))
         self.overview = OverviewDashboard(
             stack,
             "Overview",
@@ -230,7 +230,7 @@ class TtpPlatform(Construct):
                 ),
                 cpu_architecture=props.cpu_architecture,
                 subnets=self.network.task_subnets,
-                interval_minutes=props.sweeper_interval_minutes,
+                sweeper_interval_minutes=props.sweeper_interval_minutes,
                 metrics_namespace=props.metrics_namespace,
                 log_retention=log_retention,
             ),
