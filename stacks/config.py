@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdk_support import defaults
-from cdk_support.capacity import check_processor_capacity
+from cdk_support.capacity import check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
@@ -363,10 +363,7 @@ class PlatformConfig(_Model):
                 f"{max_rules} customers"
             )
         # The worker's drain must stay below the visibility timeout (the lease length).
-        if self.visibility_timeout_seconds <= WORKER_DRAIN_SECONDS:
-            raise ValueError(
-                f"visibility_timeout_seconds must be greater than the worker's {WORKER_DRAIN_SECONDS:g} s drain"
-            )
+        check_shutdown(drain_seconds=WORKER_DRAIN_SECONDS, visibility_timeout_seconds=self.visibility_timeout_seconds)
         return self
 
     def _check_delivery_events(self) -> None:
