@@ -119,7 +119,9 @@ def test_a_customer_in_an_existing_account_changes_that_accounts_forwarding_rule
 
 def test_the_diff_sees_a_change_anywhere() -> None:
     """Guards the measurement: a changed statement, an environment value and a new resource are reported."""
-    before = {"S": {"Resources": {"A": {"Type": "T", "Properties": {"P": [{"Name": "X", "Value": "1"}]}}}}}
+    before: dict[str, Any] = {
+        "S": {"Resources": {"A": {"Type": "T", "Properties": {"P": [{"Name": "X", "Value": "1"}]}}}}
+    }
     after = copy.deepcopy(before)
     after["S"]["Resources"]["A"]["Properties"]["P"][0]["Value"] = "2"
     after["S"]["Resources"]["B"] = {"Type": "T"}
