@@ -11,6 +11,7 @@ the stack dependencies it adds: platform, customer, customer account, storage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Environment, Stack, Tags
@@ -82,6 +83,10 @@ class TtpCustomerProps:
     contact_reader_external_id: str | None = None
     """ExternalId of this customer's own contact-reader role (meetings).
     Default: None (the platform's ``meetings.contact_reader_external_id``)."""
+    shares_ses_account_with: Sequence[str] = ()
+    """The other customers that send from this customer's SES account (same account and region) and so can
+    read its recipients in that account's one contact list; each must name this customer too. Default: none
+    (two customers in one SES account are refused at synthesis)."""
     offboarding: bool = False
     """Step 1 of removing the customer: its triggers are no longer routed, its stacks stay. Default: False."""
     governance_stack: Stack | None = None
@@ -119,6 +124,9 @@ class TtpCustomer(Construct):
                 configuration_set=configuration_set,
                 contact_reader_external_id=props.contact_reader_external_id,
                 routed=not props.offboarding,
+                ses_region=props.ses_region,
+                own_configuration_set=props.configuration_set is not None,
+                shares_ses_account_with=tuple(props.shares_ses_account_with),
             ),
             self,
         )

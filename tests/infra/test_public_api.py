@@ -134,3 +134,22 @@ def test_every_public_name_is_exported_from_the_package() -> None:
     }
     assert constructs <= set(cdk_constructs.__all__)
     assert {"TtpPlatform", "TtpPlatformProps", "TtpCustomer", "TtpCustomerProps"} <= set(cdk_constructs.__all__)
+
+
+def test_two_customers_in_one_ses_account_are_refused_as_cdk_json_refuses_them() -> None:
+    """The construct path runs the config's check across customers (``cdk_support.ses_senders``) at synthesis:
+    without it, an own app.py could put two customers in one SES account, each able to read the other's
+    recipients in the account's one contact list."""
+    app, platform = _app()
+    TtpCustomer(app, "acme", _customer(platform, "acme", "555555555555"))
+    TtpCustomer(app, "acme2", _customer(platform, "acme2", "555555555555"))
+    with pytest.raises(Exception, match=r"TtpPlatform: customers 'acme' and 'acme2' both send from SES account"):
+        app.synth()
+
+
+def test_two_customers_that_name_each_other_may_share_an_ses_account() -> None:
+    app, platform = _app()
+    for code, other in (("acme", "acme2"), ("acme2", "acme")):
+        props = _customer(platform, code, "555555555555")
+        TtpCustomer(app, code, TtpCustomerProps(**{**props.__dict__, "shares_ses_account_with": [other]}))
+    assert {stack.stack_name for stack in app.synth().stacks} >= {"TtpCustomer-acme", "TtpCustomer-acme2"}
