@@ -80,8 +80,8 @@ def keys_of(bodies: list[dict[str, Any]]) -> list[str]:
     return sorted(record.key for body in bodies for record in parse_message_body(json.dumps(body)))
 
 
-def put(server: LocalAws, *keys: str) -> None:
-    s3 = client(server, "s3", MGMT)
+def put(server: LocalAws, *keys: str, writer: str = MGMT) -> None:
+    s3 = client(server, "s3", writer)
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}")
 
@@ -99,6 +99,16 @@ def test_a_trigger_reaches_its_customers_queue_and_no_other(deployed: DeployRepo
     assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
     assert event["account"] == MGMT and event["resources"] == [f"arn:aws:s3:::{BUCKET}"]
     assert event["detail"]["object"]["etag"] and event["detail"]["reason"] == "PutObject"
+
+
+def test_an_object_written_from_another_account_goes_to_the_bucket_owners_bus(
+    deployed: DeployReport, server: LocalAws
+) -> None:
+    """The operator writes from the governance account; S3 sends the event to the bucket account's bus."""
+    drain(server, "customer-hts-changes")
+    put(server, "customers/hts/CHG-5.json", writer=GOV)
+    [event] = drain(server, "customer-hts-changes")
+    assert event["account"] == MGMT and event["detail"]["object"]["key"] == "customers/hts/CHG-5.json"
 
 
 def test_the_coordinators_queue_gets_the_archive_and_processing_events(

@@ -128,18 +128,19 @@ class EventRouter:
             return []
         return [self._target(rule, target, event, bus_arn, forwards) for target in list(rule.targets)]
 
-    def s3_event(self, account: str, bucket: Any, event_name: str, key: Any) -> list[Delivery]:
-        """What S3 sends to the bucket account's default bus for ``event_name`` on ``key``."""
+    def s3_event(self, requester: str, bucket: Any, event_name: str, key: Any) -> list[Delivery]:
+        """What S3 sends to the bucket *owner's* default bus for ``event_name`` on ``key`` (moto names the
+        requester's account, which differs when another account writes: the operator, a processor)."""
         from moto.s3.notifications import _detail_type
 
-        region = bucket.region_name
+        region, account = bucket.region_name, bucket.account_id
         name = event_name.removeprefix("s3:")
         detail: dict[str, Any] = {
             "version": "0",
             "bucket": {"name": bucket.name},
             "object": {"key": key.name, "sequencer": f"{next(self._sequencer):018X}"},
             "request-id": uuid.uuid4().hex[:16].upper(),
-            "requester": account,
+            "requester": requester,
             "source-ip-address": "127.0.0.1",
             "reason": _S3_REASONS.get(name, name.partition(":")[2]),
         }
