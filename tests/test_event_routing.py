@@ -66,7 +66,7 @@ def drain(server: LocalAws, queue: str, account: str = GOV) -> list[dict[str, An
     """Every message of the queue (received and deleted), as parsed JSON bodies."""
     sqs = client(server, "sqs", account)
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not messages:

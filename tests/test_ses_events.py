@@ -73,7 +73,7 @@ class Ses:
         return str(self.sesv2.send_email(**params)["MessageId"])
 
     def queued(self) -> list[dict[str, Any]]:
-        bodies = []
+        bodies: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
