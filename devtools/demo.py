@@ -14,9 +14,10 @@
    archive-first, waits until every trigger is gone and every customer's result is folded into the
    archive (and the requested meeting is scheduled by the coordinator), and prints what happened: the
    archive's modifications, the coordinator's folds and the meeting, the emails each customer sent,
-   timings. The contact lists hold SES mailbox-simulator addresses (``success@``, ``bounce@``, …): the SES
-   event simulator (:mod:`devtools.ses_events`) publishes the events SES would for every email sent to the
-   delivery-events queue, which the coordinator consumes.
+   timings. The contact lists hold SES mailbox-simulator addresses (``success@``, ``bounce@``, …): the
+   emulator's SES (:mod:`devtools.ses_events`) publishes the events SES would for every email it accepts,
+   through the configuration set's event destination and the deployed EventBridge rules to the
+   delivery-events queue, which the coordinator consumes; the demo only reports them.
 5. Runs the ops commands ``health`` and ``verify`` as the operator, stops every process with SIGTERM.
 """
 
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +49,7 @@ from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.enforcement import Counts, Enforcement
 from devtools.iam_engine.bootstrap import BootstrapGate
-from devtools.local_deploy import DeployError, DeployReport, deploy_assembly
+from devtools.local_deploy import DeployError, DeployReport, deploy_assembly, event_routing
 from devtools.local_deploy.resolve import Aws
 from devtools.processes import terminate_with
 from runtime.archive.store import ArchiveStore
@@ -616,19 +618,16 @@ def report_coordinator(box: Platform, changes: list[dict[str, Any]], coordinator
 
 
 def report_delivery_events(box: Platform, *, consumer_grace: float = 5.0, drain_timeout: float = 30.0) -> None:
-    """What SES would publish for the emails sent (the local simulator, :mod:`devtools.ses_events`), sent
-    to the delivery-events queue, then how the coordinator's delivery-event consumer took them.
+    """What the emulator's SES published for the emails sent (:mod:`devtools.ses_events`, as each email was
+    accepted), what EventBridge delivered of them, then how the coordinator's delivery-event consumer took them.
 
     Without a consumer (the coordinator reads the queue only when it has one and ``TTP_DELIVERY_QUEUE_URL``
     is set) the events stay in the queue; the demo says so after ``consumer_grace`` seconds and goes on."""
-    published = ses_events.publish_ses_events(
-        [spec.account for spec in box.customers.values()],
-        box.delivery_queue_url,
-        region=box.region,
-        sqs=box.session.client("sqs"),
-    )
+    published = ses_events.published_events([spec.account for spec in box.customers.values()], region=box.region)
     accounts = {spec.account: code for code, spec in box.customers.items()}
-    table = Table(title="SES events simulated for the emails sent (devtools.ses_events → delivery-events queue)")
+    table = Table(
+        title="SES events published for the emails sent (configuration set → EventBridge → delivery-events queue)"
+    )
     for column in ("customer", "recipient", "emails", "events of each email"):
         table.add_column(column)
     per_email: dict[tuple[str, str], dict[str, list[str]]] = {}
@@ -653,6 +652,11 @@ def report_delivery_events(box: Platform, *, consumer_grace: float = 5.0, drain_
     console.print(table)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(published.counts().items()))
     console.print(f"  {len(published.events)} events published ({counts})")
+    outcomes = Counter(d.outcome for d in list(event_routing.router.deliveries) if d.source == "aws.ses")
+    console.print(
+        "  EventBridge deliveries of SES events (forwarding rule → governance bus → queue): "
+        + (", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none")
+    )
     console.print("  events per change (from mail.tags): " + ", ".join(f"{c}: {n}" for c, n in sorted(tagged.items())))
     sqs = box.session.client("sqs")
 

@@ -119,9 +119,9 @@ class LocalAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_conditional_writes_atomic()
-        from devtools.ses_events import record_send_parameters
+        from devtools import ses_events
 
-        record_send_parameters()  # moto drops EmailTags and ConfigurationSetName; the SES event simulator needs them
+        ses_events.install()  # SES publishes the events of each email it accepts, routed by EventBridge as deployed
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
         self.enforcement = enforce
@@ -137,6 +137,9 @@ class LocalAws:
                 wsgi = self._server._server
                 assert wsgi is not None
                 wsgi.app = self.enforcement.wrap(wsgi.app)
+            from devtools.local_deploy.event_routing import router
+
+            router.enforcement = self.enforcement  # EventBridge's targets are decided as the requests are
             host, port = self._server.get_host_and_port()
             self.endpoint = f"http://{host}:{port}"
             self.reset()  # moto's backends are per process: start every emulator empty
@@ -164,6 +167,10 @@ class LocalAws:
 
     def stop(self) -> None:
         self._server.stop()
+        from devtools.local_deploy.event_routing import router
+
+        if router.enforcement is self.enforcement:
+            router.enforcement = None
         if self.enforcement is not None:
             self.enforcement.close()
 

@@ -354,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             if scheduled is not None:
                 cleanup.callback(scheduled.stop, 15)
             print(f"# running every service above (logs in {logdir}); sweeper every {args.sweep_every:.0f} s")
+        print(
+            "# SES publishes the events of every email it accepts (mailbox-simulator outcomes) through each "
+            "configuration set's event destination and the deployed EventBridge rules (devtools/ses_events.py)"
+        )
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
         stop.wait()
     return 0

@@ -1,10 +1,18 @@
-"""A local stand-in for SES event publishing (issue 13): the emails the emulator accepted, as the events
-SES would publish through a configuration set to EventBridge, delivered to the delivery-events queue.
+"""SES's event publishing on the emulator (issues 13, 18): every email the emulator's SES v2 accepts gets the
+events SES would publish through its configuration set's event destinations, as deployed, with no step
+of anyone's.
 
-moto's SES accepts ``SendEmail`` and records the message, but publishes no event. In AWS the flow is
-SES → the customer account's default bus → the governance bus → rule → SQS (DESIGN.md, issue 13); an
-SQS target receives the EventBridge event itself as the message body. This module builds those
-bodies from moto's record and sends them to a queue:
+moto's SES accepts ``SendEmail`` and records the message, but publishes no event. :func:`install` wraps
+moto's handler (in the process that runs the emulator; :class:`devtools.emulator.LocalAws` installs it):
+once moto has accepted an email, the events of each recipient's outcome are published to every enabled
+event destination of the email's configuration set (``AWS::SES::ConfigurationSetEventDestination`` as the
+deployed world keeps it: :attr:`devtools.local_deploy.deployer.AccountWorld.ses_event_destinations`) whose
+``MatchingEventTypes`` name them: an EventBridge destination puts them on its bus through the emulator's
+EventBridge routing (:mod:`devtools.local_deploy.event_routing`: in the sample, the customer account's
+default bus, whose forwarding rule sends them with its role to the governance account's delivery-events
+bus, whose rule sends them to the delivery-events queue, each step decided by the deployed policies); an
+SNS destination publishes the event record to its topic. An email without a configuration set, or whose
+set has no destination, publishes nothing, as in SES.
 
 ``{"version": "0", "id", "detail-type", "source": "aws.ses", "account", "time", "region", "resources",
 "detail"}``, ``detail`` being the SES event record (``eventType``, ``mail`` and one of ``send``,
@@ -23,14 +31,10 @@ sender, no event); ``suppressionlist@`` a hard bounce (Permanent / Suppressed). 
 local part is ignored, as SES does. Every other address is delivered.
 
 moto 5.2.5 keeps neither ``EmailTags`` nor ``ConfigurationSetName`` of an SES v2 ``SendEmail``
-(``moto/sesv2/responses.py`` passes only source, destinations, subject and body on): :func:`record_send_parameters`
-wraps moto's handler to keep them per message id, next to moto's own record (the emulator installs it).
-An email sent before that has its tags rebuilt from the email itself (the Change / Revision /
-Customer rows of :func:`runtime.notify.rendering.render_email`'s HTML).
-
-Publishing is idempotent per email: the message ids published are remembered with the emulator's
-SES record (a reset forgets both); ``again=True`` publishes them once more (duplicates, as SES's
-at-least-once delivery may produce).
+(``moto/sesv2/responses.py`` passes only source, destinations, subject and body on): the wrapper keeps
+them per message id, next to moto's own record (a reset forgets both), and :func:`published_events` lists
+what was published per account. An email recorded without them has its tags rebuilt from the email
+itself (the Change / Revision / Customer rows of :func:`runtime.notify.rendering.render_email`'s HTML).
 """
 
 from __future__ import annotations
@@ -38,17 +42,16 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
 import re
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
+from devtools.local_deploy import event_routing
 from runtime.coordinator.delivery import DETAIL_TYPES, SES_SOURCE  # what the consumer accepts
 from runtime.notify.email_tags import email_tags
 
@@ -66,6 +69,7 @@ _RECORD_ATTRIBUTE = "_ttp_send_parameters"
 _PUBLISHED_ATTRIBUTE = "_ttp_published_events"
 _LOCK = threading.Lock()
 _installed = False
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,10 @@ class RecordedEmail:
 
 @dataclass
 class Published:
-    """What one :func:`publish_ses_events` run sent: the events, and the emails it skipped as already published."""
+    """Events SES published (:func:`published_events`), each with the destination it went to."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    destinations: list[str] = field(default_factory=list)  # per event: the bus or topic ARN
 
     def counts(self) -> dict[str, int]:
         """Events per ``eventType`` (a bounce with its sub-type: ``Bounce/Permanent/General``)."""
@@ -116,15 +120,17 @@ def _core_backend(account: str, region: str) -> Any:
     return ses_backends[account][region]
 
 
-def record_send_parameters() -> None:
-    """Make moto's SES v2 ``SendEmail`` keep each message's ``EmailTags`` and ``ConfigurationSetName``
-    (idempotent; affects this process's moto, in-process or behind its server)."""
+def install() -> None:
+    """Make moto's SES v2 ``SendEmail`` keep each message's ``EmailTags`` and ``ConfigurationSetName`` and
+    publish its events once accepted (idempotent; affects this process's moto, in-process or behind its
+    server). Publishing never fails the send: SES publishes after it has accepted the email."""
     global _installed
     with _LOCK:
         if _installed:
             return
         from moto.sesv2.responses import SESV2Response
 
+        event_routing.install()
         original = SESV2Response.send_email
 
         @functools.wraps(original)
@@ -136,23 +142,32 @@ def record_send_parameters() -> None:
                 params.get("ConfigurationSetName"),
                 datetime.now(UTC),
             )
+            message_id = json.loads(answer)["MessageId"]
             backend = _core_backend(self.current_account, self.region)
             with _LOCK:
                 if not hasattr(backend, _RECORD_ATTRIBUTE):
                     setattr(backend, _RECORD_ATTRIBUTE, {})
-                getattr(backend, _RECORD_ATTRIBUTE)[json.loads(answer)["MessageId"]] = record
+                getattr(backend, _RECORD_ATTRIBUTE)[message_id] = record
+            try:
+                for email in recorded_emails(self.current_account, self.region, message_id=message_id):
+                    publish(email)
+            except Exception:
+                log.exception("publishing the SES events of message %s failed", message_id)
             return answer
 
         SESV2Response.send_email = send_email  # type: ignore[method-assign]
         _installed = True
 
 
-def recorded_emails(account: str, region: str = "us-east-1") -> list[RecordedEmail]:
-    """The emails the emulator's SES accepted in one account, in sending order."""
+def recorded_emails(account: str, region: str = "us-east-1", *, message_id: str = "") -> list[RecordedEmail]:
+    """The emails the emulator's SES accepted in one account, in sending order (only ``message_id``'s, if given)."""
     backend = _core_backend(account, region)
     kept: dict[str, SendParameters] = getattr(backend, _RECORD_ATTRIBUTE, {})
     emails = []
-    for message in list(backend.sent_messages):
+    messages = list(backend.sent_messages)
+    if message_id:
+        messages = [m for m in reversed(messages) if m.id == message_id][:1]
+    for message in messages:
         destinations = getattr(message, "destinations", None)
         if not isinstance(destinations, dict):  # raw or templated messages: not what the worker sends
             continue
@@ -318,40 +333,65 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
     return events
 
 
-def publish_ses_events(
-    accounts: Iterable[str],
-    queue_url: str,
-    *,
-    region: str = "us-east-1",
-    sqs: Any = None,
-    again: bool = False,
-    clock: Callable[[], float] = time.time,
-) -> Published:
-    """Send to ``queue_url`` the events of every email the emulator's SES accepted in ``accounts`` that
-    has not been published yet (``again``: every email, once more)."""
-    sqs = sqs or boto3.client("sqs", region_name=region)
-    now = datetime.fromtimestamp(clock(), UTC)
+MATCHING_EVENT_TYPES = {"Send": "send", "Delivery": "delivery", "Bounce": "bounce", "Complaint": "complaint"}
+"""``eventType`` -> its name in an event destination's ``MatchingEventTypes`` (CloudFormation's spelling)."""
+
+
+def destinations_of(account: str, configuration_set: str) -> list[dict[str, Any]]:
+    """The enabled event destinations of ``configuration_set`` in ``account``, as deployed."""
+    world = event_routing.router.world
+    if world is None or account not in world.accounts:
+        return []
+    return [
+        destination["EventDestination"]
+        for destination in world.accounts[account].ses_event_destinations
+        if destination.get("ConfigurationSetName") == configuration_set
+        and destination.get("EventDestination", {}).get("Enabled", False)
+    ]
+
+
+def publish(email: RecordedEmail) -> Published:
+    """Publish the events of one accepted email to its configuration set's event destinations."""
     published = Published()
-    for account in accounts:
-        backend = _core_backend(account, region)
-        with _LOCK:
-            if not hasattr(backend, _PUBLISHED_ATTRIBUTE):
-                setattr(backend, _PUBLISHED_ATTRIBUTE, set())
-            done: set[str] = getattr(backend, _PUBLISHED_ATTRIBUTE)
-        for email in recorded_emails(account, region):
-            if email.message_id in done and not again:
-                published.skipped.append(email.message_id)
+    configuration_set = email.parameters.configuration_set if email.parameters is not None else None
+    if not configuration_set:
+        return published
+    destinations = destinations_of(email.account, configuration_set)
+    for event in events_for(email):
+        kind = MATCHING_EVENT_TYPES[event["detail"]["eventType"]]
+        for destination in destinations:
+            if kind not in {str(t) for t in destination.get("MatchingEventTypes", [])}:
                 continue
-            events = events_for(email, now=now)
-            for start in range(0, len(events), 10):
-                batch = events[start : start + 10]
-                answer = sqs.send_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[{"Id": str(i), "MessageBody": json.dumps(e)} for i, e in enumerate(batch)],
-                )
-                if answer.get("Failed"):
-                    raise RuntimeError(f"the queue refused simulated SES events: {answer['Failed']}")
-            with _LOCK:
-                done.add(email.message_id)
-            published.events += events
+            if "EventBridgeDestination" in destination:
+                target = str(destination["EventBridgeDestination"]["EventBusArn"])
+                event_routing.router.put(event, target)
+            elif "SnsDestination" in destination:
+                from moto.sns.models import sns_backends
+
+                target = str(destination["SnsDestination"]["TopicARN"])
+                sns_backends[email.account][email.region].publish(message=json.dumps(event["detail"]), arn=target)
+            else:
+                log.warning("SES event destination %s: only EventBridge and SNS are emulated", destination.get("Name"))
+                continue
+            published.events.append(event)
+            published.destinations.append(target)
+    backend = _core_backend(email.account, email.region)
+    with _LOCK:
+        if not hasattr(backend, _PUBLISHED_ATTRIBUTE):
+            setattr(backend, _PUBLISHED_ATTRIBUTE, Published())
+        record: Published = getattr(backend, _PUBLISHED_ATTRIBUTE)
+        record.events += published.events
+        record.destinations += published.destinations
     return published
+
+
+def published_events(accounts: Iterable[str], region: str = "us-east-1") -> Published:
+    """What SES published in ``accounts`` since the emulator's last reset, in publishing order per account."""
+    total = Published()
+    for account in accounts:
+        record: Published | None = getattr(_core_backend(account, region), _PUBLISHED_ATTRIBUTE, None)
+        if record is not None:
+            with _LOCK:
+                total.events += record.events
+                total.destinations += record.destinations
+    return total

@@ -84,7 +84,7 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
     assert "coordinator stopped with SIGTERM, exit code: 0" in out
     assert "&lt;" not in out and "Rotate <KMS> keys" in out  # subjects are plain text, not HTML-escaped
     # issue 13: the SES event simulator published the mailbox simulator's outcomes, tagged with the change
-    assert "SES events simulated for the emails sent" in out, out
+    assert "SES events published for the emails sent" in out, out
     for row in (
         r"│ hts +│ bounce@simulator\.amazonses\.com +│ 2 +│ Send, Bounce \(Permanent/General\) +│",
         r"│ hts +│ complaint@simulator\.amazonses\.com +│ 2 +│ Send, Delivery, Complaint +│",

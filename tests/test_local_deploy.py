@@ -389,18 +389,6 @@ def test_the_single_account_variant_deploys_in_one_account(server: LocalAws, tmp
     assert unquote_plus(json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"]) == "customers/hts/CHG-2.json"
 
 
-def test_the_eventbridge_variant_deploys_and_the_report_says_it_does_not_route_locally(
-    server: LocalAws, tmp_path: Path
-) -> None:
-    variant = synthesize(
-        tmp_path / "eventbridge", sample_context(routing="eventbridge"), nag=False, read_metadata=False
-    )
-    server.reset()
-    report = deploy_assembly(variant.outdir, server.endpoint)
-    assert not report.failed
-    assert any("routing through EventBridge" in note and "not run locally" in note for note in report.notes)
-
-
 def test_the_command_prints_each_stack_and_fails_with_exit_1(
     sample: Synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,5 +1,9 @@
-"""Issue 13: the local SES event simulator (devtools/ses_events.py) turns the emails moto recorded into
-the EventBridge events SES would publish, delivered to a queue as an EventBridge SQS target would."""
+"""Issues 13, 18: the emulator's SES (devtools/ses_events.py) publishes, for every email it accepts, the
+events SES would publish through the configuration set's event destinations: here an EventBridge
+destination on the default bus, whose rule sends them to a queue (routed by
+devtools/local_deploy/event_routing.py). No test calls a publisher: sending the email is the whole step.
+The deployed sample's path (customer account → governance bus → delivery-events queue, with enforced
+policies) is tests/test_event_routing.py's."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from moto import mock_aws
 
 from devtools import ses_events
 from devtools.emulator import FAKE_CREDENTIALS
+from devtools.local_deploy import World
+from devtools.local_deploy.event_routing import router
 from runtime.archive.documents import ArchiveDocument
 from runtime.notify.email_tags import email_tags, tags_from_event
 from runtime.notify.rendering import render_email
@@ -24,12 +30,36 @@ SENDER = "changes@hts.example.com"
 TAGS = email_tags("CHG.1", "hts", 2)
 
 
+ALL_TYPES = ["send", "delivery", "bounce", "complaint", "reject", "deliveryDelay", "subscription", "renderingFailure"]
+
+
+def destination(
+    configuration_set: str = "ttp-hts", types: list[str] = ALL_TYPES, enabled: bool = True
+) -> dict[str, Any]:
+    """An ``AWS::SES::ConfigurationSetEventDestination``'s properties as the deployed world keeps them."""
+    return {
+        "ConfigurationSetName": configuration_set,
+        "EventDestination": {
+            "Enabled": enabled,
+            "EventBridgeDestination": {"EventBusArn": f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"},
+            "MatchingEventTypes": types,
+            "Name": "ttp-delivery-events",
+        },
+    }
+
+
 class Ses:
     def __init__(self) -> None:
         self.sesv2 = boto3.client("sesv2", region_name="us-east-1")
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         self.sesv2.create_email_identity(EmailIdentity=SENDER)
         self.queue_url = self.sqs.create_queue(QueueName="ttp-delivery-events")["QueueUrl"]
+        events = boto3.client("events", region_name="us-east-1")
+        events.put_rule(Name="ses-to-queue", EventPattern=json.dumps({"source": ["aws.ses"]}), State="ENABLED")
+        queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:ttp-delivery-events"
+        events.put_targets(Rule="ses-to-queue", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        self.world = World()
+        self.world.account(ACCOUNT).ses_event_destinations.append(destination())
 
     def send(self, *addresses: str, configuration_set: str | None = "ttp-hts") -> str:
         params: dict[str, Any] = {
@@ -42,11 +72,8 @@ class Ses:
             params["ConfigurationSetName"] = configuration_set
         return str(self.sesv2.send_email(**params)["MessageId"])
 
-    def publish(self, **kwargs: Any) -> ses_events.Published:
-        return ses_events.publish_ses_events([ACCOUNT], self.queue_url, sqs=self.sqs, **kwargs)
-
     def queued(self) -> list[dict[str, Any]]:
-        bodies = []
+        bodies: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
@@ -61,11 +88,16 @@ def ses() -> Iterator[Ses]:
     saved = {k: os.environ.get(k) for k in [*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    ses_events.record_send_parameters()
+    ses_events.install()
+    saved_world, saved_enforcement = router.world, router.enforcement
+    router.enforcement = None
     try:
         with mock_aws():
-            yield Ses()
+            box = Ses()
+            router.world = box.world
+            yield box
     finally:
+        router.world, router.enforcement = saved_world, saved_enforcement
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -100,9 +132,8 @@ def test_each_simulator_address_gets_the_events_ses_publishes_for_it(
     ses: Ses, address: str, expected: list[str]
 ) -> None:
     ses.send(address)
-    published = ses.publish()
     queued = ses.queued()
-    assert kinds(queued) == expected == kinds(published.events)
+    assert kinds(queued) == expected == kinds(ses_events.published_events([ACCOUNT]).events)
     for event in queued:
         detail = event["detail"]
         assert event["detail-type"] == ses_events.DETAIL_TYPES[detail["eventType"]]
@@ -116,7 +147,6 @@ def test_each_simulator_address_gets_the_events_ses_publishes_for_it(
 
 def test_the_events_have_the_eventbridge_to_sqs_shape(ses: Ses) -> None:
     message_id = ses.send("complaint@simulator.amazonses.com")
-    ses.publish()
     events = ses.queued()
     send, delivery, complaint = events
     for event in events:
@@ -145,30 +175,32 @@ def test_the_events_have_the_eventbridge_to_sqs_shape(ses: Ses) -> None:
     assert all(datetime.fromisoformat(s.replace("Z", "+00:00")).utcoffset() == UTC.utcoffset(None) for s in stamps)
 
 
-def test_without_a_configuration_set_the_event_names_none(ses: Ses) -> None:
+def test_without_a_configuration_set_or_a_matching_destination_nothing_is_published(ses: Ses) -> None:
     ses.send("success@simulator.amazonses.com", configuration_set=None)
-    events = ses.publish().events
-    assert all(e["resources"] == [] and "ses:configuration-set" not in e["detail"]["mail"]["tags"] for e in events)
+    ses.send("success@simulator.amazonses.com", configuration_set="someone-elses")
+    assert ses.queued() == [] and ses_events.published_events([ACCOUNT]).events == []
 
 
-def test_publishing_twice_sends_each_email_once_unless_asked(ses: Ses) -> None:
-    first_id = ses.send("success@simulator.amazonses.com")
-    first = ses.publish()
-    assert len(first.events) == 2 and first.skipped == []
-    second_id = ses.send("bounce@simulator.amazonses.com")
-    second = ses.publish()
-    assert second.skipped == [first_id] and {e["detail"]["mail"]["messageId"] for e in second.events} == {second_id}
-    assert ses.publish().events == []
-    again = ses.publish(again=True)
-    assert len(again.events) == 4
-    queued = ses.queued()
-    assert len(queued) == 8  # 2 + 2 + 0 + 4: the re-run repeats the same events (same ids), as SES may
-    assert len({e["id"] for e in queued}) == 4
+def test_only_the_enabled_destinations_event_types_are_published(ses: Ses) -> None:
+    ses.world.accounts[ACCOUNT].ses_event_destinations[:] = [
+        destination(types=["bounce", "complaint"]),
+        destination(types=ALL_TYPES, enabled=False),
+    ]
+    ses.send("complaint@simulator.amazonses.com", "bounce@simulator.amazonses.com")
+    assert kinds(ses.queued()) == ["Bounce/Permanent/General", "Complaint"]
+
+
+def test_each_email_is_published_once_when_it_is_accepted(ses: Ses) -> None:
+    first = ses.send("success@simulator.amazonses.com")
+    assert [e["detail"]["mail"]["messageId"] for e in ses.queued()] == [first, first]
+    second = ses.send("bounce@simulator.amazonses.com")
+    assert [e["detail"]["mail"]["messageId"] for e in ses.queued()] == [second, second]
+    assert len(ses_events.published_events([ACCOUNT]).events) == 4
 
 
 def test_an_email_to_several_recipients_gets_one_event_per_outcome(ses: Ses) -> None:
     ses.send("success@simulator.amazonses.com", "bounce@simulator.amazonses.com", "complaint@simulator.amazonses.com")
-    events = ses.publish().events
+    events = ses.queued()
     assert kinds(events) == ["Send", "Delivery", "Bounce/Permanent/General", "Complaint"]
     assert events[1]["detail"]["delivery"]["recipients"] == [
         "success@simulator.amazonses.com",

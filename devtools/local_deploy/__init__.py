@@ -37,10 +37,13 @@ Design (decided on the measurements of ``/work/shared/notes/local-deploy-facts.m
   only; the deployer patches moto's notifier, in the process that runs the emulator, to deliver to the
   account the queue ARN names, as AWS does. With ``--endpoint`` (an emulator in another process) the patch
   cannot reach it: the report says so.
-* **EventBridge routing** (``routing: eventbridge``): the variant deploys, but an object put under
-  ``customers/hts/`` reached no queue through the routing rules on moto 5.2.5 (measured), and moto's
-  ``GetBucketNotificationConfiguration`` leaves the bucket's EventBridge setting out so it cannot be read
-  back. The variant is not runnable locally yet; the report says so rather than faking it.
+* **EventBridge** (:mod:`.event_routing`): moto 5.2.5 delivered no S3 event through the routing rules
+  (measured), so in the emulator's process the deployer routes EventBridge itself: S3 events of a bucket
+  with EventBridge notifications, ``PutEvents`` and SES's events (:mod:`devtools.ses_events`, from the
+  configuration sets' event destinations the deployed world keeps) reach the targets of the deployed rules,
+  across buses and accounts, each target decided by the deployed policies when IAM is enforced. moto's
+  ``GetBucketNotificationConfiguration`` leaves the bucket's EventBridge setting out, so that one setting
+  is not read back. With ``--endpoint`` (another process) the routing is moto's own: the report says so.
 * **Bootstrap.** The ``/cdk-bootstrap/hnb659fds/version`` parameter the templates' ``CheckBootstrapVersion``
   rule reads is put in each account first. With a ``gate`` (:class:`devtools.iam_engine.bootstrap.BootstrapGate`;
   ``make deploy-local``, ``make demo`` and ``make emulator`` pass one) each stack is first decided as the
@@ -55,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devtools.local_deploy import event_routing
 from devtools.local_deploy.assembly import DeployError, StackArtifact, read_assembly
 from devtools.local_deploy.deployer import (
     StackReport,
@@ -100,15 +104,17 @@ def deploy_assembly(
         check_template(stack)  # before anything is created: a template the deployer cannot honour deploys nothing
     if in_process:
         deliver_across_accounts()
+        event_routing.install()
+        event_routing.router.world = report.world  # resource policies and SES event destinations moto lacks
     else:
         report.notes.append(
             "the emulator runs in another process: S3 notifications reach queues of the bucket's own account only"
         )
-    if _routes_through_eventbridge(stacks):
-        report.notes.append(
-            "routing through EventBridge: deployed, but not run locally (moto 5.2.5 delivers no S3 event through "
-            "the routing rules to the queues: measured); use routing s3 to run the pipeline on the emulator"
-        )
+        if _routes_through_eventbridge(stacks):
+            report.notes.append(
+                "routing through EventBridge: moto's own routing in the emulator's process delivers no S3 event "
+                "through the rules (measured on 5.2.5); deploy in the emulator's process to run it"
+            )
     resolved = None
     if gate is not None:
         from devtools.iam_engine.templates import Assembly

@@ -42,6 +42,7 @@ class AccountWorld:
     managed_policies: dict[str, list[str]] = field(default_factory=dict)  # role ARN -> AWS managed policy ARNs
     recorded: list[dict[str, Any]] = field(default_factory=list)  # recorded, not emulated
     assets: list[dict[str, Any]] = field(default_factory=list)  # container images and files: not built
+    ses_event_destinations: list[dict[str, Any]] = field(default_factory=list)  # resolved; devtools.ses_events
 
 
 @dataclass
@@ -62,6 +63,7 @@ class World:
                 "managed_policies": world.managed_policies,
                 "recorded": world.recorded,
                 "assets": world.assets,
+                "ses_event_destinations": world.ses_event_destinations,
             }
             for account, world in sorted(self.accounts.items())
         }
@@ -233,6 +235,8 @@ def apply_direct(stack: StackArtifact, resolve: Resolver, world: World, report: 
             report.recorded[type_] += 1
             if type_ == "AWS::S3::BucketPolicy":  # for the policy engine: see tables.RECORDED_TYPES
                 mine.policies[f"arn:aws:s3:::{resolve(properties['Bucket'])}"] = resolve(properties["PolicyDocument"])
+            if type_ == "AWS::SES::ConfigurationSetEventDestination":  # SES publishes as it says: devtools.ses_events
+                mine.ses_event_destinations.append(resolve(properties))
             continue
         for name, handling in tables.property_table(type_).items():  # type: ignore[union-attr]
             if name not in properties:

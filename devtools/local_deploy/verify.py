@@ -80,7 +80,7 @@ def _notifications(configuration: dict[str, Any]) -> Any:
         for item in configuration.get("QueueConfigurations", [])
     )
     # Not compared: EventBridgeConfiguration. moto stores it as an empty dict and its answer leaves empty ones
-    # out, so it cannot be read back; the deploy report says EventBridge routing is not run locally.
+    # out, so it cannot be read back; tests/test_event_routing.py shows objects reaching the rules' queues.
     return {"queues": queues}
 
 

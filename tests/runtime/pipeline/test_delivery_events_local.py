@@ -67,8 +67,8 @@ def test_delivery_objects_notify_the_coordinators_queue(box: dp.Deployed) -> Non
 
 def test_a_processed_trigger_yields_tagged_events_for_the_delivery_queue(box: dp.Deployed) -> None:
     """``python -m runtime process`` with the deployed processor's environment and task role sends the
-    emails; the simulator publishes their events, tagged, to the deployed delivery-events queue."""
-    ses_events.record_send_parameters()
+    emails; the emulator's SES publishes their events (no call by the test), tagged, to the deployed
+    delivery-events queue."""
     s3 = boto3.client("s3")
     change = {"change_id": "CHG-1", "title": "Change CHG-1", "customers": ["hts", "htsnonprod"]}
     submit_change(ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket), change, user_id="tester")
@@ -79,7 +79,7 @@ def test_a_processed_trigger_yields_tagged_events_for_the_delivery_queue(box: dp
     assert (result["outcome"], result["emails_sent"]) == ("processed", 2), result
     spec = box.customers["hts"]
     delivery_queue_url = box.plan(None).environment["TTP_DELIVERY_QUEUE_URL"]
-    published = ses_events.publish_ses_events([spec.account], delivery_queue_url, sqs=boto3.client("sqs"))
+    published = ses_events.published_events([spec.account])
     assert published.counts() == {"Send": 2, "Delivery": 2}
     for event in published.events:
         assert event["account"] == spec.account
