@@ -258,14 +258,14 @@ def main() -> None:
             "which deploys the sample assembly on the emulator and prints the exports of an operator and of "
             "every service"
         )
+    stop = threading.Event()  # handlers before the first line: a reader may signal as soon as it has read it
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     server = LocalAws(args.port).start()
     print(server.endpoint, flush=True)
     print("# Point boto3 (python -m runtime …) at this emulator: in another shell, paste", flush=True)
     print("\n".join(exports(server.env())), flush=True)
     print("# Ctrl-C (or SIGTERM) stops the emulator; its data lives in memory only.", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     server.stop()
 
