@@ -4,7 +4,7 @@ Every error names the field (``ttp.customers[2].external_id``) and says how to f
 that override the file for one synth (benchmarks, experiments):
 
 * ``ttp:sample-customers=N`` replaces the customer list with N generated sample customers;
-* ``ttp:routing=s3|eventbridge`` overrides ``routing``.
+* ``ttp:routing=s3|eventbridge|eventbridge-sharded`` overrides ``routing``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
+from cdk_constructs.sharded_routing import DEFAULT_TRIGGER_BUS_SHARDS
 from runtime.contract import names
 from runtime.contract.keys import InvalidKeyError, validate_customer_code
 from runtime.contract.names import default_bucket_name
@@ -274,7 +275,17 @@ class VpcImport(_Model):
 class PlatformConfig(_Model):
     accounts: Accounts
     customers: list[Customer] = Field(default_factory=list)
-    routing: Literal["s3", "eventbridge"] = Field("s3", description="How trigger events reach the queues.")
+    routing: Literal["s3", "eventbridge", "eventbridge-sharded"] = Field(
+        "s3",
+        description="How trigger events reach the queues: 's3' up to 97 customers, 'eventbridge-sharded' beyond "
+        "(docs/infrastructure.md, Quotas).",
+    )
+    trigger_bus_shards: int = Field(
+        DEFAULT_TRIGGER_BUS_SHARDS,
+        ge=1,
+        le=29,
+        description="Trigger buses of routing 'eventbridge-sharded' (each holds at most 300 customer rules).",
+    )
     bucket_name: str | None = Field(
         None, pattern=BUCKET_PATTERN, description="Default: ttp-metadata-<account>-<region>."
     )
@@ -415,6 +426,11 @@ class PlatformConfig(_Model):
     @property
     def metadata_bucket_name(self) -> str:
         return self.bucket_name or default_bucket_name(self.accounts.management, self.accounts.region)
+
+    @property
+    def bucket_routing(self) -> Literal["s3", "eventbridge"]:
+        """How the bucket publishes its events: S3 notifications, or EventBridge (both EventBridge routings)."""
+        return "s3" if self.routing == "s3" else "eventbridge"
 
     @property
     def single_account(self) -> bool:
