@@ -55,7 +55,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
-from cdk_support.environment import setting_default
+from cdk_support.environment import Deferred, setting_default
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -129,12 +129,27 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     coordinator consumes: with any, the construct adds :class:`~cdk_constructs.delivery_events.DeliveryEvents`
     (bus admitting exactly those accounts, rule, queue), sets ``TTP_DELIVERY_QUEUE_URL`` and
     ``TTP_CUSTOMER_ACCOUNTS`` (an event is accepted only from its customer's account) and lets the task
-    consume that queue. Default: none (no delivery events)."""
+    consume that queue. A live mapping (``cdk_support.lazy.LiveMapping``) is read again at synthesis.
+    Default: none (no delivery events)."""
+    delivery_events: bool | None = None
+    """Consume the customers' SES delivery events (bus, rule, queue). Give True when
+    ``delivery_customer_accounts`` is a live mapping filled after this construct (the platform's registry).
+    Default: None (on when ``delivery_customer_accounts`` has an entry at construction)."""
 
     @property
     def delivery_event_accounts(self) -> tuple[str, ...]:
-        """The distinct accounts of :attr:`delivery_customer_accounts`, sorted."""
+        """The distinct accounts of :attr:`delivery_customer_accounts`, sorted (as they are now)."""
         return tuple(sorted(set(self.delivery_customer_accounts.values())))
+
+    @property
+    def with_delivery_events(self) -> bool:
+        """Whether the coordinator consumes SES delivery events."""
+        return bool(self.delivery_customer_accounts) if self.delivery_events is None else self.delivery_events
+
+
+def _sorted(mapping: Mapping[str, str]) -> object:
+    """The mapping sorted by code; a live one (rendered at synthesis, ``render`` sorts then) as it is."""
+    return mapping if isinstance(mapping, Deferred) else dict(sorted(mapping.items()))
 
 
 class ChangeCoordinator(RuntimeTaskBase):
@@ -158,9 +173,9 @@ class ChangeCoordinator(RuntimeTaskBase):
                         "meeting_organizer": m.organizer,
                         "graph_base_url": m.graph_base_url,
                         "graph_authority_host": m.graph_authority_host,
-                        "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
+                        "calendar_contact_roles": _sorted(m.calendar_contact_roles),
                         "contact_reader_external_id": m.contact_reader_external_id,
-                        "contact_reader_external_ids": dict(sorted(m.contact_reader_external_ids.items())),
+                        "contact_reader_external_ids": _sorted(m.contact_reader_external_ids),
                     },
                     exclude=("graph_client_secret",),
                 )
@@ -209,12 +224,12 @@ class ChangeCoordinator(RuntimeTaskBase):
         self.queue = self.events.queue
         self.dead_letter_queue = self.events.dead_letter_queue
         self.delivery: DeliveryEvents | None = None
-        if props.delivery_event_accounts:
+        if props.with_delivery_events:
             self.delivery = DeliveryEvents(
                 self,
                 "DeliveryEvents",
                 DeliveryEventsProps(
-                    customer_accounts=props.delivery_event_accounts,
+                    customer_accounts=props.delivery_customer_accounts.values(),
                     visibility_timeout_seconds=props.visibility_timeout_seconds,
                     max_receive_count=props.max_receive_count,
                 ),
@@ -251,9 +266,9 @@ class ChangeCoordinator(RuntimeTaskBase):
             "contact_list_name": props.contact_list_name,
             "ses_region": props.ses_region or stack.region,
             "delivery_queue_url": delivery_events_queue_url(stack.region, stack.account)
-            if props.delivery_event_accounts
+            if props.with_delivery_events
             else None,
-            "customer_accounts": dict(sorted(props.delivery_customer_accounts.items())),
+            "customer_accounts": _sorted(props.delivery_customer_accounts),
         }
 
     @staticmethod

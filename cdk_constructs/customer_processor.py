@@ -43,6 +43,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
 from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
@@ -192,12 +193,9 @@ class CustomerProcessor(RuntimeTaskBase):
             raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
         if props.drain_seconds >= props.visibility_timeout_seconds:
             raise ValueError("drain_seconds must be below the queue's visibility timeout")
-        if props.scale_to_zero and props.min_capacity != 0:
-            raise ValueError("scale_to_zero needs min_capacity=0")
-        if not props.scale_to_zero and props.min_capacity < 1:
-            raise ValueError("min_capacity 0 needs scale_to_zero=True")
-        if props.max_capacity < max(1, props.min_capacity):
-            raise ValueError("max_capacity must be >= max(1, min_capacity)")
+        check_processor_capacity(
+            min_tasks=props.min_capacity, max_tasks=props.max_capacity, scale_to_zero=props.scale_to_zero
+        )
 
     def _grant(self, props: CustomerProcessorProps, partition: str) -> None:
         code = props.customer_code

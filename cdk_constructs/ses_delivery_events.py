@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from aws_cdk import Stack
@@ -28,6 +29,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
+from cdk_support.lazy import lazy_any
 from runtime.contract import keys, names
 
 SES_EVENT_SOURCE = "aws.ses"
@@ -62,8 +64,9 @@ class SesDeliveryEventsProps:
     set is created. Default: None (create ``configuration_set_name(customer_code)``)."""
     forward_rule: bool = True
     """Create the account's forwarding rule (one per account: its name is fixed). Default: True."""
-    other_configuration_sets: tuple[str, ...] = ()
-    """Configuration sets of the account's other platform customers, also matched by the forwarding rule.
+    other_configuration_sets: Collection[str] = ()
+    """Configuration sets of the account's other platform customers, also matched by the forwarding rule; read
+    at synthesis, so a live collection may still grow (customers of the account onboarded later).
     Default: none."""
 
 
@@ -123,7 +126,8 @@ class SesDeliveryEvents(Construct):
         self.forward_role.add_to_policy(
             iam.PolicyStatement(sid="PutOnDeliveryEventsBus", actions=["events:PutEvents"], resources=[target_bus])
         )
-        configuration_sets = sorted({self.configuration_set_name, *props.other_configuration_sets})
+        own = self.configuration_set_name
+        configuration_sets = lazy_any(lambda: sorted({own, *props.other_configuration_sets}))
         self.forward_rule = events.CfnRule(
             self,
             "ForwardRule",
