@@ -27,6 +27,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
@@ -39,6 +40,13 @@ DEFAULT_TRIGGER_BUS_SHARDS = 5
 """Buses of a sharded platform: 5 x 300 rules, room for 1,000 customers with the hash's unevenness (at most
 212 of the 1,000 sample customers on one bus) and for growth; 5 of the 100 buses an account may own."""
 S3_EVENT_SOURCE = "aws.s3"
+PlatformRouting = Literal["s3", "eventbridge", "eventbridge-sharded"]
+"""The platform's routings: S3 notifications, rules on the bucket account's default bus, or sharded."""
+
+
+def bucket_routing(routing: PlatformRouting) -> Literal["s3", "eventbridge"]:
+    """How the bucket publishes its events: S3 notifications, or to EventBridge (both EventBridge routings)."""
+    return "s3" if routing == "s3" else "eventbridge"
 
 
 def shard_of(customer_code: str, shards: int) -> int:

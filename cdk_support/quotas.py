@@ -35,6 +35,9 @@ from aws_cdk import (
     Stack,
 )
 
+RAISED_QUOTAS_KEY = "ttp:raised-quotas"
+"""Context key: a JSON object of quota key -> the value Service Quotas raised it to in your accounts
+(``{"iam.roles-per-account": 2000}``); only adjustable quotas can be raised."""
 REFERENCE_CHARACTERS = 64
 """Characters counted for one unresolved reference in a policy or task definition."""
 PSEUDO_PARAMETERS = {
@@ -431,6 +434,27 @@ def breaches(usages: Iterable[Usage], limits: Mapping[str, int] | None = None) -
         if usage.count > limit:
             found.append(Breach(usage, limit))
     return found
+
+
+def raised_quotas(value: Any) -> dict[str, int]:
+    """The limits of the context key :data:`RAISED_QUOTAS_KEY` (a JSON object, or its text on the command line)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"context {RAISED_QUOTAS_KEY!r} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, int) and v > 0 for v in value.values()):
+        raise ValueError(
+            f"context {RAISED_QUOTAS_KEY!r} must be an object of quota key -> positive integer, "
+            f'e.g. {{"iam.roles-per-account": 2000}}; got {value!r}'
+        )
+    fixed = sorted(key for key in value if key in QUOTAS and not QUOTAS[key].adjustable)
+    if fixed:
+        raise ValueError(f"context {RAISED_QUOTAS_KEY!r}: {fixed} cannot be raised (not adjustable); remove them")
+    breaches([], value)  # unknown keys
+    return dict(value)
 
 
 def highest(usages: Iterable[Usage]) -> dict[str, Usage]:

@@ -453,11 +453,6 @@ class PlatformConfig(_Model):
         return self.bucket_name or default_bucket_name(self.accounts.management, self.accounts.region)
 
     @property
-    def bucket_routing(self) -> Literal["s3", "eventbridge"]:
-        """How the bucket publishes its events: S3 notifications, or EventBridge (both EventBridge routings)."""
-        return "s3" if self.routing == "s3" else "eventbridge"
-
-    @property
     def single_account(self) -> bool:
         accounts = {self.accounts.management, self.accounts.governance, *(c.account for c in self.customers)}
         return len(accounts) == 1
