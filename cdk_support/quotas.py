@@ -373,7 +373,9 @@ def measure(stacks: Iterable[SynthesizedStack]) -> list[Usage]:
                     if _contains_key(pattern, "wildcard"):
                         wildcard_rules_per_bus[bus].append((stack.name, logical_id))
             elif type_ == "AWS::Events::EventBus" and "Policy" in props:
-                usages.append(Usage(q["events.bus-policy-size"], where, compact_size(props["Policy"]), stack.name, logical_id))
+                usages.append(
+                    Usage(q["events.bus-policy-size"], where, compact_size(props["Policy"]), stack.name, logical_id)
+                )
             elif type_ == "AWS::Events::EventBusPolicy":
                 statement = props.get("Statement")
                 if statement is not None:
@@ -566,9 +568,7 @@ def usage_table(stacks: Sequence[SynthesizedStack]) -> str:
         if usage is None:
             lines.append(f"{key:<32} {quota.limit:>9} {'-':>9} {'-':>6}  (none)")
             continue
-        lines.append(
-            f"{key:<32} {quota.limit:>9} {usage.count:>9} {usage.count / quota.limit:>6.0%}  {usage.where}"
-        )
+        lines.append(f"{key:<32} {quota.limit:>9} {usage.count:>9} {usage.count / quota.limit:>6.0%}  {usage.where}")
     return "\n".join(lines)
 
 

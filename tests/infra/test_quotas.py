@@ -118,7 +118,11 @@ def test_event_pattern_size_real_size() -> None:
 
 
 def test_bus_policy_size_lowered_limit_and_real_size() -> None:
-    statement = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "events:PutEvents"}
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+        "Action": "events:PutEvents",
+    }
     policy = {"Type": "AWS::Events::EventBusPolicy", "Properties": {"EventBusName": "b", "Statement": statement}}
     stack = _stack({"P": policy})
     _the_breach([stack], "events.bus-policy-size", {"events.bus-policy-size": 50})
@@ -170,7 +174,9 @@ def test_roles_and_stacks_per_account_lowered_limit() -> None:
 
 def test_task_definition_size_real_size() -> None:
     """A task environment listing 1,000 customers' queue URLs (the sweeper's ``TTP_CUSTOMER_QUEUES``)."""
-    queues = {f"c{i:04d}": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/customer-c{i:04d}-changes" for i in range(1000)}
+    queues = {
+        f"c{i:04d}": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/customer-c{i:04d}-changes" for i in range(1000)
+    }
     container = {"Name": "sweeper", "Environment": [{"Name": "TTP_CUSTOMER_QUEUES", "Value": json.dumps(queues)}]}
     task = {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [container]}}
     _the_breach([_stack({"T": task})], "ecs.task-definition-size")

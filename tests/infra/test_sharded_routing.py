@@ -34,7 +34,18 @@ from cdk_constructs.sharded_routing import (
 )
 from cdk_support.quotas import QuotaExceededError, check, read_assembly
 from runtime.contract import names
+from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from stacks.config import sample_customers
+from tests.infra.test_onboarding import (
+    NEW,
+    _coordinator_accounts,
+    _sweeper_queues,
+    _with_new_customer,
+    _without_sweeper_queues,
+)
+from tests.support.synth import GOV as SAMPLE_GOV
+from tests.support.synth import MEETINGS, REGION as SAMPLE_REGION
+from tests.support.synth import Synth, sample_context, synthesize
 
 MGMT, GOV, REGION = "111111111111", "222222222222", "us-east-1"
 BUCKET = "ttp-metadata-test"
@@ -123,8 +134,16 @@ def test_the_bucket_account_holds_no_customer(sharded: dict[str, dict[str, Any]]
                 "detail": {"bucket": {"name": [BUCKET]}, "object": {"key": [{"wildcard": "customers/*.json"}]}},
             },
             "Targets": [
-                {"Arn": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":events:{REGION}:{GOV}:event-bus/ttp-triggers-03"]]},
-                 "RoleArn": Match.any_value(), "Id": "trigger-bus"}
+                {
+                    "Arn": {
+                        "Fn::Join": [
+                            "",
+                            ["arn:", {"Ref": "AWS::Partition"}, f":events:{REGION}:{GOV}:event-bus/ttp-triggers-03"],
+                        ]
+                    },
+                    "RoleArn": Match.any_value(),
+                    "Id": "trigger-bus",
+                }
             ],
         },
     )
@@ -206,3 +225,34 @@ def test_one_thousand_customers_fit_five_buses_below_the_rule_quota() -> None:
 def test_shards_must_be_positive() -> None:
     with pytest.raises(ValueError, match="shards must be at least 1, got 0"):
         shard_of("c0001", 0)
+
+
+@pytest.fixture(scope="module")
+def sharded_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
+    before = sample_context(routing="eventbridge-sharded", meetings=MEETINGS)
+    return (
+        synthesize(tmp_path_factory.mktemp("sharded-before"), before, nag=False),
+        synthesize(tmp_path_factory.mktemp("sharded-after"), _with_new_customer(before), nag=False),
+    )
+
+
+def test_sharded_onboarding_changes_no_storage_template(sharded_pair: tuple[Synth, Synth]) -> None:
+    """The onboarding diff, measured from the templates: the new customer's two stacks (its rule in the
+    governance one), the platform's listed entries; the storage stack and every other customer unchanged."""
+    before, after = sharded_pair
+    assert set(after.templates) - set(before.templates) == {
+        customer_stack_name("newco"),
+        customer_account_stack_name("newco"),
+    }
+    queues = {**_sweeper_queues(before), "newco": names.queue_url(SAMPLE_REGION, SAMPLE_GOV, "newco")}
+    assert _sweeper_queues(after) == queues
+    assert _coordinator_accounts(after) == {**_coordinator_accounts(before), "newco": NEW["account"]}
+    platform = _without_sweeper_queues(after.templates[PLATFORM_STACK])
+    assert platform == _without_sweeper_queues(before.templates[PLATFORM_STACK])
+    assert after.templates[STORAGE_STACK] == before.templates[STORAGE_STACK]
+    for code in ("hts", "htsnonprod"):
+        assert after.templates[customer_account_stack_name(code)] == before.templates[customer_account_stack_name(code)]
+        assert after.templates[customer_stack_name(code)] == before.templates[customer_stack_name(code)], code
+    rule = after.only(customer_stack_name("newco"), "AWS::Events::Rule")["Properties"]
+    assert rule["Name"] == "ttp-route-newco"
+    assert rule["EventBusName"] == names.trigger_bus_name(shard_of("newco", DEFAULT_TRIGGER_BUS_SHARDS))
