@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cdk_constructs.sharded_routing import DEFAULT_TRIGGER_BUS_SHARDS
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
-from cdk_constructs.sharded_routing import DEFAULT_TRIGGER_BUS_SHARDS
 from runtime.contract import names
 from runtime.contract.keys import InvalidKeyError, validate_customer_code
 from runtime.contract.names import default_bucket_name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ def test_references_count_as_an_arn_not_as_their_json() -> None:
 
 
 def test_unknown_limit_key_is_refused_naming_the_keys() -> None:
-    with pytest.raises(ValueError, match="unknown quota keys \\['events.rules'\\]; use one of"):
+    with pytest.raises(ValueError, match=re.escape("unknown quota keys ['events.rules']; use one of")):
         breaches([], {"events.rules": 1})
 
 

@@ -44,8 +44,8 @@ from tests.infra.test_onboarding import (
     _without_sweeper_queues,
 )
 from tests.support.synth import GOV as SAMPLE_GOV
-from tests.support.synth import MEETINGS, REGION as SAMPLE_REGION
-from tests.support.synth import Synth, sample_context, synthesize
+from tests.support.synth import MEETINGS, Synth, sample_context, synthesize
+from tests.support.synth import REGION as SAMPLE_REGION
 
 MGMT, GOV, REGION = "111111111111", "222222222222", "us-east-1"
 BUCKET = "ttp-metadata-test"
@@ -111,7 +111,7 @@ def test_thirty_customers_break_the_wildcard_quota_of_eventbridge_routing(tmp_pa
         ),
     )
     app.synth()
-    with pytest.raises(QuotaExceededError, match="events.wildcard-rules-per-bus.*has 31 rules, the limit is 30"):
+    with pytest.raises(QuotaExceededError, match=r"events\.wildcard-rules-per-bus.*has 31 rules, the limit is 30"):
         check(read_assembly(tmp_path))
 
 
