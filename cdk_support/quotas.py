@@ -526,11 +526,10 @@ class QuotaValidation:
         return sorted(QUOTAS)
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        by_file = {}
+        by_file: dict[str, Stack] = {}
         for child in self._app.node.find_all():
-            if Stack.is_stack(child):
-                stack: Stack = child
-                by_file[stack.template_file] = stack
+            if isinstance(child, Stack):
+                by_file[child.template_file] = child
         stacks = []
         for path in context.template_paths:
             text = Path(path).read_text()
