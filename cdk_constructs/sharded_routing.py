@@ -34,14 +34,14 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from cdk_support import defaults
 from runtime.contract import keys, names
 
-DEFAULT_TRIGGER_BUS_SHARDS = 5
-"""Buses of a sharded platform: 5 x 300 rules, room for 1,000 customers with the hash's unevenness (at most
-212 of the 1,000 sample customers on one bus) and for growth; 5 of the 100 buses an account may own."""
+DEFAULT_TRIGGER_BUS_SHARDS = defaults.TRIGGER_BUS_SHARDS
+"""Buses of a sharded platform (``cdk_support.defaults.TRIGGER_BUS_SHARDS``)."""
 S3_EVENT_SOURCE = "aws.s3"
-PlatformRouting = Literal["s3", "eventbridge", "eventbridge-sharded"]
-"""The platform's routings: S3 notifications, rules on the bucket account's default bus, or sharded."""
+PlatformRouting = defaults.RoutingName
+"""The platform's routings (``cdk_support.defaults.RoutingName``)."""
 
 
 def bucket_routing(routing: PlatformRouting) -> Literal["s3", "eventbridge"]:

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cdk_constructs.sharded_routing import DEFAULT_TRIGGER_BUS_SHARDS
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
@@ -300,13 +299,13 @@ class VpcImport(_Model):
 class PlatformConfig(_Model):
     accounts: Accounts
     customers: list[Customer] = Field(default_factory=list)
-    routing: Literal["s3", "eventbridge", "eventbridge-sharded"] = Field(
+    routing: defaults.RoutingName = Field(
         "s3",
         description="How trigger events reach the queues: 's3' up to 97 customers, 'eventbridge-sharded' beyond "
         "(docs/infrastructure.md, Quotas).",
     )
     trigger_bus_shards: int = Field(
-        DEFAULT_TRIGGER_BUS_SHARDS,
+        defaults.TRIGGER_BUS_SHARDS,
         ge=1,
         le=29,
         description="Trigger buses of routing 'eventbridge-sharded' (each holds at most 300 customer rules).",
