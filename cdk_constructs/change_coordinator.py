@@ -55,6 +55,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
 from cdk_support.environment import Deferred, setting_default
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.nag import acknowledge_wildcard_resources
@@ -62,8 +63,6 @@ from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
 
 COORDINATOR_COMMAND = tuple(runtime_command("coordinator"))
-MAX_FARGATE_STOP_TIMEOUT = 120
-"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
 """Alias of the coordinator queue's KMS key (like the customers' ``alias/ttp/<queue name>``)."""
 
@@ -273,13 +272,11 @@ class ChangeCoordinator(RuntimeTaskBase):
 
     @staticmethod
     def _validate(props: ChangeCoordinatorProps) -> None:
-        stop = props.stop_timeout_seconds
-        if stop > MAX_FARGATE_STOP_TIMEOUT:
-            raise ValueError(f"stop_timeout {stop}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s")
-        if props.drain_seconds >= stop:
-            raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
-        if props.drain_seconds >= props.visibility_timeout_seconds:
-            raise ValueError("drain_seconds must be below the queue's visibility timeout")
+        check_shutdown(
+            drain_seconds=props.drain_seconds,
+            visibility_timeout_seconds=props.visibility_timeout_seconds,
+            stop_timeout_seconds=props.stop_timeout_seconds,
+        )
 
     def _grant(self, props: ChangeCoordinatorProps, partition: str) -> None:
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"

@@ -11,6 +11,7 @@ the stack dependencies it adds: platform, customer, customer account, storage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Environment, Stack, Tags
@@ -83,6 +84,10 @@ class TtpCustomerProps:
     contact_reader_external_id: str | None = None
     """ExternalId of this customer's own contact-reader role (meetings).
     Default: None (the platform's ``meetings.contact_reader_external_id``)."""
+    shares_ses_account_with: Sequence[str] = ()
+    """The other customers that send from this customer's SES account (same account and region) and so can
+    read its recipients in that account's one contact list; each must name this customer too. Default: none
+    (two customers in one SES account are refused at synthesis)."""
     offboarding: bool = False
     """Step 1 of removing the customer: its triggers are no longer routed, its stacks stay. Default: False."""
     governance_stack: Stack | None = None
@@ -120,6 +125,9 @@ class TtpCustomer(Construct):
                 configuration_set=configuration_set,
                 contact_reader_external_id=props.contact_reader_external_id,
                 routed=not props.offboarding,
+                ses_region=props.ses_region,
+                own_configuration_set=props.configuration_set is not None,
+                shares_ses_account_with=tuple(props.shares_ses_account_with),
             ),
             self,
         )
@@ -200,16 +208,16 @@ class TtpCustomer(Construct):
                 sender_address=props.sender_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
-                send_rate_per_second=props.send_rate_per_second,
+                send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
                 ses_region=props.ses_region,
                 configuration_set=props.configuration_set,
                 metrics_namespace=p.metrics_namespace,
                 max_concurrency=props.max_concurrency,
                 cpu=props.cpu,
-                memory_limit_mib=props.memory_mib,
+                memory_mib=props.memory_mib,
                 cpu_architecture=p.cpu_architecture,
-                min_capacity=props.min_tasks,
-                max_capacity=props.max_tasks,
+                min_tasks=props.min_tasks,
+                max_tasks=props.max_tasks,
                 scale_to_zero=props.scale_to_zero,
                 log_retention=retention(p.log_retention_days),
             ),
@@ -249,7 +257,7 @@ class TtpCustomer(Construct):
                 customer_code=code,
                 governance_account=p.accounts.governance,
                 sender_address=props.sender_address,
-                external_id=props.sender_external_id,
+                sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
                 ses_region=props.ses_region,
                 configuration_set=props.configuration_set,
@@ -273,7 +281,7 @@ class TtpCustomer(Construct):
                 customer_code=code,
                 governance_account=p.accounts.governance,
                 governance_region=p.accounts.region,
-                existing_configuration_set=props.configuration_set,
+                configuration_set=props.configuration_set,
                 forward_rule=first,
                 other_configuration_sets=others.values(),
             ),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import partial
 
 import jsii
 from aws_cdk import Stack
@@ -62,7 +63,9 @@ class DeliveryEvents(Construct):
         super().__init__(scope, construct_id)
         self.props = props
         # The accounts are read again at synthesis: a live collection (the platform's registry) may still grow.
-        self._check_accounts(self.accounts(), allow_empty=True)
+        accounts = self.accounts()
+        if accounts and (errors := _account_errors(accounts)):
+            raise ValueError(errors[0])
         self.node.add_validation(_AccountsValidation(self))
         stack = Stack.of(self)
         self.bus = events.EventBus(self, "Bus", event_bus_name=names.DELIVERY_EVENTS_BUS_NAME)
@@ -71,7 +74,7 @@ class DeliveryEvents(Construct):
         for policy in self.bus.node.children:
             for cfn in (policy, *policy.node.children):
                 if isinstance(cfn, events.CfnEventBusPolicy):
-                    cfn.add_property_override("Statement", lazy_any(lambda sid=cfn.statement_id: self._rendered(sid)))
+                    cfn.add_property_override("Statement", lazy_any(partial(self._rendered, cfn.statement_id)))
         self.events = EventQueue(
             self,
             "Queue",
@@ -110,6 +113,7 @@ class DeliveryEvents(Construct):
     def _bus_statement(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             sid="CustomerAccountsForwardSesEvents",
+            # With no account yet the statement still renders (the validation reports the empty list).
             principals=[iam.AccountPrincipal(account) for account in self.accounts() or [Stack.of(self).account]],
             actions=["events:PutEvents"],
             resources=[self.bus.event_bus_arn],
@@ -121,21 +125,19 @@ class DeliveryEvents(Construct):
         statement = dict(self._bus_statement().to_statement_json())
         return {**statement, "Sid": sid} if sid else statement
 
-    @staticmethod
-    def _check_accounts(accounts: list[str], *, allow_empty: bool) -> list[str]:
-        errors = [
-            f"DeliveryEventsProps.customer_accounts: {account!r} is not a 12-digit account id"
-            for account in accounts
-            if not (len(account) == 12 and account.isdigit())
+
+def _account_errors(accounts: list[str]) -> list[str]:
+    """What is wrong with the accounts the bus admits: none at all, or one that is not an account id."""
+    if not accounts:
+        return [
+            "DeliveryEventsProps.customer_accounts is empty: the bus would admit no account "
+            "(add a customer, or turn delivery events off)"
         ]
-        if not accounts and not allow_empty:
-            errors.append(
-                "DeliveryEventsProps.customer_accounts is empty: the bus would admit no account "
-                "(add a customer, or turn delivery events off)"
-            )
-        if errors and allow_empty:
-            raise ValueError(errors[0])
-        return errors
+    return [
+        f"DeliveryEventsProps.customer_accounts: {account!r} is not a 12-digit account id"
+        for account in accounts
+        if not (len(account) == 12 and account.isdigit())
+    ]
 
 
 @jsii.implements(IValidation)
@@ -146,4 +148,4 @@ class _AccountsValidation:
         self._construct = construct
 
     def validate(self) -> list[str]:
-        return DeliveryEvents._check_accounts(self._construct.accounts(), allow_empty=False)
+        return _account_errors(self._construct.accounts())

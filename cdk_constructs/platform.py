@@ -27,10 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import jsii
 from aws_cdk import Environment, Stack, Tags
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from cdk_constructs.alarm_topics import AlarmTopics, AlarmTopicsProps
 from cdk_constructs.change_coordinator import ChangeCoordinator, ChangeCoordinatorProps, CoordinatorMeetings
@@ -52,6 +53,7 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.lazy import LiveMapping, lazy_string
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
+from cdk_support.ses_senders import SesSender, check_ses_senders
 from runtime.contract import keys, names
 from runtime.contract.names import Severity, default_bucket_name
 from runtime.contract.settings import MeetingSettings, WorkerSettings
@@ -163,6 +165,12 @@ class RegisteredCustomer:
     """Its own contact-reader ExternalId. Default: None (the meetings' shared one)."""
     routed: bool = True
     """Its triggers are routed to its queue (False while offboarding). Default: True."""
+    ses_region: str | None = None
+    """Its SES region. Default: None (the platform's region)."""
+    own_configuration_set: bool = False
+    """``configuration_set`` is the customer's own (not the platform's ``ttp-<code>``). Default: False."""
+    shares_ses_account_with: tuple[str, ...] = ()
+    """The other customers allowed to send from its SES account. Default: none."""
 
 
 class TtpPlatform(Construct):
@@ -175,6 +183,9 @@ class TtpPlatform(Construct):
         self.props = props
         self.customers: dict[str, RegisteredCustomer] = {}
         self.customer_constructs: dict[str, TtpCustomer] = {}
+        # The checks across customers (one SES account, one configuration set) run on every customer
+        # registered by synthesis: the same function as the cdk.json model's.
+        self.node.add_validation(_SesSendersValidation(self))
         accounts = props.accounts
         self.platform_stack = props.platform_stack or Stack(
             scope,
@@ -247,7 +258,7 @@ class TtpPlatform(Construct):
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
-        self.alarm_topics = AlarmTopics(stack, "AlarmTopics", AlarmTopicsProps(emails=dict(props.alarm_emails)))
+        self.alarm_topics = AlarmTopics(stack, "AlarmTopics", AlarmTopicsProps(alarm_emails=dict(props.alarm_emails)))
         self.overview = OverviewDashboard(
             stack,
             "Overview",
@@ -264,7 +275,7 @@ class TtpPlatform(Construct):
                 ),
                 cpu_architecture=props.cpu_architecture,
                 subnets=self.network.task_subnets,
-                interval_minutes=props.sweeper_interval_minutes,
+                sweeper_interval_minutes=props.sweeper_interval_minutes,
                 metrics_namespace=props.metrics_namespace,
                 log_retention=log_retention,
             ),
@@ -351,3 +362,26 @@ class TtpPlatform(Construct):
     def customers_in_account(self, account: str) -> list[RegisteredCustomer]:
         """The registered customers of one AWS account, in onboarding order."""
         return [c for c in self.customers.values() if c.account == account]
+
+
+@jsii.implements(IValidation)
+class _SesSendersValidation:
+    def __init__(self, platform: TtpPlatform) -> None:
+        self._platform = platform
+
+    def validate(self) -> list[str]:
+        senders = [
+            SesSender(
+                code=c.code,
+                account=c.account,
+                ses_region=c.ses_region,
+                configuration_set=c.configuration_set if c.own_configuration_set else None,
+                shares_ses_account_with=c.shares_ses_account_with,
+            )
+            for c in self._platform.customers.values()
+        ]
+        try:
+            check_ses_senders(senders, self._platform.props.accounts.region)
+        except ValueError as exc:
+            return [f"TtpPlatform: {exc}"]
+        return []

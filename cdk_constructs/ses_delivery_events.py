@@ -60,7 +60,7 @@ class SesDeliveryEventsProps:
     """The account of the delivery-events bus (``runtime.contract.names.DELIVERY_EVENTS_BUS_NAME``). Required."""
     governance_region: str | None = None
     """Region of that bus. Default: None (the stack's region)."""
-    existing_configuration_set: str | None = None
+    configuration_set: str | None = None
     """The customer's own configuration set the worker sends with; the destination is attached to it and no
     set is created. Default: None (create ``configuration_set_name(customer_code)``)."""
     forward_rule: bool = True
@@ -98,7 +98,7 @@ class SesDeliveryEvents(Construct):
         code = keys.validate_customer_code(props.customer_code)
         stack = Stack.of(self)
         self.configuration_set: ses.ConfigurationSet | None = None
-        if props.existing_configuration_set is None:
+        if props.configuration_set is None:
             self.configuration_set = ses.ConfigurationSet(
                 self,
                 "ConfigurationSet",
@@ -109,9 +109,9 @@ class SesDeliveryEvents(Construct):
             self.configuration_set_name = names.configuration_set_name(code)
         else:
             configuration_set = ses.ConfigurationSet.from_configuration_set_name(
-                self, "CustomerConfigurationSet", props.existing_configuration_set
+                self, "CustomerConfigurationSet", props.configuration_set
             )
-            self.configuration_set_name = props.existing_configuration_set
+            self.configuration_set_name = props.configuration_set
         default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         self.event_destination = ses.ConfigurationSetEventDestination(
             self,

@@ -62,7 +62,7 @@ class SweeperProps(RuntimeTaskBaseProps):
     customer_queues: Mapping[str, str]
     """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``): the customers swept and where re-drives go; a live
     mapping (``cdk_support.lazy.LiveMapping``) is read at synthesis. Required."""
-    interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
+    sweeper_interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
     """Minutes between two sweeps (EventBridge rate). Default: ``cdk_support.defaults.SWEEP_INTERVAL_MINUTES``."""
 
 
@@ -153,7 +153,7 @@ class Sweeper(RuntimeTaskBase):
             "Schedule",
             rule_name=SWEEPER_SCHEDULE_RULE_NAME,
             description="Runs the transient-trigger sweeper",
-            schedule=events.Schedule.rate(Duration.minutes(props.interval_minutes)),
+            schedule=events.Schedule.rate(Duration.minutes(props.sweeper_interval_minutes)),
             targets=[
                 targets.EcsTask(
                     cluster=props.cluster,

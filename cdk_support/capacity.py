@@ -1,4 +1,4 @@
-"""The processor's capacity and size rules, in one place: the ``cdk.json`` model (``stacks.config.Customer``),
+"""The task capacity, size and shutdown rules, in one place: the ``cdk.json`` model (``stacks.config.Customer``),
 :class:`~cdk_constructs.customer.TtpCustomer` and :class:`~cdk_constructs.customer_processor.CustomerProcessor`
 all call :func:`check_processor_capacity`, so a ``cdk.json`` user and a construct user get the same rule
 and the same message."""
@@ -35,3 +35,29 @@ def check_processor_capacity(
         raise ValueError(f"cpu {cpu} is not a Fargate size; use one of {sorted(FARGATE_SIZES)}")
     if memory_mib is not None and memory_mib not in allowed:
         raise ValueError(f"memory_mib {memory_mib} is not valid with cpu {cpu}; use one of {list(allowed)}")
+
+
+MAX_FARGATE_STOP_TIMEOUT = 120
+"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
+
+
+def check_shutdown(
+    *, drain_seconds: float, visibility_timeout_seconds: int, stop_timeout_seconds: int | None = None
+) -> None:
+    """A task's SIGTERM drain ends before its stop timeout (SIGKILL) and before its lease (the queue's visibility
+    timeout) runs out; the stop timeout is at most Fargate's. The ``cdk.json`` model, the processor and the
+    coordinator call this one rule."""
+    if stop_timeout_seconds is not None:
+        if stop_timeout_seconds > MAX_FARGATE_STOP_TIMEOUT:
+            raise ValueError(
+                f"stop_timeout {stop_timeout_seconds}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s"
+            )
+        if drain_seconds >= stop_timeout_seconds:
+            raise ValueError(
+                f"drain_seconds ({drain_seconds:g}) must be below the stop timeout ({stop_timeout_seconds}s)"
+            )
+    if drain_seconds >= visibility_timeout_seconds:
+        raise ValueError(
+            f"visibility_timeout_seconds ({visibility_timeout_seconds}) must be greater than the worker's "
+            f"{drain_seconds:g} s drain (drain_seconds must be below the queue's visibility timeout)"
+        )

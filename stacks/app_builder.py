@@ -124,9 +124,8 @@ def platform_props(config: PlatformConfig) -> TtpPlatformProps:
 
 
 def customer_props(platform: TtpPlatform, customer: Customer) -> TtpCustomerProps:
-    """A customer's props from its ``ttp.customers[]`` entry (the same names; ``shares_ses_account_with`` is a
-    check across the customers, made by the config)."""
-    return TtpCustomerProps(platform=platform, **customer.model_dump(exclude={"shares_ses_account_with"}))
+    """A customer's props from its ``ttp.customers[]`` entry (the same names)."""
+    return TtpCustomerProps(platform=platform, **customer.model_dump())
 
 
 def build_pipeline(app: App, config: PlatformConfig) -> Pipeline:

@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdk_support import defaults
-from cdk_support.capacity import check_processor_capacity
+from cdk_support.capacity import check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
+from cdk_support.ses_senders import SesSender, check_ses_senders
 from runtime.contract import names
 from runtime.contract.keys import InvalidKeyError, validate_customer_code
 from runtime.contract.names import default_bucket_name
@@ -354,8 +355,19 @@ class PlatformConfig(_Model):
             raise ValueError(
                 f"customer codes {details} are reserved for the platform's own resources; choose another code"
             )
-        self._check_delivery_events()
-        self._check_shared_ses_accounts()
+        check_ses_senders(
+            [
+                SesSender(
+                    code=c.code,
+                    account=c.account,
+                    ses_region=c.ses_region,
+                    configuration_set=c.configuration_set,
+                    shares_ses_account_with=tuple(c.shares_ses_account_with),
+                )
+                for c in self.customers
+            ],
+            self.accounts.region,
+        )
         max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
         if self.routing == "s3" and len(self.customers) > max_s3:
             raise ValueError(
@@ -373,79 +385,12 @@ class PlatformConfig(_Model):
                 f"{max_rules} customers"
             )
         # The worker's drain must stay below the visibility timeout (the lease length).
-        if self.visibility_timeout_seconds <= WORKER_DRAIN_SECONDS:
-            raise ValueError(
-                f"visibility_timeout_seconds must be greater than the worker's {WORKER_DRAIN_SECONDS:g} s drain"
-            )
+        check_shutdown(drain_seconds=WORKER_DRAIN_SECONDS, visibility_timeout_seconds=self.visibility_timeout_seconds)
         return self
-
-    def _check_delivery_events(self) -> None:
-        """The customer account stack (in ``accounts.region``) creates the SES configuration set and its
-        EventBridge destination, which must live in the region SES sends from; and one set takes the
-        platform's event destination (fixed name) once."""
-        for customer in self.customers:
-            if customer.ses_region is not None and customer.ses_region != self.accounts.region:
-                raise ValueError(
-                    f"customer {customer.code!r}: ses_region {customer.ses_region!r} differs from accounts.region "
-                    f"{self.accounts.region!r}; SES delivery events need the configuration set and its EventBridge "
-                    "destination in SES's region, which the customer account stack (in accounts.region) cannot "
-                    "create: send from accounts.region (remove ses_region)"
-                )
-        seen: dict[tuple[str, str], str] = {}
-        for customer in self.customers:
-            if customer.configuration_set is None:
-                continue
-            other = seen.setdefault((customer.account, customer.configuration_set), customer.code)
-            if other != customer.code:
-                raise ValueError(
-                    f"customers {other!r} and {customer.code!r} name the same configuration_set "
-                    f"{customer.configuration_set!r} in account {customer.account}: give each its own (or none)"
-                )
 
     def ses_account_of(self, customer: Customer) -> tuple[str, str]:
         """The SES account the customer sends from: its account and SES's region."""
         return customer.account, customer.ses_region or self.accounts.region
-
-    def _check_shared_ses_accounts(self) -> None:
-        """An SES account has one contact list per region (the SES quota), so customers sending from the
-        same one could each read, and mail, the other's recipients: refused unless both name each other."""
-        by_code = {customer.code: customer for customer in self.customers}
-        for customer in self.customers:
-            account, region = self.ses_account_of(customer)
-            for named in customer.shares_ses_account_with:
-                other = by_code.get(named)
-                if named == customer.code:
-                    raise ValueError(f"customer {customer.code!r}: shares_ses_account_with names itself; remove it")
-                if other is None:
-                    raise ValueError(
-                        f"customer {customer.code!r}: shares_ses_account_with names {named!r}, which is not a "
-                        "customer; remove it"
-                    )
-                if self.ses_account_of(other) != (account, region):
-                    other_account, other_region = self.ses_account_of(other)
-                    raise ValueError(
-                        f"customer {customer.code!r}: shares_ses_account_with names {named!r}, which sends from "
-                        f"SES account {other_account} in {other_region}, not {account} in {region}; remove it"
-                    )
-        groups: dict[tuple[str, str], list[Customer]] = {}
-        for customer in self.customers:
-            groups.setdefault(self.ses_account_of(customer), []).append(customer)
-        for (account, region), group in groups.items():
-            for index, first in enumerate(group):
-                for second in group[index + 1 :]:
-                    missing = [
-                        f"{a.code!r} does not name {b.code!r}"
-                        for a, b in ((first, second), (second, first))
-                        if b.code not in a.shares_ses_account_with
-                    ]
-                    if missing:
-                        raise ValueError(
-                            f"customers {first.code!r} and {second.code!r} both send from SES account {account} in "
-                            f"{region}, whose one contact list each could read, with the other's recipients "
-                            f"({'; '.join(missing)}): give each its own SES account, or, if they may see each "
-                            f"other's recipients, let both name each other in shares_ses_account_with "
-                            f"({first.code}: [{second.code}], {second.code}: [{first.code}])"
-                        )
 
     @property
     def metadata_bucket_name(self) -> str:

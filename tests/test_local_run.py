@@ -29,7 +29,7 @@ ADDED = {
     "code": "acme",
     "account": "555555555555",
     "sender_address": "changes@acme.example.com",
-    "external_id": "ttp-acme-5e1f00",
+    "sender_external_id": "ttp-acme-5e1f00",
     "contact_list_name": "change-notifications",
     "send_rate_per_second": 2,
     "min_tasks": 0,
