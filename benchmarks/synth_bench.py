@@ -60,10 +60,13 @@ class Run:
     """The quota check's errors when it failed the synth (the templates were written, then refused)."""
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and its descendants (from /proc; 0 where /proc is missing)."""
+def _tree_usage(root: int, cpu_ticks: dict[int, int]) -> int:
+    """Resident bytes of ``root`` and its descendants (from /proc; 0 where /proc is missing); records each
+    one's CPU ticks so far in ``cpu_ticks`` (a process that exits unreaped, as the jsii node process does
+    when the app fails, is missing from ``RUSAGE_CHILDREN``)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
@@ -71,12 +74,15 @@ def _tree_rss(root: int) -> int:
             pid = int(entry.name)
             children.setdefault(int(fields[1]), []).append(pid)
             rss[pid] = int(fields[21]) * resource.getpagesize()
+            ticks[pid] = int(fields[11]) + int(fields[12])
         except (OSError, ValueError, IndexError):
             continue
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        if pid in ticks:
+            cpu_ticks[pid] = max(cpu_ticks.get(pid, 0), ticks[pid])
         todo.extend(children.get(pid, []))
     return total
 
@@ -96,12 +102,13 @@ def _run(command: list[str], env: dict[str, str]) -> Run:
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    cpu_ticks: dict[int, int] = {}
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.05):
-            peak = max(peak, _tree_rss(process.pid))
+            peak = max(peak, _tree_usage(process.pid, cpu_ticks))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -117,7 +124,8 @@ def _run(command: list[str], env: dict[str, str]) -> Run:
     )
     if process.returncode != 0 and not breaches:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(reaped, sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK"))
     return Run(wall_seconds=elapsed, cpu_seconds=cpu, peak_bytes=peak, quota_breaches=breaches)
 
 
