@@ -25,6 +25,7 @@ from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRolesProps
 from cdk_constructs.platform import PROJECT_TAG, RegisteredCustomer, TtpPlatform
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
+from cdk_constructs.sharded_routing import CustomerTriggerRule, CustomerTriggerRuleProps, bucket_routing, shard_of
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
@@ -151,7 +152,8 @@ class TtpCustomer(Construct):
         # DESIGN §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates
         # notification destinations, so the queues and their policies must exist first).
         self.account_stack.add_stack_dependency(self.governance_stack, "deploy order: governance stacks first")
-        if not props.offboarding:
+        if not props.offboarding and not platform.sharded:
+            # Sharded routing: the storage stack names no customer, so it needs none of their stacks first.
             storage = platform.storage_stack
             storage.add_stack_dependency(self.governance_stack, "S3 validates the notification destination queues")
             storage.add_stack_dependency(self.account_stack, "deploy order: customer role stacks before storage")
@@ -164,18 +166,33 @@ class TtpCustomer(Construct):
         platform, code, stack = props.platform, props.code, self.governance_stack
         p = platform.props
         region, account = p.accounts.region, p.accounts.governance
+        # Sharded routing: the queue is fed by the customer's own rule on its trigger bus (this account).
+        bus = names.trigger_bus_name(shard_of(code, p.trigger_bus_shards)) if platform.sharded else "default"
         self.queue = CustomerQueue(
             stack,
             "Queue",
             CustomerQueueProps(
                 customer_code=code,
-                source_account=p.accounts.management,
+                source_account=account if platform.sharded else p.accounts.management,
                 bucket_name=platform.bucket_name,
-                routing=p.routing,
+                routing=bucket_routing(p.routing),
                 visibility_timeout_seconds=p.visibility_timeout_seconds,
                 max_receive_count=p.max_receive_count,
+                event_bus_name=bus,
             ),
         )
+        self.trigger_rule: CustomerTriggerRule | None = None
+        if platform.sharded and not props.offboarding:
+            self.trigger_rule = CustomerTriggerRule(
+                stack,
+                "TriggerRoute",
+                CustomerTriggerRuleProps(
+                    customer_code=code,
+                    bucket_name=platform.bucket_name,
+                    queue_arn=self.queue.queue.queue_arn,
+                    shards=p.trigger_bus_shards,
+                ),
+            )
         self.processor = CustomerProcessor(
             stack,
             "Processor",

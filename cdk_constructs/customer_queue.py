@@ -48,6 +48,10 @@ class CustomerQueueProps:
     """How long an unprocessed message is kept. Default: 14 (the SQS maximum)."""
     dlq_retention_days: int = 14
     """How long a message is kept in the DLQ. Default: 14 (the SQS maximum)."""
+    event_bus_name: str = "default"
+    """The bus of the rule that feeds the queue in ``eventbridge`` routing, in ``source_account``
+    (``ttp-triggers-NN`` with sharded routing, where ``source_account`` is the queue's own). Default:
+    ``"default"`` (the bucket account's default bus)."""
 
 
 class CustomerQueue(EventQueue):
@@ -73,6 +77,7 @@ class CustomerQueue(EventQueue):
                 key_alias=names.queue_key_alias(code),
                 key_description=f"Encrypts the trigger queue and DLQ of customer {code}",
                 event_rule_name=names.event_rule_name(code),
+                event_bus_name=props.event_bus_name,
             ),
         )
         self.props = props

@@ -36,9 +36,18 @@ from constructs import Construct, IValidation
 from cdk_constructs.alarm_topics import AlarmTopics, AlarmTopicsProps
 from cdk_constructs.change_coordinator import ChangeCoordinator, ChangeCoordinatorProps, CoordinatorMeetings
 from cdk_constructs.coordinator_alarms import CoordinatorAlarms, CoordinatorAlarmsProps
-from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, RoutedCustomer, RoutingMode
+from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, RoutedCustomer
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
+from cdk_constructs.sharded_routing import (
+    DEFAULT_TRIGGER_BUS_SHARDS,
+    PlatformRouting,
+    TriggerBuses,
+    TriggerBusesProps,
+    TriggerForwarding,
+    TriggerForwardingProps,
+    bucket_routing,
+)
 from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
@@ -98,8 +107,14 @@ class TtpPlatformProps:
 
     accounts: PlatformAccounts
     """Management and governance accounts and the region. Required."""
-    routing: RoutingMode = "s3"
-    """How trigger events reach the queues: S3 notifications or EventBridge rules. Default: ``"s3"``."""
+    routing: PlatformRouting = "s3"
+    """How trigger events reach the queues: S3 notifications (up to 97 customers), EventBridge rules on the
+    bucket account's default bus (up to 29: 30 wildcard rules per bus), or ``"eventbridge-sharded"`` (each
+    customer's rule on one of ``trigger_bus_shards`` governance-account buses, in its own stack: 1,000
+    customers and more; ``cdk_constructs/sharded_routing.py``). Default: ``"s3"``."""
+    trigger_bus_shards: int = DEFAULT_TRIGGER_BUS_SHARDS
+    """Trigger buses of ``"eventbridge-sharded"`` routing (at most 300 customer rules each).
+    Default: ``cdk_constructs.sharded_routing.DEFAULT_TRIGGER_BUS_SHARDS``."""
     bucket_name: str | None = None
     """Physical name of the metadata bucket. Default: None (``ttp-metadata-<management>-<region>``)."""
     metrics_namespace: str = names.DEFAULT_METRICS_NAMESPACE
@@ -193,17 +208,36 @@ class TtpPlatform(Construct):
         for stack in (self.platform_stack, self.storage_stack):
             Tags.of(stack).add(*PROJECT_TAG)
         self._build_shared(props)
+        self.sharded = props.routing == "eventbridge-sharded"
         self.metadata = MetadataBucket(
             self.storage_stack,
             "Metadata",
             MetadataBucketProps(
                 governance_account=accounts.governance,
-                routing=props.routing,
+                routing=bucket_routing(props.routing),
                 coordinator_account=accounts.governance,
                 bucket_name=self.bucket_name,
-                customer_queue_account=accounts.governance,
+                # Sharded: no customer is routed from the bucket's account (the forwarding rules are).
+                customer_queue_account=None if self.sharded else accounts.governance,
             ),
         )
+        self.trigger_buses: TriggerBuses | None = None
+        self.trigger_forwarding: TriggerForwarding | None = None
+        if self.sharded:
+            self.trigger_buses = TriggerBuses(
+                self.platform_stack,
+                "TriggerBuses",
+                TriggerBusesProps(source_account=accounts.management, shards=props.trigger_bus_shards),
+            )
+            self.trigger_forwarding = TriggerForwarding(
+                self.storage_stack,
+                "TriggerForwarding",
+                TriggerForwardingProps(
+                    bucket_name=self.bucket_name,
+                    governance_account=accounts.governance,
+                    shards=props.trigger_bus_shards,
+                ),
+            )
 
     @property
     def bucket_name(self) -> str:
@@ -253,7 +287,7 @@ class TtpPlatform(Construct):
                 cluster=self.cluster,
                 bucket_name=self.bucket_name,
                 source_account=props.accounts.management,
-                routing=props.routing,
+                routing=bucket_routing(props.routing),
                 visibility_timeout_seconds=props.visibility_timeout_seconds,
                 max_receive_count=props.max_receive_count,
                 contact_list_name=lazy_string(self._contact_list_name),
@@ -322,7 +356,7 @@ class TtpPlatform(Construct):
         self.customers[customer.code] = customer
         if construct is not None:
             self.customer_constructs[customer.code] = construct
-        if customer.routed:
+        if customer.routed and not self.sharded:  # sharded: the customer's own stack holds its rule
             self.metadata.add_customer(RoutedCustomer(customer.code, self.props.accounts.governance))
 
     def customers_in_account(self, account: str) -> list[RegisteredCustomer]:

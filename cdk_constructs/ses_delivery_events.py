@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -68,6 +69,24 @@ class SesDeliveryEventsProps:
     """Configuration sets of the account's other platform customers, also matched by the forwarding rule; read
     at synthesis, so a live collection may still grow (customers of the account onboarded later).
     Default: none."""
+
+
+NAMED_SETS_MAX_CHARACTERS = 1024
+"""Past this many characters of set names (half of EventBridge's 2,048-character pattern quota) the rule
+matches the platform's own sets by their prefix instead of one name each."""
+
+
+def configuration_set_matchers(configuration_sets: Collection[str]) -> list[object]:
+    """The forwarding rule's values for ``ses:configuration-set``: every name, or, for an account with many
+    platform customers, the prefix of the platform's sets (``ttp-``) and the customers' own sets by name.
+
+    A customer's own set whose name starts with ``ttp-`` is then forwarded too; the coordinator accepts an
+    event only with the platform's email tags from that customer's account."""
+    names_sorted = sorted(set(configuration_sets))
+    if len(json.dumps(names_sorted)) <= NAMED_SETS_MAX_CHARACTERS:
+        return list(names_sorted)
+    prefix = names.configuration_set_name("")
+    return [{"prefix": prefix}, *(name for name in names_sorted if not name.startswith(prefix))]
 
 
 class SesDeliveryEvents(Construct):
@@ -127,7 +146,7 @@ class SesDeliveryEvents(Construct):
             iam.PolicyStatement(sid="PutOnDeliveryEventsBus", actions=["events:PutEvents"], resources=[target_bus])
         )
         own = self.configuration_set_name
-        configuration_sets = lazy_any(lambda: sorted({own, *props.other_configuration_sets}))
+        configuration_sets = lazy_any(lambda: configuration_set_matchers({own, *props.other_configuration_sets}))
         self.forward_rule = events.CfnRule(
             self,
             "ForwardRule",

@@ -32,3 +32,9 @@ CpuArchitectureName = Literal["X86_64", "ARM64"]
 
 CPU_ARCHITECTURE: CpuArchitectureName = "X86_64"
 """CPU architecture of every runtime task and of the image built for it."""
+TRIGGER_BUS_SHARDS = 5
+"""Trigger buses of routing ``eventbridge-sharded``: 5 x 300 rules, room for 1,000 customers with the hash's
+unevenness (at most 212 of the 1,000 sample customers on one bus); 5 of the 100 buses an account may own."""
+RoutingName = Literal["s3", "eventbridge", "eventbridge-sharded"]
+"""How trigger events reach the customer queues: S3 notifications (up to 97 customers), one wildcard rule per
+customer on the bucket account's default bus (up to 29), or sharded over trigger buses (1,000 and more)."""

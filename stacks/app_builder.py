@@ -32,6 +32,7 @@ from cdk_constructs.platform import (
     TtpPlatformProps,
 )
 from cdk_constructs.platform_network import ImportedVpc
+from cdk_support.quotas import RAISED_QUOTAS_KEY, QuotaValidation, raised_quotas
 from stacks.config import (
     CONTEXT_KEY,
     ROUTING_KEY,
@@ -105,6 +106,7 @@ def platform_props(config: PlatformConfig) -> TtpPlatformProps:
     return TtpPlatformProps(
         accounts=PlatformAccounts(**config.accounts.model_dump()),
         routing=config.routing,
+        trigger_bus_shards=config.trigger_bus_shards,
         bucket_name=config.bucket_name,
         metrics_namespace=config.metrics_namespace,
         meetings=None if meetings is None else PlatformMeetings(**meetings.model_dump()),
@@ -143,8 +145,12 @@ def build_app(
     config: PlatformConfig | None = None,
     outdir: str | None = None,
     nag: bool = True,
+    quotas: bool = True,
 ) -> Pipeline:
-    """An app with every stack; ``context`` defaults to cdk.json's, ``config`` to the context's ``ttp``."""
+    """An app with every stack; ``context`` defaults to cdk.json's, ``config`` to the context's ``ttp``.
+
+    ``quotas``: the synth fails when a template exceeds an AWS default quota (``cdk_support/quotas.py``),
+    or the raised value given in the context key ``ttp:raised-quotas``."""
     ctx = default_context() if context is None else context
     app = App(context=ctx, outdir=outdir)
     if config is None:
@@ -153,4 +159,7 @@ def build_app(
     pipeline = build_pipeline(app, config)
     if nag:
         Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    if quotas:
+        limits = raised_quotas(app.node.try_get_context(RAISED_QUOTAS_KEY))
+        Validations.of(app).add_plugins(QuotaValidation(app, limits))
     return pipeline

@@ -4,7 +4,7 @@ Every error names the field (``ttp.customers[2].external_id``) and says how to f
 that override the file for one synth (benchmarks, experiments):
 
 * ``ttp:sample-customers=N`` replaces the customer list with N generated sample customers;
-* ``ttp:routing=s3|eventbridge`` overrides ``routing``.
+* ``ttp:routing=s3|eventbridge|eventbridge-sharded`` overrides ``routing``.
 """
 
 from __future__ import annotations
@@ -300,7 +300,17 @@ class VpcImport(_Model):
 class PlatformConfig(_Model):
     accounts: Accounts
     customers: list[Customer] = Field(default_factory=list)
-    routing: Literal["s3", "eventbridge"] = Field("s3", description="How trigger events reach the queues.")
+    routing: defaults.RoutingName = Field(
+        "s3",
+        description="How trigger events reach the queues: 's3' up to 97 customers, 'eventbridge-sharded' beyond "
+        "(docs/infrastructure.md, Quotas).",
+    )
+    trigger_bus_shards: int = Field(
+        defaults.TRIGGER_BUS_SHARDS,
+        ge=1,
+        le=29,
+        description="Trigger buses of routing 'eventbridge-sharded' (each holds at most 300 customer rules).",
+    )
     bucket_name: str | None = Field(
         None, pattern=BUCKET_PATTERN, description="Default: ttp-metadata-<account>-<region>."
     )

@@ -186,3 +186,25 @@ def customer_registration(customer_code: str, account: str, region: str) -> dict
 LIVENESS_FILE = "/tmp/ttp-worker-liveness.json"
 """The receive loop's liveness record (``runtime.pipeline.liveness``), read by the container health check
 ``python -m runtime healthcheck``; under ``/tmp``, the task's one writable volume."""
+
+
+# Sharded trigger routing (routing "eventbridge-sharded", cdk_constructs/sharded_routing.py): the bucket's
+# default bus forwards every trigger event to each governance-account trigger bus, and each customer's
+# rule ``ttp-route-<code>`` sits on one of them.
+TRIGGER_BUS_PREFIX = "ttp-triggers-"
+TRIGGER_FORWARD_RULE_PREFIX = "ttp-forward-triggers-"
+TRIGGER_FORWARDER_ROLE_NAME = "ttp-trigger-forwarder"
+
+
+def trigger_bus_name(shard: int) -> str:
+    """The governance account's trigger bus number ``shard`` (0-based): ``ttp-triggers-00`` …"""
+    return f"{TRIGGER_BUS_PREFIX}{shard:02d}"
+
+
+def trigger_forward_rule_name(shard: int) -> str:
+    """The rule on the bucket account's default bus that forwards trigger events to that bus."""
+    return f"{TRIGGER_FORWARD_RULE_PREFIX}{shard:02d}"
+
+
+def trigger_bus_arn(region: str, account: str, shard: int, partition: str = "aws") -> str:
+    return f"arn:{partition}:events:{region}:{account}:event-bus/{trigger_bus_name(shard)}"
