@@ -304,7 +304,11 @@ def emulator_process() -> Iterator[str]:
         yield endpoint
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)  # a loaded machine can take its time to stop the server's threads
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def reset(endpoint: str) -> None:
