@@ -296,6 +296,12 @@ def floor_child(bucket: str, count: int, code: str, sender: str, role: str, exte
         aws_session_token=creds["SessionToken"],
     )
     queue_url = sqs.get_queue_url(QueueName=f"customer-{code}-changes")["QueueUrl"]
+    calls: collections.Counter[str] = collections.Counter()
+    for client in (s3, sqs, ses):
+        client.meta.events.register(
+            "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
+        )
+    calls.clear()
     cache_seconds = Sender.model_fields["contact_cache_seconds"].default
     contacts: list[tuple[float, list[str]]] = []
     contacts_lock = threading.Lock()
@@ -379,7 +385,7 @@ def floor_child(bucket: str, count: int, code: str, sender: str, role: str, exte
                 pool.submit(handle, message)
             while done.acquire(blocking=False):
                 finished += 1
-    print(json.dumps({"elapsed": time.monotonic() - started, "cpu": time.process_time() - cpu}))
+    print(json.dumps({"elapsed": time.monotonic() - started, "cpu": time.process_time() - cpu, "calls": calls}))
 
 
 def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
@@ -421,6 +427,12 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     floor, floor_cpu = result["elapsed"], result["cpu"] / triggers
     print(f"  floor (bare loop, same calls):  {triggers / floor:7.1f} triggers/s")
+    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
+    print(
+        f"    its calls per trigger: {sum(made.values()):.2f} = "
+        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
+        + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
+    )
 
     reset(endpoint)
     box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
