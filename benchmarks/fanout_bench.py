@@ -13,7 +13,7 @@ the coordinator folds many customers' results per archive write, so requests per
 and wall time grows linearly in N. Processors run as threads of this process (one boto3 session
 each, built before the clock starts); the coordinator, when the runtime has one, runs after them.
 
-    python benchmarks/fanout_bench.py [--customers 10,50,100,200] [--recipients 2]
+    python benchmarks/fanout_bench.py [--customers 10,200,1000] [--recipients 2] [--ratio-runs 3]
     python benchmarks/fanout_bench.py --smallest    # N=10 only: what tests/test_benchmarks.py runs
 """
 
@@ -34,14 +34,17 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.client
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
+from benchmarks._measure import cpu_seconds, emulator_pid  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
 from devtools.emulator import reset  # noqa: E402
+from runtime import aws  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
@@ -61,12 +64,13 @@ class S3Counter:
     conflicts: int = 0
     archive_writes: int = 0
     bytes_read: int = 0
+    bytes_written: int = 0
     by_operation: collections.Counter[str] = field(default_factory=collections.Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self._lock:
-            self.requests = self.conflicts = self.archive_writes = self.bytes_read = 0
+            self.requests = self.conflicts = self.archive_writes = self.bytes_read = self.bytes_written = 0
             self.by_operation.clear()
 
     def attach(self, client: Any) -> Any:
@@ -88,16 +92,21 @@ class S3Counter:
             if model.name == "GetObject" and status == 200:
                 self.bytes_read += int(parsed.get("ContentLength") or 0)
             params = kwargs.get("context", {}).get("ttp_params") or {}
+            if model.name == "PutObject" and status == 200:
+                self.bytes_written += int(params.get("size") or 0)
             if model.name == "PutObject" and str(params.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
                 self.archive_writes += 1
 
 
 def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["ttp_params"] = {"Key": params.get("Key")}
+    body = params.get("Body")
+    context["ttp_params"] = {"Key": params.get("Key"), "size": len(body) if isinstance(body, (bytes, str)) else 0}
 
 
 def counted_session(counter: S3Counter) -> boto3.session.Session:
-    session = boto3.session.Session()
+    """A session whose S3 clients report to ``counter``; built on the process's shared loader
+    (:func:`runtime.aws.session`), as one process of the runtime builds its clients."""
+    session = aws.session()
     original = session.client
 
     def client(service: str, *args: Any, **kwargs: Any) -> Any:
@@ -166,29 +175,6 @@ def has_coordinator() -> bool:
     return True
 
 
-def emulator_pid() -> int | None:
-    """The pid of the emulator child process (``python -m devtools.emulator``), from /proc."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and b"devtools.emulator" in cmdline:
-            return int(entry.name)
-    return None
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (0 when unknown): what the work cost, whatever the load."""
-    if pid is None:
-        return 0.0
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_until_recorded(box: sb.Sandbox, customers: int, limit: float = 1800) -> None:
     deadline = time.monotonic() + limit
     while processed_in_archive(box) < customers:
@@ -197,9 +183,51 @@ def wait_until_recorded(box: sb.Sandbox, customers: int, limit: float = 1800) ->
         time.sleep(0.2)
 
 
-def process(processor: Any, code: str, attempt: str) -> str:
-    outcome: str = processor.process(keys.TriggerRef(code, CHANGE_ID), f"bench-{attempt}:{code}").outcome.label
-    return outcome
+class ProcessorCpu:
+    """CPU seconds of the processors' own threads (``time.thread_time`` around each ``process`` call):
+    what a customer costs the processor, without the coordinator or this script's polling."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def process(self, processor: Any, code: str, attempt: str) -> str:
+        started = time.thread_time()
+        outcome: str = processor.process(keys.TriggerRef(code, CHANGE_ID), f"bench-{attempt}:{code}").outcome.label
+        spent = time.thread_time() - started
+        with self._lock:
+            self.seconds += spent
+        return outcome
+
+
+class SentEmails:
+    """Every SendEmail SES accepted, by (customer tag, recipient): more than one is a duplicate email."""
+
+    def __init__(self) -> None:
+        self.sent: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._lock = threading.Lock()
+        self._original = botocore.client.BaseClient._make_api_call
+
+    def __enter__(self) -> SentEmails:
+        original = self._original
+
+        def call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            answer = original(client, operation, params)
+            if operation == "SendEmail":
+                tags = {t["Name"]: t["Value"] for t in params.get("EmailTags", [])}
+                with self._lock:
+                    for address in params["Destination"]["ToAddresses"]:
+                        self.sent[(tags.get("ttp-customer-code", "?"), address)] += 1
+            return answer
+
+        botocore.client.BaseClient._make_api_call = call  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        botocore.client.BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.sent.values())
 
 
 def processed_in_archive(box: sb.Sandbox) -> int:
@@ -210,7 +238,7 @@ def processed_in_archive(box: sb.Sandbox) -> int:
 
 def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
     reset(endpoint)
-    codes = [f"c{n:03d}" for n in range(customers)]
+    codes = [f"c{n:04d}" for n in range(customers)]
     specs = [
         sb.CustomerSpec(
             code, f"{100000000000 + n}", tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients))
@@ -227,23 +255,28 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         {"change_id": CHANGE_ID, "title": "fan-out", "customers": codes},
         user_id="bench",
     )
-    counter = S3Counter()
+    counter, coordinator_counter = S3Counter(), S3Counter()
     processors = build_processors(box, codes, counter)
-    coordinator = CoordinatorThread(box, counter) if coordinated else None
+    coordinator = CoordinatorThread(box, coordinator_counter) if coordinated else None
     time.sleep(1.5)  # let the submission's own archive event reach the coordinator before the clock starts
     counter.reset()
+    coordinator_counter.reset()
+    cpu = ProcessorCpu()
     server = emulator_pid()
     server_cpu, own_cpu = cpu_seconds(server), cpu_seconds(os.getpid())
     started = time.perf_counter()
     with ExitStack() as running:
+        emails = running.enter_context(SentEmails())
         if coordinator is not None:
             running.enter_context(coordinator)
-        with ThreadPoolExecutor(max_workers=customers) as pool:
-            outcomes = list(pool.map(lambda code: process(processors[code], code, "bench"), codes))
+        with ThreadPoolExecutor(max_workers=min(customers, 200)) as pool:
+            outcomes = list(pool.map(lambda code: cpu.process(processors[code], code, "bench"), codes))
         retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
         first_attempt_failures = len(retry)
         while retry:  # what the queue's redelivery would do: process again until recorded
-            retry = [c for c in retry if process(processors[c], c, "retry") not in ("processed", "already_recorded")]
+            retry = [
+                c for c in retry if cpu.process(processors[c], c, "retry") not in ("processed", "already_recorded")
+            ]
         processors_done = time.perf_counter() - started
         wait_until_recorded(box, customers)
         wall = time.perf_counter() - started
@@ -251,17 +284,22 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
     recorded = processed_in_archive(box)
     if recorded != customers:
         raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
+    requests = counter.requests + coordinator_counter.requests
     return {
         "customers": customers,
-        "requests": counter.requests,
-        "per_customer": counter.requests / customers,
-        "conflicts": counter.conflicts,
-        "archive_writes": counter.archive_writes,
-        "mb_read": counter.bytes_read / 1e6,
+        "requests": requests,
+        "per_customer": requests / customers,
+        "conflicts": counter.conflicts + coordinator_counter.conflicts,
+        "archive_writes": coordinator_counter.archive_writes + counter.archive_writes,
+        "mb_read": (counter.bytes_read + coordinator_counter.bytes_read) / 1e6,
+        "coordinator_bytes": coordinator_counter.bytes_read + coordinator_counter.bytes_written,
         "wall": wall,
         "processors_done": processors_done,
         "emulator_cpu": server_cpu,
         "client_cpu": own_cpu,
+        "processor_cpu": cpu.seconds,
+        "emails": sum(emails.sent.values()),
+        "duplicates": emails.duplicates(),
         "first_attempt_failures": first_attempt_failures,
     }
 
@@ -270,44 +308,83 @@ def customers_of(row: dict[str, float]) -> float:
     return max(1.0, row["customers"])
 
 
+def report(row: dict[str, float]) -> None:
+    n = customers_of(row)
+    print(
+        f"N={row['customers']:>4.0f}: {row['requests']:>7.0f} S3 requests ({row['per_customer']:.1f}/customer), "
+        f"{row['conflicts']:.0f} 412s, {row['archive_writes']:.0f} archive writes, "
+        f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s "
+        f"(every processor done after {row['processors_done']:.2f} s); coordinator "
+        f"{row['coordinator_bytes'] / n / 1000:.1f} kB read+written per customer; processor CPU "
+        f"{1000 * row['processor_cpu'] / n:.1f} ms per customer; emulator CPU {row['emulator_cpu']:.1f} s "
+        f"({1000 * row['emulator_cpu'] / max(1, row['requests']):.1f} ms per S3 request); "
+        f"{row['emails']:.0f} emails, {row['duplicates']:.0f} duplicates",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", default="10,50,100,200", help="comma-separated N values")
+    parser.add_argument("--customers", default="10,200,1000", help="comma-separated N values")
     parser.add_argument("--recipients", type=int, default=2, help="contacts per customer")
+    parser.add_argument(
+        "--ratio-runs", type=int, default=3, help="runs of N=10 and N=200 for wall(200)/wall(10), each its own"
+    )
     parser.add_argument("--smallest", action="store_true", help="only the smallest size, N=10 (the test suite's run)")
     args = parser.parse_args()
     if args.smallest:
-        args.customers = "10"
+        args.customers, args.ratio_runs = "10", 1
     sizes = [int(n) for n in args.customers.split(",")]
-    rows = []
+    ratio_sizes = [n for n in (10, 200) if n in sizes]
+    rows: list[dict[str, float]] = []
+    ratios: list[float] = []
     with emulator() as endpoint:
         for n in sizes:
             rows.append(one_run(endpoint, n, args.recipients))
-            row = rows[-1]
-            print(
-                f"N={n:>4}: {row['requests']:>7.0f} S3 requests ({row['per_customer']:.1f}/customer), "
-                f"{row['conflicts']:.0f} 412s, {row['archive_writes']:.0f} archive writes, "
-                f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s "
-                f"(every processor done after {row['processors_done']:.2f} s); CPU: emulator "
-                f"{row['emulator_cpu']:.1f} s ({1000 * row['emulator_cpu'] / max(1, row['requests']):.1f} ms per S3 "
-                f"request), processors + coordinator {row['client_cpu']:.1f} s "
-                f"({1000 * row['client_cpu'] / customers_of(row):.0f} ms per customer)",
-                flush=True,
-            )
+            report(rows[-1])
+        if len(ratio_sizes) == 2:
+            walls = {row["customers"]: row["wall"] for row in rows}
+            ratios.append(walls[200] / walls[10])
+            for _ in range(args.ratio_runs - 1):
+                small, large = one_run(endpoint, 10, args.recipients), one_run(endpoint, 200, args.recipients)
+                report(small)
+                report(large)
+                ratios.append(large["wall"] / small["wall"])
     columns = ["N", "S3 requests", "per customer", "412 conflicts", "archive writes", "MB read", "wall time"]
-    print("\n| " + " | ".join([*columns, "first attempts failed"]) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    extra = ["first attempts failed", "coordinator kB/customer", "processor CPU ms/customer", "duplicate emails"]
+    print("\n| " + " | ".join([*columns, *extra]) + " |")
+    print("|" + "---|" * (len(columns) + len(extra)))
     for row in rows:
+        n = customers_of(row)
         print(
             f"| {row['customers']:.0f} | {row['requests']:.0f} | {row['per_customer']:.1f} | {row['conflicts']:.0f} | "
             f"{row['archive_writes']:.0f} | {row['mb_read']:.2f} | {row['wall']:.1f} s | "
-            f"{row['first_attempt_failures']:.0f} |"
+            f"{row['first_attempt_failures']:.0f} | {row['coordinator_bytes'] / n / 1000:.1f} | "
+            f"{1000 * row['processor_cpu'] / n:.1f} | {row['duplicates']:.0f} |"
         )
+    first, last = rows[0], rows[-1]
     if len(rows) > 1:
-        growth = rows[-1]["customers"] / rows[0]["customers"]
+        print("\ntargets (issue 21):")
+        worst = max(row["per_customer"] for row in rows)
+        print(f"  S3 requests per customer: at most {worst:.2f} (target <= 6.5 at every N)")
+        growth = (last["coordinator_bytes"] / customers_of(last)) / max(
+            1.0, first["coordinator_bytes"] / customers_of(first)
+        )
         print(
-            f"\nwall time N={rows[-1]['customers']:.0f} / N={rows[0]['customers']:.0f}: "
-            f"{rows[-1]['wall'] / rows[0]['wall']:.1f}x for {growth:.0f}x customers"
+            f"  coordinator bytes per customer: N={last['customers']:.0f} is {growth:.2f}x N={first['customers']:.0f}"
+            " (target: flat, within 1.5x)"
+        )
+        cpu_growth = (last["processor_cpu"] / customers_of(last)) / max(
+            1e-9, first["processor_cpu"] / customers_of(first)
+        )
+        print(
+            f"  processor CPU per customer: N={last['customers']:.0f} is {cpu_growth:.2f}x "
+            f"N={first['customers']:.0f} (target within 1.3x)"
+        )
+        print(f"  duplicate emails: {sum(row['duplicates'] for row in rows):.0f} (target 0)")
+    if ratios:
+        print(
+            "  wall(200)/wall(10) per run: " + ", ".join(f"{r:.1f}x" for r in ratios) + " (target <= 22x in each run)"
         )
 
 

@@ -37,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import botocore.session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._measure import cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import FAKE_CREDENTIALS, reset  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
@@ -98,6 +100,37 @@ class WorkerProcess:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
         self._out.close()
+
+    def lines(self) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log.read_text().splitlines():
+            try:
+                blob = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(blob, dict):
+                found.append(blob)
+        return found
+
+    def wait_for_start(self, limit: float = 120) -> float:
+        """Epoch seconds of the worker's "worker started" line (INFO), once it is written."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            for blob in self.lines():
+                if blob.get("message") == "worker started":
+                    return datetime.strptime(blob["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
+            time.sleep(0.02)
+        raise SystemExit(f"the worker did not start in {limit} s: see {self.log}")
+
+    def wait_for_handled(self, count: int, limit: float = 600) -> dict[str, float]:
+        """Waits (reading its log, not the emulator) until ``count`` triggers were handled."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            handled = self.handled_at()
+            if len(handled) >= count:
+                return handled
+            time.sleep(0.05)
+        raise SystemExit(f"the worker handled {len(self.handled_at())} of {count} in {limit} s: see {self.log}")
 
     def metric(self, name: str) -> list[float]:
         values: list[float] = []
@@ -242,7 +275,16 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
 
 
 def floor_child(bucket: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
-    """The same calls as the state machine, with no logic: the emulator's ceiling for this workload."""
+    """The worker's calls, with the same parameters and no logic: the emulator's ceiling for this workload.
+
+    Per trigger, as ``api-calls`` traces the processor: HEAD trigger + GET archive (concurrently), PUT
+    the processing object (``IfNoneMatch``), per recipient a GET ``IfNoneMatch`` of it (a 304) and a
+    SendEmail with the list-management options, tags and configuration set, PUT it again (``IfMatch``),
+    DELETE the trigger (``IfMatch``); the contact list is read once per ``TTP_CONTACT_CACHE_SECONDS``,
+    and every message is deleted from the queue."""
+    from runtime.contract.names import configuration_set_name
+    from runtime.contract.settings import SenderSettings as Sender
+
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
         "Credentials"
@@ -254,42 +296,111 @@ def floor_child(bucket: str, count: int, code: str, sender: str, role: str, exte
         aws_session_token=creds["SessionToken"],
     )
     queue_url = sqs.get_queue_url(QueueName=f"customer-{code}-changes")["QueueUrl"]
+    calls: collections.Counter[str] = collections.Counter()
+    for client in (s3, sqs, ses):
+        client.meta.events.register(
+            "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
+        )
+    calls.clear()
+    cache_seconds = Sender.model_fields["contact_cache_seconds"].default
+    contacts: list[tuple[float, list[str]]] = []
+    contacts_lock = threading.Lock()
 
-    def one(n: int) -> None:
+    def subscribers() -> list[str]:
+        with contacts_lock:
+            if not contacts or time.monotonic() - contacts[0][0] >= cache_seconds:
+                ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+                listed = ses.list_contacts(
+                    ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
+                    Filter={
+                        "FilteredStatus": "OPT_IN",
+                        "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
+                    },
+                    PageSize=1000,
+                )["Contacts"]
+                contacts[:] = [(time.monotonic(), [c["EmailAddress"] for c in listed])]
+            return contacts[0][1]
+
+    def one(pair: tuple[int, str]) -> None:
+        n, receipt = pair
         trigger, archive = f"customers/{code}/F-{n}.json", f"archive/F-{n}.json"
-        s3.head_object(Bucket=bucket, Key=trigger)
+        processing = f"processing/{code}/F-{n}.json"
+        head = s3.head_object(Bucket=bucket, Key=trigger)
         body = s3.get_object(Bucket=bucket, Key=archive)["Body"].read()
-        s3.put_object(Bucket=bucket, Key=archive, Body=body)
-        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-        contacts = ses.list_contacts(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)["Contacts"]
-        for contact in contacts:
+        etag = s3.put_object(Bucket=bucket, Key=processing, Body=body, IfNoneMatch="*")["ETag"]
+        for address in subscribers():
+            try:
+                s3.get_object(Bucket=bucket, Key=processing, IfNoneMatch=etag)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response["ResponseMetadata"]["HTTPStatusCode"] != 304:
+                    raise
             ses.send_email(
                 FromEmailAddress=sender,
-                Destination={"ToAddresses": [contact["EmailAddress"]]},
-                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+                Destination={"ToAddresses": [address]},
+                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}, "Html": {"Data": "h"}}}},
+                ListManagementOptions={"ContactListName": sb.DEFAULT_CONTACT_LIST_NAME, "TopicName": sb.DEFAULT_TOPIC},
+                EmailTags=[{"Name": "ttp-change-id", "Value": f"F-{n}"}, {"Name": "ttp-customer-code", "Value": code}],
+                ConfigurationSetName=configuration_set_name(code),
             )
-        s3.put_object(Bucket=bucket, Key=archive, Body=body)
-        s3.delete_object(Bucket=bucket, Key=trigger)
+        s3.put_object(Bucket=bucket, Key=processing, Body=body, IfMatch=etag)
+        s3.delete_object(Bucket=bucket, Key=trigger, IfMatch=head["ETag"])
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
+
+    # received as the worker receives: as many messages as it has free slots (threads), each one
+    # handled and deleted in a thread of its own, the slot freed when it is done
+    slots = threading.BoundedSemaphore(CONCURRENCY)
+    numbers = iter(range(count))
+    done = threading.Semaphore(0)
+
+    def handle(message: dict[str, Any]) -> None:
+        try:
+            if "Records" in message["Body"]:
+                one((next(numbers), message["ReceiptHandle"]))
+                done.release()
+            else:  # S3's test event
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        finally:
+            slots.release()
 
     started = time.monotonic()
-    done = 0
+    cpu = time.process_time()
+    finished = 0
     with ThreadPoolExecutor(CONCURRENCY) as pool:
-        while done < count:
-            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            batch = [m for m in messages.get("Messages", []) if "Records" in m["Body"]]
-            list(pool.map(one, range(done, done + len(batch))))
-            for m in messages.get("Messages", []):
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-            done += len(batch)
-    print(json.dumps({"elapsed": time.monotonic() - started}))
+        while finished < count:
+            if not slots.acquire(timeout=1.0):
+                continue
+            free = 1
+            while free < CONCURRENCY and slots.acquire(blocking=False):
+                free += 1
+            messages = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=free,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=60,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            for _ in range(free - len(messages)):
+                slots.release()
+            for message in messages:
+                pool.submit(handle, message)
+            while done.acquire(blocking=False):
+                finished += 1
+    print(json.dumps({"elapsed": time.monotonic() - started, "cpu": time.process_time() - cpu, "calls": calls}))
 
 
 def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
+    """Triggers/s of the bare loop and of one worker on the same workload, with the CPU each trigger
+    costs the client and the emulator. Both start on a queue that already holds every trigger and are
+    timed from their first receive (the worker: its "worker started" line) to the last trigger handled,
+    so neither pays its interpreter's start-up. No coordinator runs: its queue is unsubscribed."""
     print(f"\n== 2. throughput: {triggers} triggers per customer, {recipients} recipients, {CONCURRENCY} threads ==")
+    server = emulator_pid()
     reset(endpoint)
     box = sb.create_sandbox([spec("floor", "777777777777", recipients)], visibility_timeout=60)
+    unsubscribe_coordinator(box)
     submit_many(box, ["floor"], triggers, "F")
     resources = box.customers["floor"]
+    emulator_before = cpu_seconds(server)
     out = subprocess.run(
         [
             sys.executable,
@@ -312,17 +423,35 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=True,
     )
-    floor = json.loads(out.stdout.strip().splitlines()[-1])["elapsed"]
+    floor_emulator = (cpu_seconds(server) - emulator_before) / triggers
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    floor, floor_cpu = result["elapsed"], result["cpu"] / triggers
     print(f"  floor (bare loop, same calls):  {triggers / floor:7.1f} triggers/s")
+    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
+    print(
+        f"    its calls per trigger: {sum(made.values()):.2f} = "
+        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
+        + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
+    )
 
     reset(endpoint)
     box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
+    unsubscribe_coordinator(box)
     submit_many(box, ["one"], triggers, "T")
-    worker = WorkerProcess(box, "one", endpoint)
-    elapsed = wait_until_drained(box)
+    worker = WorkerProcess(box, "one", endpoint, TTP_LOG_LEVEL="INFO")  # its lines time the run
+    started_at = worker.wait_for_start()
+    worker_before, emulator_before = cpu_seconds(worker.proc.pid), cpu_seconds(server)
+    handled = worker.wait_for_handled(triggers)
+    worker_cpu = (cpu_seconds(worker.proc.pid) - worker_before) / triggers
+    one_emulator = (cpu_seconds(server) - emulator_before) / triggers
+    elapsed = max(handled.values()) - started_at
     print(
         f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
-        f"({100 * floor / elapsed:.0f} % of the floor; includes ~1 s interpreter start)"
+        f"({floor / elapsed:.2f} of the floor; from its first receive, as the floor)"
+    )
+    print(
+        f"  CPU per trigger: bare loop {1000 * floor_cpu:.1f} ms (emulator {1000 * floor_emulator:.1f} ms), "
+        f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
     )
     last_worker = worker
 
@@ -331,12 +460,15 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     box = sb.create_sandbox(
         [spec(c, f"77777777777{i}", recipients) for i, c in enumerate(codes)], visibility_timeout=60
     )
+    unsubscribe_coordinator(box)
     submit_many(box, codes, triggers, "M")
+    started = time.monotonic()
     workers = [WorkerProcess(box, c, endpoint) for c in codes]
-    elapsed = wait_until_drained(box)
+    wait_until_drained(box)
+    elapsed = time.monotonic() - started
     print(
         f"  one worker per customer (x3):   {3 * triggers / elapsed:7.1f} triggers/s in total "
-        f"(the emulator is one process on a 2-core machine)"
+        f"(the emulator is one process on a 2-core machine; includes the interpreters' start-up)"
     )
     for w in workers:
         w.stop()

@@ -7,6 +7,14 @@ emulator then has S3's compare-and-swap semantics, which is what the pipeline re
 serialised too: moto closes an overwritten object's buffer, which a concurrent GET may still be reading.
 The same patch gives moto's object answers the ``Date`` header real S3 sends (the storage clock).
 
+:func:`speed_up_moto` removes three costs moto pays on every request, which made the emulator, not the
+code under test, the bottleneck of the benchmarks (issue 21): the server's dispatcher lists moto's
+package directory (a ``listdir`` and ~180 ``stat`` calls) under its global lock to route each request;
+SQS's ``SendMessage`` (S3's notifications send one per event, under the S3 lock above) builds every
+queue attribute just to read ``ContentBasedDeduplication``, which counts the queue's messages by
+asking each for the clock; and moto reads the clock by building naive datetimes (``utcnow`` minus
+``utcfromtimestamp(0)``) instead of ``time.time()``.
+
 :meth:`LocalAws.settle` waits until every request that reached the server before the call has been
 answered: a test that SIGKILLs a client can then read what the client's last requests did (a request
 already on the wire when its client died is still served).
@@ -14,9 +22,11 @@ already on the wire when its client died is still served).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
@@ -63,6 +73,87 @@ def make_conditional_writes_atomic() -> None:
 
         setattr(S3Response, name, locked)
     _patched = True
+
+
+_sped_up = False
+_EPOCH = datetime.datetime(1970, 1, 1)
+_attributes_for_send = threading.local()
+
+
+def _unix_time(dt: datetime.datetime | None = None) -> float:
+    """moto's ``unix_time`` (seconds since the epoch of a naive UTC datetime; now without one)."""
+    if dt is None:
+        return time.time()
+    delta = dt - _EPOCH
+    return (delta.days * 86400) + (delta.seconds + (delta.microseconds / 1e6))
+
+
+def _unix_time_millis(dt: datetime.datetime | None = None) -> float:
+    return _unix_time(dt) * 1000.0
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _utcfromtimestamp(value: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).replace(tzinfo=None)
+
+
+_CLOCKS = {
+    "unix_time": _unix_time,
+    "unix_time_millis": _unix_time_millis,
+    "utcnow": _utcnow,
+    "utcfromtimestamp": _utcfromtimestamp,
+}
+
+
+def speed_up_moto() -> None:
+    """Same answers, less work per request (module docstring). Idempotent; call before serving."""
+    global _sped_up
+    if _sped_up:
+        return
+    import sys
+
+    from moto import backends
+    from moto.core import utils
+    from moto.sqs.models import Queue, SQSBackend
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # the installed package does not change while serving
+
+    originals = {name: getattr(utils, name) for name in _CLOCKS}
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("moto") and m is not None]:
+        for name, fast in _CLOCKS.items():
+            if getattr(module, name, None) is originals[name]:
+                setattr(module, name, fast)  # modules imported later take utils' (now fast) names
+
+    all_attributes: Any = vars(Queue)["attributes"].fget
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if getattr(_attributes_for_send, "active", False):
+            # SendMessage (and its validation) reads ContentBasedDeduplication alone, a FIFO attribute:
+            # the full set would count the queue's messages, asking each one for the clock
+            if not self.fifo_queue:
+                return {}
+            value = self.content_based_deduplication
+            return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
+        full: dict[str, Any] = all_attributes(self)
+        return full
+
+    Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
+    send_message = SQSBackend.send_message
+
+    @functools.wraps(send_message)
+    def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _attributes_for_send.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _attributes_for_send.active = False
+
+    SQSBackend.send_message = sending  # type: ignore[method-assign]
+    _sped_up = True
 
 
 class _RequestTracker:
@@ -119,6 +210,7 @@ class LocalAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_conditional_writes_atomic()
+        speed_up_moto()
         from devtools import ses_events
 
         ses_events.install()  # SES publishes the events of each email it accepts, routed by EventBridge as deployed
@@ -219,7 +311,11 @@ def emulator_process() -> Iterator[str]:
         yield endpoint
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)  # a loaded machine can take its time to stop the server's threads
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def reset(endpoint: str) -> None:

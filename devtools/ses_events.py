@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendParameters:
-    """What moto drops from an SES v2 ``SendEmail`` call, kept by :func:`record_send_parameters`."""
+    """What moto drops from an SES v2 ``SendEmail`` call, kept by :func:`install`."""
 
     tags: tuple[tuple[str, str], ...]
     configuration_set: str | None
@@ -83,7 +83,7 @@ class SendParameters:
 
 @dataclass(frozen=True)
 class RecordedEmail:
-    """One email the emulator's SES accepted, with what :func:`record_send_parameters` kept of its call."""
+    """One email the emulator's SES accepted, with what :func:`install` kept of its call."""
 
     account: str
     region: str

@@ -9,10 +9,15 @@ against a local emulator unchanged.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -36,6 +41,101 @@ def client_config(max_pool_connections: int = 10, max_attempts: int = 5) -> Conf
 def client(service: str, *, session: boto3.session.Session | None = None, pool: int = 10, **kwargs: Any) -> Any:
     """A thread-safe low-level client (share one per process; sessions themselves are not thread-safe)."""
     return (session or boto3.session.Session()).client(service, config=client_config(pool), **kwargs)
+
+
+# ---- one loader per process ----------------------------------------------------------------------
+# Building a botocore client costs what its session has not loaded yet: a fresh botocore Session has an
+# empty loader, so its first client parses endpoints.json, the SDK defaults, the service model and its
+# endpoint rule set (~38 ms CPU for SES v2, against ~7 ms when that data is already loaded). The loaded
+# data is read-only and holds no credentials, so every session built here shares it with the one it is
+# derived from; credentials, event handlers and configuration stay each session's own.
+
+_SHARED_COMPONENTS = ("data_loader",)
+_SHARED_INTERNAL_COMPONENTS = ("endpoint_resolver", "exceptions_factory", "default_config_resolver")
+_sharing_lock = threading.Lock()
+_process_core: botocore.session.Session | None = None
+
+
+def _process_template() -> botocore.session.Session:
+    """The process's botocore session whose loaded data every :func:`session` shares (built once)."""
+    global _process_core
+    with _sharing_lock:
+        if _process_core is None:
+            core = botocore.session.Session()
+            _load_shared(core)
+            _process_core = core
+        return _process_core
+
+
+def _load_shared(core: botocore.session.Session) -> None:
+    """Resolve ``core``'s lazy components now, so that sessions sharing them never build them twice."""
+    for name in _SHARED_COMPONENTS:
+        core.get_component(name)
+    for name in _SHARED_INTERNAL_COMPONENTS:
+        core._get_internal_component(name)
+
+
+def session(
+    *,
+    region_name: str | None = None,
+    credentials: Credentials | None = None,
+    share_with: boto3.session.Session | None = None,
+) -> boto3.session.Session:
+    """A boto3 session that shares the loaded service data of ``share_with`` (default: the process's).
+
+    ``credentials`` (e.g. a customer's refreshing assume-role credentials) are this session's alone;
+    without them it resolves the default chain itself, as ``boto3.session.Session()`` does. Clients
+    keep the retry mode of their ``Config`` (:func:`client_config`) or of the environment.
+    """
+    template = share_with._session if share_with is not None else _process_template()
+    core = botocore.session.Session()
+    with _sharing_lock:
+        _load_shared(template)
+        for name in _SHARED_COMPONENTS:
+            core.register_component(name, template.get_component(name))
+        for name in _SHARED_INTERNAL_COMPONENTS:
+            core._register_internal_component(name, template._get_internal_component(name))
+        if credentials is not None:
+            core._credentials = credentials
+        made = boto3.session.Session(botocore_session=core, region_name=region_name)
+        # boto3 appends its own data path to the loader of every session it wraps: once is enough
+        paths = made._loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return made
+
+
+_ClientKey = tuple[str, str | None, str | None, str | None]
+_creators: weakref.WeakKeyDictionary[botocore.session.Session, dict[_ClientKey, Any]] = weakref.WeakKeyDictionary()
+
+
+def cached_client_creator(base: boto3.session.Session) -> Callable[..., Any]:
+    """``base``'s ``create_client`` remembering one client per service and explicit keys.
+
+    botocore's assume-role fetcher builds a new STS client (with the frozen source credentials) on
+    every refresh of every customer's credentials; they are all the same task credentials, so one
+    client serves every customer until those credentials rotate (a new key: a new client).
+    """
+    core = base._session
+
+    def create(service_name: str, **kwargs: Any) -> Any:
+        key: _ClientKey = (
+            service_name,
+            kwargs.get("aws_access_key_id"),
+            kwargs.get("aws_secret_access_key"),
+            kwargs.get("aws_session_token"),
+        )
+        if set(kwargs) - {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"}:
+            return core.create_client(service_name, **kwargs)  # anything else configured: not shared
+        with _sharing_lock:
+            clients = _creators.setdefault(core, {})
+            if key not in clients:
+                stale = [k for k in clients if k[0] == service_name]
+                for old in stale:  # rotated source credentials: the old client is never asked again
+                    del clients[old]
+                clients[key] = core.create_client(service_name, **kwargs)
+            return clients[key]
+
+    return create
 
 
 def error_code(exc: BaseException) -> str:

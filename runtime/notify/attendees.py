@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from runtime import aws
 from runtime.contract.names import CALENDAR_TOPIC
 from runtime.contract.settings import env_var
 from runtime.notify.errors import EmailConfigurationError, EmailError, MeetingConfigurationError, MeetingError
@@ -108,6 +109,8 @@ class ContactDirectory:
                         f"no ExternalId for the contact-reader role of {code!r}: set "
                         f"{env_var('contact_reader_external_ids')} or {env_var('contact_reader_external_id')}"
                     )
+                if self._base_session is None:  # one base for every customer: one loader, one STS client
+                    self._base_session = aws.session()
                 customer = CustomerSes(
                     role, external_id, f"ttp-calendar-{code}", region=self._region, base_session=self._base_session
                 )

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import boto3
-import botocore.session
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.aws import client_config, error_code
+from runtime import aws
+from runtime.aws import error_code
 from runtime.notify.errors import EmailConfigurationError, EmailError, MessageRejected, SendInterrupted
 from runtime.notify.rendering import RenderedEmail
 
@@ -100,7 +100,12 @@ def recipient_rejection(code: str, message: str, recipient: str, sender: str) ->
 
 
 class CustomerSes:
-    """SES v2 clients in a customer account, through an assumed role whose credentials refresh."""
+    """SES v2 clients in a customer account, through an assumed role whose credentials refresh.
+
+    The customer's session has its own credentials and shares the loaded service data of the base
+    session (:func:`runtime.aws.session`), and the STS client that assumes the role is the base's one
+    (:func:`runtime.aws.cached_client_creator`): a customer costs a client, not a botocore session.
+    """
 
     def __init__(
         self,
@@ -110,27 +115,24 @@ class CustomerSes:
         region: str | None = None,
         base_session: boto3.session.Session | None = None,
     ) -> None:
-        base = base_session or boto3.session.Session()
+        base = base_session or aws.session()
         self.region = region or base.region_name
         self.role_arn = role_arn
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=base._session.create_client,
+            client_creator=aws.cached_client_creator(base),
             source_credentials=base.get_credentials(),
             role_arn=role_arn,
             extra_args={"ExternalId": external_id, "RoleSessionName": session_name[:64]},
         )
-        core = botocore.session.Session()
-        core._credentials = DeferredRefreshableCredentials(
-            refresh_using=fetcher.fetch_credentials, method="assume-role"
-        )
-        self._session = boto3.session.Session(botocore_session=core, region_name=self.region)
+        credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+        self._session = aws.session(region_name=self.region, credentials=credentials, share_with=base)
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str = "sesv2") -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._session.client(service, config=client_config(20))
+                self._clients[service] = self._session.client(service, config=aws.client_config(20))
             return self._clients[service]
 
 
