@@ -23,7 +23,7 @@ from runtime.contract.names import SEVERITIES, Severity
 
 @dataclass(frozen=True)
 class AlarmTopicsProps:
-    emails: Mapping[Severity, Sequence[str]] = field(default_factory=dict)
+    alarm_emails: Mapping[Severity, Sequence[str]] = field(default_factory=dict)
     """E-mail addresses subscribed to each severity's topic. Default: none."""
 
 
@@ -61,6 +61,6 @@ class AlarmTopics(Construct):
                     conditions={"StringEquals": {"aws:SourceAccount": account}},
                 )
             )
-            for address in props.emails.get(severity, ()):
+            for address in props.alarm_emails.get(severity, ()):
                 topic.add_subscription(subscriptions.EmailSubscription(address))
             self.topics[severity] = topic

@@ -55,15 +55,14 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
-from cdk_support.environment import setting_default
+from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
+from cdk_support.environment import Deferred, setting_default
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
 
 COORDINATOR_COMMAND = tuple(runtime_command("coordinator"))
-MAX_FARGATE_STOP_TIMEOUT = 120
-"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
 """Alias of the coordinator queue's KMS key (like the customers' ``alias/ttp/<queue name>``)."""
 
@@ -129,12 +128,27 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     coordinator consumes: with any, the construct adds :class:`~cdk_constructs.delivery_events.DeliveryEvents`
     (bus admitting exactly those accounts, rule, queue), sets ``TTP_DELIVERY_QUEUE_URL`` and
     ``TTP_CUSTOMER_ACCOUNTS`` (an event is accepted only from its customer's account) and lets the task
-    consume that queue. Default: none (no delivery events)."""
+    consume that queue. A live mapping (``cdk_support.lazy.LiveMapping``) is read again at synthesis.
+    Default: none (no delivery events)."""
+    delivery_events: bool | None = None
+    """Consume the customers' SES delivery events (bus, rule, queue). Give True when
+    ``delivery_customer_accounts`` is a live mapping filled after this construct (the platform's registry).
+    Default: None (on when ``delivery_customer_accounts`` has an entry at construction)."""
 
     @property
     def delivery_event_accounts(self) -> tuple[str, ...]:
-        """The distinct accounts of :attr:`delivery_customer_accounts`, sorted."""
+        """The distinct accounts of :attr:`delivery_customer_accounts`, sorted (as they are now)."""
         return tuple(sorted(set(self.delivery_customer_accounts.values())))
+
+    @property
+    def with_delivery_events(self) -> bool:
+        """Whether the coordinator consumes SES delivery events."""
+        return bool(self.delivery_customer_accounts) if self.delivery_events is None else self.delivery_events
+
+
+def _sorted(mapping: Mapping[str, str]) -> object:
+    """The mapping sorted by code; a live one (rendered at synthesis, ``render`` sorts then) as it is."""
+    return mapping if isinstance(mapping, Deferred) else dict(sorted(mapping.items()))
 
 
 class ChangeCoordinator(RuntimeTaskBase):
@@ -158,9 +172,9 @@ class ChangeCoordinator(RuntimeTaskBase):
                         "meeting_organizer": m.organizer,
                         "graph_base_url": m.graph_base_url,
                         "graph_authority_host": m.graph_authority_host,
-                        "calendar_contact_roles": dict(sorted(m.calendar_contact_roles.items())),
+                        "calendar_contact_roles": _sorted(m.calendar_contact_roles),
                         "contact_reader_external_id": m.contact_reader_external_id,
-                        "contact_reader_external_ids": dict(sorted(m.contact_reader_external_ids.items())),
+                        "contact_reader_external_ids": _sorted(m.contact_reader_external_ids),
                     },
                     exclude=("graph_client_secret",),
                 )
@@ -209,12 +223,12 @@ class ChangeCoordinator(RuntimeTaskBase):
         self.queue = self.events.queue
         self.dead_letter_queue = self.events.dead_letter_queue
         self.delivery: DeliveryEvents | None = None
-        if props.delivery_event_accounts:
+        if props.with_delivery_events:
             self.delivery = DeliveryEvents(
                 self,
                 "DeliveryEvents",
                 DeliveryEventsProps(
-                    customer_accounts=props.delivery_event_accounts,
+                    customer_accounts=props.delivery_customer_accounts.values(),
                     visibility_timeout_seconds=props.visibility_timeout_seconds,
                     max_receive_count=props.max_receive_count,
                 ),
@@ -251,20 +265,18 @@ class ChangeCoordinator(RuntimeTaskBase):
             "contact_list_name": props.contact_list_name,
             "ses_region": props.ses_region or stack.region,
             "delivery_queue_url": delivery_events_queue_url(stack.region, stack.account)
-            if props.delivery_event_accounts
+            if props.with_delivery_events
             else None,
-            "customer_accounts": dict(sorted(props.delivery_customer_accounts.items())),
+            "customer_accounts": _sorted(props.delivery_customer_accounts),
         }
 
     @staticmethod
     def _validate(props: ChangeCoordinatorProps) -> None:
-        stop = props.stop_timeout_seconds
-        if stop > MAX_FARGATE_STOP_TIMEOUT:
-            raise ValueError(f"stop_timeout {stop}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s")
-        if props.drain_seconds >= stop:
-            raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
-        if props.drain_seconds >= props.visibility_timeout_seconds:
-            raise ValueError("drain_seconds must be below the queue's visibility timeout")
+        check_shutdown(
+            drain_seconds=props.drain_seconds,
+            visibility_timeout_seconds=props.visibility_timeout_seconds,
+            stop_timeout_seconds=props.stop_timeout_seconds,
+        )
 
     def _grant(self, props: ChangeCoordinatorProps, partition: str) -> None:
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"

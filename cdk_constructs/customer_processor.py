@@ -43,6 +43,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
 from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
@@ -50,8 +51,6 @@ from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
 
 WORKER_COMMAND = tuple(runtime_command("worker"))
-MAX_FARGATE_STOP_TIMEOUT = 120
-"""The longest stop timeout (SIGTERM -> SIGKILL) Fargate allows, in seconds."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,13 +88,13 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     Default: the default of ``WorkerSettings.drain_seconds``."""
     stop_timeout_seconds: int = MAX_FARGATE_STOP_TIMEOUT
     """Time between SIGTERM and SIGKILL. Default: ``MAX_FARGATE_STOP_TIMEOUT``, the Fargate maximum."""
-    min_capacity: int = defaults.MIN_PROCESSOR_TASKS
+    min_tasks: int = defaults.MIN_PROCESSOR_TASKS
     """Fewest running tasks (0 needs ``scale_to_zero``). Default: ``cdk_support.defaults.MIN_PROCESSOR_TASKS``."""
-    max_capacity: int = defaults.MAX_PROCESSOR_TASKS
-    """Most running tasks under backlog (>= max(1, ``min_capacity``)).
+    max_tasks: int = defaults.MAX_PROCESSOR_TASKS
+    """Most running tasks under backlog (>= max(1, ``min_tasks``)).
     Default: ``cdk_support.defaults.MAX_PROCESSOR_TASKS``."""
     scale_to_zero: bool = False
-    """Run no task while the queue is empty (needs ``min_capacity=0``). Default: False."""
+    """Run no task while the queue is empty (needs ``min_tasks=0``). Default: False."""
     burst_backlog: int = 20
     """Waiting messages from which the service adds two tasks at once instead of one. Default: 20."""
     scale_in_idle_minutes: int = 10
@@ -185,19 +184,14 @@ class CustomerProcessor(RuntimeTaskBase):
 
     @staticmethod
     def _validate(props: CustomerProcessorProps) -> None:
-        stop = props.stop_timeout_seconds
-        if stop > MAX_FARGATE_STOP_TIMEOUT:
-            raise ValueError(f"stop_timeout {stop}s exceeds the Fargate maximum of {MAX_FARGATE_STOP_TIMEOUT}s")
-        if props.drain_seconds >= stop:
-            raise ValueError(f"drain_seconds ({props.drain_seconds}) must be below the stop timeout ({stop}s)")
-        if props.drain_seconds >= props.visibility_timeout_seconds:
-            raise ValueError("drain_seconds must be below the queue's visibility timeout")
-        if props.scale_to_zero and props.min_capacity != 0:
-            raise ValueError("scale_to_zero needs min_capacity=0")
-        if not props.scale_to_zero and props.min_capacity < 1:
-            raise ValueError("min_capacity 0 needs scale_to_zero=True")
-        if props.max_capacity < max(1, props.min_capacity):
-            raise ValueError("max_capacity must be >= max(1, min_capacity)")
+        check_shutdown(
+            drain_seconds=props.drain_seconds,
+            visibility_timeout_seconds=props.visibility_timeout_seconds,
+            stop_timeout_seconds=props.stop_timeout_seconds,
+        )
+        check_processor_capacity(
+            min_tasks=props.min_tasks, max_tasks=props.max_tasks, scale_to_zero=props.scale_to_zero
+        )
 
     def _grant(self, props: CustomerProcessorProps, partition: str) -> None:
         code = props.customer_code
@@ -254,9 +248,7 @@ class CustomerProcessor(RuntimeTaskBase):
             label="messages waiting or in flight",
             period=one_minute,
         )
-        self.scaling = self.service.auto_scale_task_count(
-            min_capacity=props.min_capacity, max_capacity=props.max_capacity
-        )
+        self.scaling = self.service.auto_scale_task_count(min_capacity=props.min_tasks, max_capacity=props.max_tasks)
         self.scaling.scale_on_metric(
             "ScaleOutOnWaitingMessages",
             metric=visible,

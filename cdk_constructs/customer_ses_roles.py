@@ -32,7 +32,7 @@ class CustomerSesRolesProps:
     """The account of the processors and the coordinator (trusted by ``aws:PrincipalArn``). Required."""
     sender_address: str
     """The verified SES identity the sender role may send from (``ses:FromAddress``). Required."""
-    external_id: str
+    sender_external_id: str
     """ExternalId the sender role requires (``sts:ExternalId``). Required."""
     contact_list_name: str = names.DEFAULT_CONTACT_LIST_NAME
     """SES contact list the roles may read. Default: ``runtime.contract.names.DEFAULT_CONTACT_LIST_NAME``."""
@@ -66,7 +66,7 @@ class CustomerSesRoles(Construct):
             max_session_duration=Duration.hours(1),
             assumed_by=iam.AccountPrincipal(gov).with_conditions(
                 {
-                    "StringEquals": {"sts:ExternalId": props.external_id},
+                    "StringEquals": {"sts:ExternalId": props.sender_external_id},
                     "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.processor_role_name(code), partition)},
                 }
             ),

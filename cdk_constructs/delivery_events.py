@@ -17,15 +17,19 @@ the change coordinator consumes it (``TTP_DELIVERY_QUEUE_URL``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from functools import partial
 
+import jsii
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from cdk_constructs.event_queue import EventQueue, EventQueueProps, EventQueueSpec
 from cdk_support import defaults
+from cdk_support.lazy import lazy_any
 from runtime.contract import names
 
 DELIVERY_EVENTS_KEY_ALIAS = f"alias/ttp/{names.DELIVERY_EVENTS_QUEUE_NAME}"
@@ -43,8 +47,9 @@ def delivery_events_queue_url(region: str, account: str) -> str:
 class DeliveryEventsProps:
     """Props of :class:`DeliveryEvents`."""
 
-    customer_accounts: tuple[str, ...]
-    """The platform's customer accounts: the only accounts the bus admits (at least one). Required."""
+    customer_accounts: Collection[str]
+    """The platform's customer accounts: the only accounts the bus admits (at least one by synthesis; a live
+    view such as ``LiveMapping.values()`` is read again then). Required."""
     visibility_timeout_seconds: int
     """Visibility timeout of the queue (the coordinator's lease). Required."""
     max_receive_count: int = defaults.MAX_RECEIVE_COUNT
@@ -56,24 +61,20 @@ class DeliveryEvents(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: DeliveryEventsProps) -> None:
         super().__init__(scope, construct_id)
-        accounts = sorted(set(props.customer_accounts))
-        if not accounts:
-            raise ValueError("DeliveryEventsProps.customer_accounts is empty: the bus would admit no account")
-        for account in accounts:
-            if not (len(account) == 12 and account.isdigit()):
-                raise ValueError(f"DeliveryEventsProps.customer_accounts: {account!r} is not a 12-digit account id")
+        self.props = props
+        # The accounts are read again at synthesis: a live collection (the platform's registry) may still grow.
+        accounts = self.accounts()
+        if accounts and (errors := _account_errors(accounts)):
+            raise ValueError(errors[0])
+        self.node.add_validation(_AccountsValidation(self))
         stack = Stack.of(self)
         self.bus = events.EventBus(self, "Bus", event_bus_name=names.DELIVERY_EVENTS_BUS_NAME)
-        self.bus.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CustomerAccountsForwardSesEvents",
-                principals=[iam.AccountPrincipal(account) for account in accounts],
-                actions=["events:PutEvents"],
-                resources=[self.bus.event_bus_arn],
-                # EventBridge user guide, "Example policy: Send events to a custom bus in a different account".
-                conditions={"ForAllValues:StringEquals": {"events:source": [SES_EVENT_SOURCE]}},
-            )
-        )
+        self.bus.add_to_resource_policy(self._bus_statement())
+        # The principals are the customer accounts registered by synthesis (rendered then).
+        for policy in self.bus.node.children:
+            for cfn in (policy, *policy.node.children):
+                if isinstance(cfn, events.CfnEventBusPolicy):
+                    cfn.add_property_override("Statement", lazy_any(partial(self._rendered, cfn.statement_id)))
         self.events = EventQueue(
             self,
             "Queue",
@@ -101,6 +102,50 @@ class DeliveryEvents(Construct):
             description="SES delivery events of the customer accounts to the delivery-events queue",
             event_bus_name=self.bus.event_bus_name,
             state="ENABLED",
-            event_pattern={"source": [SES_EVENT_SOURCE], "account": accounts},
+            event_pattern={"source": [SES_EVENT_SOURCE], "account": lazy_any(self.accounts)},
             targets=[events.CfnRule.TargetProperty(id="delivery-events-queue", arn=self.queue.queue_arn)],
         )
+
+    def accounts(self) -> list[str]:
+        """The distinct customer accounts, sorted, as the props hold them now."""
+        return sorted(set(self.props.customer_accounts))
+
+    def _bus_statement(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid="CustomerAccountsForwardSesEvents",
+            # With no account yet the statement still renders (the validation reports the empty list).
+            principals=[iam.AccountPrincipal(account) for account in self.accounts() or [Stack.of(self).account]],
+            actions=["events:PutEvents"],
+            resources=[self.bus.event_bus_arn],
+            # EventBridge user guide, "Example policy: Send events to a custom bus in a different account".
+            conditions={"ForAllValues:StringEquals": {"events:source": [SES_EVENT_SOURCE]}},
+        )
+
+    def _rendered(self, sid: str | None) -> object:
+        statement = dict(self._bus_statement().to_statement_json())
+        return {**statement, "Sid": sid} if sid else statement
+
+
+def _account_errors(accounts: list[str]) -> list[str]:
+    """What is wrong with the accounts the bus admits: none at all, or one that is not an account id."""
+    if not accounts:
+        return [
+            "DeliveryEventsProps.customer_accounts is empty: the bus would admit no account "
+            "(add a customer, or turn delivery events off)"
+        ]
+    return [
+        f"DeliveryEventsProps.customer_accounts: {account!r} is not a 12-digit account id"
+        for account in accounts
+        if not (len(account) == 12 and account.isdigit())
+    ]
+
+
+@jsii.implements(IValidation)
+class _AccountsValidation:
+    """At synthesis: the bus admits at least one account, and only account ids."""
+
+    def __init__(self, construct: DeliveryEvents) -> None:
+        self._construct = construct
+
+    def validate(self) -> list[str]:
+        return _account_errors(self._construct.accounts())

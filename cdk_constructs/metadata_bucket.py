@@ -47,6 +47,7 @@ from constructs import Construct
 
 from cdk_constructs.event_queue import COORDINATOR_EVENT_RULE_NAME
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, PROCESSOR_DENIED_OBJECT_ACTIONS, TRIGGER_TAGGING_ACTIONS
+from cdk_support.lazy import lazy_any
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
 
@@ -76,7 +77,12 @@ class MetadataBucketProps:
     governance_account: str
     """The account of the processors and the sweeper (named in the bucket policy). Required."""
     customers: Sequence[RoutedCustomer] = ()
-    """Customers whose triggers are routed to their queue. Default: none."""
+    """Customers whose triggers are routed to their queue; more are added with
+    :meth:`MetadataBucket.add_customer`. Default: none."""
+    customer_queue_account: str | None = None
+    """The account where customers added later (:meth:`MetadataBucket.add_customer`) have their queues: with
+    EventBridge routing to another account the router role may send to its ``customer-*-changes`` queues
+    from the start, so onboarding never rewrites the role. Default: None (only the accounts of ``customers``)."""
     routing: RoutingMode = "s3"
     """How trigger events reach the queues: S3 event notifications or EventBridge rules. Default: ``"s3"``."""
     coordinator_account: str | None = None
@@ -102,8 +108,8 @@ class MetadataBucket(Construct):
         self.props = props
         stack = Stack.of(self)
         self._partition = stack.partition
-        for customer in props.customers:
-            keys.validate_customer_code(customer.code)
+        self.customers: list[RoutedCustomer] = []
+        """Every customer routed: ``props.customers`` and those added since (rendered at synthesis)."""
 
         self.access_logs = s3.Bucket(
             self,
@@ -164,10 +170,30 @@ class MetadataBucket(Construct):
         )
         self._log_to(self.access_logs, "metadata-bucket/")
         self._add_policies()
+        self.rules: list[events.CfnRule] = []
         if props.routing == "s3":
             self._route_with_notifications()
         else:
             self._route_with_eventbridge()
+        for customer in props.customers:
+            self.add_customer(customer)
+
+    def add_customer(self, customer: RoutedCustomer) -> None:
+        """Route ``customers/{code}/*.json`` to the customer's queue: one more notification configuration
+        (rendered with the others at synthesis) or one more EventBridge rule."""
+        keys.validate_customer_code(customer.code)
+        if any(known.code == customer.code for known in self.customers):
+            raise ValueError(f"MetadataBucket: customer {customer.code!r} is routed already; add it once")
+        if self.props.routing == "eventbridge":
+            own_account = Stack.of(self).account
+            if customer.queue_account != own_account and customer.queue_account not in self._router_accounts:
+                raise ValueError(
+                    f"MetadataBucket: customer {customer.code!r} has its queue in account {customer.queue_account}, "
+                    "which the EventBridge router role does not reach; set MetadataBucketProps."
+                    "customer_queue_account to it"
+                )
+            self.rules.append(self._customer_rule(customer))
+        self.customers.append(customer)
 
     def _log_to(self, target: s3.Bucket, prefix: str) -> None:
         """Server access logs through a bucket policy, whatever the app's feature flags (no ACLs)."""
@@ -410,42 +436,38 @@ class MetadataBucket(Construct):
     def _route_with_notifications(self) -> None:
         cfn = self.bucket.node.default_child
         assert isinstance(cfn, s3.CfnBucket)
-        region = Stack.of(self).region
         cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-            queue_configurations=[
-                s3.CfnBucket.QueueConfigurationProperty(
-                    event="s3:ObjectCreated:*",
-                    queue=names.queue_arn(region, customer.queue_account, customer.code, self._partition),
-                    filter=s3.CfnBucket.NotificationFilterProperty(
-                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
-                            rules=[
-                                s3.CfnBucket.FilterRuleProperty(
-                                    name="prefix", value=keys.trigger_prefix(customer.code)
-                                ),
-                                s3.CfnBucket.FilterRuleProperty(name="suffix", value=keys.SUFFIX),
-                            ]
-                        )
-                    ),
-                )
-                for customer in self.props.customers
-            ]
-            + [
-                s3.CfnBucket.QueueConfigurationProperty(
-                    event="s3:ObjectCreated:*",
-                    queue=names.coordinator_queue_arn(region, account, self._partition),
-                    filter=s3.CfnBucket.NotificationFilterProperty(
-                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
-                            rules=[
-                                s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix),
-                                s3.CfnBucket.FilterRuleProperty(name="suffix", value=keys.SUFFIX),
-                            ]
-                        )
-                    ),
-                )
-                for account in self._coordinator_accounts()
-                for prefix in COORDINATOR_PREFIXES
-            ]
+            # The customers' configurations first, then the coordinator's: read at synthesis, so every
+            # customer added by then (add_customer) has its own.
+            queue_configurations=lazy_any(self._queue_configurations)
         )
+
+    def _queue_configurations(self) -> list[s3.CfnBucket.QueueConfigurationProperty]:
+        region = Stack.of(self).region
+        routes = [
+            (names.queue_arn(region, customer.queue_account, customer.code, self._partition), prefix)
+            for customer in self.customers
+            for prefix in (keys.trigger_prefix(customer.code),)
+        ] + [
+            (names.coordinator_queue_arn(region, account, self._partition), prefix)
+            for account in self._coordinator_accounts()
+            for prefix in COORDINATOR_PREFIXES
+        ]
+        return [
+            s3.CfnBucket.QueueConfigurationProperty(
+                event="s3:ObjectCreated:*",
+                queue=queue,
+                filter=s3.CfnBucket.NotificationFilterProperty(
+                    s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                        rules=[
+                            s3.CfnBucket.FilterRuleProperty(name="prefix", value=prefix),
+                            s3.CfnBucket.FilterRuleProperty(name="suffix", value=keys.SUFFIX),
+                        ]
+                    )
+                ),
+            )
+            for queue, prefix in routes
+        ]
 
     def _coordinator_accounts(self) -> list[str]:
         return [] if self.props.coordinator_account is None else [self.props.coordinator_account]
@@ -458,13 +480,16 @@ class MetadataBucket(Construct):
             event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
         )
         own_account = stack.account
-        cross_account = [c for c in self.props.customers if c.queue_account != own_account]
+        queue_accounts = sorted(
+            {c.queue_account for c in self.props.customers if c.queue_account != own_account}
+            | {a for a in (self.props.customer_queue_account,) if a is not None and a != own_account}
+        )
+        self._router_accounts = frozenset(queue_accounts)
         coordinator_cross_account = [a for a in self._coordinator_accounts() if a != own_account]
         self.router_role: iam.Role | None = None
-        if cross_account or coordinator_cross_account:
+        if queue_accounts or coordinator_cross_account:
             # EventBridge delivers to a queue in another account only through an execution role of
             # the bus account; the queue policy (EventQueue) admits exactly this role.
-            queue_accounts = sorted({c.queue_account for c in cross_account})
             self.router_role = iam.Role(
                 self,
                 "RouterRole",
@@ -514,33 +539,6 @@ class MetadataBucket(Construct):
                 [f"arn:{self._partition}:kms:{stack.region}:{a}:key/*" for a in key_accounts],
                 "Queue keys have generated ids; use is limited to SQS (kms:ViaService) in the queue account.",
             )
-        self.rules: list[events.CfnRule] = []
-        for customer in self.props.customers:
-            target = events.CfnRule.TargetProperty(
-                id="customer-queue",
-                arn=names.queue_arn(stack.region, customer.queue_account, customer.code, self._partition),
-                role_arn=self.router_role.role_arn
-                if customer.queue_account != own_account and self.router_role
-                else None,
-            )
-            rule = events.CfnRule(
-                self,
-                f"Route-{customer.code}",
-                name=names.event_rule_name(customer.code),
-                description=f"Trigger objects of customer {customer.code} to its queue",
-                event_bus_name="default",
-                state="ENABLED",
-                event_pattern={
-                    "source": ["aws.s3"],
-                    "detail-type": ["Object Created"],
-                    "detail": {
-                        "bucket": {"name": [self.bucket.bucket_name]},
-                        "object": {"key": [{"wildcard": f"{keys.trigger_prefix(customer.code)}*{keys.SUFFIX}"}]},
-                    },
-                },
-                targets=[target],
-            )
-            self.rules.append(rule)
         for account in self._coordinator_accounts():
             wildcards: list[object] = [{"wildcard": f"{prefix}*{keys.SUFFIX}"} for prefix in COORDINATOR_PREFIXES]
             self.coordinator_rule = events.CfnRule(
@@ -566,3 +564,30 @@ class MetadataBucket(Construct):
                     )
                 ],
             )
+
+    def _customer_rule(self, customer: RoutedCustomer) -> events.CfnRule:
+        stack = Stack.of(self)
+        target = events.CfnRule.TargetProperty(
+            id="customer-queue",
+            arn=names.queue_arn(stack.region, customer.queue_account, customer.code, self._partition),
+            role_arn=self.router_role.role_arn
+            if customer.queue_account != stack.account and self.router_role
+            else None,
+        )
+        return events.CfnRule(
+            self,
+            f"Route-{customer.code}",
+            name=names.event_rule_name(customer.code),
+            description=f"Trigger objects of customer {customer.code} to its queue",
+            event_bus_name="default",
+            state="ENABLED",
+            event_pattern={
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {
+                    "bucket": {"name": [self.bucket.bucket_name]},
+                    "object": {"key": [{"wildcard": f"{keys.trigger_prefix(customer.code)}*{keys.SUFFIX}"}]},
+                },
+            },
+            targets=[target],
+        )

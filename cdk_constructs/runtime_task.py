@@ -120,7 +120,7 @@ class RuntimeTaskBaseProps:
     """Log level (``TTP_LOG_LEVEL``). Default: the default of ``BucketSettings.log_level``."""
     cpu: int = defaults.TASK_CPU
     """Fargate CPU units of the task. Default: ``cdk_support.defaults.TASK_CPU`` (0.25 vCPU)."""
-    memory_limit_mib: int = defaults.TASK_MEMORY_MIB
+    memory_mib: int = defaults.TASK_MEMORY_MIB
     """Fargate memory of the task (MiB; must fit ``cpu``). Default: ``cdk_support.defaults.TASK_MEMORY_MIB``."""
     log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION
     """Retention of the task's log group. Default: ``DEFAULT_LOG_RETENTION``
@@ -211,7 +211,7 @@ class RuntimeTaskBase(Construct):
             "TaskDefinition",
             family=spec.family,
             cpu=props.cpu,
-            memory_limit_mib=props.memory_limit_mib,
+            memory_limit_mib=props.memory_mib,
             task_role=self.task_role,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=getattr(ecs.CpuArchitecture, props.cpu_architecture),

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from aws_cdk import Stack
@@ -28,6 +29,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
+from cdk_support.lazy import lazy_any
 from runtime.contract import keys, names
 
 SES_EVENT_SOURCE = "aws.ses"
@@ -57,13 +59,14 @@ class SesDeliveryEventsProps:
     """The account of the delivery-events bus (``runtime.contract.names.DELIVERY_EVENTS_BUS_NAME``). Required."""
     governance_region: str | None = None
     """Region of that bus. Default: None (the stack's region)."""
-    existing_configuration_set: str | None = None
+    configuration_set: str | None = None
     """The customer's own configuration set the worker sends with; the destination is attached to it and no
     set is created. Default: None (create ``configuration_set_name(customer_code)``)."""
     forward_rule: bool = True
     """Create the account's forwarding rule (one per account: its name is fixed). Default: True."""
-    other_configuration_sets: tuple[str, ...] = ()
-    """Configuration sets of the account's other platform customers, also matched by the forwarding rule.
+    other_configuration_sets: Collection[str] = ()
+    """Configuration sets of the account's other platform customers, also matched by the forwarding rule; read
+    at synthesis, so a live collection may still grow (customers of the account onboarded later).
     Default: none."""
 
 
@@ -76,7 +79,7 @@ class SesDeliveryEvents(Construct):
         code = keys.validate_customer_code(props.customer_code)
         stack = Stack.of(self)
         self.configuration_set: ses.ConfigurationSet | None = None
-        if props.existing_configuration_set is None:
+        if props.configuration_set is None:
             self.configuration_set = ses.ConfigurationSet(
                 self,
                 "ConfigurationSet",
@@ -87,9 +90,9 @@ class SesDeliveryEvents(Construct):
             self.configuration_set_name = names.configuration_set_name(code)
         else:
             configuration_set = ses.ConfigurationSet.from_configuration_set_name(
-                self, "CustomerConfigurationSet", props.existing_configuration_set
+                self, "CustomerConfigurationSet", props.configuration_set
             )
-            self.configuration_set_name = props.existing_configuration_set
+            self.configuration_set_name = props.configuration_set
         default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         self.event_destination = ses.ConfigurationSetEventDestination(
             self,
@@ -123,7 +126,8 @@ class SesDeliveryEvents(Construct):
         self.forward_role.add_to_policy(
             iam.PolicyStatement(sid="PutOnDeliveryEventsBus", actions=["events:PutEvents"], resources=[target_bus])
         )
-        configuration_sets = sorted({self.configuration_set_name, *props.other_configuration_sets})
+        own = self.configuration_set_name
+        configuration_sets = lazy_any(lambda: sorted({own, *props.other_configuration_sets}))
         self.forward_rule = events.CfnRule(
             self,
             "ForwardRule",

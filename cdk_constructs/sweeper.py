@@ -37,6 +37,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.environment import Deferred
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -59,8 +60,9 @@ class SweeperProps(RuntimeTaskBaseProps):
     """Props of :class:`Sweeper` (plus those of :class:`RuntimeTaskBaseProps`)."""
 
     customer_queues: Mapping[str, str]
-    """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``): the customers swept and where re-drives go. Required."""
-    interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
+    """Customer code -> queue URL (``TTP_CUSTOMER_QUEUES``): the customers swept and where re-drives go; a live
+    mapping (``cdk_support.lazy.LiveMapping``) is read at synthesis. Required."""
+    sweeper_interval_minutes: int = defaults.SWEEP_INTERVAL_MINUTES
     """Minutes between two sweeps (EventBridge rate). Default: ``cdk_support.defaults.SWEEP_INTERVAL_MINUTES``."""
 
 
@@ -85,7 +87,10 @@ class Sweeper(RuntimeTaskBase):
                     TaskSettings(
                         OpsSettings,
                         {
-                            "customer_queues": dict(sorted(props.customer_queues.items())),
+                            # A live mapping (the platform's registry) is rendered at synthesis.
+                            "customer_queues": props.customer_queues
+                            if isinstance(props.customer_queues, Deferred)
+                            else dict(sorted(props.customer_queues.items())),
                             "cluster_name": props.cluster.cluster_name,
                         },
                     )
@@ -148,7 +153,7 @@ class Sweeper(RuntimeTaskBase):
             "Schedule",
             rule_name=SWEEPER_SCHEDULE_RULE_NAME,
             description="Runs the transient-trigger sweeper",
-            schedule=events.Schedule.rate(Duration.minutes(props.interval_minutes)),
+            schedule=events.Schedule.rate(Duration.minutes(props.sweeper_interval_minutes)),
             targets=[
                 targets.EcsTask(
                     cluster=props.cluster,

@@ -9,13 +9,21 @@ new runtime setting with a default flows into the task definition without an inf
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
 from runtime.contract.settings import env_var
+
+
+@runtime_checkable
+class Deferred(Protocol):
+    """A value known only when the app is synthesized (``cdk_support.lazy.LiveMapping``): it renders itself
+    as a token whose producer applies :func:`render` then."""
+
+    def rendered(self, render: Callable[[Any], str]) -> str: ...
 
 
 class EnvironmentContractError(ValueError):
@@ -24,6 +32,8 @@ class EnvironmentContractError(ValueError):
 
 def render(value: Any) -> str:
     """An environment-variable string that pydantic-settings parses back to ``value``."""
+    if isinstance(value, Deferred):
+        return value.rendered(render)
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if isinstance(value, bool):

@@ -1,4 +1,12 @@
-"""Builds the whole CDK app from the ``ttp`` configuration (used by app.py, the tests and the benchmark)."""
+"""The ``cdk.json`` path: a thin loop over the public construct API (used by app.py, the tests and the
+benchmark).
+
+:func:`build_pipeline` turns a validated :class:`~stacks.config.PlatformConfig` into one
+:class:`~cdk_constructs.platform.TtpPlatform` and one :class:`~cdk_constructs.customer.TtpCustomer` per
+``customers[]`` entry, with the same setting names; everything else (the platform-wide lists, the stack
+dependencies) is the constructs' own work. An app that does not read ``cdk.json`` uses those two
+constructs directly (README, "Your own app.py").
+"""
 
 from __future__ import annotations
 
@@ -6,40 +14,82 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.config import PlatformConfig, config_from_context, load_cdk_json
-from stacks.customer_account_stack import CustomerAccountStack
-from stacks.customer_stack import CustomerStack
-from stacks.platform_stack import PlatformStack
-from stacks.storage_stack import StorageStack
+from cdk_constructs.customer import (
+    TtpCustomer,
+    TtpCustomerProps,
+    customer_account_stack_name,
+    customer_stack_name,
+)
+from cdk_constructs.platform import (
+    PLATFORM_STACK,
+    STORAGE_STACK,
+    PlatformAccounts,
+    PlatformMeetings,
+    TtpPlatform,
+    TtpPlatformProps,
+)
+from cdk_constructs.platform_network import ImportedVpc
+from stacks.config import (
+    CONTEXT_KEY,
+    ROUTING_KEY,
+    SAMPLE_CUSTOMERS_KEY,
+    Customer,
+    PlatformConfig,
+    config_from_context,
+    load_cdk_json,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO_ROOT / "cdk.json"
-STORAGE_STACK = "TtpStorage"
-PLATFORM_STACK = "TtpPlatform"
 
-
-def customer_stack_name(code: str) -> str:
-    return f"TtpCustomer-{code}"
-
-
-def customer_account_stack_name(code: str) -> str:
-    return f"TtpCustomerAccount-{code}"
+__all__ = [
+    "CDK_JSON",
+    "PLATFORM_STACK",
+    "REPO_ROOT",
+    "STORAGE_STACK",
+    "Pipeline",
+    "build_app",
+    "build_pipeline",
+    "customer_account_stack_name",
+    "customer_props",
+    "customer_stack_name",
+    "default_context",
+    "platform_props",
+]
 
 
 @dataclass
 class Pipeline:
+    """What :func:`build_pipeline` built: the app, the config, the platform and its customers (by code)."""
+
     app: App
     config: PlatformConfig
-    storage: StorageStack
-    platform: PlatformStack
-    customers: dict[str, CustomerStack] = field(default_factory=dict)
-    customer_accounts: dict[str, CustomerAccountStack] = field(default_factory=dict)
+    platform_construct: TtpPlatform
+    customer_constructs: dict[str, TtpCustomer] = field(default_factory=dict)
 
     @property
-    def stacks(self) -> list[Any]:
+    def storage(self) -> Stack:
+        return self.platform_construct.storage_stack
+
+    @property
+    def platform(self) -> Stack:
+        return self.platform_construct.platform_stack
+
+    @property
+    def customers(self) -> dict[str, Stack]:
+        """Customer code -> its governance-account stack."""
+        return {code: c.governance_stack for code, c in self.customer_constructs.items()}
+
+    @property
+    def customer_accounts(self) -> dict[str, Stack]:
+        """Customer code -> the stack in its own account."""
+        return {code: c.account_stack for code, c in self.customer_constructs.items()}
+
+    @property
+    def stacks(self) -> list[Stack]:
         return [self.storage, self.platform, *self.customers.values(), *self.customer_accounts.values()]
 
 
@@ -48,61 +98,43 @@ def default_context() -> dict[str, Any]:
     return load_cdk_json(CDK_JSON)
 
 
+def platform_props(config: PlatformConfig) -> TtpPlatformProps:
+    """The platform's props from ``ttp`` (the same names)."""
+    vpc = config.vpc
+    meetings = config.meetings
+    return TtpPlatformProps(
+        accounts=PlatformAccounts(**config.accounts.model_dump()),
+        routing=config.routing,
+        bucket_name=config.bucket_name,
+        metrics_namespace=config.metrics_namespace,
+        meetings=None if meetings is None else PlatformMeetings(**meetings.model_dump()),
+        vpc=None if vpc is None else ImportedVpc(**vpc.model_dump()),
+        alarm_emails=dict(config.alarm_emails),
+        customer_dashboards=config.customer_dashboards,
+        sweeper_interval_minutes=config.sweeper_interval_minutes,
+        cpu_architecture=config.cpu_architecture,
+        log_retention_days=config.log_retention_days,
+        visibility_timeout_seconds=config.visibility_timeout_seconds,
+        max_receive_count=config.max_receive_count,
+        # Delivery events need a customer account for the bus to admit; a platform without customers has none.
+        delivery_events=bool(config.customers),
+    )
+
+
+def customer_props(platform: TtpPlatform, customer: Customer) -> TtpCustomerProps:
+    """A customer's props from its ``ttp.customers[]`` entry (the same names; ``shares_ses_account_with`` is a
+    check across the customers, made by the config)."""
+    return TtpCustomerProps(platform=platform, **customer.model_dump(exclude={"shares_ses_account_with"}))
+
+
 def build_pipeline(app: App, config: PlatformConfig) -> Pipeline:
-    region = config.accounts.region
-    gov = Environment(account=config.accounts.governance, region=region)
-    platform = PlatformStack(
-        app,
-        PLATFORM_STACK,
-        stack_name=PLATFORM_STACK,
-        env=gov,
-        config=config,
-        description="Transient Trigger Pipeline: network, cluster, alarm topics, overview dashboard, sweeper",
-    )
-    storage = StorageStack(
-        app,
-        STORAGE_STACK,
-        stack_name=STORAGE_STACK,
-        env=Environment(account=config.accounts.management, region=region),
-        config=config,
-        description="Transient Trigger Pipeline: metadata bucket and trigger routing",
-    )
-    pipeline = Pipeline(app=app, config=config, storage=storage, platform=platform)
-    # The bucket notifications also target the change coordinator's queue (platform stack).
-    storage.add_stack_dependency(platform, "S3 validates the coordinator's queue as a notification destination")
+    """Build the platform and every customer of ``config`` in ``app``: the loop an own ``app.py`` writes."""
+    platform = TtpPlatform(app, "Ttp", platform_props(config))
+    pipeline = Pipeline(app=app, config=config, platform_construct=platform)
     for customer in config.customers:
-        customer_stack = CustomerStack(
-            app,
-            customer_stack_name(customer.code),
-            stack_name=customer_stack_name(customer.code),
-            env=gov,
-            config=config,
-            customer=customer,
-            platform=platform,
-            description=f"Transient Trigger Pipeline: queue, processor, alarms of customer {customer.code}",
+        pipeline.customer_constructs[customer.code] = TtpCustomer(
+            app, customer.code, customer_props(platform, customer)
         )
-        account_stack = CustomerAccountStack(
-            app,
-            customer_account_stack_name(customer.code),
-            stack_name=customer_account_stack_name(customer.code),
-            env=Environment(account=customer.account, region=region),
-            config=config,
-            customer=customer,
-            description=f"Transient Trigger Pipeline: SES roles in the account of customer {customer.code}",
-        )
-        # DESIGN §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates
-        # notification destinations, so the queues and their policies must exist first).
-        account_stack.add_stack_dependency(customer_stack, "deploy order: governance stacks first")
-        if not customer.offboarding:
-            storage.add_stack_dependency(customer_stack, "S3 validates the notification destination queues")
-            storage.add_stack_dependency(account_stack, "deploy order: customer role stacks before storage")
-        # Offboarding: the storage stack no longer routes to the customer nor depends on its stacks, so
-        # `cdk deploy TtpStorage` removes the notification while the queue still exists, and destroying the
-        # customer's stacks afterwards neither drags the storage stack along nor leaves it a destination
-        # S3 can no longer validate.
-        pipeline.customers[customer.code] = customer_stack
-        pipeline.customer_accounts[customer.code] = account_stack
-    Tags.of(app).add("project", "transient-trigger-pipeline")
     return pipeline
 
 
@@ -117,15 +149,9 @@ def build_app(
     ctx = default_context() if context is None else context
     app = App(context=ctx, outdir=outdir)
     if config is None:
-        merged = {**ctx, **{k: app.node.try_get_context(k) for k in _override_keys(ctx)}}
+        merged = {**ctx, **{k: app.node.try_get_context(k) for k in (CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY)}}
         config = config_from_context(merged)
     pipeline = build_pipeline(app, config)
     if nag:
         Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return pipeline
-
-
-def _override_keys(ctx: dict[str, Any]) -> list[str]:
-    from stacks.config import CONTEXT_KEY, ROUTING_KEY, SAMPLE_CUSTOMERS_KEY
-
-    return [CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdk_support import defaults
+from cdk_support.capacity import check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
@@ -99,14 +101,6 @@ def _is_customer_code(code: str) -> bool:
 
 RESERVED_CUSTOMER_CODES = COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names())
 """Codes a customer may not have: their derived names would be the platform's own."""
-# Fargate CPU units -> allowed memory (MiB).
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4097, 1024)),
-    1024: tuple(range(2048, 8193, 1024)),
-    2048: tuple(range(4096, 16385, 1024)),
-    4096: tuple(range(8192, 30721, 1024)),
-}
 # The processors run with the worker's default drain (CustomerProcessorProps.drain_seconds).
 WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
 
@@ -138,6 +132,14 @@ ExternalId = Annotated[
 ]
 
 
+class ConfigDeprecationWarning(UserWarning):
+    """A ``cdk.json`` key was renamed; the old one is still read (shown by default, unlike DeprecationWarning)."""
+
+
+RENAMED_CUSTOMER_KEYS = {"external_id": "sender_external_id"}
+"""Old ``ttp.customers[]`` key -> its one name (construct props and runtime settings use the new one)."""
+
+
 class ConfigError(ValueError):
     """The ``ttp`` configuration is invalid; the message names every bad field and the fix."""
 
@@ -156,7 +158,9 @@ class Customer(_Model):
     code: CustomerCode = Field(description="Customer code: queue, service and role names derive from it.")
     account: AccountId = Field(description="The customer's AWS account (SES, contact list, sender role).")
     sender_address: EmailAddress = Field(description="Verified SES identity used as From address.")
-    external_id: ExternalId = Field(description="ExternalId the sender role requires (agree it with the customer).")
+    sender_external_id: ExternalId = Field(
+        description="ExternalId the sender role requires (agree it with the customer); formerly external_id."
+    )
     contact_list_name: str = Field(names.DEFAULT_CONTACT_LIST_NAME, min_length=1, max_length=64)
     send_rate_per_second: float = Field(
         setting_default(WorkerSettings, "send_rate_per_second"),
@@ -207,21 +211,42 @@ class Customer(_Model):
         "stay; remove the entry only after deploying the storage stack (docs/infrastructure.md, Offboarding).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """Read a deployed cdk.json's old key names (with a deprecation warning naming the new one)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in RENAMED_CUSTOMER_KEYS.items():
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"give {new} only: {old} is its old name")
+            warnings.warn(
+                f"cdk.json: ttp.customers[] key {old!r} (customer {data.get('code')!r}) is deprecated: rename it "
+                f"to {new!r}, the name of the same setting in the construct props and the runtime settings; the "
+                "old key is still read",
+                ConfigDeprecationWarning,
+                stacklevel=2,
+            )
+            data[new] = data.pop(old)
+        return data
+
+    @property
+    def external_id(self) -> str:
+        """Deprecated name of :attr:`sender_external_id`."""
+        return self.sender_external_id
+
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
-        if self.scale_to_zero and self.min_tasks != 0:
-            raise ValueError(f"scale_to_zero is true, so min_tasks must be 0 (got {self.min_tasks}); set min_tasks: 0")
-        if not self.scale_to_zero and self.min_tasks == 0:
-            raise ValueError("min_tasks is 0 but scale_to_zero is false; set scale_to_zero: true or min_tasks >= 1")
-        if self.max_tasks < max(self.min_tasks, 1):
-            raise ValueError(f"max_tasks ({self.max_tasks}) must be >= min_tasks ({self.min_tasks}) and >= 1")
-        allowed = FARGATE_SIZES.get(self.cpu)
-        if allowed is None:
-            raise ValueError(f"cpu {self.cpu} is not a Fargate size; use one of {sorted(FARGATE_SIZES)}")
-        if self.memory_mib not in allowed:
-            raise ValueError(
-                f"memory_mib {self.memory_mib} is not valid with cpu {self.cpu}; use one of {list(allowed)}"
-            )
+        check_processor_capacity(
+            min_tasks=self.min_tasks,
+            max_tasks=self.max_tasks,
+            scale_to_zero=self.scale_to_zero,
+            cpu=self.cpu,
+            memory_mib=self.memory_mib,
+        )
         return self
 
 
@@ -338,10 +363,7 @@ class PlatformConfig(_Model):
                 f"{max_rules} customers"
             )
         # The worker's drain must stay below the visibility timeout (the lease length).
-        if self.visibility_timeout_seconds <= WORKER_DRAIN_SECONDS:
-            raise ValueError(
-                f"visibility_timeout_seconds must be greater than the worker's {WORKER_DRAIN_SECONDS:g} s drain"
-            )
+        check_shutdown(drain_seconds=WORKER_DRAIN_SECONDS, visibility_timeout_seconds=self.visibility_timeout_seconds)
         return self
 
     def _check_delivery_events(self) -> None:
@@ -507,7 +529,7 @@ def sample_customers(count: int, accounts: tuple[str, ...] = ("333333333333", "4
             "code": code,
             "account": account_of[code],
             "sender_address": f"changes@{code}.example.com",
-            "external_id": f"ttp-{code}-external",
+            "sender_external_id": f"ttp-{code}-external",
             **(
                 {"shares_ses_account_with": shared}
                 if (shared := [c for c in codes if c != code and account_of[c] == account_of[code]])

@@ -20,6 +20,7 @@ from stacks.config import (
     EVENTBRIDGE_RULES_PER_BUS,
     RESERVED_CUSTOMER_CODES,
     S3_MAX_NOTIFICATION_CONFIGURATIONS,
+    ConfigDeprecationWarning,
     ConfigError,
     codes_colliding_with_platform_names,
     config_from_context,
@@ -62,8 +63,14 @@ def test_single_account_mode_is_detected() -> None:
     ("mutate", "expected"),
     [
         (lambda d: d["customers"][0].update(code="Bad_Code"), ["ttp.customers[0].code", "invalid customer code"]),
-        (lambda d: d["customers"][1].pop("external_id"), ["ttp.customers[1].external_id: is required", "ExternalId"]),
-        (lambda d: d["customers"][0].update(external_id="x"), ["ttp.customers[0].external_id", "at least 2"]),
+        (
+            lambda d: d["customers"][1].pop("sender_external_id"),
+            ["ttp.customers[1].sender_external_id: is required", "ExternalId"],
+        ),
+        (
+            lambda d: d["customers"][0].update(sender_external_id="x"),
+            ["ttp.customers[0].sender_external_id", "at least 2"],
+        ),
         (lambda d: d["accounts"].update(governance="2222"), ["ttp.accounts.governance", "12-digit"]),
         (lambda d: d["accounts"].update(region="useast1"), ["ttp.accounts.region"]),
         (lambda d: d["customers"][0].update(sender_address="nobody"), ["ttp.customers[0].sender_address"]),
@@ -191,7 +198,7 @@ def test_context_value_may_be_a_json_string() -> None:
 
 def test_app_exits_with_the_message_on_bad_config(tmp_path: Path) -> None:
     bad = raw()
-    bad["customers"][0]["external_id"] = "x"
+    bad["customers"][0]["sender_external_id"] = "x"
     env = {
         **os.environ,
         "CDK_CONTEXT_JSON": json.dumps({"ttp": bad}),
@@ -202,7 +209,7 @@ def test_app_exits_with_the_message_on_bad_config(tmp_path: Path) -> None:
         [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 2, result.stderr
-    assert "ttp.customers[0].external_id" in result.stderr
+    assert "ttp.customers[0].sender_external_id" in result.stderr
 
 
 # --- Two customer codes in one SES account (issue 17) ------------------------------------------------------
@@ -256,3 +263,26 @@ def test_generated_sample_customers_declare_the_accounts_they_share() -> None:
     config = parse_config({**raw(), "routing": "eventbridge", "customers": sample_customers(6)})
     first = config.customer("c0001")
     assert sorted(first.shares_ses_account_with) == ["c0003", "c0005"]
+
+
+# --- One name per setting (issue 19): a deployed cdk.json's old key still works ------------------------
+
+
+def test_the_old_external_id_key_is_read_with_a_deprecation_warning() -> None:
+    data = raw()
+    data["customers"][0]["external_id"] = data["customers"][0].pop("sender_external_id")
+    with pytest.warns(
+        ConfigDeprecationWarning, match=r"'external_id' \(customer 'hts'\).*rename it to 'sender_external_id'"
+    ):
+        config = parse_config(data)
+    assert config.customer("hts").sender_external_id == "ttp-hts-7f3c9a"
+    assert config == parse_config(raw())  # the same config as with the new key
+
+
+def test_the_old_and_the_new_key_together_are_refused() -> None:
+    data = raw()
+    data["customers"][0]["external_id"] = "ttp-hts-other"
+    with pytest.raises(
+        ConfigError, match=r"ttp.customers\[0\]: give sender_external_id only: external_id is its old name"
+    ):
+        parse_config(data)

@@ -76,7 +76,7 @@ def standalone() -> dict[str, Template]:
             "acme",
             governance_account="210987654321",
             sender_address="ops@acme.example",
-            external_id="acme-external",
+            sender_external_id="acme-external",
             contact_reader_external_id="reader-external",
             configuration_set="acme-tracking",
         ),

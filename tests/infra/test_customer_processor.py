@@ -140,9 +140,9 @@ def _processor_props(**overrides: Any) -> tuple[Stack, CustomerProcessorProps]:
     [
         ({"drain_seconds": 120}, "below the stop timeout"),
         ({"stop_timeout_seconds": 121}, "Fargate maximum"),
-        ({"scale_to_zero": True, "min_capacity": 1}, "scale_to_zero needs min_capacity=0"),
-        ({"min_capacity": 0}, "needs scale_to_zero"),
-        ({"max_capacity": 0}, "max_capacity"),
+        ({"scale_to_zero": True, "min_tasks": 1}, "scale_to_zero is true, so min_tasks must be 0"),
+        ({"min_tasks": 0}, "set scale_to_zero: true"),
+        ({"max_tasks": 0}, r"max_tasks \(0\) must be >= min_tasks"),
         ({"visibility_timeout_seconds": 60}, "visibility timeout"),
     ],
 )

@@ -24,7 +24,7 @@ NEW = {
     "code": "newco",
     "account": "555555555555",
     "sender_address": "changes@newco.example.com",
-    "external_id": "ttp-newco-41d2",
+    "sender_external_id": "ttp-newco-41d2",
 }
 
 
