@@ -39,6 +39,7 @@ from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, 
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
+from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.lazy import LiveMapping, lazy_string
@@ -127,6 +128,9 @@ class TtpPlatformProps:
     storage_stack: Stack | None = None
     """The management-account stack to build the bucket in. Default: None (a ``TtpStorage`` stack in the
     construct's scope, in ``accounts.management``)."""
+    site: SiteOidc | None = None
+    """The change managers' submission site (``SubmissionSite``) in the storage stack, authenticated
+    against this OIDC provider. Default: None (no site)."""
     platform_stack: Stack | None = None
     """The governance-account stack to build the shared services in. Default: None (a ``TtpPlatform`` stack
     in the construct's scope, in ``accounts.governance``)."""
@@ -193,6 +197,10 @@ class TtpPlatform(Construct):
                 customer_queue_account=accounts.governance,
             ),
         )
+        self.site = None
+        if props.site is not None:
+            site_props = SubmissionSiteProps(self.bucket_name, props.site, customers=lambda: list(self.customers))
+            self.site = SubmissionSite(self.storage_stack, "Site", site_props)
 
     @property
     def bucket_name(self) -> str:

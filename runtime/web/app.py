@@ -22,6 +22,8 @@ from runtime.web.service import IDENTITY_HEADER, Conflict, NotFound, SiteService
 __all__ = ["app", "handler"]
 
 BUCKET_VARIABLE = "TTP_BUCKET_NAME"
+CUSTOMERS_VARIABLE = "TTP_SITE_CUSTOMERS"
+"""The published customer list, comma-separated (rendered by the construct); unset: the SSM registry."""
 
 app = LambdaFunctionUrlResolver()
 _clients: OpsClients | None = None
@@ -34,7 +36,8 @@ def _service() -> SiteService:
     bucket = os.environ.get(BUCKET_VARIABLE, "")
     if not bucket:
         raise RuntimeError(f"{BUCKET_VARIABLE} is not set: the site's stack sets it to the metadata bucket")
-    return SiteService(_clients, bucket, app.current_event.headers.get(IDENTITY_HEADER))
+    published = [c for c in os.environ.get(CUSTOMERS_VARIABLE, "").split(",") if c]
+    return SiteService(_clients, bucket, app.current_event.headers.get(IDENTITY_HEADER), published or None)
 
 
 def _body() -> Any:

@@ -78,10 +78,13 @@ def _jsonable(value: Any) -> Any:
 
 
 class SiteService:
-    def __init__(self, clients: OpsClients, bucket: str, identity: str | None) -> None:
+    def __init__(
+        self, clients: OpsClients, bucket: str, identity: str | None, published: list[str] | None = None
+    ) -> None:
         self.clients = clients
         self.bucket = bucket
         self._identity = (identity or "").strip()
+        self._published = sorted(published) if published else None
 
     @property
     def identity(self) -> str:
@@ -94,9 +97,15 @@ class SiteService:
 
     # -- reading -----------------------------------------------------------------------------------
     def customers(self) -> list[str]:
-        """The published customer list: the platform's registry ``/ttp/customers/{code}`` (SSM)."""
+        """The platform's published customer list (the construct renders it into the function's
+        environment at synthesis), else the registry ``/ttp/customers/{code}`` in the API's account."""
         self.identity  # noqa: B018 - every call is authenticated
-        return registered(self.clients.ssm)
+        return self._published if self._published is not None else registered(self.clients.ssm)
+
+    def _unlisted(self, codes: list[str]) -> list[str]:
+        if self._published is not None:
+            return [c for c in codes if c not in self._published]
+        return unregistered(self.clients.ssm, codes)
 
     def validate(self, document: Any) -> dict[str, Any]:
         """``{"valid": bool, "message": str, "fields": {location: message}}`` — nothing is written."""
@@ -106,9 +115,9 @@ class SiteService:
             validate_change(document if isinstance(document, dict) else json.dumps(document))
         except InvalidSubmission as exc:
             return {"valid": False, "message": str(exc), "fields": fields}
-        unknown = unregistered(self.clients.ssm, document.get("customers", []))
+        unknown = self._unlisted(list(document.get("customers", [])))
         if unknown:
-            message = f"customers {unknown} are not registered (no parameter under /ttp/customers): choose from the list"
+            message = f"customers {unknown} are not in the platform's published customer list: choose from the list"
             return {"valid": False, "message": message, "fields": {"customers": message}}
         return {"valid": True, "message": "", "fields": {}}
 
@@ -186,10 +195,10 @@ class SiteService:
         if change_id is not None and document.get("change_id") != change_id:
             raise InvalidSubmission(f"change_id {document.get('change_id')!r} is not this change's {change_id!r}")
         validated = validate_change(document)
-        unknown = unregistered(self.clients.ssm, validated.customers)
+        unknown = self._unlisted(list(validated.customers))
         if unknown:
             raise InvalidSubmission(
-                f"customers {unknown} are not registered (no parameter under /ttp/customers): choose from the list"
+                f"customers {unknown} are not in the platform's published customer list: choose from the list"
             )
         archive = ArchiveStore(self.clients.s3, self.bucket)
         triggers = TriggerStore(self.clients.s3, self.bucket)

@@ -100,6 +100,7 @@ def test_submit_with_a_bad_field_writes_nothing(s3: Any) -> None:
 def test_submit_refuses_an_unregistered_customer(s3: Any) -> None:
     status, body = call("POST", "/api/changes", change(customers=["hts", "nosuch"]))
     assert status == 400 and "nosuch" in body["message"]
+    assert "published customer list" in body["message"]
     assert _keys(s3) == []
 
 
@@ -145,3 +146,11 @@ def test_drafts_are_saved_conditionally_and_reopened(s3: Any) -> None:
     assert call("GET", "/api/drafts/CHG-8")[0] == 404
     assert call("PUT", "/api/drafts/bad id", {"draft": {}, "etag": None})[0] == 400
     assert keys.draft_key("CHG-7") in _keys(s3)
+
+
+def test_the_platforms_published_list_wins_over_the_registry(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTP_SITE_CUSTOMERS", "hts,cds")
+    assert call("GET", "/api/customers") == (200, {"customers": ["cds", "hts"]})
+    status, body = call("POST", "/api/changes", change(customers=["hts", "nonprod"]))
+    assert status == 400 and "nonprod" in body["message"]
+    assert _keys(s3) == []
