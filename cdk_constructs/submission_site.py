@@ -44,11 +44,13 @@ from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from cdk_support.lazy import lazy_string
+from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources, nag_string
 from runtime.contract import keys
 
@@ -100,6 +102,9 @@ class SubmissionSiteProps:
     """The API function's memory. Default: 512."""
     timeout_seconds: int = 20
     """The API function's timeout (the change page reads every customer's objects). Default: 20."""
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    """Days the API's log group keeps its logs.
+    Default: ``cdk_support.log_retention.DEFAULT_LOG_RETENTION_DAYS``."""
 
 
 @jsii.implements(ILocalBundling)
@@ -181,6 +186,7 @@ class SubmissionSite(Construct):
                 ),
             ),
             role=self.api_role,
+            log_group=logs.LogGroup(self, "ApiLogs", retention=retention(props.log_retention_days)),
             memory_size=props.memory_mb,
             timeout=Duration.seconds(props.timeout_seconds),
             environment={
@@ -195,6 +201,7 @@ class SubmissionSite(Construct):
             runtime=EDGE_RUNTIME,
             handler="edge_auth.handler",
             code=edge_code(props.oidc),
+            log_group=logs.LogGroup(self, "AuthLogs", retention=retention(props.log_retention_days)),
             memory_size=128,
             timeout=Duration.seconds(5),
         )
@@ -285,6 +292,7 @@ class SubmissionSite(Construct):
             distribution=self.distribution,
             distribution_paths=["/*"],
             memory_limit=256,
+            log_group=logs.LogGroup(self, "PagesLogs", retention=retention(props.log_retention_days)),
         )
         self._acknowledge_deployment()
         self.url = f"https://{self.distribution.distribution_domain_name}"

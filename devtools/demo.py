@@ -42,7 +42,7 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
-from devtools import local_run, ses_events
+from devtools import local_run, ses_events, site_server
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.enforcement import Counts, Enforcement
@@ -230,7 +230,8 @@ def demo_context() -> dict[str, Any]:
         "client_secret": GRAPH_SECRET_NAME,
         "contact_reader_external_id": DEMO_CONTACT_READER_EXTERNAL_ID,
     }
-    return {CONTEXT_KEY: ttp}
+    ttp["site"] = site_server.LOCAL_OIDC  # the site's API runs locally behind the sign-in stand-in
+    return {CONTEXT_KEY: ttp, "aws:cdk:bundling-stacks": []}  # nothing local runs a bundled asset
 
 
 @dataclass
