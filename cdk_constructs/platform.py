@@ -38,8 +38,8 @@ from cdk_constructs.coordinator_alarms import CoordinatorAlarms, CoordinatorAlar
 from cdk_constructs.metadata_bucket import MetadataBucket, MetadataBucketProps, RoutedCustomer, RoutingMode
 from cdk_constructs.overview_dashboard import OverviewDashboard, OverviewDashboardProps
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
-from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
+from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.lazy import LiveMapping, lazy_string

@@ -65,6 +65,18 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+LAMBDA_BASIC_EXECUTION = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+)
+"""cdk-nag's finding for the AWS managed policy that lets a function write its own log streams."""
+PAGE_PREFIXES = (
+    keys.ARCHIVE_PREFIX,
+    keys.DRAFTS_PREFIX,
+    keys.CUSTOMERS_PREFIX,
+    keys.PROCESSING_PREFIX,
+    keys.DELIVERY_PREFIX,
+)
+"""What the change page reads (drafts and archive also written, conditionally; customers/ created)."""
 EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 """The newest Python runtime Lambda@Edge supports (it lags the regional Lambda's)."""
 _IGNORED = ("__pycache__", "*.pyc", "Dockerfile", "requirements.in")
@@ -148,7 +160,6 @@ class SubmissionSite(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: SubmissionSiteProps) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -208,7 +219,7 @@ class SubmissionSite(Construct):
         for construct, rule, reason in (
             (self.auth.node.default_child or self.auth, "AwsSolutions-L1",
              "Lambda@Edge supports Python runtimes up to 3.13 (EDGE_RUNTIME); the regional API runs the latest"),
-            (self.auth, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            (self.auth, LAMBDA_BASIC_EXECUTION,
              "The edge function's role only writes its own CloudWatch log streams in the regions it runs in"),
         ):  # fmt: skip
             acknowledge(construct, rule, reason)
@@ -314,14 +325,16 @@ class SubmissionSite(Construct):
             for name, header in (("IfMatch", "s3:if-match"), ("IfNoneMatch", "s3:if-none-match"))
         ]
         statements += [
-            iam.PolicyStatement(sid="CreateTriggers", actions=["s3:PutObject"], resources=[objects(keys.CUSTOMERS_PREFIX)]),
+            iam.PolicyStatement(
+                sid="CreateTriggers", actions=["s3:PutObject"], resources=[objects(keys.CUSTOMERS_PREFIX)]
+            ),
             iam.PolicyStatement(
                 sid="ReadWhatThePageShows",
                 actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"],
-                resources=[archive, drafts, *(objects(p) for p in (keys.CUSTOMERS_PREFIX, keys.PROCESSING_PREFIX, keys.DELIVERY_PREFIX))],
+                resources=[objects(p) for p in PAGE_PREFIXES],
             ),
             iam.PolicyStatement(sid="ListChanges", actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[arn]),
-        ]  # fmt: skip
+        ]
         policy = iam.Policy(self, "ApiPolicy", statements=statements)
         policy.attach_to_role(self.api_role)
         self.api_role.add_managed_policy(
@@ -329,17 +342,16 @@ class SubmissionSite(Construct):
         )
         acknowledge_wildcard_resources(
             policy,
-            [objects(p) for p in (keys.ARCHIVE_PREFIX, keys.DRAFTS_PREFIX, keys.CUSTOMERS_PREFIX, keys.PROCESSING_PREFIX, keys.DELIVERY_PREFIX)],
+            [objects(p) for p in PAGE_PREFIXES],
             "The page's objects are keyed by change id and customer code under these prefixes; writes to archive/ "
             "and drafts/ need If-Match or If-None-Match (the Null conditions), as submit writes them",
         )  # fmt: skip
         acknowledge(
             self.api_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            LAMBDA_BASIC_EXECUTION,
             "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch log streams, the "
             "minimum a Lambda function needs to log",
         )
-
 
     def _acknowledge_deployment(self) -> None:
         """CDK's own ``BucketDeployment`` provider (one per stack): its findings are its design, not ours."""
@@ -349,8 +361,11 @@ class SubmissionSite(Construct):
             "bucket and invalidates the distribution; its policy is CDK's, scoped to those two buckets"
         )
         rules = [
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            *(f"AwsSolutions-IAM5[Action::{a}]" for a in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*")),
+            LAMBDA_BASIC_EXECUTION,
+            *(
+                f"AwsSolutions-IAM5[Action::{action}]"
+                for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*")
+            ),
             "AwsSolutions-IAM5[Resource::*]",
             f"AwsSolutions-IAM5[Resource::{nag_string(Stack.of(self), self.bucket.bucket_arn)}/*]",
         ]  # fmt: skip
@@ -360,4 +375,7 @@ class SubmissionSite(Construct):
         rules.append(f"AwsSolutions-IAM5[Resource::{nag_string(stack, assets_bucket)}]")
         for rule in rules:
             acknowledge(role, rule, reason)
-        acknowledge(role.node.scope, "AwsSolutions-L1", "CDK's BucketDeployment provider sets its own runtime (CDK's choice)")  # type: ignore[arg-type]
+        provider = role.node.scope
+        assert provider is not None  # the provider function owns its role
+        reason = "CDK's BucketDeployment provider function sets its own runtime version (CDK's choice, not ours)"
+        acknowledge(provider, "AwsSolutions-L1", reason)

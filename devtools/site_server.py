@@ -116,7 +116,11 @@ def _event(handler: BaseHTTPRequestHandler, body: bytes, user: str) -> dict[str,
         "rawPath": url.path,
         "rawQueryString": url.query,
         "headers": headers,
-        "requestContext": {"http": {"method": handler.command, "path": url.path}, "requestId": "local", "stage": "$default"},
+        "requestContext": {
+            "http": {"method": handler.command, "path": url.path},
+            "requestId": "local",
+            "stage": "$default",
+        },
         "body": base64.b64encode(body).decode() if body else None,
         "isBase64Encoded": bool(body),
     }
@@ -137,8 +141,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "ttp-site-local"
     csp = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     def _user(self) -> str:
         for part in self.headers.get("Cookie", "").split(";"):

@@ -51,27 +51,37 @@ def _error(status: int, message: str, fields: dict[str, str] | None = None) -> R
     return Response(status, content_types.APPLICATION_JSON, {"message": message, "fields": fields or {}})
 
 
-@app.exception_handler(Unauthenticated)
+@app.exception_handler(  # type: ignore[untyped-decorator]
+    Unauthenticated
+)
 def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
     return _error(401, str(exc))
 
 
-@app.exception_handler(NotFound)
+@app.exception_handler(  # type: ignore[untyped-decorator]
+    NotFound
+)
 def _not_found(exc: NotFound) -> Response[Any]:
     return _error(404, str(exc))
 
 
-@app.exception_handler(Conflict)
+@app.exception_handler(  # type: ignore[untyped-decorator]
+    Conflict
+)
 def _conflict(exc: Conflict) -> Response[Any]:
     return _error(409, str(exc))
 
 
-@app.exception_handler(InvalidSubmission)
+@app.exception_handler(  # type: ignore[untyped-decorator]
+    InvalidSubmission
+)
 def _invalid(exc: InvalidSubmission) -> Response[Any]:
     return _error(400, str(exc))
 
 
-@app.exception_handler(keys.InvalidKeyError)
+@app.exception_handler(  # type: ignore[untyped-decorator]
+    keys.InvalidKeyError
+)
 def _invalid_key(exc: keys.InvalidKeyError) -> Response[Any]:
     return _error(400, str(exc), {"change_id": str(exc)})
 

@@ -132,7 +132,7 @@ class SiteService:
         report = verify(self.clients, self.bucket, change_id)
         if not report.exists:
             raise NotFound(report.error or f"{keys.archive_key(change_id)} does not exist")
-        body = _jsonable(dataclasses.asdict(report))
+        body: dict[str, Any] = _jsonable(dataclasses.asdict(report))
         body["complete"] = report.complete
         body["pending"] = report.pending
         version = ArchiveStore(self.clients.s3, self.bucket).load_optional(change_id)

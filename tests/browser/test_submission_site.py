@@ -29,7 +29,9 @@ pytestmark = pytest.mark.timeout(900)
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m devtools.local_run` (make emulator) in the background; the site address it prints."""
     if find_browser() is None:
-        pytest.skip("chromium and chromedriver are not installed (apt-get install -y chromium chromium-driver; .ci/run does)")
+        pytest.skip(
+            "chromium and chromedriver are not installed (apt-get install -y chromium chromium-driver; .ci/run does)"
+        )
     assembly = tmp_path_factory.mktemp("assembly")
     log = (tmp_path_factory.mktemp("logs") / "local_run.err").open("wb")
     process = subprocess.Popen(

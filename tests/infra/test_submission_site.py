@@ -93,9 +93,14 @@ def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> N
     unconditional = [r for s in puts if "Condition" not in s for r in as_list(s["Resource"])]
     assert [str(r).rsplit("/", 1)[-1] if isinstance(r, str) else r for r in unconditional] == ["*"]
     assert all(str(r).endswith("/customers/*") for r in unconditional)
-    conditional = {str(r).split(":::")[-1].split("/", 1)[-1] for s in puts if "Condition" in s for r in as_list(s["Resource"])}
+    conditional = {
+        str(r).split(":::")[-1].split("/", 1)[-1] for s in puts if "Condition" in s for r in as_list(s["Resource"])
+    }
     assert conditional == {"archive/*", "drafts/*"}
-    assert sorted(next(iter(s["Condition"]["Null"])) for s in puts if "Condition" in s) == ["s3:if-match", "s3:if-none-match"]
+    assert sorted(next(iter(s["Condition"]["Null"])) for s in puts if "Condition" in s) == [
+        "s3:if-match",
+        "s3:if-none-match",
+    ]
     actions = {a for s in found for a in as_list(s["Action"])}
     assert actions == {
         "s3:PutObject",
@@ -115,4 +120,6 @@ def test_nag_ran_and_passed(site: Synth) -> None:
     report = Path(site.outdir) / "validation-report.json"
     assert not report.exists() or '"violations": []' in report.read_text() or "success" in report.read_text()
     template = site.template(STACK)
-    template.has_resource_properties("AWS::Lambda::Permission", {"Principal": "cloudfront.amazonaws.com", "Action": Match.any_value()})
+    template.has_resource_properties(
+        "AWS::Lambda::Permission", {"Principal": "cloudfront.amazonaws.com", "Action": Match.any_value()}
+    )

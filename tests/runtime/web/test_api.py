@@ -137,7 +137,7 @@ def test_drafts_are_saved_conditionally_and_reopened(s3: Any) -> None:
     status, opened = call("GET", "/api/drafts/CHG-7")
     assert opened["draft"]["title"] == "first" and opened["etag"] == saved["etag"]
     # someone else saves over the version they opened ...
-    status, theirs = call("PUT", "/api/drafts/CHG-7", {"draft": change("CHG-7", title="theirs"), "etag": saved["etag"]})
+    status, _ = call("PUT", "/api/drafts/CHG-7", {"draft": change("CHG-7", title="theirs"), "etag": saved["etag"]})
     assert status == 200
     # ... so a save over the older ETag, or a second "new" draft, overwrites nothing
     assert call("PUT", "/api/drafts/CHG-7", {"draft": change("CHG-7", title="mine"), "etag": saved["etag"]})[0] == 409

@@ -41,16 +41,23 @@ def token(key: Any = KEY, **claims: Any) -> str:
 @pytest.fixture(autouse=True)
 def jwks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     public = KEY.public_key().public_numbers()
-    monkeypatch.setattr(edge_auth, "_jwks", {"k1": {"kty": "RSA", "kid": "k1", "n": _num(public.n), "e": _num(public.e)}})
+    monkeypatch.setattr(
+        edge_auth, "_jwks", {"k1": {"kty": "RSA", "kid": "k1", "n": _num(public.n), "e": _num(public.e)}}
+    )
     yield
 
 
 def request(uri: str, **headers: str) -> dict[str, Any]:
-    return {"uri": uri, "headers": {k.lower(): [{"key": k, "value": v}] for k, v in {"host": "site.example", **headers}.items()}}
+    return {
+        "uri": uri,
+        "headers": {k.lower(): [{"key": k, "value": v}] for k, v in {"host": "site.example", **headers}.items()},
+    }
 
 
 def test_a_valid_token_sets_the_identity_and_replaces_a_forged_one() -> None:
-    forwarded = edge_auth.decide(request("/api/changes", cookie=f"a=b; ttp_id_token={token()}", **{"x-ttp-user": "mallory"}), CONFIG)
+    forwarded = edge_auth.decide(
+        request("/api/changes", cookie=f"a=b; ttp_id_token={token()}", **{"x-ttp-user": "mallory"}), CONFIG
+    )
     assert forwarded["headers"]["x-ttp-user"] == [{"key": "x-ttp-user", "value": "bob@example.com"}]
 
 
@@ -66,7 +73,9 @@ def test_a_valid_token_sets_the_identity_and_replaces_a_forged_one() -> None:
     ids=["expired", "audience", "issuer", "signature", "malformed"],
 )
 def test_the_api_refuses_a_bad_token_with_401_and_strips_the_header(bad: str) -> None:
-    response = edge_auth.decide(request("/api/changes", authorization=f"Bearer {bad}", **{"x-ttp-user": "mallory"}), CONFIG)
+    response = edge_auth.decide(
+        request("/api/changes", authorization=f"Bearer {bad}", **{"x-ttp-user": "mallory"}), CONFIG
+    )
     assert response["status"] == "401"
     assert "not signed in" in json.loads(response["body"])["message"]
 
