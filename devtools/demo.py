@@ -373,6 +373,9 @@ def run(args: argparse.Namespace) -> int:
         # The operator is an administrator of the governance account (an IAM user with an allow-all policy):
         # its requests are counted as an admin's, like the deployer's, not decided by the engine.
         enforcement.register_admin(operator.access_key_id, "operator")
+        if site := site_server.start(assembly, emulator.endpoint, logdir / "site.log"):
+            cleanup.callback(site[0].terminate)
+            console.print(f"submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
         sqs = session.client("sqs")
         delivery_url = coordinator_plan.environment["TTP_DELIVERY_QUEUE_URL"]

@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             if scheduled is not None:
                 cleanup.callback(scheduled.stop, 15)
             print(f"# running every service above (logs in {logdir}); sweeper every {args.sweep_every:.0f} s")
-        if (site := site_server.start(args.assembly, emulator.endpoint, Path(tempfile.mkdtemp()) / "site.log")):
+        if site := site_server.start(args.assembly, emulator.endpoint, Path(tempfile.mkdtemp()) / "site.log"):
             cleanup.callback(site[0].terminate)
             print(f"# submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
