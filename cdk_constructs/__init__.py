@@ -50,6 +50,7 @@ from cdk_constructs.platform import (
 from cdk_constructs.platform_network import ImportedVpc, PlatformNetwork, PlatformNetworkProps
 from cdk_constructs.runtime_task import RuntimeTaskBase, RuntimeTaskBaseProps
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
+from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
 
 __all__ = [
@@ -92,6 +93,9 @@ __all__ = [
     "RuntimeTaskBaseProps",
     "SesDeliveryEvents",
     "SesDeliveryEventsProps",
+    "SiteOidc",
+    "SubmissionSite",
+    "SubmissionSiteProps",
     "Sweeper",
     "SweeperProps",
     "TtpCustomer",

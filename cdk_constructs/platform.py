@@ -48,6 +48,7 @@ from cdk_constructs.sharded_routing import (
     TriggerForwardingProps,
     bucket_routing,
 )
+from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
@@ -144,6 +145,9 @@ class TtpPlatformProps:
     storage_stack: Stack | None = None
     """The management-account stack to build the bucket in. Default: None (a ``TtpStorage`` stack in the
     construct's scope, in ``accounts.management``)."""
+    site: SiteOidc | None = None
+    """The change managers' submission site (``SubmissionSite``) in the storage stack, authenticated
+    against this OIDC provider. Default: None (no site)."""
     platform_stack: Stack | None = None
     """The governance-account stack to build the shared services in. Default: None (a ``TtpPlatform`` stack
     in the construct's scope, in ``accounts.governance``)."""
@@ -238,6 +242,10 @@ class TtpPlatform(Construct):
                     shards=props.trigger_bus_shards,
                 ),
             )
+        self.site = None
+        if props.site is not None:
+            site_props = SubmissionSiteProps(self.bucket_name, props.site, customers=lambda: list(self.customers))
+            self.site = SubmissionSite(self.storage_stack, "Site", site_props)
 
     @property
     def bucket_name(self) -> str:

@@ -44,7 +44,7 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
-from devtools import local_run, ses_events
+from devtools import local_run, ses_events, site_server
 from devtools import sandbox as sb
 from devtools.emulator import local_aws
 from devtools.enforcement import Counts, Enforcement
@@ -233,7 +233,8 @@ def demo_context() -> dict[str, Any]:
         "client_secret": GRAPH_SECRET_NAME,
         "contact_reader_external_id": DEMO_CONTACT_READER_EXTERNAL_ID,
     }
-    return {CONTEXT_KEY: ttp}
+    ttp["site"] = site_server.LOCAL_OIDC  # the site's API runs locally behind the sign-in stand-in
+    return {CONTEXT_KEY: ttp, "aws:cdk:bundling-stacks": []}  # nothing local runs a bundled asset
 
 
 @dataclass
@@ -375,6 +376,9 @@ def run(args: argparse.Namespace) -> int:
         )
         # The operator (the IAM user ttp-operator with the policy docs/runbook.md prescribes) is decided by
         # the engine like the services: its identity policy, and across accounts the bucket policy too.
+        if site := site_server.start(assembly, emulator.endpoint, logdir / "site.log"):
+            cleanup.callback(site[0].terminate)
+            console.print(f"submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
         sqs = session.client("sqs")
         delivery_url = coordinator_plan.environment["TTP_DELIVERY_QUEUE_URL"]

@@ -404,8 +404,8 @@ def _s3(environ: dict[str, Any], body: bytes, policy_of: PolicyOf) -> tuple[str,
                 else ("ListObjectsV2" if query.get("list-type") == "2" else "ListObjects")
             )
             return name, [check("s3:ListBucket", bucket_arn, context if method == "GET" else None)]
-        if method == "GET" and subresources == {"versions"}:
-            context = {"s3:prefix": query.get("prefix", "")}
+        if method == "GET" and "versions" in subresources <= {"versions", "key-marker", "version-id-marker"}:
+            context = {"s3:prefix": query.get("prefix", "")}  # ListObjectVersions (submit's revision history)
             return "ListObjectVersions", [check("s3:ListBucketVersions", bucket_arn, context)]
         if method == "POST" and "delete" in query:
             keys = re.findall(rb"<Key>(.*?)</Key>", body)

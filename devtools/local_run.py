@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from devtools import demo
+    from devtools import demo, site_server
     from devtools import sandbox as sb
     from devtools.emulator import LocalAws, exports
     from devtools.enforcement import Enforcement
@@ -358,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             "# SES publishes the events of every email it accepts (mailbox-simulator outcomes) through each "
             "configuration set's event destination and the deployed EventBridge rules (devtools/ses_events.py)"
         )
+        if site := site_server.start(args.assembly, emulator.endpoint, Path(tempfile.mkdtemp()) / "site.log"):
+            cleanup.callback(site[0].terminate)
+            print(f"# submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
         stop.wait()
     return 0

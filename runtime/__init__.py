@@ -12,5 +12,6 @@ Subpackages, each importing only those listed before it (``tests/test_layout.py`
 * ``coordinator`` — the change coordinator: folds customers' results into the archive, owns meetings;
 * ``ops``       — one module per runbook procedure, and the sweeper;
 * ``services``  — the image's commands (worker, coordinator, sweep) without typer or rich;
+* ``web``       — the submission site's API (Lambda) and its edge authentication check;
 * ``cli``       — the typer app (``python -m runtime``, ``ttp``).
 """

@@ -32,6 +32,7 @@ from cdk_constructs.platform import (
     TtpPlatformProps,
 )
 from cdk_constructs.platform_network import ImportedVpc
+from cdk_constructs.submission_site import SiteOidc
 from cdk_support.quotas import RAISED_QUOTAS_KEY, QuotaValidation, raised_quotas
 from stacks.config import (
     CONTEXT_KEY,
@@ -113,6 +114,7 @@ def platform_props(config: PlatformConfig) -> TtpPlatformProps:
         vpc=None if vpc is None else ImportedVpc(**vpc.model_dump()),
         alarm_emails=dict(config.alarm_emails),
         customer_dashboards=config.customer_dashboards,
+        site=None if config.site is None else SiteOidc(**config.site.model_dump()),
         sweeper_interval_minutes=config.sweeper_interval_minutes,
         cpu_architecture=config.cpu_architecture,
         log_retention_days=config.log_retention_days,

@@ -297,6 +297,15 @@ class VpcImport(_Model):
         return self
 
 
+class Site(_Model):
+    """The submission site's OIDC provider (cdk_constructs.submission_site.SiteOidc; docs/infrastructure.md)."""
+
+    issuer: str = Field(pattern=r"^https://", description="The provider's issuer URL (the ID tokens' iss).")
+    client_id: str = Field(min_length=1, description="The site's client id at the provider (the tokens' aud).")
+    authorize_url: str = Field(pattern=r"^https://", description="Where a signed-out viewer is sent to sign in.")
+    jwks_url: str = Field(pattern=r"^https://", description="The provider's signing keys (JWKS).")
+
+
 class PlatformConfig(_Model):
     accounts: Accounts
     customers: list[Customer] = Field(default_factory=list)
@@ -319,6 +328,7 @@ class PlatformConfig(_Model):
     vpc: VpcImport | None = Field(None, description="Bring your own VPC (else the platform creates one).")
     alarm_emails: dict[Literal["critical", "warning", "info"], list[EmailAddress]] = Field(default_factory=dict)
     customer_dashboards: bool = Field(True, description="One CloudWatch dashboard per customer ($3/month each).")
+    site: Site | None = Field(None, description="The change managers' submission site (absent: no site).")
     sweeper_interval_minutes: int = Field(defaults.SWEEP_INTERVAL_MINUTES, ge=1, le=60)
     cpu_architecture: defaults.CpuArchitectureName = Field(
         defaults.CPU_ARCHITECTURE,

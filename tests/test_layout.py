@@ -23,6 +23,7 @@ RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.coordinator"},
     {"runtime.ops"},
     {"runtime.services"},
+    {"runtime.web"},
     {"runtime.cli"},
 ]
 THIRD_PARTY_OF_CONTRACT = {"pydantic", "pydantic_settings", "pydantic_core"}

@@ -168,6 +168,15 @@ RECORDED_TYPES: frozenset[str] = frozenset(
         "AWS::SES::ConfigurationSetEventDestination",
         "AWS::Lambda::Function",
         "Custom::VpcRestrictDefaultSG",
+        # The submission site: served locally by devtools.site_server (its API under the deployed role).
+        "AWS::Lambda::Url",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::Version",
+        "AWS::Lambda::LayerVersion",
+        "Custom::CDKBucketDeployment",
+        "AWS::CloudFront::Distribution",
+        "AWS::CloudFront::OriginAccessControl",
+        "AWS::CloudFront::ResponseHeadersPolicy",
     }
 )
 
