@@ -8,7 +8,7 @@ other argument, to the CLI (``runtime.cli``, the ``ops`` extra). The CLI's comma
 call these functions, so a service behaves the same whichever way it was started.
 
 ``healthcheck`` (the task definition's container health check of the worker and the coordinator) reads
-the receive loop's liveness record (:mod:`runtime.pipeline.liveness`) with the standard library only:
+the receive loop's liveness record (:mod:`runtime.worker.liveness`) with the standard library only:
 exit 0 when the loop iterated recently, 1 otherwise, one line saying why. Nothing else is imported
 for it (not even pydantic), so it answers well within the health check's timeout.
 
@@ -83,7 +83,7 @@ def healthcheck() -> int:
     from pathlib import Path
 
     from runtime.contract.names import LIVENESS_FILE
-    from runtime.pipeline.liveness import check_liveness
+    from runtime.worker import check_liveness
 
     liveness = check_liveness(Path(LIVENESS_FILE))
     print(liveness.reason, file=sys.stdout if liveness.healthy else sys.stderr)
@@ -93,7 +93,7 @@ def healthcheck() -> int:
 def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM. Raises ``ConfigurationError``."""
     from runtime.contract.settings import WorkerSettings, load
-    from runtime.pipeline.composition import build_worker
+    from runtime.pipeline import build_worker
     from runtime.telemetry.log import logger
 
     settings = load(WorkerSettings)

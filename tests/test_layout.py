@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.contract"},
     {"runtime.telemetry", "runtime.aws"},
+    {"runtime.worker"},
     {"runtime.archive"},
     {"runtime.notify"},
     {"runtime.pipeline"},

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
 from runtime.archive.delivery import DeliveryDocument, RecipientEvent
-from runtime.archive.documents import describe_validation_error
 from runtime.archive.errors import ArchiveInvalid
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 
 __all__ = ["DeliveryStore", "RecordOutcome", "VersionedDelivery"]
 

@@ -28,11 +28,12 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
-from runtime.archive.documents import describe_validation_error, utcnow
+from runtime.archive.documents import utcnow
 from runtime.archive.errors import ArchiveInvalid, ArchiveMissing
 from runtime.archive.processing import ProcessingDocument
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 from runtime.telemetry.metrics import MetricBatch
 
 __all__ = ["ProcessingMutation", "ProcessingStore", "StorageClock", "VersionedProcessing", "storage_time"]

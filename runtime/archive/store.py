@@ -20,9 +20,10 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
-from runtime.archive.documents import ArchiveDocument, describe_validation_error, parse_json
+from runtime.archive.documents import ArchiveDocument, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 from runtime.telemetry.metrics import MetricBatch
 
 __all__ = [

@@ -57,7 +57,7 @@ def process(
 
     Ctrl-C stops it cleanly: the emails sent so far are checkpointed and the lease is released, so the
     worker can resume at once instead of acking its message as a duplicate for the whole lease time."""
-    from runtime.pipeline.composition import build_processor
+    from runtime.pipeline import build_processor
 
     try:
         ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))

@@ -22,11 +22,9 @@ from runtime.coordinator.delivery import DeliveryHandler
 from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
-from runtime.pipeline.composition import task_integration
-from runtime.pipeline.routing import MessageHandler
-from runtime.pipeline.worker import Worker
 from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import MessageHandler, Worker, task_integration
 
 
 def build_handler(

@@ -23,13 +23,12 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.documents import describe_validation_error
 from runtime.archive.errors import ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.processing import ProcessingDocument
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
-from runtime.contract.errors import PipelineError
+from runtime.contract.errors import PipelineError, describe_validation_error
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed
@@ -37,10 +36,10 @@ from runtime.coordinator.delivery_fold import CustomerDeliveryCounts, DeliveryFo
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
 from runtime.notify.errors import MeetingBusy
 from runtime.notify.meetings import Action, plan
-from runtime.pipeline.envelopes import ObjectCreated, UnparseableMessage, parse_message_body
-from runtime.pipeline.state_machine import Outcome, Result
+from runtime.pipeline import Outcome, Result
 from runtime.telemetry.log import log_context, logger
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import ObjectCreated, UnparseableMessage, parse_message_body
 
 
 class Meetings(Protocol):
@@ -54,7 +53,7 @@ def _missing(exc: ClientError) -> bool:
 
 
 class CoordinatorHandler:
-    """A :data:`runtime.pipeline.routing.MessageHandler` for the coordinator's queue."""
+    """A :data:`runtime.worker.MessageHandler` for the coordinator's queue."""
 
     def __init__(
         self,

@@ -22,11 +22,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from runtime.archive.documents import ArchiveDocument, ModificationEntry, describe_validation_error
+from runtime.archive.documents import ArchiveDocument, ModificationEntry
 from runtime.archive.processing import ProcessingDocument, ProcessingLease, RevisionResult, SendProgress
 from runtime.archive.processing_store import header_time
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 
 
 @dataclass(frozen=True)

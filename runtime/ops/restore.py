@@ -47,9 +47,9 @@ from runtime.archive.documents import (
     ArchiveDocument,
     DeliveryCounts,
     ModificationEntry,
-    describe_validation_error,
 )
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import now
 from runtime.ops.errors import NothingToDo, OpsError

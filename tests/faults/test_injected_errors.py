@@ -54,10 +54,9 @@ from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, 
 from runtime.notify.meetings import MeetingCoordinator
 from runtime.notify.ses import RateLimiter, SesMailer
 from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
-from runtime.pipeline.routing import ProcessorHandler
-from runtime.pipeline.state_machine import Processor
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Processor, ProcessorHandler
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import Worker
 from tests.support.fault_injection import (
     RandomFaults,
     Rule,

@@ -140,9 +140,9 @@ def test_services_keep_their_metric_and_log_lines_on_stdout(
 ) -> None:
     """In ECS the services' stdout is CloudWatch Logs, which turns the EMF lines into metrics."""
     import runtime.coordinator.composition
-    import runtime.pipeline.composition
+    import runtime.pipeline
 
-    monkeypatch.setattr(runtime.pipeline.composition, "build_worker", lambda settings: _FakeService())
+    monkeypatch.setattr(runtime.pipeline, "build_worker", lambda settings: _FakeService())
     monkeypatch.setattr(runtime.coordinator.composition, "build_coordinator", lambda settings: _FakeService())
     env = {
         "TTP_CUSTOMER_CODE": CUSTOMER,

@@ -17,9 +17,9 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
-from runtime.pipeline.state_machine import Outcome
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome
 from runtime.telemetry.log import logger
+from runtime.worker import Worker
 from tests.runtime.coordinator.conftest import S3Counter, make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Platform
 

@@ -17,10 +17,9 @@ from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
 from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
-from runtime.pipeline.envelopes import parse_message_body
-from runtime.pipeline.state_machine import Outcome
-from runtime.pipeline.worker import decide
+from runtime.pipeline import Outcome, decide
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import parse_message_body
 from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import (
     as_json,

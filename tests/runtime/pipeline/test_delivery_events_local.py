@@ -14,7 +14,7 @@ from runtime.contract import names
 from runtime.contract.keys import DELIVERY_PREFIX, TriggerRef
 from runtime.notify.email_tags import tags_from_event
 from runtime.notify.ses import RateLimiter, SesMailer
-from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline import Outcome
 from tests.support.aws_platform import Platform
 
 
