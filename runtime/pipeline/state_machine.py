@@ -149,7 +149,7 @@ class Processor:
         self.clock = clock
         """The local clock: for metrics (trigger age) and, with the storage clock, the times of record
         (:meth:`time_of_record`); leases are judged on the storage clock only."""
-        self.store = store or ProcessingStore(archive._s3, archive.bucket)
+        self.store = store or ProcessingStore(archive.objects.s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
