@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from runtime.ops.sweep import SweepReport
+    from runtime.sweeper import SweepReport
 
 SERVICE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
     {("worker",), ("coordinator",), ("sweep",), ("sweep", "--json"), ("healthcheck",)}
@@ -122,9 +122,11 @@ def sweep() -> int:
     SIGTERM or SIGINT ends the pass at the next trigger boundary (see the module docstring). Raises
     ``ConfigurationError``; returns :func:`sweep_exit_code`."""
     from runtime.contract.settings import OpsSettings, load
-    from runtime.ops.sweep import run_sweep
+    from runtime.sweeper import run_sweep
+    from runtime.telemetry.log import logs_to_stderr
 
     settings = load(OpsSettings)
+    logs_to_stderr()  # stdout holds the report only
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

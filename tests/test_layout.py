@@ -23,6 +23,7 @@ RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.pipeline"},
     {"runtime.coordinator"},
     {"runtime.ops"},
+    {"runtime.sweeper"},
     {"runtime.services"},
     {"runtime.cli"},
 ]

@@ -1,6 +1,6 @@
 """The triggers under ``customers/`` as the procedures look at them: grouped per customer, the objects
 there that are *not* valid triggers, and the sweeper's re-drive record (object tags on the trigger,
-written by ``runtime.ops.sweep``, read by ``stuck`` and ``verify``)."""
+written by ``runtime.sweeper``, read by ``stuck`` and ``verify``)."""
 
 from __future__ import annotations
 

@@ -165,13 +165,13 @@ def test_one_shot_commands_put_their_log_lines_on_stderr_and_restore_them(
 ) -> None:
     """A log line of a one-shot command (here ``sweep``'s progress goes through the logger when a
     trigger cannot be read) lands on stderr; after the command, the process's streams are as before."""
-    import runtime.ops.sweep
+    import runtime.sweeper
 
     def logging_sweep(*args: Any, **kwargs: Any) -> Any:
         logger.warning("one-shot line")
         return real_sweep(*args, **kwargs)
 
-    real_sweep = runtime.ops.sweep.run_sweep
+    real_sweep = runtime.sweeper.run_sweep
     monkeypatch.setattr("runtime.cli.repair_commands.run_sweep", logging_sweep)
     for name, value in ops_env(light).items():
         monkeypatch.setenv(name, value)

@@ -15,9 +15,9 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
-from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
 from runtime.pipeline import Outcome, decide
+from runtime.sweeper import Sweeper, SweepReport
 from runtime.telemetry.metrics import MetricsFactory
 from runtime.worker import parse_message_body
 from tests.support.aws_platform import Faulty, Platform, client_error

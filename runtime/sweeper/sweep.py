@@ -1,4 +1,4 @@
-"""The sweeper: one pass over ``customers/`` (a scheduled ECS task runs ``python -m runtime sweep``).
+"""The sweeper's pass: one pass over ``customers/`` (a scheduled ECS task runs ``python -m runtime sweep``).
 
 A trigger that was never processed is invisible to the processor; the sweeper sees it. Per customer
 of ``TTP_CUSTOMER_QUEUES`` — every one, even without triggers, so the alarms see 0 rather than
@@ -62,7 +62,6 @@ does the rest.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,7 +84,7 @@ from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
 from runtime.ops.processing_view import ProcessingCache
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
-from runtime.telemetry.log import SERVICE
+from runtime.telemetry.log import logger
 from runtime.telemetry.metrics import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
@@ -97,26 +96,16 @@ SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
 """Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
 
 Log = Callable[[str, str, dict[str, Any]], None]
+"""Where the sweeper says what it did: ``(level, message, fields)``; level ``info``, ``warning``,
+``error`` or ``exception`` (inside an ``except`` block: the traceback too)."""
 
 
-def json_log(stream: IO[str] | None = None) -> Log:
-    """Structured JSON log lines (the processor's shape) on ``stream`` — stderr by default, so that
-    ``sweep --json`` keeps stdout for its report. ECS sends both streams to CloudWatch Logs."""
-
-    def log(level: str, message: str, extra: dict[str, Any]) -> None:
-        line = {
-            "level": "ERROR" if level == "exception" else level.upper(),
-            "timestamp": now().isoformat(),
-            "service": SERVICE,
-            "component": "sweeper",
-            "message": message,
-            **{k: v for k, v in extra.items() if v is not None},
-        }
-        out = stream or sys.stderr
-        out.write(json.dumps(line, default=str) + "\n")
-        out.flush()
-
-    return log
+def telemetry_log(level: str, message: str, extra: dict[str, Any]) -> None:
+    """The sweeper's lines on the shared telemetry logger (:mod:`runtime.telemetry.log`), the processor's
+    and the coordinator's shape, marked ``component: sweeper``."""
+    fields = {"component": "sweeper", **{k: v for k, v in extra.items() if v is not None}}
+    write = {"info": logger.info, "warning": logger.warning, "error": logger.error, "exception": logger.exception}
+    write.get(level, logger.error)(message, extra=fields)
 
 
 def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at: datetime, attempt: int) -> str:
@@ -263,7 +252,7 @@ class Sweeper:
         self.metrics = metrics
         self.region = region
         self.clock = clock
-        self.log = log or json_log()
+        self.log = log or telemetry_log
         self.grace = cleanup_grace_seconds
         self.max_redrives_per_pass = max_redrives_per_pass
         self.missing_trigger_grace = missing_trigger_grace_seconds
