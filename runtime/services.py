@@ -94,7 +94,7 @@ def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM. Raises ``ConfigurationError``."""
     from runtime.contract.settings import WorkerSettings, load
     from runtime.pipeline import build_worker
-    from runtime.telemetry.log import logger
+    from runtime.telemetry import logger
 
     settings = load(WorkerSettings)
     logger.append_keys(customer_code=settings.customer_code)
@@ -106,8 +106,8 @@ def worker() -> None:
 def coordinator() -> None:
     """Run the change coordinator until SIGTERM. Raises ``ConfigurationError``."""
     from runtime.contract.settings import CoordinatorSettings, load
-    from runtime.coordinator.composition import build_coordinator
-    from runtime.telemetry.log import logger
+    from runtime.coordinator import build_coordinator
+    from runtime.telemetry import logger
 
     settings = load(CoordinatorSettings)
     logger.append_keys(service="coordinator")
@@ -123,7 +123,7 @@ def sweep() -> int:
     ``ConfigurationError``; returns :func:`sweep_exit_code`."""
     from runtime.contract.settings import OpsSettings, load
     from runtime.sweeper import run_sweep
-    from runtime.telemetry.log import logs_to_stderr
+    from runtime.telemetry import logs_to_stderr
 
     settings = load(OpsSettings)
     logs_to_stderr()  # stdout holds the report only

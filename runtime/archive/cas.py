@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from runtime.archive.errors import ArchiveConflict, ArchiveMissing
 from runtime.aws import error_code, http_status
 from runtime.contract.metric_names import MetricName
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 

@@ -25,7 +25,7 @@ from runtime.archive.versioned import (
     storage_time,
 )
 from runtime.contract import keys
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 __all__ = [
     "ProcessingMutation",

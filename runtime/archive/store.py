@@ -20,7 +20,7 @@ from runtime.archive.documents import ArchiveDocument, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.versioned import Versioned, VersionedJson
 from runtime.contract import keys
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 __all__ = [
     "ArchiveConflict",

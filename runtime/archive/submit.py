@@ -44,7 +44,7 @@ from runtime.contract import keys
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
 from runtime.contract.errors import describe_validation_error
 from runtime.contract.metric_names import MetricName
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory
 
 __all__ = ["RECORDED_FIELDS", "InvalidSubmission", "Submission", "submit_change", "validate_change"]
 

@@ -33,7 +33,7 @@ from runtime.archive.documents import utcnow
 from runtime.archive.errors import ArchiveInvalid, ArchiveMissing
 from runtime.aws import error_code, http_status
 from runtime.contract.errors import describe_validation_error
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 __all__ = [
     "StorageClock",

@@ -15,15 +15,13 @@ from typing import Any
 import boto3
 
 from runtime import aws
-from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.store import ArchiveStore
+from runtime.archive import ArchiveStore, DeliveryStore
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, load
 from runtime.coordinator.delivery import DeliveryHandler
 from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory, logger
 from runtime.worker import MessageHandler, Worker, task_integration
 
 
@@ -42,7 +40,7 @@ def build_handler(
     meetings: Meetings | None = None
     meeting_settings = meeting_settings or load(MeetingSettings)
     if meeting_settings.enabled:
-        from runtime.notify.meetings import build_meeting_coordinator
+        from runtime.notify import build_meeting_coordinator
 
         # wait_seconds=0: a lease held by another coordinator task means retry later, not block a thread.
         meetings = build_meeting_coordinator(meeting_settings, settings, session, wait_seconds=0.0)

@@ -22,10 +22,16 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.errors import ArchiveError, ArchiveInvalid, ArchiveMissing
-from runtime.archive.processing_store import ProcessingStore, VersionedProcessing
-from runtime.archive.store import ArchiveStore, VersionedArchive
+from runtime.archive import (
+    ArchiveError,
+    ArchiveInvalid,
+    ArchiveMissing,
+    ArchiveStore,
+    DeliveryStore,
+    ProcessingStore,
+    VersionedArchive,
+    VersionedProcessing,
+)
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
@@ -33,11 +39,9 @@ from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
 from runtime.coordinator.delivery_fold import CustomerDeliveryCounts, DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
-from runtime.notify.errors import MeetingBusy
-from runtime.notify.meetings import Action, plan
+from runtime.notify import Action, MeetingBusy, plan
 from runtime.pipeline import Outcome, Result
-from runtime.telemetry.log import log_context, logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory, log_context, logger
 from runtime.worker import ObjectCreated, UnparseableMessage, parse_message_body
 
 

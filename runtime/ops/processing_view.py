@@ -21,10 +21,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.documents import ArchiveDocument, ModificationEntry
-from runtime.archive.errors import ArchiveInvalid
-from runtime.archive.processing import ProcessingDocument, ProcessingLease, RevisionResult, SendProgress
-from runtime.archive.processing_store import ProcessingStore
+from runtime.archive import (
+    ArchiveDocument,
+    ArchiveInvalid,
+    ModificationEntry,
+    ProcessingDocument,
+    ProcessingLease,
+    ProcessingStore,
+    RevisionResult,
+    SendProgress,
+)
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
 

@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime import aws
-from runtime.archive.documents import (
+from runtime.archive import (
     MEETING_CANCELLED,
     MEETING_SCHEDULED,
     MEETING_UPDATED,

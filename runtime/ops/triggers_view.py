@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.triggers import TriggerInfo
+from runtime.archive import TriggerInfo
 from runtime.contract import keys
 
 REDRIVE_ATTEMPTS_TAG = "ttp-redrive-attempts"

@@ -5,14 +5,12 @@ from __future__ import annotations
 import boto3
 
 from runtime import aws
-from runtime.archive.processing_store import ProcessingStore
-from runtime.archive.store import ArchiveStore
-from runtime.archive.triggers import TriggerStore
+from runtime.archive import ArchiveStore, ProcessingStore, TriggerStore
 from runtime.contract.settings import SenderSettings, WorkerSettings
-from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
+from runtime.notify import CustomerSes, RateLimiter, SesMailer
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory
 from runtime.worker import Worker, task_integration
 
 

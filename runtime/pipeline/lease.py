@@ -14,12 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime.archive.errors import ArchiveMissing
-from runtime.archive.processing import ProcessingDocument, SendProgress
-from runtime.archive.processing_store import VersionedProcessing
+from runtime.archive import ArchiveMissing, ProcessingDocument, SendProgress, VersionedProcessing
 from runtime.contract.errors import PipelineError
 from runtime.pipeline.errors import LeaseLost, Superseded
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 __all__ = ["MAX_UNRECORDED_EMAILS", "LeaseKeeper", "LeaseStore", "SendGate", "lease_problem"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import KW_ONLY, dataclass, field
 
-from runtime.archive.triggers import DeleteOutcome
+from runtime.archive import DeleteOutcome
 from runtime.contract.errors import PipelineError
-from runtime.telemetry.log import log_context, logger
+from runtime.telemetry import log_context, logger
 from runtime.worker import Fate
 
 __all__ = ["Outcome", "Result", "failure_outcome"]

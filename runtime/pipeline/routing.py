@@ -10,7 +10,7 @@ import threading
 from runtime.contract import keys
 from runtime.pipeline.result import Outcome, Result
 from runtime.pipeline.state_machine import Processor
-from runtime.telemetry.log import log_context
+from runtime.telemetry import log_context
 from runtime.worker import UnparseableMessage, parse_message_body
 
 __all__ = ["ProcessorHandler", "decide"]

@@ -42,30 +42,34 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runtime.archive.documents import SUBMITTED, ArchiveDocument, utcnow
-from runtime.archive.errors import ArchiveConflict, ArchiveError
-from runtime.archive.processing import (
+from runtime.archive import (
+    SUBMITTED,
+    ArchiveConflict,
+    ArchiveDocument,
+    ArchiveError,
+    ArchiveStore,
+    DeleteOutcome,
     DisplacedHolder,
     ProcessingDocument,
     ProcessingLease,
+    ProcessingStore,
     RevisionResult,
     SendProgress,
+    TriggerInfo,
+    TriggerStore,
+    VersionedArchive,
+    VersionedProcessing,
     recipients_digest,
+    utcnow,
 )
-from runtime.archive.processing_store import ProcessingStore, VersionedProcessing
-from runtime.archive.store import ArchiveStore, VersionedArchive
-from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
-from runtime.notify.errors import SendInterrupted
-from runtime.notify.rendering import RenderedEmail, render_email
-from runtime.notify.ses import StopSignal
+from runtime.notify import RenderedEmail, SendInterrupted, StopSignal, render_email
 from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.pipeline.lease import LeaseKeeper, SendGate, lease_problem
 from runtime.pipeline.result import Outcome, Result, failure_outcome
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricBatch, MetricsFactory
+from runtime.telemetry import MetricBatch, MetricsFactory, logger
 
 DISPLACED_POLL_SECONDS = 0.25
 """How often a newer revision re-reads (``IfNoneMatch``) whether the holders it displaced have stopped."""

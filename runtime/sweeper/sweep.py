@@ -71,9 +71,15 @@ from urllib.parse import quote_plus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime import aws
-from runtime.archive.documents import SUBMITTED, ArchiveDocument
-from runtime.archive.store import ArchiveError, ArchiveStore
-from runtime.archive.triggers import TriggerInfo, TriggerStore, is_already_there
+from runtime.archive import (
+    SUBMITTED,
+    ArchiveDocument,
+    ArchiveError,
+    ArchiveStore,
+    TriggerInfo,
+    TriggerStore,
+    is_already_there,
+)
 from runtime.contract import names
 from runtime.contract.keys import ARCHIVE_PREFIX, CUSTOMERS_PREFIX, InvalidKeyError, TriggerRef, parse_archive_key
 from runtime.contract.metric_names import MetricName
@@ -84,8 +90,7 @@ from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
 from runtime.ops.processing_view import ProcessingCache
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory, logger
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500

@@ -45,7 +45,7 @@ from typing import Any
 from runtime.contract.settings import WorkerSettings
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS
-from runtime.telemetry.log import log_context, logger
+from runtime.telemetry import log_context, logger
 from runtime.worker.in_flight import InFlight
 from runtime.worker.liveness import stale_after_seconds, write_liveness
 from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate, retry_after

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 
 class Fate(enum.Enum):
