@@ -39,21 +39,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from runtime.archive import (
     SUBMITTED,
-    ArchiveConflict,
     ArchiveDocument,
     ArchiveError,
     ArchiveStore,
     DeleteOutcome,
-    DisplacedHolder,
-    ProcessingDocument,
-    ProcessingLease,
     ProcessingStore,
-    RevisionResult,
     SendProgress,
     TriggerInfo,
     TriggerStore,
@@ -68,6 +63,7 @@ from runtime.contract.metric_names import MetricName
 from runtime.notify import RenderedEmail, SendInterrupted, StopSignal, render_email
 from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.pipeline.lease import LeaseKeeper, SendGate, lease_problem
+from runtime.pipeline.records import ProcessingRecords, SameMessage, recorded_at_or_after
 from runtime.pipeline.result import Outcome, Result, failure_outcome
 from runtime.telemetry import MetricBatch, MetricsFactory, logger
 
@@ -99,14 +95,6 @@ class Mailer(Protocol):
         ...
 
 
-def message_id_of(owner: str) -> str | None:
-    """The SQS message id in a worker's owner ``sqs:{message id}:{receive id}`` (None for a manual run)."""
-    parts = owner.split(":")
-    if len(parts) >= 2 and parts[0] == "sqs" and parts[1]:
-        return parts[1]
-    return None
-
-
 def normalise_recipients(addresses: list[str]) -> list[str]:
     """The cursor's order: lower-cased, de-duplicated, sorted."""
     return sorted({a.strip().lower() for a in addresses if a.strip()})
@@ -120,14 +108,6 @@ class _Sent:
     keeper: LeaseKeeper | None = None
     recipients: list[str] = field(default_factory=list)
     ended: Result | None = None
-
-
-class _SameMessage(LeaseHeld):
-    """Another receive of the same SQS message holds the lease: come back when it ends."""
-
-    def __init__(self, message: str, remaining: float) -> None:
-        super().__init__(message)
-        self.remaining = remaining
 
 
 class Processor:
@@ -155,6 +135,9 @@ class Processor:
         (:meth:`time_of_record`); leases are judged on the storage clock only."""
         self.store = store or ProcessingStore(archive.objects.s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
+        self.records = ProcessingRecords(
+            self.store, self.customer_code, lease_seconds, self.time_of_record, self.record_deadline_seconds
+        )
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
@@ -234,7 +217,7 @@ class Processor:
         # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
         try:
             version = self._claim(change_id, owner, revision, submitted_at(document, revision))
-        except _SameMessage as exc:
+        except SameMessage as exc:
             return Result(Outcome.RETRY, str(exc), change_id, revision=revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
             return Result(Outcome.LEASE_HELD, str(exc), change_id, revision=revision)
@@ -242,7 +225,7 @@ class Processor:
             return Result(failure_outcome(exc), str(exc), change_id, revision=revision)
         except Exception as exc:  # an S3 error left after botocore's retries
             return Result(Outcome.RETRY, f"could not claim: {type(exc).__name__}: {exc}", change_id, revision=revision)
-        recorded = _recorded_at_or_after(version.document, revision)
+        recorded = recorded_at_or_after(version.document, revision)
         lease = version.document.lease
         if recorded is not None:
             result = Result(
@@ -260,11 +243,22 @@ class Processor:
         if sent.ended is not None:
             return sent.ended
         assert sent.keeper is not None  # step 6 ended without a result: its keeper holds the final progress
-        keeper, recipients = sent.keeper, sent.recipients
+        return self._record_and_clean_up(sent.keeper, sent.recipients, owner, change_id, revision, trigger, batch)
 
+    def _record_and_clean_up(
+        self,
+        keeper: LeaseKeeper,
+        recipients: list[str],
+        owner: str,
+        change_id: str,
+        revision: int,
+        trigger: TriggerInfo,
+        batch: MetricBatch,
+    ) -> Result:
+        """Steps 7 and 8 once the emails are sent: record the result, then delete the trigger."""
         # 7. record the result (it carries the final progress); a lost record means a resend
         try:
-            self._record(keeper, owner, revision, recipients, batch)
+            self.records.record(keeper, owner, revision, recipients, batch)
         except KeyboardInterrupt:  # the record may have landed (then no lease is ours); else keep every email sent
             self._save_progress(keeper, release=True)
             raise
@@ -346,30 +340,11 @@ class Processor:
             return _Sent(ended=self._retry_later(exc, keeper, owner, change_id, revision, traceback=True))
         return _Sent(keeper, recipients)
 
-    def _checkpointed(self, revision: int, progress: SendProgress, started: datetime | None) -> RevisionResult:
-        """The superseded result of a holder that cannot answer any more, from its last checkpoint: what
-        it sent at least (a crash may have sent up to ``MAX_UNRECORDED_EMAILS`` more)."""
-        return RevisionResult(
-            revision=revision,
-            recipients=progress.recipients,
-            sent=max(0, progress.done - len(progress.rejected)),
-            rejected=len(progress.rejected),
-            started_at=started,
-            finished_at=self.time_of_record(started),
-            superseded=True,
-        )
-
-    def _settled(
-        self, doc: ProcessingDocument, owner: str, storage_now: datetime
-    ) -> tuple[list[DisplacedHolder] | None, dict[str, RevisionResult]]:
-        """The displaced entries and results once ``owner``'s entry is dropped (its answer) and every
-        entry whose lease ended, with a superseded result from the checkpoint of each holder that never
-        answered."""
-        results = dict(doc.results)
-        for silent in doc.displaced_silent(owner, storage_now):
-            if silent.progress is not None and silent.progress.revision == silent.revision:
-                results[str(silent.revision)] = self._checkpointed(silent.revision, silent.progress, silent.started_at)
-        return doc.without_displaced(owner, storage_now), results
+    def _claim(
+        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
+    ) -> VersionedProcessing:
+        """Step 5 (:meth:`ProcessingRecords.claim`)."""
+        return self.records.claim(change_id, owner, revision, submitted)
 
     def _await_displaced(self, keeper: LeaseKeeper, owner: str, cancelled: threading.Event | None) -> None:
         """Before the first send: wait until every holder our claim (or an earlier one) displaced has
@@ -416,39 +391,8 @@ class Processor:
         The trigger is the newer revision's now; it stays. If the write fails, the newer revision
         waits for our lease to end instead, and this revision's sends are missing from the trail."""
         keeper.stop()
-        code, change_id, revision, progress = self.customer_code, document.change_id, document.revision, keeper.progress
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            assert version is not None
-            doc = version.document
-            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
-            updates: dict[str, object] = {"displaced": displaced, "results": results}
-            if not doc.is_recorded(revision):
-                updates["results"] = {
-                    **results,
-                    str(revision): RevisionResult(
-                        revision=revision,
-                        recipients=len(recipients),
-                        sent=max(0, progress.done - len(progress.rejected)),
-                        rejected=len(progress.rejected),
-                        started_at=keeper.started_at,
-                        finished_at=self.time_of_record(keeper.started_at),
-                        superseded=True,
-                    ),
-                }
-            if doc.progress is not None and doc.progress.revision == revision:
-                updates["progress"] = None
-            if doc.lease is not None and doc.lease.owner == owner:
-                updates["lease"] = None
-            return doc.model_copy(update=updates)
-
-        try:
-            self.store.update(code, change_id, mutate, create=False, current=keeper.version)
-        except Exception as exc:
-            logger.warning(
-                "could not record the superseded revision's sends; the newer revision waits for our lease to end",
-                extra={"error": str(exc)},
-            )
+        change_id, revision, progress = document.change_id, document.revision, keeper.progress
+        self.records.record_superseded(keeper, owner, change_id, revision, recipients)
         logger.info(
             "superseded by a newer revision: stopped sending",
             extra={"change_id": change_id, "revision": revision, "emails_sent": keeper.sent, "reason": str(reason)},
@@ -463,113 +407,12 @@ class Processor:
             rejected=list(progress.rejected),
         )
 
-    def _claim(
-        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
-    ) -> VersionedProcessing:
-        """Step 5: one PUT (``IfNoneMatch``) for a new processing object; else read and CAS. Expiry is
-        judged on the storage time of the answer that read the object; ``acquired_at`` (the result's
-        ``started_at``) is a time of record, never before ``submitted`` (the revision's submission)."""
-        code, message_id, clock = self.customer_code, message_id_of(owner), self.store.clock
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            now = version.storage_now if version is not None else clock.now()
-            doc = version.document if version else ProcessingDocument(customer_code=code, change_id=change_id)
-            if _recorded_at_or_after(doc, revision) is not None:
-                return None
-            lease = doc.lease
-            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= revision:
-                remaining = (lease.expires_at - now).total_seconds()
-                held = f"{lease.owner} holds the lease of revision {lease.revision} for {remaining:.0f} s more"
-                if message_id is not None and lease.message_id == message_id:
-                    raise _SameMessage(held, remaining)
-                raise LeaseHeld(held)
-            progress = doc.progress if doc.progress is not None and doc.progress.revision == revision else None
-            kept, results = self._settled(doc, owner, now)
-            displaced = kept or []
-            if lease is not None and lease.owner != owner and lease.revision < revision:
-                old = doc.progress if doc.progress is not None and doc.progress.revision == lease.revision else None
-                if lease.is_live(now):
-                    # an older revision's holder may be inside a SendEmail: ours wait until it stopped
-                    holder = DisplacedHolder(
-                        owner=lease.owner,
-                        revision=lease.revision,
-                        expires_at=lease.expires_at,
-                        started_at=lease.acquired_at,
-                        progress=old,
-                    )
-                    displaced = [*(d for d in displaced if d.owner != lease.owner), holder]
-                elif old is not None and not doc.is_recorded(lease.revision):  # stopped (released, or died)
-                    results[str(lease.revision)] = self._checkpointed(lease.revision, old, lease.acquired_at)
-            new_lease = ProcessingLease(
-                owner=owner,
-                message_id=message_id,
-                revision=revision,
-                expires_at=now + timedelta(seconds=self.lease_seconds),
-                acquired_at=self.time_of_record(now, submitted),
-            )
-            return doc.model_copy(
-                update={"lease": new_lease, "progress": progress, "displaced": displaced or None, "results": results}
-            )
-
-        # revision 1 is the common case and its object is new: create without a GET (one PUT)
-        return self.store.update(code, change_id, mutate, assume_absent=revision == 1)
-
-    def _record(
-        self, keeper: LeaseKeeper, owner: str, revision: int, recipients: list[str], batch: MetricBatch
-    ) -> VersionedProcessing:
-        """Step 7: the durable record of the customer's result (``ArchiveUpdateSuccess``/``Failure``)."""
-        code, change_id, progress = self.customer_code, keeper.version.document.change_id, keeper.progress
-        started = keeper.started_at
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            assert version is not None
-            doc = version.document
-            if doc.is_recorded(revision):
-                return None
-            result = RevisionResult(
-                revision=revision,
-                recipients=len(recipients),
-                sent=max(0, progress.done - len(progress.rejected)),
-                rejected=len(progress.rejected),
-                started_at=started,
-                finished_at=self.time_of_record(started),
-            )
-            # done: no longer displaced (a newer revision waiting for us may start); ended entries dropped
-            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
-            recorded = doc.with_result(result)
-            recorded = recorded.model_copy(update={"displaced": displaced, "results": {**results, **recorded.results}})
-            if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
-                recorded = recorded.model_copy(update={"lease": doc.lease})
-            return recorded
-
-        deadline = time.monotonic() + self.record_deadline_seconds
-        current: VersionedProcessing | None = keeper.version
-        while True:
-            try:
-                return self.store.update(code, change_id, mutate, create=False, current=current, metrics=batch)
-            except ArchiveConflict:
-                if time.monotonic() >= deadline:
-                    raise
-                logger.warning("processing object still contended while recording; retrying")
-                current = None
-
     def _release_lease(self, change_id: str, owner: str, keeper: LeaseKeeper | None) -> None:
         """End ``owner``'s lease now, keeping the progress (a conditional write; nothing to do when the
         lease is another owner's, or already ended)."""
 
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            lease = version.document.lease if version else None
-            if version is None or lease is None or lease.owner != owner or not lease.is_live(version.storage_now):
-                return None
-            return version.document.model_copy(
-                update={"lease": lease.model_copy(update={"expires_at": version.storage_now})}
-            )
-
         self._save_progress(keeper)
-        try:
-            self.store.update(self.customer_code, change_id, mutate, create=False)
-        except Exception:  # the lease expires on its own
-            logger.warning("could not release lease; it will expire")
+        self.records.release(change_id, owner)
 
     def _retry_later(
         self,
@@ -622,12 +465,6 @@ def submitted_at(document: ArchiveDocument, revision: int) -> datetime | None:
     """When ``revision`` was submitted (its ``submitted`` entry), the floor of its times of record."""
     times = [m.timestamp for m in document.modifications if m.modification_type == SUBMITTED and m.revision == revision]
     return max(times) if times else None
-
-
-def _recorded_at_or_after(doc: ProcessingDocument, revision: int) -> int | None:
-    """The newest recorded revision ≥ ``revision`` (a newer one supersedes this message's), or None."""
-    done = [int(r) for r in doc.results if r.isdigit() and int(r) >= revision]
-    return max(done) if done else None
 
 
 def _resume(progress: SendProgress | None, revision: int, recipients: list[str]) -> SendProgress:
