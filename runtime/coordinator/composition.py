@@ -7,7 +7,6 @@ With ``TTP_DELIVERY_QUEUE_URL`` set, the coordinator process also consumes the S
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
 from runtime.telemetry import MetricsFactory, logger
-from runtime.worker import MessageHandler, Worker, task_integration
+from runtime.worker import MessageHandler, Worker, install_stop_signals, task_integration
 
 
 def build_handler(
@@ -86,12 +85,7 @@ class CoordinatorProcess:
         return self.workers[0].handler
 
     def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: object) -> None:
-            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        install_stop_signals(self.request_stop)
 
     def request_stop(self) -> None:
         for worker in self.workers:

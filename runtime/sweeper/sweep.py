@@ -287,29 +287,27 @@ class Sweeper:
         for item in iter_cleanup(
             self.s3, self.bucket, [info], dry_run=False, reference=at, archives=archives, processing=processing
         ):
-            if item.action == "deleted":
-                summary.deleted += 1
-                report.actions.append(
-                    SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
-                )
-                self.log(
-                    "info",
-                    "deleted a trigger whose result is recorded",
-                    {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
-                )
-                return True
             if item.action in ("already_gone", "replaced"):
                 return True
-            if item.action == "failed":
+            if item.action not in ("deleted", "failed"):
+                continue
+            deleted = item.action == "deleted"
+            if deleted:
+                summary.deleted += 1
+            else:
                 summary.errors += 1
-                report.actions.append(
-                    SweepAction(code, item.change_id, item.key, item.age_seconds, "error", item.reason)
+            report.actions.append(
+                SweepAction(
+                    code, item.change_id, item.key, item.age_seconds, "deleted" if deleted else "error", item.reason
                 )
+            )
+            fields = {"customer_code": code, "change_id": item.change_id}
+            if deleted:
                 self.log(
-                    "error",
-                    "could not delete a recorded trigger",
-                    {"customer_code": code, "change_id": item.change_id, "key": item.key, "error": item.reason},
+                    "info", "deleted a trigger whose result is recorded", {**fields, "trigger_age": item.age_seconds}
                 )
+                return True
+            self.log("error", "could not delete a recorded trigger", {**fields, "key": item.key, "error": item.reason})
         return False
 
     def _redrive(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from runtime.worker.in_flight import InFlight
     from runtime.worker.integration import task_integration
     from runtime.worker.liveness import Liveness, check_liveness, stale_after_seconds, write_liveness
-    from runtime.worker.loop import MessageHandler, Worker
+    from runtime.worker.loop import MessageHandler, Worker, install_stop_signals
     from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate
     from runtime.worker.task_protection import ScaleInProtection, TaskProtectionClient
 
@@ -41,6 +41,7 @@ _HOMES = {
     "write_liveness": "liveness",
     "MessageHandler": "loop",
     "Worker": "loop",
+    "install_stop_signals": "loop",
     "Fate": "outcome",
     "Handled": "outcome",
     "HandlerFailed": "outcome",
@@ -63,6 +64,7 @@ __all__ = [
     "UnparseableMessage",
     "Worker",
     "check_liveness",
+    "install_stop_signals",
     "overall_fate",
     "parse_message_body",
     "stale_after_seconds",

@@ -51,12 +51,23 @@ from runtime.worker.liveness import stale_after_seconds, write_liveness
 from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate, retry_after
 from runtime.worker.task_protection import ScaleInProtection
 
-__all__ = ["MessageHandler", "Worker"]
+__all__ = ["MessageHandler", "Worker", "install_stop_signals"]
 
 MessageHandler = Callable[[str, str, threading.Event | None], Sequence[Handled]]
 """What a worker runs on each message: ``(body, owner, cancelled) -> outcomes``; the outcomes' fates
 decide the message's (:func:`~runtime.worker.outcome.overall_fate`). The processor and the change
 coordinator each provide one."""
+
+
+def install_stop_signals(request_stop: Callable[[], None]) -> None:
+    """SIGTERM (ECS stopping the task) and SIGINT call ``request_stop``: stop receiving, then drain."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
+        request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def _setting_default(name: str) -> Any:
@@ -126,12 +137,7 @@ class Worker:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: object) -> None:
-            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        install_stop_signals(self.request_stop)
 
     def request_stop(self) -> None:
         """Stop receiving; the drain budget counts from now, not from when the current long poll ends."""
