@@ -139,11 +139,11 @@ def test_services_keep_their_metric_and_log_lines_on_stdout(
     service: str, monkeypatch: pytest.MonkeyPatch, logs_on_stdout: None
 ) -> None:
     """In ECS the services' stdout is CloudWatch Logs, which turns the EMF lines into metrics."""
-    import runtime.coordinator.composition
+    import runtime.coordinator
     import runtime.pipeline
 
     monkeypatch.setattr(runtime.pipeline, "build_worker", lambda settings: _FakeService())
-    monkeypatch.setattr(runtime.coordinator.composition, "build_coordinator", lambda settings: _FakeService())
+    monkeypatch.setattr(runtime.coordinator, "build_coordinator", lambda settings: _FakeService())
     env = {
         "TTP_CUSTOMER_CODE": CUSTOMER,
         "TTP_BUCKET_NAME": "bucket",
