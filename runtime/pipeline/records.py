@@ -79,7 +79,7 @@ class ProcessingRecords:
             rejected=len(progress.rejected),
             started_at=started,
             finished_at=self.time_of_record(started),
-            superseded=superseded,
+            **({"superseded": True} if superseded else {}),  # a revision that was not superseded says nothing
         )
 
     def checkpointed(self, revision: int, progress: SendProgress, started: datetime | None) -> RevisionResult:
