@@ -223,7 +223,7 @@ class VersionedJson(Generic[M]):
         problem = identity(document) if identity is not None else None
         if problem is not None:
             raise ArchiveInvalid(f"{key} holds {problem}")
-        return Versioned(document, response["ETag"], *self.clock.observe_answer(response))
+        return Versioned(document, response.get("ETag", ""), *self.clock.observe_answer(response))
 
     def update(
         self,

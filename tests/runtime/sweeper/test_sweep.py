@@ -254,7 +254,8 @@ def test_sweep_command_keeps_stdout_for_the_report(light: Platform, monkeypatch:
     assert [(a["change_id"], a["action"]) for a in report["actions"]] == [("CHG-1", "redriven")]
     emf = [json.loads(line) for line in result.stderr.splitlines() if '"_aws"' in line]
     assert sorted(blob["CustomerCode"] for blob in emf) == ["customer-a", "hts", "htsnonprod"]
-    logged = [json.loads(line) for line in result.stderr.splitlines() if '"component": "sweeper"' in line]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line.get("component") == "sweeper"]  # the shared logger's JSON lines
     assert logged and logged[0]["level"] == "WARNING" and logged[0]["change_id"] == "CHG-1"
 
     human = run(monkeypatch, ops_env(platform), "sweep")
