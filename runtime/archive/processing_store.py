@@ -70,6 +70,7 @@ class ProcessingStore:
             backoff=backoff,
             clock=clock,
         )
+        self._backoff = backoff  # the objects' own: tests shorten its attempts
         self.bucket = bucket
         self.clock = self.objects.clock
         if observe_client:
