@@ -21,10 +21,10 @@ What every runtime task has, built by :class:`RuntimeTaskBase` as children of th
   children, so the runtime never runs as PID 1 (which the kernel spares SIGTERM's default action);
 * for a long-running service (``RuntimeTaskSpec.long_running``, not the one-shot sweeper): a container
   health check, ``python -m runtime healthcheck``, that fails when the worker's receive loop has stopped
-  iterating (:mod:`runtime.pipeline.liveness`), with a start period as the startup grace;
+  iterating (:mod:`runtime.worker.liveness`), with a start period as the startup grace;
 * for a service that scales in (``RuntimeTaskSpec.scale_in_protection``: the customer processor): the task
   role's permission for the ECS agent's task scale-in protection endpoint
-  (:mod:`runtime.pipeline.task_protection`), only on tasks carrying the variant's ``task_tags`` (which the
+  (:mod:`runtime.worker.task_protection`), only on tasks carrying the variant's ``task_tags`` (which the
   variant's service propagates to its tasks);
 * a security group without ingress and with HTTPS egress only;
 * the cdk-nag acknowledgements every such task needs (non-secret environment, ECR's ``*``).

@@ -8,7 +8,7 @@ other argument, to the CLI (``runtime.cli``, the ``ops`` extra). The CLI's comma
 call these functions, so a service behaves the same whichever way it was started.
 
 ``healthcheck`` (the task definition's container health check of the worker and the coordinator) reads
-the receive loop's liveness record (:mod:`runtime.pipeline.liveness`) with the standard library only:
+the receive loop's liveness record (:mod:`runtime.worker.liveness`) with the standard library only:
 exit 0 when the loop iterated recently, 1 otherwise, one line saying why. Nothing else is imported
 for it (not even pydantic), so it answers well within the health check's timeout.
 
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from runtime.ops.sweep import SweepReport
+    from runtime.sweeper import SweepReport
 
 SERVICE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
     {("worker",), ("coordinator",), ("sweep",), ("sweep", "--json"), ("healthcheck",)}
@@ -83,7 +83,7 @@ def healthcheck() -> int:
     from pathlib import Path
 
     from runtime.contract.names import LIVENESS_FILE
-    from runtime.pipeline.liveness import check_liveness
+    from runtime.worker import check_liveness
 
     liveness = check_liveness(Path(LIVENESS_FILE))
     print(liveness.reason, file=sys.stdout if liveness.healthy else sys.stderr)
@@ -93,8 +93,8 @@ def healthcheck() -> int:
 def worker() -> None:
     """Long-poll this customer's queue and process triggers until SIGTERM. Raises ``ConfigurationError``."""
     from runtime.contract.settings import WorkerSettings, load
-    from runtime.pipeline.composition import build_worker
-    from runtime.telemetry.log import logger
+    from runtime.pipeline import build_worker
+    from runtime.telemetry import logger
 
     settings = load(WorkerSettings)
     logger.append_keys(customer_code=settings.customer_code)
@@ -106,8 +106,8 @@ def worker() -> None:
 def coordinator() -> None:
     """Run the change coordinator until SIGTERM. Raises ``ConfigurationError``."""
     from runtime.contract.settings import CoordinatorSettings, load
-    from runtime.coordinator.composition import build_coordinator
-    from runtime.telemetry.log import logger
+    from runtime.coordinator import build_coordinator
+    from runtime.telemetry import logger
 
     settings = load(CoordinatorSettings)
     logger.append_keys(service="coordinator")
@@ -122,9 +122,11 @@ def sweep() -> int:
     SIGTERM or SIGINT ends the pass at the next trigger boundary (see the module docstring). Raises
     ``ConfigurationError``; returns :func:`sweep_exit_code`."""
     from runtime.contract.settings import OpsSettings, load
-    from runtime.ops.sweep import run_sweep
+    from runtime.sweeper import run_sweep
+    from runtime.telemetry import logs_to_stderr
 
     settings = load(OpsSettings)
+    logs_to_stderr()  # stdout holds the report only
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

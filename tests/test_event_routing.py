@@ -22,7 +22,7 @@ from devtools.local_deploy import DeployReport, deploy_assembly
 from devtools.local_deploy.event_routing import DELIVERED, DENIED, NOT_FORWARDED, router
 from devtools.local_deploy.resolve import Aws
 from runtime.notify.email_tags import email_tags, tags_from_event
-from runtime.pipeline.envelopes import parse_message_body
+from runtime.worker import parse_message_body
 from stacks.app_builder import default_context
 from stacks.config import ROUTING_KEY
 from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize

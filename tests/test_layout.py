@@ -17,16 +17,33 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_LAYERS: list[set[str]] = [
     {"runtime.contract"},
     {"runtime.telemetry", "runtime.aws"},
+    {"runtime.worker"},
     {"runtime.archive"},
     {"runtime.notify"},
     {"runtime.pipeline"},
     {"runtime.coordinator"},
     {"runtime.ops"},
+    {"runtime.sweeper"},
     {"runtime.services"},
     {"runtime.web"},
     {"runtime.cli"},
 ]
 THIRD_PARTY_OF_CONTRACT = {"pydantic", "pydantic_settings", "pydantic_core"}
+
+# Packages whose ``__init__`` is their public face: another package imports ``from runtime.<package> import
+# name`` with ``name`` in its ``__all__``, never one of its modules. Not in the list: ``runtime.contract``
+# (each module is one table of definitions, imported module by module, the CDK side included) and
+# ``runtime.ops`` (one module per runbook procedure, named like its procedure; only the CLI and the
+# sweeper import it).
+PUBLIC_FACES = {
+    "runtime.telemetry",
+    "runtime.worker",
+    "runtime.archive",
+    "runtime.notify",
+    "runtime.pipeline",
+    "runtime.coordinator",
+    "runtime.sweeper",
+}
 
 
 def _part(module: str) -> str:
@@ -95,6 +112,75 @@ def test_the_rules_catch_forbidden_imports() -> None:
     ]
     assert len(layer_violations("runtime.contract.names", {"runtime.archive.store", "aws_cdk.aws_sqs"})) == 2
     assert layer_violations("runtime.cli.app", {"runtime.ops.health", "runtime.contract.keys"}) == []
+
+
+NOT_YET_ON_PUBLIC_FACES: set[str] = set()
+"""Modules allowed to import a package's insides for now (none)."""
+
+
+def public_names(package: str) -> set[str]:
+    """The ``__all__`` of ``package``'s ``__init__``, read with ``ast`` (a literal list of strings)."""
+    init = ROOT.joinpath(*package.split("."), "__init__.py")
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return {elt.value for elt in node.value.elts if isinstance(elt, ast.Constant)}  # type: ignore[attr-defined]
+    return set()
+
+
+def private_imports(own: str, path: Path) -> list[str]:
+    """What module ``own`` imports from another package's insides instead of from its public face."""
+    problems = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            pairs = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            pairs = [(node.module, alias.name) for alias in node.names]
+        else:
+            continue
+        for module, name in pairs:
+            package = _part(module)
+            if package not in PUBLIC_FACES or package == _part(own):
+                continue
+            if module != package:
+                problems.append(f"{own} imports {module}: import from {package} itself")
+            elif name is not None and name not in public_names(package):
+                problems.append(f"{own} imports {name} from {package}, which does not export it (__all__)")
+    return problems
+
+
+@pytest.mark.parametrize("path", modules_under("runtime"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_other_packages_import_only_a_packages_public_names(path: Path) -> None:
+    own = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if own in NOT_YET_ON_PUBLIC_FACES:
+        pytest.skip("changed by another engineer this round; see NOT_YET_ON_PUBLIC_FACES")
+    assert private_imports(own, path) == []
+
+
+def test_the_public_face_rule_catches_imports_of_insides(tmp_path: Path) -> None:
+    """The checker itself: a module path or an unexported name is reported, the package's own modules not."""
+    module = tmp_path / "m.py"
+    lines = [
+        "from runtime.worker.loop import Worker",
+        "from runtime.pipeline import _Sent",
+        "from runtime.archive import ArchiveStore",
+    ]
+    module.write_text("\n".join(lines) + "\n")
+    assert private_imports("runtime.coordinator.handler", module) == [
+        "runtime.coordinator.handler imports runtime.worker.loop: import from runtime.worker itself",
+        "runtime.coordinator.handler imports _Sent from runtime.pipeline, which does not export it (__all__)",
+    ]
+    assert private_imports("runtime.worker.other", module) == [
+        "runtime.worker.other imports _Sent from runtime.pipeline, which does not export it (__all__)"
+    ]
+
+
+@pytest.mark.parametrize("path", [ROOT / "runtime" / p.split(".")[1] / "__init__.py" for p in sorted(PUBLIC_FACES)])
+def test_every_public_name_is_importable(path: Path) -> None:
+    """A name in ``__all__`` that the package does not define would fail only where it is imported."""
+    import importlib
+
+    package = importlib.import_module(".".join(path.relative_to(ROOT).parts[:-1]))
+    assert [name for name in sorted(public_names(package.__name__)) if not hasattr(package, name)] == []
 
 
 @pytest.mark.parametrize("path", modules_under("runtime/contract"), ids=lambda p: str(p.relative_to(ROOT)))

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from runtime.archive.errors import ArchiveConflict, ArchiveMissing
 from runtime.aws import error_code, http_status
 from runtime.contract.metric_names import MetricName
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
@@ -41,11 +41,11 @@ V = TypeVar("V", bound=Tagged)
 D = TypeVar("D")
 
 
-class _Unread:
+class Unread:
     """Marks "not read yet": the first attempt must GET (unlike ``None``, which means "absent")."""
 
 
-UNREAD = _Unread()
+UNREAD = Unread()
 
 
 @dataclass
@@ -73,14 +73,14 @@ class CasLoop(Generic[V, D]):
     backoff: Backoff
 
     def run(
-        self, *, create: bool = False, current: V | _Unread | None = UNREAD, metrics: MetricBatch | None = None
+        self, *, create: bool = False, current: V | Unread | None = UNREAD, metrics: MetricBatch | None = None
     ) -> V:
         """Returns the version written, or the current one when ``mutate`` decided nothing needs writing.
 
         ``current``: a version just read saves the first GET; ``None`` (with ``create``) means "assume
         it does not exist": the first attempt is a create (``IfNoneMatch="*"``) without any GET."""
         for attempt in range(self.backoff.max_attempts):
-            version = current if attempt == 0 and not isinstance(current, _Unread) else self.load()
+            version = current if attempt == 0 and not isinstance(current, Unread) else self.load()
             if version is None and not create:
                 raise ArchiveMissing(f"{self.key} does not exist")
             updated = self.mutate(version)

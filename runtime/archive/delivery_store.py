@@ -6,28 +6,19 @@ The delivery-event consumer is its only writer; the change coordinator's fold an
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-from pydantic import ValidationError
-
-from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
+from runtime.archive.cas import UNREAD, Backoff
 from runtime.archive.delivery import DeliveryDocument, RecipientEvent
-from runtime.archive.documents import describe_validation_error
-from runtime.archive.errors import ArchiveInvalid
+from runtime.archive.versioned import Versioned, VersionedJson, compact_json, identity_of
 from runtime.contract import keys
 
 __all__ = ["DeliveryStore", "RecordOutcome", "VersionedDelivery"]
 
-
-@dataclass(frozen=True)
-class VersionedDelivery:
-    document: DeliveryDocument
-    etag: str
+VersionedDelivery = Versioned[DeliveryDocument]
 
 
 @dataclass(frozen=True)
@@ -50,31 +41,24 @@ class DeliveryStore:
         max_delay: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._s3 = s3
+        self.objects: VersionedJson[DeliveryDocument] = VersionedJson(
+            s3,
+            bucket,
+            kind="delivery document",
+            parse=DeliveryDocument.model_validate_json,
+            dump=compact_json,
+            backoff=Backoff(max_attempts, base_delay, max_delay, sleep),
+        )
         self.bucket = bucket
-        self._backoff = Backoff(max_attempts, base_delay, max_delay, sleep)
 
     @property
     def s3(self) -> Any:
         """The S3 client: the delivery consumer reads the archive and processing objects with it too."""
-        return self._s3
+        return self.objects.s3
 
     def load_optional(self, code: str, change_id: str) -> VersionedDelivery | None:
         """Raises :class:`ArchiveInvalid` for an object that is no delivery document of ``code``/``change_id``."""
-        key = keys.delivery_key(code, change_id)
-        try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        try:
-            document = DeliveryDocument.model_validate_json(response["Body"].read())
-        except ValidationError as exc:
-            raise ArchiveInvalid(f"{key} is not a valid delivery document: {describe_validation_error(exc)}") from None
-        if document.change_id != change_id or document.customer_code != code:
-            raise ArchiveInvalid(f"{key} holds {document.customer_code}/{document.change_id}, not {code}/{change_id}")
-        return VersionedDelivery(document, response["ETag"])
+        return self.objects.load_optional(keys.delivery_key(code, change_id), identity_of(code, change_id))
 
     def record(self, code: str, change_id: str, events: list[RecipientEvent]) -> RecordOutcome:
         """Record the events that are news by compare-and-swap; a write only when one is.
@@ -83,7 +67,6 @@ class DeliveryStore:
         successful write recorded (what metrics may count)."""
         if not events:
             return RecordOutcome([], None)
-        key = keys.delivery_key(code, change_id)
         recorded: list[RecipientEvent] = []
 
         def mutate(current: VersionedDelivery | None) -> DeliveryDocument | None:
@@ -96,19 +79,11 @@ class DeliveryStore:
             recorded[:] = news
             return updated if news else None
 
-        def put(updated: DeliveryDocument, version: VersionedDelivery | None) -> VersionedDelivery:
-            condition = {"IfMatch": version.etag} if version else {"IfNoneMatch": "*"}
-            response = self._s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=json.dumps(updated.to_json_dict(), separators=(",", ":")).encode(),
-                ContentType="application/json",
-                **condition,
-            )
-            return VersionedDelivery(updated, response["ETag"])
-
-        loop: CasLoop[VersionedDelivery, DeliveryDocument] = CasLoop(
-            key, lambda: self.load_optional(code, change_id), mutate, put, self._backoff
+        version = self.objects.update(
+            keys.delivery_key(code, change_id),
+            mutate,
+            create=True,
+            current=UNREAD,
+            identity=identity_of(code, change_id),
         )
-        version = loop.run(create=True, current=UNREAD)
         return RecordOutcome(list(recorded), version)

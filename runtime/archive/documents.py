@@ -9,7 +9,7 @@
 
 Every field the runtime writes is declared. Fields declared after others first wrote them as unknown
 fields (``_NULL_WHEN_SET``) are written as ``null`` when set to None, exactly as they were then.
-(The queue message envelopes are in :mod:`runtime.pipeline.envelopes`.)
+(The queue message envelopes are in :mod:`runtime.worker.envelopes`.)
 
 **Times.** Every time in a document is timezone-aware. A stored time without a UTC offset
 (``2026-03-01T10:00:00``) is read as UTC, the meaning the meeting code always gave it, so a document
@@ -472,12 +472,3 @@ class ArchiveDocument(_Document):
     def to_json_bytes(self) -> bytes:
         """The document as stored: indented JSON, every :class:`JsonNumber` written as it was read."""
         return _encode(self.to_python_dict(), "").encode()
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the field: ``customers.1: invalid customer code …``."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "document"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)

@@ -13,17 +13,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-from pydantic import ValidationError
-
-from runtime.archive.cas import UNREAD, Backoff, CasLoop, is_missing
-from runtime.archive.documents import ArchiveDocument, describe_validation_error, parse_json
+from runtime.archive.cas import UNREAD, Backoff
+from runtime.archive.documents import ArchiveDocument, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
+from runtime.archive.versioned import Versioned, VersionedJson
 from runtime.contract import keys
-from runtime.telemetry.metrics import MetricBatch
+from runtime.telemetry import MetricBatch
 
 __all__ = [
     "ArchiveConflict",
@@ -42,11 +39,14 @@ looking for one whose revision can be read."""
 Mutation = Callable[[ArchiveDocument | None], ArchiveDocument | None]
 """Given the current document (None if it does not exist), return the new one, or None for no write."""
 
+VersionedArchive = Versioned[ArchiveDocument]
 
-@dataclass(frozen=True)
-class VersionedArchive:
-    document: ArchiveDocument
-    etag: str
+
+def _identity(change_id: str) -> Callable[[ArchiveDocument], str | None]:
+    def problem(document: ArchiveDocument) -> str | None:
+        return None if document.change_id == change_id else f"change_id {document.change_id!r}, not {change_id!r}"
+
+    return problem
 
 
 class ArchiveStore:
@@ -61,34 +61,28 @@ class ArchiveStore:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._s3 = s3
+        self.objects: VersionedJson[ArchiveDocument] = VersionedJson(
+            s3,
+            bucket,
+            kind="change document",
+            parse=ArchiveDocument.from_json_bytes,
+            dump=ArchiveDocument.to_json_bytes,
+            backoff=Backoff(max_attempts, base_delay, max_delay, sleep, jitter),
+        )
+        """The versioned-JSON store underneath; its S3 client and bucket serve the stores of the other
+        documents of the same bucket."""
         self.bucket = bucket
-        self._backoff = Backoff(max_attempts, base_delay, max_delay, sleep, jitter)
 
     @property
     def max_attempts(self) -> int:
-        return self._backoff.max_attempts
+        return self.objects.backoff.max_attempts
 
     @max_attempts.setter
     def max_attempts(self, value: int) -> None:
-        self._backoff.max_attempts = value
+        self.objects.backoff.max_attempts = value
 
     def load_optional(self, change_id: str) -> VersionedArchive | None:
-        key = keys.archive_key(change_id)
-        try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if is_missing(exc):
-                return None
-            raise
-        body = response["Body"].read()
-        try:
-            document = ArchiveDocument.from_json_bytes(body)
-        except ValidationError as exc:
-            raise ArchiveInvalid(f"{key} is not a valid change document: {describe_validation_error(exc)}") from None
-        if document.change_id != change_id:
-            raise ArchiveInvalid(f"{key} holds change_id {document.change_id!r}, not {change_id!r}")
-        return VersionedArchive(document, response["ETag"])
+        return self.objects.load_optional(keys.archive_key(change_id), _identity(change_id))
 
     def revision_in_history(self, change_id: str) -> int | None:
         """The revision of the newest earlier version of ``archive/{id}.json`` that states one: 0 when the
@@ -102,14 +96,14 @@ class ArchiveStore:
         (``archive/CHG-1.json`` is a prefix of ``archive/CHG-1.json.json``)."""
         key = keys.archive_key(change_id)
         versions: list[tuple[Any, str]] = []
-        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+        for page in self.objects.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
             versions += [(v["LastModified"], v["VersionId"]) for v in page.get("Versions", []) if v["Key"] == key]
         if not versions:
             return 0
         # S3 lists a key's versions newest first; LastModified has second precision, so the sort is stable
         versions.sort(key=lambda v: v[0], reverse=True)
         for _, version_id in versions[:MAX_HISTORY_READS]:
-            body = self._s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read()
+            body = self.objects.s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read()
             try:
                 data = parse_json(body)
             except ValueError:
@@ -140,20 +134,11 @@ class ArchiveStore:
         ``current`` (a version just read) saves the first GET. Returns the version written, or the
         current one when ``mutate`` decided nothing needs writing.
         """
-        key = keys.archive_key(change_id)
-
-        def put(updated: ArchiveDocument, version: VersionedArchive | None) -> VersionedArchive:
-            condition = {"IfMatch": version.etag} if version else {"IfNoneMatch": "*"}
-            response = self._s3.put_object(
-                Bucket=self.bucket, Key=key, Body=updated.to_json_bytes(), ContentType="application/json", **condition
-            )
-            return VersionedArchive(updated, response["ETag"])
-
-        loop: CasLoop[VersionedArchive, ArchiveDocument] = CasLoop(
-            key,
-            lambda: self.load_optional(change_id),
+        return self.objects.update(
+            keys.archive_key(change_id),
             lambda version: mutate(version.document.model_copy(deep=True) if version else None),
-            put,
-            self._backoff,
+            create=create,
+            current=UNREAD if current is None else current,
+            identity=_identity(change_id),
+            metrics=metrics,
         )
-        return loop.run(create=create, current=UNREAD if current is None else current, metrics=metrics)

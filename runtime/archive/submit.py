@@ -34,7 +34,6 @@ from runtime.archive.documents import (
     JsonNumber,
     ModificationEntry,
     check_nesting,
-    describe_validation_error,
     parse_json,
 )
 from runtime.archive.errors import InvalidSubmission
@@ -43,8 +42,9 @@ from runtime.archive.triggers import TriggerStore
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
+from runtime.contract.errors import describe_validation_error
 from runtime.contract.metric_names import MetricName
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory
 
 __all__ = ["RECORDED_FIELDS", "InvalidSubmission", "Submission", "submit_change", "validate_change"]
 

@@ -18,8 +18,7 @@ from typer.core import TyperGroup
 from runtime import aws
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_USAGE
 from runtime.ops.errors import NothingToDo, OpsError, OpsUsageError
-from runtime.telemetry.log import logs_to_stderr, restore_log_stream
-from runtime.telemetry.metrics import metrics_to_stderr
+from runtime.telemetry import logs_to_stderr, metrics_to_stderr, restore_log_stream
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

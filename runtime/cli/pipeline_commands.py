@@ -57,7 +57,7 @@ def process(
 
     Ctrl-C stops it cleanly: the emails sent so far are checkpointed and the lease is released, so the
     worker can resume at once instead of acking its message as a duplicate for the whole lease time."""
-    from runtime.pipeline.composition import build_processor
+    from runtime.pipeline import build_processor
 
     try:
         ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))
@@ -129,11 +129,9 @@ def submit(
 
     Every customer the document lists must be deployed (published under /ttp/customers in SSM)."""
     from runtime import aws
-    from runtime.archive.store import ArchiveStore
-    from runtime.archive.submit import InvalidSubmission, submit_change, validate_change
-    from runtime.archive.triggers import TriggerStore
+    from runtime.archive import ArchiveStore, InvalidSubmission, TriggerStore, submit_change, validate_change
     from runtime.ops.customers import require_registered
-    from runtime.telemetry.metrics import MetricsFactory
+    from runtime.telemetry import MetricsFactory
 
     settings = _settings(BucketSettings)
     raw = sys.stdin.read() if str(document) == "-" else document.read_text() if document.exists() else None

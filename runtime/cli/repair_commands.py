@@ -30,7 +30,7 @@ from runtime.ops.restart import restart as restart_service
 from runtime.ops.restart import service_to_restart
 from runtime.ops.restore import restore as restore_archive
 from runtime.ops.restore import versions_with_validity
-from runtime.ops.sweep import run_sweep
+from runtime.sweeper import run_sweep
 
 
 def cleanup(

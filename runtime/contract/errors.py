@@ -8,6 +8,8 @@ listing exception types.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class PipelineError(RuntimeError):
     """A failure the runtime anticipates.
@@ -18,3 +20,12 @@ class PipelineError(RuntimeError):
     """
 
     retryable: bool = True
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the field: ``customers.1: invalid customer code …``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "document"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

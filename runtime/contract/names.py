@@ -184,7 +184,7 @@ def customer_registration(customer_code: str, account: str, region: str) -> dict
 
 
 LIVENESS_FILE = "/tmp/ttp-worker-liveness.json"
-"""The receive loop's liveness record (``runtime.pipeline.liveness``), read by the container health check
+"""The receive loop's liveness record (``runtime.worker.liveness``), read by the container health check
 ``python -m runtime healthcheck``; under ``/tmp``, the task's one writable volume."""
 
 

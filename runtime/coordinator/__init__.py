@@ -12,4 +12,19 @@ object events.
 
 It is the only writer of ``archive/*`` besides the submitter, and the only writer of ``delivery/*``;
 customer processors only read the archive.
+
+Other packages import the names below from ``runtime.coordinator`` itself (``tests/test_layout.py``).
 """
+
+from runtime.coordinator.composition import build_coordinator
+from runtime.coordinator.delivery import DeliveryHandler
+from runtime.coordinator.folding import FoldBatcher, Folder
+from runtime.coordinator.handler import CoordinatorHandler
+
+__all__ = [
+    "CoordinatorHandler",
+    "DeliveryHandler",
+    "FoldBatcher",
+    "Folder",
+    "build_coordinator",
+]

@@ -7,7 +7,6 @@ With ``TTP_DELIVERY_QUEUE_URL`` set, the coordinator process also consumes the S
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,18 +14,14 @@ from typing import Any
 import boto3
 
 from runtime import aws
-from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.store import ArchiveStore
+from runtime.archive import ArchiveStore, DeliveryStore
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, load
 from runtime.coordinator.delivery import DeliveryHandler
 from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
-from runtime.pipeline.composition import task_integration
-from runtime.pipeline.routing import MessageHandler
-from runtime.pipeline.worker import Worker
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory, logger
+from runtime.worker import MessageHandler, Worker, install_stop_signals, task_integration
 
 
 def build_handler(
@@ -44,7 +39,7 @@ def build_handler(
     meetings: Meetings | None = None
     meeting_settings = meeting_settings or load(MeetingSettings)
     if meeting_settings.enabled:
-        from runtime.notify.meetings import build_meeting_coordinator
+        from runtime.notify import build_meeting_coordinator
 
         # wait_seconds=0: a lease held by another coordinator task means retry later, not block a thread.
         meetings = build_meeting_coordinator(meeting_settings, settings, session, wait_seconds=0.0)
@@ -90,12 +85,7 @@ class CoordinatorProcess:
         return self.workers[0].handler
 
     def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: object) -> None:
-            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        install_stop_signals(self.request_stop)
 
     def request_stop(self) -> None:
         for worker in self.workers:

@@ -37,19 +37,24 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.delivery import DeliveryStatus, RecipientEvent, RecipientStatus
-from runtime.archive.delivery_store import DeliveryStore, RecordOutcome
-from runtime.archive.errors import ArchiveError, ArchiveInvalid
+from runtime.archive import (
+    ArchiveError,
+    ArchiveInvalid,
+    DeliveryStatus,
+    DeliveryStore,
+    RecipientEvent,
+    RecipientStatus,
+    RecordOutcome,
+)
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
 from runtime.coordinator.delivery_check import NOT_YET, REFUSED, SentCheck
-from runtime.notify.email_tags import tags_from_event
-from runtime.pipeline.envelopes import MAX_MESSAGE_BYTES
-from runtime.pipeline.state_machine import Outcome, Result
-from runtime.telemetry.log import log_context, logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.notify import tags_from_event
+from runtime.pipeline import Outcome, Result
+from runtime.telemetry import MetricsFactory, log_context, logger
+from runtime.worker import MAX_MESSAGE_BYTES
 
 SES_SOURCE = "aws.ses"
 
@@ -263,7 +268,7 @@ although SQS hands a refused message back up to ``maxReceiveCount`` times before
 
 
 class DeliveryHandler:
-    """A :data:`runtime.pipeline.routing.MessageHandler` for the delivery-events queue.
+    """A :data:`runtime.worker.MessageHandler` for the delivery-events queue.
 
     Events of one customer's change handled at once are recorded with one compare-and-swap write
     (:class:`~runtime.coordinator.batching.KeyedBatcher`, ``linger_seconds``). ``sent_check`` decides

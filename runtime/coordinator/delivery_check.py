@@ -35,9 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.archive.documents import ArchiveDocument
-from runtime.archive.processing_store import ProcessingStore
-from runtime.archive.store import ArchiveStore
+from runtime.archive import ArchiveDocument, ArchiveStore, ProcessingStore
 from runtime.contract import keys
 
 Decision = Literal["sent", "refused", "not_yet"]

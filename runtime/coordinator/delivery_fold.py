@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.documents import ArchiveDocument, DeliveryCounts
-from runtime.archive.store import ArchiveStore
+from runtime.archive import ArchiveDocument, ArchiveStore, DeliveryCounts, DeliveryStore
 from runtime.coordinator.batching import KeyedBatcher
 from runtime.coordinator.delivery_check import untargeted
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 
 @dataclass(frozen=True)

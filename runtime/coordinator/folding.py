@@ -42,15 +42,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from runtime.archive.documents import PROCESSED, ArchiveDocument, ModificationEntry, utcnow
-from runtime.archive.processing import ProcessingDocument, RevisionResult
-from runtime.archive.store import ArchiveStore
+from runtime.archive import (
+    PROCESSED,
+    ArchiveDocument,
+    ArchiveStore,
+    ModificationEntry,
+    ProcessingDocument,
+    RevisionResult,
+    utcnow,
+)
 from runtime.contract import keys
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.coordinator.batching import BatchFailed, KeyedBatcher
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory, logger
 
 
 def processor_user_id(customer_code: str) -> str:

@@ -6,4 +6,27 @@ and reading them back from a delivery event), ``ses`` (recipients, rate, sending
 change's one meeting), ``errors``.
 
 Imports: ``runtime.contract``, ``runtime.telemetry``, ``runtime.aws``, ``runtime.archive``.
+
+Other packages import the names below from ``runtime.notify`` itself (``tests/test_layout.py``).
 """
+
+from runtime.notify.email_tags import tags_from_event
+from runtime.notify.errors import MeetingBusy, SendInterrupted
+from runtime.notify.meetings import Action, build_meeting_coordinator, plan
+from runtime.notify.rendering import RenderedEmail, render_email
+from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer, StopSignal
+
+__all__ = [
+    "Action",
+    "CustomerSes",
+    "MeetingBusy",
+    "RateLimiter",
+    "RenderedEmail",
+    "SendInterrupted",
+    "SesMailer",
+    "StopSignal",
+    "build_meeting_coordinator",
+    "plan",
+    "render_email",
+    "tags_from_event",
+]

@@ -19,7 +19,7 @@ from runtime.contract.names import CALENDAR_TOPIC
 from runtime.contract.settings import env_var
 from runtime.notify.errors import EmailConfigurationError, EmailError, MeetingConfigurationError, MeetingError
 from runtime.notify.ses import CustomerSes, topic_subscribers
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 MAX_ATTENDEES = 500
 """Graph: "The maximum number of attendees included in an event ... is 500" (event resource)."""

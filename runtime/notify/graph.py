@@ -33,7 +33,7 @@ import msal
 import requests
 
 from runtime.notify.errors import GraphAuthError, GraphError, GraphThrottled
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every identity-platform and Graph request
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

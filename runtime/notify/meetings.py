@@ -52,17 +52,18 @@ from typing import Any
 import boto3
 
 from runtime import aws
-from runtime.archive.documents import (
+from runtime.archive import (
     MEETING_CANCELLED,
     MEETING_SCHEDULED,
     MEETING_UPDATED,
     ArchiveDocument,
+    ArchiveLease,
+    ArchiveStore,
     MeetingMetadata,
     ModificationEntry,
-    ProcessingLease,
+    VersionedArchive,
     utcnow,
 )
-from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.contract.settings import (
     ConfigurationError,
     CoordinatorSettings,
@@ -72,7 +73,7 @@ from runtime.contract.settings import (
 from runtime.notify.attendees import MAX_ATTENDEES, AttendeeSelection, ContactDirectory, merge_attendees
 from runtime.notify.errors import GraphError, MeetingBusy
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, graph_scope
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 TRANSACTION_NAMESPACE = uuid.UUID("4217f0d7-c3c5-4af1-a85c-154b1b143a60")
 """Namespace of the uuid5 transaction ids: the same change id always gives the same transaction id."""
@@ -125,7 +126,7 @@ def plan(doc: ArchiveDocument) -> Action:
 
 
 class _LeaseHeld(Exception):
-    def __init__(self, lease: ProcessingLease) -> None:
+    def __init__(self, lease: ArchiveLease) -> None:
         super().__init__(f"{lease.owner} holds the meeting lease until {lease.expires_at.isoformat()}")
         self.lease = lease
 
@@ -256,7 +257,7 @@ class MeetingCoordinator:
             lease = doc.meeting_lease
             if lease is not None and lease.owner != owner and lease.is_live(now):
                 raise _LeaseHeld(lease)
-            doc.meeting_lease = ProcessingLease(
+            doc.meeting_lease = ArchiveLease(
                 owner=owner, revision=doc.revision, expires_at=now + timedelta(seconds=self.lease_seconds)
             )
             return doc

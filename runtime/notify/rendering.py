@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from runtime.archive.documents import ArchiveDocument
+from runtime.archive import ArchiveDocument
 from runtime.notify.email_tags import email_tags
 
 UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"

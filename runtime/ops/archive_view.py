@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.store import ArchiveError, ArchiveInvalid, ArchiveStore, VersionedArchive
+from runtime.archive import ArchiveError, ArchiveInvalid, ArchiveStore, VersionedArchive
 from runtime.contract import keys
 
 

@@ -23,8 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.archive.store import ArchiveError, ArchiveStore, VersionedArchive
-from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
+from runtime.archive import ArchiveError, ArchiveStore, DeleteOutcome, TriggerInfo, TriggerStore, VersionedArchive
 from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache
 from runtime.ops.clients import OpsClients

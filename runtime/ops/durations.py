@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from runtime.archive.documents import utcnow
+from runtime.archive import utcnow
 
 
 def now() -> datetime:

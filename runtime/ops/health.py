@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.archive.triggers import TriggerInfo
+from runtime.archive import TriggerInfo
 from runtime.contract import keys, names
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, STUCK_AFTER_SECONDS
 from runtime.ops.clients import OpsClients

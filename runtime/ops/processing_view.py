@@ -20,11 +20,17 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
-from runtime.archive.documents import ArchiveDocument, ModificationEntry, describe_validation_error
-from runtime.archive.processing import ProcessingDocument, ProcessingLease, RevisionResult, SendProgress
-from runtime.archive.processing_store import header_time
+from runtime.archive import (
+    ArchiveDocument,
+    ArchiveInvalid,
+    ModificationEntry,
+    ProcessingDocument,
+    ProcessingLease,
+    ProcessingStore,
+    RevisionResult,
+    SendProgress,
+)
 from runtime.aws import error_code, http_status
 from runtime.contract import keys
 
@@ -67,48 +73,36 @@ class ProcessingRead:
         return lease is not None and lease.is_live(self.storage_now or reference)
 
 
-def _storage_date(response: dict[str, Any]) -> datetime | None:
-    return header_time(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}, "date")
-
-
 def read_processing(s3: Any, bucket: str, code: str, change_id: str) -> ProcessingRead:
     """One GET; 404 → nothing yet; unreadable or invalid → ``error`` naming the key (never raises
     for the object's content; an access error is reported the same way, so one bad object never
     stops a procedure)."""
+    return _read(ProcessingStore(s3, bucket, observe_client=False), code, change_id)
+
+
+def _read(store: ProcessingStore, code: str, change_id: str) -> ProcessingRead:
     key = keys.processing_key(code, change_id)
     try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-        body = response["Body"].read()
+        version = store.load_optional(code, change_id)
     except ClientError as exc:
-        if http_status(exc) == 404 or error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-            return ProcessingRead(key)
         return ProcessingRead(key, error=f"{key} cannot be read: {error_code(exc) or http_status(exc)}")
-    try:
-        document = ProcessingDocument.model_validate_json(body)
-    except ValidationError as exc:
-        return ProcessingRead(
-            key, error=f"{key} is not a valid processing document: {describe_validation_error(exc)}", invalid=True
-        )
-    if document.customer_code != code or document.change_id != change_id:
-        return ProcessingRead(
-            key,
-            error=f"{key} holds {document.customer_code}/{document.change_id}, not {code}/{change_id}",
-            invalid=True,
-        )
-    return ProcessingRead(key, document, storage_now=_storage_date(response))
+    except ArchiveInvalid as exc:
+        return ProcessingRead(key, error=str(exc), invalid=True)
+    if version is None:
+        return ProcessingRead(key)
+    return ProcessingRead(key, version.document, storage_now=version.storage_now if version.dated else None)
 
 
 class ProcessingCache:
     """Reads each (customer, change) processing object once per command."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
-        self._s3 = s3
-        self._bucket = bucket
+        self._store = ProcessingStore(s3, bucket, observe_client=False)
         self._cache: dict[tuple[str, str], ProcessingRead] = {}
 
     def get(self, code: str, change_id: str) -> ProcessingRead:
         if (code, change_id) not in self._cache:
-            self._cache[code, change_id] = read_processing(self._s3, self._bucket, code, change_id)
+            self._cache[code, change_id] = _read(self._store, code, change_id)
         return self._cache[code, change_id]
 
 

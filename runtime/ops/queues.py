@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from runtime import aws
 from runtime.contract import keys
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE
-from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
+from runtime.worker import UnparseableMessage, parse_message_body
 
 
 def queue_name_from_url(url: str) -> str:

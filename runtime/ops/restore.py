@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from runtime import aws
-from runtime.archive.documents import (
+from runtime.archive import (
     MEETING_CANCELLED,
     MEETING_SCHEDULED,
     MEETING_UPDATED,
@@ -47,9 +47,9 @@ from runtime.archive.documents import (
     ArchiveDocument,
     DeliveryCounts,
     ModificationEntry,
-    describe_validation_error,
 )
 from runtime.contract import keys
+from runtime.contract.errors import describe_validation_error
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import now
 from runtime.ops.errors import NothingToDo, OpsError

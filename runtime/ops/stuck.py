@@ -17,9 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runtime.archive.documents import PROCESSED
-from runtime.archive.store import ArchiveError, ArchiveStore
-from runtime.archive.triggers import TriggerInfo, TriggerStore
+from runtime.archive import PROCESSED, ArchiveError, ArchiveStore, TriggerInfo, TriggerStore
 from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache, archive_has_history
 from runtime.ops.clients import OpsClients

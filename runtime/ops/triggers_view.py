@@ -1,6 +1,6 @@
 """The triggers under ``customers/`` as the procedures look at them: grouped per customer, the objects
 there that are *not* valid triggers, and the sweeper's re-drive record (object tags on the trigger,
-written by ``runtime.ops.sweep``, read by ``stuck`` and ``verify``)."""
+written by ``runtime.sweeper``, read by ``stuck`` and ``verify``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.triggers import TriggerInfo
+from runtime.archive import TriggerInfo
 from runtime.contract import keys
 
 REDRIVE_ATTEMPTS_TAG = "ttp-redrive-attempts"

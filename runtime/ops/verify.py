@@ -33,10 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.archive.delivery_store import DeliveryStore
-from runtime.archive.documents import PROCESSED, ArchiveDocument
-from runtime.archive.store import ArchiveInvalid, ArchiveStore
-from runtime.archive.triggers import TriggerStore
+from runtime.archive import PROCESSED, ArchiveDocument, ArchiveInvalid, ArchiveStore, DeliveryStore, TriggerStore
 from runtime.contract import keys, names
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
@@ -366,7 +363,7 @@ def meeting_finding(doc: ArchiveDocument, at: datetime) -> str | None:
     The coordinator's own rule (:func:`runtime.notify.meetings.plan`) says what still has to happen:
     anything but nothing means the meeting the current revision asks for (or its cancellation) is not
     done, so the change is not complete, however many emails went out."""
-    from runtime.notify.meetings import Action, plan
+    from runtime.notify import Action, plan
 
     action = plan(doc)
     if action is Action.NONE:

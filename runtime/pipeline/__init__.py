@@ -1,9 +1,39 @@
-"""Processing a queue message: envelopes, the state machine of DESIGN.md §2, the worker, wiring.
+"""The customer processor: the state machine of DESIGN.md §2 run on one customer's queue.
 
-``envelopes`` (message bodies → records), ``routing`` (steps 0-1), ``state_machine`` (steps 2-9 and the
-message's fate), ``in_flight`` (visibility heartbeat, return to queue), ``worker`` (the receive loop),
-``composition`` (building them from settings), ``errors``.
+``routing`` (steps 0-1: envelope records → triggers of this customer), ``state_machine`` (steps 2-9),
+``lease`` (step 6's lease keeper, on a narrow store interface), ``result`` (:class:`Outcome` and
+:class:`Result`, what the processor and the change coordinator return to the worker for each record),
+``composition`` (building the processor and its worker from settings), ``errors``. The generic SQS
+worker it runs on is ``runtime.worker``.
 
 Imports: ``runtime.contract``, ``runtime.telemetry``, ``runtime.aws``, ``runtime.archive``,
-``runtime.notify``. Never ``runtime.ops`` or ``runtime.cli``.
+``runtime.notify``, ``runtime.worker``. Never ``runtime.coordinator``, ``runtime.ops`` or ``runtime.cli``.
+Other packages import the names below from ``runtime.pipeline`` itself.
 """
+
+from runtime.pipeline.composition import build_processor, build_worker
+from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
+from runtime.pipeline.lease import MAX_UNRECORDED_EMAILS, LeaseKeeper, lease_problem
+from runtime.pipeline.result import Outcome, Result, failure_outcome
+from runtime.pipeline.routing import ProcessorHandler, decide
+from runtime.pipeline.state_machine import Mailer, Processor, RecipientDone, submitted_at
+
+__all__ = [
+    "MAX_UNRECORDED_EMAILS",
+    "LeaseHeld",
+    "LeaseKeeper",
+    "LeaseLost",
+    "Mailer",
+    "Outcome",
+    "Processor",
+    "ProcessorHandler",
+    "RecipientDone",
+    "Result",
+    "Superseded",
+    "build_processor",
+    "build_worker",
+    "decide",
+    "failure_outcome",
+    "lease_problem",
+    "submitted_at",
+]

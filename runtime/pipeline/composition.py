@@ -1,24 +1,17 @@
-"""Builds the processor and the worker from settings: the only place that creates AWS clients."""
+"""Builds the processor and its worker from settings: the only place that creates the processor's AWS clients."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 import boto3
 
 from runtime import aws
-from runtime.archive.processing_store import ProcessingStore
-from runtime.archive.store import ArchiveStore
-from runtime.archive.triggers import TriggerStore
-from runtime.contract.names import LIVENESS_FILE
+from runtime.archive import ArchiveStore, ProcessingStore, TriggerStore
 from runtime.contract.settings import SenderSettings, WorkerSettings
-from runtime.notify.ses import CustomerSes, RateLimiter, SesMailer
+from runtime.notify import CustomerSes, RateLimiter, SesMailer
 from runtime.pipeline.routing import ProcessorHandler
 from runtime.pipeline.state_machine import Processor
-from runtime.pipeline.task_protection import ScaleInProtection, TaskProtectionClient
-from runtime.pipeline.worker import Worker
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.telemetry import MetricsFactory
+from runtime.worker import Worker, task_integration
 
 
 def build_processor(
@@ -67,12 +60,3 @@ def build_worker(settings: WorkerSettings, session: boto3.session.Session | None
         drain_seconds=settings.drain_seconds,
         **task_integration(scale_in_protection=True),
     )
-
-
-def task_integration(*, scale_in_protection: bool) -> dict[str, Any]:
-    """The :class:`Worker` arguments of a service task: the liveness record the container health check
-    reads (processor and coordinator) and, for a service that scales in (the processor), scale-in
-    protection through the ECS agent (a no-op where ``ECS_AGENT_URI`` is not set). The coordinator runs
-    one task without scaling: protection would only hold back its deployments."""
-    client = TaskProtectionClient.from_environment() if scale_in_protection else None
-    return {"liveness_path": Path(LIVENESS_FILE), "protection": ScaleInProtection(client)}

@@ -1,12 +1,8 @@
-"""The exceptions of ``runtime.pipeline``: refused queue messages, lost and superseded processing leases."""
+"""The exceptions of ``runtime.pipeline``: lost, held and superseded processing leases."""
 
 from __future__ import annotations
 
 from runtime.contract.errors import PipelineError
-
-
-class UnparseableMessage(ValueError):
-    """A queue message that is none of the envelopes this pipeline accepts (a poison message)."""
 
 
 class LeaseLost(PipelineError):

@@ -1,23 +1,19 @@
 """Steps 0-1 of DESIGN.md §2 for one queue message: parse the envelope, route each record to the
 processor (or refuse it as poison). The records' results combine into the message's fate with
-:func:`~runtime.pipeline.state_machine.overall_fate`.
+:func:`runtime.worker.overall_fate`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from runtime.contract import keys
-from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
-from runtime.pipeline.state_machine import Fate, Outcome, Processor, Result, overall_fate
-from runtime.telemetry.log import log_context
+from runtime.pipeline.result import Outcome, Result
+from runtime.pipeline.state_machine import Processor
+from runtime.telemetry import log_context
+from runtime.worker import UnparseableMessage, parse_message_body
 
-__all__ = ["Fate", "MessageHandler", "ProcessorHandler", "decide", "overall_fate"]
-
-MessageHandler = Callable[[str, str, threading.Event | None], list[Result]]
-"""What a worker runs on each message: ``(body, owner, cancelled) -> results``; the results' fates
-decide the message's (:func:`overall_fate`). The processor and the change coordinator each provide one."""
+__all__ = ["ProcessorHandler", "decide"]
 
 
 def decide(
@@ -53,7 +49,7 @@ def decide(
 
 
 class ProcessorHandler:
-    """The customer processor as a :data:`MessageHandler`: steps 0-1, then the state machine."""
+    """The customer processor as a :data:`runtime.worker.MessageHandler`: steps 0-1, then the state machine."""
 
     def __init__(self, bucket: str, processor: Processor) -> None:
         self.bucket = bucket

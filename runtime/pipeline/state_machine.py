@@ -34,88 +34,41 @@ failures are classified by their ``retryable`` attribute (:func:`failure_outcome
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from runtime.archive.documents import SUBMITTED, ArchiveDocument, utcnow
-from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveMissing
-from runtime.archive.processing import (
-    DisplacedHolder,
-    ProcessingDocument,
-    ProcessingLease,
-    RevisionResult,
+from runtime.archive import (
+    SUBMITTED,
+    ArchiveDocument,
+    ArchiveError,
+    ArchiveStore,
+    DeleteOutcome,
+    ProcessingStore,
     SendProgress,
+    TriggerInfo,
+    TriggerStore,
+    VersionedArchive,
+    VersionedProcessing,
     recipients_digest,
+    utcnow,
 )
-from runtime.archive.processing_store import ProcessingStore, VersionedProcessing
-from runtime.archive.store import ArchiveStore, VersionedArchive
-from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
-from runtime.notify.errors import SendInterrupted
-from runtime.notify.rendering import RenderedEmail, render_email
-from runtime.notify.ses import StopSignal
+from runtime.notify import RenderedEmail, SendInterrupted, StopSignal, render_email
 from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
-from runtime.telemetry.log import logger
-from runtime.telemetry.metrics import MetricBatch, MetricsFactory
+from runtime.pipeline.lease import LeaseKeeper, SendGate, lease_problem
+from runtime.pipeline.records import ProcessingRecords, SameMessage, recorded_at_or_after
+from runtime.pipeline.result import Outcome, Result, failure_outcome
+from runtime.telemetry import MetricBatch, MetricsFactory, logger
 
-MAX_UNRECORDED_EMAILS = 2
-"""Back-pressure of the background checkpoints: never more emails sent but not yet durable."""
-LEASE_END_MARGIN_SECONDS = 2.0
-"""A holder starts no ``SendEmail`` this close to its lease's end (at most a sixth of a short lease):
-S3's ``Date`` has whole seconds, so the holder's storage time may lag the newer revision's by one."""
 DISPLACED_POLL_SECONDS = 0.25
 """How often a newer revision re-reads (``IfNoneMatch``) whether the holders it displaced have stopped."""
-
-
-class Fate(enum.Enum):
-    """What happens to the queue message."""
-
-    ACK = "ack"  # delete the message
-    RETRY = "retry"  # return it to the queue after a backoff
-    DEAD_LETTER = "dead_letter"  # let the redrive policy move it to the DLQ
-
-
-class Outcome(enum.Enum):
-    PROCESSED = ("processed", Fate.ACK)
-    ALREADY_RECORDED = ("already_recorded", Fate.ACK)
-    TRIGGER_GONE = ("trigger_gone", Fate.ACK)
-    LEASE_HELD = ("lease_held", Fate.ACK)
-    SUPERSEDED = ("superseded", Fate.ACK)  # a newer revision took over; what was sent is recorded
-    TEST_EVENT = ("test_event", Fate.ACK)
-    RETRY = ("retry", Fate.RETRY)
-    PERMANENT_ERROR = ("permanent_error", Fate.DEAD_LETTER)
-    POISON = ("poison", Fate.DEAD_LETTER)
-
-    def __init__(self, label: str, fate: Fate) -> None:
-        self.label = label
-        self.fate = fate
-
-
-@dataclass
-class Result:
-    outcome: Outcome
-    reason: str = ""
-    change_id: str | None = None
-    revision: int | None = None
-    emails_sent: int = 0
-    recipients: list[str] = field(default_factory=list)
-    trigger_delete: DeleteOutcome | None = None
-    retry_after: float | None = None
-    """For RETRY: when the message should come back (seconds), e.g. when a lease held by another
-    receive of the same message ends; None: the worker's exponential backoff."""
-    rejected: list[str] = field(default_factory=list)
-
-    @property
-    def fate(self) -> Fate:
-        return self.outcome.fate
 
 
 RecipientDone = Callable[[str, "str | None"], None]
@@ -142,238 +95,19 @@ class Mailer(Protocol):
         ...
 
 
-def failure_outcome(exc: PipelineError) -> Outcome:
-    """The one classification of our own failures: retryable ones retry, the others dead-letter."""
-    return Outcome.RETRY if exc.retryable else Outcome.PERMANENT_ERROR
-
-
-def overall_fate(results: list[Result]) -> Fate:
-    """The message's fate from its records' results: any retry retries it, else any dead letter wins."""
-    fates = {r.fate for r in results}
-    if Fate.RETRY in fates:
-        return Fate.RETRY
-    if Fate.DEAD_LETTER in fates:
-        return Fate.DEAD_LETTER
-    return Fate.ACK
-
-
-def message_id_of(owner: str) -> str | None:
-    """The SQS message id in a worker's owner ``sqs:{message id}:{receive id}`` (None for a manual run)."""
-    parts = owner.split(":")
-    if len(parts) >= 2 and parts[0] == "sqs" and parts[1]:
-        return parts[1]
-    return None
-
-
 def normalise_recipients(addresses: list[str]) -> list[str]:
     """The cursor's order: lower-cased, de-duplicated, sorted."""
     return sorted({a.strip().lower() for a in addresses if a.strip()})
 
 
-def lease_problem(doc: ProcessingDocument, owner: str, revision: int) -> PipelineError | None:
-    """Why ``owner`` (working on ``revision``) may no longer send, or None while the lease is its own.
+@dataclass(frozen=True)
+class _Sent:
+    """What step 6 leaves for step 7: the stopped keeper and the recipients; or ``ended``, the result
+    that ends processing instead."""
 
-    :class:`Superseded` when a newer revision took over (its claim displaced us, it holds the lease, or
-    it is recorded already); :class:`LeaseLost` when another receive took the same revision over."""
-    lease = doc.lease
-    if lease is not None and lease.owner == owner:
-        return None
-    newer = doc.is_displaced(owner) or (lease is not None and lease.revision > revision)
-    if newer or any(r.isdigit() and int(r) > revision for r in doc.results):
-        holder = f"{lease.owner}, revision {lease.revision}" if lease is not None else "a newer revision"
-        return Superseded(f"revision {revision} was superseded ({holder})")
-    return LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
-
-
-class _SameMessage(LeaseHeld):
-    """Another receive of the same SQS message holds the lease: come back when it ends."""
-
-    def __init__(self, message: str, remaining: float) -> None:
-        super().__init__(message)
-        self.remaining = remaining
-
-
-class _LeaseKeeper:
-    """Step 6's background writer: checkpoints the progress and extends the lease.
-
-    The sender calls :meth:`on_done` after each recipient; it returns once at most
-    ``MAX_UNRECORDED_EMAILS - 1`` emails are sent but not yet durable, so the sender never has more
-    than ``MAX_UNRECORDED_EMAILS`` of them (the duplicate window under SIGKILL). The writer thread
-    writes the latest progress (a cursor: O(1) bytes) whenever it moved, and at least every third of
-    the lease even when it did not (slow SES calls), which extends the lease on the storage clock."""
-
-    def __init__(
-        self, processor: Processor, version: VersionedProcessing, owner: str, progress: SendProgress, to_send: int
-    ) -> None:
-        self._processor = processor
-        self.revision = progress.revision
-        lease = version.document.lease
-        self.started_at = lease.acquired_at if lease is not None else None
-        self.stop_reason: PipelineError | None = None
-        """Why the sender must stop (:meth:`must_stop`): superseded, or the lease lost or ending."""
-        self._known_etag = version.etag
-        self._end_margin = timedelta(seconds=min(LEASE_END_MARGIN_SECONDS, processor.lease_seconds / 6))
-        self._left = to_send
-        """Recipients not dealt with yet: no checkpoint is needed for what the record (step 7) will cover."""
-        self.version = version
-        self._owner = owner
-        self.progress = progress
-        self._cond = threading.Condition()
-        self._done_seq = 0
-        self._durable_seq = 0
-        self._stop = False
-        self.error: BaseException | None = None
-        self.sent = 0
-        self._extend_every = max(0.05, processor.lease_seconds / 3)
-        self._last_durable = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
-
-    # -- the sender's side --
-    def start(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def on_done(self, address: str, rejected: str | None) -> None:
-        with self._cond:
-            progress = self.progress
-            updates: dict[str, object] = {"done": progress.done + 1, "done_through": address.lower()}
-            if rejected is not None:
-                updates["rejected"] = [*progress.rejected, address.lower()]
-            else:
-                self.sent += 1
-            self.progress = progress.model_copy(update=updates)
-            self._done_seq += 1
-            self._left = max(0, self._left - 1)
-            self._cond.notify_all()
-            while self._left > 0 and self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
-                if time.monotonic() - self._last_durable > self._processor.lease_seconds:
-                    # no checkpoint landed for a whole lease (S3 unreachable): the lease may be gone
-                    self.error = LeaseLost("no checkpoint could be written for a whole lease; stopping")
-                    break
-                self._cond.wait(0.5)
-            if isinstance(self.error, (LeaseLost, Superseded)):
-                raise self.error
-
-    def must_stop(self) -> bool:
-        """Asked right before each ``SendEmail``: is the lease no longer ours, or about to end?
-
-        One GET ``IfNoneMatch`` the last ETag we know (a bodiless 304 while nothing changed), so a
-        newer revision's claim stops the sender at its next email, not at its next checkpoint. A read
-        that fails lets the send go: the checkpoints' back-pressure and the newer revision's wait
-        still hold. Sets :attr:`stop_reason`."""
-        with self._cond:
-            if self.stop_reason is None and isinstance(self.error, (LeaseLost, Superseded)):
-                self.stop_reason = self.error
-            if self.stop_reason is not None:
-                return True
-            lease, etag, change_id = self.version.document.lease, self._known_etag, self.version.document.change_id
-        processor = self._processor
-        if lease is None or processor.store.clock.now() >= lease.expires_at - self._end_margin:
-            return self._stop_for(LeaseLost("the lease ends before another email could be sent; stopping"))
-        try:
-            seen = processor.store.load_if_changed(processor.customer_code, change_id, etag)
-        except ArchiveMissing:
-            return self._stop_for(LeaseLost("the processing object is gone"))
-        except Exception as exc:
-            logger.warning("could not check the lease before a send; sending", extra={"error": str(exc)})
-            return False
-        if seen is None:
-            return False
-        with self._cond:
-            self._known_etag = seen.etag
-        problem = lease_problem(seen.document, self._owner, self.revision)
-        return problem is not None and self._stop_for(problem)
-
-    def _stop_for(self, reason: PipelineError) -> bool:
-        with self._cond:
-            self.stop_reason = self.stop_reason or reason
-        return True
-
-    def stop(self) -> None:
-        """Stop the writer; the final progress goes into the record (step 7) or :meth:`flush`."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def flush(self, *, release: bool = False) -> None:
-        """Write the current progress once more (the side effects failed: keep what was sent); with
-        ``release``, in the same write end the lease now (this receive stops working: a redelivery of
-        the message must not wait for the lease to run out)."""
-        with self._cond:
-            seq, progress = self._done_seq, self.progress
-        if seq != self._durable_seq or release:
-            self._write(progress, seq, release=release)
-
-    # -- the writer thread --
-    def _run(self) -> None:
-        last_write = time.monotonic()
-        while True:
-            with self._cond:
-                while not self._stop and not self._checkpoint_needed():
-                    remaining = self._extend_every - (time.monotonic() - last_write)
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                if self._stop:
-                    return
-                seq, progress = self._done_seq, self.progress
-            try:
-                self._write(progress, seq)
-            except (LeaseLost, Superseded) as exc:
-                with self._cond:
-                    self.error = exc
-                    self._cond.notify_all()
-                return
-            except Exception as exc:  # transient: keep trying; the sender waits (back-pressure)
-                logger.warning("could not checkpoint progress; retrying", extra={"error": str(exc)})
-                time.sleep(min(1.0, self._extend_every / 4))
-                continue
-            last_write = time.monotonic()
-
-    def _checkpoint_needed(self) -> bool:
-        """Progress not yet durable, unless all that is left fits in the window: then the record covers it
-        (a change with 2 recipients needs no checkpoint at all)."""
-        unrecorded = self._done_seq - self._durable_seq
-        return unrecorded > 0 and unrecorded + self._left > MAX_UNRECORDED_EMAILS
-
-    def _write(self, progress: SendProgress, seq: int, *, release: bool = False) -> None:
-        processor, owner = self._processor, self._owner
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            if version is None:
-                raise LeaseLost("the processing object is gone")
-            problem = lease_problem(version.document, owner, self.revision)
-            lease = version.document.lease
-            if problem is not None or lease is None:
-                raise problem or LeaseLost("lease now belongs to nobody")
-            now = processor.store.clock.now()
-            # released: 1 s in the past, the resolution of the `Date` header readers judge it by
-            expires = now - timedelta(seconds=1) if release else now + timedelta(seconds=processor.lease_seconds)
-            return version.document.model_copy(
-                update={"lease": lease.model_copy(update={"expires_at": expires}), "progress": progress}
-            )
-
-        code, change_id = processor.customer_code, self.version.document.change_id
-        written = processor.store.update(code, change_id, mutate, create=False, current=self.version)
-        with self._cond:
-            self.version = written
-            self._known_etag = written.etag
-            self._durable_seq = max(self._durable_seq, seq)
-            self._last_durable = time.monotonic()
-            self._cond.notify_all()
-
-
-class _SendGate:
-    """The ``cancelled`` the mailer asks before each send: the worker's drain, or :meth:`_LeaseKeeper.must_stop`."""
-
-    def __init__(self, cancelled: threading.Event | None, keeper: _LeaseKeeper) -> None:
-        self._cancelled = cancelled
-        self._keeper = keeper
-
-    def is_set(self) -> bool:
-        return (self._cancelled is not None and self._cancelled.is_set()) or self._keeper.must_stop()
+    keeper: LeaseKeeper | None = None
+    recipients: list[str] = field(default_factory=list)
+    ended: Result | None = None
 
 
 class Processor:
@@ -399,8 +133,11 @@ class Processor:
         self.clock = clock
         """The local clock: for metrics (trigger age) and, with the storage clock, the times of record
         (:meth:`time_of_record`); leases are judged on the storage clock only."""
-        self.store = store or ProcessingStore(archive._s3, archive.bucket)
+        self.store = store or ProcessingStore(archive.objects.s3, archive.bucket)
         self.record_deadline_seconds = record_deadline_seconds or float(lease_seconds)
+        self.records = ProcessingRecords(
+            self.store, self.customer_code, lease_seconds, self.time_of_record, self.record_deadline_seconds
+        )
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="archive-read")  # threads start lazily
 
     # ---- public -------------------------------------------------------------------------------
@@ -466,45 +203,62 @@ class Processor:
                 Outcome.PERMANENT_ERROR,
                 f"change {change_id} does not list customer {self.customer_code!r} in its customers",
                 change_id,
-                document.revision,
+                revision=document.revision,
             )
         revision = document.revision
 
         # 4. a v1 archive may record this revision itself (v1 `processed` entry): nothing left but the clean-up
         if document.is_processed(self.customer_code, revision):
-            result = Result(Outcome.ALREADY_RECORDED, "archive already records this revision", change_id, revision)
+            result = Result(
+                Outcome.ALREADY_RECORDED, "archive already records this revision", change_id, revision=revision
+            )
             return self._delete_trigger(trigger, result, batch)
 
         # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
         try:
             version = self._claim(change_id, owner, revision, submitted_at(document, revision))
-        except _SameMessage as exc:
-            return Result(Outcome.RETRY, str(exc), change_id, revision, retry_after=exc.remaining)
+        except SameMessage as exc:
+            return Result(Outcome.RETRY, str(exc), change_id, revision=revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
-            return Result(Outcome.LEASE_HELD, str(exc), change_id, revision)
+            return Result(Outcome.LEASE_HELD, str(exc), change_id, revision=revision)
         except ArchiveError as exc:
-            return Result(failure_outcome(exc), str(exc), change_id, revision)
+            return Result(failure_outcome(exc), str(exc), change_id, revision=revision)
         except Exception as exc:  # an S3 error left after botocore's retries
-            return Result(Outcome.RETRY, f"could not claim: {type(exc).__name__}: {exc}", change_id, revision)
-        recorded = _recorded_at_or_after(version.document, revision)
+            return Result(Outcome.RETRY, f"could not claim: {type(exc).__name__}: {exc}", change_id, revision=revision)
+        recorded = recorded_at_or_after(version.document, revision)
         lease = version.document.lease
         if recorded is not None:
             result = Result(
-                Outcome.ALREADY_RECORDED, f"processing object records revision {recorded}", change_id, revision
+                Outcome.ALREADY_RECORDED,
+                f"processing object records revision {recorded}",
+                change_id,
+                revision=revision,
             )
             return self._delete_trigger(trigger, result, batch)
         if lease is None or lease.owner != owner or lease.revision != revision:  # defensive: never send unclaimed
-            return Result(Outcome.RETRY, "claim did not take the lease", change_id, revision)
+            return Result(Outcome.RETRY, "claim did not take the lease", change_id, revision=revision)
 
         # 6. side effects: the emails of revision R, rendered from the archive read in step 3 (never re-read)
-        outcome = self._side_effects(document, version, owner, cancelled)
-        if isinstance(outcome, Result):
-            return outcome
-        keeper, recipients = outcome
+        sent = self._side_effects(document, version, owner, cancelled)
+        if sent.ended is not None:
+            return sent.ended
+        assert sent.keeper is not None  # step 6 ended without a result: its keeper holds the final progress
+        return self._record_and_clean_up(sent.keeper, sent.recipients, owner, change_id, revision, trigger, batch)
 
+    def _record_and_clean_up(
+        self,
+        keeper: LeaseKeeper,
+        recipients: list[str],
+        owner: str,
+        change_id: str,
+        revision: int,
+        trigger: TriggerInfo,
+        batch: MetricBatch,
+    ) -> Result:
+        """Steps 7 and 8 once the emails are sent: record the result, then delete the trigger."""
         # 7. record the result (it carries the final progress); a lost record means a resend
         try:
-            self._record(keeper, owner, revision, recipients, batch)
+            self.records.record(keeper, owner, revision, recipients, batch)
         except KeyboardInterrupt:  # the record may have landed (then no lease is ours); else keep every email sent
             self._save_progress(keeper, release=True)
             raise
@@ -514,17 +268,17 @@ class Processor:
                 Outcome.RETRY,
                 f"could not record result: {exc}",
                 change_id,
-                revision,
-                keeper.sent,
+                revision=revision,
+                emails_sent=keeper.sent,
                 rejected=list(keeper.progress.rejected),
             )
         result = Result(
             Outcome.PROCESSED,
             "",
             change_id,
-            revision,
-            keeper.sent,
-            recipients,
+            revision=revision,
+            emails_sent=keeper.sent,
+            recipients=recipients,
             rejected=list(keeper.progress.rejected),
         )
         # 8. delete the trigger we read, not a newer one
@@ -536,20 +290,22 @@ class Processor:
         version: VersionedProcessing,
         owner: str,
         cancelled: threading.Event | None,
-    ) -> Result | tuple[_LeaseKeeper, list[str]]:
-        """Step 6. Returns the stopped lease keeper (with the final progress) and the recipients, or the
-        result that ends processing."""
+    ) -> _Sent:
+        """Step 6: the stopped lease keeper (with the final progress) and the recipients, or the result
+        that ends processing (:attr:`_Sent.ended`)."""
         change_id, revision = document.change_id, document.revision
-        keeper: _LeaseKeeper | None = None
+        keeper: LeaseKeeper | None = None
         recipients: list[str] = []
         try:
             recipients = normalise_recipients(self.mailer.subscribers(document.topic))
             progress = _resume(version.document.progress, revision, recipients)
             remaining = progress.remaining(recipients)
             message = render_email(document, self.customer_code)
-            keeper = _LeaseKeeper(self, version, owner, progress, to_send=len(remaining)).start()
+            keeper = LeaseKeeper(
+                self.store, self.customer_code, self.lease_seconds, version, owner, progress, to_send=len(remaining)
+            ).start()
             self._await_displaced(keeper, owner, cancelled)
-            gate = _SendGate(cancelled, keeper)
+            gate = SendGate(cancelled, keeper)
             self.mailer.send(remaining, message, document.topic, on_done=keeper.on_done, cancelled=gate)
             keeper.stop()
             if keeper.error is not None:
@@ -559,55 +315,38 @@ class Processor:
             raise
         except Superseded as exc:
             assert keeper is not None  # raised only by the keeper or while waiting, after it started
-            return self._stand_down(keeper, owner, document, recipients, exc)
+            return _Sent(ended=self._stand_down(keeper, owner, document, recipients, exc))
         except SendInterrupted as exc:  # the drain, or the check before a send said stop
             stop = keeper.stop_reason if keeper is not None else None
             if keeper is not None and isinstance(stop, Superseded):
-                return self._stand_down(keeper, owner, document, recipients, stop)
+                return _Sent(ended=self._stand_down(keeper, owner, document, recipients, stop))
             if isinstance(stop, LeaseLost):  # checkpoint what was sent while the lease may still be ours
-                return self._retry_later(stop, keeper, owner, change_id, revision)
-            return self._retry_later(exc, keeper, owner, change_id, revision)
+                return _Sent(ended=self._retry_later(stop, keeper, owner, change_id, revision))
+            return _Sent(ended=self._retry_later(exc, keeper, owner, change_id, revision))
         except LeaseLost as exc:
             if keeper is not None:
                 keeper.stop()
-            return Result(Outcome.RETRY, f"lease lost: {exc}", change_id, revision)
+            return _Sent(ended=Result(Outcome.RETRY, f"lease lost: {exc}", change_id, revision=revision))
         except ArchiveError as exc:  # a progress checkpoint could not be written: always retried
-            return self._retry_later(exc, keeper, owner, change_id, revision)
+            return _Sent(ended=self._retry_later(exc, keeper, owner, change_id, revision))
         except PipelineError as exc:
             if failure_outcome(exc) is Outcome.PERMANENT_ERROR:  # the customer's SES setup
                 self._release_lease(change_id, owner, keeper)
-                return Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision)
-            return self._retry_later(exc, keeper, owner, change_id, revision)
+                return _Sent(
+                    ended=Result(Outcome.PERMANENT_ERROR, f"email configuration: {exc}", change_id, revision=revision)
+                )
+            return _Sent(ended=self._retry_later(exc, keeper, owner, change_id, revision))
         except Exception as exc:  # unexpected: keep trigger and lease, retry later
-            return self._retry_later(exc, keeper, owner, change_id, revision, traceback=True)
-        return keeper, recipients
+            return _Sent(ended=self._retry_later(exc, keeper, owner, change_id, revision, traceback=True))
+        return _Sent(keeper, recipients)
 
-    def _checkpointed(self, revision: int, progress: SendProgress, started: datetime | None) -> RevisionResult:
-        """The superseded result of a holder that cannot answer any more, from its last checkpoint: what
-        it sent at least (a crash may have sent up to ``MAX_UNRECORDED_EMAILS`` more)."""
-        return RevisionResult(
-            revision=revision,
-            recipients=progress.recipients,
-            sent=max(0, progress.done - len(progress.rejected)),
-            rejected=len(progress.rejected),
-            started_at=started,
-            finished_at=self.time_of_record(started),
-            superseded=True,
-        )
+    def _claim(
+        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
+    ) -> VersionedProcessing:
+        """Step 5 (:meth:`ProcessingRecords.claim`)."""
+        return self.records.claim(change_id, owner, revision, submitted)
 
-    def _settled(
-        self, doc: ProcessingDocument, owner: str, storage_now: datetime
-    ) -> tuple[list[DisplacedHolder] | None, dict[str, RevisionResult]]:
-        """The displaced entries and results once ``owner``'s entry is dropped (its answer) and every
-        entry whose lease ended, with a superseded result from the checkpoint of each holder that never
-        answered."""
-        results = dict(doc.results)
-        for silent in doc.displaced_silent(owner, storage_now):
-            if silent.progress is not None and silent.progress.revision == silent.revision:
-                results[str(silent.revision)] = self._checkpointed(silent.revision, silent.progress, silent.started_at)
-        return doc.without_displaced(owner, storage_now), results
-
-    def _await_displaced(self, keeper: _LeaseKeeper, owner: str, cancelled: threading.Event | None) -> None:
+    def _await_displaced(self, keeper: LeaseKeeper, owner: str, cancelled: threading.Event | None) -> None:
         """Before the first send: wait until every holder our claim (or an earlier one) displaced has
         stopped, or its lease has ended on the storage clock, so that none of its emails lands after
         ours. Bounded by those leases (at most one lease); our own lease is kept alive meanwhile."""
@@ -640,7 +379,7 @@ class Processor:
 
     def _stand_down(
         self,
-        keeper: _LeaseKeeper,
+        keeper: LeaseKeeper,
         owner: str,
         document: ArchiveDocument,
         recipients: list[str],
@@ -652,39 +391,8 @@ class Processor:
         The trigger is the newer revision's now; it stays. If the write fails, the newer revision
         waits for our lease to end instead, and this revision's sends are missing from the trail."""
         keeper.stop()
-        code, change_id, revision, progress = self.customer_code, document.change_id, document.revision, keeper.progress
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            assert version is not None
-            doc = version.document
-            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
-            updates: dict[str, object] = {"displaced": displaced, "results": results}
-            if not doc.is_recorded(revision):
-                updates["results"] = {
-                    **results,
-                    str(revision): RevisionResult(
-                        revision=revision,
-                        recipients=len(recipients),
-                        sent=max(0, progress.done - len(progress.rejected)),
-                        rejected=len(progress.rejected),
-                        started_at=keeper.started_at,
-                        finished_at=self.time_of_record(keeper.started_at),
-                        superseded=True,
-                    ),
-                }
-            if doc.progress is not None and doc.progress.revision == revision:
-                updates["progress"] = None
-            if doc.lease is not None and doc.lease.owner == owner:
-                updates["lease"] = None
-            return doc.model_copy(update=updates)
-
-        try:
-            self.store.update(code, change_id, mutate, create=False, current=keeper.version)
-        except Exception as exc:
-            logger.warning(
-                "could not record the superseded revision's sends; the newer revision waits for our lease to end",
-                extra={"error": str(exc)},
-            )
+        change_id, revision, progress = document.change_id, document.revision, keeper.progress
+        self.records.record_superseded(keeper, owner, change_id, revision, recipients)
         logger.info(
             "superseded by a newer revision: stopped sending",
             extra={"change_id": change_id, "revision": revision, "emails_sent": keeper.sent, "reason": str(reason)},
@@ -693,124 +401,23 @@ class Processor:
             Outcome.SUPERSEDED,
             str(reason),
             change_id,
-            revision,
-            keeper.sent,
-            recipients,
+            revision=revision,
+            emails_sent=keeper.sent,
+            recipients=recipients,
             rejected=list(progress.rejected),
         )
 
-    def _claim(
-        self, change_id: str, owner: str, revision: int, submitted: datetime | None = None
-    ) -> VersionedProcessing:
-        """Step 5: one PUT (``IfNoneMatch``) for a new processing object; else read and CAS. Expiry is
-        judged on the storage time of the answer that read the object; ``acquired_at`` (the result's
-        ``started_at``) is a time of record, never before ``submitted`` (the revision's submission)."""
-        code, message_id, clock = self.customer_code, message_id_of(owner), self.store.clock
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            now = version.storage_now if version is not None else clock.now()
-            doc = version.document if version else ProcessingDocument(customer_code=code, change_id=change_id)
-            if _recorded_at_or_after(doc, revision) is not None:
-                return None
-            lease = doc.lease
-            if lease is not None and lease.owner != owner and lease.is_live(now) and lease.revision >= revision:
-                remaining = (lease.expires_at - now).total_seconds()
-                held = f"{lease.owner} holds the lease of revision {lease.revision} for {remaining:.0f} s more"
-                if message_id is not None and lease.message_id == message_id:
-                    raise _SameMessage(held, remaining)
-                raise LeaseHeld(held)
-            progress = doc.progress if doc.progress is not None and doc.progress.revision == revision else None
-            kept, results = self._settled(doc, owner, now)
-            displaced = kept or []
-            if lease is not None and lease.owner != owner and lease.revision < revision:
-                old = doc.progress if doc.progress is not None and doc.progress.revision == lease.revision else None
-                if lease.is_live(now):
-                    # an older revision's holder may be inside a SendEmail: ours wait until it stopped
-                    holder = DisplacedHolder(
-                        owner=lease.owner,
-                        revision=lease.revision,
-                        expires_at=lease.expires_at,
-                        started_at=lease.acquired_at,
-                        progress=old,
-                    )
-                    displaced = [*(d for d in displaced if d.owner != lease.owner), holder]
-                elif old is not None and not doc.is_recorded(lease.revision):  # stopped (released, or died)
-                    results[str(lease.revision)] = self._checkpointed(lease.revision, old, lease.acquired_at)
-            new_lease = ProcessingLease(
-                owner=owner,
-                message_id=message_id,
-                revision=revision,
-                expires_at=now + timedelta(seconds=self.lease_seconds),
-                acquired_at=self.time_of_record(now, submitted),
-            )
-            return doc.model_copy(
-                update={"lease": new_lease, "progress": progress, "displaced": displaced or None, "results": results}
-            )
-
-        # revision 1 is the common case and its object is new: create without a GET (one PUT)
-        return self.store.update(code, change_id, mutate, assume_absent=revision == 1)
-
-    def _record(
-        self, keeper: _LeaseKeeper, owner: str, revision: int, recipients: list[str], batch: MetricBatch
-    ) -> VersionedProcessing:
-        """Step 7: the durable record of the customer's result (``ArchiveUpdateSuccess``/``Failure``)."""
-        code, change_id, progress = self.customer_code, keeper.version.document.change_id, keeper.progress
-        started = keeper.started_at
-
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            assert version is not None
-            doc = version.document
-            if doc.is_recorded(revision):
-                return None
-            result = RevisionResult(
-                revision=revision,
-                recipients=len(recipients),
-                sent=max(0, progress.done - len(progress.rejected)),
-                rejected=len(progress.rejected),
-                started_at=started,
-                finished_at=self.time_of_record(started),
-            )
-            # done: no longer displaced (a newer revision waiting for us may start); ended entries dropped
-            displaced, results = self._settled(doc, owner, max(version.storage_now, self.store.clock.now()))
-            recorded = doc.with_result(result)
-            recorded = recorded.model_copy(update={"displaced": displaced, "results": {**results, **recorded.results}})
-            if doc.lease is not None and doc.lease.owner != owner:  # someone else's lease (a newer revision) stays
-                recorded = recorded.model_copy(update={"lease": doc.lease})
-            return recorded
-
-        deadline = time.monotonic() + self.record_deadline_seconds
-        current: VersionedProcessing | None = keeper.version
-        while True:
-            try:
-                return self.store.update(code, change_id, mutate, create=False, current=current, metrics=batch)
-            except ArchiveConflict:
-                if time.monotonic() >= deadline:
-                    raise
-                logger.warning("processing object still contended while recording; retrying")
-                current = None
-
-    def _release_lease(self, change_id: str, owner: str, keeper: _LeaseKeeper | None) -> None:
+    def _release_lease(self, change_id: str, owner: str, keeper: LeaseKeeper | None) -> None:
         """End ``owner``'s lease now, keeping the progress (a conditional write; nothing to do when the
         lease is another owner's, or already ended)."""
 
-        def mutate(version: VersionedProcessing | None) -> ProcessingDocument | None:
-            lease = version.document.lease if version else None
-            if version is None or lease is None or lease.owner != owner or not lease.is_live(version.storage_now):
-                return None
-            return version.document.model_copy(
-                update={"lease": lease.model_copy(update={"expires_at": version.storage_now})}
-            )
-
         self._save_progress(keeper)
-        try:
-            self.store.update(self.customer_code, change_id, mutate, create=False)
-        except Exception:  # the lease expires on its own
-            logger.warning("could not release lease; it will expire")
+        self.records.release(change_id, owner)
 
     def _retry_later(
         self,
         exc: Exception,
-        keeper: _LeaseKeeper | None,
+        keeper: LeaseKeeper | None,
         owner: str,
         change_id: str,
         revision: int,
@@ -829,9 +436,9 @@ class Processor:
         if traceback:
             logger.exception("side effects failed")
         sent = keeper.sent if keeper else 0
-        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision, sent)
+        return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}", change_id, revision=revision, emails_sent=sent)
 
-    def _save_progress(self, keeper: _LeaseKeeper | None, *, release: bool = False) -> None:
+    def _save_progress(self, keeper: LeaseKeeper | None, *, release: bool = False) -> None:
         if keeper is None:
             return
         keeper.stop()
@@ -858,12 +465,6 @@ def submitted_at(document: ArchiveDocument, revision: int) -> datetime | None:
     """When ``revision`` was submitted (its ``submitted`` entry), the floor of its times of record."""
     times = [m.timestamp for m in document.modifications if m.modification_type == SUBMITTED and m.revision == revision]
     return max(times) if times else None
-
-
-def _recorded_at_or_after(doc: ProcessingDocument, revision: int) -> int | None:
-    """The newest recorded revision ≥ ``revision`` (a newer one supersedes this message's), or None."""
-    done = [int(r) for r in doc.results if r.isdigit() and int(r) >= revision]
-    return max(done) if done else None
 
 
 def _resume(progress: SendProgress | None, revision: int, recipients: list[str]) -> SendProgress:

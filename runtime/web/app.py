@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 
-from runtime.archive.submit import InvalidSubmission
+from runtime.archive import InvalidSubmission
 from runtime.contract import keys
 from runtime.ops.clients import OpsClients
 from runtime.web.service import IDENTITY_HEADER, Conflict, NotFound, SiteService, Unauthenticated, field_errors

@@ -25,11 +25,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from runtime.archive.cas import is_conflict, is_missing
-from runtime.archive.documents import REFUSE_NAIVE_TIMES, ArchiveDocument, parse_json
-from runtime.archive.store import ArchiveStore
-from runtime.archive.submit import InvalidSubmission, submit_change, validate_change
-from runtime.archive.triggers import TriggerStore
+from runtime.archive import (
+    REFUSE_NAIVE_TIMES,
+    ArchiveDocument,
+    ArchiveStore,
+    InvalidSubmission,
+    TriggerStore,
+    is_conflict,
+    is_missing,
+    parse_json,
+    submit_change,
+    validate_change,
+)
 from runtime.contract import keys
 from runtime.contract.document_limits import MAX_CHANGE_DOCUMENT_BYTES
 from runtime.ops.clients import OpsClients

@@ -54,11 +54,10 @@ from runtime.notify.attendees import ContactDirectory
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
 from runtime.notify.meetings import MeetingCoordinator
 from runtime.notify.ses import RateLimiter, SesMailer
-from runtime.ops.sweep import SweepAction, Sweeper, s3_event_message
-from runtime.pipeline.routing import ProcessorHandler
-from runtime.pipeline.state_machine import Processor
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Processor, ProcessorHandler
+from runtime.sweeper import SweepAction, Sweeper, s3_event_message
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import Worker
 from tests.support.fault_injection import (
     RandomFaults,
     Rule,

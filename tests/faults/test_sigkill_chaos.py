@@ -52,8 +52,8 @@ from devtools import sandbox as sb
 from devtools.emulator import LocalAws, local_aws
 from devtools.fake_graph import FakeGraph
 from runtime.contract.settings import OpsSettings
-from runtime.ops.sweep import Sweeper, SweepReport
-from runtime.pipeline.state_machine import MAX_UNRECORDED_EMAILS
+from runtime.pipeline import MAX_UNRECORDED_EMAILS
+from runtime.sweeper import Sweeper, SweepReport
 from runtime.telemetry.metrics import MetricsFactory
 from tests.support.fault_injection import (
     CoordinatorProcess,

@@ -22,9 +22,8 @@ from hypothesis import strategies as st
 from runtime.archive.documents import ArchiveDocument, ProcessingLease
 from runtime.archive.store import ArchiveStore
 from runtime.contract import keys
-from runtime.pipeline.routing import ProcessorHandler, decide
-from runtime.pipeline.state_machine import Outcome, Processor, overall_fate
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome, Processor, ProcessorHandler, decide
+from runtime.worker import Worker, overall_fate
 from tests.support.aws_platform import Faulty, Platform
 from tests.support.properties import bounded
 

@@ -30,7 +30,7 @@ class NotInTheImage(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NotInTheImage())
-import runtime.coordinator.composition, runtime.ops.sweep, runtime.pipeline.composition, runtime.services
+import runtime.coordinator.composition, runtime.pipeline, runtime.sweeper, runtime.services
 assert not BLOCKED & set(sys.modules), sorted(BLOCKED & set(sys.modules))
 sys.argv = ["runtime", *sys.argv[1:]]
 runpy.run_module("runtime", run_name="__main__", alter_sys=True)

@@ -25,7 +25,7 @@ from runtime.cli import app
 from runtime.contract import names
 from runtime.contract.keys import TriggerRef, processing_key
 from runtime.ops.clients import OpsClients
-from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline import Outcome
 from tests.support.aws_platform import Faulty, Platform, client_error
 
 ALL = ("customer-a", "hts", "htsnonprod")

@@ -23,8 +23,8 @@ from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import ARCHIVE_PREFIX, TriggerRef, processing_key
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler
-from runtime.pipeline.state_machine import Outcome, Processor
-from runtime.pipeline.state_machine import Result as CoordinatorResult
+from runtime.pipeline import Outcome, Processor
+from runtime.pipeline import Result as CoordinatorResult
 from runtime.telemetry.metrics import MetricsFactory
 
 make_conditional_writes_atomic()

@@ -58,7 +58,7 @@ def test_unknown_fields_are_preserved_on_rewrite() -> None:
 def test_invalid_documents_name_the_field(patch: dict, field: str) -> None:
     from pydantic import ValidationError
 
-    from runtime.archive.documents import describe_validation_error
+    from runtime.contract.errors import describe_validation_error
 
     raw = {"change_id": "CHG-1", "title": "t", "customers": ["hts"], **patch}
     with pytest.raises(ValidationError) as caught:
@@ -95,7 +95,7 @@ def test_a_naive_time_after_an_aware_one_names_the_field() -> None:
     """10:00 naive (UTC) ends before 11:00Z: a validation error naming the field, not a ``TypeError``."""
     from pydantic import ValidationError
 
-    from runtime.archive.documents import describe_validation_error
+    from runtime.contract.errors import describe_validation_error
 
     with pytest.raises(ValidationError) as caught:
         ArchiveDocument.model_validate(

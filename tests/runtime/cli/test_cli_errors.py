@@ -10,7 +10,7 @@ import pytest
 from runtime.archive.documents import utcnow
 from runtime.cli.exit_codes import EXIT_INTERRUPTED
 from runtime.contract.keys import TriggerRef
-from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline import Outcome
 from tests.support.aws_platform import Platform
 from tests.support.ops_platform import (
     ops_env,
@@ -57,7 +57,7 @@ def test_interrupted_process_releases_its_lease_and_says_so(
     ledger: list[str] = []
     manual = platform.processor("hts", lease_seconds=300)
     manual.mailer = _InterruptedMailer(ledger, interrupt_before=2)
-    monkeypatch.setattr("runtime.pipeline.composition.build_processor", lambda _settings: manual)
+    monkeypatch.setattr("runtime.pipeline.build_processor", lambda _settings: manual)
     env = {
         "TTP_CUSTOMER_CODE": "hts",
         "TTP_BUCKET_NAME": platform.bucket,

@@ -139,11 +139,11 @@ def test_services_keep_their_metric_and_log_lines_on_stdout(
     service: str, monkeypatch: pytest.MonkeyPatch, logs_on_stdout: None
 ) -> None:
     """In ECS the services' stdout is CloudWatch Logs, which turns the EMF lines into metrics."""
-    import runtime.coordinator.composition
-    import runtime.pipeline.composition
+    import runtime.coordinator
+    import runtime.pipeline
 
-    monkeypatch.setattr(runtime.pipeline.composition, "build_worker", lambda settings: _FakeService())
-    monkeypatch.setattr(runtime.coordinator.composition, "build_coordinator", lambda settings: _FakeService())
+    monkeypatch.setattr(runtime.pipeline, "build_worker", lambda settings: _FakeService())
+    monkeypatch.setattr(runtime.coordinator, "build_coordinator", lambda settings: _FakeService())
     env = {
         "TTP_CUSTOMER_CODE": CUSTOMER,
         "TTP_BUCKET_NAME": "bucket",
@@ -165,13 +165,13 @@ def test_one_shot_commands_put_their_log_lines_on_stderr_and_restore_them(
 ) -> None:
     """A log line of a one-shot command (here ``sweep``'s progress goes through the logger when a
     trigger cannot be read) lands on stderr; after the command, the process's streams are as before."""
-    import runtime.ops.sweep
+    import runtime.sweeper
 
     def logging_sweep(*args: Any, **kwargs: Any) -> Any:
         logger.warning("one-shot line")
         return real_sweep(*args, **kwargs)
 
-    real_sweep = runtime.ops.sweep.run_sweep
+    real_sweep = runtime.sweeper.run_sweep
     monkeypatch.setattr("runtime.cli.repair_commands.run_sweep", logging_sweep)
     for name, value in ops_env(light).items():
         monkeypatch.setenv(name, value)

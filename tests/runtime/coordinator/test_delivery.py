@@ -25,7 +25,7 @@ from runtime.contract.names import EMAIL_TAG_CHANGE_ID, EMAIL_TAG_CUSTOMER_CODE,
 from runtime.contract.settings import CoordinatorSettings
 from runtime.coordinator.composition import CoordinatorProcess, build_coordinator
 from runtime.coordinator.delivery import DeliveryHandler
-from runtime.pipeline.state_machine import Outcome, Result
+from runtime.pipeline import Outcome, Result
 from runtime.telemetry.metrics import MetricsFactory
 from tests.runtime.coordinator.conftest import (
     HTS_ACCOUNT,

@@ -17,9 +17,9 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
-from runtime.pipeline.state_machine import Outcome
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome
 from runtime.telemetry.log import logger
+from runtime.worker import Worker
 from tests.runtime.coordinator.conftest import S3Counter, make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Platform
 
@@ -313,3 +313,47 @@ def test_a_v1_archive_without_submitted_entries_folds_only_for_its_listed_custom
     [unlisted] = handler(s3_event(platform.bucket, keys.processing_key("htsnonprod", change_id)), "sqs:2", None)
     assert listed.outcome is Outcome.PROCESSED and unlisted.outcome is Outcome.PERMANENT_ERROR
     assert [(e["customer_code"], e["revision"]) for e in processed(platform, change_id)] == [("hts", 2)]
+
+
+class _ProcessingGets(S3Counter):
+    """Counts the GETs of processing objects too."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.processing_gets = 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        if str(kwargs.get("Key", "")).startswith(keys.PROCESSING_PREFIX):
+            self.processing_gets += 1
+        return super().get_object(**kwargs)
+
+
+def test_a_change_of_n_customers_reads_each_processing_object_once(platform: Platform, change_id: str) -> None:
+    """Each customer's processor writes its processing object twice (the claim, then the record a moment
+    later) and S3 announces both: the coordinator reads each object once, not once per event (issue 21
+    measured 2 GETs per customer, the claim's finding no result)."""
+    codes = [f"once{i:02d}" for i in range(20)]
+    platform.submit(change_id, customers=codes)
+    counter = _ProcessingGets(platform.s3)
+    handler = make_handler(platform, s3=counter, linger=1.0)
+    outcomes: list[Outcome] = []
+
+    def on_event(code: str) -> None:
+        outcomes.extend(
+            r.outcome for r in handler(s3_event(platform.bucket, keys.processing_key(code, change_id)), "o")
+        )
+
+    threads = []
+    for code in codes:
+        write_processing(platform, code, change_id)  # the claim: no result yet
+        threads.append(threading.Thread(target=on_event, args=(code,)))
+        threads[-1].start()
+        write_processing(platform, code, change_id, result(1))  # the record
+        threads.append(threading.Thread(target=on_event, args=(code,)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(outcomes) == 2 * len(codes) and Outcome.RETRY not in outcomes
+    assert sorted(e["customer_code"] for e in processed(platform, change_id)) == codes
+    assert counter.processing_gets == len(codes)

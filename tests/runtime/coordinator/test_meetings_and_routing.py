@@ -16,7 +16,7 @@ from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
 from runtime.notify.attendees import ContactDirectory
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
 from runtime.notify.meetings import MeetingCoordinator, transaction_id
-from runtime.pipeline.state_machine import Outcome, Result
+from runtime.pipeline import Outcome, Result
 from tests.runtime.coordinator.conftest import make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Faulty, Platform
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from runtime.contract import keys
 from runtime.contract.keys import TriggerRef
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
-from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline import Outcome
 from tests.runtime.coordinator.conftest import make_handler, processed, result, s3_event, write_processing
 from tests.support.aws_platform import Platform
 

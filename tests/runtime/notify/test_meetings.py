@@ -29,7 +29,7 @@ from runtime.notify import meetings as meetings_module
 from runtime.notify.attendees import MAX_ATTENDEES, ContactDirectory, merge_attendees
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, TimeoutSession, graph_scope
 from runtime.notify.meetings import MeetingCoordinator, transaction_id
-from runtime.pipeline.state_machine import Outcome, Result
+from runtime.pipeline import Outcome, Result
 from tests.runtime.coordinator.conftest import make_handler, s3_event
 from tests.support.aws_platform import Faulty, Platform
 

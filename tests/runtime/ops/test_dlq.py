@@ -7,8 +7,7 @@ from collections import Counter
 import pytest
 
 from runtime.ops.dlq import redrive_dlq
-from runtime.pipeline.state_machine import Outcome
-from runtime.pipeline.worker import decide
+from runtime.pipeline import Outcome, decide
 from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import as_json, depth, drain, ops_env, run, s3_event
 

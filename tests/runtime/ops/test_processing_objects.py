@@ -108,7 +108,7 @@ def test_cleanup_deletes_only_recorded_triggers_wherever_recorded(
 
 def test_sweeper_deletes_a_trigger_recorded_only_in_the_processing_object(light: Platform) -> None:
     from runtime.contract.settings import OpsSettings
-    from runtime.ops.sweep import Sweeper
+    from runtime.sweeper import Sweeper
 
     platform = light
     for change_id in ("CHG-P", "CHG-B", "CHG-LIVE", "CHG-EXP", "CHG-INV"):
@@ -351,7 +351,7 @@ def deny_processing_reads(s3: Faulty) -> None:
 
 def test_an_unreadable_processing_object_is_reported_but_blocks_nothing(light: Platform) -> None:
     from runtime.contract.settings import OpsSettings
-    from runtime.ops.sweep import Sweeper
+    from runtime.sweeper import Sweeper
 
     platform = light
     platform.submit("CHG-1", ["hts"])

@@ -19,7 +19,8 @@ from runtime.archive.documents import utcnow
 from runtime.archive.triggers import DeleteOutcome
 from runtime.contract.keys import TriggerRef
 from runtime.notify.rendering import RenderedEmail
-from runtime.pipeline.state_machine import MAX_UNRECORDED_EMAILS, Fate, Outcome, RecipientDone
+from runtime.pipeline import MAX_UNRECORDED_EMAILS, Outcome, RecipientDone
+from runtime.worker import Fate
 from tests.support.aws_platform import Faulty, Platform, client_error
 
 HTS = TriggerRef("hts", "CHG-1")
@@ -105,7 +106,7 @@ def test_live_lease_of_another_message_is_a_duplicate(platform: Platform) -> Non
 
 
 def test_worker_owner_is_unique_per_receive(platform: Platform) -> None:
-    from runtime.pipeline.worker import Worker
+    from runtime.worker import Worker
 
     owners: list[str] = []
 

@@ -16,9 +16,8 @@ from botocore.exceptions import ClientError
 from devtools import sandbox as sb
 from runtime.contract.keys import TriggerRef
 from runtime.notify.ses import RateLimiter, SesMailer
-from runtime.pipeline.routing import ProcessorHandler
-from runtime.pipeline.state_machine import Fate, Outcome
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome, ProcessorHandler
+from runtime.worker import Fate, Worker
 from tests.runtime.pipeline.test_state_machine import s3_event
 from tests.support.aws_platform import Faulty, Platform, client_error
 

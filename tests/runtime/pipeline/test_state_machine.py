@@ -14,8 +14,8 @@ import pytest
 from runtime.archive.documents import utcnow
 from runtime.archive.triggers import DeleteOutcome
 from runtime.contract.keys import TriggerRef
-from runtime.pipeline.routing import decide
-from runtime.pipeline.state_machine import Fate, Outcome, overall_fate
+from runtime.pipeline import Outcome, decide
+from runtime.worker import Fate, overall_fate
 from tests.support.aws_platform import Faulty, Platform, client_error
 
 HTS = TriggerRef("hts", "CHG-1")

@@ -16,7 +16,8 @@ from typing import Any
 from runtime.archive.documents import utcnow
 from runtime.archive.processing import SendProgress, recipients_digest
 from runtime.contract.keys import TriggerRef
-from runtime.pipeline.state_machine import Fate, Outcome
+from runtime.pipeline import Outcome
+from runtime.worker import Fate
 from tests.runtime.pipeline.test_leases import HookedMailer
 from tests.runtime.pipeline.test_state_machine import HTS_RECIPIENTS
 from tests.support.aws_platform import Faulty, Platform, client_error

@@ -15,7 +15,7 @@ from typing import Any
 
 from runtime.archive.documents import utcnow
 from runtime.contract.keys import TriggerRef
-from runtime.pipeline.state_machine import Outcome
+from runtime.pipeline import Outcome
 from tests.support.aws_platform import Platform
 
 HTS = TriggerRef("hts", "CHG-1")

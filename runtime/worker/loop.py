@@ -1,12 +1,13 @@
 """The queue worker: long-polls one queue and runs a message handler on each message.
 
-The handler is the customer processor's (:class:`~runtime.pipeline.routing.ProcessorHandler`) or the
-change coordinator's; the worker owns only the SQS mechanics.
+The handler is the customer processor's (``runtime.pipeline.ProcessorHandler``) or the change
+coordinator's; the worker owns only the SQS mechanics and knows nothing of changes: each handled record
+is a :class:`~runtime.worker.outcome.Handled` that states its fate and logs itself.
 
 * Bounded concurrency (a thread pool of ``max_concurrency``), one long-poll receive at a time.
 * A heartbeat thread extends the visibility of every in-flight message, so slow work is never
-  handed to a second consumer (:mod:`runtime.pipeline.in_flight`).
-* Message fate follows the processor's result: ack → delete; retry → visible again after a backoff
+  handed to a second consumer (:mod:`runtime.worker.in_flight`).
+* Message fate follows the handler's outcomes: ack → delete; retry → visible again after a backoff
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
 * SIGTERM: stop receiving, let in-flight work finish for ``drain_seconds``, then interrupt sending
@@ -22,9 +23,9 @@ change coordinator's; the worker owns only the SQS mechanics.
   ahead: a killed task's messages are back within that; otherwise every call the work waits on has its
   own timeout (botocore), so the wait ends on its own.
 * Liveness: every iteration of the receive loop (an empty long poll included) refreshes a small record
-  (``liveness_path``, :mod:`runtime.pipeline.liveness`) that the container health check reads; the
+  (``liveness_path``, :mod:`runtime.worker.liveness`) that the container health check reads; the
   heartbeat thread does not, so a wedged loop makes the task unhealthy and ECS replaces it.
-* Scale-in protection (:mod:`runtime.pipeline.task_protection`; the processor's worker only): set
+* Scale-in protection (:mod:`runtime.worker.task_protection`; the processor's worker only): set
   before the first message of a busy spell starts, renewed while busy, released after a quiet spell
   and when the worker stops.
 """
@@ -36,7 +37,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,29 @@ from typing import Any
 from runtime.contract.settings import WorkerSettings
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS
-from runtime.pipeline.in_flight import InFlight
-from runtime.pipeline.liveness import stale_after_seconds, write_liveness
-from runtime.pipeline.routing import MessageHandler, decide
-from runtime.pipeline.state_machine import Fate, Outcome, Result, overall_fate
-from runtime.pipeline.task_protection import ScaleInProtection
-from runtime.telemetry.log import log_context, logger
+from runtime.telemetry import log_context, logger
+from runtime.worker.in_flight import InFlight
+from runtime.worker.liveness import stale_after_seconds, write_liveness
+from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate, retry_after
+from runtime.worker.task_protection import ScaleInProtection
 
-__all__ = ["Worker", "decide", "overall_fate"]  # decide: runtime.pipeline.routing; overall_fate: state_machine
+__all__ = ["MessageHandler", "Worker", "install_stop_signals"]
+
+MessageHandler = Callable[[str, str, threading.Event | None], Sequence[Handled]]
+"""What a worker runs on each message: ``(body, owner, cancelled) -> outcomes``; the outcomes' fates
+decide the message's (:func:`~runtime.worker.outcome.overall_fate`). The processor and the change
+coordinator each provide one."""
+
+
+def install_stop_signals(request_stop: Callable[[], None]) -> None:
+    """SIGTERM (ECS stopping the task) and SIGINT call ``request_stop``: stop receiving, then drain."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
+        request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def _setting_default(name: str) -> Any:
@@ -121,12 +137,7 @@ class Worker:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        def on_signal(signum: int, _frame: object) -> None:
-            logger.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        install_stop_signals(self.request_stop)
 
     def request_stop(self) -> None:
         """Stop receiving; the drain budget counts from now, not from when the current long poll ends."""
@@ -246,15 +257,15 @@ class Worker:
                 try:
                     # the owner is unique per receive: a redelivery of this message must not share its lease
                     owner = f"sqs:{message_id}:{uuid.uuid4().hex}"
-                    results = self.handler(message.get("Body", ""), owner, self.cancelled)
+                    results: Sequence[Handled] = self.handler(message.get("Body", ""), owner, self.cancelled)
                 except Exception as exc:  # defensive: a bug must not lose the message
                     logger.exception("processing raised")
-                    results = [Result(Outcome.RETRY, f"unexpected {type(exc).__name__}: {exc}")]
+                    results = [HandlerFailed(f"unexpected {type(exc).__name__}: {exc}")]
                 fate = overall_fate(results)
                 for result in results:
-                    self._log_result(result, fate)
+                    result.log(fate)
                 self.in_flight.remove(message_id)  # no heartbeat may extend it once it is settled
-                self._settle(receipt, fate, receives, _retry_after(results) if fate is Fate.RETRY else None)
+                self._settle(receipt, fate, receives, retry_after(results) if fate is Fate.RETRY else None)
         finally:
             self.in_flight.remove(message_id)
             with self._lock:
@@ -277,26 +288,6 @@ class Worker:
                 receipt, int(min(delay, self.visibility_timeout, MAX_VISIBILITY_TIMEOUT_SECONDS))
             )
 
-    @staticmethod
-    def _log_result(result: Result, fate: Fate) -> None:
-        fields = {
-            "outcome": result.outcome.label,
-            "fate": fate.value,
-            "reason": result.reason,
-            "revision": result.revision,
-            "emails_sent": result.emails_sent,
-            "trigger_delete": result.trigger_delete.value if result.trigger_delete else None,
-        }
-        with log_context(change_id=result.change_id):
-            if result.outcome is Outcome.POISON:
-                logger.error("poison message: refused, it will reach the DLQ", extra={**fields, "security": True})
-            elif result.outcome is Outcome.PERMANENT_ERROR:
-                logger.error("permanent error: trigger kept, message to the DLQ", extra=fields)
-            elif result.outcome is Outcome.RETRY:
-                logger.warning("transient failure: message returns to the queue", extra=fields)
-            else:
-                logger.info("message handled", extra=fields)
-
 
 def _wait_until(pending: set[Future[None]], deadline: float) -> set[Future[None]]:
     """Wait until every future is done or ``deadline`` (monotonic) passes; the ones not done yet."""
@@ -304,11 +295,3 @@ def _wait_until(pending: set[Future[None]], deadline: float) -> set[Future[None]
     if remaining > 0:
         wait(pending, timeout=remaining)
     return {f for f in pending if not f.done()}
-
-
-def _retry_after(results: list[Result]) -> float | None:
-    """The latest ``retry_after`` the retried records ask for (None: the exponential backoff)."""
-    asked = [r.retry_after for r in results if r.outcome is Outcome.RETRY and r.retry_after is not None]
-    if not asked or len(asked) != sum(1 for r in results if r.outcome is Outcome.RETRY):
-        return None
-    return max(asked)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 
 @dataclass

@@ -6,7 +6,7 @@ from runtime import services
 from runtime.archive.documents import utcnow
 from runtime.contract.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from runtime.contract.settings import OpsSettings
-from runtime.ops.sweep import Sweeper, SweepReport
+from runtime.sweeper import Sweeper, SweepReport
 from runtime.telemetry.metrics import MetricsFactory
 from tests.support.aws_platform import Platform
 from tests.support.ops_platform import backdate, queues

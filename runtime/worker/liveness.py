@@ -1,6 +1,6 @@
 """The receive loop's liveness record, and the check the container health check runs on it.
 
-The worker (:class:`~runtime.pipeline.worker.Worker`) writes the record on every iteration of its
+The worker (:class:`~runtime.worker.loop.Worker`) writes the record on every iteration of its
 receive loop, also when a long poll returns nothing; the heartbeat thread does not, so a receive loop
 that is wedged (a hung call, a deadlock) stops refreshing it while the process stays up. The record
 holds its own staleness limit (``receive_wait_seconds`` plus

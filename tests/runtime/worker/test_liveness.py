@@ -13,7 +13,7 @@ import pytest
 from runtime import services
 from runtime.contract import names
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_OK
-from runtime.pipeline.liveness import check_liveness, stale_after_seconds, write_liveness
+from runtime.worker import check_liveness, stale_after_seconds, write_liveness
 
 ROOT = Path(__file__).resolve().parents[3]
 

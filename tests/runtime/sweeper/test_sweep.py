@@ -15,12 +15,11 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract.keys import TriggerRef, parse_trigger_key
 from runtime.contract.settings import OpsSettings
-from runtime.ops.sweep import Sweeper, SweepReport
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
-from runtime.pipeline.envelopes import parse_message_body
-from runtime.pipeline.state_machine import Outcome
-from runtime.pipeline.worker import decide
+from runtime.pipeline import Outcome, decide
+from runtime.sweeper import Sweeper, SweepReport
 from runtime.telemetry.metrics import MetricsFactory
+from runtime.worker import parse_message_body
 from tests.support.aws_platform import Faulty, Platform, client_error
 from tests.support.ops_platform import (
     as_json,
@@ -255,7 +254,8 @@ def test_sweep_command_keeps_stdout_for_the_report(light: Platform, monkeypatch:
     assert [(a["change_id"], a["action"]) for a in report["actions"]] == [("CHG-1", "redriven")]
     emf = [json.loads(line) for line in result.stderr.splitlines() if '"_aws"' in line]
     assert sorted(blob["CustomerCode"] for blob in emf) == ["customer-a", "hts", "htsnonprod"]
-    logged = [json.loads(line) for line in result.stderr.splitlines() if '"component": "sweeper"' in line]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line.get("component") == "sweeper"]  # the shared logger's JSON lines
     assert logged and logged[0]["level"] == "WARNING" and logged[0]["change_id"] == "CHG-1"
 
     human = run(monkeypatch, ops_env(platform), "sweep")

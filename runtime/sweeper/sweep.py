@@ -1,4 +1,4 @@
-"""The sweeper: one pass over ``customers/`` (a scheduled ECS task runs ``python -m runtime sweep``).
+"""The sweeper's pass: one pass over ``customers/`` (a scheduled ECS task runs ``python -m runtime sweep``).
 
 A trigger that was never processed is invisible to the processor; the sweeper sees it. Per customer
 of ``TTP_CUSTOMER_QUEUES`` — every one, even without triggers, so the alarms see 0 rather than
@@ -62,9 +62,7 @@ does the rest.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote_plus
@@ -72,11 +70,13 @@ from urllib.parse import quote_plus
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime import aws
-from runtime.archive.documents import SUBMITTED, ArchiveDocument
-from runtime.archive.store import ArchiveError, ArchiveStore
-from runtime.archive.triggers import TriggerInfo, TriggerStore, is_already_there
+from runtime.archive import (
+    ArchiveError,
+    ArchiveStore,
+    TriggerInfo,
+)
 from runtime.contract import names
-from runtime.contract.keys import ARCHIVE_PREFIX, CUSTOMERS_PREFIX, InvalidKeyError, TriggerRef, parse_archive_key
+from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
 from runtime.contract.metric_names import MetricName
 from runtime.contract.settings import OpsSettings
 from runtime.contract.thresholds import MISSING_TRIGGER_GRACE_SECONDS, MISSING_TRIGGER_WINDOW_SECONDS
@@ -85,8 +85,9 @@ from runtime.ops.cleanup import iter_cleanup
 from runtime.ops.durations import age_seconds, now
 from runtime.ops.processing_view import ProcessingCache
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG, triggers_by_customer
-from runtime.telemetry.log import SERVICE
-from runtime.telemetry.metrics import MetricsFactory
+from runtime.sweeper.fanout import FanOutRepair
+from runtime.sweeper.report import CustomerSweep, Log, SweepAction, SweepReport, telemetry_log
+from runtime.telemetry import MetricsFactory
 
 CLEANUP_GRACE_SECONDS = 120
 MAX_REDRIVES_PER_PASS = 500
@@ -95,28 +96,6 @@ MAX_ARCHIVES_CHECKED_PER_PASS = 2000
 REDRIVE_CONFIGURATION_ID = "ttp-sweeper-redrive"
 SWEEPER_PRINCIPAL = names.SWEEPER_ROLE_NAME
 """Who a re-driven event says sent it: the sweeper (its role's name), so logs tell it from S3's own."""
-
-Log = Callable[[str, str, dict[str, Any]], None]
-
-
-def json_log(stream: IO[str] | None = None) -> Log:
-    """Structured JSON log lines (the processor's shape) on ``stream`` — stderr by default, so that
-    ``sweep --json`` keeps stdout for its report. ECS sends both streams to CloudWatch Logs."""
-
-    def log(level: str, message: str, extra: dict[str, Any]) -> None:
-        line = {
-            "level": "ERROR" if level == "exception" else level.upper(),
-            "timestamp": now().isoformat(),
-            "service": SERVICE,
-            "component": "sweeper",
-            "message": message,
-            **{k: v for k, v in extra.items() if v is not None},
-        }
-        out = stream or sys.stderr
-        out.write(json.dumps(line, default=str) + "\n")
-        out.flush()
-
-    return log
 
 
 def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at: datetime, attempt: int) -> str:
@@ -148,96 +127,6 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
     )
 
 
-@dataclass(frozen=True)
-class ListedArchive:
-    """One ``archive/{id}.json`` as the listing shows it (no read)."""
-
-    change_id: str
-    key: str
-    etag: str
-    last_modified: datetime
-
-
-def list_archives(s3: Any, bucket: str) -> list[ListedArchive]:
-    """Every archive object: one ``ListObjectsV2`` request per 1,000 (keys that are not archives skipped)."""
-    found: list[ListedArchive] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARCHIVE_PREFIX):
-        for item in page.get("Contents", []):
-            try:
-                change_id = parse_archive_key(item["Key"])
-            except InvalidKeyError:
-                continue
-            found.append(ListedArchive(change_id, item["Key"], item["ETag"], item["LastModified"]))
-    return found
-
-
-def customers_of_current_revision(doc: ArchiveDocument) -> list[str]:
-    """The customers the current revision was submitted for: its ``submitted`` entries' ``customers``
-    (a submission may name fewer than the document lists), the document's ``customers`` when an entry
-    names none. No ``submitted`` entry for the revision (an archive not written by ``submit``): none —
-    who was meant to be notified is unknown, so no trigger is invented."""
-    targets: list[str] = []
-    for entry in doc.modifications:
-        if entry.modification_type == SUBMITTED and entry.revision == doc.revision:
-            targets += entry.customers if entry.customers is not None else doc.customers
-    return [c for c in dict.fromkeys(targets) if c in doc.customers]
-
-
-@dataclass
-class SweepAction:
-    customer: str
-    change_id: str
-    key: str
-    age_seconds: float
-    action: str  # deleted | redriven | exhausted | waiting | in_progress | not_redrivable | error | replaced
-    # | recreated
-    detail: str = ""
-    attempt: int | None = None
-
-
-@dataclass
-class CustomerSweep:
-    customer: str
-    triggers: int = 0
-    orphaned: int = 0
-    oldest_age_seconds: float = 0.0
-    deleted: int = 0
-    redriven: int = 0
-    exhausted: int = 0
-    recreated: int = 0
-    errors: int = 0
-
-
-@dataclass
-class SweepReport:
-    started_at: datetime
-    threshold_seconds: int
-    max_redrive_attempts: int
-    customers: list[CustomerSweep] = field(default_factory=list)
-    actions: list[SweepAction] = field(default_factory=list)
-    unconfigured_triggers: dict[str, int] = field(default_factory=dict)
-    archives_checked: int = 0
-    """Archives read this pass to find missing triggers (modified within the window, past the grace)."""
-    errors: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    """The pass was asked to stop (SIGTERM) and ended at a trigger boundary: what it did is in the
-    report, the customers it did not reach are not (no metrics for them: missing data)."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not any(c.errors for c in self.customers)
-
-    @property
-    def failed(self) -> bool:
-        """The pass could not start: the triggers could not be listed at all."""
-        return bool(self.errors) and not self.customers
-
-    @property
-    def needs_attention(self) -> bool:
-        """The pass completed, but some AWS call failed on the way."""
-        return not self.ok
-
-
 class Sweeper:
     def __init__(
         self,
@@ -263,7 +152,7 @@ class Sweeper:
         self.metrics = metrics
         self.region = region
         self.clock = clock
-        self.log = log or json_log()
+        self.log = log or telemetry_log
         self.grace = cleanup_grace_seconds
         self.max_redrives_per_pass = max_redrives_per_pass
         self.missing_trigger_grace = missing_trigger_grace_seconds
@@ -297,7 +186,16 @@ class Sweeper:
                 self.log("exception", "sweeping a customer failed", {"customer_code": code, "error": str(exc)})
         try:
             if not self._stopping(report):
-                self._recreate_missing_triggers(grouped, archives, processing, at, summaries, report)
+                repair = FanOutRepair(
+                    self.s3,
+                    self.bucket,
+                    self.log,
+                    grace_seconds=self.missing_trigger_grace,
+                    window_seconds=self.missing_trigger_window,
+                    max_checked=self.max_archives_checked_per_pass,
+                    stopping=self._stopping,
+                )
+                repair.run(grouped, archives, processing, at, summaries, report)
         except Exception as exc:  # the metrics of the listing go out whatever happened here
             report.errors.append(f"finding missing triggers: {type(exc).__name__}: {exc}")
             self.log("exception", "finding missing triggers failed", {"error": str(exc)})
@@ -389,29 +287,27 @@ class Sweeper:
         for item in iter_cleanup(
             self.s3, self.bucket, [info], dry_run=False, reference=at, archives=archives, processing=processing
         ):
-            if item.action == "deleted":
-                summary.deleted += 1
-                report.actions.append(
-                    SweepAction(code, item.change_id, item.key, item.age_seconds, "deleted", item.reason)
-                )
-                self.log(
-                    "info",
-                    "deleted a trigger whose result is recorded",
-                    {"customer_code": code, "change_id": item.change_id, "trigger_age": item.age_seconds},
-                )
-                return True
             if item.action in ("already_gone", "replaced"):
                 return True
-            if item.action == "failed":
+            if item.action not in ("deleted", "failed"):
+                continue
+            deleted = item.action == "deleted"
+            if deleted:
+                summary.deleted += 1
+            else:
                 summary.errors += 1
-                report.actions.append(
-                    SweepAction(code, item.change_id, item.key, item.age_seconds, "error", item.reason)
+            report.actions.append(
+                SweepAction(
+                    code, item.change_id, item.key, item.age_seconds, "deleted" if deleted else "error", item.reason
                 )
+            )
+            fields = {"customer_code": code, "change_id": item.change_id}
+            if deleted:
                 self.log(
-                    "error",
-                    "could not delete a recorded trigger",
-                    {"customer_code": code, "change_id": item.change_id, "key": item.key, "error": item.reason},
+                    "info", "deleted a trigger whose result is recorded", {**fields, "trigger_age": item.age_seconds}
                 )
+                return True
+            self.log("error", "could not delete a recorded trigger", {**fields, "key": item.key, "error": item.reason})
         return False
 
     def _redrive(
@@ -509,125 +405,6 @@ class Sweeper:
         except ClientError as exc:
             return act("error", f"attempt {attempt} recorded but the send failed: {exc}", "error", attempt)
         return act("redriven", f"re-sent its event (attempt {attempt} of {limit})", "warning", attempt)
-
-    # ---- fan-out repair -------------------------------------------------------------------------
-
-    def _recreate_missing_triggers(
-        self,
-        grouped: dict[str, list[TriggerInfo]],
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        at: datetime,
-        summaries: dict[str, CustomerSweep],
-        report: SweepReport,
-    ) -> None:
-        """Re-create the triggers a submission did not write: one listing of ``archive/``, then only the
-        archives modified within the window and past the grace period (most recent first, at most
-        ``max_archives_checked_per_pass``), each read once and isolated from the others."""
-        triggered = {(i.ref.customer_code, i.ref.change_id) for infos in grouped.values() for i in infos}
-        try:
-            listed = list_archives(self.s3, self.bucket)
-        except ClientError as exc:
-            report.errors.append(f"cannot list s3://{self.bucket}/{ARCHIVE_PREFIX}: {exc}")
-            self.log("error", "sweeper cannot list archives (missing triggers not checked)", {"error": str(exc)})
-            return
-        due = [
-            a
-            for a in listed
-            if self.missing_trigger_grace <= age_seconds(a.last_modified, at) <= self.missing_trigger_window
-        ]
-        due.sort(key=lambda a: a.last_modified, reverse=True)
-        if len(due) > self.max_archives_checked_per_pass:
-            self.log(
-                "warning",
-                "more archives modified within the window than one pass checks; the oldest wait",
-                {"archives": len(due), "checked": self.max_archives_checked_per_pass},
-            )
-            due = due[: self.max_archives_checked_per_pass]
-        report.archives_checked = len(due)
-        store = TriggerStore(self.s3, self.bucket)
-        for archive in due:
-            if self._stopping(report):
-                break
-            try:
-                self._recreate_for_change(archive, triggered, archives, processing, store, at, summaries, report)
-            except Exception as exc:  # this change only: the others go on
-                detail = f"{type(exc).__name__}: {exc}"
-                report.errors.append(f"{archive.key}: {detail}")
-                self.log(
-                    "exception",
-                    "checking a change for missing triggers failed",
-                    {"change_id": archive.change_id, "key": archive.key, "error": detail},
-                )
-
-    def _recreate_for_change(
-        self,
-        archive: ListedArchive,
-        triggered: set[tuple[str, str]],
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        store: TriggerStore,
-        at: datetime,
-        summaries: dict[str, CustomerSweep],
-        report: SweepReport,
-    ) -> None:
-        change_id = archive.change_id
-        loaded = archives.get(change_id)
-        if loaded is None or isinstance(loaded, ArchiveError):
-            return  # deleted since the listing, or invalid: no processor could use a trigger (`verify` says why)
-        if loaded.etag != archive.etag:
-            return  # rewritten since the listing (a new revision's triggers may be on their way): next pass
-        doc = loaded.document
-        age = age_seconds(archive.last_modified, at)
-        for code in customers_of_current_revision(doc):
-            summary = summaries.get(code)
-            if summary is None or (code, change_id) in triggered or doc.is_processed(code, doc.revision):
-                continue  # not configured here (no queue), a trigger is there, or the result is folded
-            self._recreate_trigger(
-                TriggerRef(code, change_id), doc.revision, age, processing, store, at, summary, report
-            )
-
-    def _recreate_trigger(
-        self,
-        ref: TriggerRef,
-        revision: int,
-        age: float,
-        processing: ProcessingCache,
-        store: TriggerStore,
-        at: datetime,
-        summary: CustomerSweep,
-        report: SweepReport,
-    ) -> None:
-        """Write ``ref`` (create-only) unless the processing object records ``revision`` or a later one,
-        or a live lease shows processing under way."""
-        code, change_id = ref.customer_code, ref.change_id
-        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "revision": revision}
-
-        def act(action: str, detail: str, level: str) -> None:
-            report.actions.append(SweepAction(code, change_id, ref.key, age, action, detail))
-            self.log(level, f"missing trigger: {detail}", {**context, "action": action})
-
-        read = processing.get(code, change_id)
-        if read.invalid:  # the processor could not record a result either (`stuck` explains it)
-            act("not_recreated", f"{read.error}; not re-created", "warning")
-            return
-        if read.error is not None:  # unreadable (access, throttling): nothing is known, nothing written
-            summary.errors += 1
-            act("error", f"{read.error}; not re-created", "error")
-            return
-        if any(r >= revision for r in read.recorded_revisions()) or read.lease_live(at):
-            return  # processed (or a later revision: superseded), or processing under way
-        try:
-            store.put(ref, revision, if_absent=True)
-        except ClientError as exc:
-            if is_already_there(exc):
-                act("replaced", "a trigger was written meanwhile; its own event follows", "info")
-            else:
-                summary.errors += 1
-                act("error", f"cannot re-create the trigger: {exc}", "error")
-            return
-        summary.recreated += 1
-        act("recreated", f"revision {revision} had neither a trigger nor a recorded result; re-created", "warning")
 
 
 def run_sweep(

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS, TASK_PROTECTION_EXPIRES_MINUTES
-from runtime.pipeline.composition import task_integration
-from runtime.pipeline.liveness import check_liveness
-from runtime.pipeline.state_machine import Outcome, Result
-from runtime.pipeline.task_protection import STATE_PATH, ScaleInProtection, TaskProtectionClient
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome, Result
+from runtime.worker import ScaleInProtection, TaskProtectionClient, Worker, check_liveness, task_integration
+from runtime.worker.task_protection import STATE_PATH
 
 
 class FakeSqs:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.pipeline.envelopes import UnparseableMessage, parse_message_body
+from runtime.worker import UnparseableMessage, parse_message_body
 
 # ---- envelopes ----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 
 from runtime.contract.thresholds import TASK_PROTECTION_EXPIRES_MINUTES, TASK_PROTECTION_IDLE_SECONDS
-from runtime.telemetry.log import logger
+from runtime.telemetry import logger
 
 AGENT_URI_VARIABLE = "ECS_AGENT_URI"
 """Injected by the ECS agent into every container of a task (Fargate platform 1.4+)."""

@@ -8,11 +8,9 @@ import time
 
 import pytest
 
-from runtime.pipeline import worker as worker_module
-from runtime.pipeline.in_flight import InFlight
-from runtime.pipeline.routing import ProcessorHandler
-from runtime.pipeline.state_machine import Outcome, Result
-from runtime.pipeline.worker import Worker
+from runtime.pipeline import Outcome, ProcessorHandler, Result
+from runtime.worker import InFlight, Worker
+from runtime.worker import loop as worker_module
 from tests.support.aws_platform import Platform
 
 

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.archive.documents import describe_validation_error
-from runtime.pipeline.errors import UnparseableMessage
+from runtime.contract.errors import describe_validation_error
+from runtime.worker.errors import UnparseableMessage
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
