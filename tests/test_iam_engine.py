@@ -479,7 +479,7 @@ def test_the_engine_stays_out_of_the_package_and_the_image() -> None:
     """iam-simulate is AGPL-3.0: it may run the tests and the local emulator, never ship. It is a dev
     dependency of package.json (``npm ci`` in ``make setup``), nothing the wheel or the image contains imports
     devtools (the wheel holds only the four packages: tests/test_packaging.py), and the image's build
-    context (runtime/) holds no JavaScript."""
+    context (runtime/) holds no JavaScript: the site's pages under runtime/web/static are excluded from it."""
     manifest = json.loads((ROOT / "package.json").read_text())
     assert manifest["devDependencies"]["@cloud-copilot/iam-simulate"] == "0.1.173"  # exact, like the CDK CLI
     assert "@cloud-copilot/iam-simulate" not in manifest.get("dependencies", {})
@@ -490,4 +490,8 @@ def test_the_engine_stays_out_of_the_package_and_the_image() -> None:
         if any(name.split(".")[0] == "devtools" for name in imports_of(path))
     ]
     assert importing == []
-    assert not [path for path in (ROOT / "runtime").rglob("*") if path.suffix in {".js", ".mjs", ".cjs"}]
+    site_pages = ROOT / "runtime" / "web" / "static"  # the submission site's own pages, deployed to its bucket
+    scripts = [path for path in (ROOT / "runtime").rglob("*") if path.suffix in {".js", ".mjs", ".cjs"}]
+    assert [path for path in scripts if not path.is_relative_to(site_pages)] == []
+    assert "web/static/" in (ROOT / "runtime" / ".dockerignore").read_text().splitlines()  # not in the image
+    assert not [path for path in scripts if "iam-simulate" in path.read_text()]

@@ -59,6 +59,9 @@ NOT_IAM_ACTIONS = frozenset(
         # Newer than the Service Authorization Reference data the pinned engine carries.
         "vpc-lattice:DescribeServiceNetworkVpcEndpointAssociation",
         "lambda:AssociateRuntimeAlias",
+        # The API CloudFront's handler calls; IAM authorizes it as cloudfront:CreateDistribution and
+        # cloudfront:TagResource (both listed too).
+        "cloudfront:CreateDistributionWithTags",
     }
 )
 """Names in the schemas' permission lists that IAM does not know as actions, so no policy can allow or deny
@@ -371,6 +374,15 @@ TARGETS: Mapping[str, Targets] = {
         },
         passed_to="lambda.amazonaws.com",
     ),
+    # The submission site's (management account, AdministratorAccess): CloudFront's ARNs exist only once
+    # created, and a function's versions, URL and permissions are decided on ``*`` like them.
+    "AWS::Lambda::Version": Targets(own=None),
+    "AWS::Lambda::LayerVersion": Targets(own=None),
+    "AWS::Lambda::Url": Targets(own=None),
+    "AWS::Lambda::Permission": Targets(own=None),
+    "AWS::CloudFront::Distribution": Targets(own=None),
+    "AWS::CloudFront::OriginAccessControl": Targets(own=None),
+    "AWS::CloudFront::ResponseHeadersPolicy": Targets(own=None),
     "AWS::CloudWatch::Alarm": Targets(own=_named("cloudwatch", "alarm:{name}", "AlarmName")),
     "AWS::CloudWatch::Dashboard": Targets(own=_named("cloudwatch", "dashboard/{name}", "DashboardName", region=False)),
     "AWS::ApplicationAutoScaling::ScalableTarget": Targets(
