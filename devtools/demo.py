@@ -377,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         # The operator (the IAM user ttp-operator with the policy docs/runbook.md prescribes) is decided by
         # the engine like the services: its identity policy, and across accounts the bucket policy too.
         if site := site_server.start(assembly, emulator.endpoint, logdir / "site.log"):
-            cleanup.callback(site[0].terminate)
+            cleanup.callback(site_server.stop, site[0])
             console.print(f"submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         session = boto3.session.Session(**_keys(operator), region_name=config.accounts.region)
         sqs = session.client("sqs")

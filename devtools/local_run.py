@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "configuration set's event destination and the deployed EventBridge rules (devtools/ses_events.py)"
         )
         if site := site_server.start(args.assembly, emulator.endpoint, Path(tempfile.mkdtemp()) / "site.log"):
-            cleanup.callback(site[0].terminate)
+            cleanup.callback(site_server.stop, site[0])
             print(f"# submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
         stop.wait()

@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devtools.processes import terminate_with
+
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "runtime" / "web" / "static"
 API_HANDLER = "runtime.web.app.handler"
@@ -97,14 +99,32 @@ def start(assembly: Path, endpoint: str, logfile: Path) -> tuple[subprocess.Pope
     }
     log = logfile.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.site_server", "--serve"], env=env, stdout=subprocess.PIPE, stderr=log
+        [sys.executable, "-m", "devtools.site_server", "--serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        preexec_fn=terminate_with(os.getpid()),
     )
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+    except BaseException:  # a Ctrl-C while it starts stops it too
+        stop(process)
+        raise
     if not line.startswith("site "):
-        process.kill()
+        stop(process)
         raise RuntimeError(f"the site server did not start (log {logfile}): {line!r}")
     return process, line.removeprefix("site ")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then wait (SIGKILL after 10 s): the caller returns only once the server is gone."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _event(handler: BaseHTTPRequestHandler, body: bytes, user: str) -> dict[str, Any]:
