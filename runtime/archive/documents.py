@@ -289,7 +289,7 @@ class ModificationEntry(_Document):
 
 
 class ProcessingLease(_Document):
-    """A customer's claim on a change (DESIGN.md §2 step 5): who is processing it, until when.
+    """A customer's claim on a change (docs/design.md §2 step 5): who is processing it, until when.
 
     ``owner`` is the SQS message id (or ``manual:…`` for the CLI), so a redelivery of the *same*
     message after a crash reclaims its own lease at once, while a duplicate event (another message)
@@ -307,7 +307,7 @@ class ProcessingLease(_Document):
 
 
 class MeetingRequest(_Document):
-    """A change that asks for a meeting (DESIGN.md §5)."""
+    """A change that asks for a meeting (docs/design.md §5)."""
 
     start_time: datetime
     end_time: datetime

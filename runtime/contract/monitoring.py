@@ -324,7 +324,7 @@ CUSTOMER_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("complaint-rate", "critical", COMPLAINT_RATE, "complaint_rate_critical_percent", _COMPLAINT),
     AlarmSpec("complaint-rate", "warning", COMPLAINT_RATE, "complaint_rate_warning_percent", _COMPLAINT),
 )
-"""Every alarm of one customer (DESIGN.md §6), named ``ttp-{code}-{family}-{severity}``."""
+"""Every alarm of one customer (docs/design.md §6), named ``ttp-{code}-{family}-{severity}``."""
 
 _QUEUE_AGE = Stat(OLDEST_MESSAGE_AGE, "Maximum", Source.QUEUE)
 _QUEUE_AGE_TEXT = "The coordinator's oldest event waits for more than {threshold:g} s"

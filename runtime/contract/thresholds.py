@@ -1,4 +1,4 @@
-"""The alarm thresholds of DESIGN.md §6 ("Alert Thresholds" of the architecture diagrams), defined once.
+"""The alarm thresholds of docs/design.md §6 ("Alert Thresholds" of the architecture diagrams), defined once.
 
 | severity | trigger age | archive update failure | queue depth | ECS |
 |---|---|---|---|---|

@@ -473,7 +473,7 @@ def test_autoscaling_on_queue_depth(sample: Synth, code: str, minimum: int, maxi
 
 # --- CustomerStack: alarms -------------------------------------------------------------------------
 
-# DESIGN.md §6: (alarm, severity, threshold, metric names that must appear, comparison)
+# docs/design.md §6: (alarm, severity, threshold, metric names that must appear, comparison)
 EXPECTED_ALARMS = [
     ("trigger-age-critical", "critical", 900, {"TriggerAge", "OldestTriggerAge"}, "GreaterThanThreshold"),
     ("trigger-age-warning", "warning", 600, {"TriggerAge", "OldestTriggerAge"}, "GreaterThanThreshold"),
