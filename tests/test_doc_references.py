@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_DEAD = re.compile(r"DESIGN\.md|(?<![\w.-])/?(?:work/)?shared/(?:seeds|notes|DESIGN)")
+_DEAD = re.compile(r"DESIGN(?:\.md| §| v2)|(?<![\w.-])/?(?:work/)?shared/(?:seeds|notes|DESIGN)")
 _CITED = re.compile(r"docs/design\.md,? (§\d+(?:, §\d+)*)")
 _THIS = Path(__file__).resolve()
 

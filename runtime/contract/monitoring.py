@@ -379,7 +379,7 @@ COORDINATOR_ALARMS: tuple[AlarmSpec, ...] = (
         "did not target, or a revision newer than the archive's): a security event — the log line names the key",
     ),
 )
-"""The change coordinator's alarms (DESIGN §6), named ``ttp-change-coordinator-{family}-{severity}``."""
+"""The change coordinator's alarms (docs/design.md §6), named ``ttp-change-coordinator-{family}-{severity}``."""
 
 RUNBOOK = "docs/runbook.md"
 CUSTOMER_RUNBOOK_PREFIX = "alarm-"
