@@ -1,5 +1,5 @@
-"""docs/configuration.md's settings tables (moved from README) state each variable's bounds, checked against the pydantic models
-(issue 11): change a bound in ``runtime/contract/settings.py`` and this test names the row to fix."""
+"""docs/configuration.md's settings tables (moved from README) state each variable's bounds, checked against
+the pydantic models (issue 11): change a bound in ``runtime/contract/settings.py`` and this test names the row."""
 
 from __future__ import annotations
 
