@@ -352,7 +352,7 @@ class ArchiveDocument(_Document):
     """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
     the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases``,
     ``meeting_lease`` and ``delivery`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
-    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, README "The change
+    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, docs/architecture.md "The change
     document")."""
 
     change_id: str
