@@ -49,7 +49,7 @@ def processing_schema() -> str:
     """The processing object's fields, one line each, from the pydantic model's JSON schema."""
     from runtime.archive.processing import ProcessingDocument
 
-    schema = ProcessingDocument.model_json_schema()
+    schema = ProcessingDocument.model_json_schema(by_alias=False)  # stored snake_case (documents.py)
     lines = []
     for title, model in [("ProcessingDocument", schema), *sorted(schema.get("$defs", {}).items())]:
         required = set(model.get("required", []))
