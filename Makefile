@@ -16,7 +16,7 @@ COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generat
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup lock demo emulator deploy-local test lint bench clean
+.PHONY: setup lock demo emulator deploy-local test lint bench doc-figures clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt runtime/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/processing_bench.py
+
+# Rewrite every <!-- figure:NAME --> span of README.md and docs/*.md from one synthesis of the sample app.
+doc-figures: setup
+	$(PY) -m devtools.doc_figures
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) node_modules cdk.out .pytest_cache

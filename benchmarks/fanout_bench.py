@@ -8,7 +8,7 @@ atomic conditional writes):
 * 412 conflicts (compare-and-swap writes that lost), archive writes, bytes read;
 * wall time from "all processors start" to "every result is in the archive's audit trail".
 
-With one writer per object (DESIGN.md v2) each processor writes only its own processing object and
+With one writer per object (docs/design.md §1) each processor writes only its own processing object and
 the coordinator folds many customers' results per archive write, so requests per customer stay flat
 and wall time grows linearly in N. Processors run as threads of this process (one boto3 session
 each, built before the clock starts); the coordinator, when the runtime has one, runs after them.

@@ -1,6 +1,6 @@
 """Reusable CDK constructs of the Transient Trigger Pipeline: the package's public names, exported here.
 
-Start with the two top-level constructs (README, "Your own app.py")::
+Start with the two top-level constructs (docs/infrastructure.md, "Your own app.py")::
 
     from cdk_constructs import TtpCustomer, TtpCustomerProps, TtpPlatform, TtpPlatformProps, PlatformAccounts
 

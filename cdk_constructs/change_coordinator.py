@@ -1,4 +1,4 @@
-"""The change coordinator: one Fargate service running ``python -m runtime coordinator`` (DESIGN §1, §5).
+"""The change coordinator: one Fargate service running ``python -m runtime coordinator`` (docs/design.md §1, §5).
 
 A thin variant of :class:`~cdk_constructs.runtime_task.RuntimeTaskBase` (log group, task role, task
 definition, environment, security group) that adds its own queue and a one-task service:
@@ -336,7 +336,7 @@ class ChangeCoordinator(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [archive, processing],
-            "DESIGN §1: the coordinator reads every change and every customer's processing object and folds "
+            "docs/design.md §1: the coordinator reads every change and every customer's processing object and folds "
             "results into any archive/{changeId}.json (compare-and-swap); object names are change ids.",
         )
         if self.delivery is not None:

@@ -1,4 +1,4 @@
-"""The change coordinator's alarms (DESIGN §6): its queue's age, its DLQ, tasks down, unreconciled meetings,
+"""The change coordinator's alarms (docs/design.md §6): its queue's age, its DLQ, tasks down, unreconciled meetings,
 refused delivery events, results refused (both security events).
 
 Which alarms exist is the table :data:`runtime.contract.monitoring.COORDINATOR_ALARMS`, their numbers the

@@ -5,7 +5,7 @@ account (queue + DLQ, processor, alarms, dashboard) and ``TtpCustomerAccount-{co
 account (the SES sender and contact-reader roles, the SES configuration set and the forwarding of its
 delivery events). It registers itself with the :class:`~cdk_constructs.platform.TtpPlatform` it is given,
 which then routes its triggers, sweeps its queue, accepts its delivery events and reads its contacts
-(rendered at synthesis: see ``cdk_constructs/platform.py``). The deploy order of DESIGN §7 follows from
+(rendered at synthesis: see ``cdk_constructs/platform.py``). The deploy order of docs/design.md §7 follows from
 the stack dependencies it adds: platform, customer, customer account, storage.
 """
 
@@ -149,7 +149,7 @@ class TtpCustomer(Construct):
             Tags.of(stack).add(*PROJECT_TAG)
         self._build_governance(props, configuration_set)
         self._build_account(props)
-        # DESIGN §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates
+        # docs/design.md §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates
         # notification destinations, so the queues and their policies must exist first).
         self.account_stack.add_stack_dependency(self.governance_stack, "deploy order: governance stacks first")
         if not props.offboarding and not platform.sharded:

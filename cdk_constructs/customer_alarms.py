@@ -1,4 +1,4 @@
-"""One customer's alarms: every threshold of DESIGN.md §6, each routed to its severity's SNS topic.
+"""One customer's alarms: every threshold of docs/design.md §6, each routed to its severity's SNS topic.
 
 Which alarms exist (name, signal, threshold, evaluation periods, description) is the table
 :data:`runtime.contract.monitoring.CUSTOMER_ALARMS`; the numbers come from

@@ -10,7 +10,7 @@ definition, environment, security group) that adds the service and its scaling:
   bucket (404 instead of 403 for missing keys); assume only this customer's sender role; set scale-in
   protection only on tasks tagged ``customer_code={code}``, which only its own service propagates to its
   tasks (a task ARN does not name its service). Nothing else: no Graph secret, no contact-reader roles
-  (meetings are the coordinator's, DESIGN §5).
+  (meetings are the coordinator's, docs/design.md §5).
 * Container environment: exactly the fields of ``runtime.contract.settings.WorkerSettings`` as ``TTP_*``
   (no secret).
 * Stop timeout 120 s (the Fargate maximum) > ``TTP_DRAIN_SECONDS`` (SIGTERM drain).
@@ -283,8 +283,8 @@ class CustomerProcessor(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"],
-            "DESIGN §1: every processor reads (never writes) any archive/{changeId}.json (a change spans several "
-            "customers); object names are not known in advance.",
+            "docs/design.md §1: every processor reads (never writes) any archive/{changeId}.json (a change spans "
+            "several customers); object names are not known in advance.",
         )
         acknowledge_wildcard_resources(
             self.task_role,

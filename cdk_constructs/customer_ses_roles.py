@@ -10,7 +10,7 @@ only the named principals with the agreed ExternalId can assume it.
   contact list. Nothing else.
 * Contact-reader role ``ttp-contact-reader-{code}`` (optional, for meetings): trusts only the change
   coordinator ``ttp-change-coordinator`` (it owns the meetings, whose attendees come from all the
-  change's customers; processors have no Graph access, DESIGN §5); may only read the contact list.
+  change's customers; processors have no Graph access, docs/design.md §5); may only read the contact list.
 """
 
 from __future__ import annotations

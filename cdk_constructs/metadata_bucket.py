@@ -14,7 +14,7 @@
   customer on the default bus); and of ``archive/*.json``, ``processing/*.json`` and ``delivery/*.json``
   events to the change coordinator's queue (three more notifications, or one more rule). Queues live in the
   governance account and are referenced by their deterministic ARN (``runtime.contract.names``).
-* The bucket policy does not grow with customers (DESIGN §1, one writer per object): processors are
+* The bucket policy does not grow with customers (docs/design.md §1, one writer per object): processors are
   matched by ``aws:PrincipalArn`` (``ttp-processor-*`` in the governance account) and may read
   ``archive/*``, read/write ``processing/${aws:PrincipalTag/customer_code}/*`` and read/delete
   ``customers/${aws:PrincipalTag/customer_code}/*`` (policy variables only where AWS documents them: in
@@ -236,7 +236,7 @@ class MetadataBucket(Construct):
         gov_root = iam.AccountPrincipal(gov)
         statements = [
             iam.PolicyStatement(
-                # DESIGN §1: processors read the archive, never write it (the coordinator folds their results).
+                # docs/design.md §1: processors read the archive, never write it (the coordinator folds their results).
                 sid="ProcessorsReadArchive",
                 principals=[gov_root],
                 actions=["s3:GetObject"],

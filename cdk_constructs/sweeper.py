@@ -169,7 +169,7 @@ class Sweeper(RuntimeTaskBase):
         acknowledge_wildcard_resources(
             self.task_role,
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
-            "The sweeper inspects every customer's triggers and their archive documents (DESIGN §6); "
+            "The sweeper inspects every customer's triggers and their archive documents (docs/design.md §6); "
             "object names are change ids, unknown in advance. It can delete, tag and create (only with "
             "If-None-Match: never an overwrite) only under customers/.",
         )
@@ -177,7 +177,7 @@ class Sweeper(RuntimeTaskBase):
             self.task_role,
             [f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"],
             "The sweeper reads every customer's processing objects (read-only) to tell a recorded result, "
-            "whose trigger it may delete, from a live lease it must leave alone (DESIGN §6).",
+            "whose trigger it may delete, from a live lease it must leave alone (docs/design.md §6).",
         )
         acknowledge_wildcard_resources(
             self.task_role,

@@ -5,7 +5,7 @@ benchmark).
 :class:`~cdk_constructs.platform.TtpPlatform` and one :class:`~cdk_constructs.customer.TtpCustomer` per
 ``customers[]`` entry, with the same setting names; everything else (the platform-wide lists, the stack
 dependencies) is the constructs' own work. An app that does not read ``cdk.json`` uses those two
-constructs directly (README, "Your own app.py").
+constructs directly (docs/infrastructure.md, "Your own app.py").
 """
 
 from __future__ import annotations

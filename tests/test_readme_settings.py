@@ -1,5 +1,5 @@
-"""The README's settings tables state each variable's bounds, checked against the pydantic models
-(issue 11): change a bound in ``runtime/contract/settings.py`` and this test names the README row to fix."""
+"""docs/configuration.md's settings tables (moved from README) state each variable's bounds, checked against
+the pydantic models (issue 11): change a bound in ``runtime/contract/settings.py`` and this test names the row."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from runtime.contract.settings import (
     env_var,
 )
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()  # moved out of README.md
 MODELS = [WorkerSettings, CoordinatorSettings, OpsSettings, MeetingSettings]
 
 

@@ -5,7 +5,7 @@ the deployer creates is in exactly one handling of that type. A type or property
 the deploy with a message naming the stack, the logical id, the type (and the property): a template that
 grows a resource nobody taught the deployer about must not deploy "successfully" with a hole in it.
 
-Measured on moto 5.2.5 (``/work/shared/notes/local-deploy-facts.md``): its CloudFormation creates the
+Measured on moto 5.2.5: its CloudFormation creates the
 ``CFN`` types, but silently skips the ``DIRECT`` types and some properties of the ones it creates; the
 deployer applies those through the service APIs after the stack and records the policies moto keeps
 nowhere. ``RECORDED`` types are kept in the deployed world's record, not emulated.

@@ -289,7 +289,7 @@ class ModificationEntry(_Document):
 
 
 class ProcessingLease(_Document):
-    """A customer's claim on a change (DESIGN.md §2 step 5): who is processing it, until when.
+    """A customer's claim on a change (docs/design.md §2 step 5): who is processing it, until when.
 
     ``owner`` is the SQS message id (or ``manual:…`` for the CLI), so a redelivery of the *same*
     message after a crash reclaims its own lease at once, while a duplicate event (another message)
@@ -307,7 +307,7 @@ class ProcessingLease(_Document):
 
 
 class MeetingRequest(_Document):
-    """A change that asks for a meeting (DESIGN.md §5)."""
+    """A change that asks for a meeting (docs/design.md §5)."""
 
     start_time: datetime
     end_time: datetime
@@ -352,7 +352,7 @@ class ArchiveDocument(_Document):
     """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
     the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases``,
     ``meeting_lease`` and ``delivery`` (:data:`runtime.archive.submit.RECORDED_FIELDS`). Times are aware: a stored one
-    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, README "The change
+    without a UTC offset is read as UTC; ``submit`` refuses one (module docstring, docs/architecture.md "The change
     document")."""
 
     change_id: str

@@ -1,4 +1,4 @@
-"""``processing/{customer_code}/{change_id}.json``: one customer's processing of one change (DESIGN.md §1).
+"""``processing/{customer_code}/{change_id}.json``: one customer's processing of one change (docs/design.md §1).
 
 Only that customer's processor writes it, by compare-and-swap, so customers never contend with each
 other and no processor can touch another customer's work. It holds:

@@ -9,7 +9,7 @@
    deleted (a withdrawn change, runbook) and is submitted again under the same id gets the revision after
    the last one it reached, never 1 again, so the results its customers' processing objects record for
    the old content never count for the new one (issue 17; :meth:`ArchiveStore.revision_in_history`).
-   The submission states the whole user-owned content (DESIGN.md §3): a declared field it does not
+   The submission states the whole user-owned content (docs/design.md §3): a declared field it does not
    give is absent from (or back to its default in) the new revision. Kept from the current revision:
    what the pipeline recorded (:data:`RECORDED_FIELDS`: the audit trail, the coordinator's meeting
    metadata, leases, the folded delivery counts) and every field unknown to us, unless the submission gives it anew.

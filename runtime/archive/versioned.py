@@ -6,7 +6,7 @@ The archive (``archive/{id}.json``), processing (``processing/{C}/{id}.json``) a
 check that the document is the one its key names. Every reader of those documents goes through them,
 the change coordinator included, so there is one load-validate-compare-and-swap path.
 
-The storage clock (DESIGN.md §2, "one clock"): lease expiry is judged on S3's time, never the local
+The storage clock (docs/design.md §2, "one clock"): lease expiry is judged on S3's time, never the local
 clock of whichever process reads the object. The storage time of an answer is its ``Date`` HTTP header;
 when an answer has none (some emulators), its ``Last-Modified`` (exact for a write; a lower bound for a
 read of an older object); only when neither exists, the local UTC clock. :class:`StorageClock` also

@@ -22,7 +22,7 @@ PROCESSING_PREFIX = "processing/"
 DRAFTS_PREFIX = "drafts/"
 DELIVERY_PREFIX = "delivery/"
 """``delivery/{code}/{id}.json``: per-recipient delivery status of a customer's emails for a change,
-written only by the delivery-event consumer (DESIGN.md §1: one kind of writer per object)."""
+written only by the delivery-event consumer (docs/design.md §1: one kind of writer per object)."""
 SUFFIX = ".json"
 
 # Lower-case, used verbatim in queue, service and IAM role names (role names are capped at 64).

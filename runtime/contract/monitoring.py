@@ -324,7 +324,7 @@ CUSTOMER_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("complaint-rate", "critical", COMPLAINT_RATE, "complaint_rate_critical_percent", _COMPLAINT),
     AlarmSpec("complaint-rate", "warning", COMPLAINT_RATE, "complaint_rate_warning_percent", _COMPLAINT),
 )
-"""Every alarm of one customer (DESIGN.md §6), named ``ttp-{code}-{family}-{severity}``."""
+"""Every alarm of one customer (docs/design.md §6), named ``ttp-{code}-{family}-{severity}``."""
 
 _QUEUE_AGE = Stat(OLDEST_MESSAGE_AGE, "Maximum", Source.QUEUE)
 _QUEUE_AGE_TEXT = "The coordinator's oldest event waits for more than {threshold:g} s"
@@ -379,7 +379,7 @@ COORDINATOR_ALARMS: tuple[AlarmSpec, ...] = (
         "did not target, or a revision newer than the archive's): a security event — the log line names the key",
     ),
 )
-"""The change coordinator's alarms (DESIGN §6), named ``ttp-change-coordinator-{family}-{severity}``."""
+"""The change coordinator's alarms (docs/design.md §6), named ``ttp-change-coordinator-{family}-{severity}``."""
 
 RUNBOOK = "docs/runbook.md"
 CUSTOMER_RUNBOOK_PREFIX = "alarm-"

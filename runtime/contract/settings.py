@@ -74,8 +74,8 @@ PlainExternalId = Annotated[str, AfterValidator(_valid_plain_external_id)]
 
 
 def describe_bounds(field: FieldInfo) -> str:
-    """The bounds of a setting as the README's tables state them ("≥ 30, ≤ 43200", "3 to 63 characters"),
-    or "" when it has none. A test holds the README to this, so the tables follow the models."""
+    """The bounds of a setting as docs/configuration.md's tables state them ("≥ 30, ≤ 43200", "3 to 63 characters"),
+    or "" when it has none. A test holds that page to this, so the tables follow the models."""
     metadata = list(field.metadata)
     for member in typing.get_args(field.annotation):  # ``ExternalId | None``: the Annotated member's
         metadata += list(getattr(member, "__metadata__", ()))

@@ -1,4 +1,4 @@
-"""The alarm thresholds of DESIGN.md §6 ("Alert Thresholds" of the architecture diagrams), defined once.
+"""The alarm thresholds of docs/design.md §6 ("Alert Thresholds" of the architecture diagrams), defined once.
 
 | severity | trigger age | archive update failure | queue depth | ECS |
 |---|---|---|---|---|
@@ -7,7 +7,7 @@
 | info | trigger delete failure > 10 % | processing duration > 5 min | > 10 | memory > 70 % |
 
 The alarms (and their descriptions), ``health``, ``stuck`` and the sweeper all read these numbers;
-nothing else writes them down. DESIGN §6 adds the change coordinator's own: the age of its queue's
+nothing else writes them down. docs/design.md §6 adds the change coordinator's own: the age of its queue's
 oldest event, any message in its DLQ and meetings that cannot be reconciled.
 """
 

@@ -1,4 +1,4 @@
-"""The change coordinator (DESIGN.md §1, §5): one platform service fed by ``archive/`` and ``processing/``
+"""The change coordinator (docs/design.md §1, §5): one platform service fed by ``archive/`` and ``processing/``
 object events.
 
 * :mod:`~runtime.coordinator.folding` — folds the customers' results (``processing/{c}/{id}.json``) into

@@ -3,7 +3,7 @@
 The tags of an SES event are whatever the sending account put on the email, and every customer's SES
 account can send. So a customer account could report on a change that never targeted it, or on a
 change id that does not exist yet (whose archive would later show that report). An event is recorded
-only when the bucket shows the email was sent (DESIGN.md §9):
+only when the bucket shows the email was sent (docs/design.md, "Decisions"):
 
 1. ``archive/{id}.json`` exists, and the event's revision is not newer than the archive's;
 2. the revision targeted the customer (:func:`untargeted`: a submission up to it sent the customer a
@@ -21,7 +21,7 @@ so the event is retried (the worker's backoff) and dead-lettered only after the 
 
 **Cost and cache.** Confirming a (customer, change, revision) costs one archive GET, plus one
 processing-object GET until the coordinator has folded the result. That it was sent never changes once
-shown (revisions continue across a withdrawal, DESIGN.md §9), so confirmations are cached
+shown (revisions continue across a withdrawal, docs/design.md, "Decisions"), so confirmations are cached
 (:attr:`SentCheck.cache_size`, least recently used first out): the delivery, bounce and complaint of
 every recipient of that email then cost no read. Concurrent events of one triple share one check.
 Refusals and ``NOT_YET`` are never cached: the next receive looks again.

@@ -28,7 +28,7 @@ class MessageRejected(EmailError):
 
     Nothing is recorded as sent or rejected for the addresses not yet mailed; the message retries (an
     operator may fix the sender or configuration meanwhile) and the queue's redrive policy moves it to
-    the DLQ after ``maxReceiveCount`` receives, with the trigger kept for a redrive (DESIGN.md §4)."""
+    the DLQ after ``maxReceiveCount`` receives, with the trigger kept for a redrive (docs/design.md §4)."""
 
 
 class SendInterrupted(EmailError):

@@ -1,4 +1,4 @@
-"""Microsoft Graph for the meetings (DESIGN.md §5): app-only tokens and the few calendar calls we need.
+"""Microsoft Graph for the meetings (docs/design.md §5): app-only tokens and the few calendar calls we need.
 
 Why not the Graph SDK: we use four endpoints and need exact control over what is retried and how
 long we wait, with an injectable ``sleep`` so tests never really wait.

@@ -1,4 +1,4 @@
-"""The change's one meeting across all its customers (DESIGN.md §5), kept in step with the archive.
+"""The change's one meeting across all its customers (docs/design.md §5), kept in step with the archive.
 
 The change coordinator (:mod:`runtime.coordinator`) calls :meth:`MeetingCoordinator.reconcile` when the
 archive changes; customer processors never talk to Graph, so a meeting problem never holds back an
@@ -110,7 +110,7 @@ def plan(doc: ArchiveDocument) -> Action:
         # and did not record its outcome (it crashed or failed): an event may exist, so look for it.
         return Action.CANCEL if doc.meeting_lease is not None else Action.NONE
     if doc.meeting is None:
-        # A submission states the whole content (DESIGN.md §3): a later revision without ``meeting``
+        # A submission states the whole content (docs/design.md §3): a later revision without ``meeting``
         # withdraws the request, so the live event is cancelled; never asked for → nothing to do.
         if meta is not None and not meta.cancelled and (meta.revision or 0) < doc.revision:
             return Action.CANCEL
@@ -589,7 +589,7 @@ def build_meeting_coordinator(
 ) -> MeetingCoordinator:
     """The meeting half of the change coordinator, from validated settings.
 
-    Only the coordinator builds it: customer processors hold no Graph settings (DESIGN.md §5).
+    Only the coordinator builds it: customer processors hold no Graph settings (docs/design.md §5).
     """
     s = meeting_settings
     if not (s.graph_tenant_id and s.graph_client_id and s.graph_client_secret and s.meeting_organizer):

@@ -1,4 +1,4 @@
-"""Rendering a change as an email: subject, text and HTML (DESIGN.md §4).
+"""Rendering a change as an email: subject, text and HTML (docs/design.md §4).
 
 The HTML is escaped and the subject cannot carry a header break (it is one line, control characters
 replaced, at most 250 characters).

@@ -1,4 +1,4 @@
-"""Sending email to a customer's subscribers through the customer's own SES (DESIGN.md §4).
+"""Sending email to a customer's subscribers through the customer's own SES (docs/design.md §4).
 
 * :class:`CustomerSes` assumes the customer's sender role (role ARN + ExternalId) with botocore's
   refreshing assume-role credentials and hands out SES v2 clients in that account.

@@ -1,4 +1,4 @@
-"""The customers' processing objects as the procedures read them (read-only; DESIGN.md §1).
+"""The customers' processing objects as the procedures read them (read-only; docs/design.md §1).
 
 ``processing/{C}/{id}.json`` is written only by customer C's processor; ops never writes it. Each
 procedure reads one object per customer and change, at most once per command (:class:`ProcessingCache`):

@@ -1,4 +1,4 @@
-"""The customer processor: the state machine of DESIGN.md §2 run on one customer's queue.
+"""The customer processor: the state machine of docs/design.md §2 run on one customer's queue.
 
 ``routing`` (steps 0-1: envelope records → triggers of this customer), ``state_machine`` (steps 2-9),
 ``lease`` (step 6's lease keeper, on a narrow store interface), ``result`` (:class:`Outcome` and

@@ -34,7 +34,7 @@ def build_processor(
         contact_cache_seconds=settings.contact_cache_seconds,
         configuration_set=settings.configuration_set,
     )
-    # no meeting coordinator and no Graph settings here: the change coordinator owns meetings (DESIGN §5)
+    # no meeting coordinator and no Graph settings here: the change coordinator owns meetings (docs/design.md §5)
     return Processor(
         settings.customer_code,
         ArchiveStore(s3, settings.bucket_name),

@@ -1,5 +1,5 @@
 """Step 6's lease keeper: checkpoints a holder's progress, keeps its lease alive, and tells the sender
-when to stop (DESIGN.md §2; issue 17 item 4).
+when to stop (docs/design.md §2; issue 17 item 4).
 
 It depends on a narrow :class:`LeaseStore` (the storage clock, a conditional re-read, a compare-and-swap
 update of the processing object), never on the processor, so the processor's module imports it and not

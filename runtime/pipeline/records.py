@@ -1,4 +1,4 @@
-"""The processor's writes of its processing object (DESIGN.md §2): the claim (step 5), the record of the
+"""The processor's writes of its processing object (docs/design.md §2): the claim (step 5), the record of the
 result (step 7), the superseded record of a holder that stood down, and the release of a lease.
 
 The lease keeper's checkpoints are in :mod:`runtime.pipeline.lease`; the state machine that decides

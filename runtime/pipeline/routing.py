@@ -1,4 +1,4 @@
-"""Steps 0-1 of DESIGN.md §2 for one queue message: parse the envelope, route each record to the
+"""Steps 0-1 of docs/design.md §2 for one queue message: parse the envelope, route each record to the
 processor (or refuse it as poison). The records' results combine into the message's fate with
 :func:`runtime.worker.overall_fate`.
 """

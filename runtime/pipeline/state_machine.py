@@ -1,4 +1,4 @@
-"""Processing one trigger: the state machine of DESIGN.md §2 (v2).
+"""Processing one trigger: the state machine of docs/design.md §2 (v2).
 
 The processor reads the archive once and never writes it; its lease, progress and result live in the
 customer's own processing object ``processing/{C}/{id}.json`` (:mod:`runtime.archive.processing`).

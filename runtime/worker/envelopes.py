@@ -1,4 +1,4 @@
-"""Queue message envelopes, reduced to :class:`ObjectCreated` records (steps 0 of DESIGN.md §2).
+"""Queue message envelopes, reduced to :class:`ObjectCreated` records (steps 0 of docs/design.md §2).
 
 S3 event notifications (and the ``s3:TestEvent`` S3 sends when a notification is configured) and
 EventBridge "Object Created" events. Anything else is an :class:`UnparseableMessage` (poison).

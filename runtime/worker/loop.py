@@ -15,7 +15,7 @@ is a :class:`~runtime.worker.outcome.Handled` that states its fate and logs itse
   handler to end: each message is settled by its own outcome (an interrupted one is visible again
   at once). A message is never made visible while its work still runs (a slow or throttled
   ``SendEmail`` that cannot be interrupted): another task would receive it and work on it at the
-  same time (DESIGN §2).
+  same time (docs/design.md §2).
 
   What bounds that wait is the ECS stop timeout (``drain_seconds`` is validated below it): at the
   stop timeout ECS kills the task. So that such a kill is no worse than returning the messages, after

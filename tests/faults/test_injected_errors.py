@@ -264,7 +264,7 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
         threads = [threading.Thread(target=run, args=(w,), name=f"worker-{i}") for i, w in enumerate(workers)]
         for thread in threads:
             thread.start()
-        # a trigger whose delete failed after the result was recorded is the sweeper's (DESIGN.md §2 step 8)
+        # a trigger whose delete failed after the result was recorded is the sweeper's (docs/design.md §2 step 8)
         settings = OpsSettings(
             bucket_name=box.bucket, customer_queues={c: box.customers[c].queue_url for c in CODES}
         ).model_copy(update={"stuck_after_seconds": 5})

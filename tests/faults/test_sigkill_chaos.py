@@ -22,7 +22,7 @@ threshold). At the end:
 * no archive content was lost (``submitted``, and an unknown field the submitter set);
 * every recipient got the email of every change (nothing lost), and the duplicate emails are no more
   than the emails that were sent but not yet checkpointed when a worker was killed — at most
-  ``MAX_UNRECORDED_EMAILS`` (2) per message in flight (README, "The duplicate-email window"). That
+  ``MAX_UNRECORDED_EMAILS`` (2) per message in flight (docs/architecture.md, "The duplicate-email window"). That
   count is measured exactly at each kill: the killed customer's worker is dead, and once the
   emulator has served every request that reached it before the count (``LocalAws.settle``: a
   request already on the wire is served after its client died), what its SES accepted and what its

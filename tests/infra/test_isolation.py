@@ -1,4 +1,4 @@
-"""One writer per object (DESIGN §1, §7): who may do what in the bucket, proven on the synthesized policies.
+"""One writer per object (docs/design.md §1, §7): who may do what in the bucket, proven on the synthesized policies.
 
 Every request is decided by the policy engine (``devtools.iam_engine``: the pinned
 ``@cloud-copilot/iam-simulate``, one node process for the session) from the processor's, the coordinator's

@@ -20,15 +20,15 @@ from cdk_constructs import PlatformAccounts, TtpCustomer, TtpCustomerProps, TtpP
 from stacks.app_builder import REPO_ROOT, default_context
 from tests.support.synth import Synth, env_of, normalise, task_definition
 
-README = REPO_ROOT / "README.md"
+README = REPO_ROOT / "docs" / "infrastructure.md"  # the "Your own app.py" section moved there
 ACCOUNTS = PlatformAccounts(management="111111111111", governance="222222222222", region="us-east-1")
 
 
 def readme_app() -> str:
-    """The python block of README's "Your own app.py" section."""
+    """The python block of docs/infrastructure.md's "Your own app.py" section."""
     section = README.read_text().split("### Your own app.py", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README: no python block under 'Your own app.py'"
+    assert match, "docs/infrastructure.md: no python block under 'Your own app.py'"
     return match.group(1)
 
 

@@ -171,7 +171,7 @@ def test_bucket_policy_scopes_processors_by_principal_tag_not_by_customer(sample
     processors = {"aws:PrincipalArn": f"arn:aws:iam::{GOV}:role/ttp-processor-*"}
     archive = sids["ProcessorsReadArchive"]
     assert archive["Principal"] == {"AWS": f"arn:aws:iam::{GOV}:root"}
-    assert archive["Action"] == "s3:GetObject"  # read-only: the coordinator folds the results (DESIGN §1)
+    assert archive["Action"] == "s3:GetObject"  # read-only: the coordinator folds the results (docs/design.md §1)
     assert archive["Condition"] == {"ArnLike": processors}
     assert _text(archive["Resource"]).endswith('"/archive/*"]]}')
 
@@ -201,7 +201,7 @@ def test_bucket_policy_lets_the_sweeper_list_read_delete_and_create_triggers_onl
     sweeper = f"arn:aws:iam::{GOV}:role/{names.SWEEPER_ROLE_NAME}"
     read = sids["SweeperReadArchiveTriggersAndProcessing"]
     assert read["Action"] == "s3:GetObject" and read["Condition"] == {"ArnEquals": {"aws:PrincipalArn": sweeper}}
-    # It reads the processing objects too: a result recorded there lets it delete the trigger (DESIGN §6).
+    # It reads the processing objects too: a result recorded there lets it delete the trigger (docs/design.md §6).
     assert [_text(r).rsplit("/", 2)[-2] for r in read["Resource"]] == ["archive", "customers", "processing"]
     delete = sids["SweeperDeleteAndTagTriggers"]
     assert sorted(delete["Action"]) == sorted(["s3:DeleteObject", *TAGGING])
@@ -473,7 +473,7 @@ def test_autoscaling_on_queue_depth(sample: Synth, code: str, minimum: int, maxi
 
 # --- CustomerStack: alarms -------------------------------------------------------------------------
 
-# DESIGN.md §6: (alarm, severity, threshold, metric names that must appear, comparison)
+# docs/design.md §6: (alarm, severity, threshold, metric names that must appear, comparison)
 EXPECTED_ALARMS = [
     ("trigger-age-critical", "critical", 900, {"TriggerAge", "OldestTriggerAge"}, "GreaterThanThreshold"),
     ("trigger-age-warning", "warning", 600, {"TriggerAge", "OldestTriggerAge"}, "GreaterThanThreshold"),

@@ -64,7 +64,7 @@ class Rule:
 
 # Frames in which no fault is injected: the best-effort save of progress that follows a failure.
 # If that write fails too, the emails sent since the last checkpoint (at most 2, the same bound as a
-# crash: README, "The duplicate-email window") are sent again, so the tests that expect no
+# crash: docs/architecture.md, "The duplicate-email window") are sent again, so the tests that expect no
 # duplicates keep faults out of it.
 EXEMPT_FRAMES = frozenset({"_save_progress"})
 

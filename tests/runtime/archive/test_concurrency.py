@@ -1,4 +1,4 @@
-"""Many writers on one archive: compare-and-swap must lose nothing (DESIGN.md §2, "Every archive write").
+"""Many writers on one archive: compare-and-swap must lose nothing (docs/design.md §2, "Every archive write").
 
 Processors no longer write the archive (v2): 24 customers processing one change touch 24 distinct
 processing objects; the change coordinator, the archive's only other writer, folds their results into it

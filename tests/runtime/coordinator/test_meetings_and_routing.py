@@ -110,7 +110,7 @@ def test_event_deleted_in_the_calendar_is_recreated_even_when_the_meeting_did_no
 def test_a_revision_that_drops_the_meeting_cancels_the_live_event_and_a_later_one_asks_again(
     platform: Platform, fake: FakeGraph, change_id: str
 ) -> None:
-    """A submission states the whole content (DESIGN §3): dropping ``meeting`` is a change to the request."""
+    """A submission states the whole content (docs/design.md §3): dropping ``meeting`` is a change to the request."""
     platform.submit(change_id, customers=["hts"], meeting=MEETING)
     assert archive_event(platform, fake, change_id, "sqs:1").outcome is Outcome.PROCESSED
     [first] = fake.events()

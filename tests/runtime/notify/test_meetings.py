@@ -1,4 +1,4 @@
-"""The change's one meeting (DESIGN.md §5) against moto (archive, contact lists) and the local fake Graph.
+"""The change's one meeting (docs/design.md §5) against moto (archive, contact lists) and the local fake Graph.
 
 The change coordinator reconciles it on archive events (:class:`CoordinatorHandler`); processors never
 call Graph. ``process`` below is the coordinator handling one ``archive/{id}.json`` event.

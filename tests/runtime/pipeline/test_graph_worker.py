@@ -1,7 +1,7 @@
 """Customer processors and the change coordinator as real processes against moto's server and the fake Graph,
 on the deployed sample assembly (tests/support/deployed.py).
 
-What the demo does (DESIGN.md §5): only the coordinator's task definition has the Graph settings (tenant,
+What the demo does (docs/design.md §5): only the coordinator's task definition has the Graph settings (tenant,
 client, organizer, the contact-reader roles; the client secret from Secrets Manager; only the msal authority
 and Graph's URL point at the fake, with its CA); the customers' processors get none. Two customers
 processing one change that asks for a meeting → the coordinator creates exactly one meeting, with the

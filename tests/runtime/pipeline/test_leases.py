@@ -1,4 +1,4 @@
-"""The lease rules of DESIGN.md §2 (v2) and issue 10, each with the reproduction that broke v1.
+"""The lease rules of docs/design.md §2 (v2) and issue 10, each with the reproduction that broke v1.
 
 The lease lives in the customer's processing object ``processing/hts/CHG-1.json``; expiry is judged on
 the storage clock (S3's ``Date``), the owner is unique per receive of a message, the holder keeps its

@@ -1,4 +1,4 @@
-"""Issue 11 item 2: SES rejections are classified (DESIGN.md §4).
+"""Issue 11 item 2: SES rejections are classified (docs/design.md §4).
 
 A rejection of the whole message (content, size, sender, configuration) is not a fact about one
 recipient: the processing object records nothing as sent or rejected, the trigger stays, the message

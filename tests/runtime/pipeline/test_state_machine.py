@@ -1,4 +1,4 @@
-"""Every row of DESIGN.md §2 (v2) against moto: processing object, trigger presence, message fate, emails.
+"""Every row of docs/design.md §2 (v2) against moto: processing object, trigger presence, message fate, emails.
 
 The processor never writes the archive: its lease, progress and result are in ``processing/hts/CHG-1.json``.
 The archive's ``processed`` entries are the change coordinator's job (folded from these objects)."""
