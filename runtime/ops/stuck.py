@@ -5,7 +5,8 @@ under ``customers/`` older than the threshold whose key is not a valid trigger i
 (``invalid_trigger_key``, its key verbatim): nothing else would ever act on it.
 
 The customer's processing object ``processing/{C}/{id}.json`` (one GET per trigger) gives the result,
-the lease (v2) and the progress cursor; a v1 lease inside the archive is still read.
+the lease and the progress cursor; a lease an older processor left inside the archive is still read
+(``runtime.archive.archive_lease``).
 
 Read-only. DLQs are peeked, never consumed, and the customer's own queue is never received from
 (that would count towards its ``maxReceiveCount``).
@@ -17,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runtime.archive import PROCESSED, ArchiveError, ArchiveStore, TriggerInfo, TriggerStore
+from runtime.archive import PROCESSED, ArchiveError, ArchiveStore, TriggerInfo, TriggerStore, archive_lease
 from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache, archive_has_history
 from runtime.ops.clients import OpsClients
@@ -289,12 +290,9 @@ def _diagnose(
         details.append(f"{read.key}: {describe_progress(read.progress)}")
     if v2 is not None and read.lease_live(at):
         return "lease_live"
-    lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
+    lease = archive_lease(doc, code)
     if lease is not None:
-        details.append(
-            f"v1 lease in the archive: lease of {lease.owner} for revision {lease.revision} until "
-            f"{lease.expires_at.isoformat()}, {len(lease.emails_sent)} email(s) checkpointed"
-        )
+        details.append(lease.describe())
         if lease.is_live(at):
             return "lease_live"
     if max_attempts is not None and attempts >= max_attempts:

@@ -7,7 +7,7 @@ States (``CustomerProgress.state``; ``state_text`` says it in words — :data:`S
 
 * ``processed`` — recorded and folded: the archive has the ``processed`` entry for the current revision;
 * ``recorded_not_folded`` — the processing object records the result, the coordinator has not folded it;
-* ``processing`` — in progress: a live lease on the current revision (processing object, or v1 archive);
+* ``processing`` — in progress: a live lease on the current revision (processing object, or archive);
 * ``pending`` — waiting: the trigger is there, nobody works on it now;
 * ``not_triggered`` — no trigger, no result.
 
@@ -33,7 +33,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.archive import PROCESSED, ArchiveDocument, ArchiveInvalid, ArchiveStore, DeliveryStore, TriggerStore
+from runtime.archive import (
+    PROCESSED,
+    ArchivedLease,
+    ArchiveDocument,
+    ArchiveInvalid,
+    ArchiveStore,
+    DeliveryStore,
+    TriggerStore,
+    archive_lease,
+)
 from runtime.contract import keys, names
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
@@ -64,9 +73,11 @@ class LeaseView:
     expires_at: datetime
     live: bool
     emails_sent: int | None
-    """v1 leases only: the emails checkpointed in the lease (v2 progress is in ``ProgressView``)."""
-    source: str = "archive"  # processing (v2: processing/{C}/{id}.json) | archive (v1, or the meeting lease)
+    """Archived leases only: the emails checkpointed in the lease (progress is in ``ProgressView``)."""
+    source: str = "archive"  # processing (processing/{C}/{id}.json) | archive (an archived lease, or the meeting lease)
     message_id: str | None = None
+    origin: str | None = None
+    """Where an archived customer lease came from (``runtime.archive.ArchivedLease.origin``)."""
 
 
 @dataclass
@@ -121,7 +132,7 @@ class CustomerProgress:
     customer: str
     state: str  # processed | recorded_not_folded | processing | pending | not_triggered (STATES)
     processed_revisions: list[int]
-    """Revisions with a ``processed`` entry in the archive (folded, or written by a v1 processor)."""
+    """Revisions with a ``processed`` entry in the archive (folded, or written by an older processor)."""
     processed_at: datetime | None
     emails_sent: int | None
     """The folded entry's count for the current revision."""
@@ -199,10 +210,18 @@ class VerifyReport:
 
 
 def _lease_view(lease: Any, at: datetime) -> LeaseView | None:
-    """A v1 lease (inside the archive), or the archive's meeting lease."""
+    """The archive's meeting lease."""
     if lease is None:
         return None
     return LeaseView(lease.owner, lease.revision, lease.expires_at, lease.is_live(at), len(lease.emails_sent))
+
+
+def _archived_lease_view(lease: ArchivedLease | None, at: datetime) -> LeaseView | None:
+    if lease is None:
+        return None
+    return LeaseView(
+        lease.owner, lease.revision, lease.expires_at, lease.is_live(at), lease.emails_checkpointed, origin=lease.origin
+    )
 
 
 def _processing_lease_view(read: ProcessingRead, at: datetime) -> LeaseView | None:
@@ -310,8 +329,8 @@ def verify(
         if state_of.refused is not None:
             report.findings.append(describe_refused(read.key, code, state_of.refused))
         entry = state_of.folded
-        # the v2 lease (processing object) wins; a v1 processor's lease inside the archive is still shown
-        lease = _processing_lease_view(read, at) or _lease_view(doc.leases.get(code), at)
+        # the processing object's lease wins; one an older processor left in the archive is still shown
+        lease = _processing_lease_view(read, at) or _archived_lease_view(archive_lease(doc, code), at)
         trigger = triggers.pop(code, None)
         if state_of.where == FOLDED:
             state = "processed"

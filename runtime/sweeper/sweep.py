@@ -24,8 +24,8 @@ missing data — it:
 It re-drives only what processing can fix: not when the archive is missing or invalid or does not list
 the customer, or the customer's processing object is invalid (the processor would dead-letter it;
 ``stuck`` explains it), nor while a live lease shows processing under way — in the processing object,
-or (v1) in the archive. It never writes ``archive/`` nor ``processing/`` — it only reads them, each
-archive and processing object at most once per pass.
+or one an older processor left in the archive. It never writes ``archive/`` nor ``processing/`` — it only
+reads them, each archive and processing object at most once per pass.
 
 4. **Fan-out repair.** ``submit`` writes the archive, then one trigger per customer: when a trigger PUT
    fails after the archive write, nothing under ``customers/`` shows the work, so steps 1 to 3 cannot see
@@ -74,6 +74,7 @@ from runtime.archive import (
     ArchiveError,
     ArchiveStore,
     TriggerInfo,
+    archive_lease,
 )
 from runtime.contract import names
 from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
@@ -344,7 +345,7 @@ class Sweeper:
             return act(
                 "in_progress", f"lease of {v2.owner} live until {v2.expires_at.isoformat()} ({read.key})", "info"
             )
-        lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
+        lease = archive_lease(doc, code)
         if lease is not None and lease.is_live(at):
             return act("in_progress", f"lease of {lease.owner} live until {lease.expires_at.isoformat()}", "info")
         try:
