@@ -269,20 +269,8 @@ def _diagnose(
     url = customer_queues.get(code)
     if url is None:
         details.append(f"{code} is not in TTP_CUSTOMER_QUEUES: no queue to check")
-    else:
-        if code not in queues:
-            queues[code] = queue_stats(clients.sqs, url)
-        q = queues[code]
-        if q.dlq_url and q.dlq_visible:
-            if code not in dlq_messages:
-                dlq_messages[code] = peek_messages(clients.sqs, q.dlq_url, limit=peek_limit, expected=q.dlq_visible)
-            hits = [m for m in dlq_messages[code] if m.mentions(info.ref.key)]
-            if hits:
-                details.append(
-                    f"{len(hits)} DLQ message(s) for this trigger, first sent {hits[0].sent_at}, "
-                    f"received {hits[0].receive_count} time(s)"
-                )
-                return "in_dlq"
+    elif _in_dlq(clients, info, url, queues, dlq_messages, details, peek_limit):
+        return "in_dlq"
     v2 = read.lease
     if v2 is not None:
         details.append(f"{read.key}: {describe_lease(v2, read.lease_live(at))}")
@@ -304,3 +292,30 @@ def _diagnose(
         details.append(f"queue: {q.visible} visible, {q.in_flight} in flight, {q.delayed} delayed")
         return "queued"
     return "not_delivered"
+
+
+def _in_dlq(
+    clients: OpsClients,
+    info: TriggerInfo,
+    url: str,
+    queues: dict[str, QueueStats],
+    dlq_messages: dict[str, list[PeekedMessage]],
+    details: list[str],
+    peek_limit: int,
+) -> bool:
+    """Whether the customer's DLQ holds a message for this trigger; each queue is read once per run."""
+    code = info.ref.customer_code
+    if code not in queues:
+        queues[code] = queue_stats(clients.sqs, url)
+    q = queues[code]
+    if not (q.dlq_url and q.dlq_visible):
+        return False
+    if code not in dlq_messages:
+        dlq_messages[code] = peek_messages(clients.sqs, q.dlq_url, limit=peek_limit, expected=q.dlq_visible)
+    hits = [m for m in dlq_messages[code] if m.mentions(info.ref.key)]
+    if hits:
+        details.append(
+            f"{len(hits)} DLQ message(s) for this trigger, first sent {hits[0].sent_at}, "
+            f"received {hits[0].receive_count} time(s)"
+        )
+    return bool(hits)

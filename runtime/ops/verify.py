@@ -269,6 +269,70 @@ def _delivery_view(
     return view
 
 
+def _customer_progress(
+    report: VerifyReport,
+    doc: ArchiveDocument,
+    code: str,
+    read: ProcessingRead,
+    deliveries: DeliveryStore,
+    trigger: TriggerView | None,
+    at: datetime,
+) -> CustomerProgress:
+    """One customer's row; what cannot be read is added to ``report.findings``."""
+    revisions = sorted(
+        {
+            m.revision
+            for m in doc.modifications
+            if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
+        }
+    )
+    if read.error is not None:
+        report.findings.append(read.error)
+    state_of = recorded(doc, code, doc.revision, read)
+    if state_of.refused is not None:
+        report.findings.append(describe_refused(read.key, code, state_of.refused))
+    entry = state_of.folded
+    # the processing object's lease wins; one an older processor left in the archive is still shown
+    lease = _processing_lease_view(read, at) or _archived_lease_view(archive_lease(doc, code), at)
+    if state_of.where == FOLDED:
+        state = "processed"
+    elif state_of.where == NOT_FOLDED:
+        state = "recorded_not_folded"
+    elif lease is not None and lease.live and lease.revision == doc.revision:
+        state = "processing"
+    elif trigger is not None:
+        state = "pending"
+    else:
+        state = "not_triggered"
+    emails = entry.emails_sent if entry is not None else None
+    result = state_of.result
+    progress = CustomerProgress(
+        code,
+        state,
+        revisions,
+        entry.timestamp if entry else None,
+        emails,
+        lease,
+        trigger,
+        state_text=STATES[state],
+        revision=doc.revision,
+        recorded_revisions=read.recorded_revisions(),
+        progress=_progress_view(read),
+        processing_key=read.key,
+        processing_exists=read.exists,
+        processing_error=read.error,
+        folded=entry.to_json_dict() if entry is not None else None,
+        delivery=_delivery_view(deliveries, doc, code, report.recipients),
+    )
+    if progress.delivery is not None and progress.delivery.error:
+        report.findings.append(progress.delivery.error)
+    if result is not None:
+        progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
+    elif entry is not None:
+        progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
+    return progress
+
+
 def verify(
     clients: OpsClients,
     bucket: str,
@@ -315,60 +379,9 @@ def verify(
     deliveries = DeliveryStore(clients.s3, bucket)
     report.recipients = [] if recipients else None
     for code in doc.customers:
-        revisions = sorted(
-            {
-                m.revision
-                for m in doc.modifications
-                if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
-            }
-        )
-        read = processing.get(code, change_id)
-        if read.error is not None:
-            report.findings.append(read.error)
-        state_of = recorded(doc, code, doc.revision, read)
-        if state_of.refused is not None:
-            report.findings.append(describe_refused(read.key, code, state_of.refused))
-        entry = state_of.folded
-        # the processing object's lease wins; one an older processor left in the archive is still shown
-        lease = _processing_lease_view(read, at) or _archived_lease_view(archive_lease(doc, code), at)
         trigger = triggers.pop(code, None)
-        if state_of.where == FOLDED:
-            state = "processed"
-        elif state_of.where == NOT_FOLDED:
-            state = "recorded_not_folded"
-        elif lease is not None and lease.live and lease.revision == doc.revision:
-            state = "processing"
-        elif trigger is not None:
-            state = "pending"
-        else:
-            state = "not_triggered"
-        emails = entry.emails_sent if entry is not None else None
-        result = state_of.result
-        progress = CustomerProgress(
-            code,
-            state,
-            revisions,
-            entry.timestamp if entry else None,
-            emails,
-            lease,
-            trigger,
-            state_text=STATES[state],
-            revision=doc.revision,
-            recorded_revisions=read.recorded_revisions(),
-            progress=_progress_view(read),
-            processing_key=read.key,
-            processing_exists=read.exists,
-            processing_error=read.error,
-            folded=entry.to_json_dict() if entry is not None else None,
-            delivery=_delivery_view(deliveries, doc, code, report.recipients),
-        )
-        if progress.delivery is not None and progress.delivery.error:
-            report.findings.append(progress.delivery.error)
-        if result is not None:
-            progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
-        elif entry is not None:
-            progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
-        report.customers.append(progress)
+        read = processing.get(code, change_id)
+        report.customers.append(_customer_progress(report, doc, code, read, deliveries, trigger, at))
     report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)
     meeting = meeting_finding(doc, at)
     if meeting is not None:
