@@ -7,6 +7,7 @@ here before it can become a cycle or pull ``aws_cdk`` into the runtime image.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,43 @@ def test_cdk_side_imports_only_the_contract(path: Path) -> None:
 def test_constructs_never_import_stacks(path: Path) -> None:
     """Every construct is usable alone in another CDK app: none depends on this project's stacks."""
     assert not any(n.split(".")[0] == "stacks" for n in imports_of(path)), path.relative_to(ROOT)
+
+
+# The one reader of v1 documents (issue 20): everything else in ``runtime/`` handles only the v2 model.
+V1_READER = ROOT / "runtime" / "archive" / "v1.py"
+# ``v1`` as the document format: not a URL segment (``/v1/``, ``v1.0``), ``PKCS1-v1_5`` nor the reader's
+# module name (``runtime.archive.v1``).
+V1_MENTION = re.compile(r"(?<![./])\bv1\b(?![._/])", re.IGNORECASE)
+
+
+def v1_mentions(path: Path) -> list[str]:
+    """``path:line: text`` for each line of ``path`` that mentions the v1 format."""
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    return [
+        f"{name}:{number}: {line.strip()}"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if V1_MENTION.search(line)
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in modules_under("runtime") if p != V1_READER], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_only_the_reader_mentions_the_v1_format(path: Path) -> None:
+    """A v1 document is read by ``runtime/archive/v1.py`` into the v2 model; no other module knows v1."""
+    assert v1_mentions(path) == []
+
+
+def test_the_v1_rule_catches_mentions_but_not_urls(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "lease = doc.leases.get(code)  # a v1 processor's lease\n"
+        'GRAPH = "https://graph.microsoft.com/v1.0"\n'
+        'PATH = "/task-protection/v1/state"\n'
+        '"""RSASSA-PKCS1-v1_5"""\n'
+        "from runtime.archive.v1 import archive_lease\n"
+        "(V1, or written by hand)\n"
+    )
+    found = [line.split(":", 1)[1] for line in v1_mentions(module)]
+    assert found == ["1: lease = doc.leases.get(code)  # a v1 processor's lease", "6: (V1, or written by hand)"]
+    assert v1_mentions(V1_READER) != []

@@ -39,9 +39,11 @@ from runtime.archive.processing_store import ProcessingStore, VersionedProcessin
 from runtime.archive.store import ArchiveStore, VersionedArchive
 from runtime.archive.submit import InvalidSubmission, submit_change, validate_change
 from runtime.archive.triggers import DeleteOutcome, TriggerInfo, TriggerStore, is_already_there
+from runtime.archive.v1 import ARCHIVE_ORIGIN, ArchivedLease, archive_lease
 from runtime.archive.versioned import StorageClock, Versioned, VersionedJson
 
 __all__ = [
+    "ARCHIVE_ORIGIN",
     "MEETING_CANCELLED",
     "MEETING_SCHEDULED",
     "MEETING_UPDATED",
@@ -56,6 +58,7 @@ __all__ = [
     "ArchiveLease",
     "ArchiveMissing",
     "ArchiveStore",
+    "ArchivedLease",
     "DeleteOutcome",
     "DeliveryCounts",
     "DeliveryStatus",
@@ -80,6 +83,7 @@ __all__ = [
     "VersionedDelivery",
     "VersionedJson",
     "VersionedProcessing",
+    "archive_lease",
     "is_already_there",
     "is_conflict",
     "is_missing",

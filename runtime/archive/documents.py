@@ -451,7 +451,7 @@ class ArchiveDocument(_Document):
         before it sent the customer a trigger (a trigger is processed at the newest revision, which may
         be a later one that did not name the customer), and the current revision still lists it (the
         processor refuses a change that does not list it). An archive with no ``submitted`` entry that
-        names its revision (v1, or written by hand) targeted the customers it lists."""
+        names its revision (an older one, or written by hand) targeted the customers it lists."""
         if revision > self.revision or (revision == self.revision and customer_code not in self.customers):
             return False
         submissions = self._submissions()

@@ -218,8 +218,8 @@ def verify(
                     f"{c.lease.owner} rev {c.lease.revision} {'live' if c.lease.live else 'expired'} "
                     f"until {c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z"
                 )
-                if c.lease.source == "archive":
-                    lease += f" (v1, in the archive, {c.lease.emails_sent} sent)"
+                if c.lease.origin is not None:
+                    lease += f" ({c.lease.origin}, {c.lease.emails_sent} sent)"
             progress = "-"
             if c.progress:
                 progress = f"{c.progress.done} of {c.progress.recipients} (rev {c.progress.revision})"

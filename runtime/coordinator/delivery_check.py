@@ -65,7 +65,7 @@ def untargeted(doc: ArchiveDocument, code: str, revision: int) -> str | None:
     customer (the processor refuses a change that does not). A revision before the archive's first
     ``submitted`` entry belongs to an earlier submission of the same change id (withdrawn, its archive
     deleted; revisions continue from the bucket's versions). An archive without ``submitted`` entries
-    (v1, or written by hand) targeted the customers it lists."""
+    (an older one, or written by hand) targeted the customers it lists."""
     if revision > doc.revision:
         return f"revision {revision} is newer than the archive's revision {doc.revision}"
     first = doc.first_submitted_revision()

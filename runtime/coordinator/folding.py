@@ -15,7 +15,7 @@ Then one compare-and-swap write of the archive folds them all, and each message 
 N customers finishing together cost about N / ``max_concurrency`` archive writes instead of N.
 
 **Idempotence.** The mutation skips every (C, R) the archive already has a ``processed`` entry for —
-whoever wrote it: an earlier fold, or a v1 processor that recorded it inside the archive itself — so a
+whoever wrote it: an earlier fold, or an older processor that recorded it inside the archive itself — so a
 re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
 
 **Never ahead of the archive, never for a customer not targeted.** A result for a revision newer than
@@ -103,7 +103,7 @@ class FoldOutcome:
     folded: list[PendingResult] = field(default_factory=list)
     """Appended by this fold's write."""
     already: list[PendingResult] = field(default_factory=list)
-    """Already in the archive (an earlier fold, or a v1 processor's own entry): nothing written."""
+    """Already in the archive (an earlier fold, or an older processor's own entry): nothing written."""
     refused: list[PendingResult] = field(default_factory=list)
     """For a revision newer than the archive's: never folded (a security event)."""
     untargeted: list[PendingResult] = field(default_factory=list)

@@ -6,7 +6,7 @@ a missing object means "nothing yet", an invalid one is remembered as a finding 
 never raised.
 
 A customer's result for a revision is **recorded** when the archive has a ``processed`` entry for
-(C, R) (folded by the change coordinator, or written by a v1 processor) *or* the processing object has
+(C, R) (folded by the change coordinator, or written by an older processor) *or* the processing object has
 ``results[R]`` (recorded by the processor, maybe not folded yet): :func:`recorded`.
 
 Lease expiry is judged on the storage's clock: the ``Date`` of the S3 answer that returned the object,
@@ -107,7 +107,7 @@ class ProcessingCache:
 
 
 FOLDED = "folded"
-"""The archive has a ``processed`` entry for (C, R) — folded by the coordinator, or a v1 record."""
+"""The archive has a ``processed`` entry for (C, R) — folded by the coordinator, or an older processor's record."""
 NOT_FOLDED = "not_folded"
 """Only the processing object records (C, R): the coordinator has not folded it into the archive yet."""
 

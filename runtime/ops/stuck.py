@@ -5,7 +5,8 @@ under ``customers/`` older than the threshold whose key is not a valid trigger i
 (``invalid_trigger_key``, its key verbatim): nothing else would ever act on it.
 
 The customer's processing object ``processing/{C}/{id}.json`` (one GET per trigger) gives the result,
-the lease (v2) and the progress cursor; a v1 lease inside the archive is still read.
+the lease and the progress cursor; a lease an older processor left inside the archive is still read
+(``runtime.archive.archive_lease``).
 
 Read-only. DLQs are peeked, never consumed, and the customer's own queue is never received from
 (that would count towards its ``maxReceiveCount``).
@@ -17,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runtime.archive import PROCESSED, ArchiveError, ArchiveStore, TriggerInfo, TriggerStore
+from runtime.archive import PROCESSED, ArchiveError, ArchiveStore, TriggerInfo, TriggerStore, archive_lease
 from runtime.contract import keys
 from runtime.ops.archive_view import ArchiveCache, archive_has_history
 from runtime.ops.clients import OpsClients
@@ -268,20 +269,8 @@ def _diagnose(
     url = customer_queues.get(code)
     if url is None:
         details.append(f"{code} is not in TTP_CUSTOMER_QUEUES: no queue to check")
-    else:
-        if code not in queues:
-            queues[code] = queue_stats(clients.sqs, url)
-        q = queues[code]
-        if q.dlq_url and q.dlq_visible:
-            if code not in dlq_messages:
-                dlq_messages[code] = peek_messages(clients.sqs, q.dlq_url, limit=peek_limit, expected=q.dlq_visible)
-            hits = [m for m in dlq_messages[code] if m.mentions(info.ref.key)]
-            if hits:
-                details.append(
-                    f"{len(hits)} DLQ message(s) for this trigger, first sent {hits[0].sent_at}, "
-                    f"received {hits[0].receive_count} time(s)"
-                )
-                return "in_dlq"
+    elif _in_dlq(clients, info, url, queues, dlq_messages, details, peek_limit):
+        return "in_dlq"
     v2 = read.lease
     if v2 is not None:
         details.append(f"{read.key}: {describe_lease(v2, read.lease_live(at))}")
@@ -289,12 +278,9 @@ def _diagnose(
         details.append(f"{read.key}: {describe_progress(read.progress)}")
     if v2 is not None and read.lease_live(at):
         return "lease_live"
-    lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
+    lease = archive_lease(doc, code)
     if lease is not None:
-        details.append(
-            f"v1 lease in the archive: lease of {lease.owner} for revision {lease.revision} until "
-            f"{lease.expires_at.isoformat()}, {len(lease.emails_sent)} email(s) checkpointed"
-        )
+        details.append(lease.describe())
         if lease.is_live(at):
             return "lease_live"
     if max_attempts is not None and attempts >= max_attempts:
@@ -306,3 +292,30 @@ def _diagnose(
         details.append(f"queue: {q.visible} visible, {q.in_flight} in flight, {q.delayed} delayed")
         return "queued"
     return "not_delivered"
+
+
+def _in_dlq(
+    clients: OpsClients,
+    info: TriggerInfo,
+    url: str,
+    queues: dict[str, QueueStats],
+    dlq_messages: dict[str, list[PeekedMessage]],
+    details: list[str],
+    peek_limit: int,
+) -> bool:
+    """Whether the customer's DLQ holds a message for this trigger; each queue is read once per run."""
+    code = info.ref.customer_code
+    if code not in queues:
+        queues[code] = queue_stats(clients.sqs, url)
+    q = queues[code]
+    if not (q.dlq_url and q.dlq_visible):
+        return False
+    if code not in dlq_messages:
+        dlq_messages[code] = peek_messages(clients.sqs, q.dlq_url, limit=peek_limit, expected=q.dlq_visible)
+    hits = [m for m in dlq_messages[code] if m.mentions(info.ref.key)]
+    if hits:
+        details.append(
+            f"{len(hits)} DLQ message(s) for this trigger, first sent {hits[0].sent_at}, "
+            f"received {hits[0].receive_count} time(s)"
+        )
+    return bool(hits)

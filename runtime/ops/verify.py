@@ -7,7 +7,7 @@ States (``CustomerProgress.state``; ``state_text`` says it in words — :data:`S
 
 * ``processed`` — recorded and folded: the archive has the ``processed`` entry for the current revision;
 * ``recorded_not_folded`` — the processing object records the result, the coordinator has not folded it;
-* ``processing`` — in progress: a live lease on the current revision (processing object, or v1 archive);
+* ``processing`` — in progress: a live lease on the current revision (processing object, or archive);
 * ``pending`` — waiting: the trigger is there, nobody works on it now;
 * ``not_triggered`` — no trigger, no result.
 
@@ -33,7 +33,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.archive import PROCESSED, ArchiveDocument, ArchiveInvalid, ArchiveStore, DeliveryStore, TriggerStore
+from runtime.archive import (
+    PROCESSED,
+    ArchivedLease,
+    ArchiveDocument,
+    ArchiveInvalid,
+    ArchiveStore,
+    DeliveryStore,
+    TriggerStore,
+    archive_lease,
+)
 from runtime.contract import keys, names
 from runtime.ops.archive_view import archive_has_history
 from runtime.ops.clients import OpsClients
@@ -64,9 +73,11 @@ class LeaseView:
     expires_at: datetime
     live: bool
     emails_sent: int | None
-    """v1 leases only: the emails checkpointed in the lease (v2 progress is in ``ProgressView``)."""
-    source: str = "archive"  # processing (v2: processing/{C}/{id}.json) | archive (v1, or the meeting lease)
+    """Archived leases only: the emails checkpointed in the lease (progress is in ``ProgressView``)."""
+    source: str = "archive"  # processing (processing/{C}/{id}.json) | archive (an archived lease, or the meeting lease)
     message_id: str | None = None
+    origin: str | None = None
+    """Where an archived customer lease came from (``runtime.archive.ArchivedLease.origin``)."""
 
 
 @dataclass
@@ -121,7 +132,7 @@ class CustomerProgress:
     customer: str
     state: str  # processed | recorded_not_folded | processing | pending | not_triggered (STATES)
     processed_revisions: list[int]
-    """Revisions with a ``processed`` entry in the archive (folded, or written by a v1 processor)."""
+    """Revisions with a ``processed`` entry in the archive (folded, or written by an older processor)."""
     processed_at: datetime | None
     emails_sent: int | None
     """The folded entry's count for the current revision."""
@@ -199,10 +210,18 @@ class VerifyReport:
 
 
 def _lease_view(lease: Any, at: datetime) -> LeaseView | None:
-    """A v1 lease (inside the archive), or the archive's meeting lease."""
+    """The archive's meeting lease."""
     if lease is None:
         return None
     return LeaseView(lease.owner, lease.revision, lease.expires_at, lease.is_live(at), len(lease.emails_sent))
+
+
+def _archived_lease_view(lease: ArchivedLease | None, at: datetime) -> LeaseView | None:
+    if lease is None:
+        return None
+    return LeaseView(
+        lease.owner, lease.revision, lease.expires_at, lease.is_live(at), lease.emails_checkpointed, origin=lease.origin
+    )
 
 
 def _processing_lease_view(read: ProcessingRead, at: datetime) -> LeaseView | None:
@@ -248,6 +267,70 @@ def _delivery_view(
     elif folded is not None:
         view.source, view.counts, view.folded = "archive", folded.model_dump(exclude={"sequence"}), True
     return view
+
+
+def _customer_progress(
+    report: VerifyReport,
+    doc: ArchiveDocument,
+    code: str,
+    read: ProcessingRead,
+    deliveries: DeliveryStore,
+    trigger: TriggerView | None,
+    at: datetime,
+) -> CustomerProgress:
+    """One customer's row; what cannot be read is added to ``report.findings``."""
+    revisions = sorted(
+        {
+            m.revision
+            for m in doc.modifications
+            if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
+        }
+    )
+    if read.error is not None:
+        report.findings.append(read.error)
+    state_of = recorded(doc, code, doc.revision, read)
+    if state_of.refused is not None:
+        report.findings.append(describe_refused(read.key, code, state_of.refused))
+    entry = state_of.folded
+    # the processing object's lease wins; one an older processor left in the archive is still shown
+    lease = _processing_lease_view(read, at) or _archived_lease_view(archive_lease(doc, code), at)
+    if state_of.where == FOLDED:
+        state = "processed"
+    elif state_of.where == NOT_FOLDED:
+        state = "recorded_not_folded"
+    elif lease is not None and lease.live and lease.revision == doc.revision:
+        state = "processing"
+    elif trigger is not None:
+        state = "pending"
+    else:
+        state = "not_triggered"
+    emails = entry.emails_sent if entry is not None else None
+    result = state_of.result
+    progress = CustomerProgress(
+        code,
+        state,
+        revisions,
+        entry.timestamp if entry else None,
+        emails,
+        lease,
+        trigger,
+        state_text=STATES[state],
+        revision=doc.revision,
+        recorded_revisions=read.recorded_revisions(),
+        progress=_progress_view(read),
+        processing_key=read.key,
+        processing_exists=read.exists,
+        processing_error=read.error,
+        folded=entry.to_json_dict() if entry is not None else None,
+        delivery=_delivery_view(deliveries, doc, code, report.recipients),
+    )
+    if progress.delivery is not None and progress.delivery.error:
+        report.findings.append(progress.delivery.error)
+    if result is not None:
+        progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
+    elif entry is not None:
+        progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
+    return progress
 
 
 def verify(
@@ -296,60 +379,9 @@ def verify(
     deliveries = DeliveryStore(clients.s3, bucket)
     report.recipients = [] if recipients else None
     for code in doc.customers:
-        revisions = sorted(
-            {
-                m.revision
-                for m in doc.modifications
-                if m.modification_type == PROCESSED and m.customer_code == code and m.revision is not None
-            }
-        )
-        read = processing.get(code, change_id)
-        if read.error is not None:
-            report.findings.append(read.error)
-        state_of = recorded(doc, code, doc.revision, read)
-        if state_of.refused is not None:
-            report.findings.append(describe_refused(read.key, code, state_of.refused))
-        entry = state_of.folded
-        # the v2 lease (processing object) wins; a v1 processor's lease inside the archive is still shown
-        lease = _processing_lease_view(read, at) or _lease_view(doc.leases.get(code), at)
         trigger = triggers.pop(code, None)
-        if state_of.where == FOLDED:
-            state = "processed"
-        elif state_of.where == NOT_FOLDED:
-            state = "recorded_not_folded"
-        elif lease is not None and lease.live and lease.revision == doc.revision:
-            state = "processing"
-        elif trigger is not None:
-            state = "pending"
-        else:
-            state = "not_triggered"
-        emails = entry.emails_sent if entry is not None else None
-        result = state_of.result
-        progress = CustomerProgress(
-            code,
-            state,
-            revisions,
-            entry.timestamp if entry else None,
-            emails,
-            lease,
-            trigger,
-            state_text=STATES[state],
-            revision=doc.revision,
-            recorded_revisions=read.recorded_revisions(),
-            progress=_progress_view(read),
-            processing_key=read.key,
-            processing_exists=read.exists,
-            processing_error=read.error,
-            folded=entry.to_json_dict() if entry is not None else None,
-            delivery=_delivery_view(deliveries, doc, code, report.recipients),
-        )
-        if progress.delivery is not None and progress.delivery.error:
-            report.findings.append(progress.delivery.error)
-        if result is not None:
-            progress.sent, progress.rejected, progress.recipients = result.sent, result.rejected, result.recipients
-        elif entry is not None:
-            progress.sent, progress.recipients, progress.rejected = entry.emails_sent, entry.recipients, entry.rejected
-        report.customers.append(progress)
+        read = processing.get(code, change_id)
+        report.customers.append(_customer_progress(report, doc, code, read, deliveries, trigger, at))
     report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)
     meeting = meeting_finding(doc, at)
     if meeting is not None:

@@ -7,7 +7,7 @@ acknowledged only when the trigger is gone or the work is recorded.
 
     2 HEAD trigger ─ 404 ───────────────────────────────────► ack (duplicate)
     3 GET archive (concurrently with 2) ─ missing/invalid ──► DLQ (trigger kept)
-    4 already recorded for revision R (processing object, or a v1 `processed` entry in the archive) ─┐
+    4 already recorded for revision R (processing object, or a `processed` entry in the archive) ────┐
     5 claim: create the processing object (IfNoneMatch, no GET), else CAS
         ─ live lease of another receive of this message ──► retry after the lease's remaining time
         ─ live lease of another message ──────────────────► ack (duplicate; the holder's message is in flight)
@@ -207,7 +207,7 @@ class Processor:
             )
         revision = document.revision
 
-        # 4. a v1 archive may record this revision itself (v1 `processed` entry): nothing left but the clean-up
+        # 4. the archive may record this revision itself (a `processed` entry): nothing left but the clean-up
         if document.is_processed(self.customer_code, revision):
             result = Result(
                 Outcome.ALREADY_RECORDED, "archive already records this revision", change_id, revision=revision

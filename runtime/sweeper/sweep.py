@@ -24,8 +24,8 @@ missing data — it:
 It re-drives only what processing can fix: not when the archive is missing or invalid or does not list
 the customer, or the customer's processing object is invalid (the processor would dead-letter it;
 ``stuck`` explains it), nor while a live lease shows processing under way — in the processing object,
-or (v1) in the archive. It never writes ``archive/`` nor ``processing/`` — it only reads them, each
-archive and processing object at most once per pass.
+or one an older processor left in the archive. It never writes ``archive/`` nor ``processing/`` — it only
+reads them, each archive and processing object at most once per pass.
 
 4. **Fan-out repair.** ``submit`` writes the archive, then one trigger per customer: when a trigger PUT
    fails after the archive write, nothing under ``customers/`` shows the work, so steps 1 to 3 cannot see
@@ -74,6 +74,7 @@ from runtime.archive import (
     ArchiveError,
     ArchiveStore,
     TriggerInfo,
+    archive_lease,
 )
 from runtime.contract import names
 from runtime.contract.keys import CUSTOMERS_PREFIX, TriggerRef
@@ -310,23 +311,18 @@ class Sweeper:
             self.log("error", "could not delete a recorded trigger", {**fields, "key": item.key, "error": item.reason})
         return False
 
-    def _redrive(
+    def _held_back(
         self,
-        info: TriggerInfo,
-        age: float,
+        code: str,
+        change_id: str,
         archives: ArchiveCache,
         processing: ProcessingCache,
         at: datetime,
-        report: SweepReport,
-    ) -> SweepAction:
-        ref: TriggerRef = info.ref
-        code, change_id = ref.customer_code, ref.change_id
-        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "trigger_age": round(age)}
-
-        def act(action: str, detail: str, level: str, attempt: int | None = None) -> SweepAction:
-            self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})
-            return SweepAction(code, change_id, ref.key, age, action, detail, attempt)
-
+        act: Callable[[str, str, str], SweepAction],
+        context: dict[str, Any],
+    ) -> SweepAction | None:
+        """Why processing cannot fix it now (no archive, not listed, invalid processing object, a live
+        lease), or ``None`` when a re-drive may help."""
         loaded = archives.get(change_id)
         if loaded is None or isinstance(loaded, ArchiveError):
             why = "archive missing" if loaded is None else f"archive invalid: {loaded}"
@@ -344,9 +340,31 @@ class Sweeper:
             return act(
                 "in_progress", f"lease of {v2.owner} live until {v2.expires_at.isoformat()} ({read.key})", "info"
             )
-        lease = doc.leases.get(code)  # a v1 processor's lease inside the archive
+        lease = archive_lease(doc, code)
         if lease is not None and lease.is_live(at):
             return act("in_progress", f"lease of {lease.owner} live until {lease.expires_at.isoformat()}", "info")
+        return None
+
+    def _redrive(
+        self,
+        info: TriggerInfo,
+        age: float,
+        archives: ArchiveCache,
+        processing: ProcessingCache,
+        at: datetime,
+        report: SweepReport,
+    ) -> SweepAction:
+        ref: TriggerRef = info.ref
+        code, change_id = ref.customer_code, ref.change_id
+        context = {"customer_code": code, "change_id": change_id, "key": ref.key, "trigger_age": round(age)}
+
+        def act(action: str, detail: str, level: str, attempt: int | None = None) -> SweepAction:
+            self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})
+            return SweepAction(code, change_id, ref.key, age, action, detail, attempt)
+
+        held = self._held_back(code, change_id, archives, processing, at, act, context)
+        if held is not None:
+            return held
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=ref.key)
             if head["ETag"] != info.etag:

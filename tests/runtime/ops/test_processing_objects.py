@@ -271,6 +271,17 @@ def test_verify_reports_an_invalid_processing_object_and_v1_leases(light: Platfo
     assert not report.complete and report.needs_attention
 
 
+def test_verify_says_where_an_archived_lease_came_from(light: Platform) -> None:
+    """The CLI prints ``(v1, in the archive, N sent)`` from the lease's origin, which only the v1 reader sets."""
+    platform = light
+    platform.submit("CHG-1", ["hts", "htsnonprod"])
+    set_lease(platform, "CHG-1", "htsnonprod", timedelta(minutes=5))
+    rows = {c.customer: c for c in verify(clients(platform), platform.bucket, "CHG-1").customers}
+    lease = rows["htsnonprod"].lease
+    assert lease is not None and (lease.origin, lease.emails_sent) == ("v1, in the archive", 0)
+    assert rows["hts"].lease is None
+
+
 # ---- restore -----------------------------------------------------------------------------------------
 
 
