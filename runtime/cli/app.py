@@ -52,19 +52,50 @@ class FailingCleanly(TyperGroup):
             fail(described)
 
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+"""``-h`` as well as ``--help``; every subcommand's context inherits it from the app's."""
+
 app = typer.Typer(
     cls=FailingCleanly,
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=HELP_OPTIONS,
     help="Transient Trigger Pipeline runtime and operations.",
 )
+
+
+def package_version() -> str:
+    """The installed package's version; from a checkout that is not installed, its pyproject.toml's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("transient-trigger-pipeline")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed, no pyproject.toml)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttp {package_version()}")
+        raise typer.Exit()
 
 SERVICE_COMMANDS = frozenset({"worker", "coordinator"})
 """Long-running services: in ECS their stdout is CloudWatch Logs, where EMF lines become metrics."""
 
 
 @app.callback()
-def _streams(context: typer.Context) -> None:
+def _streams(
+    context: typer.Context,
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     # One-shot commands print their output alone on stdout (one JSON document with --json): their
     # EMF metric lines and log lines go to stderr, which CloudWatch Logs receives as well.
     if context.invoked_subcommand in SERVICE_COMMANDS:

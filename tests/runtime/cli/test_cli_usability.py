@@ -1,0 +1,61 @@
+"""Issue 22, CLI: what a new user types first (``--version``, ``-h``, completion) and errors that name
+what to check (the log group, the cluster and its variable, where a missing variable comes from)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from runtime.cli import app
+from runtime.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+from tests.support.aws_platform import Platform
+from tests.support.cli_commands import leaf_commands
+from tests.support.ops_platform import ops_env, run
+
+
+def test_version_prints_the_package_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert re.fullmatch(r"ttp \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+@pytest.mark.parametrize("path", [[], ["dlq"], *[p for p, _ in leaf_commands()]], ids=lambda p: " ".join(p) or "app")
+def test_dash_h_is_help_on_the_app_and_every_command(path: list[str]) -> None:
+    short = CliRunner().invoke(app, [*path, "-h"])
+    long = CliRunner().invoke(app, [*path, "--help"])
+    assert short.exit_code == 0 and long.exit_code == 0, short.output
+    assert short.stdout == long.stdout and "Usage:" in short.stdout
+
+
+def test_shell_completion_is_offered() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_a_missing_variable_names_it_and_where_an_operator_gets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TTP_BUCKET_NAME", "TTP_CUSTOMER_QUEUES"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app, ["health"])
+    assert result.exit_code == EXIT_USAGE
+    assert "TTP_BUCKET_NAME" in result.stderr and "TTP_CUSTOMER_QUEUES" in result.stderr
+    assert "the sweeper task has them all" not in result.stderr
+    assert "describe-task-definition" in result.stderr and "make emulator" in result.stderr
+
+
+def test_logs_names_the_log_group_it_looked_for(light: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run(monkeypatch, ops_env(light), "logs", "--customer", "hts")
+    assert result.exit_code == EXIT_FAILED
+    assert "log group" in result.stderr and "does not exist" in result.stderr
+    from runtime.contract import names
+
+    assert names.log_group_name("hts") in result.stderr
+
+
+def test_restart_names_the_cluster_and_the_variable_that_set_it(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run(monkeypatch, ops_env(light, TTP_CLUSTER_NAME="no-such-cluster"), "restart", "-c", "hts", "--yes")
+    assert result.exit_code == EXIT_FAILED
+    assert "no-such-cluster" in result.stderr and "TTP_CLUSTER_NAME" in result.stderr
