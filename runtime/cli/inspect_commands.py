@@ -191,8 +191,8 @@ def verify(
         )
         raise typer.Exit(code)
     console = render.console()
-    if report.error:
-        console.print(f"[bold red]{report.error}[/]")
+    if report.error:  # a missing or invalid archive: one `error:` line on stderr, like every command
+        typer.echo(f"error: {report.error}", err=True)
     else:
         console.print(
             f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "

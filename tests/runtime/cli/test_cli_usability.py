@@ -59,3 +59,52 @@ def test_restart_names_the_cluster_and_the_variable_that_set_it(
     result = run(monkeypatch, ops_env(light, TTP_CLUSTER_NAME="no-such-cluster"), "restart", "-c", "hts", "--yes")
     assert result.exit_code == EXIT_FAILED
     assert "no-such-cluster" in result.stderr and "TTP_CLUSTER_NAME" in result.stderr
+
+
+def _sweep_on_a_terminal(*args: str) -> tuple[str, str]:
+    """``python -m runtime sweep ARGS`` with stdout on a pseudo-terminal and no settings: what it printed
+    on the terminal and on stderr (the refusal tells which path ran: the CLI's names where to get them)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTP_")}
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime", "sweep", *args],
+            env={**env, "PYTHONPATH": str(root)},
+            cwd=root,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    return shown.decode(), done.stderr
+
+
+def test_python_m_runtime_sweep_on_a_terminal_is_the_clis_table_command() -> None:
+    """The image's task runs ``sweep`` with stdout to CloudWatch Logs (no terminal): JSON. A person at a
+    terminal gets the CLI's ``sweep`` (a table; JSON with ``--json``), as its help says."""
+    _, stderr = _sweep_on_a_terminal()
+    assert "TTP_BUCKET_NAME" in stderr and "make emulator" in stderr  # the CLI's command ran
+    from runtime import services
+
+    assert services.is_service_command(["sweep"], terminal=False)
+    assert not services.is_service_command(["sweep"], terminal=True)
+    assert services.is_service_command(["sweep", "--json"], terminal=True)
