@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from runtime import aws
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_USAGE
 from runtime.ops.errors import NothingToDo, OpsError, OpsUsageError
-from runtime.telemetry import logs_to_stderr, metrics_to_stderr, restore_log_stream
+from runtime.telemetry import drop_metrics, logs_to_stderr, metrics_to_stderr, restore_log_stream
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -85,6 +85,9 @@ def _print_version(value: bool) -> None:
         typer.echo(f"ttp {package_version()}")
         raise typer.Exit()
 
+QUIET_COMMANDS = frozenset({"submit", "process"})
+"""Commands a person runs to see a result: their EMF metric lines are printed only with ``--debug``."""
+
 SERVICE_COMMANDS = frozenset({"worker", "coordinator"})
 """Long-running services: in ECS their stdout is CloudWatch Logs, where EMF lines become metrics."""
 
@@ -95,16 +98,21 @@ def _streams(
     _version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Also print submit's and process's EMF metric lines (on stderr)."
+    ),
 ) -> None:
     # One-shot commands print their output alone on stdout (one JSON document with --json): their
     # EMF metric lines and log lines go to stderr, which CloudWatch Logs receives as well.
     if context.invoked_subcommand in SERVICE_COMMANDS:
         return
     metrics_to_stderr(True)
+    drop_metrics(context.invoked_subcommand in QUIET_COMMANDS and not debug)
     previous = logs_to_stderr()
 
     def restore() -> None:
         metrics_to_stderr(False)
+        drop_metrics(False)
         restore_log_stream(previous)
 
     context.call_on_close(restore)

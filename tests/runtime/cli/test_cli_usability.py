@@ -108,3 +108,21 @@ def test_python_m_runtime_sweep_on_a_terminal_is_the_clis_table_command() -> Non
     assert services.is_service_command(["sweep"], terminal=False)
     assert not services.is_service_command(["sweep"], terminal=True)
     assert services.is_service_command(["sweep", "--json"], terminal=True)
+
+
+def test_submit_prints_its_result_and_metric_lines_only_with_debug(
+    light: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
+) -> None:
+    import json
+    from pathlib import Path
+
+    document = Path(str(tmp_path)) / "change.json"
+    document.write_text(json.dumps({"change_id": "CHG-QUIET", "title": "Patch", "customers": ["hts"]}))
+    quiet = run(monkeypatch, ops_env(light), "submit", str(document))
+    assert quiet.exit_code == 0, quiet.output
+    assert "CHG-QUIET" in quiet.stdout
+    assert "_aws" not in quiet.stderr and "CloudWatchMetrics" not in quiet.stderr
+    document.write_text(json.dumps({"change_id": "CHG-LOUD", "title": "Patch", "customers": ["hts"]}))
+    loud = run(monkeypatch, ops_env(light), "--debug", "submit", str(document))
+    assert loud.exit_code == 0, loud.output
+    assert "_aws" in loud.stderr
