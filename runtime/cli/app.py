@@ -85,6 +85,7 @@ def _print_version(value: bool) -> None:
         typer.echo(f"ttp {package_version()}")
         raise typer.Exit()
 
+
 QUIET_COMMANDS = frozenset({"submit", "process"})
 """Commands a person runs to see a result: their EMF metric lines are printed only with ``--debug``."""
 

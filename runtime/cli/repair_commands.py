@@ -13,9 +13,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
-
 from botocore.exceptions import ClientError
+from rich.table import Table
 
 from runtime import aws, services
 from runtime.cli import options, render

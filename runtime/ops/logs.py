@@ -11,9 +11,9 @@ from botocore.exceptions import ClientError
 
 from runtime import aws
 from runtime.contract import names
-from runtime.ops.errors import OpsError
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import now
+from runtime.ops.errors import OpsError
 
 
 @dataclass

@@ -9,9 +9,9 @@ from runtime.telemetry.log import log_context, logger, logs_to_stderr, restore_l
 from runtime.telemetry.metrics import MetricBatch, MetricsFactory, drop_metrics, metrics_to_stderr
 
 __all__ = [
-    "drop_metrics",
     "MetricBatch",
     "MetricsFactory",
+    "drop_metrics",
     "log_context",
     "logger",
     "logs_to_stderr",

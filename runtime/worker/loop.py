@@ -11,7 +11,8 @@ is a :class:`~runtime.worker.outcome.Handled` that states its fate and logs itse
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
 * SIGTERM: stop receiving (at once: the long poll runs on a thread of its own, which the loop
-  abandons; an idle worker stops within a second, not at the end of a 20 s poll), let in-flight work finish for ``drain_seconds``, then interrupt sending
+  abandons; an idle worker stops within a second, not at the end of a 20 s poll), let in-flight
+  work finish for ``drain_seconds``, then interrupt sending
   (the customer processor checkpoints its progress and releases its lease) and wait for every
   handler to end: each message is settled by its own outcome (an interrupted one is visible again
   at once). A message is never made visible while its work still runs (a slow or throttled

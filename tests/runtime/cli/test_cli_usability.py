@@ -126,3 +126,34 @@ def test_submit_prints_its_result_and_metric_lines_only_with_debug(
     loud = run(monkeypatch, ops_env(light), "--debug", "submit", str(document))
     assert loud.exit_code == 0, loud.output
     assert "_aws" in loud.stderr
+
+
+@pytest.mark.parametrize("queue", ["coordinator", "delivery-events"])
+def test_dlq_list_and_redrive_reach_the_coordinators_and_the_delivery_events_queues(
+    light: Platform, monkeypatch: pytest.MonkeyPatch, queue: str
+) -> None:
+    """Their messages are S3 events of archive/, processing/, delivery/ objects or SES events, not
+    triggers: listed without a "poison" problem and moved back without --force."""
+    import json
+
+    from runtime.contract import names
+    from tests.support.ops_platform import as_json
+
+    name = {"coordinator": names.COORDINATOR_QUEUE_NAME, "delivery-events": names.DELIVERY_EVENTS_QUEUE_NAME}[queue]
+    sqs = light.sqs
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})},
+    )["QueueUrl"]
+    body = json.dumps({"Records": [{"s3": {"bucket": {"name": light.bucket}, "object": {"key": "processing/x"}}}]})
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=body)
+    listed = run(monkeypatch, ops_env(light), "dlq", "list", "--customer", queue, "--json")
+    assert listed.exit_code == 1, listed.output
+    listing = as_json(listed)
+    assert listing["dlq_url"] == dlq_url and [m["parse_error"] for m in listing["messages"]] == [None]
+    moved = run(monkeypatch, ops_env(light), "dlq", "redrive", "--customer", queue, "--json")
+    assert moved.exit_code == 0, moved.output
+    assert as_json(moved)["moved"] == 1
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"][0]["Body"] == body
