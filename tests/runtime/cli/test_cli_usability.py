@@ -157,3 +157,23 @@ def test_dlq_list_and_redrive_reach_the_coordinators_and_the_delivery_events_que
     assert moved.exit_code == 0, moved.output
     assert as_json(moved)["moved"] == 1
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"][0]["Body"] == body
+
+
+TABLE_COMMANDS = [
+    ["health", "--skip-ecs", "--no-cloudwatch"],
+    ["verify", "CHG-WIDE"],
+    ["stuck"],
+    ["dlq", "list", "--customer", "hts"],
+    ["sweep"],
+]
+
+
+@pytest.mark.parametrize("command", TABLE_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_tables_fit_100_columns(light: Platform, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    """With COLUMNS=100 (a 100-column terminal, or a pipe that says so) no line is longer: the tables
+    wrap their columns, as the aws and cdk CLIs do."""
+    light.submit("CHG-WIDE", ["hts", "htsnonprod"])
+    result = run(monkeypatch, ops_env(light, COLUMNS="100"), *command)
+    assert result.stdout.strip(), result.output
+    longest = max(len(line) for line in result.stdout.splitlines())
+    assert longest <= 100, result.stdout
