@@ -14,18 +14,15 @@ from runtime.cli import options, render
 from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_OK
 from runtime.cli.options import JsonOption
-from runtime.contract import names
 from runtime.contract.settings import OpsSettings
 from runtime.ops.clients import OpsClients
 from runtime.ops.dlq import list_dlq, redrive_dlq
+from runtime.ops.health import PLATFORM_QUEUE_NAMES, platform_queue_url
 
 dlq_app = typer.Typer(
     no_args_is_help=True,
     help="Inspect a dead-letter queue (a customer's, `coordinator`'s or `delivery-events`') and move messages back.",
 )
-
-PLATFORM_QUEUES = {"coordinator": names.COORDINATOR_QUEUE_NAME, "delivery-events": names.DELIVERY_EVENTS_QUEUE_NAME}
-"""``--customer`` values naming the platform's own queues, whose messages are not triggers."""
 
 
 QueueOption = Annotated[
@@ -38,13 +35,14 @@ QueueOption = Annotated[
 
 def _queue(settings: OpsSettings, customer: str) -> tuple[str, str, bool]:
     """The code, queue URL and whether it carries triggers: a customer of TTP_CUSTOMER_QUEUES, or one of
-    :data:`PLATFORM_QUEUES`, found by its physical name in the credentials' account and region."""
-    name = PLATFORM_QUEUES.get(customer)
+    :data:`~runtime.ops.health.PLATFORM_QUEUE_NAMES`, found by its physical name in the credentials'
+    account and region."""
+    name = PLATFORM_QUEUE_NAMES.get(customer)
     if name is None:
         code = options.configured_customer(settings, customer)
         return code, settings.customer_queues[code], True
     try:
-        return customer, str(OpsClients().sqs.get_queue_url(QueueName=name)["QueueUrl"]), False
+        return customer, platform_queue_url(OpsClients().sqs, customer), False
     except ClientError as exc:
         fail(
             f"queue {name} ({customer}) not found in this account and region ({aws.error_code(exc)}): "

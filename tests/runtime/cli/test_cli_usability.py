@@ -177,3 +177,28 @@ def test_tables_fit_100_columns(light: Platform, monkeypatch: pytest.MonkeyPatch
     assert result.stdout.strip(), result.output
     longest = max(len(line) for line in result.stdout.splitlines())
     assert longest <= 100, result.stdout
+
+
+def test_health_shows_the_coordinators_and_the_delivery_events_queues(
+    light: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from runtime.contract import names
+    from tests.support.ops_platform import as_json
+
+    sqs = light.sqs
+    dlq_url = sqs.create_queue(QueueName=names.COORDINATOR_DLQ_NAME)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(
+        QueueName=names.COORDINATOR_QUEUE_NAME,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})},
+    )
+    sqs.send_message(QueueUrl=dlq_url, MessageBody="{}")
+    result = run(monkeypatch, ops_env(light), "health", "--skip-ecs", "--no-cloudwatch", "--json")
+    queues = as_json(result)["platform_queues"]
+    assert queues["coordinator"]["dlq_visible"] == 1 and queues["coordinator"]["dlq_url"] == dlq_url
+    assert names.DELIVERY_EVENTS_QUEUE_NAME in queues["delivery-events"]["error"]  # not deployed here: says so
+    table = run(monkeypatch, ops_env(light), "health", "--skip-ecs", "--no-cloudwatch")
+    assert "Platform queues" in table.stdout and "coordinator" in table.stdout
+    assert table.exit_code == 1  # a message in the coordinator's DLQ needs attention
