@@ -45,7 +45,12 @@ SERVICE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
 """The exact command lines the image's tasks run (``cdk_constructs``); anything else goes to the CLI."""
 
 
-def is_service_command(argv: Sequence[str]) -> bool:
+def is_service_command(argv: Sequence[str], *, terminal: bool = False) -> bool:
+    """Whether ``argv`` is one of :data:`SERVICE_COMMANDS`. ``terminal``: stdout is a terminal, so a
+    person reads it: a bare ``sweep`` is then the CLI's, which draws a table (the sweeper's task, whose
+    stdout is CloudWatch Logs, still gets the JSON report)."""
+    if terminal and tuple(argv) == ("sweep",):
+        return False
     return tuple(argv) in SERVICE_COMMANDS
 
 

@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from runtime import aws
 from runtime.contract.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_USAGE
 from runtime.ops.errors import NothingToDo, OpsError, OpsUsageError
-from runtime.telemetry import logs_to_stderr, metrics_to_stderr, restore_log_stream
+from runtime.telemetry import drop_metrics, logs_to_stderr, metrics_to_stderr, restore_log_stream
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -52,28 +52,68 @@ class FailingCleanly(TyperGroup):
             fail(described)
 
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+"""``-h`` as well as ``--help``; every subcommand's context inherits it from the app's."""
+
 app = typer.Typer(
     cls=FailingCleanly,
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=HELP_OPTIONS,
     help="Transient Trigger Pipeline runtime and operations.",
 )
+
+
+def package_version() -> str:
+    """The installed package's version; from a checkout that is not installed, its pyproject.toml's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("transient-trigger-pipeline")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed, no pyproject.toml)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttp {package_version()}")
+        raise typer.Exit()
+
+
+QUIET_COMMANDS = frozenset({"submit", "process"})
+"""Commands a person runs to see a result: their EMF metric lines are printed only with ``--debug``."""
 
 SERVICE_COMMANDS = frozenset({"worker", "coordinator"})
 """Long-running services: in ECS their stdout is CloudWatch Logs, where EMF lines become metrics."""
 
 
 @app.callback()
-def _streams(context: typer.Context) -> None:
+def _streams(
+    context: typer.Context,
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Also print submit's and process's EMF metric lines (on stderr)."
+    ),
+) -> None:
     # One-shot commands print their output alone on stdout (one JSON document with --json): their
     # EMF metric lines and log lines go to stderr, which CloudWatch Logs receives as well.
     if context.invoked_subcommand in SERVICE_COMMANDS:
         return
     metrics_to_stderr(True)
+    drop_metrics(context.invoked_subcommand in QUIET_COMMANDS and not debug)
     previous = logs_to_stderr()
 
     def restore() -> None:
         metrics_to_stderr(False)
+        drop_metrics(False)
         restore_log_stream(previous)
 
     context.call_on_close(restore)

@@ -6,28 +6,59 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from botocore.exceptions import ClientError
 from rich.table import Table
 
+from runtime import aws
 from runtime.cli import options, render
 from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_OK
-from runtime.cli.options import CustomerOption, JsonOption
+from runtime.cli.options import JsonOption
 from runtime.contract.settings import OpsSettings
 from runtime.ops.clients import OpsClients
 from runtime.ops.dlq import list_dlq, redrive_dlq
+from runtime.ops.health import PLATFORM_QUEUE_NAMES, platform_queue_url
 
-dlq_app = typer.Typer(no_args_is_help=True, help="Inspect a customer's dead-letter queue and move messages back.")
+dlq_app = typer.Typer(
+    no_args_is_help=True,
+    help="Inspect a dead-letter queue (a customer's, `coordinator`'s or `delivery-events`') and move messages back.",
+)
+
+
+QueueOption = Annotated[
+    str,
+    typer.Option(
+        "--customer", "-c", help="Customer code (a key of TTP_CUSTOMER_QUEUES), coordinator or delivery-events."
+    ),
+]
+
+
+def _queue(settings: OpsSettings, customer: str) -> tuple[str, str, bool]:
+    """The code, queue URL and whether it carries triggers: a customer of TTP_CUSTOMER_QUEUES, or one of
+    :data:`~runtime.ops.health.PLATFORM_QUEUE_NAMES`, found by its physical name in the credentials'
+    account and region."""
+    name = PLATFORM_QUEUE_NAMES.get(customer)
+    if name is None:
+        code = options.configured_customer(settings, customer)
+        return code, settings.customer_queues[code], True
+    try:
+        return customer, platform_queue_url(OpsClients().sqs, customer), False
+    except ClientError as exc:
+        fail(
+            f"queue {name} ({customer}) not found in this account and region ({aws.error_code(exc)}): "
+            "check AWS_REGION and the credentials' account"
+        )
 
 
 def dlq_list(
-    customer: CustomerOption,
+    customer: QueueOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=1000, help="Messages to show at most.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """Show the DLQ's messages without consuming them. Exit 1 when the DLQ is not empty."""
     settings = options.settings(OpsSettings)
-    code = options.configured_customer(settings, customer)
-    listing = list_dlq(OpsClients().sqs, code, settings.customer_queues[code], limit=limit)
+    code, queue_url, triggers = _queue(settings, customer)
+    listing = list_dlq(OpsClients().sqs, code, queue_url, limit=limit, triggers=triggers)
     if as_json:
         render.emit(listing)
     else:
@@ -55,7 +86,7 @@ def dlq_list(
 
 
 def dlq_redrive(
-    customer: CustomerOption,
+    customer: QueueOption,
     limit: Annotated[int, typer.Option("--max", min=1, max=10000, help="Messages to move at most.")] = 100,
     force: Annotated[
         bool,
@@ -68,15 +99,16 @@ def dlq_redrive(
     """Move up to --max messages from the DLQ back to the customer's queue (send, then delete). Poison messages
     stay unless --force. Exit 1 on failures or refusals."""
     settings = options.settings(OpsSettings)
-    code = options.configured_customer(settings, customer)
+    code, queue_url, triggers = _queue(settings, customer)
     with render.progress_bar(f"moving {code}'s DLQ messages", total=limit) as advance:
         report = redrive_dlq(
             OpsClients().sqs,
             code,
-            settings.customer_queues[code],
+            queue_url,
             limit=limit,
             force=force,
             on_message=(lambda _m: advance()) if advance else None,
+            triggers=triggers,
         )
     if as_json:
         render.emit(

@@ -24,6 +24,7 @@ from runtime.contract.settings import BucketSettings, OpsSettings
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, human_duration
 from runtime.ops.health import health as check_health
+from runtime.ops.health import platform_queues
 from runtime.ops.stuck import stuck as find_stuck
 from runtime.ops.verify import VerifyReport
 from runtime.ops.verify import verify as verify_change
@@ -56,8 +57,12 @@ def health(
         use_cloudwatch=not no_cloudwatch,
         track=render.tracker(),
     )
+    platform = platform_queues(OpsClients().sqs)
+    platform_attention = any(q.dlq_depth for q in platform.values())
     if as_json:
-        render.emit({"healthy": report.healthy, **render.to_jsonable(report)})
+        render.emit(
+            {"healthy": report.healthy, **render.to_jsonable(report), "platform_queues": render.to_jsonable(platform)}
+        )
     else:
         console = render.console()
         console.print(
@@ -109,9 +114,18 @@ def health(
                 f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}"
                 f"{render.untrusted(finding.message)}"
             )
+        platform_table = Table(title="Platform queues")
+        for column in ("queue", "visible", "in flight", "DLQ", "problem"):
+            platform_table.add_column(column, justify="left" if column in ("queue", "problem") else "right")
+        for label, q in platform.items():
+            dlq = "-" if q.dlq_url is None else str(q.dlq_depth)
+            platform_table.add_row(label, _count(q.visible), _count(q.in_flight), dlq, render.untrusted(q.error or ""))
+        console.print(platform_table)
         critical = sum(1 for f in report.findings if f.severity == "critical")
         console.print("[bold green]HEALTHY[/]" if report.healthy else f"[bold red]UNHEALTHY[/] ({critical} critical)")
-    raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+        if platform_attention:
+            console.print("a platform DLQ holds messages: `dlq list --customer coordinator` (or delivery-events)")
+    raise typer.Exit(EXIT_ATTENTION if report.needs_attention or platform_attention else EXIT_OK)
 
 
 def delivery_summary(counts: dict[str, int] | None) -> str:
@@ -191,8 +205,8 @@ def verify(
         )
         raise typer.Exit(code)
     console = render.console()
-    if report.error:
-        console.print(f"[bold red]{report.error}[/]")
+    if report.error:  # a missing or invalid archive: one `error:` line on stderr, like every command
+        typer.echo(f"error: {report.error}", err=True)
     else:
         console.print(
             f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "
@@ -339,3 +353,7 @@ def stuck(
         if report.triggers:
             console.print(table)
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)

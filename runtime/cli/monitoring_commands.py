@@ -15,7 +15,7 @@ import typer
 from runtime.cli import options, render
 from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_USAGE
-from runtime.cli.options import CustomerOption, JsonOption
+from runtime.cli.options import JsonOption
 from runtime.contract import keys, names
 from runtime.contract.settings import ConfigurationError, load
 from runtime.ops.clients import OpsClients
@@ -90,7 +90,10 @@ def dashboard_json(
 
 
 def logs(
-    customer: CustomerOption,
+    customer: Annotated[
+        str,
+        typer.Option("--customer", "-c", help="Customer code, or coordinator or sweeper: their log groups."),
+    ],
     change_id: Annotated[str | None, typer.Option("--change-id", help="Only lines mentioning this change.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only ERROR lines.")] = False,
     since: Annotated[str, typer.Option("--since", help="How far back, e.g. 1h, 24h.")] = "1h",

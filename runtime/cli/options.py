@@ -22,7 +22,15 @@ def settings(model: type[SettingsT]) -> SettingsT:
     try:
         return load(model)
     except ConfigurationError as exc:
-        fail(f"{exc}\nSet the variables (the sweeper task has them all) and run again.", EXIT_USAGE)
+        fail(f"{exc}\n{WHERE_VARIABLES_COME_FROM}", EXIT_USAGE)
+
+
+WHERE_VARIABLES_COME_FROM = (
+    "Set them and run again. Deployed: the sweeper's task definition holds every ops variable "
+    "(aws ecs describe-task-definition --task-definition <the TtpPlatform sweeper's family> "
+    "--query 'taskDefinition.containerDefinitions[0].environment'); locally, `make emulator` prints the "
+    "exports; docs/runbook.md lists each variable."
+)
 
 
 def duration(text: str, option: str) -> timedelta:

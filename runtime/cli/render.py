@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, is_dataclass
@@ -24,7 +25,13 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False, soft_wrap=False)
+    """The terminal's width, or ``COLUMNS`` when set (a pipe that says how wide), else 160: tables wrap
+    their columns to fit it, as the aws and cdk CLIs do (issue 22)."""
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None
+    if width is None and not sys.stdout.isatty():
+        width = 160
+    return Console(width=width, highlight=False, soft_wrap=False)
 
 
 def stderr_console() -> Console:

@@ -13,15 +13,16 @@ import sys
 from typing import Annotated
 
 import typer
+from botocore.exceptions import ClientError
 from rich.table import Table
 
-from runtime import services
+from runtime import aws, services
 from runtime.cli import options, render
 from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from runtime.cli.options import CustomerOption, JsonOption
-from runtime.contract import keys
-from runtime.contract.settings import BucketSettings, OpsSettings
+from runtime.contract import keys, names
+from runtime.contract.settings import BucketSettings, OpsSettings, env_var
 from runtime.ops.cleanup import INVALID_LEFT
 from runtime.ops.cleanup import cleanup as clean_up
 from runtime.ops.clients import OpsClients
@@ -271,7 +272,17 @@ def restart(
         if as_json or not sys.stdin.isatty():
             fail("pass --yes to restart without a prompt", EXIT_USAGE)
         typer.confirm(f"Restart {service} in {settings.cluster_name}?", abort=True)
-    result = restart_service(OpsClients(), settings.cluster_name, code)
+    try:
+        result = restart_service(OpsClients(), settings.cluster_name, code)
+    except ClientError as exc:
+        missing = {"ClusterNotFoundException": "cluster", "ServiceNotFoundException": "service"}
+        what = missing.get(aws.error_code(exc) or "")
+        if what is None:
+            raise
+        fail(
+            f"{what} not found: service {service} in cluster {settings.cluster_name} (the cluster is "
+            f"{env_var('cluster_name')}, default {names.CLUSTER_NAME}); check it, AWS_REGION and the account"
+        )
     if as_json:
         render.emit(result)
     else:

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -96,7 +96,7 @@ class CoordinatorHandler:
             return [Result(Outcome.POISON, str(exc))]
         if not records:
             return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
-        return [self.handle_record(record, owner) for record in records]
+        return [_coordinator_kept(self.handle_record(record, owner)) for record in records]
 
     def handle_record(self, record: ObjectCreated, owner: str) -> Result:
         if record.bucket != self.bucket:
@@ -255,3 +255,14 @@ class CoordinatorHandler:
             change_id=change_id,
             revision=reconciled.document.revision,
         )
+
+
+COORDINATOR_KEEPS = (
+    "message kept: it returns to the queue until the redrive moves it to the coordinator's DLQ "
+    "(after the queue's maxReceiveCount receives), to redrive once the cause is fixed"
+)
+"""What the coordinator's permanent error keeps: it has no trigger, only the message (issue 22)."""
+
+
+def _coordinator_kept(result: Result) -> Result:
+    return replace(result, kept=COORDINATOR_KEEPS) if result.outcome is Outcome.PERMANENT_ERROR else result

@@ -96,10 +96,15 @@ def _depth(sqs: Any, url: str) -> tuple[int, int]:
     return int(attrs.get("ApproximateNumberOfMessages", 0)), int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
 
 
-def list_dlq(sqs: Any, customer: str, queue_url: str, *, limit: int = 100) -> DlqListing:
+def list_dlq(sqs: Any, customer: str, queue_url: str, *, limit: int = 100, triggers: bool = True) -> DlqListing:
+    """``triggers``: the queue carries trigger events (a customer's), so a body naming none is poison;
+    False for the coordinator's and the delivery events' queues, whose messages are other events."""
     dlq = resolve_dlq(sqs, customer, queue_url)
     visible, in_flight = _depth(sqs, dlq)
     messages = peek_messages(sqs, dlq, limit=limit, expected=visible)
+    if not triggers:
+        for message in messages:
+            message.triggers, message.parse_error = [], None
     return DlqListing(customer, queue_url, dlq, visible, in_flight, messages)
 
 
@@ -123,9 +128,10 @@ def redrive_dlq(
     hide_seconds: int = 60,
     force: bool = False,
     on_message: Callable[[MovedMessage], None] | None = None,
+    triggers: bool = True,
 ) -> RedriveReport:
     """Move up to ``limit`` messages from the customer's DLQ back to its queue (see module doc); poison
-    ones only with ``force``."""
+    ones only with ``force``; ``triggers`` as in :func:`list_dlq` (False: nothing is poison)."""
     if limit < 1:
         raise OpsUsageError("--max must be at least 1")
     dlq = resolve_dlq(sqs, customer, queue_url)
@@ -135,7 +141,7 @@ def redrive_dlq(
     seen: set[str] = set()
     refused: list[str] = []  # kept hidden until the end, so the next receives return the others
     try:
-        _redrive(sqs, dlq, queue_url, report, target, hide_seconds, force, on_message, seen, refused)
+        _redrive(sqs, dlq, queue_url, report, target, hide_seconds, force or not triggers, on_message, seen, refused)
     finally:
         release_messages(sqs, dlq, refused)
     report.remaining = _depth(sqs, dlq)[0]

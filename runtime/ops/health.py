@@ -322,3 +322,29 @@ def _ecs_findings(item: CustomerHealth, service: dict[str, Any] | None, cluster:
                 code,
             )
         )
+
+
+PLATFORM_QUEUE_NAMES = {
+    "coordinator": names.COORDINATOR_QUEUE_NAME,
+    "delivery-events": names.DELIVERY_EVENTS_QUEUE_NAME,
+}
+"""The platform's own queues an operator names as ``coordinator`` and ``delivery-events`` (health, dlq)."""
+
+
+def platform_queue_url(sqs: Any, label: str) -> str:
+    """The URL of a :data:`PLATFORM_QUEUE_NAMES` queue in the credentials' account and region."""
+    return str(sqs.get_queue_url(QueueName=PLATFORM_QUEUE_NAMES[label])["QueueUrl"])
+
+
+def platform_queues(sqs: Any) -> dict[str, QueueStats]:
+    """Depth and DLQ depth of the coordinator's and the delivery events' queues; a queue that is not
+    found says so (its name, where it was looked for) instead of failing the whole health check."""
+    found: dict[str, QueueStats] = {}
+    for label, name in PLATFORM_QUEUE_NAMES.items():
+        try:
+            url = platform_queue_url(sqs, label)
+        except ClientError as exc:
+            found[label] = QueueStats(name, error=f"{name}: {aws.error_code(exc)} in this account and region")
+            continue
+        found[label] = queue_stats(sqs, url)
+    return found

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from runtime import aws
 from runtime.contract import names
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import now
+from runtime.ops.errors import OpsError
 
 
 @dataclass
@@ -42,7 +46,16 @@ def read_logs(
     lines = found.events
     client = clients.logs
     while len(lines) < limit:
-        response = client.filter_log_events(**params)
+        try:
+            response = client.filter_log_events(**params)
+        except ClientError as exc:
+            if aws.error_code(exc) != "ResourceNotFoundException":
+                raise
+            raise OpsError(
+                f"log group {found.log_group} does not exist in this account and region: check --customer "
+                f"(a customer code, or `coordinator` for {names.COORDINATOR_LOG_GROUP_NAME}), AWS_REGION "
+                "and the credentials' account"
+            ) from None
         for event in response.get("events", []):
             message = event.get("message", "")
             if change_id and change_id not in message:

@@ -49,6 +49,10 @@ class Result:
     """For RETRY: when the message should come back (seconds), e.g. when a lease held by another
     receive of the same message ends; None: the worker's exponential backoff."""
     rejected: list[str] = field(default_factory=list)
+    kept: str = "trigger kept, message to the DLQ"
+    """What a permanent error keeps, as its ERROR line says: the processor keeps the trigger for a
+    redrive; the change coordinator, which has no trigger, keeps only the message
+    (:data:`runtime.coordinator.handler.COORDINATOR_KEEPS`)."""
 
     @property
     def fate(self) -> Fate:
@@ -68,7 +72,7 @@ class Result:
             if self.outcome is Outcome.POISON:
                 logger.error("poison message: refused, it will reach the DLQ", extra={**fields, "security": True})
             elif self.outcome is Outcome.PERMANENT_ERROR:
-                logger.error("permanent error: trigger kept, message to the DLQ", extra=fields)
+                logger.error(f"permanent error: {self.kept}", extra=fields)
             elif self.outcome is Outcome.RETRY:
                 logger.warning("transient failure: message returns to the queue", extra=fields)
             else:

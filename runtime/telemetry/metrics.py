@@ -19,6 +19,7 @@ from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 
 _write_lock = threading.Lock()
 _to_stderr = threading.Event()
+_dropped = threading.Event()
 
 
 def metrics_to_stderr(enabled: bool = True) -> None:
@@ -31,6 +32,17 @@ def metrics_to_stderr(enabled: bool = True) -> None:
         _to_stderr.set()
     else:
         _to_stderr.clear()
+
+
+def drop_metrics(enabled: bool = True) -> None:
+    """Write no EMF line of batches without a stream of their own (``enabled``), or write them again.
+
+    For the CLI's interactive ``submit`` and ``process``: run by a person, their metric lines reach no
+    CloudWatch Logs and only bury the result; ``--debug`` keeps them (on stderr)."""
+    if enabled:
+        _dropped.set()
+    else:
+        _dropped.clear()
 
 
 class MetricBatch:
@@ -55,6 +67,8 @@ class MetricBatch:
         line = json.dumps(self._metrics.serialize_metric_set(), separators=(",", ":"))
         self._metrics.clear_metrics()
         self._empty = True
+        if self._stream is None and _dropped.is_set():
+            return
         stream = self._stream or (sys.stderr if _to_stderr.is_set() else sys.stdout)
         with _write_lock:
             stream.write(line + "\n")

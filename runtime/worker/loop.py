@@ -10,7 +10,9 @@ is a :class:`~runtime.worker.outcome.Handled` that states its fate and logs itse
 * Message fate follows the handler's outcomes: ack → delete; retry → visible again after a backoff
   that doubles per receive; dead-letter → visible at once, so the queue's redrive policy moves it
   to the DLQ after ``maxReceiveCount`` receives (the worker never needs the DLQ's URL).
-* SIGTERM: stop receiving, let in-flight work finish for ``drain_seconds``, then interrupt sending
+* SIGTERM: stop receiving (at once: the long poll runs on a thread of its own, which the loop
+  abandons; an idle worker stops within a second, not at the end of a 20 s poll), let in-flight
+  work finish for ``drain_seconds``, then interrupt sending
   (the customer processor checkpoints its progress and releases its lease) and wait for every
   handler to end: each message is settled by its own outcome (an interrupted one is visible again
   at once). A message is never made visible while its work still runs (a slow or throttled
@@ -120,6 +122,8 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds or max(1.0, visibility_timeout / 3)
         self.instance_id = uuid.uuid4().hex[:12]
         self.stopping = threading.Event()
+        self._wake = threading.Event()
+        """Set when the current receive ends or a stop is requested: what the loop waits on."""
         self.cancelled = threading.Event()
         self._stop_requested_at: float | None = None
         self.in_flight = InFlight(
@@ -144,6 +148,7 @@ class Worker:
         if self._stop_requested_at is None:
             self._stop_requested_at = time.monotonic()
         self.stopping.set()
+        self._wake.set()
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Receive and process until SIGTERM (or ``until()`` is true), then drain."""
@@ -159,7 +164,7 @@ class Worker:
                 if free == 0:
                     continue
                 try:
-                    messages = self._receive(free)
+                    messages = self._receive_unless_stopped(free)
                 except Exception as exc:
                     logger.warning("receive failed; backing off", extra={"error": str(exc)})
                     self._release_slots(free)
@@ -234,6 +239,42 @@ class Worker:
                 )
 
     # ---- SQS ----------------------------------------------------------------------------------
+
+    def _receive_unless_stopped(self, count: int) -> list[dict[str, Any]]:
+        """One receive, on a thread of its own so that a stop request does not wait for the long poll
+        to end (up to ``receive_wait_seconds``, 20 s deployed): an idle worker stops at once (issue 22).
+        Messages the abandoned poll still receives are made visible again at once, or, when the
+        process has exited first, after their visibility timeout: never lost, never worked on."""
+        done = threading.Event()
+        lock = threading.Lock()
+        abandoned = False
+        received: list[dict[str, Any]] = []
+        failure: list[Exception] = []
+
+        def poll() -> None:
+            try:
+                received.extend(self._receive(count))
+            except Exception as exc:
+                failure.append(exc)
+            with lock:
+                done.set()
+                late = abandoned
+            self._wake.set()
+            if late:
+                for message in received:
+                    self.in_flight.return_to_queue(message["ReceiptHandle"], 0)
+
+        self._wake.clear()
+        threading.Thread(target=poll, name="receive", daemon=True).start()
+        while not done.is_set() and not self.stopping.is_set():
+            self._wake.wait()
+        with lock:
+            if not done.is_set():
+                abandoned = True
+                return []
+        if failure:
+            raise failure[0]
+        return received
 
     def _receive(self, count: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(

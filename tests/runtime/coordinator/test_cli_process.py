@@ -141,3 +141,31 @@ def test_coordinator_process_consumes_delivery_events_and_both_workers_stop_on_s
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert sum(1 for line in lines if line.get("message") == "worker stopped") == 2
     assert any(line.get("message") == "delivery status recorded" for line in lines)
+
+
+@pytest.mark.parametrize("service", ["coordinator", "worker"])
+def test_an_idle_service_stops_within_2_seconds_of_sigterm(box: dp.Deployed, tmp_path: Path, service: str) -> None:
+    """Issue 22: with the deployed 20 s long poll and an idle queue, SIGTERM ends the process within 2 s
+    (it used to wait for the long poll to return: ~20 s)."""
+    import time
+
+    code = None if service == "coordinator" else "hts"
+    env = box.service_env(code, TTP_RECEIVE_WAIT_SECONDS="20", TTP_DRAIN_SECONDS="5")
+    if service == "coordinator":
+        env = {k: v for k, v in env.items() if not k.startswith(("TTP_GRAPH_", "TTP_MEETING_"))}
+    log = tmp_path / f"{service}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", service], env=env, cwd=ROOT, stdout=out, stderr=out)
+        try:
+            wait_for(lambda: "worker started" in log.read_text(), 60, f"{service} started")
+            time.sleep(2.0)  # well inside its first (empty) 20 s long poll
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            exit_code = proc.wait(30)
+            elapsed = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert exit_code == 0, log.read_text()
+    assert elapsed < 2.0, f"{service} took {elapsed:.1f} s to stop"
+    assert "worker stopped" in log.read_text()

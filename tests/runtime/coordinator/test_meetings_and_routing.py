@@ -266,3 +266,28 @@ def test_invalid_processing_object_goes_to_the_dlq(platform: Platform, change_id
     platform.s3.put_object(Bucket=platform.bucket, Key=keys.processing_key("hts", change_id), Body=b'{"results": 3}')
     [res] = make_handler(platform)(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None)
     assert res.outcome is Outcome.PERMANENT_ERROR and "not a valid processing object" in res.reason
+
+
+def test_invalid_processing_object_logs_what_the_coordinator_keeps(platform: Platform, change_id: str) -> None:
+    """Issue 22: the coordinator has no trigger, so its ERROR line must not say "trigger kept"; it says
+    the message is kept and reaches the coordinator's DLQ after the queue's maxReceiveCount receives."""
+    import io
+    import json
+
+    from runtime.telemetry import logger
+    from runtime.worker import Fate
+
+    platform.submit(change_id, customers=["hts"])
+    platform.s3.put_object(Bucket=platform.bucket, Key=keys.processing_key("hts", change_id), Body=b'{"results": 3}')
+    [res] = make_handler(platform)(s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None)
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        res.log(Fate.DEAD_LETTER)
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+    [line] = [json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")]
+    assert line["level"] == "ERROR"
+    assert "trigger" not in line["message"]
+    assert "message kept" in line["message"] and "coordinator's DLQ" in line["message"]
+    assert "maxReceiveCount" in line["message"]

@@ -67,7 +67,8 @@ def test_verify_missing_and_invalid_archive_exit_3(light: Platform, monkeypatch:
     platform = light
     env = ops_env(platform)
     missing = run(monkeypatch, env, "verify", "CHG-NONE")
-    assert missing.exit_code == 3 and "archive/CHG-NONE.json does not exist" in missing.stdout
+    assert missing.exit_code == 3 and "archive/CHG-NONE.json does not exist" in missing.stderr
+    assert missing.stderr.startswith("error: ") and missing.stdout == ""  # like every other command (issue 22)
     put_raw(platform, "archive/CHG-BAD.json", '{"change_id": "CHG-BAD"}')
     TriggerStore(platform.s3, platform.bucket).put(TriggerRef("hts", "CHG-BAD"), 1)
     invalid = as_json(run(monkeypatch, env, "verify", "CHG-BAD", "--json"))
