@@ -40,6 +40,7 @@ def _is_customer_code(code: object) -> bool:
         return False
     return True
 
+
 # sts:ExternalId: 2-1224 characters of [\w+=,.@:/-] (AWS's own constraint); stacks/config.py uses these too.
 EXTERNAL_ID_MIN_LENGTH = 2
 EXTERNAL_ID_MAX_LENGTH = 1224
@@ -381,12 +382,16 @@ class OpsSettings(BucketSettings):
             return data
         region, account = data.get("queue_region"), data.get("queue_account")
         if not region or not account:
-            unset = [env_var(name) for name, value in (("queue_region", region), ("queue_account", account)) if not value]
+            unset = [
+                env_var(name) for name, value in (("queue_region", region), ("queue_account", account)) if not value
+            ]
             raise ValueError(
                 f"TTP_CUSTOMER_CODES lists customers without a TTP_CUSTOMER_QUEUES entry, so {' and '.join(unset)} "
                 "must be set (the region and account of their queues)"
             )
-        derived = {code: names.queue_url(str(region), str(account), code) for code in missing if _is_customer_code(code)}
+        derived = {
+            code: names.queue_url(str(region), str(account), code) for code in missing if _is_customer_code(code)
+        }
         return {**data, "customer_queues": {**derived, **explicit}}
 
     @model_validator(mode="after")

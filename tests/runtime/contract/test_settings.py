@@ -199,4 +199,6 @@ def test_meeting_settings_still_read_the_full_role_map(monkeypatch: pytest.Monke
         monkeypatch,
         {**MEETINGS, "TTP_CUSTOMER_ACCOUNTS": '{"hts": "333333333333"}', "TTP_CALENDAR_CONTACT_ROLES": roles},
     )
-    assert load(MeetingSettings).calendar_contact_roles == {"hts": "arn:aws:iam::333333333333:role/ttp-contact-reader-hts"}
+    assert load(MeetingSettings).calendar_contact_roles == {
+        "hts": "arn:aws:iam::333333333333:role/ttp-contact-reader-hts"
+    }
