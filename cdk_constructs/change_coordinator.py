@@ -57,8 +57,8 @@ from cdk_constructs.runtime_task import (
 from cdk_support import defaults
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
 from cdk_support.environment import Deferred, render, setting_default
-from cdk_support.lazy import lazy_string
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
+from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var

@@ -38,8 +38,8 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.environment import render
-from cdk_support.lazy import lazy_string
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
+from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings

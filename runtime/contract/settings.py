@@ -19,8 +19,8 @@ from pydantic import AfterValidator, Field, SecretStr, StringConstraints, Valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from runtime.contract.keys import validate_customer_code
 from runtime.contract import names
+from runtime.contract.keys import validate_customer_code
 from runtime.contract.names import CLUSTER_NAME, DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
 from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import STUCK_AFTER_SECONDS

@@ -17,8 +17,8 @@ import pytest
 
 from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
 from runtime.contract import names
-from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from runtime.contract.settings import MeetingSettings, OpsSettings
+from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from tests.support.synth import (
     GOV,
     MEETINGS,
