@@ -282,8 +282,8 @@ class MeetingSettings(BaseSettings):
     calendar_contact_roles: dict[CustomerCode, str] = Field(
         default_factory=dict,
         description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers); "
-        "a customer of TTP_CUSTOMER_ACCOUNTS not named here reads through its account's "
-        "ttp-contact-reader-<code> role (the platform sets only roles of another name).",
+        "a customer of TTP_CUSTOMER_ACCOUNTS not named here reads through its account's contact-reader "
+        "role (names.contact_reader_role_name; the platform lists only roles of another name).",
     )
     customer_accounts: dict[CustomerCode, AccountId] = Field(
         default_factory=dict,
@@ -372,8 +372,8 @@ class OpsSettings(BucketSettings):
         if not isinstance(data, dict):
             return data
         codes = data.get("customer_codes") or ()
-        if isinstance(codes, str) or not codes:
-            return data
+        if not isinstance(codes, list | tuple) or not codes:
+            return data  # not a list: the field's own validator names it
         explicit = data.get("customer_queues") or {}
         if not isinstance(explicit, dict):
             return data
