@@ -56,8 +56,9 @@ from cdk_constructs.runtime_task import (
 )
 from cdk_support import defaults
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
-from cdk_support.environment import Deferred, setting_default
+from cdk_support.environment import Deferred, render, setting_default
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
+from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
@@ -172,11 +173,14 @@ class ChangeCoordinator(RuntimeTaskBase):
                         "meeting_organizer": m.organizer,
                         "graph_base_url": m.graph_base_url,
                         "graph_authority_host": m.graph_authority_host,
-                        "calendar_contact_roles": _sorted(m.calendar_contact_roles),
+                        "calendar_contact_roles": self._contact_roles_elsewhere(
+                            m.calendar_contact_roles, props.delivery_customer_accounts, stack.partition
+                        ),
+                        "partition": stack.partition,
                         "contact_reader_external_id": m.contact_reader_external_id,
                         "contact_reader_external_ids": _sorted(m.contact_reader_external_ids),
                     },
-                    exclude=("graph_client_secret",),
+                    exclude=("graph_client_secret", "customer_accounts"),  # the secret: ECS; accounts: above
                 )
             )
             secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
@@ -269,6 +273,22 @@ class ChangeCoordinator(RuntimeTaskBase):
             else None,
             "customer_accounts": _sorted(props.delivery_customer_accounts),
         }
+
+    @staticmethod
+    def _contact_roles_elsewhere(roles: Mapping[str, str], accounts: Mapping[str, str], partition: str) -> str:
+        """Only the roles the runtime cannot derive from ``TTP_CUSTOMER_ACCOUNTS`` (``names.contact_reader_role_name``
+        in the customer's account): an ARN per customer outgrows ECS's 64 KiB task definition at ~650
+        customers. Rendered at synthesis, so live mappings (the platform's registry) are complete."""
+
+        def elsewhere() -> dict[str, str]:
+            return {
+                code: arn
+                for code, arn in sorted(roles.items())
+                if code not in accounts
+                or arn != names.role_arn(accounts[code], names.contact_reader_role_name(code), partition)
+            }
+
+        return lazy_string(lambda: render(elsewhere()))
 
     @staticmethod
     def _validate(props: ChangeCoordinatorProps) -> None:

@@ -37,8 +37,9 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
-from cdk_support.environment import Deferred
+from cdk_support.environment import render
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
+from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
 from runtime.contract.settings import OpsSettings
@@ -69,6 +70,25 @@ class SweeperProps(RuntimeTaskBaseProps):
 class Sweeper(RuntimeTaskBase):
     """The transient-trigger sweeper: the runtime task plus its grants and an EventBridge schedule."""
 
+    @staticmethod
+    def _customer_settings(scope: Construct, queues: Mapping[str, str]) -> dict[str, str]:
+        """The customers as codes, their queue URLs derived by the runtime from the stack's region and account
+        (``names.queue_url``): a URL per customer outgrows ECS's 64 KiB task definition at ~750 customers.
+        Only a URL of another name or place is listed (``TTP_CUSTOMER_QUEUES``). Rendered at synthesis, so a
+        live mapping (the platform's registry) is complete."""
+        stack = Stack.of(scope)
+        region, account = stack.region, stack.account
+
+        def elsewhere() -> dict[str, str]:
+            return {code: url for code, url in sorted(queues.items()) if url != names.queue_url(region, account, code)}
+
+        return {
+            "customer_codes": lazy_string(lambda: render(sorted(queues))),
+            "queue_region": region,
+            "queue_account": account,
+            "customer_queues": lazy_string(lambda: render(elsewhere())),
+        }
+
     def __init__(self, scope: Construct, construct_id: str, props: SweeperProps) -> None:
         for code in props.customer_queues:
             keys.validate_customer_code(code)
@@ -87,10 +107,7 @@ class Sweeper(RuntimeTaskBase):
                     TaskSettings(
                         OpsSettings,
                         {
-                            # A live mapping (the platform's registry) is rendered at synthesis.
-                            "customer_queues": props.customer_queues
-                            if isinstance(props.customer_queues, Deferred)
-                            else dict(sorted(props.customer_queues.items())),
+                            **self._customer_settings(scope, props.customer_queues),
                             "cluster_name": props.cluster.cluster_name,
                         },
                     )

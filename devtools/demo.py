@@ -489,10 +489,11 @@ def report_policy_decisions(enforcement: Enforcement) -> Counts:
 
 def operator_settings(plans: list[local_run.ServicePlan]) -> dict[str, str]:
     """The ``TTP_*`` variables the ops CLI reads, taken from the deployed task definitions (the sweeper's
-    bucket and customer queues; the coordinator's queues)."""
+    bucket and customers: their codes, where their queues are, any queue elsewhere; the coordinator's queues)."""
     settings: dict[str, str] = {}
+    names = ("TTP_BUCKET_NAME", "TTP_CUSTOMER_CODES", "TTP_QUEUE_REGION", "TTP_QUEUE_ACCOUNT", "TTP_CUSTOMER_QUEUES")
     for service in plans:
-        for name in ("TTP_BUCKET_NAME", "TTP_CUSTOMER_QUEUES", "TTP_CLUSTER_NAME"):
+        for name in (*names, "TTP_CLUSTER_NAME"):
             if name in service.environment:
                 settings[name] = service.environment[name]
     return settings

@@ -89,7 +89,8 @@ def test_the_cli_works_from_another_shell_with_the_deployed_worlds_operator_expo
                 name, _, value = shlex.split(line.removeprefix("export "))[0].partition("=")
                 exported[name] = value
         assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and exported["AWS_ACCESS_KEY_ID"]
-        assert exported["TTP_BUCKET_NAME"] and set(json.loads(exported["TTP_CUSTOMER_QUEUES"])) >= {"hts", "htsnonprod"}
+        assert exported["TTP_BUCKET_NAME"] and set(json.loads(exported["TTP_CUSTOMER_CODES"])) >= {"hts", "htsnonprod"}
+        assert exported["TTP_QUEUE_REGION"] and exported["TTP_QUEUE_ACCOUNT"]
 
         env = {**clean_env(), **exported}
         submitted = subprocess.run(  # the README's example: the document on stdin

@@ -19,12 +19,27 @@ from pydantic import AfterValidator, Field, SecretStr, StringConstraints, Valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from runtime.contract import names
 from runtime.contract.keys import validate_customer_code
 from runtime.contract.names import CLUSTER_NAME, DEFAULT_CONTACT_LIST_NAME, DEFAULT_METRICS_NAMESPACE, ENV_PREFIX
 from runtime.contract.sqs_limits import MAX_VISIBILITY_TIMEOUT_SECONDS
 from runtime.contract.thresholds import STUCK_AFTER_SECONDS
 
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+
+
+def _is_customer_code(code: object) -> bool:
+    """Whether ``code`` is a valid customer code; an invalid one is left for the field's own validator to
+    name, instead of failing inside a derivation."""
+    if not isinstance(code, str):
+        return False
+    try:
+        validate_customer_code(code)
+    except ValueError:
+        return False
+    return True
+
 
 # sts:ExternalId: 2-1224 characters of [\w+=,.@:/-] (AWS's own constraint); stacks/config.py uses these too.
 EXTERNAL_ID_MIN_LENGTH = 2
@@ -224,7 +239,7 @@ class CoordinatorSettings(BucketSettings):
         pattern=r"^https?://\S+$",
         description="URL of the SES delivery-events queue; unset: the coordinator does not consume delivery events.",
     )
-    customer_accounts: dict[CustomerCode, Annotated[str, StringConstraints(pattern=r"^\d{12}$")]] = Field(
+    customer_accounts: dict[CustomerCode, AccountId] = Field(
         default_factory=dict,
         description="JSON object: customer code -> the AWS account its SES sends from; a delivery event is "
         "accepted only from its customer's account (required with TTP_DELIVERY_QUEUE_URL).",
@@ -266,8 +281,16 @@ class MeetingSettings(BaseSettings):
     )
     calendar_contact_roles: dict[CustomerCode, str] = Field(
         default_factory=dict,
-        description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers).",
+        description="JSON object: customer code -> read-only contact role ARN (aws-calendar subscribers); "
+        "a customer of TTP_CUSTOMER_ACCOUNTS not named here reads through its account's contact-reader "
+        "role (names.contact_reader_role_name; the platform lists only roles of another name).",
     )
+    customer_accounts: dict[CustomerCode, AccountId] = Field(
+        default_factory=dict,
+        description="JSON object: customer code -> the customer's AWS account (the coordinator's "
+        "TTP_CUSTOMER_ACCOUNTS); each one's contact-reader role ARN is derived from it.",
+    )
+    partition: str = Field("aws", min_length=1, description="AWS partition of the derived contact-reader role ARNs.")
     contact_reader_external_id: ExternalId | None = Field(None, description="ExternalId of the contact-reader roles.")
     contact_reader_external_ids: dict[CustomerCode, PlainExternalId] = Field(
         default_factory=dict,
@@ -278,6 +301,25 @@ class MeetingSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return self.graph_tenant_id is not None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_contact_roles(cls, data: Any) -> Any:
+        """A task definition listing every customer's role ARN outgrows ECS's 64 KiB at ~650 customers, so
+        the roles are derived from ``TTP_CUSTOMER_ACCOUNTS`` (one definition: ``names.contact_reader_role_name``);
+        an explicit ``TTP_CALENDAR_CONTACT_ROLES`` entry (an older task definition lists all) wins."""
+        if not isinstance(data, dict) or not isinstance(data.get("customer_accounts"), dict):
+            return data
+        explicit = data.get("calendar_contact_roles") or {}
+        if not isinstance(explicit, dict):
+            return data
+        partition = data.get("partition") or "aws"
+        derived = {
+            code: names.role_arn(str(account), names.contact_reader_role_name(code), str(partition))
+            for code, account in data["customer_accounts"].items()
+            if code not in explicit and _is_customer_code(code)
+        }
+        return {**data, "calendar_contact_roles": {**derived, **explicit}}
 
     @model_validator(mode="after")
     def _all_or_nothing(self) -> MeetingSettings:
@@ -302,7 +344,18 @@ class MeetingSettings(BaseSettings):
 class OpsSettings(BucketSettings):
     """The sweeper and the ops commands: every customer's queue, the ECS cluster."""
 
-    customer_queues: dict[CustomerCode, str] = Field(description="JSON object: customer code -> SQS queue URL.")
+    customer_codes: tuple[CustomerCode, ...] = Field(
+        default=(),
+        description="JSON list of customer codes: each one's queue URL is derived from TTP_QUEUE_REGION and "
+        "TTP_QUEUE_ACCOUNT (names.queue_url).",
+    )
+    queue_region: str | None = Field(None, min_length=1, description="Region of the customers' queues.")
+    queue_account: AccountId | None = Field(None, description="AWS account of the customers' queues.")
+    customer_queues: dict[CustomerCode, str] = Field(
+        default_factory=dict,
+        description="JSON object: customer code -> SQS queue URL, for a queue of another name or place (wins "
+        "over the derived URL); older task definitions list every customer here.",
+    )
     cluster_name: str = Field(CLUSTER_NAME, min_length=1, description="ECS cluster running the processors.")
     stuck_after_seconds: int = Field(
         STUCK_AFTER_SECONDS, ge=60, description="A trigger older than this is stuck (the critical trigger-age alarm)."
@@ -310,6 +363,45 @@ class OpsSettings(BucketSettings):
     max_redrive_attempts: int = Field(
         3, ge=0, le=20, description="How often the sweeper re-sends a stuck trigger's event."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_customer_queues(cls, data: Any) -> Any:
+        """Listing every queue URL outgrows ECS's 64 KiB task definition at ~750 customers, so the sweeper's
+        task lists codes and the URLs are derived here (one definition: ``names.queue_url``)."""
+        if not isinstance(data, dict):
+            return data
+        codes = data.get("customer_codes") or ()
+        if not isinstance(codes, list | tuple) or not codes:
+            return data  # not a list: the field's own validator names it
+        explicit = data.get("customer_queues") or {}
+        if not isinstance(explicit, dict):
+            return data
+        missing = [code for code in codes if code not in explicit]
+        if not missing:
+            return data
+        region, account = data.get("queue_region"), data.get("queue_account")
+        if not region or not account:
+            unset = [
+                env_var(name) for name, value in (("queue_region", region), ("queue_account", account)) if not value
+            ]
+            raise ValueError(
+                f"TTP_CUSTOMER_CODES lists customers without a TTP_CUSTOMER_QUEUES entry, so {' and '.join(unset)} "
+                "must be set (the region and account of their queues)"
+            )
+        derived = {
+            code: names.queue_url(str(region), str(account), code) for code in missing if _is_customer_code(code)
+        }
+        return {**data, "customer_queues": {**derived, **explicit}}
+
+    @model_validator(mode="after")
+    def _customers_are_named(self) -> OpsSettings:
+        if not self.model_fields_set & {"customer_codes", "customer_queues"}:
+            raise ValueError(
+                "TTP_CUSTOMER_CODES is required but not set (a JSON list of customer codes, with TTP_QUEUE_REGION "
+                "and TTP_QUEUE_ACCOUNT; or TTP_CUSTOMER_QUEUES: a JSON object of code -> queue URL)"
+            )
+        return self
 
 
 def env_var(field_name: str) -> str:

@@ -17,8 +17,19 @@ import pytest
 
 from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
 from runtime.contract import names
+from runtime.contract.settings import MeetingSettings, OpsSettings
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.support.synth import GOV, MEETINGS, REGION, Synth, env_of, sample_context, synthesize, task_definition
+from tests.support.synth import (
+    GOV,
+    MEETINGS,
+    REGION,
+    Synth,
+    env_of,
+    sample_context,
+    settings_in,
+    synthesize,
+    task_definition,
+)
 
 NEW = {
     "code": "newco",
@@ -49,8 +60,9 @@ def eventbridge_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, S
 
 
 def _sweeper_queues(synth: Synth) -> dict[str, str]:
+    """Customer code -> queue URL as the sweeper reads them (codes in its task definition, URLs derived)."""
     task = task_definition(synth, PLATFORM_STACK, SWEEPER_TASK_FAMILY)
-    return dict(json.loads(env_of(task)["TTP_CUSTOMER_QUEUES"]))
+    return dict(settings_in(OpsSettings, env_of(task)).customer_queues)
 
 
 def _coordinator_accounts(synth: Synth) -> dict[str, str]:
@@ -64,7 +76,7 @@ def _without_sweeper_queues(template: dict[str, Any]) -> dict[str, Any]:
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::ECS::TaskDefinition":
             for item in resource["Properties"]["ContainerDefinitions"][0]["Environment"]:
-                if item["Name"] in ("TTP_CUSTOMER_QUEUES", "TTP_CALENDAR_CONTACT_ROLES", "TTP_CUSTOMER_ACCOUNTS"):
+                if item["Name"] in ("TTP_CUSTOMER_CODES", "TTP_CUSTOMER_ACCOUNTS"):
                     item["Value"] = "<one entry per customer>"
         # The delivery-events bus admits, and its rule matches, one entry per customer account.
         if resource["Type"] == "AWS::Events::EventBusPolicy":
@@ -158,7 +170,7 @@ def test_eventbridge_onboarding_adds_one_rule(eventbridge_pair: tuple[Synth, Syn
 
 def _contact_roles(synth: Synth) -> dict[str, str]:
     task = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
-    return dict(json.loads(env_of(task)["TTP_CALENDAR_CONTACT_ROLES"]))
+    return dict(settings_in(MeetingSettings, env_of(task), TTP_GRAPH_CLIENT_SECRET="x").calendar_contact_roles)
 
 
 # --- Offboarding (issue 12) -------------------------------------------------------------------------

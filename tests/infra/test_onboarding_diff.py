@@ -29,7 +29,7 @@ COORDINATOR_ENV = "Properties.ContainerDefinitions[coordinator].Environment"
 SWEEPER_QUEUES = (
     PLATFORM_STACK,
     SWEEPER_TASK,
-    "Properties.ContainerDefinitions[sweep].Environment[TTP_CUSTOMER_QUEUES].Value",
+    "Properties.ContainerDefinitions[sweep].Environment[TTP_CUSTOMER_CODES].Value",
 )
 COORDINATOR_ACCOUNTS = (PLATFORM_STACK, COORDINATOR_TASK, f"{COORDINATOR_ENV}[TTP_CUSTOMER_ACCOUNTS].Value")
 NEW_ACCOUNT_ADMITTED = {
@@ -63,7 +63,6 @@ ALLOWED_EVENTBRIDGE_MEETINGS = (
     | {
         SWEEPER_QUEUES,
         COORDINATOR_ACCOUNTS,
-        (PLATFORM_STACK, COORDINATOR_TASK, f"{COORDINATOR_ENV}[TTP_CALENDAR_CONTACT_ROLES].Value"),
         (STORAGE_STACK, "MetadataRoutenewcoFF10FE29", "added"),
     }
 )

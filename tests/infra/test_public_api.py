@@ -17,8 +17,9 @@ from aws_cdk import App
 
 import cdk_constructs
 from cdk_constructs import PlatformAccounts, TtpCustomer, TtpCustomerProps, TtpPlatform, TtpPlatformProps
+from runtime.contract.settings import OpsSettings
 from stacks.app_builder import REPO_ROOT, default_context
-from tests.support.synth import Synth, env_of, normalise, task_definition
+from tests.support.synth import Synth, env_of, normalise, settings_in, task_definition
 
 README = REPO_ROOT / "docs" / "infrastructure.md"  # the "Your own app.py" section moved there
 ACCOUNTS = PlatformAccounts(management="111111111111", governance="222222222222", region="us-east-1")
@@ -95,7 +96,9 @@ def test_a_customer_registers_itself_everywhere_the_platform_lists_customers(tmp
     synth = Synth(pipeline=None, outdir=tmp_path, templates=templates, metadata={})  # type: ignore[arg-type]
     sweeper = env_of(task_definition(synth, "TtpPlatform", "ttp-sweeper"))
     coordinator = env_of(task_definition(synth, "TtpPlatform", "ttp-change-coordinator"))
-    assert json.loads(sweeper["TTP_CUSTOMER_QUEUES"]) == {
+    # The sweeper's URL is derived from the code (issue 19: TTP_CUSTOMER_QUEUES lists only queues elsewhere).
+    assert json.loads(sweeper["TTP_CUSTOMER_CODES"]) == ["acme"]
+    assert settings_in(OpsSettings, sweeper).customer_queues == {
         "acme": "https://sqs.us-east-1.amazonaws.com/222222222222/customer-acme-changes"
     }
     assert json.loads(coordinator["TTP_CUSTOMER_ACCOUNTS"]) == {"acme": "555555555555"}

@@ -713,8 +713,9 @@ def test_sweeper_task_schedule_and_environment(sample: Synth, monkeypatch: pytes
         monkeypatch,
         TTP_CLUSTER_NAME=names.CLUSTER_NAME,
     )
-    assert sorted(ops.customer_queues) == sorted(CODES)
-    assert json.loads(env["TTP_CUSTOMER_QUEUES"]) == {code: names.queue_url(REGION, GOV, code) for code in CODES}
+    assert ops.customer_queues == {code: names.queue_url(REGION, GOV, code) for code in CODES}
+    assert json.loads(env["TTP_CUSTOMER_CODES"]) == sorted(CODES)
+    assert json.loads(env["TTP_CUSTOMER_QUEUES"]) == {}  # issue 19: the URLs are derived, none is elsewhere
     assert env["TTP_BUCKET_NAME"] == BUCKET
     assert env["TTP_CLUSTER_NAME"] == {"Ref": next(iter(sample.resources(PLATFORM_STACK, "AWS::ECS::Cluster")))}
     (rule,) = [

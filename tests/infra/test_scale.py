@@ -77,9 +77,12 @@ def test_task_definitions_and_policies_fit(large: tuple[Synth, float]) -> None:
             if resource["Type"] == "AWS::S3::BucketPolicy":
                 assert _compact(resource["Properties"]["PolicyDocument"]) < MAX_BUCKET_POLICY_BYTES, name
     sweeper = task_definition(synth, PLATFORM_STACK, SWEEPER_TASK_FAMILY)
-    assert len(json.loads(env_of(sweeper)["TTP_CUSTOMER_QUEUES"])) == CUSTOMERS
+    # Issue 19: codes and accounts only; the runtime derives every URL and role ARN (runtime.contract.names).
+    assert len(json.loads(env_of(sweeper)["TTP_CUSTOMER_CODES"])) == CUSTOMERS
+    assert json.loads(env_of(sweeper)["TTP_CUSTOMER_QUEUES"]) == {}
     coordinator = task_definition(synth, PLATFORM_STACK, names.COORDINATOR_SERVICE_NAME)
-    assert len(json.loads(env_of(coordinator)["TTP_CALENDAR_CONTACT_ROLES"])) == CUSTOMERS
+    assert len(json.loads(env_of(coordinator)["TTP_CUSTOMER_ACCOUNTS"])) == CUSTOMERS
+    assert json.loads(env_of(coordinator)["TTP_CALENDAR_CONTACT_ROLES"]) == {}
     last = synth.only(customer_stack_name(f"c{CUSTOMERS:04d}"), "AWS::ECS::TaskDefinition")
     assert "TTP_CALENDAR_CONTACT_ROLES" not in env_of(last)  # meetings are the coordinator's
 

@@ -14,7 +14,9 @@ from aws_cdk.assertions import Match, Template
 from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_support import defaults
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS
+from runtime.contract import names
 from runtime.contract.settings import OpsSettings, env_var
+from tests.support.synth import settings_from
 
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
 QUEUES = {"acme": "https://sqs.eu-west-1.amazonaws.com/123456789012/customer-acme-changes"}
@@ -94,3 +96,22 @@ def test_sweeper_may_use_only_the_customer_queue_keys_and_only_through_sqs(bare:
             }
         },
     )
+
+
+def test_sweeper_lists_codes_and_the_runtime_derives_the_queue_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a URL per customer outgrew ECS's 64 KiB task definition at ~750 customers; the task lists
+    codes, and the sweeper's settings derive the same URLs (a queue elsewhere is still listed)."""
+    stack = Stack(App(), "Placed", env={"account": "111111111111", "region": "ap-southeast-2"})
+    cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
+    queues = {code: names.queue_url("ap-southeast-2", "111111111111", code) for code in ("hts", "acme")}
+    queues["other"] = "https://sqs.eu-west-1.amazonaws.com/999999999999/other-queue"
+    Sweeper(
+        stack, "Sweeper", SweeperProps(cluster=cluster, bucket_name="my-bucket", customer_queues=queues, image=IMAGE)
+    )
+    (definition,) = Template.from_stack(stack).find_resources("AWS::ECS::TaskDefinition").values()
+    environment = {
+        item["Name"]: item["Value"] for item in definition["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    assert json.loads(environment["TTP_CUSTOMER_CODES"]) == ["acme", "hts", "other"]
+    assert json.loads(environment["TTP_CUSTOMER_QUEUES"]) == {"other": queues["other"]}
+    assert settings_from(OpsSettings, environment, monkeypatch).customer_queues == queues

@@ -241,11 +241,12 @@ def test_meeting_settings_and_secret_belong_to_the_coordinator(
     assert env["TTP_GRAPH_TENANT_ID"] == MEETINGS["tenant_id"]
     assert env["TTP_MEETING_ORGANIZER"] == MEETINGS["organizer"]
     assert env["TTP_CONTACT_READER_EXTERNAL_ID"] == MEETINGS["contact_reader_external_id"]
-    assert json.loads(env["TTP_CALENDAR_CONTACT_ROLES"]) == {
+    # Issue 19: the roles are derived from TTP_CUSTOMER_ACCOUNTS; only a role of another name is listed.
+    assert json.loads(env["TTP_CALENDAR_CONTACT_ROLES"]) == {}
+    meeting = settings_from(MeetingSettings, env, monkeypatch, TTP_GRAPH_CLIENT_SECRET="from-secrets-manager")
+    assert meeting.enabled and meeting.calendar_contact_roles == {
         c.code: f"arn:aws:iam::{c.account}:role/ttp-contact-reader-{c.code}" for c in synth.config.customers
     }
-    meeting = settings_from(MeetingSettings, env, monkeypatch, TTP_GRAPH_CLIENT_SECRET="from-secrets-manager")
-    assert meeting.enabled and set(meeting.calendar_contact_roles) == set(CODES)
     coordinator = settings_from(CoordinatorSettings, env, monkeypatch)
     assert coordinator.queue_url == names.coordinator_queue_url(REGION, synth.config.accounts.governance)
 

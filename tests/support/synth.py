@@ -142,8 +142,26 @@ def settings_from(model: type[Any], env: dict[str, str], monkeypatch: Any, **ext
         if key.startswith("TTP_"):
             monkeypatch.delenv(key)
     for key, value in {**env, **extra_env}.items():
-        monkeypatch.setenv(key, value)
+        monkeypatch.setenv(key, _deployed(value))
     return model()
+
+
+def settings_in(model: type[Any], env: dict[str, str], **extra_env: str) -> Any:
+    """:func:`settings_from` outside a test's own monkeypatch (the environment is restored on return)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return settings_from(model, env, monkeypatch, **extra_env)
+
+
+PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"}
+
+
+def _deployed(value: Any) -> str:
+    """A value as CloudFormation hands it to the container: a pseudo parameter's ``Ref`` resolved."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PSEUDO_PARAMETERS:
+        return PSEUDO_PARAMETERS[value["Ref"]]
+    return str(value)
 
 
 HASH = re.compile(r"[0-9a-f]{64}")

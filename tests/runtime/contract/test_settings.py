@@ -109,3 +109,96 @@ def test_delivery_events_need_the_customers_accounts() -> None:
     assert CoordinatorSettings(**base, customer_accounts={"hts": "123456789012"}).customer_accounts == {
         "hts": "123456789012"
     }
+
+
+# ---- compact customer lists (issue 19: a task definition holds 1,000 customers in 64 KiB) ------------------
+
+
+def test_ops_settings_derive_queue_urls_from_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(
+        monkeypatch,
+        {
+            "TTP_BUCKET_NAME": "bucket-1",
+            "TTP_CUSTOMER_CODES": '["hts", "acme"]',
+            "TTP_QUEUE_REGION": "ap-southeast-2",
+            "TTP_QUEUE_ACCOUNT": "111111111111",
+            "TTP_CUSTOMER_QUEUES": '{"acme": "https://q/elsewhere"}',
+        },
+    )
+    assert load(OpsSettings).customer_queues == {
+        "hts": "https://sqs.ap-southeast-2.amazonaws.com/111111111111/customer-hts-changes",
+        "acme": "https://q/elsewhere",
+    }
+
+
+def test_ops_settings_still_read_the_full_queue_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task definition of the shape before issue 19 (every URL listed, no codes) keeps working."""
+    url = "https://sqs.ap-southeast-2.amazonaws.com/111111111111/customer-hts-changes"
+    _env(monkeypatch, {"TTP_BUCKET_NAME": "bucket-1", "TTP_CUSTOMER_QUEUES": f'{{"hts": "{url}"}}'})
+    assert load(OpsSettings).customer_queues == {"hts": url}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"TTP_QUEUE_ACCOUNT": None}, "TTP_QUEUE_ACCOUNT must be set"),
+        ({"TTP_QUEUE_REGION": None}, "TTP_QUEUE_REGION"),
+        ({"TTP_CUSTOMER_CODES": '["HTS"]'}, "TTP_CUSTOMER_CODES"),
+        ({"TTP_QUEUE_ACCOUNT": "1234"}, "TTP_QUEUE_ACCOUNT"),
+        ({"TTP_CUSTOMER_CODES": None}, "TTP_CUSTOMER_CODES is required"),
+    ],
+)
+def test_ops_settings_customer_codes_errors_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, str | None], message: str
+) -> None:
+    values: dict[str, str | None] = {
+        "TTP_BUCKET_NAME": "bucket-1",
+        "TTP_CUSTOMER_CODES": '["hts"]',
+        "TTP_QUEUE_REGION": "ap-southeast-2",
+        "TTP_QUEUE_ACCOUNT": "111111111111",
+        **change,
+    }
+    _env(monkeypatch, {k: v for k, v in values.items() if v is not None})
+    with pytest.raises(ConfigurationError, match=message):
+        load(OpsSettings)
+
+
+MEETINGS = {
+    "TTP_GRAPH_TENANT_ID": "tenant",
+    "TTP_GRAPH_CLIENT_ID": "client",
+    "TTP_GRAPH_CLIENT_SECRET": "secret",
+    "TTP_MEETING_ORGANIZER": "ops@example.com",
+    "TTP_CONTACT_READER_EXTERNAL_ID": "ext-123",
+}
+
+
+def test_meeting_settings_derive_contact_roles_from_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.contract.settings import MeetingSettings
+
+    _env(
+        monkeypatch,
+        {
+            **MEETINGS,
+            "TTP_CUSTOMER_ACCOUNTS": '{"hts": "333333333333", "acme": "444444444444"}',
+            "TTP_PARTITION": "aws-cn",
+            "TTP_CALENDAR_CONTACT_ROLES": '{"acme": "arn:aws:iam::444444444444:role/custom"}',
+        },
+    )
+    assert load(MeetingSettings).calendar_contact_roles == {
+        "hts": "arn:aws-cn:iam::333333333333:role/ttp-contact-reader-hts",
+        "acme": "arn:aws:iam::444444444444:role/custom",
+    }
+
+
+def test_meeting_settings_still_read_the_full_role_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coordinator's task definition before issue 19 lists every role ARN as well as the accounts."""
+    from runtime.contract.settings import MeetingSettings
+
+    roles = '{"hts": "arn:aws:iam::333333333333:role/ttp-contact-reader-hts"}'
+    _env(
+        monkeypatch,
+        {**MEETINGS, "TTP_CUSTOMER_ACCOUNTS": '{"hts": "333333333333"}', "TTP_CALENDAR_CONTACT_ROLES": roles},
+    )
+    assert load(MeetingSettings).calendar_contact_roles == {
+        "hts": "arn:aws:iam::333333333333:role/ttp-contact-reader-hts"
+    }
