@@ -307,8 +307,11 @@ class MeetingSettings(BaseSettings):
     def _derive_contact_roles(cls, data: Any) -> Any:
         """A task definition listing every customer's role ARN outgrows ECS's 64 KiB at ~650 customers, so
         the roles are derived from ``TTP_CUSTOMER_ACCOUNTS`` (one definition: ``names.contact_reader_role_name``);
-        an explicit ``TTP_CALENDAR_CONTACT_ROLES`` entry (an older task definition lists all) wins."""
+        an explicit ``TTP_CALENDAR_CONTACT_ROLES`` entry (an older task definition lists all) wins. Without
+        Graph settings (meetings off) nothing is derived: the accounts are then the delivery events' only."""
         if not isinstance(data, dict) or not isinstance(data.get("customer_accounts"), dict):
+            return data
+        if data.get("graph_tenant_id") is None:
             return data
         explicit = data.get("calendar_contact_roles") or {}
         if not isinstance(explicit, dict):

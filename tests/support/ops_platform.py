@@ -160,7 +160,9 @@ def ops_env(platform: Platform, **extra: str) -> dict[str, str]:
 
 
 def run(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str], *args: str) -> Result:
-    for name, value in env.items():
+    """The CLI as an operator runs it, rendering as a 160-column pipe unless ``env`` says ``COLUMNS``: the
+    tables wrap to the width (runtime.cli.render.console), so an inherited width must not decide a test."""
+    for name, value in {"COLUMNS": "160", **env}.items():
         monkeypatch.setenv(name, value)
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

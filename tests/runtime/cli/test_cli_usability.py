@@ -35,12 +35,18 @@ def test_shell_completion_is_offered() -> None:
 
 
 def test_a_missing_variable_names_it_and_where_an_operator_gets_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TTP_BUCKET_NAME", "TTP_CUSTOMER_QUEUES"):
+    for name in ("TTP_BUCKET_NAME", "TTP_CUSTOMER_QUEUES", "TTP_CUSTOMER_CODES"):
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(app, ["health"])
     assert result.exit_code == EXIT_USAGE
-    assert "TTP_BUCKET_NAME" in result.stderr and "TTP_CUSTOMER_QUEUES" in result.stderr
+    assert "TTP_BUCKET_NAME" in result.stderr
     assert "the sweeper task has them all" not in result.stderr
+    assert "describe-task-definition" in result.stderr and "make emulator" in result.stderr
+    # with the bucket set, the customers' variables: either the codes or the full queue map
+    monkeypatch.setenv("TTP_BUCKET_NAME", "ttp-metadata-local")
+    result = CliRunner().invoke(app, ["health"])
+    assert result.exit_code == EXIT_USAGE
+    assert "TTP_CUSTOMER_CODES" in result.stderr and "TTP_CUSTOMER_QUEUES" in result.stderr
     assert "describe-task-definition" in result.stderr and "make emulator" in result.stderr
 
 

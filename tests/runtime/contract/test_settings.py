@@ -202,3 +202,13 @@ def test_meeting_settings_still_read_the_full_role_map(monkeypatch: pytest.Monke
     assert load(MeetingSettings).calendar_contact_roles == {
         "hts": "arn:aws:iam::333333333333:role/ttp-contact-reader-hts"
     }
+
+
+def test_meeting_settings_without_meetings_derive_no_contact_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A coordinator without Graph settings (meetings off) still gets ``TTP_CUSTOMER_ACCOUNTS`` for the
+    delivery events: it must start without any contact-reader ExternalId (tests/faults found it refusing)."""
+    from runtime.contract.settings import MeetingSettings
+
+    _env(monkeypatch, {"TTP_CUSTOMER_ACCOUNTS": '{"hts": "333333333333"}'})
+    settings = load(MeetingSettings)
+    assert not settings.enabled and settings.calendar_contact_roles == {}
