@@ -115,10 +115,6 @@ def test_the_rules_catch_forbidden_imports() -> None:
     assert layer_violations("runtime.cli.app", {"runtime.ops.health", "runtime.contract.keys"}) == []
 
 
-NOT_YET_ON_PUBLIC_FACES: set[str] = set()
-"""Modules allowed to import a package's insides for now (none)."""
-
-
 def public_names(package: str) -> set[str]:
     """The ``__all__`` of ``package``'s ``__init__``, read with ``ast`` (a literal list of strings)."""
     init = ROOT.joinpath(*package.split("."), "__init__.py")
@@ -152,8 +148,6 @@ def private_imports(own: str, path: Path) -> list[str]:
 @pytest.mark.parametrize("path", modules_under("runtime"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_other_packages_import_only_a_packages_public_names(path: Path) -> None:
     own = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    if own in NOT_YET_ON_PUBLIC_FACES:
-        pytest.skip("changed by another engineer this round; see NOT_YET_ON_PUBLIC_FACES")
     assert private_imports(own, path) == []
 
 
