@@ -580,9 +580,18 @@ class _SlowStores:
         self.archive_doc, self.processing_doc = archive, processing
         self.reads = 0
         self.fail: Exception | None = None
+        self.callers_entered: threading.Semaphore | None = None
+        self.callers = 0
+        self._first_read = threading.Lock()
 
     def load_optional(self, *args: str) -> Any:
-        self.reads += 1
+        with self._first_read:
+            self.reads += 1
+            gate, self.callers_entered = self.callers_entered, None
+        if gate is not None:  # hold the first read until every caller has asked (a loaded machine starts
+            for _ in range(self.callers):  # threads late: one starting after the read would read again)
+                gate.acquire()
+            time.sleep(0.25)  # and long enough for the last caller to reach the shared check
         time.sleep(0.05)
         if self.fail is not None:
             raise self.fail
@@ -610,9 +619,14 @@ def test_concurrent_checks_of_one_revision_share_one_read_and_only_confirmations
     archive_store, processing_store = _SlowStores(archive, progress), _SlowStores(None, progress)
     check = SentCheck(archive_store, processing_store, cache_size=1)  # type: ignore[arg-type]
     verdicts: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: verdicts.append(check.check("hts", "CHG-1", 1).decision)) for _ in range(8)
-    ]
+    entered = archive_store.callers_entered = threading.Semaphore(0)
+    archive_store.callers = 8
+
+    def ask() -> None:
+        entered.release()
+        verdicts.append(check.check("hts", "CHG-1", 1).decision)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
