@@ -18,13 +18,28 @@ ENVIRONMENT_PREFIX = "aws://"
 
 
 @dataclass(frozen=True)
-class SynthesizedStack:
-    """One stack's template and where it deploys."""
+class AssemblyStack:
+    """One stack of an assembly: its name, where it deploys, its template."""
 
     name: str
     account: str
     region: str
     template: Mapping[str, Any]
+
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Any]]:
+        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
+        return resources
+
+    def of_type(self, type_: str) -> dict[str, Mapping[str, Any]]:
+        """The resources of one type, by logical id."""
+        return {logical_id: r for logical_id, r in self.resources.items() if r["Type"] == type_}
+
+
+@dataclass(frozen=True)
+class SynthesizedStack(AssemblyStack):
+    """A stack as the quota check measures it: also its template's size and file."""
+
     template_bytes: int
     template_path: str = ""
 

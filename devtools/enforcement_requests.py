@@ -78,18 +78,9 @@ def requests_of(
         return _sqs(region, environ, body, caller, policy_of)
     if service == "sts":
         return _sts(body)
-    if service == "ses":
-        return _ses(region, environ, body, caller)
-    if service == "secretsmanager":
-        return _secretsmanager(region, environ, body, caller)
-    if service == "ssm":
-        return _ssm(region, environ, body, caller)
-    if service == "ecs":
-        return _ecs(region, environ, body, caller)
-    if service == "monitoring":
-        return _cloudwatch(region, environ, body, caller)
-    if service == "logs":
-        return _logs(region, environ, body, caller)
+    mapper = _CALLER_SCOPED.get(service)
+    if mapper is not None:
+        return mapper(region, environ, body, caller)
     raise Unmapped(f"service {service!r} ({environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')})")
 
 
@@ -415,3 +406,14 @@ def _ses(region: str, environ: dict[str, Any], body: bytes, caller: Caller) -> t
     if contact_list and method == "POST" and contact_list[2]:
         return "ListContacts", [Check("ses:ListContacts", f"{arn}:contact-list/{contact_list[1]}", account)]
     raise Unmapped(f"SES {method} {path}")
+
+
+_CALLER_SCOPED: dict[str, Callable[[str, dict[str, Any], bytes, Caller], tuple[str, list[Check]]]] = {
+    "ses": _ses,
+    "secretsmanager": _secretsmanager,
+    "ssm": _ssm,
+    "ecs": _ecs,
+    "monitoring": _cloudwatch,
+    "logs": _logs,
+}
+"""The services whose requests name resources of the caller's account (no resource policy is read)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdk_support.assembly import AssemblyStack as Stack
 from cdk_support.assembly import environment_of, stack_artifacts, template_path
 from devtools.iam_engine.engine import Principal
 
@@ -28,22 +29,6 @@ STAND_IN_NAMESPACE = uuid.UUID("6f1c3c8e-2f4d-4b55-9a51-7d0c1f1e9b10")
 
 class PolicyResolutionError(ValueError):
     """A template value the resolver cannot make concrete (it names the stack, logical id and expression)."""
-
-
-@dataclass(frozen=True)
-class Stack:
-    name: str
-    account: str
-    region: str
-    template: Mapping[str, Any]
-
-    @property
-    def resources(self) -> Mapping[str, Mapping[str, Any]]:
-        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
-        return resources
-
-    def of_type(self, type_: str) -> dict[str, Mapping[str, Any]]:
-        return {logical_id: r for logical_id, r in self.resources.items() if r["Type"] == type_}
 
 
 @dataclass(frozen=True)
