@@ -228,9 +228,8 @@ def report_delivery_events(box: Platform, *, consumer_grace: float = 5.0, drain_
     tagged: dict[str, int] = {}
     for event in published.events:
         detail = event["detail"]
-        kind = detail["eventType"]
-        if kind == "Bounce":
-            kind = f"Bounce ({detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']})"
+        kind, bounce = ses_events.event_kind(detail)
+        kind = f"{kind} ({bounce})" if bounce else kind
         try:
             change_id, _, revision = tags_from_event(detail["mail"]["tags"])
             change = f"{change_id} r{revision}"

@@ -95,6 +95,14 @@ class RecordedEmail:
     parameters: SendParameters | None = None
 
 
+def event_kind(detail: dict[str, Any]) -> tuple[str, str]:
+    """An event's ``eventType`` and, for a bounce, its ``bounceType/bounceSubType`` (else ``""``)."""
+    kind = str(detail["eventType"])
+    if kind != "Bounce":
+        return kind, ""
+    return kind, f"{detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']}"
+
+
 @dataclass
 class Published:
     """Events SES published (:func:`published_events`), each with the destination it went to."""
@@ -106,10 +114,8 @@ class Published:
         """Events per ``eventType`` (a bounce with its sub-type: ``Bounce/Permanent/General``)."""
         totals: dict[str, int] = {}
         for event in self.events:
-            detail = event["detail"]
-            kind = detail["eventType"]
-            if kind == "Bounce":
-                kind = f"Bounce/{detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']}"
+            kind, bounce = event_kind(event["detail"])
+            kind = f"{kind}/{bounce}" if bounce else kind
             totals[kind] = totals.get(kind, 0) + 1
         return totals
 
