@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from aws_cdk import (
     PolicyViolation,
     Stack,
 )
+
+from cdk_support.assembly import SynthesizedStack, read_assembly, resources_of
 
 RAISED_QUOTAS_KEY = "ttp:raised-quotas"
 """Context key: a JSON object of quota key -> the value Service Quotas raised it to in your accounts
@@ -231,18 +233,6 @@ QUOTAS: dict[str, Quota] = {quota.key: quota for quota in _QUOTAS}
 
 
 @dataclass(frozen=True)
-class SynthesizedStack:
-    """One stack's template and where it deploys."""
-
-    name: str
-    account: str
-    region: str
-    template: Mapping[str, Any]
-    template_bytes: int
-    template_path: str = ""
-
-
-@dataclass(frozen=True)
 class Usage:
     """How much of one quota one thing (``where``) consumes."""
 
@@ -316,11 +306,6 @@ def _contains_key(value: Any, key: str) -> bool:
 # -- measuring ----------------------------------------------------------------------------------------
 
 
-def _resources(stack: SynthesizedStack) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    for logical_id, resource in stack.template.get("Resources", {}).items():
-        yield logical_id, resource.get("Type", ""), resource.get("Properties", {}) or {}
-
-
 def _bus_name(stack: SynthesizedStack, value: Any) -> str:
     """The bus a rule's ``EventBusName`` names: a name, an ARN, or a reference to a bus of the same template."""
     if value is None:
@@ -362,7 +347,7 @@ def measure(stacks: Iterable[SynthesizedStack]) -> list[Usage]:
         usages.append(
             Usage(q["cloudformation.parameters"], stack.name, len(template.get("Parameters", {})), stack.name)
         )
-        for logical_id, type_, props in _resources(stack):
+        for logical_id, type_, props in resources_of(stack.template):
             where = f"{stack.name}/{logical_id}"
             if type_ == "AWS::Events::Rule":
                 bus = f"bus {_bus_name(stack, props.get('EventBusName'))} in {env}"
@@ -474,30 +459,6 @@ def check(stacks: Iterable[SynthesizedStack], limits: Mapping[str, int] | None =
     found = breaches(measure(stacks), limits)
     if found:
         raise QuotaExceededError(found)
-
-
-# -- reading an assembly -----------------------------------------------------------------------------
-
-
-def read_assembly(directory: Path | str) -> list[SynthesizedStack]:
-    """The stacks of a cloud assembly directory (``cdk.out``): templates and environments from its manifest."""
-    root = Path(directory)
-    manifest = json.loads((root / "manifest.json").read_text())
-    stacks = []
-    for artifact_id, artifact in manifest.get("artifacts", {}).items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        path = root / artifact["properties"]["templateFile"]
-        text = path.read_text()
-        account, region = _environment(artifact.get("environment", ""))
-        name = artifact.get("displayName") or artifact_id
-        stacks.append(SynthesizedStack(name, account, region, json.loads(text), len(text.encode()), str(path)))
-    return stacks
-
-
-def _environment(environment: str) -> tuple[str, str]:
-    parts = environment.removeprefix("aws://").split("/")
-    return (parts[0], parts[1]) if len(parts) == 2 else ("unknown-account", "unknown-region")
 
 
 # -- the synth-time check ----------------------------------------------------------------------------

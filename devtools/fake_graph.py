@@ -27,62 +27,50 @@ It binds 127.0.0.1 only, on a free port, and never anything else.
 
 Fault injection: :meth:`FakeGraph.fail_next` (e.g. ``fail_next(429, retry_after=1, times=2)``), with
 ``after_success=True`` to perform the operation and then answer with the error (a lost response).
+
+This module holds the state, the routing and the fault injection; the event semantics are in
+:mod:`devtools.fake_graph_events`, the identity platform's documents in :mod:`devtools.fake_graph_identity`,
+the HTTPS transport in :mod:`devtools.fake_graph_server`.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import datetime as dt
 import ipaddress
 import json
-import re
 import secrets
 import shutil
 import ssl
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from devtools.fake_graph_events import (
+    DEFAULT_CODES,
+    DEFAULT_MESSAGES,
+    FILTER,
+    PROPERTY_ID,
+    Response,
+    apply,
+    graph_error,
+    has_property,
+    iso,
+    new_event,
+    now,
+    public,
+    refusal,
+)
+from devtools.fake_graph_identity import instance_discovery, openid_configuration, token_refusal, unknown_tenant
+from devtools.fake_graph_server import LOOPBACK, TlsServer, make_certificate
+
 if TYPE_CHECKING:
     from devtools.sandbox import Sandbox
 
-LOOPBACK = "127.0.0.1"
 GRAPH_PREFIX = "/v1.0"
-MAX_ATTENDEES = 500
-
-_DEFAULT_CODES = {
-    400: "ErrorInvalidRequest",
-    401: "InvalidAuthenticationToken",
-    403: "ErrorAccessDenied",
-    404: "ErrorItemNotFound",
-    409: "ErrorDuplicateTransactionId",
-    429: "TooManyRequests",
-    500: "generalException",
-    502: "badGateway",
-    503: "serviceNotAvailable",
-    504: "gatewayTimeout",
-}
-_DEFAULT_MESSAGES = {
-    401: "Access token has expired or is not yet valid.",
-    403: "Access is denied. Check credentials and try again.",
-    404: "The specified object was not found in the store.",
-    429: "Please retry again later.",
-    503: "The service is temporarily unavailable. Please retry later.",
-}
-
-_FILTER = re.compile(
-    r"^singleValueExtendedProperties/any\(\s*(?P<var>\w+)\s*:\s*(?P=var)/id eq '(?P<id>(?:[^']|'')*)'"
-    r" and (?P=var)/value eq '(?P<value>(?:[^']|'')*)'\s*\)$",
-    re.IGNORECASE,
-)
-_PROPERTY_ID = re.compile(r"^(?P<type>\w+) \{(?P<guid>[0-9a-fA-F-]{36})\} Name (?P<name>.+)$")
 
 
 @dataclass
@@ -102,114 +90,6 @@ class _Fault:
             and (self.method is None or self.method.upper() == method)
             and (self.path_contains is None or self.path_contains in path)
         )
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
-
-
-def _graph_datetime(value: Any) -> dict[str, str] | None:
-    """Normalise ``{"dateTime", "timeZone"}`` the way Graph echoes it (seven fractional digits)."""
-    if not isinstance(value, dict) or "dateTime" not in value:
-        return None
-    raw = str(value["dateTime"])
-    try:
-        parsed = dt.datetime.fromisoformat(raw[:26].rstrip("Z"))
-    except ValueError:
-        return None
-    return {"dateTime": parsed.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0", "timeZone": str(value.get("timeZone", "UTC"))}
-
-
-def _make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate valid for 127.0.0.1 and localhost, for one day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ttp-fake-graph")])
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "fake-graph.pem", directory / "fake-graph.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-
-    def __init__(self, fake: FakeGraph, context: ssl.SSLContext) -> None:
-        self.fake = fake
-        self.context = context
-        super().__init__((LOOPBACK, 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake happens in the request's own thread, so a stalled client cannot block accept().
-        try:
-            wrapped = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        super().finish_request(wrapped, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # keep test output quiet
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            status, headers, body = self.server.fake._handle(method, self.path, dict(self.headers.items()), raw)
-        except Exception as exc:  # a bug in the fake must show up as a 500, not a hung client
-            status, headers, body = 500, {}, {"error": {"code": "generalException", "message": f"fake: {exc}"}}
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 class FakeGraph:
@@ -242,7 +122,7 @@ class FakeGraph:
         self.duplicate_transaction = duplicate_transaction
         self.latency = latency
         self._lock = threading.RLock()
-        self._server: _Server | None = None
+        self._server: TlsServer | None = None
         self._thread: threading.Thread | None = None
         self._tmp: Path | None = None
         self.ca_path = ""
@@ -255,10 +135,10 @@ class FakeGraph:
         if self._server is not None:
             return self
         self._tmp = Path(tempfile.mkdtemp(prefix="ttp-fake-graph-"))
-        cert, key = _make_certificate(self._tmp)
+        cert, key = make_certificate(self._tmp)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        self._server = _Server(self, context)
+        self._server = TlsServer(self, context)
         host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
         if not ipaddress.ip_address(host).is_loopback:  # belt and braces: never listen beyond loopback
             self._server.server_close()
@@ -333,8 +213,8 @@ class FakeGraph:
         fault = _Fault(
             status=status,
             retry_after=None if retry_after is None else str(retry_after),
-            code=code or _DEFAULT_CODES.get(status, "ErrorInternalServerError"),
-            message=message or _DEFAULT_MESSAGES.get(status, f"Injected failure {status}."),
+            code=code or DEFAULT_CODES.get(status, "ErrorInternalServerError"),
+            message=message or DEFAULT_MESSAGES.get(status, f"Injected failure {status}."),
             endpoint=endpoint,
             method=method,
             path_contains=path_contains,
@@ -377,9 +257,7 @@ class FakeGraph:
 
     # ---- request handling ---------------------------------------------------------------------
 
-    def _handle(
-        self, method: str, target: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
         if self.latency:
             time.sleep(self.latency)
         parts = urlsplit(target)
@@ -400,100 +278,42 @@ class FakeGraph:
             response = self._fault_response(fault, headers)
         return self._log(method, parts.path, response)
 
-    def _log(
-        self, method: str, path: str, response: tuple[int, dict[str, str], dict[str, Any] | None]
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _log(self, method: str, path: str, response: Response) -> Response:
         with self._lock:
             self.requests.append((method, path, response[0]))
         return response
 
-    def _fault_response(
-        self, fault: _Fault, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _fault_response(self, fault: _Fault, headers: dict[str, str]) -> Response:
         extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         if fault.endpoint == "token":
             body = {"error": fault.code, "error_description": fault.message}
             return fault.status, extra, body
-        return self._graph_error(fault.status, fault.code, fault.message, headers, extra)
-
-    @staticmethod
-    def _graph_error(
-        status: int, code: str, message: str, headers: dict[str, str], extra: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], dict[str, Any]]:
-        request_id = str(uuid.uuid4())
-        client_request_id = headers.get("client-request-id", "")
-        inner = {"date": _now().strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id}
-        if client_request_id:
-            inner["client-request-id"] = client_request_id
-        out = {"request-id": request_id, **(extra or {})}
-        if client_request_id:
-            out["client-request-id"] = client_request_id
-        return status, out, {"error": {"code": code, "message": message, "innerError": inner}}
+        return graph_error(fault.status, fault.code, fault.message, headers, extra)
 
     # ---- identity platform --------------------------------------------------------------------
 
-    def _identity(
-        self, method: str, segments: list[str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _identity(self, method: str, segments: list[str], raw: bytes) -> Response:
         if method == "GET" and segments == ["common", "discovery", "instance"]:
             with self._lock:
                 self.discovery_requests += 1
-            return (
-                200,
-                {},
-                {
-                    "tenant_discovery_endpoint": f"{self.url}/{self.tenant_id}/v2.0/.well-known/openid-configuration",
-                    "api-version": "1.1",
-                    "metadata": [],
-                },
-            )
+            return 200, {}, instance_discovery(self.url, self.tenant_id)
         if method == "GET" and len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             with self._lock:
                 self.discovery_requests += 1
             if segments[0] != self.tenant_id:
-                return (
-                    400,
-                    {},
-                    {
-                        "error": "invalid_tenant",
-                        "error_description": f"AADSTS90002: Tenant '{segments[0]}' not found.",
-                    },
-                )
-            base = f"{self.url}/{self.tenant_id}"
-            return (
-                200,
-                {},
-                {
-                    "issuer": f"{base}/v2.0",
-                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                    "token_endpoint": f"{base}/oauth2/v2.0/token",
-                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
-                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                    "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                },
-            )
+                return unknown_tenant(segments[0])
+            return 200, {}, openid_configuration(self.url, self.tenant_id)
         if method == "POST" and segments == [self.tenant_id, "oauth2", "v2.0", "token"]:
             return self._token(raw)
         return 404, {}, {"error": "not_found", "error_description": "fake identity platform: unknown endpoint"}
 
-    def _token(self, raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _token(self, raw: bytes) -> Response:
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         with self._lock:
             self.token_requests += 1
-        if form.get("grant_type") != "client_credentials":
-            return 400, {}, {"error": "unsupported_grant_type", "error_description": "fake: client_credentials only"}
-        if form.get("client_id") != self.client_id:
-            unknown = form.get("client_id")
-            description = f"AADSTS700016: Application with identifier '{unknown}' was not found."
-            return 400, {}, {"error": "unauthorized_client", "error_description": description}
-        if form.get("client_secret") != self.client_secret:
-            description = "AADSTS7000215: Invalid client secret provided."
-            return 401, {}, {"error": "invalid_client", "error_description": description}
-        scopes = form.get("scope", "").split()
-        if not scopes or not any(s.endswith("/.default") for s in scopes):
-            description = "AADSTS1002012: the scope must end in /.default"
-            return 400, {}, {"error": "invalid_scope", "error_description": description}
+        refused = token_refusal(form, self.client_id, self.client_secret)
+        if refused is not None:
+            return refused
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_lifetime
@@ -512,23 +332,23 @@ class FakeGraph:
 
     def _graph(
         self, method: str, segments: list[str], query: dict[str, str], headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    ) -> Response:
         auth = headers.get("Authorization") or headers.get("authorization") or ""
         token = auth[7:] if auth.startswith("Bearer ") else ""
         with self._lock:
             expiry = self._tokens.get(token)
         if expiry is None or expiry < time.monotonic():
-            return self._graph_error(401, "InvalidAuthenticationToken", _DEFAULT_MESSAGES[401], headers)
+            return graph_error(401, "InvalidAuthenticationToken", DEFAULT_MESSAGES[401], headers)
         if len(segments) < 3 or segments[0] != "users" or segments[2] != "events":
             resource = segments[0] if segments else ""
-            return self._graph_error(400, "BadRequest", f"Resource not found for the segment '{resource}'.", headers)
+            return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource}'.", headers)
         if segments[1].casefold() != self.organizer.casefold():
             message = f"The requested user '{segments[1]}' is invalid."
-            return self._graph_error(404, "ErrorInvalidUser", message, headers)
+            return graph_error(404, "ErrorInvalidUser", message, headers)
         try:
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
-            return self._graph_error(400, "BadRequest", "Unable to read JSON request payload.", headers)
+            return graph_error(400, "BadRequest", "Unable to read JSON request payload.", headers)
         rest = segments[3:]
         if not rest and method == "POST":
             return self._create(body, headers)
@@ -540,72 +360,14 @@ class FakeGraph:
             return self._patch(rest[0], body, headers)
         if len(rest) == 2 and rest[1] == "cancel" and method == "POST":
             return self._cancel(rest[0], headers)
-        return self._graph_error(405, "ErrorInvalidRequest", f"fake Graph does not implement {method} here", headers)
+        return graph_error(405, "ErrorInvalidRequest", f"fake Graph does not implement {method} here", headers)
 
-    def _public(self, event: dict[str, Any]) -> dict[str, Any]:
-        shown = {k: copy.deepcopy(v) for k, v in event.items() if not k.startswith("_")}
-        shown.pop("singleValueExtendedProperties", None)  # only returned with $expand (documented)
-        if not shown.get("transactionId"):
-            shown.pop("transactionId", None)  # only returned when an app set it (documented)
-        shown["@odata.etag"] = f'W/"{event["changeKey"]}"'
-        return shown
-
-    def _validate(
-        self, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], dict[str, Any]] | None:
-        attendees = body.get("attendees")
-        if attendees is not None:
-            if not isinstance(attendees, list):
-                return self._graph_error(400, "ErrorInvalidRequest", "attendees must be a collection.", headers)
-            if len(attendees) > MAX_ATTENDEES:
-                return self._graph_error(
-                    400,
-                    "ErrorInvalidRequest",
-                    f"An event can have at most {MAX_ATTENDEES} attendees; this one has {len(attendees)}.",
-                    headers,
-                )
-        for name in ("start", "end"):
-            if name in body and _graph_datetime(body[name]) is None:
-                message = f"'{name}' is not a valid dateTimeTimeZone."
-                return self._graph_error(400, "ErrorInvalidRequest", message, headers)
-        return None
-
-    def _apply(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        for key in ("subject", "body", "location", "isOnlineMeeting", "onlineMeetingProvider", "allowNewTimeProposals"):
-            if key in body:
-                event[key] = copy.deepcopy(body[key])
-        for name in ("start", "end"):
-            if name in body:
-                event[name] = _graph_datetime(body[name])
-        if "attendees" in body:
-            event["attendees"] = [
-                {
-                    "type": a.get("type", "required"),
-                    "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
-                    "emailAddress": copy.deepcopy(a.get("emailAddress", {})),
-                }
-                for a in body["attendees"]
-            ]
-        if "singleValueExtendedProperties" in body:
-            merged = {p["id"]: p for p in event.get("singleValueExtendedProperties", [])}
-            given = [p for p in body["singleValueExtendedProperties"] if isinstance(p, dict) and "id" in p]
-            merged.update({p["id"]: p for p in given})
-            event["singleValueExtendedProperties"] = list(merged.values())
-        if event.get("isOnlineMeeting") and not event.get("onlineMeeting"):
-            thread = secrets.token_hex(16)
-            event["onlineMeeting"] = {
-                "joinUrl": f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_{thread}%40thread.v2/0",
-            }
-        now = _now()
-        event["lastModifiedDateTime"] = _iso(now)
-        event["changeKey"] = base64.b64encode(secrets.token_bytes(12)).decode()
-
-    def _create(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        invalid = self._validate(body, headers)
-        if invalid is not None:
-            return invalid
+    def _create(self, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        refused = refusal(body, headers)
+        if refused is not None:
+            return refused
         if "start" not in body or "end" not in body:
-            return self._graph_error(400, "ErrorInvalidRequest", "An event needs a start and an end.", headers)
+            return graph_error(400, "ErrorInvalidRequest", "An event needs a start and an end.", headers)
         transaction = body.get("transactionId")
         with self._lock:
             self.create_requests += 1
@@ -613,112 +375,78 @@ class FakeGraph:
                 existing = next((e for e in self._events.values() if e.get("transactionId") == transaction), None)
                 if existing is not None:
                     if self.duplicate_transaction == "conflict":
-                        return self._graph_error(
+                        return graph_error(
                             409,
                             "ErrorDuplicateTransactionId",
                             "An event with the same transactionId already exists.",
                             headers,
                         )
-                    return 201, {}, self._public(existing)
-            now = _now()
-            event_id = "AAMkAD" + base64.urlsafe_b64encode(secrets.token_bytes(30)).decode() + "="
-            event: dict[str, Any] = {
-                "id": event_id,
-                "createdDateTime": _iso(now),
-                "iCalUId": "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper(),
-                "subject": "",
-                "isCancelled": False,
-                "isOrganizer": True,
-                "type": "singleInstance",
-                "organizer": {"emailAddress": {"name": self.organizer.split("@")[0], "address": self.organizer}},
-                "attendees": [],
-                "isOnlineMeeting": False,
-                "onlineMeetingProvider": "unknown",
-                "onlineMeeting": None,
-                "transactionId": transaction,
-                "_cancelled": False,
-                "_created_seq": len(self._events),
-            }
-            self._apply(event, body)
-            self._events[event_id] = event
-            return 201, {}, self._public(event)
+                    return 201, {}, public(existing)
+            event = new_event(self.organizer, transaction, len(self._events))
+            apply(event, body)
+            self._events[event["id"]] = event
+            return 201, {}, public(event)
 
-    def _list(self, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _list(self, query: dict[str, str], headers: dict[str, str]) -> Response:
         with self._lock:
             self.list_requests += 1
         wanted = None
         expression = query.get("$filter")
         if expression is not None:
-            match = _FILTER.match(expression.strip())
-            prop = _PROPERTY_ID.match(match.group("id").replace("''", "'")) if match else None
+            match = FILTER.match(expression.strip())
+            prop = PROPERTY_ID.match(match.group("id").replace("''", "'")) if match else None
             if match is None or prop is None:
-                return self._graph_error(
+                return graph_error(
                     400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.", headers
                 )
             wanted = (prop, match.group("value").replace("''", "'"))
         try:
             top = int(query.get("$top", "10"))
         except ValueError:
-            return self._graph_error(400, "BadRequest", "Invalid $top value.", headers)
+            return graph_error(400, "BadRequest", "Invalid $top value.", headers)
         with self._lock:
             found = []
             for event in sorted(self._events.values(), key=lambda e: e["_created_seq"]):
                 if event["_cancelled"]:
                     continue  # in Deleted Items, not in the calendar
-                if wanted is not None and not self._has_property(event, *wanted):
+                if wanted is not None and not has_property(event, *wanted):
                     continue
-                found.append(self._public(event))
+                found.append(public(event))
         context = f"{self.graph_base_url}/$metadata#users('{self.organizer}')/events"
         return 200, {}, {"@odata.context": context, "value": found[:top]}
 
-    @staticmethod
-    def _has_property(event: dict[str, Any], prop: re.Match[str], value: str) -> bool:
-        for candidate in event.get("singleValueExtendedProperties", []):
-            parsed = _PROPERTY_ID.match(str(candidate.get("id", "")))
-            if (
-                parsed is not None
-                and parsed.group("type").casefold() == prop.group("type").casefold()
-                and parsed.group("guid").casefold() == prop.group("guid").casefold()
-                and parsed.group("name") == prop.group("name")  # the Name part is case-sensitive (documented)
-                and str(candidate.get("value", "")).casefold() == value.casefold()  # the value is not
-            ):
-                return True
-        return False
-
-    def _get(self, event_id: str, headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _get(self, event_id: str, headers: dict[str, str]) -> Response:
         with self._lock:
             event = self._events.get(event_id)
             if event is None:
-                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
-            return 200, {}, self._public(event)
+                return graph_error(404, "ErrorItemNotFound", DEFAULT_MESSAGES[404], headers)
+            return 200, {}, public(event)
 
-    def _patch(
-        self, event_id: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], dict[str, Any]]:
-        invalid = self._validate(body, headers)
-        if invalid is not None:
-            return invalid
+    def _patch(self, event_id: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        refused = refusal(body, headers)
+        if refused is not None:
+            return refused
         with self._lock:
             self.patch_requests += 1
             event = self._events.get(event_id)
             if event is None:
-                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
+                return graph_error(404, "ErrorItemNotFound", DEFAULT_MESSAGES[404], headers)
             if "transactionId" in body and body["transactionId"] != event.get("transactionId"):
-                return self._graph_error(
+                return graph_error(
                     400, "ErrorInvalidRequest", "transactionId cannot be changed after the event is created.", headers
                 )
-            self._apply(event, body)
-            return 200, {}, self._public(event)
+            apply(event, body)
+            return 200, {}, public(event)
 
-    def _cancel(self, event_id: str, headers: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _cancel(self, event_id: str, headers: dict[str, str]) -> Response:
         with self._lock:
             self.cancel_requests += 1
             event = self._events.get(event_id)
             if event is None or event["_cancelled"]:
-                return self._graph_error(404, "ErrorItemNotFound", _DEFAULT_MESSAGES[404], headers)
+                return graph_error(404, "ErrorItemNotFound", DEFAULT_MESSAGES[404], headers)
             event["_cancelled"] = True
             event["isCancelled"] = True
-            event["lastModifiedDateTime"] = _iso(_now())
+            event["lastModifiedDateTime"] = iso(now())
             return 202, {}, None
 
 

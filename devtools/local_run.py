@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from devtools import demo, site_server
     from devtools import sandbox as sb
-    from devtools.emulator import LocalAws, exports
+    from devtools.emulator import LocalAws
     from devtools.enforcement import Enforcement
     from devtools.fake_graph import FakeGraph
     from devtools.iam_engine.bootstrap import BootstrapGate
@@ -326,27 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             region=config.accounts.region,
             graph_secret=(demo.GRAPH_SECRET_NAME, graph.client_secret),
         )
-        region = config.accounts.region
-        endpoints = {
-            "TTP_GRAPH_BASE_URL": graph.graph_base_url,
-            "TTP_GRAPH_AUTHORITY_HOST": graph.authority_host,
-            "REQUESTS_CA_BUNDLE": graph.ca_path,
-        }
         print(f"# emulator {emulator.endpoint}, fake Graph {graph.url}")
-        print("# an operator (python -m runtime …, governance account): in another shell, paste")
-        operator_env = {
-            "AWS_ENDPOINT_URL": emulator.endpoint,
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            **operator.env(),
-            **demo.operator_settings(plans),
-        }
-        print("unset AWS_SESSION_TOKEN\n" + "\n".join(exports(operator_env)))
-        for service in plans:
-            graph_endpoints = endpoints if "TTP_GRAPH_BASE_URL" in service.environment else {}
-            item = launch(service, aws, endpoints=graph_endpoints)
-            print(f"# service {service.name} ({' '.join(service.command)}; task role {service.task_role_arn}):")
-            print("\n".join(exports({k: v for k, v in item.env.items() if k != "PATH"})))
+        _print_exports(aws, plans, graph, {**operator.env(), **demo.operator_settings(plans)}, config.accounts.region)
         if not args.no_services:
             logdir = Path(tempfile.mkdtemp(prefix="ttp-emulator-"))
             processes = cleanup.enter_context(demo.Processes())
@@ -364,6 +345,26 @@ def main(argv: list[str] | None = None) -> int:
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
         stop.wait()
     return 0
+
+
+def _print_exports(aws: Aws, plans: list[ServicePlan], graph: Any, operator: dict[str, str], region: str) -> None:
+    """The ``export`` lines of an operator (``operator``: its keys and the ops CLI's settings) and of every
+    service, each with its task role's credentials and, where it meets, the fake Graph's endpoints."""
+    from devtools.emulator import exports
+
+    endpoints = {
+        "TTP_GRAPH_BASE_URL": graph.graph_base_url,
+        "TTP_GRAPH_AUTHORITY_HOST": graph.authority_host,
+        "REQUESTS_CA_BUNDLE": graph.ca_path,
+    }
+    print("# an operator (python -m runtime …, governance account): in another shell, paste")
+    operator_env = {"AWS_ENDPOINT_URL": aws.endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region, **operator}
+    print("unset AWS_SESSION_TOKEN\n" + "\n".join(exports(operator_env)))
+    for service in plans:
+        graph_endpoints = endpoints if "TTP_GRAPH_BASE_URL" in service.environment else {}
+        item = launch(service, aws, endpoints=graph_endpoints)
+        print(f"# service {service.name} ({' '.join(service.command)}; task role {service.task_role_arn}):")
+        print("\n".join(exports({k: v for k, v in item.env.items() if k != "PATH"})))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,6 +95,14 @@ class RecordedEmail:
     parameters: SendParameters | None = None
 
 
+def event_kind(detail: dict[str, Any]) -> tuple[str, str]:
+    """An event's ``eventType`` and, for a bounce, its ``bounceType/bounceSubType`` (else ``""``)."""
+    kind = str(detail["eventType"])
+    if kind != "Bounce":
+        return kind, ""
+    return kind, f"{detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']}"
+
+
 @dataclass
 class Published:
     """Events SES published (:func:`published_events`), each with the destination it went to."""
@@ -106,10 +114,8 @@ class Published:
         """Events per ``eventType`` (a bounce with its sub-type: ``Bounce/Permanent/General``)."""
         totals: dict[str, int] = {}
         for event in self.events:
-            detail = event["detail"]
-            kind = detail["eventType"]
-            if kind == "Bounce":
-                kind = f"Bounce/{detail['bounce']['bounceType']}/{detail['bounce']['bounceSubType']}"
+            kind, bounce = event_kind(event["detail"])
+            kind = f"{kind}/{bounce}" if bounce else kind
             totals[kind] = totals.get(kind, 0) + 1
         return totals
 
@@ -229,13 +235,43 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
     sent_at = parameters.sent_at if parameters is not None else (now or datetime.now(UTC))
     tags = parameters.tags if parameters is not None else rebuilt_tags(email)
     configuration_set = parameters.configuration_set if parameters is not None else None
+    mail = _mail(email, sent_at, tags, configuration_set)
+    resources = (
+        [f"arn:aws:ses:{email.region}:{email.account}:configuration-set/{configuration_set}"]
+        if configuration_set
+        else []
+    )
+    events = []
+    for event_type, seconds_after, key, body, variant in _outcomes(email, sent_at):
+        moment = sent_at + timedelta(seconds=seconds_after)
+        events.append(
+            {
+                "version": "0",
+                # stable per email, type and variant: a re-run repeats the same event
+                "id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{email.account}/{email.message_id}/{event_type}/{variant}")),
+                "detail-type": DETAIL_TYPES[event_type],
+                "source": SES_SOURCE,
+                "account": email.account,
+                "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": email.region,
+                "resources": resources,
+                "detail": {"eventType": event_type, "mail": mail, key: body},
+            }
+        )
+    return events
+
+
+def _mail(
+    email: RecordedEmail, sent_at: datetime, tags: Sequence[tuple[str, str]], configuration_set: str | None
+) -> dict[str, Any]:
+    """The ``mail`` object every event of one email carries (SES's own tags first, then the message's)."""
     sender_domain = email.source.rpartition("@")[2]
     mail_tags: dict[str, list[str]] = {"ses:operation": ["SendEmail"], "ses:from-domain": [sender_domain]}
     if configuration_set:
         mail_tags["ses:configuration-set"] = [configuration_set]
     for name, value in tags:
         mail_tags.setdefault(name, []).append(value)
-    mail = {
+    return {
         "timestamp": _iso(sent_at),
         "source": email.source,
         "sourceArn": f"arn:aws:ses:{email.region}:{email.account}:identity/{email.source}",  # the sandbox's identity
@@ -251,48 +287,26 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
         },
         "tags": mail_tags,
     }
-    resources = (
-        [f"arn:aws:ses:{email.region}:{email.account}:configuration-set/{configuration_set}"]
-        if configuration_set
-        else []
-    )
 
-    def event(event_type: str, seconds_after: int, key: str, body: dict[str, Any], variant: str = "") -> dict[str, Any]:
-        """One EventBridge event; its id is stable per email, type and variant (a re-run repeats it)."""
-        moment = sent_at + timedelta(seconds=seconds_after)
-        return {
-            "version": "0",
-            "id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{email.account}/{email.message_id}/{event_type}/{variant}")),
-            "detail-type": DETAIL_TYPES[event_type],
-            "source": SES_SOURCE,
-            "account": email.account,
-            "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": email.region,
-            "resources": resources,
-            "detail": {"eventType": event_type, "mail": mail, key: body},
-        }
 
+def _outcomes(email: RecordedEmail, sent_at: datetime) -> list[tuple[str, int, str, dict[str, Any], str]]:
+    """``(event type, seconds after sending, detail key, body, variant)`` of each event the mailbox
+    simulator's addresses among the destinations produce."""
     outcomes: dict[str, list[str]] = {}
     for address in email.destinations:
         outcomes.setdefault(simulated_outcome(address), []).append(address)
     delivered = [a for a in email.destinations if simulated_outcome(a) in {"delivered", "complained", "out_of_office"}]
-    events = [event("Send", 0, "send", {})]
+    found: list[tuple[str, int, str, dict[str, Any], str]] = [("Send", 0, "send", {}, "")]
     if delivered:
-        events.append(
-            event(
-                "Delivery",
-                1,
-                "delivery",
-                {
-                    "timestamp": _iso(sent_at + timedelta(seconds=1)),
-                    "processingTimeMillis": 1000,
-                    "recipients": delivered,
-                    "smtpResponse": "250 2.6.0 Message received",
-                    "reportingMTA": _REPORTING_MTA,
-                    "remoteMtaIp": "127.0.0.1",
-                },
-            )
-        )
+        delivery = {
+            "timestamp": _iso(sent_at + timedelta(seconds=1)),
+            "processingTimeMillis": 1000,
+            "recipients": delivered,
+            "smtpResponse": "250 2.6.0 Message received",
+            "reportingMTA": _REPORTING_MTA,
+            "remoteMtaIp": "127.0.0.1",
+        }
+        found.append(("Delivery", 1, "delivery", delivery, ""))
     for outcome, sub_type, diagnostic in (
         ("bounced", "General", "smtp; 550 5.1.1 user unknown"),
         (
@@ -313,24 +327,18 @@ def events_for(email: RecordedEmail, *, now: datetime | None = None) -> list[dic
                 "feedbackId": f"{email.message_id}-{sub_type.lower()}",
                 "reportingMTA": f"dsn; {_REPORTING_MTA}",
             }
-            events.append(event("Bounce", 1, "bounce", bounce, variant=sub_type))
+            found.append(("Bounce", 1, "bounce", bounce, sub_type))
     if outcomes.get("complained"):
-        events.append(
-            event(
-                "Complaint",
-                2,
-                "complaint",
-                {
-                    "complainedRecipients": [{"emailAddress": a} for a in outcomes["complained"]],
-                    "timestamp": _iso(sent_at + timedelta(seconds=2)),
-                    "feedbackId": f"{email.message_id}-complaint",
-                    "userAgent": "Amazon SES Mailbox Simulator",
-                    "complaintFeedbackType": "abuse",
-                    "arrivalDate": _iso(sent_at + timedelta(seconds=2)),
-                },
-            )
-        )
-    return events
+        complaint = {
+            "complainedRecipients": [{"emailAddress": a} for a in outcomes["complained"]],
+            "timestamp": _iso(sent_at + timedelta(seconds=2)),
+            "feedbackId": f"{email.message_id}-complaint",
+            "userAgent": "Amazon SES Mailbox Simulator",
+            "complaintFeedbackType": "abuse",
+            "arrivalDate": _iso(sent_at + timedelta(seconds=2)),
+        }
+        found.append(("Complaint", 2, "complaint", complaint, ""))
+    return found
 
 
 MATCHING_EVENT_TYPES = {"Send": "send", "Delivery": "delivery", "Bounce": "bounce", "Complaint": "complaint"}

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdk_support.assembly import AssemblyStack as Stack
+from cdk_support.assembly import environment_of, stack_artifacts, template_path
 from devtools.iam_engine.engine import Principal
 
 POLICY_VERSION = "2012-10-17"
@@ -27,22 +29,6 @@ STAND_IN_NAMESPACE = uuid.UUID("6f1c3c8e-2f4d-4b55-9a51-7d0c1f1e9b10")
 
 class PolicyResolutionError(ValueError):
     """A template value the resolver cannot make concrete (it names the stack, logical id and expression)."""
-
-
-@dataclass(frozen=True)
-class Stack:
-    name: str
-    account: str
-    region: str
-    template: Mapping[str, Any]
-
-    @property
-    def resources(self) -> Mapping[str, Mapping[str, Any]]:
-        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
-        return resources
-
-    def of_type(self, type_: str) -> dict[str, Mapping[str, Any]]:
-        return {logical_id: r for logical_id, r in self.resources.items() if r["Type"] == type_}
 
 
 @dataclass(frozen=True)
@@ -81,22 +67,16 @@ class Assembly:
     @classmethod
     def from_cloud_assembly(cls, outdir: Path, physical_ids: Mapping[tuple[str, str], str] | None = None) -> Assembly:
         """Every stack of a ``cdk synth`` output directory, each in the account and region it is bound to."""
-        manifest = json.loads((outdir / "manifest.json").read_text())
         stacks = {}
-        for artifact_id, artifact in manifest["artifacts"].items():
-            if artifact["type"] != "aws:cloudformation:stack":
-                continue
-            _, _, environment = artifact["environment"].partition("aws://")
-            account, _, region = environment.partition("/")
+        for artifact_id, artifact in stack_artifacts(outdir):
+            account, region = environment_of(artifact) or ("", "")
             if not account.isdigit() or not region or region.startswith("unknown"):
                 raise PolicyResolutionError(
-                    f"stack {artifact_id}: environment {artifact['environment']!r} is not concrete; "
+                    f"stack {artifact_id}: environment {artifact.get('environment')!r} is not concrete; "
                     "give every stack an account and a region (env=Environment(account=..., region=...))"
                 )
-            properties = artifact.get("properties", {})
-            name = properties.get("stackName", artifact_id)
-            template = json.loads((outdir / properties["templateFile"]).read_text())
-            stacks[name] = Stack(name, account, region, template)
+            name = artifact.get("properties", {}).get("stackName", artifact_id)
+            stacks[name] = Stack(name, account, region, json.loads(template_path(outdir, artifact).read_text()))
         return cls(stacks, dict(physical_ids or {}))
 
     # --- what the engine needs -----------------------------------------------------------------------

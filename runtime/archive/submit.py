@@ -110,6 +110,58 @@ def validate_change(raw: dict[str, Any] | str | bytes) -> ArchiveDocument:
         raise InvalidSubmission(f"invalid change document: {describe_validation_error(exc)}") from None
 
 
+def _checked(change: dict[str, Any] | str | bytes | ArchiveDocument) -> ArchiveDocument:
+    """The submitted document, validated (JSON text or a dict) or checked for size and numbers (a model)."""
+    if not isinstance(change, ArchiveDocument):
+        return validate_change(change)
+    _refuse_oversized(len(change.to_json_bytes()))
+    _refuse_non_finite_numbers(change.to_python_dict())
+    return change
+
+
+def _targets(document: ArchiveDocument, customers: list[str] | None, user_id: str) -> list[str]:
+    """The customers to notify (all the document's by default), refused before anything is written."""
+    targets = list(customers) if customers is not None else list(document.customers)
+    try:
+        for code in targets:
+            keys.validate_customer_code(code)
+    except keys.InvalidKeyError as exc:
+        raise InvalidSubmission(str(exc)) from None
+    if not targets:
+        raise InvalidSubmission("no customers to notify: pass customers or list them in the document")
+    unknown = [c for c in targets if c not in document.customers]
+    if unknown:
+        raise InvalidSubmission(f"customers {unknown} are not in the document's customers {document.customers}")
+    if not user_id:
+        raise InvalidSubmission("user_id is required (who submits the change)")
+    return targets
+
+
+def _revision_in_history(archive: ArchiveStore, change_id: str) -> int:
+    """The revision a deleted archive of ``change_id`` had reached (0 for a new change), refused with the
+    fix when the bucket's versions cannot be read or none holds a readable revision."""
+    key = keys.archive_key(change_id)
+    try:
+        found = archive.revision_in_history(change_id)
+    except ClientError as exc:
+        if http_status(exc) != 403 and error_code(exc) not in {"AccessDenied", "AllAccessDisabled"}:
+            raise
+        raise InvalidSubmission(
+            f"cannot read the earlier versions of {key} ({error_code(exc) or http_status(exc)}): a new "
+            "archive continues the revision numbering of a deleted one, so submit needs "
+            "s3:ListBucketVersions on the bucket and s3:GetObjectVersion on archive/* (docs/runbook.md, "
+            "permissions)"
+        ) from None
+    if found is None:
+        raise InvalidSubmission(
+            f"{key} was deleted and none of its earlier versions holds a readable revision, so this "
+            "submission cannot be numbered after them (the customers' processing objects may record "
+            f"those revisions as sent): `restore {change_id} --list` shows the versions; restore "
+            "a valid one, then submit again"
+        )
+    return found
+
+
 def submit_change(
     archive: ArchiveStore,
     triggers: TriggerStore,
@@ -125,52 +177,15 @@ def submit_change(
     built in code has been validated already (its times without an offset were taken as UTC) and is
     checked for size and numbers only.
     """
-    if isinstance(change, ArchiveDocument):
-        document = change
-        _refuse_oversized(len(document.to_json_bytes()))
-        _refuse_non_finite_numbers(document.to_python_dict())
-    else:
-        document = validate_change(change)
-    targets = list(customers) if customers is not None else list(document.customers)
-    try:
-        for code in targets:
-            keys.validate_customer_code(code)
-    except keys.InvalidKeyError as exc:
-        raise InvalidSubmission(str(exc)) from None
-    if not targets:
-        raise InvalidSubmission("no customers to notify: pass customers or list them in the document")
-    unknown = [c for c in targets if c not in document.customers]
-    if unknown:
-        raise InvalidSubmission(f"customers {unknown} are not in the document's customers {document.customers}")
-    if not user_id:
-        raise InvalidSubmission("user_id is required (who submits the change)")
-
+    document = _checked(change)
+    targets = _targets(document, customers, user_id)
     content = {k: v for k, v in document.to_python_dict().items() if k not in RECORDED_FIELDS}
     history: list[int] = []
 
     def previous_revision() -> int:
         """The revision a deleted archive of this change id had reached (0 for a new change); read once."""
         if not history:
-            key = keys.archive_key(document.change_id)
-            try:
-                found = archive.revision_in_history(document.change_id)
-            except ClientError as exc:
-                if http_status(exc) != 403 and error_code(exc) not in {"AccessDenied", "AllAccessDisabled"}:
-                    raise
-                raise InvalidSubmission(
-                    f"cannot read the earlier versions of {key} ({error_code(exc) or http_status(exc)}): a new "
-                    "archive continues the revision numbering of a deleted one, so submit needs "
-                    "s3:ListBucketVersions on the bucket and s3:GetObjectVersion on archive/* (docs/runbook.md, "
-                    "permissions)"
-                ) from None
-            if found is None:
-                raise InvalidSubmission(
-                    f"{key} was deleted and none of its earlier versions holds a readable revision, so this "
-                    "submission cannot be numbered after them (the customers' processing objects may record "
-                    f"those revisions as sent): `restore {document.change_id} --list` shows the versions; restore "
-                    "a valid one, then submit again"
-                )
-            history.append(found)
+            history.append(_revision_in_history(archive, document.change_id))
         return history[0]
 
     def mutate(current: ArchiveDocument | None) -> ArchiveDocument:

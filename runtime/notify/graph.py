@@ -288,7 +288,6 @@ class GraphClient:
                 self._sleep(delay)
                 continue
             status = response.status_code
-            request_id = response.headers.get("request-id", "")
             if status == 401 and not refreshed:
                 # An expired or revoked token: fetch a new one once. A second 401 is a real problem.
                 refreshed = True
@@ -297,60 +296,83 @@ class GraphClient:
                 logger.info("Graph answered 401; refreshing the token once", extra={"path": path})
                 continue
             if status in RETRYABLE_STATUSES:
-                code, message = _error_fields(response)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
-                if wait > self.max_retry_after or attempt >= self.max_attempts:
-                    logger.warning(
-                        "Graph throttling: giving the work back to the queue",
-                        extra={"path": path, "status": status, "retry_after": retry_after, "attempt": attempt},
-                    )
-                    raise GraphThrottled(
-                        f"Graph {method} {path} answered {status} {code}: {message} "
-                        f"(Retry-After {retry_after}, attempt {attempt}/{self.max_attempts})",
-                        retry_after=wait,
-                        status=status,
-                        code=code,
-                        graph_message=message,
-                        request_id=request_id,
-                    )
-                logger.info("Graph throttling; waiting", extra={"path": path, "status": status, "wait": wait})
-                self._sleep(wait)
+                self._sleep(self._throttled_wait(method, path, response, attempt))
                 continue
             if status >= 400:
-                code, message = _error_fields(response)
-                log = logger.info if status in expected_errors else logger.error
-                log(
-                    "Graph request failed",
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "graph_code": code,
-                        "graph_message": message,
-                        "request_id": request_id,
-                        "client_request_id": client_request_id,
-                    },
-                )
-                error_type = GraphAuthError if status == 401 else GraphError
-                raise error_type(
-                    f"Graph {method} {path} failed with {status} {code}: {message}",
-                    status=status,
-                    code=code,
-                    graph_message=message,
-                    request_id=request_id,
-                    retryable=status >= 500,
-                )
-            if not response.content:
-                return None
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                raise GraphError(f"Graph {method} {path} returned non-JSON ({status})", status=status) from exc
-            return payload if isinstance(payload, dict) else {"value": payload}
+                raise _failure(method, path, response, client_request_id, expected=status in expected_errors)
+            return _json_body(method, path, response)
+
+    def _throttled_wait(self, method: str, path: str, response: requests.Response, attempt: int) -> float:
+        """How long to wait before retrying a throttled request; :class:`GraphThrottled` (the message goes
+        back to the queue) when Graph asks for longer than ``max_retry_after`` or the attempts are spent."""
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        wait = retry_after if retry_after is not None else self._backoff(attempt)
+        if wait > self.max_retry_after or attempt >= self.max_attempts:
+            code, message = _error_fields(response)
+            logger.warning(
+                "Graph throttling: giving the work back to the queue",
+                extra={"path": path, "status": status, "retry_after": retry_after, "attempt": attempt},
+            )
+            raise GraphThrottled(
+                f"Graph {method} {path} answered {status} {code}: {message} "
+                f"(Retry-After {retry_after}, attempt {attempt}/{self.max_attempts})",
+                retry_after=wait,
+                status=status,
+                code=code,
+                graph_message=message,
+                request_id=response.headers.get("request-id", ""),
+            )
+        logger.info("Graph throttling; waiting", extra={"path": path, "status": status, "wait": wait})
+        return wait
 
     def _backoff(self, attempt: int) -> float:
         return min(self.max_retry_after, self.backoff_base * 2.0 ** (attempt - 1))
+
+
+def _failure(
+    method: str, path: str, response: requests.Response, client_request_id: str, *, expected: bool
+) -> GraphError:
+    """The error of a failed request, logged with Graph's ids (at info level when the caller ``expected``
+    the status and handles it itself)."""
+    status = response.status_code
+    request_id = response.headers.get("request-id", "")
+    code, message = _error_fields(response)
+    log = logger.info if expected else logger.error
+    log(
+        "Graph request failed",
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "graph_code": code,
+            "graph_message": message,
+            "request_id": request_id,
+            "client_request_id": client_request_id,
+        },
+    )
+    error_type = GraphAuthError if status == 401 else GraphError
+    return error_type(
+        f"Graph {method} {path} failed with {status} {code}: {message}",
+        status=status,
+        code=code,
+        graph_message=message,
+        request_id=request_id,
+        retryable=status >= 500,
+    )
+
+
+def _json_body(method: str, path: str, response: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object (a list is wrapped as ``{"value": [...]}``); None when the body is empty."""
+    if not response.content:
+        return None
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise GraphError(
+            f"Graph {method} {path} returned non-JSON ({response.status_code})", status=response.status_code
+        ) from exc
+    return payload if isinstance(payload, dict) else {"value": payload}
 
 
 # ---- the organizer's calendar ------------------------------------------------------------------

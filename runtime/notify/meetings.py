@@ -36,17 +36,17 @@ Attendees are the union, de-duplicated case-insensitively, of every customer's `
 subscribers, read through each customer's read-only contact role (:mod:`runtime.notify.attendees`);
 past Graph's limit of 500 attendees per event they are capped round-robin across customers, and what
 was dropped is logged and recorded in the meeting metadata (``attendees_dropped``).
+
+The plan and the transaction ids are in :mod:`runtime.notify.meeting_plan`, the event bodies and the
+metadata recorded from Graph's answers in :mod:`runtime.notify.meeting_events`; this module holds the
+lease, the calls and the archive writes.
 """
 
 from __future__ import annotations
 
-import enum
-import html
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -73,103 +73,35 @@ from runtime.contract.settings import (
 from runtime.notify.attendees import MAX_ATTENDEES, AttendeeSelection, ContactDirectory, merge_attendees
 from runtime.notify.errors import GraphError, MeetingBusy
 from runtime.notify.graph import GraphCalendar, GraphClient, MsalTokenProvider, graph_scope
+from runtime.notify.meeting_events import (
+    Desired,
+    as_utc,
+    event_attendees,
+    event_changes,
+    event_metadata,
+    event_payload,
+    recorded_changes,
+    synced_metadata,
+)
+from runtime.notify.meeting_plan import TAG_PROPERTY_ID, TRANSACTION_NAMESPACE, Action, plan, transaction_id
 from runtime.telemetry import logger
 
-TRANSACTION_NAMESPACE = uuid.UUID("4217f0d7-c3c5-4af1-a85c-154b1b143a60")
-"""Namespace of the uuid5 transaction ids: the same change id always gives the same transaction id."""
-
-TAG_PROPERTY_ID = "String {0cc04442-9010-431e-8b9f-58dc6027500b} Name TtpMeetingTransactionId"
-"""The single-value extended property every event we create carries (value: its transaction id)."""
-
-
-class Action(enum.Enum):
-    NONE = "none"
-    CREATE = "create"
-    SYNC = "sync"
-    CANCEL = "cancel"
-
-
-def transaction_id(change_id: str, generation: int = 0) -> str:
-    """The Graph ``transactionId`` of a change's meeting: a uuid5 of the change id.
-
-    ``generation`` counts meetings re-created after a cancellation (a cancelled change submitted
-    again), so a new meeting does not collide with the cancelled one's transaction id. A uuid is
-    lowercase hex, which also makes the case-insensitive extended-property filter exact.
-    """
-    key = change_id if generation == 0 else f"{change_id}#{generation}"
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
-
-
-def plan(doc: ArchiveDocument) -> Action:
-    """What the archive says must happen to the meeting; a pure function of the document."""
-    meta = doc.meeting_metadata
-    if doc.status == "cancelled":
-        if meta is not None and not meta.cancelled:
-            return Action.CANCEL
-        # No live meeting recorded. A lease left behind means a creation (or re-creation) was under way
-        # and did not record its outcome (it crashed or failed): an event may exist, so look for it.
-        return Action.CANCEL if doc.meeting_lease is not None else Action.NONE
-    if doc.meeting is None:
-        # A submission states the whole content (docs/design.md §3): a later revision without ``meeting``
-        # withdraws the request, so the live event is cancelled; never asked for → nothing to do.
-        if meta is not None and not meta.cancelled and (meta.revision or 0) < doc.revision:
-            return Action.CANCEL
-        return Action.NONE
-    if meta is None or meta.cancelled:
-        return Action.CREATE
-    if (meta.revision or 0) < doc.revision:
-        return Action.SYNC
-    return Action.NONE
-
-
-# ---- the coordinator ---------------------------------------------------------------------------
+__all__ = [
+    "COORDINATOR_USER_ID",
+    "TAG_PROPERTY_ID",
+    "TRANSACTION_NAMESPACE",
+    "Action",
+    "MeetingCoordinator",
+    "build_meeting_coordinator",
+    "plan",
+    "transaction_id",
+]
 
 
 class _LeaseHeld(Exception):
     def __init__(self, lease: ArchiveLease) -> None:
         super().__init__(f"{lease.owner} holds the meeting lease until {lease.expires_at.isoformat()}")
         self.lease = lease
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _graph_time(moment: datetime) -> dict[str, str]:
-    return {"dateTime": _as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
-
-
-def _parse_graph_time(value: Any) -> datetime | None:
-    """Graph's ``{"dateTime": "2026-05-01T10:00:00.0000000", "timeZone": "UTC"}`` (UTC without Prefer)."""
-    if not isinstance(value, dict) or str(value.get("timeZone", "")).upper() not in {"UTC", "ETC/UTC"}:
-        return None
-    try:
-        return datetime.strptime(str(value.get("dateTime", ""))[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _event_attendees(event: Mapping[str, Any]) -> list[str]:
-    found = []
-    for attendee in event.get("attendees") or []:
-        address = ((attendee or {}).get("emailAddress") or {}).get("address")
-        if address:
-            found.append(str(address))
-    return found
-
-
-def _same_addresses(a: Sequence[str], b: Sequence[str]) -> bool:
-    return {x.casefold() for x in a} == {x.casefold() for x in b}
-
-
-@dataclass(frozen=True)
-class _Desired:
-    subject: str
-    start: datetime
-    end: datetime
-    location: str | None
-    teams: bool
-    attendees: AttendeeSelection
 
 
 COORDINATOR_USER_ID = "coordinator"
@@ -337,14 +269,14 @@ class MeetingCoordinator:
             return self._create(version, owner, desired)
         return self._sync(version, owner, desired)
 
-    def _desired(self, doc: ArchiveDocument) -> _Desired:
+    def _desired(self, doc: ArchiveDocument) -> Desired:
         request = doc.meeting
         assert request is not None
         selection = self.attendees(doc)
-        return _Desired(
+        return Desired(
             subject=request.subject or doc.title,
-            start=_as_utc(request.start_time),
-            end=_as_utc(request.end_time),
+            start=as_utc(request.start_time),
+            end=as_utc(request.end_time),
             location=request.location,
             teams=request.teams,
             attendees=selection,
@@ -366,55 +298,6 @@ class MeetingCoordinator:
             )
         return selection
 
-    def _event_payload(self, doc: ArchiveDocument, desired: _Desired, tx: str) -> dict[str, Any]:
-        esc = html.escape
-        rows = [("Change", doc.change_id), ("Title", doc.title), ("Revision", str(doc.revision))]
-        if doc.implementation_start:
-            end = f" to {doc.implementation_end.isoformat()}" if doc.implementation_end else ""
-            rows.append(("Implementation window", f"{doc.implementation_start.isoformat()}{end}"))
-        table = "".join(f'<tr><th align="left">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
-        summary = f"<p>{esc(doc.summary)}</p>" if doc.summary else ""
-        payload: dict[str, Any] = {
-            "subject": desired.subject,
-            "body": {"contentType": "HTML", "content": f"<table>{table}</table>{summary}"},
-            "start": _graph_time(desired.start),
-            "end": _graph_time(desired.end),
-            "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees],
-            "allowNewTimeProposals": False,
-            "transactionId": tx,
-            "singleValueExtendedProperties": [{"id": TAG_PROPERTY_ID, "value": tx}],
-        }
-        if desired.location:
-            payload["location"] = {"displayName": desired.location}
-        if desired.teams:
-            payload["isOnlineMeeting"] = True
-            payload["onlineMeetingProvider"] = "teamsForBusiness"
-        return payload
-
-    def _metadata(
-        self, doc: ArchiveDocument, event: Mapping[str, Any], desired: _Desired, tx: str, generation: int
-    ) -> MeetingMetadata:
-        join_url = ((event.get("onlineMeeting") or {}).get("joinUrl")) or event.get("onlineMeetingUrl")
-        organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address") or self.organizer
-        return MeetingMetadata(
-            meeting_id=str(event["id"]),
-            join_url=join_url,
-            ical_uid=event.get("iCalUId"),
-            organizer=organizer,
-            subject=desired.subject,
-            start_time=desired.start,
-            end_time=desired.end,
-            attendees=desired.attendees.attendees,
-            revision=doc.revision,
-            cancelled=False,
-            transaction_id=tx,
-            generation=generation,
-            location=desired.location,
-            teams=desired.teams,
-            attendees_total=desired.attendees.total,
-            attendees_dropped=desired.attendees.dropped,
-        )
-
     def _find(self, tx: str) -> dict[str, Any] | None:
         found = self.calendar.find_by_extended_property(TAG_PROPERTY_ID, tx)
         if len(found) > 1:
@@ -425,7 +308,7 @@ class MeetingCoordinator:
         self,
         version: VersionedArchive,
         owner: str,
-        desired: _Desired,
+        desired: Desired,
         *,
         generation: int | None = None,
         replaced: str | None = None,
@@ -440,12 +323,12 @@ class MeetingCoordinator:
         if event is not None:
             # A previous holder created it but never recorded it (crash between Graph and the archive).
             logger.info("adopting the meeting a previous attempt created", extra={"event_id": event.get("id")})
-            changes = self._event_changes(event, desired)
+            changes = event_changes(event, desired)
             if changes:
                 event = {**event, **self.calendar.update(str(event["id"]), changes)}
         else:
             try:
-                event = self.calendar.create(self._event_payload(doc, desired, tx))
+                event = self.calendar.create(event_payload(doc, desired, tx))
             except GraphError as exc:
                 if exc.status != 409:
                     raise
@@ -455,50 +338,17 @@ class MeetingCoordinator:
                     raise
         if desired.teams and not ((event.get("onlineMeeting") or {}).get("joinUrl")):
             event = {**event, **self.calendar.get(str(event["id"]))}  # Teams details can lag the POST answer
-        meta = self._metadata(doc, event, desired, tx, generation)
+        meta = event_metadata(doc, event, desired, tx, generation, self.organizer)
         logger.info("meeting scheduled", extra={"change_id": doc.change_id, "event_id": meta.meeting_id})
         if replaced is not None:
             return self._record(doc.change_id, owner, meta, MEETING_SCHEDULED, version, replaced_meeting_id=replaced)
         return self._record(doc.change_id, owner, meta, MEETING_SCHEDULED, version)
 
-    def _event_changes(self, event: Mapping[str, Any], desired: _Desired) -> dict[str, Any]:
-        """The PATCH body that makes an existing event (as Graph returned it) match ``desired``."""
-        changes: dict[str, Any] = {}
-        if event.get("subject") != desired.subject:
-            changes["subject"] = desired.subject
-        if _parse_graph_time(event.get("start")) != desired.start or _parse_graph_time(event.get("end")) != desired.end:
-            changes["start"] = _graph_time(desired.start)
-            changes["end"] = _graph_time(desired.end)
-        if not _same_addresses(_event_attendees(event), desired.attendees.attendees):
-            changes["attendees"] = [
-                {"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees
-            ]
-        return changes
-
-    def _sync(self, version: VersionedArchive, owner: str, desired: _Desired) -> VersionedArchive:
+    def _sync(self, version: VersionedArchive, owner: str, desired: Desired) -> VersionedArchive:
         doc = version.document
         meta = doc.meeting_metadata
         assert meta is not None
-        changes: dict[str, Any] = {}
-        if meta.subject != desired.subject:
-            changes["subject"] = desired.subject
-        if (
-            meta.start_time is None
-            or meta.end_time is None
-            or ((_as_utc(meta.start_time), _as_utc(meta.end_time)) != (desired.start, desired.end))
-        ):
-            changes["start"] = _graph_time(desired.start)
-            changes["end"] = _graph_time(desired.end)
-        if meta.location != desired.location and desired.location is not None:
-            changes["location"] = {"displayName": desired.location}
-        if desired.teams and not meta.teams:
-            changes["isOnlineMeeting"] = True
-            changes["onlineMeetingProvider"] = "teamsForBusiness"
-        if not _same_addresses(meta.attendees, desired.attendees.attendees):
-            # Sent alone, an attendees change notifies only the attendees that changed (Graph docs).
-            changes["attendees"] = [
-                {"emailAddress": {"address": a}, "type": "required"} for a in desired.attendees.attendees
-            ]
+        changes = recorded_changes(meta, desired)
         join_url = meta.join_url
         try:
             if changes:
@@ -519,21 +369,7 @@ class MeetingCoordinator:
             return self._create(
                 version, owner, desired, generation=(meta.generation or 0) + 1, replaced=meta.meeting_id
             )
-        updated = MeetingMetadata.model_validate(
-            {
-                **meta.model_dump(exclude_unset=True),  # unset fields stay unset (and unwritten)
-                "subject": desired.subject,
-                "start_time": desired.start,
-                "end_time": desired.end,
-                "attendees": desired.attendees.attendees,
-                "revision": doc.revision,
-                "join_url": join_url,
-                "location": desired.location,
-                "teams": desired.teams or bool(meta.teams),
-                "attendees_total": desired.attendees.total,
-                "attendees_dropped": desired.attendees.dropped,
-            }
-        )
+        updated = synced_metadata(meta, desired, doc.revision, join_url)
         if not changes:
             # Nothing visible changed: only remember that this revision was checked (no Graph call).
             return self._record(doc.change_id, owner, updated, None, version)
@@ -565,7 +401,7 @@ class MeetingCoordinator:
                     ical_uid=orphan.get("iCalUId"),
                     organizer=self.organizer,
                     subject=orphan.get("subject"),
-                    attendees=_event_attendees(orphan),
+                    attendees=event_attendees(orphan),
                     transaction_id=tx,
                     generation=generation,
                 )

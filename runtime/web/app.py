@@ -10,6 +10,7 @@ overwritten).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
@@ -51,32 +52,24 @@ def _error(status: int, message: str, fields: dict[str, str] | None = None) -> R
     return Response(status, content_types.APPLICATION_JSON, {"message": message, "fields": fields or {}})
 
 
-@app.exception_handler(  # type: ignore[untyped-decorator]
-    Unauthenticated
+ERROR_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthenticated, 401),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidSubmission, 400),
 )
-def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
-    return _error(401, str(exc))
+"""Each error the service raises and the status it is answered with (its message as ``message``)."""
 
 
-@app.exception_handler(  # type: ignore[untyped-decorator]
-    NotFound
-)
-def _not_found(exc: NotFound) -> Response[Any]:
-    return _error(404, str(exc))
+def _answered_with(status: int) -> Callable[[Exception], Response[Any]]:
+    def answer(exc: Exception) -> Response[Any]:
+        return _error(status, str(exc))
+
+    return answer
 
 
-@app.exception_handler(  # type: ignore[untyped-decorator]
-    Conflict
-)
-def _conflict(exc: Conflict) -> Response[Any]:
-    return _error(409, str(exc))
-
-
-@app.exception_handler(  # type: ignore[untyped-decorator]
-    InvalidSubmission
-)
-def _invalid(exc: InvalidSubmission) -> Response[Any]:
-    return _error(400, str(exc))
+for _error_type, _status in ERROR_STATUSES:
+    app.exception_handler(_error_type)(_answered_with(_status))
 
 
 @app.exception_handler(  # type: ignore[untyped-decorator]
