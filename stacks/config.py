@@ -100,7 +100,9 @@ def _is_customer_code(code: str) -> bool:
     return True
 
 
-RESERVED_CUSTOMER_CODES = COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names())
+RESERVED_CUSTOMER_CODES = (
+    COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names()) | frozenset(names.PLATFORM_QUEUE_LABELS)
+)
 """Codes a customer may not have: their derived names would be the platform's own."""
 # The processors run with the worker's default drain (CustomerProcessorProps.drain_seconds).
 WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
@@ -357,9 +359,21 @@ class PlatformConfig(_Model):
         if reserved:
             clashes = codes_colliding_with_platform_names()
             details = ", ".join(
-                f"{code!r} (its names would equal the platform's {clashes[code]!r})"
-                if code in clashes
-                else f"{code!r} (reserved for the change coordinator)"
+                f"{code!r} (ttp.customers[{codes.index(code)}].code: "
+                + "; ".join(
+                    reason
+                    for reason, applies in (
+                        (f"its names would equal the platform's {clashes.get(code)!r}", code in clashes),
+                        (
+                            f"the ops CLI's `--customer {code}` means the platform's "
+                            f"{names.PLATFORM_QUEUE_LABELS.get(code)} queue",
+                            code in names.PLATFORM_QUEUE_LABELS,
+                        ),
+                        ("reserved for the change coordinator", code in COORDINATOR_RESERVED_CODES),
+                    )
+                    if applies
+                )
+                + ")"
                 for code in reserved
             )
             raise ValueError(
