@@ -23,8 +23,10 @@ from runtime.contract import keys
 from runtime.contract.settings import BucketSettings, OpsSettings
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import age_seconds, human_duration
+from runtime.ops.health import HealthReport, platform_queues
 from runtime.ops.health import health as check_health
-from runtime.ops.health import platform_queues
+from runtime.ops.last_fold import LastFold, last_fold
+from runtime.ops.queues import QueueStats
 from runtime.ops.stuck import stuck as find_stuck
 from runtime.ops.verify import VerifyReport
 from runtime.ops.verify import verify as verify_change
@@ -41,15 +43,17 @@ def health(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Per customer: queue depth, DLQ depth, trigger ages, ECS running vs desired. Exit 1 when unhealthy."""
+    """Per customer: queue depth, DLQ depth, trigger ages, ECS running vs desired; the coordinator's and the
+    delivery events' queues and DLQs, and the coordinator's last fold. Exit 1 when unhealthy."""
     override = options.duration(older_than, "--older-than") if older_than else None
     settings = options.settings(OpsSettings)
     queues = dict(settings.customer_queues)
     if customer:
         queues = {code: queues[options.configured_customer(settings, code)] for code in customer}
     threshold = override if override is not None else timedelta(seconds=settings.stuck_after_seconds)
+    clients = OpsClients()
     report = check_health(
-        OpsClients(),
+        clients,
         settings.bucket_name,
         queues,
         cluster=None if skip_ecs else settings.cluster_name,
@@ -57,75 +61,103 @@ def health(
         use_cloudwatch=not no_cloudwatch,
         track=render.tracker(),
     )
-    platform = platform_queues(OpsClients().sqs)
+    platform = platform_queues(clients.sqs)
+    fold = last_fold(clients.s3, settings.bucket_name, report.checked_at)
     platform_attention = any(q.dlq_depth for q in platform.values())
     if as_json:
         render.emit(
-            {"healthy": report.healthy, **render.to_jsonable(report), "platform_queues": render.to_jsonable(platform)}
+            {
+                "healthy": report.healthy,
+                **render.to_jsonable(report),
+                "platform_queues": render.to_jsonable(platform),
+                "coordinator_last_fold": render.to_jsonable(fold),
+            }
         )
     else:
         console = render.console()
-        console.print(
-            f"bucket s3://{report.bucket}  caller {report.identity or '?'}  cluster "
-            f"{report.cluster or '(skipped)'} {report.cluster_status or ''}  trigger threshold "
-            f"{human_duration(report.threshold_seconds)}"
-        )
-        table = Table(title="Customers")
-        for column in (
-            "customer",
-            "visible",
-            "in flight",
-            "oldest msg",
-            "DLQ",
-            "triggers",
-            "> threshold",
-            "oldest trigger",
-            "ECS running/desired",
-        ):
-            table.add_column(column, justify="left" if column == "customer" else "right")
-        for item in report.customers:
-            q = item.queue
-            ecs = (
-                "-"
-                if item.ecs_status is None
-                else (f"{item.ecs_running}/{item.ecs_desired}" if item.ecs_running is not None else item.ecs_status)
-            )
-            table.add_row(
-                item.customer,
-                str(q.visible) if q.visible is not None else "?",
-                str(q.in_flight) if q.in_flight is not None else "?",
-                render.age(item.oldest_message_age_seconds),
-                "-" if q.dlq_url is None else str(q.dlq_depth),
-                str(item.triggers),
-                str(item.triggers_over_threshold),
-                render.age(item.oldest_trigger_age_seconds) if item.triggers else "-",
-                ecs,
-            )
-        console.print(table)
-        for invalid in report.invalid_triggers:
-            console.print(
-                f"[yellow]{invalid.diagnosis}[/] {render.untrusted(invalid.key)} "
-                f"({human_duration(age_seconds(invalid.last_modified, report.checked_at))} old): "
-                f"{render.untrusted(invalid.problem)}"
-            )
-        for finding in report.findings:
-            where = f"{finding.customer}: " if finding.customer else ""
-            console.print(
-                f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}"
-                f"{render.untrusted(finding.message)}"
-            )
-        platform_table = Table(title="Platform queues")
-        for column in ("queue", "visible", "in flight", "DLQ", "problem"):
-            platform_table.add_column(column, justify="left" if column in ("queue", "problem") else "right")
-        for label, q in platform.items():
-            dlq = "-" if q.dlq_url is None else str(q.dlq_depth)
-            platform_table.add_row(label, _count(q.visible), _count(q.in_flight), dlq, render.untrusted(q.error or ""))
-        console.print(platform_table)
+        _print_customers_health(console, report)
+        _print_platform_health(console, platform, fold)
         critical = sum(1 for f in report.findings if f.severity == "critical")
         console.print("[bold green]HEALTHY[/]" if report.healthy else f"[bold red]UNHEALTHY[/] ({critical} critical)")
         if platform_attention:
             console.print("a platform DLQ holds messages: `dlq list --customer coordinator` (or delivery-events)")
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention or platform_attention else EXIT_OK)
+
+
+def _print_customers_health(console: Console, report: HealthReport) -> None:
+    console.print(
+        f"bucket s3://{report.bucket}  caller {report.identity or '?'}  cluster "
+        f"{report.cluster or '(skipped)'} {report.cluster_status or ''}  trigger threshold "
+        f"{human_duration(report.threshold_seconds)}"
+    )
+    table = Table(title="Customers")
+    for column in (
+        "customer",
+        "visible",
+        "in flight",
+        "oldest msg",
+        "DLQ",
+        "triggers",
+        "> threshold",
+        "oldest trigger",
+        "ECS running/desired",
+    ):
+        table.add_column(column, justify="left" if column == "customer" else "right")
+    for item in report.customers:
+        q = item.queue
+        ecs = (
+            "-"
+            if item.ecs_status is None
+            else (f"{item.ecs_running}/{item.ecs_desired}" if item.ecs_running is not None else item.ecs_status)
+        )
+        table.add_row(
+            item.customer,
+            str(q.visible) if q.visible is not None else "?",
+            str(q.in_flight) if q.in_flight is not None else "?",
+            render.age(item.oldest_message_age_seconds),
+            "-" if q.dlq_url is None else str(q.dlq_depth),
+            str(item.triggers),
+            str(item.triggers_over_threshold),
+            render.age(item.oldest_trigger_age_seconds) if item.triggers else "-",
+            ecs,
+        )
+    console.print(table)
+    for invalid in report.invalid_triggers:
+        console.print(
+            f"[yellow]{invalid.diagnosis}[/] {render.untrusted(invalid.key)} "
+            f"({human_duration(age_seconds(invalid.last_modified, report.checked_at))} old): "
+            f"{render.untrusted(invalid.problem)}"
+        )
+    for finding in report.findings:
+        where = f"{finding.customer}: " if finding.customer else ""
+        console.print(
+            f"[{render.SEVERITY_STYLE[finding.severity]}]{finding.severity.upper():8}[/] {where}"
+            f"{render.untrusted(finding.message)}"
+        )
+
+
+def _print_platform_health(console: Console, platform: dict[str, QueueStats], fold: LastFold) -> None:
+    table = Table(title="Platform queues")
+    for column in ("queue", "visible", "in flight", "DLQ", "last fold", "problem"):
+        table.add_column(column, justify="left" if column in ("queue", "last fold", "problem") else "right")
+    for label, q in platform.items():
+        dlq = "-" if q.dlq_url is None else str(q.dlq_depth)
+        problems = [q.error or ""]
+        folded = "-"
+        if label == "coordinator":
+            folded = _last_fold_text(fold)
+            problems.append(fold.error or "")
+        problem = "; ".join(p for p in problems if p)
+        table.add_row(label, _count(q.visible), _count(q.in_flight), dlq, folded, render.untrusted(problem))
+    console.print(table)
+
+
+def _last_fold_text(fold: LastFold) -> str:
+    if fold.error:
+        return "?"
+    if fold.at is None or fold.age_seconds is None:
+        return f"none (newest {fold.archives_read} of {fold.archives} archives)"
+    return f"{human_duration(fold.age_seconds)} ago ({render.untrusted(fold.change_id or '')})"
 
 
 def delivery_summary(counts: dict[str, int] | None) -> str:
