@@ -30,6 +30,7 @@ from runtime.contract.settings import (
     EXTERNAL_ID_MAX_LENGTH,
     EXTERNAL_ID_MIN_LENGTH,
     EXTERNAL_ID_PATTERN,
+    REGION_PATTERN,
     MeetingSettings,
     WorkerSettings,
 )
@@ -108,7 +109,6 @@ RESERVED_CUSTOMER_CODES = (
 WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
 
 ACCOUNT_PATTERN = r"^\d{12}$"
-REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
 EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
