@@ -28,7 +28,7 @@ from runtime.ops.health import health as check_health
 from runtime.ops.last_fold import LastFold, last_fold
 from runtime.ops.queues import QueueStats
 from runtime.ops.stuck import stuck as find_stuck
-from runtime.ops.verify import VerifyReport
+from runtime.ops.verify import CustomerProgress, VerifyReport
 from runtime.ops.verify import verify as verify_change
 
 
@@ -240,105 +240,117 @@ def verify(
     if report.error:  # a missing or invalid archive: one `error:` line on stderr, like every command
         typer.echo(f"error: {report.error}", err=True)
     else:
-        console.print(
-            f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "
-            f"ETag {report.etag}"
-        )
-        table = Table(title="Customers", show_lines=True)
-        for column in (
-            "customer",
-            "state",
-            "rev",
-            "sent/rejected/of",
-            "lease",
-            "progress",
-            "recorded (processing)",
-            "folded (archive)",
-            "trigger",
-        ):
-            table.add_column(column, no_wrap=column in ("customer", "state", "sent/rejected/of"))
-        for c in report.customers:
-            lease = "-"
-            if c.lease:
-                lease = (
-                    f"{c.lease.owner} rev {c.lease.revision} {'live' if c.lease.live else 'expired'} "
-                    f"until {c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z"
-                )
-                if c.lease.origin is not None:
-                    lease += f" ({c.lease.origin}, {c.lease.emails_sent} sent)"
-            progress = "-"
-            if c.progress:
-                progress = f"{c.progress.done} of {c.progress.recipients} (rev {c.progress.revision})"
-                if c.progress.rejected:
-                    progress += f", {c.progress.rejected} rejected"
-            counts = "-"
-            if c.sent is not None or c.recipients is not None:
-                counts = "/".join("?" if n is None else str(n) for n in (c.sent, c.rejected, c.recipients))
-            folded = ", ".join(map(str, c.processed_revisions)) or "-"
-            recorded = ", ".join(map(str, c.recorded_revisions)) or "-"
-            if c.processing_error:
-                recorded = "[red]invalid processing object[/]"
-            trigger = f"present, {human_duration(c.trigger.age_seconds)} old" if c.trigger else "-"
-            if c.trigger and c.trigger.redrive_attempts:
-                trigger += f", re-driven {c.trigger.redrive_attempts}x"
-            style = {
-                "processed": "green",
-                "recorded_not_folded": "green",
-                "pending": "yellow",
-                "processing": "cyan",
-            }.get(c.state, "red")
-            table.add_row(
-                c.customer,
-                f"[{style}]{c.state_text or c.state}[/]",
-                "-" if c.revision is None else str(c.revision),
-                counts,
-                lease,
-                progress,
-                recorded,
-                folded,
-                trigger,
-            )
-        console.print(table)
-        _print_delivery(console, report)
-        for finding in report.findings:
-            console.print(f"[red]finding[/]: {finding}")
-        mods = Table(title="Modifications")
-        for column in ("timestamp", "type", "user", "customer", "revision"):
-            mods.add_column(column)
-        for m in report.modifications:
-            mods.add_row(
-                str(m.get("timestamp", "")),
-                str(m.get("modification_type", "")),
-                str(m.get("user_id", "")),
-                str(m.get("customer_code") or "-"),
-                str(m.get("revision", "-")),
-            )
-        console.print(mods)
-        if report.meeting:
-            console.print(f"meeting requested: {json.dumps(report.meeting)}")
-        if report.meeting_metadata:
-            console.print(f"meeting: {json.dumps(report.meeting_metadata)}")
-        if report.meeting_lease:
-            console.print(
-                f"meeting lease: {report.meeting_lease.owner} ({'live' if report.meeting_lease.live else 'expired'})"
-            )
+        _print_change(console, report)
     for t in report.other_triggers:
         console.print(
             f"[yellow]trigger {t.key}[/] ({human_duration(t.age_seconds)} old) for a customer the archive does not list"
         )
     if not report.error:
-        if report.complete:
-            console.print("[bold green]COMPLETE[/]")
-        elif report.pending:
-            console.print(f"[bold yellow]PENDING[/]: {', '.join(report.pending)}")
-        elif report.not_folded:
-            console.print(
-                f"[bold yellow]RECORDED, NOT FOLDED YET[/]: {', '.join(report.not_folded)} "
-                "(the change coordinator folds the results into the archive)"
-            )
-        else:
-            console.print(f"[bold yellow]PENDING[/]: {'findings' if report.findings else 'triggers left'}")
+        console.print(_verdict(report))
     raise typer.Exit(code)
+
+
+VERIFY_COLUMNS = (
+    "customer",
+    "state",
+    "rev",
+    "sent/rejected/of",
+    "lease",
+    "progress",
+    "recorded (processing)",
+    "folded (archive)",
+    "trigger",
+)
+STATE_STYLE = {"processed": "green", "recorded_not_folded": "green", "pending": "yellow", "processing": "cyan"}
+
+
+def _print_change(console: Console, report: VerifyReport) -> None:
+    """Everything ``verify`` shows of a change whose archive could be read."""
+    console.print(
+        f"[bold]{report.change_id}[/] — {report.title}\n  status {report.status}, revision {report.revision}, "
+        f"ETag {report.etag}"
+    )
+    table = Table(title="Customers", show_lines=True)
+    for column in VERIFY_COLUMNS:
+        table.add_column(column, no_wrap=column in ("customer", "state", "sent/rejected/of"))
+    for c in report.customers:
+        table.add_row(*_customer_row(c))
+    console.print(table)
+    _print_delivery(console, report)
+    for finding in report.findings:
+        console.print(f"[red]finding[/]: {finding}")
+    mods = Table(title="Modifications")
+    for column in ("timestamp", "type", "user", "customer", "revision"):
+        mods.add_column(column)
+    for m in report.modifications:
+        mods.add_row(
+            str(m.get("timestamp", "")),
+            str(m.get("modification_type", "")),
+            str(m.get("user_id", "")),
+            str(m.get("customer_code") or "-"),
+            str(m.get("revision", "-")),
+        )
+    console.print(mods)
+    if report.meeting:
+        console.print(f"meeting requested: {json.dumps(report.meeting)}")
+    if report.meeting_metadata:
+        console.print(f"meeting: {json.dumps(report.meeting_metadata)}")
+    if report.meeting_lease:
+        console.print(
+            f"meeting lease: {report.meeting_lease.owner} ({'live' if report.meeting_lease.live else 'expired'})"
+        )
+
+
+def _customer_row(c: CustomerProgress) -> tuple[str, ...]:
+    """One customer's cells of :data:`VERIFY_COLUMNS`."""
+    lease = "-"
+    if c.lease:
+        lease = (
+            f"{c.lease.owner} rev {c.lease.revision} {'live' if c.lease.live else 'expired'} "
+            f"until {c.lease.expires_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+        if c.lease.origin is not None:
+            lease += f" ({c.lease.origin}, {c.lease.emails_sent} sent)"
+    progress = "-"
+    if c.progress:
+        progress = f"{c.progress.done} of {c.progress.recipients} (rev {c.progress.revision})"
+        if c.progress.rejected:
+            progress += f", {c.progress.rejected} rejected"
+    counts = "-"
+    if c.sent is not None or c.recipients is not None:
+        counts = "/".join("?" if n is None else str(n) for n in (c.sent, c.rejected, c.recipients))
+    folded = ", ".join(map(str, c.processed_revisions)) or "-"
+    recorded = ", ".join(map(str, c.recorded_revisions)) or "-"
+    if c.processing_error:
+        recorded = "[red]invalid processing object[/]"
+    trigger = f"present, {human_duration(c.trigger.age_seconds)} old" if c.trigger else "-"
+    if c.trigger and c.trigger.redrive_attempts:
+        trigger += f", re-driven {c.trigger.redrive_attempts}x"
+    style = STATE_STYLE.get(c.state, "red")
+    return (
+        c.customer,
+        f"[{style}]{c.state_text or c.state}[/]",
+        "-" if c.revision is None else str(c.revision),
+        counts,
+        lease,
+        progress,
+        recorded,
+        folded,
+        trigger,
+    )
+
+
+def _verdict(report: VerifyReport) -> str:
+    if report.complete:
+        return "[bold green]COMPLETE[/]"
+    if report.pending:
+        return f"[bold yellow]PENDING[/]: {', '.join(report.pending)}"
+    if report.not_folded:
+        return (
+            f"[bold yellow]RECORDED, NOT FOLDED YET[/]: {', '.join(report.not_folded)} "
+            "(the change coordinator folds the results into the archive)"
+        )
+    return f"[bold yellow]PENDING[/]: {'findings' if report.findings else 'triggers left'}"
 
 
 def stuck(
