@@ -102,7 +102,9 @@ def _is_customer_code(code: str) -> bool:
 
 
 RESERVED_CUSTOMER_CODES = (
-    COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names()) | frozenset(names.PLATFORM_QUEUE_LABELS)
+    COORDINATOR_RESERVED_CODES
+    | frozenset(codes_colliding_with_platform_names())
+    | frozenset(names.PLATFORM_QUEUE_LABELS)
 )
 """Codes a customer may not have: their derived names would be the platform's own."""
 # The processors run with the worker's default drain (CustomerProcessorProps.drain_seconds).

@@ -93,7 +93,8 @@ def problem(result: Result, expected: int) -> str | None:
 
 def report(failures: dict[str, tuple[str, Result]]) -> str:
     return "\n\n".join(
-        f"{line}: {why}\n--- stdout\n{r.stdout[-1500:]}--- stderr\n{r.stderr[-1500:]}" for line, (why, r) in failures.items()
+        f"{line}: {why}\n--- stdout\n{r.stdout[-1500:]}--- stderr\n{r.stderr[-1500:]}"
+        for line, (why, r) in failures.items()
     )
 
 
