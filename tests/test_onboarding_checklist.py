@@ -198,6 +198,9 @@ def test_a_newcomer_onboards_a_third_customer_on_the_local_platform(
         [customer] = report["customers"]
         assert customer["customer"] == new and customer["state"] == "processed", customer
         assert customer["sent"] and customer["sent"] > 0
+        # the deployed coordinator folded it: health shows that fold beside the coordinator's queue
+        result = CliRunner().invoke(app, [*health, "--json"])
+        assert json.loads(result.stdout)["coordinator_last_fold"]["change_id"] == report["change_id"], result.stdout
     finally:
         for process in processes:
             process.terminate()
