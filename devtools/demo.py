@@ -148,20 +148,22 @@ SWEEP_EVERY_SECONDS = 10.0
 """The sweeper's period in the demo (the template's rate is minutes: the demo would end before a run)."""
 
 
-def load_platform_config() -> Any:
-    """The sample platform of ``cdk.json``: the demo runs the pipeline of the app it synthesized."""
+def load_platform_config(cdk_json: Path | None = None) -> Any:
+    """The sample platform of ``cdk.json`` (or of another copy of it, ``make emulator``'s ``--cdk-json``): the
+    demo runs the pipeline of the app it synthesized."""
     from stacks.config import config_from_context, load_cdk_json
 
-    return config_from_context(load_cdk_json(ROOT / "cdk.json"))
+    return config_from_context(load_cdk_json(cdk_json or ROOT / "cdk.json"))
 
 
-def demo_context() -> dict[str, Any]:
-    """``cdk.json``'s ``ttp`` context with meetings configured for the fake Graph (its tenant, client id and
-    organizer; the client secret's name in the governance account; the contact readers' ExternalId)."""
+def demo_context(cdk_json: Path | None = None) -> dict[str, Any]:
+    """``cdk.json``'s (or ``cdk_json``'s) ``ttp`` context with meetings configured for the fake Graph (its
+    tenant, client id and organizer; the client secret's name in the governance account; the contact
+    readers' ExternalId)."""
     from devtools.fake_graph import DEMO_CONTACT_READER_EXTERNAL_ID, FakeGraph
     from stacks.config import CONTEXT_KEY, load_cdk_json
 
-    ttp = dict(load_cdk_json(ROOT / "cdk.json")[CONTEXT_KEY])
+    ttp = dict(load_cdk_json(cdk_json or ROOT / "cdk.json")[CONTEXT_KEY])
     fake = FakeGraph()
     ttp["meetings"] = {
         "tenant_id": fake.tenant_id,

@@ -295,9 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-synth", action="store_true", help="deploy the assembly already there")
     parser.add_argument("--no-services", action="store_true", help="print the exports, run no service")
     parser.add_argument("--sweep-every", type=float, default=300.0, help="the sweeper's period here (s)")
+    parser.add_argument(
+        "--cdk-json",
+        type=Path,
+        default=ROOT / "cdk.json",
+        help="the app's configuration: a copy of cdk.json, e.g. with a customer being onboarded (docs/onboarding.md)",
+    )
     args = parser.parse_args(argv)
     if not args.skip_synth:
-        demo.synthesize(args.assembly, context=demo.demo_context())
+        demo.synthesize(args.assembly, context=demo.demo_context(args.cdk_json))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -314,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         enforcement.world = deployed.world  # the bucket policy lives only in the deployed world
         cleanup.callback(demo.report_policy_decisions, enforcement)  # printed when the world stops
         plans = plan(args.assembly, deployed.world)
-        config = demo.load_platform_config()
+        config = demo.load_platform_config(args.cdk_json)
         aws = Aws(emulator.endpoint)
         graph = FakeGraph().start()
         cleanup.callback(graph.stop)

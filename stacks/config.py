@@ -30,6 +30,7 @@ from runtime.contract.settings import (
     EXTERNAL_ID_MAX_LENGTH,
     EXTERNAL_ID_MIN_LENGTH,
     EXTERNAL_ID_PATTERN,
+    REGION_PATTERN,
     MeetingSettings,
     WorkerSettings,
 )
@@ -100,13 +101,16 @@ def _is_customer_code(code: str) -> bool:
     return True
 
 
-RESERVED_CUSTOMER_CODES = COORDINATOR_RESERVED_CODES | frozenset(codes_colliding_with_platform_names())
+RESERVED_CUSTOMER_CODES = (
+    COORDINATOR_RESERVED_CODES
+    | frozenset(codes_colliding_with_platform_names())
+    | frozenset(names.PLATFORM_QUEUE_LABELS)
+)
 """Codes a customer may not have: their derived names would be the platform's own."""
 # The processors run with the worker's default drain (CustomerProcessorProps.drain_seconds).
 WORKER_DRAIN_SECONDS = float(setting_default(WorkerSettings, "drain_seconds"))
 
 ACCOUNT_PATTERN = r"^\d{12}$"
-REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
 EMAIL_PATTERN = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
@@ -357,9 +361,21 @@ class PlatformConfig(_Model):
         if reserved:
             clashes = codes_colliding_with_platform_names()
             details = ", ".join(
-                f"{code!r} (its names would equal the platform's {clashes[code]!r})"
-                if code in clashes
-                else f"{code!r} (reserved for the change coordinator)"
+                f"{code!r} (ttp.customers[{codes.index(code)}].code: "
+                + "; ".join(
+                    reason
+                    for reason, applies in (
+                        (f"its names would equal the platform's {clashes.get(code)!r}", code in clashes),
+                        (
+                            f"the ops CLI's `--customer {code}` means the platform's "
+                            f"{names.PLATFORM_QUEUE_LABELS.get(code)} queue",
+                            code in names.PLATFORM_QUEUE_LABELS,
+                        ),
+                        ("reserved for the change coordinator", code in COORDINATOR_RESERVED_CODES),
+                    )
+                    if applies
+                )
+                + ")"
                 for code in reserved
             )
             raise ValueError(

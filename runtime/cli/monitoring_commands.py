@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Annotated
 
 import typer
@@ -17,7 +18,7 @@ from runtime.cli.errors import fail
 from runtime.cli.exit_codes import EXIT_USAGE
 from runtime.cli.options import JsonOption
 from runtime.contract import keys, names
-from runtime.contract.settings import ConfigurationError, load
+from runtime.contract.settings import REGION_PATTERN, ConfigurationError, load
 from runtime.ops.clients import OpsClients
 from runtime.ops.dashboards import AllDashboardsSettings, DashboardSettings, dashboard_payload
 from runtime.ops.errors import OpsError
@@ -52,6 +53,10 @@ def dashboard_json(
     where = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not where:
         fail("--region is required (or set AWS_REGION)", EXIT_USAGE)
+    if not re.fullmatch(REGION_PATTERN, where):
+        fail(f"--region (or AWS_REGION): {where!r} is not an AWS region name, e.g. 'us-east-1'", EXIT_USAGE)
+    if customers and not all_dashboards:
+        fail("--customers lists the customers of --all: add --all, or use --customer C for one dashboard", EXIT_USAGE)
     listed = [c.strip() for c in customers.split(",") if c.strip()] if customers else None
     reads_queues = all_dashboards and listed is None
     overrides: dict[str, object] = {}

@@ -14,7 +14,7 @@ import typer
 
 from runtime import services
 from runtime.cli.errors import fail
-from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_USAGE
+from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from runtime.contract import keys
 from runtime.contract.settings import (
     BucketSettings,
@@ -57,7 +57,7 @@ def process(
 
     Ctrl-C stops it cleanly: the emails sent so far are checkpointed and the lease is released, so the
     worker can resume at once instead of acking its message as a duplicate for the whole lease time."""
-    from runtime.pipeline import build_processor
+    from runtime.pipeline import Outcome, build_processor
 
     try:
         ref = keys.TriggerRef(keys.validate_customer_code(customer), keys.validate_change_id(change_id))
@@ -98,6 +98,8 @@ def process(
     else:
         for key, value in payload.items():
             typer.echo(f"{key:>15}: {value}")
+    if result.outcome in (Outcome.PERMANENT_ERROR, Outcome.POISON):
+        raise typer.Exit(EXIT_FAILED)  # e.g. the archive is missing or invalid: the runbook's exit 3
     if result.fate.value != "ack":
         raise typer.Exit(EXIT_ATTENTION)
 

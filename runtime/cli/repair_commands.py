@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from botocore.exceptions import ClientError
+from rich.console import Console
 from rich.table import Table
 
 from runtime import aws, services
@@ -23,14 +24,14 @@ from runtime.cli.exit_codes import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_US
 from runtime.cli.options import CustomerOption, JsonOption
 from runtime.contract import keys, names
 from runtime.contract.settings import BucketSettings, OpsSettings, env_var
-from runtime.ops.cleanup import INVALID_LEFT
+from runtime.ops.cleanup import INVALID_LEFT, CleanupReport
 from runtime.ops.cleanup import cleanup as clean_up
 from runtime.ops.clients import OpsClients
 from runtime.ops.durations import human_duration, parse_time
 from runtime.ops.restart import restart as restart_service
 from runtime.ops.restart import service_to_restart
+from runtime.ops.restore import ArchiveVersion, RestorePlan, versions_with_validity
 from runtime.ops.restore import restore as restore_archive
-from runtime.ops.restore import versions_with_validity
 from runtime.sweeper import run_sweep
 
 
@@ -81,41 +82,44 @@ def cleanup(
             }
         )
     else:
-        console = render.console()
-        table = Table(title="Cleanup" + (" (dry run: nothing deleted)" if dry_run else ""))
-        for column in ("customer", "change", "age", "action", "why"):
-            table.add_column(column)
-        for item in report.items:
-            style = {"deleted": "green", "would_delete": "cyan", "failed": "red"}.get(item.action, "")
-            table.add_row(
-                item.customer,
-                item.change_id,
-                human_duration(item.age_seconds),
-                f"[{style}]{item.action}[/]" if style else item.action,
-                item.reason,
-            )
-        console.print(table)
-        for finding in report.findings:
-            console.print(f"[yellow]finding[/]: {render.untrusted(finding)} (its trigger is kept)")
-        for invalid in report.invalid:
-            style = {"removed": "green", "would_remove": "cyan", "failed": "red"}.get(invalid.action, "yellow")
-            console.print(
-                f"[{style}]{invalid.action}[/] {invalid.diagnosis} {render.untrusted(invalid.key)} "
-                f"({human_duration(invalid.age_seconds)} old): {render.untrusted(invalid.reason)}"
-            )
-        console.print(
-            f"{report.count('deleted')} deleted, {report.count('would_delete')} would be deleted, "
-            f"{report.count('kept')} kept (not recorded: processing still needed), {len(report.failed)} failed"
-        )
-        if report.invalid:
-            left = sum(1 for i in report.invalid if i.action in INVALID_LEFT)
-            removed = sum(1 for i in report.invalid if i.action in ("removed", "would_remove"))
-            console.print(
-                f"{len(report.invalid)} object(s) under customers/ are not valid triggers: "
-                f"{removed} {'would be ' if dry_run else ''}removed, {left} left "
-                "(`--remove-invalid KEY` removes one; its key exactly as `--json` lists it)"
-            )
+        _print_cleanup(render.console(), report, dry_run)
     raise typer.Exit(EXIT_ATTENTION if report.needs_attention else EXIT_OK)
+
+
+def _print_cleanup(console: Console, report: CleanupReport, dry_run: bool) -> None:
+    table = Table(title="Cleanup" + (" (dry run: nothing deleted)" if dry_run else ""))
+    for column in ("customer", "change", "age", "action", "why"):
+        table.add_column(column)
+    for item in report.items:
+        style = {"deleted": "green", "would_delete": "cyan", "failed": "red"}.get(item.action, "")
+        table.add_row(
+            item.customer,
+            item.change_id,
+            human_duration(item.age_seconds),
+            f"[{style}]{item.action}[/]" if style else item.action,
+            item.reason,
+        )
+    console.print(table)
+    for finding in report.findings:
+        console.print(f"[yellow]finding[/]: {render.untrusted(finding)} (its trigger is kept)")
+    for invalid in report.invalid:
+        style = {"removed": "green", "would_remove": "cyan", "failed": "red"}.get(invalid.action, "yellow")
+        console.print(
+            f"[{style}]{invalid.action}[/] {invalid.diagnosis} {render.untrusted(invalid.key)} "
+            f"({human_duration(invalid.age_seconds)} old): {render.untrusted(invalid.reason)}"
+        )
+    console.print(
+        f"{report.count('deleted')} deleted, {report.count('would_delete')} would be deleted, "
+        f"{report.count('kept')} kept (not recorded: processing still needed), {len(report.failed)} failed"
+    )
+    if report.invalid:
+        left = sum(1 for i in report.invalid if i.action in INVALID_LEFT)
+        removed = sum(1 for i in report.invalid if i.action in ("removed", "would_remove"))
+        console.print(
+            f"{len(report.invalid)} object(s) under customers/ are not valid triggers: "
+            f"{removed} {'would be ' if dry_run else ''}removed, {left} left "
+            "(`--remove-invalid KEY` removes one; its key exactly as `--json` lists it)"
+        )
 
 
 def restore(
@@ -151,20 +155,7 @@ def restore(
         if as_json:
             render.emit(versions)
         else:
-            table = Table(title=f"Versions of {keys.archive_key(change_id)} (newest first)")
-            for column in ("version id", "last modified", "latest", "kind", "size", "valid"):
-                table.add_column(column)
-            for v in versions:
-                valid = "-" if v.valid is None else ("yes" if v.valid else f"no: {v.error}")
-                table.add_row(
-                    v.version_id,
-                    f"{v.last_modified:%Y-%m-%d %H:%M:%S}Z",
-                    "yes" if v.is_latest else "",
-                    "delete marker" if v.delete_marker else "version",
-                    str(v.size or "-"),
-                    valid,
-                )
-            render.console().print(table)
+            _print_versions(render.console(), change_id, versions)
         raise typer.Exit(EXIT_OK if versions else EXIT_FAILED)
     if not before:
         fail("--before TIME is required (or --list to see the versions)", EXIT_USAGE)
@@ -184,39 +175,59 @@ def restore(
     if as_json:
         render.emit(plan)
     else:
-        console = render.console()
-        console.print(
-            f"source version {plan.source.version_id} ({plan.source.last_modified:%Y-%m-%d %H:%M:%S}Z); current object "
-            f"{plan.current_state}; later entries read from {plan.merged_from or '(no valid later version)'}; "
-            f"revision {plan.revision}"
-        )
-        for entry in plan.carried_forward:
-            console.print(
-                f"  carried forward: {entry.get('modification_type')} {entry.get('customer_code') or ''} "
-                f"rev {entry.get('revision')} ({entry.get('timestamp')})"
-            )
-        for entry in plan.dropped:
-            console.print(
-                f"  [yellow]lost[/]: {entry.get('modification_type')} {entry.get('customer_code') or ''} "
-                f"rev {entry.get('revision')} ({entry.get('timestamp')})"
-            )
-        for result in plan.unfolded_results:
-            console.print(
-                f"  recorded in {result['key']} only: rev {result['revision']} (the coordinator folds it; "
-                "processing objects are never rewritten)"
-            )
-        for finding in plan.findings:
-            console.print(f"  [yellow]finding[/]: {finding}")
-        if plan.refused:
-            console.print(f"[bold red]refused[/]: {plan.refused}")
-        elif plan.dry_run:
-            console.print("[cyan]dry run[/]: nothing written")
-        else:
-            console.print(
-                f"[green]restored[/] as version {plan.new_version_id} (ETag {plan.new_etag}); "
-                f"`verify {change_id}` shows the result"
-            )
+        _print_restore(render.console(), change_id, plan)
     raise typer.Exit(EXIT_ATTENTION if plan.needs_attention else EXIT_OK)
+
+
+def _print_versions(console: Console, change_id: str, versions: list[ArchiveVersion]) -> None:
+    table = Table(title=f"Versions of {keys.archive_key(change_id)} (newest first)")
+    for column in ("version id", "last modified", "latest", "kind", "size", "valid"):
+        table.add_column(column)
+    for v in versions:
+        valid = "-" if v.valid is None else ("yes" if v.valid else f"no: {v.error}")
+        table.add_row(
+            v.version_id,
+            f"{v.last_modified:%Y-%m-%d %H:%M:%S}Z",
+            "yes" if v.is_latest else "",
+            "delete marker" if v.delete_marker else "version",
+            str(v.size or "-"),
+            valid,
+        )
+    console.print(table)
+
+
+def _print_restore(console: Console, change_id: str, plan: RestorePlan) -> None:
+    console.print(
+        f"source version {plan.source.version_id} ({plan.source.last_modified:%Y-%m-%d %H:%M:%S}Z); current object "
+        f"{plan.current_state}; later entries read from {plan.merged_from or '(no valid later version)'}; "
+        f"revision {plan.revision}"
+    )
+    for entry in plan.carried_forward:
+        console.print(
+            f"  carried forward: {entry.get('modification_type')} {entry.get('customer_code') or ''} "
+            f"rev {entry.get('revision')} ({entry.get('timestamp')})"
+        )
+    for entry in plan.dropped:
+        console.print(
+            f"  [yellow]lost[/]: {entry.get('modification_type')} {entry.get('customer_code') or ''} "
+            f"rev {entry.get('revision')} ({entry.get('timestamp')})"
+        )
+    for result in plan.unfolded_results:
+        console.print(
+            f"  recorded in {result['key']} only: rev {result['revision']} (the coordinator folds it; "
+            "processing objects are never rewritten)"
+        )
+    for finding in plan.findings:
+        console.print(f"  [yellow]finding[/]: {finding}")
+    if plan.refused:
+        console.print(f"[bold red]refused[/]: {plan.refused}")
+    elif plan.dry_run:
+        console.print("[cyan]dry run[/]: nothing written")
+    else:
+        console.print(
+            f"[green]restored[/] as version {plan.new_version_id} (ETag {plan.new_etag}); "
+            f"`verify {change_id}` shows the result"
+        )
 
 
 def sweep(as_json: JsonOption = False) -> None:

@@ -56,6 +56,9 @@ DELIVERY_EVENTS_BUS_NAME = DELIVERY_EVENTS_NAME
 DELIVERY_EVENTS_QUEUE_NAME = DELIVERY_EVENTS_NAME
 DELIVERY_EVENTS_DLQ_NAME = f"{DELIVERY_EVENTS_QUEUE_NAME}-dlq"
 DELIVERY_EVENTS_RULE_NAME = DELIVERY_EVENTS_NAME
+PLATFORM_QUEUE_LABELS = {"coordinator": COORDINATOR_QUEUE_NAME, "delivery-events": DELIVERY_EVENTS_QUEUE_NAME}
+"""The platform's own queues as an operator names them (``health``, ``dlq --customer coordinator``): no
+customer may have one of these codes (``stacks/config.py`` refuses them)."""
 DELIVERY_FORWARD_RULE_NAME = "ttp-forward-ses-events"
 """The rule on a customer account's default bus that forwards its SES events to the governance bus."""
 EMAIL_TAG_CHANGE_ID = "ttp-change-id"

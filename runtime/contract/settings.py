@@ -27,6 +27,8 @@ from runtime.contract.thresholds import STUCK_AFTER_SECONDS
 
 CustomerCode = Annotated[str, AfterValidator(validate_customer_code)]
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+"""An AWS region name (``stacks/config.py`` validates ``ttp.accounts.region`` with it, the CLI ``--region``)."""
 
 
 def _is_customer_code(code: object) -> bool:

@@ -30,7 +30,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
@@ -267,6 +267,13 @@ REFUSALS_REMEMBERED = 10_000
 although SQS hands a refused message back up to ``maxReceiveCount`` times before dead-lettering it."""
 
 
+DELIVERY_EVENTS_KEEPS = (
+    "message kept: it returns to the queue until the redrive moves it to the delivery-events DLQ "
+    "(after the queue's maxReceiveCount receives), to redrive once the cause is fixed"
+)
+"""What a delivery event's permanent error keeps: the consumer has no trigger, only the message (issue 22)."""
+
+
 class DeliveryHandler:
     """A :data:`runtime.worker.MessageHandler` for the delivery-events queue.
 
@@ -300,7 +307,10 @@ class DeliveryHandler:
             self._count_refusal(hashlib.sha256(body.encode(errors="replace")).hexdigest())
             return [Result(Outcome.POISON, f"delivery event refused: {exc}")]
         with log_context(change_id=event.change_id, customer_code=event.customer_code):
-            return [self.record(event)]
+            recorded = self.record(event)
+        if recorded.outcome is Outcome.PERMANENT_ERROR:
+            recorded = replace(recorded, kept=DELIVERY_EVENTS_KEEPS)
+        return [recorded]
 
     def record(self, event: DeliveryEvent) -> Result:
         change_id, revision = event.change_id, event.revision

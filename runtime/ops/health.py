@@ -324,10 +324,7 @@ def _ecs_findings(item: CustomerHealth, service: dict[str, Any] | None, cluster:
         )
 
 
-PLATFORM_QUEUE_NAMES = {
-    "coordinator": names.COORDINATOR_QUEUE_NAME,
-    "delivery-events": names.DELIVERY_EVENTS_QUEUE_NAME,
-}
+PLATFORM_QUEUE_NAMES = names.PLATFORM_QUEUE_LABELS
 """The platform's own queues an operator names as ``coordinator`` and ``delivery-events`` (health, dlq)."""
 
 

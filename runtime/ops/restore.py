@@ -291,71 +291,17 @@ def _plan(
     dry_run: bool,
 ) -> _Planned:
     s3 = clients.s3
-    key = keys.archive_key(change_id)
     versions = list_versions(s3, bucket, change_id)
-    if not versions:
-        raise OpsError(
-            f"s3://{bucket}/{key} has no versions: nothing to restore (is bucket versioning enabled? "
-            f"`aws s3api get-bucket-versioning --bucket {bucket}`)"
-        )
-    older = [v for v in versions if not v.delete_marker and v.last_modified < before]
-    if not older:
-        oldest = min(v.last_modified for v in versions)
-        raise OpsError(
-            f"no version of {key} was written before {before.isoformat()} (the oldest is from "
-            f"{oldest.isoformat()}): choose a later --before; `restore {change_id} --list` shows them"
-        )
-    source = older[0]
-    current = versions[0]
-    if current.version_id == source.version_id:
-        raise NothingToDo(
-            f"the newest version before {before.isoformat()} is already the current one ({source.version_id}): "
-            "nothing to restore; pick an earlier --before (`--list` shows the versions)"
-        )
+    source, current = _source_and_current(versions, bucket, change_id, before)
     source_doc = _read(s3, bucket, change_id, source)
     if source_doc is None:
         raise OpsError(
-            f"version {source.version_id} of {key} ({source.last_modified.isoformat()}) is not a valid change "
-            f"document ({source.error}): choose an earlier --before (`restore {change_id} --list`)"
+            f"version {source.version_id} of {keys.archive_key(change_id)} ({source.last_modified.isoformat()}) is "
+            f"not a valid change document ({source.error}): choose an earlier --before (`restore {change_id} --list`)"
         )
-
-    # the newest valid version written after the source: what has been recorded since
-    later = [v for v in versions[: versions.index(source)] if not v.delete_marker]
-    latest_good: ArchiveDocument | None = None
-    merged_from = None
-    for version in later[:MAX_SCANNED_VERSIONS]:
-        latest_good = _read(s3, bucket, change_id, version)
-        if latest_good is not None:
-            merged_from = version.version_id
-            break
-
-    # The write is conditional on the current version *as listed*: the plan is built from that listing,
-    # so a write landing after it (a resubmission, a fold) makes ours fail instead of being overwritten.
-    condition: dict[str, str]
-    if current.delete_marker:
-        current_state, condition = "deleted", {"IfNoneMatch": "*"}
-    else:
-        current_state = "valid" if merged_from == current.version_id else "invalid"
-        if current.valid is None and merged_from != current.version_id:
-            _read(s3, bucket, change_id, current)
-            current_state = "valid" if current.valid else "invalid"
-        condition = {"IfMatch": _listed_etag(s3, bucket, key, current)}
-
-    restored = source_doc.model_copy(deep=True)
-    source_ids = {_identity(m) for m in source_doc.modifications}
-    carried: list[ModificationEntry] = []
-    dropped: list[ModificationEntry] = []
-    if latest_good is not None:
-        for entry in latest_good.modifications:
-            if _identity(entry) in source_ids:
-                continue
-            (carried if entry.modification_type in SIDE_EFFECT_ENTRIES else dropped).append(entry)
-        restored.revision = max(source_doc.revision, latest_good.revision)
-        restored.meeting_metadata = latest_good.meeting_metadata or source_doc.meeting_metadata
-        restored.leases = latest_good.leases
-        restored.meeting_lease = latest_good.meeting_lease
-        restored.delivery = _newest_delivery(source_doc, latest_good)
-
+    latest_good, merged_from = _newest_valid_since(s3, bucket, change_id, versions[: versions.index(source)])
+    current_state, condition = _write_condition(s3, bucket, change_id, current, merged_from)
+    restored, carried, dropped = _merge(source_doc, latest_good)
     plan = RestorePlan(
         change_id,
         before,
@@ -369,16 +315,7 @@ def _plan(
         forced=force,
         dry_run=dry_run,
     )
-    folded = {
-        (m.customer_code, m.revision) for m in [*source_doc.modifications, *carried] if m.modification_type == PROCESSED
-    }
-    for code in restored.customers:  # read only: processing objects are the processors'
-        read = read_processing(s3, bucket, code, change_id)
-        if read.error is not None:
-            plan.findings.append(read.error)
-        for revision in read.recorded_revisions():
-            if (code, revision) not in folded:
-                plan.unfolded_results.append({"customer_code": code, "revision": revision, "key": read.key})
+    _find_unfolded_results(plan, s3, bucket, restored, [*source_doc.modifications, *carried])
     if dropped and not force:
         plan.refused = (
             f"{len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} recorded after that version would be lost "
@@ -407,6 +344,97 @@ def _plan(
         ),
     ]
     return _Planned(plan, restored, condition, versions)
+
+
+def _source_and_current(
+    versions: list[ArchiveVersion], bucket: str, change_id: str, before: datetime
+) -> tuple[ArchiveVersion, ArchiveVersion]:
+    """The version to restore (the newest written before ``before``) and the current one; an
+    :class:`OpsError` (or :class:`NothingToDo`) saying what to choose instead when there is none."""
+    key = keys.archive_key(change_id)
+    if not versions:
+        raise OpsError(
+            f"s3://{bucket}/{key} has no versions: nothing to restore (is bucket versioning enabled? "
+            f"`aws s3api get-bucket-versioning --bucket {bucket}`)"
+        )
+    older = [v for v in versions if not v.delete_marker and v.last_modified < before]
+    if not older:
+        oldest = min(v.last_modified for v in versions)
+        raise OpsError(
+            f"no version of {key} was written before {before.isoformat()} (the oldest is from "
+            f"{oldest.isoformat()}): choose a later --before; `restore {change_id} --list` shows them"
+        )
+    source, current = older[0], versions[0]
+    if current.version_id == source.version_id:
+        raise NothingToDo(
+            f"the newest version before {before.isoformat()} is already the current one ({source.version_id}): "
+            "nothing to restore; pick an earlier --before (`--list` shows the versions)"
+        )
+    return source, current
+
+
+def _newest_valid_since(
+    s3: Any, bucket: str, change_id: str, later: list[ArchiveVersion]
+) -> tuple[ArchiveDocument | None, str | None]:
+    """The newest valid version written after the source (what has been recorded since) and its id."""
+    for version in [v for v in later if not v.delete_marker][:MAX_SCANNED_VERSIONS]:
+        document = _read(s3, bucket, change_id, version)
+        if document is not None:
+            return document, version.version_id
+    return None, None
+
+
+def _write_condition(
+    s3: Any, bucket: str, change_id: str, current: ArchiveVersion, merged_from: str | None
+) -> tuple[str, dict[str, str]]:
+    """The current object's state and the condition of the restoring write.
+
+    The write is conditional on the current version *as listed*: the plan is built from that listing,
+    so a write landing after it (a resubmission, a fold) makes ours fail instead of being overwritten."""
+    if current.delete_marker:
+        return "deleted", {"IfNoneMatch": "*"}
+    current_state = "valid" if merged_from == current.version_id else "invalid"
+    if current.valid is None and merged_from != current.version_id:
+        _read(s3, bucket, change_id, current)
+        current_state = "valid" if current.valid else "invalid"
+    return current_state, {"IfMatch": _listed_etag(s3, bucket, keys.archive_key(change_id), current)}
+
+
+def _merge(
+    source_doc: ArchiveDocument, latest_good: ArchiveDocument | None
+) -> tuple[ArchiveDocument, list[ModificationEntry], list[ModificationEntry]]:
+    """The source version with what was recorded since: the entries with side effects carried forward,
+    the others dropped (listed); revision, meeting, leases and delivery counts from the newest."""
+    restored = source_doc.model_copy(deep=True)
+    source_ids = {_identity(m) for m in source_doc.modifications}
+    carried: list[ModificationEntry] = []
+    dropped: list[ModificationEntry] = []
+    if latest_good is not None:
+        for entry in latest_good.modifications:
+            if _identity(entry) in source_ids:
+                continue
+            (carried if entry.modification_type in SIDE_EFFECT_ENTRIES else dropped).append(entry)
+        restored.revision = max(source_doc.revision, latest_good.revision)
+        restored.meeting_metadata = latest_good.meeting_metadata or source_doc.meeting_metadata
+        restored.leases = latest_good.leases
+        restored.meeting_lease = latest_good.meeting_lease
+        restored.delivery = _newest_delivery(source_doc, latest_good)
+    return restored, carried, dropped
+
+
+def _find_unfolded_results(
+    plan: RestorePlan, s3: Any, bucket: str, restored: ArchiveDocument, kept: list[ModificationEntry]
+) -> None:
+    """Results the processing objects record that the restored archive does not (the coordinator folds
+    them), and the processing objects that could not be read. Read only: they are the processors'."""
+    folded = {(m.customer_code, m.revision) for m in kept if m.modification_type == PROCESSED}
+    for code in restored.customers:
+        read = read_processing(s3, bucket, code, plan.change_id)
+        if read.error is not None:
+            plan.findings.append(read.error)
+        for revision in read.recorded_revisions():
+            if (code, revision) not in folded:
+                plan.unfolded_results.append({"customer_code": code, "revision": revision, "key": read.key})
 
 
 def _listed_etag(s3: Any, bucket: str, key: str, version: ArchiveVersion) -> str:
