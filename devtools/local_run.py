@@ -279,7 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     policy engine from the synthesized policies, as in the demo. Prints the ``export`` lines of an operator
     (the ops CLI, ``python -m runtime …``) and of every service (to run one by hand instead).
     """
-    import argparse
     import tempfile
 
     from devtools import demo, site_server
@@ -290,18 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.iam_engine.bootstrap import BootstrapGate
     from devtools.local_deploy import DeployError, deploy_assembly
 
-    parser = argparse.ArgumentParser(prog="python -m devtools.local_run", description=main.__doc__)
-    parser.add_argument("--assembly", type=Path, default=ROOT / "cdk.out.local", help="where to synthesize")
-    parser.add_argument("--skip-synth", action="store_true", help="deploy the assembly already there")
-    parser.add_argument("--no-services", action="store_true", help="print the exports, run no service")
-    parser.add_argument("--sweep-every", type=float, default=300.0, help="the sweeper's period here (s)")
-    parser.add_argument(
-        "--cdk-json",
-        type=Path,
-        default=ROOT / "cdk.json",
-        help="the app's configuration: a copy of cdk.json, e.g. with a customer being onboarded (docs/onboarding.md)",
-    )
-    args = parser.parse_args(argv)
+    args = _parse_args(argv)
     if not args.skip_synth:
         demo.synthesize(args.assembly, context=demo.demo_context(args.cdk_json))
     stop = threading.Event()
@@ -351,6 +339,25 @@ def main(argv: list[str] | None = None) -> int:
         print("# Ctrl-C (or SIGTERM) stops everything; the data lives in memory only.", flush=True)
         stop.wait()
     return 0
+
+
+def _parse_args(argv: list[str] | None) -> Any:
+    """The command line of :func:`main`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.local_run", description=main.__doc__)
+    parser.add_argument("--assembly", type=Path, default=ROOT / "cdk.out.local", help="where to synthesize")
+    parser.add_argument("--skip-synth", action="store_true", help="deploy the assembly already there")
+    parser.add_argument("--no-services", action="store_true", help="print the exports, run no service")
+    parser.add_argument("--sweep-every", type=float, default=300.0, help="the sweeper's period here (s)")
+    parser.add_argument(
+        "--cdk-json",
+        type=Path,
+        default=ROOT / "cdk.json",
+        help="the app's configuration: a copy of cdk.json, e.g. with a customer being onboarded (docs/onboarding.md)",
+    )
+    args = parser.parse_args(argv)
+    return args
 
 
 def _print_exports(aws: Aws, plans: list[ServicePlan], graph: Any, operator: dict[str, str], region: str) -> None:
