@@ -9,10 +9,12 @@ behind the same distribution, and OIDC authentication at the edge in front of ev
   ``/api/*``, a function URL with ``AWS_IAM`` auth reached through origin access control, so only this
   distribution can invoke it. No caching.
 * **Authentication**: a Lambda@Edge viewer-request function (``runtime/web/edge_auth.py``) on every
-  behaviour validates the viewer's OIDC ID token (RS256 against the provider's JWKS; issuer, audience,
-  expiry), strips any ``x-ttp-user`` the viewer sent and sets it to the signed-in identity, which the API
-  records as the submitter. This is the pattern AWS documents for authorization at the edge with an OIDC
-  provider (IAM Identity Center through a customer managed application, Cognito, or any OIDC IdP);
+  behaviour runs the OIDC authorization-code flow with PKCE (state, nonce and code verifier in
+  short-lived HttpOnly cookies; the callback ``/auth/callback`` exchanges the code and checks state,
+  nonce, issuer, audience, expiry and the RS256 signature against the provider's JWKS), keeps the ID token
+  as an HttpOnly session cookie, strips any ``x-ttp-user`` the viewer sent and sets it to the signed-in
+  identity, which the API records as the submitter. This is the pattern of AWS's authorization@edge
+  samples (Cognito, or any OIDC provider; IAM Identity Center through one that federates it);
   docs/infrastructure.md says what an operator configures.
 * **Least privilege**: the API's role may write ``archive/*`` and ``drafts/*`` only conditionally
   (``If-Match`` / ``If-None-Match``, as ``submit`` writes them), create triggers under ``customers/*``,
@@ -24,7 +26,7 @@ Bundled without Docker: the API's asset is ``runtime/`` plus ``pip install --req
 runtime/requirements.txt`` for the Lambda platform (``--platform manylinux2014_*``, ``--only-binary``),
 run locally at synthesis (:class:`PipBundling`); a synthesis that skips bundling (context
 ``aws:cdk:bundling-stacks``) hashes the sources instead. The edge function's asset is ``edge_auth.py`` and
-its ``config.json`` only (Lambda@Edge has no environment variables).
+its ``config.json`` only (Lambda@Edge has no environment variables; 128 MB, 5 s: the viewer-request limits).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import AssetHashType, BundlingOptions, CfnOutput, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
@@ -80,6 +82,9 @@ PAGE_PREFIXES = (
 EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 """The newest Python runtime Lambda@Edge supports (it lags the regional Lambda's)."""
 _IGNORED = ("__pycache__", "*.pyc", "Dockerfile", "requirements.in")
+CALLBACK_PATH = "/auth/callback"
+"""Where the provider returns the browser: the redirect URI's path, handed to the edge function in its
+``config.json`` (it is bundled alone) and output with the distribution's domain for the operator."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class SiteOidc:
     """The provider's authorization endpoint a signed-out viewer is sent to. Required."""
     jwks_url: str
     """The provider's signing keys (JWKS). Required."""
+    token_url: str
+    """The provider's token endpoint, where the edge exchanges the authorization code (with the PKCE
+    verifier; the client is public, no secret). Required."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,8 @@ def edge_code(oidc: SiteOidc) -> lambda_.Code:
     folder = Path(tempfile.mkdtemp(prefix="ttp-edge-auth-"))
     shutil.copy(EDGE_SOURCE, folder / "edge_auth.py")
     config = {"issuer": oidc.issuer, "client_id": oidc.client_id}
-    config |= {"authorize_url": oidc.authorize_url, "jwks_url": oidc.jwks_url}
+    config |= {"authorize_url": oidc.authorize_url, "token_url": oidc.token_url, "jwks_url": oidc.jwks_url}
+    config["callback_path"] = CALLBACK_PATH
     (folder / "config.json").write_text(json.dumps(config, sort_keys=True))
     return lambda_.Code.from_asset(str(folder))
 
@@ -307,6 +316,12 @@ class SubmissionSite(Construct):
         )
         self._acknowledge_deployment()
         self.url = f"https://{self.distribution.distribution_domain_name}"
+        CfnOutput(
+            self,
+            "CallbackUrl",
+            value=f"{self.url}{CALLBACK_PATH}",
+            description="Submission site: the redirect (callback) URI to register at the OIDC provider",
+        )
 
     def _grant(self, bucket_name: str) -> None:
         arn = f"arn:{Stack.of(self).partition}:s3:::{bucket_name}"

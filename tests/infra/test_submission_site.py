@@ -3,18 +3,20 @@ headers policy, edge authentication, API role; synthesized with cdk-nag (a findi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
-from cdk_constructs.submission_site import CONTENT_SECURITY_POLICY
+from cdk_constructs.submission_site import CALLBACK_PATH, CONTENT_SECURITY_POLICY
 from tests.support.synth import Synth, as_list, sample_context, statements, synthesize
 
 SITE = {
     "issuer": "https://idp.example.com",
     "client_id": "ttp-site",
     "authorize_url": "https://idp.example.com/authorize",
+    "token_url": "https://idp.example.com/token",
     "jwks_url": "https://idp.example.com/jwks",
 }
 STACK = "TtpStorage"
@@ -79,6 +81,22 @@ def test_edge_function_carries_the_oidc_config_and_the_api_its_settings(site: Sy
     env = api["Environment"]["Variables"]
     assert env["TTP_BUCKET_NAME"] == site.config.bucket_name or env["TTP_BUCKET_NAME"].startswith("ttp-metadata-")
     assert env["TTP_SITE_CUSTOMERS"] == ",".join(sorted(c.code for c in site.config.customers))
+
+
+def test_the_edge_function_is_bundled_alone_with_the_code_flows_settings(site: Synth) -> None:
+    """Lambda@Edge has no environment variables: the provider's endpoints are baked into the asset at
+    synthesis, beside the standard-library handler (no client secret: the client is public, PKCE)."""
+    (edge,) = [
+        f for f in site.resources(STACK, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "edge_auth.handler"
+    ]  # fmt: skip
+    asset = site.outdir / f"asset.{edge['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert sorted(p.name for p in asset.iterdir()) == ["config.json", "edge_auth.py"]
+    assert json.loads((asset / "config.json").read_text()) == {**SITE, "callback_path": CALLBACK_PATH}
+    assert (edge["Properties"]["MemorySize"], edge["Properties"]["Timeout"]) == (128, 5)
+    assert "Environment" not in edge["Properties"]
+    (output,) = [o for o in site.templates[STACK]["Outputs"].values() if "callback" in o.get("Description", "")]
+    assert json.dumps(output["Value"]).endswith(f'{CALLBACK_PATH}"]]}}')
 
 
 def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> None:
