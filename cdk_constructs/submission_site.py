@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, CfnOutput, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
@@ -84,7 +84,7 @@ EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 _IGNORED = ("__pycache__", "*.pyc", "Dockerfile", "requirements.in")
 CALLBACK_PATH = "/auth/callback"
 """Where the provider returns the browser: the redirect URI's path, handed to the edge function in its
-``config.json`` (it is bundled alone) and output with the distribution's domain for the operator."""
+``config.json`` (it is bundled alone)."""
 
 
 @dataclass(frozen=True)
@@ -316,12 +316,6 @@ class SubmissionSite(Construct):
         )
         self._acknowledge_deployment()
         self.url = f"https://{self.distribution.distribution_domain_name}"
-        CfnOutput(
-            self,
-            "CallbackUrl",
-            value=f"{self.url}{CALLBACK_PATH}",
-            description="Submission site: the redirect (callback) URI to register at the OIDC provider",
-        )
 
     def _grant(self, bucket_name: str) -> None:
         arn = f"arn:{Stack.of(self).partition}:s3:::{bucket_name}"
