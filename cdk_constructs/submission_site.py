@@ -342,7 +342,12 @@ class SubmissionSite(Construct):
                 actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"],
                 resources=[objects(p) for p in PAGE_PREFIXES],
             ),
-            iam.PolicyStatement(sid="ListChanges", actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[arn]),
+            iam.PolicyStatement(
+                sid="ListWhatThePageShows",
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in PAGE_PREFIXES]}},
+            ),
         ]
         policy = iam.Policy(self, "ApiPolicy", statements=statements)
         policy.attach_to_role(self.api_role)

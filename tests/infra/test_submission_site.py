@@ -127,6 +127,21 @@ def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> N
     }
 
 
+def test_api_role_lists_only_the_prefixes_the_page_reads(site: Synth) -> None:
+    """A listing without one of the page's prefixes (the whole bucket, another writer's objects) is not
+    allowed: ``s3:prefix`` must name one (absent, as in an unprefixed listing, it does not match)."""
+    found = [
+        s
+        for policy in site.resources(STACK, "AWS::IAM::Policy").values()
+        if policy["Properties"]["PolicyName"].startswith("SiteApiPolicy")
+        for s in statements(policy)
+    ]
+    (listing,) = [s for s in found if "s3:ListBucket" in as_list(s["Action"])]
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["archive/*", "drafts/*", "customers/*", "processing/*", "delivery/*"]}
+    }
+
+
 def test_the_sample_without_ttp_site_has_no_site(sample: Synth) -> None:
     assert sample.resources(STACK, "AWS::CloudFront::Distribution") == {}
 
