@@ -132,6 +132,15 @@ def tab_to(browser: Browser, element_id: str, limit: int = 60) -> None:
     raise AssertionError(f"Tab never reached #{element_id}; the focus went through {passed}")
 
 
+def assert_fits_a_laptop_screen(browser: Browser) -> None:
+    """At 100 % zoom in a 1366 px wide window (CHROMIUM_FLAGS): no sideways scrolling, 16 px text."""
+    layout = browser.script(
+        "var d = document.documentElement; return {wider: d.scrollWidth - d.clientWidth, zoom: window.devicePixelRatio,"
+        " font: parseFloat(getComputedStyle(document.body).fontSize), width: window.innerWidth};"
+    )
+    assert layout["zoom"] == 1 and layout["width"] <= 1366 and layout["wider"] <= 0 and layout["font"] >= 16, layout
+
+
 def unlabelled(browser: Browser) -> list[str]:
     """Form controls and links of the page without an accessible name (as the browser computes it)."""
     found = []
@@ -200,6 +209,7 @@ def test_create_save_draft_and_submit_with_the_keyboard_only(browser: Browser, s
     browser.wait_text("#whoami", lambda t: "alice" in t)
     browser.wait_text("#customers", lambda t: "htsnonprod" in t)
     assert unlabelled(browser) == []
+    assert_fits_a_laptop_screen(browser)
     tab_to(browser, "change_id")
     press(browser, *"CHG-KEY1")
     tab_to(browser, "title")
@@ -222,6 +232,7 @@ def test_create_save_draft_and_submit_with_the_keyboard_only(browser: Browser, s
     browser.wait_text("#change-heading", lambda t: t.startswith("CHG-KEY1"))
     browser.wait_text("#customer-rows", lambda t: "htsnonprod" in t)
     assert unlabelled(browser) == []
+    assert_fits_a_laptop_screen(browser)
     tab_to(browser, "resubmit-link")
 
 
