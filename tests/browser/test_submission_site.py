@@ -178,6 +178,10 @@ def test_draft_reopen_submit_to_two_customers_and_follow_to_processed(browser: B
     browser.get(site + "/index.html")
     browser.wait_text("#whoami", lambda t: "alice" in t)
     _fill(browser, "CHG-WEB1", "Patch the edge gateways", ["hts", "htsnonprod"])
+    browser.click(browser.by_id("meeting_wanted"))
+    for field, value in (("meeting.start_time", "2027-01-05T10:00"), ("meeting.end_time", "2027-01-05T11:00")):
+        browser.script("document.getElementById(arguments[0]).value = arguments[1];", field, value)
+    browser.type(browser.by_id("meeting.subject"), "CAB: edge gateways")
     browser.click(browser.by_id("save-draft-button"))
     browser.wait_text("#form-message", lambda t: "Draft CHG-WEB1 saved by alice@example.com" in t)
 
@@ -199,6 +203,9 @@ def test_draft_reopen_submit_to_two_customers_and_follow_to_processed(browser: B
     assert "hts" in rows and "htsnonprod" in rows
     audit = browser.text(browser.by_id("audit-rows"))
     assert "alice@example.com submitted" in audit
+    meeting = browser.text(browser.by_id("meeting"))
+    assert meeting.startswith("Scheduled: CAB: edge gateways ·") and "attendees" in meeting, meeting
+    assert "{" not in meeting  # words, not the stored JSON
     if SCREENSHOT:
         browser.screenshot(Path(SCREENSHOT))
 

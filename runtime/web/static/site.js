@@ -225,6 +225,42 @@ function fact(list, name, value) {
   list.appendChild(dt); list.appendChild(dd);
 }
 
+function when(start, end) {
+  var show = function (iso) { return iso ? new Date(iso).toLocaleString() : "—"; };
+  return show(start) + " → " + show(end);
+}
+
+// The meeting in words: what the coordinator scheduled (or cancelled), else what the change asks for.
+function renderMeeting(node, scheduled, asked) {
+  node.textContent = "";
+  if (scheduled && scheduled.cancelled) {
+    node.textContent = "Cancelled (revision " + scheduled.revision + ").";
+    return;
+  }
+  if (!scheduled) {
+    node.textContent = asked ? "Requested for " + when(asked.start_time, asked.end_time) + ", not scheduled yet."
+      : "No meeting requested.";
+    return;
+  }
+  var attendees = scheduled.attendees_total !== null && scheduled.attendees_total !== undefined
+    ? scheduled.attendees_total : (scheduled.attendees || []).length;
+  var parts = [
+    "Scheduled: " + (scheduled.subject || "(no subject)"),
+    when(scheduled.start_time, scheduled.end_time),
+    attendees + " attendees",
+  ];
+  if (scheduled.organizer) parts.push("organizer " + scheduled.organizer);
+  if (scheduled.location) parts.push("at " + scheduled.location);
+  if (scheduled.revision) parts.push("revision " + scheduled.revision);
+  node.textContent = parts.join(" · ");
+  if (/^https:\/\//.test(scheduled.join_url || "")) {
+    var link = document.createElement("a");
+    link.href = scheduled.join_url; link.textContent = "Join the Teams meeting"; link.rel = "noopener";
+    node.appendChild(document.createTextNode(" · "));
+    node.appendChild(link);
+  }
+}
+
 function renderChange(data) {
   el("change-heading").textContent = data.change_id + ": " + (data.title || "");
   var facts = el("change-facts"); facts.textContent = "";
@@ -244,8 +280,7 @@ function renderChange(data) {
     cell(row, c.trigger ? "present" : "none");
     rows.appendChild(row);
   });
-  var meeting = data.meeting_metadata || data.meeting;
-  el("meeting").textContent = meeting ? JSON.stringify(meeting) : "No meeting requested.";
+  renderMeeting(el("meeting"), data.meeting_metadata, data.meeting);
   var audit = el("audit-rows"); audit.textContent = "";
   data.modifications.forEach(function (m) {
     var row = document.createElement("tr");
