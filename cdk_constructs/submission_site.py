@@ -54,7 +54,7 @@ from constructs import Construct
 from cdk_support.lazy import lazy_string
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources, nag_string
-from runtime.contract import keys
+from runtime.contract import keys, names
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIR = ROOT / "runtime"
@@ -115,7 +115,7 @@ class SubmissionSiteProps:
     customers: Callable[[], Sequence[str]] = tuple
     """The published customer list the page offers (rendered at synthesis, so customers registered
     later are listed). Default: none (the API then reads the ``/ttp/customers`` registry in its own
-    account)."""
+    account and region, which its role may read)."""
     architecture: str = "X86_64"
     """The API function's CPU architecture (``X86_64`` or ``ARM64``). Default: ``X86_64``."""
     memory_mb: int = 512
@@ -349,6 +349,15 @@ class SubmissionSite(Construct):
                 conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in PAGE_PREFIXES]}},
             ),
         ]
+        stack = Stack.of(self)
+        registry = f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter{names.CUSTOMER_REGISTRY_PATH}"
+        statements.append(
+            iam.PolicyStatement(
+                sid="ReadTheCustomerRegistry",
+                actions=["ssm:GetParameters", "ssm:GetParametersByPath"],
+                resources=[registry, f"{registry}/*"],
+            )
+        )
         policy = iam.Policy(self, "ApiPolicy", statements=statements)
         policy.attach_to_role(self.api_role)
         self.api_role.add_managed_policy(
@@ -360,6 +369,12 @@ class SubmissionSite(Construct):
             "The page's objects are keyed by change id and customer code under these prefixes; writes to archive/ "
             "and drafts/ need If-Match or If-None-Match (the Null conditions), as submit writes them",
         )  # fmt: skip
+        acknowledge_wildcard_resources(
+            policy,
+            [f"{registry}/*"],
+            "The customer registry holds one parameter per customer code; without a published list the API "
+            "offers the registered customers (read only)",
+        )
         acknowledge(
             self.api_role,
             LAMBDA_BASIC_EXECUTION,

@@ -10,6 +10,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from cdk_constructs.submission_site import CALLBACK_PATH, CONTENT_SECURITY_POLICY
+from runtime.contract.names import CUSTOMER_REGISTRY_PATH
 from tests.support.synth import Synth, as_list, sample_context, statements, synthesize
 
 SITE = {
@@ -116,7 +117,7 @@ def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> N
         "s3:if-match",
         "s3:if-none-match",
     ]
-    actions = {a for s in found for a in as_list(s["Action"])}
+    actions = {a for s in found for a in as_list(s["Action"]) if a.startswith("s3:")}
     assert actions == {
         "s3:PutObject",
         "s3:GetObject",
@@ -140,6 +141,21 @@ def test_api_role_lists_only_the_prefixes_the_page_reads(site: Synth) -> None:
     assert listing["Condition"] == {
         "StringLike": {"s3:prefix": ["archive/*", "drafts/*", "customers/*", "processing/*", "delivery/*"]}
     }
+
+
+def test_api_role_may_read_the_customer_registry_the_api_falls_back_to(site: Synth) -> None:
+    """Without a published list (the construct used alone), the API lists the registry in its account:
+    read-only, that path only."""
+    found = [
+        s
+        for policy in site.resources(STACK, "AWS::IAM::Policy").values()
+        if policy["Properties"]["PolicyName"].startswith("SiteApiPolicy")
+        for s in statements(policy)
+    ]
+    (registry,) = [s for s in found if any(a.startswith("ssm:") for a in as_list(s["Action"]))]
+    assert sorted(as_list(registry["Action"])) == ["ssm:GetParameters", "ssm:GetParametersByPath"]
+    paths = sorted(json.dumps(r).rsplit(":parameter", 1)[-1].rstrip('"]}') for r in as_list(registry["Resource"]))
+    assert paths == [CUSTOMER_REGISTRY_PATH, f"{CUSTOMER_REGISTRY_PATH}/*"]
 
 
 def test_the_sample_without_ttp_site_has_no_site(sample: Synth) -> None:
