@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 import urllib.parse
@@ -38,10 +39,10 @@ def _num(value: int) -> str:
     return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
 
-def token(key: Any = KEY, **claims: Any) -> str:
+def token(key: Any = KEY, kid: str = "k1", **claims: Any) -> str:
     body = {"iss": CONFIG["issuer"], "aud": "ttp-site", "exp": time.time() + 300, "email": "bob@example.com"}
     body.update(claims)
-    signing = f"{_b64(json.dumps({'alg': 'RS256', 'kid': 'k1'}).encode())}.{_b64(json.dumps(body).encode())}"
+    signing = f"{_b64(json.dumps({'alg': 'RS256', 'kid': kid}).encode())}.{_b64(json.dumps(body).encode())}"
     return f"{signing}.{_b64(key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256()))}"
 
 
@@ -284,3 +285,31 @@ def test_the_return_path_never_leaves_the_site() -> None:
     query, cookies = start_sign_in("//evil.example/x", "")
     response = callback({"code": "c", "state": query["state"]}, cookies, TokenEndpoint(token(nonce=query["nonce"])))
     assert response["headers"]["location"][0]["value"] == "/"
+
+
+def test_a_rotated_key_is_fetched_once_and_a_forged_key_id_does_not_call_the_provider_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    public = OTHER_KEY.public_key().public_numbers()
+    fetched: list[str] = []
+
+    class Answer(io.BytesIO):
+        def __enter__(self) -> Answer:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    def urlopen(url: str, timeout: float) -> Answer:
+        fetched.append(url)
+        keys = [{"kty": "RSA", "kid": "k2", "n": _num(public.n), "e": _num(public.e)}]
+        return Answer(json.dumps({"keys": keys}).encode())
+
+    monkeypatch.setattr(edge_auth.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(edge_auth, "_jwks_fetched_at", time.monotonic() - edge_auth.JWKS_REFRESH_SECONDS - 1)
+    rotated = token(key=OTHER_KEY, kid="k2")
+    assert edge_auth.validate_token(rotated, CONFIG)["email"] == "bob@example.com"
+    assert fetched == [CONFIG["jwks_url"]]
+    with pytest.raises(edge_auth.InvalidToken, match="unknown key id"):
+        edge_auth.validate_token(token(kid="forged"), CONFIG)
+    assert fetched == [CONFIG["jwks_url"]]  # within JWKS_REFRESH_SECONDS: no second call
