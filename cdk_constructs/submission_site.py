@@ -9,10 +9,12 @@ behind the same distribution, and OIDC authentication at the edge in front of ev
   ``/api/*``, a function URL with ``AWS_IAM`` auth reached through origin access control, so only this
   distribution can invoke it. No caching.
 * **Authentication**: a Lambda@Edge viewer-request function (``runtime/web/edge_auth.py``) on every
-  behaviour validates the viewer's OIDC ID token (RS256 against the provider's JWKS; issuer, audience,
-  expiry), strips any ``x-ttp-user`` the viewer sent and sets it to the signed-in identity, which the API
-  records as the submitter. This is the pattern AWS documents for authorization at the edge with an OIDC
-  provider (IAM Identity Center through a customer managed application, Cognito, or any OIDC IdP);
+  behaviour runs the OIDC authorization-code flow with PKCE (state, nonce and code verifier in
+  short-lived HttpOnly cookies; the callback ``/auth/callback`` exchanges the code and checks state,
+  nonce, issuer, audience, expiry and the RS256 signature against the provider's JWKS), keeps the ID token
+  as an HttpOnly session cookie, strips any ``x-ttp-user`` the viewer sent and sets it to the signed-in
+  identity, which the API records as the submitter. This is the pattern of AWS's authorization@edge
+  samples (Cognito, or any OIDC provider; IAM Identity Center through one that federates it);
   docs/infrastructure.md says what an operator configures.
 * **Least privilege**: the API's role may write ``archive/*`` and ``drafts/*`` only conditionally
   (``If-Match`` / ``If-None-Match``, as ``submit`` writes them), create triggers under ``customers/*``,
@@ -24,7 +26,7 @@ Bundled without Docker: the API's asset is ``runtime/`` plus ``pip install --req
 runtime/requirements.txt`` for the Lambda platform (``--platform manylinux2014_*``, ``--only-binary``),
 run locally at synthesis (:class:`PipBundling`); a synthesis that skips bundling (context
 ``aws:cdk:bundling-stacks``) hashes the sources instead. The edge function's asset is ``edge_auth.py`` and
-its ``config.json`` only (Lambda@Edge has no environment variables).
+its ``config.json`` only (Lambda@Edge has no environment variables; 128 MB, 5 s: the viewer-request limits).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from constructs import Construct
 from cdk_support.lazy import lazy_string
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources, nag_string
-from runtime.contract import keys
+from runtime.contract import keys, names
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIR = ROOT / "runtime"
@@ -80,6 +82,9 @@ PAGE_PREFIXES = (
 EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 """The newest Python runtime Lambda@Edge supports (it lags the regional Lambda's)."""
 _IGNORED = ("__pycache__", "*.pyc", "Dockerfile", "requirements.in")
+CALLBACK_PATH = "/auth/callback"
+"""Where the provider returns the browser: the redirect URI's path, handed to the edge function in its
+``config.json`` (it is bundled alone)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class SiteOidc:
     """The provider's authorization endpoint a signed-out viewer is sent to. Required."""
     jwks_url: str
     """The provider's signing keys (JWKS). Required."""
+    token_url: str
+    """The provider's token endpoint, where the edge exchanges the authorization code (with the PKCE
+    verifier; the client is public, no secret). Required."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class SubmissionSiteProps:
     customers: Callable[[], Sequence[str]] = tuple
     """The published customer list the page offers (rendered at synthesis, so customers registered
     later are listed). Default: none (the API then reads the ``/ttp/customers`` registry in its own
-    account)."""
+    account and region, which its role may read)."""
     architecture: str = "X86_64"
     """The API function's CPU architecture (``X86_64`` or ``ARM64``). Default: ``X86_64``."""
     memory_mb: int = 512
@@ -149,7 +157,8 @@ def edge_code(oidc: SiteOidc) -> lambda_.Code:
     folder = Path(tempfile.mkdtemp(prefix="ttp-edge-auth-"))
     shutil.copy(EDGE_SOURCE, folder / "edge_auth.py")
     config = {"issuer": oidc.issuer, "client_id": oidc.client_id}
-    config |= {"authorize_url": oidc.authorize_url, "jwks_url": oidc.jwks_url}
+    config |= {"authorize_url": oidc.authorize_url, "token_url": oidc.token_url, "jwks_url": oidc.jwks_url}
+    config["callback_path"] = CALLBACK_PATH
     (folder / "config.json").write_text(json.dumps(config, sort_keys=True))
     return lambda_.Code.from_asset(str(folder))
 
@@ -333,8 +342,22 @@ class SubmissionSite(Construct):
                 actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"],
                 resources=[objects(p) for p in PAGE_PREFIXES],
             ),
-            iam.PolicyStatement(sid="ListChanges", actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[arn]),
+            iam.PolicyStatement(
+                sid="ListWhatThePageShows",
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in PAGE_PREFIXES]}},
+            ),
         ]
+        stack = Stack.of(self)
+        registry = f"arn:{stack.partition}:ssm:{stack.region}:{stack.account}:parameter{names.CUSTOMER_REGISTRY_PATH}"
+        statements.append(
+            iam.PolicyStatement(
+                sid="ReadTheCustomerRegistry",
+                actions=["ssm:GetParameters", "ssm:GetParametersByPath"],
+                resources=[registry, f"{registry}/*"],
+            )
+        )
         policy = iam.Policy(self, "ApiPolicy", statements=statements)
         policy.attach_to_role(self.api_role)
         self.api_role.add_managed_policy(
@@ -346,6 +369,12 @@ class SubmissionSite(Construct):
             "The page's objects are keyed by change id and customer code under these prefixes; writes to archive/ "
             "and drafts/ need If-Match or If-None-Match (the Null conditions), as submit writes them",
         )  # fmt: skip
+        acknowledge_wildcard_resources(
+            policy,
+            [f"{registry}/*"],
+            "The customer registry holds one parameter per customer code; without a published list the API "
+            "offers the registered customers (read only)",
+        )
         acknowledge(
             self.api_role,
             LAMBDA_BASIC_EXECUTION,

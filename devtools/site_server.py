@@ -37,6 +37,7 @@ LOCAL_OIDC = {
     "issuer": "https://local-sign-in.invalid",
     "client_id": "ttp-local",
     "authorize_url": "https://local-sign-in.invalid/authorize",
+    "token_url": "https://local-sign-in.invalid/token",
     "jwks_url": "https://local-sign-in.invalid/jwks",
 }
 """``ttp.site`` of the local world: never contacted (the stand-in replaces the edge check locally)."""

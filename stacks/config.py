@@ -307,6 +307,9 @@ class Site(_Model):
     issuer: str = Field(pattern=r"^https://", description="The provider's issuer URL (the ID tokens' iss).")
     client_id: str = Field(min_length=1, description="The site's client id at the provider (the tokens' aud).")
     authorize_url: str = Field(pattern=r"^https://", description="Where a signed-out viewer is sent to sign in.")
+    token_url: str = Field(
+        pattern=r"^https://", description="The provider's token endpoint (the edge exchanges the code with PKCE)."
+    )
     jwks_url: str = Field(pattern=r"^https://", description="The provider's signing keys (JWKS).")
 
 

@@ -3,18 +3,21 @@ headers policy, edge authentication, API role; synthesized with cdk-nag (a findi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
-from cdk_constructs.submission_site import CONTENT_SECURITY_POLICY
+from cdk_constructs.submission_site import CALLBACK_PATH, CONTENT_SECURITY_POLICY
+from runtime.contract.names import CUSTOMER_REGISTRY_PATH
 from tests.support.synth import Synth, as_list, sample_context, statements, synthesize
 
 SITE = {
     "issuer": "https://idp.example.com",
     "client_id": "ttp-site",
     "authorize_url": "https://idp.example.com/authorize",
+    "token_url": "https://idp.example.com/token",
     "jwks_url": "https://idp.example.com/jwks",
 }
 STACK = "TtpStorage"
@@ -81,6 +84,20 @@ def test_edge_function_carries_the_oidc_config_and_the_api_its_settings(site: Sy
     assert env["TTP_SITE_CUSTOMERS"] == ",".join(sorted(c.code for c in site.config.customers))
 
 
+def test_the_edge_function_is_bundled_alone_with_the_code_flows_settings(site: Synth) -> None:
+    """Lambda@Edge has no environment variables: the provider's endpoints are baked into the asset at
+    synthesis, beside the standard-library handler (no client secret: the client is public, PKCE)."""
+    (edge,) = [
+        f for f in site.resources(STACK, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "edge_auth.handler"
+    ]  # fmt: skip
+    asset = site.outdir / f"asset.{edge['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert sorted(p.name for p in asset.iterdir()) == ["config.json", "edge_auth.py"]
+    assert json.loads((asset / "config.json").read_text()) == {**SITE, "callback_path": CALLBACK_PATH}
+    assert (edge["Properties"]["MemorySize"], edge["Properties"]["Timeout"]) == (128, 5)
+    assert "Environment" not in edge["Properties"]
+
+
 def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> None:
     found = [
         s
@@ -100,7 +117,7 @@ def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> N
         "s3:if-match",
         "s3:if-none-match",
     ]
-    actions = {a for s in found for a in as_list(s["Action"])}
+    actions = {a for s in found for a in as_list(s["Action"]) if a.startswith("s3:")}
     assert actions == {
         "s3:PutObject",
         "s3:GetObject",
@@ -109,6 +126,36 @@ def test_api_role_writes_archive_and_drafts_only_conditionally(site: Synth) -> N
         "s3:ListBucket",
         "s3:ListBucketVersions",
     }
+
+
+def test_api_role_lists_only_the_prefixes_the_page_reads(site: Synth) -> None:
+    """A listing without one of the page's prefixes (the whole bucket, another writer's objects) is not
+    allowed: ``s3:prefix`` must name one (absent, as in an unprefixed listing, it does not match)."""
+    found = [
+        s
+        for policy in site.resources(STACK, "AWS::IAM::Policy").values()
+        if policy["Properties"]["PolicyName"].startswith("SiteApiPolicy")
+        for s in statements(policy)
+    ]
+    (listing,) = [s for s in found if "s3:ListBucket" in as_list(s["Action"])]
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["archive/*", "drafts/*", "customers/*", "processing/*", "delivery/*"]}
+    }
+
+
+def test_api_role_may_read_the_customer_registry_the_api_falls_back_to(site: Synth) -> None:
+    """Without a published list (the construct used alone), the API lists the registry in its account:
+    read-only, that path only."""
+    found = [
+        s
+        for policy in site.resources(STACK, "AWS::IAM::Policy").values()
+        if policy["Properties"]["PolicyName"].startswith("SiteApiPolicy")
+        for s in statements(policy)
+    ]
+    (registry,) = [s for s in found if any(a.startswith("ssm:") for a in as_list(s["Action"]))]
+    assert sorted(as_list(registry["Action"])) == ["ssm:GetParameters", "ssm:GetParametersByPath"]
+    paths = sorted(json.dumps(r).rsplit(":parameter", 1)[-1].rstrip('"]}') for r in as_list(registry["Resource"]))
+    assert paths == [CUSTOMER_REGISTRY_PATH, f"{CUSTOMER_REGISTRY_PATH}/*"]
 
 
 def test_the_sample_without_ttp_site_has_no_site(sample: Synth) -> None:

@@ -59,7 +59,7 @@ function readForm() {
     title: el("title").value,
     summary: el("summary").value,
     description: el("description").value,
-    customers: Array.from(el("customers").selectedOptions).map(function (o) { return o.value; }),
+    customers: customerBoxes().filter(function (box) { return box.checked; }).map(function (box) { return box.value; }),
     topic: el("topic").value,
     status: el("status").value,
   };
@@ -86,7 +86,7 @@ function fillForm(doc) {
   el("implementation_start").value = localInput(doc.implementation_start);
   el("implementation_end").value = localInput(doc.implementation_end);
   var chosen = doc.customers || [];
-  Array.from(el("customers").options).forEach(function (o) { o.selected = chosen.indexOf(o.value) >= 0; });
+  customerBoxes().forEach(function (box) { box.checked = chosen.indexOf(box.value) >= 0; });
   var m = doc.meeting;
   el("meeting_wanted").checked = !!m;
   el("meeting.start_time").value = m ? localInput(m.start_time) : "";
@@ -110,18 +110,31 @@ function showErrors(fields) {
     if (!node) return;
     node.textContent = node.textContent ? node.textContent + " " + fields[where] : fields[where];
     var control = el(id);
-    if (control) { control.setAttribute("aria-invalid", "true"); if (!first) first = control; }
+    if (control) {
+      control.setAttribute("aria-invalid", "true");
+      // A group (the customers) takes the focus on its first box: a fieldset cannot hold it.
+      if (!first) first = control.tagName === "FIELDSET" ? control.querySelector("input") : control;
+    }
   });
   if (first) first.focus();
 }
 
+// One checkbox per customer, not a multiple-select list: a list needs arrow keys with modifiers to pick
+// two customers apart, a checkbox only Tab and Space.
+function customerBoxes() { return Array.from(document.querySelectorAll("#customers input[type=checkbox]")); }
+
 async function loadCustomers() {
   var result = await api("GET", "/api/customers");
-  var select = el("customers");
+  var choices = el("customer-choices");
   (result.data.customers || []).forEach(function (code) {
-    var option = document.createElement("option");
-    option.value = code; option.textContent = code;
-    select.appendChild(option);
+    var choice = document.createElement("div");
+    choice.className = "choice";
+    var box = document.createElement("input");
+    box.type = "checkbox"; box.name = "customers"; box.value = code; box.id = "customer-" + code;
+    var label = document.createElement("label");
+    label.htmlFor = box.id; label.textContent = code;
+    choice.appendChild(box); choice.appendChild(label);
+    choices.appendChild(choice);
   });
 }
 
@@ -212,6 +225,42 @@ function fact(list, name, value) {
   list.appendChild(dt); list.appendChild(dd);
 }
 
+function when(start, end) {
+  var show = function (iso) { return iso ? new Date(iso).toLocaleString() : "—"; };
+  return show(start) + " → " + show(end);
+}
+
+// The meeting in words: what the coordinator scheduled (or cancelled), else what the change asks for.
+function renderMeeting(node, scheduled, asked) {
+  node.textContent = "";
+  if (scheduled && scheduled.cancelled) {
+    node.textContent = "Cancelled (revision " + scheduled.revision + ").";
+    return;
+  }
+  if (!scheduled) {
+    node.textContent = asked ? "Requested for " + when(asked.start_time, asked.end_time) + ", not scheduled yet."
+      : "No meeting requested.";
+    return;
+  }
+  var attendees = scheduled.attendees_total !== null && scheduled.attendees_total !== undefined
+    ? scheduled.attendees_total : (scheduled.attendees || []).length;
+  var parts = [
+    "Scheduled: " + (scheduled.subject || "(no subject)"),
+    when(scheduled.start_time, scheduled.end_time),
+    attendees + " attendees",
+  ];
+  if (scheduled.organizer) parts.push("organizer " + scheduled.organizer);
+  if (scheduled.location) parts.push("at " + scheduled.location);
+  if (scheduled.revision) parts.push("revision " + scheduled.revision);
+  node.textContent = parts.join(" · ");
+  if (/^https:\/\//.test(scheduled.join_url || "")) {
+    var link = document.createElement("a");
+    link.href = scheduled.join_url; link.textContent = "Join the Teams meeting"; link.rel = "noopener";
+    node.appendChild(document.createTextNode(" · "));
+    node.appendChild(link);
+  }
+}
+
 function renderChange(data) {
   el("change-heading").textContent = data.change_id + ": " + (data.title || "");
   var facts = el("change-facts"); facts.textContent = "";
@@ -231,8 +280,7 @@ function renderChange(data) {
     cell(row, c.trigger ? "present" : "none");
     rows.appendChild(row);
   });
-  var meeting = data.meeting_metadata || data.meeting;
-  el("meeting").textContent = meeting ? JSON.stringify(meeting) : "No meeting requested.";
+  renderMeeting(el("meeting"), data.meeting_metadata, data.meeting);
   var audit = el("audit-rows"); audit.textContent = "";
   data.modifications.forEach(function (m) {
     var row = document.createElement("tr");
