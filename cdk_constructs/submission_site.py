@@ -169,7 +169,17 @@ class SubmissionSite(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: SubmissionSiteProps) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
+        self.bucket = self._site_bucket()
+        self.api_role, self.api, url = self._api(props)
+        self.auth = self._edge_auth(props)
+        self.distribution = self._distribution(url)
+        self.deployment = self._pages(props)
+        self._acknowledge_deployment()
+        self.url = f"https://{self.distribution.distribution_domain_name}"
+
+    def _site_bucket(self) -> s3.Bucket:
+        """The private bucket of the static pages; only CloudFront reads it (origin access control)."""
+        bucket = s3.Bucket(
             self,
             "Bucket",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -178,11 +188,15 @@ class SubmissionSite(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         )
         acknowledge(
-            self.bucket,
+            bucket,
             "AwsSolutions-S1",
             "The site bucket holds only the static pages deployed from the repository; every viewer request "
             "reaches it through CloudFront, whose requests the API and the edge check see",
         )
+        return bucket
+
+    def _api(self, props: SubmissionSiteProps) -> tuple[iam.Role, lambda_.Function, lambda_.FunctionUrl]:
+        """The API function (the runtime's own submit code), its least-privilege role and its IAM-auth URL."""
         self.api_role = iam.Role(
             self,
             "ApiRole",
@@ -190,7 +204,7 @@ class SubmissionSite(Construct):
             description="Submission site API: conditional archive/drafts writes, trigger creation, reads",
         )
         self._grant(props.bucket_name)
-        self.api = lambda_.Function(
+        api = lambda_.Function(
             self,
             "Api",
             runtime=lambda_.Runtime.PYTHON_3_14,
@@ -214,8 +228,11 @@ class SubmissionSite(Construct):
                 CUSTOMERS_VARIABLE: lazy_string(lambda: ",".join(sorted(props.customers()))),
             },
         )
-        url = self.api.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
-        self.auth = cloudfront.experimental.EdgeFunction(
+        return self.api_role, api, api.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+
+    def _edge_auth(self, props: SubmissionSiteProps) -> cloudfront.experimental.EdgeFunction:
+        """The viewer-request function that signs every page and API call in (OIDC code flow with PKCE)."""
+        auth = cloudfront.experimental.EdgeFunction(
             self,
             "Auth",
             runtime=EDGE_RUNTIME,
@@ -226,12 +243,16 @@ class SubmissionSite(Construct):
             timeout=Duration.seconds(5),
         )
         for construct, rule, reason in (
-            (self.auth.node.default_child or self.auth, "AwsSolutions-L1",
+            (auth.node.default_child or auth, "AwsSolutions-L1",
              "Lambda@Edge supports Python runtimes up to 3.13 (EDGE_RUNTIME); the regional API runs the latest"),
-            (self.auth, LAMBDA_BASIC_EXECUTION,
+            (auth, LAMBDA_BASIC_EXECUTION,
              "The edge function's role only writes its own CloudWatch log streams in the regions it runs in"),
         ):  # fmt: skip
             acknowledge(construct, rule, reason)
+        return auth
+
+    def _distribution(self, url: lambda_.FunctionUrl) -> cloudfront.Distribution:
+        """CloudFront in front of the pages and the API, HTTPS only, strict headers, sign-in on every path."""
         edge = [
             cloudfront.EdgeLambda(
                 function_version=self.auth.current_version, event_type=cloudfront.LambdaEdgeEventType.VIEWER_REQUEST
@@ -257,7 +278,7 @@ class SubmissionSite(Construct):
                 ),
             ),
         )
-        self.distribution = cloudfront.Distribution(
+        distribution = cloudfront.Distribution(
             self,
             "Distribution",
             comment="Transient Trigger Pipeline: change submission site",
@@ -281,30 +302,34 @@ class SubmissionSite(Construct):
             },
         )
         acknowledge(
-            self.distribution,
+            distribution,
             "AwsSolutions-CFR1",
             "Change managers are authenticated by their OIDC provider at the edge; a country allow-list would "
             "only lock out travelling staff",
         )
         acknowledge(
-            self.distribution,
+            distribution,
             "AwsSolutions-CFR2",
             "Every request needs a valid ID token checked at the edge before any origin is reached; a WAF web "
             "ACL is the operator's choice (cost), not needed for this internal site",
         )
         acknowledge(
-            self.distribution,
+            distribution,
             "AwsSolutions-CFR3",
             "The API records who submitted in the archive's audit trail and logs every request in CloudWatch; "
             "CloudFront access logs would need an ACL-enabled log bucket",
         )
         acknowledge(
-            self.distribution,
+            distribution,
             "AwsSolutions-CFR4",
             "The distribution uses its default *.cloudfront.net certificate, whose TLS floor CloudFront sets; "
             "a custom domain with TLSv1.2_2021 is the operator's addition",
         )
-        self.deployment = s3deploy.BucketDeployment(
+        return distribution
+
+    def _pages(self, props: SubmissionSiteProps) -> s3deploy.BucketDeployment:
+        """The static pages copied into the site bucket, the distribution's cache invalidated."""
+        return s3deploy.BucketDeployment(
             self,
             "Pages",
             sources=[s3deploy.Source.asset(str(STATIC_DIR))],
@@ -314,8 +339,6 @@ class SubmissionSite(Construct):
             memory_limit=256,
             log_group=logs.LogGroup(self, "PagesLogs", retention=retention(props.log_retention_days)),
         )
-        self._acknowledge_deployment()
-        self.url = f"https://{self.distribution.distribution_domain_name}"
 
     def _grant(self, bucket_name: str) -> None:
         arn = f"arn:{Stack.of(self).partition}:s3:::{bucket_name}"

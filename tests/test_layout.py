@@ -265,7 +265,6 @@ BEING_SPLIT: dict[str, str] = {
     "cdk_constructs/event_queue.py::EventQueue.__init__": "scale19 (issue 19): 103 lines",
     "cdk_constructs/change_coordinator.py::ChangeCoordinator.__init__": "scale19 (issue 19): 101 lines",
     "cdk_constructs/customer.py::TtpCustomer._build_governance": "scale19 (issue 19): 84 lines",
-    "cdk_constructs/submission_site.py::SubmissionSite.__init__": "web23 (issue 23): 149 lines",
     "cdk_support/quotas.py": "scale19 (issue 19): 547 lines, the quota table and its measuring",
     "stacks/config.py": "scale19 (issue 19): 540 lines, the cdk.json config model",
 }
