@@ -36,7 +36,7 @@ from runtime.archive.triggers import TriggerStore
 from runtime.contract import names
 from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 A, B = "hts", "htsnonprod"
 CHANGE = "CHG-1.json"

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.webdriver import Browser, find_browser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = os.environ.get("TTP_SITE_SCREENSHOT")  # docs/change-page.png is made with this set
 
 pytestmark = pytest.mark.timeout(900)
