@@ -1,0 +1,31 @@
+"""What every test process shares: botocore's data files parsed once per process.
+
+Each new botocore session parses its endpoint rules and every service model it builds a client for
+again (``endpoints.json`` alone is ~0.1 s of JSON): the in-process fixtures build the hand-made layout
+per test, with an assume-role session per customer, so hundreds of tests spent most of their set-up
+re-reading the same files. botocore already shares one parsed document between all clients of a session
+(its loader's instance cache), and the runtime shares them between sessions (``runtime.aws.session``):
+the documents are read-only to it, so one parse per file serves the whole process. Subprocesses (the
+services under test) are untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from botocore import loaders
+
+_parsed: dict[str, Any] = {}
+_lock = threading.Lock()
+_load_file = loaders.JSONFileLoader.load_file
+
+
+def _load_file_once(self: loaders.JSONFileLoader, file_path: str) -> Any:
+    with _lock:
+        if file_path not in _parsed:
+            _parsed[file_path] = _load_file(self, file_path)
+        return _parsed[file_path]
+
+
+loaders.JSONFileLoader.load_file = _load_file_once  # type: ignore[method-assign]
