@@ -1,4 +1,4 @@
-"""What every test process shares: botocore's data files parsed once per process.
+"""What every test process shares: botocore's data files parsed once per process, and the order of the run.
 
 Each new botocore session parses its endpoint rules and every service model it builds a client for
 again (``endpoints.json`` alone is ~0.1 s of JSON): the in-process fixtures build the hand-made layout
@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from botocore import loaders
 
 _parsed: dict[str, Any] = {}
@@ -29,3 +30,22 @@ def _load_file_once(self: loaders.JSONFileLoader, file_path: str) -> Any:
 
 
 loaders.JSONFileLoader.load_file = _load_file_once  # type: ignore[method-assign]
+
+
+def _rank(item: pytest.Item) -> int:
+    """Where a test module runs in the order: the end-to-end tests first, then the deploy and process
+    tests at the top level, the templates, and the unit-level tests last."""
+    parts = item.nodeid.split("::", 1)[0].split("/")
+    if parts[1] == "e2e":
+        return 0
+    if len(parts) == 2:
+        return 1
+    return 2 if parts[1] == "infra" else 3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first. xdist (``--dist loadscope``, pyproject.toml) hands each worker one whole module at a
+    time in this order, so a module's fixtures are built on one worker only, and the run ends on small
+    unit-level modules instead of one worker finishing a long end-to-end module alone. A stable sort:
+    the order inside each module, which some modules rely on, is kept."""
+    items.sort(key=_rank)
