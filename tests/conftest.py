@@ -1,4 +1,5 @@
-"""What every test process shares: botocore's data files parsed once per process, and the order of the run.
+"""What every test process shares: botocore's data files parsed (and its data directories listed) once per
+process, and the order of the run.
 
 Each new botocore session parses its endpoint rules and every service model it builds a client for
 again (``endpoints.json`` alone is ~0.1 s of JSON): the in-process fixtures build the hand-made layout
@@ -29,7 +30,21 @@ def _load_file_once(self: loaders.JSONFileLoader, file_path: str) -> Any:
         return _parsed[file_path]
 
 
+_services: dict[tuple[tuple[str, ...], str], list[str]] = {}
+_list_services = loaders.Loader.list_available_services
+
+
+def _list_services_once(self: loaders.Loader, type_name: str) -> list[str]:
+    """The services found on these search paths (a walk of the data directories per session otherwise)."""
+    key = (tuple(self.search_paths), type_name)
+    with _lock:
+        if key not in _services:
+            _services[key] = _list_services(self, type_name)
+        return list(_services[key])
+
+
 loaders.JSONFileLoader.load_file = _load_file_once  # type: ignore[method-assign]
+loaders.Loader.list_available_services = _list_services_once  # type: ignore[method-assign]
 
 
 def _rank(item: pytest.Item) -> int:
