@@ -54,7 +54,8 @@ deploy-local: setup
 	CDK_OUTDIR=cdk.out $(PY) app.py
 	$(PY) -m devtools.local_deploy --assembly cdk.out --world cdk.out/local-world.json
 
-# The suite runs on every core (pytest-xdist); servers bind free loopback ports, so workers never clash.
+# The suite runs on every core (pytest-xdist, a module per worker, longest first: pyproject.toml and
+# tests/conftest.py); servers bind free loopback ports, so workers never clash.
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -14,7 +14,7 @@ It stays for the callers where a deploy costs more than it checks (measured: a d
 * the in-process, unit-level fixtures of ``tests/runtime/conftest.py`` (``platform``, one per test),
   ``tests/runtime/coordinator/conftest.py`` and ``tests/runtime/notify/test_meetings.py`` (one per
   module, three customers, one of them not in ``cdk.json``), ``tests/properties/conftest.py``;
-* the fault and chaos tests (``tests/faults``: queue sizes and receive counts the test chooses) and the
+* the fault and chaos tests (``tests/e2e/faults``: queue sizes and receive counts the test chooses) and the
   benchmarks (``benchmarks/``: customers and recipient counts the benchmark chooses), through the
   forwarding :func:`devtools.sandbox.create_sandbox`.
 """

@@ -10,7 +10,7 @@ the customer registry and each customer's SES configuration set. They do not own
 
 It holds nothing else. The older hand-built copy of the platform lives in :mod:`devtools.hand_layout`, for
 the callers that do not deploy; :func:`create_sandbox` and :func:`customer_session` here only forward to it
-so that ``tests/faults`` and ``benchmarks/`` keep running unchanged.
+so that ``tests/e2e/faults`` and ``benchmarks/`` keep running unchanged.
 """
 
 from __future__ import annotations
@@ -213,14 +213,14 @@ def specs_from_config(customers: list[Any]) -> list[CustomerSpec]:
 
 
 def create_sandbox(customers: list[CustomerSpec], **options: Any) -> Sandbox:
-    """Forwards to :func:`devtools.hand_layout.create_sandbox` (kept for ``tests/faults`` and ``benchmarks/``)."""
+    """Forwards to :func:`devtools.hand_layout.create_sandbox` (kept for ``tests/e2e/faults`` and ``benchmarks/``)."""
     from devtools import hand_layout
 
     return hand_layout.create_sandbox(customers, **options)
 
 
 def customer_session(spec: CustomerSpec, region: str) -> boto3.session.Session:
-    """Forwards to :func:`devtools.hand_layout.customer_session` (kept for ``tests/faults``)."""
+    """Forwards to :func:`devtools.hand_layout.customer_session` (kept for ``tests/e2e/faults``)."""
     from devtools import hand_layout
 
     return hand_layout.customer_session(spec, region)

@@ -2,8 +2,9 @@
 
 The comparisons here read the emulator and the synthesized templates directly (not through the deployer's
 own checks), so a deployer that reported success for a platform with holes in it fails them. The
-assembly is synthesized once per module (jsii is the slow part). moto's backends are per process, so
-the tests that read the deployed sample come first in the file; the later ones empty the emulator.
+assembly is synthesized once per test run (``synthesize_shared``: jsii is the slow part). moto's backends
+are per process, so the tests that read the deployed sample come first in the file; the later ones empty
+the emulator.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from devtools.local_deploy import DeployError, DeployReport, deploy_assembly, ta
 from devtools.local_deploy.__main__ import main
 from devtools.local_deploy.resolve import Aws
 from tests.infra.test_bootstrap_policies import IAM_ONLY_POLICY
-from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, synthesize
+from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, synthesize, synthesize_shared
 
 HTS_ACCOUNT = "333333333333"
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("local-deploy-sample"), nag=False, read_metadata=False)
+    return synthesize_shared(tmp_path_factory, "sample-no-nag", nag=False, read_metadata=False)
 
 
 @pytest.fixture(scope="module")

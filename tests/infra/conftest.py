@@ -1,7 +1,8 @@
 """Shared fixtures of the infrastructure tests.
 
-Synthesizing is the slow part (jsii): every app is built once per module (the sample app, which
-several modules read, once per session) and the tests only look at the resulting templates.
+Synthesizing is the slow part (jsii): every app is built once per module (the sample app and the other
+shapes several modules read, once per test run: ``synthesize_shared``, one synthesis for every xdist
+worker) and the tests only look at the resulting templates.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import pytest
 
 from devtools.iam_engine import PolicyEngine
-from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize
+from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize, synthesize_shared
 
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The sample app of cdk.json, with cdk-nag: built once for the whole session."""
-    return synthesize(tmp_path_factory.mktemp("sample"))
+    """The sample app of cdk.json, with cdk-nag: built once for the whole test run."""
+    return synthesize_shared(tmp_path_factory, "sample")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +48,7 @@ def policy_engine() -> Iterator[PolicyEngine]:
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Multi-account, EventBridge routing, meetings on."""
     context = sample_context(routing="eventbridge", meetings=MEETINGS)
-    return synthesize(tmp_path_factory.mktemp("multi-eventbridge"), context)
+    return synthesize_shared(tmp_path_factory, "multi-eventbridge", context)
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +56,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Everything in one account, EventBridge routing."""
     context = sample_context(routing="eventbridge")
     _one_account(context["ttp"])
-    return synthesize(tmp_path_factory.mktemp("single-eventbridge"), context)
+    return synthesize_shared(tmp_path_factory, "single-eventbridge", context)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +71,7 @@ def single_byo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         meetings={**MEETINGS, "client_secret": SECRET_ARN},
     )
     _one_account(context["ttp"])
-    return synthesize(tmp_path_factory.mktemp("single-byo-vpc"), context)
+    return synthesize_shared(tmp_path_factory, "single-byo-vpc", context)
 
 
 def _one_account(ttp: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 * :class:`RandomFaults` wraps a boto3 client and makes a seeded, random fraction of its calls fail —
   before the call (the request never happened) or after it (the call happened, its answer was lost).
 * :class:`WorkerProcess` is ``python -m runtime worker`` as a real subprocess against the emulator
-  (the pattern of ``tests/runtime/pipeline/test_worker_integration.py``), with SIGKILL and SIGTERM.
+  (the pattern of ``tests/e2e/test_worker_integration.py``), with SIGKILL and SIGTERM.
 * Email accounting reads what the emulator's SES accepted, per change (the subject ends with
   ``(change_id)``) and recipient, so tests can count lost and duplicate emails.
 """

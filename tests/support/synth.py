@@ -9,34 +9,61 @@ from cfnlint.api import ManualArgs, lint_file
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import copy
+import fcntl
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import Pipeline, build_app, default_context
-from stacks.config import PlatformConfig
+from stacks.config import CONTEXT_KEY, ROUTING_KEY, SAMPLE_CUSTOMERS_KEY, PlatformConfig, config_from_context
 
 GOV = "222222222222"
 MGMT = "111111111111"
 REGION = "us-east-1"
 
 
-@dataclass
 class Synth:
-    """A synthesized app: the pipeline (constructs) and every stack's template."""
+    """A synthesized app: the pipeline (constructs) and every stack's template.
 
-    pipeline: Pipeline
-    outdir: Path
-    templates: dict[str, dict[str, Any]]
-    metadata: dict[str, dict[str, Any]]
+    One read from a cloud assembly another process synthesized (:func:`synthesize_shared`) has no
+    constructs in this process: they are built from its context when a test asks for them (the
+    ``pipeline``), and its ``config`` is the context's, as :func:`stacks.app_builder.build_app` derives it.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline | None,
+        outdir: Path,
+        templates: dict[str, dict[str, Any]],
+        metadata: dict[str, dict[str, Any]],
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self.outdir = outdir
+        self.templates = templates
+        self.metadata = metadata
+        self.context = context
+        self._config: PlatformConfig | None = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = build_app(copy.deepcopy(self.context), nag=False, quotas=False)
+        return self._pipeline
 
     @property
     def config(self) -> PlatformConfig:
-        return self.pipeline.config
+        if self._pipeline is not None:
+            return self._pipeline.config
+        if self._config is None:
+            self._config = config_of(self.context)
+        return self._config
 
     def template(self, stack_name: str) -> Template:
         return Template.from_json(self.templates[stack_name], skip_cyclical_dependencies_check=True)
@@ -70,7 +97,58 @@ def synthesize(
         for stack in assembly.stacks
         if read_metadata and (outdir / f"{stack.id}.metadata.json").exists()
     }
-    return Synth(pipeline=pipeline, outdir=outdir, templates=templates, metadata=metadata)
+    return Synth(pipeline, outdir=outdir, templates=templates, metadata=metadata, context=context)
+
+
+def config_of(context: dict[str, Any] | None) -> PlatformConfig:
+    """The config :func:`build_app` derives from ``context`` (cdk.json's by default), without an app."""
+    ctx = default_context() if context is None else context
+    return config_from_context({**ctx, **{k: ctx.get(k) for k in (CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY)}})
+
+
+def read_synth(outdir: Path, context: dict[str, Any] | None, *, read_metadata: bool = True) -> Synth:
+    """The templates (and nag metadata) of a cloud assembly on disk, by stack name, as :func:`synthesize`
+    returns them; the constructs are built again only if a test asks for them."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = {
+        artifact["properties"].get("stackName", artifact_id): artifact_id
+        for artifact_id, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    templates = {name: json.loads((outdir / f"{aid}.template.json").read_text()) for name, aid in stacks.items()}
+    metadata = {
+        name: json.loads((outdir / f"{aid}.metadata.json").read_text())
+        for name, aid in stacks.items()
+        if read_metadata and (outdir / f"{aid}.metadata.json").exists()
+    }
+    return Synth(None, outdir=outdir, templates=templates, metadata=metadata, context=context)
+
+
+def synthesize_shared(
+    factory: pytest.TempPathFactory, name: str, context: dict[str, Any] | None = None, **kwargs: Any
+) -> Synth:
+    """:func:`synthesize` once per test run for every xdist worker: the first to ask synthesizes into
+    pytest's shared temporary root (keyed by the sources that shape the templates, the context and the
+    options) while the others wait on a file lock and read the same assembly from disk.
+
+    A cloud assembly is the whole product of a synthesis (what ``cdk deploy`` reads), so reading it back
+    gives each test the same templates and metadata it would get from its own synthesis."""
+    from tests.support.deployed import shared_root, source_hash
+
+    root = shared_root(factory)
+    options = json.dumps({"context": context, **kwargs}, sort_keys=True, default=str)
+    key = hashlib.sha256(f"{source_hash()}\0{options}".encode()).hexdigest()[:16]
+    outdir = root / f"synth-{name}-{key}"
+    with (root / f"synth-{name}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (outdir / "manifest.json").is_file():
+            return read_synth(outdir, context, read_metadata=kwargs.get("read_metadata", True))
+        building = root / f"synth-{name}-{key}.partial"
+        shutil.rmtree(building, ignore_errors=True)  # a worker that died while synthesizing
+        synth = synthesize(building, context, **kwargs)
+        building.rename(outdir)
+        synth.outdir = outdir
+        return synth
 
 
 def sample_context(**ttp_overrides: Any) -> dict[str, Any]:

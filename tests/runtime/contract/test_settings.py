@@ -206,7 +206,7 @@ def test_meeting_settings_still_read_the_full_role_map(monkeypatch: pytest.Monke
 
 def test_meeting_settings_without_meetings_derive_no_contact_roles(monkeypatch: pytest.MonkeyPatch) -> None:
     """A coordinator without Graph settings (meetings off) still gets ``TTP_CUSTOMER_ACCOUNTS`` for the
-    delivery events: it must start without any contact-reader ExternalId (tests/faults found it refusing)."""
+    delivery events: it must start without any contact-reader ExternalId (tests/e2e/faults found it refusing)."""
     from runtime.contract.settings import MeetingSettings
 
     _env(monkeypatch, {"TTP_CUSTOMER_ACCOUNTS": '{"hts": "333333333333"}'})

@@ -23,7 +23,6 @@ from botocore.exceptions import ClientError
 
 from devtools import demo
 from devtools import sandbox as sb
-from devtools.demo import demo_context
 from devtools.emulator import LocalAws
 from devtools.enforcement import Enforcement
 from devtools.iam_engine import PolicyEngine
@@ -34,9 +33,11 @@ from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import names
-from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize
+from tests.support import deployed as dp
+from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize_shared
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+sample_assembly = dp.sample_assembly  # the demo's assembly, synthesized once per session
 
 A, B = "hts", "htsnonprod"
 CHANGE = "CHG-1.json"
@@ -44,7 +45,7 @@ CHANGE = "CHG-1.json"
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("enforcement-sample"), nag=False, read_metadata=False)
+    return synthesize_shared(tmp_path_factory, "sample-no-nag", nag=False, read_metadata=False)
 
 
 @pytest.fixture(scope="module")
@@ -533,11 +534,12 @@ def test_a_task_role_without_put_object_stops_with_access_denied(
         server.stop()
 
 
-def test_only_the_coordinators_execution_role_reads_its_graph_secret(tmp_path: Path, engine: PolicyEngine) -> None:
+def test_only_the_coordinators_execution_role_reads_its_graph_secret(
+    sample_assembly: Path, engine: PolicyEngine
+) -> None:
     """ECS injects ``TTP_GRAPH_CLIENT_SECRET`` with the coordinator's *execution* role: that role may read
     the secret, a processor's task role may not (Secrets Manager was unmapped, hence denied to both, before)."""
-    outdir = tmp_path / "with-meetings"
-    demo.synthesize(outdir, context=demo_context())  # as the demo does (python app.py): meetings on
+    outdir = sample_assembly  # as the demo synthesizes it (python app.py, the demo's context): meetings on
     server = LocalAws(enforce=Enforcement(engine)).start()
     try:
         report = deploy_assembly(outdir, server.endpoint)

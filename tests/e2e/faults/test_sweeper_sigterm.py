@@ -30,7 +30,7 @@ from runtime.contract.exit_codes import EXIT_INTERRUPTED
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TRIGGERS = 100
 PROMPT_EXIT_SECONDS = 5.0
 

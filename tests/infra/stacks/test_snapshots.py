@@ -1,6 +1,6 @@
 """Snapshot tests of the sample app's templates (asset hashes normalised so they do not churn).
 
-Update after an intended change: ``.venv/bin/python -m pytest tests/infra/test_snapshots.py --snapshot-update``.
+Update after an intended change: ``.venv/bin/python -m pytest tests/infra/stacks/test_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations

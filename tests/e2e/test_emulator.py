@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.support import deployed as dp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sample_assembly = dp.sample_assembly  # synthesized once per session
 
 

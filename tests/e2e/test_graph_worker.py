@@ -31,7 +31,7 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from tests.support import deployed as dp
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "TTP_VISIBILITY_TIMEOUT_SECONDS": "60",
     "TTP_DRAIN_SECONDS": "5",

@@ -17,21 +17,22 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import deployed as dp
+
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
+sample_assembly = dp.sample_assembly  # synthesized once per session
 
 
-ASSEMBLY: list[Path] = []  # the sample app synthesized once for the module (as `make demo` would)
+ASSEMBLY: list[Path] = []  # the sample app as `make demo` synthesizes it (demo context, python app.py)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from devtools import demo
-
-    path = tmp_path_factory.mktemp("cdk.out.local")
-    demo.synthesize(path, context=demo.demo_context())
-    ASSEMBLY[:] = [path]
-    return path
+def assembly(sample_assembly: Path) -> Path:
+    """The session's sample assembly (tests/support/deployed.py: ``devtools.demo.synthesize`` with the demo's
+    context, once for every xdist worker): the demo only reads it (``--skip-synth``)."""
+    ASSEMBLY[:] = [sample_assembly]
+    return sample_assembly
 
 
 def demo_command(*args: str) -> list[str]:

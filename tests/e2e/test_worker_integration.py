@@ -22,7 +22,7 @@ from runtime.archive.triggers import TriggerStore
 from tests.support import deployed as dp
 from tests.support.fault_injection import wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 sample_assembly = dp.sample_assembly  # synthesized once per session
 deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process

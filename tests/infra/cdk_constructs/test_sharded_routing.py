@@ -36,7 +36,7 @@ from cdk_support.quotas import QuotaExceededError, check, read_assembly
 from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from stacks.config import sample_customers
-from tests.infra.test_onboarding import (
+from tests.infra.stacks.test_onboarding import (
     NEW,
     _coordinator_accounts,
     _sweeper_queues,

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from tests.support import deployed as dp
 from tests.support.webdriver import ELEMENT, Browser, find_browser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = os.environ.get("TTP_SITE_SCREENSHOT")  # docs/change-page.png is made with this set
 
 pytestmark = pytest.mark.timeout(900)
@@ -28,15 +29,16 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m devtools.local_run` (make emulator) in the background; the site address it prints."""
+    """`python -m devtools.local_run` (make emulator) in the background on the session's sample assembly
+    (what make emulator synthesizes: ``demo.synthesize`` with the demo's context); the site address it prints."""
     if find_browser() is None:
         pytest.skip(
             "chromium and chromedriver are not installed (apt-get install -y chromium chromium-driver; .ci/run does)"
         )
-    assembly = tmp_path_factory.mktemp("assembly")
+    assembly = dp.sample_assembly_dir(tmp_path_factory)
     log = (tmp_path_factory.mktemp("logs") / "local_run.err").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_run", "--assembly", str(assembly)],
+        [sys.executable, "-m", "devtools.local_run", "--skip-synth", "--assembly", str(assembly)],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

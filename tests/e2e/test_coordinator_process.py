@@ -25,7 +25,7 @@ from tests.runtime.coordinator.conftest import ses_event
 from tests.support import deployed as dp
 from tests.support.fault_injection import wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 sample_assembly = dp.sample_assembly  # synthesized once per session
 deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process

@@ -25,7 +25,7 @@ from runtime.contract.keys import DELIVERY_PREFIX
 from runtime.notify.email_tags import tags_from_event
 from tests.support import deployed as dp
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 sample_assembly = dp.sample_assembly  # synthesized once per session
 deploy_server = dp.deploy_server  # the emulator over HTTP, one per module, in this process
 

@@ -34,7 +34,7 @@ from runtime.contract.monitoring import (
 )
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENV = {"account": "111111111111", "region": "eu-west-1"}
 
 

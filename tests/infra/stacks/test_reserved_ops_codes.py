@@ -8,7 +8,7 @@ import pytest
 
 from runtime.contract import names
 from stacks.config import RESERVED_CUSTOMER_CODES
-from tests.infra.test_config import error_of, raw
+from tests.infra.stacks.test_config import error_of, raw
 
 
 @pytest.mark.parametrize("code", sorted(names.PLATFORM_QUEUE_LABELS))

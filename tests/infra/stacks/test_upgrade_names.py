@@ -2,7 +2,7 @@
 type and physical name (queues hold messages, buckets hold data). The committed list
 (``sample_resource_names.json``) is the deployed state; a change to any row is a replacement or a move
 that needs a documented deploy order, so it must be deliberate: regenerate the list with
-``.venv/bin/python -m tests.infra.test_upgrade_names`` and say why in the commit."""
+``.venv/bin/python -m tests.infra.stacks.test_upgrade_names`` and say why in the commit."""
 
 from __future__ import annotations
 
