@@ -51,3 +51,18 @@ def test_every_cited_design_section_exists() -> None:
                         missing.append(f"{p.relative_to(ROOT)}:{n}: §{number}")
     assert sections, "docs/design.md has no numbered overview sections (### N. Title)"
     assert not missing, "docs/design.md has no such section:\n" + "\n".join(missing)
+
+
+_TEST_PATH = re.compile(r"(?<![\w/.-])tests/[\w/]+\.py")
+
+
+def test_every_test_module_the_docs_name_exists() -> None:
+    """Decisions cite their tests by path; a moved test module leaves the citation pointing nowhere."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "benchmarks").glob("*.md"))]
+    missing = [
+        f"{doc.relative_to(ROOT)}: {path}"
+        for doc in docs
+        for path in sorted(set(_TEST_PATH.findall(_text(doc))))
+        if not (ROOT / path).is_file()
+    ]
+    assert not missing, "name the test module's current path:\n" + "\n".join(missing)
