@@ -136,6 +136,10 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     ``delivery_customer_accounts`` is a live mapping filled after this construct (the platform's registry).
     Default: None (on when ``delivery_customer_accounts`` has an entry at construction)."""
 
+    delivery_organization_id: str | None = None
+    """AWS Organizations id of the customer accounts: the delivery-events bus admits the organization instead
+    of each account (``DeliveryEventsProps.organization_id``). Default: None."""
+
     @property
     def delivery_event_accounts(self) -> tuple[str, ...]:
         """The distinct accounts of :attr:`delivery_customer_accounts`, sorted (as they are now)."""
@@ -235,6 +239,7 @@ class ChangeCoordinator(RuntimeTaskBase):
                     customer_accounts=props.delivery_customer_accounts.values(),
                     visibility_timeout_seconds=props.visibility_timeout_seconds,
                     max_receive_count=props.max_receive_count,
+                    organization_id=props.delivery_organization_id,
                 ),
             )
         self._grant(props, stack.partition)

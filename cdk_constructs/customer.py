@@ -26,6 +26,7 @@ from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRoles
 from cdk_constructs.platform import PROJECT_TAG, RegisteredCustomer, TtpPlatform
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
 from cdk_constructs.sharded_routing import CustomerTriggerRule, CustomerTriggerRuleProps, bucket_routing, shard_of
+from cdk_constructs.task_execution_role import shared_task_execution_role
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
@@ -200,6 +201,7 @@ class TtpCustomer(Construct):
                 customer_code=code,
                 cluster=platform.cluster,
                 subnets=platform.network.task_subnets,
+                execution_role=shared_task_execution_role(stack, "TaskExecutionRole"),
                 queue=self.queue.queue,
                 queue_url=names.queue_url(region, account, code),
                 visibility_timeout_seconds=p.visibility_timeout_seconds,

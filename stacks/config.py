@@ -112,6 +112,7 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
 VPC_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
 CONFIGURATION_SET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ORGANIZATION_PATTERN = r"^o-[a-z0-9]{10,32}$"
 PATTERN_HINTS = {
     ACCOUNT_PATTERN: "must be a 12-digit AWS account id, e.g. '222222222222'",
     REGION_PATTERN: "must be an AWS region name, e.g. 'us-east-1'",
@@ -121,6 +122,7 @@ PATTERN_HINTS = {
     SUBNET_PATTERN: "must be a subnet id, e.g. 'subnet-0123456789abcdef0'",
     VPC_PATTERN: "must be a VPC id, e.g. 'vpc-0123456789abcdef0'",
     CONFIGURATION_SET_PATTERN: "must be an SES configuration set name: 1-64 letters, digits, '-' or '_'",
+    ORGANIZATION_PATTERN: "must be an AWS Organizations id, e.g. 'o-a1b2c3d4e5'",
 }
 
 AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
@@ -153,6 +155,12 @@ class Accounts(_Model):
     management: AccountId = Field(description="Account of the metadata bucket (StorageStack).")
     governance: AccountId = Field(description="Account of queues, processors, alarms and dashboards.")
     region: Region = Field(description="Region of every stack (EventBridge and S3 routing stay in one region).")
+    organization_id: str | None = Field(
+        None,
+        pattern=ORGANIZATION_PATTERN,
+        description="AWS Organizations id of the customer accounts: the delivery-events bus admits the "
+        "organization (aws:PrincipalOrgID) instead of one principal per account (needed past ~300 accounts).",
+    )
 
 
 class Customer(_Model):
