@@ -58,7 +58,7 @@ class TtpCustomerProps:
     """Customer code (``runtime.contract.keys`` rules): queue, service and role names derive from it. Required."""
     account: str
     """The customer's AWS account (SES, contact list, sender role). Required."""
-    sender_address: str
+    from_address: str
     """Verified SES identity used as From address. Required."""
     sender_external_id: str
     """ExternalId the sender role requires (agree it with the customer). Required."""
@@ -207,7 +207,7 @@ class TtpCustomer(Construct):
                 visibility_timeout_seconds=p.visibility_timeout_seconds,
                 bucket_name=platform.bucket_name,
                 customer_account=props.account,
-                sender_address=props.sender_address,
+                from_address=props.from_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
                 send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
@@ -258,7 +258,7 @@ class TtpCustomer(Construct):
             CustomerSesRolesProps(
                 customer_code=code,
                 governance_account=p.accounts.governance,
-                sender_address=props.sender_address,
+                from_address=props.from_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
                 ses_region=props.ses_region,

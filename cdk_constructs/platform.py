@@ -91,13 +91,13 @@ class PlatformAccounts:
 class PlatformMeetings:
     """Microsoft Graph meetings (``cdk.json``: ``ttp.meetings``); the client secret stays in Secrets Manager."""
 
-    tenant_id: str
+    graph_tenant_id: str
     """Entra ID tenant of the meeting organizer. Required."""
-    client_id: str
+    graph_client_id: str
     """App registration (client id) with Calendars.ReadWrite. Required."""
-    organizer: str
+    meeting_organizer: str
     """Mailbox (UPN) that organizes the meetings. Required."""
-    client_secret: str
+    graph_client_secret: str
     """Secrets Manager secret in the governance account: its name, or its complete ARN. Required."""
     contact_reader_external_id: str
     """ExternalId of the contact-reader role of every customer without its own. Required."""
@@ -329,16 +329,16 @@ class TtpPlatform(Construct):
             return None
         stack = self.platform_stack
         secret = (
-            secretsmanager.Secret.from_secret_complete_arn(stack, "GraphClientSecret", meetings.client_secret)
-            if meetings.client_secret.startswith("arn:")
-            else secretsmanager.Secret.from_secret_name_v2(stack, "GraphClientSecret", meetings.client_secret)
+            secretsmanager.Secret.from_secret_complete_arn(stack, "GraphClientSecret", meetings.graph_client_secret)
+            if meetings.graph_client_secret.startswith("arn:")
+            else secretsmanager.Secret.from_secret_name_v2(stack, "GraphClientSecret", meetings.graph_client_secret)
         )
         partition = stack.partition
         return CoordinatorMeetings(
-            tenant_id=meetings.tenant_id,
-            client_id=meetings.client_id,
-            organizer=meetings.organizer,
-            client_secret=secret,
+            graph_tenant_id=meetings.graph_tenant_id,
+            graph_client_id=meetings.graph_client_id,
+            meeting_organizer=meetings.meeting_organizer,
+            graph_client_secret=secret,
             contact_reader_external_id=meetings.contact_reader_external_id,
             calendar_contact_roles=LiveMapping(
                 lambda: {
