@@ -52,6 +52,7 @@ from cdk_constructs.runtime_task import RuntimeTaskBase, RuntimeTaskBaseProps
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
 from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
+from cdk_constructs.task_execution_role import TaskExecutionRole, TaskExecutionRoleProps
 
 __all__ = [
     "PLATFORM_STACK",
@@ -98,6 +99,8 @@ __all__ = [
     "SubmissionSiteProps",
     "Sweeper",
     "SweeperProps",
+    "TaskExecutionRole",
+    "TaskExecutionRoleProps",
     "TtpCustomer",
     "TtpCustomerProps",
     "TtpPlatform",

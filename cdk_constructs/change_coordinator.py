@@ -72,13 +72,13 @@ COORDINATOR_KEY_ALIAS = f"alias/ttp/{names.COORDINATOR_QUEUE_NAME}"
 class CoordinatorMeetings:
     """Microsoft Graph settings for meetings; the client secret stays in Secrets Manager."""
 
-    tenant_id: str
+    graph_tenant_id: str
     """Entra ID tenant of the meeting organizer (``TTP_GRAPH_TENANT_ID``). Required."""
-    client_id: str
+    graph_client_id: str
     """App registration with Calendars.ReadWrite (``TTP_GRAPH_CLIENT_ID``). Required."""
-    organizer: str
+    meeting_organizer: str
     """Mailbox (UPN) that organizes the meetings (``TTP_MEETING_ORGANIZER``). Required."""
-    client_secret: secretsmanager.ISecret
+    graph_client_secret: secretsmanager.ISecret
     """The app's client secret, injected by ECS as ``TTP_GRAPH_CLIENT_SECRET``. Required."""
     contact_reader_external_id: str
     """ExternalId of the contact-reader roles of customers without their own. Required."""
@@ -136,6 +136,10 @@ class ChangeCoordinatorProps(RuntimeTaskBaseProps):
     ``delivery_customer_accounts`` is a live mapping filled after this construct (the platform's registry).
     Default: None (on when ``delivery_customer_accounts`` has an entry at construction)."""
 
+    delivery_organization_id: str | None = None
+    """AWS Organizations id of the customer accounts: the delivery-events bus admits the organization instead
+    of each account (``DeliveryEventsProps.organization_id``). Default: None."""
+
     @property
     def delivery_event_accounts(self) -> tuple[str, ...]:
         """The distinct accounts of :attr:`delivery_customer_accounts`, sorted (as they are now)."""
@@ -168,9 +172,9 @@ class ChangeCoordinator(RuntimeTaskBase):
                 TaskSettings(
                     MeetingSettings,
                     {
-                        "graph_tenant_id": m.tenant_id,
-                        "graph_client_id": m.client_id,
-                        "meeting_organizer": m.organizer,
+                        "graph_tenant_id": m.graph_tenant_id,
+                        "graph_client_id": m.graph_client_id,
+                        "meeting_organizer": m.meeting_organizer,
                         "graph_base_url": m.graph_base_url,
                         "graph_authority_host": m.graph_authority_host,
                         "calendar_contact_roles": self._contact_roles_elsewhere(
@@ -183,7 +187,7 @@ class ChangeCoordinator(RuntimeTaskBase):
                     exclude=("graph_client_secret", "customer_accounts"),  # the secret: ECS; accounts: above
                 )
             )
-            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.client_secret)
+            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.graph_client_secret)
         super().__init__(
             scope,
             construct_id,
@@ -235,6 +239,7 @@ class ChangeCoordinator(RuntimeTaskBase):
                     customer_accounts=props.delivery_customer_accounts.values(),
                     visibility_timeout_seconds=props.visibility_timeout_seconds,
                     max_receive_count=props.max_receive_count,
+                    organization_id=props.delivery_organization_id,
                 ),
             )
         self._grant(props, stack.partition)

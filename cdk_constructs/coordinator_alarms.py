@@ -61,5 +61,5 @@ class CoordinatorAlarms(Construct):
             ok_actions_for=props.ok_actions_for,
             runbook=f"{props.runbook_url}#{COORDINATOR_RUNBOOK_PREFIX}" if props.runbook_url else None,
         )
-        self.alarms: dict[str, cloudwatch.Alarm] = factory.alarms(COORDINATOR_ALARMS)
+        self.alarms: dict[str, cloudwatch.CfnAlarm] = factory.alarms(COORDINATOR_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in COORDINATOR_ALARMS}

@@ -26,6 +26,7 @@ from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRoles
 from cdk_constructs.platform import PROJECT_TAG, RegisteredCustomer, TtpPlatform
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
 from cdk_constructs.sharded_routing import CustomerTriggerRule, CustomerTriggerRuleProps, bucket_routing, shard_of
+from cdk_constructs.task_execution_role import shared_task_execution_role
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
@@ -57,7 +58,7 @@ class TtpCustomerProps:
     """Customer code (``runtime.contract.keys`` rules): queue, service and role names derive from it. Required."""
     account: str
     """The customer's AWS account (SES, contact list, sender role). Required."""
-    sender_address: str
+    from_address: str
     """Verified SES identity used as From address. Required."""
     sender_external_id: str
     """ExternalId the sender role requires (agree it with the customer). Required."""
@@ -200,12 +201,13 @@ class TtpCustomer(Construct):
                 customer_code=code,
                 cluster=platform.cluster,
                 subnets=platform.network.task_subnets,
+                execution_role=shared_task_execution_role(stack, "TaskExecutionRole"),
                 queue=self.queue.queue,
                 queue_url=names.queue_url(region, account, code),
                 visibility_timeout_seconds=p.visibility_timeout_seconds,
                 bucket_name=platform.bucket_name,
                 customer_account=props.account,
-                sender_address=props.sender_address,
+                from_address=props.from_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
                 send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
@@ -256,7 +258,7 @@ class TtpCustomer(Construct):
             CustomerSesRolesProps(
                 customer_code=code,
                 governance_account=p.accounts.governance,
-                sender_address=props.sender_address,
+                from_address=props.from_address,
                 sender_external_id=props.sender_external_id,
                 contact_list_name=props.contact_list_name,
                 ses_region=props.ses_region,

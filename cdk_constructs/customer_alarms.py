@@ -61,7 +61,7 @@ class CustomerAlarms(Construct):
             ok_actions_for=props.ok_actions_for,
             runbook=f"{props.runbook_url}#{CUSTOMER_RUNBOOK_PREFIX}" if props.runbook_url else None,
         )
-        self.alarms: dict[str, cloudwatch.Alarm] = factory.alarms(CUSTOMER_ALARMS)
+        self.alarms: dict[str, cloudwatch.CfnAlarm] = factory.alarms(CUSTOMER_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in CUSTOMER_ALARMS}
 
     def alarm_arns(self) -> list[str]:

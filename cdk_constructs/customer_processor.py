@@ -63,7 +63,7 @@ class CustomerProcessorProps(RuntimeTaskBaseProps):
     """The customer's trigger queue: consumed by the tasks, its depth scales the service. Required."""
     customer_account: str
     """The customer's AWS account, home of its SES sender role. Required."""
-    sender_address: str
+    from_address: str
     """Verified SES identity used as From address (``TTP_FROM_ADDRESS``). Required."""
     sender_external_id: str
     """ExternalId the sender role requires (``TTP_SENDER_EXTERNAL_ID``). Required."""
@@ -173,7 +173,7 @@ class CustomerProcessor(RuntimeTaskBase):
             "sender_external_id": props.sender_external_id,
             "ses_region": props.ses_region or stack.region,
             "configuration_set": props.configuration_set or names.configuration_set_name(code),
-            "from_address": props.sender_address,
+            "from_address": props.from_address,
             "contact_list_name": props.contact_list_name,
             "send_rate_per_second": props.send_rate_per_second,
             "visibility_timeout_seconds": props.visibility_timeout_seconds,

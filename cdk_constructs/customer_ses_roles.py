@@ -30,7 +30,7 @@ class CustomerSesRolesProps:
     """The customer (``runtime.contract.keys`` rules); the role names derive from it. Required."""
     governance_account: str
     """The account of the processors and the coordinator (trusted by ``aws:PrincipalArn``). Required."""
-    sender_address: str
+    from_address: str
     """The verified SES identity the sender role may send from (``ses:FromAddress``). Required."""
     sender_external_id: str
     """ExternalId the sender role requires (``sts:ExternalId``). Required."""
@@ -54,7 +54,7 @@ class CustomerSesRoles(Construct):
         partition = stack.partition
         region = props.ses_region or stack.region
         ses_arn = f"arn:{partition}:ses:{region}:{stack.account}"
-        domain = props.sender_address.rsplit("@", 1)[1]
+        domain = props.from_address.rsplit("@", 1)[1]
         contact_list_arn = f"{ses_arn}:contact-list/{props.contact_list_name}"
         gov = props.governance_account
 
@@ -72,7 +72,7 @@ class CustomerSesRoles(Construct):
             ),
         )
         send_resources = [
-            f"{ses_arn}:identity/{props.sender_address}",
+            f"{ses_arn}:identity/{props.from_address}",
             f"{ses_arn}:identity/{domain}",
             contact_list_arn,
         ]
@@ -83,7 +83,7 @@ class CustomerSesRoles(Construct):
                 sid="SendFromOwnIdentity",
                 actions=["ses:SendEmail", "ses:SendRawEmail"],
                 resources=send_resources,
-                conditions={"StringEquals": {"ses:FromAddress": props.sender_address}},
+                conditions={"StringEquals": {"ses:FromAddress": props.from_address}},
             )
         )
         self.sender_role.add_to_policy(

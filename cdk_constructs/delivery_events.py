@@ -4,9 +4,11 @@
   policy admits ``events:PutEvents`` from exactly the platform's customer accounts (one account principal
   each) and only for events whose ``source`` is ``aws.ses``: the forwarding rule on each customer
   account's default bus (:class:`~cdk_constructs.ses_delivery_events.SesDeliveryEvents`) is the only
-  sender. Nothing else may put events on it; the policy is at most 10 KB (EventBridge's limit), about
-  200 distinct accounts.
-* Rule ``ttp-delivery-events`` on that bus (``source`` ``aws.ses`` from those accounts) -> queue
+  sender. Nothing else may put events on it. The policy may hold 10,240 characters (EventBridge's quota),
+  about 300 accounts; with ``organization_id`` it admits the principals of that AWS organization instead
+  (``aws:PrincipalOrgID``), one condition at any number of accounts.
+* Rule ``ttp-delivery-events`` on that bus (``source`` ``aws.ses``; the policy decides the accounts, so the
+  pattern names none and does not grow with them: it held about 130 in 2,048 characters) -> queue
   ``ttp-delivery-events`` with DLQ ``ttp-delivery-events-dlq``: an
   :class:`~cdk_constructs.event_queue.EventQueue` (customer-managed KMS key with rotation, SSL enforced,
   redrive, queue policy for exactly this rule by ``aws:SourceArn``).
@@ -54,6 +56,11 @@ class DeliveryEventsProps:
     """Visibility timeout of the queue (the coordinator's lease). Required."""
     max_receive_count: int = defaults.MAX_RECEIVE_COUNT
     """Receives before a message moves to the DLQ. Default: ``cdk_support.defaults.MAX_RECEIVE_COUNT``."""
+    organization_id: str | None = None
+    """AWS Organizations id (``o-...``) of the customer accounts: the bus admits every principal of that
+    organization (``aws:PrincipalOrgID``) instead of one principal per account, so the policy does not grow
+    with the accounts. The coordinator still accepts an event only from its customer's own account
+    (``TTP_CUSTOMER_ACCOUNTS``). Default: None (one account principal each)."""
 
 
 class DeliveryEvents(Construct):
@@ -102,7 +109,9 @@ class DeliveryEvents(Construct):
             description="SES delivery events of the customer accounts to the delivery-events queue",
             event_bus_name=self.bus.event_bus_name,
             state="ENABLED",
-            event_pattern={"source": [SES_EVENT_SOURCE], "account": lazy_any(self.accounts)},
+            # No account list: only the accounts the bus policy admits can put events here (and an "aws." source
+            # cannot be put by anyone else), so naming them again here only grew the pattern per account.
+            event_pattern={"source": [SES_EVENT_SOURCE]},
             targets=[events.CfnRule.TargetProperty(id="delivery-events-queue", arn=self.queue.queue_arn)],
         )
 
@@ -111,6 +120,18 @@ class DeliveryEvents(Construct):
         return sorted(set(self.props.customer_accounts))
 
     def _bus_statement(self) -> iam.PolicyStatement:
+        if self.props.organization_id is not None:
+            return iam.PolicyStatement(
+                sid="CustomerAccountsForwardSesEvents",
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                # EventBridge user guide, "Granting permissions to an organization".
+                conditions={
+                    "StringEquals": {"aws:PrincipalOrgID": self.props.organization_id},
+                    "ForAllValues:StringEquals": {"events:source": [SES_EVENT_SOURCE]},
+                },
+            )
         return iam.PolicyStatement(
             sid="CustomerAccountsForwardSesEvents",
             # With no account yet the statement still renders (the validation reports the empty list).

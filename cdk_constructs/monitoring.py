@@ -10,21 +10,16 @@ customer is a healthy one) and needs all of its evaluation periods to breach.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from runtime.contract.monitoring import AlarmSpec, Comparison, Math, Signal, Stat, Target
+from runtime.contract.monitoring import AlarmSpec, Math, Signal, Stat, Target
 from runtime.contract.names import Severity
 from runtime.contract.thresholds import AlarmThresholds
-
-COMPARISONS: dict[Comparison, cloudwatch.ComparisonOperator] = {
-    "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    "GreaterThanOrEqualToThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-}
 
 
 class MetricFactory:
@@ -47,6 +42,47 @@ class MetricFactory:
         if isinstance(signal, Stat):
             return self.metric(signal)
         return self.math(signal)
+
+    def alarm_properties(self, signal: Signal) -> dict[str, Any]:
+        """``CfnAlarm`` properties of a signal, as ``cloudwatch.Alarm`` renders its metric: namespace, name,
+        dimensions, statistic and period of one metric, or the expression (``expr_1``) and its metrics."""
+        if isinstance(signal, Stat):
+            namespace, dimensions = self.target.dimensions(signal.source)
+            statistic = signal.stat or "Average"
+            percentile = statistic.startswith("p")
+            return {
+                "namespace": namespace,
+                "metric_name": signal.metric,
+                "dimensions": [cloudwatch.CfnAlarm.DimensionProperty(name=k, value=v) for k, v in dimensions.items()],
+                "statistic": None if percentile else statistic,
+                "extended_statistic": statistic if percentile else None,
+                "period": signal.period,
+            }
+        queries = [
+            cloudwatch.CfnAlarm.MetricDataQueryProperty(
+                id="expr_1", expression=signal.expression, label=signal.label, return_data=True
+            )
+        ]
+        for stat in signal.using:
+            namespace, dimensions = self.target.dimensions(stat.source)
+            queries.append(
+                cloudwatch.CfnAlarm.MetricDataQueryProperty(
+                    id=str(stat.id),
+                    metric_stat=cloudwatch.CfnAlarm.MetricStatProperty(
+                        metric=cloudwatch.CfnAlarm.MetricProperty(
+                            namespace=namespace,
+                            metric_name=stat.metric,
+                            dimensions=[
+                                cloudwatch.CfnAlarm.DimensionProperty(name=k, value=v) for k, v in dimensions.items()
+                            ],
+                        ),
+                        period=stat.period,
+                        stat=stat.stat or "Average",
+                    ),
+                    return_data=False,
+                )
+            )
+        return {"metrics": queries}
 
     def math(self, math: Math) -> cloudwatch.MathExpression:
         return cloudwatch.MathExpression(
@@ -86,33 +122,41 @@ class AlarmFactory:
         self.topics = topics
         self.ok_actions_for = tuple(ok_actions_for)
         self.runbook = runbook
+        self._topic_arns: dict[Severity, str | None] = {}
 
-    def alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
+    def alarm(self, spec: AlarmSpec) -> cloudwatch.CfnAlarm:
+        """The row's alarm as the L1 ``CfnAlarm`` with plain properties: the template ``cloudwatch.Alarm``
+        rendered (same construct path ``<spec.name>/Resource``, so the same logical id), for two jsii calls
+        instead of about ten per alarm (issue 19: synth time per customer)."""
         t = self.thresholds
         periods = spec.periods(t)
-        alarm = cloudwatch.Alarm(
-            self.scope,
-            spec.name,
+        topic_arn = self._topic_arn(spec.severity)
+        holder = Construct(self.scope, spec.name)
+        return cloudwatch.CfnAlarm(
+            holder,
+            "Resource",
             alarm_name=self.alarm_name(spec.name),
             alarm_description=self.description(spec),
-            metric=self.metrics.signal(spec.signal),
             threshold=spec.threshold_value(t),
-            comparison_operator=COMPARISONS[spec.comparison],
+            comparison_operator=spec.comparison,
             evaluation_periods=periods,
             datapoints_to_alarm=periods,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data="notBreaching",
+            alarm_actions=None if topic_arn is None else [topic_arn],
+            ok_actions=[topic_arn] if topic_arn is not None and spec.severity in self.ok_actions_for else None,
+            **self.metrics.alarm_properties(spec.signal),
         )
-        topic = self.topics.get(spec.severity)
-        if topic is not None:
-            alarm.add_alarm_action(cw_actions.SnsAction(topic))
-            if spec.severity in self.ok_actions_for:
-                alarm.add_ok_action(cw_actions.SnsAction(topic))
-        return alarm
+
+    def _topic_arn(self, severity: Severity) -> str | None:
+        if severity not in self._topic_arns:
+            topic = self.topics.get(severity)
+            self._topic_arns[severity] = None if topic is None else topic.topic_arn
+        return self._topic_arns[severity]
 
     def description(self, spec: AlarmSpec) -> str:
         link = f" Runbook: {self.runbook}{spec.family}" if self.runbook else ""
         return f"[{spec.severity}] {self.subject}: {spec.describe(self.thresholds)}{link}"
 
-    def alarms(self, specs: Sequence[AlarmSpec]) -> dict[str, cloudwatch.Alarm]:
+    def alarms(self, specs: Sequence[AlarmSpec]) -> dict[str, cloudwatch.CfnAlarm]:
         """One alarm per row, by the spec's name, in the table's order."""
         return {spec.name: self.alarm(spec) for spec in specs}

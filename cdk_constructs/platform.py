@@ -50,6 +50,7 @@ from cdk_constructs.sharded_routing import (
 )
 from cdk_constructs.submission_site import SiteOidc, SubmissionSite, SubmissionSiteProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
+from cdk_constructs.task_execution_role import TaskExecutionRole, TaskExecutionRoleProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.lazy import LiveMapping, lazy_string
@@ -80,19 +81,23 @@ class PlatformAccounts:
     """Account of queues, processors, coordinator, sweeper, alarms and dashboards. Required."""
     region: str
     """Region of every stack (EventBridge and S3 routing stay in one region). Required."""
+    organization_id: str | None = None
+    """AWS Organizations id of the customer accounts: the delivery-events bus then admits the organization
+    instead of one principal per account (the bus policy's 10,240 characters hold about 300 accounts).
+    Default: None (one principal per customer account)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class PlatformMeetings:
     """Microsoft Graph meetings (``cdk.json``: ``ttp.meetings``); the client secret stays in Secrets Manager."""
 
-    tenant_id: str
+    graph_tenant_id: str
     """Entra ID tenant of the meeting organizer. Required."""
-    client_id: str
+    graph_client_id: str
     """App registration (client id) with Calendars.ReadWrite. Required."""
-    organizer: str
+    meeting_organizer: str
     """Mailbox (UPN) that organizes the meetings. Required."""
-    client_secret: str
+    graph_client_secret: str
     """Secrets Manager secret in the governance account: its name, or its complete ARN. Required."""
     contact_reader_external_id: str
     """ExternalId of the contact-reader role of every customer without its own. Required."""
@@ -179,7 +184,7 @@ class RegisteredCustomer:
 
 class TtpPlatform(Construct):
     """The shared platform; attributes ``storage_stack``, ``platform_stack``, ``metadata`` (the bucket),
-    ``network``, ``cluster``, ``alarm_topics``, ``overview``, ``sweeper``, ``coordinator``,
+    ``network``, ``cluster``, ``task_execution_role``, ``alarm_topics``, ``overview``, ``sweeper``, ``coordinator``,
     ``coordinator_alarms``, ``customers`` (registered, by code)."""
 
     def __init__(self, scope: Construct, construct_id: str, props: TtpPlatformProps) -> None:
@@ -266,6 +271,10 @@ class TtpPlatform(Construct):
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
+        # The ECS agent's role of every customer's processor (one role, not one per customer: IAM roles quota).
+        self.task_execution_role = TaskExecutionRole(
+            stack, "TaskExecutionRole", TaskExecutionRoleProps(cpu_architecture=props.cpu_architecture)
+        )
         self.alarm_topics = AlarmTopics(stack, "AlarmTopics", AlarmTopicsProps(alarm_emails=dict(props.alarm_emails)))
         self.overview = OverviewDashboard(
             stack,
@@ -306,6 +315,7 @@ class TtpPlatform(Construct):
                 meetings=self._meetings(props.meetings),
                 delivery_customer_accounts=LiveMapping(lambda: {c.code: c.account for c in self.customers.values()}),
                 delivery_events=props.delivery_events,
+                delivery_organization_id=props.accounts.organization_id,
             ),
         )
         self.coordinator_alarms = CoordinatorAlarms(
@@ -319,16 +329,16 @@ class TtpPlatform(Construct):
             return None
         stack = self.platform_stack
         secret = (
-            secretsmanager.Secret.from_secret_complete_arn(stack, "GraphClientSecret", meetings.client_secret)
-            if meetings.client_secret.startswith("arn:")
-            else secretsmanager.Secret.from_secret_name_v2(stack, "GraphClientSecret", meetings.client_secret)
+            secretsmanager.Secret.from_secret_complete_arn(stack, "GraphClientSecret", meetings.graph_client_secret)
+            if meetings.graph_client_secret.startswith("arn:")
+            else secretsmanager.Secret.from_secret_name_v2(stack, "GraphClientSecret", meetings.graph_client_secret)
         )
         partition = stack.partition
         return CoordinatorMeetings(
-            tenant_id=meetings.tenant_id,
-            client_id=meetings.client_id,
-            organizer=meetings.organizer,
-            client_secret=secret,
+            graph_tenant_id=meetings.graph_tenant_id,
+            graph_client_id=meetings.graph_client_id,
+            meeting_organizer=meetings.meeting_organizer,
+            graph_client_secret=secret,
             contact_reader_external_id=meetings.contact_reader_external_id,
             calendar_contact_roles=LiveMapping(
                 lambda: {

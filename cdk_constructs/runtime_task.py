@@ -64,6 +64,10 @@ IMAGE_PLATFORMS: Mapping[defaults.CpuArchitectureName, ecr_assets.Platform] = {
 """The platform ``docker build`` targets for each task CPU architecture."""
 
 
+RUNTIME_IMAGE_EXCLUDE = ("**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache")
+"""Paths of ``runtime/`` left out of the image's build context (and of its asset hash)."""
+
+
 def runtime_image(
     directory: Path = RUNTIME_DIR, cpu_architecture: defaults.CpuArchitectureName = defaults.CPU_ARCHITECTURE
 ) -> ecs.ContainerImage:
@@ -74,7 +78,7 @@ def runtime_image(
         raise FileNotFoundError(f"{directory / 'Dockerfile'} is missing: the processor image is built from it")
     return ecs.ContainerImage.from_asset(
         str(directory),
-        exclude=["**/__pycache__", "**/*.pyc", ".pytest_cache", ".mypy_cache"],
+        exclude=list(RUNTIME_IMAGE_EXCLUDE),
         platform=IMAGE_PLATFORMS[cpu_architecture],
     )
 
@@ -111,6 +115,11 @@ class RuntimeTaskBaseProps:
     image: ecs.ContainerImage | None = None
     """The runtime image; one you give must be built for ``cpu_architecture``.
     Default: built from ``runtime/`` for ``cpu_architecture`` (:func:`runtime_image`)."""
+    execution_role: iam.IRole | None = None
+    """The ECS agent's role (image pull, log writes); one you give must already allow both, since grants to an
+    imported role add nothing (``TtpCustomer`` gives the platform's shared
+    :class:`~cdk_constructs.task_execution_role.TaskExecutionRole`). Default: None (CDK creates one for the
+    task definition, granted what the image and the log group need)."""
     subnets: ec2.SubnetSelection | None = None
     """Subnets of the tasks (no public IP). Default: the cluster VPC's private subnets with egress."""
     metrics_namespace: str = str(setting_default(BucketSettings, "metrics_namespace"))
@@ -213,6 +222,7 @@ class RuntimeTaskBase(Construct):
             cpu=props.cpu,
             memory_limit_mib=props.memory_mib,
             task_role=self.task_role,
+            execution_role=props.execution_role,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=getattr(ecs.CpuArchitecture, props.cpu_architecture),
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
@@ -250,7 +260,7 @@ class RuntimeTaskBase(Construct):
 
         acknowledge(self.task_definition, "AwsSolutions-ECS2", spec.environment_reason)
         execution_role = self.task_definition.execution_role
-        if execution_role is not None:
+        if execution_role is not None and props.execution_role is None:
             acknowledge_wildcard_resources(
                 execution_role,
                 ["*"],

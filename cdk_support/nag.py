@@ -10,9 +10,10 @@ app's feature flags.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from constructs import IConstruct
 
 
@@ -22,18 +23,45 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 
 def acknowledge_wildcard_resources(construct: IConstruct, resources: Iterable[str], reason: str) -> None:
     """Acknowledge ``AwsSolutions-IAM5`` for exactly these resources."""
-    stack = Stack.of(construct)
-    Validations.of(construct).acknowledge(
-        *(
-            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{nag_string(stack, resource)}]", reason=reason)
-            for resource in resources
-        )
-    )
+    rendered = []
+    stack: Stack | None = None
+    for resource in resources:
+        text = _without_pseudo_parameters(resource)
+        if TOKEN_MARK in text:  # another token: only the stack can resolve it
+            stack = stack or Stack.of(construct)
+            text = nag_string(stack, resource)
+        rendered.append(Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{text}]", reason=reason))
+    Validations.of(construct).acknowledge(*rendered)
 
 
 def nag_string(stack: Stack, value: str) -> str:
     """``value`` as cdk-nag renders a policy resource (intrinsics flattened to ``<...>``)."""
     return _flatten(stack.resolve(value))
+
+
+TOKEN_MARK = "${Token["
+"""How an unresolved CDK token starts inside a string."""
+
+
+@cache
+def _pseudo_parameter_tokens() -> dict[str, str]:
+    """The tokens of the pseudo parameters (the same string in every stack) and cdk-nag's rendering of each."""
+    return {
+        Aws.PARTITION: "<AWS::Partition>",
+        Aws.REGION: "<AWS::Region>",
+        Aws.ACCOUNT_ID: "<AWS::AccountId>",
+        Aws.URL_SUFFIX: "<AWS::URLSuffix>",
+    }
+
+
+def _without_pseudo_parameters(value: str) -> str:
+    """``value`` with the pseudo parameters rendered in Python: what :func:`nag_string` gives for them, without a
+    round trip to the jsii process per acknowledgement (issue 19: synth time per customer)."""
+    if TOKEN_MARK not in value:
+        return value
+    for token, rendered in _pseudo_parameter_tokens().items():
+        value = value.replace(token, rendered)
+    return value
 
 
 def _flatten(value: Any) -> str:

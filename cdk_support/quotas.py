@@ -153,7 +153,8 @@ _QUOTAS = (
         "bus",
         "characters",
         True,
-        "admit the accounts by organization (aws:PrincipalOrgID) instead of one principal each, or shard the bus",
+        "set accounts.organization_id (ttp.accounts in cdk.json; PlatformAccounts.organization_id): the bus then "
+        "admits the organization (aws:PrincipalOrgID) instead of one principal per customer account",
     ),
     Quota(
         "s3.notification-configurations",
@@ -461,6 +462,32 @@ def check(stacks: Iterable[SynthesizedStack], limits: Mapping[str, int] | None =
         raise QuotaExceededError(found)
 
 
+# -- reading an assembly -----------------------------------------------------------------------------
+
+
+def declared_raised_quotas(directory: Path | str) -> dict[str, int]:
+    """The raised quotas the assembly's app declared (:class:`QuotaValidation` records them on every stack);
+    stacks that disagree are refused, naming them."""
+    root = Path(directory)
+    manifest = json.loads((root / "manifest.json").read_text())
+    found: dict[str, dict[str, int]] = {}
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        entries = dict(artifact.get("metadata", {}))
+        metadata_file = artifact.get("additionalMetadataFile")
+        if metadata_file and (root / metadata_file).is_file():
+            entries.update(json.loads((root / metadata_file).read_text()))
+        for path_entries in entries.values():
+            for entry in path_entries:
+                if entry.get("type") == RAISED_QUOTAS_KEY:
+                    found[artifact_id] = raised_quotas(entry.get("data"))
+    distinct = {json.dumps(limits, sort_keys=True) for limits in found.values()}
+    if len(distinct) > 1:
+        raise ValueError(f"the stacks of {root} declare different {RAISED_QUOTAS_KEY}: {found}")
+    return next(iter(found.values()), {})
+
+
 # -- the synth-time check ----------------------------------------------------------------------------
 
 
@@ -473,6 +500,12 @@ class QuotaValidation:
         self._app = app
         self._limits = dict(limits or {})
         breaches([], self._limits)  # unknown keys fail here, not in the middle of a synth
+        if self._limits:
+            # The assembly records what the app declared, so ``python -m cdk_support.quotas DIR`` judges it the
+            # same way (stack metadata: the manifest's, never a template's). Add the plugin after the stacks.
+            for child in app.node.find_all():
+                if isinstance(child, Stack):
+                    child.node.add_metadata(RAISED_QUOTAS_KEY, dict(sorted(self._limits.items())))
 
     @property
     def name(self) -> str:
@@ -519,25 +552,54 @@ class QuotaValidation:
         return PolicyValidationPluginReport(success=not violations, violations=violations)
 
 
-def usage_table(stacks: Sequence[SynthesizedStack]) -> str:
-    """The highest usage of every quota, one line each (what ``python -m cdk_support.quotas`` prints)."""
+def usage_table(stacks: Sequence[SynthesizedStack], limits: Mapping[str, int] | None = None) -> str:
+    """The highest usage of every quota against its limit (the default, or ``limits``' raised value), one
+    line each (what ``python -m cdk_support.quotas`` prints)."""
     top = highest(measure(stacks))
+    overrides = dict(limits or {})
     lines = [f"{'quota':<32} {'limit':>9} {'highest':>9} {'used':>6}  where"]
     for key, quota in QUOTAS.items():
+        limit = overrides.get(key, quota.limit)
+        shown = f"{limit}*" if key in overrides else str(limit)
         usage = top.get(key)
         if usage is None:
-            lines.append(f"{key:<32} {quota.limit:>9} {'-':>9} {'-':>6}  (none)")
+            lines.append(f"{key:<32} {shown:>9} {'-':>9} {'-':>6}  (none)")
             continue
-        lines.append(f"{key:<32} {quota.limit:>9} {usage.count:>9} {usage.count / quota.limit:>6.0%}  {usage.where}")
+        lines.append(f"{key:<32} {shown:>9} {usage.count:>9} {usage.count / limit:>6.0%}  {usage.where}")
+    if overrides:
+        lines.append(f"* raised ({RAISED_QUOTAS_KEY})")
     return "\n".join(lines)
+
+
+USAGE = f"""usage: python -m cdk_support.quotas [DIR] [--raised-quotas JSON]
+
+The quota usage of the cloud assembly DIR (default cdk.out), judged against the default limits or the raised
+ones its app declared in the context key {RAISED_QUOTAS_KEY!r}; --raised-quotas replaces those. Exit 1 when a
+quota is exceeded."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(USAGE)
+        return 0
+    given: str | None = None
+    if "--raised-quotas" in args:
+        at = args.index("--raised-quotas")
+        if at + 1 >= len(args):
+            print(f"--raised-quotas needs a JSON object\n{USAGE}", file=sys.stderr)
+            return 2
+        given = args[at + 1]
+        del args[at : at + 2]
     directory = args[0] if args else "cdk.out"
+    try:
+        limits = raised_quotas(given) if given is not None else declared_raised_quotas(directory)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     stacks = read_assembly(directory)
-    print(usage_table(stacks))
-    found = breaches(measure(stacks))
+    print(usage_table(stacks, limits))
+    found = breaches(measure(stacks), limits)
     for breach in found:
         print(breach.message(), file=sys.stderr)
     return 1 if found else 0

@@ -166,10 +166,10 @@ def demo_context(cdk_json: Path | None = None) -> dict[str, Any]:
     ttp = dict(load_cdk_json(cdk_json or ROOT / "cdk.json")[CONTEXT_KEY])
     fake = FakeGraph()
     ttp["meetings"] = {
-        "tenant_id": fake.tenant_id,
-        "client_id": fake.client_id,
-        "organizer": fake.organizer,
-        "client_secret": GRAPH_SECRET_NAME,
+        "graph_tenant_id": fake.tenant_id,
+        "graph_client_id": fake.client_id,
+        "meeting_organizer": fake.organizer,
+        "graph_client_secret": GRAPH_SECRET_NAME,
         "contact_reader_external_id": DEMO_CONTACT_READER_EXTERNAL_ID,
     }
     ttp["site"] = site_server.LOCAL_OIDC  # the site's API runs locally behind the sign-in stand-in

@@ -116,6 +116,7 @@ BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 SUBNET_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
 VPC_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
 CONFIGURATION_SET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ORGANIZATION_PATTERN = r"^o-[a-z0-9]{10,32}$"
 PATTERN_HINTS = {
     ACCOUNT_PATTERN: "must be a 12-digit AWS account id, e.g. '222222222222'",
     REGION_PATTERN: "must be an AWS region name, e.g. 'us-east-1'",
@@ -125,6 +126,7 @@ PATTERN_HINTS = {
     SUBNET_PATTERN: "must be a subnet id, e.g. 'subnet-0123456789abcdef0'",
     VPC_PATTERN: "must be a VPC id, e.g. 'vpc-0123456789abcdef0'",
     CONFIGURATION_SET_PATTERN: "must be an SES configuration set name: 1-64 letters, digits, '-' or '_'",
+    ORGANIZATION_PATTERN: "must be an AWS Organizations id, e.g. 'o-a1b2c3d4e5'",
 }
 
 AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
@@ -141,8 +143,36 @@ class ConfigDeprecationWarning(UserWarning):
     """A ``cdk.json`` key was renamed; the old one is still read (shown by default, unlike DeprecationWarning)."""
 
 
-RENAMED_CUSTOMER_KEYS = {"external_id": "sender_external_id"}
+RENAMED_CUSTOMER_KEYS = {"external_id": "sender_external_id", "sender_address": "from_address"}
 """Old ``ttp.customers[]`` key -> its one name (construct props and runtime settings use the new one)."""
+RENAMED_MEETINGS_KEYS = {
+    "tenant_id": "graph_tenant_id",
+    "client_id": "graph_client_id",
+    "organizer": "meeting_organizer",
+    "client_secret": "graph_client_secret",
+}
+"""Old ``ttp.meetings`` key -> its one name (``MeetingSettings``' field, ``TTP_`` + its upper case in the task)."""
+
+
+def _read_renamed_keys(data: Any, renamed: dict[str, str], where: str, detail: str = "") -> Any:
+    """A deployed cdk.json's old key names read as the new ones, each with a deprecation warning naming the
+    new key; both at once is an error (which one would win?)."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        if new in data:
+            raise ValueError(f"give {new} only: {old} is its old name")
+        warnings.warn(
+            f"cdk.json: {where} key {old!r}{detail} is deprecated: rename it to {new!r}, the name of the same "
+            "setting in the construct props and the runtime settings; the old key is still read",
+            ConfigDeprecationWarning,
+            stacklevel=3,
+        )
+        data[new] = data.pop(old)
+    return data
 
 
 class ConfigError(ValueError):
@@ -157,12 +187,20 @@ class Accounts(_Model):
     management: AccountId = Field(description="Account of the metadata bucket (StorageStack).")
     governance: AccountId = Field(description="Account of queues, processors, alarms and dashboards.")
     region: Region = Field(description="Region of every stack (EventBridge and S3 routing stay in one region).")
+    organization_id: str | None = Field(
+        None,
+        pattern=ORGANIZATION_PATTERN,
+        description="AWS Organizations id of the customer accounts: the delivery-events bus admits the "
+        "organization (aws:PrincipalOrgID) instead of one principal per account (needed past ~300 accounts).",
+    )
 
 
 class Customer(_Model):
     code: CustomerCode = Field(description="Customer code: queue, service and role names derive from it.")
     account: AccountId = Field(description="The customer's AWS account (SES, contact list, sender role).")
-    sender_address: EmailAddress = Field(description="Verified SES identity used as From address.")
+    from_address: EmailAddress = Field(
+        description="Verified SES identity used as From address (TTP_FROM_ADDRESS); formerly sender_address."
+    )
     sender_external_id: ExternalId = Field(
         description="ExternalId the sender role requires (agree it with the customer); formerly external_id."
     )
@@ -220,28 +258,18 @@ class Customer(_Model):
     @classmethod
     def _renamed_keys(cls, data: Any) -> Any:
         """Read a deployed cdk.json's old key names (with a deprecation warning naming the new one)."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for old, new in RENAMED_CUSTOMER_KEYS.items():
-            if old not in data:
-                continue
-            if new in data:
-                raise ValueError(f"give {new} only: {old} is its old name")
-            warnings.warn(
-                f"cdk.json: ttp.customers[] key {old!r} (customer {data.get('code')!r}) is deprecated: rename it "
-                f"to {new!r}, the name of the same setting in the construct props and the runtime settings; the "
-                "old key is still read",
-                ConfigDeprecationWarning,
-                stacklevel=2,
-            )
-            data[new] = data.pop(old)
-        return data
+        code = data.get("code") if isinstance(data, dict) else None
+        return _read_renamed_keys(data, RENAMED_CUSTOMER_KEYS, "ttp.customers[]", f" (customer {code!r})")
 
     @property
     def external_id(self) -> str:
         """Deprecated name of :attr:`sender_external_id`."""
         return self.sender_external_id
+
+    @property
+    def sender_address(self) -> str:
+        """Deprecated name of :attr:`from_address`."""
+        return self.from_address
 
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
@@ -256,13 +284,19 @@ class Customer(_Model):
 
 
 class Meetings(_Model):
-    tenant_id: str = Field(min_length=1, description="Entra ID tenant of the meeting organizer.")
-    client_id: str = Field(min_length=1, description="App registration (client id) with Calendars.ReadWrite.")
-    organizer: EmailAddress = Field(description="Mailbox (UPN) that organizes the meetings.")
-    client_secret: str = Field(
+    graph_tenant_id: str = Field(
+        min_length=1, description="Entra ID tenant of the meeting organizer; formerly tenant_id."
+    )
+    graph_client_id: str = Field(
+        min_length=1, description="App registration (client id) with Calendars.ReadWrite; formerly client_id."
+    )
+    meeting_organizer: EmailAddress = Field(
+        description="Mailbox (UPN) that organizes the meetings; formerly organizer."
+    )
+    graph_client_secret: str = Field(
         min_length=1,
         description="Secrets Manager secret in the governance account: its name, or its complete ARN "
-        "(with the 6-character suffix).",
+        "(with the 6-character suffix); formerly client_secret.",
     )
     contact_reader_external_id: ExternalId = Field(
         description="ExternalId of the contact-reader role of every customer without its own "
@@ -273,7 +307,13 @@ class Meetings(_Model):
         setting_default(MeetingSettings, "graph_authority_host"), pattern=r"^https://\S+$"
     )
 
-    @field_validator("client_secret")
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """Read a deployed cdk.json's old key names (with a deprecation warning naming the new one)."""
+        return _read_renamed_keys(data, RENAMED_MEETINGS_KEYS, "ttp.meetings")
+
+    @field_validator("graph_client_secret")
     @classmethod
     def _secret_reference(cls, value: str) -> str:
         if value.startswith("arn:") and not re.fullmatch(
@@ -515,7 +555,7 @@ def sample_customers(count: int, accounts: tuple[str, ...] = ("333333333333", "4
         {
             "code": code,
             "account": account_of[code],
-            "sender_address": f"changes@{code}.example.com",
+            "from_address": f"changes@{code}.example.com",
             "sender_external_id": f"ttp-{code}-external",
             **(
                 {"shares_ses_account_with": shared}

@@ -58,7 +58,7 @@ CustomerProcessor(
         queue=queue.queue,
         bucket_name="b",
         customer_account="333333333333",
-        sender_address="ops@acme.example",
+        from_address="ops@acme.example",
         sender_external_id="acme-external",
     ),
 )

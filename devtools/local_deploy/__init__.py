@@ -54,6 +54,7 @@ Design (decided on measurements of moto 5.2.5, made when the deployer was writte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,11 +93,17 @@ class DeployReport:
 
 
 def deploy_assembly(
-    outdir: Path, endpoint: str, *, in_process: bool = True, gate: BootstrapGate | None = None
+    outdir: Path,
+    endpoint: str,
+    *,
+    in_process: bool = True,
+    gate: BootstrapGate | None = None,
+    on_stack: Callable[[StackReport], None] | None = None,
 ) -> DeployReport:
     """Deploy every stack of the assembly on the emulator at ``endpoint``; raise :class:`DeployError` on the
     first stack that cannot be deployed as its template says, or (with ``gate``) as the execution role of
-    its account (the report so far is on the exception)."""
+    its account (the report so far is on the exception). ``on_stack`` is called after each deployed stack
+    (progress of a long deploy; what it raises ends the deploy)."""
     started = time.monotonic()
     stacks = read_assembly(outdir)
     report = DeployReport()
@@ -140,6 +147,8 @@ def deploy_assembly(
             report.seconds = time.monotonic() - started
             exc.report = report  # type: ignore[attr-defined]
             raise
+        if on_stack is not None:
+            on_stack(stack_report)
     if gate is not None:
         report.notes.append(
             f"bootstrap gate: {gate.stacks} stacks decided as their accounts' CloudFormation execution roles "

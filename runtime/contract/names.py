@@ -27,6 +27,9 @@ PROCESSOR_ROLE_PREFIX = "ttp-processor-"
 SENDER_ROLE_PREFIX = "ttp-ses-sender-"
 CONTACT_READER_ROLE_PREFIX = "ttp-contact-reader-"
 SWEEPER_ROLE_NAME = "ttp-sweeper"
+TASK_EXECUTION_ROLE_NAME = "ttp-task-execution"
+"""The ECS agent's role (image pull, log writes) shared by every customer's processor task definition: one
+role for all, so the governance account holds one role per customer (IAM roles quota), not two."""
 OPERATOR_NAME = "ttp-operator"
 """The operator of the ops CLI (``python -m runtime``) in the governance account: the IAM role or IAM user of
 that name, with the policy ``docs/policies/operator-governance-account.json`` (docs/runbook.md)."""

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 ADDED = {
     "code": "acme",
     "account": "555555555555",
-    "sender_address": "changes@acme.example.com",
+    "from_address": "changes@acme.example.com",
     "sender_external_id": "ttp-acme-5e1f00",
     "contact_list_name": "change-notifications",
     "send_rate_per_second": 2,

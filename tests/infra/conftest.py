@@ -68,7 +68,7 @@ def single_byo(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "availability_zones": ["us-east-1a", "us-east-1b"],
             "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         },
-        meetings={**MEETINGS, "client_secret": SECRET_ARN},
+        meetings={**MEETINGS, "graph_client_secret": SECRET_ARN},
     )
     _one_account(context["ttp"])
     return synthesize_shared(tmp_path_factory, "single-byo-vpc", context)

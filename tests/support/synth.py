@@ -160,10 +160,10 @@ def sample_context(**ttp_overrides: Any) -> dict[str, Any]:
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ttp/graph-AbCdEf"
 MEETINGS = {
-    "tenant_id": "00000000-0000-0000-0000-000000000001",
-    "client_id": "00000000-0000-0000-0000-000000000002",
-    "organizer": "change-bot@example.com",
-    "client_secret": "ttp/graph-client-secret",
+    "graph_tenant_id": "00000000-0000-0000-0000-000000000001",
+    "graph_client_id": "00000000-0000-0000-0000-000000000002",
+    "meeting_organizer": "change-bot@example.com",
+    "graph_client_secret": "ttp/graph-client-secret",
     "contact_reader_external_id": "ttp-contact-reader-9c1e",
 }
 

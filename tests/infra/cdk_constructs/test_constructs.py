@@ -59,7 +59,7 @@ def standalone() -> dict[str, Template]:
             queue=queue.queue,
             bucket_name="my-bucket",
             customer_account="333333333333",
-            sender_address="ops@acme.example",
+            from_address="ops@acme.example",
             sender_external_id="acme-external",
             image=IMAGE,
         ),
@@ -75,7 +75,7 @@ def standalone() -> dict[str, Template]:
         CustomerSesRolesProps(
             "acme",
             governance_account="210987654321",
-            sender_address="ops@acme.example",
+            from_address="ops@acme.example",
             sender_external_id="acme-external",
             contact_reader_external_id="reader-external",
             configuration_set="acme-tracking",

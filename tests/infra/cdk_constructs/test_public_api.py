@@ -83,7 +83,7 @@ def _customer(platform: TtpPlatform, code: str, account: str) -> TtpCustomerProp
         platform=platform,
         code=code,
         account=account,
-        sender_address=f"changes@{code}.example.com",
+        from_address=f"changes@{code}.example.com",
         sender_external_id=f"ttp-{code}-external",
     )
 

@@ -42,7 +42,7 @@ def template() -> Template:
             visibility_timeout_seconds=600,
             bucket_name="my-bucket",
             customer_account="333333333333",
-            sender_address="ops@acme.example",
+            from_address="ops@acme.example",
             sender_external_id="acme-external",
             image=IMAGE,
         ),

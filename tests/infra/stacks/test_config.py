@@ -73,7 +73,7 @@ def test_single_account_mode_is_detected() -> None:
         ),
         (lambda d: d["accounts"].update(governance="2222"), ["ttp.accounts.governance", "12-digit"]),
         (lambda d: d["accounts"].update(region="useast1"), ["ttp.accounts.region"]),
-        (lambda d: d["customers"][0].update(sender_address="nobody"), ["ttp.customers[0].sender_address"]),
+        (lambda d: d["customers"][0].update(from_address="nobody"), ["ttp.customers[0].from_address"]),
         (lambda d: d["customers"][0].update(min_tasks=0), ["ttp.customers[0]", "set scale_to_zero: true"]),
         (lambda d: d["customers"][1].update(min_tasks=1), ["ttp.customers[1]", "min_tasks must be 0"]),
         (lambda d: d["customers"][0].update(max_tasks=0), ["ttp.customers[0].max_tasks"]),
@@ -85,20 +85,22 @@ def test_single_account_mode_is_detected() -> None:
         (lambda d: d.update(log_retention_days=42), ["ttp.log_retention_days", "CloudWatch Logs accepts only"]),
         (lambda d: d.update(visibility_timeout_seconds=60), ["greater than the worker's 90 s drain"]),
         (
-            lambda d: d.update(meetings={"tenant_id": "t", "client_id": "c", "organizer": "o@example.com"}),
-            ["ttp.meetings.client_secret: is required", "ttp.meetings.contact_reader_external_id: is required"],
+            lambda d: d.update(
+                meetings={"graph_tenant_id": "t", "graph_client_id": "c", "meeting_organizer": "o@example.com"}
+            ),
+            ["ttp.meetings.graph_client_secret: is required", "ttp.meetings.contact_reader_external_id: is required"],
         ),
         (
             lambda d: d.update(
                 meetings={
-                    "tenant_id": "t",
-                    "client_id": "c",
-                    "organizer": "o@example.com",
-                    "client_secret": "arn:aws:secretsmanager:us-east-1:222222222222:secret:graph",
+                    "graph_tenant_id": "t",
+                    "graph_client_id": "c",
+                    "meeting_organizer": "o@example.com",
+                    "graph_client_secret": "arn:aws:secretsmanager:us-east-1:222222222222:secret:graph",
                     "contact_reader_external_id": "abc",
                 }
             ),
-            ["ttp.meetings.client_secret", "6-character suffix"],
+            ["ttp.meetings.graph_client_secret", "6-character suffix"],
         ),
         (
             lambda d: d.update(

@@ -297,7 +297,7 @@ def test_worker_environment_is_exactly_the_runtime_settings(
     assert env["TTP_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/{GOV}/customer-{code}-changes"
     assert env["TTP_SENDER_ROLE_ARN"] == f"arn:aws:iam::{customer.account}:role/ttp-ses-sender-{code}"
     assert env["TTP_SENDER_EXTERNAL_ID"] == customer.external_id
-    assert env["TTP_FROM_ADDRESS"] == customer.sender_address
+    assert env["TTP_FROM_ADDRESS"] == customer.from_address
     assert env["TTP_METRICS_NAMESPACE"] == "CustomMetrics"
     queue = next(
         q["Properties"]
@@ -632,16 +632,16 @@ def test_sender_role_trusts_only_its_processor_with_external_id(sample: Synth, c
     ]
     ses = f"arn:aws:ses:{REGION}:{customer.account}"
     contact_list = f"{ses}:contact-list/change-notifications"
-    domain = customer.sender_address.split("@")[1]
+    domain = customer.from_address.split("@")[1]
     assert policies_of_role(sample, stack, role_id) == [
         {
             "Action": ["ses:SendEmail", "ses:SendRawEmail"],
-            "Condition": {"StringEquals": {"ses:FromAddress": customer.sender_address}},
+            "Condition": {"StringEquals": {"ses:FromAddress": customer.from_address}},
             "Effect": "Allow",
             # Exactly the configuration set the worker sends with (issue 13).
             "Resource": sorted(
                 [
-                    f"{ses}:identity/{customer.sender_address}",
+                    f"{ses}:identity/{customer.from_address}",
                     f"{ses}:identity/{domain}",
                     contact_list,
                     f"{ses}:configuration-set/{names.configuration_set_name(code)}",

@@ -238,8 +238,8 @@ def test_meeting_settings_and_secret_belong_to_the_coordinator(
     }
     assert set(env) | set(secrets) == expected
     assert set(secrets) == {"TTP_GRAPH_CLIENT_SECRET"} and "TTP_GRAPH_CLIENT_SECRET" not in env
-    assert env["TTP_GRAPH_TENANT_ID"] == MEETINGS["tenant_id"]
-    assert env["TTP_MEETING_ORGANIZER"] == MEETINGS["organizer"]
+    assert env["TTP_GRAPH_TENANT_ID"] == MEETINGS["graph_tenant_id"]
+    assert env["TTP_MEETING_ORGANIZER"] == MEETINGS["meeting_organizer"]
     assert env["TTP_CONTACT_READER_EXTERNAL_ID"] == MEETINGS["contact_reader_external_id"]
     # Issue 19: the roles are derived from TTP_CUSTOMER_ACCOUNTS; only a role of another name is listed.
     assert json.loads(env["TTP_CALENDAR_CONTACT_ROLES"]) == {}
@@ -263,7 +263,9 @@ def test_meeting_settings_and_secret_belong_to_the_coordinator(
     (statement,) = secret_actions[execution_role_id]
     assert sorted(as_list(statement["Action"])) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     value_from = secrets["TTP_GRAPH_CLIENT_SECRET"]
-    by_name = f"arn:aws:secretsmanager:{REGION}:{synth.config.accounts.governance}:secret:{MEETINGS['client_secret']}"
+    by_name = (
+        f"arn:aws:secretsmanager:{REGION}:{synth.config.accounts.governance}:secret:{MEETINGS['graph_client_secret']}"
+    )
     if variant == "multi":  # a secret name: partial ARN, the grant covers the 6-character suffix
         assert (value_from, statement["Resource"]) == (by_name, by_name + "-??????")
     else:
