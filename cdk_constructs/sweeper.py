@@ -92,37 +92,61 @@ class Sweeper(RuntimeTaskBase):
     def __init__(self, scope: Construct, construct_id: str, props: SweeperProps) -> None:
         for code in props.customer_queues:
             keys.validate_customer_code(code)
-        super().__init__(
-            scope,
-            construct_id,
-            props,
-            RuntimeTaskSpec(
-                role_name=names.SWEEPER_ROLE_NAME,
-                role_description="Transient-trigger sweeper: finds orphaned/stuck triggers and re-drives them",
-                log_group_name=names.SWEEPER_LOG_GROUP_NAME,
-                family=SWEEPER_TASK_FAMILY,
-                container_name="sweep",
-                command=SWEEP_COMMAND,
-                settings=[
-                    TaskSettings(
-                        OpsSettings,
-                        {
-                            **self._customer_settings(scope, props.customer_queues),
-                            "cluster_name": props.cluster.cluster_name,
-                        },
-                    )
-                ],
-                environment_reason="The TTP_* variables are non-secret configuration (runtime.settings.OpsSettings).",
-                security_group_description="Sweeper: no ingress, HTTPS egress only",
-                egress_description="HTTPS to AWS APIs",
-                long_running=False,  # one pass per schedule, not in a service: no liveness, no protection
-                log_group_first=False,
-            ),
-        )
+        super().__init__(scope, construct_id, props, self._spec(scope, props))
         self.props = props
         stack = Stack.of(self)
         partition, region, account = stack.partition, stack.region, stack.account
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
+        self._grant(bucket_arn, partition, region, account)
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            rule_name=SWEEPER_SCHEDULE_RULE_NAME,
+            description="Runs the transient-trigger sweeper",
+            schedule=events.Schedule.rate(Duration.minutes(props.sweeper_interval_minutes)),
+            targets=[
+                targets.EcsTask(
+                    cluster=props.cluster,
+                    task_definition=self.task_definition,
+                    task_count=1,
+                    subnet_selection=self.task_subnets,
+                    security_groups=[self.security_group],
+                    assign_public_ip=False,
+                    platform_version=ecs.FargatePlatformVersion.LATEST,
+                )
+            ],
+        )
+        self._acknowledge_wildcards(bucket_arn, partition, region, account)
+
+    @classmethod
+    def _spec(cls, scope: Construct, props: SweeperProps) -> RuntimeTaskSpec:
+        """The runtime task the base builds: ``python -m runtime sweep`` with exactly ``OpsSettings``."""
+        return RuntimeTaskSpec(
+            role_name=names.SWEEPER_ROLE_NAME,
+            role_description="Transient-trigger sweeper: finds orphaned/stuck triggers and re-drives them",
+            log_group_name=names.SWEEPER_LOG_GROUP_NAME,
+            family=SWEEPER_TASK_FAMILY,
+            container_name="sweep",
+            command=SWEEP_COMMAND,
+            settings=[
+                TaskSettings(
+                    OpsSettings,
+                    {
+                        **cls._customer_settings(scope, props.customer_queues),
+                        "cluster_name": props.cluster.cluster_name,
+                    },
+                )
+            ],
+            environment_reason="The TTP_* variables are non-secret configuration (runtime.settings.OpsSettings).",
+            security_group_description="Sweeper: no ingress, HTTPS egress only",
+            egress_description="HTTPS to AWS APIs",
+            long_running=False,  # one pass per schedule, not in a service: no liveness, no protection
+            log_group_first=False,
+        )
+
+    def _grant(self, bucket_arn: str, partition: str, region: str, account: str) -> None:
+        """The task role's grants: the bucket (read, tag and delete triggers, create them only with
+        ``If-None-Match``) and the customer queues (send, and their keys through SQS only)."""
         for statement in (
             iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(
@@ -165,24 +189,8 @@ class Sweeper(RuntimeTaskBase):
         ):
             self.task_role.add_to_policy(statement)
 
-        self.rule = events.Rule(
-            self,
-            "Schedule",
-            rule_name=SWEEPER_SCHEDULE_RULE_NAME,
-            description="Runs the transient-trigger sweeper",
-            schedule=events.Schedule.rate(Duration.minutes(props.sweeper_interval_minutes)),
-            targets=[
-                targets.EcsTask(
-                    cluster=props.cluster,
-                    task_definition=self.task_definition,
-                    task_count=1,
-                    subnet_selection=self.task_subnets,
-                    security_groups=[self.security_group],
-                    assign_public_ip=False,
-                    platform_version=ecs.FargatePlatformVersion.LATEST,
-                )
-            ],
-        )
+    def _acknowledge_wildcards(self, bucket_arn: str, partition: str, region: str, account: str) -> None:
+        """The cdk-nag acknowledgements of the grants' wildcards, each with its reason."""
         acknowledge_wildcard_resources(
             self.task_role,
             [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
@@ -211,7 +219,7 @@ class Sweeper(RuntimeTaskBase):
         if events_role is not None:
             acknowledge_wildcard_resources(
                 events_role,
-                [f"arn:{partition}:ecs:{region}:*:task/{props.cluster.cluster_name}/*"],
+                [f"arn:{partition}:ecs:{region}:*:task/{self.props.cluster.cluster_name}/*"],
                 "CDK's EcsTask target lets EventBridge tag the tasks it starts in this cluster (task ids are "
                 "unknown in advance).",
             )
