@@ -80,9 +80,6 @@ class EventQueue(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: EventQueueProps, spec: EventQueueSpec) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        partition = stack.partition
-
         self.key = kms.Key(
             self,
             "Key",
@@ -90,6 +87,14 @@ class EventQueue(Construct):
             enable_key_rotation=True,
             alias=spec.key_alias,
         )
+        self._queues(props, spec)
+        principal, conditions = self._event_source(props, spec)
+        self._admit(principal, conditions)
+
+    def _queues(self, props: EventQueueProps, spec: EventQueueSpec) -> None:
+        """The dead-letter queue (only this queue may use it) and the queue, both under ``self.key``."""
+        stack = Stack.of(self)
+        partition = stack.partition
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -127,6 +132,11 @@ class EventQueue(Construct):
             ),
         )
 
+    def _event_source(self, props: EventQueueProps, spec: EventQueueSpec) -> tuple[iam.IPrincipal, dict[str, Any]]:
+        """Who sends the trigger events, and on which conditions: S3 notifications of ``props.bucket_name``,
+        an EventBridge rule of this account, or another account's EventBridge router role."""
+        stack = Stack.of(self)
+        partition = stack.partition
         source_account = props.source_account
         if props.routing == "s3":
             if props.bucket_name is None:
@@ -153,6 +163,11 @@ class EventQueue(Construct):
                     "aws:PrincipalArn": names.role_arn(source_account, names.EVENTBRIDGE_ROUTER_ROLE_NAME, partition)
                 }
             }
+        return principal, conditions
+
+    def _admit(self, principal: iam.IPrincipal, conditions: dict[str, Any]) -> None:
+        """The queue policy admits the event source; the key policy lets it encrypt."""
+        stack = Stack.of(self)
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowTriggerEvents",
