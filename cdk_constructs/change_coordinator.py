@@ -165,51 +165,63 @@ class ChangeCoordinator(RuntimeTaskBase):
         settings = [TaskSettings(CoordinatorSettings, self._coordinator_settings(props, stack))]
         secrets: dict[str, ecs.Secret] = {}
         if props.meetings is not None:
-            m = props.meetings
-            for code in m.calendar_contact_roles:
-                keys.validate_customer_code(code)
-            settings.append(
-                TaskSettings(
-                    MeetingSettings,
-                    {
-                        "graph_tenant_id": m.graph_tenant_id,
-                        "graph_client_id": m.graph_client_id,
-                        "meeting_organizer": m.meeting_organizer,
-                        "graph_base_url": m.graph_base_url,
-                        "graph_authority_host": m.graph_authority_host,
-                        "calendar_contact_roles": self._contact_roles_elsewhere(
-                            m.calendar_contact_roles, props.delivery_customer_accounts, stack.partition
-                        ),
-                        "partition": stack.partition,
-                        "contact_reader_external_id": m.contact_reader_external_id,
-                        "contact_reader_external_ids": _sorted(m.contact_reader_external_ids),
-                    },
-                    exclude=("graph_client_secret", "customer_accounts"),  # the secret: ECS; accounts: above
-                )
+            settings.append(self._meeting_settings(props, props.meetings, stack))
+            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(
+                props.meetings.graph_client_secret
             )
-            secrets[env_var("graph_client_secret")] = ecs.Secret.from_secrets_manager(m.graph_client_secret)
-        super().__init__(
-            scope,
-            construct_id,
-            props,
-            RuntimeTaskSpec(
-                role_name=names.COORDINATOR_ROLE_NAME,
-                role_description="Change coordinator: folds customers' results into the archive, owns the meetings",
-                log_group_name=names.COORDINATOR_LOG_GROUP_NAME,
-                family=names.COORDINATOR_SERVICE_NAME,
-                container_name="coordinator",
-                command=COORDINATOR_COMMAND,
-                settings=settings,
-                secrets=secrets,
-                stop_timeout=Duration.seconds(props.stop_timeout_seconds),
-                environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
-                "start (runtime.contract.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from "
-                "Secrets Manager.",
-                security_group_description="Change coordinator: no ingress, HTTPS egress only",
-                egress_description="HTTPS to AWS APIs and Graph",
-            ),
-        )
+        super().__init__(scope, construct_id, props, self._spec(props, settings, secrets))
         self.props = props
+        self._queues(props)
+        self._grant(props, stack.partition)
+        self.service = self._service(props)
+
+    @classmethod
+    def _meeting_settings(cls, props: ChangeCoordinatorProps, m: CoordinatorMeetings, stack: Stack) -> TaskSettings:
+        """``MeetingSettings`` of the task (its secret goes to ECS, its accounts are the coordinator's)."""
+        for code in m.calendar_contact_roles:
+            keys.validate_customer_code(code)
+        return TaskSettings(
+            MeetingSettings,
+            {
+                "graph_tenant_id": m.graph_tenant_id,
+                "graph_client_id": m.graph_client_id,
+                "meeting_organizer": m.meeting_organizer,
+                "graph_base_url": m.graph_base_url,
+                "graph_authority_host": m.graph_authority_host,
+                "calendar_contact_roles": cls._contact_roles_elsewhere(
+                    m.calendar_contact_roles, props.delivery_customer_accounts, stack.partition
+                ),
+                "partition": stack.partition,
+                "contact_reader_external_id": m.contact_reader_external_id,
+                "contact_reader_external_ids": _sorted(m.contact_reader_external_ids),
+            },
+            exclude=("graph_client_secret", "customer_accounts"),  # the secret: ECS; accounts: above
+        )
+
+    @staticmethod
+    def _spec(
+        props: ChangeCoordinatorProps, settings: list[TaskSettings], secrets: dict[str, ecs.Secret]
+    ) -> RuntimeTaskSpec:
+        """The runtime task the base builds: ``python -m runtime coordinator`` in a service."""
+        return RuntimeTaskSpec(
+            role_name=names.COORDINATOR_ROLE_NAME,
+            role_description="Change coordinator: folds customers' results into the archive, owns the meetings",
+            log_group_name=names.COORDINATOR_LOG_GROUP_NAME,
+            family=names.COORDINATOR_SERVICE_NAME,
+            container_name="coordinator",
+            command=COORDINATOR_COMMAND,
+            settings=settings,
+            secrets=secrets,
+            stop_timeout=Duration.seconds(props.stop_timeout_seconds),
+            environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
+            "start (runtime.contract.settings); the one secret, TTP_GRAPH_CLIENT_SECRET, is injected from "
+            "Secrets Manager.",
+            security_group_description="Change coordinator: no ingress, HTTPS egress only",
+            egress_description="HTTPS to AWS APIs and Graph",
+        )
+
+    def _queues(self, props: ChangeCoordinatorProps) -> None:
+        """The coordinator's event queue (bucket events) and, with delivery events, their queues."""
         self.events = EventQueue(
             self,
             "Queue",
@@ -242,9 +254,10 @@ class ChangeCoordinator(RuntimeTaskBase):
                     organization_id=props.delivery_organization_id,
                 ),
             )
-        self._grant(props, stack.partition)
 
-        self.service = ecs.FargateService(
+    def _service(self, props: ChangeCoordinatorProps) -> ecs.FargateService:
+        """One task, replaced only after its successor runs (min 100 %, circuit breaker with rollback)."""
+        return ecs.FargateService(
             self,
             "Service",
             service_name=names.COORDINATOR_SERVICE_NAME,
