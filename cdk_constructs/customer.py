@@ -164,9 +164,15 @@ class TtpCustomer(Construct):
         # S3 can no longer validate.
 
     def _build_governance(self, props: TtpCustomerProps, configuration_set: str) -> None:
+        self._build_queue(props)
+        self._build_processor(props)
+        self._build_monitoring(props)
+
+    def _build_queue(self, props: TtpCustomerProps) -> None:
+        """The customer's queue and, with sharded routing, the rule on its trigger bus that feeds it."""
         platform, code, stack = props.platform, props.code, self.governance_stack
         p = platform.props
-        region, account = p.accounts.region, p.accounts.governance
+        account = p.accounts.governance
         # Sharded routing: the queue is fed by the customer's own rule on its trigger bus (this account).
         bus = names.trigger_bus_name(shard_of(code, p.trigger_bus_shards)) if platform.sharded else "default"
         self.queue = CustomerQueue(
@@ -194,6 +200,12 @@ class TtpCustomer(Construct):
                     shards=p.trigger_bus_shards,
                 ),
             )
+
+    def _build_processor(self, props: TtpCustomerProps) -> None:
+        """The customer's processor: the runtime task that reads its queue."""
+        platform, code, stack = props.platform, props.code, self.governance_stack
+        p = platform.props
+        region, account = p.accounts.region, p.accounts.governance
         self.processor = CustomerProcessor(
             stack,
             "Processor",
@@ -224,6 +236,12 @@ class TtpCustomer(Construct):
                 log_retention=retention(p.log_retention_days),
             ),
         )
+
+    def _build_monitoring(self, props: TtpCustomerProps) -> None:
+        """The customer's alarms (to the platform's topics, by ARN) and, if enabled, its dashboard."""
+        platform, code, stack = props.platform, props.code, self.governance_stack
+        p = platform.props
+        region, account = p.accounts.region, p.accounts.governance
         topics: dict[Severity, sns.ITopic] = {
             severity: sns.Topic.from_topic_arn(
                 stack,
