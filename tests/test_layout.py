@@ -259,9 +259,7 @@ SIZED_PACKAGES = ("runtime", "cdk_constructs", "stacks", "cdk_support", "devtool
 PURE_DATA: dict[str, str] = {}
 # Being split this round by the engineer who owns the file; the lead deletes each entry when that branch has
 # landed (test_every_size_exception_is_still_needed then names the entries that no longer exceed):
-BEING_SPLIT: dict[str, str] = {
-    "stacks/config.py": "scale19 (issue 19): 540 lines, the cdk.json config model",
-}
+BEING_SPLIT: dict[str, str] = {}
 SIZE_EXCEPTIONS = {**PURE_DATA, **BEING_SPLIT}
 
 
@@ -306,7 +304,7 @@ def test_no_module_or_function_is_over_its_size(path: Path) -> None:
     assert oversized(path, str(path.relative_to(ROOT))) == []
 
 
-def test_the_size_rule_catches_a_long_module_and_a_long_method(tmp_path: Path) -> None:
+def test_the_size_rule_catches_a_long_module_and_a_long_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = tmp_path / "m.py"
     body = "".join(f"        x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
     module.write_text(f"class C:\n    @staticmethod\n    def long():\n{body}\n\ndef short():\n    pass\n")
@@ -314,7 +312,8 @@ def test_the_size_rule_catches_a_long_module_and_a_long_method(tmp_path: Path) -
     assert oversized(module, "devtools/m.py") == ["devtools/m.py::C.long: 82 lines (at most 80)"]
     module.write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
     assert oversized(module, "devtools/m.py") == ["devtools/m.py: 501 lines (at most 500): split it by job"]
-    assert oversized(module, "stacks/config.py") == []  # a module being split this round
+    monkeypatch.setitem(SIZE_EXCEPTIONS, "stacks/config.py", "a module being split")
+    assert oversized(module, "stacks/config.py") == []  # an excepted module
 
 
 def test_every_size_exception_is_still_needed() -> None:
