@@ -39,6 +39,7 @@ from cdk_support.bucket_policy import (  # noqa: F401 (re-exported: their defini
     ENCRYPTION_KEY,
     bucket_policy_statements,
 )
+from cdk_support.event_rules import events_execution_principal, object_created_pattern
 from cdk_support.lazy import lazy_any
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -280,15 +281,7 @@ class MetadataBucket(Construct):
             "RouterRole",
             role_name=names.EVENTBRIDGE_ROUTER_ROLE_NAME,
             description="EventBridge execution role: delivers trigger events to the customer queues.",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
-                {
-                    "StringEquals": {"aws:SourceAccount": own_account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{self._partition}:events:{region}:{own_account}:rule/"
-                        f"{names.EVENT_RULE_PREFIX}*"
-                    },
-                }
-            ),
+            assumed_by=events_execution_principal(self._partition, region, own_account, names.EVENT_RULE_PREFIX),
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -338,14 +331,7 @@ class MetadataBucket(Construct):
             description="archive/, processing/ and delivery/ objects to the change coordinator's queue",
             event_bus_name="default",
             state="ENABLED",
-            event_pattern={
-                "source": ["aws.s3"],
-                "detail-type": ["Object Created"],
-                "detail": {
-                    "bucket": {"name": [self.bucket.bucket_name]},
-                    "object": {"key": wildcards},
-                },
-            },
+            event_pattern=object_created_pattern(self.bucket.bucket_name, wildcards),
             targets=[
                 events.CfnRule.TargetProperty(
                     id="coordinator-queue",
@@ -371,13 +357,8 @@ class MetadataBucket(Construct):
             description=f"Trigger objects of customer {customer.code} to its queue",
             event_bus_name="default",
             state="ENABLED",
-            event_pattern={
-                "source": ["aws.s3"],
-                "detail-type": ["Object Created"],
-                "detail": {
-                    "bucket": {"name": [self.bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{keys.trigger_prefix(customer.code)}*{keys.SUFFIX}"}]},
-                },
-            },
+            event_pattern=object_created_pattern(
+                self.bucket.bucket_name, [{"wildcard": f"{keys.trigger_prefix(customer.code)}*{keys.SUFFIX}"}]
+            ),
             targets=[target],
         )

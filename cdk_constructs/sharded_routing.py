@@ -35,11 +35,11 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_support import defaults
+from cdk_support.event_rules import S3_EVENT_SOURCE, events_execution_principal, object_created_pattern
 from runtime.contract import keys, names
 
 DEFAULT_TRIGGER_BUS_SHARDS = defaults.TRIGGER_BUS_SHARDS
 """Buses of a sharded platform (``cdk_support.defaults.TRIGGER_BUS_SHARDS``)."""
-S3_EVENT_SOURCE = "aws.s3"
 PlatformRouting = defaults.RoutingName
 """The platform's routings (``cdk_support.defaults.RoutingName``)."""
 
@@ -58,14 +58,7 @@ def shard_of(customer_code: str, shards: int) -> int:
 
 def customer_rule_pattern(bucket_name: str, customer_code: str) -> dict[str, object]:
     """The customer rule's pattern: object-created events of the bucket under ``customers/<code>/``."""
-    return {
-        "source": [S3_EVENT_SOURCE],
-        "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [bucket_name]},
-            "object": {"key": [{"prefix": keys.trigger_prefix(customer_code)}]},
-        },
-    }
+    return object_created_pattern(bucket_name, [{"prefix": keys.trigger_prefix(customer_code)}])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,15 +118,7 @@ class TriggerForwarding(Construct):
             "Role",
             role_name=names.TRIGGER_FORWARDER_ROLE_NAME,
             description="EventBridge execution role: forwards trigger events to the platform's trigger buses",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
-                {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:events:{region}:{account}:rule/"
-                        f"{names.TRIGGER_FORWARD_RULE_PREFIX}*"
-                    },
-                }
-            ),
+            assumed_by=events_execution_principal(partition, region, account, names.TRIGGER_FORWARD_RULE_PREFIX),
         )
         self.role.add_to_policy(
             iam.PolicyStatement(sid="PutOnTriggerBuses", actions=["events:PutEvents"], resources=bus_arns)
@@ -148,14 +133,9 @@ class TriggerForwarding(Construct):
                     description=f"Trigger objects of every customer to trigger bus {names.trigger_bus_name(shard)}",
                     event_bus_name="default",
                     state="ENABLED",
-                    event_pattern={
-                        "source": [S3_EVENT_SOURCE],
-                        "detail-type": ["Object Created"],
-                        "detail": {
-                            "bucket": {"name": [props.bucket_name]},
-                            "object": {"key": [{"wildcard": f"{keys.CUSTOMERS_PREFIX}*{keys.SUFFIX}"}]},
-                        },
-                    },
+                    event_pattern=object_created_pattern(
+                        props.bucket_name, [{"wildcard": f"{keys.CUSTOMERS_PREFIX}*{keys.SUFFIX}"}]
+                    ),
                     targets=[events.CfnRule.TargetProperty(id="trigger-bus", arn=bus_arn, role_arn=self.role.role_arn)],
                 )
             )
