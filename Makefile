@@ -54,13 +54,16 @@ deploy-local: setup
 	CDK_OUTDIR=cdk.out $(PY) app.py
 	$(PY) -m devtools.local_deploy --assembly cdk.out --world cdk.out/local-world.json
 
-# The suite runs on every core (pytest-xdist, a module per worker, longest first: pyproject.toml and
-# tests/conftest.py); servers bind free loopback ports, so workers never clash.
+# The suite runs two pytest-xdist workers per core (a module per worker, longest first: pyproject.toml and
+# tests/conftest.py): the end-to-end modules spend much of their time waiting for the processes they
+# started, so one worker per core left a third of the cores idle. Servers bind free loopback ports, so
+# workers never clash. `make test TEST_WORKERS=1` for a quiet machine.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n auto
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: setup
 	$(PY) -m ruff check .
