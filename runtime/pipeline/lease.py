@@ -23,9 +23,12 @@ __all__ = ["MAX_UNRECORDED_EMAILS", "LeaseKeeper", "LeaseStore", "SendGate", "le
 
 MAX_UNRECORDED_EMAILS = 2
 """Back-pressure of the background checkpoints: never more emails sent but not yet durable."""
-CONFIRMATION_FRESH_SECONDS = 1.0
+CONFIRMATION_FRESH_SECONDS = 5.0
 """How long a write of the holder's own (the claim, a checkpoint) stands in for the check before its
-next send: the write's success proved the lease was the holder's, as a 304 would have."""
+next send: the write's success proved the lease was the holder's, as a 304 would have. Long enough for
+the claim-to-first-send path (listing the recipients, rendering, the first pacing wait) on a loaded
+host; a newer revision's claim within it costs at most that one email, which the newer revision's wait
+still orders before its own."""
 LEASE_END_MARGIN_SECONDS = 2.0
 """A holder starts no ``SendEmail`` this close to its lease's end (at most a sixth of a short lease):
 S3's ``Date`` has whole seconds, so the holder's storage time may lag the newer revision's by one."""
