@@ -49,6 +49,7 @@ from runtime.archive import (
     ModificationEntry,
     ProcessingDocument,
     RevisionResult,
+    VersionedArchive,
     utcnow,
 )
 from runtime.contract import keys
@@ -131,29 +132,82 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class _Unconfirmed(Exception):
+    """A decision other than "fold" was about to be taken on the version this process last wrote, which
+    nobody confirmed is still current: it is taken again on a fresh read."""
+
+
 class Folder:
-    """One compare-and-swap write of the archive folds every given result not yet recorded."""
+    """One compare-and-swap write of the archive folds every given result not yet recorded.
+
+    The version each fold writes is kept (per change, the last ``remember`` changes) and is the next
+    fold's first compare-and-swap attempt, without a GET (issue 21): the ``IfMatch`` of the write is what
+    confirms it is still current, and a 412 re-reads. Only a decision to fold is taken on it: any other
+    (already recorded, refused, an earlier submission's) is taken again on a fresh read, so a newer
+    revision or a restore that happened meanwhile is never judged on the old version."""
 
     def __init__(
-        self, archive: ArchiveStore, metrics: MetricsFactory, *, clock: Callable[[], datetime] = utcnow
+        self,
+        archive: ArchiveStore,
+        metrics: MetricsFactory,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        remember: int = 256,
     ) -> None:
         self.archive = archive
         self.metrics = metrics
         self.clock = clock
+        self._written: OrderedDict[str, VersionedArchive] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
+
+    def _last_written(self, change_id: str) -> VersionedArchive | None:
+        with self._lock:
+            return self._written.get(change_id)
+
+    def _keep(self, change_id: str, version: VersionedArchive | None) -> None:
+        with self._lock:
+            if version is None:
+                self._written.pop(change_id, None)
+                return
+            self._written[change_id] = version
+            self._written.move_to_end(change_id)
+            while len(self._written) > self._remember:
+                self._written.popitem(last=False)
 
     def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
         """Raises the archive store's errors (missing, invalid, lost CAS too often, S3 failures)."""
+        cached = self._last_written(change_id)
+        if cached is not None:
+            try:
+                return self._fold(change_id, pending, cached)
+            except _Unconfirmed:
+                pass
+            except Exception:
+                self._keep(change_id, None)
+                raise
+        return self._fold(change_id, pending, None)
+
+    def _fold(self, change_id: str, pending: list[PendingResult], cached: VersionedArchive | None) -> FoldOutcome:
         outcome = FoldOutcome()
+        first_call = [cached is not None]
 
         def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
             assert doc is not None  # the store raises ArchiveMissing first
+            on_cached, first_call[0] = first_call[0], False
             outcome.folded, outcome.already, outcome.refused, outcome.untargeted, outcome.earlier = [], [], [], [], []
             outcome.archive_revision = doc.revision
             first, notified = doc.first_submitted_revision(), doc.notified_customers()
             seen: set[tuple[str, int]] = set()
             for item in pending:
                 key = (item.customer_code, item.revision)
-                if key in seen or doc.is_processed(item.customer_code, item.revision):
+                if key in seen:  # the same result twice in this batch (its claim's and its record's events)
+                    outcome.already.append(item)
+                elif on_cached and (item.revision > doc.revision or not doc.targets(item.customer_code, item.revision)):
+                    raise _Unconfirmed
+                elif doc.is_processed(item.customer_code, item.revision):
+                    if on_cached:
+                        raise _Unconfirmed
                     outcome.already.append(item)
                 elif item.revision > doc.revision:
                     outcome.refused.append(item)
@@ -164,13 +218,22 @@ class Folder:
                 else:
                     seen.add(key)
                     outcome.folded.append(item)
+            if on_cached and outcome.earlier:
+                raise _Unconfirmed
             if not outcome.folded:
                 return None
             entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
             doc.modifications = [*doc.modifications, *entries]
             return doc
 
-        written = self.archive.update(change_id, mutate)
+        try:
+            written = self.archive.update(change_id, mutate, current=cached)
+        except _Unconfirmed:
+            raise
+        except Exception:
+            self._keep(change_id, None)
+            raise
+        self._keep(change_id, written)
         if outcome.folded:
             outcome.writes = 1
             now = self.clock()

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -43,6 +44,9 @@ from runtime.notify import Action, MeetingBusy, plan
 from runtime.pipeline import Outcome, Result
 from runtime.telemetry import MetricsFactory, log_context, logger
 from runtime.worker import ObjectCreated, UnparseableMessage, parse_message_body
+
+HANDLED_VERSIONS = 10_000
+"""Processing objects whose last-read version the coordinator remembers (an ETag each)."""
 
 
 class Meetings(Protocol):
@@ -82,6 +86,9 @@ class CoordinatorHandler:
         self._reads: KeyedBatcher[str, None, _Read] = KeyedBatcher(self._read_processing, batcher.linger_seconds)
         """The events of one processing object within the fold's linger share one GET: a customer's claim
         and its record a moment later cost one read, not two (issue 21)."""
+        self._handled: OrderedDict[str, str] = OrderedDict()
+        """The ETag of the version of each processing object last read and dealt with (bounded)."""
+        self._handled_lock = threading.Lock()
 
     def _read_processing(self, key: str, _events: list[None]) -> _Read:
         try:
@@ -106,7 +113,7 @@ class CoordinatorHandler:
             if key.startswith(keys.PROCESSING_PREFIX):
                 ref = keys.parse_processing_key(key, encoded=False)
                 with log_context(change_id=ref.change_id, customer_code=ref.customer_code):
-                    return self.fold(ref)
+                    return self.fold(ref, record.etag)
             if key.startswith(keys.ARCHIVE_PREFIX):
                 change_id = keys.parse_archive_key(key)
                 with log_context(change_id=change_id):
@@ -121,8 +128,27 @@ class CoordinatorHandler:
 
     # ---- folding ------------------------------------------------------------------------------
 
-    def fold(self, ref: keys.TriggerRef) -> Result:
+    def _seen(self, key: str, etag: str | None) -> bool:
+        """Whether the version of ``key`` an event announces (its ``eTag``) was read and dealt with already."""
+        if not etag:
+            return False
+        with self._handled_lock:
+            return self._handled.get(key) == etag.strip('"')
+
+    def _dealt_with(self, key: str, version: VersionedProcessing) -> None:
+        with self._handled_lock:
+            self._handled[key] = version.etag.strip('"')
+            self._handled.move_to_end(key)
+            while len(self._handled) > HANDLED_VERSIONS:
+                self._handled.popitem(last=False)
+
+    def fold(self, ref: keys.TriggerRef, etag: str | None = None) -> Result:
+        """Fold the results of ``ref``'s processing object. ``etag``: the version its event announces; a
+        version already read and dealt with (a claim's event read after the record landed, then the
+        record's own event) costs no second GET (issue 21)."""
         change_id = ref.change_id
+        if self._seen(ref.processing_key, etag):
+            return Result(Outcome.ALREADY_RECORDED, "this version was read and folded already", change_id=change_id)
         read = self._reads.submit(ref.processing_key, [None])
         if isinstance(read.error, ArchiveInvalid):
             return Result(Outcome.PERMANENT_ERROR, f"not a valid processing object: {read.error}", change_id=change_id)
@@ -138,7 +164,9 @@ class CoordinatorHandler:
                 change_id=change_id,
             )
         pending = pending_results(doc)
+        assert read.version is not None
         if not pending or self.batcher.known_folded(pending):
+            self._dealt_with(ref.processing_key, read.version)
             return Result(Outcome.ALREADY_RECORDED, "no result to fold", change_id=change_id)
         try:
             outcome = self.batcher.submit(change_id, pending)
@@ -163,6 +191,7 @@ class CoordinatorHandler:
             return Result(
                 Outcome.PERMANENT_ERROR, "; ".join(refusals) + ": refused", change_id=change_id, revision=latest
             )
+        self._dealt_with(ref.processing_key, read.version)
         if outcome.folded:
             return Result(
                 Outcome.PROCESSED,

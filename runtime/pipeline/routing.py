@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import threading
 
+from runtime.archive import TriggerInfo
 from runtime.contract import keys
 from runtime.pipeline.result import Outcome, Result
 from runtime.pipeline.state_machine import Processor
 from runtime.telemetry import log_context
-from runtime.worker import UnparseableMessage, parse_message_body
+from runtime.worker import ObjectCreated, UnparseableMessage, parse_message_body
 
-__all__ = ["ProcessorHandler", "decide"]
+__all__ = ["ProcessorHandler", "decide", "trigger_of"]
+
+
+def trigger_of(ref: keys.TriggerRef, record: ObjectCreated) -> TriggerInfo | None:
+    """The trigger as its event describes it (ETag and creation time), or None when the event lacks
+    either: the processor then HEADs the trigger. S3's event ETag is unquoted; the ``IfMatch`` of the
+    trigger's DELETE takes it as ``HeadObject`` returns it, quoted."""
+    if not record.etag or record.event_time is None:
+        return None
+    etag = record.etag if record.etag.startswith('"') else f'"{record.etag}"'
+    return TriggerInfo(ref, etag, record.event_time)
 
 
 def decide(
@@ -44,7 +55,7 @@ def decide(
             )
             continue
         with log_context(change_id=ref.change_id):
-            results.append(processor.process(ref, owner, cancelled))
+            results.append(processor.process(ref, owner, cancelled, trigger=trigger_of(ref, record)))
     return results
 
 

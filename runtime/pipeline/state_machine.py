@@ -37,7 +37,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -150,10 +150,19 @@ class Processor:
         of the events this one follows is a time no reader sees running backwards (issue 17 item 5)."""
         return max([self.clock(), self.store.clock.now(), *(f for f in floors if f is not None)])
 
-    def process(self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None = None) -> Result:
+    def process(
+        self,
+        ref: keys.TriggerRef,
+        owner: str,
+        cancelled: threading.Event | None = None,
+        *,
+        trigger: TriggerInfo | None = None,
+    ) -> Result:
         """Run steps 2-8 for one trigger of this processor's customer. Never raises for expected failures.
 
-        ``owner`` must be unique per receive of a message (the worker's is ``sqs:{message id}:{receive id}``)."""
+        ``owner`` must be unique per receive of a message (the worker's is ``sqs:{message id}:{receive id}``).
+        ``trigger``: the trigger as its S3 event describes it (ETag, creation time); step 2's HEAD is then
+        skipped (:meth:`_process`)."""
         if ref.customer_code != self.customer_code:
             return Result(
                 Outcome.POISON, f"trigger of customer {ref.customer_code!r} on {self.customer_code!r}'s processor"
@@ -161,7 +170,19 @@ class Processor:
         started = time.monotonic()
         with self.metrics.batch(self.customer_code) as batch:
             try:
-                result = self._process(ref, owner, cancelled, batch)
+                result = self._process(ref, owner, cancelled, batch, trigger)
+                if (
+                    trigger is not None
+                    and result.outcome is Outcome.ALREADY_RECORDED
+                    and result.trigger_delete is DeleteOutcome.ALREADY_GONE
+                ):  # no HEAD told us: a duplicate event of a trigger whose work was recorded and deleted
+                    result = Result(
+                        Outcome.TRIGGER_GONE,
+                        f"trigger already deleted: processed before ({result.reason})",
+                        ref.change_id,
+                        revision=result.revision,
+                        trigger_delete=result.trigger_delete,
+                    )
             except KeyboardInterrupt:  # Ctrl-C of a manual run: the claim may have landed; end our lease
                 self._release_lease(ref.change_id, owner, None)
                 raise
@@ -181,30 +202,43 @@ class Processor:
     # ---- steps --------------------------------------------------------------------------------
 
     def _process(
-        self, ref: keys.TriggerRef, owner: str, cancelled: threading.Event | None, batch: MetricBatch
+        self,
+        ref: keys.TriggerRef,
+        owner: str,
+        cancelled: threading.Event | None,
+        batch: MetricBatch,
+        evented: TriggerInfo | None = None,
     ) -> Result:
         change_id = ref.change_id
-        # 2 + 3: HEAD the trigger and GET the archive (read-only) concurrently: one round trip
-        archive_read = self._pool.submit(self.archive.load, change_id)
-        try:
-            trigger = self.triggers.head(ref)
-        finally:
+        gone = Result(Outcome.TRIGGER_GONE, "trigger already deleted: processed before", change_id)
+        trigger: TriggerInfo | None
+        if evented is not None:
+            # 2 from the event: its ETag and time are what a HEAD would return for the trigger that fired
+            # it (a newer trigger has another ETag: the DELETE IfMatch leaves it). A trigger deleted since
+            # then was recorded first (only recorded work deletes a trigger), so step 4 finds the result.
+            trigger = evented
             try:
-                loaded: VersionedArchive | ArchiveError = archive_read.result()
-            except ArchiveError as exc:  # missing or invalid: not retryable
+                loaded: VersionedArchive | ArchiveError = self.archive.load(change_id)
+            except ArchiveError as exc:
                 loaded = exc
+        else:
+            # 2 + 3: HEAD the trigger and GET the archive (read-only) concurrently: one round trip
+            archive_read = self._pool.submit(self.archive.load, change_id)
+            try:
+                trigger = self.triggers.head(ref)
+            finally:
+                try:
+                    loaded = archive_read.result()
+                except ArchiveError as exc:  # missing or invalid: not retryable
+                    loaded = exc
         if trigger is None:
-            return Result(Outcome.TRIGGER_GONE, "trigger already deleted: processed before", change_id)
-        if isinstance(loaded, ArchiveError):
-            return Result(failure_outcome(loaded), str(loaded), change_id)
+            return gone
+        refused = self._refusal(loaded, change_id)
+        if refused is not None:
+            # a failure is reported only for a trigger that is still there (a duplicate event is acked)
+            return gone if evented is not None and self.triggers.head(ref) is None else refused
+        assert not isinstance(loaded, ArchiveError)  # _refusal refused it
         document = loaded.document
-        if self.customer_code not in document.customers:
-            return Result(
-                Outcome.PERMANENT_ERROR,
-                f"change {change_id} does not list customer {self.customer_code!r} in its customers",
-                change_id,
-                revision=document.revision,
-            )
         revision = document.revision
 
         # 4. the archive may record this revision itself (a `processed` entry): nothing left but the clean-up
@@ -214,9 +248,13 @@ class Processor:
             )
             return self._delete_trigger(trigger, result, batch)
 
-        # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed)
+        # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed);
+        # the recipients are listed meanwhile, so the claim's write is the last word on the lease before
+        # the first send (:class:`~runtime.pipeline.lease.LeaseKeeper` needs no check for that one)
+        listing = self._pool.submit(self.mailer.subscribers, document.topic)
         try:
             version = self._claim(change_id, owner, revision, submitted_at(document, revision))
+            claimed_at = time.monotonic()
         except SameMessage as exc:
             return Result(Outcome.RETRY, str(exc), change_id, revision=revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
@@ -239,11 +277,24 @@ class Processor:
             return Result(Outcome.RETRY, "claim did not take the lease", change_id, revision=revision)
 
         # 6. side effects: the emails of revision R, rendered from the archive read in step 3 (never re-read)
-        sent = self._side_effects(document, version, owner, cancelled)
+        sent = self._side_effects(document, version, owner, cancelled, claimed_at, listing)
         if sent.ended is not None:
             return sent.ended
         assert sent.keeper is not None  # step 6 ended without a result: its keeper holds the final progress
         return self._record_and_clean_up(sent.keeper, sent.recipients, owner, change_id, revision, trigger, batch)
+
+    def _refusal(self, loaded: VersionedArchive | ArchiveError, change_id: str) -> Result | None:
+        """Step 3's refusals: no valid archive, or a change that does not list this customer."""
+        if isinstance(loaded, ArchiveError):
+            return Result(failure_outcome(loaded), str(loaded), change_id)
+        if self.customer_code not in loaded.document.customers:
+            return Result(
+                Outcome.PERMANENT_ERROR,
+                f"change {change_id} does not list customer {self.customer_code!r} in its customers",
+                change_id,
+                revision=loaded.document.revision,
+            )
+        return None
 
     def _record_and_clean_up(
         self,
@@ -290,6 +341,8 @@ class Processor:
         version: VersionedProcessing,
         owner: str,
         cancelled: threading.Event | None,
+        claimed_at: float | None = None,
+        listing: Future[list[str]] | None = None,
     ) -> _Sent:
         """Step 6: the stopped lease keeper (with the final progress) and the recipients, or the result
         that ends processing (:attr:`_Sent.ended`)."""
@@ -297,12 +350,20 @@ class Processor:
         keeper: LeaseKeeper | None = None
         recipients: list[str] = []
         try:
-            recipients = normalise_recipients(self.mailer.subscribers(document.topic))
+            listed = listing.result() if listing is not None else self.mailer.subscribers(document.topic)
+            recipients = normalise_recipients(listed)
             progress = _resume(version.document.progress, revision, recipients)
             remaining = progress.remaining(recipients)
             message = render_email(document, self.customer_code)
             keeper = LeaseKeeper(
-                self.store, self.customer_code, self.lease_seconds, version, owner, progress, to_send=len(remaining)
+                self.store,
+                self.customer_code,
+                self.lease_seconds,
+                version,
+                owner,
+                progress,
+                to_send=len(remaining),
+                confirmed_at=claimed_at if version.document.lease is not None else None,
             ).start()
             self._await_displaced(keeper, owner, cancelled)
             gate = SendGate(cancelled, keeper)

@@ -7,6 +7,7 @@ EventBridge "Object Created" events. Anything else is an :class:`UnparseableMess
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +38,9 @@ class ObjectCreated(BaseModel):
     event_name: str
     etag: str | None = None
     sequencer: str | None = None
+    event_time: datetime | None = None
+    """When S3 created the object (the record's ``eventTime``, the EventBridge event's ``time``): with
+    ``etag``, what the processor would otherwise HEAD the trigger for."""
 
 
 class _S3Object(BaseModel):
@@ -58,6 +62,7 @@ class _S3Entity(BaseModel):
 class S3EventRecord(BaseModel):
     event_source: str = Field(alias="eventSource")
     event_name: str = Field(alias="eventName")
+    event_time: str | None = Field(None, alias="eventTime")
     s3: _S3Entity
 
 
@@ -87,10 +92,23 @@ class _EventBridgeDetail(BaseModel):
 class EventBridgeObjectCreated(BaseModel):
     source: Literal["aws.s3"]
     detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    time: str | None = None
     detail: _EventBridgeDetail
 
 
 MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def _event_time(value: str | None) -> datetime | None:
+    """An event's ISO-8601 time, aware; None when absent or unreadable (the processor then HEADs the
+    trigger, as it did before events were trusted for it): a time is never a reason to refuse a message."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_message_body(body: str) -> list[ObjectCreated]:
@@ -130,6 +148,7 @@ def parse_message_body(body: str) -> list[ObjectCreated]:
                     event_name=record.event_name,
                     etag=record.s3.object.e_tag,
                     sequencer=record.s3.object.sequencer,
+                    event_time=_event_time(record.event_time),
                 )
             )
         return records
@@ -146,6 +165,7 @@ def parse_message_body(body: str) -> list[ObjectCreated]:
                 event_name="Object Created",
                 etag=event.detail.object.etag,
                 sequencer=event.detail.object.sequencer,
+                event_time=_event_time(event.time),
             )
         ]
     raise UnparseableMessage("body is neither an S3 event notification nor an EventBridge S3 event")

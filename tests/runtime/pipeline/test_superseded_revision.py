@@ -192,8 +192,11 @@ def test_revision_stopped_by_the_drain_is_recorded_as_superseded_by_the_next_rev
     ]
 
 
-def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email(platform: Platform) -> None:
-    """The cost of checking before each send: one GET ``IfNoneMatch`` (304, no body) per email."""
+def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email_after_the_first(
+    platform: Platform,
+) -> None:
+    """The cost of checking before each send: one GET ``IfNoneMatch`` (304, no body) per email, except
+    the first, for which the claim's write a moment before answered the question (issue 21)."""
     platform.submit()
     s3 = Faulty(platform.s3)
     reads: list[dict[str, Any]] = []
@@ -203,7 +206,7 @@ def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email(pla
     checks = [r for r in reads if str(r["Key"]).startswith("processing/")]
     conditional = all("IfNoneMatch" in r for r in checks)
     print(f"\nprocessing-object reads for 2 emails: {len(checks)}, all conditional: {conditional}")
-    assert len(checks) == 2 and conditional
+    assert len(checks) == 1 and conditional
 
 
 def test_holder_starts_no_send_once_its_lease_may_have_ended(platform: Platform) -> None:

@@ -27,7 +27,7 @@ class ScriptedProcessor:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def process(self, ref, owner, cancelled=None):  # type: ignore[no-untyped-def]
+    def process(self, ref, owner, cancelled=None, *, trigger=None):  # type: ignore[no-untyped-def]
         with self._lock:
             self.active += 1
             self.calls += 1
@@ -150,7 +150,7 @@ class BlockingProcessor:
         self.release = threading.Event()  # ends the blocked send early
         self._lock = threading.Lock()
 
-    def process(self, ref, owner, cancelled=None):  # type: ignore[no-untyped-def]
+    def process(self, ref, owner, cancelled=None, *, trigger=None):  # type: ignore[no-untyped-def]
         with self._lock:
             self.started.add(ref.change_id)
             self.running += 1
