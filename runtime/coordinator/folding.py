@@ -234,6 +234,11 @@ class Folder:
             self._keep(change_id, None)
             raise
         self._keep(change_id, written)
+        self._report(change_id, outcome, written.etag)
+        return outcome
+
+    def _report(self, change_id: str, outcome: FoldOutcome, etag: str) -> None:
+        """The metrics and log lines of one fold: what was folded, refused (a security event) or skipped."""
         if outcome.folded:
             outcome.writes = 1
             now = self.clock()
@@ -246,7 +251,7 @@ class Folder:
                 extra={
                     "change_id": change_id,
                     "folded": [f"{p.customer_code}@{p.revision}" for p in outcome.folded],
-                    "etag": written.etag,
+                    "etag": etag,
                 },
             )
         refusals = [
@@ -279,7 +284,6 @@ class Folder:
                     "archive_revision": outcome.archive_revision,
                 },
             )
-        return outcome
 
 
 class FoldFailed(BatchFailed):

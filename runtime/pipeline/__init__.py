@@ -16,7 +16,8 @@ from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.pipeline.lease import MAX_UNRECORDED_EMAILS, LeaseKeeper, lease_problem
 from runtime.pipeline.result import Outcome, Result, failure_outcome
 from runtime.pipeline.routing import ProcessorHandler, decide
-from runtime.pipeline.state_machine import Mailer, Processor, RecipientDone, submitted_at
+from runtime.pipeline.sending import Mailer, RecipientDone, submitted_at
+from runtime.pipeline.state_machine import Processor
 
 __all__ = [
     "MAX_UNRECORDED_EMAILS",

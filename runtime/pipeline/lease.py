@@ -23,12 +23,6 @@ __all__ = ["MAX_UNRECORDED_EMAILS", "LeaseKeeper", "LeaseStore", "SendGate", "le
 
 MAX_UNRECORDED_EMAILS = 2
 """Back-pressure of the background checkpoints: never more emails sent but not yet durable."""
-CONFIRMATION_FRESH_SECONDS = 5.0
-"""How long a write of the holder's own (the claim, a checkpoint) stands in for the check before its
-next send: the write's success proved the lease was the holder's, as a 304 would have. Long enough for
-the claim-to-first-send path (listing the recipients, rendering, the first pacing wait) on a loaded
-host; a newer revision's claim within it costs at most that one email, which the newer revision's wait
-still orders before its own."""
 LEASE_END_MARGIN_SECONDS = 2.0
 """A holder starts no ``SendEmail`` this close to its lease's end (at most a sixth of a short lease):
 S3's ``Date`` has whole seconds, so the holder's storage time may lag the newer revision's by one."""
@@ -90,8 +84,6 @@ class LeaseKeeper:
         owner: str,
         progress: SendProgress,
         to_send: int,
-        *,
-        confirmed_at: float | None = None,
     ) -> None:
         self._store = store
         self._code = customer_code
@@ -102,9 +94,6 @@ class LeaseKeeper:
         self.stop_reason: PipelineError | None = None
         """Why the sender must stop (:meth:`must_stop`): superseded, or the lease lost or ending."""
         self._known_etag = version.etag
-        self._confirmed_at = confirmed_at
-        """``time.monotonic()`` when a write of ours last proved the lease ours (the claim that wrote
-        ``version``, then each checkpoint); None once a send attempt relied on it."""
         self._end_margin = timedelta(seconds=min(LEASE_END_MARGIN_SECONDS, lease_seconds / 6))
         self._left = to_send
         """Recipients not dealt with yet: no checkpoint is needed for what the record (step 7) will cover."""
@@ -155,20 +144,17 @@ class LeaseKeeper:
         that fails lets the send go: the checkpoints' back-pressure and the newer revision's wait
         still hold. Sets :attr:`stop_reason`.
 
-        No GET when a write of ours proved the lease ours since the previous send attempt, less than
-        :data:`CONFIRMATION_FRESH_SECONDS` ago (the claim before the first email; a checkpoint): that
-        write answered the same question (issue 21: one GET fewer per trigger of 2 recipients)."""
+        Also before the first email and after a checkpoint of ours: our write proved the lease ours only
+        when it landed, and a newer revision may claim right after it (docs/design.md, "A superseded
+        revision sends nothing new": it stops before its next send). Issue 21 tried skipping these reads."""
         with self._cond:
             if self.stop_reason is None and isinstance(self.error, (LeaseLost, Superseded)):
                 self.stop_reason = self.error
             if self.stop_reason is not None:
                 return True
             lease, etag, change_id = self.version.document.lease, self._known_etag, self.version.document.change_id
-            confirmed, self._confirmed_at = self._confirmed_at, None
         if lease is None or self._store.clock.now() >= lease.expires_at - self._end_margin:
             return self._stop_for(LeaseLost("the lease ends before another email could be sent; stopping"))
-        if confirmed is not None and time.monotonic() - confirmed < CONFIRMATION_FRESH_SECONDS:
-            return False
         try:
             seen = self._store.load_if_changed(self._code, change_id, etag)
         except ArchiveMissing:
@@ -261,7 +247,6 @@ class LeaseKeeper:
             self._known_etag = written.etag
             self._durable_seq = max(self._durable_seq, seq)
             self._last_durable = time.monotonic()
-            self._confirmed_at = self._last_durable
             self._cond.notify_all()
 
 

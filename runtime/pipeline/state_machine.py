@@ -40,64 +40,32 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from runtime.archive import (
-    SUBMITTED,
     ArchiveDocument,
     ArchiveError,
     ArchiveStore,
     DeleteOutcome,
     ProcessingStore,
-    SendProgress,
     TriggerInfo,
     TriggerStore,
     VersionedArchive,
     VersionedProcessing,
-    recipients_digest,
     utcnow,
 )
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
-from runtime.notify import RenderedEmail, SendInterrupted, StopSignal, render_email
+from runtime.notify import SendInterrupted, render_email
 from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.pipeline.lease import LeaseKeeper, SendGate, lease_problem
 from runtime.pipeline.records import ProcessingRecords, SameMessage, recorded_at_or_after
 from runtime.pipeline.result import Outcome, Result, failure_outcome
+from runtime.pipeline.sending import Mailer, normalise_recipients, resume_progress, submitted_at
 from runtime.telemetry import MetricBatch, MetricsFactory, logger
 
 DISPLACED_POLL_SECONDS = 0.25
 """How often a newer revision re-reads (``IfNoneMatch``) whether the holders it displaced have stopped."""
-
-
-RecipientDone = Callable[[str, "str | None"], None]
-"""Called after each recipient is dealt with: ``(address, None)`` when SES accepted the email,
-``(address, reason)`` when SES rejected that recipient for good. It may block (back-pressure)."""
-
-
-class Mailer(Protocol):
-    """What the processor needs from email: the recipients of a topic, and a way to send."""
-
-    def subscribers(self, topic: str) -> list[str]: ...
-
-    def send(
-        self,
-        recipients: list[str],
-        message: RenderedEmail,
-        topic: str,
-        *,
-        on_done: RecipientDone,
-        cancelled: StopSignal | None,
-    ) -> list[str]:
-        """Send to each of ``recipients`` in order, asking ``cancelled`` right before each send (stop
-        when it is set); returns the addresses SES accepted."""
-        ...
-
-
-def normalise_recipients(addresses: list[str]) -> list[str]:
-    """The cursor's order: lower-cased, de-duplicated, sorted."""
-    return sorted({a.strip().lower() for a in addresses if a.strip()})
 
 
 @dataclass(frozen=True)
@@ -249,12 +217,11 @@ class Processor:
             return self._delete_trigger(trigger, result, batch)
 
         # 5. claim (step 4 for the processing object happens inside: a recorded revision is not claimed);
-        # the recipients are listed meanwhile, so the claim's write is the last word on the lease before
-        # the first send (:class:`~runtime.pipeline.lease.LeaseKeeper` needs no check for that one)
+        # the recipients are listed meanwhile; the lease keeper still checks before the first send (a newer
+        # revision may claim right after ours: docs/design.md: a superseded revision sends nothing new)
         listing = self._pool.submit(self.mailer.subscribers, document.topic)
         try:
             version = self._claim(change_id, owner, revision, submitted_at(document, revision))
-            claimed_at = time.monotonic()
         except SameMessage as exc:
             return Result(Outcome.RETRY, str(exc), change_id, revision=revision, retry_after=exc.remaining)
         except LeaseHeld as exc:
@@ -277,7 +244,7 @@ class Processor:
             return Result(Outcome.RETRY, "claim did not take the lease", change_id, revision=revision)
 
         # 6. side effects: the emails of revision R, rendered from the archive read in step 3 (never re-read)
-        sent = self._side_effects(document, version, owner, cancelled, claimed_at, listing)
+        sent = self._side_effects(document, version, owner, cancelled, listing)
         if sent.ended is not None:
             return sent.ended
         assert sent.keeper is not None  # step 6 ended without a result: its keeper holds the final progress
@@ -341,7 +308,6 @@ class Processor:
         version: VersionedProcessing,
         owner: str,
         cancelled: threading.Event | None,
-        claimed_at: float | None = None,
         listing: Future[list[str]] | None = None,
     ) -> _Sent:
         """Step 6: the stopped lease keeper (with the final progress) and the recipients, or the result
@@ -352,7 +318,7 @@ class Processor:
         try:
             listed = listing.result() if listing is not None else self.mailer.subscribers(document.topic)
             recipients = normalise_recipients(listed)
-            progress = _resume(version.document.progress, revision, recipients)
+            progress = resume_progress(version.document.progress, revision, recipients)
             remaining = progress.remaining(recipients)
             message = render_email(document, self.customer_code)
             keeper = LeaseKeeper(
@@ -363,7 +329,6 @@ class Processor:
                 owner,
                 progress,
                 to_send=len(remaining),
-                confirmed_at=claimed_at if version.document.lease is not None else None,
             ).start()
             self._await_displaced(keeper, owner, cancelled)
             gate = SendGate(cancelled, keeper)
@@ -520,21 +485,3 @@ class Processor:
         elif outcome is DeleteOutcome.REPLACED:
             logger.info("trigger was replaced by a newer submission; leaving it for its own event")
         return result
-
-
-def submitted_at(document: ArchiveDocument, revision: int) -> datetime | None:
-    """When ``revision`` was submitted (its ``submitted`` entry), the floor of its times of record."""
-    times = [m.timestamp for m in document.modifications if m.modification_type == SUBMITTED and m.revision == revision]
-    return max(times) if times else None
-
-
-def _resume(progress: SendProgress | None, revision: int, recipients: list[str]) -> SendProgress:
-    """The progress to continue from: the checkpoint of this revision over these recipients, if any."""
-    digest = recipients_digest(recipients)
-    if progress is None or progress.revision != revision:
-        return SendProgress(revision=revision, recipients=len(recipients), recipients_digest=digest, done=0)
-    if progress.recipients_digest == digest:
-        return progress
-    # the list changed since the checkpoint: everything up to the cursor counts as done
-    done = len(recipients) - len(progress.remaining(recipients))
-    return progress.model_copy(update={"recipients": len(recipients), "recipients_digest": digest, "done": done})

@@ -192,11 +192,10 @@ def test_revision_stopped_by_the_drain_is_recorded_as_superseded_by_the_next_rev
     ]
 
 
-def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email_after_the_first(
-    platform: Platform,
-) -> None:
-    """The cost of checking before each send: one GET ``IfNoneMatch`` (304, no body) per email, except
-    the first, for which the claim's write a moment before answered the question (issue 21)."""
+def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email(platform: Platform) -> None:
+    """The cost of checking before each send: one GET ``IfNoneMatch`` (304, no body) per email, the first
+    included (a newer claim may land right after ours:
+    ``test_a_newer_claim_between_the_holders_claim_and_its_first_email_stops_it_before_any_send``)."""
     platform.submit()
     s3 = Faulty(platform.s3)
     reads: list[dict[str, Any]] = []
@@ -206,7 +205,7 @@ def test_a_holder_of_the_newest_revision_pays_one_conditional_read_per_email_aft
     checks = [r for r in reads if str(r["Key"]).startswith("processing/")]
     conditional = all("IfNoneMatch" in r for r in checks)
     print(f"\nprocessing-object reads for 2 emails: {len(checks)}, all conditional: {conditional}")
-    assert len(checks) == 1 and conditional
+    assert len(checks) == 2 and conditional
 
 
 def test_holder_starts_no_send_once_its_lease_may_have_ended(platform: Platform) -> None:
@@ -225,3 +224,62 @@ def test_holder_starts_no_send_once_its_lease_may_have_ended(platform: Platform)
     result = holder.process(HTS, "sqs:m1:r1")
     assert len(platform.emails("hts")) == 1  # the second email was not sent after the lease had ended
     assert result.outcome is Outcome.RETRY and "lease" in result.reason
+
+
+class ClaimThenWait(ClaimSpy):
+    """A :class:`ClaimSpy` whose processor, once its claim has landed, waits for ``until`` before going on
+    (a slow moment between its claim and its first email: a paused thread, a long recipient listing)."""
+
+    def __init__(self, target: Any, log: Log, owner: str, until: threading.Event) -> None:
+        super().__init__(target, log, owner)
+        self._until = until
+
+    def __getattr__(self, name: str) -> Any:
+        put = super().__getattr__(name)
+        if name != "put_object":
+            return put
+
+        def put_object(**kwargs: Any) -> Any:
+            response = put(**kwargs)
+            if ("claim", self._owner) in self._log.events and not self._until.is_set():
+                assert self._until.wait(30), "the test never let the first claimant go on"
+            return response
+
+        return put_object
+
+
+def test_a_newer_claim_between_the_holders_claim_and_its_first_email_stops_it_before_any_send(
+    platform: Platform,
+) -> None:
+    """docs/design.md, "A superseded revision sends nothing new": it stops before its next send, the first
+    included. The holder's own claim proved the lease its own only when it landed: a newer revision's claim
+    right after it must still stop the holder before its first SendEmail (issue 21 had the claim stand in
+    for that check)."""
+    platform.submit()
+    log, go_on = Log(), threading.Event()
+    old = platform.processor(
+        "hts",
+        s3=ClaimThenWait(platform.s3, log, "sqs:m1:r1", go_on),
+        ses=logging_ses(platform, log, 1),
+        lease_seconds=60,
+    )
+    results: dict[str, Any] = {}
+    t1 = threading.Thread(target=lambda: results.setdefault("r1", old.process(HTS, "sqs:m1:r1")))
+    t1.start()
+    wait_for(lambda: ("claim", "sqs:m1:r1") in log.events)  # revision 1 holds the lease, has sent nothing
+
+    platform.submit(title=f"Change CHG-1, {SECOND}")
+    new = platform.processor(
+        "hts", s3=ClaimSpy(platform.s3, log, "sqs:m2:r1"), ses=logging_ses(platform, log, 2), lease_seconds=60
+    )
+    t2 = threading.Thread(target=lambda: results.setdefault("r2", new.process(HTS, "sqs:m2:r1")))
+    t2.start()
+    wait_for(lambda: ("claim", "sqs:m2:r1") in log.events)
+    go_on.set()  # revision 1 goes on, right after revision 2's claim
+    t1.join(timeout=30)
+    t2.join(timeout=30)
+    assert not t1.is_alive() and not t2.is_alive()
+    late = [d for kind, d in log.events if kind == "send" and d.startswith("r1:")]
+    assert late == [], f"revision 1 sent after revision 2's claim: {late}"
+    assert results["r1"].outcome is Outcome.SUPERSEDED and results["r1"].emails_sent == 0
+    assert results["r2"].outcome is Outcome.PROCESSED and results["r2"].emails_sent == 2
