@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
         _run_ops_commands(operator, emulator.endpoint, box.region, plans, changes[0]["change_id"])
         sweeper = next((item for item in launches if item.plan.schedule), None)
         stopped_ok = _stop_services(workers, coordinator, scheduled, sweeper, args.sweep_every)
-        decided = report_policy_decisions(enforcement)
+        decided = report_policy_decisions(enforcement, agent)
         console.print(f"deploy + run: {time.monotonic() - started:.1f} s")
         ok = stopped_ok and elapsed < 120 and settled_ok and decided.denied == 0
         return 0 if ok else 1

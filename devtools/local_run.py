@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         demo.report_deploy(deployed)
         enforcement.world = deployed.world  # the bucket policy lives only in the deployed world
-        cleanup.callback(demo.report_policy_decisions, enforcement)  # printed when the world stops
+        agent = cleanup.enter_context(TaskAgent(enforcement))  # the services' ECS_AGENT_URI
+        cleanup.callback(demo.report_policy_decisions, enforcement, agent)  # printed when the world stops
         plans = plan(args.assembly, deployed.world)
         config = demo.load_platform_config(args.cdk_json)
         aws = Aws(emulator.endpoint)
@@ -353,7 +354,6 @@ def main(argv: list[str] | None = None) -> int:
         _print_exports(aws, plans, graph, {**operator.env(), **demo.operator_settings(plans)}, config.accounts.region)
         if not args.no_services:
             logdir = Path(tempfile.mkdtemp(prefix="ttp-emulator-"))
-            agent = cleanup.enter_context(TaskAgent(enforcement))
             processes = cleanup.enter_context(demo.Processes())
             *_, scheduled = demo.start_services(
                 aws, plans, processes, logdir, graph, sweep_every=args.sweep_every, agent=agent
