@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -295,4 +297,13 @@ def test_a_processor_protects_its_task_while_a_message_is_in_flight_and_releases
     assert (last.action, last.enabled, last.allowed) == ("ecs:UpdateTaskProtection", False, True), last
     assert last.answer["protection"]["ProtectionEnabled"] is False
     assert worker.logged("task scale-in protection released")
+    # the GET the endpoint also answers, decided as ecs:GetTaskProtection; a body without the field is refused
+    with urllib.request.urlopen(item.env["ECS_AGENT_URI"] + "/task-protection/v1/state", timeout=10) as answer:
+        assert json.load(answer)["protection"] == last.answer["protection"]
+    assert world.agent.calls_of(task_id)[-1].action == "ecs:GetTaskProtection"
+    bad = urllib.request.Request(item.env["ECS_AGENT_URI"] + "/task-protection/v1/state", data=b"{}", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    error = json.load(refused.value)["error"]
+    assert refused.value.code == 400 and "ProtectionEnabled" in error["Message"], error
     assert not world.agent.enforcement.denials
