@@ -13,7 +13,8 @@ service propagates to its tasks, ``ecs:cluster``).
 
 Answers, as the agent documents them ("Amazon ECS task scale-in protection endpoint"): a success is
 ``{"protection": {"ExpirationDate", "ProtectionEnabled", "TaskArn"}}``; an error of the ECS API (a denial
-is ``AccessDeniedException``) is ``{"error": {"Arn", "Code", "Message"}}`` with HTTP 400, which the worker
+is ``AccessDeniedException``) is ``{"requestID", "error": {"Arn", "Code", "Message"}}`` with HTTP 400 (the
+documentation gives the body, not the status: the agent passes on the API error's, 400 for this one), which the worker
 logs as a failed call and goes on processing.
 """
 
@@ -154,7 +155,8 @@ class TaskAgent:
         denial = self._decide(task, action)
         if denial is not None:
             answer: dict[str, Any] = {
-                "error": {"Arn": task.task_arn, "Code": "AccessDeniedException", "Message": denial}
+                "requestID": str(uuid.uuid4()),  # the ECS API call's, as the agent passes it on
+                "error": {"Arn": task.task_arn, "Code": "AccessDeniedException", "Message": denial},
             }
             self._record(Call(task.task_arn, action, enabled, False, answer))
             return 400, answer
@@ -163,7 +165,7 @@ class TaskAgent:
             task.expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=expires) if enabled else None
         answer = {
             "protection": {
-                "ExpirationDate": task.expires_at.isoformat() if task.expires_at else None,
+                "ExpirationDate": task.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if task.expires_at else None,
                 "ProtectionEnabled": task.protected,
                 "TaskArn": task.task_arn,
             }

@@ -578,7 +578,7 @@ def test_a_task_role_without_update_task_protection_gets_the_agents_failure_and_
             assert worker.handled(), worker.log_path.read_text()[-2000:]
             [call, *_] = agent.calls
             assert (call.action, call.enabled, call.allowed) == ("ecs:UpdateTaskProtection", True, False), call
-            assert call.answer["error"]["Code"] == "AccessDeniedException"
+            assert call.answer["error"]["Code"] == "AccessDeniedException" and call.answer["requestID"]
             assert f"ecs:UpdateTaskProtection on resource: {call.task_arn}" in call.answer["error"]["Message"]
             [warning, *_] = worker.logged("task scale-in protection call failed; processing goes on")
             assert "AccessDeniedException" in warning["error"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -290,12 +291,13 @@ def test_a_processor_protects_its_task_while_a_message_is_in_flight_and_releases
     assert first.task_arn == f"arn:aws:ecs:us-east-1:{item.plan.account}:task/{names.CLUSTER_NAME}/{task_id}", first
     assert (first.action, first.enabled, first.allowed) == ("ecs:UpdateTaskProtection", True, True), first
     assert first.answer["protection"]["ProtectionEnabled"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first.answer["protection"]["ExpirationDate"])
     assert worker.logged("task scale-in protection set"), worker.log_path.read_text()[-2000:]
     assert world.agent.tasks[task_id].tags[names.CUSTOMER_TAG_KEY] == "acme"  # what its grant is conditioned on
     assert worker.stop() == 0
     last = world.agent.calls_of(task_id)[-1]
     assert (last.action, last.enabled, last.allowed) == ("ecs:UpdateTaskProtection", False, True), last
-    assert last.answer["protection"]["ProtectionEnabled"] is False
+    assert last.answer["protection"] == {"ExpirationDate": None, "ProtectionEnabled": False, "TaskArn": last.task_arn}
     assert worker.logged("task scale-in protection released")
     # the GET the endpoint also answers, decided as ecs:GetTaskProtection; a body without the field is refused
     with urllib.request.urlopen(item.env["ECS_AGENT_URI"] + "/task-protection/v1/state", timeout=10) as answer:
