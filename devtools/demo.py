@@ -61,6 +61,7 @@ from devtools.enforcement import Enforcement
 from devtools.iam_engine.bootstrap import BootstrapGate
 from devtools.local_deploy import DeployError, deploy_assembly
 from devtools.local_deploy.resolve import Aws
+from devtools.task_agent import TaskAgent
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
@@ -184,9 +185,11 @@ def start_services(
     graph: Any,
     *,
     sweep_every: float,
+    agent: TaskAgent | None = None,
 ) -> tuple[dict[str, Worker], Worker | None, list[local_run.Launch], local_run.Scheduled | None]:
     """Start every service (the coordinator first) and the scheduled sweeper; return the processors by
-    customer, the coordinator, what was launched, the sweeper's schedule."""
+    customer, the coordinator, what was launched, the sweeper's schedule. With ``agent`` each service's
+    task gets its ``ECS_AGENT_URI`` there (task scale-in protection, decided as its task role)."""
     launches: list[local_run.Launch] = []
     workers: dict[str, Worker] = {}
     coordinator = None
@@ -200,7 +203,7 @@ def start_services(
                 "REQUESTS_CA_BUNDLE": graph.ca_path,
             }
         waits = {k: v for k, v in DEMO_WAITS.items() if k in service.environment}
-        item = local_run.launch(service, aws, waits=waits, endpoints=endpoints)
+        item = local_run.launch(service, aws, waits=waits, endpoints=endpoints, agent=agent)
         launches.append(item)
         command = item.argv[-1]
         if service.schedule:
@@ -262,9 +265,10 @@ def run(args: argparse.Namespace) -> int:
             cleanup.callback(site_server.stop, site[0])
             console.print(f"submission site (local sign-in stand-in, API as its deployed role): {site[1]}")
         box = _platform(operator, config.accounts.region, customers, coordinator_plan)
+        agent = cleanup.enter_context(TaskAgent(enforcement))  # stopped after the processes (LIFO)
         processes = cleanup.enter_context(Processes())
         workers, coordinator, launches, scheduled = start_services(
-            aws, plans, processes, logdir, graph, sweep_every=args.sweep_every
+            aws, plans, processes, logdir, graph, sweep_every=args.sweep_every, agent=agent
         )
         if scheduled is not None:
             cleanup.callback(scheduled.stop, 15)
@@ -287,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
         _run_ops_commands(operator, emulator.endpoint, box.region, plans, changes[0]["change_id"])
         sweeper = next((item for item in launches if item.plan.schedule), None)
         stopped_ok = _stop_services(workers, coordinator, scheduled, sweeper, args.sweep_every)
-        decided = report_policy_decisions(enforcement)
+        decided = report_policy_decisions(enforcement, agent)
         console.print(f"deploy + run: {time.monotonic() - started:.1f} s")
         ok = stopped_ok and elapsed < 120 and settled_ok and decided.denied == 0
         return 0 if ok else 1

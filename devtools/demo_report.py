@@ -19,6 +19,7 @@ from devtools import sandbox as sb
 from devtools.demo_processes import Worker
 from devtools.enforcement import Counts, Enforcement
 from devtools.local_deploy import DeployReport, event_routing
+from devtools.task_agent import TaskAgent
 from runtime.notify.email_tags import EmailTagError, tags_from_event
 
 console = Console(highlight=False, width=120)
@@ -75,15 +76,18 @@ def report_launches(launches: list[local_run.Launch], sweep_every: float) -> Non
     console.print("  plus, for each, its task role's credentials (sts:AssumeRole on the emulator)")
 
 
-def report_policy_decisions(enforcement: Enforcement) -> Counts:
-    """What the policy engine decided: every request of the services (their task roles) and of the operator
-    was decided from the synthesized policies and the operator's; the deployer's (an administrator, its
-    stacks checked by the bootstrap gate instead) were only counted."""
+def report_policy_decisions(enforcement: Enforcement, agent: TaskAgent | None = None) -> Counts:
+    """What the policy engine decided: every request of the services (their task roles, including the ECS
+    agent's task-protection calls it makes as them) and of the operator was decided from the synthesized
+    policies and the operator's; the deployer's (an administrator, its stacks checked by the bootstrap gate
+    instead) were only counted."""
     counts = enforcement.counts
     not_decided = sum(counts.not_decided.values())
+    protection = len(agent.calls) if agent is not None else 0
     console.print(
         f"policy engine (@cloud-copilot/iam-simulate): {counts.allowed} requests allowed, {counts.denied} denied "
-        f"({counts.cached} answered from its cache, {counts.engine_seconds:.1f} s deciding); "
+        f"({counts.cached} answered from its cache, {counts.engine_seconds:.1f} s deciding; "
+        f"{protection} of them the ECS agent's task-protection calls as a task role); "
         f"{counts.admin} by the deployer (an administrator) and {not_decided} needing no permission "
         "were not decided"
     )

@@ -239,6 +239,10 @@ class Enforcement:
                 self.counts.denied += 1
         return cached
 
+    def record_denial(self, denial: Denial) -> Denial:
+        """Keep a denial :meth:`decide` counted that was answered outside the emulator (the ECS agent's)."""
+        return self._deny(denial, counted=True)
+
     def _deny(self, denial: Denial, *, counted: bool) -> Denial:
         """Record a denial; one the engine did not decide (``counted=False``) is counted here."""
         with self._lock:

@@ -16,6 +16,8 @@ account, so every request it makes is signed as that role). Only these are overr
 * ``AWS_ENDPOINT_URL`` (the emulator), ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (ECS sets them);
 * ``python`` of the command is this interpreter, with ``PYTHONPATH`` the checkout (the image's ``/app``)
   and this ``PATH`` (the base image's);
+* ``ECS_AGENT_URI`` (ECS injects it; the runner's :class:`~devtools.task_agent.TaskAgent` answers the
+  task scale-in protection endpoint there, each call decided as the task role's ``UpdateTaskProtection``);
 * the waits given in ``waits`` (demo-sized: a 1 s receive wait instead of 20 s, so a stop does not wait
   out a long poll) and the endpoints given in ``endpoints`` (the fake Graph's URLs and its CA bundle).
 
@@ -41,6 +43,8 @@ from typing import Any
 from devtools.local_deploy.assembly import read_assembly
 from devtools.local_deploy.deployer import World
 from devtools.local_deploy.resolve import Aws
+from devtools.task_agent import TaskAgent
+from runtime.worker.task_protection import AGENT_URI_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "runtime" / "Dockerfile"
@@ -74,6 +78,8 @@ class ServicePlan:
     task_role_arn: str
     execution_role_arn: str
     schedule: str = ""  # "rate(5 minutes)" for a scheduled task; "" for a service
+    cluster: str = ""  # the service's cluster (a name or an ARN)
+    task_tags: dict[str, str] = field(default_factory=dict)  # what the service propagates to its tasks
 
     @property
     def customer(self) -> str:
@@ -98,7 +104,8 @@ def plan(assembly: Path, world: World) -> list[ServicePlan]:
         by_arn = {td["arn"]: (family, td) for family, td in mine.task_definitions.items()}
         for name, service in sorted(mine.services.items()):
             family, td = by_arn[service["task_definition"]]
-            plans.append(_plan(name, account, family, td))
+            tags = service.get("tags", {}) if service.get("propagate_tags") == "SERVICE" else {}
+            plans.append(_plan(name, account, family, td, cluster=service.get("cluster", ""), task_tags=tags))
     for stack in read_assembly(assembly):
         resources = stack.template.get("Resources", {})
         for logical_id, resource in sorted(resources.items()):
@@ -119,7 +126,16 @@ def plan(assembly: Path, world: World) -> list[ServicePlan]:
     return plans
 
 
-def _plan(name: str, account: str, family: str, td: dict[str, Any], schedule: str = "") -> ServicePlan:
+def _plan(
+    name: str,
+    account: str,
+    family: str,
+    td: dict[str, Any],
+    schedule: str = "",
+    *,
+    cluster: str = "",
+    task_tags: dict[str, str] | None = None,
+) -> ServicePlan:
     if len(td["containers"]) != 1:
         raise ValueError(f"{family}: {len(td['containers'])} containers; the local runner runs one per task")
     [container] = td["containers"]
@@ -136,6 +152,8 @@ def _plan(name: str, account: str, family: str, td: dict[str, Any], schedule: st
         task_role_arn=td["task_role_arn"],
         execution_role_arn=td["execution_role_arn"],
         schedule=schedule,
+        cluster=cluster,
+        task_tags=dict(task_tags or {}),
     )
 
 
@@ -200,8 +218,10 @@ def launch(
     *,
     waits: dict[str, str] | None = None,
     endpoints: dict[str, str] | None = None,
+    agent: TaskAgent | None = None,
 ) -> Launch:
-    """The process ECS would start for ``service``, on the emulator at ``aws.endpoint``."""
+    """The process ECS would start for ``service``, on the emulator at ``aws.endpoint``; with ``agent``,
+    its ``ECS_AGENT_URI`` (a service's task only: the agent decides as its task role, on its cluster and tags)."""
     argv = list(service.command)
     overrides: dict[str, str] = {}
     if argv and argv[0] == "python":
@@ -210,7 +230,8 @@ def launch(
     env = {**image_environment(), **service.environment}
     execution = assume(aws, service.execution_role_arn, service.region) if service.secrets else {}
     env.update(resolve_secrets(aws.endpoint, service, execution) if service.secrets else {})
-    env.update(assume(aws, service.task_role_arn, service.region))
+    credentials = assume(aws, service.task_role_arn, service.region)
+    env.update(credentials)
     local = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),  # the base image's PATH names the image's python
         "AWS_ENDPOINT_URL": aws.endpoint,
@@ -226,6 +247,14 @@ def launch(
                 f"{service.name}: {name} is not in the task definition's environment; the runner overrides "
                 "waits and endpoints the task definition sets, it adds no setting of its own"
             )
+    if agent is not None and not service.schedule:
+        local[AGENT_URI_VARIABLE] = agent.register(
+            region=service.region,
+            account=service.account,
+            cluster=service.cluster,
+            tags=service.task_tags,
+            access_key=credentials["AWS_ACCESS_KEY_ID"],
+        )
     overrides.update(local)
     env.update(local)
     return Launch(service, argv, env, overrides)
@@ -306,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         demo.report_deploy(deployed)
         enforcement.world = deployed.world  # the bucket policy lives only in the deployed world
-        cleanup.callback(demo.report_policy_decisions, enforcement)  # printed when the world stops
+        agent = cleanup.enter_context(TaskAgent(enforcement))  # the services' ECS_AGENT_URI
+        cleanup.callback(demo.report_policy_decisions, enforcement, agent)  # printed when the world stops
         plans = plan(args.assembly, deployed.world)
         config = demo.load_platform_config(args.cdk_json)
         aws = Aws(emulator.endpoint)
@@ -325,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_services:
             logdir = Path(tempfile.mkdtemp(prefix="ttp-emulator-"))
             processes = cleanup.enter_context(demo.Processes())
-            *_, scheduled = demo.start_services(aws, plans, processes, logdir, graph, sweep_every=args.sweep_every)
+            *_, scheduled = demo.start_services(
+                aws, plans, processes, logdir, graph, sweep_every=args.sweep_every, agent=agent
+            )
             if scheduled is not None:
                 cleanup.callback(scheduled.stop, 15)
             print(f"# running every service above (logs in {logdir}); sweeper every {args.sweep_every:.0f} s")

@@ -412,6 +412,8 @@ def _record(type_: str, logical_id: str, properties: dict[str, Any], resolve: Re
             "cluster": resolve(properties.get("Cluster", "")),
             "task_definition": task_definition,
             "desired_count": properties.get("DesiredCount"),
+            "propagate_tags": properties.get("PropagateTags", "NONE"),
+            "tags": {t["Key"]: resolve(t["Value"]) for t in properties.get("Tags", [])},
         }
     elif type_ == "AWS::KMS::Key":
         mine.policies[resolve.get_att(logical_id, "Arn")] = resolve(properties["KeyPolicy"])

@@ -12,8 +12,9 @@ its task within that.
 The endpoint (AWS docs, "Amazon ECS task scale-in protection endpoint"): ``PUT
 $ECS_AGENT_URI/task-protection/v1/state`` with ``{"ProtectionEnabled": bool, "ExpiresInMinutes": n}``
 (1 to 2,880 minutes; 120 when absent); the agent calls ``UpdateTaskProtection`` for the task, which the
-task role must allow. ECS injects ``ECS_AGENT_URI``; without it (locally, the demo, tests) there is
-nothing to protect and every call is a no-op. A failed call is logged and never stops processing:
+task role must allow. ECS injects ``ECS_AGENT_URI`` (so does the local runner, whose
+``devtools/task_agent.py`` decides each call as the task role); without it (unit tests, a process run by
+hand) there is nothing to protect and every call is a no-op. A failed call is logged and never stops processing:
 protection only narrows a window, the drain and the message fate stay what keeps work safe.
 """
 

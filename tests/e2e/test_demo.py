@@ -54,6 +54,10 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
         r"policy engine \(@cloud-copilot/iam-simulate\): (\d+) requests allowed, (\d+) denied", out
     )
     assert int(allowed) > 100 and int(denied) == 0, out
+    # the processors protected their tasks through ECS_AGENT_URI, each call decided as their task role
+    one_line = re.sub(r"\s+", " ", out)  # the console wraps at 120 columns
+    [protection] = re.findall(r"(\d+) of them the ECS agent's task-protection calls as a task role", one_line)
+    assert int(protection) >= 4, out  # hts and htsnonprod: at least one protect and one release each
     assert "recorded and folded" in out  # verify reads both the processing objects and the archive
     assert "exit codes: {'hts': 0, 'htsnonprod': 0}" in out
     assert "coordinator stopped with SIGTERM, exit code: 0" in out

@@ -534,6 +534,61 @@ def test_a_task_role_without_put_object_stops_with_access_denied(
         server.stop()
 
 
+def test_a_task_role_without_update_task_protection_gets_the_agents_failure_and_keeps_processing(
+    sample: Synth, engine: PolicyEngine, tmp_path: Path
+) -> None:
+    """The assembly broken on purpose: A's task role loses ecs:UpdateTaskProtection. Its processor, started by
+    the local runner with ECS_AGENT_URI, is answered the agent's failure (AccessDeniedException, decided by
+    the engine), logs the warning and handles its message all the same."""
+    import shutil
+
+    from devtools import local_run
+    from devtools.task_agent import TaskAgent
+    from stacks.app_builder import customer_stack_name
+
+    outdir = tmp_path / "assembly"
+    shutil.copytree(sample.outdir, outdir, ignore=shutil.ignore_patterns("asset.*"))
+    path = outdir / f"{customer_stack_name(A)}.template.json"
+    template = json.loads(path.read_text())
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "ecs:UpdateTaskProtection" in actions:
+                statement["Action"] = [a for a in actions if a != "ecs:UpdateTaskProtection"]
+                removed += 1
+    assert removed == 1, "A's task role grants ecs:UpdateTaskProtection in one statement"
+    path.write_text(json.dumps(template))
+    enforcement = Enforcement(engine)
+    server = LocalAws(enforce=enforcement).start()
+    try:
+        report = deploy_assembly(outdir, server.endpoint)
+        enforcement.world = report.world
+        prepare_sender(server, sample, A)
+        [processor] = [p for p in local_run.plan(outdir, report.world) if p.customer == A]
+        waits = {k: v for k, v in demo.DEMO_WAITS.items() if k in processor.environment}
+        with TaskAgent(enforcement) as agent, demo.Processes() as processes:
+            item = local_run.launch(processor, Aws(server.endpoint), waits=waits, agent=agent)
+            worker = processes.start(A, item.env, tmp_path, "worker", item.argv)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (worker.handled() and agent.calls):
+                time.sleep(0.2)  # its first message is S3's test event of the notification configuration
+            assert worker.handled(), worker.log_path.read_text()[-2000:]
+            [call, *_] = agent.calls
+            assert (call.action, call.enabled, call.allowed) == ("ecs:UpdateTaskProtection", True, False), call
+            assert call.answer["error"]["Code"] == "AccessDeniedException" and call.answer["requestID"]
+            assert f"ecs:UpdateTaskProtection on resource: {call.task_arn}" in call.answer["error"]["Message"]
+            [warning, *_] = worker.logged("task scale-in protection call failed; processing goes on")
+            assert "AccessDeniedException" in warning["error"]
+            assert not worker.logged("task scale-in protection set")
+            assert worker.proc.poll() is None
+        assert any(d.action == "ecs:UpdateTaskProtection" for d in enforcement.denials)
+    finally:
+        server.stop()
+
+
 def test_only_the_coordinators_execution_role_reads_its_graph_secret(
     sample_assembly: Path, engine: PolicyEngine
 ) -> None:

@@ -5,9 +5,13 @@ deploy on an emulator in this process, every service started once for the module
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,12 @@ import pytest
 from devtools import demo, local_run
 from devtools import sandbox as sb
 from devtools.emulator import LocalAws
+from devtools.enforcement import Enforcement
 from devtools.fake_graph import FakeGraph
 from devtools.local_deploy import DeployReport, deploy_assembly, read_assembly
 from devtools.local_deploy.resolve import Aws
+from devtools.task_agent import TaskAgent
+from runtime.contract import names
 from stacks.config import config_from_context
 
 pytestmark = pytest.mark.slow
@@ -47,6 +54,7 @@ ALLOWED_OVERRIDES = {
     "TTP_GRAPH_BASE_URL",
     "TTP_GRAPH_AUTHORITY_HOST",
     "REQUESTS_CA_BUNDLE",
+    "ECS_AGENT_URI",
 }
 CREDENTIALS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
@@ -62,6 +70,7 @@ class World:
         self.coordinator: demo.Worker | None = None
         self.launches: list[local_run.Launch] = []
         self.scheduled: local_run.Scheduled | None = None
+        self.agent: TaskAgent | None = None
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +96,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         result = World(assembly, emulator, deployed, graph)
         logdir = tmp_path_factory.mktemp("logs")
-        with demo.Processes() as processes:
+        enforcement = Enforcement(world=deployed.world)  # decides the agent's calls only: the emulator enforces nothing
+        enforcement.start()
+        with contextlib.ExitStack() as stack:
+            stack.callback(enforcement.close)
+            result.agent = stack.enter_context(TaskAgent(enforcement))
+            processes = stack.enter_context(demo.Processes())
             result.workers, result.coordinator, result.launches, result.scheduled = demo.start_services(
-                aws, result.plans, processes, logdir, graph, sweep_every=1.0
+                aws, result.plans, processes, logdir, graph, sweep_every=1.0, agent=result.agent
             )
             try:
                 yield result
@@ -256,3 +270,42 @@ def test_the_demo_without_an_assembly_says_how_to_get_one(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stdout + result.stderr[-2000:]
     said = " ".join(result.stdout.split())  # rich wraps the line at its width
     assert f"no cloud assembly in {tmp_path / 'none'}: run without --skip-synth, or give --assembly DIR" in said
+
+
+def test_a_processor_protects_its_task_while_a_message_is_in_flight_and_releases_it_decided_as_its_task_role(
+    world: World,
+) -> None:
+    """ECS_AGENT_URI as ECS injects it: the worker protects its task for its first message (S3's test event),
+    each call decided as its task role's ecs:UpdateTaskProtection on its task (cluster, propagated tags), and
+    releases it when it stops. Last in the module: it stops acme's processor."""
+    assert world.agent is not None
+    [item] = [i for i in world.launches if i.plan.customer == "acme"]
+    task_id = item.env["ECS_AGENT_URI"].rpartition("/")[2]
+    assert item.overrides["ECS_AGENT_URI"] == f"{world.agent.url}/api/{task_id}"
+    worker = world.workers["acme"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not worker.handled():
+        time.sleep(0.2)
+    assert worker.handled(), worker.log_path.read_text()[-2000:]
+    first = world.agent.calls_of(task_id)[0]
+    assert first.task_arn == f"arn:aws:ecs:us-east-1:{item.plan.account}:task/{names.CLUSTER_NAME}/{task_id}", first
+    assert (first.action, first.enabled, first.allowed) == ("ecs:UpdateTaskProtection", True, True), first
+    assert first.answer["protection"]["ProtectionEnabled"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first.answer["protection"]["ExpirationDate"])
+    assert worker.logged("task scale-in protection set"), worker.log_path.read_text()[-2000:]
+    assert world.agent.tasks[task_id].tags[names.CUSTOMER_TAG_KEY] == "acme"  # what its grant is conditioned on
+    assert worker.stop() == 0
+    last = world.agent.calls_of(task_id)[-1]
+    assert (last.action, last.enabled, last.allowed) == ("ecs:UpdateTaskProtection", False, True), last
+    assert last.answer["protection"] == {"ExpirationDate": None, "ProtectionEnabled": False, "TaskArn": last.task_arn}
+    assert worker.logged("task scale-in protection released")
+    # the GET the endpoint also answers, decided as ecs:GetTaskProtection; a body without the field is refused
+    with urllib.request.urlopen(item.env["ECS_AGENT_URI"] + "/task-protection/v1/state", timeout=10) as answer:
+        assert json.load(answer)["protection"] == last.answer["protection"]
+    assert world.agent.calls_of(task_id)[-1].action == "ecs:GetTaskProtection"
+    bad = urllib.request.Request(item.env["ECS_AGENT_URI"] + "/task-protection/v1/state", data=b"{}", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    error = json.load(refused.value)["error"]
+    assert refused.value.code == 400 and "ProtectionEnabled" in error["Message"], error
+    assert not world.agent.enforcement.denials
