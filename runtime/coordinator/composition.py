@@ -21,7 +21,7 @@ from runtime.coordinator.delivery_fold import DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, Folder
 from runtime.coordinator.handler import CoordinatorHandler, Meetings
 from runtime.telemetry import MetricsFactory, logger
-from runtime.worker import MessageHandler, Worker, install_stop_signals, task_integration
+from runtime.worker import SIGNAL_CHECK_SECONDS, MessageHandler, Worker, install_stop_signals, task_integration
 
 
 def build_handler(
@@ -112,7 +112,8 @@ class CoordinatorProcess:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            while thread.is_alive():  # with a timeout: see SIGNAL_CHECK_SECONDS
+                thread.join(SIGNAL_CHECK_SECONDS)
         if errors:
             raise errors[0]
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from runtime.worker.in_flight import InFlight
     from runtime.worker.integration import task_integration
     from runtime.worker.liveness import Liveness, check_liveness, stale_after_seconds, write_liveness
-    from runtime.worker.loop import MessageHandler, Worker, install_stop_signals
+    from runtime.worker.loop import SIGNAL_CHECK_SECONDS, MessageHandler, Worker, install_stop_signals
     from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate
     from runtime.worker.task_protection import ScaleInProtection, TaskProtectionClient
 
@@ -40,6 +40,7 @@ _HOMES = {
     "stale_after_seconds": "liveness",
     "write_liveness": "liveness",
     "MessageHandler": "loop",
+    "SIGNAL_CHECK_SECONDS": "loop",
     "Worker": "loop",
     "install_stop_signals": "loop",
     "Fate": "outcome",
@@ -52,6 +53,7 @@ _HOMES = {
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "SIGNAL_CHECK_SECONDS",
     "Fate",
     "Handled",
     "HandlerFailed",

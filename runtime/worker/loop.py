@@ -53,12 +53,19 @@ from runtime.worker.liveness import stale_after_seconds, write_liveness
 from runtime.worker.outcome import Fate, Handled, HandlerFailed, overall_fate, retry_after
 from runtime.worker.task_protection import ScaleInProtection
 
-__all__ = ["MessageHandler", "Worker", "install_stop_signals"]
+__all__ = ["SIGNAL_CHECK_SECONDS", "MessageHandler", "Worker", "install_stop_signals"]
 
 MessageHandler = Callable[[str, str, threading.Event | None], Sequence[Handled]]
 """What a worker runs on each message: ``(body, owner, cancelled) -> outcomes``; the outcomes' fates
 decide the message's (:func:`~runtime.worker.outcome.overall_fate`). The processor and the change
 coordinator each provide one."""
+
+
+SIGNAL_CHECK_SECONDS = 0.5
+"""The longest a main thread waits without a timeout. A SIGTERM the kernel hands to another thread
+only marks the signal as pending, and CPython runs its handler in the main thread when that thread next
+executes bytecode: a main thread blocked without a timeout (``Event.wait()``, ``Thread.join()``) would
+hold the stop request back until an unrelated wake-up (tests/runtime/worker/test_stop_signal_on_any_thread.py)."""
 
 
 def install_stop_signals(request_stop: Callable[[], None]) -> None:
@@ -267,7 +274,7 @@ class Worker:
         self._wake.clear()
         threading.Thread(target=poll, name="receive", daemon=True).start()
         while not done.is_set() and not self.stopping.is_set():
-            self._wake.wait()
+            self._wake.wait(SIGNAL_CHECK_SECONDS)
         with lock:
             if not done.is_set():
                 abandoned = True
