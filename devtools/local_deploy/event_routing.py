@@ -21,8 +21,9 @@ This module is the routing instead (:func:`install` patches moto in the process 
   stays the sender's). EventBridge forwards an event from bus to bus once: an event that arrived from
   another bus is not forwarded again ("Sending and receiving events between AWS accounts": a rule that
   sends events received from another account to a third account, or from a second bus to a third, does
-  not send them). Input transformers as moto applies them. Other target types are recorded as not
-  emulated, never silently dropped.
+  not send them). ``Input`` (constant JSON text), ``InputPath`` (``$`` and dotted paths) and input
+  transformers (as moto applies them) shape what a target receives. Other target types and JSONPath forms
+  are recorded as not emulated, never silently dropped.
 * **Permissions**, when the emulator enforces IAM (``LocalAws(enforce=...)``): as EventBridge does, each
   target is invoked by ``events.amazonaws.com`` with ``aws:SourceArn`` (the rule) and ``aws:SourceAccount``,
   or, with the target's ``RoleArn``, as a session of that role (``sts:AssumeRole`` decided on the role's
@@ -42,6 +43,7 @@ import functools
 import itertools
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import deque
@@ -334,9 +336,13 @@ def now() -> str:
 
 
 def _input(target: dict[str, Any], event: dict[str, Any]) -> Any:
-    """What the target receives: the event, or what its input transformer makes of it (moto's parser)."""
-    if "Input" in target or "InputPath" in target:
-        raise NotImplementedError("Input and InputPath targets are not emulated")
+    """What the target receives (EventBridge's ``Target``): ``Input``, JSON text passed as it is and
+    nothing of the event; ``InputPath``, the part of the event a JSONPath selects; an input transformer
+    as moto applies it; otherwise the whole event."""
+    if "Input" in target:
+        return str(target["Input"])
+    if "InputPath" in target:
+        return _select(event, str(target["InputPath"]))
     transformer = target.get("InputTransformer")
     if not transformer:
         return event
@@ -347,6 +353,23 @@ def _input(target: dict[str, Any], event: dict[str, Any]) -> Any:
         input_paths_map=transformer.get("InputPathsMap", {}),
         event=cast(Any, copy.deepcopy(event)),  # moto's TypedDict of an event: the same keys
     )
+
+
+_DOTTED_PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)*$")
+
+
+def _select(event: dict[str, Any], path: str) -> Any:
+    """``InputPath``: ``$`` or a dotted path (``$.detail.object``). Brackets, wildcards and filters
+    (JSONPath no template here uses), and a path that selects nothing in the event (what EventBridge
+    sends then is not documented), are reported as not emulated rather than guessed."""
+    if not _DOTTED_PATH.match(path):
+        raise NotImplementedError(f"InputPath {path!r}: only $ and dotted paths ($.detail.x) are emulated")
+    selected: Any = event
+    for name in path.split(".")[1:]:
+        if not isinstance(selected, dict) or name not in selected:
+            raise NotImplementedError(f"InputPath {path!r} selects nothing in this event")
+        selected = selected[name]
+    return selected
 
 
 def _role_caller(role_arn: str) -> Caller:
