@@ -17,9 +17,13 @@ from pathlib import Path
 
 import pytest
 
+import tests.support.deployed as dp
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(path for path in (ROOT / "benchmarks").glob("*.py") if not path.name.startswith("_"))  # not helpers
 pytestmark = pytest.mark.slow
+
+sample_assembly = dp.sample_assembly  # the session's sample assembly (a fixture), synthesized once
 TIMEOUT_SECONDS = 300  # each script; all of them together took 52 s on a 2-core machine at a load of 10
 
 # script name -> patterns of the figures it prints at its smallest size; every group is a number.
@@ -76,9 +80,15 @@ def test_every_declared_benchmark_exists() -> None:
     assert {path.stem for path in BENCHMARKS} >= set(FIGURES), "FIGURES names a script benchmarks/ no longer has"
 
 
-def test_every_benchmark_runs_at_its_smallest_size_and_prints_its_figures(tmp_path: Path) -> None:
+def test_every_benchmark_runs_at_its_smallest_size_and_prints_its_figures(
+    tmp_path: Path, sample_assembly: Path
+) -> None:
     """All scripts at once: they mostly wait (on their emulator, on node), so together they take about
-    as long as the slowest one instead of the sum. One test, so pytest-xdist cannot start them twice."""
+    as long as the slowest one instead of the sum. One test, so pytest-xdist cannot start them twice.
+    The policy-engine benchmark reads the session's sample assembly (``--assembly``) instead of
+    synthesizing its own: its figures are decisions, not synthesis, and the suite synthesizes the sample
+    once for everyone."""
+    arguments = {"iam_engine_bench": ["--assembly", str(sample_assembly)]}
     assert BENCHMARKS, "no benchmarks/*.py found"
     runs: dict[Path, tuple[subprocess.Popen[bytes], Path, Path]] = {}
     try:
@@ -86,7 +96,7 @@ def test_every_benchmark_runs_at_its_smallest_size_and_prints_its_figures(tmp_pa
             stdout, stderr = tmp_path / f"{script.stem}.out", tmp_path / f"{script.stem}.err"
             with stdout.open("wb") as out, stderr.open("wb") as err:
                 process = subprocess.Popen(
-                    [sys.executable, str(script), "--smallest"],
+                    [sys.executable, str(script), "--smallest", *arguments.get(script.stem, [])],
                     cwd=ROOT,
                     env=bench_env(),
                     stdout=out,

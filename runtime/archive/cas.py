@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypedDict, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -46,6 +46,16 @@ class Unread:
 
 
 UNREAD = Unread()
+
+
+class RetryOptions(TypedDict, total=False):
+    """The compare-and-swap retry settings a store takes as keyword arguments (defaults: :class:`Backoff`'s)."""
+
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+    sleep: Callable[[float], None]
+    jitter: Callable[[], float]
 
 
 @dataclass

@@ -6,12 +6,10 @@ The delivery-event consumer is its only writer; the change coordinator's fold an
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from runtime.archive.cas import UNREAD, Backoff
+from runtime.archive.cas import UNREAD, Backoff, RetryOptions
 from runtime.archive.delivery import DeliveryDocument, RecipientEvent
 from runtime.archive.versioned import Versioned, VersionedJson, compact_json, identity_of
 from runtime.contract import keys
@@ -35,11 +33,7 @@ class DeliveryStore:
         self,
         s3: Any,
         bucket: str,
-        *,
-        max_attempts: int = 25,
-        base_delay: float = 0.02,
-        max_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        **retry: Unpack[RetryOptions],
     ) -> None:
         self.objects: VersionedJson[DeliveryDocument] = VersionedJson(
             s3,
@@ -47,7 +41,7 @@ class DeliveryStore:
             kind="delivery document",
             parse=DeliveryDocument.model_validate_json,
             dump=compact_json,
-            backoff=Backoff(max_attempts, base_delay, max_delay, sleep),
+            backoff=Backoff(**retry),
         )
         self.bucket = bucket
 

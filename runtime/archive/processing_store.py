@@ -9,11 +9,10 @@ PUT meets an object. Lease expiry is judged on the storage clock (:class:`Storag
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
-from runtime.archive.cas import UNREAD, Backoff
+from runtime.archive.cas import UNREAD, Backoff, RetryOptions
 from runtime.archive.processing import ProcessingDocument
 from runtime.archive.versioned import (
     StorageClock,
@@ -49,18 +48,12 @@ class ProcessingStore:
         bucket: str,
         *,
         clock: StorageClock | None = None,
-        max_attempts: int = 25,
-        base_delay: float = 0.02,
-        max_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] | None = None,
         observe_client: bool = True,
+        **retry: Unpack[RetryOptions],
     ) -> None:
         """``observe_client``: the storage clock also reads the ``Date`` of every other answer of ``s3``
         (the processor's; a reader that judges no lease of its own leaves the client alone)."""
-        backoff = Backoff(max_attempts, base_delay, max_delay, sleep)
-        if jitter is not None:
-            backoff.jitter = jitter
+        backoff = Backoff(**retry)
         self.objects: VersionedJson[ProcessingDocument] = VersionedJson(
             s3,
             bucket,

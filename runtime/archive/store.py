@@ -10,12 +10,10 @@ because the document model keeps them.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
-from runtime.archive.cas import UNREAD, Backoff
+from runtime.archive.cas import UNREAD, Backoff, RetryOptions
 from runtime.archive.documents import ArchiveDocument, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.versioned import Versioned, VersionedJson
@@ -54,12 +52,7 @@ class ArchiveStore:
         self,
         s3: Any,
         bucket: str,
-        *,
-        max_attempts: int = 25,
-        base_delay: float = 0.02,
-        max_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
+        **retry: Unpack[RetryOptions],
     ) -> None:
         self.objects: VersionedJson[ArchiveDocument] = VersionedJson(
             s3,
@@ -67,7 +60,7 @@ class ArchiveStore:
             kind="change document",
             parse=ArchiveDocument.from_json_bytes,
             dump=ArchiveDocument.to_json_bytes,
-            backoff=Backoff(max_attempts, base_delay, max_delay, sleep, jitter),
+            backoff=Backoff(**retry),
         )
         """The versioned-JSON store underneath; its S3 client and bucket serve the stores of the other
         documents of the same bucket."""

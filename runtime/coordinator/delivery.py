@@ -130,6 +130,16 @@ def _address(value: Any, field: str) -> str:
     return address.strip().lower()
 
 
+_RECIPIENT_SECTIONS: dict[str, tuple[str, str, DeliveryStatus, str | None]] = {
+    "Delivery": ("delivery", "recipients", "delivered", None),
+    "Complaint": ("complaint", "complainedRecipients", "complained", "emailAddress"),
+    "DeliveryDelay": ("deliveryDelay", "delayedRecipients", "delayed", "emailAddress"),
+}
+"""Event types whose section lists its recipients: event type -> (section, recipients field, status,
+key of the address in each entry: None when the entries are addresses), as SES's event publishing
+documents them."""
+
+
 def _addresses(values: Any, field: str, *, key: str | None = None) -> list[str]:
     if not isinstance(values, list) or not values:
         raise ForeignEvent(f"{field} is missing or empty")
@@ -178,10 +188,12 @@ def _statuses(
         return [(a, "rejected", sent_at(), {}) for a in destination()]
     if kind == "Rendering Failure":
         return [(a, "rendering_failed", sent_at(), {}) for a in destination()]
-    if kind == "Delivery":
-        section = _section(detail, "delivery")
-        at = _time(section.get("timestamp"), "detail.delivery.timestamp")
-        return [(a, "delivered", at, {}) for a in _addresses(section.get("recipients"), "detail.delivery.recipients")]
+    if kind in _RECIPIENT_SECTIONS:
+        name, recipients_field, status, address_key = _RECIPIENT_SECTIONS[kind]
+        section = _section(detail, name)
+        at = _time(section.get("timestamp"), f"detail.{name}.timestamp")
+        recipients = _addresses(section.get(recipients_field), f"detail.{name}.{recipients_field}", key=address_key)
+        return [(a, status, at, {}) for a in recipients]
     if kind == "Bounce":
         section = _section(detail, "bounce")
         at = _time(section.get("timestamp"), "detail.bounce.timestamp")
@@ -192,20 +204,6 @@ def _statuses(
         extra = {"bounce_type": bounce_type, "bounce_subtype": subtype if isinstance(subtype, str) else None}
         recipients = _addresses(section.get("bouncedRecipients"), "detail.bounce.bouncedRecipients", key="emailAddress")
         return [(a, "bounced", at, extra) for a in recipients]
-    if kind == "Complaint":
-        section = _section(detail, "complaint")
-        at = _time(section.get("timestamp"), "detail.complaint.timestamp")
-        recipients = _addresses(
-            section.get("complainedRecipients"), "detail.complaint.complainedRecipients", key="emailAddress"
-        )
-        return [(a, "complained", at, {}) for a in recipients]
-    if kind == "DeliveryDelay":
-        section = _section(detail, "deliveryDelay")
-        at = _time(section.get("timestamp"), "detail.deliveryDelay.timestamp")
-        recipients = _addresses(
-            section.get("delayedRecipients"), "detail.deliveryDelay.delayedRecipients", key="emailAddress"
-        )
-        return [(a, "delayed", at, {}) for a in recipients]
     # Subscription: preferences changed through SES's unsubscribe link; only an opt-out is a status
     section = _section(detail, "subscription")
     at = _time(section.get("timestamp"), "detail.subscription.timestamp")

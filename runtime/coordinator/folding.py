@@ -254,6 +254,16 @@ class Folder:
                     "etag": etag,
                 },
             )
+
+        def about(item: PendingResult) -> dict[str, object]:
+            return {
+                "change_id": change_id,
+                "customer": item.customer_code,
+                "revision": item.revision,
+                "key": keys.processing_key(item.customer_code, change_id),
+                "archive_revision": outcome.archive_revision,
+            }
+
         refusals = [
             *((item, "refused a result for a revision newer than the archive's") for item in outcome.refused),
             *((item, "refused a result for a customer its revision did not target") for item in outcome.untargeted),
@@ -262,27 +272,11 @@ class Folder:
             with self.metrics.batch(COORDINATOR_METRICS_DIMENSION_VALUE) as batch:
                 batch.add(MetricName.RESULTS_REFUSED, len(refusals))
         for item, message in refusals:
-            logger.error(
-                message,
-                extra={
-                    "change_id": change_id,
-                    "customer": item.customer_code,
-                    "revision": item.revision,
-                    "key": keys.processing_key(item.customer_code, change_id),
-                    "archive_revision": outcome.archive_revision,
-                    "security": True,
-                },
-            )
+            logger.error(message, extra={**about(item), "security": True})
         for item in outcome.earlier:
             logger.info(
                 "skipped a result of an earlier submission of this change id (its archive was deleted)",
-                extra={
-                    "change_id": change_id,
-                    "customer": item.customer_code,
-                    "revision": item.revision,
-                    "key": keys.processing_key(item.customer_code, change_id),
-                    "archive_revision": outcome.archive_revision,
-                },
+                extra=about(item),
             )
 
 

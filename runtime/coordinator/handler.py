@@ -41,9 +41,9 @@ from runtime.coordinator.batching import BatchFailed, KeyedBatcher
 from runtime.coordinator.delivery_fold import CustomerDeliveryCounts, DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
 from runtime.notify import Action, MeetingBusy, plan
-from runtime.pipeline import Outcome, Result
+from runtime.pipeline import Outcome, Result, handle_records
 from runtime.telemetry import MetricsFactory, log_context, logger
-from runtime.worker import ObjectCreated, UnparseableMessage, parse_message_body
+from runtime.worker import ObjectCreated
 
 HANDLED_VERSIONS = 10_000
 """Processing objects whose last-read version the coordinator remembers (an ETag each)."""
@@ -97,13 +97,7 @@ class CoordinatorHandler:
             return _Read(None, exc)
 
     def __call__(self, body: str, owner: str, cancelled: threading.Event | None = None) -> list[Result]:
-        try:
-            records = parse_message_body(body)
-        except UnparseableMessage as exc:
-            return [Result(Outcome.POISON, str(exc))]
-        if not records:
-            return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
-        return [_coordinator_kept(self.handle_record(record, owner)) for record in records]
+        return handle_records(body, lambda record: _coordinator_kept(self.handle_record(record, owner)))
 
     def handle_record(self, record: ObjectCreated, owner: str) -> Result:
         if record.bucket != self.bucket:

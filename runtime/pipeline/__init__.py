@@ -15,7 +15,7 @@ from runtime.pipeline.composition import build_processor, build_worker
 from runtime.pipeline.errors import LeaseHeld, LeaseLost, Superseded
 from runtime.pipeline.lease import MAX_UNRECORDED_EMAILS, LeaseKeeper, lease_problem
 from runtime.pipeline.result import Outcome, Result, failure_outcome
-from runtime.pipeline.routing import ProcessorHandler, decide
+from runtime.pipeline.routing import ProcessorHandler, decide, handle_records
 from runtime.pipeline.sending import Mailer, RecipientDone, submitted_at
 from runtime.pipeline.state_machine import Processor
 
@@ -35,6 +35,7 @@ __all__ = [
     "build_worker",
     "decide",
     "failure_outcome",
+    "handle_records",
     "lease_problem",
     "submitted_at",
 ]

@@ -6,6 +6,7 @@ processor (or refuse it as poison). The records' results combine into the messag
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from runtime.archive import TriggerInfo
 from runtime.contract import keys
@@ -27,36 +28,38 @@ def trigger_of(ref: keys.TriggerRef, record: ObjectCreated) -> TriggerInfo | Non
     return TriggerInfo(ref, etag, record.event_time)
 
 
-def decide(
-    body: str, bucket: str, processor: Processor, owner: str, cancelled: threading.Event | None = None
-) -> list[Result]:
-    """Steps 0-1 (parse, route) for one message body, then the processor for each record."""
+def handle_records(body: str, handle: Callable[[ObjectCreated], Result]) -> list[Result]:
+    """Step 0 for any handler of bucket events: an unparseable body is poison, S3's test event is
+    acknowledged, and each object record gets ``handle``'s result (the processor's and the coordinator's)."""
     try:
         records = parse_message_body(body)
     except UnparseableMessage as exc:
         return [Result(Outcome.POISON, str(exc))]
     if not records:
         return [Result(Outcome.TEST_EVENT, "s3:TestEvent")]
-    results = []
-    for record in records:
+    return [handle(record) for record in records]
+
+
+def decide(
+    body: str, bucket: str, processor: Processor, owner: str, cancelled: threading.Event | None = None
+) -> list[Result]:
+    """Steps 0-1 (parse, route) for one message body, then the processor for each record."""
+
+    def route(record: ObjectCreated) -> Result:
         if record.bucket != bucket:
-            results.append(Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {bucket!r}"))
-            continue
+            return Result(Outcome.POISON, f"event from bucket {record.bucket!r}, expected {bucket!r}")
         try:
             ref = keys.parse_trigger_key(record.key, encoded=record.key_is_url_encoded)
         except keys.InvalidKeyError as exc:
-            results.append(Result(Outcome.POISON, f"unsafe or misrouted key: {exc}"))
-            continue
+            return Result(Outcome.POISON, f"unsafe or misrouted key: {exc}")
         if ref.customer_code != processor.customer_code:
-            results.append(
-                Result(
-                    Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}"
-                )
+            return Result(
+                Outcome.POISON, f"key of customer {ref.customer_code!r} on the queue of {processor.customer_code!r}"
             )
-            continue
         with log_context(change_id=ref.change_id):
-            results.append(processor.process(ref, owner, cancelled, trigger=trigger_of(ref, record)))
-    return results
+            return processor.process(ref, owner, cancelled, trigger=trigger_of(ref, record))
+
+    return handle_records(body, route)
 
 
 class ProcessorHandler:
