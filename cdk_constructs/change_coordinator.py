@@ -257,23 +257,7 @@ class ChangeCoordinator(RuntimeTaskBase):
 
     def _service(self, props: ChangeCoordinatorProps) -> ecs.FargateService:
         """One task, replaced only after its successor runs (min 100 %, circuit breaker with rollback)."""
-        return ecs.FargateService(
-            self,
-            "Service",
-            service_name=names.COORDINATOR_SERVICE_NAME,
-            cluster=props.cluster,
-            task_definition=self.task_definition,
-            desired_count=1,
-            assign_public_ip=False,
-            vpc_subnets=self.task_subnets,
-            security_groups=[self.security_group],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            enable_ecs_managed_tags=True,
-            propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            platform_version=ecs.FargatePlatformVersion.LATEST,
-        )
+        return self._fargate_service(names.COORDINATOR_SERVICE_NAME, props.cluster, desired_count=1)
 
     @staticmethod
     def _coordinator_settings(props: ChangeCoordinatorProps, stack: Stack) -> dict[str, object]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Environment, Stack, Tags
+from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -23,7 +23,7 @@ from cdk_constructs.customer_dashboard import CustomerDashboard, CustomerDashboa
 from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from cdk_constructs.customer_ses_roles import CustomerSesRoles, CustomerSesRolesProps
-from cdk_constructs.platform import PROJECT_TAG, RegisteredCustomer, TtpPlatform
+from cdk_constructs.platform import RegisteredCustomer, TtpPlatform, project_stack
 from cdk_constructs.ses_delivery_events import SesDeliveryEvents, SesDeliveryEventsProps
 from cdk_constructs.sharded_routing import CustomerTriggerRule, CustomerTriggerRuleProps, bucket_routing, shard_of
 from cdk_constructs.task_execution_role import shared_task_execution_role
@@ -132,22 +132,22 @@ class TtpCustomer(Construct):
             ),
             self,
         )
-        self.governance_stack = props.governance_stack or Stack(
+        self.governance_stack = project_stack(
             scope,
+            props.governance_stack,
             customer_stack_name(code),
-            stack_name=customer_stack_name(code),
-            env=Environment(account=governance, region=region),
-            description=f"Transient Trigger Pipeline: queue, processor, alarms of customer {code}",
+            governance,
+            region,
+            f"Transient Trigger Pipeline: queue, processor, alarms of customer {code}",
         )
-        self.account_stack = props.account_stack or Stack(
+        self.account_stack = project_stack(
             scope,
+            props.account_stack,
             customer_account_stack_name(code),
-            stack_name=customer_account_stack_name(code),
-            env=Environment(account=props.account, region=region),
-            description=f"Transient Trigger Pipeline: SES roles in the account of customer {code}",
+            props.account,
+            region,
+            f"Transient Trigger Pipeline: SES roles in the account of customer {code}",
         )
-        for stack in (self.governance_stack, self.account_stack):
-            Tags.of(stack).add(*PROJECT_TAG)
         self._build_governance(props, configuration_set)
         self._build_account(props)
         # docs/design.md §7 deploy order: governance stacks -> customer role stacks -> storage stack (S3 validates

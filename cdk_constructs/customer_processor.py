@@ -137,22 +137,7 @@ class CustomerProcessor(RuntimeTaskBase):
         Tags.of(self.task_role).add(names.CUSTOMER_TAG_KEY, code)
         self._grant(props, partition)
 
-        self.service = ecs.FargateService(
-            self,
-            "Service",
-            service_name=names.service_name(code),
-            cluster=props.cluster,
-            task_definition=self.task_definition,
-            assign_public_ip=False,
-            vpc_subnets=self.task_subnets,
-            security_groups=[self.security_group],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            enable_ecs_managed_tags=True,
-            propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            platform_version=ecs.FargatePlatformVersion.LATEST,
-        )
+        self.service = self._fargate_service(names.service_name(code), props.cluster)
         # The tasks carry the customer tag (PropagateTags SERVICE): the scale-in protection grant requires it.
         # A tag change is an in-place update of the service (never a replacement); tasks started before it
         # get the tag at their next deployment.

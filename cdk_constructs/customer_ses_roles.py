@@ -58,18 +58,13 @@ class CustomerSesRoles(Construct):
         contact_list_arn = f"{ses_arn}:contact-list/{props.contact_list_name}"
         gov = props.governance_account
 
-        self.sender_role = iam.Role(
-            self,
+        self.sender_role = self._assumed_role(
             "SenderRole",
-            role_name=names.sender_role_name(code),
-            description=f"Assumed by the platform's processor of customer {code} to send change e-mails",
-            max_session_duration=Duration.hours(1),
-            assumed_by=iam.AccountPrincipal(gov).with_conditions(
-                {
-                    "StringEquals": {"sts:ExternalId": props.sender_external_id},
-                    "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.processor_role_name(code), partition)},
-                }
-            ),
+            names.sender_role_name(code),
+            f"Assumed by the platform's processor of customer {code} to send change e-mails",
+            gov,
+            names.role_arn(gov, names.processor_role_name(code), partition),
+            props.sender_external_id,
         )
         send_resources = [
             f"{ses_arn}:identity/{props.from_address}",
@@ -96,18 +91,13 @@ class CustomerSesRoles(Construct):
 
         self.contact_reader_role: iam.Role | None = None
         if props.contact_reader_external_id is not None:
-            self.contact_reader_role = iam.Role(
-                self,
+            self.contact_reader_role = self._assumed_role(
                 "ContactReaderRole",
-                role_name=names.contact_reader_role_name(code),
-                description=f"Read-only access to the contact list of customer {code} (meeting attendees)",
-                max_session_duration=Duration.hours(1),
-                assumed_by=iam.AccountPrincipal(gov).with_conditions(
-                    {
-                        "StringEquals": {"sts:ExternalId": props.contact_reader_external_id},
-                        "ArnEquals": {"aws:PrincipalArn": names.role_arn(gov, names.COORDINATOR_ROLE_NAME, partition)},
-                    }
-                ),
+                names.contact_reader_role_name(code),
+                f"Read-only access to the contact list of customer {code} (meeting attendees)",
+                gov,
+                names.role_arn(gov, names.COORDINATOR_ROLE_NAME, partition),
+                props.contact_reader_external_id,
             )
             self.contact_reader_role.add_to_policy(
                 iam.PolicyStatement(
@@ -116,3 +106,21 @@ class CustomerSesRoles(Construct):
                     resources=[contact_list_arn],
                 )
             )
+
+    def _assumed_role(
+        self, construct_id: str, role_name: str, description: str, account: str, principal_arn: str, external_id: str
+    ) -> iam.Role:
+        """A role (one-hour sessions) only ``principal_arn`` of ``account`` may assume, with ``external_id``."""
+        return iam.Role(
+            self,
+            construct_id,
+            role_name=role_name,
+            description=description,
+            max_session_duration=Duration.hours(1),
+            assumed_by=iam.AccountPrincipal(account).with_conditions(
+                {
+                    "StringEquals": {"sts:ExternalId": external_id},
+                    "ArnEquals": {"aws:PrincipalArn": principal_arn},
+                }
+            ),
+        )

@@ -95,14 +95,9 @@ class EventQueue(Construct):
         """The dead-letter queue (only this queue may use it) and the queue, both under ``self.key``."""
         stack = Stack.of(self)
         partition = stack.partition
-        self.dead_letter_queue = sqs.Queue(
-            self,
+        self.dead_letter_queue = self._encrypted_queue(
             "DeadLetterQueue",
-            queue_name=spec.dead_letter_queue_name,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            data_key_reuse=Duration.minutes(5),
-            enforce_ssl=True,
+            spec.dead_letter_queue_name,
             retention_period=Duration.days(props.dlq_retention_days),
             # Only this queue may use it as its DLQ (ARN by name: no circular reference).
             redrive_allow_policy=sqs.RedriveAllowPolicy(
@@ -116,20 +111,28 @@ class EventQueue(Construct):
                 ],
             ),
         )
-        self.queue = sqs.Queue(
-            self,
+        self.queue = self._encrypted_queue(
             "Queue",
-            queue_name=spec.queue_name,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.key,
-            data_key_reuse=Duration.minutes(5),
-            enforce_ssl=True,
+            spec.queue_name,
             visibility_timeout=Duration.seconds(props.visibility_timeout_seconds),
             retention_period=Duration.days(props.retention_days),
             receive_message_wait_time=Duration.seconds(20),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=props.max_receive_count
             ),
+        )
+
+    def _encrypted_queue(self, construct_id: str, queue_name: str, **settings: Any) -> sqs.Queue:
+        """A queue under ``self.key`` (data keys reused for 5 minutes) that refuses requests without TLS."""
+        return sqs.Queue(
+            self,
+            construct_id,
+            queue_name=queue_name,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            data_key_reuse=Duration.minutes(5),
+            enforce_ssl=True,
+            **settings,
         )
 
     def _event_source(self, props: EventQueueProps, spec: EventQueueSpec) -> tuple[iam.IPrincipal, dict[str, Any]]:

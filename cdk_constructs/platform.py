@@ -71,6 +71,23 @@ PROJECT_TAG = ("project", "transient-trigger-pipeline")
 """The tag on every stack and resource of the pipeline."""
 
 
+def project_stack(
+    scope: Construct, stack: Stack | None, name: str, account: str, region: str, description: str
+) -> Stack:
+    """``stack`` (a stack the caller built) or a new one in ``account`` and ``region`` whose construct id
+    and CloudFormation name are ``name``; either way tagged with :data:`PROJECT_TAG`."""
+    if stack is None:
+        stack = Stack(
+            scope,
+            name,
+            stack_name=name,
+            env=Environment(account=account, region=region),
+            description=description,
+        )
+    Tags.of(stack).add(*PROJECT_TAG)
+    return stack
+
+
 @dataclass(frozen=True)
 class PlatformAccounts:
     """Where the platform lives (``cdk.json``: ``ttp.accounts``)."""
@@ -196,26 +213,26 @@ class TtpPlatform(Construct):
         # registered by synthesis: the same function as the cdk.json model's.
         self.node.add_validation(_SesSendersValidation(self))
         accounts = props.accounts
-        self.platform_stack = props.platform_stack or Stack(
+        self.platform_stack = project_stack(
             scope,
+            props.platform_stack,
             PLATFORM_STACK,
-            stack_name=PLATFORM_STACK,
-            env=Environment(account=accounts.governance, region=accounts.region),
-            description="Transient Trigger Pipeline: network, cluster, alarm topics, overview dashboard, sweeper",
+            accounts.governance,
+            accounts.region,
+            "Transient Trigger Pipeline: network, cluster, alarm topics, overview dashboard, sweeper",
         )
-        self.storage_stack = props.storage_stack or Stack(
+        self.storage_stack = project_stack(
             scope,
+            props.storage_stack,
             STORAGE_STACK,
-            stack_name=STORAGE_STACK,
-            env=Environment(account=accounts.management, region=accounts.region),
-            description="Transient Trigger Pipeline: metadata bucket and trigger routing",
+            accounts.management,
+            accounts.region,
+            "Transient Trigger Pipeline: metadata bucket and trigger routing",
         )
         # The bucket notifications also target the change coordinator's queue (platform stack).
         self.storage_stack.add_stack_dependency(
             self.platform_stack, "S3 validates the coordinator's queue as a notification destination"
         )
-        for stack in (self.platform_stack, self.storage_stack):
-            Tags.of(stack).add(*PROJECT_TAG)
         self._build_shared(props)
         self.sharded = props.routing == "eventbridge-sharded"
         self.metadata = MetadataBucket(

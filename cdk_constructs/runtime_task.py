@@ -311,6 +311,30 @@ class RuntimeTaskBase(Construct):
             "limited to tasks tagged as this service's own (aws:ResourceTag condition).",
         )
 
+    def _fargate_service(
+        self, service_name: str, cluster: ecs.ICluster, desired_count: int | None = None
+    ) -> ecs.FargateService:
+        """The variant's service (construct id ``Service``), deployed alike for every long-running task: a
+        new task replaces an old one only once it runs (min 100 %, circuit breaker with rollback), in the
+        task subnets and security group, its tags propagated from the service to its tasks."""
+        return ecs.FargateService(
+            self,
+            "Service",
+            service_name=service_name,
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=desired_count,
+            assign_public_ip=False,
+            vpc_subnets=self.task_subnets,
+            security_groups=[self.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            enable_ecs_managed_tags=True,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+        )
+
     def _create_log_group(self, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> logs.LogGroup:
         return logs.LogGroup(
             self,

@@ -140,24 +140,31 @@ def check_reserved_codes(codes: list[str]) -> None:
         raise ValueError(f"customer codes {details} are reserved for the platform's own resources; choose another code")
 
 
+_ROUTING_CAPACITY = {
+    "s3": (
+        S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS,
+        f"routing 's3' needs one bucket notification configuration per customer (plus "
+        f"{COORDINATOR_NOTIFICATION_CONFIGURATIONS} for the change coordinator) and S3 allows "
+        f"{S3_MAX_NOTIFICATION_CONFIGURATIONS} per bucket; with {{customers}} customers set "
+        "routing: 'eventbridge'",
+    ),
+    "eventbridge": (
+        EVENTBRIDGE_RULES_PER_BUS - COORDINATOR_EVENT_RULES,
+        f"routing 'eventbridge' needs one rule per customer on the default bus (plus "
+        f"{COORDINATOR_EVENT_RULES} for the change coordinator; default quota "
+        f"{EVENTBRIDGE_RULES_PER_BUS}); raise the quota and split the customers, or keep <= "
+        f"{EVENTBRIDGE_RULES_PER_BUS - COORDINATOR_EVENT_RULES} customers",
+    ),
+}
+"""Routing -> (most customers it holds, the error beyond them); the sharded routing has no such bound."""
+
+
 def check_routing_capacity(routing: str, customers: int) -> None:
     """The customers fit the routing: S3 notification configurations per bucket, EventBridge rules per bus."""
-    max_s3 = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
-    if routing == "s3" and customers > max_s3:
-        raise ValueError(
-            f"routing 's3' needs one bucket notification configuration per customer (plus "
-            f"{COORDINATOR_NOTIFICATION_CONFIGURATIONS} for the change coordinator) and S3 allows "
-            f"{S3_MAX_NOTIFICATION_CONFIGURATIONS} per bucket; with {customers} customers set "
-            "routing: 'eventbridge'"
-        )
-    max_rules = EVENTBRIDGE_RULES_PER_BUS - COORDINATOR_EVENT_RULES
-    if routing == "eventbridge" and customers > max_rules:
-        raise ValueError(
-            f"routing 'eventbridge' needs one rule per customer on the default bus (plus "
-            f"{COORDINATOR_EVENT_RULES} for the change coordinator; default quota "
-            f"{EVENTBRIDGE_RULES_PER_BUS}); raise the quota and split the customers, or keep <= "
-            f"{max_rules} customers"
-        )
+    if routing in _ROUTING_CAPACITY:
+        most, error = _ROUTING_CAPACITY[routing]
+        if customers > most:
+            raise ValueError(error.format(customers=customers))
 
 
 class ConfigDeprecationWarning(UserWarning):

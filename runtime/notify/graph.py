@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 import msal
@@ -79,24 +79,34 @@ _PROVIDERS: dict[tuple[str, str, str, str], MsalTokenProvider] = {}
 _PROVIDERS_LOCK = threading.Lock()
 
 
+class GraphCredentials(TypedDict):
+    """The client credentials of the app registration, and which token they ask for."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    authority_host: str
+    scope: str
+
+
+def _authority(credentials: GraphCredentials) -> str:
+    return f"{credentials['authority_host'].rstrip('/')}/{credentials['tenant_id']}"
+
+
 class MsalTokenProvider:
     """Access tokens for Graph from one msal ``ConfidentialClientApplication`` (client credentials)."""
 
     def __init__(
         self,
         *,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
-        authority_host: str,
-        scope: str,
         http_client: requests.Session | None = None,
         app_factory: Callable[..., Any] = msal.ConfidentialClientApplication,
+        **credentials: Unpack[GraphCredentials],
     ) -> None:
-        self.authority = f"{authority_host.rstrip('/')}/{tenant_id}"
-        self.client_id = client_id
-        self.scope = scope
-        self._secret = client_secret
+        self.authority = _authority(credentials)
+        self.client_id = credentials["client_id"]
+        self.scope = credentials["scope"]
+        self._secret = credentials["client_secret"]
         self._http = http_client or TimeoutSession()
         self._factory = app_factory
         self._app: Any = None
@@ -106,29 +116,15 @@ class MsalTokenProvider:
 
     @classmethod
     def shared(
-        cls,
-        *,
-        tenant_id: str,
-        client_id: str,
-        client_secret: str,
-        authority_host: str,
-        scope: str,
-        http_client: requests.Session | None = None,
+        cls, *, http_client: requests.Session | None = None, **credentials: Unpack[GraphCredentials]
     ) -> MsalTokenProvider:
         """The process-wide provider for these credentials: one msal application per process."""
-        digest = hashlib.sha256(client_secret.encode()).hexdigest()
-        key = (f"{authority_host.rstrip('/')}/{tenant_id}", client_id, digest, scope)
+        digest = hashlib.sha256(credentials["client_secret"].encode()).hexdigest()
+        key = (_authority(credentials), credentials["client_id"], digest, credentials["scope"])
         with _PROVIDERS_LOCK:
             provider = _PROVIDERS.get(key)
             if provider is None:
-                provider = cls(
-                    tenant_id=tenant_id,
-                    client_id=client_id,
-                    client_secret=client_secret,
-                    authority_host=authority_host,
-                    scope=scope,
-                    http_client=http_client,
-                )
+                provider = cls(http_client=http_client, **credentials)
                 _PROVIDERS[key] = provider
             return provider
 

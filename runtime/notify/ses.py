@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import boto3
@@ -338,10 +339,14 @@ class SesMailer:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ses = ses
-        self.from_address = from_address
         self.contact_list = contact_list
-        self.configuration_set = configuration_set
-        self._limiter = limiter
+        self._sender = partial(
+            EmailSender,
+            from_address=from_address,
+            contact_list=contact_list,
+            limiter=limiter,
+            configuration_set=configuration_set,
+        )
         self.contact_cache_seconds = contact_cache_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, list[str]]] = {}
@@ -369,8 +374,5 @@ class SesMailer:
         on_done: Callable[[str, str | None], None],
         cancelled: StopSignal | None,
     ) -> list[str]:
-        sender = EmailSender(
-            self._ses(), self.from_address, self.contact_list, self._limiter, configuration_set=self.configuration_set
-        )
-        report = sender.send_all(recipients, message, topic, on_done=on_done, cancelled=cancelled)
+        report = self._sender(self._ses()).send_all(recipients, message, topic, on_done=on_done, cancelled=cancelled)
         return report.sent

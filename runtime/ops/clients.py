@@ -17,6 +17,19 @@ def _process_session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+class _Client:
+    """A read-only attribute that is the client of the service it is named after (``OpsClients.get``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.service = name
+
+    def __get__(self, clients: OpsClients, owner: type | None = None) -> Any:
+        return clients.get(self.service)
+
+    def __set__(self, clients: OpsClients, value: Any) -> None:
+        raise AttributeError(f"OpsClients.{self.service} is read-only: pass OpsClients({self.service}=...) instead")
+
+
 class OpsClients:
     """Lazily created boto3 clients (standard retries); tests pass their own (or fault proxies)."""
 
@@ -29,30 +42,10 @@ class OpsClients:
             self._clients[service] = aws.client(service, session=self._session or _process_session())
         return self._clients[service]
 
-    @property
-    def s3(self) -> Any:
-        return self.get("s3")
-
-    @property
-    def sqs(self) -> Any:
-        return self.get("sqs")
-
-    @property
-    def ecs(self) -> Any:
-        return self.get("ecs")
-
-    @property
-    def cloudwatch(self) -> Any:
-        return self.get("cloudwatch")
-
-    @property
-    def logs(self) -> Any:
-        return self.get("logs")
-
-    @property
-    def sts(self) -> Any:
-        return self.get("sts")
-
-    @property
-    def ssm(self) -> Any:
-        return self.get("ssm")
+    s3 = _Client()
+    sqs = _Client()
+    ecs = _Client()
+    cloudwatch = _Client()
+    logs = _Client()
+    sts = _Client()
+    ssm = _Client()

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote_plus
@@ -128,6 +129,16 @@ def s3_event_message(bucket: str, key: str, *, etag: str | None, region: str, at
     )
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass reads once and hands to every trigger: its time, the caches, the report it fills."""
+
+    at: datetime
+    archives: ArchiveCache
+    processing: ProcessingCache
+    report: SweepReport
+
+
 class Sweeper:
     def __init__(
         self,
@@ -174,13 +185,14 @@ class Sweeper:
             return report
         archives = ArchiveCache(ArchiveStore(self.s3, self.bucket))
         processing = ProcessingCache(self.s3, self.bucket)
+        sweep = _Pass(at, archives, processing, report)
         summaries: dict[str, CustomerSweep] = {}
         for code in sorted(self.settings.customer_queues):
             if self._stopping(report):
                 break
             summary = summaries[code] = CustomerSweep(code)
             try:
-                self._sweep_customer(code, grouped.get(code, []), archives, processing, at, summary, report)
+                self._sweep_customer(code, grouped.get(code, []), summary, sweep)
             except Exception as exc:  # one customer's failure must not stop the others' metrics
                 summary.errors += 1
                 report.errors.append(f"{code}: {type(exc).__name__}: {exc}")
@@ -229,11 +241,8 @@ class Sweeper:
         self,
         code: str,
         infos: list[TriggerInfo],
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        at: datetime,
         summary: CustomerSweep,
-        report: SweepReport,
+        sweep: _Pass,
     ) -> None:
         """Each trigger on its own: a failure (an unreadable archive, an S3 error left after retries, a
         bad document) is logged with the trigger's key and counted, and the other triggers go on. The
@@ -241,15 +250,15 @@ class Sweeper:
         summary.triggers = len(infos)
         remaining = {i.ref.key: i for i in infos}
         for info in sorted(infos, key=lambda i: i.last_modified):
-            if self._stopping(report):
+            if self._stopping(sweep.report):
                 break
-            age = age_seconds(info.last_modified, at)
+            age = age_seconds(info.last_modified, sweep.at)
             try:
-                if self._clean_up(info, age, archives, processing, at, summary, report):
+                if self._clean_up(info, age, summary, sweep):
                     remaining.pop(info.ref.key)
                 elif age >= self.settings.stuck_after_seconds:
-                    action = self._redrive(info, age, archives, processing, at, report)
-                    report.actions.append(action)
+                    action = self._redrive(info, age, sweep)
+                    sweep.report.actions.append(action)
                     if action.action == "redriven":
                         summary.redriven += 1
                     elif action.action == "exhausted":
@@ -259,26 +268,17 @@ class Sweeper:
             except Exception as exc:  # this trigger only: the others, and the metrics, go on
                 detail = f"{type(exc).__name__}: {exc}"
                 summary.errors += 1
-                report.actions.append(SweepAction(code, info.ref.change_id, info.ref.key, age, "error", detail))
+                sweep.report.actions.append(SweepAction(code, info.ref.change_id, info.ref.key, age, "error", detail))
                 self.log(
                     "exception",
                     "sweeping a trigger failed",
                     {"customer_code": code, "change_id": info.ref.change_id, "key": info.ref.key, "error": detail},
                 )
-        ages = [age_seconds(i.last_modified, at) for i in remaining.values()]
+        ages = [age_seconds(i.last_modified, sweep.at) for i in remaining.values()]
         summary.oldest_age_seconds = max(ages, default=0.0)
         summary.orphaned = sum(1 for age in ages if age >= self.settings.stuck_after_seconds)
 
-    def _clean_up(
-        self,
-        info: TriggerInfo,
-        age: float,
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        at: datetime,
-        summary: CustomerSweep,
-        report: SweepReport,
-    ) -> bool:
+    def _clean_up(self, info: TriggerInfo, age: float, summary: CustomerSweep, sweep: _Pass) -> bool:
         """Delete the trigger when its result is recorded (past the grace period); True when it is gone
         (deleted, already gone, or replaced by a newer trigger younger than this pass saw, whose own
         event follows)."""
@@ -286,7 +286,13 @@ class Sweeper:
             return False
         code = info.ref.customer_code
         for item in iter_cleanup(
-            self.s3, self.bucket, [info], dry_run=False, reference=at, archives=archives, processing=processing
+            self.s3,
+            self.bucket,
+            [info],
+            dry_run=False,
+            reference=sweep.at,
+            archives=sweep.archives,
+            processing=sweep.processing,
         ):
             if item.action in ("already_gone", "replaced"):
                 return True
@@ -297,7 +303,7 @@ class Sweeper:
                 summary.deleted += 1
             else:
                 summary.errors += 1
-            report.actions.append(
+            sweep.report.actions.append(
                 SweepAction(
                     code, item.change_id, item.key, item.age_seconds, "deleted" if deleted else "error", item.reason
                 )
@@ -315,45 +321,35 @@ class Sweeper:
         self,
         code: str,
         change_id: str,
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        at: datetime,
+        sweep: _Pass,
         act: Callable[[str, str, str], SweepAction],
         context: dict[str, Any],
     ) -> SweepAction | None:
         """Why processing cannot fix it now (no archive, not listed, invalid processing object, a live
         lease), or ``None`` when a re-drive may help."""
-        loaded = archives.get(change_id)
+        loaded = sweep.archives.get(change_id)
         if loaded is None or isinstance(loaded, ArchiveError):
             why = "archive missing" if loaded is None else f"archive invalid: {loaded}"
             return act("not_redrivable", f"{why}; processing cannot succeed — run `stuck` for options", "error")
         doc = loaded.document
         if code not in doc.customers:
             return act("not_redrivable", "the archive does not list this customer — run `stuck`", "error")
-        read = processing.get(code, change_id)
+        read = sweep.processing.get(code, change_id)
         if read.invalid:
             return act("not_redrivable", f"{read.error}; processing cannot record a result — run `stuck`", "error")
         if read.error is not None:  # unreadable (access, throttling): unknown, so the lease cannot hold it back
             self.log("warning", "cannot read a processing object", {**context, "error": read.error})
         v2 = read.lease
-        if v2 is not None and read.lease_live(at):
+        if v2 is not None and read.lease_live(sweep.at):
             return act(
                 "in_progress", f"lease of {v2.owner} live until {v2.expires_at.isoformat()} ({read.key})", "info"
             )
         lease = archive_lease(doc, code)
-        if lease is not None and lease.is_live(at):
+        if lease is not None and lease.is_live(sweep.at):
             return act("in_progress", f"lease of {lease.owner} live until {lease.expires_at.isoformat()}", "info")
         return None
 
-    def _redrive(
-        self,
-        info: TriggerInfo,
-        age: float,
-        archives: ArchiveCache,
-        processing: ProcessingCache,
-        at: datetime,
-        report: SweepReport,
-    ) -> SweepAction:
+    def _redrive(self, info: TriggerInfo, age: float, sweep: _Pass) -> SweepAction:
         ref: TriggerRef = info.ref
         code, change_id = ref.customer_code, ref.change_id
         context = {"customer_code": code, "change_id": change_id, "key": ref.key, "trigger_age": round(age)}
@@ -362,7 +358,7 @@ class Sweeper:
             self.log(level, f"stuck trigger: {detail}", {**context, "action": action, "attempt": attempt})
             return SweepAction(code, change_id, ref.key, age, action, detail, attempt)
 
-        held = self._held_back(code, change_id, archives, processing, at, act, context)
+        held = self._held_back(code, change_id, sweep, act, context)
         if held is not None:
             return held
         try:
@@ -395,18 +391,18 @@ class Sweeper:
         last = tags.get(LAST_REDRIVE_TAG)
         if last:
             try:
-                since = age_seconds(datetime.fromisoformat(last), at)
+                since = age_seconds(datetime.fromisoformat(last), sweep.at)
             except ValueError:
                 since = float("inf")
             if since < self.settings.stuck_after_seconds:
                 return act(
                     "waiting", f"re-driven {round(since)}s ago (attempt {attempts}); giving it time", "info", attempts
                 )
-        if sum(1 for a in report.actions if a.action == "redriven") >= self.max_redrives_per_pass:
+        if sum(1 for a in sweep.report.actions if a.action == "redriven") >= self.max_redrives_per_pass:
             return act("waiting", f"more than {self.max_redrives_per_pass} re-drives this pass; next pass", "warning")
         attempt = attempts + 1
         tags[REDRIVE_ATTEMPTS_TAG] = str(attempt)
-        tags[LAST_REDRIVE_TAG] = at.isoformat()
+        tags[LAST_REDRIVE_TAG] = sweep.at.isoformat()
         try:
             # record first, then send: a failed send wastes an attempt but the bound always holds
             self.s3.put_object_tagging(
@@ -417,7 +413,7 @@ class Sweeper:
             )
         except ClientError as exc:
             return act("error", f"cannot record the re-drive attempt (not sent): {exc}", "error", attempt)
-        body = s3_event_message(self.bucket, ref.key, etag=info.etag, region=self.region, at=at, attempt=attempt)
+        body = s3_event_message(self.bucket, ref.key, etag=info.etag, region=self.region, at=sweep.at, attempt=attempt)
         try:
             self.sqs.send_message(QueueUrl=self.settings.customer_queues[code], MessageBody=body)
         except ClientError as exc:
