@@ -154,7 +154,9 @@ def build_app(
     ``quotas``: the synth fails when a template exceeds an AWS default quota (``cdk_support/quotas.py``),
     or the raised value given in the context key ``ttp:raised-quotas``."""
     ctx = default_context() if context is None else context
-    app = App(context=ctx, outdir=outdir)
+    # CDK's built-in CloudFormation validation only warns and cost ~0.2 CPU s per customer; cfn-lint runs
+    # the same rules over the sample in tests/infra/test_compliance.py (docs/design.md, synth time).
+    app = App(context=ctx, outdir=outdir, builtin_cloud_formation_validation=False)
     if config is None:
         merged = {**ctx, **{k: app.node.try_get_context(k) for k in (CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY)}}
         config = config_from_context(merged)

@@ -37,6 +37,14 @@ def test_sample_app_passes_cdk_nag(sample: Synth) -> None:
             assert plugin["violations"] == [], plugin
 
 
+def test_builtin_cloudformation_validation_is_off(sample: Synth) -> None:
+    # CDK's built-in "CloudFormation Validate" plugin only warns, yet cost most of the synth time per
+    # customer; cfn-lint (test_cfn_lint_reports_no_errors) checks the same rules and fails on errors.
+    report = json.loads((sample.outdir / "validation-report.json").read_text())
+    plugins = {plugin["pluginName"] for plugin in report["pluginReports"]}
+    assert "CloudFormation Validate" not in plugins, plugins
+
+
 def test_acknowledgements_are_scoped_and_reasoned(sample: Synth) -> None:
     # CDK's own constructs acknowledge findings of its built-in "CloudFormation-Validate" plugin.
     found = [a for a in acknowledgements(sample) if not a[1].startswith("CloudFormation-Validate::")]
