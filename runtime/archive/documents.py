@@ -348,6 +348,20 @@ class DeliveryCounts(_Document):
     rendering_failed: int = Field(0, ge=0)
 
 
+class FoldHead(_Document):
+    """The archive's index of its fold segments (``archive/{id}/folds/{seq}``, :mod:`runtime.archive.folds`).
+
+    The coordinator writes each fold's ``processed`` entries to a new segment and lists it here, so the
+    archive document no longer grows with the customers folded. ``segments`` are the segments whose
+    entries belong to this change (an unlisted segment — a fold whose head write lost — means nothing);
+    ``outcomes`` counts the entries they hold per outcome (``processed``, ``superseded``), for views that
+    need no entry."""
+
+    segments: list[int] = Field(default_factory=list)
+    outcomes: dict[str, int] = Field(default_factory=dict)
+    last_folded_at: datetime | None = None
+
+
 class ArchiveDocument(_Document):
     """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
     the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases``,
@@ -375,6 +389,10 @@ class ArchiveDocument(_Document):
     delivery: dict[CustomerCodeField, dict[str, DeliveryCounts]] = Field(default_factory=dict)
     """Per customer, per revision (a string: JSON keys are strings): the delivery outcomes of its emails,
     folded by the change coordinator from ``delivery/{code}/{id}.json``."""
+    folds: FoldHead | None = None
+    """The fold segments holding the folded ``processed`` entries (None: a document of the older format,
+    every entry inline). ``processed_entry`` / ``is_processed`` see the inline entries only: read the
+    results through :func:`runtime.archive.folds.with_results` (``ArchiveStore.load_results``)."""
 
     @field_validator("change_id")
     @classmethod

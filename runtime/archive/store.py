@@ -18,6 +18,7 @@ from typing import Any
 from runtime.archive.cas import UNREAD, Backoff
 from runtime.archive.documents import ArchiveDocument, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
+from runtime.archive.folds import FoldedResults, FoldSegments, read_folded, with_results
 from runtime.archive.versioned import Versioned, VersionedJson
 from runtime.contract import keys
 from runtime.telemetry import MetricBatch
@@ -72,6 +73,26 @@ class ArchiveStore:
         """The versioned-JSON store underneath; its S3 client and bucket serve the stores of the other
         documents of the same bucket."""
         self.bucket = bucket
+        self.segments = FoldSegments(s3, bucket)
+        """The fold segments the archive documents list (:mod:`runtime.archive.folds`)."""
+
+    def results(self, document: ArchiveDocument, known: FoldedResults | None = None) -> FoldedResults:
+        """The segments of ``document``'s head read (those ``known`` lacks); see :func:`read_folded`."""
+        return read_folded(self.segments, document, known)
+
+    def with_results(self, document: ArchiveDocument) -> ArchiveDocument:
+        """``document`` as readers of the results see it: its inline entries and its segments' (a view
+        for reading, never for writing back)."""
+        return with_results(document, self.results(document))
+
+    def load_results(self, change_id: str) -> VersionedArchive | None:
+        """The archive (None when absent) with its folded results read: what every reader of ``processed``
+        entries uses (``verify``, ``stuck``, ``cleanup``, ``restore``, the web site). ``ArchiveInvalid``
+        also when a segment its head lists is missing or invalid."""
+        found = self.load_optional(change_id)
+        if found is None or found.document.folds is None:
+            return found
+        return Versioned(self.with_results(found.document), found.etag, found.storage_now, found.dated)
 
     @property
     def max_attempts(self) -> int:

@@ -14,9 +14,15 @@ worker handles up to ``max_concurrency`` at once, i.e. a whole receive batch) ad
 Then one compare-and-swap write of the archive folds them all, and each message learns its own outcome:
 N customers finishing together cost about N / ``max_concurrency`` archive writes instead of N.
 
+**Segments.** A fold writes its entries to a new segment ``archive/{id}/folds/{seq}`` and lists it in the
+archive's small head (:mod:`runtime.archive.folds`), so neither the bytes it writes nor the document grow
+with the customers folded. The segments already read are kept per change (they never change): a fold
+reads only the segments listed since. A compare-and-swap retry that decides the same entries reuses its
+segment; one that decides others writes a new segment (the unlisted one means nothing).
+
 **Idempotence.** The mutation skips every (C, R) the archive already has a ``processed`` entry for —
-whoever wrote it: an earlier fold, or an older processor that recorded it inside the archive itself — so a
-re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
+inline (an older fold, or an older processor that recorded it inside the archive itself) or in a listed
+segment — so a re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
 
 **Never ahead of the archive, never for a customer not targeted.** A result for a revision newer than
 the archive's cannot come from a processor (it renders the revision it read, and a revision is never
@@ -46,10 +52,13 @@ from runtime.archive import (
     PROCESSED,
     ArchiveDocument,
     ArchiveStore,
+    FoldHead,
     ModificationEntry,
     ProcessingDocument,
+    ResultsCache,
     RevisionResult,
     VersionedArchive,
+    count_outcomes,
     utcnow,
 )
 from runtime.contract import keys
@@ -158,6 +167,8 @@ class Folder:
         self.metrics = metrics
         self.clock = clock
         self._written: OrderedDict[str, VersionedArchive] = OrderedDict()
+        self._results = ResultsCache(remember)
+        """Per change, the segments read or written so far (never stale: a segment is never rewritten)."""
         self._remember = remember
         self._lock = threading.Lock()
 
@@ -191,6 +202,8 @@ class Folder:
     def _fold(self, change_id: str, pending: list[PendingResult], cached: VersionedArchive | None) -> FoldOutcome:
         outcome = FoldOutcome()
         first_call = [cached is not None]
+        results = self._results.of(change_id)
+        written: list[tuple[int, frozenset[tuple[str, int]]]] = []  # this fold's segment, if one was written
 
         def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
             assert doc is not None  # the store raises ArchiveMissing first
@@ -198,6 +211,7 @@ class Folder:
             outcome.folded, outcome.already, outcome.refused, outcome.untargeted, outcome.earlier = [], [], [], [], []
             outcome.archive_revision = doc.revision
             first, notified = doc.first_submitted_revision(), doc.notified_customers()
+            recorded = self.archive.results(doc, results).recorded(doc.folds)
             seen: set[tuple[str, int]] = set()
             for item in pending:
                 key = (item.customer_code, item.revision)
@@ -205,7 +219,7 @@ class Folder:
                     outcome.already.append(item)
                 elif on_cached and (item.revision > doc.revision or not doc.targets(item.customer_code, item.revision)):
                     raise _Unconfirmed
-                elif doc.is_processed(item.customer_code, item.revision):
+                elif key in recorded or doc.is_processed(item.customer_code, item.revision):
                     if on_cached:
                         raise _Unconfirmed
                     outcome.already.append(item)
@@ -223,7 +237,20 @@ class Folder:
             if not outcome.folded:
                 return None
             entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
-            doc.modifications = [*doc.modifications, *entries]
+            head = doc.folds or FoldHead()
+            mine = frozenset((p.customer_code, p.revision) for p in outcome.folded)
+            if written and written[-1][1] == mine and written[-1][0] not in head.segments:
+                seq = written[-1][0]  # a compare-and-swap retry deciding the same entries: the same segment
+            else:
+                highest = max([0, *head.segments, *results.segments, *(w[0] for w in written)])
+                seq = self.archive.segments.create(change_id, highest + 1, entries)
+                results.segments[seq] = entries
+                written.append((seq, mine))
+            doc.folds = FoldHead(
+                segments=[*head.segments, seq],
+                outcomes=count_outcomes(entries, head.outcomes),
+                last_folded_at=self.clock(),
+            )
             return doc
 
         try:

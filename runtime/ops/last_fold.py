@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.archive import PROCESSED, ArchiveInvalid, ArchiveStore
+from runtime.archive import PROCESSED, ArchiveDocument, ArchiveInvalid, ArchiveStore
 from runtime.contract import keys
 from runtime.ops.durations import age_seconds
 
@@ -63,14 +63,25 @@ def last_fold(s3: Any, bucket: str, reference: datetime) -> LastFold:
         except ClientError as exc:
             error = f"cannot read {keys.archive_key(change_id)} ({aws.error_code(exc)}): check s3:GetObject"
             return LastFold(None, None, None, len(listed), read, error=error)
-        if version is None or not version.document.modifications:
-            continue
-        if version.document.modifications[-1].modification_type != PROCESSED:
+        if version is None or not _last_written_by_a_fold(version.document):
             continue
         # Rewritten since the listing (by the coordinator: the trail still ends with its fold): the read's time.
         at = last_modified if version.etag.strip('"') == etag.strip('"') else version.storage_now
         return LastFold(at, change_id, age_seconds(at, reference), len(listed), read)
     return LastFold(None, None, None, len(listed), read)
+
+
+def _last_written_by_a_fold(doc: ArchiveDocument) -> bool:
+    """The trail ends with a fold: a head whose last fold is later than every inline entry (the segmented
+    archive, whose entries are not in the document), or an older document ending with a ``processed`` entry."""
+    head = doc.folds
+    if (
+        head is not None
+        and head.last_folded_at is not None
+        and all(m.timestamp <= head.last_folded_at for m in doc.modifications)
+    ):
+        return True
+    return bool(doc.modifications) and doc.modifications[-1].modification_type == PROCESSED
 
 
 def _archives_newest_first(s3: Any, bucket: str) -> list[tuple[str, datetime, str]]:

@@ -149,7 +149,9 @@ def test_twenty_four_customers_processing_one_change_concurrently(s3) -> None:  
     assert s3.list_objects_v2(Bucket="ttp-bucket", Prefix="customers/").get("KeyCount") == 0
     # the coordinator folded all 24 results, once each, in far fewer archive writes than 24
     assert [f.outcome for f in folds] == [Outcome.PROCESSED] * len(CUSTOMERS), folds
-    document = archive.load("CHG-1").document
+    loaded = archive.load_results("CHG-1")
+    assert loaded is not None
+    document = loaded.document
     entries = [m for m in document.modifications if m.modification_type == "processed"]
     assert sorted((m.customer_code, m.revision, m.user_id) for m in entries) == [
         (code, 1, f"processor:{code}") for code in CUSTOMERS

@@ -67,21 +67,33 @@ def fake(graph_server: FakeGraph) -> FakeGraph:
     return graph_server
 
 
+def _is_segment(key: str) -> bool:
+    return key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key
+
+
 class S3Counter:
-    """Wraps the S3 client and counts the PUTs of archive objects."""
+    """Wraps the S3 client and counts the PUTs and GETs of archive documents and of fold segments."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
         self.archive_puts = 0
         self.archive_gets = 0
+        self.segment_puts = 0
+        self.segment_gets = 0
 
     def put_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
+        key = str(kwargs.get("Key", ""))
+        if _is_segment(key):
+            self.segment_puts += 1
+        elif key.startswith(keys.ARCHIVE_PREFIX):
             self.archive_puts += 1
         return self._target.put_object(**kwargs)
 
     def get_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
+        key = str(kwargs.get("Key", ""))
+        if _is_segment(key):
+            self.segment_gets += 1
+        elif key.startswith(keys.ARCHIVE_PREFIX):
             self.archive_gets += 1
         return self._target.get_object(**kwargs)
 

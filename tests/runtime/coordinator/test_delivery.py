@@ -505,7 +505,7 @@ def test_the_check_reads_the_archive_and_the_processing_object_once_per_customer
     platform.fold(other, ["hts"])
     before = dict(counter.gets)
     assert handle(handler, ses_event("Delivery", other, ["a@x.example"])).outcome is Outcome.PROCESSED
-    assert counter.gets["archive"] - before["archive"] == 1
+    assert counter.gets["archive"] - before["archive"] == 2  # the document and its one fold segment
     assert counter.gets["processing"] == before["processing"]  # the archive's processed entry sufficed
 
 
