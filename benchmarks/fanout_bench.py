@@ -94,7 +94,10 @@ class S3Counter:
         status = getattr(http_response, "status_code", 0)
         with self._lock:
             params = kwargs.get("context", {}).get("ttp_params") or {}
-            prefix = str(params.get("Key") or "").split("/", 1)[0]
+            key = str(params.get("Key") or "")
+            prefix = (
+                "archive/*/folds" if key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key else key.split("/", 1)[0]
+            )
             self.by_operation[f"{model.name} {prefix}/" if prefix else model.name] += 1
             if status == 412:
                 self.conflicts += 1
