@@ -33,8 +33,9 @@ from runtime.archive.folds import (
     FoldSegment,
     FoldSegments,
     ResultsCache,
+    VersionedHead,
     count_outcomes,
-    merged_head,
+    read_listed,
     with_results,
 )
 from runtime.archive.processing import (
@@ -96,6 +97,7 @@ __all__ = [
     "Versioned",
     "VersionedArchive",
     "VersionedDelivery",
+    "VersionedHead",
     "VersionedJson",
     "VersionedProcessing",
     "archive_lease",
@@ -103,8 +105,8 @@ __all__ = [
     "is_already_there",
     "is_conflict",
     "is_missing",
-    "merged_head",
     "parse_json",
+    "read_listed",
     "recipients_digest",
     "submit_change",
     "utcnow",

@@ -349,14 +349,13 @@ class DeliveryCounts(_Document):
 
 
 class FoldHead(_Document):
-    """The archive's index of its fold segments (``archive/{id}/folds/{seq}``, :mod:`runtime.archive.folds`).
+    """``archive/{change_id}/folds/head``: the fold segments that count (:mod:`runtime.archive.folds`).
 
-    The coordinator writes each fold's ``processed`` entries to a new segment and lists it here, so the
-    archive document no longer grows with the customers folded. ``segments`` are the segments whose
-    entries belong to this change (an unlisted segment — a fold whose head write lost — means nothing);
-    ``outcomes`` counts the entries they hold per outcome (``processed``, ``superseded``), for views that
-    need no entry."""
+    The coordinator writes each fold's ``processed`` entries to a new segment and lists it here by
+    compare-and-swap; the change document is not rewritten by a fold. ``outcomes`` counts the entries the
+    listed segments hold per outcome (``processed``, ``superseded``), for views that need no entry."""
 
+    change_id: str
     segments: list[int] = Field(default_factory=list)
     outcomes: dict[str, int] = Field(default_factory=dict)
     last_folded_at: datetime | None = None
@@ -389,10 +388,6 @@ class ArchiveDocument(_Document):
     delivery: dict[CustomerCodeField, dict[str, DeliveryCounts]] = Field(default_factory=dict)
     """Per customer, per revision (a string: JSON keys are strings): the delivery outcomes of its emails,
     folded by the change coordinator from ``delivery/{code}/{id}.json``."""
-    folds: FoldHead | None = None
-    """The fold segments holding the folded ``processed`` entries (None: a document of the older format,
-    every entry inline). ``processed_entry`` / ``is_processed`` see the inline entries only: read the
-    results through :func:`runtime.archive.folds.with_results` (``ArchiveStore.load_results``)."""
 
     @field_validator("change_id")
     @classmethod
@@ -431,6 +426,8 @@ class ArchiveDocument(_Document):
         return title
 
     def processed_entry(self, customer_code: str, revision: int | None = None) -> ModificationEntry | None:
+        """The inline entry only (older documents, ``restore``'s carried entries): the folded results are in
+        the fold segments; readers of them load the archive with ``ArchiveStore.load_results``."""
         wanted = self.revision if revision is None else revision
         for entry in self.modifications:
             if (

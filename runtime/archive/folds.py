@@ -1,14 +1,16 @@
-"""The segmented archive: folded results live in immutable segments the archive document lists.
+"""The segmented archive: folded results live in immutable segments, listed by a small head object.
 
 Each fold of the change coordinator writes its batch's ``processed`` entries to a new object
 ``archive/{id}/folds/{seq}`` (``IfNoneMatch="*"``: two coordinators can never write the same segment),
-then lists ``seq`` in the archive's small :class:`~runtime.archive.documents.FoldHead` by compare-and-swap.
-A fold thus costs one segment of its own entries and a head that does not grow with the customers
-folded, where it used to rewrite the whole, growing document (issue 21).
+then lists ``seq`` in the change's head ``archive/{id}/folds/head`` by compare-and-swap. The change
+document ``archive/{id}.json`` is not written by a fold: its size (the change, its customers) is no
+longer multiplied by the number of folds, and the bytes a fold writes are its own entries plus a head
+of segment numbers (issue 21).
 
 Meaning: a change's folded results are the ``processed`` entries inline in its document (the older
-format, and anything ``restore`` carried forward) plus the entries of every segment its head lists. A
-segment the head does not list (a fold whose head write lost, or an earlier submission's) means nothing.
+format, kept as they are) plus the entries of every segment its head lists, from the change's first
+``submitted`` revision on (an earlier submission of the same change id, whose document was deleted, left
+its segments behind). A segment the head does not list (a fold whose head write lost) means nothing.
 Segments are never rewritten, so what was read of one stays true (:class:`FoldedResults` keeps it).
 
 Every reader of the results goes through :func:`read_folded` / :func:`with_results`
@@ -27,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from runtime.archive.cas import is_conflict, is_missing
+from runtime.archive.cas import Backoff, is_conflict, is_missing
 from runtime.archive.documents import (
     PROCESSED,
     ArchiveDocument,
@@ -37,6 +39,7 @@ from runtime.archive.documents import (
     parse_json,
 )
 from runtime.archive.errors import ArchiveConflict, ArchiveInvalid
+from runtime.archive.versioned import Versioned, VersionedJson
 from runtime.contract import keys
 from runtime.contract.errors import describe_validation_error
 
@@ -98,12 +101,47 @@ class ResultsCache:
             return results
 
 
-class FoldSegments:
-    """Reads and creates fold segments in the bucket of ``s3``."""
+VersionedHead = Versioned[FoldHead]
 
-    def __init__(self, s3: Any, bucket: str) -> None:
+
+def _parse_head(body: bytes) -> FoldHead:
+    return FoldHead.model_validate_json(body)
+
+
+def _dump_head(head: FoldHead) -> bytes:
+    return head.model_dump_json(by_alias=False, exclude_none=True).encode()
+
+
+class FoldSegments:
+    """Reads and creates fold segments and their heads in the bucket of ``s3``."""
+
+    def __init__(self, s3: Any, bucket: str, backoff: Backoff | None = None) -> None:
         self.s3 = s3
         self.bucket = bucket
+        self.heads: VersionedJson[FoldHead] = VersionedJson(
+            s3, bucket, kind="fold head", parse=_parse_head, dump=_dump_head, backoff=backoff or Backoff()
+        )
+
+    def head(self, change_id: str) -> VersionedHead | None:
+        """``archive/{id}/folds/head`` (None: nothing was folded into segments yet)."""
+
+        def problem(head: FoldHead) -> str | None:
+            return None if head.change_id == change_id else f"the fold head of {head.change_id!r}"
+
+        return self.heads.load_optional(keys.fold_head_key(change_id), problem)
+
+    def put_head(self, head: FoldHead, current: VersionedHead | None) -> VersionedHead:
+        """Conditional on ``current`` (``IfMatch`` its ETag, or ``IfNoneMatch`` when there was none); a
+        conflict raises the ``ClientError`` (the caller re-reads and decides again)."""
+        condition = {"IfMatch": current.etag} if current is not None else {"IfNoneMatch": "*"}
+        response = self.s3.put_object(
+            Bucket=self.bucket,
+            Key=keys.fold_head_key(head.change_id),
+            Body=_dump_head(head),
+            ContentType="application/json",
+            **condition,
+        )
+        return Versioned(head, response["ETag"], self.heads.clock.observe_response(response, write=True))
 
     def read(self, change_id: str, seq: int) -> list[ModificationEntry]:
         key = segment_key(change_id, seq)
@@ -165,21 +203,32 @@ def _encode_segment(segment: FoldSegment) -> bytes:
     return segment.model_dump_json(by_alias=False, exclude_none=True).encode()
 
 
-def read_folded(segments: FoldSegments, doc: ArchiveDocument, known: FoldedResults | None = None) -> FoldedResults:
-    """THE read of a change's folded results: the segments ``doc``'s head lists that ``known`` has not read
-    yet are read into it (a new :class:`FoldedResults` when None) and it is returned."""
-    results = known if known is not None else FoldedResults(doc.change_id)
-    if doc.folds is not None:
-        for seq in sorted(set(doc.folds.segments)):
+def read_folded(
+    segments: FoldSegments, change_id: str, known: FoldedResults | None = None
+) -> tuple[FoldHead | None, FoldedResults]:
+    """THE read of a change's folded results: its head, and the segments it lists that ``known`` has not
+    read yet, read into ``known`` (a new :class:`FoldedResults` when None)."""
+    results = known if known is not None else FoldedResults(change_id)
+    version = segments.head(change_id)
+    head = version.document if version is not None else None
+    read_listed(segments, head, results)
+    return head, results
+
+
+def read_listed(segments: FoldSegments, head: FoldHead | None, results: FoldedResults) -> None:
+    """Reads the segments ``head`` lists that ``results`` lacks."""
+    if head is not None:
+        for seq in sorted(set(head.segments)):
             if seq not in results.segments:
-                results.segments[seq] = segments.read(doc.change_id, seq)
-    return results
+                results.segments[seq] = segments.read(head.change_id, seq)
 
 
-def with_results(doc: ArchiveDocument, results: FoldedResults) -> ArchiveDocument:
-    """A copy of ``doc`` whose audit trail holds its segments' entries too (in time order), for readers:
-    ``is_processed``, ``processed_entry``, the views. Never written back: the head stays the document."""
-    folded = results.entries(doc.folds)
+def with_results(doc: ArchiveDocument, head: FoldHead | None, results: FoldedResults) -> ArchiveDocument:
+    """A copy of ``doc`` whose audit trail holds its listed segments' entries too (in time order), for
+    readers: ``is_processed``, ``processed_entry``, the views. Never written back. Entries of revisions
+    before the document's first submission are an earlier submission's and are left out."""
+    first = doc.first_submitted_revision()
+    folded = [e for e in results.entries(head) if first is None or e.revision is None or e.revision >= first]
     if not folded:
         return doc
     inline = {result_key(m) for m in doc.modifications if m.modification_type == PROCESSED}
@@ -195,16 +244,3 @@ def count_outcomes(entries: Iterable[ModificationEntry], into: dict[str, int] | 
         if entry.superseded:
             counts[SUPERSEDED] = counts.get(SUPERSEDED, 0) + 1
     return counts
-
-
-def merged_head(first: FoldHead | None, second: FoldHead | None, results: FoldedResults) -> FoldHead | None:
-    """The head listing both heads' segments (``restore``: a segment records emails that were sent, so
-    it is carried forward like an inline ``processed`` entry); counts recomputed from the segments."""
-    if first is None and second is None:
-        return None
-    segments = sorted({*(first.segments if first else []), *(second.segments if second else [])})
-    head = FoldHead(segments=segments)
-    head.outcomes = count_outcomes(results.entries(head))
-    times = [h.last_folded_at for h in (first, second) if h is not None and h.last_folded_at is not None]
-    head.last_folded_at = max(times) if times else None
-    return head

@@ -79,6 +79,19 @@ def fold_segment_key(change_id: str, seq: int) -> str:
     return f"{fold_segment_prefix(change_id)}{seq:08d}"
 
 
+def fold_head_key(change_id: str) -> str:
+    """``archive/{change_id}/folds/head``: which segments count (written by the coordinator by compare-and-swap)."""
+    return f"{fold_segment_prefix(change_id)}head"
+
+
+def parse_fold_head_key(key: str) -> str:
+    """The change id of ``archive/{change_id}/folds/head``."""
+    tail = "/folds/head"
+    if not key.startswith(ARCHIVE_PREFIX) or not key.endswith(tail):
+        raise InvalidKeyError(f"key {key!r} is not of the form archive/{{change_id}}/folds/head")
+    return validate_change_id(key[len(ARCHIVE_PREFIX) : -len(tail)])
+
+
 def draft_key(change_id: str) -> str:
     return f"{DRAFTS_PREFIX}{validate_change_id(change_id)}{SUFFIX}"
 

@@ -9,8 +9,7 @@ only when the bucket shows the email was sent (docs/design.md, "Decisions"):
 2. the revision targeted the customer (:func:`untargeted`: a submission up to it sent the customer a
    trigger and the current revision still lists it; a revision before the archive's first submission
    belongs to a withdrawn earlier submission of the same change id);
-3. the revision is shown sent to that customer: its ``processed`` entry in the archive (inline or in a
-   fold segment; each segment is read once per process), else the
+3. the revision is shown sent to that customer: its ``processed`` entry in the archive, else the
    customer's ``processing/{C}/{id}.json`` — the revision's result, or the in-flight ``progress`` of
    that revision with at least one recipient sent (not only rejected).
 
@@ -36,7 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.archive import ArchiveDocument, ArchiveStore, ProcessingStore, ResultsCache, with_results
+from runtime.archive import ArchiveDocument, ArchiveStore, ProcessingStore
 from runtime.contract import keys
 
 Decision = Literal["sent", "refused", "not_yet"]
@@ -99,8 +98,6 @@ class SentCheck:
         self._confirmed: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self._pending: dict[tuple[str, str, int], Future[Verdict]] = {}
         self._lock = threading.Lock()
-        self._results = ResultsCache()
-        """The fold segments read so far, per change: each is read once, not once per customer."""
 
     @classmethod
     def for_bucket(cls, s3: Any, bucket: str) -> SentCheck:
@@ -144,8 +141,6 @@ class SentCheck:
         refusal = untargeted(doc, code, revision)
         if refusal is not None:
             return Verdict(REFUSED, refusal)
-        if doc.folds is not None:
-            doc = with_results(doc, self.archive.results(doc, self._results.of(change_id)))
         folded = doc.processed_entry(code, revision)
         if folded is not None:
             if folded.emails_sent == 0:

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runtime import aws
-from runtime.archive import PROCESSED, ArchiveDocument, ArchiveInvalid, ArchiveStore
+from runtime.archive import PROCESSED, ArchiveInvalid, ArchiveStore
 from runtime.contract import keys
 from runtime.ops.durations import age_seconds
 
@@ -42,19 +42,22 @@ class LastFold:
     """Archive documents in the bucket."""
     archives_read: int
     source: str = "archive"
-    """Where it was read: the newest ``archive/`` document whose audit trail ends with a fold."""
+    """Where it was read: the newest ``archive/`` document whose audit trail ends with a fold (written by
+    older coordinators), or ``fold head``: the newest ``archive/{id}/folds/head`` (no read needed)."""
     error: str | None = None
 
 
 def last_fold(s3: Any, bucket: str, reference: datetime) -> LastFold:
     try:
-        listed = _archives_newest_first(s3, bucket)
+        listed, heads = _archives_newest_first(s3, bucket)
     except ClientError as exc:
         error = f"cannot list s3://{bucket}/{keys.ARCHIVE_PREFIX} ({aws.error_code(exc)}): check s3:ListBucket"
         return LastFold(None, None, None, 0, 0, error=error)
     store = ArchiveStore(s3, bucket)
     read = 0
     for change_id, last_modified, etag in listed[:MAX_ARCHIVES_READ]:
+        if heads and last_modified <= heads[0][1]:
+            break  # older than the newest fold head: the head is the last fold
         read += 1
         try:
             version = store.load_optional(change_id)
@@ -63,34 +66,39 @@ def last_fold(s3: Any, bucket: str, reference: datetime) -> LastFold:
         except ClientError as exc:
             error = f"cannot read {keys.archive_key(change_id)} ({aws.error_code(exc)}): check s3:GetObject"
             return LastFold(None, None, None, len(listed), read, error=error)
-        if version is None or not _last_written_by_a_fold(version.document):
+        if version is None or not version.document.modifications:
+            continue
+        if version.document.modifications[-1].modification_type != PROCESSED:
             continue
         # Rewritten since the listing (by the coordinator: the trail still ends with its fold): the read's time.
         at = last_modified if version.etag.strip('"') == etag.strip('"') else version.storage_now
         return LastFold(at, change_id, age_seconds(at, reference), len(listed), read)
+    if heads:  # the segmented archive: a fold writes its change's head, never the document
+        change_id, at, _ = heads[0]
+        return LastFold(at, change_id, age_seconds(at, reference), len(listed), read, source="fold head")
     return LastFold(None, None, None, len(listed), read)
 
 
-def _last_written_by_a_fold(doc: ArchiveDocument) -> bool:
-    """The trail ends with a fold: a head whose last fold is later than every inline entry (the segmented
-    archive, whose entries are not in the document), or an older document ending with a ``processed`` entry."""
-    head = doc.folds
-    if (
-        head is not None
-        and head.last_folded_at is not None
-        and all(m.timestamp <= head.last_folded_at for m in doc.modifications)
-    ):
-        return True
-    return bool(doc.modifications) and doc.modifications[-1].modification_type == PROCESSED
+Listed = list[tuple[str, datetime, str]]
 
 
-def _archives_newest_first(s3: Any, bucket: str) -> list[tuple[str, datetime, str]]:
-    found: list[tuple[str, datetime, str]] = []
+def _archives_newest_first(s3: Any, bucket: str) -> tuple[Listed, Listed]:
+    """The archive documents and the fold heads (``archive/{id}/folds/head``), each newest first."""
+    found: Listed = []
+    heads: Listed = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=keys.ARCHIVE_PREFIX):
         for item in page.get("Contents", []):
+            listed = (item["Key"], item["LastModified"], item["ETag"])
             try:
-                change_id = keys.parse_archive_key(item["Key"])
+                found.append((keys.parse_archive_key(item["Key"]), *listed[1:]))
+                continue
+            except keys.InvalidKeyError:
+                pass
+            try:
+                heads.append((keys.parse_fold_head_key(item["Key"]), *listed[1:]))
             except keys.InvalidKeyError:
                 continue
-            found.append((change_id, item["LastModified"], item["ETag"]))
-    return sorted(found, key=lambda listed: listed[1], reverse=True)
+    return (
+        sorted(found, key=lambda listed: listed[1], reverse=True),
+        sorted(heads, key=lambda listed: listed[1], reverse=True),
+    )

@@ -8,11 +8,12 @@ between the listing and the write is never overwritten; the restore plans again 
 (bounded) and stops, saying what was written meanwhile, when the new plan would lose more than the first.
 
 What happens to what was recorded *after* that version (read from the newest valid later version —
-the current one, or the last good one before a corruption):
+the current one, or the last good one before a corruption; the results the coordinator folded into
+segments, ``archive/{id}/folds/``, are not in the document and stay as they are: ``restore`` never
+rewrites them, so every result folded before or after the restored version still counts):
 
-* entries that record side effects in the world — ``processed`` (emails were sent; inline, or in the
-  fold segments a later head lists, which the restored head lists too) and ``meeting_*`` (a meeting
-  exists) — are carried forward, with ``meeting_metadata``, the live leases,
+* entries that record side effects in the world — ``processed`` (emails were sent) and
+  ``meeting_*`` (a meeting exists) — are carried forward, with ``meeting_metadata``, the live leases,
   the folded delivery counts (``delivery``: per customer and revision, the later fold's) and the
   revision number (never lowered). Dropping them would make the next processing send the
   same emails again or create a second meeting;
@@ -48,9 +49,7 @@ from runtime.archive import (
     ArchiveDocument,
     ArchiveStore,
     DeliveryCounts,
-    FoldedResults,
     ModificationEntry,
-    merged_head,
 )
 from runtime.contract import keys
 from runtime.contract.errors import describe_validation_error
@@ -306,21 +305,6 @@ def _plan(
     latest_good, merged_from = _newest_valid_since(s3, bucket, change_id, versions[: versions.index(source)])
     current_state, condition = _write_condition(s3, bucket, change_id, current, merged_from)
     restored, carried, dropped = _merge(source_doc, latest_good)
-    # Fold segments record emails that were sent, like inline `processed` entries: the restored head lists
-    # the source's segments and those listed since, so no folded result is lost.
-    results = FoldedResults(change_id)
-    store = ArchiveStore(s3, bucket)
-    for listed in (source_doc, latest_good):
-        if listed is not None:
-            store.results(listed, results)
-    restored.folds = merged_head(source_doc.folds, latest_good.folds if latest_good else None, results)
-    source_segments = set(source_doc.folds.segments if source_doc.folds else [])
-    carried_in_segments = [
-        e
-        for seq in (restored.folds.segments if restored.folds else [])
-        if seq not in source_segments
-        for e in results.segments[seq]
-    ]
     plan = RestorePlan(
         change_id,
         before,
@@ -329,14 +313,14 @@ def _plan(
         None if current.delete_marker else current.version_id,
         merged_from,
         restored.revision,
-        [_summary(m) for m in [*carried, *carried_in_segments]],
+        [_summary(m) for m in carried],
         [_summary(m) for m in dropped],
         forced=force,
         dry_run=dry_run,
     )
-    _find_unfolded_results(
-        plan, s3, bucket, restored, [*source_doc.modifications, *carried, *results.entries(restored.folds)]
-    )
+    # the folded results in segments are not the document's: a restore leaves them (and their head) as they are
+    folded = ArchiveStore(s3, bucket).with_results(restored).modifications
+    _find_unfolded_results(plan, s3, bucket, restored, [*source_doc.modifications, *carried, *folded])
     if dropped and not force:
         plan.refused = (
             f"{len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} recorded after that version would be lost "
@@ -348,7 +332,7 @@ def _plan(
         restored_version_time=source.last_modified.isoformat(),
         replaced_version_id=plan.current_version_id,
         replaced_state=current_state,
-        carried_forward=len(carried) + len(carried_in_segments),
+        carried_forward=len(carried),
         dropped=plan.dropped,
     )
     restored.modifications = [

@@ -128,8 +128,9 @@ class Platform:
         doc: dict[str, Any] = json.loads(
             self.s3.get_object(Bucket=self.bucket, Key=f"archive/{change_id}.json")["Body"].read()
         )
-        if doc.get("folds"):
-            view = ArchiveStore(self.s3, self.bucket).with_results(ArchiveDocument.model_validate(doc))
+        store = ArchiveStore(self.s3, self.bucket)
+        if store.segments.head(change_id) is not None:
+            view = store.with_results(ArchiveDocument.model_validate(doc))
             doc["modifications"] = [m.to_json_dict() for m in view.modifications]
         return doc
 

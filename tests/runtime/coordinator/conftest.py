@@ -68,11 +68,12 @@ def fake(graph_server: FakeGraph) -> FakeGraph:
 
 
 def _is_segment(key: str) -> bool:
-    return key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key
+    return key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key and not key.endswith("/head")
 
 
 class S3Counter:
-    """Wraps the S3 client and counts the PUTs and GETs of archive documents and of fold segments."""
+    """Wraps the S3 client and counts the PUTs and GETs of archive objects (documents and fold heads: a
+    fold's compare-and-swap write is its head's) and of fold segments apart."""
 
     def __init__(self, target: Any) -> None:
         self._target = target

@@ -1,5 +1,5 @@
-"""The segmented archive (issue 21): each fold writes its entries to a new segment the archive's small head
-lists, so the archive document no longer grows with the customers folded; every reader sees the results."""
+"""The segmented archive (issue 21): each fold writes its entries to a new segment that the change's small
+fold head lists; the change document is not rewritten by a fold; every reader sees the results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime.archive import ArchiveDocument, ArchiveStore, FoldSegment
+from runtime.archive import ArchiveStore, FoldSegment
 from runtime.archive.documents import utcnow
 from runtime.contract import keys
 from runtime.coordinator.folding import Folder, PendingResult
@@ -40,6 +40,12 @@ def stored(platform: Platform, change_id: str) -> dict[str, Any]:
     return data
 
 
+def head(platform: Platform, change_id: str) -> dict[str, Any]:
+    body = platform.s3.get_object(Bucket=platform.bucket, Key=keys.fold_head_key(change_id))["Body"].read()
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
 def results(platform: Platform, change_id: str) -> list[tuple[str | None, int | None]]:
     loaded = ArchiveStore(platform.s3, platform.bucket).load_results(change_id)
     assert loaded is not None
@@ -50,24 +56,25 @@ def results(platform: Platform, change_id: str) -> list[tuple[str | None, int | 
 
 def segment_keys(platform: Platform, change_id: str) -> list[str]:
     listed = platform.s3.list_objects_v2(Bucket=platform.bucket, Prefix=keys.fold_segment_prefix(change_id))
-    return [item["Key"] for item in listed.get("Contents", [])]
+    return [item["Key"] for item in listed.get("Contents", []) if not item["Key"].endswith("/head")]
 
 
-def test_a_fold_writes_its_entries_to_a_segment_and_only_a_small_head_to_the_document(
+def test_a_fold_writes_its_entries_to_a_segment_and_a_small_head_never_the_document(
     platform: Platform, change_id: str
 ) -> None:
-    """40 folds of one customer each: the document's bytes grow by the head's segment numbers only, not by
-    an entry per customer (each fold used to rewrite every entry folded so far)."""
+    """40 folds of one customer each: the document is never rewritten (each fold used to rewrite it with
+    every entry folded so far), and the head grows by a segment number per fold, not by an entry."""
     codes = [f"c{i:02d}" for i in range(40)]
     platform.submit(change_id, customers=codes)
+    submitted = stored(platform, change_id)
     fold = folder(platform)
     sizes = []
     for code in codes:
         assert [p.customer_code for p in fold.fold(change_id, [pending(change_id, code)]).folded] == [code]
-        sizes.append(len(json.dumps(stored(platform, change_id))))
-    doc = stored(platform, change_id)
-    assert not [m for m in doc["modifications"] if m["modification_type"] == "processed"]
-    assert doc["folds"]["segments"] == list(range(1, 41)) and doc["folds"]["outcomes"] == {"processed": 40}
+        sizes.append(len(json.dumps(head(platform, change_id))))
+    assert stored(platform, change_id) == submitted
+    written = head(platform, change_id)
+    assert written["segments"] == list(range(1, 41)) and written["outcomes"] == {"processed": 40}
     assert (sizes[-1] - sizes[0]) / 39 < 12  # a segment number; an entry is ~250 bytes
     assert len(segment_keys(platform, change_id)) == 40
     assert results(platform, change_id) == [(code, 1) for code in codes]
@@ -89,7 +96,7 @@ def test_two_coordinators_folding_into_the_same_segment_number_lose_nothing(plat
             self._target = target
 
         def put_object(self, **kwargs: Any) -> Any:
-            if kwargs["Key"] == keys.archive_key(change_id) and not raced:
+            if kwargs["Key"] == keys.fold_head_key(change_id) and not raced:
                 raced.append(b.fold(change_id, [pending(change_id, "htsnonprod")]))
             return self._target.put_object(**kwargs)
 
@@ -100,7 +107,7 @@ def test_two_coordinators_folding_into_the_same_segment_number_lose_nothing(plat
     outcome = a.fold(change_id, [pending(change_id, "hts")])
     assert [p.customer_code for p in outcome.folded] == ["hts"]
     assert [p.customer_code for p in raced[0].folded] == ["htsnonprod"]
-    assert sorted(stored(platform, change_id)["folds"]["segments"]) == [1, 2]
+    assert sorted(head(platform, change_id)["segments"]) == [1, 2]
     segments = {
         key: FoldSegment.model_validate_json(platform.s3.get_object(Bucket=platform.bucket, Key=key)["Body"].read())
         for key in segment_keys(platform, change_id)
@@ -132,12 +139,12 @@ def test_a_document_of_the_older_format_still_reads_and_its_next_fold_writes_a_s
         }
     )
     platform.s3.put_object(Bucket=platform.bucket, Key=keys.archive_key(change_id), Body=json.dumps(doc).encode())
-    assert "folds" not in stored(platform, change_id)
     assert results(platform, change_id) == [("hts", 1)]
     outcome = folder(platform).fold(change_id, [pending(change_id, "hts"), pending(change_id, "htsnonprod")])
     assert [p.customer_code for p in outcome.already] == ["hts"]
     assert [p.customer_code for p in outcome.folded] == ["htsnonprod"]
-    assert stored(platform, change_id)["folds"]["segments"] == [1]
+    assert head(platform, change_id)["segments"] == [1]
+    assert [m["modification_type"] for m in stored(platform, change_id)["modifications"]] == ["submitted", "processed"]
     assert results(platform, change_id) == [("hts", 1), ("htsnonprod", 1)]
     report = verify(OpsClients(s3=platform.s3, sqs=platform.sqs), platform.bucket, change_id)
     assert {c.customer: c.state for c in report.customers} == {"hts": "processed", "htsnonprod": "processed"}
@@ -150,32 +157,30 @@ def test_verify_and_the_last_fold_view_read_the_segments(platform: Platform, cha
     assert {c.customer: c.state for c in report.customers} == {"hts": "processed", "htsnonprod": "processed"}
     assert [m["customer_code"] for m in report.modifications if m["modification_type"] == "processed"] == CODES
     seen = last_fold(platform.s3, platform.bucket, utcnow())
-    assert seen.error is None and seen.change_id is not None
-    newest = ArchiveDocument.model_validate(stored(platform, seen.change_id))
-    assert newest.folds is not None  # this test's fold is the newest write of the bucket
+    ours = platform.s3.head_object(Bucket=platform.bucket, Key=keys.fold_head_key(change_id))["LastModified"]
+    assert seen.error is None and seen.source == "fold head" and seen.at == ours  # (a tie to the second: any)
+    assert seen.age_seconds is not None and seen.age_seconds < 60
 
 
-def test_a_restore_keeps_the_results_of_segments_listed_after_the_restored_version(
-    platform: Platform, change_id: str
-) -> None:
-    """Restoring a version from before the second fold: the restored head lists both segments (emails
-    were sent: carried forward like inline ``processed`` entries), and the plan says so."""
+def test_a_restore_keeps_the_results_folded_after_the_restored_version(platform: Platform, change_id: str) -> None:
+    """Restoring a document version from before both folds and a later submission: the folded results
+    (emails were sent) are not the document's and stay, and the plan lists none of them as unfolded."""
     platform.submit(change_id, customers=CODES)
-    fold = folder(platform)
-    fold.fold(change_id, [pending(change_id, "hts")])
     time.sleep(1.1)  # listings give LastModified to the second
     between = utcnow()
     time.sleep(1.1)
-    fold.fold(change_id, [pending(change_id, "htsnonprod")])
-    assert stored(platform, change_id)["folds"]["segments"] == [1, 2]
-
-    plan = restore(OpsClients(s3=platform.s3, sqs=platform.sqs), platform.bucket, change_id, between, user="ops")
-    assert plan.written and plan.dropped == []
-    assert [e["customer_code"] for e in plan.carried_forward] == ["htsnonprod"]
+    platform.submit(change_id, customers=CODES, summary="revision 2")
+    fold = folder(platform)
+    fold.fold(change_id, [pending(change_id, "hts", 2)])
+    fold.fold(change_id, [pending(change_id, "htsnonprod", 1)])
+    plan = restore(
+        OpsClients(s3=platform.s3, sqs=platform.sqs), platform.bucket, change_id, between, user="ops", force=True
+    )
+    assert plan.written and [e["modification_type"] for e in plan.dropped] == ["submitted"]
     doc = stored(platform, change_id)
-    assert doc["folds"]["segments"] == [1, 2] and doc["folds"]["outcomes"] == {"processed": 2}
-    assert doc["modifications"][-1]["modification_type"] == "restored"
-    assert results(platform, change_id) == [("hts", 1), ("htsnonprod", 1)]
+    assert doc["revision"] == 2 and doc["modifications"][-1]["modification_type"] == "restored"
+    assert head(platform, change_id)["segments"] == [1, 2]
+    assert results(platform, change_id) == [("hts", 2), ("htsnonprod", 1)]
     assert plan.unfolded_results == []
     # the next fold after the restore folds nothing twice
     assert folder(platform).fold(change_id, [pending(change_id, "htsnonprod")]).writes == 0

@@ -167,7 +167,7 @@ def test_processing_object_without_results_needs_no_archive_read(platform: Platf
 
 
 def test_a_lost_compare_and_swap_is_reapplied_on_the_new_version(platform: Platform, change_id: str) -> None:
-    """A submission landing between the fold's read and write: the fold re-reads and keeps both."""
+    """A submission landing between the fold's read and write: both kept (a fold never writes the document)."""
     platform.submit(change_id, customers=["hts"])
     write_processing(platform, "hts", change_id, result(1))
     raced = False
@@ -184,7 +184,7 @@ def test_a_lost_compare_and_swap_is_reapplied_on_the_new_version(platform: Platf
     [res] = make_handler(platform, s3=counter)(
         s3_event(platform.bucket, keys.processing_key("hts", change_id)), "sqs:1", None
     )
-    assert res.outcome is Outcome.PROCESSED and counter.archive_puts == 2
+    assert res.outcome is Outcome.PROCESSED and counter.archive_puts == 1  # the fold head; the document untouched
     doc = platform.archive(change_id)
     assert doc["revision"] == 2 and doc["summary"] == "submitted meanwhile"
     assert [e["revision"] for e in processed(platform, change_id)] == [1]
