@@ -18,7 +18,7 @@ from runtime.ops.last_fold import last_fold
 from runtime.ops.restore import restore
 from runtime.ops.verify import verify
 from runtime.telemetry.metrics import MetricsFactory
-from tests.runtime.coordinator.conftest import result
+from tests.runtime.coordinator.conftest import result, write_processing
 from tests.support.aws_platform import Platform
 
 CODES = ["hts", "htsnonprod"]
@@ -171,8 +171,9 @@ def test_a_restore_keeps_the_results_folded_after_the_restored_version(platform:
     time.sleep(1.1)
     platform.submit(change_id, customers=CODES, summary="revision 2")
     fold = folder(platform)
-    fold.fold(change_id, [pending(change_id, "hts", 2)])
-    fold.fold(change_id, [pending(change_id, "htsnonprod", 1)])
+    for code, revision in (("hts", 2), ("htsnonprod", 1)):
+        write_processing(platform, code, change_id, result(revision))  # what the folds read the results from
+        fold.fold(change_id, [pending(change_id, code, revision)])
     plan = restore(
         OpsClients(s3=platform.s3, sqs=platform.sqs), platform.bucket, change_id, between, user="ops", force=True
     )
