@@ -261,7 +261,8 @@ def processed_in_archive(box: hand_layout.Sandbox, known: FoldedResults | None =
     segments read by earlier polls of this run, so polling does not read the whole trail each time)."""
     store = ArchiveStore(boto3.client("s3"), box.bucket)
     document = store.load(CHANGE_ID).document
-    document = with_results(document, store.results(document, known))
+    head, results = store.results(CHANGE_ID, known)
+    document = with_results(document, head, results)
     return sum(1 for code in document.customers if document.is_processed(code, document.revision))
 
 
