@@ -7,6 +7,10 @@ trail, and every other writer of the archive (``submit``, ``restore``) appends a
 an archive document whose trail *ends* with a ``processed`` entry was last written by the coordinator
 (that fold, or the meeting or delivery-count update it made after it), and its ``LastModified`` is when.
 
+Since the segmented archive (:mod:`runtime.archive.folds`) a fold writes ``archive/{id}/folds/head``
+instead: the newest head in the same listing is the last fold, with no read. A document ending with a
+``processed`` entry newer than that head (an older coordinator's fold) still counts.
+
 The newest such document is the last fold. The listing of ``archive/`` (one request per 1,000
 changes) orders the documents by ``LastModified``; they are read newest first, at most
 :data:`MAX_ARCHIVES_READ`, until one ends with a fold. A change submitted again after its fold (a newer
