@@ -388,6 +388,10 @@ class ArchiveDocument(_Document):
     delivery: dict[CustomerCodeField, dict[str, DeliveryCounts]] = Field(default_factory=dict)
     """Per customer, per revision (a string: JSON keys are strings): the delivery outcomes of its emails,
     folded by the change coordinator from ``delivery/{code}/{id}.json``."""
+    fold_segments: bool | None = None
+    """True once the change coordinator folds this change's results into segments (written once, before
+    its first segment): only then do readers read ``archive/{id}/folds/head`` (:mod:`runtime.archive.folds`),
+    so a document without it (older ones, not yet folded) costs them no more than before."""
 
     @field_validator("change_id")
     @classmethod

@@ -83,6 +83,8 @@ class ArchiveStore:
     def with_results(self, document: ArchiveDocument) -> ArchiveDocument:
         """``document`` as readers of the results see it: its inline entries and its segments' (a view
         for reading, never for writing back)."""
+        if not document.fold_segments:
+            return document
         head, results = self.results(document.change_id)
         return with_results(document, head, results)
 
@@ -91,8 +93,8 @@ class ArchiveStore:
         entries uses (``verify``, ``stuck``, ``cleanup``, the sweeper, ``restore``, the web site).
         ``ArchiveInvalid`` also when the head or a segment it lists is missing or invalid."""
         found = self.load_optional(change_id)
-        if found is None:
-            return None
+        if found is None or not found.document.fold_segments:
+            return found
         return Versioned(self.with_results(found.document), found.etag, found.storage_now, found.dated)
 
     def load_if_changed(self, change_id: str, etag: str) -> VersionedArchive | None:

@@ -205,6 +205,23 @@ class Folder:
         self._keep(self._documents, change_id, current)
         return current
 
+    def _mark(self, change_id: str, version: VersionedArchive) -> tuple[VersionedArchive, bool]:
+        """Marks the document ``fold_segments`` (one write per change, before its first segment: readers
+        look for segments only in a marked document); whether this call wrote the mark."""
+        wrote = [False]
+
+        def mark(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None  # the store raises ArchiveMissing first
+            wrote[0] = not doc.fold_segments
+            if doc.fold_segments:
+                return None
+            doc.fold_segments = True
+            return doc
+
+        marked = self.archive.update(change_id, mark, current=version)
+        self._keep(self._documents, change_id, marked)
+        return marked, wrote[0]
+
     def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
         """Raises the archive store's errors (missing, invalid, lost CAS too often, S3 failures)."""
         try:
@@ -215,12 +232,14 @@ class Folder:
             raise
 
     def _fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
-        doc = self._document(change_id).document
+        version = self._document(change_id)
+        doc = version.document
         results = self._results.of(change_id)
         written: list[tuple[int, frozenset[tuple[str, int]]]] = []  # this fold's segments
         segments = self.archive.segments
         backoff = segments.heads.backoff
-        current: VersionedHead | object | None = self._cached(self._heads, change_id)
+        # an unmarked document has no head yet (the mark comes before the first segment): no read
+        current: VersionedHead | object | None = self._cached(self._heads, change_id) if doc.fold_segments else None
         for attempt in range(backoff.max_attempts):
             if current is _UNREAD:
                 current = segments.head(change_id)
@@ -232,6 +251,11 @@ class Folder:
                 self._keep(self._heads, change_id, current)
                 self._report(change_id, outcome, current.etag if current else "")
                 return outcome
+            if not doc.fold_segments:
+                version, wrote = self._mark(change_id, version)
+                doc = version.document
+                current = None if wrote else _UNREAD  # marked by another coordinator: it may have a head
+                continue  # decided again on the document as marked
             entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
             listed = head.segments if head is not None else []
             mine = frozenset((p.customer_code, p.revision) for p in outcome.folded)

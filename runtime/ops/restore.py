@@ -424,6 +424,8 @@ def _merge(
         restored.leases = latest_good.leases
         restored.meeting_lease = latest_good.meeting_lease
         restored.delivery = _newest_delivery(source_doc, latest_good)
+        # the folded results in segments stay readable: their readers look for them by this mark
+        restored.fold_segments = latest_good.fold_segments or source_doc.fold_segments
     return restored, carried, dropped
 
 

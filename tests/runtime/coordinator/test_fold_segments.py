@@ -72,7 +72,7 @@ def test_a_fold_writes_its_entries_to_a_segment_and_a_small_head_never_the_docum
     for code in codes:
         assert [p.customer_code for p in fold.fold(change_id, [pending(change_id, code)]).folded] == [code]
         sizes.append(len(json.dumps(head(platform, change_id))))
-    assert stored(platform, change_id) == submitted
+    assert stored(platform, change_id) == {**submitted, "fold_segments": True}  # marked once, before the first
     written = head(platform, change_id)
     assert written["segments"] == list(range(1, 41)) and written["outcomes"] == {"processed": 40}
     assert (sizes[-1] - sizes[0]) / 39 < 12  # a segment number; an entry is ~250 bytes
