@@ -273,15 +273,15 @@ class Folder:
                 last_folded_at=self.clock(),
             )
             try:
-                version = segments.put_head(new_head, current)
+                written_head = segments.put_head(new_head, current)
             except ClientError as exc:
                 if not (is_conflict(exc) or (current is not None and is_missing(exc))):
                     raise
                 backoff.pause(attempt)
                 current = _UNREAD
                 continue
-            self._keep(self._heads, change_id, version)
-            self._report(change_id, outcome, version.etag)
+            self._keep(self._heads, change_id, written_head)
+            self._report(change_id, outcome, written_head.etag)
             return outcome
         raise ArchiveConflict(f"{keys.fold_head_key(change_id)}: lost compare-and-swap {backoff.max_attempts} times")
 
