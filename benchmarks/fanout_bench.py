@@ -48,6 +48,7 @@ from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
 from devtools.emulator import reset  # noqa: E402
 from runtime import aws  # noqa: E402
+from runtime.archive.folds import FoldedResults, with_results  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
@@ -94,7 +95,10 @@ class S3Counter:
         status = getattr(http_response, "status_code", 0)
         with self._lock:
             params = kwargs.get("context", {}).get("ttp_params") or {}
-            prefix = str(params.get("Key") or "").split("/", 1)[0]
+            key = str(params.get("Key") or "")
+            prefix = (
+                "archive/*/folds" if key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key else key.split("/", 1)[0]
+            )
             self.by_operation[f"{model.name} {prefix}/" if prefix else model.name] += 1
             if status == 412:
                 self.conflicts += 1
@@ -196,9 +200,10 @@ def has_coordinator() -> bool:
 
 def wait_until_recorded(box: hand_layout.Sandbox, customers: int, limit: float = 1800) -> None:
     deadline = time.monotonic() + limit
-    while processed_in_archive(box) < customers:
+    known = FoldedResults(CHANGE_ID)
+    while processed_in_archive(box, known) < customers:
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {processed_in_archive(box)} of {customers} results reached the archive")
+            raise SystemExit(f"only {processed_in_archive(box, known)} of {customers} results reached the archive")
         time.sleep(0.2)
 
 
@@ -251,9 +256,13 @@ class SentEmails:
         return sum(n - 1 for n in self.sent.values())
 
 
-def processed_in_archive(box: hand_layout.Sandbox) -> int:
+def processed_in_archive(box: hand_layout.Sandbox, known: FoldedResults | None = None) -> int:
+    """Customers whose result the archive records (inline or in its fold segments; ``known`` keeps the
+    segments read by earlier polls of this run, so polling does not read the whole trail each time)."""
     store = ArchiveStore(boto3.client("s3"), box.bucket)
     document = store.load(CHANGE_ID).document
+    head, results = store.results(CHANGE_ID, known)
+    document = with_results(document, head, results)
     return sum(1 for code in document.customers if document.is_processed(code, document.revision))
 
 

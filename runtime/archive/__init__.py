@@ -20,6 +20,7 @@ from runtime.archive.documents import (
     SUBMITTED,
     ArchiveDocument,
     DeliveryCounts,
+    FoldHead,
     MeetingMetadata,
     ModificationEntry,
     parse_json,
@@ -27,6 +28,16 @@ from runtime.archive.documents import (
 )
 from runtime.archive.documents import ProcessingLease as ArchiveLease
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
+from runtime.archive.folds import (
+    FoldedResults,
+    FoldSegment,
+    FoldSegments,
+    ResultsCache,
+    VersionedHead,
+    count_outcomes,
+    read_listed,
+    with_results,
+)
 from runtime.archive.processing import (
     DisplacedHolder,
     ProcessingDocument,
@@ -64,6 +75,10 @@ __all__ = [
     "DeliveryStatus",
     "DeliveryStore",
     "DisplacedHolder",
+    "FoldHead",
+    "FoldSegment",
+    "FoldSegments",
+    "FoldedResults",
     "InvalidSubmission",
     "MeetingMetadata",
     "ModificationEntry",
@@ -73,6 +88,7 @@ __all__ = [
     "RecipientEvent",
     "RecipientStatus",
     "RecordOutcome",
+    "ResultsCache",
     "RevisionResult",
     "SendProgress",
     "StorageClock",
@@ -81,15 +97,19 @@ __all__ = [
     "Versioned",
     "VersionedArchive",
     "VersionedDelivery",
+    "VersionedHead",
     "VersionedJson",
     "VersionedProcessing",
     "archive_lease",
+    "count_outcomes",
     "is_already_there",
     "is_conflict",
     "is_missing",
     "parse_json",
+    "read_listed",
     "recipients_digest",
     "submit_change",
     "utcnow",
     "validate_change",
+    "with_results",
 ]

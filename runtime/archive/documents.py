@@ -348,6 +348,19 @@ class DeliveryCounts(_Document):
     rendering_failed: int = Field(0, ge=0)
 
 
+class FoldHead(_Document):
+    """``archive/{change_id}/folds/head``: the fold segments that count (:mod:`runtime.archive.folds`).
+
+    The coordinator writes each fold's ``processed`` entries to a new segment and lists it here by
+    compare-and-swap; the change document is not rewritten by a fold. ``outcomes`` counts the entries the
+    listed segments hold per outcome (``processed``, ``superseded``), for views that need no entry."""
+
+    change_id: str
+    segments: list[int] = Field(default_factory=list)
+    outcomes: dict[str, int] = Field(default_factory=dict)
+    last_folded_at: datetime | None = None
+
+
 class ArchiveDocument(_Document):
     """``archive/{change_id}.json``. The submitter owns ``change_id`` … ``meeting`` and any unknown field;
     the pipeline records ``revision``, ``modifications``, ``meeting_metadata``, ``leases``,
@@ -375,6 +388,10 @@ class ArchiveDocument(_Document):
     delivery: dict[CustomerCodeField, dict[str, DeliveryCounts]] = Field(default_factory=dict)
     """Per customer, per revision (a string: JSON keys are strings): the delivery outcomes of its emails,
     folded by the change coordinator from ``delivery/{code}/{id}.json``."""
+    fold_segments: bool | None = None
+    """True once the change coordinator folds this change's results into segments (written once, before
+    its first segment): only then do readers read ``archive/{id}/folds/head`` (:mod:`runtime.archive.folds`),
+    so a document without it (older ones, not yet folded) costs them no more than before."""
 
     @field_validator("change_id")
     @classmethod
@@ -413,6 +430,8 @@ class ArchiveDocument(_Document):
         return title
 
     def processed_entry(self, customer_code: str, revision: int | None = None) -> ModificationEntry | None:
+        """The inline entry only (older documents, ``restore``'s carried entries): the folded results are in
+        the fold segments; readers of them load the archive with ``ArchiveStore.load_results``."""
         wanted = self.revision if revision is None else revision
         for entry in self.modifications:
             if (

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any, Unpack
 
 from runtime.archive.cas import UNREAD, Backoff, RetryOptions
-from runtime.archive.documents import ArchiveDocument, parse_json
+from runtime.archive.documents import ArchiveDocument, FoldHead, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
+from runtime.archive.folds import FoldedResults, FoldSegments, read_folded, with_results
 from runtime.archive.versioned import Versioned, VersionedJson
 from runtime.contract import keys
 from runtime.telemetry import MetricBatch
@@ -65,6 +66,34 @@ class ArchiveStore:
         """The versioned-JSON store underneath; its S3 client and bucket serve the stores of the other
         documents of the same bucket."""
         self.bucket = bucket
+        self.segments = FoldSegments(s3, bucket, self.objects.backoff)
+        """The fold segments and their heads (:mod:`runtime.archive.folds`)."""
+
+    def results(self, change_id: str, known: FoldedResults | None = None) -> tuple[FoldHead | None, FoldedResults]:
+        """The change's fold head and the segments it lists (those ``known`` lacks read); see :func:`read_folded`."""
+        return read_folded(self.segments, change_id, known)
+
+    def with_results(self, document: ArchiveDocument) -> ArchiveDocument:
+        """``document`` as readers of the results see it: its inline entries and its segments' (a view
+        for reading, never for writing back)."""
+        if not document.fold_segments:
+            return document
+        head, results = self.results(document.change_id)
+        return with_results(document, head, results)
+
+    def load_results(self, change_id: str) -> VersionedArchive | None:
+        """The archive (None when absent) with its folded results read: what every reader of ``processed``
+        entries uses (``verify``, ``stuck``, ``cleanup``, the sweeper, ``restore``, the web site).
+        ``ArchiveInvalid`` also when the head or a segment it lists is missing or invalid."""
+        found = self.load_optional(change_id)
+        if found is None or not found.document.fold_segments:
+            return found
+        return Versioned(self.with_results(found.document), found.etag, found.storage_now, found.dated)
+
+    def load_if_changed(self, change_id: str, etag: str) -> VersionedArchive | None:
+        """The archive if its ETag is no longer ``etag`` (None: unchanged, a bodiless 304);
+        :class:`ArchiveMissing` when it is gone."""
+        return self.objects.load_if_changed(keys.archive_key(change_id), etag, _identity(change_id))
 
     @property
     def max_attempts(self) -> int:

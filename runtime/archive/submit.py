@@ -48,7 +48,15 @@ from runtime.telemetry import MetricsFactory
 
 __all__ = ["RECORDED_FIELDS", "InvalidSubmission", "Submission", "submit_change", "validate_change"]
 
-RECORDED_FIELDS = ("modifications", "leases", "meeting_metadata", "meeting_lease", "delivery", "revision")
+RECORDED_FIELDS = (
+    "modifications",
+    "leases",
+    "meeting_metadata",
+    "meeting_lease",
+    "delivery",
+    "revision",
+    "fold_segments",
+)
 """Fields the pipeline records: a submission never sets them, and a resubmission keeps them."""
 
 

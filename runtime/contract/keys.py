@@ -64,6 +64,34 @@ def archive_key(change_id: str) -> str:
     return f"{ARCHIVE_PREFIX}{validate_change_id(change_id)}{SUFFIX}"
 
 
+def fold_segment_prefix(change_id: str) -> str:
+    """``archive/{change_id}/folds/``: the change's fold segments (the coordinator's folded results).
+
+    Their keys end without ``.json`` on purpose: the routes (``archive/*.json``) send no event for them and
+    the listings that parse ``archive/{id}.json`` skip them."""
+    return f"{ARCHIVE_PREFIX}{validate_change_id(change_id)}/folds/"
+
+
+def fold_segment_key(change_id: str, seq: int) -> str:
+    """``archive/{change_id}/folds/{seq}``, ``seq`` zero-padded so a listing returns them in order."""
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 99_999_999:
+        raise InvalidKeyError(f"invalid fold segment number {seq!r}: use 1-99999999")
+    return f"{fold_segment_prefix(change_id)}{seq:08d}"
+
+
+def fold_head_key(change_id: str) -> str:
+    """``archive/{change_id}/folds/head``: which segments count (written by the coordinator by compare-and-swap)."""
+    return f"{fold_segment_prefix(change_id)}head"
+
+
+def parse_fold_head_key(key: str) -> str:
+    """The change id of ``archive/{change_id}/folds/head``."""
+    tail = "/folds/head"
+    if not key.startswith(ARCHIVE_PREFIX) or not key.endswith(tail):
+        raise InvalidKeyError(f"key {key!r} is not of the form archive/{{change_id}}/folds/head")
+    return validate_change_id(key[len(ARCHIVE_PREFIX) : -len(tail)])
+
+
 def draft_key(change_id: str) -> str:
     return f"{DRAFTS_PREFIX}{validate_change_id(change_id)}{SUFFIX}"
 

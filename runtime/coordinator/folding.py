@@ -11,12 +11,19 @@ plus ``"superseded": true`` for a revision a newer one stopped before it was don
 **Batching.** :class:`FoldBatcher` collects the results of one change: the first message of a change
 opens a batch and lingers ``fold_linger_seconds``; every message of that change handled meanwhile (the
 worker handles up to ``max_concurrency`` at once, i.e. a whole receive batch) adds its results and waits.
-Then one compare-and-swap write of the archive folds them all, and each message learns its own outcome:
-N customers finishing together cost about N / ``max_concurrency`` archive writes instead of N.
+Then one fold (a segment and a compare-and-swap of the head) records them all, and each message learns its own outcome:
+N customers finishing together cost about N / ``max_concurrency`` folds instead of N.
+
+**Segments.** A fold writes its entries to a new segment ``archive/{id}/folds/{seq}`` and lists it in the
+change's small head ``archive/{id}/folds/head`` (:mod:`runtime.archive.folds`); the change document is
+not rewritten, so the bytes a fold writes do not grow with the customers folded. The segments already
+read are kept per change (they never change): a fold reads only the segments listed since. A
+compare-and-swap retry that decides the same entries reuses its segment; one that decides others
+writes a new segment (the unlisted one means nothing).
 
 **Idempotence.** The mutation skips every (C, R) the archive already has a ``processed`` entry for —
-whoever wrote it: an earlier fold, or an older processor that recorded it inside the archive itself — so a
-re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
+inline (an older fold, or an older processor that recorded it inside the archive itself) or in a listed
+segment — so a re-fold writes nothing. The decision is re-taken on every compare-and-swap attempt.
 
 **Never ahead of the archive, never for a customer not targeted.** A result for a revision newer than
 the archive's cannot come from a processor (it renders the revision it read, and a revision is never
@@ -41,15 +48,27 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from runtime.archive import (
     PROCESSED,
+    ArchiveConflict,
     ArchiveDocument,
     ArchiveStore,
+    FoldHead,
     ModificationEntry,
     ProcessingDocument,
+    ResultsCache,
     RevisionResult,
+    Versioned,
     VersionedArchive,
+    VersionedHead,
+    count_outcomes,
+    is_conflict,
+    is_missing,
+    read_listed,
     utcnow,
 )
 from runtime.contract import keys
@@ -128,23 +147,22 @@ class FoldOutcome:
         )
 
 
+_UNREAD: Any = object()
+"""Not read yet (unlike None, which for a head means "there is none")."""
+
+
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-class _Unconfirmed(Exception):
-    """A decision other than "fold" was about to be taken on the version this process last wrote, which
-    nobody confirmed is still current: it is taken again on a fresh read."""
-
-
 class Folder:
-    """One compare-and-swap write of the archive folds every given result not yet recorded.
+    """One fold writes every given result not yet recorded to a new segment and lists it in the head.
 
-    The version each fold writes is kept (per change, the last ``remember`` changes) and is the next
-    fold's first compare-and-swap attempt, without a GET (issue 21): the ``IfMatch`` of the write is what
-    confirms it is still current, and a 412 re-reads. Only a decision to fold is taken on it: any other
-    (already recorded, refused, an earlier submission's) is taken again on a fresh read, so a newer
-    revision or a restore that happened meanwhile is never judged on the old version."""
+    Per change it keeps (the last ``remember`` changes) the version of the change document it read, the
+    head it wrote and the segments it read or wrote. A fold confirms the document with a conditional GET
+    (a bodiless 304 while it is unchanged: a newer revision or a restore is never judged on an old
+    version) and writes the head ``IfMatch`` the version it wrote last, so a fold costs no read of the
+    document's body and no read of the head unless another writer changed them (issue 21)."""
 
     def __init__(
         self,
@@ -157,84 +175,135 @@ class Folder:
         self.archive = archive
         self.metrics = metrics
         self.clock = clock
-        self._written: OrderedDict[str, VersionedArchive] = OrderedDict()
+        self._documents: OrderedDict[str, VersionedArchive] = OrderedDict()
+        self._heads: OrderedDict[str, VersionedHead | None] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
+        self._results = ResultsCache(remember)
+        """Per change, the segments read or written so far (never stale: a segment is never rewritten)."""
 
-    def _last_written(self, change_id: str) -> VersionedArchive | None:
+    def _cached(self, cache: OrderedDict[str, Any], change_id: str) -> Any:
         with self._lock:
-            return self._written.get(change_id)
+            return cache.get(change_id, _UNREAD)
 
-    def _keep(self, change_id: str, version: VersionedArchive | None) -> None:
+    def _keep(self, cache: OrderedDict[str, Any], change_id: str, value: Any) -> None:
         with self._lock:
-            if version is None:
-                self._written.pop(change_id, None)
+            if value is _UNREAD:
+                cache.pop(change_id, None)
                 return
-            self._written[change_id] = version
-            self._written.move_to_end(change_id)
-            while len(self._written) > self._remember:
-                self._written.popitem(last=False)
+            cache[change_id] = value
+            cache.move_to_end(change_id)
+            while len(cache) > self._remember:
+                cache.popitem(last=False)
+
+    def _document(self, change_id: str) -> VersionedArchive:
+        cached = self._cached(self._documents, change_id)
+        if cached is _UNREAD:
+            current = self.archive.load(change_id)
+        else:
+            current = self.archive.load_if_changed(change_id, cached.etag) or cached
+        self._keep(self._documents, change_id, current)
+        return current
+
+    def _mark(self, change_id: str, version: VersionedArchive) -> tuple[VersionedArchive, bool]:
+        """Marks the document ``fold_segments`` (one write per change, before its first segment: readers
+        look for segments only in a marked document); whether this call wrote the mark."""
+        wrote = [False]
+
+        def mark(doc: ArchiveDocument | None) -> ArchiveDocument | None:
+            assert doc is not None  # the store raises ArchiveMissing first
+            wrote[0] = not doc.fold_segments
+            if doc.fold_segments:
+                return None
+            doc.fold_segments = True
+            return doc
+
+        marked = self.archive.update(change_id, mark, current=version)
+        self._keep(self._documents, change_id, marked)
+        return marked, wrote[0]
 
     def fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
         """Raises the archive store's errors (missing, invalid, lost CAS too often, S3 failures)."""
-        cached = self._last_written(change_id)
-        if cached is not None:
-            try:
-                return self._fold(change_id, pending, cached)
-            except _Unconfirmed:
-                pass
-            except Exception:
-                self._keep(change_id, None)
-                raise
-        return self._fold(change_id, pending, None)
-
-    def _fold(self, change_id: str, pending: list[PendingResult], cached: VersionedArchive | None) -> FoldOutcome:
-        outcome = FoldOutcome()
-        first_call = [cached is not None]
-
-        def mutate(doc: ArchiveDocument | None) -> ArchiveDocument | None:
-            assert doc is not None  # the store raises ArchiveMissing first
-            on_cached, first_call[0] = first_call[0], False
-            outcome.folded, outcome.already, outcome.refused, outcome.untargeted, outcome.earlier = [], [], [], [], []
-            outcome.archive_revision = doc.revision
-            first, notified = doc.first_submitted_revision(), doc.notified_customers()
-            seen: set[tuple[str, int]] = set()
-            for item in pending:
-                key = (item.customer_code, item.revision)
-                if key in seen:  # the same result twice in this batch (its claim's and its record's events)
-                    outcome.already.append(item)
-                elif on_cached and (item.revision > doc.revision or not doc.targets(item.customer_code, item.revision)):
-                    raise _Unconfirmed
-                elif doc.is_processed(item.customer_code, item.revision):
-                    if on_cached:
-                        raise _Unconfirmed
-                    outcome.already.append(item)
-                elif item.revision > doc.revision:
-                    outcome.refused.append(item)
-                elif first is not None and item.revision < first and item.customer_code in notified:
-                    outcome.earlier.append(item)
-                elif not doc.targets(item.customer_code, item.revision):
-                    outcome.untargeted.append(item)
-                else:
-                    seen.add(key)
-                    outcome.folded.append(item)
-            if on_cached and outcome.earlier:
-                raise _Unconfirmed
-            if not outcome.folded:
-                return None
-            entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
-            doc.modifications = [*doc.modifications, *entries]
-            return doc
-
         try:
-            written = self.archive.update(change_id, mutate, current=cached)
-        except _Unconfirmed:
-            raise
+            return self._fold(change_id, pending)
         except Exception:
-            self._keep(change_id, None)
+            self._keep(self._documents, change_id, _UNREAD)
+            self._keep(self._heads, change_id, _UNREAD)
             raise
-        self._keep(change_id, written)
-        self._report(change_id, outcome, written.etag)
+
+    def _fold(self, change_id: str, pending: list[PendingResult]) -> FoldOutcome:
+        version = self._document(change_id)
+        doc = version.document
+        results = self._results.of(change_id)
+        written: list[tuple[int, frozenset[tuple[str, int]]]] = []  # this fold's segments
+        segments = self.archive.segments
+        backoff = segments.heads.backoff
+        # an unmarked document has no head yet (the mark comes before the first segment): no read
+        current: VersionedHead | object | None = self._cached(self._heads, change_id) if doc.fold_segments else None
+        for attempt in range(backoff.max_attempts):
+            if current is _UNREAD:
+                current = segments.head(change_id)
+            assert current is None or isinstance(current, Versioned)
+            head = current.document if current is not None else None
+            read_listed(segments, head, results)
+            outcome = self._decide(doc, pending, results.recorded(head))
+            if not outcome.folded:
+                self._keep(self._heads, change_id, current)
+                self._report(change_id, outcome, current.etag if current else "")
+                return outcome
+            if not doc.fold_segments:
+                version, wrote = self._mark(change_id, version)
+                doc = version.document
+                current = None if wrote else _UNREAD  # marked by another coordinator: it may have a head
+                continue  # decided again on the document as marked
+            entries = [p.entry() for p in sorted(outcome.folded, key=lambda p: (p.revision, p.customer_code))]
+            listed = head.segments if head is not None else []
+            mine = frozenset((p.customer_code, p.revision) for p in outcome.folded)
+            if written and written[-1][1] == mine and written[-1][0] not in listed:
+                seq = written[-1][0]  # a retry deciding the same entries lists the segment it wrote
+            else:
+                highest = max([0, *listed, *results.segments, *(w[0] for w in written)])
+                seq = segments.create(change_id, highest + 1, entries)
+                results.segments[seq] = entries
+                written.append((seq, mine))
+            new_head = FoldHead(
+                change_id=change_id,
+                segments=[*listed, seq],
+                outcomes=count_outcomes(entries, head.outcomes if head is not None else None),
+                last_folded_at=self.clock(),
+            )
+            try:
+                written_head = segments.put_head(new_head, current)
+            except ClientError as exc:
+                if not (is_conflict(exc) or (current is not None and is_missing(exc))):
+                    raise
+                backoff.pause(attempt)
+                current = _UNREAD
+                continue
+            self._keep(self._heads, change_id, written_head)
+            self._report(change_id, outcome, written_head.etag)
+            return outcome
+        raise ArchiveConflict(f"{keys.fold_head_key(change_id)}: lost compare-and-swap {backoff.max_attempts} times")
+
+    @staticmethod
+    def _decide(doc: ArchiveDocument, pending: list[PendingResult], recorded: set[Any]) -> FoldOutcome:
+        outcome = FoldOutcome(archive_revision=doc.revision)
+        first, notified = doc.first_submitted_revision(), doc.notified_customers()
+        seen: set[tuple[str, int]] = set()
+        for item in pending:
+            key = (item.customer_code, item.revision)
+            # twice in this batch (its claim's and its record's events), in a listed segment, or inline
+            if key in seen or key in recorded or doc.is_processed(item.customer_code, item.revision):
+                outcome.already.append(item)
+            elif item.revision > doc.revision:
+                outcome.refused.append(item)
+            elif first is not None and item.revision < first and item.customer_code in notified:
+                outcome.earlier.append(item)
+            elif not doc.targets(item.customer_code, item.revision):
+                outcome.untargeted.append(item)
+            else:
+                seen.add(key)
+                outcome.folded.append(item)
         return outcome
 
     def _report(self, change_id: str, outcome: FoldOutcome, etag: str) -> None:

@@ -12,7 +12,8 @@ from runtime.contract import keys
 
 
 class ArchiveCache:
-    """Loads each change's archive once per command; remembers missing and invalid ones too."""
+    """Loads each change's archive once per command, with its folded results (``ArchiveStore.load_results``:
+    inline entries and fold segments); remembers missing and invalid ones too."""
 
     def __init__(self, store: ArchiveStore) -> None:
         self._store = store
@@ -21,7 +22,7 @@ class ArchiveCache:
     def get(self, change_id: str) -> VersionedArchive | ArchiveError | None:
         if change_id not in self._cache:
             try:
-                self._cache[change_id] = self._store.load_optional(change_id)
+                self._cache[change_id] = self._store.load_results(change_id)
             except ArchiveInvalid as exc:
                 self._cache[change_id] = exc
         return self._cache[change_id]

@@ -7,6 +7,10 @@ trail, and every other writer of the archive (``submit``, ``restore``) appends a
 an archive document whose trail *ends* with a ``processed`` entry was last written by the coordinator
 (that fold, or the meeting or delivery-count update it made after it), and its ``LastModified`` is when.
 
+Since the segmented archive (:mod:`runtime.archive.folds`) a fold writes ``archive/{id}/folds/head``
+instead: the newest head in the same listing is the last fold, with no read. A document ending with a
+``processed`` entry newer than that head (an older coordinator's fold) still counts.
+
 The newest such document is the last fold. The listing of ``archive/`` (one request per 1,000
 changes) orders the documents by ``LastModified``; they are read newest first, at most
 :data:`MAX_ARCHIVES_READ`, until one ends with a fold. A change submitted again after its fold (a newer
@@ -42,19 +46,22 @@ class LastFold:
     """Archive documents in the bucket."""
     archives_read: int
     source: str = "archive"
-    """Where it was read: the newest ``archive/`` document whose audit trail ends with a fold."""
+    """Where it was read: the newest ``archive/`` document whose audit trail ends with a fold (written by
+    older coordinators), or ``fold head``: the newest ``archive/{id}/folds/head`` (no read needed)."""
     error: str | None = None
 
 
 def last_fold(s3: Any, bucket: str, reference: datetime) -> LastFold:
     try:
-        listed = _archives_newest_first(s3, bucket)
+        listed, heads = _archives_newest_first(s3, bucket)
     except ClientError as exc:
         error = f"cannot list s3://{bucket}/{keys.ARCHIVE_PREFIX} ({aws.error_code(exc)}): check s3:ListBucket"
         return LastFold(None, None, None, 0, 0, error=error)
     store = ArchiveStore(s3, bucket)
     read = 0
     for change_id, last_modified, etag in listed[:MAX_ARCHIVES_READ]:
+        if heads and last_modified <= heads[0][1]:
+            break  # older than the newest fold head: the head is the last fold
         read += 1
         try:
             version = store.load_optional(change_id)
@@ -70,16 +77,32 @@ def last_fold(s3: Any, bucket: str, reference: datetime) -> LastFold:
         # Rewritten since the listing (by the coordinator: the trail still ends with its fold): the read's time.
         at = last_modified if version.etag.strip('"') == etag.strip('"') else version.storage_now
         return LastFold(at, change_id, age_seconds(at, reference), len(listed), read)
+    if heads:  # the segmented archive: a fold writes its change's head, never the document
+        change_id, at, _ = heads[0]
+        return LastFold(at, change_id, age_seconds(at, reference), len(listed), read, source="fold head")
     return LastFold(None, None, None, len(listed), read)
 
 
-def _archives_newest_first(s3: Any, bucket: str) -> list[tuple[str, datetime, str]]:
-    found: list[tuple[str, datetime, str]] = []
+Listed = list[tuple[str, datetime, str]]
+
+
+def _archives_newest_first(s3: Any, bucket: str) -> tuple[Listed, Listed]:
+    """The archive documents and the fold heads (``archive/{id}/folds/head``), each newest first."""
+    found: Listed = []
+    heads: Listed = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=keys.ARCHIVE_PREFIX):
         for item in page.get("Contents", []):
+            listed = (item["Key"], item["LastModified"], item["ETag"])
             try:
-                change_id = keys.parse_archive_key(item["Key"])
+                found.append((keys.parse_archive_key(item["Key"]), *listed[1:]))
+                continue
+            except keys.InvalidKeyError:
+                pass
+            try:
+                heads.append((keys.parse_fold_head_key(item["Key"]), *listed[1:]))
             except keys.InvalidKeyError:
                 continue
-            found.append((change_id, item["LastModified"], item["ETag"]))
-    return sorted(found, key=lambda listed: listed[1], reverse=True)
+    return (
+        sorted(found, key=lambda listed: listed[1], reverse=True),
+        sorted(heads, key=lambda listed: listed[1], reverse=True),
+    )

@@ -8,7 +8,9 @@ between the listing and the write is never overwritten; the restore plans again 
 (bounded) and stops, saying what was written meanwhile, when the new plan would lose more than the first.
 
 What happens to what was recorded *after* that version (read from the newest valid later version —
-the current one, or the last good one before a corruption):
+the current one, or the last good one before a corruption; the results the coordinator folded into
+segments, ``archive/{id}/folds/``, are not in the document and stay as they are: ``restore`` never
+rewrites them, so every result folded before or after the restored version still counts):
 
 * entries that record side effects in the world — ``processed`` (emails were sent) and
   ``meeting_*`` (a meeting exists) — are carried forward, with ``meeting_metadata``, the live leases,
@@ -45,6 +47,7 @@ from runtime.archive import (
     PROCESSED,
     RESTORED,
     ArchiveDocument,
+    ArchiveStore,
     DeliveryCounts,
     ModificationEntry,
 )
@@ -315,7 +318,9 @@ def _plan(
         forced=force,
         dry_run=dry_run,
     )
-    _find_unfolded_results(plan, s3, bucket, restored, [*source_doc.modifications, *carried])
+    # the folded results in segments are not the document's: a restore leaves them (and their head) as they are
+    folded = ArchiveStore(s3, bucket).with_results(restored).modifications
+    _find_unfolded_results(plan, s3, bucket, restored, [*source_doc.modifications, *carried, *folded])
     if dropped and not force:
         plan.refused = (
             f"{len(dropped)} entr{'y' if len(dropped) == 1 else 'ies'} recorded after that version would be lost "
@@ -419,6 +424,8 @@ def _merge(
         restored.leases = latest_good.leases
         restored.meeting_lease = latest_good.meeting_lease
         restored.delivery = _newest_delivery(source_doc, latest_good)
+        # the folded results in segments stay readable: their readers look for them by this mark
+        restored.fold_segments = latest_good.fold_segments or source_doc.fold_segments
     return restored, carried, dropped
 
 

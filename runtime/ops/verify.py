@@ -357,7 +357,7 @@ def verify(
                 attempts,
             )
     try:
-        version = ArchiveStore(clients.s3, bucket).load_optional(change_id)
+        version = ArchiveStore(clients.s3, bucket).load_results(change_id)
     except ArchiveInvalid as exc:
         report.exists, report.error = True, str(exc)
         report.other_triggers = sorted(triggers.values(), key=lambda t: t.customer)

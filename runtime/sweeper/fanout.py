@@ -31,9 +31,13 @@ class ListedArchive:
 
 
 def list_archives(s3: Any, bucket: str) -> list[ListedArchive]:
-    """Every archive object: one ``ListObjectsV2`` request per 1,000 (keys that are not archives skipped)."""
+    """Every archive object: one ``ListObjectsV2`` request per 1,000 (keys that are not archives skipped).
+
+    ``Delimiter="/"`` keeps the objects under ``archive/{id}/`` (the fold segments, one per fold of a
+    change) out of the listing: they would multiply its requests by the folds of every change."""
     found: list[ListedArchive] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARCHIVE_PREFIX):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARCHIVE_PREFIX, Delimiter="/")
+    for page in pages:
         for item in page.get("Contents", []):
             try:
                 change_id = parse_archive_key(item["Key"])

@@ -142,7 +142,7 @@ class SiteService:
         body: dict[str, Any] = _jsonable(dataclasses.asdict(report))
         body["complete"] = report.complete
         body["pending"] = report.pending
-        version = ArchiveStore(self.clients.s3, self.bucket).load_optional(change_id)
+        version = ArchiveStore(self.clients.s3, self.bucket).load_results(change_id)
         if version is not None:
             body["document"] = _jsonable(version.document.to_python_dict())
             body["revisions"] = sorted({m.revision for m in version.document.modifications if m.revision})

@@ -67,21 +67,34 @@ def fake(graph_server: FakeGraph) -> FakeGraph:
     return graph_server
 
 
+def _is_segment(key: str) -> bool:
+    return key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key and not key.endswith("/head")
+
+
 class S3Counter:
-    """Wraps the S3 client and counts the PUTs of archive objects."""
+    """Wraps the S3 client and counts the PUTs and GETs of archive objects (documents and fold heads: a
+    fold's compare-and-swap write is its head's) and of fold segments apart."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
         self.archive_puts = 0
         self.archive_gets = 0
+        self.segment_puts = 0
+        self.segment_gets = 0
 
     def put_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
+        key = str(kwargs.get("Key", ""))
+        if _is_segment(key):
+            self.segment_puts += 1
+        elif key.startswith(keys.ARCHIVE_PREFIX):
             self.archive_puts += 1
         return self._target.put_object(**kwargs)
 
     def get_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.ARCHIVE_PREFIX):
+        key = str(kwargs.get("Key", ""))
+        if _is_segment(key):
+            self.segment_gets += 1
+        elif key.startswith(keys.ARCHIVE_PREFIX):
             self.archive_gets += 1
         return self._target.get_object(**kwargs)
 

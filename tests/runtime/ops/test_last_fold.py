@@ -14,7 +14,8 @@ HEALTH = ("health", "--skip-ecs", "--no-cloudwatch")
 
 
 def last_modified(platform: Platform, change_id: str) -> datetime:
-    head = platform.s3.head_object(Bucket=platform.bucket, Key=f"archive/{change_id}.json")
+    key = f"archive/{change_id}" if change_id.endswith("/head") else f"archive/{change_id}.json"
+    head = platform.s3.head_object(Bucket=platform.bucket, Key=key)
     when: datetime = head["LastModified"]
     return when
 
@@ -26,19 +27,22 @@ def test_health_shows_when_the_coordinator_last_folded_and_into_which_change(
     put_processing(light, "CHG-OLD", "hts", results={1: (2, 0, 2)})
     light.fold("CHG-OLD", ["hts"])  # the coordinator folds hts's result
     backdate(light, "archive/CHG-OLD.json", 3600)
+    backdate(light, "archive/CHG-OLD/folds/head", 3600)  # the fold's own write (the segmented archive)
     light.submit("CHG-FOLDED", ["hts"])
     put_processing(light, "CHG-FOLDED", "hts", results={1: (1, 0, 1)})
     light.fold("CHG-FOLDED", ["hts"])
     backdate(light, "archive/CHG-FOLDED.json", 600)
+    backdate(light, "archive/CHG-FOLDED/folds/head", 600)
     light.submit("CHG-NEW", ["hts"])  # newest archive write, by submit: not a fold
-    folded_at = last_modified(light, "CHG-FOLDED")
+    folded_at = last_modified(light, "CHG-FOLDED/folds/head")
 
     report = as_json(run(monkeypatch, ops_env(light), *HEALTH, "--json"))
     fold = report["coordinator_last_fold"]
     assert fold["change_id"] == "CHG-FOLDED"
     assert datetime.fromisoformat(fold["at"]) == folded_at
     assert 590 <= fold["age_seconds"] <= 900
-    assert fold["archives"] == 3 and fold["archives_read"] == 2 and fold["source"] == "archive"
+    # only the document newer than the newest fold head is read (CHG-NEW: a submission, not a fold)
+    assert fold["archives"] == 3 and fold["archives_read"] == 1 and fold["source"] == "fold head"
 
     table = run(monkeypatch, ops_env(light), *HEALTH)
     [row] = [line for line in table.stdout.splitlines() if "coordinator" in line and "last fold" not in line]

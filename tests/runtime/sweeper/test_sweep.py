@@ -13,11 +13,12 @@ from runtime.archive.documents import ArchiveDocument, ProcessingLease, utcnow
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
-from runtime.contract.keys import TriggerRef, parse_trigger_key
+from runtime.contract.keys import TriggerRef, fold_segment_key, parse_trigger_key
 from runtime.contract.settings import OpsSettings
 from runtime.ops.triggers_view import LAST_REDRIVE_TAG, REDRIVE_ATTEMPTS_TAG
 from runtime.pipeline import Outcome, decide
 from runtime.sweeper import Sweeper, SweepReport
+from runtime.sweeper.fanout import list_archives
 from runtime.telemetry.metrics import MetricsFactory
 from runtime.worker import parse_message_body
 from tests.support.aws_platform import Faulty, Platform, client_error
@@ -592,3 +593,36 @@ def test_only_configured_customers_get_their_trigger_back(light: Platform) -> No
     report = Sweeper(platform.s3, platform.sqs, config, metrics, log=Logs()).run()
     assert [(a.customer, a.action) for a in report.actions] == [("hts", "recreated")]
     assert not platform.trigger_exists("htsnonprod")  # offboarded here: no queue would take its event
+
+
+def test_the_archive_listing_skips_the_fold_segments(light: Platform) -> None:
+    """A change folded for many customers keeps its results in ``archive/{id}/folds/``, one object per
+    fold: a pass's listing of ``archive/`` must stay one request per 1,000 *changes*, not per 1,000 of
+    their segments (1,001 segments here: two pages, and 1,002 keys parsed, without the delimiter)."""
+    platform = light
+    platform.submit("CHG-SEGMENTED", ["hts", "htsnonprod"])
+    for seq in range(1, 1002):
+        platform.s3.put_object(Bucket=platform.bucket, Key=fold_segment_key("CHG-SEGMENTED", seq), Body=b"{}")
+    pages: list[int] = []
+
+    class PageCounter:
+        def __init__(self, target: Any) -> None:
+            self._target = target
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._target, name)
+
+        def get_paginator(self, name: str) -> Any:
+            real = self._target.get_paginator(name)
+
+            class Paginator:
+                def paginate(self, **kwargs: Any) -> Any:
+                    for page in real.paginate(**kwargs):
+                        pages.append(len(page.get("Contents", [])))
+                        yield page
+
+            return Paginator()
+
+    listed = list_archives(PageCounter(platform.s3), platform.bucket)
+    assert [a.key for a in listed] == ["archive/CHG-SEGMENTED.json"]
+    assert pages == [1]
