@@ -3,8 +3,9 @@
 
 Two measurements per size, each in a fresh process (what a developer or CI waits for):
 
-* ``python app.py``  - the CDK app alone (CDK_OUTDIR set, as the CLI would), cdk-nag and the quota check
-  (cdk_support/quotas.py) included;
+* ``python app.py``  - the CDK app alone (CDK_OUTDIR set, as the CLI would), cdk-nag, the quota check
+  (cdk_support/quotas.py) and aws-cdk-lib's built-in CloudFormation validation (every template through
+  ``@aws/cloudformation-validate``) included;
 * ``npx cdk synth``  - the pinned CLI around it (context from cdk.json plus ``-c`` overrides).
 
 Sizes above 97 customers use the routing docs/infrastructure.md recommends there, ``eventbridge-sharded``
@@ -15,6 +16,7 @@ together, and the seconds per customer from the smallest size of 50 or more to t
 
     .venv/bin/python benchmarks/synth_bench.py                 # 1, 10, 50, 200, 1000
     .venv/bin/python benchmarks/synth_bench.py --sizes 1,10 --skip-cli
+    .venv/bin/python benchmarks/synth_bench.py --sizes 50,200 --skip-cli --no-validation  # its share
     .venv/bin/python benchmarks/synth_bench.py --smallest  # = --sizes 1 --skip-cli: what tests/test_benchmarks.py runs
 """
 
@@ -35,11 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stacks.config import (  # noqa: E402
+from stacks.config import ROUTING_KEY, SAMPLE_CUSTOMERS_KEY  # noqa: E402
+from stacks.config_rules import (  # noqa: E402
     COORDINATOR_NOTIFICATION_CONFIGURATIONS,
-    ROUTING_KEY,
     S3_MAX_NOTIFICATION_CONFIGURATIONS,
-    SAMPLE_CUSTOMERS_KEY,
 )
 
 MAX_S3_CUSTOMERS = S3_MAX_NOTIFICATION_CONFIGURATIONS - COORDINATOR_NOTIFICATION_CONFIGURATIONS
@@ -87,14 +88,17 @@ def _tree_usage(root: int, cpu_ticks: dict[int, int]) -> int:
     return total
 
 
-def _env(outdir: Path) -> dict[str, str]:
-    return {
+def _env(outdir: Path, *, validation: bool = True) -> dict[str, str]:
+    env = {
         **os.environ,
         "CDK_OUTDIR": str(outdir),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         "PYTHONPATH": str(REPO),
     }
+    if not validation:
+        env["CDK_VALIDATION"] = "false"  # aws-cdk-lib's switch for its built-in CloudFormation validation
+    return env
 
 
 def _run(command: list[str], env: dict[str, str]) -> Run:
@@ -129,13 +133,13 @@ def _run(command: list[str], env: dict[str, str]) -> Run:
     return Run(wall_seconds=elapsed, cpu_seconds=cpu, peak_bytes=peak, quota_breaches=breaches)
 
 
-def synth_app(customers: int, outdir: Path) -> Run:
-    env = _env(outdir)
+def synth_app(customers: int, outdir: Path, *, validation: bool = True) -> Run:
+    env = _env(outdir, validation=validation)
     env["CDK_CONTEXT_JSON"] = json.dumps({SAMPLE_CUSTOMERS_KEY: customers, ROUTING_KEY: _routing(customers)})
     return _run([sys.executable, "app.py"], env)
 
 
-def synth_cli(customers: int, outdir: Path) -> Run:
+def synth_cli(customers: int, outdir: Path, *, validation: bool = True) -> Run:
     command = [
         "npx",
         "--no-install",
@@ -150,7 +154,7 @@ def synth_cli(customers: int, outdir: Path) -> Run:
         "-c",
         f"{ROUTING_KEY}={_routing(customers)}",
     ]
-    return _run(command, _env(outdir))
+    return _run(command, _env(outdir, validation=validation))
 
 
 def largest_stack(outdir: Path) -> tuple[str, int, int, int]:
@@ -172,6 +176,11 @@ def main() -> None:
         action="store_true",
         help="1 customer, python app.py only (the test suite's run; tests/infra runs the pinned CLI)",
     )
+    parser.add_argument(
+        "--no-validation",
+        action="store_true",
+        help="without aws-cdk-lib's built-in CloudFormation validation (CDK_VALIDATION=false): its share of the time",
+    )
     args = parser.parse_args()
     if args.smallest:
         args.sizes, args.skip_cli = "1", True
@@ -182,8 +191,9 @@ def main() -> None:
     for customers in sizes:
         with tempfile.TemporaryDirectory(prefix="ttp-bench-") as tmp:
             app_out, cli_out = Path(tmp, "app"), Path(tmp, "cli")
-            runs[customers] = app_run = synth_app(customers, app_out)
-            cli_run = None if args.skip_cli else synth_cli(customers, cli_out)
+            validation = not args.no_validation
+            runs[customers] = app_run = synth_app(customers, app_out, validation=validation)
+            cli_run = None if args.skip_cli else synth_cli(customers, cli_out, validation=validation)
             name, resources, size, stacks = largest_stack(app_out)
         cli_text = "-" if cli_run is None else f"{cli_run.wall_seconds:.1f}"
         print(

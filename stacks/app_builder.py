@@ -148,15 +148,18 @@ def build_app(
     outdir: str | None = None,
     nag: bool = True,
     quotas: bool = True,
+    builtin_validation: bool = True,
 ) -> Pipeline:
     """An app with every stack; ``context`` defaults to cdk.json's, ``config`` to the context's ``ttp``.
 
     ``quotas``: the synth fails when a template exceeds an AWS default quota (``cdk_support/quotas.py``),
-    or the raised value given in the context key ``ttp:raised-quotas``."""
+    or the raised value given in the context key ``ttp:raised-quotas``. ``builtin_validation=False`` skips
+    aws-cdk-lib's built-in CloudFormation validation (as ``cdk synth --no-validation`` does): the tests'
+    syntheses other than the sample's, which cfn-lint checks too; an operator's synth keeps it."""
     ctx = default_context() if context is None else context
-    # CDK's built-in CloudFormation validation only warns and cost ~0.2 CPU s per customer; cfn-lint runs
-    # the same rules over the sample in tests/infra/test_compliance.py (docs/design.md, synth time).
-    app = App(context=ctx, outdir=outdir, builtin_cloud_formation_validation=False)
+    # Passed only to turn it off: left unset, CDK_VALIDATION and `cdk synth --no-validation` still decide.
+    validation = {} if builtin_validation else {"builtin_cloud_formation_validation": False}
+    app = App(context=ctx, outdir=outdir, **validation)
     if config is None:
         merged = {**ctx, **{k: app.node.try_get_context(k) for k in (CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY)}}
         config = config_from_context(merged)

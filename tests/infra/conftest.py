@@ -22,8 +22,9 @@ from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_contex
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The sample app of cdk.json, with cdk-nag: built once for the whole test run."""
-    return synthesize_shared(tmp_path_factory, "sample")
+    """The sample app of cdk.json, with cdk-nag and CDK's built-in CloudFormation validation (as an
+    operator's synth runs them): built once for the whole test run."""
+    return synthesize_shared(tmp_path_factory, "sample", builtin_validation=True)
 
 
 @pytest.fixture(scope="session")
