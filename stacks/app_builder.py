@@ -157,9 +157,8 @@ def build_app(
     aws-cdk-lib's built-in CloudFormation validation (as ``cdk synth --no-validation`` does): the tests'
     syntheses other than the sample's, which cfn-lint checks too; an operator's synth keeps it."""
     ctx = default_context() if context is None else context
-    # Passed only to turn it off: left unset, CDK_VALIDATION and `cdk synth --no-validation` still decide.
-    validation = {} if builtin_validation else {"builtin_cloud_formation_validation": False}
-    app = App(context=ctx, outdir=outdir, **validation)
+    # Set only to turn it off: None leaves it unset, so CDK_VALIDATION and `cdk synth --no-validation` decide.
+    app = App(context=ctx, outdir=outdir, builtin_cloud_formation_validation=None if builtin_validation else False)
     if config is None:
         merged = {**ctx, **{k: app.node.try_get_context(k) for k in (CONTEXT_KEY, SAMPLE_CUSTOMERS_KEY, ROUTING_KEY)}}
         config = config_from_context(merged)
