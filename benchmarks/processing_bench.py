@@ -75,7 +75,9 @@ def triggers_left(box: sb.Sandbox) -> int:
 
 
 class WorkerProcess:
-    def __init__(self, box: sb.Sandbox, code: str, endpoint: str, *, count_calls: bool = False, **settings: str) -> None:
+    def __init__(
+        self, box: sb.Sandbox, code: str, endpoint: str, *, count_calls: bool = False, **settings: str
+    ) -> None:
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{code}-", suffix=".log")[1])
         # its AWS calls counted by operation, as the bare loop counts its own (SIGUSR1 writes them)
         self.calls_file = self.log.with_suffix(".calls.json") if count_calls else None
@@ -90,7 +92,9 @@ class WorkerProcess:
         env.update(box.worker_env(code, **{**defaults, **settings}))
         self._out = self.log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, *counting, "runtime", "worker"] if counting else [sys.executable, "-m", "runtime", "worker"],
+            [sys.executable, *counting, "runtime", "worker"]
+            if counting
+            else [sys.executable, "-m", "runtime", "worker"],
             cwd=ROOT,
             env=env,
             stdout=self._out,
@@ -304,9 +308,7 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
 # ---- 2 ----------------------------------------------------------------------------------------
 
 
-def floor_child(
-    bucket: str, queue_url: str, count: int, code: str, sender: str, role: str, external_id: str
-) -> None:
+def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
     """The worker's calls, with the same parameters and no logic: the emulator's ceiling for this workload.
 
     Per trigger, as ``api-calls`` traces the processor: GET archive, PUT the processing object
@@ -334,19 +336,26 @@ def floor_child(
     contacts_lock = threading.Lock()
 
     def subscribers() -> list[str]:
+        # as the worker's notifier (runtime.notify.ses) caches them: the lock guards the cache, not the read,
+        # so each thread that finds the cache cold lists the contacts (the first batch's threads all do)
         with contacts_lock:
-            if not contacts or time.monotonic() - contacts[0][0] >= cache_seconds:
-                ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-                listed = ses.list_contacts(
-                    ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
-                    Filter={
-                        "FilteredStatus": "OPT_IN",
-                        "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
-                    },
-                    PageSize=1000,
-                )["Contacts"]
-                contacts[:] = [(time.monotonic(), [c["EmailAddress"] for c in listed])]
-            return contacts[0][1]
+            cached = contacts[0] if contacts else None
+        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+            return cached[1]
+        read_at = time.monotonic()
+        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+        listed = ses.list_contacts(
+            ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
+            Filter={
+                "FilteredStatus": "OPT_IN",
+                "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
+            },
+            PageSize=1000,
+        )["Contacts"]
+        addresses = [c["EmailAddress"] for c in listed]
+        with contacts_lock:
+            contacts[:] = [(read_at, addresses)]
+        return addresses
 
     def one(pair: tuple[int, str], trigger_etag: str) -> None:
         n, receipt = pair

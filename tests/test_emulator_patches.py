@@ -210,3 +210,16 @@ def test_random_strings_keep_their_alphabet_length_and_seed(server: LocalAws, mo
     first = mock_random.get_random_string()
     mock_random.seed(21)
     assert mock_random.get_random_string() == first  # moto's seed API still makes its ids reproducible
+
+
+def test_the_emulator_profiles_the_requests_it_serves_when_asked(tmp_path: Any) -> None:
+    import pstats
+
+    path = tmp_path / "emulator.prof"
+    profiled = LocalAws(profile=str(path)).start()
+    try:
+        boto3.client("s3", endpoint_url=profiled.endpoint).list_buckets()
+    finally:
+        profiled.stop()
+    functions = {name for _, _, name in pstats.Stats(str(path)).stats}  # type: ignore[attr-defined]
+    assert "list_buckets" in functions  # moto's handler, run in a request thread of its own
