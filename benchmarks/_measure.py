@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+import json
 import os
+import runpy
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 
 from devtools import sandbox as sb
 
@@ -51,3 +57,38 @@ def unsubscribe_coordinator(box: sb.Sandbox) -> None:
         c for c in config.get("QueueConfigurations", []) if c["QueueArn"] != box.coordinator.queue_arn
     ]
     s3.put_bucket_notification_configuration(Bucket=box.bucket, NotificationConfiguration=config)
+
+
+def count_calls(counts: collections.Counter[str]) -> None:
+    """Count every AWS call of this process in ``counts``, as ``service:Operation`` (a ``before-call``
+    handler on each botocore client created from now on: the worker's and the bare loop's alike)."""
+    original = botocore.session.Session.create_client
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        client.meta.events.register(
+            "before-call", lambda model, **_: counts.update([f"{model.service_model.service_name}:{model.name}"])
+        )
+        return client
+
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+
+def run_counting_calls() -> None:
+    """``python -m benchmarks._measure FILE MODULE [ARGS...]``: ``python -m MODULE ARGS...`` with every AWS call
+    it makes counted; SIGUSR1 writes the counts so far to FILE (JSON), so a benchmark can read them at the
+    moment its workload is done, before the process idles on empty receives."""
+    counts: collections.Counter[str] = collections.Counter()
+    count_calls(counts)
+    path, module = sys.argv[1], sys.argv[2]
+
+    def dump(*_: Any) -> None:
+        Path(path).write_text(json.dumps(dict(counts)))
+
+    signal.signal(signal.SIGUSR1, dump)
+    sys.argv = [module, *sys.argv[3:]]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    run_counting_calls()

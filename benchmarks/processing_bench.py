@@ -43,7 +43,7 @@ import botocore.session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._measure import cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
+from benchmarks._measure import count_calls, cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import FAKE_CREDENTIALS, reset  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
@@ -75,8 +75,13 @@ def triggers_left(box: sb.Sandbox) -> int:
 
 
 class WorkerProcess:
-    def __init__(self, box: sb.Sandbox, code: str, endpoint: str, **settings: str) -> None:
+    def __init__(
+        self, box: sb.Sandbox, code: str, endpoint: str, *, count_calls: bool = False, **settings: str
+    ) -> None:
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{code}-", suffix=".log")[1])
+        # its AWS calls counted by operation, as the bare loop counts its own (SIGUSR1 writes them)
+        self.calls_file = self.log.with_suffix(".calls.json") if count_calls else None
+        counting = ["-m", "benchmarks._measure", str(self.calls_file)] if self.calls_file else []
         env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT)}
         defaults = {
             "TTP_RECEIVE_WAIT_SECONDS": "1",
@@ -87,8 +92,28 @@ class WorkerProcess:
         env.update(box.worker_env(code, **{**defaults, **settings}))
         self._out = self.log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "worker"], cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
+            [sys.executable, *counting, "runtime", "worker"]
+            if counting
+            else [sys.executable, "-m", "runtime", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
         )
+
+    def calls(self, limit: float = 30) -> dict[str, int]:
+        """The AWS calls it has made so far, by ``service:Operation`` (started with ``count_calls``)."""
+        assert self.calls_file is not None, "started without count_calls"
+        self.calls_file.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                counted: dict[str, int] = json.loads(self.calls_file.read_text())
+                return counted
+            except (OSError, json.JSONDecodeError):  # not written yet, or half written
+                time.sleep(0.05)
+        raise SystemExit(f"the worker wrote no call counts in {limit} s: see {self.log}")
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -283,7 +308,7 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
 # ---- 2 ----------------------------------------------------------------------------------------
 
 
-def floor_child(bucket: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
+def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
     """The worker's calls, with the same parameters and no logic: the emulator's ceiling for this workload.
 
     Per trigger, as ``api-calls`` traces the processor: GET archive, PUT the processing object
@@ -294,6 +319,8 @@ def floor_child(bucket: str, count: int, code: str, sender: str, role: str, exte
     from runtime.contract.names import configuration_set_name
     from runtime.contract.settings import SenderSettings as Sender
 
+    calls: collections.Counter[str] = collections.Counter()
+    count_calls(calls)  # every call from here on, its AssumeRole included, as the worker's are counted
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
         "Credentials"
@@ -304,31 +331,31 @@ def floor_child(bucket: str, count: int, code: str, sender: str, role: str, exte
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
-    queue_url = sqs.get_queue_url(QueueName=f"customer-{code}-changes")["QueueUrl"]
-    calls: collections.Counter[str] = collections.Counter()
-    for client in (s3, sqs, ses):
-        client.meta.events.register(
-            "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
-        )
-    calls.clear()
     cache_seconds = Sender.model_fields["contact_cache_seconds"].default
     contacts: list[tuple[float, list[str]]] = []
     contacts_lock = threading.Lock()
 
     def subscribers() -> list[str]:
+        # as the worker's notifier (runtime.notify.ses) caches them: the lock guards the cache, not the read,
+        # so each thread that finds the cache cold lists the contacts (the first batch's threads all do)
         with contacts_lock:
-            if not contacts or time.monotonic() - contacts[0][0] >= cache_seconds:
-                ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-                listed = ses.list_contacts(
-                    ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
-                    Filter={
-                        "FilteredStatus": "OPT_IN",
-                        "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
-                    },
-                    PageSize=1000,
-                )["Contacts"]
-                contacts[:] = [(time.monotonic(), [c["EmailAddress"] for c in listed])]
-            return contacts[0][1]
+            cached = contacts[0] if contacts else None
+        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+            return cached[1]
+        read_at = time.monotonic()
+        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+        listed = ses.list_contacts(
+            ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
+            Filter={
+                "FilteredStatus": "OPT_IN",
+                "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
+            },
+            PageSize=1000,
+        )["Contacts"]
+        addresses = [c["EmailAddress"] for c in listed]
+        with contacts_lock:
+            contacts[:] = [(read_at, addresses)]
+        return addresses
 
     def one(pair: tuple[int, str], trigger_etag: str) -> None:
         n, receipt = pair
@@ -418,6 +445,7 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
             json.dumps(
                 [
                     box.bucket,
+                    resources.queue_url,
                     triggers,
                     "floor",
                     resources.spec.sender,
@@ -447,16 +475,30 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
     unsubscribe_coordinator(box)
     submit_many(box, ["one"], triggers, "T")
-    worker = WorkerProcess(box, "one", endpoint, TTP_LOG_LEVEL="INFO")  # its lines time the run
+    worker = WorkerProcess(box, "one", endpoint, count_calls=True, TTP_LOG_LEVEL="INFO")  # its lines time the run
     started_at = worker.wait_for_start()
     worker_before, emulator_before = cpu_seconds(worker.proc.pid), cpu_seconds(server)
     handled = worker.wait_for_handled(triggers)
     worker_cpu = (cpu_seconds(worker.proc.pid) - worker_before) / triggers
     one_emulator = (cpu_seconds(server) - emulator_before) / triggers
+    worker_made = {name: n / triggers for name, n in sorted(worker.calls().items())}
     elapsed = max(handled.values()) - started_at
     print(
         f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
         f"({floor / elapsed:.2f} of the floor; from its first receive, as the floor)"
+    )
+    print(
+        f"    its calls per trigger: {sum(worker_made.values()):.2f} = "
+        + ", ".join(f"{name} {n:.2f}" for name, n in worker_made.items())
+    )
+    differences = {
+        name: worker_made.get(name, 0.0) - made.get(name, 0.0)
+        for name in sorted({*made, *worker_made})
+        if abs(worker_made.get(name, 0.0) - made.get(name, 0.0)) >= 0.005
+    }
+    print(
+        "    worker minus bare loop: "
+        + (", ".join(f"{name} {n:+.2f}" for name, n in differences.items()) or "none (the same calls)")
     )
     print(
         f"  CPU per trigger: bare loop {1000 * floor_cpu:.1f} ms (emulator {1000 * floor_emulator:.1f} ms), "

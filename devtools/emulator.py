@@ -13,7 +13,11 @@ package directory (a ``listdir`` and ~180 ``stat`` calls) under its global lock 
 SQS's ``SendMessage`` (S3's notifications send one per event, under the S3 lock above) builds every
 queue attribute just to read ``ContentBasedDeduplication``, which counts the queue's messages by
 asking each for the clock; and moto reads the clock by building naive datetimes (``utcnow`` minus
-``utcfromtimestamp(0)``) instead of ``time.time()``.
+``utcfromtimestamp(0)``) instead of ``time.time()``. A second profile (``TTP_EMULATOR_PROFILE``) found
+three more: a named ``GetQueueAttributes`` (and ``ReceiveMessage``'s retention check, once per message
+it returns) built every attribute, message counts included, three times; action and attribute names
+were converted to snake case character by character on every request (now cached, as are a response
+class's method names); and request ids drew their 52 characters one ``choice()`` at a time.
 
 :meth:`LocalAws.settle` waits until every request that reached the server before the call has been
 answered: a test that SIGKILLs a client can then read what the client's last requests did (a request
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import os
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
     from devtools.enforcement import Enforcement
 
 _LOCK = threading.RLock()
+PROFILE_VARIABLE = "TTP_EMULATOR_PROFILE"
+"""``python -m devtools.emulator`` writes a cProfile of the requests it served to this path when it stops
+(``python -m pstats PATH``): how its hot spots are found under a benchmark's load."""
 _patched = False
 
 FAKE_CREDENTIALS = {
@@ -77,7 +86,7 @@ def make_conditional_writes_atomic() -> None:
 
 _sped_up = False
 _EPOCH = datetime.datetime(1970, 1, 1)
-_attributes_for_send = threading.local()
+_wanted_attributes = threading.local()
 
 
 def _unix_time(dt: datetime.datetime | None = None) -> float:
@@ -108,52 +117,133 @@ _CLOCKS = {
 }
 
 
+def _queue_attributes(queue: Any, wanted: frozenset[str]) -> dict[str, Any]:
+    """moto 5.2.5's ``Queue.attributes`` restricted to ``wanted``: the same values, computed only for those
+    names (the message counts scan the whole queue, asking every message for the clock)."""
+    from moto.core.utils import camelcase_to_underscores
+
+    names = [*queue.BASE_ATTRIBUTES]
+    if queue.fifo_queue:
+        names += queue.FIFO_ATTRIBUTES
+    if queue.kms_master_key_id:
+        names += queue.KMS_ATTRIBUTES
+    result = {name: getattr(queue, camelcase_to_underscores(name)) for name in names if name in wanted}
+    if queue.policy and "Policy" in wanted:
+        result["Policy"] = queue.policy
+    if queue.redrive_policy and "RedrivePolicy" in wanted:
+        result["RedrivePolicy"] = json.dumps(queue.redrive_policy)
+    return {key: str(value).lower() if isinstance(value, bool) else value for key, value in result.items()}
+
+
+def _asking_for(names: frozenset[str] | None, original: Any) -> Any:
+    """``original`` (an SQS backend method) with ``Queue.attributes`` computing only ``names`` (from the
+    call's attribute names when ``None``) for as long as it runs."""
+
+    @functools.wraps(original)
+    def restricted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        wanted = names
+        if wanted is None:
+            asked = kwargs["attribute_names"] if "attribute_names" in kwargs else args[1]
+            wanted = None if not asked or "All" in asked else frozenset(asked)
+        outer = getattr(_wanted_attributes, "names", None)
+        _wanted_attributes.names = wanted if outer is None else outer
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _wanted_attributes.names = outer
+
+    return restricted
+
+
+def _rebind(originals: dict[str, Any], fast: dict[str, Any]) -> None:
+    """Point every loaded moto module's name for each original function at its fast version (modules
+    imported later take them from ``moto.core.utils``, which is patched too)."""
+    import sys
+
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("moto") and m is not None]:
+        for name, function in fast.items():
+            if getattr(module, name, None) is originals[name]:
+                setattr(module, name, function)
+
+
 def speed_up_moto() -> None:
     """Same answers, less work per request (module docstring). Idempotent; call before serving."""
     global _sped_up
     if _sped_up:
         return
-    import sys
-
     from moto import backends
     from moto.core import utils
+    from moto.moto_api._internal.moto_random import MotoRandom
     from moto.sqs.models import Queue, SQSBackend
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules  # the installed package does not change while serving
 
-    originals = {name: getattr(utils, name) for name in _CLOCKS}
-    for module in [m for name, m in list(sys.modules.items()) if name.startswith("moto") and m is not None]:
-        for name, fast in _CLOCKS.items():
-            if getattr(module, name, None) is originals[name]:
-                setattr(module, name, fast)  # modules imported later take utils' (now fast) names
+    _rebind({name: getattr(utils, name) for name in _CLOCKS}, _CLOCKS)
+    # pure functions of their argument, recomputed on every request: a name (an action, an attribute),
+    # and a response class's methods (the classes are complete, patches included, before serving)
+    pure = {name: getattr(utils, name) for name in ("camelcase_to_underscores", "method_names_from_class")}
+    _rebind(pure, {name: functools.lru_cache(maxsize=4096)(function) for name, function in pure.items()})
+
+    def get_random_string(self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+        # moto draws each of a request id's 52 characters with its own choice() call; choices() draws the same
+        # distribution over the same alphabet from the same (seedable) generator in one call
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    MotoRandom.get_random_string = get_random_string  # type: ignore[method-assign]
 
     all_attributes: Any = vars(Queue)["attributes"].fget
 
     def attributes(self: Any) -> dict[str, Any]:
-        if getattr(_attributes_for_send, "active", False):
-            # SendMessage (and its validation) reads ContentBasedDeduplication alone, a FIFO attribute:
-            # the full set would count the queue's messages, asking each one for the clock
-            if not self.fifo_queue:
-                return {}
-            value = self.content_based_deduplication
-            return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
-        full: dict[str, Any] = all_attributes(self)
-        return full
+        wanted = getattr(_wanted_attributes, "names", None)
+        if wanted is None:
+            full: dict[str, Any] = all_attributes(self)
+            return full
+        return _queue_attributes(self, wanted)
 
     Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
-    send_message = SQSBackend.send_message
-
-    @functools.wraps(send_message)
-    def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _attributes_for_send.active = True
-        try:
-            return send_message(self, *args, **kwargs)
-        finally:
-            _attributes_for_send.active = False
-
-    SQSBackend.send_message = sending  # type: ignore[method-assign]
+    # SendMessage (and its validation) reads ContentBasedDeduplication alone; a named GetQueueAttributes
+    # (and ReceiveMessage's retention check, once per message received) reads the names it asks for
+    SQSBackend.send_message = _asking_for(frozenset({"ContentBasedDeduplication"}), SQSBackend.send_message)  # type: ignore[method-assign]
+    SQSBackend.get_queue_attributes = _asking_for(None, SQSBackend.get_queue_attributes)  # type: ignore[method-assign]
     _sped_up = True
+
+
+class _Profiler:
+    """cProfile (in CPU time) of every request the server serves, summed (``TTP_EMULATOR_PROFILE``).
+
+    A ``cProfile.Profile`` sees only the thread that enabled it, and the server serves each connection in
+    a thread of its own: each gets its own profile, added to the sum when it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats: Any = None
+
+    def wrap(self, serve: Any) -> Any:
+        import cProfile
+        import pstats
+
+        def profiled(*args: Any) -> Any:
+            profile = cProfile.Profile(time.thread_time)  # CPU, not the waits for the GIL or the socket
+            profile.enable()
+            try:
+                return serve(*args)
+            finally:
+                profile.disable()
+                with self._lock:
+                    if self._stats is None:
+                        self._stats = pstats.Stats(profile)
+                    else:
+                        self._stats.add(profile)
+
+        return profiled
+
+    def dump(self, path: str) -> None:
+        with self._lock:
+            if self._stats is not None:
+                self._stats.dump_stats(path)
 
 
 class _RequestTracker:
@@ -163,11 +253,11 @@ class _RequestTracker:
     connection opened now has been accepted, every connection opened before it has been too.
     """
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, profiler: _Profiler | None = None) -> None:
         self._cond = threading.Condition()
         self._accepted = 0
         self._serving: set[int] = set()
-        serve = server.process_request_thread
+        serve = server.process_request_thread if profiler is None else profiler.wrap(server.process_request_thread)
 
         def process_request(request: Any, client_address: Any) -> None:  # runs in the accepting thread
             with self._cond:
@@ -203,7 +293,7 @@ class LocalAws:
     ``enforce``: an :class:`devtools.enforcement.Enforcement` that decides every request with the policy
     engine before moto serves it (off by default: a test that deploys no policies needs none)."""
 
-    def __init__(self, port: int = 0, *, enforce: Enforcement | None = None) -> None:
+    def __init__(self, port: int = 0, *, enforce: Enforcement | None = None, profile: str = "") -> None:
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -217,13 +307,15 @@ class LocalAws:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
         self.enforcement = enforce
+        self._profile_path = profile
+        self._profiler = _Profiler() if profile else None
 
     def start(self) -> LocalAws:
         """Start the server (and the policy engine); whatever interrupts the start (Ctrl-C included)
         stops what it had started, since the caller's ``stop`` is not armed yet."""
         self._server.start()
         try:
-            self._requests = _RequestTracker(self._server._server)
+            self._requests = _RequestTracker(self._server._server, self._profiler)
             if self.enforcement is not None:
                 self.enforcement.start()
                 wsgi = self._server._server
@@ -259,6 +351,8 @@ class LocalAws:
 
     def stop(self) -> None:
         self._server.stop()
+        if self._profiler is not None:
+            self._profiler.dump(self._profile_path)
         from devtools.local_deploy.event_routing import router
 
         if router.enforcement is self.enforcement:
@@ -338,7 +432,9 @@ def main() -> None:
     The first line printed is the endpoint alone (benchmarks read it); then the variables to export in
     another shell so that boto3 talks to this emulator. It holds no platform: ``make emulator``
     (``python -m devtools.local_run``) deploys the sample assembly and prints an operator's exports.
-    Benchmarks use it so the emulator does not share an interpreter (and its GIL) with the load.
+    Benchmarks use it so the emulator does not share an interpreter (and its GIL) with the load. With
+    ``TTP_EMULATOR_PROFILE=PATH`` in its environment it profiles every request and writes the sum to PATH
+    when it stops (``python -m pstats PATH``).
     """
     import argparse
     import signal
@@ -357,7 +453,7 @@ def main() -> None:
     stop = threading.Event()  # handlers before the first line: a reader may signal as soon as it has read it
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = LocalAws(args.port).start()
+    server = LocalAws(args.port, profile=os.environ.get(PROFILE_VARIABLE, "")).start()
     print(server.endpoint, flush=True)
     print("# Point boto3 (python -m runtime …) at this emulator: in another shell, paste", flush=True)
     print("\n".join(exports(server.env())), flush=True)
