@@ -17,13 +17,22 @@ from typing import Any
 import pytest
 
 from devtools.iam_engine import PolicyEngine
-from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize, synthesize_shared
+from tests.support.synth import (
+    MEETINGS,
+    MGMT,
+    SECRET_ARN,
+    Synth,
+    sample_context,
+    shared_sample,
+    synthesize,
+    synthesize_shared,
+)
 
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The sample app of cdk.json, with cdk-nag: built once for the whole test run."""
-    return synthesize_shared(tmp_path_factory, "sample")
+    return shared_sample(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

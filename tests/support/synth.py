@@ -155,6 +155,15 @@ def synthesize_shared(
         return synth
 
 
+def shared_sample(factory: pytest.TempPathFactory) -> Synth:
+    """The sample app of cdk.json with cdk-nag, synthesized once per test run (:func:`synthesize_shared`).
+
+    Also what the tests that only deploy or read its templates use: cdk-nag adds its reports (the
+    ``*.metadata.json`` entries, ``validation-report.json``) and changes no template, asset or manifest
+    (compared byte for byte), so a second synthesis without it would only repeat the same work."""
+    return synthesize_shared(factory, "sample")
+
+
 def sample_context(**ttp_overrides: Any) -> dict[str, Any]:
     """cdk.json's context with some ``ttp`` keys replaced."""
     context = copy.deepcopy(default_context())
