@@ -27,14 +27,14 @@ from devtools.local_deploy import DeployError, DeployReport, deploy_assembly, ta
 from devtools.local_deploy.__main__ import main
 from devtools.local_deploy.resolve import Aws
 from tests.infra.test_bootstrap_policies import IAM_ONLY_POLICY
-from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, synthesize, synthesize_shared
+from tests.support.synth import GOV, MGMT, REGION, Synth, sample_context, shared_sample, synthesize
 
 HTS_ACCOUNT = "333333333333"
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize_shared(tmp_path_factory, "sample-no-nag", nag=False, read_metadata=False)
+    return shared_sample(tmp_path_factory)  # the infrastructure tests' synthesis
 
 
 @pytest.fixture(scope="module")

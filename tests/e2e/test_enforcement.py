@@ -34,7 +34,7 @@ from runtime.archive.submit import submit_change
 from runtime.archive.triggers import TriggerStore
 from runtime.contract import names
 from tests.support import deployed as dp
-from tests.support.synth import GOV, MGMT, REGION, Synth, synthesize_shared
+from tests.support.synth import GOV, MGMT, REGION, Synth, shared_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 sample_assembly = dp.sample_assembly  # the demo's assembly, synthesized once per session
@@ -45,7 +45,7 @@ CHANGE = "CHG-1.json"
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize_shared(tmp_path_factory, "sample-no-nag", nag=False, read_metadata=False)
+    return shared_sample(tmp_path_factory)  # the infrastructure tests' synthesis
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,23 @@ from typing import Any
 import pytest
 
 from devtools.iam_engine import PolicyEngine
-from tests.support.synth import MEETINGS, MGMT, SECRET_ARN, Synth, sample_context, synthesize, synthesize_shared
+from tests.support.synth import (
+    MEETINGS,
+    MGMT,
+    SECRET_ARN,
+    Synth,
+    sample_context,
+    shared_sample,
+    synthesize,
+    synthesize_shared,
+)
 
 
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The sample app of cdk.json, with cdk-nag and CDK's built-in CloudFormation validation (as an
     operator's synth runs them): built once for the whole test run."""
-    return synthesize_shared(tmp_path_factory, "sample", builtin_validation=True)
+    return shared_sample(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 
-from cfnlint.api import ManualArgs, lint_file
+from cfnlint.api import ManualArgs
+from cfnlint.config import ConfigMixIn
+from cfnlint.rules import RulesCollection
+from cfnlint.runner import Runner, run_template_by_file_path
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import copy
 import fcntl
+import functools
 import hashlib
 import json
 import re
@@ -154,6 +158,16 @@ def synthesize_shared(
         return synth
 
 
+def shared_sample(factory: pytest.TempPathFactory) -> Synth:
+    """The sample app of cdk.json with cdk-nag and CDK's built-in CloudFormation validation (as an
+    operator's synth runs them), synthesized once per test run (:func:`synthesize_shared`).
+
+    Also what the tests that only deploy or read its templates use: the validation plugins add their
+    reports (the ``*.metadata.json`` entries, ``validation-report.json``) and change no template, asset or
+    manifest (compared byte for byte), so a second synthesis without them would only repeat the same work."""
+    return synthesize_shared(factory, "sample", builtin_validation=True)
+
+
 def sample_context(**ttp_overrides: Any) -> dict[str, Any]:
     """cdk.json's context with some ``ttp`` keys replaced."""
     context = copy.deepcopy(default_context())
@@ -253,6 +267,20 @@ def normalise(template: dict[str, Any]) -> Any:
     return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
 
 
+LINT_ARGS = ManualArgs(regions=["us-east-1"])
+
+
+@functools.cache
+def _lint_rules() -> RulesCollection:
+    """cfn-lint's rules, loaded once per process: ``cfnlint.api.lint_file`` imports and builds every rule
+    (and the schemas they read) again for each template, about a third of its time. The command line
+    reuses one collection for all the templates it is given; each run initializes the rules for its
+    template."""
+    return Runner(ConfigMixIn([], **LINT_ARGS)).rules
+
+
 def lint_errors(template: Path) -> list[str]:
-    matches = lint_file(template, ManualArgs(regions=["us-east-1"]))
+    """cfn-lint's errors in one template file, as ``cfnlint.api.lint_file(template, LINT_ARGS)`` reports them."""
+    config = ConfigMixIn(["--template", str(template)], **LINT_ARGS)
+    matches = run_template_by_file_path(str(template), config, _lint_rules(), ignore_bad_template=False)
     return [f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches if m.rule.id.startswith("E")]
