@@ -5,7 +5,6 @@ policy engine decided.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from devtools.demo_processes import Worker
 from devtools.enforcement import Counts, Enforcement
 from devtools.local_deploy import DeployReport, event_routing
 from devtools.task_agent import TaskAgent
+from runtime.archive import ArchiveStore
 from runtime.notify.email_tags import EmailTagError, tags_from_event
 
 console = Console(highlight=False, width=120)
@@ -97,8 +97,8 @@ def report_policy_decisions(enforcement: Enforcement, agent: TaskAgent | None = 
 
 
 def _archive(s3: Any, box: Platform, change_id: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
-    return doc
+    """The change's archive as stored, its folded results read from the fold segments too."""
+    return ArchiveStore(s3, box.bucket).read_json(change_id)
 
 
 def all_settled(s3: Any, box: Platform, changes: list[dict[str, Any]], *, meetings: bool) -> bool:
@@ -121,7 +121,7 @@ def report(box: Platform, changes: list[dict[str, Any]], workers: list[Worker], 
     s3 = box.session.client("s3")
     console.rule("what happened")
     for change in changes:
-        doc = json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change['change_id']}.json")["Body"].read())
+        doc = _archive(s3, box, change["change_id"])
         table = Table(title=f"archive/{doc['change_id']}.json — revision {doc['revision']}: {doc['title']}")
         for column in ("time", "type", "customer", "revision", "by", "detail"):
             table.add_column(column)

@@ -10,14 +10,18 @@ because the document model keeps them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Unpack
+
+from botocore.exceptions import ClientError
 
 from runtime.archive.cas import UNREAD, Backoff, RetryOptions
 from runtime.archive.documents import ArchiveDocument, FoldHead, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.folds import FoldedResults, FoldSegments, read_folded, with_results
 from runtime.archive.versioned import Versioned, VersionedJson
+from runtime.aws import error_code
 from runtime.contract import keys
 from runtime.telemetry import MetricBatch
 
@@ -90,6 +94,22 @@ class ArchiveStore:
             return found
         return Versioned(self.with_results(found.document), found.etag, found.storage_now, found.dated)
 
+    def read_json(self, change_id: str) -> dict[str, Any]:
+        """The stored document as JSON with its fold segments' entries among its ``modifications``: what a
+        report or a test prints (:meth:`load_results`, as stored). :class:`ArchiveMissing` when absent."""
+        key = keys.archive_key(change_id)
+        try:
+            body = self.objects.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise ArchiveMissing(f"{key} does not exist") from exc
+            raise
+        stored: dict[str, Any] = json.loads(body)
+        if stored.get("fold_segments"):
+            view = self.with_results(ArchiveDocument.from_json_bytes(body))
+            stored["modifications"] = [m.to_json_dict() for m in view.modifications]
+        return stored
+
     def load_if_changed(self, change_id: str, etag: str) -> VersionedArchive | None:
         """The archive if its ETag is no longer ``etag`` (None: unchanged, a bodiless 304);
         :class:`ArchiveMissing` when it is gone."""
@@ -137,6 +157,13 @@ class ArchiveStore:
 
     def load(self, change_id: str) -> VersionedArchive:
         found = self.load_optional(change_id)
+        if found is None:
+            raise ArchiveMissing(f"{keys.archive_key(change_id)} does not exist")
+        return found
+
+    def load_with_results(self, change_id: str) -> VersionedArchive:
+        """:meth:`load_results`, :class:`ArchiveMissing` when the change has no archive."""
+        found = self.load_results(change_id)
         if found is None:
             raise ArchiveMissing(f"{keys.archive_key(change_id)} does not exist")
         return found

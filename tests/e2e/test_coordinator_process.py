@@ -34,7 +34,7 @@ SETTINGS = {"TTP_RECEIVE_WAIT_SECONDS": "1", "TTP_RETRY_BASE_SECONDS": "0", "TTP
 
 
 def archive(box: dp.Deployed, change_id: str) -> dict:
-    return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+    return ArchiveStore(boto3.client("s3"), box.bucket).read_json(change_id)
 
 
 def coordinator_env(box: dp.Deployed) -> dict[str, str]:

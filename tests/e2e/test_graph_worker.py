@@ -12,7 +12,6 @@ logic in-process, and the coordinator process without Graph; this is the one ove
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -89,7 +88,7 @@ def test_processors_and_the_coordinator_schedule_one_meeting_from_the_fake_serve
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                doc = json.loads(s3.get_object(Bucket=box.bucket, Key="archive/CHG-W1.json")["Body"].read())
+                doc = ArchiveStore(s3, box.bucket).read_json("CHG-W1")
                 if processed(doc) == {"hts", "htsnonprod"} and doc.get("meeting_metadata"):
                     break
                 time.sleep(0.3)

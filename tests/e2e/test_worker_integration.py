@@ -81,7 +81,7 @@ def triggers_left(box: dp.Deployed) -> int:
 
 
 def archive(box: dp.Deployed, change_id: str) -> dict:
-    return json.loads(boto3.client("s3").get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+    return ArchiveStore(boto3.client("s3"), box.bucket).read_json(change_id)
 
 
 def processing(box: dp.Deployed, code: str, change_id: str) -> dict:

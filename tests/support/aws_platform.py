@@ -17,7 +17,6 @@ from botocore.exceptions import ClientError
 from devtools import hand_layout
 from devtools import sandbox as sb
 from devtools.emulator import make_conditional_writes_atomic
-from runtime.archive.documents import ArchiveDocument
 from runtime.archive.processing_store import ProcessingStore
 from runtime.archive.store import ArchiveStore
 from runtime.archive.submit import submit_change
@@ -125,14 +124,7 @@ class Platform:
 
     def archive(self, change_id: str = "CHG-1") -> dict[str, Any]:
         """The stored document, its audit trail read as readers read it (with its fold segments' entries)."""
-        doc: dict[str, Any] = json.loads(
-            self.s3.get_object(Bucket=self.bucket, Key=f"archive/{change_id}.json")["Body"].read()
-        )
-        store = ArchiveStore(self.s3, self.bucket)
-        if store.segments.head(change_id) is not None:
-            view = store.with_results(ArchiveDocument.model_validate(doc))
-            doc["modifications"] = [m.to_json_dict() for m in view.modifications]
-        return doc
+        return ArchiveStore(self.s3, self.bucket).read_json(change_id)
 
     def trigger_exists(self, code: str, change_id: str = "CHG-1") -> bool:
         listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"customers/{code}/{change_id}.json")

@@ -144,8 +144,9 @@ def submit(box: sb.Sandbox, document: dict[str, Any], s3: Any = None) -> None:
 
 
 def archive(box: sb.Sandbox, change_id: str, s3: Any = None) -> dict[str, Any]:
+    """The archive as readers read it: its fold segments' entries among its modifications."""
     s3 = s3 or boto3.client("s3", region_name=box.region)
-    return json.loads(s3.get_object(Bucket=box.bucket, Key=f"archive/{change_id}.json")["Body"].read())
+    return ArchiveStore(s3, box.bucket).read_json(change_id)
 
 
 def processing(box: sb.Sandbox, code: str, change_id: str, s3: Any = None) -> dict[str, Any]:

@@ -284,7 +284,7 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
 
         def settled() -> bool:  # every result folded, every meeting recorded, the coordinator's queue empty
             for doc in plan:
-                stored = archive_store.load(doc["change_id"]).document
+                stored = archive_store.load_with_results(doc["change_id"]).document
                 if any(not stored.is_processed(code, 1) for code in CODES):
                     return False
                 if "meeting" in doc and (stored.meeting_metadata is None or stored.meeting_lease is not None):
@@ -314,7 +314,9 @@ def test_injected_s3_ses_graph_errors_lose_nothing_and_send_nothing_twice(
                 thread.join(30)
         elapsed = time.monotonic() - started
 
-        docs = {doc["change_id"]: ArchiveStore(s3, box.bucket).load(doc["change_id"]).document for doc in plan}
+        docs = {
+            doc["change_id"]: ArchiveStore(s3, box.bucket).load_with_results(doc["change_id"]).document for doc in plan
+        }
         processing = {
             (code, doc["change_id"]): ProcessingStore(s3, box.bucket).load_optional(code, doc["change_id"])
             for doc in plan
@@ -401,7 +403,7 @@ def _processing_state(s3: Any, bucket: str, trigger_key: str) -> dict[str, Any]:
 
 
 def _archive_state(s3: Any, bucket: str, change_id: str) -> dict[str, Any]:
-    doc = ArchiveStore(s3, bucket).load(change_id).document
+    doc = ArchiveStore(s3, bucket).load_with_results(change_id).document
     return {
         "change": change_id,
         "meeting_lease": doc.meeting_lease.owner if doc.meeting_lease else None,
