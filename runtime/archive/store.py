@@ -16,12 +16,11 @@ from typing import Any, Unpack
 
 from botocore.exceptions import ClientError
 
-from runtime.archive.cas import UNREAD, Backoff, RetryOptions
+from runtime.archive.cas import UNREAD, Backoff, RetryOptions, is_missing
 from runtime.archive.documents import ArchiveDocument, FoldHead, parse_json
 from runtime.archive.errors import ArchiveConflict, ArchiveError, ArchiveInvalid, ArchiveMissing
 from runtime.archive.folds import FoldedResults, FoldSegments, read_folded, with_results
 from runtime.archive.versioned import Versioned, VersionedJson
-from runtime.aws import error_code
 from runtime.contract import keys
 from runtime.telemetry import MetricBatch
 
@@ -101,7 +100,7 @@ class ArchiveStore:
         try:
             body = self.objects.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if is_missing(exc):
                 raise ArchiveMissing(f"{key} does not exist") from exc
             raise
         stored: dict[str, Any] = json.loads(body)
