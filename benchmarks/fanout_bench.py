@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import collections
 import io
-import json
 import os
 import sys
 import threading
@@ -33,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import quote_plus
 
 import boto3
 import botocore.client
@@ -42,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
+from benchmarks._fanout_layout import fan_out_layout, trigger_events  # noqa: E402
 from benchmarks._measure import cpu_seconds, emulator_pid  # noqa: E402
 from devtools import hand_layout  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
@@ -52,7 +51,7 @@ from runtime.archive.folds import FoldedResults, with_results  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerStore  # noqa: E402
-from runtime.contract import keys, names  # noqa: E402
+from runtime.contract import keys  # noqa: E402
 from runtime.contract.names import ENV_PREFIX  # noqa: E402
 from runtime.contract.settings import SenderSettings, SettingsT, load  # noqa: E402
 from runtime.pipeline import decide  # noqa: E402
@@ -264,86 +263,6 @@ def processed_in_archive(box: hand_layout.Sandbox, known: FoldedResults | None =
     head, results = store.results(CHANGE_ID, known)
     document = with_results(document, head, results)
     return sum(1 for code in document.customers if document.is_processed(code, document.revision))
-
-
-def customer_ses(spec: sb.CustomerSpec, region: str) -> None:
-    """The customer's configuration set, sender identity and contacts, created in its account by naming
-    the account to the emulator (moto's ``x-moto-account-id`` header) instead of assuming a role there
-    first: one call fewer per customer, and no role session to set up."""
-    ses = boto3.client("sesv2", region_name=region)
-
-    def in_account(request: Any, **_: Any) -> None:
-        request.headers["x-moto-account-id"] = spec.account
-
-    ses.meta.events.register("before-sign.sesv2", in_account)
-    ses.create_configuration_set(ConfigurationSetName=names.configuration_set_name(spec.code))
-    sb.create_contacts(ses, spec)
-
-
-def fan_out_layout(specs: list[sb.CustomerSpec], coordinated: bool) -> hand_layout.Sandbox:
-    """What this benchmark needs of the hand-built layout, set up concurrently: the bucket, the
-    customer registry, each customer's SES (configuration set, identity, contacts) and, with a
-    coordinator, its queue fed by the archive/, processing/ and delivery/ events.
-
-    No customer queue: the processors here are handed their trigger's event directly (below), so the
-    2 x N queues and N notification routes the worker would need are not created (at N = 1,000 they took
-    the hand-built set-up past 15 minutes, one call at a time)."""
-    region = "us-east-1"
-    s3, sqs = boto3.client("s3", region_name=region), boto3.client("sqs", region_name=region)
-    bucket = "ttp-metadata-local"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda spec: customer_ses(spec, region), specs))
-        list(pool.map(lambda spec: hand_layout.register_customers([spec.code], region), specs))
-    resources = {
-        spec.code: hand_layout.CustomerResources(spec, "unused: the trigger's event is handed over", "", "")
-        for spec in specs
-    }
-    box = hand_layout.Sandbox(bucket, region, resources)
-    if not coordinated:
-        return box
-    box.coordinator = hand_layout._create_queue(sqs, names.COORDINATOR_QUEUE_NAME, names.COORDINATOR_DLQ_NAME, 30, 3)
-    box.delivery = hand_layout._create_queue(
-        sqs, names.DELIVERY_EVENTS_QUEUE_NAME, names.DELIVERY_EVENTS_DLQ_NAME, 30, 3
-    )
-    routes = [
-        {
-            "Id": f"coordinator-{prefix.rstrip('/')}",
-            "QueueArn": box.coordinator.queue_arn,
-            "Events": ["s3:ObjectCreated:*"],
-            "Filter": {
-                "Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}, {"Name": "suffix", "Value": keys.SUFFIX}]}
-            },
-        }
-        for prefix in (keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX, keys.DELIVERY_PREFIX)
-    ]
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": routes})
-    return box
-
-
-def trigger_events(box: hand_layout.Sandbox, codes: list[str]) -> dict[str, str]:
-    """Each customer's trigger as its S3 event describes it (key, ETag, time): the body the customer's
-    worker would receive, listed before the clock starts."""
-    s3 = boto3.client("s3", region_name=box.region)
-    events: dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=box.bucket, Prefix=keys.CUSTOMERS_PREFIX):
-        for item in page.get("Contents", []):
-            ref = keys.parse_trigger_key(item["Key"], encoded=False)
-            record = {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "eventTime": item["LastModified"].isoformat(),
-                "s3": {
-                    "bucket": {"name": box.bucket},
-                    "object": {"key": quote_plus(item["Key"], safe="/"), "eTag": item["ETag"].strip('"')},
-                },
-            }
-            events[ref.customer_code] = json.dumps({"Records": [record]})
-    missing = set(codes) - set(events)
-    if missing:
-        raise SystemExit(f"no trigger for {len(missing)} customers, e.g. {sorted(missing)[:3]}")
-    return events
 
 
 def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:

@@ -24,29 +24,35 @@ import collections
 import io
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.exceptions
 import botocore.session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._measure import count_calls, cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
+from benchmarks._floor import floor_child  # noqa: E402
+from benchmarks._measure import cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
+from benchmarks._worker_process import (  # noqa: E402
+    CONCURRENCY,
+    WorkerProcess,
+    spec,
+    submit_many,
+    wait_until_drained,
+)
 from devtools import sandbox as sb  # noqa: E402
-from devtools.emulator import FAKE_CREDENTIALS, reset  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
+from devtools.emulator import reset  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
 from runtime.archive.submit import submit_change  # noqa: E402
 from runtime.archive.triggers import TriggerInfo, TriggerStore  # noqa: E402
@@ -54,146 +60,34 @@ from runtime.contract.keys import TriggerRef, parse_trigger_key  # noqa: E402
 from runtime.contract.settings import SenderSettings, load  # noqa: E402
 from runtime.telemetry.metrics import MetricsFactory  # noqa: E402
 
-CONCURRENCY = 4
 TASK_MEMORY_MIB = 512
 
 
-def spec(code: str, account: str, recipients: int) -> sb.CustomerSpec:
-    return sb.CustomerSpec(code, account, tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients)))
+@contextmanager
+def instrumented_processor(box: sb.Sandbox, register: Callable[[Any], None]) -> Iterator[Any]:
+    """The customer ``bench``'s processor, built in this process from its worker's environment, with
+    ``register`` called on every botocore client it creates (to hook its calls' events); the environment
+    and botocore are restored on exit."""
+    original = botocore.session.Session.create_client
 
+    def create_client(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        client = original(self, *args, **kwargs)
+        register(client)
+        return client
 
-def submit_many(box: sb.Sandbox, codes: list[str], count: int, prefix: str) -> None:
-    s3 = boto3.client("s3")
-    archive, triggers = ArchiveStore(s3, box.bucket), TriggerStore(s3, box.bucket)
-    for n in range(count):
-        doc = {"change_id": f"{prefix}-{n}", "title": "bench", "customers": codes}
-        submit_change(archive, triggers, doc, user_id="bench")
+    saved = dict(os.environ)
+    os.environ.update(box.worker_env("bench"))
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+    try:
+        from runtime.pipeline.composition import build_processor
 
-
-def triggers_left(box: sb.Sandbox) -> int:
-    return int(boto3.client("s3").list_objects_v2(Bucket=box.bucket, Prefix="customers/").get("KeyCount", 0))
-
-
-class WorkerProcess:
-    def __init__(
-        self, box: sb.Sandbox, code: str, endpoint: str, *, count_calls: bool = False, **settings: str
-    ) -> None:
-        self.log = Path(tempfile.mkstemp(prefix=f"bench-{code}-", suffix=".log")[1])
-        # its AWS calls counted by operation, as the bare loop counts its own (SIGUSR1 writes them)
-        self.calls_file = self.log.with_suffix(".calls.json") if count_calls else None
-        counting = ["-m", "benchmarks._measure", str(self.calls_file)] if self.calls_file else []
-        env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT)}
-        defaults = {
-            "TTP_RECEIVE_WAIT_SECONDS": "1",
-            "TTP_MAX_CONCURRENCY": str(CONCURRENCY),
-            "TTP_SEND_RATE_PER_SECOND": "500",
-            "TTP_LOG_LEVEL": "WARNING",
-        }
-        env.update(box.worker_env(code, **{**defaults, **settings}))
-        self._out = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, *counting, "runtime", "worker"]
-            if counting
-            else [sys.executable, "-m", "runtime", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def calls(self, limit: float = 30) -> dict[str, int]:
-        """The AWS calls it has made so far, by ``service:Operation`` (started with ``count_calls``)."""
-        assert self.calls_file is not None, "started without count_calls"
-        self.calls_file.unlink(missing_ok=True)
-        self.proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            try:
-                counted: dict[str, int] = json.loads(self.calls_file.read_text())
-                return counted
-            except (OSError, json.JSONDecodeError):  # not written yet, or half written
-                time.sleep(0.05)
-        raise SystemExit(f"the worker wrote no call counts in {limit} s: see {self.log}")
-
-    def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-        self._out.close()
-
-    def lines(self) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log.read_text().splitlines():
-            try:
-                blob = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(blob, dict):
-                found.append(blob)
-        return found
-
-    def wait_for_start(self, limit: float = 120) -> float:
-        """Epoch seconds of the worker's "worker started" line (INFO), once it is written."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            for blob in self.lines():
-                if blob.get("message") == "worker started":
-                    return datetime.strptime(blob["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
-            time.sleep(0.02)
-        raise SystemExit(f"the worker did not start in {limit} s: see {self.log}")
-
-    def wait_for_handled(self, count: int, limit: float = 600) -> dict[str, float]:
-        """Waits (reading its log, not the emulator) until ``count`` triggers were handled."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            handled = self.handled_at()
-            if len(handled) >= count:
-                return handled
-            time.sleep(0.05)
-        raise SystemExit(f"the worker handled {len(self.handled_at())} of {count} in {limit} s: see {self.log}")
-
-    def metric(self, name: str) -> list[float]:
-        values: list[float] = []
-        for line in self.log.read_text().splitlines():
-            try:
-                blob = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(blob, dict) and "_aws" in blob:
-                values.extend(blob.get(name, []))
-        return values
-
-    def handled_at(self) -> dict[str, float]:
-        """change id -> epoch seconds (ms resolution) of the worker's "message handled" line.
-
-        The worker logs it after the trigger DELETE returned, so it closes the end-to-end interval
-        with the millisecond clock of this same machine (``TriggerAge`` is rounded to S3's 1 s
-        ``Last-Modified`` resolution and cannot measure sub-second latency).
-        """
-        found: dict[str, float] = {}
-        for line in self.log.read_text().splitlines():
-            try:
-                blob = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(blob, dict) and blob.get("message") == "message handled" and blob.get("change_id"):
-                stamp = datetime.strptime(blob["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z")
-                found.setdefault(blob["change_id"], stamp.timestamp())
-        return found
-
-
-def wait_until_drained(box: sb.Sandbox, limit: float = 600) -> float:
-    started = time.monotonic()
-    while triggers_left(box) > 0:
-        if time.monotonic() - started > limit:
-            raise SystemExit(f"not drained in {limit} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
+        processor = build_processor(load(SenderSettings))
+        processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
+        yield processor
+    finally:
+        botocore.session.Session.create_client = original  # type: ignore[method-assign]
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 # ---- 1 ----------------------------------------------------------------------------------------
@@ -202,14 +96,11 @@ def wait_until_drained(box: sb.Sandbox, limit: float = 600) -> float:
 def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
     reset(endpoint)
     counts: collections.Counter[str] = collections.Counter()
-    original = botocore.session.Session.create_client
 
-    def create_client(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        client = original(self, *args, **kwargs)
+    def count(client: Any) -> None:
         client.meta.events.register(
             "before-call", lambda model, **_: counts.update([f"{model.service_model.service_name}:{model.name}"])
         )
-        return client
 
     box = sb.create_sandbox([spec("bench", "777777777777", recipients)], notifications=False)
     submit_many(box, ["bench"], triggers, "A")
@@ -219,21 +110,10 @@ def api_calls(endpoint: str, triggers: int, recipients: int) -> None:
         item["Key"]: TriggerInfo(parse_trigger_key(item["Key"], encoded=False), item["ETag"], item["LastModified"])
         for item in listed
     }
-    saved = dict(os.environ)
-    os.environ.update(box.worker_env("bench"))
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-    try:
-        from runtime.pipeline.composition import build_processor
-
-        processor = build_processor(load(SenderSettings))
-        processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
+    with instrumented_processor(box, count) as processor:
         for n in range(triggers):
             ref = TriggerRef("bench", f"A-{n}")
             assert processor.process(ref, f"bench:{n}", trigger=events[ref.key]).outcome.label == "processed"
-    finally:
-        botocore.session.Session.create_client = original  # type: ignore[method-assign]
-        os.environ.clear()
-        os.environ.update(saved)
     total = sum(counts.values())
     trips, critical = round_trips(box, recipients)
     # each send is preceded by the superseded check (a conditional GET, the first send's too: a newer
@@ -264,7 +144,6 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
     """
     intervals: list[tuple[float, float, str]] = []
     local = threading.local()
-    original = botocore.session.Session.create_client
 
     def before(model: Any, **_: Any) -> None:
         local.__dict__.setdefault("stack", []).append((time.perf_counter(), model.name))
@@ -273,27 +152,14 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
         started, name = local.stack.pop()
         intervals.append((started, time.perf_counter(), name))
 
-    def create_client(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        client = original(self, *args, **kwargs)
+    def time_calls(client: Any) -> None:
         client.meta.events.register("before-call", before)
         client.meta.events.register("after-call", after)
-        return client
 
     submit_many(box, ["bench"], 1, "RT")
-    saved = dict(os.environ)
-    os.environ.update(box.worker_env("bench"))
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-    try:
-        from runtime.pipeline.composition import build_processor
-
-        processor = build_processor(load(SenderSettings))
-        processor.metrics = MetricsFactory("bench", io.StringIO())
+    with instrumented_processor(box, time_calls) as processor:
         intervals.clear()  # building the processor made no call worth counting; start from the trigger
         assert processor.process(TriggerRef("bench", "RT-0"), "bench:rt").outcome.label == "processed"
-    finally:
-        botocore.session.Session.create_client = original  # type: ignore[method-assign]
-        os.environ.clear()
-        os.environ.update(saved)
     groups: list[list[str]] = []
     end = float("-inf")
     for started, finished, name in sorted(intervals):
@@ -308,122 +174,6 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
 # ---- 2 ----------------------------------------------------------------------------------------
 
 
-def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
-    """The worker's calls, with the same parameters and no logic: the emulator's ceiling for this workload.
-
-    Per trigger, as ``api-calls`` traces the processor: GET archive, PUT the processing object
-    (``IfNoneMatch``), per recipient a GET ``IfNoneMatch`` of it (a 304) and a SendEmail
-    with the list-management options, tags and configuration set, PUT it again (``IfMatch``), DELETE the
-    trigger (``IfMatch`` the ETag its event carries: no HEAD); the contact list is read once per
-    ``TTP_CONTACT_CACHE_SECONDS``, and every message is deleted from the queue."""
-    from runtime.contract.names import configuration_set_name
-    from runtime.contract.settings import SenderSettings as Sender
-
-    calls: collections.Counter[str] = collections.Counter()
-    count_calls(calls)  # every call from here on, its AssumeRole included, as the worker's are counted
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
-        "Credentials"
-    ]
-    ses = boto3.client(
-        "sesv2",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    cache_seconds = Sender.model_fields["contact_cache_seconds"].default
-    contacts: list[tuple[float, list[str]]] = []
-    contacts_lock = threading.Lock()
-
-    def subscribers() -> list[str]:
-        # as the worker's notifier (runtime.notify.ses) caches them: the lock guards the cache, not the read,
-        # so each thread that finds the cache cold lists the contacts (the first batch's threads all do)
-        with contacts_lock:
-            cached = contacts[0] if contacts else None
-        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
-            return cached[1]
-        read_at = time.monotonic()
-        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-        listed = ses.list_contacts(
-            ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
-            Filter={
-                "FilteredStatus": "OPT_IN",
-                "TopicFilter": {"TopicName": sb.DEFAULT_TOPIC, "UseDefaultIfPreferenceUnavailable": True},
-            },
-            PageSize=1000,
-        )["Contacts"]
-        addresses = [c["EmailAddress"] for c in listed]
-        with contacts_lock:
-            contacts[:] = [(read_at, addresses)]
-        return addresses
-
-    def one(pair: tuple[int, str], trigger_etag: str) -> None:
-        n, receipt = pair
-        trigger, archive = f"customers/{code}/F-{n}.json", f"archive/F-{n}.json"
-        processing = f"processing/{code}/F-{n}.json"
-        body = s3.get_object(Bucket=bucket, Key=archive)["Body"].read()
-        etag = s3.put_object(Bucket=bucket, Key=processing, Body=body, IfNoneMatch="*")["ETag"]
-        for address in subscribers():
-            try:
-                s3.get_object(Bucket=bucket, Key=processing, IfNoneMatch=etag)
-            except botocore.exceptions.ClientError as exc:
-                if exc.response["ResponseMetadata"]["HTTPStatusCode"] != 304:
-                    raise
-            ses.send_email(
-                FromEmailAddress=sender,
-                Destination={"ToAddresses": [address]},
-                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}, "Html": {"Data": "h"}}}},
-                ListManagementOptions={"ContactListName": sb.DEFAULT_CONTACT_LIST_NAME, "TopicName": sb.DEFAULT_TOPIC},
-                EmailTags=[{"Name": "ttp-change-id", "Value": f"F-{n}"}, {"Name": "ttp-customer-code", "Value": code}],
-                ConfigurationSetName=configuration_set_name(code),
-            )
-        s3.put_object(Bucket=bucket, Key=processing, Body=body, IfMatch=etag)
-        s3.delete_object(Bucket=bucket, Key=trigger, IfMatch=f'"{trigger_etag}"')
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
-
-    # received as the worker receives: as many messages as it has free slots (threads), each one
-    # handled and deleted in a thread of its own, the slot freed when it is done
-    slots = threading.BoundedSemaphore(CONCURRENCY)
-    numbers = iter(range(count))
-    done = threading.Semaphore(0)
-
-    def handle(message: dict[str, Any]) -> None:
-        try:
-            if "Records" in message["Body"]:
-                record = json.loads(message["Body"])["Records"][0]
-                one((next(numbers), message["ReceiptHandle"]), record["s3"]["object"]["eTag"])
-                done.release()
-            else:  # S3's test event
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        finally:
-            slots.release()
-
-    started = time.monotonic()
-    cpu = time.process_time()
-    finished = 0
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        while finished < count:
-            if not slots.acquire(timeout=1.0):
-                continue
-            free = 1
-            while free < CONCURRENCY and slots.acquire(blocking=False):
-                free += 1
-            messages = sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=free,
-                WaitTimeSeconds=1,
-                VisibilityTimeout=60,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            ).get("Messages", [])
-            for _ in range(free - len(messages)):
-                slots.release()
-            for message in messages:
-                pool.submit(handle, message)
-            while done.acquire(blocking=False):
-                finished += 1
-    print(json.dumps({"elapsed": time.monotonic() - started, "cpu": time.process_time() - cpu, "calls": calls}))
-
-
 def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     """Triggers/s of the bare loop and of one worker on the same workload, with the CPU each trigger
     costs the client and the emulator. Both start on a queue that already holds every trigger and are
@@ -431,10 +181,37 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     so neither pays its interpreter's start-up. No coordinator runs: its queue is unsubscribed."""
     print(f"\n== 2. throughput: {triggers} triggers per customer, {recipients} recipients, {CONCURRENCY} threads ==")
     server = emulator_pid()
+    floor = floor_run(endpoint, server, triggers, recipients)
+    worker, worker_cpu, one_emulator = one_worker_run(endpoint, server, triggers, recipients, floor)
+    print(
+        f"  CPU per trigger: bare loop {1000 * floor.cpu:.1f} ms (emulator {1000 * floor.emulator:.1f} ms), "
+        f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
+    )
+    per_customer_run(endpoint, triggers, recipients)
+    return worker
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What the bare loop measured: its wall seconds, and per trigger its CPU, the emulator's and its calls."""
+
+    elapsed: float
+    cpu: float
+    emulator: float
+    calls: dict[str, float]
+
+
+def throughput_sandbox(endpoint: str, specs: list[sb.CustomerSpec], triggers: int, prefix: str) -> sb.Sandbox:
+    """A fresh emulator holding the customers of ``specs``, no coordinator subscribed, ``triggers`` changes queued."""
     reset(endpoint)
-    box = sb.create_sandbox([spec("floor", "777777777777", recipients)], visibility_timeout=60)
+    box = sb.create_sandbox(specs, visibility_timeout=60)
     unsubscribe_coordinator(box)
-    submit_many(box, ["floor"], triggers, "F")
+    submit_many(box, [s.code for s in specs], triggers, prefix)
+    return box
+
+
+def floor_run(endpoint: str, server: int | None, triggers: int, recipients: int) -> Floor:
+    box = throughput_sandbox(endpoint, [spec("floor", "777777777777", recipients)], triggers, "F")
     resources = box.customers["floor"]
     emulator_before = cpu_seconds(server)
     out = subprocess.run(
@@ -462,19 +239,27 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     )
     floor_emulator = (cpu_seconds(server) - emulator_before) / triggers
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    floor, floor_cpu = result["elapsed"], result["cpu"] / triggers
-    print(f"  floor (bare loop, same calls):  {triggers / floor:7.1f} triggers/s")
-    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
+    floor = Floor(
+        result["elapsed"],
+        result["cpu"] / triggers,
+        floor_emulator,
+        {name: n / triggers for name, n in sorted(result["calls"].items())},
+    )
+    print(f"  floor (bare loop, same calls):  {triggers / floor.elapsed:7.1f} triggers/s")
     print(
-        f"    its calls per trigger: {sum(made.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
+        f"    its calls per trigger: {sum(floor.calls.values()):.2f} = "
+        + ", ".join(f"{name} {n:.2f}" for name, n in floor.calls.items())
         + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
     )
+    return floor
 
-    reset(endpoint)
-    box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
-    unsubscribe_coordinator(box)
-    submit_many(box, ["one"], triggers, "T")
+
+def one_worker_run(
+    endpoint: str, server: int | None, triggers: int, recipients: int, floor: Floor
+) -> tuple[WorkerProcess, float, float]:
+    """The worker on the floor's workload: it (still running, for the memory section), and per trigger its
+    CPU and the emulator's."""
+    box = throughput_sandbox(endpoint, [spec("one", "777777777777", recipients)], triggers, "T")
     worker = WorkerProcess(box, "one", endpoint, count_calls=True, TTP_LOG_LEVEL="INFO")  # its lines time the run
     started_at = worker.wait_for_start()
     worker_before, emulator_before = cpu_seconds(worker.proc.pid), cpu_seconds(server)
@@ -485,12 +270,13 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     elapsed = max(handled.values()) - started_at
     print(
         f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
-        f"({floor / elapsed:.2f} of the floor; from its first receive, as the floor)"
+        f"({floor.elapsed / elapsed:.2f} of the floor; from its first receive, as the floor)"
     )
     print(
         f"    its calls per trigger: {sum(worker_made.values()):.2f} = "
         + ", ".join(f"{name} {n:.2f}" for name, n in worker_made.items())
     )
+    made = floor.calls
     differences = {
         name: worker_made.get(name, 0.0) - made.get(name, 0.0)
         for name in sorted({*made, *worker_made})
@@ -500,19 +286,13 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
         "    worker minus bare loop: "
         + (", ".join(f"{name} {n:+.2f}" for name, n in differences.items()) or "none (the same calls)")
     )
-    print(
-        f"  CPU per trigger: bare loop {1000 * floor_cpu:.1f} ms (emulator {1000 * floor_emulator:.1f} ms), "
-        f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
-    )
-    last_worker = worker
+    return worker, worker_cpu, one_emulator
 
-    reset(endpoint)
+
+def per_customer_run(endpoint: str, triggers: int, recipients: int) -> None:
     codes = ["c1", "c2", "c3"]
-    box = sb.create_sandbox(
-        [spec(c, f"77777777777{i}", recipients) for i, c in enumerate(codes)], visibility_timeout=60
-    )
-    unsubscribe_coordinator(box)
-    submit_many(box, codes, triggers, "M")
+    specs = [spec(c, f"77777777777{i}", recipients) for i, c in enumerate(codes)]
+    box = throughput_sandbox(endpoint, specs, triggers, "M")
     started = time.monotonic()
     workers = [WorkerProcess(box, c, endpoint) for c in codes]
     wait_until_drained(box)
@@ -523,7 +303,6 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     )
     for w in workers:
         w.stop()
-    return last_worker
 
 
 # ---- 3 ----------------------------------------------------------------------------------------
