@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,21 +183,11 @@ def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
     floor = floor_run(endpoint, server, triggers, recipients)
     worker, worker_cpu, one_emulator = one_worker_run(endpoint, server, triggers, recipients, floor)
     print(
-        f"  CPU per trigger: bare loop {1000 * floor.cpu:.1f} ms (emulator {1000 * floor.emulator:.1f} ms), "
+        f"  CPU per trigger: bare loop {1000 * floor['cpu']:.1f} ms (emulator {1000 * floor['emulator']:.1f} ms), "
         f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
     )
     per_customer_run(endpoint, triggers, recipients)
     return worker
-
-
-@dataclass(frozen=True)
-class Floor:
-    """What the bare loop measured: its wall seconds, and per trigger its CPU, the emulator's and its calls."""
-
-    elapsed: float
-    cpu: float
-    emulator: float
-    calls: dict[str, float]
 
 
 def throughput_sandbox(endpoint: str, specs: list[sb.CustomerSpec], triggers: int, prefix: str) -> sb.Sandbox:
@@ -210,7 +199,9 @@ def throughput_sandbox(endpoint: str, specs: list[sb.CustomerSpec], triggers: in
     return box
 
 
-def floor_run(endpoint: str, server: int | None, triggers: int, recipients: int) -> Floor:
+def floor_run(endpoint: str, server: int | None, triggers: int, recipients: int) -> dict[str, Any]:
+    """The bare loop in a process of its own: its wall seconds ("elapsed"), and per trigger its CPU, the
+    emulator's ("emulator") and its calls by operation."""
     box = throughput_sandbox(endpoint, [spec("floor", "777777777777", recipients)], triggers, "F")
     resources = box.customers["floor"]
     emulator_before = cpu_seconds(server)
@@ -239,23 +230,18 @@ def floor_run(endpoint: str, server: int | None, triggers: int, recipients: int)
     )
     floor_emulator = (cpu_seconds(server) - emulator_before) / triggers
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    floor = Floor(
-        result["elapsed"],
-        result["cpu"] / triggers,
-        floor_emulator,
-        {name: n / triggers for name, n in sorted(result["calls"].items())},
-    )
-    print(f"  floor (bare loop, same calls):  {triggers / floor.elapsed:7.1f} triggers/s")
+    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
+    print(f"  floor (bare loop, same calls):  {triggers / result['elapsed']:7.1f} triggers/s")
     print(
-        f"    its calls per trigger: {sum(floor.calls.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in floor.calls.items())
+        f"    its calls per trigger: {sum(made.values()):.2f} = "
+        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
         + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
     )
-    return floor
+    return {"elapsed": result["elapsed"], "cpu": result["cpu"] / triggers, "emulator": floor_emulator, "calls": made}
 
 
 def one_worker_run(
-    endpoint: str, server: int | None, triggers: int, recipients: int, floor: Floor
+    endpoint: str, server: int | None, triggers: int, recipients: int, floor: dict[str, Any]
 ) -> tuple[WorkerProcess, float, float]:
     """The worker on the floor's workload: it (still running, for the memory section), and per trigger its
     CPU and the emulator's."""
@@ -270,13 +256,13 @@ def one_worker_run(
     elapsed = max(handled.values()) - started_at
     print(
         f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
-        f"({floor.elapsed / elapsed:.2f} of the floor; from its first receive, as the floor)"
+        f"({floor['elapsed'] / elapsed:.2f} of the floor; from its first receive, as the floor)"
     )
     print(
         f"    its calls per trigger: {sum(worker_made.values()):.2f} = "
         + ", ".join(f"{name} {n:.2f}" for name, n in worker_made.items())
     )
-    made = floor.calls
+    made = floor["calls"]
     differences = {
         name: worker_made.get(name, 0.0) - made.get(name, 0.0)
         for name in sorted({*made, *worker_made})
