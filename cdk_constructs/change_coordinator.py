@@ -57,6 +57,7 @@ from cdk_constructs.runtime_task import (
 from cdk_support import defaults
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
 from cdk_support.environment import Deferred, render, setting_default
+from cdk_support.forwarding import check_fields, forwarded
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
@@ -160,7 +161,7 @@ class ChangeCoordinator(RuntimeTaskBase):
     """The change coordinator: the runtime task, its event queue and a one-task Fargate service."""
 
     def __init__(self, scope: Construct, construct_id: str, props: ChangeCoordinatorProps) -> None:
-        self._validate(props)
+        check_fields(check_shutdown, props)
         stack = Stack.of(scope)
         settings = [TaskSettings(CoordinatorSettings, self._coordinator_settings(props, stack))]
         secrets: dict[str, ecs.Secret] = {}
@@ -225,13 +226,7 @@ class ChangeCoordinator(RuntimeTaskBase):
         self.events = EventQueue(
             self,
             "Queue",
-            EventQueueProps(
-                source_account=props.source_account,
-                bucket_name=props.bucket_name,
-                routing=props.routing,
-                visibility_timeout_seconds=props.visibility_timeout_seconds,
-                max_receive_count=props.max_receive_count,
-            ),
+            forwarded(EventQueueProps, props),
             EventQueueSpec(
                 queue_name=names.COORDINATOR_QUEUE_NAME,
                 dead_letter_queue_name=names.COORDINATOR_DLQ_NAME,
@@ -291,14 +286,6 @@ class ChangeCoordinator(RuntimeTaskBase):
             }
 
         return lazy_string(lambda: render(elsewhere()))
-
-    @staticmethod
-    def _validate(props: ChangeCoordinatorProps) -> None:
-        check_shutdown(
-            drain_seconds=props.drain_seconds,
-            visibility_timeout_seconds=props.visibility_timeout_seconds,
-            stop_timeout_seconds=props.stop_timeout_seconds,
-        )
 
     def _grant(self, props: ChangeCoordinatorProps, partition: str) -> None:
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"

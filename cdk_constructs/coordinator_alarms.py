@@ -11,35 +11,20 @@ Alarm names are deterministic: ``ttp-change-coordinator-{alarm}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_constructs.monitoring import AlarmFactory, MetricFactory
+from cdk_constructs.monitoring import AlarmsProps, MetricFactory
 from runtime.contract import names
 from runtime.contract.monitoring import COORDINATOR_ALARMS, COORDINATOR_RUNBOOK_PREFIX, coordinator_target
 from runtime.contract.names import Severity
-from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
 
-@dataclass(frozen=True)
-class CoordinatorAlarmsProps:
-    topics: Mapping[Severity, sns.ITopic] = field(default_factory=dict)
-    """SNS topic per severity; alarms of a severity without a topic have no actions. Default: none."""
-    namespace: str = names.DEFAULT_METRICS_NAMESPACE
-    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
-    cluster_name: str = names.CLUSTER_NAME
-    """ECS cluster of the coordinator service. Default: ``runtime.contract.names.CLUSTER_NAME``."""
-    thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
-    """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
-    ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
-    """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
-    runbook_url: str | None = None
-    """Where operators read ``docs/runbook.md`` (e.g. its URL in your repository); when set, each alarm's
-    description ends with ``Runbook: {runbook_url}#coordinator-alarm-{family}``. Default: none (no link)."""
+@dataclass(frozen=True, kw_only=True)
+class CoordinatorAlarmsProps(AlarmsProps):
+    """Props of :class:`CoordinatorAlarms`: those of :class:`~cdk_constructs.monitoring.AlarmsProps`."""
 
 
 def coordinator_alarm_name(alarm: str) -> str:
@@ -51,15 +36,12 @@ class CoordinatorAlarms(Construct):
         super().__init__(scope, construct_id)
         props = props or CoordinatorAlarmsProps()
         self.props = props
-        factory = AlarmFactory(
+        factory = props.factory(
             self,
             metrics=MetricFactory(coordinator_target(props.namespace, props.cluster_name)),
-            thresholds=props.thresholds,
             alarm_name=coordinator_alarm_name,
             subject="change coordinator",
-            topics=props.topics,
-            ok_actions_for=props.ok_actions_for,
-            runbook=f"{props.runbook_url}#{COORDINATOR_RUNBOOK_PREFIX}" if props.runbook_url else None,
+            runbook_prefix=COORDINATOR_RUNBOOK_PREFIX,
         )
         self.alarms: dict[str, cloudwatch.CfnAlarm] = factory.alarms(COORDINATOR_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in COORDINATOR_ALARMS}

@@ -30,6 +30,7 @@ from cdk_constructs.task_execution_role import shared_task_execution_role
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity
 from cdk_support.environment import setting_default
+from cdk_support.forwarding import check_fields, forwarded
 from cdk_support.lazy import LiveMapping
 from cdk_support.log_retention import retention
 from runtime.contract import keys, names
@@ -106,13 +107,7 @@ class TtpCustomer(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: TtpCustomerProps) -> None:
         super().__init__(scope, construct_id)
         code = keys.validate_customer_code(props.code)
-        check_processor_capacity(
-            min_tasks=props.min_tasks,
-            max_tasks=props.max_tasks,
-            scale_to_zero=props.scale_to_zero,
-            cpu=props.cpu,
-            memory_mib=props.memory_mib,
-        )
+        check_fields(check_processor_capacity, props)
         self.props = props
         platform = props.platform
         p = platform.props
@@ -209,30 +204,21 @@ class TtpCustomer(Construct):
         self.processor = CustomerProcessor(
             stack,
             "Processor",
-            CustomerProcessorProps(
+            forwarded(
+                CustomerProcessorProps,
+                props,
                 customer_code=code,
+                customer_account=props.account,
+                send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
                 cluster=platform.cluster,
                 subnets=platform.network.task_subnets,
                 execution_role=shared_task_execution_role(stack, "TaskExecutionRole"),
                 queue=self.queue.queue,
                 queue_url=names.queue_url(region, account, code),
-                visibility_timeout_seconds=p.visibility_timeout_seconds,
                 bucket_name=platform.bucket_name,
-                customer_account=props.account,
-                from_address=props.from_address,
-                sender_external_id=props.sender_external_id,
-                contact_list_name=props.contact_list_name,
-                send_rate_per_second=float(props.send_rate_per_second),  # 10 and 10.0: one rendering ("10.0")
-                ses_region=props.ses_region,
-                configuration_set=props.configuration_set,
+                visibility_timeout_seconds=p.visibility_timeout_seconds,
                 metrics_namespace=p.metrics_namespace,
-                max_concurrency=props.max_concurrency,
-                cpu=props.cpu,
-                memory_mib=props.memory_mib,
                 cpu_architecture=p.cpu_architecture,
-                min_tasks=props.min_tasks,
-                max_tasks=props.max_tasks,
-                scale_to_zero=props.scale_to_zero,
                 log_retention=retention(p.log_retention_days),
             ),
         )
@@ -273,14 +259,11 @@ class TtpCustomer(Construct):
         self.roles = CustomerSesRoles(
             stack,
             "SesRoles",
-            CustomerSesRolesProps(
+            forwarded(
+                CustomerSesRolesProps,
+                props,
                 customer_code=code,
                 governance_account=p.accounts.governance,
-                from_address=props.from_address,
-                sender_external_id=props.sender_external_id,
-                contact_list_name=props.contact_list_name,
-                ses_region=props.ses_region,
-                configuration_set=props.configuration_set,
                 contact_reader_external_id=None
                 if p.meetings is None
                 else props.contact_reader_external_id or p.meetings.contact_reader_external_id,

@@ -8,38 +8,25 @@ Alarm names are deterministic (``ttp-{code}-{alarm}``), so dashboards and the op
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_constructs.monitoring import AlarmFactory, MetricFactory
-from runtime.contract import keys, names
+from cdk_constructs.monitoring import AlarmsProps, MetricFactory
+from runtime.contract import keys
 from runtime.contract.monitoring import CUSTOMER_ALARMS, CUSTOMER_RUNBOOK_PREFIX, customer_target
 from runtime.contract.names import Severity
-from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
 
 @dataclass(frozen=True)
-class CustomerAlarmsProps:
+class CustomerAlarmsProps(AlarmsProps):
+    """Props of :class:`CustomerAlarms`: the customer, then (by keyword) those of
+    :class:`~cdk_constructs.monitoring.AlarmsProps`."""
+
     customer_code: str
     """The customer (``runtime.contract.keys`` rules); alarm, queue and service names derive from it. Required."""
-    topics: Mapping[Severity, sns.ITopic] = field(default_factory=dict)
-    """SNS topic per severity; alarms of a severity without a topic have no actions. Default: none."""
-    namespace: str = names.DEFAULT_METRICS_NAMESPACE
-    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
-    cluster_name: str = names.CLUSTER_NAME
-    """ECS cluster of the processor service. Default: ``runtime.contract.names.CLUSTER_NAME``."""
-    thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
-    """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
-    ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
-    """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
-    runbook_url: str | None = None
-    """Where operators read ``docs/runbook.md`` (e.g. its URL in your repository); when set, each alarm's
-    description ends with ``Runbook: {runbook_url}#alarm-{family}``. Default: none (no link)."""
 
 
 def alarm_name(customer_code: str, alarm: str) -> str:
@@ -51,15 +38,12 @@ class CustomerAlarms(Construct):
         super().__init__(scope, construct_id)
         code = keys.validate_customer_code(props.customer_code)
         self.props = props
-        factory = AlarmFactory(
+        factory = props.factory(
             self,
             metrics=MetricFactory(customer_target(code, props.namespace, props.cluster_name)),
-            thresholds=props.thresholds,
             alarm_name=lambda alarm: alarm_name(code, alarm),
             subject=code,
-            topics=props.topics,
-            ok_actions_for=props.ok_actions_for,
-            runbook=f"{props.runbook_url}#{CUSTOMER_RUNBOOK_PREFIX}" if props.runbook_url else None,
+            runbook_prefix=CUSTOMER_RUNBOOK_PREFIX,
         )
         self.alarms: dict[str, cloudwatch.CfnAlarm] = factory.alarms(CUSTOMER_ALARMS)
         self.severity: dict[str, Severity] = {spec.name: spec.severity for spec in CUSTOMER_ALARMS}

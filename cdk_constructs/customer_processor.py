@@ -45,6 +45,7 @@ from cdk_constructs.runtime_task import (
 from cdk_support import defaults
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
+from cdk_support.forwarding import check_fields
 from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -169,11 +170,7 @@ class CustomerProcessor(RuntimeTaskBase):
 
     @staticmethod
     def _validate(props: CustomerProcessorProps) -> None:
-        check_shutdown(
-            drain_seconds=props.drain_seconds,
-            visibility_timeout_seconds=props.visibility_timeout_seconds,
-            stop_timeout_seconds=props.stop_timeout_seconds,
-        )
+        check_fields(check_shutdown, props)
         check_processor_capacity(
             min_tasks=props.min_tasks, max_tasks=props.max_tasks, scale_to_zero=props.scale_to_zero
         )

@@ -25,6 +25,7 @@ from constructs import Construct
 from cdk_constructs.event_queue import EventQueue, EventQueueProps, EventQueueSpec
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.forwarding import forwarded
 from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
 
@@ -62,15 +63,7 @@ class CustomerQueue(EventQueue):
         super().__init__(
             scope,
             construct_id,
-            EventQueueProps(
-                source_account=props.source_account,
-                bucket_name=props.bucket_name,
-                routing=props.routing,
-                visibility_timeout_seconds=props.visibility_timeout_seconds,
-                max_receive_count=props.max_receive_count,
-                retention_days=props.retention_days,
-                dlq_retention_days=props.dlq_retention_days,
-            ),
+            forwarded(EventQueueProps, props),
             EventQueueSpec(
                 queue_name=names.queue_name(code),
                 dead_letter_queue_name=names.dead_letter_queue_name(code),

@@ -31,6 +31,7 @@ from constructs import Construct, IValidation
 
 from cdk_constructs.event_queue import EventQueue, EventQueueProps, EventQueueSpec
 from cdk_support import defaults
+from cdk_support.forwarding import forwarded
 from cdk_support.lazy import lazy_any
 from runtime.contract import names
 
@@ -85,12 +86,7 @@ class DeliveryEvents(Construct):
         self.events = EventQueue(
             self,
             "Queue",
-            EventQueueProps(
-                source_account=stack.account,
-                routing="eventbridge",
-                visibility_timeout_seconds=props.visibility_timeout_seconds,
-                max_receive_count=props.max_receive_count,
-            ),
+            forwarded(EventQueueProps, props, source_account=stack.account, routing="eventbridge"),
             EventQueueSpec(
                 queue_name=names.DELIVERY_EVENTS_QUEUE_NAME,
                 dead_letter_queue_name=names.DELIVERY_EVENTS_DLQ_NAME,

@@ -10,6 +10,7 @@ customer is a healthy one) and needs all of its evaluation periods to breach.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Duration
@@ -17,9 +18,10 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from runtime.contract import names
 from runtime.contract.monitoring import AlarmSpec, Math, Signal, Stat, Target
 from runtime.contract.names import Severity
-from runtime.contract.thresholds import AlarmThresholds
+from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
 
 
 class MetricFactory:
@@ -90,6 +92,49 @@ class MetricFactory:
             using_metrics={str(s.id): self.metric(s) for s in math.using},
             label=math.label,
             period=Duration.seconds(math.period),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmsProps:
+    """What the customer's and the coordinator's alarms take alike (:class:`~cdk_constructs.customer_alarms.
+    CustomerAlarmsProps`, :class:`~cdk_constructs.coordinator_alarms.CoordinatorAlarmsProps`)."""
+
+    topics: Mapping[Severity, sns.ITopic] = field(default_factory=dict)
+    """SNS topic per severity; alarms of a severity without a topic have no actions. Default: none."""
+    namespace: str = names.DEFAULT_METRICS_NAMESPACE
+    """Namespace of the runtime's custom metrics. Default: ``runtime.contract.names.DEFAULT_METRICS_NAMESPACE``."""
+    cluster_name: str = names.CLUSTER_NAME
+    """ECS cluster of the watched service (the processor's, the coordinator's).
+    Default: ``runtime.contract.names.CLUSTER_NAME``."""
+    thresholds: AlarmThresholds = DEFAULT_THRESHOLDS
+    """Every alarm threshold. Default: ``runtime.contract.thresholds.DEFAULT_THRESHOLDS``."""
+    ok_actions_for: tuple[Severity, ...] = ("critical", "warning")
+    """Severities whose topic is also told when the alarm clears. Default: critical and warning."""
+    runbook_url: str | None = None
+    """Where operators read ``docs/runbook.md`` (e.g. its URL in your repository); when set, each alarm's
+    description ends with ``Runbook: {runbook_url}#alarm-{family}`` (a customer's alarm) or
+    ``#coordinator-alarm-{family}`` (the coordinator's). Default: none (no link)."""
+
+    def factory(
+        self,
+        scope: Construct,
+        *,
+        metrics: MetricFactory,
+        alarm_name: Callable[[str], str],
+        subject: str,
+        runbook_prefix: str,
+    ) -> AlarmFactory:
+        """The factory of the subject's alarms: its topics, thresholds and runbook anchors from these props."""
+        return AlarmFactory(
+            scope,
+            metrics=metrics,
+            thresholds=self.thresholds,
+            alarm_name=alarm_name,
+            subject=subject,
+            topics=self.topics,
+            ok_actions_for=self.ok_actions_for,
+            runbook=f"{self.runbook_url}#{runbook_prefix}" if self.runbook_url else None,
         )
 
 

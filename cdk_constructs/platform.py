@@ -53,6 +53,7 @@ from cdk_constructs.sweeper import Sweeper, SweeperProps
 from cdk_constructs.task_execution_role import TaskExecutionRole, TaskExecutionRoleProps
 from cdk_support import defaults
 from cdk_support.environment import setting_default
+from cdk_support.forwarding import forwarded
 from cdk_support.lazy import LiveMapping, lazy_string
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.ses_senders import SesSender, check_ses_senders
@@ -301,37 +302,33 @@ class TtpPlatform(Construct):
         self.sweeper = Sweeper(
             stack,
             "Sweeper",
-            SweeperProps(
+            forwarded(
+                SweeperProps,
+                props,
                 cluster=self.cluster,
                 bucket_name=self.bucket_name,
                 customer_queues=LiveMapping(
                     lambda: {code: names.queue_url(region, account, code) for code in self.customers}
                 ),
-                cpu_architecture=props.cpu_architecture,
                 subnets=self.network.task_subnets,
-                sweeper_interval_minutes=props.sweeper_interval_minutes,
-                metrics_namespace=props.metrics_namespace,
                 log_retention=log_retention,
             ),
         )
         self.coordinator = ChangeCoordinator(
             stack,
             "Coordinator",
-            ChangeCoordinatorProps(
+            forwarded(
+                ChangeCoordinatorProps,
+                props,
                 cluster=self.cluster,
                 bucket_name=self.bucket_name,
                 source_account=props.accounts.management,
                 routing=bucket_routing(props.routing),
-                visibility_timeout_seconds=props.visibility_timeout_seconds,
-                max_receive_count=props.max_receive_count,
                 contact_list_name=lazy_string(self._contact_list_name),
-                cpu_architecture=props.cpu_architecture,
                 subnets=self.network.task_subnets,
-                metrics_namespace=props.metrics_namespace,
                 log_retention=log_retention,
                 meetings=self._meetings(props.meetings),
                 delivery_customer_accounts=LiveMapping(lambda: {c.code: c.account for c in self.customers.values()}),
-                delivery_events=props.delivery_events,
                 delivery_organization_id=props.accounts.organization_id,
             ),
         )

@@ -33,6 +33,7 @@ from cdk_constructs.platform import (
 )
 from cdk_constructs.platform_network import ImportedVpc
 from cdk_constructs.submission_site import SiteOidc
+from cdk_support.forwarding import forwarded
 from cdk_support.quotas import RAISED_QUOTAS_KEY, QuotaValidation, raised_quotas
 from stacks.config import (
     CONTEXT_KEY,
@@ -104,22 +105,14 @@ def platform_props(config: PlatformConfig) -> TtpPlatformProps:
     """The platform's props from ``ttp`` (the same names)."""
     vpc = config.vpc
     meetings = config.meetings
-    return TtpPlatformProps(
+    return forwarded(
+        TtpPlatformProps,
+        config,
         accounts=PlatformAccounts(**config.accounts.model_dump()),
-        routing=config.routing,
-        trigger_bus_shards=config.trigger_bus_shards,
-        bucket_name=config.bucket_name,
-        metrics_namespace=config.metrics_namespace,
         meetings=None if meetings is None else PlatformMeetings(**meetings.model_dump()),
         vpc=None if vpc is None else ImportedVpc(**vpc.model_dump()),
         alarm_emails=dict(config.alarm_emails),
-        customer_dashboards=config.customer_dashboards,
         site=None if config.site is None else SiteOidc(**config.site.model_dump()),
-        sweeper_interval_minutes=config.sweeper_interval_minutes,
-        cpu_architecture=config.cpu_architecture,
-        log_retention_days=config.log_retention_days,
-        visibility_timeout_seconds=config.visibility_timeout_seconds,
-        max_receive_count=config.max_receive_count,
         # Delivery events need a customer account for the bus to admit; a platform without customers has none.
         delivery_events=bool(config.customers),
     )

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from cdk_support import defaults
 from cdk_support.capacity import check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
+from cdk_support.forwarding import check_fields
 from cdk_support.log_retention import ALLOWED_DAYS, DEFAULT_LOG_RETENTION_DAYS
 from cdk_support.ses_senders import SesSender, check_ses_senders
 from runtime.contract import names
@@ -174,13 +175,7 @@ class Customer(_Model):
 
     @model_validator(mode="after")
     def _capacity(self) -> Customer:
-        check_processor_capacity(
-            min_tasks=self.min_tasks,
-            max_tasks=self.max_tasks,
-            scale_to_zero=self.scale_to_zero,
-            cpu=self.cpu,
-            memory_mib=self.memory_mib,
-        )
+        check_fields(check_processor_capacity, self)
         return self
 
 
