@@ -11,7 +11,7 @@ from typing import Any, Unpack
 
 from runtime.archive.cas import UNREAD, Backoff, RetryOptions
 from runtime.archive.delivery import DeliveryDocument, RecipientEvent
-from runtime.archive.versioned import Versioned, VersionedJson, compact_json, identity_of
+from runtime.archive.versioned import Versioned, identity_of, per_customer_store
 from runtime.contract import keys
 
 __all__ = ["DeliveryStore", "RecordOutcome", "VersionedDelivery"]
@@ -35,13 +35,8 @@ class DeliveryStore:
         bucket: str,
         **retry: Unpack[RetryOptions],
     ) -> None:
-        self.objects: VersionedJson[DeliveryDocument] = VersionedJson(
-            s3,
-            bucket,
-            kind="delivery document",
-            parse=DeliveryDocument.model_validate_json,
-            dump=compact_json,
-            backoff=Backoff(**retry),
+        self.objects = per_customer_store(
+            s3, bucket, DeliveryDocument, kind="delivery document", backoff=Backoff(**retry)
         )
         self.bucket = bucket
 

@@ -17,10 +17,9 @@ from runtime.archive.processing import ProcessingDocument
 from runtime.archive.versioned import (
     StorageClock,
     Versioned,
-    VersionedJson,
-    compact_json,
     header_time,
     identity_of,
+    per_customer_store,
     storage_time,
 )
 from runtime.contract import keys
@@ -54,14 +53,8 @@ class ProcessingStore:
         """``observe_client``: the storage clock also reads the ``Date`` of every other answer of ``s3``
         (the processor's; a reader that judges no lease of its own leaves the client alone)."""
         backoff = Backoff(**retry)
-        self.objects: VersionedJson[ProcessingDocument] = VersionedJson(
-            s3,
-            bucket,
-            kind="processing document",
-            parse=ProcessingDocument.model_validate_json,
-            dump=compact_json,
-            backoff=backoff,
-            clock=clock,
+        self.objects = per_customer_store(
+            s3, bucket, ProcessingDocument, kind="processing document", backoff=backoff, clock=clock
         )
         self._backoff = backoff  # the objects' own: tests shorten its attempts
         self.bucket = bucket

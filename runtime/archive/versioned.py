@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
 from runtime.archive.cas import UNREAD, Backoff, CasLoop, Unread, is_missing
-from runtime.archive.documents import utcnow
+from runtime.archive.documents import _Document, utcnow
 from runtime.archive.errors import ArchiveInvalid, ArchiveMissing
 from runtime.aws import error_code, http_status
 from runtime.contract.errors import describe_validation_error
@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", bound=_Document)
 
 
 def header_time(headers: dict[str, Any], name: str) -> datetime | None:
@@ -149,7 +150,7 @@ class _PerCustomer(Protocol):
     def to_json_dict(self) -> dict[str, Any]: ...
 
 
-def compact_json(document: _PerCustomer) -> bytes:
+def compact_json(document: _Document) -> bytes:
     """A per-customer document (processing, delivery) as stored: compact JSON of its ``to_json_dict``."""
     return json.dumps(document.to_json_dict(), separators=(",", ":")).encode()
 
@@ -252,3 +253,11 @@ class VersionedJson(Generic[M]):
             key, lambda: self.load_optional(key, identity), mutate, put, self.backoff
         )
         return loop.run(create=create, current=current, metrics=metrics)
+
+
+def per_customer_store(
+    s3: Any, bucket: str, model: type[D], *, kind: str, backoff: Backoff, clock: StorageClock | None = None
+) -> VersionedJson[D]:
+    """The store of a per-customer document (processing, delivery): ``model``'s JSON in, compact JSON out."""
+    parse = model.model_validate_json
+    return VersionedJson(s3, bucket, kind=kind, parse=parse, dump=compact_json, backoff=backoff, clock=clock)
