@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from rich.table import Table
 
 from devtools import local_run, site_server
 from devtools import sandbox as sb
@@ -55,6 +54,7 @@ from devtools.demo_report import (
     report_deploy,
     report_launches,
     report_policy_decisions,
+    titled_table,
 )
 from devtools.emulator import local_aws
 from devtools.enforcement import Enforcement
@@ -100,9 +100,10 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> None:
         console.print(f"[red]synth failed[/red]\n{result.stderr[-3000:]}")
         raise SystemExit(1)
     manifest = json.loads((outdir / "manifest.json").read_text())
-    table = Table(title=f"Sample platform synthesized into {outdir.name}/ in {time.monotonic() - started:.1f}s")
-    for column in ("stack", "account", "region", "resources", "depends on"):
-        table.add_column(column)
+    table = titled_table(
+        f"Sample platform synthesized into {outdir.name}/ in {time.monotonic() - started:.1f}s",
+        ("stack", "account", "region", "resources", "depends on"),
+    )
     for name, artifact in sorted(manifest["artifacts"].items()):
         if artifact.get("type") != "aws:cloudformation:stack":
             continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +38,19 @@ class Platform:
     session: Any  # the operator's boto3 session
 
 
-def report_deploy(report: DeployReport) -> None:
-    table = Table(title=f"deployed on the emulator in {report.seconds:.1f}s (devtools.local_deploy)")
-    for column in ("stack", "account", "created (CloudFormation)", "emulated (API)", "recorded only"):
+def titled_table(title: str, columns: Iterable[str]) -> Table:
+    """A rich table titled ``title`` with these column headers (the demo's reports are all of this form)."""
+    table = Table(title=title)
+    for column in columns:
         table.add_column(column)
+    return table
+
+
+def report_deploy(report: DeployReport) -> None:
+    table = titled_table(
+        f"deployed on the emulator in {report.seconds:.1f}s (devtools.local_deploy)",
+        ("stack", "account", "created (CloudFormation)", "emulated (API)", "recorded only"),
+    )
     for stack in report.stacks:
         table.add_row(
             stack.stack_name,
@@ -55,9 +65,10 @@ def report_deploy(report: DeployReport) -> None:
 
 
 def report_launches(launches: list[local_run.Launch], sweep_every: float) -> None:
-    table = Table(title="services run as their task definitions say (devtools.local_run)")
-    for column in ("service", "account", "command", "task role (assumed)", "environment"):
-        table.add_column(column)
+    table = titled_table(
+        "services run as their task definitions say (devtools.local_run)",
+        ("service", "account", "command", "task role (assumed)", "environment"),
+    )
     for item in launches:
         service = item.plan
         schedule = f" ({service.schedule}; here every {sweep_every:.0f} s)" if service.schedule else ""
@@ -122,9 +133,10 @@ def report(box: Platform, changes: list[dict[str, Any]], workers: list[Worker], 
     console.rule("what happened")
     for change in changes:
         doc = _archive(s3, box, change["change_id"])
-        table = Table(title=f"archive/{doc['change_id']}.json — revision {doc['revision']}: {doc['title']}")
-        for column in ("time", "type", "customer", "revision", "by", "detail"):
-            table.add_column(column)
+        table = titled_table(
+            f"archive/{doc['change_id']}.json — revision {doc['revision']}: {doc['title']}",
+            ("time", "type", "customer", "revision", "by", "detail"),
+        )
         for entry in doc["modifications"]:
             detail = ""
             if entry["modification_type"] == "processed":
@@ -143,9 +155,9 @@ def report(box: Platform, changes: list[dict[str, Any]], workers: list[Worker], 
         leftovers = [k for k in doc if k not in {"modifications"} and k.startswith("ticket")]
         if leftovers:
             console.print(f"  unknown fields kept on every rewrite: {', '.join(f'{k}={doc[k]}' for k in leftovers)}")
-    emails = Table(title="emails sent (each customer's own SES, assumed role)")
-    for column in ("customer", "account", "recipient", "subject"):
-        emails.add_column(column)
+    emails = titled_table(
+        "emails sent (each customer's own SES, assumed role)", ("customer", "account", "recipient", "subject")
+    )
     for code, spec in box.customers.items():
         for message in sb.sent_emails(spec.account, box.region):
             emails.add_row(code, spec.account, ", ".join(message["to"]), message["subject"])
@@ -168,9 +180,10 @@ def report(box: Platform, changes: list[dict[str, Any]], workers: list[Worker], 
 def report_coordinator(box: Platform, changes: list[dict[str, Any]], coordinator: Worker, settled: float) -> None:
     """The coordinator's side: results folded per archive write, the meeting, the processing objects."""
     s3 = box.session.client("s3")
-    folds = Table(title="change coordinator: results folded into the archive (one compare-and-swap write each)")
-    for column in ("time", "change", "results folded", "customers"):
-        folds.add_column(column)
+    folds = titled_table(
+        "change coordinator: results folded into the archive (one compare-and-swap write each)",
+        ("time", "change", "results folded", "customers"),
+    )
     fold_lines = coordinator.logged("results folded into the archive")
     for line in fold_lines:
         folded = line.get("folded") or []
@@ -192,9 +205,10 @@ def report_coordinator(box: Platform, changes: list[dict[str, Any]], coordinator
         missing = sorted(set(doc["customers"]) - set(folded))
         state = "every listed customer" if not missing else f"[red]missing {', '.join(missing)}[/red]"
         console.print(f"  {change['change_id']} revision {doc['revision']}: processed by {', '.join(folded)} ({state})")
-    meetings = Table(title="the change's one meeting (reconciled by the coordinator only)")
-    for column in ("change", "event id", "generation", "revision", "attendees", "cancelled"):
-        meetings.add_column(column)
+    meetings = titled_table(
+        "the change's one meeting (reconciled by the coordinator only)",
+        ("change", "event id", "generation", "revision", "attendees", "cancelled"),
+    )
     for change in changes:
         meta = _archive(s3, box, change["change_id"]).get("meeting_metadata")
         if meta:
@@ -223,11 +237,10 @@ def report_delivery_events(box: Platform, *, consumer_grace: float = 5.0, drain_
     is set) the events stay in the queue; the demo says so after ``consumer_grace`` seconds and goes on."""
     published = ses_events.published_events([spec.account for spec in box.customers.values()], region=box.region)
     accounts = {spec.account: code for code, spec in box.customers.items()}
-    table = Table(
-        title="SES events published for the emails sent (configuration set → EventBridge → delivery-events queue)"
+    table = titled_table(
+        "SES events published for the emails sent (configuration set → EventBridge → delivery-events queue)",
+        ("customer", "recipient", "emails", "events of each email"),
     )
-    for column in ("customer", "recipient", "emails", "events of each email"):
-        table.add_column(column)
     per_email: dict[tuple[str, str], dict[str, list[str]]] = {}
     tagged: dict[str, int] = {}
     for event in published.events:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from botocore.exceptions import ClientError
-from rich.table import Table
 
 from runtime import aws
 from runtime.cli import options, render
@@ -66,9 +65,7 @@ def dlq_list(
         console.print(
             f"{listing.dlq_url}: ~{listing.approximate_visible} visible, ~{listing.approximate_in_flight} in flight"
         )
-        table = Table(title=f"DLQ of {code}")
-        for column in ("message id", "sent", "receives", "triggers", "problem"):
-            table.add_column(column)
+        table = render.table(f"DLQ of {code}", ("message id", "sent", "receives", "triggers", "problem"))
         for m in listing.messages:
             table.add_row(
                 m.message_id,
@@ -121,9 +118,10 @@ def dlq_redrive(
         )
     else:
         console = render.console()
-        table = Table(title=f"Re-drive {code}: DLQ → {report.queue_url}")
-        for column in ("message id", "new message id", "triggers", "outcome", "detail"):
-            table.add_column(column)
+        table = render.table(
+            f"Re-drive {code}: DLQ → {report.queue_url}",
+            ("message id", "new message id", "triggers", "outcome", "detail"),
+        )
         for m in report.messages:
             table.add_row(m.message_id, m.new_message_id or "-", "\n".join(m.triggers) or "-", m.outcome, m.detail)
         console.print(table)

@@ -187,9 +187,9 @@ def _print_delivery(console: Console, report: VerifyReport) -> None:
     console.print(table)
     if report.recipients is None:
         return
-    listing = Table(title="Recipients: last delivery event")
-    for column in ("customer", "address", "status", "time", "rev", "SES message id"):
-        listing.add_column(column)
+    listing = render.table(
+        "Recipients: last delivery event", ("customer", "address", "status", "time", "rev", "SES message id")
+    )
     for r in report.recipients:
         status = r.status
         if r.bounce_type:
@@ -279,9 +279,7 @@ def _print_change(console: Console, report: VerifyReport) -> None:
     _print_delivery(console, report)
     for finding in report.findings:
         console.print(f"[red]finding[/]: {finding}")
-    mods = Table(title="Modifications")
-    for column in ("timestamp", "type", "user", "customer", "revision"):
-        mods.add_column(column)
+    mods = render.table("Modifications", ("timestamp", "type", "user", "customer", "revision"))
     for m in report.modifications:
         mods.add_row(
             str(m.get("timestamp", "")),
@@ -382,9 +380,11 @@ def stuck(
         console = render.console()
         if not report.triggers:
             console.print(f"[green]no trigger older than {human_duration(report.threshold_seconds)}[/]")
-        table = Table(title=f"Triggers older than {human_duration(report.threshold_seconds)}", show_lines=True)
-        for column in ("customer", "change", "age", "diagnosis", "what to do"):
-            table.add_column(column)
+        table = render.table(
+            f"Triggers older than {human_duration(report.threshold_seconds)}",
+            ("customer", "change", "age", "diagnosis", "what to do"),
+            show_lines=True,
+        )
         for t in report.triggers:
             detail = render.untrusted(t.explanation) + "".join(f"\n• {render.untrusted(d)}" for d in t.details)
             table.add_row(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from runtime.ops.durations import human_duration
 from runtime.ops.progress import Tracker
@@ -51,6 +52,14 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, (str, int, float)):
         return value.value
     return value
+
+
+def table(title: str, columns: Iterable[str], **options: Any) -> Table:
+    """A rich table titled ``title`` with these column headers (``options``: rich's own, e.g. ``show_lines``)."""
+    made = Table(title=title, **options)
+    for column in columns:
+        made.add_column(column)
+    return made
 
 
 def untrusted(text: str) -> str:

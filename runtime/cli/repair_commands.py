@@ -87,9 +87,9 @@ def cleanup(
 
 
 def _print_cleanup(console: Console, report: CleanupReport, dry_run: bool) -> None:
-    table = Table(title="Cleanup" + (" (dry run: nothing deleted)" if dry_run else ""))
-    for column in ("customer", "change", "age", "action", "why"):
-        table.add_column(column)
+    table = render.table(
+        "Cleanup" + (" (dry run: nothing deleted)" if dry_run else ""), ("customer", "change", "age", "action", "why")
+    )
     for item in report.items:
         style = {"deleted": "green", "would_delete": "cyan", "failed": "red"}.get(item.action, "")
         table.add_row(
@@ -180,9 +180,10 @@ def restore(
 
 
 def _print_versions(console: Console, change_id: str, versions: list[ArchiveVersion]) -> None:
-    table = Table(title=f"Versions of {keys.archive_key(change_id)} (newest first)")
-    for column in ("version id", "last modified", "latest", "kind", "size", "valid"):
-        table.add_column(column)
+    table = render.table(
+        f"Versions of {keys.archive_key(change_id)} (newest first)",
+        ("version id", "last modified", "latest", "kind", "size", "valid"),
+    )
     for v in versions:
         valid = "-" if v.valid is None else ("yes" if v.valid else f"no: {v.error}")
         table.add_row(
