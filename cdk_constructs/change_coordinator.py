@@ -55,10 +55,10 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.bucket_policy import conditional_writes, object_grant, objects_under
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_shutdown
 from cdk_support.environment import Deferred, render, setting_default
 from cdk_support.forwarding import check_fields, forwarded
-from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS
 from cdk_support.lazy import lazy_string
 from cdk_support.nag import acknowledge_wildcard_resources
 from runtime.contract import keys, names
@@ -289,48 +289,23 @@ class ChangeCoordinator(RuntimeTaskBase):
 
     def _grant(self, props: ChangeCoordinatorProps, partition: str) -> None:
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
-        archive = f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"
-        processing = f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"
-        delivery = f"{bucket_arn}/{keys.DELIVERY_PREFIX}*"
+        archive_and_processing = objects_under(bucket_arn, keys.ARCHIVE_PREFIX, keys.PROCESSING_PREFIX)
         self.events.grant_consume(self.task_role)
         if self.delivery is not None:
             self.delivery.events.grant_consume(self.task_role)
         statements = [
             iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(
-                sid="ReadArchiveAndProcessing", actions=["s3:GetObject"], resources=[archive, processing]
+                sid="ReadArchiveAndProcessing", actions=["s3:GetObject"], resources=archive_and_processing
             ),
-            # Conditions in one statement are ANDed: one statement per header makes "If-Match OR If-None-Match".
-            iam.PolicyStatement(
-                sid="WriteArchiveIfMatch",
-                actions=["s3:PutObject"],
-                resources=[archive],
-                conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
-            ),
-            iam.PolicyStatement(
-                sid="CreateArchiveIfNoneMatch",
-                actions=["s3:PutObject"],
-                resources=[archive],
-                conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
-            ),
+            *conditional_writes("Archive", bucket_arn, keys.ARCHIVE_PREFIX),
         ]
         if self.delivery is not None:
             statements += [
                 # delivery/{code}/{id}.json: the delivery-event consumer (in this task) is its only writer, by
                 # compare-and-swap like the archive.
-                iam.PolicyStatement(sid="ReadDelivery", actions=["s3:GetObject"], resources=[delivery]),
-                iam.PolicyStatement(
-                    sid="WriteDeliveryIfMatch",
-                    actions=["s3:PutObject"],
-                    resources=[delivery],
-                    conditions={"Null": {CONDITIONAL_WRITE_KEYS[0]: "false"}},
-                ),
-                iam.PolicyStatement(
-                    sid="CreateDeliveryIfNoneMatch",
-                    actions=["s3:PutObject"],
-                    resources=[delivery],
-                    conditions={"Null": {CONDITIONAL_WRITE_KEYS[1]: "false"}},
-                ),
+                object_grant("ReadDelivery", ["s3:GetObject"], bucket_arn, keys.DELIVERY_PREFIX),
+                *conditional_writes("Delivery", bucket_arn, keys.DELIVERY_PREFIX),
             ]
         contact_readers = f"arn:{partition}:iam::*:role/{names.CONTACT_READER_ROLE_PREFIX}*"
         if props.meetings is not None:
@@ -344,14 +319,14 @@ class ChangeCoordinator(RuntimeTaskBase):
 
         acknowledge_wildcard_resources(
             self.task_role,
-            [archive, processing],
+            archive_and_processing,
             "docs/design.md §1: the coordinator reads every change and every customer's processing object and folds "
             "results into any archive/{changeId}.json (compare-and-swap); object names are change ids.",
         )
         if self.delivery is not None:
             acknowledge_wildcard_resources(
                 self.task_role,
-                [delivery],
+                objects_under(bucket_arn, keys.DELIVERY_PREFIX),
                 "The coordinator's delivery-event consumer records every customer's per-recipient delivery "
                 "status in delivery/{code}/{changeId}.json (compare-and-swap only); it is the only writer.",
             )

@@ -43,6 +43,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.bucket_policy import object_grant, objects_under
 from cdk_support.capacity import MAX_FARGATE_STOP_TIMEOUT, check_processor_capacity, check_shutdown
 from cdk_support.environment import setting_default
 from cdk_support.forwarding import check_fields
@@ -178,23 +179,12 @@ class CustomerProcessor(RuntimeTaskBase):
     def _grant(self, props: CustomerProcessorProps, partition: str) -> None:
         code = props.customer_code
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
+        own_processing, own_triggers = keys.processing_prefix(code), keys.trigger_prefix(code)
         props.queue.grant_consume_messages(self.task_role)
         statements = [
-            iam.PolicyStatement(
-                sid="ReadArchive",
-                actions=["s3:GetObject"],
-                resources=[f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*"],
-            ),
-            iam.PolicyStatement(
-                sid="ReadWriteOwnProcessing",
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[f"{bucket_arn}/{keys.processing_prefix(code)}*"],
-            ),
-            iam.PolicyStatement(
-                sid="ReadDeleteOwnTriggers",
-                actions=["s3:GetObject", "s3:DeleteObject"],
-                resources=[f"{bucket_arn}/{keys.trigger_prefix(code)}*"],
-            ),
+            object_grant("ReadArchive", ["s3:GetObject"], bucket_arn, keys.ARCHIVE_PREFIX),
+            object_grant("ReadWriteOwnProcessing", ["s3:GetObject", "s3:PutObject"], bucket_arn, own_processing),
+            object_grant("ReadDeleteOwnTriggers", ["s3:GetObject", "s3:DeleteObject"], bucket_arn, own_triggers),
             iam.PolicyStatement(
                 # Whatever else this policy allows, no object outside archive/ and the customer's own two
                 # prefixes. Literal prefixes: AWS documents NotResource, and policy variables only in
@@ -203,11 +193,7 @@ class CustomerProcessor(RuntimeTaskBase):
                 sid="DenyObjectsOutsideOwnPrefixes",
                 effect=iam.Effect.DENY,
                 actions=list(PROCESSOR_DENIED_OBJECT_ACTIONS),
-                not_resources=[
-                    f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*",
-                    f"{bucket_arn}/{keys.processing_prefix(code)}*",
-                    f"{bucket_arn}/{keys.trigger_prefix(code)}*",
-                ],
+                not_resources=objects_under(bucket_arn, keys.ARCHIVE_PREFIX, own_processing, own_triggers),
             ),
             iam.PolicyStatement(sid="ListBucketFor404", actions=["s3:ListBucket"], resources=[bucket_arn]),
             iam.PolicyStatement(

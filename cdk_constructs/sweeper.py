@@ -37,6 +37,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from cdk_support import defaults
+from cdk_support.bucket_policy import object_grant, objects_under
 from cdk_support.environment import render
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, TRIGGER_TAGGING_ACTIONS
 from cdk_support.lazy import lazy_string
@@ -149,26 +150,24 @@ class Sweeper(RuntimeTaskBase):
         ``If-None-Match``) and the customer queues (send, and their keys through SQS only)."""
         for statement in (
             iam.PolicyStatement(sid="ListBucket", actions=["s3:ListBucket"], resources=[bucket_arn]),
-            iam.PolicyStatement(
-                sid="ReadArchiveTriggersAndProcessing",
-                actions=["s3:GetObject"],
-                resources=[
-                    f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*",
-                    f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*",
-                    f"{bucket_arn}/{keys.PROCESSING_PREFIX}*",
-                ],
+            object_grant(
+                "ReadArchiveTriggersAndProcessing",
+                ["s3:GetObject"],
+                bucket_arn,
+                keys.ARCHIVE_PREFIX,
+                keys.CUSTOMERS_PREFIX,
+                keys.PROCESSING_PREFIX,
             ),
-            iam.PolicyStatement(
-                sid="DeleteAndTagTriggers",
-                actions=["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS],
-                resources=[f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
+            object_grant(
+                "DeleteAndTagTriggers", ["s3:DeleteObject", *TRIGGER_TAGGING_ACTIONS], bucket_arn, keys.CUSTOMERS_PREFIX
             ),
-            iam.PolicyStatement(
-                # Fan-out repair: re-create a trigger a submission did not write, create-only (If-None-Match),
-                # so no trigger is ever overwritten.
-                sid="CreateMissingTriggers",
-                actions=["s3:PutObject"],
-                resources=[f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
+            # Fan-out repair: re-create a trigger a submission did not write, create-only (If-None-Match),
+            # so no trigger is ever overwritten.
+            object_grant(
+                "CreateMissingTriggers",
+                ["s3:PutObject"],
+                bucket_arn,
+                keys.CUSTOMERS_PREFIX,
                 conditions={"Null": {IF_NONE_MATCH_KEY: "false"}},
             ),
             iam.PolicyStatement(
@@ -193,14 +192,14 @@ class Sweeper(RuntimeTaskBase):
         """The cdk-nag acknowledgements of the grants' wildcards, each with its reason."""
         acknowledge_wildcard_resources(
             self.task_role,
-            [f"{bucket_arn}/{keys.ARCHIVE_PREFIX}*", f"{bucket_arn}/{keys.CUSTOMERS_PREFIX}*"],
+            objects_under(bucket_arn, keys.ARCHIVE_PREFIX, keys.CUSTOMERS_PREFIX),
             "The sweeper inspects every customer's triggers and their archive documents (docs/design.md §6); "
             "object names are change ids, unknown in advance. It can delete, tag and create (only with "
             "If-None-Match: never an overwrite) only under customers/.",
         )
         acknowledge_wildcard_resources(
             self.task_role,
-            [f"{bucket_arn}/{keys.PROCESSING_PREFIX}*"],
+            objects_under(bucket_arn, keys.PROCESSING_PREFIX),
             "The sweeper reads every customer's processing objects (read-only) to tell a recorded result, "
             "whose trigger it may delete, from a live lease it must leave alone (docs/design.md §6).",
         )

@@ -19,6 +19,8 @@ construct another (buckets, logging, routing); the statements' order is the rend
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import aws_iam as iam
 
 from cdk_support.iam_actions import CONDITIONAL_WRITE_KEYS, PROCESSOR_DENIED_OBJECT_ACTIONS, TRIGGER_TAGGING_ACTIONS
@@ -30,6 +32,30 @@ ENCRYPTION_KEY = "s3:x-amz-server-side-encryption"
 """S3 condition key of the ``x-amz-server-side-encryption`` header of a PUT."""
 ARCHIVE_ENCRYPTION = "AES256"
 """The only server-side encryption an archive write may ask for (SSE-S3, the bucket default)."""
+
+
+def objects_under(bucket_arn: str, *prefixes: str) -> list[str]:
+    """The ARNs of every object under each of ``prefixes`` of the bucket: ``{bucket_arn}/{prefix}*``."""
+    return [f"{bucket_arn}/{prefix}*" for prefix in prefixes]
+
+
+def object_grant(
+    sid: str, actions: list[str], bucket_arn: str, *prefixes: str, conditions: dict[str, Any] | None = None
+) -> iam.PolicyStatement:
+    """A role's statement allowing ``actions`` on the objects under ``prefixes`` (``conditions`` as IAM's)."""
+    return iam.PolicyStatement(
+        sid=sid, actions=actions, resources=objects_under(bucket_arn, *prefixes), conditions=conditions
+    )
+
+
+def conditional_writes(name: str, bucket_arn: str, prefix: str) -> list[iam.PolicyStatement]:
+    """``Write{name}IfMatch`` and ``Create{name}IfNoneMatch``: a role's PUTs under ``prefix`` only with one of
+    the two headers (conditions in one statement are ANDed: one statement per header makes the OR)."""
+    if_match, if_none_match = CONDITIONAL_WRITE_KEYS
+    return [
+        object_grant(sid, ["s3:PutObject"], bucket_arn, prefix, conditions={"Null": {key: "false"}})
+        for sid, key in ((f"Write{name}IfMatch", if_match), (f"Create{name}IfNoneMatch", if_none_match))
+    ]
 
 
 def bucket_policy_statements(bucket_arn: str, governance_account: str, partition: str) -> list[iam.PolicyStatement]:

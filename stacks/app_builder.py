@@ -17,22 +17,20 @@ from typing import Any
 from aws_cdk import App, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from cdk_constructs.customer import (
+from cdk_constructs import (
+    PLATFORM_STACK,
+    STORAGE_STACK,
+    ImportedVpc,
+    PlatformAccounts,
+    PlatformMeetings,
+    SiteOidc,
     TtpCustomer,
     TtpCustomerProps,
+    TtpPlatform,
+    TtpPlatformProps,
     customer_account_stack_name,
     customer_stack_name,
 )
-from cdk_constructs.platform import (
-    PLATFORM_STACK,
-    STORAGE_STACK,
-    PlatformAccounts,
-    PlatformMeetings,
-    TtpPlatform,
-    TtpPlatformProps,
-)
-from cdk_constructs.platform_network import ImportedVpc
-from cdk_constructs.submission_site import SiteOidc
 from cdk_support.forwarding import forwarded
 from cdk_support.quotas import RAISED_QUOTAS_KEY, QuotaValidation, raised_quotas
 from stacks.config import (
