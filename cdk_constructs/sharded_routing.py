@@ -61,6 +61,11 @@ def customer_rule_pattern(bucket_name: str, customer_code: str) -> dict[str, obj
     return object_created_pattern(bucket_name, [{"prefix": keys.trigger_prefix(customer_code)}])
 
 
+def _check_shards(props: TriggerBusesProps | TriggerForwardingProps) -> None:
+    if props.shards < 1:
+        raise ValueError(f"{type(props).__name__}.shards must be at least 1, got {props.shards}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TriggerBusesProps:
     source_account: str
@@ -74,8 +79,7 @@ class TriggerBuses(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: TriggerBusesProps) -> None:
         super().__init__(scope, construct_id)
-        if props.shards < 1:
-            raise ValueError(f"TriggerBusesProps.shards must be at least 1, got {props.shards}")
+        _check_shards(props)
         self.buses: list[events.EventBus] = []
         for shard in range(props.shards):
             bus = events.EventBus(self, f"Bus{shard:02d}", event_bus_name=names.trigger_bus_name(shard))
@@ -106,8 +110,7 @@ class TriggerForwarding(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: TriggerForwardingProps) -> None:
         super().__init__(scope, construct_id)
-        if props.shards < 1:
-            raise ValueError(f"TriggerForwardingProps.shards must be at least 1, got {props.shards}")
+        _check_shards(props)
         stack = Stack.of(self)
         partition, region, account = stack.partition, stack.region, stack.account
         bus_arns = [
