@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.monitoring import AlarmFactory, MetricFactory
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys, names
 from runtime.contract.monitoring import CUSTOMER_ALARMS, CUSTOMER_RUNBOOK_PREFIX, customer_target
 from runtime.contract.names import Severity
@@ -66,6 +66,6 @@ class CustomerAlarms(Construct):
 
     def alarm_arns(self) -> list[str]:
         """Deterministic ARNs (no tokens): usable inside a dashboard body."""
-        stack = Stack.of(self)
+        stack = stack_facts(self)
         prefix = f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:"
         return [prefix + alarm_name(self.props.customer_code, n) for n in self.alarms]
