@@ -9,7 +9,8 @@ stdin / stdout as its channel (console output still reaches stderr as the relay 
 
 It is chosen only when the installed kernel program reads and writes its channel as this file expects
 (:data:`CHANNEL_MARKER`), and never over a ``JSII_RUNTIME`` the user set: with another jsii version the
-default runtime runs, only slower.
+default runtime runs, only slower. One difference remains: with ``JSII_DEBUG`` set, the kernel's protocol
+trace reaches stderr unwrapped, and the Python client prints those lines as raw bytes.
 """
 
 from __future__ import annotations
