@@ -8,8 +8,12 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from stacks.app_builder import build_app, default_context
-from stacks.config import ConfigError
+from cdk_support.jsii_runtime import use_direct_runtime
+
+use_direct_runtime()  # before aws_cdk is imported: the jsii kernel starts with it
+
+from stacks.app_builder import build_app, default_context  # noqa: E402
+from stacks.config import ConfigError  # noqa: E402
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from cdk_support.environment import setting_default
 from cdk_support.forwarding import check_fields, forwarded
 from cdk_support.lazy import LiveMapping
 from cdk_support.log_retention import retention
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys, names
 from runtime.contract.names import SEVERITIES, Severity
 from runtime.contract.settings import WorkerSettings
@@ -228,11 +229,12 @@ class TtpCustomer(Construct):
         platform, code, stack = props.platform, props.code, self.governance_stack
         p = platform.props
         region, account = p.accounts.region, p.accounts.governance
+        partition = stack_facts(stack).partition
         topics: dict[Severity, sns.ITopic] = {
             severity: sns.Topic.from_topic_arn(
                 stack,
                 f"Topic{severity.capitalize()}",
-                names.alarm_topic_arn(region, account, severity, stack.partition),
+                names.alarm_topic_arn(region, account, severity, partition),
             )
             for severity in SEVERITIES
         }

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from cdk_constructs.monitoring import AlarmsProps, MetricFactory
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys
 from runtime.contract.monitoring import CUSTOMER_ALARMS, CUSTOMER_RUNBOOK_PREFIX, customer_target
 from runtime.contract.names import Severity
@@ -50,6 +50,6 @@ class CustomerAlarms(Construct):
 
     def alarm_arns(self) -> list[str]:
         """Deterministic ARNs (no tokens): usable inside a dashboard body."""
-        stack = Stack.of(self)
+        stack = stack_facts(self)
         prefix = f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:"
         return [prefix + alarm_name(self.props.customer_code, n) for n in self.alarms]

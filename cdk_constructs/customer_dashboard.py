@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys, names
 from runtime.contract.dashboards import customer_dashboard_body
 
@@ -31,7 +31,7 @@ class CustomerDashboard(Construct):
         code = keys.validate_customer_code(props.customer_code)
         self.body = customer_dashboard_body(
             customer_code=code,
-            region=Stack.of(self).region,
+            region=stack_facts(scope).region,
             namespace=props.namespace,
             cluster_name=props.cluster_name,
             alarm_arns=list(props.alarm_arns),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack, Tags
+from aws_cdk import Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
@@ -49,6 +49,7 @@ from cdk_support.environment import setting_default
 from cdk_support.forwarding import check_fields
 from cdk_support.iam_actions import PROCESSOR_DENIED_OBJECT_ACTIONS
 from cdk_support.nag import acknowledge_wildcard_resources
+from cdk_support.stack_facts import StackFacts, minutes, seconds, stack_facts
 from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
 
@@ -109,7 +110,7 @@ class CustomerProcessor(RuntimeTaskBase):
     def __init__(self, scope: Construct, construct_id: str, props: CustomerProcessorProps) -> None:
         code = keys.validate_customer_code(props.customer_code)
         self._validate(props)
-        stack = Stack.of(scope)
+        stack = stack_facts(scope, construct=self)
         partition = stack.partition
         settings = [TaskSettings(WorkerSettings, self._worker_settings(props, stack))]
         task_tags = {names.CUSTOMER_TAG_KEY: code}
@@ -125,7 +126,7 @@ class CustomerProcessor(RuntimeTaskBase):
                 container_name="worker",
                 command=WORKER_COMMAND,
                 settings=settings,
-                stop_timeout=Duration.seconds(props.stop_timeout_seconds),
+                stop_timeout=seconds(props.stop_timeout_seconds),
                 scale_in_protection=True,  # the service scales in on its queue: never in the middle of a send
                 task_tags=task_tags,
                 environment_reason="The TTP_* variables are non-secret configuration the runtime validates at "
@@ -151,7 +152,7 @@ class CustomerProcessor(RuntimeTaskBase):
         self._acknowledge(props)
 
     @staticmethod
-    def _worker_settings(props: CustomerProcessorProps, stack: Stack) -> dict[str, object]:
+    def _worker_settings(props: CustomerProcessorProps, stack: StackFacts) -> dict[str, object]:
         """``WorkerSettings`` values (the ``BucketSettings`` fields come from the base)."""
         code = props.customer_code
         return {
@@ -207,7 +208,7 @@ class CustomerProcessor(RuntimeTaskBase):
 
     def _autoscale(self, props: CustomerProcessorProps) -> None:
         queue = props.queue
-        one_minute = Duration.minutes(1)
+        one_minute = minutes(1)
         visible = queue.metric_approximate_number_of_messages_visible(period=one_minute, statistic="Maximum")
         in_flight = queue.metric_approximate_number_of_messages_not_visible(period=one_minute, statistic="Maximum")
         backlog = cloudwatch.MathExpression(
@@ -228,7 +229,7 @@ class CustomerProcessor(RuntimeTaskBase):
             ],
             evaluation_periods=1,
             datapoints_to_alarm=1,
-            cooldown=Duration.seconds(60),
+            cooldown=seconds(60),
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
         self.scaling.scale_on_metric(
@@ -241,12 +242,12 @@ class CustomerProcessor(RuntimeTaskBase):
             ],
             evaluation_periods=props.scale_in_idle_minutes,
             datapoints_to_alarm=props.scale_in_idle_minutes,
-            cooldown=Duration.seconds(300),
+            cooldown=seconds(300),
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
 
     def _acknowledge(self, props: CustomerProcessorProps) -> None:
-        partition = Stack.of(self).partition
+        partition = stack_facts(self).partition
         bucket_arn = f"arn:{partition}:s3:::{props.bucket_name}"
         acknowledge_wildcard_resources(
             self.task_role,

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aws_cdk import Stack
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -26,6 +25,7 @@ from cdk_constructs.event_queue import EventQueue, EventQueueProps, EventQueueSp
 from cdk_support import defaults
 from cdk_support.environment import setting_default
 from cdk_support.forwarding import forwarded
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys, names
 from runtime.contract.settings import WorkerSettings
 
@@ -74,7 +74,7 @@ class CustomerQueue(EventQueue):
             ),
         )
         self.props = props
-        stack = Stack.of(self)
+        stack = stack_facts(self).stack
         self.registration = ssm.StringParameter(
             self,
             "Registration",

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from cdk_support.stack_facts import hours, stack_facts
 from runtime.contract import keys, names
 
 
@@ -50,7 +50,7 @@ class CustomerSesRoles(Construct):
         super().__init__(scope, construct_id)
         code = keys.validate_customer_code(props.customer_code)
         self.props = props
-        stack = Stack.of(self)
+        stack = stack_facts(scope, construct=self)
         partition = stack.partition
         region = props.ses_region or stack.region
         ses_arn = f"arn:{partition}:ses:{region}:{stack.account}"
@@ -116,7 +116,7 @@ class CustomerSesRoles(Construct):
             construct_id,
             role_name=role_name,
             description=description,
-            max_session_duration=Duration.hours(1),
+            max_session_duration=hours(1),
             assumed_by=iam.AccountPrincipal(account).with_conditions(
                 {
                     "StringEquals": {"sts:ExternalId": external_id},

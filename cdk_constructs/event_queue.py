@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk_support.stack_facts import days, minutes, seconds, stack_facts
 from runtime.contract import names
 
 RoutingMode = Literal["s3", "eventbridge"]
@@ -80,6 +80,7 @@ class EventQueue(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: EventQueueProps, spec: EventQueueSpec) -> None:
         super().__init__(scope, construct_id)
+        stack_facts(scope, construct=self)
         self.key = kms.Key(
             self,
             "Key",
@@ -93,12 +94,12 @@ class EventQueue(Construct):
 
     def _queues(self, props: EventQueueProps, spec: EventQueueSpec) -> None:
         """The dead-letter queue (only this queue may use it) and the queue, both under ``self.key``."""
-        stack = Stack.of(self)
+        stack = stack_facts(self)
         partition = stack.partition
         self.dead_letter_queue = self._encrypted_queue(
             "DeadLetterQueue",
             spec.dead_letter_queue_name,
-            retention_period=Duration.days(props.dlq_retention_days),
+            retention_period=days(props.dlq_retention_days),
             # Only this queue may use it as its DLQ (ARN by name: no circular reference).
             redrive_allow_policy=sqs.RedriveAllowPolicy(
                 redrive_permission=sqs.RedrivePermission.BY_QUEUE,
@@ -114,9 +115,9 @@ class EventQueue(Construct):
         self.queue = self._encrypted_queue(
             "Queue",
             spec.queue_name,
-            visibility_timeout=Duration.seconds(props.visibility_timeout_seconds),
-            retention_period=Duration.days(props.retention_days),
-            receive_message_wait_time=Duration.seconds(20),
+            visibility_timeout=seconds(props.visibility_timeout_seconds),
+            retention_period=days(props.retention_days),
+            receive_message_wait_time=seconds(20),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=props.max_receive_count
             ),
@@ -130,7 +131,7 @@ class EventQueue(Construct):
             queue_name=queue_name,
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=self.key,
-            data_key_reuse=Duration.minutes(5),
+            data_key_reuse=minutes(5),
             enforce_ssl=True,
             **settings,
         )
@@ -138,7 +139,7 @@ class EventQueue(Construct):
     def _event_source(self, props: EventQueueProps, spec: EventQueueSpec) -> tuple[iam.IPrincipal, dict[str, Any]]:
         """Who sends the trigger events, and on which conditions: S3 notifications of ``props.bucket_name``,
         an EventBridge rule of this account, or another account's EventBridge router role."""
-        stack = Stack.of(self)
+        stack = stack_facts(self)
         partition = stack.partition
         source_account = props.source_account
         if props.routing == "s3":
@@ -170,7 +171,7 @@ class EventQueue(Construct):
 
     def _admit(self, principal: iam.IPrincipal, conditions: dict[str, Any]) -> None:
         """The queue policy admits the event source; the key policy lets it encrypt."""
-        stack = Stack.of(self)
+        stack = stack_facts(self)
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowTriggerEvents",

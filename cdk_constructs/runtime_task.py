@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -50,6 +50,7 @@ from cdk_support import defaults
 from cdk_support.environment import setting_default, settings_environment
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources
+from cdk_support.stack_facts import StackFacts, stack_facts
 from runtime.contract.settings import BucketSettings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
@@ -207,7 +208,7 @@ class RuntimeTaskBase(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: RuntimeTaskBaseProps, spec: RuntimeTaskSpec) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
+        stack = stack_facts(scope, construct=self)
         if spec.log_group_first:
             self.log_group = self._create_log_group(props, spec)
             self.task_role = self._create_task_role(stack, spec)
@@ -277,7 +278,7 @@ class RuntimeTaskBase(Construct):
             start_period=HEALTH_CHECK_START_PERIOD,
         )
 
-    def _allow_task_protection(self, stack: Stack, task_tags: Mapping[str, str]) -> None:
+    def _allow_task_protection(self, stack: StackFacts, task_tags: Mapping[str, str]) -> None:
         """The ECS agent sets scale-in protection with the task role's credentials (``UpdateTaskProtection``,
         and ``GetTaskProtection`` for the endpoint's GET). A task's ARN is known only once it runs and
         names its cluster, never its service (``task/${ClusterName}/${TaskId}``), so the resource is every
@@ -344,7 +345,7 @@ class RuntimeTaskBase(Construct):
             removal_policy=props.log_removal_policy,
         )
 
-    def _create_task_role(self, stack: Stack, spec: RuntimeTaskSpec) -> iam.Role:
+    def _create_task_role(self, stack: StackFacts, spec: RuntimeTaskSpec) -> iam.Role:
         return iam.Role(
             self,
             "TaskRole",

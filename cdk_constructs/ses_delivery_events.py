@@ -24,13 +24,13 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from cdk_support.lazy import lazy_any
+from cdk_support.stack_facts import stack_facts
 from runtime.contract import keys, names
 
 SES_EVENT_SOURCE = "aws.ses"
@@ -96,7 +96,7 @@ class SesDeliveryEvents(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: SesDeliveryEventsProps) -> None:
         super().__init__(scope, construct_id)
         code = keys.validate_customer_code(props.customer_code)
-        stack = Stack.of(self)
+        stack = stack_facts(scope, construct=self)
         self.configuration_set: ses.ConfigurationSet | None = None
         if props.configuration_set is None:
             self.configuration_set = ses.ConfigurationSet(

@@ -8,7 +8,7 @@ tools that read an assembly (``devtools``) walk manifests and templates the same
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,4 +81,29 @@ def read_assembly(directory: Path | str) -> list[SynthesizedStack]:
         account, region = environment_of(artifact) or ("unknown-account", "unknown-region")
         name = artifact.get("displayName") or artifact_id
         stacks.append(SynthesizedStack(name, account, region, json.loads(text), len(text.encode()), str(path)))
+    return stacks
+
+
+def synthesized_stacks(template_paths: Iterable[str]) -> list[SynthesizedStack]:
+    """The stacks of these template files, named and placed by the manifest beside each (the synth-time
+    quota check: CDK writes the manifest before its validation plugins run, so no stack has to be asked
+    across jsii for its name, account and region, several round trips per stack). A template the manifest
+    does not list is named by its file, in ``unknown-account`` / ``unknown-region``."""
+    artifacts: dict[Path, dict[str, tuple[str, Mapping[str, Any]]]] = {}
+    stacks = []
+    for path_text in template_paths:
+        path = Path(path_text)
+        if path.parent not in artifacts:
+            listed = stack_artifacts(path.parent) if (path.parent / "manifest.json").is_file() else iter(())
+            artifacts[path.parent] = {
+                str(artifact["properties"]["templateFile"]): (artifact_id, artifact) for artifact_id, artifact in listed
+            }
+        found = artifacts[path.parent].get(path.name)
+        name, (account, region) = path.stem, ("unknown-account", "unknown-region")
+        if found is not None:
+            artifact_id, artifact = found
+            name = str(artifact["properties"].get("stackName", artifact_id))
+            account, region = environment_of(artifact) or (account, region)
+        text = path.read_text()
+        stacks.append(SynthesizedStack(name, account, region, json.loads(text), len(text.encode()), path_text))
     return stacks

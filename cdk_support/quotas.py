@@ -35,7 +35,7 @@ from aws_cdk import (
     Stack,
 )
 
-from cdk_support.assembly import SynthesizedStack, read_assembly, resources_of
+from cdk_support.assembly import SynthesizedStack, read_assembly, resources_of, synthesized_stacks
 from cdk_support.quota_table import QUOTAS, Quota
 
 RAISED_QUOTAS_KEY = "ttp:raised-quotas"
@@ -339,18 +339,8 @@ class QuotaValidation:
         return sorted(QUOTAS)
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        by_file: dict[str, Stack] = {}
-        for child in self._app.node.find_all():
-            if isinstance(child, Stack):
-                by_file[child.template_file] = child
-        stacks = []
-        for path in context.template_paths:
-            text = Path(path).read_text()
-            owner = by_file.get(Path(path).name)
-            account = owner.account if owner is not None else "unknown-account"
-            region = owner.region if owner is not None else "unknown-region"
-            name = owner.stack_name if owner is not None else Path(path).stem
-            stacks.append(SynthesizedStack(name, account, region, json.loads(text), len(text.encode()), path))
+        template_paths = context.template_paths
+        stacks = synthesized_stacks(template_paths)
         paths = {stack.name: stack.template_path for stack in stacks}
         found = breaches(measure(stacks), self._limits)
         violations = [
@@ -361,7 +351,7 @@ class QuotaValidation:
                 violating_resources=[
                     PolicyViolatingResource(
                         resource_logical_id=breach.usage.logical_id or breach.usage.where,
-                        template_path=paths.get(breach.usage.stack, context.template_paths[0]),
+                        template_path=paths.get(breach.usage.stack, template_paths[0]),
                         locations=[breach.usage.where],
                     )
                 ],

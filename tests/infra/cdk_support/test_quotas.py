@@ -17,7 +17,14 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App, Environment, Stack, Validations
+from aws_cdk import (
+    App,
+    Environment,
+    IPolicyValidationContext,
+    PolicyValidationPluginReport,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_sqs as sqs
 
 from cdk_support.quotas import (
@@ -215,3 +222,51 @@ def test_the_plugin_fails_the_synth_naming_quota_count_and_fix(tmp_path: Path) -
     assembly = fine.synth()
     assert [s.name for s in read_assembly(assembly.directory)] == ["Small"]
     assert read_assembly(assembly.directory)[0].account == ACCOUNT
+
+
+class _CountingQuotaValidation(QuotaValidation):
+    """The plugin, counting the jsii round trips its ``validate`` makes (each a request to the node process)."""
+
+    round_trips = 0
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        from jsii._kernel.providers import process
+
+        original = process._NodeProcess.send
+
+        def counted(node: Any, request: Any, response_type: Any) -> Any:
+            _CountingQuotaValidation.round_trips += 1
+            return original(node, request, response_type)
+
+        process._NodeProcess.send = counted  # type: ignore[method-assign]
+        try:
+            return super().validate(context)
+        finally:
+            process._NodeProcess.send = original  # type: ignore[method-assign]
+
+
+def _round_trips_of_validate(outdir: Path, stacks: int) -> int:
+    app = App(outdir=str(outdir))
+    for i in range(stacks):
+        sqs.Queue(Stack(app, f"S{i}", env=Environment(account=ACCOUNT, region="us-east-1")), "Q")
+    _CountingQuotaValidation.round_trips = 0
+    Validations.of(app).add_plugins(_CountingQuotaValidation(app))
+    app.synth()
+    return _CountingQuotaValidation.round_trips
+
+
+def test_the_plugin_asks_node_nothing_per_stack(tmp_path: Path) -> None:
+    """Synth time (issue 19): the check reads each stack's name and environment from the manifest CDK wrote
+    before its plugins run, not from the app's construct tree over jsii (a walk of every construct and four
+    round trips per stack: 8 per customer)."""
+    assert _round_trips_of_validate(tmp_path / "one", 1) == _round_trips_of_validate(tmp_path / "six", 6)
+
+
+def test_the_plugin_names_a_stack_by_its_stack_name_and_its_account(tmp_path: Path) -> None:
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Construct", stack_name="Deployed-name", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    for i in range(3):
+        sqs.Queue(stack, f"Q{i}")
+    Validations.of(app).add_plugins(QuotaValidation(app, {"cloudformation.resources": 2}))
+    with pytest.raises(Exception, match="Deployed-name has 3 resources, the limit is 2"):
+        app.synth()
