@@ -43,7 +43,8 @@ import botocore.session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._measure import count_calls, cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
+from benchmarks._compare import worker_against_floor  # noqa: E402
+from benchmarks._measure import count_calls, unsubscribe_coordinator  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import FAKE_CREDENTIALS, reset  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
@@ -322,29 +323,42 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
     calls: collections.Counter[str] = collections.Counter()
     count_calls(calls)  # every call from here on, its AssumeRole included, as the worker's are counted
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
-        "Credentials"
-    ]
-    ses = boto3.client(
-        "sesv2",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    ses_clients: list[Any] = []
+    ses_lock = threading.Lock()
+
+    def ses() -> Any:
+        # as the worker's CustomerSes: the role assumed and the client built on first use, inside the timed run
+        with ses_lock:
+            if not ses_clients:
+                assumed = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)
+                creds = assumed["Credentials"]
+                ses_clients.append(
+                    boto3.client(
+                        "sesv2",
+                        aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"],
+                    )
+                )
+            return ses_clients[0]
+
     cache_seconds = Sender.model_fields["contact_cache_seconds"].default
     contacts: list[tuple[float, list[str]]] = []
     contacts_lock = threading.Lock()
 
     def subscribers() -> list[str]:
-        # as the worker's notifier (runtime.notify.ses) caches them: the lock guards the cache, not the read,
-        # so each thread that finds the cache cold lists the contacts (the first batch's threads all do)
+        # as the worker's notifier (runtime.notify.ses) caches them: one thread lists them while the cache is
+        # cold, the others wait for its answer (one listing per cache period, as the worker makes)
         with contacts_lock:
             cached = contacts[0] if contacts else None
-        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
-            return cached[1]
+            if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+                return cached[1]
+            return listed_now()
+
+    def listed_now() -> list[str]:
         read_at = time.monotonic()
-        ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-        listed = ses.list_contacts(
+        ses().get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+        listed = ses().list_contacts(
             ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
             Filter={
                 "FilteredStatus": "OPT_IN",
@@ -353,8 +367,7 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
             PageSize=1000,
         )["Contacts"]
         addresses = [c["EmailAddress"] for c in listed]
-        with contacts_lock:
-            contacts[:] = [(read_at, addresses)]
+        contacts[:] = [(read_at, addresses)]
         return addresses
 
     def one(pair: tuple[int, str], trigger_etag: str) -> None:
@@ -369,7 +382,7 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
             except botocore.exceptions.ClientError as exc:
                 if exc.response["ResponseMetadata"]["HTTPStatusCode"] != 304:
                     raise
-            ses.send_email(
+            ses().send_email(
                 FromEmailAddress=sender,
                 Destination={"ToAddresses": [address]},
                 Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}, "Html": {"Data": "h"}}}},
@@ -386,12 +399,18 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
     slots = threading.BoundedSemaphore(CONCURRENCY)
     numbers = iter(range(count))
     done = threading.Semaphore(0)
+    handled: list[int] = []
+    last: dict[str, Any] = {}  # when the last trigger was handled, as the worker's run ends at its last one
 
     def handle(message: dict[str, Any]) -> None:
         try:
             if "Records" in message["Body"]:
                 record = json.loads(message["Body"])["Records"][0]
                 one((next(numbers), message["ReceiptHandle"]), record["s3"]["object"]["eTag"])
+                with ses_lock:
+                    handled.append(1)
+                    if len(handled) == count:  # not the idle receives after it: the worker's are not counted
+                        last.update(at=time.monotonic(), cpu=time.process_time(), calls=dict(calls))
                 done.release()
             else:  # S3's test event
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -421,90 +440,18 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
                 pool.submit(handle, message)
             while done.acquire(blocking=False):
                 finished += 1
-    print(json.dumps({"elapsed": time.monotonic() - started, "cpu": time.process_time() - cpu, "calls": calls}))
+    print(json.dumps({"elapsed": last["at"] - started, "cpu": last["cpu"] - cpu, "calls": last["calls"]}))
 
 
-def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
+def throughput(endpoint: str, triggers: int, recipients: int, pairs: int) -> WorkerProcess:
     """Triggers/s of the bare loop and of one worker on the same workload, with the CPU each trigger
-    costs the client and the emulator. Both start on a queue that already holds every trigger and are
-    timed from their first receive (the worker: its "worker started" line) to the last trigger handled,
-    so neither pays its interpreter's start-up. No coordinator runs: its queue is unsubscribed."""
+    costs the client and the emulator, in ``pairs`` interleaved pairs (benchmarks/_compare.py). Both start
+    on a queue that already holds every trigger and are timed from their first receive (the worker: its
+    "worker started" line) to the last trigger handled, so neither pays its interpreter's start-up. No
+    coordinator runs: its queue is unsubscribed."""
     print(f"\n== 2. throughput: {triggers} triggers per customer, {recipients} recipients, {CONCURRENCY} threads ==")
-    server = emulator_pid()
-    reset(endpoint)
-    box = sb.create_sandbox([spec("floor", "777777777777", recipients)], visibility_timeout=60)
-    unsubscribe_coordinator(box)
-    submit_many(box, ["floor"], triggers, "F")
-    resources = box.customers["floor"]
-    emulator_before = cpu_seconds(server)
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--floor-child",
-            json.dumps(
-                [
-                    box.bucket,
-                    resources.queue_url,
-                    triggers,
-                    "floor",
-                    resources.spec.sender,
-                    resources.spec.sender_role_arn,
-                    resources.spec.ext_id,
-                ]
-            ),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
-    floor_emulator = (cpu_seconds(server) - emulator_before) / triggers
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    floor, floor_cpu = result["elapsed"], result["cpu"] / triggers
-    print(f"  floor (bare loop, same calls):  {triggers / floor:7.1f} triggers/s")
-    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
-    print(
-        f"    its calls per trigger: {sum(made.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
-        + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
-    )
-
-    reset(endpoint)
-    box = sb.create_sandbox([spec("one", "777777777777", recipients)], visibility_timeout=60)
-    unsubscribe_coordinator(box)
-    submit_many(box, ["one"], triggers, "T")
-    worker = WorkerProcess(box, "one", endpoint, count_calls=True, TTP_LOG_LEVEL="INFO")  # its lines time the run
-    started_at = worker.wait_for_start()
-    worker_before, emulator_before = cpu_seconds(worker.proc.pid), cpu_seconds(server)
-    handled = worker.wait_for_handled(triggers)
-    worker_cpu = (cpu_seconds(worker.proc.pid) - worker_before) / triggers
-    one_emulator = (cpu_seconds(server) - emulator_before) / triggers
-    worker_made = {name: n / triggers for name, n in sorted(worker.calls().items())}
-    elapsed = max(handled.values()) - started_at
-    print(
-        f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
-        f"({floor / elapsed:.2f} of the floor; from its first receive, as the floor)"
-    )
-    print(
-        f"    its calls per trigger: {sum(worker_made.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in worker_made.items())
-    )
-    differences = {
-        name: worker_made.get(name, 0.0) - made.get(name, 0.0)
-        for name in sorted({*made, *worker_made})
-        if abs(worker_made.get(name, 0.0) - made.get(name, 0.0)) >= 0.005
-    }
-    print(
-        "    worker minus bare loop: "
-        + (", ".join(f"{name} {n:+.2f}" for name, n in differences.items()) or "none (the same calls)")
-    )
-    print(
-        f"  CPU per trigger: bare loop {1000 * floor_cpu:.1f} ms (emulator {1000 * floor_emulator:.1f} ms), "
-        f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
-    )
-    last_worker = worker
+    print(f"  the bare loop (the same calls, no logic) and one worker, {pairs} interleaved pairs:")
+    last_worker: WorkerProcess = worker_against_floor(sys.modules[__name__], endpoint, triggers, recipients, pairs)
 
     reset(endpoint)
     codes = ["c1", "c2", "c3"]
@@ -585,6 +532,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=2)
     parser.add_argument("--sections", default="api-calls,throughput,latency,memory,send-rate")
     parser.add_argument("--send-rate-recipients", type=int, default=150, help="recipients of the send-rate change")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved floor/worker pairs in throughput")
     parser.add_argument(
         "--smallest",
         action="store_true",
@@ -593,7 +541,7 @@ def main() -> None:
     parser.add_argument("--floor-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smallest:
-        args.triggers, args.send_rate_recipients = 3, 10
+        args.triggers, args.send_rate_recipients, args.pairs = 3, 10, 1
     if args.floor_child:
         floor_child(*json.loads(args.floor_child))
         return
@@ -604,7 +552,7 @@ def main() -> None:
             api_calls(endpoint, min(args.triggers, 50), args.recipients)
         worker = None
         if "throughput" in sections or "memory" in sections:
-            worker = throughput(endpoint, args.triggers, args.recipients)
+            worker = throughput(endpoint, args.triggers, args.recipients, args.pairs)
         if "memory" in sections and worker is not None:
             peak = worker.peak_rss_mib()
             worker.stop()
