@@ -9,7 +9,11 @@ steps), each request paid for three things whose answers never change between re
   built a new class (``attach_enctype_error_multidict``) so that a missing file field names the form's
   encoding in its error;
 * random identifiers drawn one character per ``choice()`` call: each message SQS returns gets a
-  185-character receipt handle, each email SES accepts a 54-character message id.
+  185-character receipt handle, each email SES accepts a 54-character message id;
+* headers parsed by the ``email`` package's feed parser (``http.client.parse_headers``, which
+  ``http.server`` calls for every request), a general MIME parser, where each of botocore's header lines
+  is ``Name: value``: such blocks are now split directly, into the same ``HTTPMessage``; any other
+  block (folded or odd lines, a MIME type the parser looks into) still goes through the feed parser.
 
 Each patch keeps the answer: the same backend for the same host, the same error class and message for a
 missing file field, identifiers of the same length and alphabet from the same seedable generator
@@ -18,6 +22,9 @@ missing file field, identifiers of the same length and alphabet from the same se
 
 from __future__ import annotations
 
+import functools
+import http.client
+import re
 import string
 from typing import Any
 
@@ -88,6 +95,41 @@ def _identifiers_in_one_draw() -> None:
     ses_utils.random_hex = random_hex  # get_random_message_id reads it from its module
 
 
+# a header line the feed parser takes as ``name: value`` alone: a name of the characters email.feedparser's
+# headerRE accepts, a colon, and no carriage return or line feed before the line's end
+_SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:[^\r\n]*\r?\n\Z")
+_PARSED_MIME = ("multipart/", "message/")
+
+
+def _headers_directly() -> None:
+    original = http.client.parse_headers
+
+    @functools.wraps(original)
+    def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
+        lines = http.client._read_headers(fp)  # type: ignore[attr-defined]  # the same reads and limits
+        text = [line.decode("iso-8859-1") for line in lines[:-1]]
+        if lines[-1] in (b"\r\n", b"\n") and all(_SIMPLE_HEADER.match(line) for line in text):
+            message = _class()
+            for line in text:
+                name, value = line.split(":", 1)
+                message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))  # the feed parser's header_source_parse
+            if not message.get_content_type().startswith(_PARSED_MIME):
+                message.set_payload("")  # what the feed parser leaves after the blank line
+                return message
+        return original(_Replay(b"".join(lines)), _class)
+
+    http.client.parse_headers = parse_headers
+
+
+class _Replay:
+    """The header lines already read, for the feed parser's fallback."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self.readline = io.BytesIO(data).readline
+
+
 def speed_up_requests() -> None:
     """Install the patches (module docstring). Idempotent; call before serving."""
     global _patched
@@ -96,4 +138,5 @@ def speed_up_requests() -> None:
     _route_once()
     _debug_files_class_once()
     _identifiers_in_one_draw()
+    _headers_directly()
     _patched = True

@@ -423,3 +423,50 @@ def test_receipt_handles_and_message_ids_are_drawn_in_one_call(sqs: Any, monkeyp
     assert len(handle) == 185 and set(handle) <= set(string.ascii_lowercase)
     assert [len(part) for part in message_id.split("-")] == [16, 8, 4, 4, 4, 12, 6]
     assert set(message_id.replace("-", "")) <= set(string.ascii_lowercase)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"Host: localhost\r\nX-Amz-Date: 20261207T000000Z\r\nContent-Length: 0\r\n\r\n",
+        b"A: 1\r\nA: 2\r\nempty:\r\nspaced:   v  \r\ntab:\tv\r\nlatin: caf\xe9\r\n\r\n",
+        b"Unix-lines: yes\nOther: 2\n\n",
+        b"Folded: one\r\n two\r\nAfter: x\r\n\r\n",
+        b": no name\r\nA: 1\r\n\r\n",
+        b"No colon here\r\nA: 1\r\n\r\n",
+        b"From someone\r\nA: 1\r\n\r\n",
+        b"Bare: a\rb\r\nA: 1\r\n\r\n",
+        b"Content-Type: multipart/form-data; boundary=x\r\n\r\n",
+        b"Content-Type: message/rfc822\r\n\r\n",
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\n",
+        b"A: cut short\r\n",
+        b"\r\n",
+    ],
+)
+def test_headers_parse_as_the_feed_parser_parses_them(server: LocalAws, block: bytes) -> None:
+    import http.client
+    import io
+
+    fast, original = http.client.parse_headers, http.client.parse_headers.__wrapped__  # type: ignore[attr-defined]
+    assert fast is not original
+    ours, theirs = io.BytesIO(block + b"BODY"), io.BytesIO(block + b"BODY")
+    mine, expected = fast(ours), original(theirs)
+    assert type(mine) is type(expected)
+    assert mine.items() == expected.items()
+    assert [type(d) for d in mine.defects] == [type(d) for d in expected.defects]
+    assert mine.is_multipart() == expected.is_multipart()
+    if expected.is_multipart():  # message/*: the sub-message the feed parser built
+        assert [m.items() for m in mine.get_payload()] == [m.items() for m in expected.get_payload()]
+    else:
+        assert mine.get_payload() == expected.get_payload()
+    assert ours.read() == theirs.read()  # the stream is left at the same byte
+
+
+def test_header_limits_are_kept(server: LocalAws) -> None:
+    import http.client
+    import io
+
+    with pytest.raises(http.client.LineTooLong):
+        http.client.parse_headers(io.BytesIO(b"A: " + b"x" * 70000 + b"\r\n\r\n"))
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        http.client.parse_headers(io.BytesIO(b"A: 1\r\n" * 101 + b"\r\n"))
