@@ -19,6 +19,10 @@ it returns) built every attribute, message counts included, three times; action 
 were converted to snake case character by character on every request (now cached, as are a response
 class's method names); and request ids drew their 52 characters one ``choice()`` at a time.
 
+The server keeps its connections (:mod:`devtools.emulator_http`: werkzeug's closed each after one answer)
+and :mod:`devtools.emulator_speedups` drops more per-request work (routing, Flask's debug helper,
+random identifiers, header parsing), answers unchanged (issue 21, fourth round).
+
 :meth:`LocalAws.settle` waits until every request that reached the server before the call has been
 answered: a test that SIGKILLs a client can then read what the client's last requests did (a request
 already on the wire when its client died is still served).
@@ -336,7 +340,8 @@ class LocalAws:
         """Return once every request that reached the server before this call has been served.
 
         A marker request queues behind every connection opened before it; once it is answered, the
-        server has accepted them all, and this waits until each of those is answered too.
+        server has accepted them all, and this waits until none of those is serving a request or has
+        one waiting (a kept connection's next request is in no accept queue).
         """
         import urllib.request
 
