@@ -353,7 +353,8 @@ class LocalAws:
     def stop(self) -> None:
         self._server.stop()
         if self._requests is not None:
-            self._requests.connections.stop()  # close the kept connections (their profiles are then summed)
+            # close the kept connections; a profile waits for their threads to end (each adds its profile then)
+            self._requests.connections.stop(timeout=10.0 if self._profiler is not None else 0.0)
         if self._profiler is not None:
             self._profiler.dump(self._profile_path)
         from devtools.local_deploy.event_routing import router

@@ -39,53 +39,58 @@ _BODILESS = frozenset({204, 304})
 
 
 class ConnectionTracker:
-    """Numbers every connection the server accepts; knows which are serving and which have a request waiting.
+    """Numbers every connection the server accepts, and counts the requests each has begun and answered.
 
     The server accepts connections one at a time, in the order the kernel queued them, so once a
     connection opened now has been accepted, every connection opened before it has been too. A kept
-    connection waits for its next request in :meth:`wait_for_request`, outside the lock; it marks
-    itself serving under the lock before it reads, so :meth:`wait_served` (under the lock) sees each
-    request either as bytes waiting on an idle connection or as being served."""
+    connection waits for its next request in :meth:`wait_for_request`, outside the lock, and counts the
+    request as begun under the lock before it reads it, so :meth:`wait_served` (under the lock) sees each
+    request sent before it either as bytes waiting on an idle connection or as begun; it then waits for
+    those requests alone to be answered, not for the ones the same connections carry afterwards."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._accepted = 0
         self._open: dict[int, socket.socket] = {}
         self._numbers: dict[socket.socket, int] = {}
-        self._serving: set[int] = set()
+        self._begun: dict[int, int] = {}
+        self._answered: dict[int, int] = {}
         self._stopping = False
 
     def opened(self, connection: socket.socket) -> int:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one send per answer; no Nagle wait
         with self._cond:
             self._accepted += 1
-            self._open[self._accepted] = connection
-            self._numbers[connection] = self._accepted
-            self._serving.add(self._accepted)  # its first request is on its way (it was opened to send one)
-            return self._accepted
+            number = self._accepted
+            self._open[number] = connection
+            self._numbers[connection] = number
+            self._begun[number] = 1  # its first request is on its way (it was opened to send one)
+            self._answered[number] = 0
+            return number
 
     def closed(self, number: int) -> None:
         with self._cond:
             connection = self._open.pop(number, None)
             self._numbers.pop(connection, None)  # type: ignore[arg-type]
-            self._serving.discard(number)
+            self._begun.pop(number, None)
+            self._answered.pop(number, None)
             self._cond.notify_all()
 
     def wait_for_request(self, connection: socket.socket) -> bool:
-        """Block until ``connection`` has bytes (or its end) to read, then mark it serving; False once the
-        server stops (the caller then closes the connection)."""
+        """Block until ``connection`` has bytes (or its end) to read, then count a request begun; False once
+        the server stops (the caller then closes the connection)."""
         number = self._numbers.get(connection)
         if number is None:  # not tracked (accepted before the tracker was installed): serve it plainly
             return True
         with self._cond:
-            if number in self._serving:  # the first request: marked when accepted
+            if self._begun[number] > self._answered[number]:  # the first request: counted when accepted
                 return not self._stopping
         poller = select.poll()
         poller.register(connection, select.POLLIN)
         while not self._stopping:
             if poller.poll(1000):
                 with self._cond:
-                    self._serving.add(number)
+                    self._begun[number] += 1
                     self._cond.notify_all()
                 return True
         return False
@@ -94,37 +99,42 @@ class ConnectionTracker:
         with self._cond:
             number = self._numbers.get(connection)
             if number is not None:
-                self._serving.discard(number)
+                self._answered[number] = self._begun[number]
                 self._cond.notify_all()
 
     def accepted(self) -> int:
         with self._cond:
             return self._accepted
 
-    def _waiting(self, through: int) -> bool:
-        """Whether a connection numbered up to ``through`` is serving or has a request waiting (lock held)."""
+    def _outstanding(self, through: int) -> dict[int, int]:
+        """For each connection numbered up to ``through``, how many requests it must have answered for every
+        request sent on it so far to be answered (lock held)."""
+        idle = {n: c for n, c in self._open.items() if n <= through and self._begun[n] == self._answered[n]}
         poller = select.poll()
-        for number, connection in self._open.items():
-            if number > through:
-                continue
-            if number in self._serving:
-                return True
+        for connection in idle.values():
             poller.register(connection, select.POLLIN)
-        return bool(poller.poll(0))
+        ready = {fd for fd, _ in poller.poll(0)}
+        waiting = {n for n, connection in idle.items() if connection.fileno() in ready}
+        return {
+            n: self._begun[n] + (1 if n in waiting else 0)
+            for n in self._open
+            if n <= through and (n in waiting or self._begun[n] > self._answered[n])
+        }
 
     def wait_served(self, through: int, timeout: float) -> bool:
-        """Wait until no connection numbered up to ``through`` is serving or has a request waiting."""
+        """Wait until every request sent before this call on a connection numbered up to ``through`` is answered."""
         with self._cond:
-            # waiting bytes notify no one, but the connection's thread marks itself serving under this lock
-            # (and notifies) once it wakes, so a check that saw them is followed by one that sees it serving
-            return self._cond.wait_for(lambda: not self._waiting(through), timeout)
+            targets = self._outstanding(through)
+            return self._cond.wait_for(
+                lambda: all(n not in self._open or self._answered[n] >= t for n, t in targets.items()), timeout
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close the idle connections (a serving one closes after its answer) and wait for their threads."""
         with self._cond:
             self._stopping = True
             for number, connection in self._open.items():
-                if number not in self._serving:
+                if self._begun[number] == self._answered[number]:
                     with contextlib.suppress(OSError):  # already closed by its client
                         connection.shutdown(socket.SHUT_RDWR)
             self._cond.wait_for(lambda: not self._open, timeout)

@@ -361,6 +361,35 @@ def test_settle_waits_for_a_request_sent_on_a_kept_connection(
     writer.join(10)
 
 
+def test_settle_does_not_wait_for_requests_sent_after_it(server: LocalAws) -> None:
+    """Busy clients keep sending on their kept connections (workers long-polling their queues, as in the
+    SIGKILL chaos test): settle() waits for the requests in flight when it was called, not for a moment
+    when every connection is idle at once, which such clients may never leave."""
+    import threading
+
+    url = boto3.client("sqs").create_queue(QueueName="patches-busy-polls")["QueueUrl"]
+    stop = threading.Event()
+
+    def poll() -> None:
+        client = boto3.client("sqs")
+        while not stop.is_set():
+            client.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for n, poller in enumerate(pollers):
+        poller.start()
+        time.sleep(0.25 * (n + 1) / len(pollers))  # staggered: at every moment some poll is in flight
+    time.sleep(1.5)
+    try:
+        started = time.monotonic()
+        server.settle(timeout=6)
+        assert time.monotonic() - started < 3  # the polls in flight at the call (1 s each), not more
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(10)
+
+
 def test_routing_matches_a_hosts_url_patterns_once(server: LocalAws) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
