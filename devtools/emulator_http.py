@@ -110,6 +110,7 @@ class ConnectionTracker:
         """For each connection numbered up to ``through``, how many requests it must have answered for every
         request sent on it so far to be answered (lock held)."""
         idle = {n: c for n, c in self._open.items() if n <= through and self._begun[n] == self._answered[n]}
+        idle = {n: c for n, c in idle.items() if c.fileno() >= 0}  # closed, its thread not yet done: nothing waits
         poller = select.poll()
         for connection in idle.values():
             poller.register(connection, select.POLLIN)

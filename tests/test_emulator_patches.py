@@ -390,6 +390,26 @@ def test_settle_does_not_wait_for_requests_sent_after_it(server: LocalAws) -> No
             poller.join(10)
 
 
+def test_settle_passes_over_a_connection_closed_but_not_yet_forgotten() -> None:
+    """socketserver closes a finished connection's socket before its thread reports it closed: settle()
+    in between must take it as having nothing waiting (polling its descriptor, -1, raised ValueError)."""
+    import socket
+
+    from devtools.emulator_http import ConnectionTracker
+
+    tracker = ConnectionTracker()
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        theirs = socket.create_connection(listening.getsockname())
+        ours, _ = listening.accept()
+    try:
+        tracker.opened(ours)
+        tracker.served(ours)  # its first request answered: idle
+        ours.close()
+        assert tracker.wait_served(tracker.accepted(), timeout=1)
+    finally:
+        theirs.close()
+
+
 def test_routing_matches_a_hosts_url_patterns_once(server: LocalAws) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
