@@ -88,6 +88,11 @@ def worker_run(bench: ModuleType, endpoint: str, triggers: int, recipients: int)
     return Run(triggers, max(handled.values()) - started_at, cpu, emulator, worker.calls()), worker
 
 
+def _ratio(a: float, b: float) -> float:
+    """a / b; NaN when b is 0 (a process's CPU is read in clock ticks: a tiny run may read 0)."""
+    return a / b if b else float("nan")
+
+
 def _calls_line(runs: list[Run]) -> dict[str, float]:
     total: dict[str, int] = {}
     for run in runs:
@@ -118,17 +123,17 @@ def worker_against_floor(bench: ModuleType, endpoint: str, triggers: int, recipi
             f"{floor.ms_per_trigger(floor.cpu):.1f} ms CPU (emulator {floor.ms_per_trigger(floor.emulator_cpu):.1f}); "
             f"worker {worker.rate:6.1f} triggers/s, {worker.ms_per_trigger(worker.cpu):.1f} ms CPU "
             f"(emulator {worker.ms_per_trigger(worker.emulator_cpu):.1f}); "
-            f"worker/floor {worker.rate / floor.rate:.2f} in wall, {floor.cpu / worker.cpu:.2f} in CPU",
+            f"worker/floor {worker.rate / floor.rate:.2f} in wall, {_ratio(floor.cpu, worker.cpu):.2f} in CPU",
             flush=True,
         )
     wall = statistics.median(w.rate / f.rate for f, w in zip(floors, workers, strict=True))
-    cpu = statistics.median(f.cpu / w.cpu for f, w in zip(floors, workers, strict=True))
-    emulator = statistics.median(w.emulator_cpu / w.cpu for w in workers)
+    cpu = statistics.median(_ratio(f.cpu, w.cpu) for f, w in zip(floors, workers, strict=True))
+    emulator = statistics.median(_ratio(w.emulator_cpu, w.cpu) for w in workers)
     print(f"  median of {pairs} pairs: the worker reaches {wall:.2f} of the floor's triggers/s (target >= 0.9),")
     print(f"    {cpu:.2f} of its CPU efficiency (floor CPU per trigger / worker CPU per trigger)")
     print(
         f"  emulator CPU per trigger / worker CPU per trigger: median {emulator:.2f} (target below 1; "
-        + ", ".join(f"{w.emulator_cpu / w.cpu:.2f}" for w in workers)
+        + ", ".join(f"{_ratio(w.emulator_cpu, w.cpu):.2f}" for w in workers)
         + ")"
     )
     made, worker_made = _calls_line(floors), _calls_line(workers)
