@@ -22,11 +22,11 @@ from runtime.contract.settings import SenderSettings
 
 
 class CachedContacts:
-    """The customer's subscribed addresses, as the worker's notifier (runtime.notify.ses) caches them: the
-    lock guards the cache, not the read, so each thread that finds the cache cold lists the contacts (the
-    first batch's threads all do)."""
+    """The customer's subscribed addresses, as the worker's notifier (runtime.notify.ses) caches them: one
+    thread lists them while the cache is cold and the others wait for its answer (one listing per cache
+    period, as the worker makes)."""
 
-    def __init__(self, ses: Any) -> None:
+    def __init__(self, ses: Callable[[], Any]) -> None:
         self.ses = ses
         self.cache_seconds = SenderSettings.model_fields["contact_cache_seconds"].default
         self._contacts: list[tuple[float, list[str]]] = []
@@ -35,11 +35,14 @@ class CachedContacts:
     def subscribers(self) -> list[str]:
         with self._lock:
             cached = self._contacts[0] if self._contacts else None
-        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
+            if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+                return cached[1]
+            return self._listed_now()
+
+    def _listed_now(self) -> list[str]:
         read_at = time.monotonic()
-        self.ses.get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
-        listed = self.ses.list_contacts(
+        self.ses().get_contact_list(ContactListName=sb.DEFAULT_CONTACT_LIST_NAME)
+        listed = self.ses().list_contacts(
             ContactListName=sb.DEFAULT_CONTACT_LIST_NAME,
             Filter={
                 "FilteredStatus": "OPT_IN",
@@ -48,9 +51,33 @@ class CachedContacts:
             PageSize=1000,
         )["Contacts"]
         addresses = [c["EmailAddress"] for c in listed]
-        with self._lock:
-            self._contacts[:] = [(read_at, addresses)]
+        self._contacts[:] = [(read_at, addresses)]
         return addresses
+
+
+class SenderClient:
+    """The customer's SES client as the worker's CustomerSes builds it: the sender role assumed and the
+    client built on first use, inside the timed run."""
+
+    def __init__(self, role: str, external_id: str) -> None:
+        self.role, self.external_id = role, external_id
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                assumed = boto3.client("sts").assume_role(
+                    RoleArn=self.role, RoleSessionName="floor", ExternalId=self.external_id
+                )
+                creds = assumed["Credentials"]
+                self._client = boto3.client(
+                    "sesv2",
+                    aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"],
+                    aws_session_token=creds["SessionToken"],
+                )
+            return self._client
 
 
 def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str, role: str, external_id: str) -> None:
@@ -64,15 +91,7 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
     calls: collections.Counter[str] = collections.Counter()
     count_calls(calls)  # every call from here on, its AssumeRole included, as the worker's are counted
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    creds = boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="floor", ExternalId=external_id)[
-        "Credentials"
-    ]
-    ses = boto3.client(
-        "sesv2",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    ses = SenderClient(role, external_id)
     contacts = CachedContacts(ses)
 
     def one(pair: tuple[int, str], trigger_etag: str) -> None:
@@ -87,7 +106,7 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
             except botocore.exceptions.ClientError as exc:
                 if exc.response["ResponseMetadata"]["HTTPStatusCode"] != 304:
                     raise
-            ses.send_email(
+            ses().send_email(
                 FromEmailAddress=sender,
                 Destination={"ToAddresses": [address]},
                 Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}, "Html": {"Data": "h"}}}},
@@ -99,25 +118,33 @@ def floor_child(bucket: str, queue_url: str, count: int, code: str, sender: str,
         s3.delete_object(Bucket=bucket, Key=trigger, IfMatch=f'"{trigger_etag}"')
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
 
-    elapsed, cpu = receive_as_the_worker(sqs, queue_url, count, one)
-    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "calls": calls}))
+    elapsed, cpu, made = receive_as_the_worker(sqs, queue_url, count, one, calls)
+    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "calls": made}))
 
 
 def receive_as_the_worker(
-    sqs: Any, queue_url: str, count: int, one: Callable[[tuple[int, str], str], None]
-) -> tuple[float, float]:
-    """Wall and CPU seconds to hand ``count`` trigger messages to ``one``, received as the worker receives:
-    as many messages as it has free slots (threads), each one handled and deleted in a thread of its own,
-    the slot freed when it is done."""
+    sqs: Any, queue_url: str, count: int, one: Callable[[tuple[int, str], str], None], calls: dict[str, int]
+) -> tuple[float, float, dict[str, int]]:
+    """Wall and CPU seconds to hand ``count`` trigger messages to ``one``, and the ``calls`` made by then,
+    received as the worker receives: as many messages as it has free slots (threads), each one handled and
+    deleted in a thread of its own, the slot freed when it is done. The clock and the count stop at the last
+    trigger handled, not at the idle receives after it (the worker's run is counted to its last one too)."""
     slots = threading.BoundedSemaphore(CONCURRENCY)
     numbers = iter(range(count))
     done = threading.Semaphore(0)
+    handled: list[int] = []
+    handled_lock = threading.Lock()
+    last: dict[str, Any] = {}
 
     def handle(message: dict[str, Any]) -> None:
         try:
             if "Records" in message["Body"]:
                 record = json.loads(message["Body"])["Records"][0]
                 one((next(numbers), message["ReceiptHandle"]), record["s3"]["object"]["eTag"])
+                with handled_lock:
+                    handled.append(1)
+                    if len(handled) == count:
+                        last.update(at=time.monotonic(), cpu=time.process_time(), calls=dict(calls))
                 done.release()
             else:  # S3's test event
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -147,4 +174,4 @@ def receive_as_the_worker(
                 pool.submit(handle, message)
             while done.acquire(blocking=False):
                 finished += 1
-    return time.monotonic() - started, time.process_time() - cpu
+    return last["at"] - started, last["cpu"] - cpu, last["calls"]

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -40,8 +39,9 @@ import botocore.session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._compare import worker_against_floor  # noqa: E402
 from benchmarks._floor import floor_child  # noqa: E402
-from benchmarks._measure import cpu_seconds, emulator_pid, unsubscribe_coordinator  # noqa: E402
+from benchmarks._measure import unsubscribe_coordinator  # noqa: E402
 from benchmarks._worker_process import (  # noqa: E402
     CONCURRENCY,
     WorkerProcess,
@@ -173,19 +173,15 @@ def round_trips(box: sb.Sandbox, recipients: int) -> tuple[int, list[str]]:
 # ---- 2 ----------------------------------------------------------------------------------------
 
 
-def throughput(endpoint: str, triggers: int, recipients: int) -> WorkerProcess:
+def throughput(endpoint: str, triggers: int, recipients: int, pairs: int) -> WorkerProcess:
     """Triggers/s of the bare loop and of one worker on the same workload, with the CPU each trigger
-    costs the client and the emulator. Both start on a queue that already holds every trigger and are
-    timed from their first receive (the worker: its "worker started" line) to the last trigger handled,
-    so neither pays its interpreter's start-up. No coordinator runs: its queue is unsubscribed."""
+    costs the client and the emulator, in ``pairs`` interleaved pairs (benchmarks/_compare.py). Both start
+    on a queue that already holds every trigger and are timed from their first receive (the worker: its
+    "worker started" line) to the last trigger handled, so neither pays its interpreter's start-up. No
+    coordinator runs: its queue is unsubscribed."""
     print(f"\n== 2. throughput: {triggers} triggers per customer, {recipients} recipients, {CONCURRENCY} threads ==")
-    server = emulator_pid()
-    floor = floor_run(endpoint, server, triggers, recipients)
-    worker, worker_cpu, one_emulator = one_worker_run(endpoint, server, triggers, recipients, floor)
-    print(
-        f"  CPU per trigger: bare loop {1000 * floor['cpu']:.1f} ms (emulator {1000 * floor['emulator']:.1f} ms), "
-        f"worker {1000 * worker_cpu:.1f} ms (emulator {1000 * one_emulator:.1f} ms)"
-    )
+    print(f"  the bare loop (the same calls, no logic) and one worker, {pairs} interleaved pairs:")
+    worker: WorkerProcess = worker_against_floor(sys.modules[__name__], endpoint, triggers, recipients, pairs)
     per_customer_run(endpoint, triggers, recipients)
     return worker
 
@@ -197,82 +193,6 @@ def throughput_sandbox(endpoint: str, specs: list[sb.CustomerSpec], triggers: in
     unsubscribe_coordinator(box)
     submit_many(box, [s.code for s in specs], triggers, prefix)
     return box
-
-
-def floor_run(endpoint: str, server: int | None, triggers: int, recipients: int) -> dict[str, Any]:
-    """The bare loop in a process of its own: its wall seconds ("elapsed"), and per trigger its CPU, the
-    emulator's ("emulator") and its calls by operation."""
-    box = throughput_sandbox(endpoint, [spec("floor", "777777777777", recipients)], triggers, "F")
-    resources = box.customers["floor"]
-    emulator_before = cpu_seconds(server)
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--floor-child",
-            json.dumps(
-                [
-                    box.bucket,
-                    resources.queue_url,
-                    triggers,
-                    "floor",
-                    resources.spec.sender,
-                    resources.spec.sender_role_arn,
-                    resources.spec.ext_id,
-                ]
-            ),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
-    floor_emulator = (cpu_seconds(server) - emulator_before) / triggers
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    made = {name: n / triggers for name, n in sorted(result["calls"].items())}
-    print(f"  floor (bare loop, same calls):  {triggers / result['elapsed']:7.1f} triggers/s")
-    print(
-        f"    its calls per trigger: {sum(made.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in made.items())
-        + " (the processor's of section 1, plus the worker's ReceiveMessage and DeleteMessage)"
-    )
-    return {"elapsed": result["elapsed"], "cpu": result["cpu"] / triggers, "emulator": floor_emulator, "calls": made}
-
-
-def one_worker_run(
-    endpoint: str, server: int | None, triggers: int, recipients: int, floor: dict[str, Any]
-) -> tuple[WorkerProcess, float, float]:
-    """The worker on the floor's workload: it (still running, for the memory section), and per trigger its
-    CPU and the emulator's."""
-    box = throughput_sandbox(endpoint, [spec("one", "777777777777", recipients)], triggers, "T")
-    worker = WorkerProcess(box, "one", endpoint, count_calls=True, TTP_LOG_LEVEL="INFO")  # its lines time the run
-    started_at = worker.wait_for_start()
-    worker_before, emulator_before = cpu_seconds(worker.proc.pid), cpu_seconds(server)
-    handled = worker.wait_for_handled(triggers)
-    worker_cpu = (cpu_seconds(worker.proc.pid) - worker_before) / triggers
-    one_emulator = (cpu_seconds(server) - emulator_before) / triggers
-    worker_made = {name: n / triggers for name, n in sorted(worker.calls().items())}
-    elapsed = max(handled.values()) - started_at
-    print(
-        f"  one worker:                     {triggers / elapsed:7.1f} triggers/s  "
-        f"({floor['elapsed'] / elapsed:.2f} of the floor; from its first receive, as the floor)"
-    )
-    print(
-        f"    its calls per trigger: {sum(worker_made.values()):.2f} = "
-        + ", ".join(f"{name} {n:.2f}" for name, n in worker_made.items())
-    )
-    made = floor["calls"]
-    differences = {
-        name: worker_made.get(name, 0.0) - made.get(name, 0.0)
-        for name in sorted({*made, *worker_made})
-        if abs(worker_made.get(name, 0.0) - made.get(name, 0.0)) >= 0.005
-    }
-    print(
-        "    worker minus bare loop: "
-        + (", ".join(f"{name} {n:+.2f}" for name, n in differences.items()) or "none (the same calls)")
-    )
-    return worker, worker_cpu, one_emulator
 
 
 def per_customer_run(endpoint: str, triggers: int, recipients: int) -> None:
@@ -350,6 +270,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=2)
     parser.add_argument("--sections", default="api-calls,throughput,latency,memory,send-rate")
     parser.add_argument("--send-rate-recipients", type=int, default=150, help="recipients of the send-rate change")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved floor/worker pairs in throughput")
     parser.add_argument(
         "--smallest",
         action="store_true",
@@ -358,7 +279,7 @@ def main() -> None:
     parser.add_argument("--floor-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smallest:
-        args.triggers, args.send_rate_recipients = 3, 10
+        args.triggers, args.send_rate_recipients, args.pairs = 3, 10, 1
     if args.floor_child:
         floor_child(*json.loads(args.floor_child))
         return
@@ -369,7 +290,7 @@ def main() -> None:
             api_calls(endpoint, min(args.triggers, 50), args.recipients)
         worker = None
         if "throughput" in sections or "memory" in sections:
-            worker = throughput(endpoint, args.triggers, args.recipients)
+            worker = throughput(endpoint, args.triggers, args.recipients, args.pairs)
         if "memory" in sections and worker is not None:
             peak = worker.peak_rss_mib()
             worker.stop()

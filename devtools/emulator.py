@@ -19,6 +19,10 @@ it returns) built every attribute, message counts included, three times; action 
 were converted to snake case character by character on every request (now cached, as are a response
 class's method names); and request ids drew their 52 characters one ``choice()`` at a time.
 
+The server keeps its connections (:mod:`devtools.emulator_http`: werkzeug's closed each after one answer)
+and :mod:`devtools.emulator_speedups` drops more per-request work (routing, Flask's debug helper,
+random identifiers, header parsing), answers unchanged (issue 21, fourth round).
+
 :meth:`LocalAws.settle` waits until every request that reached the server before the call has been
 answered: a test that SIGKILLs a client can then read what the client's last requests did (a request
 already on the wire when its client died is still served).
@@ -203,6 +207,9 @@ def speed_up_moto() -> None:
             return full
         return _queue_attributes(self, wanted)
 
+    from devtools.emulator_speedups import speed_up_requests
+
+    speed_up_requests()
     Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
     # SendMessage (and its validation) reads ContentBasedDeduplication alone; a named GetQueueAttributes
     # (and ReceiveMessage's retention check, once per message received) reads the names it asks for
@@ -247,44 +254,35 @@ class _Profiler:
 
 
 class _RequestTracker:
-    """Numbers every connection the server accepts and knows which are still being served.
-
-    The server accepts connections one at a time, in the order the kernel queued them, so once a
-    connection opened now has been accepted, every connection opened before it has been too.
-    """
+    """Runs each accepted connection in a thread of its own (as werkzeug's threaded server does), numbered
+    and watched by a :class:`devtools.emulator_http.ConnectionTracker` (:meth:`LocalAws.settle`)."""
 
     def __init__(self, server: Any, profiler: _Profiler | None = None) -> None:
-        self._cond = threading.Condition()
-        self._accepted = 0
-        self._serving: set[int] = set()
+        from devtools.emulator_http import ConnectionTracker
+
+        self.connections = ConnectionTracker()
+        server.ttp_tracker = self.connections
         serve = server.process_request_thread if profiler is None else profiler.wrap(server.process_request_thread)
 
         def process_request(request: Any, client_address: Any) -> None:  # runs in the accepting thread
-            with self._cond:
-                self._accepted += 1
-                number = self._accepted
-                self._serving.add(number)
+            number = self.connections.opened(request)
 
             def run() -> None:
                 try:
                     serve(request, client_address)
                 finally:
-                    with self._cond:
-                        self._serving.discard(number)
-                        self._cond.notify_all()
+                    self.connections.closed(number)
 
-            threading.Thread(target=run, name=f"emulator-request-{number}", daemon=True).start()
+            threading.Thread(target=run, name=f"emulator-connection-{number}", daemon=True).start()
 
         server.process_request = process_request
 
     def accepted(self) -> int:
-        with self._cond:
-            return self._accepted
+        return self.connections.accepted()
 
     def wait_served(self, through: int, timeout: float) -> bool:
-        """Wait until every connection numbered up to ``through`` has been answered (or closed)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not any(n <= through for n in self._serving), timeout)
+        """Wait until every request sent on a connection numbered up to ``through`` has been answered."""
+        return self.connections.wait_served(through, timeout)
 
 
 class LocalAws:
@@ -296,7 +294,7 @@ class LocalAws:
     def __init__(self, port: int = 0, *, enforce: Enforcement | None = None, profile: str = "") -> None:
         import logging
 
-        from moto.server import ThreadedMotoServer
+        from devtools.emulator_http import KeepAliveMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_conditional_writes_atomic()
@@ -304,11 +302,12 @@ class LocalAws:
         from devtools import ses_events
 
         ses_events.install()  # SES publishes the events of each email it accepts, routed by EventBridge as deployed
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server = KeepAliveMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
         self.enforcement = enforce
         self._profile_path = profile
         self._profiler = _Profiler() if profile else None
+        self._requests: _RequestTracker | None = None
 
     def start(self) -> LocalAws:
         """Start the server (and the policy engine); whatever interrupts the start (Ctrl-C included)
@@ -341,16 +340,21 @@ class LocalAws:
         """Return once every request that reached the server before this call has been served.
 
         A marker request queues behind every connection opened before it; once it is answered, the
-        server has accepted them all, and this waits until each of those is answered too.
+        server has accepted them all, and this waits until none of those is serving a request or has
+        one waiting (a kept connection's next request is in no accept queue).
         """
         import urllib.request
 
         urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=timeout).read()  # a static page: cheap
+        assert self._requests is not None, "settle() before start()"
         if not self._requests.wait_served(self._requests.accepted(), timeout):
             raise TimeoutError(f"the emulator still serves requests opened before settle() after {timeout}s")
 
     def stop(self) -> None:
         self._server.stop()
+        if self._requests is not None:
+            # close the kept connections; a profile waits for their threads to end (each adds its profile then)
+            self._requests.connections.stop(timeout=10.0 if self._profiler is not None else 0.0)
         if self._profiler is not None:
             self._profiler.dump(self._profile_path)
         from devtools.local_deploy.event_routing import router

@@ -351,19 +351,33 @@ class SesMailer:
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._cache_lock = threading.Lock()
+        self._listing_lock = threading.Lock()
 
     def subscribers(self, topic: str) -> list[str]:
-        if self.contact_cache_seconds > 0:
-            with self._cache_lock:
-                cached = self._cache.get(topic)
-            if cached is not None and self._monotonic() - cached[0] < self.contact_cache_seconds:
-                return list(cached[1])
-        read_at = self._monotonic()
-        addresses = topic_subscribers(self._ses(), self.contact_list, topic)
-        if self.contact_cache_seconds > 0:
+        """The topic's subscribers, from the cache while it is fresh. One thread lists them when it is not;
+        the threads that find it cold meanwhile wait for that listing (SES allows ListContacts one request a
+        second) instead of each listing them too."""
+        if self.contact_cache_seconds <= 0:
+            return topic_subscribers(self._ses(), self.contact_list, topic)
+        cached = self._fresh(topic)
+        if cached is not None:
+            return cached
+        with self._listing_lock:
+            cached = self._fresh(topic)  # listed by the thread this one waited for
+            if cached is not None:
+                return cached
+            read_at = self._monotonic()
+            addresses = topic_subscribers(self._ses(), self.contact_list, topic)
             with self._cache_lock:
                 self._cache[topic] = (read_at, list(addresses))
-        return addresses
+            return addresses
+
+    def _fresh(self, topic: str) -> list[str] | None:
+        with self._cache_lock:
+            cached = self._cache.get(topic)
+        if cached is not None and self._monotonic() - cached[0] < self.contact_cache_seconds:
+            return list(cached[1])
+        return None
 
     def send(
         self,

@@ -96,6 +96,30 @@ def test_contact_cache_zero_reads_the_list_for_every_trigger() -> None:
     assert ses.reads == 2
 
 
+def test_threads_that_find_the_cache_cold_wait_for_one_listing() -> None:
+    """A worker's threads start together and all find the cache cold: each used to list the contacts (up to
+    the worker's concurrency in GetContactList + ListContacts calls, where SES allows ListContacts one
+    request a second); one lists and the others take its answer."""
+    import threading
+    import time
+
+    class SlowSes(CountingSes):
+        def get_contact_list(self, ContactListName: str) -> dict:
+            time.sleep(0.2)  # the listing's round trip: every thread arrives while it runs
+            return super().get_contact_list(ContactListName)
+
+    ses = SlowSes([{"EmailAddress": "a@x.com"}])
+    mailer = SesMailer(lambda: ses, "from@x.com", "list", RateLimiter(100), contact_cache_seconds=60)
+    answers: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: answers.append(mailer.subscribers("t"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [["a@x.com"]] * 4
+    assert ses.reads == 1
+
+
 # ---- per-recipient rejections -------------------------------------------------------------------
 
 
