@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from devtools.iam_engine import PolicyEngine
+from tests.infra._shared_synth import multi_context
 from tests.support.synth import (
     MEETINGS,
     MGMT,
@@ -57,8 +58,7 @@ def policy_engine() -> Iterator[PolicyEngine]:
 @pytest.fixture(scope="session")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Multi-account, EventBridge routing, meetings on."""
-    context = sample_context(routing="eventbridge", meetings=MEETINGS)
-    return synthesize_shared(tmp_path_factory, "multi-eventbridge", context)
+    return synthesize_shared(tmp_path_factory, "multi-eventbridge", multi_context())
 
 
 @pytest.fixture(scope="session")

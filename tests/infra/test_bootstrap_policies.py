@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,8 @@ from devtools.iam_engine.deploy_actions import (
     handler_permissions,
 )
 from devtools.iam_engine.templates import Assembly, Stack
-from tests.support.synth import Synth, sample_context
+from tests.infra._shared_synth import OWN_CONFIGURATION_SET, own_configuration_set_app
+from tests.support.synth import Synth
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "infrastructure.md"
@@ -257,11 +257,9 @@ def test_the_table_decides_on_star_only_actions_without_a_resource_type() -> Non
 
 
 @pytest.fixture(scope="module")
-def own_configuration_set(make_synth: Callable[..., Synth]) -> Synth:
+def own_configuration_set(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Customer hts sends with its own configuration set: the stack attaches the destination to it."""
-    context = sample_context()
-    context["ttp"]["customers"][0]["configuration_set"] = "hts-mail"
-    return make_synth("own-configuration-set", context)
+    return own_configuration_set_app(tmp_path_factory)
 
 
 def test_a_customers_own_configuration_set_deploys_once_its_arn_is_added_as_the_doc_says(
@@ -270,7 +268,7 @@ def test_a_customers_own_configuration_set_deploys_once_its_arn_is_added_as_the_
     assembly = Assembly.from_cloud_assembly(own_configuration_set.outdir)
     name = "TtpCustomerAccount-hts"
     account = assembly.stacks[name].account
-    own_set = f"arn:aws:ses:us-east-1:{account}:configuration-set/hts-mail"
+    own_set = f"arn:aws:ses:us-east-1:{account}:configuration-set/{OWN_CONFIGURATION_SET}"
     denied = denied_requests(policy_engine, assembly, name)
     assert denied and all(f"on {own_set}: " in line for line in denied), denied
     assert "arn:aws:ses:$REGION:$CUSTOMER:configuration-set/<its name>`) to the `PlatformConfigurationSets`" in (

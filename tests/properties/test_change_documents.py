@@ -132,10 +132,16 @@ def documents(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
 REFUSED_BUCKET = "ttp-refused-documents"  # documents expected to be refused go here: it must stay empty
 
 
+_REFUSED_BUCKET_MADE: set[int] = set()
+"""The platforms (``id``) that have the bucket: created on the first refusal, not listed again per example."""
+
+
 def _empty_bucket(platform: Platform) -> str:
-    if not any(b["Name"] == REFUSED_BUCKET for b in platform.s3.list_buckets()["Buckets"]):
-        platform.s3.create_bucket(Bucket=REFUSED_BUCKET)
-        platform.s3.put_bucket_versioning(Bucket=REFUSED_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    if id(platform) not in _REFUSED_BUCKET_MADE:
+        if not any(b["Name"] == REFUSED_BUCKET for b in platform.s3.list_buckets()["Buckets"]):
+            platform.s3.create_bucket(Bucket=REFUSED_BUCKET)
+            platform.s3.put_bucket_versioning(Bucket=REFUSED_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        _REFUSED_BUCKET_MADE.add(id(platform))
     return REFUSED_BUCKET
 
 

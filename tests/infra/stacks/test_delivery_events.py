@@ -18,6 +18,7 @@ from runtime.contract.settings import env_var
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from stacks.config import ConfigError, parse_config
+from tests.infra._shared_synth import OWN_CONFIGURATION_SET, own_configuration_set_app
 from tests.support.synth import (
     GOV,
     REGION,
@@ -132,36 +133,31 @@ def _account(synth: Synth, code: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def own_set(make_synth: Any) -> Synth:
+def own_set(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """hts keeps its own configuration set; both customers share one account (one forwarding rule)."""
-    context = sample_context()
-    customers = context["ttp"]["customers"]
-    customers[0]["configuration_set"] = "acme-tracking"
-    customers[1]["account"] = customers[0]["account"]
-    customers[0]["shares_ses_account_with"], customers[1]["shares_ses_account_with"] = ["htsnonprod"], ["hts"]
-    return make_synth("own-configuration-set", context)  # type: ignore[no-any-return]
+    return own_configuration_set_app(tmp_path_factory)
 
 
 def test_an_existing_configuration_set_gets_the_destination_and_is_not_created(own_set: Synth) -> None:
     stack = _account_stack(own_set, "hts")
     assert own_set.resources(stack, "AWS::SES::ConfigurationSet") == {}
     destination = own_set.only(stack, "AWS::SES::ConfigurationSetEventDestination")["Properties"]
-    assert destination["ConfigurationSetName"] == "acme-tracking"
+    assert destination["ConfigurationSetName"] == OWN_CONFIGURATION_SET
     assert destination["EventDestination"]["MatchingEventTypes"] == EVENT_TYPES
     role_id, _ = role_named(own_set, stack, names.sender_role_name("hts"))
     resources = [str(r) for s in policies_of_role(own_set, stack, role_id) for r in as_list(s["Resource"])]
     assert [r for r in resources if ":configuration-set/" in r] == [
-        f"arn:aws:ses:{REGION}:{_account(own_set, 'hts')}:configuration-set/acme-tracking"
+        f"arn:aws:ses:{REGION}:{_account(own_set, 'hts')}:configuration-set/{OWN_CONFIGURATION_SET}"
     ]
     # ... and the processor sends with it.
     processor = task_definition(own_set, customer_stack_name("hts"), names.service_name("hts"))
-    assert env_of(processor)[env_var("configuration_set")] == "acme-tracking"
+    assert env_of(processor)[env_var("configuration_set")] == OWN_CONFIGURATION_SET
 
 
 def test_one_forwarding_rule_per_account_matching_all_its_platform_sets(own_set: Synth) -> None:
     (rule,) = _forward_rules(own_set, "hts")
     tags = rule["Properties"]["EventPattern"]["detail"]["mail"]["tags"]["ses:configuration-set"]
-    assert tags == sorted(["acme-tracking", names.configuration_set_name("htsnonprod")])
+    assert tags == sorted([OWN_CONFIGURATION_SET, names.configuration_set_name("htsnonprod")])
     assert _forward_rules(own_set, "htsnonprod") == []
     # The second customer still has its own set and destination.
     stack = _account_stack(own_set, "htsnonprod")

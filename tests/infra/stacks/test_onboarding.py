@@ -19,9 +19,15 @@ from cdk_constructs.sweeper import SWEEPER_TASK_FAMILY
 from runtime.contract import names
 from runtime.contract.settings import MeetingSettings, OpsSettings
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
+from tests.infra._shared_synth import (
+    NEW,
+    multi_onboarded,
+    sample_onboarded,
+    stack_accounts,
+    stack_dependencies,
+)
 from tests.support.synth import (
     GOV,
-    MEETINGS,
     REGION,
     Synth,
     env_of,
@@ -31,32 +37,16 @@ from tests.support.synth import (
     task_definition,
 )
 
-NEW = {
-    "code": "newco",
-    "account": "555555555555",
-    "from_address": "changes@newco.example.com",
-    "sender_external_id": "ttp-newco-41d2",
-}
-
-
-def _with_new_customer(context: dict[str, Any]) -> dict[str, Any]:
-    context = copy.deepcopy(context)
-    context["ttp"]["customers"].append(dict(NEW))
-    return context
-
 
 @pytest.fixture(scope="module")
 def onboarded(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize(tmp_path_factory.mktemp("onboarded"), _with_new_customer(sample_context()))
+    return sample_onboarded(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def eventbridge_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
-    before = sample_context(routing="eventbridge", meetings=MEETINGS)
-    return (
-        synthesize(tmp_path_factory.mktemp("eb-before"), before, nag=False),
-        synthesize(tmp_path_factory.mktemp("eb-after"), _with_new_customer(before), nag=False),
-    )
+def eventbridge_pair(multi: Synth, tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
+    """EventBridge routing with meetings: the session's ``multi`` app, and the same plus :data:`NEW`."""
+    return multi, multi_onboarded(tmp_path_factory)
 
 
 def _sweeper_queues(synth: Synth) -> dict[str, str]:
@@ -109,7 +99,7 @@ def _assert_common_changes(before: Synth, after: Synth) -> None:
     assert _without_sweeper_queues(after.templates[PLATFORM_STACK]) == _without_sweeper_queues(
         before.templates[PLATFORM_STACK]
     )
-    assert after.pipeline.customer_accounts["newco"].account == NEW["account"]
+    assert stack_accounts(after)[customer_account_stack_name("newco")] == NEW["account"]
 
 
 def test_s3_onboarding_changes_exactly_one_notification(sample: Synth, onboarded: Synth) -> None:
@@ -207,11 +197,6 @@ def _queue_configurations(synth: Synth) -> list[dict[str, Any]]:
     return list(bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"])
 
 
-def _depends_on(synth: Synth, stack_name: str) -> set[str]:
-    stack = next(s for s in synth.pipeline.stacks if s.stack_name == stack_name)
-    return {dependency.stack_name for dependency in stack.dependencies}
-
-
 def test_offboarding_drops_only_the_customers_route_and_keeps_its_stacks(
     sample: Synth, offboarding_steps: tuple[Synth, Synth]
 ) -> None:
@@ -226,8 +211,9 @@ def test_offboarding_drops_only_the_customers_route_and_keeps_its_stacks(
     for stack in (customer_stack_name(GONE), customer_account_stack_name(GONE), PLATFORM_STACK):
         assert offboarding.templates[stack] == sample.templates[stack], stack
     # The storage stack no longer depends on the customer's stacks: `cdk destroy` of them will not drag it along.
-    assert {customer_stack_name(GONE), customer_account_stack_name(GONE)} <= _depends_on(sample, STORAGE_STACK)
-    assert not {customer_stack_name(GONE), customer_account_stack_name(GONE)} & _depends_on(offboarding, STORAGE_STACK)
+    gone_stacks = {customer_stack_name(GONE), customer_account_stack_name(GONE)}
+    assert gone_stacks <= stack_dependencies(sample, STORAGE_STACK)
+    assert not gone_stacks & stack_dependencies(offboarding, STORAGE_STACK)
 
 
 def test_removing_an_offboarded_customer_no_longer_changes_the_storage_stack(

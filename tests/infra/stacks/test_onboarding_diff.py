@@ -14,15 +14,10 @@ from typing import Any
 import pytest
 
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
-from tests.support.synth import MEETINGS, Synth, sample_context, synthesize
+from tests.infra._shared_synth import NEW, multi_onboarded, sample_onboarded, with_customer
+from tests.support.synth import Synth, sample_context, synthesize
 from tests.support.template_diff import changed_paths, template_changes
 
-NEW = {
-    "code": "newco",
-    "account": "555555555555",
-    "from_address": "changes@newco.example.com",
-    "sender_external_id": "ttp-newco-41d2",
-}
 COORDINATOR_TASK = "CoordinatorTaskDefinitionB019A795"
 SWEEPER_TASK = "SweeperTaskDefinition7AFDB3A6"
 COORDINATOR_ENV = "Properties.ContainerDefinitions[coordinator].Environment"
@@ -81,15 +76,9 @@ ALLOWED_SHARED_ACCOUNT = _new_stacks("hts2") | {
 rule (in the stack of its first customer) matches the new configuration set too."""
 
 
-def _plus(context: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
-    context = copy.deepcopy(context)
-    context["ttp"]["customers"].append(customer)
-    return context
-
-
 @pytest.fixture(scope="module")
 def s3_pair(sample: Synth, tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth]:
-    return sample, synthesize(tmp_path_factory.mktemp("diff-s3"), _plus(sample_context(), NEW), nag=False)
+    return sample, sample_onboarded(tmp_path_factory)
 
 
 def test_a_third_customer_changes_only_its_stacks_and_the_listed_platform_entries(
@@ -99,11 +88,9 @@ def test_a_third_customer_changes_only_its_stacks_and_the_listed_platform_entrie
     assert template_changes(before.templates, after.templates) == ALLOWED_S3
 
 
-def test_with_eventbridge_and_meetings_too(tmp_path_factory: pytest.TempPathFactory) -> None:
-    context = sample_context(routing="eventbridge", meetings=MEETINGS)
-    before = synthesize(tmp_path_factory.mktemp("diff-eb-before"), context, nag=False)
-    after = synthesize(tmp_path_factory.mktemp("diff-eb-after"), _plus(context, NEW), nag=False)
-    assert template_changes(before.templates, after.templates) == ALLOWED_EVENTBRIDGE_MEETINGS
+def test_with_eventbridge_and_meetings_too(multi: Synth, tmp_path_factory: pytest.TempPathFactory) -> None:
+    after = multi_onboarded(tmp_path_factory)
+    assert template_changes(multi.templates, after.templates) == ALLOWED_EVENTBRIDGE_MEETINGS
 
 
 def test_a_customer_in_an_existing_account_changes_that_accounts_forwarding_rule_only(
@@ -112,7 +99,7 @@ def test_a_customer_in_an_existing_account_changes_that_accounts_forwarding_rule
     context = sample_context()
     context["ttp"]["customers"][0]["shares_ses_account_with"] = ["hts2"]
     shared = {**NEW, "code": "hts2", "account": "333333333333", "shares_ses_account_with": ["hts"]}
-    after = synthesize(tmp_path_factory.mktemp("diff-shared"), _plus(context, shared), nag=False)
+    after = synthesize(tmp_path_factory.mktemp("diff-shared"), with_customer(context, shared), nag=False)
     assert template_changes(sample.templates, after.templates) == ALLOWED_SHARED_ACCOUNT
 
 
