@@ -3,7 +3,7 @@
 The change document lists every customer twice (``customers`` and the ``submitted`` entry's list) and,
 in documents of the older formats, one ``processed`` entry, lease and delivery count per customer.
 A processor renders and records its own customer's part only, so validating everyone's part made each
-of N processors pay O(N) (30.7 kB and 2,000 customer codes at N = 1,000). The view keeps the stored
+of N processors pay O(N) (30.7 kB, 1,000 customer codes validated at N = 1,000). The view keeps the stored
 format and reads it whole (``json.loads``, in C), then validates only what concerns its customer: the
 document's own fields, its customer in ``customers``, the entries that name no customer or this one
 (a ``submitted`` entry's list trimmed to this customer), and this customer's lease and delivery counts.
@@ -54,7 +54,7 @@ def _trimmed(data: Any, customer_code: str) -> dict[str, Any] | None:
     customers = data.get("customers")
     if not isinstance(customers, list) or customer_code not in customers:
         return None
-    if not all(type(code) is str for code in customers) or len(set(customers)) != len(customers):
+    if set(map(type, customers)) != {str} or len(set(customers)) != len(customers):  # C-speed passes
         return None
     view = {**data, "customers": [customer_code]}
     entries = data.get("modifications")
