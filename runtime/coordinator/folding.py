@@ -355,9 +355,10 @@ FOLD_MAX_ITEMS = 16
 """A fold's batch is written at once when it holds this many results: each waits in a handler thread,
 and the next batch and the processing objects' reads need threads too (the coordinator's
 ``max_concurrency`` is 32 by default; :func:`runtime.coordinator.composition.build_handler` passes half)."""
-FOLD_BUSY_SHARE = 4
-"""A linger that brought at least ``max_items / FOLD_BUSY_SHARE`` results (4 of 16) means many are
-arriving: the batch stays open for another linger. Fewer end it (a lone result waits one linger)."""
+FOLD_BUSY_SHARE = 8
+"""A linger that brought at least ``max_items / FOLD_BUSY_SHARE`` results (2 of 16: 4 a second at the
+default linger, where a fold's three requests cost 0.75 per customer) means many are arriving: the batch
+stays open for another linger. Fewer end it (a lone result waits one linger)."""
 
 
 class FoldFailed(BatchFailed):

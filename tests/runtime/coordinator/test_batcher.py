@@ -189,7 +189,7 @@ def test_a_lone_result_waits_one_linger_and_a_stream_at_most_the_bound() -> None
     assert lone.waits == [0.5]  # no added latency when few arrive
 
     folder = FakeFolder()
-    stream = Arrivals(rounds=4, per_round=25)  # every linger brings 25 (a quarter of max_items: "many")
+    stream = Arrivals(rounds=4, per_round=25)  # every linger brings 25 (over an eighth of max_items: "many")
     batcher = FoldBatcher(folder, 0.5, sleep=stream, max_lingers=3, max_items=100)  # type: ignore[arg-type]
     stream.batcher = batcher
     batcher.submit("CHG-1", [pending("first")])
