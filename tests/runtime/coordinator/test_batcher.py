@@ -145,13 +145,12 @@ class Arrivals:
         self.waits.append(seconds)
         if len(self.waits) > self.rounds:
             return
-        assert self.batcher is not None
+        batcher = self.batcher
+        assert batcher is not None
         before = self.open_items()
         for i in range(self.per_round):
             code = f"r{len(self.waits)}c{i}"
-            thread = threading.Thread(
-                target=lambda c=code: self.out.update({c: self.batcher.submit("CHG-1", [pending(c)])})
-            )  # type: ignore[union-attr]
+            thread = threading.Thread(target=lambda c=code: self.out.update({c: batcher.submit("CHG-1", [pending(c)])}))
             thread.start()
             self.threads.append(thread)
         deadline = time.monotonic() + 10
