@@ -10,8 +10,9 @@ atomic conditional writes):
 
 With one writer per object (docs/design.md §1) each processor writes only its own processing object and
 the coordinator folds many customers' results per archive write, so requests per customer stay flat
-and wall time grows linearly in N. Processors run as threads of this process (one boto3 session
-each, built before the clock starts); the coordinator, when the runtime has one, runs after them.
+and wall time grows linearly in N. Each customer's processor is a task of its own, as in AWS: child
+processes of 10 customers each (:mod:`benchmarks._fanout_tasks`; one boto3 session per customer, built
+before the clock starts); the coordinator, when the runtime has one, runs in this process.
 
     python benchmarks/fanout_bench.py [--customers 10,200,1000] [--recipients 2] [--ratio-runs 3]
     python benchmarks/fanout_bench.py --smallest    # N=10 only: what tests/test_benchmarks.py runs
