@@ -10,8 +10,9 @@ atomic conditional writes):
 
 With one writer per object (docs/design.md §1) each processor writes only its own processing object and
 the coordinator folds many customers' results per archive write, so requests per customer stay flat
-and wall time grows linearly in N. Processors run as threads of this process (one boto3 session
-each, built before the clock starts); the coordinator, when the runtime has one, runs after them.
+and wall time grows linearly in N. Each customer's processor is a task of its own, as in AWS: child
+processes of 10 customers each (:mod:`benchmarks._fanout_tasks`; one boto3 session per customer, built
+before the clock starts); the coordinator, when the runtime has one, runs in this process.
 
     python benchmarks/fanout_bench.py [--customers 10,200,1000] [--recipients 2] [--ratio-runs 3]
     python benchmarks/fanout_bench.py --smallest    # N=10 only: what tests/test_benchmarks.py runs
@@ -26,6 +27,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
 from benchmarks._fanout_layout import fan_out_layout, trigger_events  # noqa: E402
+from benchmarks._fanout_tasks import Prepare, ProcessorTasks  # noqa: E402
 from benchmarks._measure import cpu_seconds, emulator_pid  # noqa: E402
 from devtools import hand_layout  # noqa: E402
 from devtools import sandbox as sb  # noqa: E402
@@ -79,6 +82,20 @@ class S3Counter:
         with self._lock:
             self.requests = self.conflicts = self.archive_writes = self.bytes_read = self.bytes_written = 0
             self.by_operation.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counts as plain data (a processor task sends them to the benchmark's process)."""
+        with self._lock:
+            fields = ("requests", "conflicts", "archive_writes", "bytes_read", "bytes_written")
+            return {**{name: getattr(self, name) for name in fields}, "by_operation": dict(self.by_operation)}
+
+    def absorb(self, counts: dict[str, Any]) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                if name == "by_operation":
+                    self.by_operation.update(value)
+                else:
+                    setattr(self, name, getattr(self, name) + value)
 
     def attach(self, client: Any) -> Any:
         events = client.meta.events
@@ -164,6 +181,40 @@ def build_processors(box: hand_layout.Sandbox, codes: list[str], counter: S3Coun
         processor.metrics = MetricsFactory("bench", io.StringIO())  # keep the EMF lines off the report
         processors[code] = processor
     return processors
+
+
+def task_of(box: hand_layout.Sandbox, events: dict[str, str]) -> Prepare:
+    """What one processor task (a child process, :mod:`benchmarks._fanout_tasks`) does with its customers:
+    build their processors, then process each trigger's event until its result is recorded."""
+
+    def prepare(codes: list[str], slots: Any) -> Callable[[], dict[str, Any]]:
+        counter = S3Counter()
+        processors = build_processors(box, codes, counter)
+
+        def run() -> dict[str, Any]:
+            cpu = ProcessorCpu()
+
+            def one(code: str, attempt: str) -> str:
+                with slots:
+                    return cpu.process(processors[code], events[code], code, attempt)
+
+            with SentEmails() as emails, ThreadPoolExecutor(max_workers=len(codes)) as pool:
+                outcomes = list(pool.map(lambda code: one(code, "bench"), codes))
+                retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
+                failures = len(retry)
+                while retry:  # what the queue's redelivery would do: process again until recorded
+                    retry = [c for c in retry if one(c, "retry") not in DONE]
+            sent = list(emails.sent.items())
+            return {
+                "processor_cpu": cpu.seconds,
+                "first_attempt_failures": failures,
+                "s3": counter.snapshot(),
+                "sent": sent,
+            }
+
+        return run
+
+    return prepare
 
 
 class CoordinatorThread:
@@ -286,30 +337,25 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
     )
     events = trigger_events(box, codes)
     print(f"N={customers:>4}: set-up {time.perf_counter() - set_up:.1f} s", flush=True)
-    counter, coordinator_counter = S3Counter(), S3Counter()
-    processors = build_processors(box, codes, counter)
+    counter, coordinator_counter, emails = S3Counter(), S3Counter(), SentEmails()
+    tasks = ProcessorTasks(codes, task_of(box, events))  # each customer's processor in a task, as in AWS
     coordinator = CoordinatorThread(box, coordinator_counter) if coordinated else None
     time.sleep(1.5)  # let the submission's own archive event reach the coordinator before the clock starts
-    counter.reset()
     coordinator_counter.reset()
-    cpu = ProcessorCpu()
     server = emulator_pid()
     server_cpu, own_cpu = cpu_seconds(server), cpu_seconds(os.getpid())
     started = time.perf_counter()
     with ExitStack() as running:
-        emails = running.enter_context(SentEmails())
         if coordinator is not None:
             running.enter_context(coordinator)
-        with ThreadPoolExecutor(max_workers=min(customers, 200)) as pool:
-            outcomes = list(pool.map(lambda code: cpu.process(processors[code], events[code], code, "bench"), codes))
-        retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
-        first_attempt_failures = len(retry)
-        while retry:  # what the queue's redelivery would do: process again until recorded
-            retry = [c for c in retry if cpu.process(processors[c], events[c], c, "retry") not in DONE]
+        figures = tasks.run()
         processors_done = time.perf_counter() - started
         wait_until_recorded(box, customers)
         wall = time.perf_counter() - started
         server_cpu, own_cpu = cpu_seconds(server) - server_cpu, cpu_seconds(os.getpid()) - own_cpu
+    for task in figures:
+        counter.absorb(task["s3"])
+        emails.sent.update(dict(task["sent"]))
     recorded = processed_in_archive(box)
     if recorded != customers:
         raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
@@ -332,10 +378,12 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         "processors_done": processors_done,
         "emulator_cpu": server_cpu,
         "client_cpu": own_cpu,
-        "processor_cpu": cpu.seconds,
+        "processor_cpu": sum(task["processor_cpu"] for task in figures),
+        "processor_process_cpu": sum(task["process_cpu"] for task in figures),
+        "processor_tasks": len(tasks),
         "emails": sum(emails.sent.values()),
         "duplicates": emails.duplicates(),
-        "first_attempt_failures": first_attempt_failures,
+        "first_attempt_failures": sum(task["first_attempt_failures"] for task in figures),
     }
 
 
@@ -351,7 +399,9 @@ def report(row: dict[str, float]) -> None:
         f"{row['mb_read']:.2f} MB read, {row['wall']:.2f} s "
         f"(every processor done after {row['processors_done']:.2f} s); coordinator "
         f"{row['coordinator_bytes'] / n / 1000:.1f} kB read+written per customer; processor CPU "
-        f"{1000 * row['processor_cpu'] / n:.1f} ms per customer; emulator CPU {row['emulator_cpu']:.1f} s "
+        f"{1000 * row['processor_cpu'] / n:.1f} ms per customer ({1000 * row['processor_process_cpu'] / n:.1f} ms "
+        f"with their {row['processor_tasks']:.0f} processes' other threads, /proc); "
+        f"emulator CPU {row['emulator_cpu']:.1f} s "
         f"({1000 * row['emulator_cpu'] / max(1, row['requests']):.1f} ms per S3 request); "
         f"{row['emails']:.0f} emails, {row['duplicates']:.0f} duplicates",
         flush=True,
@@ -386,7 +436,13 @@ def main() -> None:
                 report(large)
                 ratios.append(large["wall"] / small["wall"])
     columns = ["N", "S3 requests", "per customer", "412 conflicts", "archive writes", "MB read", "wall time"]
-    extra = ["first attempts failed", "coordinator kB/customer", "processor CPU ms/customer", "duplicate emails"]
+    extra = [
+        "first attempts failed",
+        "coordinator kB/customer",
+        "processor CPU ms/customer",
+        "processor processes' CPU ms/customer",
+        "duplicate emails",
+    ]
     print("\n| " + " | ".join([*columns, *extra]) + " |")
     print("|" + "---|" * (len(columns) + len(extra)))
     for row in rows:
@@ -395,7 +451,8 @@ def main() -> None:
             f"| {row['customers']:.0f} | {row['requests']:.0f} | {row['per_customer']:.1f} | {row['conflicts']:.0f} | "
             f"{row['archive_writes']:.0f} | {row['mb_read']:.2f} | {row['wall']:.1f} s | "
             f"{row['first_attempt_failures']:.0f} | {row['coordinator_bytes'] / n / 1000:.1f} | "
-            f"{1000 * row['processor_cpu'] / n:.1f} | {row['duplicates']:.0f} |"
+            f"{1000 * row['processor_cpu'] / n:.1f} | {1000 * row['processor_process_cpu'] / n:.1f} | "
+            f"{row['duplicates']:.0f} |"
         )
     first, last = rows[0], rows[-1]
     if len(rows) > 1:
@@ -412,9 +469,12 @@ def main() -> None:
         cpu_growth = (last["processor_cpu"] / customers_of(last)) / max(
             1e-9, first["processor_cpu"] / customers_of(first)
         )
+        process_growth = (last["processor_process_cpu"] / customers_of(last)) / max(
+            1e-9, first["processor_process_cpu"] / customers_of(first)
+        )
         print(
             f"  processor CPU per customer: N={last['customers']:.0f} is {cpu_growth:.2f}x "
-            f"N={first['customers']:.0f} (target within 1.3x)"
+            f"N={first['customers']:.0f} (target within 1.3x; their processes' CPU from /proc: {process_growth:.2f}x)"
         )
         print(f"  duplicate emails: {sum(row['duplicates'] for row in rows):.0f} (target 0)")
     if ratios:

@@ -43,7 +43,7 @@ FIGURES: dict[str, list[str]] = {
     "fanout_bench": [
         r"N=\s*(10): +(\d+) S3 requests \((\d+\.\d)/customer\)",
         r"^\| (10) \| (\d+) \| (\d+\.\d) \| \d+ \| (\d+) \| \d+\.\d\d \| (\d+\.\d) s \| \d+ "
-        r"\| (\d+\.\d) \| (\d+\.\d) \| \d+ \|$",
+        r"\| (\d+\.\d) \| (\d+\.\d) \| (\d+\.\d) \| \d+ \|$",
     ],
     "delivery_bench": [r"^ +(100) +([\d,]+) +(\d+) +1 +(\d+\.\d)$", r"^ +(100) +([\d,]+) +(\d+) +32 +(\d+\.\d)$"],
     "synth_bench": [r"^ +(1) +s3 +(\d+\.\d) +- +(\d+)  \w+: (\d+) resources, (\d+) KiB$"],  # no CLI run

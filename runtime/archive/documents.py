@@ -127,14 +127,16 @@ def check_nesting(value: Any) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def parse_json(body: bytes | str) -> Any:
+def parse_json(body: bytes | str, *, check: bool = True) -> Any:
     """``json.loads`` keeping the text of every non-integer number (:class:`JsonNumber`); integers are
-    exact already. Raises ``ValueError``: not JSON, not UTF-8, nested deeper than :data:`MAX_NESTING`."""
+    exact already. Raises ``ValueError``: not JSON, not UTF-8, nested deeper than :data:`MAX_NESTING`
+    (``check=False``: the caller checks the nesting of what it keeps, :func:`check_nesting`)."""
     try:
         data = json.loads(body, parse_float=JsonNumber, parse_constant=JsonNumber)
     except RecursionError:  # nested far deeper still: the parser itself gave up
         raise ValueError(f"objects and arrays are nested deeper than {MAX_NESTING} levels") from None
-    check_nesting(data)
+    if check:
+        check_nesting(data)
     return data
 
 

@@ -191,16 +191,19 @@ class VersionedJson(Generic[M]):
         self._parse = parse
         self._dump = dump
 
-    def load_optional(self, key: str, identity: Identity | None = None) -> Versioned[M] | None:
+    def load_optional(
+        self, key: str, identity: Identity | None = None, *, parse: Callable[[bytes], M] | None = None
+    ) -> Versioned[M] | None:
         """The document at ``key`` (None when absent); :class:`ArchiveInvalid` naming the key and the field
-        when it is not a valid document of this kind or not the one the key names."""
+        when it is not a valid document of this kind or not the one the key names. ``parse``: another
+        reader of the same bytes (a customer's view of a change document)."""
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if is_missing(exc):
                 return None
             raise
-        return self._read(key, response, identity)
+        return self._read(key, response, identity, parse)
 
     def load_if_changed(self, key: str, etag: str, identity: Identity | None = None) -> Versioned[M] | None:
         """The document if its ETag is no longer ``etag``, else None: a GET ``IfNoneMatch`` that S3 answers
@@ -215,10 +218,12 @@ class VersionedJson(Generic[M]):
             raise
         return self._read(key, response, identity)
 
-    def _read(self, key: str, response: dict[str, Any], identity: Identity | None) -> Versioned[M]:
+    def _read(
+        self, key: str, response: dict[str, Any], identity: Identity | None, parse: Callable[[bytes], M] | None = None
+    ) -> Versioned[M]:
         body = response["Body"].read()
         try:
-            document = self._parse(body)
+            document = (parse or self._parse)(body)
         except ValidationError as exc:
             raise ArchiveInvalid(f"{key} is not a valid {self.kind}: {describe_validation_error(exc)}") from None
         problem = identity(document) if identity is not None else None

@@ -6,12 +6,17 @@ while the other handler threads (up to the worker's ``max_concurrency``) add the
 leader applies the whole batch with one ``write`` and every caller gets that outcome. While one batch
 of a key is written, the next keeps collecting, so the process's own compare-and-swap writes of one
 object never race each other.
+
+**Bounded growth** (``max_lingers``, ``max_items``, ``busy_items``; off by default). When a linger
+brought at least ``busy_items`` more items, many are arriving: the batch stays open for another linger,
+at most ``max_lingers`` lingers in all, and is written at once when it holds ``max_items`` (each item
+holds a handler thread, so the bound stays below the worker's concurrency). A linger that brings fewer
+ends the batch, so a lone item waits one linger, as without the bounds.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -27,6 +32,8 @@ class BatchFailed(Exception):
 class _Batch(Generic[I, O]):
     def __init__(self) -> None:
         self.items: list[I] = []
+        self.full = threading.Event()
+        """Set when the batch holds ``max_items``: its leader writes it without waiting out its linger."""
         self.done = threading.Event()
         self.outcome: O | None = None
         self.error: BaseException | None = None
@@ -41,13 +48,20 @@ class KeyedBatcher(Generic[K, I, O]):
         write: Callable[[K, list[I]], O],
         linger_seconds: float,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         failure: type[BatchFailed] = BatchFailed,
+        max_lingers: int = 1,
+        max_items: int | None = None,
+        busy_items: int | None = None,
     ) -> None:
         self._write = write
         self._failure = failure
         self.linger_seconds = linger_seconds
         self._sleep = sleep
+        """A linger without the early end of a full batch (tests); None: wait on the batch's ``full``."""
+        self.max_lingers = max(1, max_lingers)
+        self.max_items = max_items
+        self.busy_items = busy_items
         self._lock = threading.Lock()
         self._open: dict[K, _Batch[I, O]] = {}
         self._writing: dict[K, threading.Lock] = {}
@@ -60,6 +74,8 @@ class KeyedBatcher(Generic[K, I, O]):
             if batch is None:
                 batch = self._open[key] = _Batch()
             batch.items.extend(items)
+            if self.max_items is not None and len(batch.items) >= self.max_items:
+                batch.full.set()
             writing = self._writing.setdefault(key, threading.Lock())
         if not leader:
             batch.done.wait()
@@ -69,7 +85,7 @@ class KeyedBatcher(Generic[K, I, O]):
             return batch.outcome
         try:
             if self.linger_seconds > 0:
-                self._sleep(self.linger_seconds)
+                self._linger(batch)
             with writing:
                 with self._lock:
                     del self._open[key]
@@ -88,3 +104,19 @@ class KeyedBatcher(Generic[K, I, O]):
                     self._writing.pop(key, None)
             batch.done.set()
         return batch.outcome
+
+    def _linger(self, batch: _Batch[I, O]) -> None:
+        """Wait one linger, and more while each brings ``busy_items`` items, within the bounds."""
+        for _ in range(self.max_lingers):
+            with self._lock:
+                before = len(batch.items)
+            if batch.full.is_set():
+                return
+            if self._sleep is not None:
+                self._sleep(self.linger_seconds)
+            elif batch.full.wait(self.linger_seconds):
+                return
+            with self._lock:
+                arrived = len(batch.items) - before
+            if self.busy_items is None or arrived < self.busy_items:
+                return

@@ -47,7 +47,9 @@ def build_handler(
         s3,
         settings.bucket_name,
         archive,
-        FoldBatcher(Folder(archive, metrics), settings.fold_linger_seconds),
+        FoldBatcher(
+            Folder(archive, metrics), settings.fold_linger_seconds, max_items=max(1, settings.max_concurrency // 2)
+        ),
         metrics,
         meetings,
         DeliveryFold(DeliveryStore(s3, settings.bucket_name), archive, settings.fold_linger_seconds),

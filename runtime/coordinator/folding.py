@@ -43,7 +43,6 @@ only skipped.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -349,6 +348,19 @@ class Folder:
             )
 
 
+FOLD_MAX_LINGERS = 4
+"""A fold's batch stays open at most this many lingers while results keep arriving (2 s at the default
+0.5 s linger): a fold costs a segment, a head and a conditional GET, whatever it holds (issue 21)."""
+FOLD_MAX_ITEMS = 16
+"""A fold's batch is written at once when it holds this many results: each waits in a handler thread,
+and the next batch and the processing objects' reads need threads too (the coordinator's
+``max_concurrency`` is 32 by default; :func:`runtime.coordinator.composition.build_handler` passes half)."""
+FOLD_BUSY_SHARE = 8
+"""A linger that brought at least ``max_items / FOLD_BUSY_SHARE`` results (2 of 16: 4 a second at the
+default linger, where a fold's three requests cost 0.75 per customer) means many are arriving: the batch
+stays open for another linger. Fewer end it (a lone result waits one linger)."""
+
+
 class FoldFailed(BatchFailed):
     """The batch this result was in could not be written; the message is retried."""
 
@@ -368,8 +380,10 @@ class FoldBatcher:
         folder: Folder,
         linger_seconds: float,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         remember: int = 10_000,
+        max_lingers: int = FOLD_MAX_LINGERS,
+        max_items: int = FOLD_MAX_ITEMS,
     ) -> None:
         self.folder = folder
         self.linger_seconds = linger_seconds
@@ -379,7 +393,13 @@ class FoldBatcher:
         self.writes = 0
         self.batches = 0
         self._batcher: KeyedBatcher[str, PendingResult, FoldOutcome] = KeyedBatcher(
-            self._fold, linger_seconds, sleep=sleep, failure=FoldFailed
+            self._fold,
+            linger_seconds,
+            sleep=sleep,
+            failure=FoldFailed,
+            max_lingers=max_lingers,
+            max_items=max_items,
+            busy_items=max(1, max_items // FOLD_BUSY_SHARE),
         )
 
     def known_folded(self, pending: Iterable[PendingResult]) -> bool:

@@ -186,12 +186,12 @@ class Processor:
             # then was recorded first (only recorded work deletes a trigger), so step 4 finds the result.
             trigger = evented
             try:
-                loaded: VersionedArchive | ArchiveError = self.archive.load(change_id)
+                loaded: VersionedArchive | ArchiveError = self.archive.load_customer_view(change_id, self.customer_code)
             except ArchiveError as exc:
                 loaded = exc
         else:
             # 2 + 3: HEAD the trigger and GET the archive (read-only) concurrently: one round trip
-            archive_read = self._pool.submit(self.archive.load, change_id)
+            archive_read = self._pool.submit(self.archive.load_customer_view, change_id, self.customer_code)
             try:
                 trigger = self.triggers.head(ref)
             finally:

@@ -128,3 +128,79 @@ def test_one_write_per_change_at_a_time_and_the_next_batch_collects_meanwhile() 
     assert folder.most_at_once == 1  # the coordinator's own writes never race (no 412 among them)
     assert [len(call) for call in folder.calls] == [1, 8]  # the 8 waited together: one more write, not 8
     assert all(isinstance(outcome, FoldOutcome) for outcome in out.values())
+
+
+class Arrivals:
+    """A fake linger: during each of its first ``rounds`` waits, ``per_round`` more results of the change
+    arrive and join the open batch (read from the batcher, no timing guess)."""
+
+    def __init__(self, rounds: int, per_round: int) -> None:
+        self.rounds, self.per_round = rounds, per_round
+        self.waits: list[float] = []
+        self.threads: list[threading.Thread] = []
+        self.out: dict[str, Any] = {}
+        self.batcher: FoldBatcher | None = None
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if len(self.waits) > self.rounds:
+            return
+        batcher = self.batcher
+        assert batcher is not None
+        before = self.open_items()
+        for i in range(self.per_round):
+            code = f"r{len(self.waits)}c{i}"
+            thread = threading.Thread(target=lambda c=code: self.out.update({c: batcher.submit("CHG-1", [pending(c)])}))
+            thread.start()
+            self.threads.append(thread)
+        deadline = time.monotonic() + 10
+        while self.open_items() < before + self.per_round and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def open_items(self) -> int:
+        assert self.batcher is not None
+        with self.batcher._batcher._lock:
+            batch = self.batcher._batcher._open.get("CHG-1")
+            return len(batch.items) if batch is not None else 0
+
+
+def test_while_many_results_keep_arriving_the_fold_waits_for_more_up_to_its_bounds() -> None:
+    """Issue 21: each fold costs a segment, a head and a conditional GET, so a fold of the results of one
+    linger (about 1 fold per 8 customers at N = 1,000 in the benchmark) cost 0.3-0.4 S3 requests per
+    customer. While a linger brings many more results, the batch stays open for another, at most
+    ``max_lingers`` lingers and ``max_items`` results."""
+    folder = FakeFolder()
+    arrivals = Arrivals(rounds=3, per_round=4)
+    batcher = FoldBatcher(folder, 0.5, sleep=arrivals)  # type: ignore[arg-type]
+    arrivals.batcher = batcher
+    batcher.submit("CHG-1", [pending("first")])
+    for thread in arrivals.threads:
+        thread.join(10)
+    assert [len(call) for call in folder.calls] == [13]  # 1 + 3 lingers x 4: one fold, not one per linger
+    assert arrivals.waits == [0.5] * 4 and len(arrivals.out) == 12  # the 4th linger brought none: written then
+
+
+def test_a_lone_result_waits_one_linger_and_a_stream_at_most_the_bound() -> None:
+    lone = Arrivals(rounds=0, per_round=0)
+    batcher = FoldBatcher(FakeFolder(), 0.5, sleep=lone)  # type: ignore[arg-type]
+    lone.batcher = batcher
+    batcher.submit("CHG-1", [pending("alone")])
+    assert lone.waits == [0.5]  # no added latency when few arrive
+
+    folder = FakeFolder()
+    stream = Arrivals(rounds=4, per_round=25)  # every linger brings 25 (over an eighth of max_items: "many")
+    batcher = FoldBatcher(folder, 0.5, sleep=stream, max_lingers=3, max_items=100)  # type: ignore[arg-type]
+    stream.batcher = batcher
+    batcher.submit("CHG-1", [pending("first")])
+    for thread in stream.threads:
+        thread.join(10)
+    assert stream.waits == [0.5] * 3 and len(folder.calls[0]) == 76  # written after its 3 lingers
+
+
+def test_a_full_batch_is_folded_at_once_without_waiting_out_its_linger() -> None:
+    folder = FakeFolder()
+    batcher = FoldBatcher(folder, 30.0, max_items=5)  # type: ignore[arg-type]
+    started = time.monotonic()
+    out = run_concurrently(batcher, [f"c{i}" for i in range(5)])
+    assert time.monotonic() - started < 15 and [len(call) for call in folder.calls] == [5]
+    assert all(isinstance(outcome, FoldOutcome) for outcome in out.values())
