@@ -64,6 +64,6 @@ def install() -> None:
         finally:
             _listing.prefix = ""
 
-    _VersionedKeyStore.iterlists = iterlists  # type: ignore[method-assign]
-    S3Backend.list_object_versions = list_object_versions
+    _VersionedKeyStore.iterlists = iterlists
+    S3Backend.list_object_versions = list_object_versions  # type: ignore[method-assign]
     _installed = True
