@@ -1,16 +1,29 @@
 """What every test process shares: botocore's data files parsed (and its data directories listed) once per
 process (``devtools.botocore_data``: the in-process fixtures build the hand-made layout per test, with an
 assume-role session per customer, so hundreds of tests spent most of their set-up re-reading the same
-files), and the order of the run. Subprocesses (the services under test) are untouched.
+files); with xdist, the project compiled and the test modules rewritten once before the workers start
+(``tests/support/bytecode.py``); and the order of the run.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from devtools.botocore_data import share_parsed_data
+from tests.support.bytecode import precompile
 
 share_parsed_data()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With xdist, the main process compiles the project and rewrites the test modules once, before the
+    workers start (``tests/support/bytecode.py``); a run without workers compiles as it imports."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+        return
+    precompile(Path(__file__).resolve().parents[1], config)
 
 
 def _rank(item: pytest.Item) -> int:
