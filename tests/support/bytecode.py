@@ -33,7 +33,8 @@ def precompile(root: Path, config: pytest.Config) -> int:
     """Compile the packages under ``root`` and rewrite its test modules into their caches; the number
     of test modules that had no valid cache."""
     for package in PACKAGES:
-        compileall.compile_dir(root / package, quiet=1, rx=TEST_MODULE)
+        if (root / package).is_dir():
+            compileall.compile_dir(root / package, quiet=1, rx=TEST_MODULE)
     from _pytest.assertion import rewrite
 
     state = config.stash[rewrite.assertstate_key]
