@@ -36,3 +36,5 @@ def test_packages_are_compiled_and_test_modules_rewritten_once(tmp_path: Path, p
     assert precompile(tmp_path, pytestconfig) == 0  # up to date: nothing rewritten again
     (tmp_path / "tests/test_m.py").write_text("def test_one():\n    assert 2 + 2 == 4\n")
     assert precompile(tmp_path, pytestconfig) == 1  # a changed module is rewritten
+    (tmp_path / "tests/test_broken.py").write_text("def test_(:\n")
+    assert precompile(tmp_path, pytestconfig) == 0  # left to the worker, which reports it as collection does

@@ -46,7 +46,10 @@ def precompile(root: Path, config: pytest.Config) -> int:
         cache.mkdir(exist_ok=True)
         pyc = cache / (path.name[:-3] + rewrite.PYC_TAIL)
         if rewrite._read_pyc(path, pyc, state.trace) is None:
-            source_hash, code = rewrite._rewrite_test(path, config)
+            try:
+                source_hash, code = rewrite._rewrite_test(path, config)
+            except SyntaxError:
+                continue  # the worker that collects it reports the error, as without this step
             rewrite._write_pyc(state, code, source_hash, pyc)
             written += 1
     return written
