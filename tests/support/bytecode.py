@@ -37,8 +37,10 @@ def precompile(root: Path, config: pytest.Config) -> int:
             compileall.compile_dir(root / package, quiet=1, rx=TEST_MODULE)
     from _pytest.assertion import rewrite
 
-    state = config.stash[rewrite.assertstate_key]
+    state = config.stash.get(rewrite.assertstate_key, None)
     written = 0
+    if state is None:  # --assert=plain: nothing is rewritten
+        return written
     for path in sorted((root / "tests").rglob("*.py")):
         if not is_test_module(path.relative_to(root)):
             continue
