@@ -55,6 +55,7 @@ from cdk_support.lazy import lazy_string
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS, retention
 from cdk_support.nag import acknowledge, acknowledge_wildcard_resources, nag_string
 from runtime.contract import keys, names
+from runtime.contract.site_headers import CONTENT_SECURITY_POLICY
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIR = ROOT / "runtime"
@@ -63,10 +64,6 @@ EDGE_SOURCE = RUNTIME_DIR / "web" / "edge_auth.py"
 API_HANDLER = "runtime.web.app.handler"
 BUCKET_VARIABLE = "TTP_BUCKET_NAME"
 CUSTOMERS_VARIABLE = "TTP_SITE_CUSTOMERS"
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 LAMBDA_BASIC_EXECUTION = (
     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
 )

@@ -230,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(port: int = 0) -> None:
-    from cdk_constructs.submission_site import CONTENT_SECURITY_POLICY
+    from runtime.contract.site_headers import CONTENT_SECURITY_POLICY
 
     Handler.csp = CONTENT_SECURITY_POLICY
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)

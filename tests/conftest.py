@@ -1,50 +1,29 @@
 """What every test process shares: botocore's data files parsed (and its data directories listed) once per
-process, and the order of the run.
-
-Each new botocore session parses its endpoint rules and every service model it builds a client for
-again (``endpoints.json`` alone is ~0.1 s of JSON): the in-process fixtures build the hand-made layout
-per test, with an assume-role session per customer, so hundreds of tests spent most of their set-up
-re-reading the same files. botocore already shares one parsed document between all clients of a session
-(its loader's instance cache), and the runtime shares them between sessions (``runtime.aws.session``):
-the documents are read-only to it, so one parse per file serves the whole process. Subprocesses (the
-services under test) are untouched.
+process (``devtools.botocore_data``: the in-process fixtures build the hand-made layout per test, with an
+assume-role session per customer, so hundreds of tests spent most of their set-up re-reading the same
+files); with xdist, the project compiled and the test modules rewritten once before the workers start
+(``tests/support/bytecode.py``); and the order of the run.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+import os
+from pathlib import Path
 
 import pytest
-from botocore import loaders
 
-_parsed: dict[str, Any] = {}
-_lock = threading.Lock()
-_load_file = loaders.JSONFileLoader.load_file
+from devtools.botocore_data import share_parsed_data
+from tests.support.bytecode import precompile
 
-
-def _load_file_once(self: loaders.JSONFileLoader, file_path: str) -> Any:
-    with _lock:
-        if file_path not in _parsed:
-            _parsed[file_path] = _load_file(self, file_path)
-        return _parsed[file_path]
+share_parsed_data()
 
 
-_services: dict[tuple[tuple[str, ...], str], list[str]] = {}
-_list_services = loaders.Loader.list_available_services
-
-
-def _list_services_once(self: loaders.Loader, type_name: str) -> list[str]:
-    """The services found on these search paths (a walk of the data directories per session otherwise)."""
-    key = (tuple(self.search_paths), type_name)
-    with _lock:
-        if key not in _services:
-            _services[key] = _list_services(self, type_name)
-        return list(_services[key])
-
-
-loaders.JSONFileLoader.load_file = _load_file_once  # type: ignore[method-assign]
-loaders.Loader.list_available_services = _list_services_once  # type: ignore[method-assign]
+def pytest_configure(config: pytest.Config) -> None:
+    """With xdist, the main process compiles the project and rewrites the test modules once, before the
+    workers start (``tests/support/bytecode.py``); a run without workers compiles as it imports."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+        return
+    precompile(Path(__file__).resolve().parents[1], config)
 
 
 def _rank(item: pytest.Item) -> int:
