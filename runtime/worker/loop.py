@@ -24,8 +24,9 @@ is a :class:`~runtime.worker.outcome.Handled` that states its fate and logs itse
   the drain time the heartbeat keeps the remaining messages invisible only ``OVERTIME_VISIBILITY_SECONDS``
   ahead: a killed task's messages are back within that; otherwise every call the work waits on has its
   own timeout (botocore), so the wait ends on its own.
-* Liveness: every iteration of the receive loop (an empty long poll included) refreshes a small record
-  (``liveness_path``, :mod:`runtime.worker.liveness`) that the container health check reads; the
+* Liveness: the iterations of the receive loop (an empty long poll included) refresh a small record
+  (``liveness_path``, :mod:`runtime.worker.liveness`), at most once per ``LIVENESS_REFRESH_SECONDS``,
+  that the container health check reads; the
   heartbeat thread does not, so a wedged loop makes the task unhealthy and ECS replaces it.
 * Scale-in protection (:mod:`runtime.worker.task_protection`; the processor's worker only): set
   before the first message of a busy spell starts, renewed while busy, released after a quiet spell
@@ -46,7 +47,7 @@ from typing import Any
 
 from runtime.contract.settings import WorkerSettings
 from runtime.contract.sqs_limits import MAX_BATCH_SIZE, MAX_VISIBILITY_TIMEOUT_SECONDS
-from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS
+from runtime.contract.thresholds import LIVENESS_MARGIN_SECONDS, LIVENESS_REFRESH_SECONDS
 from runtime.telemetry import log_context, logger
 from runtime.worker.in_flight import InFlight
 from runtime.worker.liveness import stale_after_seconds, write_liveness
@@ -142,6 +143,9 @@ class Worker:
         self.liveness_path = liveness_path
         """Where each loop iteration records it ran (None: nowhere, as in tests and local runs)."""
         self.liveness_stale_after = stale_after_seconds(receive_wait_seconds, liveness_margin_seconds)
+        self.liveness_refresh_seconds = min(LIVENESS_REFRESH_SECONDS, liveness_margin_seconds / 4)
+        """The least time between two writes of the record (a busy loop iterates many times a second)."""
+        self._liveness_written_at: float | None = None
         self._liveness_failed = False
         self.protection = protection or ScaleInProtection(None)
 
@@ -199,6 +203,10 @@ class Worker:
     def _record_liveness(self) -> None:
         if self.liveness_path is None:
             return
+        now = time.monotonic()
+        if self._liveness_written_at is not None and now - self._liveness_written_at < self.liveness_refresh_seconds:
+            return
+        self._liveness_written_at = now
         try:
             write_liveness(self.liveness_path, self.liveness_stale_after)
         except OSError as exc:  # the health check will say so; the work goes on
