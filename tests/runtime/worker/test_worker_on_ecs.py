@@ -339,3 +339,29 @@ def test_a_busy_loop_refreshes_the_liveness_record_at_most_once_a_refresh_period
     assert sqs.receives >= 60
     assert 1 <= len(writes) <= 1 + elapsed / worker.liveness_refresh_seconds, (len(writes), elapsed)
     assert check_liveness(tmp_path / "liveness.json").healthy
+
+
+def test_the_receives_run_on_one_long_lived_thread_not_a_thread_each(tmp_path: Path) -> None:
+    """Issue 21: a thread started per receive (so that a stop need not wait for the long poll) cost ~3 %
+    of the worker's CPU per trigger; one receiving thread serves every receive of the loop."""
+    receivers: list[threading.Thread] = []
+
+    class RecordingSqs(FakeSqs):
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            receivers.append(threading.current_thread())
+            return super().receive_message(**kwargs)
+
+    sqs = RecordingSqs()
+    for _ in range(20):
+        sqs.put()
+    worker = Worker(
+        sqs, "https://q", lambda body, owner, cancelled: [Result(Outcome.PROCESSED, "done")], max_concurrency=1
+    )
+    thread = start(worker)
+    try:
+        wait_for(lambda: len(sqs.deleted) == 20, 10, "the messages handled")
+    finally:
+        stop(worker, thread)
+    assert len(receivers) >= 20
+    assert len({id(t) for t in receivers}) == 1 and receivers[0] is not thread
+    wait_for(lambda: not receivers[0].is_alive(), 5, "the receiving thread to end with the worker")
