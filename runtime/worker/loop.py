@@ -186,7 +186,8 @@ class Worker:
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="process") as pool:
             while not self.stopping.is_set() and not (until and until()):
                 self._record_liveness()
-                self.protection.update(busy=any(not f.done() for f in futures))
+                futures = {f for f in futures if not f.done()}  # once per iteration: what still runs
+                self.protection.update(busy=bool(futures))
                 free = self._acquire_slots()
                 if free == 0:
                     continue
@@ -208,7 +209,6 @@ class Worker:
                         self._slots.release()
                         continue
                     futures.add(pool.submit(self._handle, message))
-                futures = {f for f in futures if not f.done()}
             self._drain(futures)
         self.stopping.set()
         if self._receiver is not None:
