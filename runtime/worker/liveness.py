@@ -1,7 +1,8 @@
 """The receive loop's liveness record, and the check the container health check runs on it.
 
-The worker (:class:`~runtime.worker.loop.Worker`) writes the record on every iteration of its
-receive loop, also when a long poll returns nothing; the heartbeat thread does not, so a receive loop
+The worker (:class:`~runtime.worker.loop.Worker`) writes the record from its receive loop, also when
+a long poll returns nothing (at most once per
+:data:`~runtime.contract.thresholds.LIVENESS_REFRESH_SECONDS`); the heartbeat thread does not, so a receive loop
 that is wedged (a hung call, a deadlock) stops refreshing it while the process stays up. The record
 holds its own staleness limit (``receive_wait_seconds`` plus
 :data:`~runtime.contract.thresholds.LIVENESS_MARGIN_SECONDS`, computed once by the worker), so the

@@ -305,3 +305,63 @@ def test_the_expiry_backstop_is_within_the_agents_range_and_renewed_at_half_of_i
     protection = ScaleInProtection(TaskProtectionClient("http://agent"))
     assert 1 <= protection.expires_in_minutes <= 2880
     assert protection.renew_after_seconds == TASK_PROTECTION_EXPIRES_MINUTES * 60 / 2
+
+
+def test_a_busy_loop_refreshes_the_liveness_record_at_most_once_a_refresh_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: writing the record on every iteration cost ~5 % of the worker's CPU under load (a file
+    written and renamed per receive); once per refresh period keeps it far inside its staleness limit."""
+    from runtime.worker import loop
+
+    writes: list[float] = []
+    real = loop.write_liveness
+    monkeypatch.setattr(loop, "write_liveness", lambda *a, **k: (writes.append(time.monotonic()), real(*a, **k)))
+    sqs = FakeSqs()
+    for _ in range(60):
+        sqs.put()
+    worker = Worker(
+        sqs,
+        "https://q",
+        lambda body, owner, cancelled: [Result(Outcome.PROCESSED, "done")],
+        max_concurrency=1,
+        receive_wait_seconds=0,
+        liveness_path=tmp_path / "liveness.json",
+    )
+    assert worker.liveness_refresh_seconds <= worker.liveness_stale_after / 4
+    started = time.monotonic()
+    thread = start(worker)
+    try:
+        wait_for(lambda: len(sqs.deleted) == 60, 10, "the messages handled")
+    finally:
+        stop(worker, thread)
+    elapsed = time.monotonic() - started
+    assert sqs.receives >= 60
+    assert 1 <= len(writes) <= 1 + elapsed / worker.liveness_refresh_seconds, (len(writes), elapsed)
+    assert check_liveness(tmp_path / "liveness.json").healthy
+
+
+def test_the_receives_run_on_one_long_lived_thread_not_a_thread_each(tmp_path: Path) -> None:
+    """Issue 21: a thread started per receive (so that a stop need not wait for the long poll) cost ~3 %
+    of the worker's CPU per trigger; one receiving thread serves every receive of the loop."""
+    receivers: list[threading.Thread] = []
+
+    class RecordingSqs(FakeSqs):
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            receivers.append(threading.current_thread())
+            return super().receive_message(**kwargs)
+
+    sqs = RecordingSqs()
+    for _ in range(20):
+        sqs.put()
+    worker = Worker(
+        sqs, "https://q", lambda body, owner, cancelled: [Result(Outcome.PROCESSED, "done")], max_concurrency=1
+    )
+    thread = start(worker)
+    try:
+        wait_for(lambda: len(sqs.deleted) == 20, 10, "the messages handled")
+    finally:
+        stop(worker, thread)
+    assert len(receivers) >= 20
+    assert len({id(t) for t in receivers}) == 1 and receivers[0] is not thread
+    wait_for(lambda: not receivers[0].is_alive(), 5, "the receiving thread to end with the worker")
