@@ -36,11 +36,10 @@ from cdk_support.quotas import QuotaExceededError, check, read_assembly
 from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from stacks.config import sample_customers
+from tests.infra._shared_synth import NEW, with_customer
 from tests.infra.stacks.test_onboarding import (
-    NEW,
     _coordinator_accounts,
     _sweeper_queues,
-    _with_new_customer,
     _without_sweeper_queues,
 )
 from tests.support.synth import GOV as SAMPLE_GOV
@@ -232,7 +231,7 @@ def sharded_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synth, Synth
     before = sample_context(routing="eventbridge-sharded", meetings=MEETINGS)
     return (
         synthesize(tmp_path_factory.mktemp("sharded-before"), before, nag=False),
-        synthesize(tmp_path_factory.mktemp("sharded-after"), _with_new_customer(before), nag=False),
+        synthesize(tmp_path_factory.mktemp("sharded-after"), with_customer(before), nag=False),
     )
 
 
