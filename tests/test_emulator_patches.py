@@ -40,6 +40,21 @@ def sqs(server: LocalAws) -> Any:
     return boto3.client("sqs")
 
 
+def counted_choices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one for every ``mock_random.choice`` draw (one character at a time) from here on."""
+    from moto.moto_api._internal import mock_random
+
+    draws: list[int] = []
+    choice = mock_random.choice
+
+    def counted(seq: Any) -> Any:
+        draws.append(1)
+        return choice(seq)
+
+    monkeypatch.setattr(mock_random, "choice", counted)
+    return draws
+
+
 def test_requests_do_not_list_motos_package(server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> None:
     package = os.path.dirname(moto.__file__)
     listed: list[str] = []
@@ -194,14 +209,7 @@ def test_random_strings_keep_their_alphabet_length_and_seed(server: LocalAws, mo
 
     from moto.moto_api._internal import mock_random
 
-    draws: list[int] = []
-    choice = mock_random.choice
-
-    def counted(seq: Any) -> Any:
-        draws.append(1)
-        return choice(seq)
-
-    monkeypatch.setattr(mock_random, "choice", counted)
+    draws = counted_choices(monkeypatch)
     request_id = mock_random.get_random_string(length=52)
     assert len(request_id) == 52 and set(request_id) <= set(string.ascii_letters + string.digits)
     assert draws == []  # one draw of 52 characters, not 52 draws
@@ -451,17 +459,9 @@ def test_flasks_debug_files_error_without_a_class_per_request(server: LocalAws) 
 def test_receipt_handles_and_message_ids_are_drawn_in_one_call(sqs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import string
 
-    from moto.moto_api._internal import mock_random
     from moto.ses import utils as ses_utils
 
-    draws: list[int] = []
-    choice = mock_random.choice
-
-    def counted(seq: Any) -> Any:
-        draws.append(1)
-        return choice(seq)
-
-    monkeypatch.setattr(mock_random, "choice", counted)
+    draws = counted_choices(monkeypatch)
     url = sqs.create_queue(QueueName="patches-handles")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="m")
     draws.clear()
