@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -519,3 +520,75 @@ def test_header_limits_are_kept(server: LocalAws) -> None:
         http.client.parse_headers(io.BytesIO(b"A: " + b"x" * 70000 + b"\r\n\r\n"))
     with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
         http.client.parse_headers(io.BytesIO(b"A: 1\r\n" * 101 + b"\r\n"))
+
+
+class _Switching:
+    """Threads that switch every microsecond (``sys.setswitchinterval``) while the block runs: a race
+    between two of moto's Python loops shows in a second instead of once a benchmark."""
+
+    def __enter__(self) -> None:
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+
+    def __exit__(self, *_: object) -> None:
+        sys.setswitchinterval(self._interval)
+
+
+def _backend_queue(sqs: Any, name: str, messages: int) -> tuple[Any, Any]:
+    """A queue of ``messages`` messages, created through the emulator, and its backend in this process."""
+    sqs.create_queue(QueueName=name)
+    backend = sqs_models.sqs_backends["123456789012"]["us-east-1"]
+    for n in range(messages):
+        backend.send_message(name, f"m{n}")
+    return backend, backend.get_queue(name)
+
+
+def test_receives_from_many_threads_on_one_queue_never_break_off(sqs: Any) -> None:
+    """moto's ``receive_message`` lists the message groups of the queue's in-flight messages by iterating
+    their set while other threads' receives change it: ``RuntimeError: Set changed size during
+    iteration`` in a fan-out run at N = 1,000 (issue 21). It iterates a copy now."""
+    backend, _queue = _backend_queue(sqs, "patches-race-receive", 1000)
+    errors: list[BaseException] = []
+    until = time.monotonic() + 2.0  # it broke off within 0.2-1.0 s before the patch
+
+    def receive(visibility: int) -> None:  # 0: back at once, so the next receive takes it out of the set
+        try:
+            while time.monotonic() < until and not errors:
+                backend.receive_message("patches-race-receive", 10, 0, visibility)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=receive, args=(30 * (n % 2),)) for n in range(4)]
+    with _Switching():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+
+
+def test_concurrent_deletes_of_one_queue_each_take_effect(sqs: Any) -> None:
+    """moto's ``Queue.delete_message`` rebuilds the queue's message list and assigns it back without a
+    lock: two deletes at once keep one of the two lists, and a deleted message comes back (redelivered
+    after its visibility timeout); a message sent meanwhile can be lost the same way. The worker
+    deletes each message from its handler's thread. Deletes hold the queue's own lock now."""
+    backend, queue = _backend_queue(sqs, "patches-race-delete", 600)
+    handles = [m.receipt_handle for _ in range(60) for m in backend.receive_message("patches-race-delete", 10, 0, 300)]
+    assert len(handles) == 600
+
+    def delete(part: list[str]) -> None:
+        for handle in part:
+            backend.delete_message("patches-race-delete", handle)
+
+    def send() -> None:
+        for n in range(200):
+            backend.send_message("patches-race-delete", f"new{n}")
+
+    threads = [threading.Thread(target=delete, args=(handles[k::3],)) for k in range(3)]
+    threads.append(threading.Thread(target=send))
+    with _Switching():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert sorted(m.body for m in queue._messages) == sorted(f"new{n}" for n in range(200))
