@@ -53,6 +53,7 @@ def build_handler(
         metrics,
         meetings,
         DeliveryFold(DeliveryStore(s3, settings.bucket_name), archive, settings.fold_linger_seconds),
+        max_waiting=settings.max_concurrency // 2,  # and a fold batch up to half (runtime.coordinator.processing_reads)
     )
 
 

@@ -1,10 +1,11 @@
 """The coordinator's message handler: each object event goes to the fold or to the meeting.
 
 * ``processing/{C}/{id}.json`` → read that processing object, fold its results not yet in the archive
-  (:class:`~runtime.coordinator.folding.FoldBatcher`). A failed write retries the message. A result the
-  fold refuses (a revision newer than the archive's, or one that did not target C) dead-letters the
-  message with the reason, like a poison message: the refusal is final, and the DLQ alarm and the
-  ``ResultsRefused`` alarm bring it to an operator.
+  (:class:`~runtime.coordinator.folding.FoldBatcher`); a claim's event waits, within bounds, for its
+  record's, so one read answers both (:mod:`runtime.coordinator.processing_reads`). A failed write
+  retries the message. A result the fold refuses (a revision newer than the archive's, or one that did
+  not target C) dead-letters the message with the reason, like a poison message: the refusal is final,
+  and the DLQ alarm and the ``ResultsRefused`` alarm bring it to an operator.
 * ``archive/{id}.json`` → reconcile the change's meeting (:mod:`runtime.notify.meetings`) when meetings
   are configured. A Graph or contact-list failure retries only this message and emits
   ``MeetingFailure``; emails never wait for it (processors do not call Graph).
@@ -17,8 +18,7 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -31,36 +31,25 @@ from runtime.archive import (
     DeliveryStore,
     ProcessingStore,
     VersionedArchive,
-    VersionedProcessing,
 )
 from runtime.contract import keys
 from runtime.contract.errors import PipelineError
 from runtime.contract.metric_names import MetricName
 from runtime.contract.names import COORDINATOR_METRICS_DIMENSION_VALUE
-from runtime.coordinator.batching import BatchFailed, KeyedBatcher
+from runtime.coordinator.batching import BatchFailed
 from runtime.coordinator.delivery_fold import CustomerDeliveryCounts, DeliveryFold
 from runtime.coordinator.folding import FoldBatcher, FoldFailed, pending_results
+from runtime.coordinator.processing_reads import EventVersion, ProcessingReads, Read
 from runtime.notify import Action, MeetingBusy, plan
 from runtime.pipeline import Outcome, Result, handle_records
 from runtime.telemetry import MetricsFactory, log_context, logger
 from runtime.worker import ObjectCreated
-
-HANDLED_VERSIONS = 10_000
-"""Processing objects whose last-read version the coordinator remembers (an ETag each)."""
 
 
 class Meetings(Protocol):
     """:class:`runtime.notify.meetings.MeetingCoordinator`, as the handler uses it."""
 
     def reconcile(self, version: VersionedArchive, owner: str) -> VersionedArchive: ...
-
-
-@dataclass(frozen=True)
-class _Read:
-    """One read of a processing object, shared by the events it answers: the version, or why not."""
-
-    version: VersionedProcessing | None
-    error: Exception | None = None
 
 
 class CoordinatorHandler:
@@ -75,6 +64,8 @@ class CoordinatorHandler:
         metrics: MetricsFactory,
         meetings: Meetings | None = None,
         delivery_fold: DeliveryFold | None = None,
+        *,
+        max_waiting: int = 0,
     ) -> None:
         self.bucket = bucket
         self.processing = ProcessingStore(s3, bucket, observe_client=False)
@@ -83,18 +74,17 @@ class CoordinatorHandler:
         self.metrics = metrics
         self.meetings = meetings
         self.delivery_fold = delivery_fold or DeliveryFold(DeliveryStore(s3, bucket), archive, batcher.linger_seconds)
-        self._reads: KeyedBatcher[str, None, _Read] = KeyedBatcher(self._read_processing, batcher.linger_seconds)
-        """The events of one processing object within the fold's linger share one GET: a customer's claim
-        and its record a moment later cost one read, not two (issue 21)."""
-        self._handled: OrderedDict[str, str] = OrderedDict()
-        """The ETag of the version of each processing object last read and dealt with (bounded)."""
-        self._handled_lock = threading.Lock()
+        self.reads = ProcessingReads(self._read_processing, batcher.linger_seconds, max_waiting=max_waiting)
+        """A customer's claim and its record cost one read, and an event a read answered costs none
+        (:mod:`runtime.coordinator.processing_reads`). ``max_waiting``: how many events may wait past one
+        linger for their object's next version, each holding a handler thread, so it depends on the
+        worker's concurrency: ``build_handler`` sets it; 0, every event waits one linger."""
 
-    def _read_processing(self, key: str, _events: list[None]) -> _Read:
+    def _read_processing(self, key: str) -> Read:
         try:
-            return _Read(self.processing.objects.load_optional(key))
+            return Read(self.processing.objects.load_optional(key))
         except (ArchiveInvalid, ClientError, OSError) as exc:
-            return _Read(None, exc)
+            return Read(None, exc)
 
     def __call__(self, body: str, owner: str, cancelled: threading.Event | None = None) -> list[Result]:
         return handle_records(body, lambda record: _coordinator_kept(self.handle_record(record, owner)))
@@ -107,7 +97,7 @@ class CoordinatorHandler:
             if key.startswith(keys.PROCESSING_PREFIX):
                 ref = keys.parse_processing_key(key, encoded=False)
                 with log_context(change_id=ref.change_id, customer_code=ref.customer_code):
-                    return self.fold(ref, record.etag)
+                    return self.fold(ref, EventVersion.of(record.etag, record.sequencer))
             if key.startswith(keys.ARCHIVE_PREFIX):
                 change_id = keys.parse_archive_key(key)
                 with log_context(change_id=change_id):
@@ -122,28 +112,16 @@ class CoordinatorHandler:
 
     # ---- folding ------------------------------------------------------------------------------
 
-    def _seen(self, key: str, etag: str | None) -> bool:
-        """Whether the version of ``key`` an event announces (its ``eTag``) was read and dealt with already."""
-        if not etag:
-            return False
-        with self._handled_lock:
-            return self._handled.get(key) == etag.strip('"')
-
-    def _dealt_with(self, key: str, version: VersionedProcessing) -> None:
-        with self._handled_lock:
-            self._handled[key] = version.etag.strip('"')
-            self._handled.move_to_end(key)
-            while len(self._handled) > HANDLED_VERSIONS:
-                self._handled.popitem(last=False)
-
-    def fold(self, ref: keys.TriggerRef, etag: str | None = None) -> Result:
-        """Fold the results of ``ref``'s processing object. ``etag``: the version its event announces; a
-        version already read and dealt with (a claim's event read after the record landed, then the
-        record's own event) costs no second GET (issue 21)."""
+    def fold(self, ref: keys.TriggerRef, event: EventVersion | None = None) -> Result:
+        """Fold the results of ``ref``'s processing object. ``event``: the version its event announces; a
+        version a read already answered costs no GET, and the events one read answers fold once, by the
+        message of the event that read (issue 21; :mod:`runtime.coordinator.processing_reads`)."""
         change_id = ref.change_id
-        if self._seen(ref.processing_key, etag):
+        event = event or EventVersion()
+        if self.reads.answered(ref.processing_key, event):
             return Result(Outcome.ALREADY_RECORDED, "this version was read and folded already", change_id=change_id)
-        read = self._reads.submit(ref.processing_key, [None])
+        answer = self.reads.submit(ref.processing_key, event)
+        read = answer.read
         if isinstance(read.error, ArchiveInvalid):
             return Result(Outcome.PERMANENT_ERROR, f"not a valid processing object: {read.error}", change_id=change_id)
         if read.error is not None:
@@ -157,10 +135,15 @@ class CoordinatorHandler:
                 f"{ref.processing_key} names customer {doc.customer_code!r} and change {doc.change_id!r}",
                 change_id=change_id,
             )
+        if not answer.folds:  # its message stays until the fold is done; a failed fold is retried and re-read
+            return Result(
+                Outcome.ALREADY_RECORDED,
+                "read with another event of this object, whose message folds what it holds",
+                change_id=change_id,
+            )
         pending = pending_results(doc)
-        assert read.version is not None
         if not pending or self.batcher.known_folded(pending):
-            self._dealt_with(ref.processing_key, read.version)
+            self.reads.dealt_with(ref.processing_key, read)
             return Result(Outcome.ALREADY_RECORDED, "no result to fold", change_id=change_id)
         try:
             outcome = self.batcher.submit(change_id, pending)
@@ -185,7 +168,7 @@ class CoordinatorHandler:
             return Result(
                 Outcome.PERMANENT_ERROR, "; ".join(refusals) + ": refused", change_id=change_id, revision=latest
             )
-        self._dealt_with(ref.processing_key, read.version)
+        self.reads.dealt_with(ref.processing_key, read)
         if outcome.folded:
             return Result(
                 Outcome.PROCESSED,

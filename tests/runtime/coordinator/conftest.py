@@ -108,12 +108,19 @@ def make_handler(
     s3: Any = None,
     linger: float = 0.0,
     meetings: Meetings | None = None,
+    max_waiting: int = 0,
 ) -> CoordinatorHandler:
     client = s3 or platform.s3
     archive = ArchiveStore(client, platform.bucket, sleep=lambda _s: None)
     metrics = MetricsFactory("CustomMetrics", platform.metrics_stream)
     return CoordinatorHandler(
-        client, platform.bucket, archive, FoldBatcher(Folder(archive, metrics), linger), metrics, meetings
+        client,
+        platform.bucket,
+        archive,
+        FoldBatcher(Folder(archive, metrics), linger),
+        metrics,
+        meetings,
+        max_waiting=max_waiting,
     )
 
 
