@@ -6,7 +6,8 @@ loses, so :func:`make_conditional_writes_atomic` serialises moto's object writes
 emulator then has S3's compare-and-swap semantics, which is what the pipeline relies on. Reads are
 serialised too: moto closes an overwritten object's buffer, which a concurrent GET may still be reading.
 The same patch gives moto's object answers the ``Date`` header real S3 sends (the storage clock).
-:func:`make_queues_thread_safe` closes two races of moto's SQS queue between the server's threads.
+:func:`devtools.emulator_queues.make_queues_thread_safe` closes two races of moto's SQS queue between
+the server's threads.
 
 :func:`speed_up_moto` removes three costs moto pays on every request, which made the emulator, not the
 code under test, the bottleneck of the benchmarks (issue 21): the server's dispatcher lists moto's
@@ -87,39 +88,6 @@ def make_conditional_writes_atomic() -> None:
 
         setattr(S3Response, name, locked)
     _patched = True
-
-
-_queues_safe = False
-
-
-def make_queues_thread_safe() -> None:
-    """moto 5.2.5's SQS queue under the server's concurrent requests (one thread per connection; issue 21).
-
-    ``Queue.pending_message_groups``, which every ``ReceiveMessage`` reads, iterates the set of in-flight
-    messages that other threads' receives and deletes change: ``RuntimeError: Set changed size during
-    iteration`` broke off a receive in a fan-out run at N = 1,000. It iterates a copy (``set.copy`` runs in
-    C, under the GIL). ``Queue.delete_message`` rebuilds the message list and assigns it back: two at once
-    kept one of the two lists (a deleted message came back) and a message sent meanwhile could be lost.
-    It holds the queue's own lock, the one ``add_message`` appends under (a condition whose long-poll wait
-    releases it)."""
-    global _queues_safe
-    if _queues_safe:
-        return
-    from moto.sqs.models import Queue
-
-    def pending_message_groups(self: Any) -> set[str]:
-        return {m.group_id for m in self._pending_messages.copy() if m.group_id is not None}
-
-    delete = Queue.delete_message
-
-    @functools.wraps(delete)
-    def delete_message(self: Any, receipt_handle: str) -> None:
-        with self._messages_lock:
-            delete(self, receipt_handle)
-
-    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]
-    Queue.delete_message = delete_message  # type: ignore[method-assign]
-    _queues_safe = True
 
 
 _sped_up = False
@@ -332,6 +300,8 @@ class LocalAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         make_conditional_writes_atomic()
+        from devtools.emulator_queues import make_queues_thread_safe
+
         make_queues_thread_safe()
         speed_up_moto()
         from devtools import botocore_data, s3_versions, ses_events
