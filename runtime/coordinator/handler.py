@@ -121,6 +121,8 @@ class CoordinatorHandler:
         if self.reads.answered(ref.processing_key, event):
             return Result(Outcome.ALREADY_RECORDED, "this version was read and folded already", change_id=change_id)
         answer = self.reads.submit(ref.processing_key, event)
+        if answer.moot:
+            return Result(Outcome.ALREADY_RECORDED, "this version was read and folded already", change_id=change_id)
         read = answer.read
         if isinstance(read.error, ArchiveInvalid):
             return Result(Outcome.PERMANENT_ERROR, f"not a valid processing object: {read.error}", change_id=change_id)

@@ -22,10 +22,12 @@ record, the linger is 0.5 s, and the claim's read found nothing to fold. So:
   waited before; when the waits and a fold batch hold every thread, the waits end by their bound. An
   event without ETag cannot tell a newer version from a duplicate: it waits one linger.
 * **Moot events.** An event whose ETag is the version last read and dealt with, or whose sequencer is
-  below the highest of the events that read answered, costs no read: S3's sequencer orders the events of
-  one key, and a read after an event sees that event's version or a newer one. Sequencers are compared
-  only at equal length (AWS's documentation has said both "left" and "right" for the padding of
-  shorter ones); emulated events carry none, and the ETag alone decides.
+  below the highest of the events that read answered, costs no read, on arrival or while it waits (a
+  record's event that came just after its claim's wait ended, while the claim's read found the
+  record). S3's sequencer orders the events of one key, and a read after an event sees that event's
+  version or a newer one. Sequencers are compared only at equal length (AWS's documentation has said
+  both "left" and "right" for the padding of shorter ones); emulated events carry none, and the ETag
+  alone decides.
 
 The events of one object that share a read are answered by it together; only the first (the one that
 read) folds what it found, so a result costs one place in a fold batch and one handler thread while it
@@ -85,6 +87,8 @@ class Answer:
 
     read: Read
     folds: bool
+    moot: bool = False
+    """A read dealt with while this event waited covers its version: no read was made for it."""
 
 
 @dataclass
@@ -106,6 +110,7 @@ class _Wait:
     """Set when an event of another version of the object joins: read at once."""
     done: threading.Event = field(default_factory=threading.Event)
     read: Read | None = None
+    moot: bool = False
 
 
 class ProcessingReads:
@@ -132,8 +137,9 @@ class ProcessingReads:
         self.reads = 0
         self.ended: Counter[str] = Counter()
         """How the waits ended: ``next version`` (another version's event came), ``one linger`` (an event
-        without ETag, or one whose record was expected), ``bound`` (``max_waiting`` were waiting) or
-        ``waited out`` (no other version's event within ``max_lingers``)."""
+        without ETag, or one whose record was expected), ``bound`` (``max_waiting`` were waiting),
+        ``answered`` (a read dealt with meanwhile covers every event of the wait: no read) or ``waited
+        out`` (no other version's event within ``max_lingers``)."""
 
     # ---- what this process knows of an object -----------------------------------------------
 
@@ -170,6 +176,9 @@ class ProcessingReads:
             self._known.popitem(last=False)
         return known
 
+    def _answered_all(self, key: str, events: list[EventVersion] | tuple[EventVersion, ...]) -> bool:
+        return all(self.answered(key, e) for e in events)
+
     def _expects_record(self, key: str) -> bool:
         with self._lock:
             known = self._known.get(key)
@@ -190,12 +199,16 @@ class ProcessingReads:
         if not leader:
             wait.done.wait()
             assert wait.read is not None
-            return Answer(wait.read, folds=False)
+            return Answer(wait.read, folds=False, moot=wait.moot)
         try:
             self._wait(key, wait, patient=event.etag is not None)
             with self._lock:
                 del self._open[key]
                 events = tuple(wait.events)
+            if self._answered_all(key, events):
+                wait.moot = True
+                wait.read = Read(None, None, events)
+                return Answer(wait.read, folds=False, moot=True)
             read = self._read(key)
             wait.read = Read(read.version, read.error, events)
             with self._lock:
@@ -219,11 +232,12 @@ class ProcessingReads:
         ``max_lingers`` in all, while fewer than ``max_waiting`` waits are past their first linger."""
         if self.linger_seconds <= 0:
             return
-        end = self._end_of_wait(key, wait.newer, patient=patient)
+        end = self._end_of_wait(key, wait, patient=patient)
         with self._lock:
             self.ended[end] += 1
 
-    def _end_of_wait(self, key: str, newer: threading.Event, *, patient: bool) -> str:
+    def _end_of_wait(self, key: str, wait: _Wait, *, patient: bool) -> str:
+        newer = wait.newer
         if newer.wait(self.linger_seconds):
             return "next version"
         if not patient or self.max_lingers == 1 or self._expects_record(key):
@@ -238,6 +252,10 @@ class ProcessingReads:
                     return "next version"
                 if self._expects_record(key):
                     return "one linger"
+                with self._lock:
+                    events = list(wait.events)
+                if self._answered_all(key, events):
+                    return "answered"
             return "waited out"
         finally:
             with self._lock:

@@ -20,13 +20,21 @@ from runtime.archive.versioned import Versioned
 from runtime.contract import keys
 from runtime.coordinator.processing_reads import (
     RECORD_WAIT_LINGERS,
+    Answer,
     EventVersion,
     ProcessingReads,
     Read,
     sequenced_before,
 )
 from runtime.pipeline import Outcome, Result
-from tests.runtime.coordinator.conftest import S3Counter, make_handler, processed, result, write_processing
+from tests.runtime.coordinator.conftest import (
+    S3Counter,
+    make_handler,
+    processed,
+    result,
+    s3_event,
+    write_processing,
+)
 from tests.support.aws_platform import Platform
 
 LINGER = 0.25
@@ -234,9 +242,11 @@ def test_a_duplicate_of_the_waiting_event_shares_its_read_without_ending_the_wai
 class _InThreadReads:
     def __init__(self, reads: ProcessingReads, key: str, version: EventVersion) -> None:
         self.folds = False
+        self.answer: Answer | None = None
 
         def run() -> None:
-            self.folds = reads.submit(key, version).folds
+            self.answer = reads.submit(key, version)
+            self.folds = self.answer.folds
 
         self.thread = threading.Thread(target=run)
         self.thread.start()
@@ -262,3 +272,43 @@ def test_the_deployed_coordinator_lets_half_of_its_threads_wait(platform: Platfo
     handler = build_handler(settings, session, meeting_settings=MeetingSettings())
     assert handler.reads.max_waiting == settings.max_concurrency // 2 > 0
     assert handler.reads.max_lingers == RECORD_WAIT_LINGERS
+
+
+def test_an_event_answered_while_it_waits_costs_no_read() -> None:
+    """The record's event came just after its claim's wait ended (the claim's read, which found the record,
+    still folding): once that read is dealt with, the record's event is moot, without a read of its own."""
+    linger = 0.05
+    fake = _FakeReads()
+    reads = ProcessingReads(fake, linger, max_lingers=40, max_waiting=4)
+    record = _InThreadReads(reads, "k", EventVersion("rec"))
+    time.sleep(2 * linger)
+    reads.dealt_with("k", Read(Versioned(document=_version(False).document, etag='"rec"', storage_now=utcnow())))
+    record.thread.join(5)
+    assert fake.keys == []  # before: read at the end of its wait (40 lingers)
+    assert record.answer is not None and record.answer.moot and not record.answer.folds
+
+
+def test_a_records_event_during_its_claims_read_is_answered_by_it(platform: Platform, change_id: str) -> None:
+    platform.submit(change_id, customers=["cr5"])
+    counter = _ProcessingGets(platform.s3)
+    handler = make_handler(platform, s3=counter, linger=LINGER, max_waiting=WAITING)
+    key = keys.processing_key("cr5", change_id)
+    read = handler.reads._read
+
+    def gated(read_key: str) -> Read:  # the claim's read waits until the record's event waits
+        deadline = time.monotonic() + 10
+        while read_key not in handler.reads._open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return read(read_key)
+
+    handler.reads._read = gated
+    write_claim(platform, "cr5", change_id)
+    claim = _InThread(handler, s3_event(platform.bucket, key))  # no ETag: read after one linger
+    time.sleep(LINGER / 2)
+    record_etag = write_record(platform, "cr5", change_id)
+    time.sleep(LINGER)  # the claim's wait is over, its read waits at the gate
+    [record] = handler(event(platform, "cr5", change_id, record_etag), "sqs:record", None)
+    [claimed] = claim.join()
+    assert claimed.outcome is Outcome.PROCESSED and record.outcome is Outcome.ALREADY_RECORDED
+    assert counter.processing_gets == 1  # before: 2, the record's event read at the end of its wait
+    assert [e["customer_code"] for e in processed(platform, change_id)] == ["cr5"]
