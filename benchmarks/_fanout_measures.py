@@ -47,6 +47,11 @@ class Measures:
     control_per_200: float = 1.0
 
 
+SHARED_THREADS = frozenset({"lease-alarms"})
+"""Threads a process starts once for all its processors (whichever customer's processing starts them):
+nobody's, so not profiled (:class:`runtime.pipeline.lease._Alarms`)."""
+
+
 def control_changes_for(customers: int, per_200: float = 1.0) -> int:
     """Control changes in a run of ``customers``: none at N <= 10; about one per 200 customers otherwise
     (5 % more customers: at N = 1,000 five changes, 50 customers), at least one."""
@@ -106,7 +111,8 @@ class CustomerMeasures:
         original, owners = self._original_start, self._owners
 
         def start(thread: threading.Thread) -> None:
-            thread._ttp_owner = owners.get(threading.get_ident())  # type: ignore[attr-defined]
+            shared = thread.name in SHARED_THREADS
+            thread._ttp_owner = None if shared else owners.get(threading.get_ident())  # type: ignore[attr-defined]
             original(thread)
 
         threading.Thread.start = start  # type: ignore[method-assign]
