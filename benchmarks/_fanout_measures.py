@@ -251,14 +251,12 @@ def describe(name: str, s: dict[str, float]) -> str:
     )
 
 
-def growing_functions(large: Group, small: Group, top: int = 12) -> list[tuple[str, float, float]]:
+def growing_functions(large: Group, small: Group, top: int = 8) -> list[tuple[str, float, float]]:
     """Functions called more often per customer in ``large`` than in ``small`` (at least one call more per
-    customer and 10 % more), most added calls first: ``(function, small's mean, large's mean)``."""
+    customer on average), most added calls first: ``(function, small's mean, large's mean)``."""
     big, little = large.per_function(), small.per_function()
     grown = [
-        (name, little.get(name, 0.0), calls)
-        for name, calls in big.items()
-        if calls - little.get(name, 0.0) >= 1.0 and calls > 1.1 * little.get(name, 0.0)
+        (name, little.get(name, 0.0), calls) for name, calls in big.items() if calls - little.get(name, 0.0) >= 1.0
     ]
     return sorted(grown, key=lambda row: row[1] - row[2])[:top]
 
@@ -288,11 +286,14 @@ def cpu_targets(first: dict[str, Any], last: dict[str, Any]) -> None:
             f"function calls (median) {ratio(mine['calls_median'], control['calls_median'])}, "
             f"p90 {ratio(mine['calls_p90'], control['calls_p90'])}"
         )
-    large, small = last["groups"][0], (last["groups"][1] if control is not None else first["groups"][0])
-    grown = growing_functions(large, small)
-    print(f"  functions called more often per customer at N={n:.0f} than at N=10 ({len(grown)} shown):")
-    for name, before, after in grown:
-        print(f"    {before:9.1f} -> {after:9.1f}  {name}")
+    smaller = [(f"N={m:.0f}'s run", first["groups"][0])]
+    if control is not None:
+        smaller.insert(0, ("its control group", last["groups"][1]))
+    for which, small in smaller:
+        grown = growing_functions(last["groups"][0], small)
+        print(f"  functions called more often per customer at N={n:.0f} than in {which} (top {len(grown)}):")
+        for name, before, after in grown:
+            print(f"    {before:9.1f} -> {after:9.1f}  {name}")
 
 
 def load_average() -> float:
