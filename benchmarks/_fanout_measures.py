@@ -120,7 +120,7 @@ class CustomerMeasures:
         try:
             yield
         finally:
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
             threading.Thread.start = original  # type: ignore[method-assign]
 
     def _thread_hook(self, frame: Any, event: str, arg: Any) -> None:

@@ -396,7 +396,7 @@ def one_run(endpoint: str, customers: int, recipients: int, measures: Measures |
 
 
 def customers_of(row: dict[str, Any]) -> float:
-    return max(1.0, row["customers"])
+    return max(1.0, float(row["customers"]))
 
 
 def report(row: dict[str, Any]) -> None:
