@@ -11,8 +11,12 @@ from urllib.parse import quote_plus
 
 import boto3
 
+from benchmarks._fanout_measures import with_control
 from devtools import hand_layout
 from devtools import sandbox as sb
+from runtime.archive.store import ArchiveStore
+from runtime.archive.submit import submit_change
+from runtime.archive.triggers import TriggerStore
 from runtime.contract import keys, names
 
 
@@ -70,6 +74,34 @@ def fan_out_layout(specs: list[sb.CustomerSpec], coordinated: bool) -> hand_layo
     ]
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": routes})
     return box
+
+
+def set_up_changes(
+    customers: int, recipients: int, controls: int, coordinated: bool, change_id: str
+) -> tuple[hand_layout.Sandbox, dict[str, list[str]]]:
+    """The layout, the measured change (``change_id``, ``customers`` customers) and ``controls`` control
+    changes of 10 other customers each (:mod:`benchmarks._fanout_measures`), submitted. Returns the layout
+    and every change's customers by change id, the measured change's first, plus under ``"order"`` every
+    customer in processor-task order (the control group's scattered through the measured ones)."""
+    measured = [f"c{n:04d}" for n in range(customers)]
+    order, control = with_control(measured, controls)
+    specs = [
+        sb.CustomerSpec(
+            code, f"{100000000000 + n}", tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients))
+        )
+        for n, code in enumerate(order)
+    ]
+    box = fan_out_layout(specs, coordinated)
+    s3 = boto3.client("s3")
+    changes = {change_id: measured, **control}
+    for submitted, codes in changes.items():
+        submit_change(
+            ArchiveStore(s3, box.bucket),
+            TriggerStore(s3, box.bucket),
+            {"change_id": submitted, "title": "fan-out", "customers": codes},
+            user_id="bench",
+        )
+    return box, {"order": order, **changes}
 
 
 def trigger_events(box: hand_layout.Sandbox, codes: list[str]) -> dict[str, str]:

@@ -42,18 +42,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TTP_LOG_LEVEL", "WARNING")  # read when runtime.telemetry.log is imported: the report only
 
-from benchmarks._fanout_layout import fan_out_layout, trigger_events  # noqa: E402
+from benchmarks._fanout_layout import set_up_changes, trigger_events  # noqa: E402
+from benchmarks._fanout_measures import (  # noqa: E402
+    CONTROL_PREFIX,
+    CustomerMeasures,
+    Measures,
+    control_changes_for,
+    cpu_targets,
+    describe,
+    groups_of,
+    load_average,
+)
 from benchmarks._fanout_tasks import Prepare, ProcessorTasks  # noqa: E402
 from benchmarks._measure import cpu_seconds, emulator_pid  # noqa: E402
 from devtools import hand_layout  # noqa: E402
-from devtools import sandbox as sb  # noqa: E402
 from devtools.emulator import emulator_process as emulator  # noqa: E402
 from devtools.emulator import reset  # noqa: E402
 from runtime import aws  # noqa: E402
 from runtime.archive.folds import FoldedResults, with_results  # noqa: E402
 from runtime.archive.store import ArchiveStore  # noqa: E402
-from runtime.archive.submit import submit_change  # noqa: E402
-from runtime.archive.triggers import TriggerStore  # noqa: E402
 from runtime.contract import keys  # noqa: E402
 from runtime.contract.names import ENV_PREFIX  # noqa: E402
 from runtime.contract.settings import SenderSettings, SettingsT, load  # noqa: E402
@@ -76,6 +83,8 @@ class S3Counter:
     bytes_written: int = 0
     by_operation: collections.Counter[str] = field(default_factory=collections.Counter)
     """Requests by operation and key prefix (``GetObject processing/``): where the requests go."""
+    ignore: str = CONTROL_PREFIX
+    """Requests whose URL or key holds this (the control group's changes) are not counted."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -104,6 +113,8 @@ class S3Counter:
         return client
 
     def _on_send(self, request: Any, **_: Any) -> None:
+        if self.ignore and self.ignore in str(getattr(request, "url", "")):
+            return
         with self._lock:
             self.requests += 1
 
@@ -112,6 +123,8 @@ class S3Counter:
         with self._lock:
             params = kwargs.get("context", {}).get("ttp_params") or {}
             key = str(params.get("Key") or "")
+            if self.ignore and self.ignore in key:
+                return
             prefix = (
                 "archive/*/folds" if key.startswith(keys.ARCHIVE_PREFIX) and "/folds/" in key else key.split("/", 1)[0]
             )
@@ -183,22 +196,23 @@ def build_processors(box: hand_layout.Sandbox, codes: list[str], counter: S3Coun
     return processors
 
 
-def task_of(box: hand_layout.Sandbox, events: dict[str, str]) -> Prepare:
+def task_of(box: hand_layout.Sandbox, events: dict[str, str], counted: set[str]) -> Prepare:
     """What one processor task (a child process, :mod:`benchmarks._fanout_tasks`) does with its customers:
-    build their processors, then process each trigger's event until its result is recorded."""
+    build their processors, then process each trigger's event until its result is recorded, each customer
+    timed or, if in ``counted``, its function calls counted (:mod:`benchmarks._fanout_measures`)."""
 
     def prepare(codes: list[str], slots: Any) -> Callable[[], dict[str, Any]]:
         counter = S3Counter()
         processors = build_processors(box, codes, counter)
 
         def run() -> dict[str, Any]:
-            cpu = ProcessorCpu()
+            measures = CustomerMeasures(counted & set(codes))
 
             def one(code: str, attempt: str) -> str:
                 with slots:
-                    return cpu.process(processors[code], events[code], code, attempt)
+                    return measures.measure(code, lambda: process(processors[code], events[code], code, attempt))
 
-            with SentEmails() as emails, ThreadPoolExecutor(max_workers=len(codes)) as pool:
+            with measures.installed(), SentEmails() as emails, ThreadPoolExecutor(max_workers=len(codes)) as pool:
                 outcomes = list(pool.map(lambda code: one(code, "bench"), codes))
                 retry = [code for code, outcome in zip(codes, outcomes, strict=True) if outcome != "processed"]
                 failures = len(retry)
@@ -206,7 +220,7 @@ def task_of(box: hand_layout.Sandbox, events: dict[str, str]) -> Prepare:
                     retry = [c for c in retry if one(c, "retry") not in DONE]
             sent = list(emails.sent.items())
             return {
-                "processor_cpu": cpu.seconds,
+                "measures": measures.snapshot(),
                 "first_attempt_failures": failures,
                 "s3": counter.snapshot(),
                 "sent": sent,
@@ -248,32 +262,24 @@ def has_coordinator() -> bool:
     return True
 
 
-def wait_until_recorded(box: hand_layout.Sandbox, customers: int, limit: float = 1800) -> None:
+def wait_until_recorded(
+    box: hand_layout.Sandbox, customers: int, limit: float = 1800, change_id: str = CHANGE_ID
+) -> None:
     deadline = time.monotonic() + limit
-    known = FoldedResults(CHANGE_ID)
-    while processed_in_archive(box, known) < customers:
+    known = FoldedResults(change_id)
+    while processed_in_archive(box, known, change_id) < customers:
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {processed_in_archive(box, known)} of {customers} results reached the archive")
+            raise SystemExit(
+                f"{change_id}: {processed_in_archive(box, known, change_id)} of {customers} results recorded"
+            )
         time.sleep(0.2)
 
 
-class ProcessorCpu:
-    """CPU seconds of the processors' own threads (``time.thread_time`` around each ``process`` call):
-    what a customer costs the processor, without the coordinator or this script's polling."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._lock = threading.Lock()
-
-    def process(self, processor: Any, event: str, code: str, attempt: str) -> str:
-        """The customer's worker's handling of its trigger's event (steps 0-8: :func:`runtime.pipeline.decide`)."""
-        started = time.thread_time()
-        [result] = decide(event, processor.archive.bucket, processor, f"sqs:bench-{attempt}:{code}")
-        outcome: str = result.outcome.label
-        spent = time.thread_time() - started
-        with self._lock:
-            self.seconds += spent
-        return outcome
+def process(processor: Any, event: str, code: str, attempt: str) -> str:
+    """The customer's worker's handling of its trigger's event (steps 0-8: :func:`runtime.pipeline.decide`)."""
+    [result] = decide(event, processor.archive.bucket, processor, f"sqs:bench-{attempt}:{code}")
+    outcome: str = result.outcome.label
+    return outcome
 
 
 class SentEmails:
@@ -306,44 +312,35 @@ class SentEmails:
         return sum(n - 1 for n in self.sent.values())
 
 
-def processed_in_archive(box: hand_layout.Sandbox, known: FoldedResults | None = None) -> int:
+def processed_in_archive(
+    box: hand_layout.Sandbox, known: FoldedResults | None = None, change_id: str = CHANGE_ID
+) -> int:
     """Customers whose result the archive records (inline or in its fold segments; ``known`` keeps the
     segments read by earlier polls of this run, so polling does not read the whole trail each time)."""
     store = ArchiveStore(boto3.client("s3"), box.bucket)
-    document = store.load(CHANGE_ID).document
-    head, results = store.results(CHANGE_ID, known)
+    document = store.load(change_id).document
+    head, results = store.results(change_id, known)
     document = with_results(document, head, results)
     return sum(1 for code in document.customers if document.is_processed(code, document.revision))
 
 
-def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
+def one_run(endpoint: str, customers: int, recipients: int, measures: Measures | None = None) -> dict[str, Any]:
+    measures = measures or Measures()
     reset(endpoint)
-    codes = [f"c{n:04d}" for n in range(customers)]
-    specs = [
-        sb.CustomerSpec(
-            code, f"{100000000000 + n}", tuple(sb.Contact(f"r{i}@{code}.example.com") for i in range(recipients))
-        )
-        for n, code in enumerate(codes)
-    ]
-    coordinated = has_coordinator()
-    set_up = time.perf_counter()
-    box = fan_out_layout(specs, coordinated)
-    s3 = boto3.client("s3")
-    submit_change(
-        ArchiveStore(s3, box.bucket),
-        TriggerStore(s3, box.bucket),
-        {"change_id": CHANGE_ID, "title": "fan-out", "customers": codes},
-        user_id="bench",
-    )
-    events = trigger_events(box, codes)
-    print(f"N={customers:>4}: set-up {time.perf_counter() - set_up:.1f} s", flush=True)
+    set_up_started = time.perf_counter()
+    controls = control_changes_for(customers, measures.control_per_200)
+    box, changes = set_up_changes(customers, recipients, controls, has_coordinator(), CHANGE_ID)
+    order = changes.pop("order")
+    events = trigger_events(box, order)
+    print(f"N={customers:>4}: set-up {time.perf_counter() - set_up_started:.1f} s", flush=True)
+    groups, counted = groups_of(changes, CHANGE_ID, measures.count_every)
     counter, coordinator_counter, emails = S3Counter(), S3Counter(), SentEmails()
-    tasks = ProcessorTasks(codes, task_of(box, events))  # each customer's processor in a task, as in AWS
-    coordinator = CoordinatorThread(box, coordinator_counter) if coordinated else None
+    tasks = ProcessorTasks(order, task_of(box, events, counted))  # each customer's processor in a task, as in AWS
+    coordinator = CoordinatorThread(box, coordinator_counter) if has_coordinator() else None
     time.sleep(1.5)  # let the submission's own archive event reach the coordinator before the clock starts
     coordinator_counter.reset()
     server = emulator_pid()
-    server_cpu, own_cpu = cpu_seconds(server), cpu_seconds(os.getpid())
+    server_cpu, own_cpu, load_before = cpu_seconds(server), cpu_seconds(os.getpid()), load_average()
     started = time.perf_counter()
     with ExitStack() as running:
         if coordinator is not None:
@@ -353,17 +350,21 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         wait_until_recorded(box, customers)
         wall = time.perf_counter() - started
         server_cpu, own_cpu = cpu_seconds(server) - server_cpu, cpu_seconds(os.getpid()) - own_cpu
+        for change_id, codes in changes.items():  # the control group's results, after the measured wall time
+            wait_until_recorded(box, len(codes), change_id=change_id)
     for task in figures:
         counter.absorb(task["s3"])
         emails.sent.update(dict(task["sent"]))
+        for group in groups:
+            group.absorb(task["measures"])
     recorded = processed_in_archive(box)
     if recorded != customers:
         raise SystemExit(f"N={customers}: only {recorded} of {customers} results in the archive")
     requests = counter.requests + coordinator_counter.requests
-    for who, counted in (("processors", counter), ("coordinator", coordinator_counter)):
+    for who, counted_requests in (("processors", counter), ("coordinator", coordinator_counter)):
         print(
             f"N={customers:>4}: {who} requests per customer by operation: "
-            + ", ".join(f"{op} {n / customers:.2f}" for op, n in sorted(counted.by_operation.items())),
+            + ", ".join(f"{op} {n / customers:.2f}" for op, n in sorted(counted_requests.by_operation.items())),
             flush=True,
         )
     return {
@@ -378,20 +379,27 @@ def one_run(endpoint: str, customers: int, recipients: int) -> dict[str, float]:
         "processors_done": processors_done,
         "emulator_cpu": server_cpu,
         "client_cpu": own_cpu,
-        "processor_cpu": sum(task["processor_cpu"] for task in figures),
-        "processor_process_cpu": sum(task["process_cpu"] for task in figures),
+        # the timed customers' mean, scaled to N (the table divides by N, as before the counted ones)
+        "processor_cpu": customers * sum(groups[0].cpu.values()) / max(1, len(groups[0].cpu)),
+        # every customer processed (control group and counted ones, with their profilers, included)
+        "processor_process_cpu": customers * sum(task["process_cpu"] for task in figures) / len(order),
         "processor_tasks": len(tasks),
         "emails": sum(emails.sent.values()),
         "duplicates": emails.duplicates(),
         "first_attempt_failures": sum(task["first_attempt_failures"] for task in figures),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "groups": groups,
+        "measured": groups[0].summary(),
+        "control": groups[1].summary() if groups[1].codes else None,
     }
 
 
-def customers_of(row: dict[str, float]) -> float:
-    return max(1.0, row["customers"])
+def customers_of(row: dict[str, Any]) -> float:
+    return max(1.0, float(row["customers"]))
 
 
-def report(row: dict[str, float]) -> None:
+def report(row: dict[str, Any]) -> None:
     n = customers_of(row)
     print(
         f"N={row['customers']:>4.0f}: {row['requests']:>7.0f} S3 requests ({row['per_customer']:.1f}/customer), "
@@ -403,9 +411,13 @@ def report(row: dict[str, float]) -> None:
         f"with their {row['processor_tasks']:.0f} processes' other threads, /proc); "
         f"emulator CPU {row['emulator_cpu']:.1f} s "
         f"({1000 * row['emulator_cpu'] / max(1, row['requests']):.1f} ms per S3 request); "
-        f"{row['emails']:.0f} emails, {row['duplicates']:.0f} duplicates",
+        f"{row['emails']:.0f} emails, {row['duplicates']:.0f} duplicates; "
+        f"load average {row['load_before']:.1f} at the start, {row['load_after']:.1f} at the end",
         flush=True,
     )
+    print(f"N={row['customers']:>4.0f}: " + describe(f"its {row['customers']:.0f} customers", row["measured"]))
+    if row["control"] is not None:
+        print(f"N={row['customers']:>4.0f}: " + describe("control group (N = 10 changes, same run)", row["control"]))
 
 
 def main() -> None:
@@ -416,22 +428,28 @@ def main() -> None:
         "--ratio-runs", type=int, default=3, help="runs of N=10 and N=200 for wall(200)/wall(10), each its own"
     )
     parser.add_argument("--smallest", action="store_true", help="only the smallest size, N=10 (the test suite's run)")
+    parser.add_argument("--count-every", type=int, default=3, help="count every K-th customer's calls (0: none)")
+    parser.add_argument(
+        "--control-per-200", type=float, default=1.0, help="control changes of 10 customers per 200 (0: none)"
+    )
     args = parser.parse_args()
+    measures = Measures(args.count_every, args.control_per_200)
     if args.smallest:
         args.customers, args.ratio_runs = "10", 1
     sizes = [int(n) for n in args.customers.split(",")]
     ratio_sizes = [n for n in (10, 200) if n in sizes]
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     ratios: list[float] = []
     with emulator() as endpoint:
         for n in sizes:
-            rows.append(one_run(endpoint, n, args.recipients))
+            rows.append(one_run(endpoint, n, args.recipients, measures))
             report(rows[-1])
         if len(ratio_sizes) == 2:
             walls = {row["customers"]: row["wall"] for row in rows}
             ratios.append(walls[200] / walls[10])
             for _ in range(args.ratio_runs - 1):
-                small, large = one_run(endpoint, 10, args.recipients), one_run(endpoint, 200, args.recipients)
+                small = one_run(endpoint, 10, args.recipients, measures)
+                large = one_run(endpoint, 200, args.recipients, measures)
                 report(small)
                 report(large)
                 ratios.append(large["wall"] / small["wall"])
@@ -466,16 +484,7 @@ def main() -> None:
             f"  coordinator bytes per customer: N={last['customers']:.0f} is {growth:.2f}x N={first['customers']:.0f}"
             " (target: flat, within 1.5x)"
         )
-        cpu_growth = (last["processor_cpu"] / customers_of(last)) / max(
-            1e-9, first["processor_cpu"] / customers_of(first)
-        )
-        process_growth = (last["processor_process_cpu"] / customers_of(last)) / max(
-            1e-9, first["processor_process_cpu"] / customers_of(first)
-        )
-        print(
-            f"  processor CPU per customer: N={last['customers']:.0f} is {cpu_growth:.2f}x "
-            f"N={first['customers']:.0f} (target within 1.3x; their processes' CPU from /proc: {process_growth:.2f}x)"
-        )
+        cpu_targets(first, last)
         print(f"  duplicate emails: {sum(row['duplicates'] for row in rows):.0f} (target 0)")
     if ratios:
         print(

@@ -8,6 +8,9 @@ the other way round.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +69,56 @@ def lease_problem(doc: ProcessingDocument, owner: str, revision: int) -> Pipelin
     return LeaseLost(f"lease now belongs to {lease.owner if lease else 'nobody'}")
 
 
+class _Alarms:
+    """One thread per process that wakes the keepers whose lease is due for an extension.
+
+    A keeper's writer thread is needed only once a checkpoint or an extension is due; most triggers
+    (a few recipients, sent well within a third of the lease) need neither, and a writer thread per
+    trigger cost about 1 % of the worker's CPU (issue 21). So a keeper starts its writer on demand:
+    the sender's :meth:`LeaseKeeper.on_done` when a checkpoint is needed, this thread when the lease
+    needs extending (a slow SES call, waiting for a displaced holder). Entries of stopped keepers are
+    dropped when they come due; a cancelled entry keeps no reference to its keeper."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, list[LeaseKeeper | None]]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, at: float, keeper: LeaseKeeper) -> list[LeaseKeeper | None]:
+        """Wake ``keeper`` at ``at`` (``time.monotonic``); clear the returned entry to cancel."""
+        entry: list[LeaseKeeper | None] = [keeper]
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-alarms", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._due, (at, next(self._seq), entry))
+            self._cond.notify()
+        return entry
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, entry = heapq.heappop(self._due)
+            keeper = entry[0]
+            if keeper is not None:
+                keeper._start_writer()
+
+
+_alarms = _Alarms()
+
+
+def _reset_alarms_after_fork() -> None:
+    """A forked child has no alarm thread, and the parent's lock may have been held at the fork."""
+    global _alarms
+    _alarms = _Alarms()
+
+
+os.register_at_fork(after_in_child=_reset_alarms_after_fork)
+
+
 class LeaseKeeper:
     """Step 6's background writer: checkpoints the progress and extends the lease.
 
@@ -73,7 +126,8 @@ class LeaseKeeper:
     ``MAX_UNRECORDED_EMAILS - 1`` emails are sent but not yet durable, so the sender never has more
     than ``MAX_UNRECORDED_EMAILS`` of them (the duplicate window under SIGKILL). The writer thread
     writes the latest progress (a cursor: O(1) bytes) whenever it moved, and at least every third of
-    the lease even when it did not (slow SES calls), which extends the lease on the storage clock."""
+    the lease even when it did not (slow SES calls), which extends the lease on the storage clock.
+    The writer thread starts only when the first checkpoint or extension is due (:class:`_Alarms`)."""
 
     def __init__(
         self,
@@ -109,11 +163,19 @@ class LeaseKeeper:
         self._extend_every = max(0.05, lease_seconds / 3)
         self._last_durable = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._alarm: list[LeaseKeeper | None] = [None]
 
     # -- the sender's side --
     def start(self) -> LeaseKeeper:
-        self._thread.start()
+        """Keep the lease from now on: the writer thread starts when the first extension comes due (a third
+        of the lease from the claim), or earlier when :meth:`on_done` needs a checkpoint."""
+        self._alarm = _alarms.add(self._last_durable + self._extend_every, self)
         return self
+
+    def _start_writer(self) -> None:
+        with self._cond:
+            if not self._stop and self._thread.ident is None:
+                self._thread.start()
 
     def on_done(self, address: str, rejected: str | None) -> None:
         with self._cond:
@@ -126,6 +188,8 @@ class LeaseKeeper:
             self.progress = progress.model_copy(update=updates)
             self._done_seq += 1
             self._left = max(0, self._left - 1)
+            if self._checkpoint_needed():
+                self._start_writer()
             self._cond.notify_all()
             while self._left > 0 and self._done_seq - self._durable_seq >= MAX_UNRECORDED_EMAILS and self.error is None:
                 if time.monotonic() - self._last_durable > self._lease_seconds:
@@ -178,6 +242,7 @@ class LeaseKeeper:
         """Stop the writer; the final progress goes into the record (step 7) or :meth:`flush`."""
         with self._cond:
             self._stop = True
+            self._alarm[0] = None
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
@@ -193,11 +258,10 @@ class LeaseKeeper:
 
     # -- the writer thread --
     def _run(self) -> None:
-        last_write = time.monotonic()
         while True:
             with self._cond:
                 while not self._stop and not self._checkpoint_needed():
-                    remaining = self._extend_every - (time.monotonic() - last_write)
+                    remaining = self._extend_every - (time.monotonic() - self._last_durable)
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
@@ -214,8 +278,6 @@ class LeaseKeeper:
             except Exception as exc:  # transient: keep trying; the sender waits (back-pressure)
                 logger.warning("could not checkpoint progress; retrying", extra={"error": str(exc)})
                 time.sleep(min(1.0, self._extend_every / 4))
-                continue
-            last_write = time.monotonic()
 
     def _checkpoint_needed(self) -> bool:
         """Progress not yet durable, unless all that is left fits in the window: then the record covers it

@@ -203,6 +203,47 @@ def test_lease_is_extended_while_an_ses_call_is_slow(platform: Platform) -> None
     assert len(mailed(platform)) == 2
 
 
+def test_a_trigger_with_nothing_to_checkpoint_starts_no_lease_keeper_thread(platform: Platform) -> None:
+    """Issue 21: the keeper started a writer thread per trigger, even for 2 recipients, which need no
+    checkpoint (the record covers them) and, sent well within a third of the lease, no extension: about
+    1 % of the worker's CPU per trigger. The writer now starts only once a checkpoint or an extension is due."""
+    platform.submit()
+    processor = platform.processor("hts")
+    alive: list[list[str]] = []
+
+    def look(i: int) -> None:
+        alive.append([t.name for t in threading.enumerate() if t.name == "lease-keeper"])
+
+    processor.mailer = HookedMailer(processor.mailer, look)
+    assert processor.process(HTS, "sqs:m1:r1").outcome is Outcome.PROCESSED
+    assert alive == [[], []]
+
+
+def test_threads_started_per_trigger_do_not_grow_with_the_triggers(platform: Platform) -> None:
+    """One processor, three changes of 2 recipients each, one after the other: once the first trigger has
+    started the process's shared threads, the next ones start none (no thread per trigger). The processor's
+    read pool is left out: its threads are bounded by the pool, and one may start late in a race of the
+    executor's own (a submit just before the previous task's thread reports itself idle)."""
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if not thread.name.startswith("archive-read"):
+            started.append(thread.name)
+        original(thread)
+
+    processor = platform.processor("hts")
+    per_trigger: list[list[str]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", start)
+        for n in (1, 2, 3):
+            platform.submit(change_id=f"CHG-{n}")
+            del started[:]
+            assert processor.process(TriggerRef("hts", f"CHG-{n}"), f"sqs:m{n}:r1").outcome is Outcome.PROCESSED
+            per_trigger.append(list(started))
+    assert per_trigger[1:] == [[], []], per_trigger
+
+
 def test_lease_is_extended_while_a_checkpoint_write_is_retried(platform: Platform) -> None:
     platform.submit()
     s3 = Faulty(platform.s3)
