@@ -8,9 +8,10 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from cdk_support.jsii_runtime import use_direct_runtime
+from cdk_support.jsii_runtime import skip_argument_type_checks, use_direct_runtime
 
 use_direct_runtime()  # before aws_cdk is imported: the jsii kernel starts with it
+skip_argument_type_checks()  # mypy --strict checks these calls; CDK_DEBUG (cdk --debug-app) keeps them
 
 from stacks.app_builder import build_app, default_context  # noqa: E402
 from stacks.config import ConfigError  # noqa: E402

@@ -10,11 +10,19 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 
-from cdk_support.jsii_runtime import CHANNEL_MARKER, DIRECT_RUNTIME, PROGRAM_ENV, embedded_program, use_direct_runtime
+from cdk_support.jsii_runtime import (
+    CHANNEL_MARKER,
+    DIRECT_RUNTIME,
+    PROGRAM_ENV,
+    embedded_program,
+    skip_argument_type_checks,
+    use_direct_runtime,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -95,3 +103,44 @@ def test_the_direct_runtime_is_chosen_only_for_a_known_kernel_and_never_over_the
     untouched: dict[str, str] = {}
     assert not use_direct_runtime(untouched, other)
     assert untouched == {}
+
+
+_WRONG_ARGUMENT = (
+    "import app\n"
+    "from jsii._type_checking import check_type\n"
+    "check_type(argname='argument id', value=1, expected_type=str)\n"
+    "print('unchecked')\n"
+)
+
+
+def test_app_py_skips_jsii_s_run_time_argument_checks() -> None:
+    """app.py's calls into aws_cdk are not type-checked again at run time (mypy --strict checks them)."""
+    result = _python(_WRONG_ARGUMENT)
+    assert result.stdout.splitlines()[-1] == "unchecked"
+
+
+def test_cdk_debug_keeps_the_run_time_argument_checks() -> None:
+    """``cdk synth --debug-app`` (CDK_DEBUG) checks every argument, as jsii does by default."""
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _python(_WRONG_ARGUMENT, CDK_DEBUG="true")
+    assert "argument id" in failed.value.stderr and "TypeError" in failed.value.stderr
+
+
+def test_the_checks_are_skipped_only_in_a_jsii_whose_check_reads_the_resolved_one() -> None:
+    def check_type(argname: str, value: object, expected_type: object) -> object:
+        return _resolved_check  # noqa: F821 - read from the module's globals, as jsii's does
+
+    known = types.ModuleType("known")
+    known._resolved_check = None  # type: ignore[attr-defined]
+    known.check_type = types.FunctionType(check_type.__code__, vars(known))  # type: ignore[attr-defined]
+    assert skip_argument_type_checks({}, known)
+    assert known._resolved_check is not None  # type: ignore[attr-defined]
+    other = types.ModuleType("other")
+    other.check_type = lambda argname, value, expected_type: None  # type: ignore[attr-defined]
+    assert not skip_argument_type_checks({}, other)
+    assert not hasattr(other, "_resolved_check")
+    debugging = types.ModuleType("debugging")
+    debugging._resolved_check = None  # type: ignore[attr-defined]
+    debugging.check_type = types.FunctionType(check_type.__code__, vars(debugging))  # type: ignore[attr-defined]
+    assert not skip_argument_type_checks({"CDK_DEBUG": "on"}, debugging)
+    assert debugging._resolved_check is None  # type: ignore[attr-defined]
