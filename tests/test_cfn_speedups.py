@@ -4,6 +4,8 @@ templates are read as JSON, with the dictionaries moto's YAML loader gives, and 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,22 @@ def test_an_account_s_ec2_backend_holds_no_ami_catalogue(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name="us-east-1")
     assert ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"].startswith("vpc-")
     assert ec2.describe_images(Owners=["amazon"])["Images"] == []
+
+
+def test_an_emulator_host_that_does_not_deploy_does_not_import_moto_s_cloudformation() -> None:
+    """The template patch waits for moto's CloudFormation models to be imported (~1.2 CPU s): the fault
+    tests' and the benchmarks' emulators never deploy a stack. Imported later, they are patched then."""
+    probe = (
+        "import sys\n"
+        "from devtools.emulator import LocalAws\n"
+        "LocalAws()\n"
+        "print('moto.cloudformation.models' in sys.modules)\n"
+        "from moto.cloudformation.models import Stack\n"
+        "print(hasattr(Stack.parse_template, '__wrapped__'))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, env={"PYTHONPATH": str(root)}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
