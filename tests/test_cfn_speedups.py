@@ -1,5 +1,6 @@
 """An emulator host's moto deploys without the work no answer depends on (``devtools/cfn_speedups.py``): JSON
-templates are read as JSON, with the dictionaries moto's YAML loader gives, and no AMI catalogue is built."""
+templates are read as JSON, with the dictionaries moto's YAML loader gives, no AMI catalogue is built, and a KMS
+key's key pair is generated when first used."""
 
 from __future__ import annotations
 
@@ -113,3 +114,29 @@ def test_an_emulator_host_that_does_not_deploy_does_not_import_moto_s_cloudforma
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_a_kms_key_generates_its_key_pair_when_first_used_and_signs_as_before(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    generated: list[int] = []
+    generate = rsa.generate_private_key
+
+    def counting(public_exponent: int, key_size: int) -> rsa.RSAPrivateKey:
+        generated.append(key_size)
+        return generate(public_exponent=public_exponent, key_size=key_size)
+
+    monkeypatch.setattr(rsa, "generate_private_key", counting)
+    kms = boto3.client("kms", region_name="us-east-1")
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert (
+        kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=symmetric, Plaintext=b"x")["CiphertextBlob"])["Plaintext"] == b"x"
+    )
+    signing = kms.create_key(KeySpec="RSA_3072", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    assert generated == []  # neither key has used a key pair yet
+    signed = kms.sign(KeyId=signing, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    verified = kms.verify(KeyId=signing, Message=b"m", Signature=signed, SigningAlgorithm="RSASSA_PSS_SHA_256")
+    assert verified["SignatureValid"] and generated == [3072]
+    assert kms.get_public_key(KeyId=signing)["PublicKey"] and generated == [3072]
