@@ -16,6 +16,7 @@ emulator already warm 1.5 s; ``create_unowned`` 0.3 s.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -116,8 +117,10 @@ class Deployed:
     def aws(self) -> Aws:
         return Aws(self.server.endpoint)
 
-    @property
+    @functools.cached_property
     def plans(self) -> list[local_run.ServicePlan]:
+        """Read once: the deployed world does not change, and reading the templates costs ~10 ms, which the
+        tests' polls (``bucket``, ``queue_url`` in a condition checked five times a second) paid each time."""
         return local_run.plan(self.assembly, self.report.world)
 
     def plan(self, code: str | None) -> local_run.ServicePlan:
