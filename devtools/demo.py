@@ -1,6 +1,7 @@
 """The main job: synthesize the sample platform, deploy it on a local AWS emulator, run it end to end.
 
     make demo            # or: python -m devtools.demo [--skip-synth] [--assembly DIR] [--changes N]
+                         #     [--sweep-every SECONDS] [--no-bootstrap-gate]
 
 1. Synthesizes the CDK app into ``cdk.out.local`` (customers from ``cdk.json``; meetings pointed at the
    fake Microsoft Graph: :func:`demo_context`) and prints each stack, its account and resource count.
@@ -236,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
         emulator = cleanup.enter_context(local_aws(enforce=enforcement))
         console.print(f"local AWS emulator on {emulator.endpoint}; service logs in {logdir}")
         try:
-            deployed = deploy_assembly(assembly, emulator.endpoint, gate=BootstrapGate(enforcement.engine))
+            gate = None if args.no_bootstrap_gate else BootstrapGate(enforcement.engine)
+            deployed = deploy_assembly(assembly, emulator.endpoint, gate=gate)
         except DeployError as exc:
             partial = getattr(exc, "report", None)
             if partial is not None:
@@ -418,6 +420,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--sweep-every", type=float, default=SWEEP_EVERY_SECONDS, help="The sweeper's period here, in seconds."
+    )
+    parser.add_argument(
+        "--no-bootstrap-gate",
+        action="store_true",
+        help="Do not decide each stack as its account's CloudFormation execution role before creating it.",
     )
     args = parser.parse_args()
     if args.changes < 1:

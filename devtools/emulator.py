@@ -304,10 +304,11 @@ class LocalAws:
 
         make_queues_thread_safe()
         speed_up_moto()
-        from devtools import botocore_data, s3_versions, ses_events
+        from devtools import botocore_data, cfn_speedups, s3_versions, ses_events
 
         botocore_data.share_parsed_data()  # moto, the deployer and the sandbox build many botocore sessions
         s3_versions.install()  # ListObjectVersions copies only the prefix it lists, not the whole bucket
+        cfn_speedups.install()  # a deploy builds no AMI catalogue and reads JSON templates as JSON
         ses_events.install()  # SES publishes the events of each email it accepts, routed by EventBridge as deployed
         self._server = KeepAliveMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""

@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         emulator = LocalAws(enforce=enforcement).start()
         cleanup.callback(emulator.stop)
         try:
-            deployed = deploy_assembly(args.assembly, emulator.endpoint, gate=BootstrapGate(enforcement.engine))
+            gate = None if args.no_bootstrap_gate else BootstrapGate(enforcement.engine)
+            deployed = deploy_assembly(args.assembly, emulator.endpoint, gate=gate)
         except DeployError as exc:
             print(f"deploy failed: {exc}", file=sys.stderr)
             return 1
@@ -382,6 +383,11 @@ def _parse_args(argv: list[str] | None) -> Any:
     parser.add_argument("--skip-synth", action="store_true", help="deploy the assembly already there")
     parser.add_argument("--no-services", action="store_true", help="print the exports, run no service")
     parser.add_argument("--sweep-every", type=float, default=300.0, help="the sweeper's period here (s)")
+    parser.add_argument(
+        "--no-bootstrap-gate",
+        action="store_true",
+        help="do not decide each stack as its account's CloudFormation execution role before creating it",
+    )
     parser.add_argument(
         "--cdk-json",
         type=Path,

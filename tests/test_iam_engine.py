@@ -495,3 +495,24 @@ def test_the_engine_stays_out_of_the_package_and_the_image() -> None:
     assert [path for path in scripts if not path.is_relative_to(site_pages)] == []
     assert "web/static/" in (ROOT / "runtime" / ".dockerignore").read_text().splitlines()  # not in the image
     assert not [path for path in scripts if "iam-simulate" in path.read_text()]
+
+
+def test_the_bootstrap_gate_reads_cfn_lints_resource_schemas_without_importing_cfn_lint() -> None:
+    """The gate reads the handlers' permissions from cfn-lint's schema files; importing cfn-lint only to find
+    them cost every `make demo` and `make emulator` ~0.6 CPU s (its rules and decoders load on import)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from devtools.iam_engine.deploy_actions import handler_permissions\n"
+        "print(handler_permissions('AWS::SQS::Queue', 'create'))\n"
+        "print('cfnlint' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    permissions, imported = result.stdout.splitlines()
+    assert "sqs:CreateQueue" in permissions
+    assert imported == "False"

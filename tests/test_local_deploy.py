@@ -404,7 +404,9 @@ def test_the_command_prints_each_stack_and_fails_with_exit_1(
     sample: Synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = tmp_path / "world.json"
-    assert main(["--assembly", str(sample.outdir), "--world", str(world)]) == 0
+    # the gate's ~3.5 CPU s of decisions once, in the failing run below; the clean deploy through it is
+    # test_the_sample_deploys_clean_through_the_bootstrap_gate_with_the_prescribed_policies
+    assert main(["--assembly", str(sample.outdir), "--world", str(world), "--no-bootstrap-gate"]) == 0
     printed = capsys.readouterr().out
     assert f"TtpStorage  account {MGMT}" in printed and "recorded, not emulated" in printed
     assert json.loads(world.read_text())[GOV]["task_definitions"]["customer-hts-processor"]["task_role_arn"]

@@ -150,11 +150,7 @@ def test_a_newcomer_onboards_a_third_customer_on_the_local_platform(
     new = config.customers[-1].code
     assert [c.code for c in config.customers] == ["hts", "htsnonprod", new] and new not in dp.sample_config().customers
     assembly = tmp_path / Path(_local_run_argv()[_local_run_argv().index("--assembly") + 1]).name
-    with pytest.MonkeyPatch.context() as synth_env:
-        # As `cdk synth --no-validation`: aws-cdk-lib's built-in CloudFormation validation changes no template
-        # and costs a fresh process ~6 CPU s; the shared sample's synthesis runs it (tests/infra/test_compliance.py).
-        synth_env.setenv("CDK_VALIDATION", "false")
-        demo.synthesize(assembly, context=demo.demo_context(copy))
+    dp.synthesize(assembly, demo.demo_context(copy))  # as `cdk synth --no-validation`
     server = LocalAws().start()
     processes: list[subprocess.Popen[bytes]] = []
     try:

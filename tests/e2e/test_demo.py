@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e import demo_runs
 from tests.e2e.demo_runs import (
+    PROCESS_RUN,
     ROOT,
     demo_command,
     demo_env,
@@ -84,7 +85,7 @@ def test_demo_runs_the_sample_platform_end_to_end() -> None:
 def test_demo_piped_into_head_leaves_no_process_behind() -> None:
     tag = uuid.uuid4().hex
     result = subprocess.run(
-        ["bash", "-c", f"set -o pipefail; {shlex.join(demo_command('--changes', '1'))} | head -n 2"],
+        ["bash", "-c", f"set -o pipefail; {shlex.join(demo_command(*PROCESS_RUN))} | head -n 2"],
         cwd=ROOT,
         env=demo_env(TTP_DEMO_TEST_TAG=tag, PYTHONUNBUFFERED="1"),
         capture_output=True,

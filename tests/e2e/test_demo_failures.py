@@ -25,17 +25,20 @@ assembly = demo_runs.assembly  # autouse: the demo reads that assembly (--skip-s
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 def test_a_reader_closing_while_an_ops_command_writes_leaves_no_process_behind() -> None:
-    """The reader goes away in the middle of ``health``'s output (line 120 of about 160): the ops command,
-    then the demo, write to a closed pipe. Every child the demo started ends."""
+    """The reader goes away once ``health``'s output has begun (its heading and first line read): the ops
+    commands (the rest of ``health``, then ``verify``), then the demo, write to a closed pipe. Every child
+    the demo started ends."""
     tag = uuid.uuid4().hex
     demo = start_demo(tag)
     children: set[int] = set()
     try:
         assert demo.stdout is not None
-        for _ in range(120):
-            if not demo.stdout.readline():
-                break
+        lines = iter(demo.stdout.readline, b"")
+        for line in lines:
             children |= descendants(demo.pid)
+            if b"python -m runtime health" in line:
+                break
+        assert next(lines, b""), "the demo ended before health wrote"  # health's first line
         assert len(children) >= 3, children  # the coordinator and both workers were seen running
         demo.stdout.close()
         demo.wait(timeout=90)
@@ -66,4 +69,5 @@ def test_an_error_in_the_demo_stops_every_process_it_started(tmp_path: Path) -> 
             demo.kill()
     assert demo.returncode == 1 and b"injected submit failure" in err, err[-3000:]
     assert b"local AWS emulator on" in out
+    assert b"bootstrap gate" not in out  # --no-bootstrap-gate (demo_runs.PROCESS_RUN): no stack was decided
     assert tagged_processes(tag) == []

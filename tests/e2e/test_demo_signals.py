@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e import demo_runs
 from tests.e2e.demo_runs import (
+    PROCESS_RUN,
     ROOT,
     alive,
     demo_command,
@@ -34,7 +35,7 @@ assembly = demo_runs.assembly  # autouse: the demo reads that assembly (--skip-s
 def test_ctrl_c_stops_every_process_the_demo_started(running: int) -> None:
     tag = uuid.uuid4().hex
     demo = subprocess.Popen(
-        demo_command("--changes", "1"),
+        demo_command(*PROCESS_RUN),
         cwd=ROOT,
         env=demo_env(TTP_DEMO_TEST_TAG=tag),
         stdout=subprocess.PIPE,

@@ -67,8 +67,10 @@ def test_the_retired_sandbox_option_says_to_run_the_deployed_world() -> None:
 
 
 def test_the_cli_works_from_another_shell_with_the_deployed_worlds_operator_exports(sample_assembly: Path) -> None:
-    options = ["--assembly", str(sample_assembly), "--skip-synth", "--no-services"]
-    world = subprocess.Popen(  # make emulator, on the session's assembly, without running the services
+    # make emulator, on the session's assembly, without running the services nor the bootstrap gate (it
+    # decides the stacks before they are created: ~3.5 CPU s; make demo's full run in test_demo keeps it)
+    options = ["--assembly", str(sample_assembly), "--skip-synth", "--no-services", "--no-bootstrap-gate"]
+    world = subprocess.Popen(
         [sys.executable, "-m", "devtools.local_run", *options],
         cwd=ROOT,
         env=clean_env(),

@@ -29,6 +29,7 @@ from devtools.local_deploy.resolve import Aws
 from devtools.task_agent import TaskAgent
 from runtime.contract import names
 from stacks.config import config_from_context
+from tests.support import deployed as dp
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assembly = tmp_path_factory.mktemp("assembly")
     context = demo.demo_context()
     context["ttp"]["customers"] = [*context["ttp"]["customers"], ADDED]
-    demo.synthesize(assembly, context=context)
+    dp.synthesize(assembly, context)
     emulator = LocalAws().start()
     graph = FakeGraph().start()
     saved = dict(os.environ)

@@ -16,6 +16,7 @@ emulator already warm 1.5 s; ``create_unowned`` 0.3 s.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -59,6 +60,15 @@ def shared_root(factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def synthesize(outdir: Path, context: dict[str, Any]) -> None:
+    """``devtools.demo.synthesize`` (``python app.py`` as the demo runs it) as ``cdk synth --no-validation``
+    would: aws-cdk-lib's built-in CloudFormation validation changes no template and costs a fresh process
+    ~6 CPU s; the shared sample's synthesis runs it (``tests/infra/test_compliance.py``)."""
+    with pytest.MonkeyPatch.context() as synth_env:
+        synth_env.setenv("CDK_VALIDATION", "false")
+        demo.synthesize(outdir, context=context)
+
+
 def sample_assembly_dir(factory: pytest.TempPathFactory) -> Path:
     """The sample assembly for this session, synthesized by whichever worker gets here first."""
     root = shared_root(factory)
@@ -66,7 +76,7 @@ def sample_assembly_dir(factory: pytest.TempPathFactory) -> Path:
     with (root / "sample-assembly.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (outdir / "manifest.json").is_file():
-            demo.synthesize(outdir, context=demo.demo_context())
+            synthesize(outdir, demo.demo_context())
     return outdir
 
 
@@ -107,8 +117,10 @@ class Deployed:
     def aws(self) -> Aws:
         return Aws(self.server.endpoint)
 
-    @property
+    @functools.cached_property
     def plans(self) -> list[local_run.ServicePlan]:
+        """Read once: the deployed world does not change, and reading the templates costs ~10 ms, which the
+        tests' polls (``bucket``, ``queue_url`` in a condition checked five times a second) paid each time."""
         return local_run.plan(self.assembly, self.report.world)
 
     def plan(self, code: str | None) -> local_run.ServicePlan:

@@ -38,7 +38,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assembly = dp.sample_assembly_dir(tmp_path_factory)
     log = (tmp_path_factory.mktemp("logs") / "local_run.err").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_run", "--skip-synth", "--assembly", str(assembly)],
+        # without the bootstrap gate, which decides the stacks before they are created (~3.5 CPU s; test_demo's
+        # full run of make demo keeps it): the world is the one make emulator deploys
+        [sys.executable, "-m", "devtools.local_run", "--skip-synth", "--no-bootstrap-gate", "--assembly", assembly],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
