@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import Pipeline, build_app, default_context
@@ -105,6 +106,16 @@ def synthesize(
         if read_metadata and (outdir / f"{stack.id}.metadata.json").exists()
     }
     return Synth(pipeline, outdir=outdir, templates=templates, metadata=metadata, context=context)
+
+
+def app_without_validation(**props: Any) -> App:
+    """An ``App`` for a test's own constructs, without aws-cdk-lib's built-in CloudFormation validation.
+
+    A plain ``App()`` runs it on every synthesis, ``Template.from_stack`` included: about 4 CPU s the first
+    time in a process (its WebAssembly engine) and more per large template, in every xdist worker that
+    synthesizes one. It changes no template; the shared sample (:func:`shared_sample`) and the CLI's synth
+    keep it, and ``tests/infra/test_compliance.py`` checks that it ran there."""
+    return App(builtin_cloud_formation_validation=False, **props)
 
 
 def config_of(context: dict[str, Any] | None) -> PlatformConfig:

@@ -43,7 +43,7 @@ from tests.infra.stacks.test_onboarding import (
     _without_sweeper_queues,
 )
 from tests.support.synth import GOV as SAMPLE_GOV
-from tests.support.synth import MEETINGS, Synth, sample_context, synthesize
+from tests.support.synth import MEETINGS, Synth, app_without_validation, sample_context, synthesize
 from tests.support.synth import REGION as SAMPLE_REGION
 
 MGMT, GOV, REGION = "111111111111", "222222222222", "us-east-1"
@@ -51,7 +51,7 @@ BUCKET = "ttp-metadata-test"
 
 
 def _sharded_app(outdir: Path, codes: list[str], shards: int = DEFAULT_TRIGGER_BUS_SHARDS) -> App:
-    app = App(outdir=str(outdir))
+    app = app_without_validation(outdir=str(outdir))
     storage = Stack(app, "Storage", env=Environment(account=MGMT, region=REGION))
     MetadataBucket(
         storage,
@@ -102,7 +102,7 @@ def sharded(sharded_assembly: list[SynthesizedStack]) -> dict[str, dict[str, Any
 
 def test_thirty_customers_break_the_wildcard_quota_of_eventbridge_routing(tmp_path: Path) -> None:
     """Today's routing 'eventbridge': one wildcard rule per customer on the default bus, plus the coordinator's."""
-    app = App(outdir=str(tmp_path))
+    app = app_without_validation(outdir=str(tmp_path))
     storage = Stack(app, "Storage", env=Environment(account=MGMT, region=REGION))
     MetadataBucket(
         storage,
