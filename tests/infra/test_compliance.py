@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,11 @@ def test_acknowledgements_are_scoped_and_reasoned(sample: Synth) -> None:
 
 
 def test_cdk_nag_is_wired_and_catches_violations(tmp_path: Path) -> None:
-    """Negative control: the same builder with one non-compliant queue must fail synthesis."""
+    """Negative control: the same builder with one non-compliant queue must fail synthesis. Without CDK's
+    built-in validation (``test_builtin_cloudformation_validation_ran_on_the_sample`` covers it): it is
+    not what fails here, and its engine costs ~6 CPU s the first time in a process."""
     context = sample_context(customers=[])
-    pipeline = build_app(context, config=parse_config(context["ttp"]), outdir=str(tmp_path))
+    pipeline = build_app(context, config=parse_config(context["ttp"]), outdir=str(tmp_path), builtin_validation=False)
     sqs.Queue(pipeline.platform, "Unencrypted", encryption=sqs.QueueEncryption.UNENCRYPTED)
     with pytest.raises(RuntimeError, match="ValidationFailed") as info:
         pipeline.app.synth()
@@ -96,3 +99,19 @@ def test_cfn_lint_catches_a_broken_template(tmp_path: Path) -> None:
         json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": "x"}}}})
     )
     assert lint_errors(broken)
+
+
+def test_the_tests_own_apps_skip_the_builtin_validation() -> None:
+    """A test's own ``App()`` runs aws-cdk-lib's built-in CloudFormation validation on every synthesis
+    (``Template.from_stack`` too): ~4 CPU s in each xdist worker, for a check that changes no template and
+    that the shared sample and the CLI synth run. The tests build their apps with
+    ``tests.support.synth.app_without_validation``."""
+    tests = Path(__file__).resolve().parents[1]
+    calls = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name == "App" and path.name != "synth.py":
+                    calls.append(f"{path.relative_to(tests)}:{node.lineno}")
+    assert calls == [], f"use tests.support.synth.app_without_validation instead of App(): {calls}"

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 
-from cfnlint.api import ManualArgs
-from cfnlint.config import ConfigMixIn
-from cfnlint.rules import RulesCollection
-from cfnlint.runner import Runner, run_template_by_file_path
-
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import copy
@@ -19,13 +14,17 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import Pipeline, build_app, default_context
 from stacks.config import CONTEXT_KEY, ROUTING_KEY, SAMPLE_CUSTOMERS_KEY, PlatformConfig, config_from_context
+
+if TYPE_CHECKING:
+    from cfnlint.rules import RulesCollection
 
 GOV = "222222222222"
 MGMT = "111111111111"
@@ -105,6 +104,16 @@ def synthesize(
         if read_metadata and (outdir / f"{stack.id}.metadata.json").exists()
     }
     return Synth(pipeline, outdir=outdir, templates=templates, metadata=metadata, context=context)
+
+
+def app_without_validation(**props: Any) -> App:
+    """An ``App`` for a test's own constructs, without aws-cdk-lib's built-in CloudFormation validation.
+
+    A plain ``App()`` runs it on every synthesis, ``Template.from_stack`` included: about 4 CPU s the first
+    time in a process (its WebAssembly engine) and more per large template, in every xdist worker that
+    synthesizes one. It changes no template; the shared sample (:func:`shared_sample`) and the CLI's synth
+    keep it, and ``tests/infra/test_compliance.py`` checks that it ran there."""
+    return App(builtin_cloud_formation_validation=False, **props)
 
 
 def config_of(context: dict[str, Any] | None) -> PlatformConfig:
@@ -267,7 +276,9 @@ def normalise(template: dict[str, Any]) -> Any:
     return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
 
 
-LINT_ARGS = ManualArgs(regions=["us-east-1"])
+LINT_REGIONS = ["us-east-1"]
+"""cfn-lint's options here: ``cfnlint.api.ManualArgs(regions=LINT_REGIONS)``. cfn-lint is imported by the
+functions that lint (about 0.7 CPU s), not by every test process that imports this module."""
 
 
 @functools.cache
@@ -276,11 +287,20 @@ def _lint_rules() -> RulesCollection:
     (and the schemas they read) again for each template, about a third of its time. The command line
     reuses one collection for all the templates it is given; each run initializes the rules for its
     template."""
-    return Runner(ConfigMixIn([], **LINT_ARGS)).rules
+    from cfnlint.api import ManualArgs
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    return Runner(ConfigMixIn([], **ManualArgs(regions=LINT_REGIONS))).rules
 
 
 def lint_errors(template: Path) -> list[str]:
-    """cfn-lint's errors in one template file, as ``cfnlint.api.lint_file(template, LINT_ARGS)`` reports them."""
-    config = ConfigMixIn(["--template", str(template)], **LINT_ARGS)
+    """cfn-lint's errors in one template file, as ``cfnlint.api.lint_file`` reports them with
+    ``ManualArgs(regions=LINT_REGIONS)``."""
+    from cfnlint.api import ManualArgs
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import run_template_by_file_path
+
+    config = ConfigMixIn(["--template", str(template)], **ManualArgs(regions=LINT_REGIONS))
     matches = run_template_by_file_path(str(template), config, _lint_rules(), ignore_bad_template=False)
     return [f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches if m.rule.id.startswith("E")]

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -19,7 +19,7 @@ from runtime.contract import names
 from runtime.contract.metric_names import CUSTOMER_DIMENSION, MetricName
 from runtime.contract.settings import CoordinatorSettings, MeetingSettings, env_var
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS
-from tests.support.synth import as_list, settings_from
+from tests.support.synth import app_without_validation, as_list, settings_from
 
 ENV = Environment(account="123456789012", region="eu-west-1")
 BUCKET_ACCOUNT = "111111111111"
@@ -30,7 +30,7 @@ PARTITION_LITERALS = {"@aws-cdk/core:enablePartitionLiterals": True}
 
 
 def _stack() -> tuple[Stack, ecs.Cluster]:
-    stack = Stack(App(context=PARTITION_LITERALS), "Bare", env=ENV)
+    stack = Stack(app_without_validation(context=PARTITION_LITERALS), "Bare", env=ENV)
     cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
     return stack, cluster
 
@@ -237,7 +237,7 @@ def test_props_are_validated(overrides: dict[str, Any], message: str) -> None:
 
 
 def test_alarms_cover_queue_age_dlq_tasks_and_meetings() -> None:
-    stack = Stack(App(context=PARTITION_LITERALS), "Alarms", env=ENV)
+    stack = Stack(app_without_validation(context=PARTITION_LITERALS), "Alarms", env=ENV)
     topics = {s: sns.Topic(stack, s) for s in ("critical", "warning")}
     CoordinatorAlarms(stack, "Alarms", CoordinatorAlarmsProps(topics=topics))  # type: ignore[arg-type]
     template = Template.from_stack(stack)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match, Template
@@ -25,6 +25,7 @@ from cdk_constructs.overview_dashboard import OverviewDashboard
 from cdk_support.environment import EnvironmentContractError, render, settings_environment
 from runtime.contract.settings import WorkerSettings
 from stacks.app_builder import REPO_ROOT
+from tests.support.synth import app_without_validation
 
 ENV = Environment(account="123456789012", region="eu-west-1")
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
@@ -33,7 +34,7 @@ IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3
 @pytest.fixture(scope="module")
 def standalone() -> dict[str, Template]:
     """A foreign app using every construct directly (no platform, no config, no cdk.json)."""
-    app = App()
+    app = app_without_validation()
     storage = Stack(app, "Storage", env=ENV)
     MetadataBucket(
         storage,
@@ -141,7 +142,7 @@ def test_ses_roles_in_a_foreign_app(standalone: dict[str, Template]) -> None:
 
 
 def test_invalid_customer_code_is_refused() -> None:
-    stack = Stack(App(), "S", env=ENV)
+    stack = Stack(app_without_validation(), "S", env=ENV)
     with pytest.raises(ValueError, match="invalid customer code"):
         CustomerQueue(stack, "Q", CustomerQueueProps("Not Valid", source_account="123456789012", bucket_name="b"))
 

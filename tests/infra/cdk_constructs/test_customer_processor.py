@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Environment, Stack
+from aws_cdk import Duration, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
@@ -16,6 +16,7 @@ from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcess
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract.settings import WorkerSettings, env_var
+from tests.support.synth import app_without_validation
 
 ENV = Environment(account="123456789012", region="eu-west-1")
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
@@ -24,7 +25,7 @@ IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3
 @pytest.fixture(scope="module")
 def bare() -> tuple[Template, Stack, sqs.Queue]:
     """Another app's stack: no platform, no config, an unencrypted queue of its own naming."""
-    stack = Stack(App(), "Bare")
+    stack = Stack(app_without_validation(), "Bare")
     cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
     queue = sqs.Queue(stack, "Work", visibility_timeout=Duration.seconds(600))
     CustomerProcessor(
@@ -118,7 +119,7 @@ def test_processor_in_a_bare_stack_consumes_the_queue_and_scales_on_it(
 
 
 def _processor_props(**overrides: Any) -> tuple[Stack, CustomerProcessorProps]:
-    stack = Stack(App(), "S", env=ENV)
+    stack = Stack(app_without_validation(), "S", env=ENV)
     cluster = ecs.Cluster(stack, "C", vpc=ec2.Vpc(stack, "V", max_azs=2))
     queue = CustomerQueue(stack, "Q", CustomerQueueProps("acme", source_account="123456789012", bucket_name="b"))
     values: dict[str, Any] = {

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
 from cdk_constructs import customer_alarms
@@ -33,6 +33,7 @@ from runtime.contract.monitoring import (
     unclassified_metrics,
 )
 from runtime.contract.thresholds import DEFAULT_THRESHOLDS, AlarmThresholds
+from tests.support.synth import app_without_validation
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {"account": "111111111111", "region": "eu-west-1"}
@@ -86,7 +87,7 @@ def test_a_threshold_field_that_does_not_exist_is_named_in_the_error(monkeypatch
     broken = dataclasses.replace(CUSTOMER_ALARMS[0], threshold="trigger_age_critical_minutes")
     monkeypatch.setattr(customer_alarms, "CUSTOMER_ALARMS", (broken, *CUSTOMER_ALARMS[1:]))
     with pytest.raises(ValueError, match=r"trigger-age-critical.*'trigger_age_critical_minutes' is not a field"):
-        CustomerAlarms(Stack(App(), "S", env=ENV), "Alarms", CustomerAlarmsProps("acme"))
+        CustomerAlarms(Stack(app_without_validation(), "S", env=ENV), "Alarms", CustomerAlarmsProps("acme"))
 
 
 def _rows(body: dict[str, Any]) -> list[list[Any]]:
@@ -141,7 +142,7 @@ def _alarms(template: Template) -> dict[str, dict[str, Any]]:
 
 def test_alarms_are_the_table_rows_with_the_given_thresholds() -> None:
     """Names, thresholds, periods and descriptions come from the table and the thresholds passed."""
-    stack = Stack(App(), "S", env=ENV)
+    stack = Stack(app_without_validation(), "S", env=ENV)
     custom = dataclasses.replace(
         DEFAULT_THRESHOLDS, queue_depth_warning=33, tasks_down_minutes=7, bounce_rate_critical_percent=4
     )
@@ -165,7 +166,7 @@ def test_alarms_are_the_table_rows_with_the_given_thresholds() -> None:
 
 
 def test_a_runbook_url_links_every_alarm_to_its_runbook_section() -> None:
-    stack = Stack(App(), "S", env=ENV)
+    stack = Stack(app_without_validation(), "S", env=ENV)
     url = "https://git.example/ttp/blob/main/docs/runbook.md"
     CustomerAlarms(stack, "Alarms", CustomerAlarmsProps("acme", runbook_url=url))
     CoordinatorAlarms(stack, "Coordinator", CoordinatorAlarmsProps(runbook_url=url))

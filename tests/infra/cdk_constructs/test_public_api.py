@@ -19,7 +19,7 @@ import cdk_constructs
 from cdk_constructs import PlatformAccounts, TtpCustomer, TtpCustomerProps, TtpPlatform, TtpPlatformProps
 from runtime.contract.settings import OpsSettings
 from stacks.app_builder import REPO_ROOT, default_context
-from tests.support.synth import Synth, env_of, normalise, settings_in, task_definition
+from tests.support.synth import Synth, app_without_validation, env_of, normalise, settings_in, task_definition
 
 README = REPO_ROOT / "docs" / "infrastructure.md"  # the "Your own app.py" section moved there
 ACCOUNTS = PlatformAccounts(management="111111111111", governance="222222222222", region="us-east-1")
@@ -77,7 +77,7 @@ def test_the_readme_app_synthesizes_the_cdk_json_sample_identically(sample: Synt
 
 
 def _app() -> tuple[App, TtpPlatform]:
-    app = App(context={key: value for key, value in default_context().items() if key != "ttp"})
+    app = app_without_validation(context={key: value for key, value in default_context().items() if key != "ttp"})
     return app, TtpPlatform(app, "Ttp", TtpPlatformProps(accounts=ACCOUNTS))
 
 

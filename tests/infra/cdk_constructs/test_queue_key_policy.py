@@ -9,17 +9,18 @@ role, which may use the key only through SQS.
 from __future__ import annotations
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import Environment, Stack
 from aws_cdk.assertions import Match, Template
 
 from cdk_constructs.customer_queue import CustomerQueue, CustomerQueueProps
 from runtime.contract import names
+from tests.support.synth import app_without_validation
 
 GOV, MGMT, REGION, BUCKET = "222222222222", "111111111111", "us-east-1", "ttp-metadata-111111111111-us-east-1"
 
 
 def _template(routing: str, source_account: str) -> Template:
-    stack = Stack(App(), "Queues", env=Environment(account=GOV, region=REGION))
+    stack = Stack(app_without_validation(), "Queues", env=Environment(account=GOV, region=REGION))
     CustomerQueue(
         stack,
         "Queue",

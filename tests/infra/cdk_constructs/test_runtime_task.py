@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match, Template
@@ -19,6 +19,7 @@ from cdk_constructs.runtime_task import (
     runtime_command,
 )
 from runtime.contract.settings import BucketSettings, env_var
+from tests.support.synth import app_without_validation
 
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
 
@@ -48,7 +49,7 @@ class _OneOffTask(RuntimeTaskBase):
 
 @pytest.fixture(scope="module")
 def one_off() -> Template:
-    stack = Stack(App(), "Bare")
+    stack = Stack(app_without_validation(), "Bare")
     cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
     _OneOffTask(
         stack, "Task", RuntimeTaskBaseProps(cluster=cluster, bucket_name="my-bucket", image=IMAGE, log_level="DEBUG")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
@@ -16,6 +16,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_constructs.change_coordinator import ChangeCoordinator, ChangeCoordinatorProps
 from cdk_constructs.customer_processor import CustomerProcessor, CustomerProcessorProps
 from cdk_constructs.sweeper import Sweeper, SweeperProps
+from tests.support.synth import app_without_validation
 
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
 HEALTH_CHECK = {
@@ -30,7 +31,7 @@ PROTECTION_ACTIONS = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    stack = Stack(App(), "Bare")
+    stack = Stack(app_without_validation(), "Bare")
     cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
     CustomerProcessor(
         stack,

@@ -32,7 +32,7 @@ from cdk_constructs.sharded_routing import (
     largest_shard,
     shard_of,
 )
-from cdk_support.quotas import QuotaExceededError, check, read_assembly
+from cdk_support.quotas import QuotaExceededError, SynthesizedStack, check, read_assembly
 from runtime.contract import names
 from stacks.app_builder import PLATFORM_STACK, STORAGE_STACK, customer_account_stack_name, customer_stack_name
 from stacks.config import sample_customers
@@ -43,7 +43,7 @@ from tests.infra.stacks.test_onboarding import (
     _without_sweeper_queues,
 )
 from tests.support.synth import GOV as SAMPLE_GOV
-from tests.support.synth import MEETINGS, Synth, sample_context, synthesize
+from tests.support.synth import MEETINGS, Synth, app_without_validation, sample_context, synthesize
 from tests.support.synth import REGION as SAMPLE_REGION
 
 MGMT, GOV, REGION = "111111111111", "222222222222", "us-east-1"
@@ -51,7 +51,7 @@ BUCKET = "ttp-metadata-test"
 
 
 def _sharded_app(outdir: Path, codes: list[str], shards: int = DEFAULT_TRIGGER_BUS_SHARDS) -> App:
-    app = App(outdir=str(outdir))
+    app = app_without_validation(outdir=str(outdir))
     storage = Stack(app, "Storage", env=Environment(account=MGMT, region=REGION))
     MetadataBucket(
         storage,
@@ -88,15 +88,21 @@ def _codes(count: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def sharded_assembly(tmp_path_factory: pytest.TempPathFactory) -> list[SynthesizedStack]:
+    """The sharded app of 30 customers, synthesized once for the module."""
     outdir = tmp_path_factory.mktemp("sharded")
     _sharded_app(outdir, _codes(30)).synth()
-    return {stack.name: dict(stack.template) for stack in read_assembly(outdir)}
+    return read_assembly(outdir)
+
+
+@pytest.fixture(scope="module")
+def sharded(sharded_assembly: list[SynthesizedStack]) -> dict[str, dict[str, Any]]:
+    return {stack.name: dict(stack.template) for stack in sharded_assembly}
 
 
 def test_thirty_customers_break_the_wildcard_quota_of_eventbridge_routing(tmp_path: Path) -> None:
     """Today's routing 'eventbridge': one wildcard rule per customer on the default bus, plus the coordinator's."""
-    app = App(outdir=str(tmp_path))
+    app = app_without_validation(outdir=str(tmp_path))
     storage = Stack(app, "Storage", env=Environment(account=MGMT, region=REGION))
     MetadataBucket(
         storage,
@@ -114,9 +120,8 @@ def test_thirty_customers_break_the_wildcard_quota_of_eventbridge_routing(tmp_pa
         check(read_assembly(tmp_path))
 
 
-def test_thirty_sharded_customers_fit_every_quota(tmp_path: Path, sharded: dict[str, dict[str, Any]]) -> None:
-    _sharded_app(tmp_path, _codes(30)).synth()
-    check(read_assembly(tmp_path))
+def test_thirty_sharded_customers_fit_every_quota(sharded_assembly: list[SynthesizedStack]) -> None:
+    check(sharded_assembly)
 
 
 def test_the_bucket_account_holds_no_customer(sharded: dict[str, dict[str, Any]]) -> None:

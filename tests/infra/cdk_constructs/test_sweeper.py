@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match, Template
@@ -16,14 +16,14 @@ from cdk_support import defaults
 from cdk_support.log_retention import DEFAULT_LOG_RETENTION_DAYS
 from runtime.contract import names
 from runtime.contract.settings import OpsSettings, env_var
-from tests.support.synth import settings_from
+from tests.support.synth import app_without_validation, settings_from
 
 IMAGE = ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.11-slim")
 QUEUES = {"acme": "https://sqs.eu-west-1.amazonaws.com/123456789012/customer-acme-changes"}
 
 
 def _bare_stack() -> tuple[Stack, ecs.Cluster]:
-    stack = Stack(App(), "Bare")
+    stack = Stack(app_without_validation(), "Bare")
     return stack, ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
 
 
@@ -101,7 +101,7 @@ def test_sweeper_may_use_only_the_customer_queue_keys_and_only_through_sqs(bare:
 def test_sweeper_lists_codes_and_the_runtime_derives_the_queue_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 19: a URL per customer outgrew ECS's 64 KiB task definition at ~750 customers; the task lists
     codes, and the sweeper's settings derive the same URLs (a queue elsewhere is still listed)."""
-    stack = Stack(App(), "Placed", env={"account": "111111111111", "region": "ap-southeast-2"})
+    stack = Stack(app_without_validation(), "Placed", env={"account": "111111111111", "region": "ap-southeast-2"})
     cluster = ecs.Cluster(stack, "Cluster", vpc=ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1))
     queues = {code: names.queue_url("ap-southeast-2", "111111111111", code) for code in ("hts", "acme")}
     queues["other"] = "https://sqs.eu-west-1.amazonaws.com/999999999999/other-queue"

@@ -37,6 +37,7 @@ from cdk_support.quotas import (
     measure,
     read_assembly,
 )
+from tests.support.synth import app_without_validation
 
 ACCOUNT = "222222222222"
 
@@ -204,7 +205,7 @@ def test_unknown_limit_key_is_refused_naming_the_keys() -> None:
 
 
 def _app_with_queues(outdir: Path, queues: int) -> App:
-    app = App(outdir=str(outdir))
+    app = app_without_validation(outdir=str(outdir))
     stack = Stack(app, "Small", env=Environment(account=ACCOUNT, region="us-east-1"))
     for i in range(queues):
         sqs.Queue(stack, f"Q{i}")
@@ -246,7 +247,7 @@ class _CountingQuotaValidation(QuotaValidation):
 
 
 def _round_trips_of_validate(outdir: Path, stacks: int) -> int:
-    app = App(outdir=str(outdir))
+    app = app_without_validation(outdir=str(outdir))
     for i in range(stacks):
         sqs.Queue(Stack(app, f"S{i}", env=Environment(account=ACCOUNT, region="us-east-1")), "Q")
     _CountingQuotaValidation.round_trips = 0
@@ -263,7 +264,7 @@ def test_the_plugin_asks_node_nothing_per_stack(tmp_path: Path) -> None:
 
 
 def test_the_plugin_names_a_stack_by_its_stack_name_and_its_account(tmp_path: Path) -> None:
-    app = App(outdir=str(tmp_path))
+    app = app_without_validation(outdir=str(tmp_path))
     stack = Stack(app, "Construct", stack_name="Deployed-name", env=Environment(account=ACCOUNT, region="eu-west-1"))
     for i in range(3):
         sqs.Queue(stack, f"Q{i}")

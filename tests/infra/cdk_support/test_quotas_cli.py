@@ -9,13 +9,14 @@ from aws_cdk import App, Environment, Stack, Validations
 from aws_cdk import aws_iam as iam
 
 from cdk_support.quotas import QuotaValidation, main
+from tests.support.synth import app_without_validation
 
 ACCOUNT = "123456789012"
 
 
 def _app_with_a_long_trust_policy(outdir: Path, raised: dict[str, int]) -> App:
     """One role trusting 30 accounts: a trust policy of about 2,950 characters (default limit 2,048)."""
-    app = App(outdir=str(outdir))
+    app = app_without_validation(outdir=str(outdir))
     stack = Stack(app, "Trusting", env=Environment(account=ACCOUNT, region="us-east-1"))
     principals = [iam.AccountPrincipal(f"{100000000000 + i}") for i in range(30)]
     iam.Role(stack, "Role", assumed_by=iam.CompositePrincipal(*principals))
@@ -44,7 +45,7 @@ def test_the_command_still_fails_above_the_raised_limit_naming_it(
 
 
 def test_without_a_declaration_the_defaults_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    app = App(outdir=str(tmp_path / "plain"))
+    app = app_without_validation(outdir=str(tmp_path / "plain"))
     stack = Stack(app, "Trusting", env=Environment(account=ACCOUNT, region="us-east-1"))
     iam.Role(
         stack, "Role", assumed_by=iam.CompositePrincipal(*[iam.AccountPrincipal(f"{10**11 + i}") for i in range(30)])

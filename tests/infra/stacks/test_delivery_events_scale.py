@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import Environment, Stack
 
 from cdk_constructs.delivery_events import DeliveryEvents, DeliveryEventsProps
 from cdk_support.quotas import QUOTAS, SynthesizedStack, breaches, measure
 from stacks.app_builder import PLATFORM_STACK
 from stacks.config import ConfigError, parse_config
-from tests.support.synth import GOV, Synth, sample_context
+from tests.support.synth import GOV, Synth, app_without_validation, sample_context
 
 ORGANIZATION = "o-a1b2c3d4e5"
 
@@ -28,7 +28,7 @@ def _accounts(count: int) -> list[str]:
 
 
 def _template(accounts: list[str], organization_id: str | None = None) -> dict[str, Any]:
-    app = App()
+    app = app_without_validation()
     stack = Stack(app, "Gov", env=Environment(account=GOV, region="us-east-1"))
     DeliveryEvents(
         stack,
