@@ -35,6 +35,7 @@ Rerun a failing case with ``TTP_CHAOS_SEED=<seed printed by the test>``.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import threading
@@ -175,6 +176,23 @@ def drop_event(sqs: Any, queue_url: str, change_id: str) -> None:
         if found:
             return
     raise AssertionError(f"the S3 event of {change_id} never reached the queue")
+
+
+def dead_letter_report(sqs: Any, dlq_url: str, log_lines: list[dict[str, Any]]) -> str:
+    """What a failed run needs to be understood: each dead-lettered message (its S3 keys, ETags and
+    sequencers, how often it was received) and the coordinator's log lines that name their changes."""
+    report: list[str] = []
+    messages = sqs.receive_message(
+        QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=0
+    ).get("Messages", [])
+    for message in messages:
+        records = json.loads(message["Body"]).get("Records", [])
+        objects = [record.get("s3", {}).get("object", {}) for record in records]
+        report.append(f"  received {message['Attributes'].get('ApproximateReceiveCount')} times: {objects}")
+        for key in (obj.get("key", "") for obj in objects):
+            change = key.rsplit("/", 1)[-1].removesuffix(".json")  # the log lines name the change, not the key
+            report.extend(f"    {line}" for line in log_lines if change and change in json.dumps(line))
+    return "\n".join(report)
 
 
 def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
@@ -339,6 +357,11 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
         fold_lines = [
             line for c in coordinators for line in c.lines() if line.get("message") == "results folded into the archive"
         ]
+        coordinator_dlq_report = (
+            dead_letter_report(sqs, box.coordinator.dlq_url, [line for c in coordinators for line in c.lines()])
+            if coordinator_dead_lettered
+            else ""
+        )
 
     redriven = [a for report in sweeps for a in report.actions if a.action == "redriven"]
     in_window = [k for k in kills if k.in_window]
@@ -362,7 +385,7 @@ def test_sigkill_chaos_loses_nothing_and_duplicates_only_inside_the_window(
 
     assert exit_codes == dict.fromkeys(CODES, 0)
     assert coordinator_exit == 0 and coordinator_killed_at is not None
-    assert coordinator_dead_lettered == 0
+    assert coordinator_dead_lettered == 0, f"seed {SEED}: the coordinator dead-lettered\n{coordinator_dlq_report}"
     assert len(kills) >= 3, "the chaos loop hardly ran: the test proved nothing"
     # the lost event: only the sweeper could have delivered it
     assert ORPHAN in {a.change_id for a in redriven}
