@@ -73,7 +73,7 @@ def _is_segment(key: str) -> bool:
 
 class S3Counter:
     """Wraps the S3 client and counts the PUTs and GETs of archive objects (documents and fold heads: a
-    fold's compare-and-swap write is its head's) and of fold segments apart."""
+    fold's compare-and-swap write is its head's), of fold segments apart, and the GETs of processing objects."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
@@ -81,6 +81,7 @@ class S3Counter:
         self.archive_gets = 0
         self.segment_puts = 0
         self.segment_gets = 0
+        self.processing_gets = 0
 
     def put_object(self, **kwargs: Any) -> Any:
         key = str(kwargs.get("Key", ""))
@@ -96,6 +97,8 @@ class S3Counter:
             self.segment_gets += 1
         elif key.startswith(keys.ARCHIVE_PREFIX):
             self.archive_gets += 1
+        elif key.startswith(keys.PROCESSING_PREFIX):
+            self.processing_gets += 1
         return self._target.get_object(**kwargs)
 
     def __getattr__(self, name: str) -> Any:

@@ -316,26 +316,13 @@ def test_a_v1_archive_without_submitted_entries_folds_only_for_its_listed_custom
     assert [(e["customer_code"], e["revision"]) for e in processed(platform, change_id)] == [("hts", 2)]
 
 
-class _ProcessingGets(S3Counter):
-    """Counts the GETs of processing objects too."""
-
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self.processing_gets = 0
-
-    def get_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.PROCESSING_PREFIX):
-            self.processing_gets += 1
-        return super().get_object(**kwargs)
-
-
 def test_a_change_of_n_customers_reads_each_processing_object_once(platform: Platform, change_id: str) -> None:
     """Each customer's processor writes its processing object twice (the claim, then the record a moment
     later) and S3 announces both: the coordinator reads each object once, not once per event (issue 21
     measured 2 GETs per customer, the claim's finding no result)."""
     codes = [f"once{i:02d}" for i in range(20)]
     platform.submit(change_id, customers=codes)
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter, linger=1.0)
     outcomes: list[Outcome] = []
 

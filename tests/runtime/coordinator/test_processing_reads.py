@@ -42,17 +42,6 @@ WAIT = RECORD_WAIT_LINGERS * LINGER
 WAITING = 16  # build_handler's at the default max_concurrency of 32
 
 
-class _ProcessingGets(S3Counter):
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self.processing_gets = 0
-
-    def get_object(self, **kwargs: Any) -> Any:
-        if str(kwargs.get("Key", "")).startswith(keys.PROCESSING_PREFIX):
-            self.processing_gets += 1
-        return super().get_object(**kwargs)
-
-
 def write_claim(platform: Platform, code: str, change_id: str, revision: int = 1) -> str:
     """What a processor's claim (step 5) leaves: a live lease, no result of its revision; its ETag."""
     lease = ProcessingLease(owner=f"worker:{code}", revision=revision, expires_at=utcnow() + timedelta(minutes=5))
@@ -108,7 +97,7 @@ def test_a_claims_event_then_its_records_event_within_the_wait_cost_one_read_and
     platform: Platform, change_id: str
 ) -> None:
     platform.submit(change_id, customers=["cr1"])
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter, linger=LINGER, max_waiting=WAITING)
     submitted: list[int] = []
     submit = handler.batcher.submit
@@ -136,7 +125,7 @@ def test_a_claims_event_whose_records_event_is_lost_folds_the_record_at_the_end_
     """The claim's event never makes a record be missed: read at the end of its wait, it finds the record
     written meanwhile (before, read one linger after the claim, it found none and was acknowledged)."""
     platform.submit(change_id, customers=["cr2"])
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter, linger=LINGER, max_waiting=WAITING)
     claim = _InThread(handler, event(platform, "cr2", change_id, write_claim(platform, "cr2", change_id)))
     time.sleep(2.5 * LINGER)
@@ -154,7 +143,7 @@ def test_after_a_read_found_a_claim_in_progress_the_records_event_waits_one_ling
     """A processor slower than the wait: the claim is read at the wait's end; its record's event is then
     expected and read after one linger, not kept waiting for a next version."""
     platform.submit(change_id, customers=["cr3"])
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter, linger=LINGER, max_waiting=WAITING)
     [claimed] = handler(event(platform, "cr3", change_id, write_claim(platform, "cr3", change_id)), "sqs:c", None)
     assert claimed.outcome is Outcome.ALREADY_RECORDED and counter.processing_gets == 1
@@ -169,7 +158,7 @@ def test_an_older_event_after_a_newer_version_was_read_and_folded_costs_no_read(
 ) -> None:
     """S3 delivers events out of order: the claim's event after the record's was read and folded."""
     platform.submit(change_id, customers=["cr4"])
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter)
     claim_etag = write_claim(platform, "cr4", change_id)
     record_etag = write_record(platform, "cr4", change_id)
@@ -290,7 +279,7 @@ def test_an_event_answered_while_it_waits_costs_no_read() -> None:
 
 def test_a_records_event_during_its_claims_read_is_answered_by_it(platform: Platform, change_id: str) -> None:
     platform.submit(change_id, customers=["cr5"])
-    counter = _ProcessingGets(platform.s3)
+    counter = S3Counter(platform.s3)
     handler = make_handler(platform, s3=counter, linger=LINGER, max_waiting=WAITING)
     key = keys.processing_key("cr5", change_id)
     read = handler.reads._read
